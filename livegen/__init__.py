@@ -1,0 +1,3 @@
+"""livegen: a live neural instrument."""
+
+__version__ = "0.1.0"
