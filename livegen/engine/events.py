@@ -1,0 +1,175 @@
+"""Events: the one currency of control, and the JSON-lines files that store them.
+
+MIDI, OSC, the UI and event files all produce `Event`s. The engine applies them at block
+boundaries and stamps each with the sample at which it took effect; the session log is that
+stamped stream, so rendering the log offline reproduces the performance.
+
+File format (one JSON object per line, time `t` in seconds from the start)::
+
+    {"type": "header", "livegen": "0.1.0", "model": "models/default", "samplerate": 48000, "seed": 0}
+    {"t": 0.5, "type": "param", "name": "z0", "value": -1.2}
+    {"t": 1.0, "type": "note_on", "pitch": 60, "velocity": 100}
+    {"t": 2.0, "type": "note_off", "pitch": 60}
+    {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
+    {"t": 4.0, "type": "record", "value": 1}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from livegen.errors import ParameterError
+
+EVENT_TYPES = ("param", "note_on", "note_off", "preset", "record")
+PRESET_ACTIONS = ("store", "recall")
+
+# Fields each event type must carry, with the check each must pass.
+_REQUIRED = {
+    "param": ("name", "value"),
+    "note_on": ("pitch", "velocity"),
+    "note_off": ("pitch",),
+    "preset": ("action", "slot"),
+    "record": ("value",),
+}
+
+
+@dataclass
+class Event:
+    """One control change. `t` is seconds from the start; `sample` is set when the engine applies it."""
+
+    type: str
+    t: float = 0.0
+    name: str | None = None
+    value: float | None = None
+    pitch: float | None = None
+    velocity: int | None = None
+    action: str | None = None
+    slot: int | None = None
+    source: str = ""
+    """Who sent it (e.g. 'osc:127.0.0.1:9000', 'midi', 'ui'): feedback is not echoed to its source."""
+    sample: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """One line of the event file / session log (no source, empty fields left out)."""
+        record = {"t": self.t, "type": self.type}
+        for key, value in asdict(self).items():
+            if key in ("t", "type", "source", "extra") or value is None:
+                continue
+            record[key] = value
+        record.update(self.extra)
+        return json.dumps(record, separators=(", ", ": "))
+
+
+def param(name: str, value: float, *, t: float = 0.0, source: str = "") -> Event:
+    return Event("param", t=t, name=name, value=float(value), source=source)
+
+
+def note_on(pitch: float, velocity: int, *, t: float = 0.0, source: str = "") -> Event:
+    return Event("note_on", t=t, pitch=pitch, velocity=int(velocity), source=source)
+
+
+def note_off(pitch: float, *, t: float = 0.0, source: str = "") -> Event:
+    return Event("note_off", t=t, pitch=pitch, source=source)
+
+
+def _where(path: str | Path, line: int) -> str:
+    return f"{path}:{line}"
+
+
+def event_from_record(record: dict, *, where: str = "event") -> Event:
+    """Validate one decoded JSON object; errors name the place and the field."""
+    if not isinstance(record, dict):
+        raise ParameterError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    kind = record.get("type")
+    if kind not in EVENT_TYPES:
+        raise ParameterError(f"{where}: field 'type' is {kind!r}; use one of {', '.join(EVENT_TYPES)}")
+    t = record.get("t", 0.0)
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
+        raise ParameterError(f"{where}: field 't' is {t!r}; give seconds from the start as a number >= 0")
+    for key in _REQUIRED[kind]:
+        if key not in record:
+            raise ParameterError(f"{where}: a {kind} event needs field {key!r}")
+    event = Event(kind, t=float(t))
+    if kind == "param":
+        if not isinstance(record["name"], str) or not record["name"]:
+            raise ParameterError(f"{where}: field 'name' must be a parameter name, got {record['name']!r}")
+        event.name = record["name"]
+        event.value = _number(record["value"], "value", where)
+    if kind in ("note_on", "note_off"):
+        event.pitch = _number(record["pitch"], "pitch", where)
+        if not 0 <= event.pitch <= 127:
+            raise ParameterError(f"{where}: field 'pitch' is {event.pitch}; MIDI pitch must be 0..127")
+    if kind == "note_on":
+        velocity = _number(record["velocity"], "velocity", where)
+        if not 0 <= velocity <= 127:
+            raise ParameterError(f"{where}: field 'velocity' is {velocity}; MIDI velocity must be 0..127")
+        event.velocity = int(round(velocity))
+    if kind == "preset":
+        if record["action"] not in PRESET_ACTIONS:
+            raise ParameterError(f"{where}: field 'action' is {record['action']!r}; use 'store' or 'recall'")
+        event.action = record["action"]
+        event.slot = int(_number(record["slot"], "slot", where))
+    if kind == "record":
+        event.value = _number(record["value"], "value", where)
+    if "sample" in record:
+        event.sample = int(_number(record["sample"], "sample", where))
+    known = {"t", "type", "name", "value", "pitch", "velocity", "action", "slot", "sample"}
+    event.extra = {k: v for k, v in record.items() if k not in known}
+    return event
+
+
+def _number(value, field_name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ParameterError(f"{where}: field {field_name!r} is {value!r}; it must be a finite number")
+    return float(value)
+
+
+def read_events(path: str | Path, *, tolerate_truncation: bool = False) -> tuple[dict | None, list[Event]]:
+    """Read an event file or session log: (header or None, events sorted by time).
+
+    With `tolerate_truncation`, a last line cut by a crash is dropped with a warning instead of
+    raising, so a session log renders up to its last whole event.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ParameterError(f"cannot read event file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"{path} is not a UTF-8 text file of JSON lines") from None
+    header: dict | None = None
+    events: list[Event] = []
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        where = _where(path, i + 1)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if tolerate_truncation and i == last:
+                warnings.warn(f"{where}: last line is incomplete (cut by a crash?); rendering up to the event before it")
+                break
+            raise ParameterError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if isinstance(record, dict) and record.get("type") == "header":
+            if events or header is not None:
+                raise ParameterError(f"{where}: the header must be the first line")
+            header = record
+            continue
+        events.append(event_from_record(record, where=where))
+    events.sort(key=lambda event: event.t)  # stable: simultaneous events keep file order
+    return header, events
+
+
+def write_events(path: str | Path, events: Iterable[Event], *, header: dict | None = None) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        if header is not None:
+            out.write(json.dumps({"type": "header", **header}) + "\n")
+        for event in events:
+            out.write(event.to_json() + "\n")
