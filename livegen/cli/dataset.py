@@ -1,0 +1,118 @@
+"""`livegen dataset gm|info|features`: make training data, inspect a folder, cache its features."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "dataset",
+        help="render a General MIDI note dataset, inspect a dataset folder, or cache its features",
+        description="Datasets: render NSynth-format notes from a SoundFont (gm), summarise any "
+                    "supported folder (info), or compute and cache its spectrogram features (features).",
+    )
+    sub = parser.add_subparsers(dest="dataset_command", metavar="ACTION")
+    sub.required = True
+
+    gm = sub.add_parser(
+        "gm", help="render NSynth-format notes from a General MIDI SoundFont with FluidSynth",
+        description="Each note is held --hold seconds, released, and rendered for --release more "
+                    "seconds (NSynth: 3 + 1). SPEC: 'A-B', 'A-B:STEP', 'A,B,C' or a mix like '0-7,40'. "
+                    "Whole programs go to train/valid/test (1 test + 1 valid program per GM group).",
+    )
+    gm.add_argument("--soundfont", required=True, help="a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
+    gm.add_argument("--out", required=True, help="output folder (examples.json + audio/)")
+    gm.add_argument("--sample-rate", type=int, default=24000, help="Hz (default 24000, the model's)")
+    gm.add_argument("--programs", default="0-127", metavar="SPEC", help="GM programs 0-127 (default 0-127)")
+    gm.add_argument("--pitches", default="21-108", metavar="SPEC", help="MIDI notes (default 21-108)")
+    gm.add_argument("--velocities", default="25,50,75,100,127", metavar="SPEC", help="1-127 (default 25,50,75,100,127)")
+    gm.add_argument("--bank", type=int, default=0, help="SoundFont bank (default 0)")
+    gm.add_argument("--hold", type=float, default=3.0, help="seconds before note-off (default 3.0)")
+    gm.add_argument("--release", type=float, default=1.0, help="seconds after note-off (default 1.0)")
+    gm.add_argument("--gain", type=float, default=1.0, help="FluidSynth master gain (default 1.0: loudest GM notes peak near -5 dBFS)")
+    gm.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="WAV sample format")
+    gm.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    gm.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    info = sub.add_parser("info", help="detect a dataset folder's layout and count its examples per split")
+    info.add_argument("path", help="dataset folder (NSynth, livegen gm, MAESTRO, GTZAN, or any audio folder)")
+
+    feats = sub.add_parser("features", help="compute (or re-use) the cached log-magnitude STFT features")
+    feats.add_argument("path", help="dataset folder")
+    feats.add_argument("--cache", required=True, help="cache folder")
+    feats.add_argument("--sample-rate", type=int, default=24000)
+    feats.add_argument("--n-fft", type=int, default=1024)
+    feats.add_argument("--hop", type=int, default=128)
+    feats.add_argument("--max-seconds", type=float, default=None, help="cut each example to this length")
+    feats.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _spec(text: str, name: str, low: int, high: int) -> list[int]:
+    from livegen.data.gm import parse_spec
+
+    return parse_spec(text, name=name, low=low, high=high)
+
+
+def run(args) -> int:
+    if args.dataset_command == "gm":
+        return _run_gm(args)
+    if args.dataset_command == "info":
+        return _run_info(args)
+    return _run_features(args)
+
+
+def _run_gm(args) -> int:
+    programs = _spec(args.programs, "programs", 0, 127)
+    pitches = _spec(args.pitches, "pitches", 0, 127)
+    velocities = _spec(args.velocities, "velocities", 1, 127)
+
+    from livegen.data.gm import render_gm_dataset
+
+    report = render_gm_dataset(
+        args.out, soundfont=args.soundfont, sample_rate=args.sample_rate, programs=programs,
+        pitches=pitches, velocities=velocities, hold_s=args.hold, release_s=args.release,
+        bank=args.bank, gain=args.gain, subtype=args.subtype, jobs=args.jobs,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{report['written']} notes written to {args.out} ({report['rendered']} rendered, "
+        f"{len(report['silent'])} silent skipped, {len(report['clipped'])} clipped) in "
+        f"{report['seconds']:.1f} s = {report['notes_per_second']} notes/s with {args.jobs} job(s); "
+        f"splits {report['split_counts']}; report: {args.out}/render_report.json"
+    )
+    if report["missing_programs"]:
+        print(f"programs with no preset in bank {args.bank}: {report['missing_programs']}")
+    return 0
+
+
+def _run_info(args) -> int:
+    from collections import Counter
+
+    from livegen.data.datasets import open_dataset
+
+    ds = open_dataset(args.path)
+    splits = Counter(ex.split for ex in ds)
+    kinds = Counter(ex.kind for ex in ds)
+    families = Counter(ex.family for ex in ds)
+    print(f"{args.path}: layout {ds.layout}, {len(ds)} examples")
+    print("  splits:   " + ", ".join(f"{k} {v}" for k, v in sorted(splits.items())))
+    print("  kinds:    " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    print("  families: " + ", ".join(f"{k} {v}" for k, v in sorted(families.items())))
+    print(f"  instruments: {len({ex.instrument for ex in ds})}")
+    return 0
+
+
+def _run_features(args) -> int:
+    from livegen.data.datasets import open_dataset
+    from livegen.data.features import compute_features
+
+    ds = open_dataset(args.path)
+    fs = compute_features(
+        ds, sample_rate=args.sample_rate, n_fft=args.n_fft, hop=args.hop, cache_dir=args.cache,
+        max_seconds=args.max_seconds, progress=not args.no_progress,
+    )
+    print(f"{len(fs)} examples, {fs.frames.shape[0]} frames x {fs.frames.shape[1]} bins in {fs.path}"
+          f" ({'re-used' if fs.cache_hit else 'computed'}; {len(fs.report['skipped'])} skipped)")
+    return 0
