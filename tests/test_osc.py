@@ -1,0 +1,259 @@
+"""OSC control over real UDP: python-osc and liblo's oscsend/oscdump as clients."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from conftest import require_binary
+from livegen.control.fake import FakeTarget
+from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
+from livegen.control.oscwire import encode_bundle, encode_message, parse_packet
+from livegen.errors import DeviceError, ParameterError
+
+
+@pytest.fixture
+def target():
+    fake = FakeTarget(latent_dim=8)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def server(target):
+    osc = OscServer(target, port=0).start()
+    yield osc
+    osc.stop()
+
+
+@pytest.fixture
+def client(server):
+    c = SimpleUDPClient("127.0.0.1", server.port)
+    yield c
+    c.close() if hasattr(c, "close") else None
+
+
+def replies(client, timeout=1.0, until=None):
+    """Collect (address, args) replies until `until(address)` or a quiet `timeout`."""
+    out = []
+    while True:
+        data = client.receive(timeout)  # b"" on timeout
+        if not data:
+            return out
+        for message in parse_packet(data):
+            out.append((message.address, message.args))
+            if until is not None and until(message.address):
+                return out
+
+
+def test_param_xy_z_and_get_reply(target, server, client):
+    client.send_message("/livegen/xy", [0.25, 0.75])
+    client.send_message("/livegen/param/gain", -12)  # an int is accepted
+    client.send_message("/livegen/z/3", 1.5)
+    assert target.wait_for(lambda: target.params.get("z3") == 1.5)
+    assert target.params.get("x") == 0.25 and target.params.get("y") == 0.75
+    assert target.params.get("gain") == -12.0
+    client.send_message("/livegen/get/gain", [])
+    got = replies(client, until=lambda a: a == "/livegen/param/gain")
+    assert ("/livegen/param/gain", (-12.0,)) in got
+    assert all(e.source.startswith("osc:127.0.0.1:") for e in target.applied)
+
+
+def test_status_replies_name_value_pairs(server, client):
+    client.send_message("/livegen/status", [])
+    (address, args), = replies(client, until=lambda a: a == "/livegen/status")
+    assert address == "/livegen/status"
+    pairs = dict(zip(args[::2], args[1::2]))
+    for key in ("xruns", "samplerate", "blocksize", "voices", "recording", "load"):
+        assert key in pairs
+    assert pairs["samplerate"] == 48000
+
+
+def test_out_of_range_is_clamped_and_reported(target, server, client):
+    client.send_message("/livegen/param/gain", 1000.0)
+    got = replies(client, until=lambda a: a == "/livegen/error")
+    assert got and got[0][0] == "/livegen/error" and "clamped to 12" in got[0][1][0]
+    assert target.wait_for(lambda: target.params.get("gain") == 12.0)
+
+
+def test_notes_record_and_presets(target, server, client):
+    client.send_message("/livegen/note", [60, 100])
+    assert target.wait_for(lambda: target.voices.get(60.0) == 100)
+    client.send_message("/livegen/note", [60, 0])
+    assert target.wait_for(lambda: 60.0 not in target.voices)
+    client.send_message("/livegen/record", 1)
+    assert target.wait_for(lambda: target.recording)
+    client.send_message("/livegen/param/drift", 0.3)
+    client.send_message("/livegen/preset/store", 5)
+    assert target.wait_for(lambda: 5 in target.presets)
+    client.send_message("/livegen/param/drift", 0.9)
+    assert target.wait_for(lambda: target.params.get("drift") == pytest.approx(0.9))
+    client.send_message("/livegen/preset/recall", 5)
+    assert target.wait_for(lambda: target.params.get("drift") == pytest.approx(0.3))
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    (b"\x00\x01garbage!!!", "neither an OSC message"),
+    (b"\x00\x01garbage", "not a multiple of 4"),
+    (encode_message("/livegen/param/gain", (float("nan"),)), "not finite"),
+    (encode_message("/livegen/param/gain", (float("inf"),)), "not finite"),
+    (encode_message("/livegen/param/gain", ("loud",)), "must be numbers"),
+    (encode_message("/livegen/param/nosuch", (1.0,)), "no parameter 'nosuch'"),
+    (encode_message("/livegen/z/99", (1.0,)), "no latent dimension"),
+    (encode_message("/other/thing", (1.0,)), "unknown address"),
+    (encode_message("/livegen/xy", (0.5,)), "expected 2 numbers"),
+    (encode_message("/livegen/note", (200, 100)), "pitch 200"),
+    (encode_message("/livegen/preset/recall", (1.5,)), "whole number"),
+    (b"/livegen/xy\x00,ff\x00" + struct.pack(">f", 0.5), "packet ends inside"),
+    (b"/livegen/xy\x00,qq\x00" + b"\x00" * 8, "unsupported type tag"),
+    (encode_message("/livegen/xy", (0.5, 0.5)) + b"\x00" * 9000, "exceeds"),
+    (b"#bundle\x00" + b"\x00" * 7 + b"\x01" + struct.pack(">i", -4), "positive multiple of 4"),
+])
+def test_malformed_input_changes_nothing_and_is_reported(target, server, client, payload, fragment):
+    before = target.params.snapshot()
+    client._sock.sendto(payload, ("127.0.0.1", server.port))
+    got = replies(client, until=lambda a: a == "/livegen/error")
+    assert got, "no /livegen/error reply"
+    assert got[-1][0] == "/livegen/error" and fragment in got[-1][1][0], got
+    time.sleep(0.02)
+    assert target.params.snapshot() == before
+    client.send_message("/livegen/status", [])
+    assert replies(client, until=lambda a: a == "/livegen/status")[-1][0] == "/livegen/status"
+
+
+def test_bundle_with_future_time_tag_acts_at_its_time(target, server, client):
+    due = time.time() + 0.4
+    client._sock.sendto(encode_bundle([encode_message("/livegen/param/drift", (0.6,)),
+                                       encode_message("/livegen/param/glide", (1.0,))], time=due),
+                        ("127.0.0.1", server.port))
+    # The receive path is not blocked by the waiting bundle:
+    client.send_message("/livegen/param/gain", 0.0)
+    assert target.wait_for(lambda: target.params.get("gain") == 0.0)
+    assert target.params.get("drift") == 0.0
+    assert target.wait_for(lambda: target.params.get("glide") == 1.0)
+    applied = [e for e in target.applied if e.name == "drift"][0]
+    applied_at = applied.sample / target.samplerate
+    first = target.applied[0].sample / target.samplerate
+    assert applied_at - first > 0.2, "bundle applied too early"
+    immediate = encode_bundle([encode_message("/livegen/param/drift", (0.1,))], time=None)
+    client._sock.sendto(immediate, ("127.0.0.1", server.port))
+    assert target.wait_for(lambda: target.params.get("drift") == pytest.approx(0.1))
+
+
+def test_subscribe_sends_changes_from_others_but_not_echoes(target, server, client):
+    client.send_message("/livegen/subscribe", [])
+    initial = replies(client, timeout=0.5)
+    assert ("/livegen/subscribed", (client._sock.getsockname()[1],)) in initial
+    assert any(a == "/livegen/param/gain" for a, _ in initial)
+    # a change from this subscriber is not echoed back
+    client.send_message("/livegen/param/drift", 0.5)
+    assert target.wait_for(lambda: target.params.get("drift") == 0.5)
+    # a change from another source (say MIDI) is sent
+    from livegen.engine.events import param
+    target.post(param("z2", -2.0, source="midi:test"))
+    got = replies(client, timeout=0.5)
+    addresses = [a for a, _ in got]
+    assert "/livegen/param/z2" in addresses and "/livegen/z/2" in addresses
+    assert "/livegen/param/drift" not in addresses
+    client.send_message("/livegen/unsubscribe", [])
+    replies(client, timeout=0.2)
+    target.post(param("z1", 1.0, source="midi:test"))
+    assert target.wait_for(lambda: target.params.get("z1") == 1.0)
+    assert not any(a == "/livegen/param/z1" for a, _ in replies(client, timeout=0.3))
+
+
+def test_subscription_coalesces_to_30_hz(target, server, client):
+    from livegen.engine.events import param
+    client.send_message("/livegen/subscribe", [])
+    replies(client, timeout=0.3)
+    for i in range(2000):
+        target.post(param("z0", (i % 100) / 100, source="ui"))
+        if i % 100 == 0:
+            time.sleep(0.005)
+    got = [args for a, args in replies(client, timeout=0.5) if a == "/livegen/param/z0"]
+    assert 1 <= len(got) < 100
+    assert got[-1][0] == pytest.approx(target.params.get("z0"))
+
+
+def test_allow_list_drops_other_hosts_silently(target):
+    osc = OscServer(target, port=0, allow=["10.1.2.0/24"]).start()
+    try:
+        c = SimpleUDPClient("127.0.0.1", osc.port)
+        c.send_message("/livegen/param/gain", 3.0)
+        c.send_message("/livegen/status", [])
+        assert replies(c, timeout=0.4) == []
+        assert target.params.get("gain") == -6.0
+        assert osc.stats["refused"] == 2
+    finally:
+        osc.stop()
+
+
+def test_port_in_use_names_the_option(target, server):
+    with pytest.raises(DeviceError, match="--osc-port"):
+        OscServer(target, port=server.port).start()
+    with pytest.raises(ParameterError, match="--osc-allow"):
+        OscServer(target, port=0, allow=["not-a-network"])
+
+
+def test_cli_arguments(target):
+    parser = argparse.ArgumentParser()
+    add_osc_arguments(parser)
+    args = parser.parse_args(["--osc-port", "0", "--osc-allow", "127.0.0.0/8", "192.168.0.0/16"])
+    osc = osc_server_from_args(target, args).start()
+    try:
+        assert osc.port > 0 and osc.host == "127.0.0.1" and len(osc.allow) == 2
+    finally:
+        osc.stop()
+    assert osc_server_from_args(target, parser.parse_args(["--no-osc"])) is None
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_liblo_oscsend_and_oscdump(target, server):
+    oscsend = require_binary("oscsend")
+    oscdump = require_binary("oscdump")
+    dump_port = _free_udp_port()
+    dump = subprocess.Popen([oscdump, "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/param/drift", "f", "0.25"], check=True)
+        subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/xy", "if", "1", "0.5"], check=True)
+        subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/note", "ii", "64", "90"], check=True)
+        assert target.wait_for(lambda: target.params.get("drift") == 0.25 and target.params.get("x") == 1.0)
+        assert target.wait_for(lambda: target.voices.get(64.0) == 90)
+        # oscsend's own port is gone after it exits: subscribe oscdump's port instead
+        subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/subscribe", "i", str(dump_port)], check=True)
+        time.sleep(0.3)
+        SimpleUDPClient("127.0.0.1", server.port).send_message("/livegen/param/gain", 4.5)
+        lines = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            line = dump.stdout.readline()
+            lines.append(line)
+            if "/livegen/param/gain" in line and "4.5" in line:
+                break
+        assert any("/livegen/param/gain" in line and "4.5" in line for line in lines), lines
+        assert any("/livegen/param/drift" in line and "0.25" in line for line in lines), lines
+    finally:
+        dump.terminate()
+        dump.wait(5)
+
+
+def test_stop_releases_the_port(target):
+    osc = OscServer(target, port=0).start()
+    port = osc.port
+    osc.stop()
+    again = OscServer(target, port=port).start()
+    again.stop()
+    assert not math.isnan(port)
