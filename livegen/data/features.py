@@ -1,0 +1,265 @@
+"""Log-magnitude STFT features of a dataset, computed once and cached as a memory-mapped array.
+
+Layout of a cache entry ``cache_dir/<key>/``: ``frames.f16`` (raw float16, ``[total_frames,
+bins]``, C order), ``index.json`` (settings, shape and one row per example), ``report.json``
+(skipped files and why). The latest run's report is also copied to ``cache_dir/report.json``.
+
+The key hashes the example list (paths, sizes, mtimes, metadata), the STFT settings and
+``FEATURES_VERSION``: touching a file or changing a setting makes a new entry; nothing else does.
+Features are ``log(|STFT| + 1e-5)`` with librosa's scale (``np.abs(rfft(window * frame))``),
+periodic Hann window, ``center=False``: frame m covers samples ``[m*hop, m*hop + n_fft)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from livegen.data.progress import progress_bar
+from livegen.errors import ParameterError
+
+FEATURES_VERSION = 1
+LOG_FLOOR = 1e-5
+SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file counts as silent and is skipped
+
+
+def log_magnitude(y, *, n_fft: int, hop: int):
+    """``log(|STFT| + 1e-5)`` of a mono signal as float32 ``[frames, n_fft // 2 + 1]``."""
+    import numpy as np
+
+    try:
+        from livegen.dsp.stft import stft_magnitude
+    except ImportError:  # until livegen.dsp.stft lands; same semantics
+        stft_magnitude = _stft_magnitude
+
+    return np.log(stft_magnitude(y, n_fft=n_fft, hop=hop) + LOG_FLOOR).astype(np.float32, copy=False)
+
+
+def _stft_magnitude(y, *, n_fft: int, hop: int):
+    import numpy as np
+    from scipy.signal import get_window
+
+    window = get_window("hann", n_fft).astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop]
+    return np.abs(np.fft.rfft(frames * window, axis=-1)).astype(np.float32)
+
+
+def release_frame(release_s: float | None, *, sample_rate: int, hop: int) -> int:
+    """First frame whose start sample is at or after the note-off; -1 when there is none."""
+    if release_s is None:
+        return -1
+    release_sample = round(release_s * sample_rate)
+    return -(-release_sample // hop)
+
+
+def load_audio(path: str, *, sample_rate: int, max_seconds: float | None = None):
+    """Mono float32 at ``sample_rate`` (soundfile, else librosa/audioread for mp3 and the like)."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    try:
+        y, native = sf.read(path, dtype="float32", always_2d=True, frames=-1)
+        y = y.mean(axis=1)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as first:
+        try:
+            import warnings
+
+            import librosa
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                y, native = librosa.load(path, sr=None, mono=True)
+        except Exception as second:  # audioread raises many kinds; report both reasons
+            raise OSError(f"soundfile: {first}; librosa: {second}") from None
+    if max_seconds is not None:
+        y = y[: int(round(max_seconds * native))]
+    if native != sample_rate and y.size:
+        y = soxr.resample(y, native, sample_rate, quality="HQ")
+    return np.ascontiguousarray(y, dtype=np.float32), int(native)
+
+
+def _cache_key(dataset, settings: dict) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": FEATURES_VERSION, **settings}, sort_keys=True).encode())
+    for ex in dataset:
+        try:
+            st = os.stat(ex.audio_path)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (-1, -1)
+        h.update(json.dumps([dataclasses.asdict(ex), stamp], sort_keys=True).encode())
+    return h.hexdigest()[:20]
+
+
+class FeatureSet:
+    """Cached frames of a dataset: ``frames`` (memmap ``[total, bins]`` float16) + ``index`` rows.
+
+    Each row (dict) has ``id, start, stop, pitch, velocity, instrument, family, split, label,
+    kind, release_frame, sample_rate``; ``pitch``/``velocity`` are -1 for excerpts and
+    ``release_frame`` -1 when unknown. ``split(name)`` gives a view sharing the same frames.
+    """
+
+    def __init__(self, path: Path, *, frames=None, rows=None, meta=None, report=None, cache_hit=False):
+        import numpy as np
+
+        self.path = Path(path)
+        self.meta = meta if meta is not None else json.loads((self.path / "index.json").read_text())
+        self.index: list[dict] = rows if rows is not None else self.meta["rows"]
+        if frames is None:
+            shape = tuple(self.meta["shape"])
+            if shape[0] == 0:
+                frames = np.zeros(shape, np.float16)
+            else:
+                frames = np.memmap(self.path / "frames.f16", dtype=np.float16, mode="r", shape=shape)
+        self.frames = frames
+        self.report = report if report is not None else json.loads((self.path / "report.json").read_text())
+        self.cache_hit = cache_hit
+        self.sample_rate = int(self.meta["sample_rate"])
+        self.n_fft = int(self.meta["n_fft"])
+        self.hop = int(self.meta["hop"])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.index[i]
+
+    def __iter__(self):
+        return iter(self.index)
+
+    def __repr__(self) -> str:
+        return f"FeatureSet({str(self.path)!r}, {len(self)} examples, {self.n_frames} frames)"
+
+    @property
+    def bins(self) -> int:
+        return self.frames.shape[1]
+
+    @property
+    def n_frames(self) -> int:
+        return sum(r["stop"] - r["start"] for r in self.index)
+
+    def split(self, name: str) -> "FeatureSet":
+        rows = [r for r in self.index if r["split"] == name]
+        return FeatureSet(self.path, frames=self.frames, rows=rows, meta=self.meta, report=self.report,
+                          cache_hit=self.cache_hit)
+
+    def note_frames(self, i: int):
+        """Frames of example ``i`` as float32 ``[n, bins]`` (a copy, safe to modify)."""
+        import numpy as np
+
+        r = self.index[i]
+        return np.asarray(self.frames[r["start"]:r["stop"]], dtype=np.float32)
+
+    def column(self, name: str):
+        """One field of every row as a numpy array (e.g. ``column("pitch")``)."""
+        import numpy as np
+
+        return np.array([r[name] for r in self.index])
+
+    def frame_table(self):
+        """Per-frame ``(row, offset)`` int arrays over this set's frames, for random frame batches.
+
+        ``frames[index[row]["start"] + offset]`` is the frame; ``offset`` is the frame number
+        since the note's onset (compare with ``release_frame`` for time since note-off).
+        """
+        import numpy as np
+
+        lengths = np.array([r["stop"] - r["start"] for r in self.index], dtype=np.int64)
+        rows = np.repeat(np.arange(len(self.index), dtype=np.int64), lengths)
+        firsts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        offsets = np.arange(int(lengths.sum()), dtype=np.int64) - firsts
+        return rows, offsets
+
+
+def compute_features(
+    dataset,
+    *,
+    sample_rate: int = 24000,
+    n_fft: int = 1024,
+    hop: int = 128,
+    cache_dir: str | os.PathLike,
+    max_seconds: float | None = None,
+    progress: bool = True,
+) -> FeatureSet:
+    """Compute (or re-use) the features of ``dataset``; unreadable and silent files are skipped.
+
+    The result of a previous call with the same files and settings is re-used without reading
+    any audio (``FeatureSet.cache_hit`` is then True).
+    """
+    import numpy as np
+
+    if n_fft < 16 or hop < 1 or hop > n_fft:
+        raise ParameterError(f"n_fft {n_fft} / hop {hop}: need n_fft >= 16 and 1 <= hop <= n_fft")
+    if sample_rate < 1000:
+        raise ParameterError(f"sample rate {sample_rate} Hz is too low")
+    if max_seconds is not None and max_seconds <= 0:
+        raise ParameterError(f"max_seconds {max_seconds} must be > 0")
+    if not len(dataset):
+        raise ParameterError("the dataset is empty: nothing to compute features of")
+    settings = {"sample_rate": int(sample_rate), "n_fft": int(n_fft), "hop": int(hop),
+                "max_seconds": max_seconds, "window": "hann-periodic", "center": False, "log_floor": LOG_FLOOR}
+    cache_dir = Path(cache_dir)
+    key = _cache_key(dataset, settings)
+    entry = cache_dir / key
+    if (entry / "index.json").is_file() and (entry / "report.json").is_file():
+        return FeatureSet(entry, cache_hit=True)
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{key}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    bins = n_fft // 2 + 1
+    rows: list[dict] = []
+    skipped: list[dict] = []
+    total = 0
+    started = time.perf_counter()
+    with open(tmp / "frames.f16", "wb") as out, progress_bar(progress, len(dataset), "computing features") as advance:
+        for ex in dataset:
+            try:
+                y, native = load_audio(ex.audio_path, sample_rate=sample_rate, max_seconds=max_seconds)
+            except Exception as exc:  # any unreadable file is reported, never fatal
+                skipped.append({"id": ex.id, "path": ex.audio_path, "reason": f"unreadable: {exc}"})
+                advance()
+                continue
+            peak = float(np.max(np.abs(y))) if y.size else 0.0
+            if not np.isfinite(peak) or peak < SILENCE_PEAK:
+                reason = "silent" if np.isfinite(peak) else "non-finite samples"
+                skipped.append({"id": ex.id, "path": ex.audio_path, "reason": reason})
+                advance()
+                continue
+            if y.size < n_fft:
+                y = np.pad(y, (0, n_fft - y.size))
+            feats = log_magnitude(y, n_fft=n_fft, hop=hop).astype(np.float16)
+            out.write(feats.tobytes())
+            n = feats.shape[0]
+            rf = release_frame(ex.release_s, sample_rate=sample_rate, hop=hop) if ex.kind == "note" else -1
+            rows.append({
+                "id": ex.id, "start": total, "stop": total + n,
+                "pitch": -1 if ex.pitch is None else int(ex.pitch),
+                "velocity": -1 if ex.velocity is None else int(ex.velocity),
+                "instrument": ex.instrument, "family": ex.family, "split": ex.split, "label": ex.label,
+                "kind": ex.kind, "release_frame": rf if rf < n else -1, "sample_rate": native,
+            })
+            total += n
+            advance()
+    elapsed = time.perf_counter() - started
+    meta = {"version": FEATURES_VERSION, "key": key, "dataset": getattr(dataset, "root", None),
+            "layout": getattr(dataset, "layout", None), **settings, "bins": bins, "shape": [total, bins],
+            "rows": rows}
+    report = {"key": key, "examples": len(dataset), "computed": len(rows), "frames": total,
+              "seconds": round(elapsed, 3), "frames_per_second": round(total / elapsed, 1) if elapsed > 0 else None,
+              "skipped": skipped}
+    (tmp / "index.json").write_text(json.dumps(meta) + "\n")
+    (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    if entry.exists():  # a concurrent run finished first: keep its (identical) result
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, entry)
+    shutil.copyfile(entry / "report.json", cache_dir / "report.json")
+    return FeatureSet(entry, cache_hit=False)

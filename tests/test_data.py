@@ -1,0 +1,310 @@
+"""Datasets: GM rendering with the real FluidSynth + SoundFont, loaders for each layout, features."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import REPO
+from livegen.data.datasets import Example, open_dataset
+from livegen.data.features import compute_features, release_frame
+from livegen.data.gm import parse_spec, program_family, program_split, render_gm_dataset
+from livegen.errors import ParameterError
+
+SR = 16000
+
+
+def tone(seconds=0.5, *, sr=SR, freq=440.0, amp=0.3):
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_wav(path, y=None, sr=SR, **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(**kw) if y is None else y, sr, **({"format": "WAV"} if str(path).endswith(".wav") else {}))
+    return path
+
+
+def midi_bytes(notes, *, ticks=480, tempo_us=500000):
+    """A format-0 Standard MIDI File with (pitch, velocity, on_tick, off_tick) notes."""
+    events = []
+    for pitch, vel, on, off in notes:
+        events.append((on, bytes([0x90, pitch, vel])))
+        events.append((off, bytes([0x80, pitch, 0])))
+    events.sort(key=lambda e: e[0])
+
+    def vlq(n):
+        out = [n & 0x7F]
+        while n > 127:
+            n >>= 7
+            out.insert(0, (n & 0x7F) | 0x80)
+        return bytes(out)
+
+    track = b"\x00\xff\x51\x03" + tempo_us.to_bytes(3, "big")
+    now = 0
+    for tick, msg in events:
+        track += vlq(tick - now) + msg
+        now = tick
+    track += b"\x00\xff\x2f\x00"
+    return b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks) + b"MTrk" + struct.pack(">I", len(track)) + track
+
+
+# --- SPEC and GM tables -----------------------------------------------------------------------
+
+def test_parse_spec_forms():
+    assert parse_spec("0-3", name="programs", low=0, high=127) == [0, 1, 2, 3]
+    assert parse_spec("21-108:29", name="pitches", low=0, high=127) == [21, 50, 79, 108]
+    assert parse_spec("67,60,64,60", name="pitches", low=0, high=127) == [60, 64, 67]
+    assert parse_spec("0-7:4, 40", name="programs", low=0, high=127) == [0, 4, 40]
+    for bad in ("", "a-b", "5-1", "0-200", "0-10:0", "1,,2"):
+        with pytest.raises(ParameterError, match="programs"):
+            parse_spec(bad, name="programs", low=0, high=127)
+
+
+def test_gm_families_and_splits_cover_every_group():
+    assert program_family(0) == ("piano", "keyboard")
+    assert program_family(52) == ("ensemble", "vocal")
+    assert program_family(73) == ("pipe", "flute")
+    assert program_family(127) == ("sound_effects", "sound_effects")
+    splits = [program_split(p) for p in range(128)]
+    assert splits.count("test") == 16 and splits.count("valid") == 16
+    for group in range(16):
+        assert sorted(splits[group * 8:(group + 1) * 8]).count("train") == 6
+
+
+# --- GM rendering with the real SoundFont ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gm_dir(tmp_path_factory, gm_soundfont):
+    out = tmp_path_factory.mktemp("gm") / "a"
+    # Program 36 (slap bass) has no sample at MIDI 105 in FluidR3: one silent render.
+    report = render_gm_dataset(out, soundfont=gm_soundfont, sample_rate=24000, programs=[0, 36],
+                               pitches=[60, 105], velocities=[100], hold_s=0.3, release_s=0.2, progress=False)
+    return out, report
+
+
+def test_gm_render_writes_nsynth_fields_and_wavs(gm_dir):
+    out, report = gm_dir
+    meta = json.loads((out / "examples.json").read_text())
+    assert report["rendered"] == 4
+    assert report["silent"] == ["bass_synthetic_036-105-100"]
+    assert sorted(meta) == ["bass_synthetic_036-060-100", "keyboard_synthetic_000-060-100", "keyboard_synthetic_000-105-100"]
+    ex = meta["keyboard_synthetic_000-060-100"]
+    for field in ("note", "note_str", "pitch", "velocity", "instrument", "instrument_str", "instrument_source",
+                  "instrument_source_str", "instrument_family", "instrument_family_str", "sample_rate",
+                  "qualities", "qualities_str", "program", "bank", "soundfont", "hold_s", "release_s", "split"):
+        assert field in ex, field
+    assert (ex["pitch"], ex["velocity"], ex["sample_rate"], ex["program"]) == (60, 100, 24000, 0)
+    assert ex["instrument_family_str"] == "keyboard" and ex["instrument_source_str"] == "synthetic"
+    assert ex["split"] == program_split(0)
+    assert ex["hold_s"] == pytest.approx(0.3, abs=64 / 24000)
+    for name in meta:
+        y, sr = sf.read(out / "audio" / f"{name}.wav")
+        assert sr == 24000 and y.ndim == 1
+        hold = round(meta[name]["hold_s"] * sr)
+        assert len(y) == hold + round(meta[name]["release_s"] * sr)
+        assert np.abs(y).max() > 0.01
+        # Held part is louder than the end of the release tail: the note-off happened.
+        assert np.sqrt(np.mean(y[:hold] ** 2)) > 2 * np.sqrt(np.mean(y[-len(y) // 10:] ** 2))
+    assert not (out / "audio" / "bass_synthetic_036-105-100.wav").exists()
+
+
+def test_gm_render_is_deterministic_across_jobs_and_order(gm_dir, gm_soundfont, tmp_path):
+    out, _ = gm_dir
+    # Different job count, extra notes rendered before and in between: same samples.
+    again = tmp_path / "b"
+    render_gm_dataset(again, soundfont=gm_soundfont, sample_rate=24000, programs=[0, 16, 36],
+                      pitches=[40, 60, 105], velocities=[100], hold_s=0.3, release_s=0.2, jobs=2, progress=False)
+    for wav in sorted((out / "audio").glob("*.wav")):
+        assert wav.read_bytes() == (again / "audio" / wav.name).read_bytes(), wav.name
+
+
+def test_gm_render_bad_soundfont(tmp_path):
+    with pytest.raises(ParameterError, match="SoundFont"):
+        render_gm_dataset(tmp_path / "x", soundfont=tmp_path / "missing.sf2", progress=False)
+
+
+# --- loaders ----------------------------------------------------------------------------------
+
+def test_open_gm_output(gm_dir):
+    out, _ = gm_dir
+    ds = open_dataset(out)
+    assert ds.layout == "gm" and len(ds) == 3
+    ex = next(e for e in ds if e.id == "keyboard_synthetic_000-060-100")
+    assert (ex.kind, ex.pitch, ex.velocity, ex.family, ex.sample_rate) == ("note", 60, 100, "keyboard", 24000)
+    assert ex.release_s == pytest.approx(0.3, abs=64 / 24000) and os.path.isfile(ex.audio_path)
+
+
+def _nsynth_split(folder, notes):
+    meta = {}
+    for i, (inst, family, pitch, vel) in enumerate(notes):
+        name = f"{inst}-{pitch:03d}-{vel:03d}"
+        write_wav(folder / "audio" / f"{name}.wav", freq=440 * 2 ** ((pitch - 69) / 12))
+        meta[name] = {"note": i, "note_str": name, "pitch": pitch, "velocity": vel, "instrument_str": inst,
+                      "instrument_family_str": family, "instrument_source_str": "acoustic", "sample_rate": SR}
+    (folder / "examples.json").write_text(json.dumps(meta))
+
+
+def test_open_official_nsynth_root_and_single_split(tmp_path):
+    _nsynth_split(tmp_path / "nsynth-train", [("guitar_acoustic_001", "guitar", 60, 100), ("guitar_acoustic_001", "guitar", 62, 50)])
+    _nsynth_split(tmp_path / "nsynth-valid", [("brass_acoustic_002", "brass", 64, 75)])
+    _nsynth_split(tmp_path / "nsynth-test", [("flute_acoustic_003", "flute", 72, 127)])
+    ds = open_dataset(tmp_path)
+    assert ds.layout == "nsynth" and len(ds) == 4
+    assert {e.split for e in ds} == {"train", "valid", "test"}
+    assert [e.id for e in ds.split("valid")] == ["brass_acoustic_002-064-075"]
+    ex = ds.split("test")[0]
+    assert (ex.pitch, ex.velocity, ex.family, ex.release_s, ex.sample_rate) == (72, 127, "flute", 3.0, SR)
+    single = open_dataset(tmp_path / "nsynth-valid")
+    assert len(single) == 1 and single[0].split == "valid"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_open_maestro(tmp_path, fmt):
+    rows = [("2018/a.wav", "2018/a.midi", "train", "Bach"), ("2018/b.wav", "2018/b.midi", "validation", "Chopin"),
+            ("2017/c.wav", "2017/c.midi", "test", "Liszt")]
+    for audio, midi, _, _ in rows:
+        write_wav(tmp_path / audio, seconds=1.0)
+        (tmp_path / midi).write_bytes(midi_bytes([(60, 90, 0, 480), (64, 70, 240, 960)]))
+    cols = ["canonical_composer", "canonical_title", "split", "year", "midi_filename", "audio_filename", "duration"]
+    records = [{"canonical_composer": c, "canonical_title": "t", "split": s, "year": 2018, "midi_filename": m,
+                "audio_filename": a, "duration": 1.0} for a, m, s, c in rows]
+    if fmt == "csv":
+        lines = [",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in records]
+        (tmp_path / "maestro-v3.0.0.csv").write_text("\n".join(lines) + "\n")
+    else:  # v3 JSON is column-oriented
+        table = {c: {str(i): r[c] for i, r in enumerate(records)} for c in cols}
+        (tmp_path / "maestro-v3.0.0.json").write_text(json.dumps(table))
+    ds = open_dataset(tmp_path)
+    assert ds.layout == "maestro" and len(ds) == 3
+    by_id = {e.id: e for e in ds}
+    assert by_id["b"].split == "valid" and by_id["b"].label == "Chopin"
+    assert by_id["a"].kind == "excerpt" and by_id["a"].pitch is None and by_id["a"].family == "keyboard"
+    assert os.path.isfile(by_id["c"].audio_path) and os.path.isfile(by_id["c"].midi_path)
+
+
+def test_open_gtzan(tmp_path):
+    for genre in ("blues", "jazz"):
+        for i in range(3):
+            write_wav(tmp_path / "Data" / "genres_original" / genre / f"{genre}.{i:05d}.wav", seconds=0.2)
+    ds = open_dataset(tmp_path)
+    assert ds.layout == "gtzan" and len(ds) == 6
+    assert {e.label for e in ds} == {"blues", "jazz"} and all(e.kind == "excerpt" for e in ds)
+    assert [e.split for e in ds] == [e.split for e in open_dataset(tmp_path / "Data" / "genres_original")]
+
+
+def test_open_any_audio_folder(tmp_path):
+    write_wav(tmp_path / "drums" / "kick.wav", seconds=0.2)
+    write_wav(tmp_path / "keys" / "deep" / "rhodes.flac", seconds=0.2)
+    write_wav(tmp_path / "loose.ogg", seconds=0.2)
+    (tmp_path / "notes.txt").write_text("not audio")
+    ds = open_dataset(tmp_path)
+    assert ds.layout == "folder"
+    assert [e.id for e in ds] == ["drums/kick", "keys/deep/rhodes", "loose"]
+    assert [e.label for e in ds] == ["drums", "keys", ""]
+    assert all(e.split in ("train", "valid", "test") for e in ds)
+
+
+def test_empty_wrong_or_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ParameterError, match="no dataset found.*NSynth.*MAESTRO.*GTZAN"):
+        open_dataset(tmp_path)
+    (tmp_path / "readme.txt").write_text("hi")
+    with pytest.raises(ParameterError, match=str(tmp_path)):
+        open_dataset(tmp_path)
+    with pytest.raises(ParameterError, match="does not exist"):
+        open_dataset(tmp_path / "nope")
+    (tmp_path / "examples.json").write_text("[1, 2]")
+    with pytest.raises(ParameterError, match="examples.json"):
+        open_dataset(tmp_path)
+
+
+# --- features ---------------------------------------------------------------------------------
+
+def test_features_values_cache_and_skips(tmp_path, monkeypatch):
+    write_wav(tmp_path / "data" / "a" / "one.wav", seconds=0.5, freq=440.0)
+    write_wav(tmp_path / "data" / "a" / "two.wav", tone(0.25, sr=48000, freq=1000.0), sr=48000)
+    write_wav(tmp_path / "data" / "b" / "silent.wav", np.zeros(SR // 2, np.float32))
+    (tmp_path / "data" / "b" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    ds = open_dataset(tmp_path / "data")
+    cache = tmp_path / "cache"
+    fs = compute_features(ds, sample_rate=24000, n_fft=256, hop=64, cache_dir=cache, progress=False)
+    assert not fs.cache_hit and len(fs) == 2 and fs.bins == 129
+    skipped = {s["id"]: s["reason"] for s in json.loads((cache / "report.json").read_text())["skipped"]}
+    assert skipped["b/silent"] == "silent" and skipped["b/broken"].startswith("unreadable")
+    # 0.5 s at 16 kHz -> 12000 samples at 24 kHz -> 1 + (12000 - 256) // 64 frames, peak at 440 Hz.
+    one = fs.note_frames([r["id"] for r in fs.index].index("a/one"))
+    assert one.shape == (1 + (12000 - 256) // 64, 129)
+    assert abs(np.argmax(one[len(one) // 2]) * 24000 / 256 - 440) < 24000 / 256
+    rows, offsets = fs.frame_table()
+    assert len(rows) == fs.frames.shape[0] and offsets[0] == 0
+
+    frames_file = fs.path / "frames.f16"
+    mtime = frames_file.stat().st_mtime_ns
+    import livegen.data.features as features
+
+    def boom(*a, **k):
+        raise AssertionError("cache hit must not read audio")
+
+    monkeypatch.setattr(features, "load_audio", boom)
+    again = compute_features(ds, sample_rate=24000, n_fft=256, hop=64, cache_dir=cache, progress=False)
+    assert again.cache_hit and again.path == fs.path and frames_file.stat().st_mtime_ns == mtime
+    assert np.array_equal(np.asarray(again.frames), np.asarray(fs.frames))
+    monkeypatch.undo()
+    other = compute_features(ds, sample_rate=24000, n_fft=256, hop=128, cache_dir=cache, progress=False)
+    assert not other.cache_hit and other.path != fs.path
+
+
+def test_features_of_notes_have_release_frames_and_splits(gm_dir, tmp_path):
+    out, _ = gm_dir
+    fs = compute_features(open_dataset(out), sample_rate=24000, n_fft=1024, hop=128, cache_dir=tmp_path, progress=False)
+    assert len(fs) == 3 and fs.report["skipped"] == []
+    hold_s = json.loads((out / "examples.json").read_text())["keyboard_synthetic_000-060-100"]["hold_s"]
+    assert round(hold_s * 24000) == 7168  # 0.3 s rounded to FluidSynth's 64-sample blocks
+    for row in fs.index:
+        assert row["release_frame"] == release_frame(hold_s, sample_rate=24000, hop=128) == 56
+        assert row["pitch"] in (60, 105) and row["velocity"] == 100
+    assert sum(len(fs.split(s)) for s in ("train", "valid", "test")) == 3
+    assert fs.frames.dtype == np.float16 and np.isfinite(np.asarray(fs.frames, np.float32)).all()
+
+
+def test_release_frame_is_first_frame_at_or_after_note_off():
+    assert release_frame(3.0, sample_rate=24000, hop=128) == 563  # 72000 / 128 = 562.5
+    assert release_frame(None, sample_rate=24000, hop=128) == -1
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "livegen", "dataset", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+
+
+def test_cli_gm_and_info(gm_soundfont, tmp_path):
+    out = tmp_path / "gm"
+    done = _cli("gm", "--soundfont", str(gm_soundfont), "--out", str(out), "--programs", "24", "--pitches",
+                "48-60:12", "--velocities", "80", "--hold", "0.2", "--release", "0.1", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "2 notes written" in done.stdout
+    assert len(json.loads((out / "examples.json").read_text())) == 2
+    info = _cli("info", str(out))
+    assert info.returncode == 0 and "layout gm, 2 examples" in info.stdout
+
+
+def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
+    bad = _cli("gm", "--soundfont", str(gm_soundfont), "--out", str(tmp_path / "x"), "--pitches", "60-200")
+    assert bad.returncode == 2
+    assert "--pitches" in bad.stderr and "'60-200'" in bad.stderr and "Traceback" not in bad.stderr
+    empty = _cli("info", str(tmp_path))
+    assert empty.returncode == 2 and "no dataset found" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_example_is_a_plain_record():
+    ex = Example(id="x", audio_path="/a.wav", kind="excerpt", instrument="", family="", split="train", label="")
+    assert ex.pitch is None and ex.note_str == "x"
