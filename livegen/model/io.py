@@ -1,0 +1,169 @@
+"""Model directories: `config.json` + `weights.safetensors` (+ `card.md`). Loading never unpickles."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from livegen.errors import ModelError
+from livegen.model.config import FORMAT, FORMAT_VERSION, GM_FAMILIES, ModelConfig
+from livegen.model.spectral import RAYLEIGH_LOG_MEAN, SpectralModel
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "weights.safetensors"
+CARD_NAME = "card.md"
+
+
+def default_model_path() -> Path:
+    """The bundled model shipped in the repository (`models/default`)."""
+    return Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+def _read_config(path: Path) -> dict:
+    cfg_path = path / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise ModelError(f"{path} has no {CONFIG_NAME}; a model directory holds {CONFIG_NAME} + {WEIGHTS_NAME}")
+    try:
+        data = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {cfg_path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelError(f"{cfg_path} is not a livegen model config (expected \"format\": \"{FORMAT}\")")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(
+            f"{cfg_path} has format_version {version!r}; this livegen reads version {FORMAT_VERSION}: "
+            "retrain the model or use a matching livegen version")
+    return data
+
+
+def load_model(path, device="cpu") -> SpectralModel:
+    """Load a model directory into a `SpectralModel` in eval mode on `device`.
+
+    Shapes, dtypes and the set of tensors are checked against the config; weights are read with
+    safetensors, which never runs code.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(os.fspath(path))
+    if not path.is_dir():
+        raise ModelError(f"model directory {path} does not exist (give a folder with {CONFIG_NAME} + {WEIGHTS_NAME})")
+    data = _read_config(path)
+    config = ModelConfig.from_dict(data.get("config", {}))
+    model = SpectralModel(config)
+    weights_path = path / WEIGHTS_NAME
+    if not weights_path.is_file():
+        raise ModelError(f"{path} has no {WEIGHTS_NAME}")
+    try:
+        tensors = load_file(str(weights_path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot read {weights_path} as safetensors: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelError(
+            f"{weights_path} does not match its config: missing tensors {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, ref in expected.items():
+        got = tensors[name]
+        if tuple(got.shape) != tuple(ref.shape):
+            raise ModelError(
+                f"{weights_path}: tensor {name} has shape {tuple(got.shape)}, the config needs {tuple(ref.shape)}")
+        if got.dtype != ref.dtype:
+            raise ModelError(f"{weights_path}: tensor {name} is {got.dtype}, expected {ref.dtype}")
+        if not torch.isfinite(got).all():
+            raise ModelError(f"{weights_path}: tensor {name} holds NaN or Inf values")
+    model.load_state_dict(tensors, strict=True)
+    cents = data.get("family_centroids", {}) or {}
+    try:
+        model.family_centroids = {str(k): (float(v[0]), float(v[1])) for k, v in cents.items()}
+    except (TypeError, ValueError, IndexError, AttributeError):
+        raise ModelError(f"{path / CONFIG_NAME}: family_centroids must map names to [x, y]") from None
+    model.metadata = data.get("metadata", {}) or {}
+    return model.to(device).eval()
+
+
+def save_model(model: SpectralModel, path, card_text: str | None = None, metadata: dict | None = None) -> Path:
+    """Write `config.json` + `weights.safetensors` (+ `card.md`) into `path` (created if needed)."""
+    from safetensors.torch import save_file
+
+    path = Path(os.fspath(path))
+    path.mkdir(parents=True, exist_ok=True)
+    meta = dict(model.metadata)
+    if metadata:
+        meta.update(metadata)
+    data = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "family_centroids": {k: [float(v[0]), float(v[1])] for k, v in model.family_centroids.items()},
+        "metadata": meta,
+    }
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    tmp = path / (WEIGHTS_NAME + ".tmp")
+    save_file(state, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    os.replace(tmp, path / WEIGHTS_NAME)
+    (path / CONFIG_NAME).write_text(json.dumps(data, indent=2) + "\n")
+    if card_text is not None:
+        (path / CARD_NAME).write_text(card_text)
+    return path
+
+
+def init_projections(model: SpectralModel, generator: torch.Generator) -> None:
+    """Fill the fixed random projections that turn noise draws into per-bin fluctuations.
+
+    Columns have unit norm, so each bin's (re, im) pair is standard normal when the draws are;
+    the noise projection is scaled so the resulting Rayleigh factor has geometric mean 1.
+    """
+    cfg = model.config
+    with torch.no_grad():
+        p = torch.randn(cfg.noise_dim, 2 * cfg.n_bins, generator=generator)
+        model.noise_proj.copy_(p / p.norm(dim=0, keepdim=True) * math.exp(-RAYLEIGH_LOG_MEAN))
+        j = torch.randn(cfg.noise_dim, cfg.max_harmonics, generator=generator)
+        model.jitter_proj.copy_(j / j.norm(dim=0, keepdim=True))
+
+
+def random_model(config: ModelConfig | None = None, seed: int = 0) -> SpectralModel:
+    """A model of the final architecture with random weights and a usable default plane.
+
+    Its output biases give a plausible decaying harmonic tone, so other parts (engine, UI,
+    tests) can be exercised before a trained model exists.
+    """
+    config = config or ModelConfig()
+    g = torch.Generator().manual_seed(int(seed))
+    model = SpectralModel(config)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                bound = 1.0 / math.sqrt(module.in_features)
+                module.weight.copy_((torch.rand(module.weight.shape, generator=g) * 2 - 1) * bound)
+                module.bias.copy_((torch.rand(module.bias.shape, generator=g) * 2 - 1) * bound)
+        init_output_bias(model)
+        last = model.decoder[-1]
+        last.weight.mul_(0.3)
+    init_projections(model, g)
+    names = [f for f in config.families] or list(GM_FAMILIES)
+    model.family_centroids = {
+        name: (round(0.5 + 0.35 * math.cos(2 * math.pi * i / len(names)), 4),
+               round(0.5 + 0.35 * math.sin(2 * math.pi * i / len(names)), 4))
+        for i, name in enumerate(names)
+    }
+    model.metadata = {"trained": False, "note": "random weights; family centroids are placeholders on a circle"}
+    return model.eval()
+
+
+def init_output_bias(model: SpectralModel) -> None:
+    """Start the decoder at a soft, decaying harmonic tone over a quiet noise floor."""
+    cfg = model.config
+    with torch.no_grad():
+        bias = model.decoder[-1].bias
+        bias.zero_()
+        bands = torch.arange(cfg.n_bands, dtype=torch.float32) / cfg.n_bands
+        bias[:cfg.n_bands] = math.log(30.0) - 8.0 * bands
+        bias[cfg.n_bands:2 * cfg.n_bands] = math.log(0.02) - 3.0 * bands
+        bias[-1] = -6.0  # inharmonicity starts near zero
