@@ -308,3 +308,38 @@ def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
 def test_example_is_a_plain_record():
     ex = Example(id="x", audio_path="/a.wav", kind="excerpt", instrument="", family="", split="train", label="")
     assert ex.pitch is None and ex.note_str == "x"
+
+
+def test_read_midi_notes_from_hand_written_bytes(tmp_path):
+    from livegen.data.midi import read_midi_notes
+
+    path = tmp_path / "a.midi"
+    # 480 ticks per beat at 120 bpm: one tick = 1/960 s.
+    path.write_bytes(midi_bytes([(60, 90, 0, 480), (64, 70, 240, 960), (67, 50, 960, 1440)]))
+    notes = read_midi_notes(path)
+    assert [(n.pitch, n.velocity, n.onset_s, n.offset_s) for n in notes] == [
+        (60, 90, 0.0, 0.5), (64, 70, 0.25, 1.0), (67, 50, 1.0, 1.5)]
+    (tmp_path / "bad.midi").write_bytes(b"RIFFxxxx")
+    with pytest.raises(ParameterError, match="Standard MIDI"):
+        read_midi_notes(tmp_path / "bad.midi")
+
+
+def test_read_midi_tempo_change_running_status_and_pedal(tmp_path):
+    from livegen.data.midi import read_midi_notes
+
+    track = bytes([
+        0x00, 0xB0, 64, 127,                    # pedal down
+        0x00, 0x90, 60, 100,                    # note on 60
+        0x60, 62, 80,                           # 96 ticks later, running status: note on 62
+        0x00, 0xFF, 0x51, 0x03, 0x0F, 0x42, 0x40,  # tempo -> 1 s per beat
+        0x60, 0x80, 60, 0,                      # 96 ticks: note off 60 (held by pedal)
+        0x00, 0x90, 62, 0,                      # note-on velocity 0 = off for 62
+        0x60, 0xB0, 64, 0,                      # 96 ticks: pedal up
+        0x00, 0xFF, 0x2F, 0x00,
+    ])
+    data = b"MThd" + struct.pack(">IHHH", 6, 0, 1, 96) + b"MTrk" + struct.pack(">I", len(track)) + track
+    (tmp_path / "p.mid").write_bytes(data)
+    plain = read_midi_notes(tmp_path / "p.mid")
+    assert [(n.pitch, n.onset_s, n.offset_s) for n in plain] == [(60, 0.0, 1.5), (62, 0.5, 1.5)]
+    pedal = read_midi_notes(tmp_path / "p.mid", pedal=True)
+    assert [(n.pitch, n.offset_s) for n in pedal] == [(60, 2.5), (62, 2.5)]

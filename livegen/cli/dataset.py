@@ -30,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--bank", type=int, default=0, help="SoundFont bank (default 0)")
     gm.add_argument("--hold", type=float, default=3.0, help="seconds before note-off (default 3.0)")
     gm.add_argument("--release", type=float, default=1.0, help="seconds after note-off (default 1.0)")
-    gm.add_argument("--gain", type=float, default=1.0, help="FluidSynth master gain (default 1.0: loudest GM notes peak near -5 dBFS)")
+    gm.add_argument("--gain", type=float, default=0.7, help="FluidSynth master gain (default 0.7: the loudest FluidR3 notes peak near -4 dBFS)")
     gm.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="WAV sample format")
     gm.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     gm.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -147,7 +147,7 @@ class RenderSettings:
     hold_s: float = 3.0
     release_s: float = 1.0
     bank: int = 0
-    gain: float = 1.0
+    gain: float = 0.7
     subtype: str = "PCM_16"
     silence_db: float = -70.0
 
@@ -263,7 +263,7 @@ def render_gm_dataset(
     hold_s: float = 3.0,
     release_s: float = 1.0,
     bank: int = 0,
-    gain: float = 1.0,
+    gain: float = 0.7,
     subtype: str = "PCM_16",
     jobs: int = 1,
     progress: bool = True,
