@@ -1,0 +1,468 @@
+"""The performance UI: one more OSC controller of the engine server, drawn with Textual.
+
+Data flow: the OSC receive thread folds engine feedback into a delta and wakes the app with
+one small message; the app takes the delta at most ~30 times a second and moves widgets.
+Outgoing values are coalesced per address and flushed at most ~60 times a second, so a fast
+mouse drag or a morph never floods the engine.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Key
+from textual.message import Message
+from textual.theme import Theme
+from textual.widgets import Footer
+
+from livegen.engine.params import ParamSpec, ParamStore
+from livegen.tui.child import EngineProcess
+from livegen.tui.model_info import ModelInfo, read_model_info
+from livegen.tui.notes import NoteKeys, key_semitone
+from livegen.tui.osc import PREFIX, EngineDelta, OscLink
+from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
+from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
+
+FRAME_SECONDS = 1 / 30
+SEND_SECONDS = 1 / 60
+STATUS_SECONDS = 0.5
+NO_REPLY_SECONDS = 3.0
+RESUBSCRIBE_SECONDS = 5.0
+MORPH_TICK = 1 / 30
+
+STAGE_THEME = Theme(
+    name="livegen-stage",
+    primary="#d9480f",
+    secondary="#8a5a2b",
+    accent="#ffb000",
+    warning="#e0a000",
+    error="#ff3030",
+    success="#4caf50",
+    foreground="#c8bfae",
+    background="#050505",
+    surface="#0b0b0b",
+    panel="#161310",
+    dark=True,
+)
+
+
+class EngineUpdate(Message):
+    """Something arrived from the engine; the app takes it from the link when it is ready."""
+
+    no_dispatch = False
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EngineUpdate)
+
+
+def slider_specs(latent_dim: int) -> list[ParamSpec]:
+    """Every parameter but the pad's own x and y (the pad shows those)."""
+    return [s for s in ParamStore.for_model(latent_dim).specs.values() if s.name not in ("x", "y")]
+
+
+class LivegenApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "livegen"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("f1", "help", "help"),
+        Binding("question_mark", "help", "help", show=False),
+        Binding("f2,ctrl+l", "learn", "learn"),
+        Binding("f3,ctrl+o", "pick_model", "model"),
+        Binding("f4,ctrl+r", "record", "rec"),
+        Binding("ctrl+q", "quit", "quit", priority=True),
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True),
+    ]
+
+    def __init__(self, link: OscLink, *, engine: EngineProcess | None = None, info: ModelInfo | None = None,
+                 model_roots: list[Path] | None = None):
+        super().__init__()
+        self.link = link
+        self.engine = engine
+        self.info = info or ModelInfo()
+        self.model_roots = model_roots or []
+        self.specs = {s.name: s for s in ParamStore.for_model(self.info.latent_dim).specs.values()}
+        self.values: dict[str, float] = {name: spec.default for name, spec in self.specs.items()}
+        self.presets: dict[int, dict[str, float]] = {}
+        self.bindings_map: dict[str, str] = {}
+        self.notes = NoteKeys()
+        self.status: dict[str, object] = {}
+        self._outbox: dict[str, tuple] = {}
+        self._last_flush = 0.0
+        self._flush_pending = False
+        self._last_drain = 0.0
+        self._drain_pending = False
+        self._got_reply = False
+        self._last_subscribe = 0.0
+        self._message_until = 0.0
+        self._note_timer = None
+        self._morph = None
+        self._died_shown = False
+        self._stopping = False
+        self.drawn_at: float | None = None
+
+    # -- layout ----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                pad = XYPad(self.info.centroids, id="pad")
+                pad.border_title = f"latent plane · {self.info.name}"
+                yield pad
+                yield OutputMeter(id="meter")
+                yield Waterfall(id="waterfall")
+            with VerticalScroll(id="sliders", can_focus=False) as sliders:
+                sliders.border_title = "parameters"
+                for spec in slider_specs(self.info.latent_dim):
+                    yield ParamSlider(spec, self.values[spec.name])
+        yield PresetBar(id="presets")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.register_theme(STAGE_THEME)
+        self.theme = "livegen-stage"
+        self.query_one(XYPad).focus()
+        status = self.query_one(StatusLine)
+        status.osc_port = self.link.port
+        status.keyboard = self.notes.describe()
+        if self.info.problem:
+            self.show_message(self.info.problem)
+        self.link.wake = lambda: self.post_message(EngineUpdate())
+        self.link.start()
+        self.link.subscribe()
+        self.link.send(PREFIX + "status")
+        self._last_subscribe = time.monotonic()
+        self.set_interval(STATUS_SECONDS, self._poll)
+        self.call_after_refresh(self._mark_drawn)
+
+    def _mark_drawn(self) -> None:
+        self.drawn_at = time.monotonic()
+
+    # -- outgoing, coalesced ---------------------------------------------------------------
+    def send(self, address: str, *args) -> None:
+        self._outbox[address] = args
+        if self._flush_pending:
+            return
+        wait = SEND_SECONDS - (time.monotonic() - self._last_flush)
+        if wait <= 0:
+            self._flush()
+        else:
+            self._flush_pending = True
+            self.set_timer(wait, self._flush)
+
+    def send_param(self, name: str, value: float) -> None:
+        if name.startswith("z") and name[1:].isdigit():
+            self.send(f"{PREFIX}z/{name[1:]}", float(value))
+        else:
+            self.send(f"{PREFIX}param/{name}", float(value))
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self._last_flush = time.monotonic()
+        outbox, self._outbox = self._outbox, {}
+        for address, args in outbox.items():
+            self.link.send(address, *args)
+        if outbox:
+            self.query_one(StatusLine).osc_last = address
+
+    # -- incoming, coalesced ---------------------------------------------------------------
+    def on_engine_update(self, _: EngineUpdate) -> None:
+        if self._drain_pending:
+            return
+        wait = FRAME_SECONDS - (time.monotonic() - self._last_drain)
+        if wait <= 0:
+            self._drain()
+        else:
+            self._drain_pending = True
+            self.set_timer(wait, self._drain)
+
+    def _drain(self) -> None:
+        self._drain_pending = False
+        self._last_drain = time.monotonic()
+        delta = self.link.take()
+        if not delta.empty():
+            self.apply(delta)
+
+    def apply(self, delta: EngineDelta) -> None:
+        self._got_reply = True
+        for name, value in delta.params.items():
+            self.show_value(name, value)
+        if delta.meter is not None:
+            self.query_one(OutputMeter).update_levels(*delta.meter)
+        if delta.spectra:
+            self.query_one(Waterfall).add_rows(delta.spectra)
+        status = self.query_one(StatusLine)
+        if delta.status is not None:
+            self.status.update(delta.status)
+            status.status = self.status
+        for error in delta.errors:
+            self.show_message(f"engine: {error}")
+        screen = self.screen if isinstance(self.screen, LearnScreen) else None
+        if delta.bindings is not None:
+            self.bindings_map = dict(delta.bindings)
+            if screen:
+                screen.set_bindings(self.bindings_map)
+        for param, control in delta.learned:
+            self.bindings_map[param] = control
+            self.show_message(f"learned {param} ← {control}")
+            if screen:
+                screen.learned(param, control)
+        if delta.model:
+            self.show_message(f"model {delta.model}")
+        status.engine_state = "running"
+        status.refresh()
+
+    def show_value(self, name: str, value: float) -> None:
+        """Move a widget to a value someone else set (no echo back to the engine)."""
+        if name not in self.specs:
+            return
+        self.values[name] = value
+        if name in ("x", "y"):
+            self.query_one(XYPad).set_point(self.values["x"], self.values["y"], remote=True)
+            return
+        for slider in self.query(f"#slider-{name}").results(ParamSlider):
+            slider.set_value(value, remote=True)
+
+    def show_message(self, text: str, seconds: float = 5.0) -> None:
+        status = self.query_one(StatusLine)
+        status.message = text
+        self._message_until = time.monotonic() + seconds
+        status.refresh()
+
+    # -- periodic: status poll, engine watch -----------------------------------------------
+    def _poll(self) -> None:
+        now = time.monotonic()
+        self.link.send(PREFIX + "status")
+        if not self._got_reply or now - self._last_subscribe > RESUBSCRIBE_SECONDS:
+            if not self._got_reply:
+                self.link.subscribe()
+            elif now - self._last_subscribe > RESUBSCRIBE_SECONDS:
+                self.link.subscribe()
+            self._last_subscribe = now
+        status = self.query_one(StatusLine)
+        if status.message and now > self._message_until:
+            status.message = ""
+        if self.engine is not None and not self._stopping and self.engine.poll() is not None:
+            status.engine_state = f"engine stopped ({self.engine.poll()})"
+            if not self._died_shown:
+                self._died_shown = True
+                self.push_screen(EngineDiedScreen(self.engine.poll(), self.engine.log_tail()), self._after_died)
+        elif self._got_reply and now - self.link.last_reply_time > NO_REPLY_SECONDS:
+            status.engine_state = "no reply"
+        elif not self._got_reply:
+            status.engine_state = "starting"
+        status.refresh()
+        self.query_one(OutputMeter).tick()
+
+    def _after_died(self, restart: bool | None) -> None:
+        if not restart:
+            self.action_quit()
+            return
+        self._died_shown = False
+        self._got_reply = False
+        self.engine.restart()
+        self.query_one(StatusLine).engine_state = "starting"
+        self.link.subscribe()
+
+    # -- widgets' requests -----------------------------------------------------------------
+    def on_xypad_moved(self, event: XYPad.Moved) -> None:
+        self.values["x"], self.values["y"] = event.x, event.y
+        self.send(PREFIX + "xy", float(event.x), float(event.y))
+
+    def on_param_slider_changed(self, event: ParamSlider.Changed) -> None:
+        self.values[event.name] = event.value
+        self.send_param(event.name, event.value)
+
+    # -- presets and morph -----------------------------------------------------------------
+    def on_preset_bar_store(self, event: PresetBar.Store) -> None:
+        self.store_preset(event.slot)
+
+    def on_preset_bar_recall(self, event: PresetBar.Recall) -> None:
+        self.recall_preset(event.slot)
+
+    def on_preset_bar_morph(self, event: PresetBar.Morph) -> None:
+        self.morph_to(event.target, event.seconds)
+
+    def store_preset(self, slot: int) -> None:
+        self.presets[slot] = dict(self.values)
+        self.send(f"{PREFIX}preset/store", slot)
+        self.query_one(PresetBar).show(stored=self.presets.keys(), current=slot)
+        self.show_message(f"stored preset {slot}", 2)
+
+    def recall_preset(self, slot: int) -> None:
+        self._stop_morph()
+        self.send(f"{PREFIX}preset/recall", slot)
+        values = self.presets.get(slot)
+        if values is None:
+            # Stored by someone else (MIDI, another client, an earlier run): ask for the values.
+            for name in self.specs:
+                self.link.send(f"{PREFIX}get/{name}")
+        else:
+            for name, value in values.items():
+                self.show_value(name, value)
+        self.query_one(PresetBar).show(current=slot)
+
+    def morph_to(self, target: int, seconds: float) -> None:
+        """Glide every parameter from the current preset (or the current values) to `target`."""
+        if target not in self.presets:
+            self.show_message(f"preset {target} is empty: store it first (shift+{target})")
+            return
+        self._stop_morph()
+        bar = self.query_one(PresetBar)
+        start = dict(self.presets.get(bar.current, self.values)) if bar.current else dict(self.values)
+        self._morph = (start, dict(self.presets[target]), target, time.monotonic(), max(seconds, 0.01),
+                       self.set_interval(MORPH_TICK, self._morph_step))
+        self._morph_step()
+
+    def _morph_step(self) -> None:
+        if self._morph is None:
+            return
+        start, end, target, began, seconds, _ = self._morph
+        t = min((time.monotonic() - began) / seconds, 1.0)
+        for name, b in end.items():
+            spec = self.specs.get(name)
+            if spec is None:
+                continue
+            a = start.get(name, b)
+            value = (a if t < 0.5 else b) if spec.integer else a + (b - a) * t
+            if value != self.values.get(name):
+                self.values[name] = value
+                if name not in ("x", "y"):
+                    self.send_param(name, value)
+                self.show_value(name, value)
+        self.send(PREFIX + "xy", float(self.values["x"]), float(self.values["y"]))
+        bar = self.query_one(PresetBar)
+        if t >= 1.0:
+            self._stop_morph()
+            bar.show(current=target)
+        else:
+            bar.show(progress=t, target=target)
+
+    def _stop_morph(self) -> None:
+        if self._morph is not None:
+            self._morph[-1].stop()
+            self._morph = None
+            self.query_one(PresetBar).show()
+
+    # -- keyboard notes --------------------------------------------------------------------
+    def on_key(self, event: Key) -> None:
+        if self.screen is not self.screen_stack[0] or self._stopping:
+            return
+        char = event.character or ""
+        now = time.monotonic()
+        semitone = key_semitone(char)
+        if semitone is not None:
+            messages = self.notes.press(semitone, now)
+        elif char in ("[", "]"):
+            messages = self.notes.all_off() if not self.notes.latch else []
+            self.notes.shift_octave(1 if char == "]" else -1)
+        elif char in ("-", "="):
+            messages = []
+            self.notes.shift_velocity(8 if char == "=" else -8)
+        elif char == "\\":
+            messages = self.notes.all_off()
+            self.notes.latch = not self.notes.latch
+        elif event.key == "space":
+            messages = self.notes.all_off()
+        else:
+            return
+        event.stop()
+        for pitch, velocity in messages:
+            self.link.note(pitch, velocity)  # notes are never coalesced: each one matters
+        if self.notes.held and self._note_timer is None and not self.notes.latch:
+            self._note_timer = self.set_interval(0.05, self._expire_notes)
+        status = self.query_one(StatusLine)
+        status.keyboard = self.notes.describe()
+        if messages:
+            status.osc_last = PREFIX + "note"
+        status.refresh()
+
+    def _expire_notes(self) -> None:
+        for pitch, velocity in self.notes.expire(time.monotonic()):
+            self.link.note(pitch, velocity)
+        if not self.notes.held and self._note_timer is not None:
+            self._note_timer.stop()
+            self._note_timer = None
+
+    # -- actions ---------------------------------------------------------------------------
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_learn(self) -> None:
+        if not isinstance(self.screen, LearnScreen):
+            self.push_screen(LearnScreen([n for n in self.specs], self.bindings_map))
+
+    def request_bindings(self) -> None:
+        self.link.send(PREFIX + "bindings")
+
+    def action_pick_model(self) -> None:
+        if isinstance(self.screen, ModelPickerScreen):
+            return
+        self.push_screen(ModelPickerScreen(self.model_roots, self.info.path), self._load_model)
+
+    def _load_model(self, path: str | None) -> None:
+        if not path:
+            return
+        self.link.send(PREFIX + "model", str(path))
+        info = read_model_info(path)
+        if info.problem:
+            self.show_message(info.problem)
+            return
+        old_dim, self.info = self.info.latent_dim, info
+        pad = self.query_one(XYPad)
+        pad.set_centroids(info.centroids)
+        pad.border_title = f"latent plane · {info.name}"
+        if info.latent_dim != old_dim:
+            self._rebuild_latent_sliders(info.latent_dim)
+        self.show_message(f"loading model {info.name}")
+
+    def _rebuild_latent_sliders(self, latent_dim: int) -> None:
+        sliders = self.query_one("#sliders")
+        for slider in list(sliders.query(ParamSlider)):
+            if slider.param.startswith("z") and slider.param[1:].isdigit():
+                slider.remove()
+        self.specs = {s.name: s for s in ParamStore.for_model(latent_dim).specs.values()}
+        for name in [n for n in self.values if n not in self.specs]:
+            del self.values[name]
+        new = []
+        for spec in slider_specs(latent_dim):
+            if spec.name.startswith("z") and spec.name[1:].isdigit():
+                self.values.setdefault(spec.name, spec.default)
+                new.append(ParamSlider(spec, self.values[spec.name]))
+        sliders.mount_all(new)
+
+    def action_record(self) -> None:
+        try:
+            recording = bool(int(float(self.status.get("recording", 0))))
+        except (TypeError, ValueError):
+            recording = False
+        self.link.send(PREFIX + "record", 0 if recording else 1)
+        self.status["recording"] = 0 if recording else 1
+        status = self.query_one(StatusLine)
+        status.status = self.status
+        status.refresh()
+
+    def action_quit(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        for pitch, velocity in self.notes.all_off():
+            self.link.note(pitch, velocity)
+        self._flush()
+        if self.engine is None or not self.engine.running():
+            self.exit(0)
+            return
+        self.query_one(StatusLine).engine_state = "stopping engine…"
+        self.query_one(StatusLine).refresh()
+        self._stop_engine()
+
+    @work(thread=True, exclusive=True)
+    def _stop_engine(self) -> None:
+        self.engine.stop()
+        self.call_from_thread(self.exit, 0)

@@ -1,0 +1,61 @@
+"""Every key of the UI and the OSC address table, on one scrollable screen."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+KEYS = [
+    ("F1 or ?", "this help (Esc closes any overlay)"),
+    ("Tab / Shift+Tab", "move focus: pad → sliders → presets"),
+    ("arrows (pad)", "move the latent point; Shift+arrows: fine steps; mouse: click or drag"),
+    ("←/→ (slider)", "change the value; Shift: fine; PgUp/PgDn: coarse; Home/End: limits; Del: default"),
+    ("↑/↓ (slider)", "previous / next slider"),
+    ("z s x d c v g b h n j m , l . ; /", "notes, lower row (C to E); the tracker layout"),
+    ("q 2 w 3 e r 5 t 6 y 7 u i 9 o 0 p", "notes, upper row, one octave higher"),
+    ("[ / ]", "keyboard octave down / up"),
+    ("- / =", "keyboard velocity down / up"),
+    ("\\", "latch: keys toggle notes instead of a short gate"),
+    ("Space", "all keyboard notes off"),
+    ("1-8 (presets)", "recall preset; Shift+1-8 (!@#$%^&*) store; m then 1-8 morph; < > morph time"),
+    ("F2 or Ctrl+L", "MIDI learn: pick a parameter, move a control; Del removes a binding"),
+    ("F3 or Ctrl+O", "model picker: load another model directory"),
+    ("F4 or Ctrl+R", "start / stop recording"),
+    ("Ctrl+Q or Ctrl+C", "quit: stops the engine, finalises any recording"),
+]
+
+OSC = [
+    ("/livegen/xy f f", "XY pad point, 0..1 each"),
+    ("/livegen/z/<i> f", "offset of latent dimension i"),
+    ("/livegen/param/<name> f", "any parameter by name (see the sliders)"),
+    ("/livegen/note i i", "pitch, velocity (0 = note off)"),
+    ("/livegen/record i", "1 starts, 0 stops recording"),
+    ("/livegen/preset/store i", "store preset slot i"),
+    ("/livegen/preset/recall i", "recall preset slot i"),
+    ("/livegen/learn s", "arm MIDI learn for a parameter"),
+    ("/livegen/unlearn s", "remove the MIDI binding of a parameter"),
+    ("/livegen/bindings", "reply: /livegen/bindings s s ... (parameter, control)"),
+    ("/livegen/model s", "load another model directory"),
+    ("/livegen/get/<name>", "reply: /livegen/param/<name> f"),
+    ("/livegen/status", "reply: /livegen/status name value ..."),
+    ("/livegen/subscribe [i]", "receive parameter changes and meters (at port i)"),
+]
+
+
+def help_markdown() -> str:
+    lines = ["# livegen keys", "", "| key | does |", "|---|---|"]
+    lines += [f"| `{k}` | {v} |" for k, v in KEYS]
+    lines += ["", "# OSC addresses", "", "| address | meaning |", "|---|---|"]
+    lines += [f"| `{a}` | {m} |" for a, m in OSC]
+    return "\n".join(lines)
+
+
+class HelpScreen(ModalScreen):
+    BINDINGS = [Binding("escape,f1,question_mark,q", "app.pop_screen", "close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body"):
+            yield Markdown(help_markdown())

@@ -1,0 +1,133 @@
+"""Two status lines: audio health, then MIDI, OSC, recording and the keyboard's octave."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+def _num(value, fmt: str, default: str = "?") -> str:
+    try:
+        return format(float(value), fmt)
+    except (TypeError, ValueError):
+        return default
+
+
+def _size(value) -> str:
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1000
+    return "?"
+
+
+def _clock(value) -> str:
+    try:
+        seconds = int(float(value))
+    except (TypeError, ValueError):
+        return "?"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class StatusLine(Widget):
+    """Shows the last `/livegen/status` reply plus what only the UI knows (engine process state,
+    OSC link, keyboard octave). Keys it reads are listed in `livegen.tui.osc` docs / README."""
+
+    COMPONENT_CLASSES = {"status--ok", "status--bad", "status--warn", "status--dim", "status--rec"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.status: dict[str, object] = {}
+        self.engine_state = "starting"
+        self.osc_port = 0
+        self.osc_last = ""
+        self.keyboard = ""
+        self.message = ""
+
+    def update_status(self, **changes) -> None:
+        for key, value in changes.items():
+            setattr(self, key, value)
+        self.refresh()
+
+    def _line1(self) -> Text:
+        style = self.get_component_rich_style
+        s = self.status
+        text = Text(no_wrap=True, overflow="ellipsis")
+        state = self.engine_state
+        state_style = style("status--ok") if state == "running" else style(
+            "status--warn" if state in ("starting", "no reply") else "status--bad")
+        text.append("● " + state, state_style)
+        if s:
+            xruns = s.get("xruns", 0)
+            load = s.get("load")
+            try:
+                load_pct = float(load) * (100 if float(load) <= 1.5 else 1)
+            except (TypeError, ValueError):
+                load_pct = None
+            text.append(f"  {_num(s.get('samplerate'), '.0f')}Hz blk {_num(s.get('blocksize'), '.0f')}"
+                        f" {_num(s.get('latency_ms'), '.1f')}ms ")
+            try:
+                bad = float(xruns) > 0
+            except (TypeError, ValueError):
+                bad = False
+            text.append(f"xruns {_num(xruns, '.0f')}", style("status--bad") if bad else style("status--ok"))
+            text.append(f"  load {load_pct:.0f}%" if load_pct is not None else "  load ?",
+                        style("status--warn") if load_pct is not None and load_pct > 70 else None)
+            compute = s.get("compute") or s.get("torch_device") or ""
+            cpu = s.get("cpu")
+            extra = []
+            if compute:
+                extra.append(str(compute))
+            if cpu is not None:
+                extra.append(f"cpu {_num(cpu, '.0f')}%")
+            if s.get("gpu") not in (None, ""):
+                extra.append(f"gpu {s.get('gpu')}")
+            if extra:
+                text.append("  " + " ".join(extra))
+            if s.get("voices") is not None:
+                text.append(f"  v{_num(s.get('voices'), '.0f')}")
+            device = s.get("device") or s.get("audio_device")
+            if device:
+                text.append(f"  │ {device}", style("status--dim"))
+        if self.message:
+            text.append(f"  │ {self.message}", style("status--warn"))
+        return text
+
+    def _line2(self) -> Text:
+        style = self.get_component_rich_style
+        s = self.status
+        text = Text(no_wrap=True, overflow="ellipsis")
+        midi = s.get("midi_port") or "—"
+        text.append(f"MIDI {midi}")
+        if s.get("midi_last"):
+            text.append(f" {s.get('midi_last')}", style("status--dim"))
+        text.append(f" │ OSC :{s.get('osc_port', self.osc_port)}")
+        last = s.get("osc_last") or self.osc_last
+        if last:
+            text.append(f" {str(last).removeprefix('/livegen/')}", style("status--dim"))
+        recording = s.get("recording")
+        try:
+            recording = bool(int(float(recording)))
+        except (TypeError, ValueError):
+            recording = bool(recording)
+        text.append(" │ ")
+        if recording:
+            name = str(s.get("record_file") or "")
+            name = name.rsplit("/", 1)[-1]
+            text.append("REC ●", style("status--rec"))
+            text.append(f" {name} {_clock(s.get('record_seconds'))} {_size(s.get('record_bytes'))}")
+        else:
+            text.append("rec ○", style("status--dim"))
+        if self.keyboard:
+            text.append(f" │ {self.keyboard}")
+        return text
+
+    def render(self) -> Text:
+        text = self._line1()
+        text.append("\n")
+        text.append_text(self._line2())
+        return text

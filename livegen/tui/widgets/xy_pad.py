@@ -1,0 +1,149 @@
+"""The XY pad: the model's latent plane, with family centroids as labelled dots."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+
+COARSE = 0.025
+FINE = 0.005
+TRAIL_SECONDS = 0.6
+TRAIL_POINTS = 12
+
+
+class XYPad(Widget, can_focus=True):
+    """A point in 0..1 x 0..1 (y up) moved by mouse drag or arrow keys (shift: fine steps).
+
+    User moves post `XYPad.Moved`; `set_point(..., remote=True)` follows other controllers
+    without posting, so feedback from the engine never loops back to it.
+    """
+
+    COMPONENT_CLASSES = {"xypad--cursor", "xypad--trail", "xypad--centroid", "xypad--label", "xypad--grid",
+                         "xypad--cross"}
+    BINDINGS = [
+        Binding("left", "nudge(-1, 0)", "left", show=False),
+        Binding("right", "nudge(1, 0)", "right", show=False),
+        Binding("up", "nudge(0, 1)", "up", show=False),
+        Binding("down", "nudge(0, -1)", "down", show=False),
+        Binding("shift+left", "nudge(-1, 0, 1)", "fine left", show=False),
+        Binding("shift+right", "nudge(1, 0, 1)", "fine right", show=False),
+        Binding("shift+up", "nudge(0, 1, 1)", "fine up", show=False),
+        Binding("shift+down", "nudge(0, -1, 1)", "fine down", show=False),
+    ]
+
+    class Moved(Message):
+        def __init__(self, x: float, y: float):
+            super().__init__()
+            self.x = x
+            self.y = y
+
+    def __init__(self, centroids: dict[str, tuple[float, float]] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.x = 0.5
+        self.y = 0.5
+        self.centroids = dict(centroids or {})
+        self.trail: deque[tuple[float, float, float]] = deque(maxlen=TRAIL_POINTS)
+        self._dragging = False
+        self._trail_timer = None
+
+    # -- state -----------------------------------------------------------------------------
+    def set_centroids(self, centroids: dict[str, tuple[float, float]]) -> None:
+        self.centroids = dict(centroids)
+        self.refresh()
+
+    def set_point(self, x: float, y: float, *, remote: bool = False) -> None:
+        x = min(max(float(x), 0.0), 1.0)
+        y = min(max(float(y), 0.0), 1.0)
+        if (x, y) == (self.x, self.y):
+            return
+        self.trail.append((self.x, self.y, time.monotonic()))
+        self.x, self.y = x, y
+        if not remote:
+            self.post_message(self.Moved(x, y))
+        if self._trail_timer is None:
+            self._trail_timer = self.set_interval(1 / 15, self._fade_trail)
+        self.refresh()
+
+    def _fade_trail(self) -> None:
+        cutoff = time.monotonic() - TRAIL_SECONDS
+        while self.trail and self.trail[0][2] < cutoff:
+            self.trail.popleft()
+        if not self.trail and self._trail_timer is not None:
+            self._trail_timer.stop()
+            self._trail_timer = None
+        self.refresh()
+
+    def action_nudge(self, dx: int, dy: int, fine: int = 0) -> None:
+        step = FINE if fine else COARSE
+        self.set_point(self.x + dx * step, self.y + dy * step)
+
+    # -- mouse -----------------------------------------------------------------------------
+    def _point_from_mouse(self, event: events.MouseEvent) -> None:
+        offset = event.get_content_offset_capture(self)
+        width, height = self.content_size
+        x = offset.x / max(width - 1, 1)
+        y = 1.0 - offset.y / max(height - 1, 1)
+        self.set_point(x, y)
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        self.focus()
+        self._dragging = True
+        self.capture_mouse()
+        self._point_from_mouse(event)
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self._dragging:
+            self._point_from_mouse(event)
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if self._dragging:
+            self._dragging = False
+            self.release_mouse()
+
+    # -- drawing ---------------------------------------------------------------------------
+    def _cell(self, x: float, y: float, width: int, height: int) -> tuple[int, int]:
+        return round(x * (width - 1)), round((1.0 - y) * (height - 1))
+
+    def render(self) -> Text:
+        width, height = self.content_size
+        if width < 2 or height < 2:
+            return Text("")
+        style = self.get_component_rich_style
+        grid_style, cross_style = style("xypad--grid"), style("xypad--cross")
+        chars = [[" "] * width for _ in range(height)]
+        styles = [[None] * width for _ in range(height)]
+        for row in range(0, height, max(height // 4, 1)):
+            for col in range(0, width, max(width // 8, 1)):
+                chars[row][col], styles[row][col] = "·", grid_style
+        cx, cy = self._cell(self.x, self.y, width, height)
+        for col in range(width):
+            chars[cy][col], styles[cy][col] = "─", cross_style
+        for row in range(height):
+            chars[row][cx], styles[row][cx] = "│", cross_style
+        label_style, dot_style = style("xypad--label"), style("xypad--centroid")
+        for name, (fx, fy) in sorted(self.centroids.items()):
+            col, row = self._cell(fx, fy, width, height)
+            chars[row][col], styles[row][col] = "●", dot_style
+            label = name.replace("_", " ")[: max(0, min(9, width - col - 2))]
+            for i, ch in enumerate(label):
+                target = col + 2 + i
+                if chars[row][target] in (" ", "·", "─", "│"):
+                    chars[row][target], styles[row][target] = ch, label_style
+        trail_style = style("xypad--trail")
+        for tx, ty, _ in self.trail:
+            col, row = self._cell(tx, ty, width, height)
+            chars[row][col], styles[row][col] = "•", trail_style
+        chars[cy][cx], styles[cy][cx] = "◆", style("xypad--cursor")
+        text = Text(no_wrap=True, overflow="crop")
+        for row in range(height):
+            for col in range(width):
+                text.append(chars[row][col], styles[row][col])
+            if row < height - 1:
+                text.append("\n")
+        return text
