@@ -1,0 +1,336 @@
+"""Attach session recording to an engine: `record` events start and stop it, exactly on a block.
+
+The engine applies a `record` event at a block boundary and calls its listeners on the engine
+thread; `SessionControl`'s listener hands the block stream to a recorder armed in advance (its
+ring already allocated), so the first recorded sample is the one at which the event took effect,
+and a control thread opens the files meanwhile (the ring holds 10 s). Every applied event since
+the engine started is kept, so a recording started mid-performance logs what came before it
+too: its header's `start_sample` says where the WAV begins, and rendering the log from sample 0
+and dropping `start_sample` samples reproduces the file.
+
+Import cost is kept low (argparse helpers are used by the CLI's parser); numpy and soundfile
+are imported when a session is attached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable
+
+FORMATS = ("FLOAT", "PCM_24")
+
+
+def add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--record DIR`, `--record-dir DIR`, `--record-format` for `livegen play`."""
+    group = parser.add_argument_group("recording")
+    group.add_argument("--record", metavar="DIR",
+                       help="record from the first sample into DIR (WAV + session log named by date and time)")
+    group.add_argument("--record-dir", metavar="DIR",
+                       help="where recordings started later (UI 'r', OSC /livegen/record 1, MIDI) go "
+                            "(default: the current directory)")
+    group.add_argument("--record-format", choices=FORMATS, default="FLOAT", type=str.upper,
+                       help="WAV sample format: FLOAT (32-bit float, exactly what is heard; default) or PCM_24")
+
+
+def session_argv(args) -> list[str]:
+    """The recording options as command-line words (for a supervisor re-running `play`)."""
+    out = []
+    if getattr(args, "record", None):
+        out += ["--record", str(args.record)]
+    if getattr(args, "record_dir", None):
+        out += ["--record-dir", str(args.record_dir)]
+    if getattr(args, "record_format", "FLOAT") != "FLOAT":
+        out += ["--record-format", args.record_format]
+    return out
+
+
+def weights_sha256(model_dir) -> str | None:
+    """sha256 of a model directory's `weights.safetensors` (None without one), to tie a log to its model."""
+    if not model_dir:
+        return None
+    path = Path(model_dir) / "weights.safetensors"
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) -> dict:
+    """Log-header fields that a render needs to rebuild this engine (and a human to know what it was)."""
+    config = engine.config
+    hop_out = int(round(engine.hop * engine.samplerate / config.sample_rate))
+    header = {
+        "model": model_name or (str(model_dir) if model_dir else None),
+        "model_dir": str(model_dir) if model_dir else None,
+        "weights_sha256": weights_sha256(model_dir),
+        "seed": engine.seed,
+        "blocksize": blocksize or hop_out,
+        "hop": engine.hop,
+        "model_samplerate": config.sample_rate,
+        "n_fft": getattr(config, "n_fft", None),
+        "latent_dim": getattr(config, "latent_dim", None),
+        "lookahead": engine.lookahead,
+        "mix": engine.mix,
+        "method": getattr(engine.inverter, "method", None),
+        "device": engine.device,
+    }
+    return header
+
+
+class SessionControl:
+    """Recording for one engine: listener + output tap + a control thread that owns the files.
+
+    Parameters
+    ----------
+    engine : a `livegen.engine.core.Engine` (or anything with `add_listener`, `post`, `step`,
+        `samplerate`, `samples_out`, `extra_status`).
+    directory : where recordings go.
+    header : fields for each log's header (see `engine_header`).
+    on_error, on_start, on_stop : called from the control thread with a message / the recorder.
+    channels : of the engine's output blocks (1: the engine writes mono).
+    """
+
+    def __init__(self, engine, *, directory=".", subtype: str = "FLOAT", header: dict | None = None,
+                 on_error: Callable[[str], None] | None = None, on_start=None, on_stop=None,
+                 channels: int = 1, ring_seconds: float = 10.0, poll_interval: float = 0.02):
+        self.engine = engine
+        self.directory = Path(directory)
+        self.subtype = subtype
+        self.header = dict(header or {})
+        self.on_error = on_error
+        self.on_start = on_start
+        self.on_stop = on_stop
+        self.channels = int(channels)
+        self.ring_seconds = float(ring_seconds)
+        self.poll_interval = float(poll_interval)
+        self.history: list = []
+        """Every applied event but `record`s, since the engine started (append-only: the engine thread's)."""
+        self.recordings: list = []
+        self.last_error: str | None = None
+        self._armed = None
+        self._active = None
+        self._requests: deque = deque()
+        self._errors_seen: set = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._restore_step = None
+        self._attached = False
+
+    # ---- set-up (main thread) ----------------------------------------------------------
+    def attach(self) -> "SessionControl":
+        """Listen to the engine and tap its output; start the control thread (arms a recorder)."""
+        if self._attached:
+            return self
+        if self.engine.samples_out:
+            # Events applied before we listened are unknown: a log could not re-render them.
+            raise RuntimeError("attach the session recorder before the engine produces its first block")
+        self._arm()
+        self.engine.add_listener(self._on_applied)
+        add_tap = getattr(self.engine, "add_tap", None)
+        if add_tap is not None:
+            add_tap(self._on_block)
+        else:
+            # No tap hook on this engine: wrap its `step` (the one place output blocks come from).
+            step = self.engine.step
+            on_block = self._on_block
+
+            def tapped_step():
+                out = step()
+                on_block(out)
+                return out
+
+            self.engine.step = tapped_step
+            self._restore_step = step
+        self._attached = True
+        self._thread = threading.Thread(target=self._run, name="livegen-session", daemon=True)
+        self._thread.start()
+        return self
+
+    def record(self, on: bool = True, *, source: str = "session") -> None:
+        """Ask the engine to start or stop recording at its next block (any thread)."""
+        from livegen.engine.events import Event
+
+        self.engine.post(Event("record", value=1.0 if on else 0.0, source=source))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish any recording (what the engine produced so far is kept) and stop the control thread."""
+        active = self._active
+        self._active = None
+        if active is not None:
+            active.request_stop()
+            self._requests.append(("stop", active))
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        remove = getattr(self.engine, "remove_listener", None)
+        if remove is not None:
+            remove(self._on_applied)
+        remove_tap = getattr(self.engine, "remove_tap", None)
+        if remove_tap is not None and self._restore_step is None:
+            remove_tap(self._on_block)
+        if self._restore_step is not None:
+            self.engine.step = self._restore_step
+            self._restore_step = None
+        if self._armed is not None:
+            self._armed = None
+
+    @property
+    def recorder(self):
+        """The recorder now recording, or None."""
+        return self._active
+
+    # ---- engine thread ---------------------------------------------------------------------
+    def _on_applied(self, event) -> None:
+        if event.type != "record":
+            self.history.append(event)
+            active = self._active
+            if active is not None:
+                active.log_event(event)
+            return
+        if event.value and self._active is None:
+            rec = self._armed
+            if rec is None:
+                self._requests.append(("unarmed", event.sample))
+                return
+            self._armed = None
+            rec.log_prefix(self.history, len(self.history))
+            rec.header["start_sample"] = int(event.sample or 0)
+            self._active = rec
+            self._requests.append(("start", rec))
+        elif not event.value and self._active is not None:
+            rec = self._active
+            self._active = None
+            rec.request_stop()
+            self._requests.append(("stop", rec))
+
+    def _on_block(self, block) -> None:
+        active = self._active
+        if active is not None:
+            active.write_audio(block)
+
+    # ---- control thread ----------------------------------------------------------------------
+    def _arm(self) -> None:
+        from livegen.session.recorder import SessionRecorder
+
+        self._armed = SessionRecorder(self.directory, samplerate=self.engine.samplerate, channels=self.channels,
+                                      header=dict(self.header), subtype=self.subtype,
+                                      ring_seconds=self.ring_seconds)
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            while self._requests:
+                kind, item = self._requests.popleft()
+                if kind == "start":
+                    self._start(item)
+                elif kind == "stop":
+                    item.stop()
+                    self._report_error(item)
+                    if self.on_stop is not None and item.error is None and item.path is not None:
+                        self.on_stop(item)
+                elif kind == "unarmed":
+                    self._error(f"record at sample {item}: the recorder was not ready yet; try again")
+                    self._set_recording_off()
+            active = self._active
+            if active is not None and active.error is not None:
+                self._report_error(active)
+            self._publish()
+            if stopping and not self._requests:
+                break
+            if self._armed is None and not stopping:
+                try:
+                    self._arm()
+                except Exception as exc:
+                    self._error(f"cannot prepare the recorder: {exc}")
+            time.sleep(self.poll_interval)
+
+    def _start(self, rec) -> None:
+        try:
+            rec.start()
+        except Exception as exc:  # unwritable directory and the like: say so, keep playing
+            if self._active is rec:
+                self._active = None
+            rec.request_stop()
+            self._error(str(exc))
+            self._set_recording_off()
+            return
+        self.recordings.append(rec)
+        if self.on_start is not None:
+            self.on_start(rec)
+
+    def _report_error(self, rec) -> None:
+        if rec.error is None or id(rec) in self._errors_seen:
+            return
+        self._errors_seen.add(id(rec))
+        if self._active is rec:
+            self._active = None
+        self._error(rec.error)
+        self._set_recording_off()
+
+    def _set_recording_off(self) -> None:
+        # Through the engine, so its `recording` flag, the UI and OSC subscribers all hear it.
+        if not self._stop.is_set():
+            self.record(False, source="session")
+
+    def _error(self, message: str) -> None:
+        self.last_error = message
+        if self.on_error is not None:
+            try:
+                self.on_error(message)
+            except Exception:
+                pass
+
+    def _publish(self) -> None:
+        status = getattr(self.engine, "extra_status", None)
+        if status is None:
+            return
+        active = self._active
+        status["record_seconds"] = round(active.elapsed, 3) if active is not None else 0.0
+        status["record_dropped"] = active.dropped if active is not None else 0
+        status["record_file"] = str(active.path) if active is not None and active.path else ""
+
+
+def attach_session(engine, args, *, model_dir=None, model_name=None, blocksize=None,
+                   on_error=None, on_start=None, on_stop=None, log=None) -> SessionControl:
+    """What `play` calls after building its engine and before the first block: wire recording up.
+
+    `args` carries `--record`, `--record-dir`, `--record-format` (see `add_session_arguments`).
+    With `--record DIR`, recording starts at sample 0.
+    """
+    log = log or (lambda text: None)
+    directory = getattr(args, "record_dir", None) or "."
+    if model_name == "random":
+        model_dir = None
+    header = engine_header(engine, model_dir=model_dir, model_name=model_name, blocksize=blocksize)
+
+    def started(rec):
+        log(f"recording to {rec.path}")
+        if on_start is not None:
+            on_start(rec)
+
+    def stopped(rec):
+        log(f"recorded {rec.elapsed:.1f} s to {rec.path} (log {rec.log_path.name}"
+            f"{f', {rec.dropped} samples dropped' if rec.dropped else ''})")
+        if on_stop is not None:
+            on_stop(rec)
+
+    def failed(message):
+        log(message)
+        if on_error is not None:
+            on_error(message)
+
+    session = SessionControl(engine, directory=directory, subtype=getattr(args, "record_format", "FLOAT"),
+                             header=header, on_error=failed, on_start=started, on_stop=stopped).attach()
+    if getattr(args, "record", None):
+        # The record event goes to the recorder armed for --record's own directory.
+        session._armed.directory = Path(args.record)
+        session.record(True, source="cli")
+    return session
