@@ -1,0 +1,117 @@
+"""The output chain after phase reconstruction: resample, sanitise, gain, limit, fade.
+
+Everything here runs on the decoder thread, one model hop at a time, and is deterministic:
+the same input blocks give the same output samples in the live and the offline path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import soxr
+from scipy.signal import lfilter
+
+DC_POLE = 0.9985
+"""DC blocker pole: the -3 dB corner sits near 11 Hz at 48 kHz (below any musical content)."""
+
+LIMITER_RELEASE_S = 0.12
+LIMITER_KNEE_DB = 3.0
+"""The limiter starts compressing this far below the ceiling; the soft clip fills the last 3 dB."""
+
+
+def db_to_gain(db: float) -> float:
+    return 10.0 ** (db / 20.0)
+
+
+class OutputChain:
+    """Model-rate mono blocks in, device-rate mono blocks out, never above the ceiling.
+
+    Stages: soxr `ResampleStream` (model rate -> output rate), sanitiser (NaN/Inf -> 0,
+    counted in `nan_count`; DC blocker), gain (dB, ramped across each block), soft limiter
+    (block-peak gain reduction with instant attack and a smooth release, then a tanh soft clip
+    over the last `LIMITER_KNEE_DB`, then a hard clip at the ceiling), then the start/stop fade.
+    """
+
+    def __init__(self, *, in_rate: int, out_rate: int, fade_seconds: float = 0.01, quality: str = "HQ"):
+        self.in_rate = int(in_rate)
+        self.out_rate = int(out_rate)
+        self.resampler = None if self.in_rate == self.out_rate else soxr.ResampleStream(
+            self.in_rate, self.out_rate, 1, dtype="float32", quality=quality)
+        self.nan_count = 0
+        self._dc_state = np.zeros(1, dtype=np.float64)
+        self._dc_b = np.array([1.0, -1.0])
+        self._dc_a = np.array([1.0, -DC_POLE])
+        self._gain = None
+        self._limiter_gain = 1.0
+        self.fade_samples = max(1, int(round(fade_seconds * out_rate)))
+        self._fade = 0.0  # current master fade level
+        self._fade_target = 1.0  # fades in from silence at start
+        self.peak = 0.0
+
+    def fade_out(self) -> None:
+        """Start the stop fade; `faded_out` turns true once it has reached silence."""
+        self._fade_target = 0.0
+
+    @property
+    def faded_out(self) -> bool:
+        return self._fade_target == 0.0 and self._fade == 0.0
+
+    def process(self, block: np.ndarray, *, gain_db: float, ceiling_db: float) -> np.ndarray:
+        """One hop of mono model-rate samples -> output-rate samples (length may vary by one)."""
+        x = block.astype(np.float32, copy=False)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            self.nan_count += int(bad.sum())
+            x = np.where(bad, np.float32(0.0), x)
+        if self.resampler is not None:
+            x = self.resampler.resample_chunk(x)
+        if x.size == 0:
+            return x.astype(np.float32)
+        y, self._dc_state = lfilter(self._dc_b, self._dc_a, x.astype(np.float64), zi=self._dc_state)
+        gain = db_to_gain(gain_db)
+        start_gain = gain if self._gain is None else self._gain
+        if start_gain != gain:
+            y *= np.linspace(start_gain, gain, len(y), endpoint=False) if len(y) > 1 else gain
+        else:
+            y *= gain
+        self._gain = gain
+        y = self._limit(y, db_to_gain(ceiling_db))
+        y = self._apply_fade(y)
+        out = y.astype(np.float32)
+        self.peak = max(self.peak, float(np.max(np.abs(out))))
+        return out
+
+    def _limit(self, y: np.ndarray, ceiling: float) -> np.ndarray:
+        knee = ceiling * db_to_gain(-LIMITER_KNEE_DB)
+        peak = float(np.max(np.abs(y)))
+        wanted = 1.0 if peak <= knee else knee / peak
+        release = math.exp(-len(y) / (LIMITER_RELEASE_S * self.out_rate))
+        if wanted < self._limiter_gain:
+            target = wanted  # instant attack: this block must not overshoot the knee
+        else:
+            target = wanted + (self._limiter_gain - wanted) * release
+        if target != self._limiter_gain and len(y) > 1 and wanted >= self._limiter_gain:
+            y *= np.linspace(self._limiter_gain, target, len(y))
+        else:
+            y *= target
+        self._limiter_gain = target
+        a = np.abs(y)
+        over = a > knee
+        if over.any():
+            span = ceiling - knee
+            y = np.where(over, np.sign(y) * (knee + span * np.tanh((a - knee) / span)), y)
+        return np.clip(y, -ceiling, ceiling)
+
+    def _apply_fade(self, y: np.ndarray) -> np.ndarray:
+        if self._fade == self._fade_target:
+            if self._fade == 0.0:
+                y[:] = 0.0
+            return y
+        step = 1.0 / self.fade_samples
+        direction = 1.0 if self._fade_target > self._fade else -1.0
+        ramp = self._fade + direction * step * np.arange(1, len(y) + 1)
+        ramp = np.clip(ramp, 0.0, 1.0)
+        self._fade = float(ramp[-1])
+        y *= ramp
+        return y

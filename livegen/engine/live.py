@@ -1,0 +1,98 @@
+"""The live engine: a decoder thread keeps the ring buffer a few blocks ahead of the callback.
+
+`LiveEngine` is the `ControlTarget` the OSC server (and later MIDI and the recorder) talk to:
+`params`, `post`, `status`, `add_listener`. The decoder thread is the only one that touches
+the `Engine`; other threads only post events and read parameters.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from livegen.audio.ring import RingBuffer
+from livegen.engine.core import Engine
+
+
+class LiveEngine:
+    def __init__(self, engine: Engine, output, *, ahead: int):
+        self.engine = engine
+        self.output = output
+        self.ring: RingBuffer = output.ring
+        self.ahead = int(ahead)
+        self.params = engine.params
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.started_at = None
+        self.first_sound_at = None
+        self.error: BaseException | None = None
+
+    # ControlTarget
+    def post(self, event) -> None:
+        self.engine.post(event)
+
+    def add_listener(self, callback) -> None:
+        self.engine.add_listener(callback)
+
+    def status(self) -> dict:
+        status = self.engine.status()
+        out = self.output
+        status.update({
+            "xruns": out.underflows + out.ring_underruns,
+            "underflows": out.underflows,
+            "ring_underruns": out.ring_underruns,
+            "samplerate": out.samplerate,
+            "blocksize": out.blocksize,
+            "ahead": self.ahead,
+            "latency_ms": round(1000 * (self.ahead / out.samplerate + out.output_latency), 2),
+            "audio_device": out.info["name"],
+            "uptime": round(time.monotonic() - self.started_at, 3) if self.started_at else 0.0,
+        })
+        return status
+
+    def start(self) -> None:
+        """Prime the ring, open the stream, then keep the ring `ahead` samples full."""
+        # Let the callback thread take the GIL back quickly from the decoder thread's glue.
+        sys.setswitchinterval(0.001)
+        self.started_at = time.monotonic()
+        self._fill()
+        self.output.start()
+        self._thread = threading.Thread(target=self._run, name="livegen-decoder", daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
+        ring = self.ring
+        engine = self.engine
+        while ring.fill < self.ahead:
+            block = engine.step()
+            if self.first_sound_at is None and len(block) and float(abs(block).max()) > 1e-4:
+                self.first_sound_at = time.monotonic()
+            ring.write(block)
+
+    def _run(self) -> None:
+        sleep = max(0.0005, 0.25 * self.engine.hop_seconds)
+        try:
+            while not self._stop.is_set():
+                self._fill()
+                time.sleep(sleep)
+        except BaseException as exc:  # surfaced by the main thread's watchdog
+            self.error = exc
+
+    def stop(self, *, fade: bool = True, timeout: float = 1.0) -> None:
+        """Fade out, let the ring drain into the device, then close the stream."""
+        if fade and self._thread is not None and self._thread.is_alive() and self.output.active:
+            self.engine.fade_out()
+            deadline = time.monotonic() + timeout
+            while not self.engine.faded_out and time.monotonic() < deadline:
+                time.sleep(0.005)
+            # the fade must reach the device before it closes
+            mark = self.ring.written
+            while self.ring.read < mark and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(min(0.05, self.output.output_latency + 0.01))
+        self.output.primed = False  # the ring drains from here on: not an underrun
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.output.close()
