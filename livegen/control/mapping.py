@@ -1,0 +1,475 @@
+"""MIDI messages -> engine events: the pure layer (no ports, no threads), fuzzable.
+
+`MidiMapper.feed(message)` takes one raw MIDI message (a sequence of ints, as rtmidi hands
+it over) and returns the events it causes. It handles notes (note-on velocity 0 is a note-off),
+program change (preset recall), pitch bend (`bend`), RPN 0 (`bend_range`), CC maps with range
+and curve, 14-bit CC pairs (CC 0-31 MSB with CC 32-63 LSB; an MSB alone still works), NRPN,
+relative encoders, soft takeover and MIDI learn. Anything else -- sysex, clock, active sensing,
+truncated or malformed messages -- returns no events.
+
+Default map (used when no map file exists; see `DEFAULT_MAP`)::
+
+    CC 70-77  -> z0..z7 (latent knobs; most controllers' knob row sends these or can)
+    CC 16, 17 -> x, y   (general purpose 1/2; 14-bit with LSB CC 48, 49)
+    CC 1      -> drift  (mod wheel)
+    CC 5      -> glide  (portamento time)
+    CC 7      -> gain   (volume)
+    CC 64     -> sustain (pedal; no pick-up)
+    pitch bend -> bend; RPN 0 (bend sensitivity) -> bend_range; program change -> preset recall
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from livegen.engine.events import Event
+from livegen.errors import ParameterError
+
+MODES = ("absolute", "relative-twos", "relative-offset", "relative-sign")
+"""absolute: 0..127 is the range. Relative encoders send ticks: two's complement (1..63 up,
+127..65 down), binary offset (65.. up, 63.. down, 64 = 0) or sign bit (1..63 up, 65..127 down)."""
+CURVES = ("linear", "exp", "log")
+PICKUP_TOLERANCE = 2 / 127
+"""A knob picks up its parameter when within this fraction of it (or when it crosses it)."""
+PENDING_SECONDS = 0.25
+"""How long our own posted value counts as current before the engine's value is trusted again."""
+NRPN_SELECT = (98, 99, 100, 101)
+DATA_ENTRY = (6, 38, 96, 97)
+
+
+@dataclass
+class Mapping:
+    """One control bound to one parameter: CC (`cc`) or NRPN (`nrpn`), on `channel` (1-16; None = any)."""
+
+    param: str
+    cc: int | None = None
+    nrpn: int | None = None
+    channel: int | None = None
+    mode: str = "absolute"
+    min: float | None = None
+    max: float | None = None
+    curve: str | float = "linear"
+    takeover: bool = True
+    step: float = 1 / 128
+    """Fraction of the range one relative-encoder tick moves."""
+    engaged: bool = field(default=False, repr=False, compare=False)
+    last_unit: float | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        where = f"MIDI mapping for {self.param!r}"
+        if (self.cc is None) == (self.nrpn is None):
+            raise ParameterError(f"{where}: give exactly one of cc (0-127) or nrpn (0-16383)")
+        if self.cc is not None and not (isinstance(self.cc, int) and 0 <= self.cc <= 127):
+            raise ParameterError(f"{where}: cc {self.cc!r} must be 0..127")
+        if self.cc is not None and (self.cc in NRPN_SELECT or 120 <= self.cc <= 127):
+            raise ParameterError(f"{where}: cc {self.cc} is reserved (NRPN/RPN select or channel mode)")
+        if self.nrpn is not None and not (isinstance(self.nrpn, int) and 0 <= self.nrpn <= 16383):
+            raise ParameterError(f"{where}: nrpn {self.nrpn!r} must be 0..16383")
+        if self.channel is not None and not (isinstance(self.channel, int) and 1 <= self.channel <= 16):
+            raise ParameterError(f"{where}: channel {self.channel!r} must be 1..16 (leave it out for any)")
+        if self.mode not in MODES:
+            raise ParameterError(f"{where}: mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if isinstance(self.curve, bool) or not (self.curve in CURVES or (
+                isinstance(self.curve, (int, float)) and 0.05 <= self.curve <= 20)):
+            raise ParameterError(f"{where}: curve {self.curve!r}; use {', '.join(CURVES)} or an exponent 0.05..20")
+        for key in ("min", "max", "step"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ParameterError(f"{where}: {key} {value!r} must be a finite number")
+        if not 0 < self.step <= 1:
+            raise ParameterError(f"{where}: step {self.step!r} must be in (0, 1]")
+
+    @property
+    def control(self) -> str:
+        """Human name of the control, e.g. 'CC 70 ch 1' or 'NRPN 1234 any ch'."""
+        what = f"CC {self.cc}" if self.cc is not None else f"NRPN {self.nrpn}"
+        return f"{what} {'ch ' + str(self.channel) if self.channel else 'any ch'}"
+
+    def same_control(self, other: "Mapping") -> bool:
+        return (self.cc, self.nrpn) == (other.cc, other.nrpn) and (
+            self.channel is None or other.channel is None or self.channel == other.channel)
+
+    def matches(self, channel: int) -> bool:
+        return self.channel is None or self.channel == channel
+
+    def bounds(self, spec) -> tuple[float, float]:
+        lo = spec.minimum if self.min is None else self.min
+        hi = spec.maximum if self.max is None else self.max
+        return float(lo), float(hi)
+
+    def shape(self, unit: float) -> float:
+        exponent = {"linear": 1.0, "exp": 2.0, "log": 0.5}.get(self.curve, self.curve)
+        return unit ** exponent
+
+    def unshape(self, shaped: float) -> float:
+        exponent = {"linear": 1.0, "exp": 2.0, "log": 0.5}.get(self.curve, self.curve)
+        return min(max(shaped, 0.0), 1.0) ** (1.0 / exponent)
+
+    def value(self, unit: float, spec) -> float:
+        lo, hi = self.bounds(spec)
+        return lo + self.shape(min(max(unit, 0.0), 1.0)) * (hi - lo)
+
+    def unit_of(self, value: float, spec) -> float:
+        lo, hi = self.bounds(spec)
+        if hi == lo:
+            return 0.0
+        return self.unshape((value - lo) / (hi - lo))
+
+    def to_dict(self) -> dict:
+        out: dict = {"param": self.param}
+        out.update({"cc": self.cc} if self.cc is not None else {"nrpn": self.nrpn})
+        if self.channel is not None:
+            out["channel"] = self.channel
+        if self.mode != "absolute":
+            out["mode"] = self.mode
+            out["step"] = self.step
+        for key in ("min", "max"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.curve != "linear":
+            out["curve"] = self.curve
+        if not self.takeover:
+            out["takeover"] = False
+        return out
+
+    @classmethod
+    def from_dict(cls, record: dict, *, where: str = "mapping") -> "Mapping":
+        if not isinstance(record, dict):
+            raise ParameterError(f"{where}: expected a table, got {type(record).__name__}")
+        known = {"param", "cc", "nrpn", "channel", "mode", "min", "max", "curve", "takeover", "step"}
+        unknown = set(record) - known
+        if unknown:
+            raise ParameterError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        if not isinstance(record.get("param"), str):
+            raise ParameterError(f"{where}: needs param = \"<parameter name>\"")
+        try:
+            return cls(**record)
+        except ParameterError as exc:
+            raise ParameterError(f"{where}: {exc}") from None
+        except TypeError as exc:
+            raise ParameterError(f"{where}: {exc}") from None
+
+
+def _default_map() -> list[Mapping]:
+    maps = [Mapping(f"z{i}", cc=70 + i) for i in range(8)]
+    maps += [
+        Mapping("x", cc=16), Mapping("y", cc=17),
+        Mapping("drift", cc=1), Mapping("glide", cc=5), Mapping("gain", cc=7),
+        Mapping("sustain", cc=64, takeover=False),
+    ]
+    return maps
+
+
+DEFAULT_MAP = _default_map()
+
+
+class _ChannelState:
+    __slots__ = ("msb", "lsb_seen", "nrpn_msb", "nrpn_lsb", "rpn_msb", "rpn_lsb", "selected",
+                 "data_msb", "data_lsb_seen")
+
+    def __init__(self):
+        self.msb: dict[int, int] = {}
+        self.lsb_seen: set[int] = set()
+        self.nrpn_msb = self.nrpn_lsb = self.rpn_msb = self.rpn_lsb = 127
+        self.selected: tuple[str, int] | None = None
+        self.data_msb: int | None = None
+        self.data_lsb_seen: set[tuple[str, int]] = set()
+
+
+class MidiMapper:
+    """Turns raw MIDI messages into events for `params` (a ParamStore, read only).
+
+    Parameters
+    ----------
+    params : ParamStore
+        Read for ranges and current values (soft takeover, relative encoders).
+    mappings : list of Mapping, or None for `DEFAULT_MAP`.
+    channel : 1..16 to listen to one channel only; None listens to all.
+    """
+
+    def __init__(self, params, mappings: list[Mapping] | None = None, *, channel: int | None = None,
+                 clock: Callable[[], float] = _time.monotonic):
+        if channel is not None and not 1 <= channel <= 16:
+            raise ParameterError(f"MIDI channel {channel} must be 1..16 (--midi-channel)")
+        self.params = params
+        self.mappings: list[Mapping] = [Mapping(**_fields(m)) for m in (DEFAULT_MAP if mappings is None else mappings)]
+        self.channel = channel
+        self.clock = clock
+        self.armed: str | None = None
+        self._on_learned: Callable | None = None
+        self.on_change: Callable[[], None] | None = None
+        """Called after learn changed the mappings (the MIDI input saves the map file)."""
+        self._states = [_ChannelState() for _ in range(16)]
+        self._posted: dict[str, tuple[float, float]] = {}
+        self._held: dict[tuple[str, int], set[int]] = {}
+        self.ignored = 0
+
+    # -- learn -----------------------------------------------------------------------------
+    def arm(self, param: str, on_learned: Callable[[str, str], None] | None = None) -> None:
+        """The next moved CC or NRPN control binds to `param`; `on_learned(param, control)` follows."""
+        self.params.spec(param)  # raises ParameterError for an unknown name
+        self.armed = param
+        self._on_learned = on_learned
+
+    def disarm(self) -> None:
+        self.armed = None
+        self._on_learned = None
+
+    def _learn(self, *, cc: int | None = None, nrpn: int | None = None, channel: int) -> None:
+        mapping = Mapping(self.armed, cc=cc, nrpn=nrpn, channel=channel,
+                          takeover=self.params.spec(self.armed).integer is False)
+        self.mappings = [m for m in self.mappings if not m.same_control(mapping)] + [mapping]
+        callback, param = self._on_learned, self.armed
+        self.disarm()
+        if callback is not None:
+            callback(param, mapping.control)
+        if self.on_change is not None:
+            self.on_change()
+
+    # -- feeding -----------------------------------------------------------------------------
+    def feed(self, message: Sequence[int], *, source: str = "midi") -> list[Event]:
+        """Events caused by one raw MIDI message; [] for anything ignored or malformed."""
+        try:
+            data = bytes(message)
+        except (TypeError, ValueError):
+            self.ignored += 1
+            return []
+        if not data or data[0] < 0x80 or data[0] >= 0xF0 or any(b >= 0x80 for b in data[1:]):
+            self.ignored += 1  # running status, system messages (sysex, clock, sensing) and junk
+            return []
+        kind, channel = data[0] & 0xF0, (data[0] & 0x0F) + 1
+        expected = 2 if kind in (0xC0, 0xD0) else 3
+        if len(data) != expected:
+            self.ignored += 1
+            return []
+        if self.channel is not None and channel != self.channel:
+            return []
+        events: list[Event] = []
+        if kind == 0x90 and data[2] > 0:
+            self._held.setdefault((source, channel), set()).add(data[1])
+            events.append(Event("note_on", pitch=float(data[1]), velocity=data[2]))
+        elif kind in (0x80, 0x90):
+            self._held.get((source, channel), set()).discard(data[1])
+            events.append(Event("note_off", pitch=float(data[1])))
+        elif kind == 0xE0:
+            raw = data[1] | (data[2] << 7)
+            bend = (raw - 8192) / (8192.0 if raw < 8192 else 8191.0)
+            events += self._set("bend", bend)
+        elif kind == 0xC0:
+            events.append(Event("preset", action="recall", slot=data[1]))
+        elif kind == 0xB0:
+            events += self._control_change(channel, data[1], data[2], source)
+        for event in events:
+            event.source = source
+        return events
+
+    def _control_change(self, channel: int, number: int, value: int, source: str) -> list[Event]:
+        state = self._states[channel - 1]
+        if number in (120, 123):  # all sound off / all notes off
+            held = self._held.pop((source, channel), set())
+            return [Event("note_off", pitch=float(p)) for p in sorted(held)]
+        if number >= 120:
+            return []
+        if number in NRPN_SELECT:
+            if number == 99:
+                state.nrpn_msb, state.selected = value, ("nrpn", (value << 7) | state.nrpn_lsb)
+            elif number == 98:
+                state.nrpn_lsb, state.selected = value, ("nrpn", (state.nrpn_msb << 7) | value)
+            elif number == 101:
+                state.rpn_msb, state.selected = value, ("rpn", (value << 7) | state.rpn_lsb)
+            else:
+                state.rpn_lsb, state.selected = value, ("rpn", (state.rpn_msb << 7) | value)
+            if state.selected == ("rpn", 16383) or state.selected == ("nrpn", 16383):
+                state.selected = None  # the null function
+            state.data_msb = None
+            return []
+        if number in DATA_ENTRY and state.selected is not None:
+            return self._data_entry(channel, state, number, value)
+        if 32 <= number < 64 and any(m.cc == number - 32 and m.matches(channel) and m.mode == "absolute"
+                                     for m in self.mappings):
+            msb = state.msb.get(number - 32)
+            if msb is None:
+                return []
+            state.lsb_seen.add(number - 32)
+            return self._apply_cc(channel, number - 32, ((msb << 7) | value) / 16383.0, value)
+        if self.armed is not None:
+            self._learn(cc=number, channel=channel)
+            return []
+        if number < 32:
+            state.msb[number] = value
+            if number in state.lsb_seen:
+                return self._apply_cc(channel, number, (value << 7) / 16383.0, value)
+        return self._apply_cc(channel, number, value / 127.0, value)
+
+    def _data_entry(self, channel: int, state: _ChannelState, number: int, value: int) -> list[Event]:
+        kind, control = state.selected
+        if kind == "rpn":
+            if control == 0 and number in (6, 38):  # pitch bend sensitivity: semitones, cents
+                if number == 6:
+                    state.data_msb = value
+                    return self._set("bend_range", float(value))
+                if state.data_msb is not None:
+                    return self._set("bend_range", state.data_msb + value / 100.0)
+            return []
+        if self.armed is not None and number in (6, 96, 97):
+            self._learn(nrpn=control, channel=channel)
+            return []
+        key = (kind, control)
+        if number == 6:
+            state.data_msb = value
+            unit = (value << 7) / 16383.0 if key in state.data_lsb_seen else value / 127.0
+        elif number == 38:
+            if state.data_msb is None:
+                return []
+            state.data_lsb_seen.add(key)
+            unit = ((state.data_msb << 7) | value) / 16383.0
+        else:  # 96 increment, 97 decrement: one tick of a relative move
+            return self._apply_nrpn_ticks(channel, control, 1 if number == 96 else -1)
+        events = []
+        for mapping in self.mappings:
+            if mapping.nrpn == control and mapping.matches(channel):
+                events += self._apply(mapping, unit, value)
+        return events
+
+    def _apply_nrpn_ticks(self, channel: int, control: int, ticks: int) -> list[Event]:
+        events = []
+        for mapping in self.mappings:
+            if mapping.nrpn == control and mapping.matches(channel) and mapping.param in self.params.specs:
+                spec = self.params.spec(mapping.param)
+                unit = mapping.unit_of(self._current(mapping.param), spec) + ticks * mapping.step
+                events += self._set(mapping.param, mapping.value(unit, spec))
+        return events
+
+    def _apply_cc(self, channel: int, number: int, unit: float, raw: int) -> list[Event]:
+        events = []
+        for mapping in self.mappings:
+            if mapping.cc == number and mapping.matches(channel):
+                events += self._apply(mapping, unit, raw)
+        return events
+
+    def _apply(self, mapping: Mapping, unit: float, raw: int) -> list[Event]:
+        if mapping.param not in self.params.specs:
+            return []
+        spec = self.params.spec(mapping.param)
+        current = self._current(mapping.param)
+        if mapping.mode != "absolute":
+            ticks = _ticks(mapping.mode, raw)
+            if ticks == 0:
+                return []
+            target_unit = mapping.unit_of(current, spec) + ticks * mapping.step
+            return self._set(mapping.param, mapping.value(target_unit, spec))
+        if mapping.takeover and not spec.integer:
+            here = mapping.unit_of(current, spec)
+            if mapping.engaged and not self._ours(mapping.param, current):
+                mapping.engaged = False  # someone else moved the parameter: pick it up again
+            if not mapping.engaged:
+                last = mapping.last_unit
+                crossed = last is not None and (last - here) * (unit - here) <= 0
+                if crossed or abs(unit - here) <= PICKUP_TOLERANCE:
+                    mapping.engaged = True
+                mapping.last_unit = unit
+                if not mapping.engaged:
+                    return []
+        mapping.last_unit = unit
+        return self._set(mapping.param, mapping.value(unit, spec))
+
+    def _set(self, name: str, value: float) -> list[Event]:
+        if name not in self.params.specs:
+            return []
+        clamped, _ = self.params.check(name, value)
+        self._posted[name] = (clamped, self.clock())
+        return [Event("param", name=name, value=clamped)]
+
+    def _current(self, name: str) -> float:
+        posted = self._posted.get(name)
+        if posted is not None and self.clock() - posted[1] < PENDING_SECONDS:
+            return posted[0]
+        return self.params.get(name)
+
+    def _ours(self, name: str, current: float) -> bool:
+        """Whether the parameter still holds what this mapper last posted."""
+        posted = self._posted.get(name)
+        if posted is None:
+            return False
+        spec = self.params.spec(name)
+        span = (spec.maximum - spec.minimum) or 1.0
+        return abs(current - posted[0]) / span <= PICKUP_TOLERANCE / 2
+
+
+def _ticks(mode: str, raw: int) -> int:
+    if mode == "relative-twos":
+        return raw if raw < 64 else raw - 128
+    if mode == "relative-offset":
+        return raw - 64
+    return raw if raw < 64 else -(raw - 64)  # relative-sign
+
+
+def _fields(mapping: Mapping) -> dict:
+    return {k: getattr(mapping, k) for k in ("param", "cc", "nrpn", "channel", "mode", "min", "max",
+                                             "curve", "takeover", "step")}
+
+
+# -- map files -------------------------------------------------------------------------------
+MAP_HEADER = """\
+# livegen MIDI map. One [[map]] table per control:
+#   param = "z0"          parameter name (livegen: /livegen/params lists them)
+#   cc = 70  or  nrpn = 1234
+#   channel = 1           1..16; leave out for any channel
+#   mode = "absolute"     or relative-twos / relative-offset / relative-sign (encoders)
+#   step = 0.0078125      range fraction per encoder tick (relative modes)
+#   min = -4.0, max = 4.0 range in parameter units (default: the parameter's range; min > max inverts)
+#   curve = "linear"      or "exp", "log", or an exponent like 1.5
+#   takeover = true       soft takeover: the knob acts once it reaches the current value
+"""
+
+
+def default_map_path() -> Path:
+    """The user's map file (created by MIDI learn): <user config dir>/livegen/midi-map.toml."""
+    import platformdirs
+
+    return platformdirs.user_config_path("livegen") / "midi-map.toml"
+
+
+def load_map(path: str | Path) -> tuple[list[Mapping], dict]:
+    """Read a TOML map file: (mappings, options). Options: `channel` (1-16)."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError(f"cannot read MIDI map {path}: {exc.strerror or exc}; check --midi-map") from None
+    try:
+        record = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"MIDI map {path} is not valid TOML: {exc}") from None
+    maps = record.pop("map", [])
+    if not isinstance(maps, list):
+        raise ParameterError(f"{path}: 'map' must be an array of tables ([[map]])")
+    options = {k: v for k, v in record.items()}
+    unknown = set(options) - {"channel"}
+    if unknown:
+        raise ParameterError(f"{path}: unknown top-level keys {sorted(unknown)}; known: channel, map")
+    channel = options.get("channel")
+    if channel is not None and not (isinstance(channel, int) and 1 <= channel <= 16):
+        raise ParameterError(f"{path}: channel {channel!r} must be 1..16")
+    return [Mapping.from_dict(m, where=f"{path} [[map]] #{i + 1}") for i, m in enumerate(maps)], options
+
+
+def save_map(path: str | Path, mappings: list[Mapping], options: dict | None = None) -> None:
+    """Write a TOML map file atomically (a crash never leaves half a file)."""
+    import os
+    import tomli_w
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = dict(options or {})
+    body["map"] = [m.to_dict() for m in mappings]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(MAP_HEADER + tomli_w.dumps(body), encoding="utf-8")
+    os.replace(tmp, path)

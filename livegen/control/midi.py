@@ -1,0 +1,291 @@
+"""MIDI input (python-rtmidi): a virtual `livegen` port, named connections, reconnect by polling.
+
+rtmidi calls back on its own (real-time) thread, so the callback only enqueues. A worker
+thread feeds the pure `MidiMapper` and posts its events to the engine; a poll thread looks at
+the port list about once a second and (re)connects every `--midi-in NAME` whose port shows up,
+so a controller unplugged and plugged back in comes back on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+from livegen.control.mapping import MidiMapper, default_map_path, load_map, save_map
+from livegen.errors import DeviceError, ParameterError
+
+VIRTUAL_PORT = "livegen"
+
+
+def choose_api():
+    """rtmidi API: $LIVEGEN_MIDI_API (alsa, jack, coremidi), else ALSA where its sequencer
+    exists, JACK on other Linux machines, the platform default elsewhere."""
+    import rtmidi
+
+    names = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
+             "coremidi": rtmidi.API_MACOSX_CORE, "default": rtmidi.API_UNSPECIFIED}
+    wanted = os.environ.get("LIVEGEN_MIDI_API", "").lower()
+    if wanted:
+        if wanted not in names:
+            raise ParameterError(f"LIVEGEN_MIDI_API={wanted!r}; use one of {', '.join(names)}")
+        return names[wanted]
+    compiled = rtmidi.get_compiled_api()
+    if sys.platform.startswith("linux"):
+        if os.path.exists("/dev/snd/seq") and rtmidi.API_LINUX_ALSA in compiled:
+            return rtmidi.API_LINUX_ALSA
+        if rtmidi.API_UNIX_JACK in compiled:
+            return rtmidi.API_UNIX_JACK
+    return rtmidi.API_UNSPECIFIED
+
+
+def _match(spec: str, ports: list[str]) -> int | None:
+    """Index of the port named `spec`, else the first whose name contains it (case-insensitive)."""
+    for i, name in enumerate(ports):
+        if name == spec:
+            return i
+    lowered = spec.lower()
+    for i, name in enumerate(ports):
+        if lowered in name.lower():
+            return i
+    return None
+
+
+class MidiInput:
+    """MIDI control for `target`: virtual port plus connections to ports matching `connect`.
+
+    Parameters
+    ----------
+    target : ControlTarget
+    mapper : MidiMapper, or None to build one from `map_path` (or the user's map, or the default).
+    connect : port names or substrings to connect to (and reconnect when they come back).
+    virtual : open the virtual input port named `port_name` for other programs to connect to.
+    map_path : where learned mappings are saved; None = the user's config file.
+    """
+
+    def __init__(self, target, *, mapper: MidiMapper | None = None, connect=(), virtual: bool = True,
+                 port_name: str = VIRTUAL_PORT, api=None, poll_interval: float = 1.0,
+                 map_path: str | Path | None = None, channel: int | None = None, save_learned: bool = True):
+        self.target = target
+        self.map_path = Path(map_path) if map_path is not None else default_map_path()
+        self._options: dict = {}
+        if mapper is None:
+            mappings = None
+            if self.map_path.exists():
+                mappings, self._options = load_map(self.map_path)
+            mapper = MidiMapper(target.params, mappings, channel=channel or self._options.get("channel"))
+        self.mapper = mapper
+        if save_learned:
+            mapper.on_change = self.save
+        self.connect = list(connect)
+        self.virtual = virtual
+        self.port_name = port_name
+        self.api = api
+        self.poll_interval = poll_interval
+        self.connections: dict[str, str | None] = {spec: None for spec in self.connect}
+        self.messages = 0
+        self.errors: list[str] = []
+        self._inputs: dict[str, object] = {}
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._virtual_in = None
+        self._scanner = None
+        self._lock = threading.Lock()
+
+    # -- life cycle --------------------------------------------------------------------------
+    def start(self) -> "MidiInput":
+        import rtmidi
+
+        if self.api is None:
+            self.api = choose_api()
+        try:
+            self._scanner = rtmidi.MidiIn(self.api, name=f"{self.port_name}-scan")
+            if self.virtual:
+                midi_in = rtmidi.MidiIn(self.api, name=self.port_name)
+                self._prepare(midi_in, f"midi:{self.port_name}")
+                midi_in.open_virtual_port(self.port_name)
+                self._virtual_in = midi_in
+        except (rtmidi.SystemError, rtmidi.InvalidUseError, rtmidi.NoDevicesError, RuntimeError) as exc:
+            self._close_all()
+            api_name = rtmidi.get_api_name(self.api)
+            raise DeviceError(
+                f"cannot open MIDI input ({api_name}): {exc}; start the MIDI system "
+                "(e.g. a JACK server) or run with --no-midi") from None
+        self._stop.clear()
+        self._poll_once()
+        for name, loop in (("midi-worker", self._worker_loop), ("midi-poll", self._poll_loop)):
+            thread = threading.Thread(target=loop, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(3)
+        self._threads.clear()
+        self._close_all()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _close_all(self) -> None:
+        with self._lock:
+            for midi_in in list(self._inputs.values()) + [self._virtual_in, self._scanner]:
+                if midi_in is not None:
+                    try:
+                        midi_in.cancel_callback()
+                        midi_in.close_port()
+                        midi_in.delete()
+                    except Exception:
+                        pass
+            self._inputs.clear()
+            self._virtual_in = self._scanner = None
+            for spec in self.connections:
+                self.connections[spec] = None
+
+    def _prepare(self, midi_in, source: str) -> None:
+        midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+        put = self._queue.put
+
+        def callback(message_and_delta, _data=None):
+            put((message_and_delta[0], source))  # rtmidi's thread: enqueue only
+
+        midi_in.set_callback(callback)
+
+    # -- learn (used by OSC /livegen/learn and by the UI) ----------------------------------------
+    def arm(self, param: str, on_learned=None) -> None:
+        """Bind the next moved control to `param`; `on_learned(param, control)` is called after."""
+        self.mapper.arm(param, on_learned)
+
+    def disarm(self) -> None:
+        self.mapper.disarm()
+
+    @property
+    def armed(self) -> str | None:
+        return self.mapper.armed
+
+    def save(self) -> None:
+        """Write the current mappings to the map file (after learn)."""
+        try:
+            save_map(self.map_path, self.mapper.mappings, self._options)
+        except OSError as exc:
+            self.errors.append(f"cannot save MIDI map {self.map_path}: {exc}")
+
+    def status(self) -> dict:
+        connected = [f"{spec}={port}" for spec, port in self.connections.items() if port]
+        missing = [spec for spec, port in self.connections.items() if not port]
+        return {
+            "virtual": f"{self.port_name}" if self._virtual_in is not None else "",
+            "connected": ", ".join(connected),
+            "missing": ", ".join(missing),
+            "messages": self.messages,
+            "learn": self.mapper.armed or "",
+        }
+
+    # -- threads -------------------------------------------------------------------------------
+    def _worker_loop(self) -> None:
+        get = self._queue.get
+        post = self.target.post
+        while not self._stop.is_set():
+            try:
+                message, source = get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self.messages += 1
+            try:
+                events = self.mapper.feed(message, source=source)
+            except Exception as exc:  # the pure layer is fuzzed; this is a last guard
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                del self.errors[:-20]
+                continue
+            for event in events:
+                post(event)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            try:
+                self._poll_once()
+            except Exception as exc:
+                self.errors.append(f"MIDI port poll: {type(exc).__name__}: {exc}")
+                del self.errors[:-20]
+
+    def _poll_once(self) -> None:
+        import rtmidi
+
+        if not self.connect:
+            return
+        with self._lock:
+            if self._scanner is None:
+                return
+            ports = [p for p in self._scanner.get_ports() if not p.startswith(f"{self.port_name}:")]
+            for spec in self.connect:
+                port = self.connections.get(spec)
+                if port is not None and port not in ports:
+                    midi_in = self._inputs.pop(spec, None)  # unplugged: close, look again next time
+                    if midi_in is not None:
+                        try:
+                            midi_in.cancel_callback()
+                            midi_in.close_port()
+                            midi_in.delete()
+                        except Exception:
+                            pass
+                    self.connections[spec] = None
+                if self.connections[spec] is None:
+                    index = _match(spec, ports)
+                    if index is None:
+                        continue
+                    midi_in = rtmidi.MidiIn(self.api, name=f"{self.port_name}-in")
+                    self._prepare(midi_in, f"midi:{ports[index]}")
+                    try:
+                        midi_in.open_port(self._scanner.get_ports().index(ports[index]), name=self.port_name)
+                    except (ValueError, rtmidi.RtMidiError):
+                        midi_in.delete()
+                        continue
+                    self._inputs[spec] = midi_in
+                    self.connections[spec] = ports[index]
+
+
+def add_midi_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --midi-in, --midi-map, --midi-channel, --no-midi (shared by `play` and `play --headless`)."""
+    group = parser.add_argument_group("MIDI control")
+    group.add_argument("--midi-in", action="append", default=[], metavar="NAME",
+                       help="connect to the MIDI port with this name, or whose name contains it; "
+                            "reconnected when it comes back (repeatable). A virtual input port "
+                            f"'{VIRTUAL_PORT}' is always offered too")
+    group.add_argument("--midi-map", metavar="FILE", default=None,
+                       help="TOML CC/NRPN map (default: the user's midi-map.toml, created by MIDI learn, "
+                            "else the built-in map)")
+    group.add_argument("--midi-channel", type=int, default=None, metavar="N",
+                       help="listen to MIDI channel N (1-16) only (default: all)")
+    group.add_argument("--no-midi", action="store_true", help="no MIDI input")
+
+
+def midi_input_from_args(target, args) -> MidiInput | None:
+    """Build (not start) the MIDI input the CLI options ask for; None with --no-midi."""
+    if getattr(args, "no_midi", False):
+        return None
+    if args.midi_channel is not None and not 1 <= args.midi_channel <= 16:
+        raise ParameterError(f"--midi-channel {args.midi_channel}: give 1..16")
+    if args.midi_map is not None and not Path(args.midi_map).is_file():
+        raise ParameterError(f"--midi-map {args.midi_map}: no such file; give an existing TOML map "
+                             "(MIDI learn writes one you can copy)")
+    return MidiInput(target, connect=args.midi_in, map_path=args.midi_map, channel=args.midi_channel)
+
+
+def wait_for_port(midi_in: MidiInput, spec: str, timeout: float = 5.0) -> bool:
+    """Block until `spec` is connected (tests, scripts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if midi_in.connections.get(spec):
+            return True
+        time.sleep(0.05)
+    return False

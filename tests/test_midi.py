@@ -1,0 +1,147 @@
+"""MIDI through real JACK MIDI ports on `jackd -d dummy`: a test MidiOut plays the controller."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pytest
+
+from conftest import require
+from livegen.control.fake import FakeTarget
+from livegen.control.mapping import Mapping, MidiMapper, load_map
+from livegen.errors import ParameterError
+from livegen.control.midi import MidiInput, add_midi_arguments, midi_input_from_args, wait_for_port
+
+
+@pytest.fixture
+def rtmidi_jack():
+    import rtmidi
+
+    require(rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), "python-rtmidi built with JACK support")
+    return rtmidi
+
+
+@pytest.fixture
+def target():
+    fake = FakeTarget(latent_dim=8)
+    yield fake
+    fake.close()
+
+
+def open_out(rtmidi, name="testctl"):
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        ports = out.get_ports()
+        hits = [i for i, p in enumerate(ports) if p == "livegen:livegen"]
+        if hits:
+            out.open_port(hits[0])
+            time.sleep(0.1)  # let JACK make the connection
+            return out
+        time.sleep(0.05)
+    raise AssertionError(f"virtual port livegen:livegen not found in {out.get_ports()}")
+
+
+def test_controller_on_the_virtual_port(jack_server, rtmidi_jack, target, tmp_path):
+    mapper = MidiMapper(target.params, None)
+    for m in mapper.mappings:
+        m.takeover = False  # this test checks values; soft takeover has its own test below
+    midi = MidiInput(target, mapper=mapper, api=rtmidi_jack.API_UNIX_JACK, map_path=tmp_path / "m.toml").start()
+    out = open_out(rtmidi_jack)
+    try:
+        mapper.mappings.append(Mapping("drift", nrpn=(1 << 7) | 2, takeover=False))
+        out.send_message([0xB0, 70, 127])  # default map: CC 70 -> z0
+        out.send_message([0xB0, 16, 100])  # 14-bit pair CC 16/48 -> x
+        out.send_message([0xB0, 48, 64])
+        for cc in ([0xB0, 99, 1], [0xB0, 98, 2], [0xB0, 6, 32], [0xB0, 38, 0]):
+            out.send_message(cc)
+        out.send_message([0x90, 60, 100])
+        out.send_message([0x90, 64, 90])
+        out.send_message([0x90, 64, 0])  # note-on velocity 0 is a note-off
+        out.send_message([0xE0, 0, 96])  # pitch bend up half way
+        out.send_message([0xB0, 64, 127])  # sustain
+        # garbage that must be ignored
+        for junk in ([0xF0, 1, 2, 3, 0xF7], [0xF8], [0xFE], [0xB0, 7], [0x55], [0xB0, 200, 1], [0xE0, 1]):
+            out.send_message(junk)
+        out.send_message([0xC0, 3])  # program change -> preset recall 3
+        assert target.wait_for(lambda: any(e.type == "preset" for e in target.applied))
+        p = target.params
+        assert p.get("z0") == 4.0
+        assert p.get("x") == pytest.approx(((100 << 7) | 64) / 16383, abs=1e-6)
+        assert p.get("drift") == pytest.approx((32 << 7) / 16383, abs=1e-6)
+        assert p.get("bend") == pytest.approx((96 * 128 - 8192) / 8191, abs=1e-6)
+        assert p.get("sustain") == 1.0
+        assert p.get("gain") == -6.0  # the truncated CC 7 did nothing
+        assert target.voices == {60.0: 100}
+        preset = [e for e in target.applied if e.type == "preset"][0]
+        assert (preset.action, preset.slot) == ("recall", 3)
+        assert all(e.source == "midi:livegen" for e in target.applied)
+        assert midi.status()["virtual"] == "livegen"
+    finally:
+        out.close_port()
+        midi.stop()
+
+
+def test_soft_takeover_and_learn_through_jack(jack_server, rtmidi_jack, target, tmp_path):
+    map_path = tmp_path / "learned.toml"
+    midi = MidiInput(target, api=rtmidi_jack.API_UNIX_JACK, map_path=map_path).start()
+    out = open_out(rtmidi_jack)
+    try:
+        out.send_message([0xB0, 71, 127])  # z1 is at 0: a knob at the top does not jump it
+        time.sleep(0.2)
+        assert target.params.get("z1") == 0.0
+        for value in (100, 64, 40):  # sweep down through the current value: picked up
+            out.send_message([0xB0, 71, value])
+        assert target.wait_for(lambda: target.params.get("z1") == pytest.approx(-4 + 8 * 40 / 127))
+        learned = []
+        midi.arm("glide", lambda p, c: learned.append((p, c)))
+        out.send_message([0xB5, 30, 0])
+        deadline = time.monotonic() + 3
+        while not learned and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert learned == [("glide", "CC 30 ch 6")]
+        mappings, _ = load_map(map_path)
+        assert any(m.param == "glide" and m.cc == 30 and m.channel == 6 for m in mappings)
+        out.send_message([0xB5, 30, 2])  # within pick-up of glide's 0.05 s
+        out.send_message([0xB5, 30, 127])
+        assert target.wait_for(lambda: target.params.get("glide") == 5.0)
+    finally:
+        out.close_port()
+        midi.stop()
+
+
+def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, tmp_path):
+    rtmidi = rtmidi_jack
+    parser = argparse.ArgumentParser()
+    add_midi_arguments(parser)
+    args = parser.parse_args(["--midi-in", "knobs", "--midi-map", str(tmp_path / "none.toml")])
+    (tmp_path / "none.toml").write_text('[[map]]\nparam = "z3"\ncc = 21\ntakeover = false\n')
+    midi = midi_input_from_args(target, args)
+    midi.api, midi.virtual, midi.poll_interval = rtmidi.API_UNIX_JACK, False, 0.2
+    midi.start()
+    hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
+    try:
+        assert midi.connections == {"knobs": None}
+        hw.open_virtual_port("Knobs Controller")  # "plugged in"
+        assert wait_for_port(midi, "knobs")
+        assert midi.connections["knobs"] == "hw:Knobs Controller"
+        hw.send_message([0xB0, 21, 127])
+        assert target.wait_for(lambda: target.params.get("z3") == 4.0)
+        hw.close_port()  # "unplugged"
+        deadline = time.monotonic() + 5
+        while midi.connections["knobs"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert midi.connections["knobs"] is None and midi.status()["missing"] == "knobs"
+        hw.delete()
+        hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
+        hw.open_virtual_port("Knobs Controller")  # plugged back: reconnected by name
+        assert wait_for_port(midi, "knobs")
+        hw.send_message([0xB0, 21, 0])
+        assert target.wait_for(lambda: target.params.get("z3") == -4.0)
+        assert target.applied[-1].source == "midi:hw:Knobs Controller"
+    finally:
+        hw.close_port()
+        midi.stop()
+    with pytest.raises(ParameterError, match="--midi-map"):
+        midi_input_from_args(target, parser.parse_args(["--midi-map", str(tmp_path / "missing.toml")]))
