@@ -1,0 +1,290 @@
+"""Streaming phase reconstruction: one magnitude frame in, one hop of final samples out.
+
+The frames still inside the look-ahead window (the newest ``lookahead + 1``) stay uncommitted
+and are refined by batched Griffin-Lim projections against everything already committed
+(RTISI-LA, Zhu et al. 2007); the oldest is then committed and its first hop, to which no later
+frame contributes, is returned. A new frame's starting phase comes from the overlap-add of its
+neighbours ("rtisi-la") or from phase-gradient heap integration ("rtpghi", `livegen.dsp.pghi`);
+"hybrid" starts from RTPGHI and refines with RTISI-LA iterations using fast-Griffin-Lim momentum.
+
+Inside the iterations the overlap-add is divided by the window-square sum of the frames
+received so far, floored at ``floor`` times the full-overlap value, not by the full-overlap
+constant: the look-ahead frames' right edges are then not pulled towards zero, which is the
+largest single gain over classic RTISI-LA (+1..6 dB). Updates are Jacobi-style (all frames of
+the window from the same estimate) so that one batched FFT pair per iteration serves every
+frame of every voice, and momentum near 1 stays stable.
+
+Everything is preallocated per instance: a push allocates no arrays (FFTs write in place).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livegen.dsp import kernels as K
+from livegen.dsp.kernels import irfft_into, rfft_into
+from livegen.dsp.pghi import HANN_GAMMA, PghiWorkspace, rtpghi_frames
+from livegen.dsp.stft import check_stft, hann
+from livegen.errors import ParameterError
+
+METHODS = ("hybrid", "rtisi-la", "rtpghi")
+
+# Defaults per overlap (n_fft // hop), chosen from `livegen bench phase` on this machine (see
+# that module's docstring for the table): quality first within the per-hop budget.
+#   75 % (hop = n_fft/4):   hybrid, look-ahead 2, 8 iterations, momentum 0.7
+#   87.5 % (hop = n_fft/8): hybrid, look-ahead 2, 4 iterations, momentum 0.7 (hops come twice
+#                           as often, and the extra redundancy lets fewer iterations do)
+_DEFAULTS = {
+    4: {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7},
+    8: {"method": "hybrid", "lookahead": 2, "iters": 4, "momentum": 0.7},
+}
+
+
+def default_settings(*, n_fft: int, hop: int) -> dict:
+    """The measured default ``method``, ``lookahead``, ``iters`` and ``momentum`` for an overlap."""
+    n_fft, hop = check_stft(n_fft, hop)
+    ratio = n_fft // hop
+    if ratio in _DEFAULTS:
+        return dict(_DEFAULTS[ratio])
+    # Not measured: fall back to the nearest measured overlap.
+    return dict(_DEFAULTS[4] if ratio < 6 else _DEFAULTS[8])
+
+
+def _check_int(name: str, value, low: int, high: int | None, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+        high is not None and value > high
+    ):
+        rng = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ParameterError(f"{name}={value!r} is not usable: give an integer {rng} ({hint})")
+    return int(value)
+
+
+class StreamingInverter:
+    """Phase reconstruction for a stream of magnitude frames, batched over voices.
+
+    Parameters
+    ----------
+    n_fft, hop : STFT geometry (periodic Hann, ``center=False``); hop must divide n_fft.
+    voices : rows processed together in one batched FFT per iteration.
+    method : "hybrid" (default), "rtisi-la" or "rtpghi" (no iterations; look-ahead 0 or 1).
+    lookahead : frames kept uncommitted; adds ``lookahead * hop`` samples of latency.
+    iters : projections per hop (may be changed between pushes: a quality/cost knob).
+    momentum : fast-Griffin-Lim momentum inside the iterations (0 = plain Griffin-Lim).
+    floor : window-square-sum floor, as a fraction of the full-overlap sum.
+    tol : RTPGHI ignores (and log-clamps) bins below ``tol`` times the frame maximum.
+
+    Defaults depend on the overlap; see `default_settings` (measured by `livegen bench phase`).
+
+    Push m returns samples ``[(m - lookahead) * hop, (m - lookahead + 1) * hop)`` of the stream
+    (zeros for m < lookahead), so the latency is constant. The returned array is a view of an
+    internal buffer, valid until the next call: copy it to keep it.
+    """
+
+    def __init__(self, *, n_fft: int, hop: int, voices: int = 1, method: str | None = None,
+                 lookahead: int | None = None, iters: int | None = None, momentum: float | None = None,
+                 floor: float = 0.1, tol: float = 1e-5):
+        n_fft, hop = check_stft(n_fft, hop)
+        defaults = default_settings(n_fft=n_fft, hop=hop)
+        method = defaults["method"] if method is None else method
+        if method not in METHODS:
+            raise ParameterError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
+        if lookahead is None:
+            lookahead = min(defaults["lookahead"], 1) if method == "rtpghi" else defaults["lookahead"]
+        if method == "rtpghi":
+            lookahead = _check_int("lookahead", lookahead, 0, 1, "method 'rtpghi' supports look-ahead 0 or 1; "
+                                   "use 'hybrid' for more")
+        else:
+            lookahead = _check_int("lookahead", lookahead, 0, 16, "frames of look-ahead; 2 is a good start")
+        voices = _check_int("voices", voices, 1, None, "rows of magnitudes per push")
+        if iters is None:
+            iters = 0 if method == "rtpghi" else defaults["iters"]
+        if momentum is None:
+            momentum = defaults["momentum"]
+        if not (isinstance(momentum, (int, float, np.floating)) and 0.0 <= momentum < 2.0):
+            raise ParameterError(f"momentum={momentum!r} is not usable: give a number in [0, 2) (0.7 is a good start)")
+        if not (isinstance(floor, (int, float, np.floating)) and 0.0 < floor <= 1.0):
+            raise ParameterError(f"floor={floor!r} is not usable: give a fraction in (0, 1] (0.1 is a good start)")
+        if not (isinstance(tol, (int, float, np.floating)) and 0.0 < tol < 1.0):
+            raise ParameterError(f"tol={tol!r} is not usable: give a fraction in (0, 1) (1e-5 is a good start)")
+
+        self.n_fft, self.hop, self.voices = n_fft, hop, voices
+        self.n_bins = n_fft // 2 + 1
+        self.method = method
+        self.lookahead = lookahead
+        self.latency = lookahead * hop
+        self.momentum = float(momentum)
+        self.iters = iters
+        self.sanitized = 0
+        self._floor = float(floor) * float(np.sum(hann(n_fft).astype(np.float64) ** 2) / hop)
+        self._tol = float(tol)
+        self._lam = HANN_GAMMA * n_fft * n_fft
+
+        V, K1, N, H, B = voices, lookahead + 1, n_fft, hop, self.n_bins
+        L = lookahead * hop + n_fft  # span of the uncommitted frames
+        self._K1, self._L = K1, L
+        self._w = hann(n_fft)
+        self._w2 = self._w * self._w
+        f32, c64 = np.float32, np.complex64
+        self._mags = np.zeros((V, K1, B), f32)
+        self._Y = np.zeros((V, K1, B), c64)
+        self._ysyn = np.zeros((V, K1, N), f32)
+        self._tprev = np.zeros((V, K1, B), c64)
+        self._prev_mag = np.zeros((V, B), f32)
+        self._prev_Y = np.zeros((V, B), c64)
+        self._acc_c = np.zeros((V, L), f32)
+        self._acc_t = np.zeros((V, L), f32)
+        self._wss = np.zeros((V, L), f32)
+        self._winv = np.zeros((V, K1, N), f32)
+        self._frames = np.zeros((V, K1, N), f32)
+        self._X = np.zeros((V, K1, B), c64)
+        self._X1 = np.zeros((V, B), c64)
+        self._yraw = np.zeros((V, K1, N), f32)
+        self._zero_c = np.zeros((V, K1, B), c64)  # scratch "previous estimate" when momentum is off (beta 0)
+        self._zero_c1 = np.zeros((V, 1, B), c64)
+        self._no_w2 = np.zeros(0, f32)
+        self._out = np.zeros((V, H), f32)
+        self._count = np.zeros(V, np.int64)
+        self._has_prev = np.zeros(V, np.bool_)
+        self._pghi = PghiWorkspace(B)
+
+    # -- knobs -------------------------------------------------------------------------------
+    @property
+    def iters(self) -> int:
+        return self._iters
+
+    @iters.setter
+    def iters(self, value) -> None:
+        self._iters = _check_int("iters", value, 0, 1000, "projections per hop; more is better and slower")
+
+    # -- streaming ---------------------------------------------------------------------------
+    def push(self, magnitudes) -> np.ndarray:
+        """Take one frame ``[voices, n_bins]`` of linear magnitudes, return ``[voices, hop]`` samples.
+
+        The result is a view into a buffer that the next push overwrites.
+        """
+        S = np.asarray(magnitudes)
+        if S.ndim == 1 and self.voices == 1:
+            S = S[None]
+        if S.shape != (self.voices, self.n_bins):
+            raise ParameterError(
+                f"frame of shape {S.shape} does not fit this inverter: want [voices, n_bins] = "
+                f"[{self.voices}, {self.n_bins}] (n_fft={self.n_fft}); check n_fft and the voice count"
+            )
+        self._advance()
+        slot = self._mags[:, -1]
+        np.copyto(slot, S, casting="unsafe")
+        self.sanitized += K.accept(slot, self._w2, self._wss, self._floor, self._w, self._winv, self.hop)
+        self._count += 1
+        self._start_phase(new_frame=True)
+        self._iterate()
+        return self._commit()
+
+    def flush(self) -> np.ndarray:
+        """Return the ``lookahead*hop + n_fft - hop`` samples still owed after the last push.
+
+        The look-ahead frames are finished with the same iterations (no new frames arrive);
+        afterwards every voice is reset, ready for a new stream.
+        """
+        H, N = self.hop, self.n_fft
+        out = np.empty((self.voices, self.lookahead * H + N - H), np.float32)
+        for i in range(self.lookahead):
+            self._advance()
+            K.accept(self._mags[:, -1], self._no_w2, self._wss, self._floor, self._w, self._winv, H)
+            self._start_phase(new_frame=False)
+            self._iterate()
+            out[:, i * H:(i + 1) * H] = self._commit()
+        K.commit(self._acc_c[:, H:N], self._ysyn[:, 0], self._wss[:, H:N], self._floor,
+                 out[:, self.lookahead * H:], True)
+        self.reset()
+        return out
+
+    def reset(self, voices=None) -> None:
+        """Clear the state of some voice rows (all if None): their next push starts a new stream.
+
+        Rows that are not reset keep going untouched, and every row keeps the same latency.
+        """
+        rows = slice(None) if voices is None else np.atleast_1d(np.asarray(voices))
+        if voices is not None and (rows.dtype.kind not in "iu" or rows.min(initial=0) < 0
+                                   or rows.max(initial=0) >= self.voices):
+            raise ParameterError(f"voices={voices!r} are not rows of this inverter: give indices in 0..{self.voices - 1}")
+        for a in (self._mags, self._Y, self._ysyn, self._tprev, self._prev_mag, self._prev_Y,
+                  self._acc_c, self._wss, self._out, self._count):
+            a[rows] = 0
+
+    # -- internals ---------------------------------------------------------------------------
+    def _advance(self) -> None:
+        K.advance(self._mags, self._Y, self._ysyn, self._tprev, self._prev_mag, self._prev_Y,
+                  self._acc_c, self._wss, self.hop)
+
+    def _start_phase(self, *, new_frame: bool) -> None:
+        """Give the frame that just entered (or, for RTPGHI with look-ahead 1, slot 0) a phase."""
+        k = self._K1 - 1
+        if self.method == "rtpghi" and k == 1:
+            # Slot 0 is committed this push: centred time derivative when its successor exists.
+            np.greater_equal(self._count, 3 if new_frame else 2, out=self._has_prev)
+            self._pghi_into(self._prev_mag, self._prev_Y, 0, new_frame)
+        elif not new_frame:
+            return
+        elif self.method == "rtisi-la":
+            # Classic start: the phase the committed and look-ahead frames imply for this frame.
+            K.analysis_frames(self._ysyn, k, self._acc_c, self.hop, self._winv, self._acc_t, self._frames)
+            np.multiply(self._acc_t[:, k * self.hop:], self._w, out=self._frames[:, k])
+            rfft_into(self._frames[:, k], self._X1)
+            K.project(self._X1[:, None], self._zero_c1, self._mags[:, k:], self._Y[:, k:], 0.0)
+        elif k:
+            np.greater_equal(self._count, 2, out=self._has_prev)
+            self._pghi_into(self._mags[:, k - 1], self._Y[:, k - 1], k, False)
+        else:
+            np.greater_equal(self._count, 2, out=self._has_prev)
+            self._pghi_into(self._prev_mag, self._prev_Y, k, False)
+        j = 0 if self.method == "rtpghi" else k
+        irfft_into(self._Y[:, j], self._yraw[:, 0])
+        K.window_into(self._yraw[:, :1], self._w, self._ysyn[:, j:j + 1])
+
+    def _pghi_into(self, prev_mag, prev_Y, j: int, centred: bool) -> None:
+        nxt = self._mags[:, j + 1] if centred else self._mags[:, j]
+        rtpghi_frames(prev_mag, prev_Y, self._mags[:, j], nxt, centred, self._has_prev, self._Y[:, j],
+                      self.hop, self.n_fft, self._lam, self._tol,
+                      self._pghi.work, self._pghi.src)
+
+    def _iterate(self) -> None:
+        mom = self.momentum
+        beta = np.float32(mom / (1.0 + mom))
+        tprev = self._tprev if mom > 0.0 else self._zero_c
+        for _ in range(self._iters):
+            K.analysis_frames(self._ysyn, self._K1, self._acc_c, self.hop, self._winv, self._acc_t, self._frames)
+            rfft_into(self._frames, self._X)
+            K.project(self._X, tprev, self._mags, self._Y, beta)
+            irfft_into(self._Y, self._yraw)
+            K.window_into(self._yraw, self._w, self._ysyn)
+
+    def _commit(self) -> np.ndarray:
+        K.commit(self._acc_c, self._ysyn[:, 0], self._wss, self._floor, self._out, False)
+        return self._out
+
+
+def invert(magnitudes, *, n_fft: int, hop: int, **inverter_kwargs) -> np.ndarray:
+    """Whole-signal phase reconstruction through the streaming core.
+
+    ``magnitudes`` is ``[frames, bins]`` (or ``[voices, frames, bins]``); the result has
+    ``(frames - 1) * hop + n_fft`` samples per voice, time-aligned with the frames (the
+    look-ahead delay removed), and equals the concatenated live output sample for sample.
+    """
+    S = np.asarray(magnitudes)
+    single = S.ndim == 2
+    if single:
+        S = S[None]
+    if S.ndim != 3 or S.shape[1] < 1:
+        raise ParameterError(
+            f"magnitudes of shape {np.shape(magnitudes)} are not usable: want [frames, bins] or "
+            f"[voices, frames, bins] with at least one frame"
+        )
+    voices, frames = S.shape[0], S.shape[1]
+    inv = StreamingInverter(n_fft=n_fft, hop=hop, voices=voices, **inverter_kwargs)
+    H = inv.hop
+    out = np.empty((voices, frames * H + inv.latency + inv.n_fft - H), np.float32)
+    for m in range(frames):
+        out[:, m * H:(m + 1) * H] = inv.push(S[:, m])
+    out[:, frames * H:] = inv.flush()
+    out = out[:, inv.latency:]
+    return out[0] if single else out

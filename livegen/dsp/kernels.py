@@ -1,0 +1,162 @@
+"""Compiled inner loops and allocation-free FFTs for the streaming inverter.
+
+A hop's work is a handful of tiny array operations per iteration; as separate numpy calls
+their call overhead (about 1 µs each) costs more than the arithmetic, so each group of them is
+one numba kernel. FFTs go to pocketfft with preallocated outputs (scipy's private binding when
+present, which accepts ``out=``; numpy's ``out=`` otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+try:  # scipy's pocketfft binding: batched, float32-native, writes into `out`, ~10 µs less per call
+    from scipy.fft._pocketfft import pypocketfft as _pf
+
+    _pf.r2c(np.zeros((1, 16), np.float32), (1,), True, 0, np.zeros((1, 9), np.complex64), 1)
+except Exception:  # pragma: no cover - depends on the scipy build
+    _pf = None
+
+
+def rfft_into(x: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = rfft(x, axis=-1)`` without allocating (x float32 contiguous)."""
+    if _pf is not None:
+        _pf.r2c(x, (x.ndim - 1,), True, 0, out, 1)
+    else:
+        np.fft.rfft(x, axis=-1, out=out)
+
+
+def irfft_into(X: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = irfft(X, n=out.shape[-1], axis=-1)`` without allocating."""
+    n = out.shape[-1]
+    if _pf is not None:
+        _pf.c2r(X, (X.ndim - 1,), n, False, 2, out, 1)
+    else:
+        np.fft.irfft(X, n=n, axis=-1, out=out)
+
+
+@numba.njit(cache=True, nogil=True)
+def project(X, tprev, mags, Y, beta):
+    """Keep the magnitudes, take the phase of ``X - beta * tprev`` (fast GL); tprev <- X.
+
+    A zero estimate gives phase 0 rather than a zero frame, so silence cannot lock a frame.
+    """
+    V, K, B = X.shape
+    for v in range(V):
+        for k in range(K):
+            for b in range(B):
+                x = X[v, k, b]
+                a = x - beta * tprev[v, k, b]
+                tprev[v, k, b] = x
+                n = math.sqrt(a.real * a.real + a.imag * a.imag)
+                if n > 1e-30:
+                    Y[v, k, b] = a * (mags[v, k, b] / n)
+                else:
+                    Y[v, k, b] = mags[v, k, b]
+
+
+@numba.njit(cache=True, nogil=True)
+def window_into(yraw, w, ysyn):
+    """``ysyn = yraw * w`` over [voices, frames, n_fft]."""
+    V, K, N = yraw.shape
+    for v in range(V):
+        for k in range(K):
+            for n in range(N):
+                ysyn[v, k, n] = yraw[v, k, n] * w[n]
+
+
+@numba.njit(cache=True, nogil=True)
+def analysis_frames(ysyn, upto, acc_c, hop, winv, acc_t, frames):
+    """Overlap-add the first ``upto`` synthesis frames onto the committed part, then cut the
+    analysis frames, each multiplied by window / window-square-sum (``winv``)."""
+    V, K, N = ysyn.shape
+    L = acc_c.shape[1]
+    for v in range(V):
+        for i in range(L):
+            acc_t[v, i] = acc_c[v, i]
+        for k in range(upto):
+            o = k * hop
+            for n in range(N):
+                acc_t[v, o + n] += ysyn[v, k, n]
+        for k in range(K):
+            o = k * hop
+            for n in range(N):
+                frames[v, k, n] = acc_t[v, o + n] * winv[v, k, n]
+
+
+@numba.njit(cache=True, nogil=True)
+def advance(mags, Y, ysyn, tprev, prev_mag, prev_Y, acc_c, wss, hop):
+    """Slide every voice's window by one hop; slot 0 becomes the previous (committed) frame."""
+    V, K, B = mags.shape
+    N = ysyn.shape[2]
+    L = acc_c.shape[1]
+    for v in range(V):
+        for b in range(B):
+            prev_mag[v, b] = mags[v, 0, b]
+            prev_Y[v, b] = Y[v, 0, b]
+        for k in range(K - 1):
+            for b in range(B):
+                mags[v, k, b] = mags[v, k + 1, b]
+                Y[v, k, b] = Y[v, k + 1, b]
+                tprev[v, k, b] = tprev[v, k + 1, b]
+            for n in range(N):
+                ysyn[v, k, n] = ysyn[v, k + 1, n]
+        for b in range(B):
+            mags[v, K - 1, b] = 0.0
+            Y[v, K - 1, b] = 0.0
+            tprev[v, K - 1, b] = 0.0
+        for n in range(N):
+            ysyn[v, K - 1, n] = 0.0
+        for i in range(L - hop):
+            acc_c[v, i] = acc_c[v, i + hop]
+            wss[v, i] = wss[v, i + hop]
+        for i in range(L - hop, L):
+            acc_c[v, i] = 0.0
+            wss[v, i] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def accept(slot, w2, wss, floor, w, winv, hop):
+    """Add a new frame's window square to the sums and refresh ``winv = w / max(wss, floor)``.
+
+    Returns the number of NaN/Inf/negative magnitudes in ``slot`` (replaced by 0) and clamps
+    absurdly large ones so no sum can overflow.
+    """
+    V, B = slot.shape
+    K, N = winv.shape[1], winv.shape[2]
+    L = wss.shape[1]
+    bad = 0
+    for v in range(V):
+        for b in range(B):
+            s = slot[v, b]
+            if not (s >= 0.0 and s <= 1e15):
+                if s > 1e15 and s < np.inf:
+                    slot[v, b] = 1e15
+                else:
+                    slot[v, b] = 0.0
+                    bad += 1
+        if w2.shape[0]:
+            for n in range(N):
+                wss[v, L - N + n] += w2[n]
+        for k in range(K):
+            o = k * hop
+            for n in range(N):
+                winv[v, k, n] = w[n] / max(wss[v, o + n], floor)
+    return bad
+
+
+@numba.njit(cache=True, nogil=True)
+def commit(acc_c, ysyn0, wss, floor, out, tail):
+    """Add the oldest frame to the committed sum and write its first hop (or, with ``tail``, the
+    whole ``out.shape[1]`` samples from the start) divided by the floored window-square sum."""
+    V, N = ysyn0.shape
+    H = out.shape[1]
+    for v in range(V):
+        if not tail:
+            for n in range(N):
+                acc_c[v, n] += ysyn0[v, n]
+        for i in range(H):
+            out[v, i] = acc_c[v, i] / max(wss[v, i], floor)
