@@ -272,6 +272,9 @@ def test_features_of_notes_have_release_frames_and_splits(gm_dir, tmp_path):
         assert row["pitch"] in (60, 105) and row["velocity"] == 100
     assert sum(len(fs.split(s)) for s in ("train", "valid", "test")) == 3
     assert fs.frames.dtype == np.float16 and np.isfinite(np.asarray(fs.frames, np.float32)).all()
+    two = compute_features(open_dataset(out), sample_rate=24000, n_fft=1024, hop=128, cache_dir=tmp_path / "j2",
+                           progress=False, jobs=2)
+    assert two.index == fs.index and np.array_equal(np.asarray(two.frames), np.asarray(fs.frames))
 
 
 def test_release_frame_is_first_frame_at_or_after_note_off():

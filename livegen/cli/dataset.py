@@ -45,6 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     feats.add_argument("--n-fft", type=int, default=1024)
     feats.add_argument("--hop", type=int, default=128)
     feats.add_argument("--max-seconds", type=float, default=None, help="cut each example to this length")
+    feats.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     feats.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -111,8 +112,9 @@ def _run_features(args) -> int:
     ds = open_dataset(args.path)
     fs = compute_features(
         ds, sample_rate=args.sample_rate, n_fft=args.n_fft, hop=args.hop, cache_dir=args.cache,
-        max_seconds=args.max_seconds, progress=not args.no_progress,
+        max_seconds=args.max_seconds, progress=not args.no_progress, jobs=args.jobs,
     )
     print(f"{len(fs)} examples, {fs.frames.shape[0]} frames x {fs.frames.shape[1]} bins in {fs.path}"
-          f" ({'re-used' if fs.cache_hit else 'computed'}; {len(fs.report['skipped'])} skipped)")
+          f" ({'re-used' if fs.cache_hit else 'computed'}; {len(fs.report['skipped'])} skipped;"
+          f" {fs.report['frames_per_second']} frames/s when computed)")
     return 0

@@ -12,7 +12,9 @@ periodic Hann window, ``center=False``: frame m covers samples ``[m*hop, m*hop +
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -95,6 +97,24 @@ def _cache_key(dataset, settings: dict) -> str:
             stamp = (-1, -1)
         h.update(json.dumps([dataclasses.asdict(ex), stamp], sort_keys=True).encode())
     return h.hexdigest()[:20]
+
+
+def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_seconds: float | None):
+    """(float16 frames, native rate, None) of one file, or (None, None, why it was skipped)."""
+    import numpy as np
+
+    try:
+        y, native = load_audio(path, sample_rate=sample_rate, max_seconds=max_seconds)
+    except Exception as exc:  # any unreadable file is reported, never fatal
+        return None, None, f"unreadable: {exc}"
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if not np.isfinite(peak):
+        return None, None, "non-finite samples"
+    if peak < SILENCE_PEAK:
+        return None, None, "silent"
+    if y.size < n_fft:
+        y = np.pad(y, (0, n_fft - y.size))
+    return log_magnitude(y, n_fft=n_fft, hop=hop).astype(np.float16), native, None
 
 
 class FeatureSet:
@@ -186,6 +206,7 @@ def compute_features(
     cache_dir: str | os.PathLike,
     max_seconds: float | None = None,
     progress: bool = True,
+    jobs: int = 1,
 ) -> FeatureSet:
     """Compute (or re-use) the features of ``dataset``; unreadable and silent files are skipped.
 
@@ -200,6 +221,8 @@ def compute_features(
         raise ParameterError(f"sample rate {sample_rate} Hz is too low")
     if max_seconds is not None and max_seconds <= 0:
         raise ParameterError(f"max_seconds {max_seconds} must be > 0")
+    if jobs < 1:
+        raise ParameterError(f"jobs {jobs} must be >= 1")
     if not len(dataset):
         raise ParameterError("the dataset is empty: nothing to compute features of")
     settings = {"sample_rate": int(sample_rate), "n_fft": int(n_fft), "hop": int(hop),
@@ -208,6 +231,7 @@ def compute_features(
     key = _cache_key(dataset, settings)
     entry = cache_dir / key
     if (entry / "index.json").is_file() and (entry / "report.json").is_file():
+        _publish_report(entry, cache_dir)
         return FeatureSet(entry, cache_hit=True)
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -219,23 +243,23 @@ def compute_features(
     skipped: list[dict] = []
     total = 0
     started = time.perf_counter()
-    with open(tmp / "frames.f16", "wb") as out, progress_bar(progress, len(dataset), "computing features") as advance:
-        for ex in dataset:
-            try:
-                y, native = load_audio(ex.audio_path, sample_rate=sample_rate, max_seconds=max_seconds)
-            except Exception as exc:  # any unreadable file is reported, never fatal
-                skipped.append({"id": ex.id, "path": ex.audio_path, "reason": f"unreadable: {exc}"})
-                advance()
-                continue
-            peak = float(np.max(np.abs(y))) if y.size else 0.0
-            if not np.isfinite(peak) or peak < SILENCE_PEAK:
-                reason = "silent" if np.isfinite(peak) else "non-finite samples"
+    task = functools.partial(_example_features, sample_rate=sample_rate, n_fft=n_fft, hop=hop, max_seconds=max_seconds)
+    paths = [ex.audio_path for ex in dataset]
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(tmp / "frames.f16", "wb"))
+        advance = stack.enter_context(progress_bar(progress, len(dataset), "computing features"))
+        if jobs == 1:
+            results = map(task, paths)
+        else:
+            import multiprocessing
+
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
+            results = pool.imap(task, paths, chunksize=8)  # ordered: the output does not depend on jobs
+        for ex, (feats, native, reason) in zip(dataset, results):
+            advance()
+            if feats is None:
                 skipped.append({"id": ex.id, "path": ex.audio_path, "reason": reason})
-                advance()
                 continue
-            if y.size < n_fft:
-                y = np.pad(y, (0, n_fft - y.size))
-            feats = log_magnitude(y, n_fft=n_fft, hop=hop).astype(np.float16)
             out.write(feats.tobytes())
             n = feats.shape[0]
             rf = release_frame(ex.release_s, sample_rate=sample_rate, hop=hop) if ex.kind == "note" else -1
@@ -247,7 +271,6 @@ def compute_features(
                 "kind": ex.kind, "release_frame": rf if rf < n else -1, "sample_rate": native,
             })
             total += n
-            advance()
     elapsed = time.perf_counter() - started
     meta = {"version": FEATURES_VERSION, "key": key, "dataset": getattr(dataset, "root", None),
             "layout": getattr(dataset, "layout", None), **settings, "bins": bins, "shape": [total, bins],
@@ -257,9 +280,17 @@ def compute_features(
               "skipped": skipped}
     (tmp / "index.json").write_text(json.dumps(meta) + "\n")
     (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    if entry.exists():  # a concurrent run finished first: keep its (identical) result
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
+    try:
         os.replace(tmp, entry)
-    shutil.copyfile(entry / "report.json", cache_dir / "report.json")
+    except OSError:  # a concurrent run (e.g. another DDP rank) finished first: keep its identical result
+        shutil.rmtree(tmp, ignore_errors=True)
+    _publish_report(entry, cache_dir)
     return FeatureSet(entry, cache_hit=False)
+
+
+def _publish_report(entry: Path, cache_dir: Path) -> None:
+    """Copy the entry's report to ``cache_dir/report.json``, the place users look first."""
+    try:
+        shutil.copyfile(entry / "report.json", cache_dir / "report.json")
+    except OSError:  # a read-only cache still serves its features
+        pass
