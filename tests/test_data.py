@@ -126,6 +126,17 @@ def test_gm_render_is_deterministic_across_jobs_and_order(gm_dir, gm_soundfont, 
         assert wav.read_bytes() == (again / "audio" / wav.name).read_bytes(), wav.name
 
 
+def test_gm_render_variation_banks_follow_their_program(gm_soundfont, tmp_path):
+    # FluidR3 bank 8 holds "Detuned EP 1" as program 4; bank 16 has no program 4.
+    report = render_gm_dataset(tmp_path, soundfont=gm_soundfont, banks=[0, 8, 16], programs=[4], pitches=[60],
+                               velocities=[90], hold_s=0.1, release_s=0.05, progress=False)
+    meta = json.loads((tmp_path / "examples.json").read_text())
+    assert report["missing_presets"] == ["16:4"]
+    assert sorted((e["bank"], e["instrument"], e["preset_name"]) for e in meta.values()) == [
+        (0, 4, "Rhodes EP"), (8, 1028, "Detuned EP 1")]
+    assert {e["split"] for e in meta.values()} == {program_split(4)}
+
+
 def test_gm_render_bad_soundfont(tmp_path):
     with pytest.raises(ParameterError, match="SoundFont"):
         render_gm_dataset(tmp_path / "x", soundfont=tmp_path / "missing.sf2", progress=False)

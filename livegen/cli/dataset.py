@@ -27,7 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--programs", default="0-127", metavar="SPEC", help="GM programs 0-127 (default 0-127)")
     gm.add_argument("--pitches", default="21-108", metavar="SPEC", help="MIDI notes (default 21-108)")
     gm.add_argument("--velocities", default="25,50,75,100,127", metavar="SPEC", help="1-127 (default 25,50,75,100,127)")
-    gm.add_argument("--bank", type=int, default=0, help="SoundFont bank (default 0)")
+    gm.add_argument("--banks", default="0", metavar="SPEC",
+                    help="SoundFont banks 0-127 (default 0; FluidR3 has variation presets in 8 and 16; "
+                         "absent bank:program pairs are skipped)")
     gm.add_argument("--hold", type=float, default=3.0, help="seconds before note-off (default 3.0)")
     gm.add_argument("--release", type=float, default=1.0, help="seconds after note-off (default 1.0)")
     gm.add_argument("--gain", type=float, default=0.7, help="FluidSynth master gain (default 0.7: the loudest FluidR3 notes peak near -4 dBFS)")
@@ -68,13 +70,14 @@ def _run_gm(args) -> int:
     programs = _spec(args.programs, "programs", 0, 127)
     pitches = _spec(args.pitches, "pitches", 0, 127)
     velocities = _spec(args.velocities, "velocities", 1, 127)
+    banks = _spec(args.banks, "banks", 0, 127)
 
     from livegen.data.gm import render_gm_dataset
 
     report = render_gm_dataset(
         args.out, soundfont=args.soundfont, sample_rate=args.sample_rate, programs=programs,
         pitches=pitches, velocities=velocities, hold_s=args.hold, release_s=args.release,
-        bank=args.bank, gain=args.gain, subtype=args.subtype, jobs=args.jobs,
+        banks=banks, gain=args.gain, subtype=args.subtype, jobs=args.jobs,
         progress=not args.no_progress,
     )
     print(
@@ -83,8 +86,8 @@ def _run_gm(args) -> int:
         f"{report['seconds']:.1f} s = {report['notes_per_second']} notes/s with {args.jobs} job(s); "
         f"splits {report['split_counts']}; report: {args.out}/render_report.json"
     )
-    if report["missing_programs"]:
-        print(f"programs with no preset in bank {args.bank}: {report['missing_programs']}")
+    if report["missing_presets"] and report["written"]:
+        print(f"{len(report['missing_presets'])} bank:program pairs have no preset and were skipped")
     return 0
 
 

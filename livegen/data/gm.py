@@ -118,15 +118,17 @@ def program_family(program: int) -> tuple[str, str]:
     return group, family
 
 
-def program_split(program: int, *, bank: int = 0) -> str:
+def program_split(program: int) -> str:
     """Split of a whole instrument: in each GM group of 8, one program is test and one valid.
 
-    The choice is a fixed hash of (bank, group), so it does not depend on which programs are
-    rendered: a program is in the same split in every dataset made from the same bank. That gives
-    16 test and 16 valid instruments of 128 (12.5 % each), every family represented in each.
+    The choice is a fixed hash of the group, so it does not depend on which programs are
+    rendered: a program is in the same split in every dataset. That gives 16 test and 16 valid
+    instruments of 128 (12.5 % each), every family represented in each. Variation banks (e.g.
+    FluidR3's bank 8 "Detuned EP 1" for program 4) follow their program, so a test program's
+    variants never leak into training.
     """
     group = program // 8
-    digest = hashlib.sha256(f"livegen-split:{bank}:{group}".encode()).digest()
+    digest = hashlib.sha256(f"livegen-split:{group}".encode()).digest()
     order = sorted(range(8), key=lambda i: digest[i])
     slot = program % 8
     if slot == order[0]:
@@ -146,7 +148,6 @@ class RenderSettings:
     sample_rate: int = 24000
     hold_s: float = 3.0
     release_s: float = 1.0
-    bank: int = 0
     gain: float = 0.7
     subtype: str = "PCM_16"
     silence_db: float = -70.0
@@ -187,8 +188,8 @@ class _Renderer:
         if self.sfid < 0:
             raise ParameterError(f"FluidSynth could not load the SoundFont {settings.soundfont!r}")
 
-    def preset_name(self, program: int) -> str | None:
-        name = self.synth.sfpreset_name(self.sfid, self.settings.bank, program)
+    def preset_name(self, bank: int, program: int) -> str | None:
+        name = self.synth.sfpreset_name(self.sfid, bank, program)
         return name or None
 
     def _render(self, n: int):
@@ -208,10 +209,10 @@ class _Renderer:
         self._render(self.FLUSH_SAMPLES)
         self.synth.cc(0, 7, 100)
 
-    def note(self, program: int, pitch: int, velocity: int):
+    def note(self, bank: int, program: int, pitch: int, velocity: int):
         """Mono float32 samples of one note: hold, note-off, release."""
         s = self.settings
-        self.synth.program_select(0, self.sfid, s.bank, program)
+        self.synth.program_select(0, self.sfid, bank, program)
         self.synth.cc(0, 7, 0)
         self.synth.noteon(0, pitch, velocity)
         self._render(self.PRIME_SAMPLES)
@@ -235,15 +236,15 @@ def _worker_init(settings: RenderSettings) -> None:
     _WORKER = _Renderer(settings)
 
 
-def _render_one(task: tuple[int, int, int, str, str]) -> dict:
+def _render_one(task: tuple[int, int, int, int, str, str]) -> dict:
     import numpy as np
     import soundfile as sf
 
-    program, pitch, velocity, name, wav_path = task
+    bank, program, pitch, velocity, name, wav_path = task
     renderer = _WORKER
     assert renderer is not None
     s = renderer.settings
-    y = renderer.note(program, pitch, velocity)
+    y = renderer.note(bank, program, pitch, velocity)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
     result = {"note_str": name, "peak": peak, "silent": bool(peak_db < s.silence_db), "clipped": peak > 1.0}
@@ -262,7 +263,7 @@ def render_gm_dataset(
     velocities: list[int] | None = None,
     hold_s: float = 3.0,
     release_s: float = 1.0,
-    bank: int = 0,
+    banks: list[int] | None = None,
     gain: float = 0.7,
     subtype: str = "PCM_16",
     jobs: int = 1,
@@ -287,30 +288,35 @@ def render_gm_dataset(
     if jobs < 1:
         raise ParameterError(f"--jobs {jobs} must be >= 1")
     programs = list(range(128)) if programs is None else list(programs)
+    banks = [0] if banks is None else list(banks)
     pitches = parse_spec(DEFAULT_PITCHES, name="pitches", low=0, high=127) if pitches is None else list(pitches)
     velocities = parse_spec(DEFAULT_VELOCITIES, name="velocities", low=1, high=127) if velocities is None else list(velocities)
-    if not programs or not pitches or not velocities:
-        raise ParameterError("nothing to render: programs, pitches and velocities must each name at least one value")
+    if not programs or not pitches or not velocities or not banks:
+        raise ParameterError("nothing to render: banks, programs, pitches and velocities must each name at least one value")
+    if any(not 0 <= b < 128 for b in banks):
+        raise ParameterError(f"banks {banks}: use 0-127 (bank 128 holds drum kits, which are not pitched instruments)")
 
     settings = RenderSettings(
         soundfont=str(soundfont.resolve()), sample_rate=int(sample_rate), hold_s=float(hold_s),
-        release_s=float(release_s), bank=int(bank), gain=float(gain), subtype=subtype,
+        release_s=float(release_s), gain=float(gain), subtype=subtype,
     )
     out = Path(out)
     audio_dir = out / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
 
     probe = _Renderer(settings)
-    preset_names = {p: probe.preset_name(p) for p in programs}
+    preset_names = {(b, p): probe.preset_name(b, p) for b in banks for p in programs}
     del probe
-    missing = [p for p, n in preset_names.items() if n is None]
-    playable = [p for p in programs if preset_names[p] is not None]
+    missing = [f"{b}:{p}" for (b, p), n in preset_names.items() if n is None]
+    playable = [bp for bp in preset_names if preset_names[bp] is not None]
+    if not playable:
+        raise ParameterError(f"the SoundFont {soundfont.name!r} has no preset for banks {banks} x programs {programs}")
 
     examples: dict[str, dict] = {}
     tasks = []
-    for program in playable:
+    for bank, program in playable:
         group, family = program_family(program)
-        instrument = settings.bank * 128 + program
+        instrument = bank * 128 + program
         instrument_str = f"{family}_synthetic_{instrument:03d}"
         for pitch in pitches:
             for velocity in velocities:
@@ -330,15 +336,15 @@ def render_gm_dataset(
                     "qualities": [0] * len(NSYNTH_QUALITIES),
                     "qualities_str": [],
                     "program": program,
-                    "bank": settings.bank,
+                    "bank": bank,
                     "gm_group": group,
-                    "preset_name": preset_names[program],
+                    "preset_name": preset_names[bank, program],
                     "soundfont": soundfont.name,
                     "hold_s": settings.hold_samples / settings.sample_rate,
                     "release_s": settings.release_samples / settings.sample_rate,
-                    "split": program_split(program, bank=settings.bank),
+                    "split": program_split(program),
                 }
-                tasks.append((program, pitch, velocity, name, str(audio_dir / f"{name}.wav")))
+                tasks.append((bank, program, pitch, velocity, name, str(audio_dir / f"{name}.wav")))
 
     results: list[dict] = []
     start = time.perf_counter()
@@ -375,13 +381,14 @@ def render_gm_dataset(
         "soundfont": str(soundfont),
         "settings": {
             "sample_rate": settings.sample_rate, "hold_s": settings.hold_samples / settings.sample_rate,
-            "release_s": settings.release_samples / settings.sample_rate, "bank": settings.bank,
+            "release_s": settings.release_samples / settings.sample_rate,
             "gain": settings.gain, "subtype": settings.subtype, "silence_db": settings.silence_db,
         },
+        "banks": banks,
         "programs": programs,
         "pitches": pitches,
         "velocities": velocities,
-        "missing_programs": missing,
+        "missing_presets": missing,
         "rendered": len(results),
         "written": len(examples),
         "silent": silent,
