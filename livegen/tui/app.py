@@ -126,8 +126,15 @@ class LivegenApp(App):
     def on_mount(self) -> None:
         self.register_theme(STAGE_THEME)
         self.theme = "livegen-stage"
-        self.query_one(XYPad).focus()
-        status = self.query_one(StatusLine)
+        # Overlays become `self.screen`; keep the main screen's widgets at hand.
+        self.pad = self.query_one(XYPad)
+        self.meter = self.query_one(OutputMeter)
+        self.waterfall = self.query_one(Waterfall)
+        self.preset_bar = self.query_one(PresetBar)
+        self.status_line = self.query_one(StatusLine)
+        self.sliders = {s.param: s for s in self.query(ParamSlider)}
+        self.pad.focus()
+        status = self.status_line
         status.osc_port = self.link.port
         status.keyboard = self.notes.describe()
         if self.info.problem:
@@ -168,7 +175,7 @@ class LivegenApp(App):
         for address, args in outbox.items():
             self.link.send(address, *args)
         if outbox:
-            self.query_one(StatusLine).osc_last = address
+            self.status_line.osc_last = address
 
     # -- incoming, coalesced ---------------------------------------------------------------
     def on_engine_update(self, _: EngineUpdate) -> None:
@@ -183,6 +190,8 @@ class LivegenApp(App):
 
     def _drain(self) -> None:
         self._drain_pending = False
+        if not self.is_running:
+            return
         self._last_drain = time.monotonic()
         delta = self.link.take()
         if not delta.empty():
@@ -193,10 +202,10 @@ class LivegenApp(App):
         for name, value in delta.params.items():
             self.show_value(name, value)
         if delta.meter is not None:
-            self.query_one(OutputMeter).update_levels(*delta.meter)
+            self.meter.update_levels(*delta.meter)
         if delta.spectra:
-            self.query_one(Waterfall).add_rows(delta.spectra)
-        status = self.query_one(StatusLine)
+            self.waterfall.add_rows(delta.spectra)
+        status = self.status_line
         if delta.status is not None:
             self.status.update(delta.status)
             status.status = self.status
@@ -223,13 +232,14 @@ class LivegenApp(App):
             return
         self.values[name] = value
         if name in ("x", "y"):
-            self.query_one(XYPad).set_point(self.values["x"], self.values["y"], remote=True)
+            self.pad.set_point(self.values["x"], self.values["y"], remote=True)
             return
-        for slider in self.query(f"#slider-{name}").results(ParamSlider):
+        slider = self.sliders.get(name)
+        if slider is not None:
             slider.set_value(value, remote=True)
 
     def show_message(self, text: str, seconds: float = 5.0) -> None:
-        status = self.query_one(StatusLine)
+        status = self.status_line
         status.message = text
         self._message_until = time.monotonic() + seconds
         status.refresh()
@@ -244,7 +254,7 @@ class LivegenApp(App):
             elif now - self._last_subscribe > RESUBSCRIBE_SECONDS:
                 self.link.subscribe()
             self._last_subscribe = now
-        status = self.query_one(StatusLine)
+        status = self.status_line
         if status.message and now > self._message_until:
             status.message = ""
         if self.engine is not None and not self._stopping and self.engine.poll() is not None:
@@ -257,7 +267,7 @@ class LivegenApp(App):
         elif not self._got_reply:
             status.engine_state = "starting"
         status.refresh()
-        self.query_one(OutputMeter).tick()
+        self.meter.tick()
 
     def _after_died(self, restart: bool | None) -> None:
         if not restart:
@@ -266,7 +276,7 @@ class LivegenApp(App):
         self._died_shown = False
         self._got_reply = False
         self.engine.restart()
-        self.query_one(StatusLine).engine_state = "starting"
+        self.status_line.engine_state = "starting"
         self.link.subscribe()
 
     # -- widgets' requests -----------------------------------------------------------------
@@ -291,7 +301,7 @@ class LivegenApp(App):
     def store_preset(self, slot: int) -> None:
         self.presets[slot] = dict(self.values)
         self.send(f"{PREFIX}preset/store", slot)
-        self.query_one(PresetBar).show(stored=self.presets.keys(), current=slot)
+        self.preset_bar.show(stored=self.presets.keys(), current=slot)
         self.show_message(f"stored preset {slot}", 2)
 
     def recall_preset(self, slot: int) -> None:
@@ -305,7 +315,7 @@ class LivegenApp(App):
         else:
             for name, value in values.items():
                 self.show_value(name, value)
-        self.query_one(PresetBar).show(current=slot)
+        self.preset_bar.show(current=slot)
 
     def morph_to(self, target: int, seconds: float) -> None:
         """Glide every parameter from the current preset (or the current values) to `target`."""
@@ -313,7 +323,7 @@ class LivegenApp(App):
             self.show_message(f"preset {target} is empty: store it first (shift+{target})")
             return
         self._stop_morph()
-        bar = self.query_one(PresetBar)
+        bar = self.preset_bar
         start = dict(self.presets.get(bar.current, self.values)) if bar.current else dict(self.values)
         self._morph = (start, dict(self.presets[target]), target, time.monotonic(), max(seconds, 0.01),
                        self.set_interval(MORPH_TICK, self._morph_step))
@@ -336,7 +346,7 @@ class LivegenApp(App):
                     self.send_param(name, value)
                 self.show_value(name, value)
         self.send(PREFIX + "xy", float(self.values["x"]), float(self.values["y"]))
-        bar = self.query_one(PresetBar)
+        bar = self.preset_bar
         if t >= 1.0:
             self._stop_morph()
             bar.show(current=target)
@@ -347,7 +357,7 @@ class LivegenApp(App):
         if self._morph is not None:
             self._morph[-1].stop()
             self._morph = None
-            self.query_one(PresetBar).show()
+            self.preset_bar.show()
 
     # -- keyboard notes --------------------------------------------------------------------
     def on_key(self, event: Key) -> None:
@@ -376,7 +386,7 @@ class LivegenApp(App):
             self.link.note(pitch, velocity)  # notes are never coalesced: each one matters
         if self.notes.held and self._note_timer is None and not self.notes.latch:
             self._note_timer = self.set_interval(0.05, self._expire_notes)
-        status = self.query_one(StatusLine)
+        status = self.status_line
         status.keyboard = self.notes.describe()
         if messages:
             status.osc_last = PREFIX + "note"
@@ -415,18 +425,19 @@ class LivegenApp(App):
             self.show_message(info.problem)
             return
         old_dim, self.info = self.info.latent_dim, info
-        pad = self.query_one(XYPad)
+        pad = self.pad
         pad.set_centroids(info.centroids)
         pad.border_title = f"latent plane · {info.name}"
         if info.latent_dim != old_dim:
-            self._rebuild_latent_sliders(info.latent_dim)
+            self.call_later(self._rebuild_latent_sliders, info.latent_dim)
         self.show_message(f"loading model {info.name}")
 
-    def _rebuild_latent_sliders(self, latent_dim: int) -> None:
-        sliders = self.query_one("#sliders")
-        for slider in list(sliders.query(ParamSlider)):
-            if slider.param.startswith("z") and slider.param[1:].isdigit():
-                slider.remove()
+    async def _rebuild_latent_sliders(self, latent_dim: int) -> None:
+        sliders = self.screen_stack[0].query_one("#sliders")
+        for name, slider in list(self.sliders.items()):
+            if name.startswith("z") and name[1:].isdigit():
+                del self.sliders[name]
+                await slider.remove()
         self.specs = {s.name: s for s in ParamStore.for_model(latent_dim).specs.values()}
         for name in [n for n in self.values if n not in self.specs]:
             del self.values[name]
@@ -435,7 +446,8 @@ class LivegenApp(App):
             if spec.name.startswith("z") and spec.name[1:].isdigit():
                 self.values.setdefault(spec.name, spec.default)
                 new.append(ParamSlider(spec, self.values[spec.name]))
-        sliders.mount_all(new)
+        await sliders.mount_all(new)
+        self.sliders.update({slider.param: slider for slider in new})
 
     def action_record(self) -> None:
         try:
@@ -444,7 +456,7 @@ class LivegenApp(App):
             recording = False
         self.link.send(PREFIX + "record", 0 if recording else 1)
         self.status["recording"] = 0 if recording else 1
-        status = self.query_one(StatusLine)
+        status = self.status_line
         status.status = self.status
         status.refresh()
 
@@ -458,8 +470,8 @@ class LivegenApp(App):
         if self.engine is None or not self.engine.running():
             self.exit(0)
             return
-        self.query_one(StatusLine).engine_state = "stopping engine…"
-        self.query_one(StatusLine).refresh()
+        self.status_line.engine_state = "stopping engine…"
+        self.status_line.refresh()
         self._stop_engine()
 
     @work(thread=True, exclusive=True)

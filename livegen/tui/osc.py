@@ -165,6 +165,11 @@ class OscLink:
                 delta.params["y"] = float(args[1])
             elif verb == "meter" and len(args) >= 2:
                 delta.meter = (float(args[0]), float(args[1]))
+            elif verb.startswith("meter/") and args:
+                # The engine's live status values (load, xruns, voices, ...) at feedback rate.
+                status = delta.status if delta.status is not None else {}
+                status[verb[6:]] = args[0]
+                delta.status = status
             elif verb == "spectrum" and args:
                 delta.spectra.append([float(a) for a in args])
                 del delta.spectra[:-MAX_SPECTRUM_ROWS]
@@ -180,6 +185,8 @@ class OscLink:
                 delta.bindings = [(str(a), str(b)) for a, b in _pairs(args)]
             elif verb == "model" and args:
                 delta.model = str(args[0])
+            elif verb in ("subscribed", "note", "params"):
+                pass  # replies that only prove the engine is there
             else:
                 return
         except (TypeError, ValueError):

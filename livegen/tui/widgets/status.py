@@ -77,7 +77,7 @@ class StatusLine(Widget):
             text.append(f"xruns {_num(xruns, '.0f')}", style("status--bad") if bad else style("status--ok"))
             text.append(f"  load {load_pct:.0f}%" if load_pct is not None else "  load ?",
                         style("status--warn") if load_pct is not None and load_pct > 70 else None)
-            compute = s.get("compute") or s.get("torch_device") or ""
+            compute = s.get("compute") or s.get("device") or ""
             cpu = s.get("cpu")
             extra = []
             if compute:
@@ -90,7 +90,7 @@ class StatusLine(Widget):
                 text.append("  " + " ".join(extra))
             if s.get("voices") is not None:
                 text.append(f"  v{_num(s.get('voices'), '.0f')}")
-            device = s.get("device") or s.get("audio_device")
+            device = s.get("audio_device")
             if device:
                 text.append(f"  │ {device}", style("status--dim"))
         if self.message:
@@ -101,10 +101,16 @@ class StatusLine(Widget):
         style = self.get_component_rich_style
         s = self.status
         text = Text(no_wrap=True, overflow="ellipsis")
-        midi = s.get("midi_port") or "—"
+        midi = s.get("midi_connected") or s.get("midi_virtual") or "—"
         text.append(f"MIDI {midi}")
+        if s.get("midi_missing"):
+            text.append(f" (missing {s.get('midi_missing')})", style("status--warn"))
+        if s.get("midi_learn"):
+            text.append(f" learn {s.get('midi_learn')}", style("status--warn"))
         if s.get("midi_last"):
             text.append(f" {s.get('midi_last')}", style("status--dim"))
+        elif s.get("midi_messages") not in (None, "", 0):
+            text.append(f" {_num(s.get('midi_messages'), '.0f')} msgs", style("status--dim"))
         text.append(f" │ OSC :{s.get('osc_port', self.osc_port)}")
         last = s.get("osc_last") or self.osc_last
         if last:

@@ -1,0 +1,366 @@
+"""The performance UI against a stand-in engine on real UDP (python-osc), driven by Pilot.
+
+Every interaction is checked on the wire: what the fake engine received, and how the widgets
+move when it pushes feedback. Quit and crash handling run a real child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import pytest
+
+from livegen.tui.app import LivegenApp
+from livegen.tui.child import EngineProcess, engine_argv
+from livegen.tui.fake_engine import FakeEngine
+from livegen.tui.model_info import ModelInfo, read_model_info
+from livegen.tui.notes import GATE_SECONDS
+from livegen.tui.osc import OscLink
+from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
+from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
+
+CENTROIDS = {"piano": (0.2, 0.7), "organ": (0.6, 0.3), "strings": (0.8, 0.8)}
+SIZE = (100, 32)
+
+
+@pytest.fixture
+def fake():
+    engine = FakeEngine().start()
+    yield engine
+    engine.stop()
+
+
+def make_app(port: int, *, engine=None, model_roots=None) -> LivegenApp:
+    link = OscLink("127.0.0.1", port)
+    info = ModelInfo(path="/models/test", latent_dim=8, centroids=dict(CENTROIDS))
+    return LivegenApp(link, engine=engine, info=info, model_roots=model_roots)
+
+
+async def until(pilot, predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await pilot.pause(0.02)
+    return predicate()
+
+
+def run(app: LivegenApp, scenario, size=SIZE):
+    async def main():
+        try:
+            async with app.run_test(size=size) as pilot:
+                await scenario(pilot)
+        finally:
+            app.link.close()
+    asyncio.run(main())
+
+
+def last_args(fake: FakeEngine, address: str):
+    found = [args for a, args in fake.messages(address) if a == address]
+    return found[-1] if found else None
+
+
+def test_pad_is_focused_and_drag_sends_xy(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        assert isinstance(app.focused, XYPad)
+        assert await until(pilot, lambda: fake.subscribers), "the UI subscribes to feedback"
+        pad = app.query_one(XYPad)
+        width, height = pad.content_size
+        await pilot.mouse_down("#pad", offset=(1, 1))  # border is 1 cell: content (0, 0)
+        await pilot.hover("#pad", offset=(1 + width // 2, 1 + height - 1))
+        await pilot.hover("#pad", offset=(width, 1 + height - 1))
+        await pilot.mouse_up("#pad", offset=(width, 1 + height - 1))
+        await pilot.pause(0.1)
+        xy = fake.wait_for("/livegen/xy", 1)
+        assert xy, "dragging sends /livegen/xy"
+        x, y = fake.messages("/livegen/xy")[-1][1]
+        assert x == pytest.approx(1.0, abs=0.01) and y == pytest.approx(0.0, abs=0.01)
+        assert (pad.x, pad.y) == pytest.approx((x, y))
+        # the press at the top-left corner went out too (first message of the drag)
+        first = fake.messages("/livegen/xy")[0][1]
+        assert first == pytest.approx((0.0, 1.0), abs=0.01)
+
+    run(app, scenario)
+
+
+def test_pad_arrow_keys_coarse_and_fine(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        await pilot.press("right", "right", "up")
+        await pilot.pause(0.05)
+        await pilot.press("shift+down")
+        await pilot.pause(0.1)
+        x, y = fake.wait_for("/livegen/xy", 1) and fake.messages("/livegen/xy")[-1][1]
+        assert x == pytest.approx(0.55, abs=1e-6)
+        assert y == pytest.approx(0.52, abs=1e-6)
+
+    run(app, scenario)
+
+
+def test_slider_keys_send_parameters(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        gain = app.query_one("#slider-gain", ParamSlider)
+        gain.focus()
+        await pilot.press("right")
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/param/gain") == pytest.approx((-6.0 + 0.72,), abs=1e-4)
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/param/gain") == (12.0,)
+        await pilot.press("delete")
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/param/gain") == (-6.0,)
+        z0 = app.query_one("#slider-z0", ParamSlider)
+        z0.focus()
+        await pilot.press("shift+left", "pageup")
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/z/0") == pytest.approx((-0.016 + 0.8,), abs=1e-4)
+        voices = app.query_one("#slider-voices", ParamSlider)
+        voices.focus()
+        await pilot.press("left")
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/param/voices") == (7.0,)
+        # down moves to the next slider
+        await pilot.press("down")
+        assert app.focused.id == "slider-quality"
+
+    run(app, scenario)
+
+
+def test_remote_changes_move_widgets_without_echo(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        assert await until(pilot, lambda: fake.subscribers)
+        sent_before = len(fake.received)
+        fake.push("/livegen/param/gain", 3.0)
+        fake.push("/livegen/z/3", -2.0)
+        fake.push("/livegen/xy", 0.1, 0.9)
+        gain = app.query_one("#slider-gain", ParamSlider)
+        z3 = app.query_one("#slider-z3", ParamSlider)
+        pad = app.query_one(XYPad)
+        assert await until(pilot, lambda: gain.value == 3.0 and z3.value == -2.0 and pad.x == pytest.approx(0.1))
+        assert pad.y == pytest.approx(0.9)
+        await pilot.pause(0.2)
+        echoed = [a for a, _ in fake.received[sent_before:] if a.startswith(("/livegen/param", "/livegen/z", "/livegen/xy"))]
+        assert echoed == [], "feedback must not be sent back to the engine"
+
+    run(app, scenario)
+
+
+def test_meter_spectrum_and_status_line(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        assert await until(pilot, lambda: fake.subscribers)
+        fake.push("/livegen/meter", -0.05, -9.0)
+        fake.push("/livegen/spectrum", *[float(-100 + i) for i in range(64)])
+        fake.status["xruns"] = 3
+        meter = app.query_one(OutputMeter)
+        waterfall = app.query_one(Waterfall)
+        assert await until(pilot, lambda: meter.peak_db is not None and waterfall.rows)
+        assert meter.peak_db == pytest.approx(-0.05) and meter.rms_db == pytest.approx(-9.0)
+        assert meter.clipping()
+        status = app.query_one(StatusLine)
+        assert await until(pilot, lambda: "xruns 3" in status.render().plain)
+        text = status.render().plain
+        assert "48000Hz" in text and "blk 256" in text and "10.7ms" in text and "load 12%" in text
+        assert "xruns 3" in text
+        assert "OSC :" in text
+
+    run(app, scenario)
+
+
+def test_midi_learn_binds_lists_and_deletes(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        assert await until(pilot, lambda: fake.subscribers)
+        await pilot.press("f2")
+        assert isinstance(app.screen, LearnScreen)
+        assert fake.wait_for("/livegen/bindings", 1)
+        params = app.screen.query_one("#learn-params")
+        params.highlighted = app.screen.params.index("drift")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert fake.wait_for("/livegen/learn", 1)[-1][1] == ("drift",)
+        fake.push("/livegen/learned", "drift", "CC 74 ch 1")
+        assert await until(pilot, lambda: app.screen.bindings.get("drift") == "CC 74 ch 1")
+        assert app.bindings_map["drift"] == "CC 74 ch 1"
+        await pilot.press("tab")
+        bindings = app.screen.query_one("#learn-bindings")
+        assert bindings.has_focus
+        bindings.highlighted = 0
+        await pilot.press("delete")
+        await pilot.pause(0.1)
+        assert fake.wait_for("/livegen/unlearn", 1)[-1][1] == ("drift",)
+        assert "drift" not in app.screen.bindings
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LearnScreen)
+
+    run(app, scenario)
+
+
+def test_presets_store_recall_and_morph(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        gain = app.query_one("#slider-gain", ParamSlider)
+        bar = app.query_one(PresetBar)
+        gain.set_value(-20.0)
+        bar.focus()
+        await pilot.press("exclamation_mark")  # shift+1: store slot 1
+        gain.set_value(6.0)
+        app.query_one(XYPad).set_point(0.9, 0.1)
+        await pilot.press("at")  # shift+2: store slot 2
+        await pilot.pause(0.1)
+        assert [args for _, args in fake.messages("/livegen/preset/store")] == [(1,), (2,)]
+        await pilot.press("1")
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/preset/recall") == (1,)
+        assert gain.value == -20.0
+        assert app.query_one(XYPad).x == pytest.approx(0.5)
+        # morph 1 -> 2 over the shortest time
+        for _ in range(4):
+            await pilot.press("less_than_sign")
+        assert bar.morph_time == 0.5
+        count = len(fake.messages("/livegen/param/gain"))
+        await pilot.press("m", "2")
+        assert await until(pilot, lambda: bar.current == 2 and bar.morph_progress is None)
+        await pilot.pause(0.1)
+        values = [args[0] for _, args in fake.messages("/livegen/param/gain")[count:]]
+        assert values[-1] == pytest.approx(6.0)
+        between = [v for v in values if -20.0 < v < 6.0]
+        assert len(between) >= 3, f"the morph passes through intermediate values: {values}"
+        assert values == sorted(values), "a morph moves monotonically"
+        x, y = fake.messages("/livegen/xy")[-1][1]
+        assert (x, y) == pytest.approx((0.9, 0.1))
+        assert gain.value == pytest.approx(6.0)
+
+    run(app, scenario)
+
+
+def test_keyboard_notes_gate_octave_and_latch(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        await pilot.press("z")
+        assert fake.wait_for("/livegen/note", 1)[0][1] == (60, 100)
+        await pilot.pause(GATE_SECONDS + 0.3)
+        assert fake.wait_for("/livegen/note", 2)[1][1] == (60, 0), "the gate closes the note"
+        await pilot.press("right_square_bracket", "q")
+        assert fake.wait_for("/livegen/note", 3)[2][1] == (84, 100)  # upper row, octave 5
+        await pilot.press("space")
+        assert fake.wait_for("/livegen/note", 4)[3][1] == (84, 0)
+        await pilot.press("backslash", "x")
+        await pilot.pause(GATE_SECONDS + 0.2)
+        notes = fake.messages("/livegen/note")
+        assert notes[-1][1] == (74, 100), "latched notes stay on"
+        await pilot.press("x")
+        assert fake.wait_for("/livegen/note", len(notes) + 1)[-1][1] == (74, 0)
+        assert "oct 5" in app.query_one(StatusLine).keyboard
+
+    run(app, scenario)
+
+
+def test_record_help_and_model_picker(fake, tmp_path):
+    model = tmp_path / "models" / "small"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps(
+        {"format": "livegen-spectral-vae", "config": {"latent_dim": 4}, "family_centroids": {"bass": [0.3, 0.2]}}))
+    app = make_app(fake.port, model_roots=[tmp_path / "models"])
+
+    async def scenario(pilot):
+        await pilot.press("f4")
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/record") == (1,)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f3")
+        assert isinstance(app.screen, ModelPickerScreen)
+        await pilot.press("enter")  # the listed model
+        await until(pilot, lambda: "z3" in app.sliders and "z4" not in app.sliders)
+        await pilot.pause(0.1)
+        assert last_args(fake, "/livegen/model") == (str(model.resolve()),)
+        names = [s.param for s in app.query(ParamSlider)]
+        assert [n for n in names if n.startswith("z")] == ["z0", "z1", "z2", "z3"]
+        assert app.query_one(XYPad).centroids == {"bass": (0.3, 0.2)}
+
+    run(app, scenario)
+
+
+def test_read_model_info_never_raises(tmp_path):
+    info = read_model_info(tmp_path / "missing")
+    assert info.latent_dim == 8 and info.problem
+    (tmp_path / "config.json").write_text(json.dumps({"config": {"latent_dim": 3}, "family_centroids": {"a": [2, -1]}}))
+    info = read_model_info(tmp_path)
+    assert info.latent_dim == 3 and info.centroids == {"a": (1.0, 0.0)} and not info.problem
+
+
+def test_engine_argv_passes_play_options_through():
+    argv = ["--model", "m", "--osc-port", "9000", "--ui-log", "x.log", "--seed=3", "--headless"]
+    assert engine_argv(argv, 5555) == ["--model", "m", "--seed=3", "--headless", "--osc-port", "5555"]
+
+
+def fake_child(tmp_path, port):
+    stamp = tmp_path / "stamp"
+    command = [sys.executable, "-m", "livegen.tui.fake_engine", "--osc-port", str(port), "--stamp", str(stamp)]
+    return EngineProcess(command, log_path=tmp_path / "engine.log").start(), stamp
+
+
+def test_quit_stops_the_engine_child(tmp_path):
+    from livegen.tui.child import free_udp_port
+
+    port = free_udp_port()
+    engine, stamp = fake_child(tmp_path, port)
+    app = make_app(port, engine=engine)
+
+    async def scenario(pilot):
+        status = app.query_one(StatusLine)
+        assert await until(pilot, lambda: status.engine_state == "running", timeout=20)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: app.return_code is not None, timeout=20)
+
+    try:
+        run(app, scenario)
+        assert app.return_code == 0
+        assert engine.poll() is not None, "quit leaves no engine running"
+        assert stamp.read_text().split() == ["started", "stopped"], "the engine got SIGTERM and shut down cleanly"
+    finally:
+        engine.stop(timeout=2)
+
+
+def test_engine_death_is_shown_and_restart_works(tmp_path):
+    from livegen.tui.child import free_udp_port
+
+    port = free_udp_port()
+    engine, stamp = fake_child(tmp_path, port)
+    app = make_app(port, engine=engine)
+
+    async def scenario(pilot):
+        assert await until(pilot, lambda: app.query_one(StatusLine).engine_state == "running", timeout=20)
+        engine.process.kill()
+        assert await until(pilot, lambda: isinstance(app.screen, EngineDiedScreen), timeout=5)
+        await pilot.press("r")
+        assert await until(pilot, lambda: engine.starts == 2 and engine.running(), timeout=5)
+        assert not isinstance(app.screen, EngineDiedScreen)
+        status = app.query_one(StatusLine)
+        assert await until(pilot, lambda: status.engine_state == "running", timeout=20)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not engine.running(), timeout=20)
+
+    try:
+        run(app, scenario)
+        assert engine.poll() is not None
+    finally:
+        engine.stop(timeout=2)
