@@ -145,3 +145,34 @@ def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, 
         midi.stop()
     with pytest.raises(ParameterError, match="--midi-map"):
         midi_input_from_args(target, parser.parse_args(["--midi-map", str(tmp_path / "missing.toml")]))
+
+
+def test_osc_learn_arms_midi_and_reports_the_control(jack_server, rtmidi_jack, target, tmp_path):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from livegen.control.osc import OscServer
+    from livegen.control.oscwire import parse_packet
+
+    midi = MidiInput(target, api=rtmidi_jack.API_UNIX_JACK, map_path=tmp_path / "m.toml").start()
+    osc = OscServer(target, port=0, midi=midi).start()
+    out = open_out(rtmidi_jack)
+    try:
+        client = SimpleUDPClient("127.0.0.1", osc.port)
+        client.send_message("/livegen/learn", "drift")
+        deadline = time.monotonic() + 3
+        while midi.armed != "drift" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert midi.armed == "drift"
+        out.send_message([0xB0, 99, 0])  # NRPN 0/5 moved: learned as an NRPN control
+        out.send_message([0xB0, 98, 5])
+        out.send_message([0xB0, 6, 0])
+        message = parse_packet(client.receive(3.0))[0]
+        assert (message.address, message.args) == ("/livegen/learned", ("drift", "NRPN 5 ch 1"))
+        client.send_message("/livegen/status", [])
+        status = parse_packet(client.receive(3.0))[0].args
+        pairs = dict(zip(status[::2], status[1::2]))
+        assert pairs["midi_virtual"] == "livegen" and pairs["midi_learn"] == ""
+    finally:
+        out.close_port()
+        osc.stop()
+        midi.stop()

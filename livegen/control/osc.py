@@ -467,7 +467,12 @@ class OscServer:
 
     # -- replies -------------------------------------------------------------------------------
     def _reply(self, sender, address, args) -> None:
-        self._send(sender, encode_message(address, args))
+        try:
+            data = encode_message(address, args)
+        except Exception as exc:  # a value we cannot encode must not end the server
+            self.stats["encode_failed"] += 1
+            data = encode_message(f"{PREFIX}error", (f"cannot encode reply {address}: {type(exc).__name__}",))
+        self._send(sender, data)
 
     def _send(self, destination, data: bytes) -> None:
         sock = self._sock
@@ -495,7 +500,7 @@ class OscServer:
             self.stats["errors_unsent"] += 1
             return
         budget[0] -= 1
-        self._reply(sender, f"{PREFIX}error", (text[:480],))
+        self._reply(sender, f"{PREFIX}error", (text[:480].replace("\x00", ""),))
 
 
 def _status_pairs(status: dict) -> list:

@@ -10,6 +10,7 @@ built with python-osc's builder, which is fine for data we make ourselves.
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import NamedTuple
 
@@ -184,7 +185,7 @@ def encode_message(address: str, args=()) -> bytes:
         elif isinstance(arg, int):
             builder.add_arg(arg, "i" if -2**31 <= arg < 2**31 else "h")
         elif isinstance(arg, float):
-            builder.add_arg(arg, "f")
+            builder.add_arg(arg, "d" if math.isfinite(arg) and abs(arg) > 3.4e38 else "f")
         elif isinstance(arg, (bytes, bytearray)):
             builder.add_arg(bytes(arg), "b")
         else:
