@@ -189,6 +189,9 @@ class SessionControl:
 
     # ---- engine thread ---------------------------------------------------------------------
     def _on_applied(self, event) -> None:
+        # Several hops can share one output sample (the resampler emits in bursts): the hop index
+        # pins the event to the engine step that applied it.
+        event.extra["hop"] = getattr(self.engine, "hops", None)
         if event.type != "record":
             self.history.append(event)
             active = self._active

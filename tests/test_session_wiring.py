@@ -1,0 +1,183 @@
+"""Recording wired to the real engine on its virtual clock: record events, exact re-render, errors."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+from livegen.engine.events import Event, note_off, note_on, param, read_events
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def model():
+    import torch
+
+    from livegen.engine.setup import load_engine_model
+
+    torch.set_num_threads(1)
+    model, name = load_engine_model(None, log=lambda text: None)
+    return model, name
+
+
+def _engine(model, seed=5):
+    from livegen.engine.core import Engine
+
+    return Engine(model[0], samplerate=48000, seed=seed)
+
+
+def _rerender(log_path, model, *, frames):
+    """Render a session log from sample 0 and cut out the recorded span."""
+    from livegen.cli.render import render_events
+
+    header, events = read_events(log_path, tolerate_truncation=True)
+    start = header["start_sample"]
+    y, _ = render_events(events, model=model[0], samplerate=header["samplerate"], seed=header["seed"],
+                         lookahead=header["lookahead"], seconds=(start + frames) / header["samplerate"])
+    return y[start:start + frames]
+
+
+def _play(engine, seconds):
+    """Step the engine for `seconds` of output, keeping every sample (as the live decoder does)."""
+    blocks, target = [], engine.samples_out + int(seconds * engine.samplerate)
+    while engine.samples_out < target:
+        blocks.append(engine.step())
+    return np.concatenate(blocks)
+
+
+def _wait_for(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+PERFORMANCE = [
+    param("x", 0.2, t=0.1), note_on(60, 100, t=0.25), Event("record", t=0.4, value=1),
+    param("z0", 1.5, t=0.55), note_on(67, 80, t=0.6), note_off(60, t=0.8), Event("record", t=0.9, value=0),
+    param("drift", 0.5, t=1.0), Event("record", t=1.1, value=1), param("gain", -12, t=1.2),
+    note_off(67, t=1.3), Event("record", t=1.45, value=0),
+]
+
+
+def test_recordings_started_mid_session_rerender_exactly(model, tmp_path):
+    from livegen.session.wiring import SessionControl, engine_header
+
+    engine = _engine(model)
+    errors = []
+    session = SessionControl(engine, directory=tmp_path, header=engine_header(engine, model_name=model[1]),
+                             on_error=errors.append).attach()
+    engine.schedule(PERFORMANCE)
+    live = engine.render(1.6)
+    session.close()
+    assert errors == []
+    assert len(session.recordings) == 2
+    for rec, (on, off) in zip(session.recordings, [(0.4, 0.9), (1.1, 1.45)]):
+        header, events = read_events(rec.log_path)
+        start = header["start_sample"]
+        audio, rate = soundfile.read(rec.path, dtype="float32")
+        assert rate == 48000 and rec.dropped == 0
+        # The recording is exactly the engine's output from the record event's block to the stop's.
+        # (within one output block: the engine applies events at block boundaries)
+        assert on * 48000 <= start < (on + 0.05) * 48000
+        assert off * 48000 <= start + len(audio) < (off + 0.05) * 48000
+        assert np.array_equal(audio, live[start:start + len(audio)])
+        assert np.abs(audio).max() > 1e-3
+        # The log holds everything applied since the engine started, stamped; no record events.
+        assert all(e.type != "record" for e in events)
+        assert [e.sample for e in events] == sorted(e.sample for e in events)
+        assert header["seed"] == 5 and header["samplerate"] == 48000 and header["wav"] == rec.path.name
+        again = _rerender(rec.log_path, model, frames=len(audio))
+        assert np.abs(again - audio).max() <= 1e-6
+
+
+def test_record_from_the_start_renders_with_the_cli(model, tmp_path):
+    from livegen.session.wiring import attach_session
+
+    engine = _engine(model, seed=11)
+    args = argparse.Namespace(record=str(tmp_path / "takes"), record_dir=None, record_format="FLOAT")
+    session = attach_session(engine, args, model_name=model[1])
+    engine.schedule([param("y", 0.8, t=0.1), note_on(64, 90, t=0.2), param("z1", -2.0, t=0.5), note_off(64, t=0.7)])
+    engine.render(1.0)
+    session.close()
+    (rec,) = session.recordings
+    assert rec.path.parent == tmp_path / "takes"
+    header, _ = read_events(rec.log_path)
+    assert header["start_sample"] == 0
+    recorded, _ = soundfile.read(rec.path, dtype="float32")
+    assert len(recorded) == engine.samples_out
+
+    out = tmp_path / "again.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(rec.log_path), "-o", str(out),
+                           "--seconds", str(len(recorded) / 48000)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    again, _ = soundfile.read(out, dtype="float32")
+    assert len(again) == len(recorded)
+    assert np.abs(again - recorded).max() <= 1e-6
+
+    # A crash cut the log's last line: the render warns and stops short of that event.
+    lines = rec.log_path.read_text().splitlines(keepends=True)
+    cut_at = read_events(rec.log_path)[1][-1].sample
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(lines[:-1]) + lines[-1][:20])
+    out = tmp_path / "cut.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(cut), "-o", str(out),
+                           "--seconds", str(len(recorded) / 48000)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "incomplete" in done.stderr
+    partial, _ = soundfile.read(out, dtype="float32")
+    assert np.abs(partial[:cut_at] - recorded[:cut_at]).max() <= 1e-6
+    assert np.abs(partial[cut_at:] - recorded[cut_at:]).max() > 1e-4  # the lost note-off is audible
+
+
+def test_unwritable_record_dir_is_reported_and_play_goes_on(model, tmp_path):
+    from livegen.session.wiring import SessionControl, engine_header
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    engine = _engine(model)
+    errors = []
+    session = SessionControl(engine, directory=not_a_dir, header=engine_header(engine), on_error=errors.append).attach()
+    engine.schedule([Event("record", t=0.05, value=1)])
+    engine.render(0.2)
+    _wait_for(lambda: errors)
+    assert "cannot create a recording" in errors[0] and "--record-dir" in errors[0]
+    _wait_for(lambda: (_play(engine, 0.05) is not None) and not engine.recording)
+    assert session.recorder is None
+    session.close()
+
+
+def test_full_disk_mid_recording_keeps_the_engine_and_the_file(model, tmp_path):
+    from livegen.session.wiring import SessionControl, engine_header
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); test_session covers the file-size limit")
+    try:
+        engine = _engine(model)
+        errors = []
+        session = SessionControl(engine, directory=mount, header=engine_header(engine), on_error=errors.append).attach()
+        engine.schedule([note_on(60, 100, t=0.0), Event("record", t=0.0, value=1)])
+        live = [_play(engine, 0.3)]
+        while not errors:  # 128 KiB hold ~0.7 s of mono float: the disk fills while we play on
+            live.append(_play(engine, 0.1))
+            assert len(live) < 100
+        _wait_for(lambda: (live.append(_play(engine, 0.05)) is None) and not engine.recording)
+        live = np.concatenate(live)
+        session.close()
+        assert "no space" in errors[0] and "file so far is kept" in errors[0]
+        (rec,) = session.recordings
+        audio, _ = soundfile.read(rec.path, dtype="float32")
+        assert 0 < len(audio) < len(live)
+        assert np.array_equal(audio, live[:len(audio)])
+        assert np.abs(live[-4800:]).max() > 1e-3  # still playing
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
