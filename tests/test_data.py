@@ -63,6 +63,7 @@ def test_parse_spec_forms():
     assert parse_spec("21-108:29", name="pitches", low=0, high=127) == [21, 50, 79, 108]
     assert parse_spec("67,60,64,60", name="pitches", low=0, high=127) == [60, 64, 67]
     assert parse_spec("0-7:4, 40", name="programs", low=0, high=127) == [0, 4, 40]
+    assert parse_spec("-50-50:50", name="cents", low=-100, high=100) == [-50, 0, 50]
     for bad in ("", "a-b", "5-1", "0-200", "0-10:0", "1,,2"):
         with pytest.raises(ParameterError, match="programs"):
             parse_spec(bad, name="programs", low=0, high=127)
@@ -135,6 +136,25 @@ def test_gm_render_variation_banks_follow_their_program(gm_soundfont, tmp_path):
     assert sorted((e["bank"], e["instrument"], e["preset_name"]) for e in meta.values()) == [
         (0, 4, "Rhodes EP"), (8, 1028, "Detuned EP 1")]
     assert {e["split"] for e in meta.values()} == {program_split(4)}
+
+
+def test_gm_render_detunes_by_pitch_bend(gm_soundfont, tmp_path):
+    render_gm_dataset(tmp_path, soundfont=gm_soundfont, programs=[73], pitches=[69], velocities=[100],
+                      cents=[0, 50], hold_s=0.6, release_s=0.05, progress=False)
+    ds = {e.id: e for e in open_dataset(tmp_path)}
+    assert sorted(ds) == ["flute_synthetic_073-069-100", "flute_synthetic_073-069-100_+50c"]
+    assert ds["flute_synthetic_073-069-100_+50c"].cents == 50 and ds["flute_synthetic_073-069-100"].cents == 0
+
+    def f0(example):
+        y, sr = sf.read(example.audio_path)
+        y = y[sr // 10: sr // 2] * np.hanning(sr // 2 - sr // 10)
+        spec = np.abs(np.fft.rfft(y, 1 << 18))
+        k = np.argmax(spec[: int(600 / sr * (1 << 18))])
+        a, b, c = np.log(spec[k - 1: k + 2])
+        return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / (1 << 18)
+
+    cents = 1200 * np.log2(f0(ds["flute_synthetic_073-069-100_+50c"]) / f0(ds["flute_synthetic_073-069-100"]))
+    assert abs(cents - 50) < 5
 
 
 def test_gm_render_bad_soundfont(tmp_path):

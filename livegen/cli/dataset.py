@@ -27,6 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--programs", default="0-127", metavar="SPEC", help="GM programs 0-127 (default 0-127)")
     gm.add_argument("--pitches", default="21-108", metavar="SPEC", help="MIDI notes (default 21-108)")
     gm.add_argument("--velocities", default="25,50,75,100,127", metavar="SPEC", help="1-127 (default 25,50,75,100,127)")
+    gm.add_argument("--cents", default="0", metavar="SPEC",
+                    help="detune every note by these cents with pitch bend, -100..100 (default 0; e.g. "
+                         "'-50-50:25' for quarter-tone neighbours); note_str gets a '_+25c' suffix")
     gm.add_argument("--banks", default="0", metavar="SPEC",
                     help="SoundFont banks 0-127 (default 0; FluidR3 has variation presets in 8 and 16; "
                          "absent bank:program pairs are skipped)")
@@ -71,13 +74,14 @@ def _run_gm(args) -> int:
     pitches = _spec(args.pitches, "pitches", 0, 127)
     velocities = _spec(args.velocities, "velocities", 1, 127)
     banks = _spec(args.banks, "banks", 0, 127)
+    cents = _spec(args.cents, "cents", -100, 100)
 
     from livegen.data.gm import render_gm_dataset
 
     report = render_gm_dataset(
         args.out, soundfont=args.soundfont, sample_rate=args.sample_rate, programs=programs,
         pitches=pitches, velocities=velocities, hold_s=args.hold, release_s=args.release,
-        banks=banks, gain=args.gain, subtype=args.subtype, jobs=args.jobs,
+        banks=banks, cents=cents, gain=args.gain, subtype=args.subtype, jobs=args.jobs,
         progress=not args.no_progress,
     )
     print(

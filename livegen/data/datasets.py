@@ -60,6 +60,7 @@ class Example:
     release_s: float | None = None
     sample_rate: int | None = None
     midi_path: str | None = None
+    cents: float = 0.0  # detune from ``pitch`` (livegen gm renders off-grid notes by pitch bend)
 
     @property
     def note_str(self) -> str:
@@ -163,6 +164,7 @@ def _open_nsynth(root: Path) -> Dataset | None:
                 velocity=velocity,
                 release_s=float(hold) if hold is not None else None,
                 sample_rate=int(rate) if rate else None,
+                cents=float(row.get("detune_cents", 0.0)),
             ))
     return Dataset(examples, root=root, layout="gm" if gm else "nsynth")
 

@@ -120,7 +120,7 @@ def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_
 class FeatureSet:
     """Cached frames of a dataset: ``frames`` (memmap ``[total, bins]`` float16) + ``index`` rows.
 
-    Each row (dict) has ``id, start, stop, pitch, velocity, instrument, family, split, label,
+    Each row (dict) has ``id, start, stop, pitch, velocity, cents, instrument, family, split, label,
     kind, release_frame, sample_rate``; ``pitch``/``velocity`` are -1 for excerpts and
     ``release_frame`` -1 when unknown. ``split(name)`` gives a view sharing the same frames.
     """
@@ -267,6 +267,7 @@ def compute_features(
                 "id": ex.id, "start": total, "stop": total + n,
                 "pitch": -1 if ex.pitch is None else int(ex.pitch),
                 "velocity": -1 if ex.velocity is None else int(ex.velocity),
+                "cents": float(getattr(ex, "cents", 0.0)),
                 "instrument": ex.instrument, "family": ex.family, "split": ex.split, "label": ex.label,
                 "kind": ex.kind, "release_frame": rf if rf < n else -1, "sample_rate": native,
             })

@@ -17,8 +17,10 @@ arguments give the same files, whatever ``jobs`` is and in whatever order worker
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from livegen.errors import ParameterError
 
 # FluidSynth renders and applies events in blocks of this many samples.
 FLUID_BLOCK = 64
+BEND_RANGE_SEMITONES = 2
 
 # The 16 GM program groups (8 programs each): (GM group name, family written to examples.json).
 # Families reuse NSynth's names where the instruments match (keyboard, mallet, organ, guitar,
@@ -72,8 +75,12 @@ DEFAULT_VELOCITIES = "25,50,75,100,127"
 SPLITS = ("train", "valid", "test")
 
 
+_SPEC_PART = re.compile(r"(?P<a>-?\d+)(?:\s*-\s*(?P<b>-?\d+))?(?:\s*:\s*(?P<step>\d+))?")
+
+
 def parse_spec(spec: str, *, name: str, low: int, high: int) -> list[int]:
-    """Parse ``"0-127"``, ``"21-108:3"`` (step 3), ``"60,64,67"`` or mixes like ``"0-7,40,56-63:2"``.
+    """Parse ``"0-127"``, ``"21-108:3"`` (step 3), ``"60,64,67"``, mixes like ``"0-7,40,56-63:2"``,
+    or negative values where the range allows them (``"-50-50:25"``, ``"-50,0,50"``).
 
     Returns sorted unique integers; any value outside ``[low, high]`` or malformed part raises
     ParameterError naming ``name`` so the CLI can say which option is wrong.
@@ -84,22 +91,15 @@ def parse_spec(spec: str, *, name: str, low: int, high: int) -> list[int]:
         raise ParameterError(f"--{name} is empty; give e.g. '{low}-{high}', '{low}-{high}:2' or '{low},{high}'")
     for part in text.split(","):
         part = part.strip()
-        try:
-            if ":" in part:
-                rng, step_text = part.split(":", 1)
-                step = int(step_text)
-            else:
-                rng, step = part, 1
-            if "-" in rng:
-                a_text, b_text = rng.split("-", 1)
-                a, b = int(a_text), int(b_text)
-            else:
-                a = b = int(rng)
-        except ValueError:
+        match = _SPEC_PART.fullmatch(part)
+        if match is None:
             raise ParameterError(
                 f"--{name}: cannot read {part!r} in {spec!r}; use 'A-B', 'A-B:STEP' or 'A,B,C' "
                 f"with integers in {low}..{high}"
-            ) from None
+            )
+        a = int(match["a"])
+        b = int(match["b"]) if match["b"] is not None else a
+        step = int(match["step"]) if match["step"] is not None else 1
         if step < 1:
             raise ParameterError(f"--{name}: step must be >= 1 in {part!r}")
         if a > b:
@@ -138,8 +138,10 @@ def program_split(program: int) -> str:
     return "train"
 
 
-def note_str(instrument_str: str, pitch: int, velocity: int) -> str:
-    return f"{instrument_str}-{pitch:03d}-{velocity:03d}"
+def note_str(instrument_str: str, pitch: int, velocity: int, cents: int = 0) -> str:
+    """NSynth's ``<instrument_str>-<pitch>-<velocity>``; detuned notes add ``_+25c``-style suffixes."""
+    base = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
+    return f"{base}_{cents:+d}c" if cents else base
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,9 @@ class _Renderer:
         self.sfid = synth.sfload(str(settings.soundfont))
         if self.sfid < 0:
             raise ParameterError(f"FluidSynth could not load the SoundFont {settings.soundfont!r}")
+        # Pitch-bend range: exactly BEND_RANGE_SEMITONES (RPN 0), whatever the SoundFont's default.
+        for control, value in ((101, 0), (100, 0), (6, BEND_RANGE_SEMITONES), (38, 0), (101, 127), (100, 127)):
+            synth.cc(0, control, value)
 
     def preset_name(self, bank: int, program: int) -> str | None:
         name = self.synth.sfpreset_name(self.sfid, bank, program)
@@ -209,10 +214,11 @@ class _Renderer:
         self._render(self.FLUSH_SAMPLES)
         self.synth.cc(0, 7, 100)
 
-    def note(self, bank: int, program: int, pitch: int, velocity: int):
-        """Mono float32 samples of one note: hold, note-off, release."""
+    def note(self, bank: int, program: int, pitch: int, velocity: int, cents: int = 0):
+        """Mono float32 samples of one note: hold, note-off, release; ``cents`` by pitch bend."""
         s = self.settings
         self.synth.program_select(0, self.sfid, bank, program)
+        self.synth.pitch_bend(0, bend_value(cents))
         self.synth.cc(0, 7, 0)
         self.synth.noteon(0, pitch, velocity)
         self._render(self.PRIME_SAMPLES)
@@ -222,6 +228,7 @@ class _Renderer:
         self.synth.noteoff(0, pitch)
         released = self._render(s.release_samples)
         self._silence_channel()
+        self.synth.pitch_bend(0, 0)
         import numpy as np
 
         stereo = np.concatenate([held, released])
@@ -236,15 +243,20 @@ def _worker_init(settings: RenderSettings) -> None:
     _WORKER = _Renderer(settings)
 
 
-def _render_one(task: tuple[int, int, int, int, str, str]) -> dict:
+def bend_value(cents: float) -> int:
+    """Pitch-wheel offset (-8192..8191) that detunes by ``cents`` with the fixed bend range."""
+    return max(-8192, min(8191, round(cents / (100 * BEND_RANGE_SEMITONES) * 8192)))
+
+
+def _render_one(task: tuple[int, int, int, int, int, str, str]) -> dict:
     import numpy as np
     import soundfile as sf
 
-    bank, program, pitch, velocity, name, wav_path = task
+    bank, program, pitch, velocity, cents, name, wav_path = task
     renderer = _WORKER
     assert renderer is not None
     s = renderer.settings
-    y = renderer.note(bank, program, pitch, velocity)
+    y = renderer.note(bank, program, pitch, velocity, cents)
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
     result = {"note_str": name, "peak": peak, "silent": bool(peak_db < s.silence_db), "clipped": peak > 1.0}
@@ -261,6 +273,7 @@ def render_gm_dataset(
     programs: list[int] | None = None,
     pitches: list[int] | None = None,
     velocities: list[int] | None = None,
+    cents: list[int] | None = None,
     hold_s: float = 3.0,
     release_s: float = 1.0,
     banks: list[int] | None = None,
@@ -289,6 +302,9 @@ def render_gm_dataset(
         raise ParameterError(f"--jobs {jobs} must be >= 1")
     programs = list(range(128)) if programs is None else list(programs)
     banks = [0] if banks is None else list(banks)
+    cents = [0] if cents is None else list(cents)
+    if any(not -100 <= c <= 100 for c in cents):
+        raise ParameterError(f"cents {cents}: detune by -100..100 cents (a semitone either way at most)")
     pitches = parse_spec(DEFAULT_PITCHES, name="pitches", low=0, high=127) if pitches is None else list(pitches)
     velocities = parse_spec(DEFAULT_VELOCITIES, name="velocities", low=1, high=127) if velocities is None else list(velocities)
     if not programs or not pitches or not velocities or not banks:
@@ -318,33 +334,33 @@ def render_gm_dataset(
         group, family = program_family(program)
         instrument = bank * 128 + program
         instrument_str = f"{family}_synthetic_{instrument:03d}"
-        for pitch in pitches:
-            for velocity in velocities:
-                name = note_str(instrument_str, pitch, velocity)
-                examples[name] = {
-                    "note": len(examples),
-                    "note_str": name,
-                    "pitch": pitch,
-                    "velocity": velocity,
-                    "instrument": instrument,
-                    "instrument_str": instrument_str,
-                    "instrument_source": 1,
-                    "instrument_source_str": "synthetic",
-                    "instrument_family": FAMILY_IDS[family],
-                    "instrument_family_str": family,
-                    "sample_rate": settings.sample_rate,
-                    "qualities": [0] * len(NSYNTH_QUALITIES),
-                    "qualities_str": [],
-                    "program": program,
-                    "bank": bank,
-                    "gm_group": group,
-                    "preset_name": preset_names[bank, program],
-                    "soundfont": soundfont.name,
-                    "hold_s": settings.hold_samples / settings.sample_rate,
-                    "release_s": settings.release_samples / settings.sample_rate,
-                    "split": program_split(program),
-                }
-                tasks.append((bank, program, pitch, velocity, name, str(audio_dir / f"{name}.wav")))
+        for pitch, velocity, detune in itertools.product(pitches, velocities, cents):
+            name = note_str(instrument_str, pitch, velocity, detune)
+            examples[name] = {
+                "note": len(examples),
+                "note_str": name,
+                "pitch": pitch,
+                "velocity": velocity,
+                "detune_cents": detune,
+                "instrument": instrument,
+                "instrument_str": instrument_str,
+                "instrument_source": 1,
+                "instrument_source_str": "synthetic",
+                "instrument_family": FAMILY_IDS[family],
+                "instrument_family_str": family,
+                "sample_rate": settings.sample_rate,
+                "qualities": [0] * len(NSYNTH_QUALITIES),
+                "qualities_str": [],
+                "program": program,
+                "bank": bank,
+                "gm_group": group,
+                "preset_name": preset_names[bank, program],
+                "soundfont": soundfont.name,
+                "hold_s": settings.hold_samples / settings.sample_rate,
+                "release_s": settings.release_samples / settings.sample_rate,
+                "split": program_split(program),
+            }
+            tasks.append((bank, program, pitch, velocity, detune, name, str(audio_dir / f"{name}.wav")))
 
     results: list[dict] = []
     start = time.perf_counter()
@@ -388,6 +404,7 @@ def render_gm_dataset(
         "programs": programs,
         "pitches": pitches,
         "velocities": velocities,
+        "cents": cents,
         "missing_presets": missing,
         "rendered": len(results),
         "written": len(examples),
