@@ -301,6 +301,14 @@ def test_features_of_notes_have_release_frames_and_splits(gm_dir, tmp_path):
     for row in fs.index:
         assert row["release_frame"] == release_frame(hold_s, sample_rate=24000, hop=128) == 56
         assert row["pitch"] in (60, 105) and row["velocity"] == 100
+        assert row["release_s"] == pytest.approx(hold_s) and row["cents"] == 0
+    # librosa's scale and framing (center=False, periodic Hann), stored as float16.
+    import librosa
+
+    y, _ = sf.read(out / "audio" / f"{fs[0]['id']}.wav", dtype="float32")
+    ref = np.log(np.abs(librosa.stft(y, n_fft=1024, hop_length=128, center=False, window="hann")) + 1e-5).T
+    assert fs.note_frames(0).shape == ref.shape
+    assert np.abs(fs.note_frames(0) - ref).max() < 0.01
     assert sum(len(fs.split(s)) for s in ("train", "valid", "test")) == 3
     assert fs.frames.dtype == np.float16 and np.isfinite(np.asarray(fs.frames, np.float32)).all()
     two = compute_features(open_dataset(out), sample_rate=24000, n_fft=1024, hop=128, cache_dir=tmp_path / "j2",

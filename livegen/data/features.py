@@ -34,21 +34,9 @@ def log_magnitude(y, *, n_fft: int, hop: int):
     """``log(|STFT| + 1e-5)`` of a mono signal as float32 ``[frames, n_fft // 2 + 1]``."""
     import numpy as np
 
-    try:
-        from livegen.dsp.stft import stft_magnitude
-    except ImportError:  # until livegen.dsp.stft lands; same semantics
-        stft_magnitude = _stft_magnitude
+    from livegen.dsp.stft import stft_magnitude
 
     return np.log(stft_magnitude(y, n_fft=n_fft, hop=hop) + LOG_FLOOR).astype(np.float32, copy=False)
-
-
-def _stft_magnitude(y, *, n_fft: int, hop: int):
-    import numpy as np
-    from scipy.signal import get_window
-
-    window = get_window("hann", n_fft).astype(np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop]
-    return np.abs(np.fft.rfft(frames * window, axis=-1)).astype(np.float32)
 
 
 def release_frame(release_s: float | None, *, sample_rate: int, hop: int) -> int:
@@ -121,8 +109,10 @@ class FeatureSet:
     """Cached frames of a dataset: ``frames`` (memmap ``[total, bins]`` float16) + ``index`` rows.
 
     Each row (dict) has ``id, start, stop, pitch, velocity, cents, instrument, family, split, label,
-    kind, release_frame, sample_rate``; ``pitch``/``velocity`` are -1 for excerpts and
-    ``release_frame`` -1 when unknown. ``split(name)`` gives a view sharing the same frames.
+    kind, release_frame, release_s, sample_rate``; ``pitch``/``velocity`` are -1 for excerpts,
+    ``release_frame`` (first frame starting at or after the note-off) -1 when unknown or cut off,
+    ``release_s`` (exact note-off time) -1.0 when unknown; ``pitch + cents / 100`` is the
+    sounding MIDI pitch. ``split(name)`` gives a view sharing the same frames.
     """
 
     def __init__(self, path: Path, *, frames=None, rows=None, meta=None, report=None, cache_hit=False):
@@ -215,8 +205,9 @@ def compute_features(
     """
     import numpy as np
 
-    if n_fft < 16 or hop < 1 or hop > n_fft:
-        raise ParameterError(f"n_fft {n_fft} / hop {hop}: need n_fft >= 16 and 1 <= hop <= n_fft")
+    from livegen.dsp.stft import check_stft
+
+    n_fft, hop = check_stft(n_fft, hop)
     if sample_rate < 1000:
         raise ParameterError(f"sample rate {sample_rate} Hz is too low")
     if max_seconds is not None and max_seconds <= 0:
@@ -269,7 +260,9 @@ def compute_features(
                 "velocity": -1 if ex.velocity is None else int(ex.velocity),
                 "cents": float(getattr(ex, "cents", 0.0)),
                 "instrument": ex.instrument, "family": ex.family, "split": ex.split, "label": ex.label,
-                "kind": ex.kind, "release_frame": rf if rf < n else -1, "sample_rate": native,
+                "kind": ex.kind, "release_frame": rf if rf < n else -1,
+                "release_s": -1.0 if ex.release_s is None or ex.kind != "note" else float(ex.release_s),
+                "sample_rate": native,
             })
             total += n
     elapsed = time.perf_counter() - started
