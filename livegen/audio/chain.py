@@ -48,6 +48,10 @@ class OutputChain:
         self._fade = 0.0  # current master fade level
         self._fade_target = 1.0  # fades in from silence at start
         self.peak = 0.0
+        self._in_total = 0
+        self._out_total = 0
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._primed = False
 
     def fade_out(self) -> None:
         """Start the stop fade; `faded_out` turns true once it has reached silence."""
@@ -65,9 +69,7 @@ class OutputChain:
             self.nan_count += int(bad.sum())
             x = np.where(bad, np.float32(0.0), x)
         if self.resampler is not None:
-            x = self.resampler.resample_chunk(x)
-        if x.size == 0:
-            return x.astype(np.float32)
+            x = self._regular(self.resampler.resample_chunk(x), len(block))
         y, self._dc_state = lfilter(self._dc_b, self._dc_a, x.astype(np.float64), zi=self._dc_state)
         gain = db_to_gain(gain_db)
         start_gain = gain if self._gain is None else self._gain
@@ -82,10 +84,31 @@ class OutputChain:
         self.peak = max(self.peak, float(np.max(np.abs(out))))
         return out
 
+    def _regular(self, x: np.ndarray, n_in: int) -> np.ndarray:
+        """Hand out exactly ceil(total_in * out_rate / in_rate) samples in total after each hop.
+
+        soxr's output per chunk starts short (its filter delay) and may vary by one; a small
+        FIFO primed with zeros makes every hop boundary land on a fixed output sample, so
+        events stamped live and rendered offline meet the same boundaries.
+        """
+        self._in_total += n_in
+        target = -(-self._in_total * self.out_rate // self.in_rate)
+        n = target - self._out_total
+        if not self._primed:
+            margin = 16 + max(0, n - len(x))
+            x = np.concatenate([np.zeros(margin, dtype=np.float32), x])
+            self._primed = True
+        pending = np.concatenate([self._pending, x]) if len(self._pending) else x
+        if len(pending) < n:  # cannot happen after priming unless soxr stalls; keep the count exact
+            pending = np.concatenate([pending, np.zeros(n - len(pending), dtype=np.float32)])
+        self._pending = pending[n:].copy()
+        self._out_total = target
+        return pending[:n]
+
     def _limit(self, y: np.ndarray, ceiling: float) -> np.ndarray:
         knee = ceiling * db_to_gain(-LIMITER_KNEE_DB)
         peak = float(np.max(np.abs(y)))
-        wanted = 1.0 if peak <= knee else knee / peak
+        wanted = 1.0 if peak <= ceiling else ceiling / peak  # the soft clip shapes knee..ceiling
         release = math.exp(-len(y) / (LIMITER_RELEASE_S * self.out_rate))
         if wanted < self._limiter_gain:
             target = wanted  # instant attack: this block must not overshoot the knee

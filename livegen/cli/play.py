@@ -43,13 +43,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-supervisor", action="store_true",
                         help="run the engine server in this process (no restart when the device returns)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")
+    try:
+        from livegen.session.wiring import add_session_arguments
+
+        add_session_arguments(parser)
+    except ImportError:
+        pass
+    try:
+        from livegen.tui import add_ui_arguments
+
+        add_ui_arguments(parser)
+    except ImportError:
+        pass
     return parser
 
 
 def run(args) -> int:
     if not args.headless:
-        print("livegen play: the terminal UI is not built yet; running headless (--headless)", file=sys.stderr)
-        args.headless = True
+        from livegen.tui import run_ui
+
+        return run_ui(args)
     if args.no_supervisor or os.environ.get("LIVEGEN_ENGINE_CHILD") == "1":
         from livegen.engine.server import serve
 
@@ -64,7 +77,19 @@ def _rebuild_argv(args) -> list[str]:
         value = getattr(args, name)
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
-    return out
+    from livegen.session.wiring import session_argv
+
+    return out + session_argv(args)
+
+
+def _die_with_parent() -> None:
+    """In the engine child: SIGTERM when the supervisor dies, however it dies."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def supervise(argv: list[str]) -> int:
@@ -85,7 +110,8 @@ def supervise(argv: list[str]) -> int:
     while True:
         if restarts:
             env["LIVEGEN_WAIT_DEVICE"] = "1"
-        child = subprocess.Popen([sys.executable, "-m", "livegen", *argv], env=env)
+        child = subprocess.Popen([sys.executable, "-m", "livegen", *argv], env=env,
+                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         while True:
             try:
                 code = child.wait()

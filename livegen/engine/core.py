@@ -97,6 +97,7 @@ class Engine:
         self._scheduled: list[tuple[int, int, Event]] = []
         self._next_scheduled = 0
         self._listeners: list = []
+        self._taps: list = []
         self.presets: dict[int, dict[str, float]] = {}
         self.samples_out = 0
         self.hops = 0
@@ -118,6 +119,14 @@ class Engine:
     def add_listener(self, callback) -> None:
         """`callback(event)` for every applied event, on the engine thread (keep it cheap)."""
         self._listeners.append(callback)
+
+    def add_tap(self, callback) -> None:
+        """`callback(block)` for every output block (after the limiter), on the engine thread."""
+        self._taps.append(callback)
+
+    def remove_tap(self, callback) -> None:
+        if callback in self._taps:
+            self._taps.remove(callback)
 
     def remove_listener(self, callback) -> None:
         if callback in self._listeners:
@@ -167,6 +176,8 @@ class Engine:
         block, peaks, slots = self._decode_and_invert(z, values)
         self.voices.advance(hop_seconds=self.hop_seconds, peaks=peaks, slots=slots)
         out = self.chain.process(block, gain_db=values[self._idx["gain"]], ceiling_db=values[self._idx["ceiling"]])
+        for tap in self._taps:
+            tap(out)
         self.samples_out += len(out)
         self.hops += 1
         spent = time.perf_counter() - started

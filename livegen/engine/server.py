@@ -52,25 +52,26 @@ def _latency(value):
 
 
 def serve(args) -> int:
-    import numpy as np  # noqa: F401  (heavy imports only once the command runs)
-    import torch
-
-    from livegen.audio.ring import RingBuffer
-    from livegen.engine.core import Engine
-    from livegen.engine.live import LiveEngine
-    from livegen.engine.setup import load_engine_model, pick_device
-
     started = time.monotonic()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    torch.set_num_threads(max(1, args.threads))
-    wait = os.environ.get("LIVEGEN_WAIT_DEVICE") == "1"
 
+    from livegen.audio.ring import RingBuffer
+
+    wait = os.environ.get("LIVEGEN_WAIT_DEVICE") == "1"
     ring = RingBuffer(1 << 16)
-    output = open_output(args, ring, wait=wait, stop=stop)
+    output = open_output(args, ring, wait=wait, stop=stop)  # first, so a missing device is told at once
     if output is None:
         return 0
+
+    import torch
+
+    from livegen.engine.core import Engine
+    from livegen.engine.live import LiveEngine
+    from livegen.engine.setup import load_engine_model, pick_device
+
+    torch.set_num_threads(max(1, args.threads))
     device = pick_device(args.device)
     model, model_name = load_engine_model(args.model, device=device, log=log)
     engine = Engine(model, samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead, device=device)
@@ -84,6 +85,7 @@ def serve(args) -> int:
 
         _, scheduled = read_events(args.events)
         engine.schedule(scheduled)
+    session = _attach_session(engine, args, model_name=model_name, blocksize=output.blocksize)
     osc = _start_osc(live, args)
     live.start()
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
@@ -112,6 +114,8 @@ def serve(args) -> int:
             _summary(status, time.monotonic() - live.started_at)
             os._exit(code)
         live.stop()
+        if session is not None:
+            session.close()
     _summary(live.status(), time.monotonic() - live.started_at)
     return code
 
@@ -120,6 +124,16 @@ def _summary(status: dict, seconds: float) -> None:
     print(f"livegen play: stopped after {seconds:.1f} s, xruns {status['xruns']} "
           f"(underflows {status['underflows']}, ring underruns {status['ring_underruns']}), "
           f"NaN {status['nan']}, clamped {status['clamped']}", flush=True)
+
+
+def _attach_session(engine, args, *, model_name, blocksize):
+    try:
+        from livegen.session.wiring import attach_session
+    except ImportError:
+        return None
+    model_dir = None if model_name == "random" else model_name
+    return attach_session(engine, args, model_dir=model_dir, model_name=model_name,
+                          blocksize=blocksize or None, log=log)
 
 
 def _start_osc(live, args):
