@@ -23,20 +23,22 @@ import numpy as np
 
 from livegen.dsp import kernels as K
 from livegen.dsp.kernels import irfft_into, rfft_into
-from livegen.dsp.pghi import HANN_GAMMA, PghiWorkspace, rtpghi_frames
+from livegen.dsp.pghi import HANN_GAMMA, PghiWorkspace, frame_features, rtpghi_frames
 from livegen.dsp.stft import check_stft, hann
 from livegen.errors import ParameterError
 
 METHODS = ("hybrid", "rtisi-la", "rtpghi")
 
-# Defaults per overlap (n_fft // hop), chosen from `livegen bench phase` on this machine (see
-# that module's docstring for the table): quality first within the per-hop budget.
-#   75 % (hop = n_fft/4):   hybrid, look-ahead 2, 8 iterations, momentum 0.7
-#   87.5 % (hop = n_fft/8): hybrid, look-ahead 2, 4 iterations, momentum 0.7 (hops come twice
-#                           as often, and the extra redundancy lets fewer iterations do)
+# Defaults per overlap (n_fft // hop), chosen from `livegen bench phase` runs on this 2-core
+# machine (mean spectral convergence over 5 GM/speech clips, n_fft 1024):
+#   75 % (hop 256, 22.05 kHz): hybrid k=2, 8 iterations, momentum 0.7: -29.1 dB (librosa GL-100
+#       -28.8, GL-32 -22.6); 4 iterations -27.3; k=0 needs 4 iterations to pass GL-32 (-23.0).
+#   87.5 % (hop 128, 24 kHz): hops come twice as often and the redundancy makes RTPGHI's start
+#       much better (-21.2 dB alone at k=0), so 2 iterations at k=2 already give -28.1 dB
+#       (4: -30.4; k=1 with 2: -27.1): the engine runs 8 voices of this, so cost wins.
 _DEFAULTS = {
     4: {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7},
-    8: {"method": "hybrid", "lookahead": 2, "iters": 4, "momentum": 0.7},
+    8: {"method": "hybrid", "lookahead": 2, "iters": 2, "momentum": 0.7},
 }
 
 
@@ -129,6 +131,14 @@ class StreamingInverter:
         self._Y = np.zeros((V, K1, B), c64)
         self._ysyn = np.zeros((V, K1, N), f32)
         self._tprev = np.zeros((V, K1, B), c64)
+        self._logs = np.zeros((V, K1, B), f32)
+        self._tg = np.zeros((V, K1, B), f32)
+        self._mx = np.zeros((V, K1), f32)
+        self._prev_logs = np.zeros((V, B), f32)
+        self._prev_tg = np.zeros((V, B), f32)
+        self._prev_mx = np.zeros(V, f32)
+        self._steady = np.zeros(V, np.bool_)
+        self._no_steady = np.zeros(V, np.bool_)
         self._prev_mag = np.zeros((V, B), f32)
         self._prev_Y = np.zeros((V, B), c64)
         self._acc_c = np.zeros((V, L), f32)
@@ -140,12 +150,25 @@ class StreamingInverter:
         self._X1 = np.zeros((V, B), c64)
         self._yraw = np.zeros((V, K1, N), f32)
         self._zero_c = np.zeros((V, K1, B), c64)  # scratch "previous estimate" when momentum is off (beta 0)
-        self._zero_c1 = np.zeros((V, 1, B), c64)
+        self._zero_c1 = np.zeros((V, B), c64)
+        self._mag1 = np.zeros((V, B), f32)
+        self._Y1 = np.zeros((V, B), c64)
         self._no_w2 = np.zeros(0, f32)
         self._out = np.zeros((V, H), f32)
         self._count = np.zeros(V, np.int64)
         self._has_prev = np.zeros(V, np.bool_)
         self._pghi = PghiWorkspace(B)
+        # Once a voice has received every frame overlapping its window, the window-square sums
+        # (hence the analysis weights) are the same at every hop: compute them once.
+        R = n_fft // hop
+        full = np.zeros((R - 1) * hop + L, np.float64)
+        for m in range(R - 1 + K1):  # R - 1 committed frames overlap the window, then K1 slots
+            full[m * hop:m * hop + n_fft] += self._w2
+        full = full[(R - 1) * hop:]
+        self._winv_steady = np.stack(
+            [self._w / np.maximum(full[j * hop:j * hop + n_fft], self._floor) for j in range(K1)]
+        ).astype(f32)
+        self._steady_after = R + K1
 
     # -- knobs -------------------------------------------------------------------------------
     @property
@@ -173,8 +196,13 @@ class StreamingInverter:
         self._advance()
         slot = self._mags[:, -1]
         np.copyto(slot, S, casting="unsafe")
-        self.sanitized += K.accept(slot, self._w2, self._wss, self._floor, self._w, self._winv, self.hop)
         self._count += 1
+        np.greater(self._count, self._steady_after, out=self._steady)
+        self.sanitized += K.accept(slot, self._w2, self._wss, self._floor, self._w, self._winv, self.hop,
+                                   self._steady, self._winv_steady)
+        if self.method != "rtisi-la":
+            frame_features(slot, self._tol, self.hop, self.n_fft, self._lam, self._logs[:, -1],
+                           self._tg[:, -1], self._mx[:, -1])
         self._start_phase(new_frame=True)
         self._iterate()
         return self._commit()
@@ -189,7 +217,8 @@ class StreamingInverter:
         out = np.empty((self.voices, self.lookahead * H + N - H), np.float32)
         for i in range(self.lookahead):
             self._advance()
-            K.accept(self._mags[:, -1], self._no_w2, self._wss, self._floor, self._w, self._winv, H)
+            K.accept(self._mags[:, -1], self._no_w2, self._wss, self._floor, self._w, self._winv, H,
+                     self._no_steady, self._winv_steady)
             self._start_phase(new_frame=False)
             self._iterate()
             out[:, i * H:(i + 1) * H] = self._commit()
@@ -207,13 +236,15 @@ class StreamingInverter:
         if voices is not None and (rows.dtype.kind not in "iu" or rows.min(initial=0) < 0
                                    or rows.max(initial=0) >= self.voices):
             raise ParameterError(f"voices={voices!r} are not rows of this inverter: give indices in 0..{self.voices - 1}")
-        for a in (self._mags, self._Y, self._ysyn, self._tprev, self._prev_mag, self._prev_Y,
+        for a in (self._mags, self._Y, self._ysyn, self._tprev, self._logs, self._tg, self._mx,
+                  self._prev_mag, self._prev_Y, self._prev_logs, self._prev_tg, self._prev_mx,
                   self._acc_c, self._wss, self._out, self._count):
             a[rows] = 0
 
     # -- internals ---------------------------------------------------------------------------
     def _advance(self) -> None:
-        K.advance(self._mags, self._Y, self._ysyn, self._tprev, self._prev_mag, self._prev_Y,
+        K.advance(self._mags, self._Y, self._ysyn, self._tprev, self._logs, self._tg, self._mx,
+                  self._prev_mag, self._prev_Y, self._prev_logs, self._prev_tg, self._prev_mx,
                   self._acc_c, self._wss, self.hop)
 
     def _start_phase(self, *, new_frame: bool) -> None:
@@ -222,7 +253,7 @@ class StreamingInverter:
         if self.method == "rtpghi" and k == 1:
             # Slot 0 is committed this push: centred time derivative when its successor exists.
             np.greater_equal(self._count, 3 if new_frame else 2, out=self._has_prev)
-            self._pghi_into(self._prev_mag, self._prev_Y, 0, new_frame)
+            self._pghi_into(-1, 0, new_frame)
         elif not new_frame:
             return
         elif self.method == "rtisi-la":
@@ -230,22 +261,29 @@ class StreamingInverter:
             K.analysis_frames(self._ysyn, k, self._acc_c, self.hop, self._winv, self._acc_t, self._frames)
             np.multiply(self._acc_t[:, k * self.hop:], self._w, out=self._frames[:, k])
             rfft_into(self._frames[:, k], self._X1)
-            K.project(self._X1[:, None], self._zero_c1, self._mags[:, k:], self._Y[:, k:], 0.0)
+            np.copyto(self._mag1, self._mags[:, k])
+            K.project(self._X1, self._zero_c1, self._mag1, self._Y1, 0.0)
+            self._Y[:, k] = self._Y1
         elif k:
             np.greater_equal(self._count, 2, out=self._has_prev)
-            self._pghi_into(self._mags[:, k - 1], self._Y[:, k - 1], k, False)
+            self._pghi_into(k - 1, k, False)
         else:
             np.greater_equal(self._count, 2, out=self._has_prev)
-            self._pghi_into(self._prev_mag, self._prev_Y, k, False)
+            self._pghi_into(-1, k, False)
         j = 0 if self.method == "rtpghi" else k
         irfft_into(self._Y[:, j], self._yraw[:, 0])
         K.window_into(self._yraw[:, :1], self._w, self._ysyn[:, j:j + 1])
 
-    def _pghi_into(self, prev_mag, prev_Y, j: int, centred: bool) -> None:
-        nxt = self._mags[:, j + 1] if centred else self._mags[:, j]
-        rtpghi_frames(prev_mag, prev_Y, self._mags[:, j], nxt, centred, self._has_prev, self._Y[:, j],
-                      self.hop, self.n_fft, self._lam, self._tol,
-                      self._pghi.work, self._pghi.src)
+    def _pghi_into(self, p: int, j: int, centred: bool) -> None:
+        """RTPGHI phase for slot j from slot p (-1: the last committed frame)."""
+        if p < 0:
+            prev = (self._prev_mag, self._prev_logs, self._prev_tg, self._prev_mx, self._prev_Y)
+        else:
+            prev = (self._mags[:, p], self._logs[:, p], self._tg[:, p], self._mx[:, p], self._Y[:, p])
+        n = j + 1 if centred else j
+        rtpghi_frames(*prev, self._mags[:, j], self._logs[:, j], self._tg[:, j], self._mx[:, j],
+                      self._logs[:, n], self._mx[:, n], centred, self._has_prev, self._Y[:, j],
+                      self.hop, self.n_fft, self._lam, self._tol, self._pghi.work, self._pghi.src)
 
     def _iterate(self) -> None:
         mom = self.momentum

@@ -38,27 +38,40 @@ def irfft_into(X: np.ndarray, out: np.ndarray) -> None:
         np.fft.irfft(X, n=n, axis=-1, out=out)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _project_rows(x, t, mags, y, beta):
+    # x, t, y: [rows, 2*bins] float32 (interleaved re/im); mags [rows, bins]
+    R, B = mags.shape
+    for r in range(R):
+        for b in range(B):
+            xr = x[r, 2 * b]
+            xi = x[r, 2 * b + 1]
+            ar = xr - beta * t[r, 2 * b]
+            ai = xi - beta * t[r, 2 * b + 1]
+            t[r, 2 * b] = xr
+            t[r, 2 * b + 1] = xi
+            n2 = ar * ar + ai * ai
+            if n2 > 1e-38:
+                g = mags[r, b] / math.sqrt(n2)
+                y[r, 2 * b] = ar * g
+                y[r, 2 * b + 1] = ai * g
+            else:
+                y[r, 2 * b] = mags[r, b]
+                y[r, 2 * b + 1] = 0.0
+
+
 def project(X, tprev, mags, Y, beta):
     """Keep the magnitudes, take the phase of ``X - beta * tprev`` (fast GL); tprev <- X.
 
-    A zero estimate gives phase 0 rather than a zero frame, so silence cannot lock a frame.
+    All arrays [voices, frames, bins] and contiguous. A zero estimate gives phase 0 rather than
+    a zero frame, so silence cannot lock a frame.
     """
-    V, K, B = X.shape
-    for v in range(V):
-        for k in range(K):
-            for b in range(B):
-                x = X[v, k, b]
-                a = x - beta * tprev[v, k, b]
-                tprev[v, k, b] = x
-                n = math.sqrt(a.real * a.real + a.imag * a.imag)
-                if n > 1e-30:
-                    Y[v, k, b] = a * (mags[v, k, b] / n)
-                else:
-                    Y[v, k, b] = mags[v, k, b]
+    B = mags.shape[-1]
+    _project_rows(X.view(np.float32).reshape(-1, 2 * B), tprev.view(np.float32).reshape(-1, 2 * B),
+                  mags.reshape(-1, B), Y.view(np.float32).reshape(-1, 2 * B), np.float32(beta))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def window_into(yraw, w, ysyn):
     """``ysyn = yraw * w`` over [voices, frames, n_fft]."""
     V, K, N = yraw.shape
@@ -68,7 +81,7 @@ def window_into(yraw, w, ysyn):
                 ysyn[v, k, n] = yraw[v, k, n] * w[n]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def analysis_frames(ysyn, upto, acc_c, hop, winv, acc_t, frames):
     """Overlap-add the first ``upto`` synthesis frames onto the committed part, then cut the
     analysis frames, each multiplied by window / window-square-sum (``winv``)."""
@@ -88,22 +101,30 @@ def analysis_frames(ysyn, upto, acc_c, hop, winv, acc_t, frames):
 
 
 @numba.njit(cache=True, nogil=True)
-def advance(mags, Y, ysyn, tprev, prev_mag, prev_Y, acc_c, wss, hop):
+def advance(mags, Y, ysyn, tprev, logs, tg, mx, prev_mag, prev_Y, prev_logs, prev_tg, prev_mx,
+            acc_c, wss, hop):
     """Slide every voice's window by one hop; slot 0 becomes the previous (committed) frame."""
     V, K, B = mags.shape
     N = ysyn.shape[2]
     L = acc_c.shape[1]
     for v in range(V):
+        prev_mx[v] = mx[v, 0]
         for b in range(B):
             prev_mag[v, b] = mags[v, 0, b]
             prev_Y[v, b] = Y[v, 0, b]
+            prev_logs[v, b] = logs[v, 0, b]
+            prev_tg[v, b] = tg[v, 0, b]
         for k in range(K - 1):
+            mx[v, k] = mx[v, k + 1]
             for b in range(B):
                 mags[v, k, b] = mags[v, k + 1, b]
                 Y[v, k, b] = Y[v, k + 1, b]
                 tprev[v, k, b] = tprev[v, k + 1, b]
+                logs[v, k, b] = logs[v, k + 1, b]
+                tg[v, k, b] = tg[v, k + 1, b]
             for n in range(N):
                 ysyn[v, k, n] = ysyn[v, k + 1, n]
+        mx[v, K - 1] = 0.0
         for b in range(B):
             mags[v, K - 1, b] = 0.0
             Y[v, K - 1, b] = 0.0
@@ -119,8 +140,9 @@ def advance(mags, Y, ysyn, tprev, prev_mag, prev_Y, acc_c, wss, hop):
 
 
 @numba.njit(cache=True, nogil=True)
-def accept(slot, w2, wss, floor, w, winv, hop):
-    """Add a new frame's window square to the sums and refresh ``winv = w / max(wss, floor)``.
+def accept(slot, w2, wss, floor, w, winv, hop, steady, winv_steady):
+    """Add a new frame's window square to the sums and refresh ``winv = w / max(wss, floor)``
+    (a copy of the precomputed full-overlap ``winv_steady`` for voices flagged ``steady``).
 
     Returns the number of NaN/Inf/negative magnitudes in ``slot`` (replaced by 0) and clamps
     absurdly large ones so no sum can overflow.
@@ -141,10 +163,15 @@ def accept(slot, w2, wss, floor, w, winv, hop):
         if w2.shape[0]:
             for n in range(N):
                 wss[v, L - N + n] += w2[n]
-        for k in range(K):
-            o = k * hop
-            for n in range(N):
-                winv[v, k, n] = w[n] / max(wss[v, o + n], floor)
+        if steady[v]:
+            for k in range(K):
+                for n in range(N):
+                    winv[v, k, n] = winv_steady[k, n]
+        else:
+            for k in range(K):
+                o = k * hop
+                for n in range(N):
+                    winv[v, k, n] = w[n] / max(wss[v, o + n], floor)
     return bad
 
 

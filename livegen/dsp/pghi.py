@@ -27,127 +27,139 @@ HANN_GAMMA = 0.25645  # lam = HANN_GAMMA * n_fft**2 for the Hann window (ltfat's
 
 
 @numba.njit(cache=True, nogil=True)
-def _log_and_tgrad(mag, floor, s, tg, tstep_lin, tstep_grad):
-    n = mag.shape[0]
-    for b in range(n):
-        s[b] = math.log(max(mag[b], floor))
-    for b in range(n):
-        if b == 0:
-            d = s[1] - s[0]
-        elif b == n - 1:
-            d = s[n - 1] - s[n - 2]
-        else:
-            d = 0.5 * (s[b + 1] - s[b - 1])
-        tg[b] = tstep_lin * b + tstep_grad * d
+def frame_features(mag, tol, hop, n_fft, lam, s, tg, mx):
+    """Per voice: frame maximum ``mx``, log-magnitude ``s`` clamped at ``log(tol * mx)`` and the
+    centre-referenced phase advance per hop ``tg`` it implies. Computed once per frame."""
+    n_voices, n = mag.shape
+    tstep_lin = np.float32(2.0 * math.pi * hop / n_fft)
+    tstep_grad = np.float32(hop * n_fft / lam)
+    for v in range(n_voices):
+        m = np.float32(0.0)
+        for b in range(n):
+            m = max(m, mag[v, b])
+        mx[v] = m
+        floor = max(np.float32(tol) * m, np.float32(1e-30))
+        for b in range(n):
+            s[v, b] = math.log(max(mag[v, b], floor))
+        for b in range(n):
+            if b == 0:
+                d = s[v, 1] - s[v, 0]
+            elif b == n - 1:
+                d = s[v, n - 1] - s[v, n - 2]
+            else:
+                d = np.float32(0.5) * (s[v, b + 1] - s[v, b - 1])
+            tg[v, b] = tstep_lin * b + tstep_grad * d
 
 
 @numba.njit(cache=True, nogil=True)
-def rtpghi_frames(mag_prev, y_prev, mag_cur, mag_next, centred, has_prev, y_out,
-                  hop, n_fft, lam, tol, work, src):
+def rtpghi_frames(mag_prev, s_prev, tg_prev, mx_prev, y_prev, mag_cur, s_cur, tg_cur, mx_cur,
+                  s_next, mx_next, centred, has_prev, y_out, hop, n_fft, lam, tol, work, src):
     """Write ``mag_cur * exp(1j * phase)`` into ``y_out`` ([voices, bins] complex64).
 
-    mag_prev/y_prev: the previous frame's magnitudes and (final or iterated) spectrum;
-    mag_next: the following frame's magnitudes, used for a centred time derivative when
+    ``s_*``, ``tg_*``, ``mx_*`` come from `frame_features`. y_prev is the previous frame's
+    (final or iterated) spectrum; ``s_next`` is used for a centred time derivative when
     ``centred`` (look-ahead 1), else ignored (causal backward difference). ``has_prev[v]`` is
-    False for a voice's first frame (no time integration). ``work`` is a [11, bins] float64
+    False for a voice's first frame (no time integration). ``work`` is a [4, bins] float32
     scratch array, ``src`` [bins] int8.
     """
     n_voices, n = mag_cur.shape
-    tstep_lin = 2.0 * math.pi * hop / n_fft
-    tstep_grad = hop * n_fft / lam
-    fstep = -lam / (hop * n_fft)
-    s_p = work[0]
-    s_c = work[1]
-    s_n = work[2]
-    tg_p = work[3]
-    tg_c = work[4]
-    fg = work[5]
-    phase = work[6]
-    pv = work[7]
-    ct = work[8]
-    left = work[9]
-    right = work[10]
+    fstep = np.float32(-lam / (hop * n_fft))
+    fg = work[0]
+    pv = work[1]
+    ct = work[2]
+    left = work[3]
+    right = work[4]
+    ninf = np.float32(-np.inf)
     for v in range(n_voices):
-        mx = 0.0
-        for b in range(n):
-            mx = max(mx, mag_cur[v, b])
-        if mx <= 0.0:
+        mc = mx_cur[v]
+        if mc <= 0.0:
             for b in range(n):
                 y_out[v, b] = 0.0
             continue
         prev = has_prev[v]
+        mall = mc
         if prev:
-            for b in range(n):
-                mx = max(mx, mag_prev[v, b])
+            mall = max(mall, mx_prev[v])
         if centred:
+            mall = max(mall, mx_next[v])
+        floor = max(np.float32(tol) * mall, np.float32(1e-30))
+        lf = np.float32(math.log(floor))
+        # Time derivative of the log-magnitude (clamped to one common floor so that a quiet
+        # neighbour does not fake a steep slope) gives the phase step along frequency.
+        if centred and prev:
             for b in range(n):
-                mx = max(mx, mag_next[v, b])
-        floor = max(tol * mx, 1e-30)
-        _log_and_tgrad(mag_cur[v], floor, s_c, tg_c, tstep_lin, tstep_grad)
-        if prev:
-            _log_and_tgrad(mag_prev[v], floor, s_p, tg_p, tstep_lin, tstep_grad)
-        if centred:
+                fg[b] = fstep * np.float32(0.5) * (max(s_next[v, b], lf) - max(s_prev[v, b], lf))
+        elif centred:
             for b in range(n):
-                s_n[b] = math.log(max(mag_next[v, b], floor))
-            if prev:
-                for b in range(n):
-                    fg[b] = fstep * 0.5 * (s_n[b] - s_p[b])
-            else:
-                for b in range(n):
-                    fg[b] = fstep * (s_n[b] - s_c[b])
+                fg[b] = fstep * (max(s_next[v, b], lf) - max(s_cur[v, b], lf))
         elif prev:
             for b in range(n):
-                fg[b] = fstep * (s_c[b] - s_p[b])
+                fg[b] = fstep * (max(s_cur[v, b], lf) - max(s_prev[v, b], lf))
         else:
             for b in range(n):
                 fg[b] = 0.0
-
         # Heap integration visits coefficients by decreasing log-magnitude; a bin takes its phase
         # from the first visited neighbour (same bin of the previous frame, or the adjacent bin of
         # this frame). In one frame that is a widest-path problem on a chain, solved exactly by one
-        # sweep from each side: best[b] = the largest key at which b can be reached.
-        # Keys of previous-frame bins; insignificant ones may still anchor an isolated region, but
-        # only after every real path (the heap's restart from the largest unvisited bin).
+        # sweep from each side: left/right[b] = the largest key at which b can be reached.
+        # Insignificant previous-frame bins may still anchor an isolated region, but only after
+        # every real path (the heap's restart from the largest unvisited bin).
         for b in range(n):
             sig = mag_cur[v, b] > floor
-            pv[b] = s_c[b] if sig else -np.inf  # key at which this bin passes its phase on
+            pv[b] = s_cur[v, b] if sig else ninf  # key at which this bin passes its phase on
             if prev and mag_prev[v, b] > floor:
-                ct[b] = s_p[b]
+                ct[b] = s_prev[v, b]
+            elif sig:
+                ct[b] = s_cur[v, b] - np.float32(1e6)
             else:
-                ct[b] = s_c[b] - 1e6 if sig else -np.inf
+                ct[b] = ninf
         left[0] = ct[0]
         for b in range(1, n):
             left[b] = max(ct[b], min(left[b - 1], pv[b - 1]))
         right[n - 1] = ct[n - 1]
         for b in range(n - 2, -1, -1):
             right[b] = max(ct[b], min(right[b + 1], pv[b + 1]))
+        # Phases as unit phasors in librosa's frame-start convention: the centre reference adds
+        # pi*b, so a step of d along frequency becomes d - pi (a sign flip) and time steps keep it.
         for b in range(n):
-            phase[b] = 0.0
-            if pv[b] == -np.inf:
-                src[b] = 0  # insignificant: phase 0
+            m = mag_cur[v, b]
+            if pv[b] == ninf:
+                src[b] = 0
+                y_out[v, b] = m
             elif ct[b] >= left[b] and ct[b] >= right[b]:
-                src[b] = 1  # from the previous frame
+                src[b] = 1
                 if prev:
-                    pp = math.atan2(y_prev[v, b].imag, y_prev[v, b].real) + math.pi * b
-                    phase[b] = pp + 0.5 * (tg_p[b] + tg_c[b])
+                    yp = y_prev[v, b]
+                    a = math.sqrt(yp.real * yp.real + yp.imag * yp.imag)
+                    d = np.float32(0.5) * (tg_prev[v, b] + tg_cur[v, b])
+                    r = complex(math.cos(d), math.sin(d))
+                    if a > 1e-30:
+                        y_out[v, b] = (yp * (m / a)) * r
+                    else:
+                        y_out[v, b] = m * r
+                else:
+                    y_out[v, b] = m
             elif left[b] >= right[b]:
-                src[b] = 2  # from the lower neighbour
+                src[b] = 2
             else:
-                src[b] = 3  # from the upper neighbour
+                src[b] = 3
         for b in range(1, n):
             if src[b] == 2:
-                phase[b] = phase[b - 1] + 0.5 * (fg[b - 1] + fg[b])
+                d = np.float32(0.5) * (fg[b - 1] + fg[b])
+                yl = y_out[v, b - 1]
+                a = math.sqrt(yl.real * yl.real + yl.imag * yl.imag)
+                y_out[v, b] = -(yl * (mag_cur[v, b] / a)) * complex(math.cos(d), math.sin(d))
         for b in range(n - 2, -1, -1):
             if src[b] == 3:
-                phase[b] = phase[b + 1] - 0.5 * (fg[b + 1] + fg[b])
-        for b in range(n):
-            p = phase[b] - math.pi * b
-            y_out[v, b] = mag_cur[v, b] * complex(math.cos(p), math.sin(p))
+                d = np.float32(0.5) * (fg[b + 1] + fg[b])
+                yr = y_out[v, b + 1]
+                a = math.sqrt(yr.real * yr.real + yr.imag * yr.imag)
+                y_out[v, b] = -(yr * (mag_cur[v, b] / a)) * complex(math.cos(d), -math.sin(d))
 
 
 class PghiWorkspace:
     """Scratch arrays for `rtpghi_frames`, allocated once per inverter."""
 
     def __init__(self, n_bins: int):
-        self.work = np.zeros((11, n_bins), np.float64)
+        self.work = np.zeros((5, n_bins), np.float32)
         self.src = np.zeros(n_bins, np.int8)
