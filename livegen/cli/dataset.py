@@ -17,9 +17,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     gm = sub.add_parser(
         "gm", help="render NSynth-format notes from a General MIDI SoundFont with FluidSynth",
-        description="Each note is held --hold seconds, released, and rendered for --release more "
-                    "seconds (NSynth: 3 + 1). SPEC: 'A-B', 'A-B:STEP', 'A,B,C' or a mix like '0-7,40'. "
-                    "Whole programs go to train/valid/test (1 test + 1 valid program per GM group).",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_gm_epilog(),
+        description="Each note is held --hold seconds, released, and rendered for --release more\n"
+                    "seconds (NSynth: 3 + 1). SPEC: 'A-B', 'A-B:STEP', 'A,B,C' or a mix like '0-7,40'.\n"
+                    "Whole programs go to train/valid/test (1 test + 1 valid program per GM group),\n"
+                    "whichever programs are rendered. Same arguments -> identical files, any --jobs.",
     )
     gm.add_argument("--soundfont", required=True, help="a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
     gm.add_argument("--out", required=True, help="output folder (examples.json + audio/)")
@@ -53,6 +55,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     feats.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     feats.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def _gm_epilog() -> str:
+    from livegen.data.gm import GM_GROUPS, program_split
+
+    lines = ["families (GM group -> family; programs 52-54 are 'vocal'):"]
+    lines += [f"  {i * 8:3d}-{i * 8 + 7:3d} {group:21s} -> {family}" for i, (group, family) in enumerate(GM_GROUPS)]
+    for split in ("test", "valid"):
+        programs = ",".join(str(p) for p in range(128) if program_split(p) == split)
+        lines.append(f"{split} programs: {programs}")
+    return "\n".join(lines)
 
 
 def _spec(text: str, name: str, low: int, high: int) -> list[int]:
