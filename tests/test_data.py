@@ -157,6 +157,17 @@ def test_gm_render_detunes_by_pitch_bend(gm_soundfont, tmp_path):
     assert abs(cents - 50) < 5
 
 
+def test_gm_subsample_keeps_a_fixed_share_covering_every_pitch():
+    from livegen.data.gm import keep_note
+
+    grid = [(p, k, v) for p in range(128) for k in range(21, 109) for v in (25, 50, 75, 100, 127)]
+    kept = [(p, k, v) for p, k, v in grid if keep_note(0, p, k, v, 0, fraction=0.1, seed=0)]
+    assert abs(len(kept) / len(grid) - 0.1) < 0.01
+    assert {k for _, k, _ in kept} == set(range(21, 109))
+    assert kept == [(p, k, v) for p, k, v in grid if keep_note(0, p, k, v, 0, fraction=0.1, seed=0)]
+    assert kept != [(p, k, v) for p, k, v in grid if keep_note(0, p, k, v, 0, fraction=0.1, seed=1)]
+
+
 def test_gm_render_bad_soundfont(tmp_path):
     with pytest.raises(ParameterError, match="SoundFont"):
         render_gm_dataset(tmp_path / "x", soundfont=tmp_path / "missing.sf2", progress=False)
@@ -348,6 +359,12 @@ def test_cli_gm_and_info(gm_soundfont, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "2 notes written" in done.stdout
     assert len(json.loads((out / "examples.json").read_text())) == 2
+    sub = _cli("gm", "--soundfont", str(gm_soundfont), "--out", str(tmp_path / "sub"), "--programs", "24-25",
+               "--pitches", "48-60", "--velocities", "80", "--hold", "0.1", "--release", "0.05", "--subsample", "0.25",
+               "--seed", "3", "--no-progress")
+    assert sub.returncode == 0, sub.stderr
+    report = json.loads((tmp_path / "sub" / "render_report.json").read_text())
+    assert 0 < report["rendered"] < 26 and report["subsample"] == 0.25 and report["seed"] == 3
     info = _cli("info", str(out))
     assert info.returncode == 0 and "layout gm, 2 examples" in info.stdout
 

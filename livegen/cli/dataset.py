@@ -32,6 +32,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--cents", default="0", metavar="SPEC",
                     help="detune every note by these cents with pitch bend, -100..100 (default 0; e.g. "
                          "'-50-50:25' for quarter-tone neighbours); note_str gets a '_+25c' suffix")
+    gm.add_argument("--subsample", type=float, default=1.0, metavar="FRACTION",
+                    help="keep this random share of the notes (default 1 = all); each program keeps "
+                         "different pitches, so every pitch stays covered")
+    gm.add_argument("--seed", type=int, default=0, help="seed of --subsample (default 0)")
     gm.add_argument("--banks", default="0", metavar="SPEC",
                     help="SoundFont banks 0-127 (default 0; FluidR3 has variation presets in 8 and 16; "
                          "absent bank:program pairs are skipped)")
@@ -94,7 +98,7 @@ def _run_gm(args) -> int:
     report = render_gm_dataset(
         args.out, soundfont=args.soundfont, sample_rate=args.sample_rate, programs=programs,
         pitches=pitches, velocities=velocities, hold_s=args.hold, release_s=args.release,
-        banks=banks, cents=cents, gain=args.gain, subtype=args.subtype, jobs=args.jobs,
+        banks=banks, cents=cents, subsample=args.subsample, seed=args.seed, gain=args.gain, subtype=args.subtype, jobs=args.jobs,
         progress=not args.no_progress,
     )
     print(

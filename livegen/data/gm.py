@@ -138,6 +138,17 @@ def program_split(program: int) -> str:
     return "train"
 
 
+def keep_note(bank: int, program: int, pitch: int, velocity: int, cents: int, *, fraction: float, seed: int) -> bool:
+    """Whether a note is in a random ``fraction`` of the grid, fixed by ``seed``.
+
+    Each program keeps a different random subset of pitches and velocities, so a subsample
+    still covers every pitch across instruments (a fixed pitch step would leave the same gaps
+    in all of them, and a decoder learns to snap to the pitches it saw).
+    """
+    key = f"livegen-subsample:{seed}:{bank}:{program}:{pitch}:{velocity}:{cents}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") < fraction * 2**64
+
+
 def note_str(instrument_str: str, pitch: int, velocity: int, cents: int = 0) -> str:
     """NSynth's ``<instrument_str>-<pitch>-<velocity>``; detuned notes add ``_+25c``-style suffixes."""
     base = f"{instrument_str}-{pitch:03d}-{velocity:03d}"
@@ -274,6 +285,8 @@ def render_gm_dataset(
     pitches: list[int] | None = None,
     velocities: list[int] | None = None,
     cents: list[int] | None = None,
+    subsample: float = 1.0,
+    seed: int = 0,
     hold_s: float = 3.0,
     release_s: float = 1.0,
     banks: list[int] | None = None,
@@ -303,6 +316,8 @@ def render_gm_dataset(
     programs = list(range(128)) if programs is None else list(programs)
     banks = [0] if banks is None else list(banks)
     cents = [0] if cents is None else list(cents)
+    if not 0.0 < subsample <= 1.0:
+        raise ParameterError(f"subsample {subsample} must be in (0, 1]: the share of notes to keep")
     if any(not -100 <= c <= 100 for c in cents):
         raise ParameterError(f"cents {cents}: detune by -100..100 cents (a semitone either way at most)")
     pitches = parse_spec(DEFAULT_PITCHES, name="pitches", low=0, high=127) if pitches is None else list(pitches)
@@ -335,6 +350,8 @@ def render_gm_dataset(
         instrument = bank * 128 + program
         instrument_str = f"{family}_synthetic_{instrument:03d}"
         for pitch, velocity, detune in itertools.product(pitches, velocities, cents):
+            if subsample < 1.0 and not keep_note(bank, program, pitch, velocity, detune, fraction=subsample, seed=seed):
+                continue
             name = note_str(instrument_str, pitch, velocity, detune)
             examples[name] = {
                 "note": len(examples),
@@ -362,6 +379,8 @@ def render_gm_dataset(
             }
             tasks.append((bank, program, pitch, velocity, detune, name, str(audio_dir / f"{name}.wav")))
 
+    if not tasks:
+        raise ParameterError(f"--subsample {subsample} kept none of the {len(playable) * len(pitches) * len(velocities) * len(cents)} notes; raise it")
     results: list[dict] = []
     start = time.perf_counter()
     with progress_bar(progress, len(tasks), "rendering notes") as advance:
@@ -405,6 +424,8 @@ def render_gm_dataset(
         "pitches": pitches,
         "velocities": velocities,
         "cents": cents,
+        "subsample": subsample,
+        "seed": seed,
         "missing_presets": missing,
         "rendered": len(results),
         "written": len(examples),
