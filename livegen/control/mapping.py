@@ -14,7 +14,9 @@ Default map (used when no map file exists; see `DEFAULT_MAP`)::
     CC 1      -> drift  (mod wheel)
     CC 5      -> glide  (portamento time)
     CC 7      -> gain   (volume)
-    CC 64     -> sustain (pedal; no pick-up)
+Built in, whatever the map (a map entry for CC 64 takes it over)::
+
+    CC 64 (sustain pedal) -> sustain (>= 64 down); CC 120/123 -> all held notes off
     pitch bend -> bend; RPN 0 (bend sensitivity) -> bend_range; program change -> preset recall
 """
 
@@ -160,7 +162,6 @@ def _default_map() -> list[Mapping]:
     maps += [
         Mapping("x", cc=16), Mapping("y", cc=17),
         Mapping("drift", cc=1), Mapping("glide", cc=5), Mapping("gain", cc=7),
-        Mapping("sustain", cc=64, takeover=False),
     ]
     return maps
 
@@ -275,6 +276,11 @@ class MidiMapper:
             return [Event("note_off", pitch=float(p)) for p in sorted(held)]
         if number >= 120:
             return []
+        if number == 64 and not any(m.cc == 64 and m.matches(channel) for m in self.mappings):
+            if self.armed is not None:
+                self._learn(cc=number, channel=channel)
+                return []
+            return self._set("sustain", 1.0 if value >= 64 else 0.0)
         if number in NRPN_SELECT:
             if number == 99:
                 state.nrpn_msb, state.selected = value, ("nrpn", (value << 7) | state.nrpn_lsb)

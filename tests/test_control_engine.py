@@ -1,0 +1,163 @@
+"""End to end against the real engine: `livegen play --headless` on jackd dummy, driven over OSC;
+and MIDI through JACK into the real Engine (parameters and voices)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from conftest import REPO, require
+from livegen.control.oscwire import parse_packet
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ask(client, address, args=(), *, want, timeout=2.0):
+    client.send_message(address, list(args))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.receive(0.2)
+        if data:
+            for message in parse_packet(data):
+                if message.address == want:
+                    return message.args
+    return None
+
+
+def get_when(client, name, expected, timeout=10.0):
+    """`/livegen/get/<name>` until it answers `expected` (the engine applies at its next hop,
+    which on a loaded machine can lag) or the timeout; returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = ask(client, f"/livegen/get/{name}", want=f"/livegen/param/{name}")
+        if (got and got[0] == pytest.approx(expected)) or time.monotonic() > deadline:
+            return got[0] if got else None
+        time.sleep(0.05)
+
+
+def test_play_headless_over_osc(jack_server, tmp_path):
+    port = _free_udp_port()
+    log = open(tmp_path / "play.log", "w")
+    play = subprocess.Popen(
+        [sys.executable, "-m", "livegen", "play", "--headless", "--no-supervisor", "--osc-port", str(port),
+         "--duration", "120"],
+        cwd=REPO, env=jack_server.env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = SimpleUDPClient("127.0.0.1", port)
+        status = None
+        deadline = time.monotonic() + 90
+        while status is None and time.monotonic() < deadline and play.poll() is None:
+            status = ask(client, "/livegen/status", want="/livegen/status", timeout=0.5)
+        assert status is not None, (tmp_path / "play.log").read_text()
+        pairs = dict(zip(status[::2], status[1::2]))
+        for key in ("xruns", "samplerate", "blocksize", "voices", "recording", "load"):
+            assert key in pairs, pairs
+
+        client.send_message("/livegen/param/gain", -3)
+        client.send_message("/livegen/xy", [0.1, 0.9])
+        assert get_when(client, "gain", -3.0) == -3.0
+        assert get_when(client, "y", 0.9) == pytest.approx(0.9)
+        error = ask(client, "/livegen/z/0", [99.0], want="/livegen/error")
+        assert error and "clamped to 4" in error[0]
+        assert get_when(client, "z0", 4.0) == 4.0
+
+        client.send_message("/livegen/note", [60, 100])
+        deadline = time.monotonic() + 10
+        voices = None
+        while voices != 1 and time.monotonic() < deadline:
+            status = ask(client, "/livegen/status", want="/livegen/status")
+            voices = dict(zip(status[::2], status[1::2]))["voices"] if status else None
+        assert voices == 1
+
+        # feedback: a subscriber hears another client's change, not its own
+        watcher = SimpleUDPClient("127.0.0.1", port)
+        assert ask(watcher, "/livegen/subscribe", want="/livegen/subscribed") is not None
+        client.send_message("/livegen/param/drift", 0.5)
+        heard = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(v == pytest.approx(0.5) for v in heard):
+            data = watcher.receive(0.2)
+            heard += [m.args[0] for m in parse_packet(data) if m.address == "/livegen/param/drift"] if data else []
+        assert any(v == pytest.approx(0.5) for v in heard), heard
+
+        client._sock.sendto(b"\xff" * 64, ("127.0.0.1", port))
+        got = client.receive(2.0)
+        assert parse_packet(got)[0].address == "/livegen/error"
+        assert ask(client, "/livegen/status", want="/livegen/status") is not None
+        assert play.poll() is None
+    finally:
+        play.send_signal(signal.SIGTERM)
+        try:
+            play.wait(20)
+        except subprocess.TimeoutExpired:
+            play.kill()
+            play.wait()
+        log.close()
+
+
+def test_midi_into_the_real_engine(jack_server, tmp_path):
+    import rtmidi
+
+    require(rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), "python-rtmidi built with JACK support")
+    from livegen.control.mapping import Mapping, MidiMapper
+    from livegen.control.midi import MidiInput
+    from livegen.engine.core import Engine
+    from livegen.model import ModelConfig, random_model
+
+    engine = Engine(random_model(ModelConfig(), seed=0), samplerate=48000)
+    stop = threading.Event()
+    applied = []
+    engine.add_listener(applied.append)
+
+    def run():  # the engine's virtual clock, stepped on one thread as the live decoder does
+        while not stop.is_set():
+            engine.step()
+            time.sleep(0.001)
+
+    stepper = threading.Thread(target=run, daemon=True)
+    stepper.start()
+    mapper = MidiMapper(engine.params, [Mapping("z0", cc=70, takeover=False), Mapping("x", cc=16, takeover=False)])
+    midi = MidiInput(engine, mapper=mapper, api=rtmidi.API_UNIX_JACK, map_path=tmp_path / "m.toml").start()
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="ctl")
+    try:
+        deadline = time.monotonic() + 5
+        while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out.open_port(out.get_ports().index("livegen:livegen"))
+        time.sleep(0.1)
+        for message in ([0xB0, 70, 0], [0xB0, 16, 127], [0xB0, 48, 127], [0x90, 60, 100], [0x90, 67, 80],
+                        [0xE0, 0, 0], [0xB0, 64, 127], [0xF8], [0xB0, 7], [0xF0, 1, 0xF7]):
+            out.send_message(message)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(e.name == "sustain" for e in list(applied)):
+            time.sleep(0.05)
+        assert engine.params.get("z0") == -4.0
+        assert engine.params.get("x") == 1.0
+        assert engine.params.get("bend") == -1.0
+        assert engine.params.get("sustain") == 1.0
+        assert engine.status()["voices"] == 2
+        out.send_message([0x80, 60, 0])  # held by the sustain pedal
+        out.send_message([0xB0, 64, 0])  # pedal up: 60 releases
+        out.send_message([0x90, 67, 0])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and engine.status()["voices"] != 0:
+            time.sleep(0.05)
+        assert engine.status()["voices"] == 0
+        assert all(e.source == "midi:livegen" for e in applied)
+    finally:
+        out.close_port()
+        midi.stop()
+        stop.set()
+        stepper.join(5)
