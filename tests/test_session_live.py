@@ -1,0 +1,138 @@
+"""A session played live on `jackd -d dummy`, driven over OSC (python-osc and liblo's oscsend) and
+JACK MIDI, recorded, stopped, then re-rendered offline from its log: sample for sample."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import soundfile
+
+from livegen.engine.events import read_events
+from tests.conftest import REPO, require, require_binary
+
+# The engine server's live stack (as `livegen play --headless` builds it) with recording attached.
+_SERVER = textwrap.dedent("""
+    import argparse, signal, sys, threading, time
+    import torch
+    from livegen.audio.ring import RingBuffer
+    from livegen.audio.stream import AudioOutput
+    from livegen.engine.core import Engine
+    from livegen.engine.live import LiveEngine
+    from livegen.engine.setup import load_engine_model
+    from livegen.control.osc import OscServer
+    from livegen.session.wiring import add_session_arguments, attach_session
+
+    parser = argparse.ArgumentParser()
+    add_session_arguments(parser)
+    parser.add_argument("--midi", action="store_true")
+    args = parser.parse_args(sys.argv[1:])
+    torch.set_num_threads(1)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ring = RingBuffer(1 << 16)
+    output = AudioOutput(ring, samplerate=48000, blocksize=256)
+    output.open()
+    model, name = load_engine_model(None, log=lambda text: None)
+    engine = Engine(model, samplerate=48000, seed=9)
+    live = LiveEngine(engine, output, ahead=4096)
+    session = attach_session(engine, args, model_name=name, log=lambda text: print(text, flush=True))
+    osc = OscServer(live, port=0).start()
+    midi = None
+    if args.midi:
+        import rtmidi
+        from livegen.control.midi import MidiInput
+        midi = MidiInput(live, api=rtmidi.API_UNIX_JACK, map_path=args.record_dir + "/map.toml").start()
+    live.start()
+    print("osc", osc.port, flush=True)
+    while not stop.wait(0.05):
+        pass
+    osc.stop()
+    if midi is not None:
+        midi.stop()
+    live.stop(fade=False)
+    session.close()
+    print("recordings", " ".join(str(r.path) for r in session.recordings), flush=True)
+    print("xruns", live.status()["xruns"], flush=True)
+""")
+
+
+def _midi_out():
+    import rtmidi
+
+    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
+        return None
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="sessionctl")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        ports = out.get_ports()
+        if "livegen:livegen" in ports:
+            out.open_port(ports.index("livegen:livegen"))
+            time.sleep(0.1)
+            return out
+        time.sleep(0.05)
+    raise AssertionError(f"virtual MIDI port livegen:livegen not found in {out.get_ports()}")
+
+
+def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
+    from pythonosc.udp_client import SimpleUDPClient
+
+    oscsend = require_binary("oscsend")
+    import rtmidi
+
+    require(rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), "python-rtmidi built with JACK support")
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, "--record-dir", str(tmp_path), "--midi"],
+                              cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("osc "), line + server.stderr.read()
+        port = int(line.split()[1])
+        osc = SimpleUDPClient("127.0.0.1", port)
+        midi = _midi_out()
+        osc.send_message("/livegen/param/x", 0.3)
+        time.sleep(0.5)  # lets JACK finish connecting the MIDI port
+        osc.send_message("/livegen/record", 1)  # recording starts mid-performance
+        time.sleep(0.3)
+        osc.send_message("/livegen/note", [60, 100])
+        time.sleep(0.2)
+        subprocess.run([oscsend, "localhost", str(port), "/livegen/z/0", "f", "1.5"], check=True)
+        midi.send_message([0x90, 67, 90])  # note on
+        midi.send_message([0xB0, 70, 20])  # CC 70 -> z0 in the default map (soft takeover may hold it)
+        time.sleep(0.3)
+        osc.send_message("/livegen/xy", [0.8, 0.1])
+        midi.send_message([0x80, 67, 0])
+        time.sleep(0.2)
+        osc.send_message("/livegen/note", [60, 0])
+        time.sleep(0.3)
+        osc.send_message("/livegen/record", 0)
+        time.sleep(0.3)
+        midi.close_port()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err
+    assert "recording to" in out and "recorded" in out, out
+    paths = [line.split()[1:] for line in out.splitlines() if line.startswith("recordings")][0]
+    assert len(paths) == 1
+    wav = paths[0]
+    audio, rate = soundfile.read(wav, dtype="float32")
+    header, events = read_events(wav[:-4] + ".jsonl")
+    assert {"param", "note_on", "note_off"} <= {e.type for e in events}
+    assert any(e.type == "note_on" and e.pitch == 67 for e in events)  # the MIDI note made it into the log
+    assert header["start_sample"] > 0 and rate == 48000
+    assert 0.8 < len(audio) / rate < 3.0
+    assert np.abs(audio).max() > 1e-3
+
+    from livegen.cli.render import render_events
+    from livegen.engine.setup import load_engine_model
+
+    model, _ = load_engine_model(header.get("model_dir"), log=lambda text: None)
+    start = header["start_sample"]
+    again, _ = render_events(events, model=model, samplerate=rate, seed=header["seed"],
+                             lookahead=header["lookahead"], seconds=(start + len(audio)) / rate)
+    diff = np.abs(again[start:start + len(audio)] - audio).max()
+    assert diff <= 1e-6, f"max abs difference {diff}"
