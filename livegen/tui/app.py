@@ -223,8 +223,9 @@ class LivegenApp(App):
                 screen.learned(param, control)
         if delta.model:
             self.show_message(f"model {delta.model}")
-        status.engine_state = "running"
-        status.refresh()
+        if delta.status is not None or status.engine_state != "running":
+            status.engine_state = "running"
+            status.refresh()
 
     def show_value(self, name: str, value: float) -> None:
         """Move a widget to a value someone else set (no echo back to the engine)."""

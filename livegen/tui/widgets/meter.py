@@ -52,15 +52,24 @@ class OutputMeter(Widget):
         bar = max(width - len(label) - 1 - len(value) - 1 - 5, 4)
         filled = round((min(max(db, FLOOR_DB), 0.0) - FLOOR_DB) / -FLOOR_DB * bar)
         hold_col = None if hold is None else min(round((max(hold, FLOOR_DB) - FLOOR_DB) / -FLOOR_DB * bar), bar - 1)
+        cells = []
         for col in range(bar):
             level = FLOOR_DB + (col + 1) / bar * -FLOOR_DB
             if col < filled:
-                name = "meter--high" if level > -6 else "meter--mid" if level > -18 else "meter--low"
-                text.append("█", style(name))
+                cells.append(("█", "meter--high" if level > -6 else "meter--mid" if level > -18 else "meter--low"))
             elif col == hold_col:
-                text.append("▏", style("meter--hold"))
+                cells.append(("▏", "meter--hold"))
             else:
-                text.append("·", style("meter--empty"))
+                cells.append(("·", "meter--empty"))
+        run, run_name = "", None
+        for char, name in cells:  # one append per colour run, not per cell
+            if name != run_name and run:
+                text.append(run, style(run_name))
+                run = ""
+            run_name = name
+            run += char
+        if run:
+            text.append(run, style(run_name))
         text.append(" " + value)
         if hold is not None:
             text.append(" CLIP" if self.clipping() else "     ", style("meter--clip"))

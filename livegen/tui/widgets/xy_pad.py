@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.message import Message
+from textual.strip import Strip
 from textual.widget import Widget
 
 COARSE = 0.025
@@ -21,7 +23,8 @@ class XYPad(Widget, can_focus=True):
     """A point in 0..1 x 0..1 (y up) moved by mouse drag or arrow keys (shift: fine steps).
 
     User moves post `XYPad.Moved`; `set_point(..., remote=True)` follows other controllers
-    without posting, so feedback from the engine never loops back to it.
+    without posting, so feedback from the engine never loops back to it. Drawn with the line
+    API from a cell grid built once per change: a drag redraws only this widget, cheaply.
     """
 
     COMPONENT_CLASSES = {"xypad--cursor", "xypad--trail", "xypad--centroid", "xypad--label", "xypad--grid",
@@ -51,11 +54,21 @@ class XYPad(Widget, can_focus=True):
         self.trail: deque[tuple[float, float, float]] = deque(maxlen=TRAIL_POINTS)
         self._dragging = False
         self._trail_timer = None
+        self._lines: list[Strip] | None = None
+        self._lines_key = None
+
+    def redraw(self) -> None:
+        self._lines = None
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines = None
 
     # -- state -----------------------------------------------------------------------------
     def set_centroids(self, centroids: dict[str, tuple[float, float]]) -> None:
         self.centroids = dict(centroids)
-        self.refresh()
+        self.redraw()
 
     def set_point(self, x: float, y: float, *, remote: bool = False) -> None:
         x = min(max(float(x), 0.0), 1.0)
@@ -68,16 +81,19 @@ class XYPad(Widget, can_focus=True):
             self.post_message(self.Moved(x, y))
         if self._trail_timer is None:
             self._trail_timer = self.set_interval(1 / 15, self._fade_trail)
-        self.refresh()
+        self.redraw()
 
     def _fade_trail(self) -> None:
         cutoff = time.monotonic() - TRAIL_SECONDS
+        faded = False
         while self.trail and self.trail[0][2] < cutoff:
             self.trail.popleft()
+            faded = True
         if not self.trail and self._trail_timer is not None:
             self._trail_timer.stop()
             self._trail_timer = None
-        self.refresh()
+        if faded:
+            self.redraw()
 
     def action_nudge(self, dx: int, dy: int, fine: int = 0) -> None:
         step = FINE if fine else COARSE
@@ -110,14 +126,12 @@ class XYPad(Widget, can_focus=True):
     def _cell(self, x: float, y: float, width: int, height: int) -> tuple[int, int]:
         return round(x * (width - 1)), round((1.0 - y) * (height - 1))
 
-    def render(self) -> Text:
-        width, height = self.content_size
-        if width < 2 or height < 2:
-            return Text("")
-        style = self.get_component_rich_style
-        grid_style, cross_style = style("xypad--grid"), style("xypad--cross")
+    def _build(self, width: int, height: int) -> list[Strip]:
+        base = self.rich_style
+        style = lambda name: base + self.get_component_rich_style(name, partial=True)  # noqa: E731
+        blank, grid_style, cross_style = base, style("xypad--grid"), style("xypad--cross")
         chars = [[" "] * width for _ in range(height)]
-        styles = [[None] * width for _ in range(height)]
+        styles: list[list[Style]] = [[blank] * width for _ in range(height)]
         for row in range(0, height, max(height // 4, 1)):
             for col in range(0, width, max(width // 8, 1)):
                 chars[row][col], styles[row][col] = "·", grid_style
@@ -132,18 +146,31 @@ class XYPad(Widget, can_focus=True):
             chars[row][col], styles[row][col] = "●", dot_style
             label = name.replace("_", " ")[: max(0, min(9, width - col - 2))]
             for i, ch in enumerate(label):
-                target = col + 2 + i
-                if chars[row][target] in (" ", "·", "─", "│"):
-                    chars[row][target], styles[row][target] = ch, label_style
+                chars[row][col + 2 + i], styles[row][col + 2 + i] = ch, label_style
         trail_style = style("xypad--trail")
         for tx, ty, _ in self.trail:
             col, row = self._cell(tx, ty, width, height)
             chars[row][col], styles[row][col] = "•", trail_style
         chars[cy][cx], styles[cy][cx] = "◆", style("xypad--cursor")
-        text = Text(no_wrap=True, overflow="crop")
+        lines = []
         for row in range(height):
-            for col in range(width):
-                text.append(chars[row][col], styles[row][col])
-            if row < height - 1:
-                text.append("\n")
-        return text
+            segments, run, run_style = [], [], None
+            for ch, st in zip(chars[row], styles[row]):
+                if st is not run_style and run:
+                    segments.append(Segment("".join(run), run_style))
+                    run = []
+                run_style = st
+                run.append(ch)
+            if run:
+                segments.append(Segment("".join(run), run_style))
+            lines.append(Strip(segments, width))
+        return lines
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.content_size
+        if width < 2 or height < 2:
+            return Strip.blank(width, self.rich_style)
+        if self._lines is None or self._lines_key != (width, height):
+            self._lines = self._build(width, height)
+            self._lines_key = (width, height)
+        return self._lines[y] if y < len(self._lines) else Strip.blank(width, self.rich_style)
