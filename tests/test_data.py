@@ -265,6 +265,9 @@ def test_features_read_every_audio_format_and_stereo(tmp_path):
     assert all(r["sample_rate"] == SR for r in fs.index)
     # Lossy codecs pad a little; every file still gives about 0.3 s of frames at 24 kHz.
     assert all(abs((r["stop"] - r["start"]) - (7200 - 512) // 128 - 1) <= 16 for r in fs.index)
+    cut = compute_features(open_dataset(tmp_path / "in"), sample_rate=24000, n_fft=512, hop=128,
+                           cache_dir=tmp_path / "cache", max_seconds=0.1, progress=False)
+    assert cut.path != fs.path and all(r["stop"] - r["start"] == (2400 - 512) // 128 + 1 for r in cut.index)
 
 
 def test_empty_wrong_or_missing_folder_is_a_clear_error(tmp_path):

@@ -54,8 +54,11 @@ def load_audio(path: str, *, sample_rate: int, max_seconds: float | None = None)
     import soxr
 
     try:
-        y, native = sf.read(path, dtype="float32", always_2d=True, frames=-1)
-        y = y.mean(axis=1)
+        with sf.SoundFile(path) as f:
+            native = f.samplerate
+            # Read only what is kept: a MAESTRO piece runs for many minutes.
+            n = -1 if max_seconds is None else int(round(max_seconds * native))
+            y = f.read(n, dtype="float32", always_2d=True).mean(axis=1)
     except (sf.LibsndfileError, RuntimeError, TypeError) as first:
         try:
             import warnings
@@ -64,7 +67,7 @@ def load_audio(path: str, *, sample_rate: int, max_seconds: float | None = None)
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                y, native = librosa.load(path, sr=None, mono=True)
+                y, native = librosa.load(path, sr=None, mono=True, duration=max_seconds)
         except Exception as second:  # audioread raises many kinds; report both reasons
             raise OSError(f"soundfile: {first}; librosa: {second}") from None
     if max_seconds is not None:
