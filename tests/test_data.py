@@ -317,6 +317,12 @@ def test_features_values_cache_and_skips(tmp_path, monkeypatch):
     monkeypatch.undo()
     other = compute_features(ds, sample_rate=24000, n_fft=256, hop=128, cache_dir=cache, progress=False)
     assert not other.cache_hit and other.path != fs.path
+    # A changed file makes a new entry and retires the stale one of the same settings only.
+    write_wav(tmp_path / "data" / "a" / "one.wav", seconds=0.6, freq=440.0)
+    changed = compute_features(open_dataset(tmp_path / "data"), sample_rate=24000, n_fft=256, hop=64,
+                               cache_dir=cache, progress=False)
+    assert not changed.cache_hit and changed.path != fs.path
+    assert not fs.path.exists() and other.path.exists()
 
 
 def test_features_of_notes_have_release_frames_and_splits(gm_dir, tmp_path):

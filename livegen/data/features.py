@@ -25,7 +25,7 @@ from pathlib import Path
 from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: rows carry cents and release_s
 LOG_FLOOR = 1e-5
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file counts as silent and is skipped
 
@@ -269,7 +269,8 @@ def compute_features(
             })
             total += n
     elapsed = time.perf_counter() - started
-    meta = {"version": FEATURES_VERSION, "key": key, "dataset": getattr(dataset, "root", None),
+    root = getattr(dataset, "root", None)
+    meta = {"version": FEATURES_VERSION, "key": key, "dataset": str(Path(root).resolve()) if root else None,
             "layout": getattr(dataset, "layout", None), **settings, "bins": bins, "shape": [total, bins],
             "rows": rows}
     report = {"key": key, "examples": len(dataset), "computed": len(rows), "frames": total,
@@ -282,7 +283,26 @@ def compute_features(
     except OSError:  # a concurrent run (e.g. another DDP rank) finished first: keep its identical result
         shutil.rmtree(tmp, ignore_errors=True)
     _publish_report(entry, cache_dir)
+    _prune_stale(cache_dir, keep=entry, dataset=meta["dataset"], settings=settings)
     return FeatureSet(entry, cache_hit=False)
+
+
+def _prune_stale(cache_dir: Path, *, keep: Path, dataset, settings: dict) -> None:
+    """Delete entries of the same dataset folder and STFT settings whose files have changed since.
+
+    Entries for other settings stay (they are still valid); a process still reading a deleted
+    entry keeps its memory map (POSIX unlink semantics).
+    """
+    for other in cache_dir.iterdir():
+        if other == keep or not (other / "index.json").is_file():
+            continue
+        try:
+            meta = json.loads((other / "index.json").read_text())
+        except (OSError, ValueError):
+            continue
+        same = meta.get("dataset") == dataset and all(meta.get(k) == v for k, v in settings.items())
+        if same and meta.get("version", 0) <= FEATURES_VERSION:  # a newer livegen's entries stay
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _publish_report(entry: Path, cache_dir: Path) -> None:
