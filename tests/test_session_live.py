@@ -136,3 +136,46 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
                              lookahead=header["lookahead"], seconds=(start + len(audio)) / rate)
     diff = np.abs(again[start:start + len(audio)] - audio).max()
     assert diff <= 1e-6, f"max abs difference {diff}"
+
+
+def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
+    """`livegen play --record DIR` (the real command), OSC events, stop, `livegen render` the log."""
+    import re
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    takes = tmp_path / "takes"
+    play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--no-supervisor",
+                             "--record", str(takes), "--osc-port", "0", "--samplerate", "48000", "--seed", "4"],
+                            cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while "playing on" not in seen:
+            line = play.stderr.readline()
+            assert line, seen + play.stderr.read()
+            seen += line
+        port = int(re.search(r"OSC (\d+)", seen).group(1))
+        osc = SimpleUDPClient("127.0.0.1", port)
+        for address, args in [("/livegen/note", [62, 110]), ("/livegen/param/drift", 0.7), ("/livegen/xy", [0.1, 0.9]),
+                              ("/livegen/note", [62, 0]), ("/livegen/param/gain", -3.0)]:
+            time.sleep(0.3)
+            osc.send_message(address, args)
+        time.sleep(0.3)
+    finally:
+        play.send_signal(signal.SIGTERM)
+        out, err = play.communicate(timeout=60)
+    assert play.returncode == 0, seen + err
+    (wav,) = takes.glob("*.wav")
+    recorded, rate = soundfile.read(wav, dtype="float32")
+    header, events = read_events(wav.with_suffix(".jsonl"))
+    assert header["start_sample"] == 0 and header["seed"] == 4
+    assert [e.type for e in events].count("param") >= 3 and len(recorded) > rate
+    again_path = tmp_path / "again.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")),
+                           "-o", str(again_path), "--seconds", str(len(recorded) / rate)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    again, _ = soundfile.read(again_path, dtype="float32")
+    assert len(again) == len(recorded)
+    diff = np.abs(again - recorded).max()
+    assert diff <= 1e-6, f"max abs difference {diff}"

@@ -216,8 +216,22 @@ class SessionControl:
 
     def _on_block(self, block) -> None:
         active = self._active
-        if active is not None:
-            active.write_audio(block)
+        if active is None:
+            return
+        if self._fading_out():
+            # The engine is shutting down: its de-click fade is not an event, so a render of the
+            # log could not reproduce it. The recording ends on the last unfaded block.
+            self._active = None
+            active.request_stop()
+            self._requests.append(("stop", active))
+            return
+        active.write_audio(block)
+
+    def _fading_out(self) -> bool:
+        fading = getattr(self.engine, "fading_out", None)
+        if fading is not None:
+            return bool(fading)
+        return getattr(getattr(self.engine, "chain", None), "_fade_target", 1.0) == 0.0
 
     # ---- control thread ----------------------------------------------------------------------
     def _arm(self) -> None:
