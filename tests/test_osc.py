@@ -111,6 +111,8 @@ def test_notes_record_and_presets(target, server, client):
     (encode_message("/livegen/xy", (0.5,)), "expected 2 numbers"),
     (encode_message("/livegen/note", (200, 100)), "pitch 200"),
     (encode_message("/livegen/preset/recall", (1.5,)), "whole number"),
+    (encode_message("/livegen/subscribe", (float("inf"),)), "UDP port"),
+    (encode_message("/livegen/subscribe", (float("nan"),)), "UDP port"),
     (b"/livegen/xy\x00,ff\x00" + struct.pack(">f", 0.5), "packet ends inside"),
     (b"/livegen/xy\x00,qq\x00" + b"\x00" * 8, "unsupported type tag"),
     (encode_message("/livegen/xy", (0.5, 0.5)) + b"\x00" * 9000, "exceeds"),

@@ -107,6 +107,7 @@ class OscServer:
         self._applied: collections.deque = collections.deque(maxlen=65536)
         self._error_budget: dict[str, list[float]] = {}
         self._listening = False
+        self.last_internal_error: str | None = None
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "OscServer":
@@ -179,6 +180,7 @@ class OscServer:
                 self.handle_datagram(data, sender)
             except Exception as exc:  # never let one packet end the server
                 self.stats["internal_errors"] += 1
+                self.last_internal_error = repr(exc)
                 self._error(sender, f"internal error handling packet: {type(exc).__name__}: {exc}")
 
     def handle_datagram(self, data: bytes, sender: tuple, *, now: float | None = None) -> None:
@@ -229,6 +231,7 @@ class OscServer:
                 self.handle_message(address, args, sender)
             except Exception as exc:
                 self.stats["internal_errors"] += 1
+                self.last_internal_error = repr(exc)
                 self._error(sender, f"internal error: {type(exc).__name__}: {exc}")
 
     # -- the address space -------------------------------------------------------------------
@@ -375,7 +378,7 @@ class OscServer:
         port = sender[1]
         if args:
             value = _number(args[0]) if len(args) == 1 else None
-            if value is None or value != int(value) or not 1 <= value <= 65535:
+            if value is None or not 1 <= value <= 65535 or value != int(value):
                 self._error(sender, f"{address}: optional argument is a UDP port 1..65535, got {args!r}")
                 return
             port = int(value)
