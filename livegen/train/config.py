@@ -1,0 +1,69 @@
+"""Training settings (`--config FILE`: JSON or TOML with these keys and a `model` table)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livegen.errors import ParameterError
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    steps: int = 3000
+    batch_notes: int = 32          # notes per step (per process under torchrun)
+    frames_per_note: int = 16      # decoded target frames per note
+    enc_frames: int = 24           # frames the encoder sees per note
+    lr: float = 2e-3
+    lr_min: float = 1e-4
+    warmup: int = 100
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    beta: float = 0.02             # KL weight (small: the plane is fitted to the encodings anyway)
+    env_weight: float = 1.0
+    onset_share: float = 0.35
+    log_every: int = 25
+    val_every: int = 250
+    val_notes: int = 64
+    ckpt_every: int = 250
+    plane_notes: int = 4000        # train notes encoded to fit the XY plane
+    calibrate_notes: int = 24      # notes used to calibrate the noise ("life")
+    model: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ParameterError(f"training config: unknown keys {unknown}; known: {sorted(known)}")
+        cfg = cls(**data)
+        for name in ("steps", "batch_notes", "frames_per_note", "enc_frames", "log_every", "val_every", "ckpt_every"):
+            if int(getattr(cfg, name)) < 1:
+                raise ParameterError(f"training config: {name}={getattr(cfg, name)!r} must be >= 1")
+        return cfg
+
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ParameterError(f"cannot read training config {path}: {exc}") from None
+        try:
+            if path.suffix.lower() == ".toml":
+                import tomllib
+
+                data = tomllib.loads(text)
+            else:
+                data = json.loads(text)
+        except ValueError as exc:
+            raise ParameterError(f"training config {path} is not valid {path.suffix or 'JSON'}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ParameterError(f"training config {path} must hold a table/object of settings")
+        return cls.from_dict(data)

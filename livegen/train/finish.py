@@ -1,0 +1,36 @@
+"""After the last step: fit the XY plane to the training encodings, calibrate the noise, save."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from livegen.model import save_model
+from livegen.train.evaluate import UNPITCHED_FAMILIES, calibrate_life, encode_notes
+
+
+def finish_model(model, sampler, cfg, out_dir, *, train_seconds: float, world: int) -> dict:
+    model = model.cpu().eval()
+    rng = np.random.default_rng(cfg.seed)
+    n = min(cfg.plane_notes, len(sampler))
+    notes = np.sort(rng.choice(len(sampler), n, replace=False))
+    mu = encode_notes(model, sampler, notes)
+    model.fit_plane(mu, [sampler.family[i] for i in notes])
+    pitched = [i for i in notes if sampler.family[i] not in UNPITCHED_FAMILIES]
+    cal_notes = list(rng.choice(pitched or list(notes), min(cfg.calibrate_notes, len(pitched or notes)), replace=False))
+    calib = {"skipped": True}
+    if cfg.calibrate_notes > 0:
+        t = time.perf_counter()
+        calib = calibrate_life(model, sampler, cal_notes)
+        calib["seconds"] = round(time.perf_counter() - t, 1)
+    model.metadata = {
+        "trained": True, "train_steps": cfg.steps, "train_seconds": round(train_seconds, 1), "world_size": world,
+        "train_notes": len(sampler), "train_instruments": len(set(sampler.instrument)),
+        "plane_notes": int(n), "life_calibration": calib, "train_config": cfg.to_dict(),
+    }
+    card = (f"# livegen spectral model (trained)\n\nTrained {cfg.steps} steps in {train_seconds / 60:.1f} min "
+            f"on {len(sampler)} notes of {len(set(sampler.instrument))} instruments. "
+            "Run `livegen eval` for its measured figures.\n")
+    save_model(model, out_dir, card_text=card)
+    return {"model_dir": str(out_dir), "life_calibration": calib}
