@@ -227,6 +227,8 @@ class _Renderer:
 
     def note(self, bank: int, program: int, pitch: int, velocity: int, cents: int = 0):
         """Mono float32 samples of one note: hold, note-off, release; ``cents`` by pitch bend."""
+        import numpy as np
+
         s = self.settings
         self.synth.program_select(0, self.sfid, bank, program)
         self.synth.pitch_bend(0, bend_value(cents))
@@ -240,8 +242,6 @@ class _Renderer:
         released = self._render(s.release_samples)
         self._silence_channel()
         self.synth.pitch_bend(0, 0)
-        import numpy as np
-
         stereo = np.concatenate([held, released])
         return stereo.mean(axis=1, dtype=np.float32)
 
@@ -300,8 +300,6 @@ def render_gm_dataset(
     ``examples.json`` lists only notes that sounded; the report (also written to
     ``out/render_report.json``) lists the silent ones, the clipped ones, and the speed.
     """
-    import numpy as np  # noqa: F401  (fail early if the env is broken)
-
     soundfont = Path(soundfont)
     if not soundfont.is_file():
         raise ParameterError(f"SoundFont {str(soundfont)!r} does not exist; give a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
