@@ -103,7 +103,8 @@ def test_gm_render_writes_nsynth_fields_and_wavs(gm_dir):
                   "qualities", "qualities_str", "program", "bank", "soundfont", "hold_s", "release_s", "split"):
         assert field in ex, field
     assert (ex["pitch"], ex["velocity"], ex["sample_rate"], ex["program"]) == (60, 100, 24000, 0)
-    assert ex["instrument_family_str"] == "keyboard" and ex["instrument_source_str"] == "synthetic"
+    assert ex["instrument_family_str"] == "keyboard" and ex["instrument_family"] == 4
+    assert (ex["instrument_source"], ex["instrument_source_str"]) == (2, "synthetic")
     assert ex["split"] == program_split(0)
     assert ex["hold_s"] == pytest.approx(0.3, abs=64 / 24000)
     for name in meta:

@@ -359,7 +359,7 @@ def render_gm_dataset(
                 "detune_cents": detune,
                 "instrument": instrument,
                 "instrument_str": instrument_str,
-                "instrument_source": 1,
+                "instrument_source": 2,  # NSynth: acoustic 0, electronic 1, synthetic 2
                 "instrument_source_str": "synthetic",
                 "instrument_family": FAMILY_IDS[family],
                 "instrument_family_str": family,
