@@ -181,3 +181,40 @@ def test_full_disk_mid_recording_keeps_the_engine_and_the_file(model, tmp_path):
         assert np.abs(live[-4800:]).max() > 1e-3  # still playing
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_replay_plan_at_the_same_and_at_another_rate(model, tmp_path):
+    import soxr
+
+    from livegen.cli.render import render_events
+    from livegen.session.replay import plan_replay
+    from livegen.session.wiring import SessionControl, engine_header
+
+    engine = _engine(model)
+    session = SessionControl(engine, directory=tmp_path, header=engine_header(engine)).attach()
+    engine.schedule([param("x", 0.2, t=0.1), note_on(60, 100, t=0.25), Event("record", t=0.4, value=1),
+                     param("z0", 1.5, t=0.55), note_off(60, t=0.8), Event("record", t=1.0, value=0)])
+    _play(engine, 1.1)
+    session.close()
+    (rec,) = session.recordings
+    recorded, _ = soundfile.read(rec.path, dtype="float32")
+    header, events = read_events(rec.log_path)
+
+    same, skip, frames = plan_replay(header, events, samplerate=48000, log_path=rec.log_path)
+    assert (skip, frames) == (header["start_sample"], len(recorded))
+    assert [e.sample for e in same] == [e.sample for e in events]
+    y, _ = render_events(same, model=model[0], samplerate=48000, seed=header["seed"], seconds=(skip + frames) / 48000)
+    assert np.abs(y[skip:skip + frames] - recorded).max() <= 1e-6
+
+    # Twice the rate: the same hop boundaries, twice the samples, and the same music.
+    double, skip2, frames2 = plan_replay(header, events, samplerate=96000, log_path=rec.log_path)
+    assert (skip2, frames2) == (2 * skip, 2 * frames)
+    assert [e.sample for e in double] == [2 * e.sample for e in events]
+    y2, _ = render_events(double, model=model[0], samplerate=96000, seed=header["seed"],
+                          seconds=(skip2 + frames2) / 96000)
+    back = soxr.resample(y2[skip2:skip2 + frames2], 96000, 48000)
+    error = recorded - back[:len(recorded)]
+    assert 10 * np.log10(np.sum(recorded ** 2) / np.sum(error ** 2)) > 10.0
+
+    rec.path.unlink()  # a log whose WAV is gone still plans; the length is unknown
+    assert plan_replay(header, events, samplerate=48000, log_path=rec.log_path)[2] is None
