@@ -328,6 +328,8 @@ def test_quit_stops_the_engine_child(tmp_path):
     async def scenario(pilot):
         status = app.query_one(StatusLine)
         assert await until(pilot, lambda: status.engine_state == "running", timeout=20)
+        assert await until(pilot, lambda: "cpu" in app.status, timeout=5), "the UI measures its engine child's CPU"
+        assert "cpu " in status.render().plain
         await pilot.press("ctrl+q")
         await until(pilot, lambda: app.return_code is not None, timeout=20)
 

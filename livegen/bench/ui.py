@@ -10,6 +10,11 @@ feedback thread does. Figures:
 - how many `/livegen/xy` messages the drag produced per second (coalescing caps them at 60);
 
 each beside a bare Textual app (one Static) measured in the same run, the baseline.
+
+`--soak SECONDS` adds the dropout check against the real engine on a private
+`jackd -d dummy -r 48000 -p 256`: xruns while nothing watches the engine (baseline), then
+xruns over the same time with the UI attached and redrawing at full rate (dragging on the
+pad the whole time, each move an OSC message to the engine).
 """
 
 from __future__ import annotations
@@ -134,6 +139,78 @@ def drag(proc: PtyProcess, seconds: float, *, cols: int, rows: int, rate: float 
     proc.write(f"\x1b[<0;{cx};{cy}m".encode())
 
 
+def _status(port: int, timeout: float = 2.0) -> dict | None:
+    import socket
+
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.2)
+        sock.sendto(OscMessageBuilder(address="/livegen/status").build().dgram, ("127.0.0.1", port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                data, _ = sock.recvfrom(65536)
+            except (OSError, TimeoutError):
+                continue
+            message = OscMessage(data)
+            if message.address == "/livegen/status":
+                args = message.params
+                return {str(args[i]): args[i + 1] for i in range(0, len(args) - 1, 2)}
+    return None
+
+
+def soak(seconds: float, *, cols: int, rows: int) -> int:
+    """Engine xruns with and without the UI redrawing at full rate (see the module docstring)."""
+    import tempfile
+
+    from livegen.bench.control import _Jack
+    from livegen.tui.child import free_udp_port
+
+    jack = _Jack()
+    if not jack.start():
+        print("livegen bench ui --soak: could not start jackd -d dummy; install jackd2")
+        return 1
+    port = free_udp_port()
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    engine = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", str(port),
+                               "--blocksize", "256"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while (status := _status(port)) is None:
+            if engine.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                print(f"livegen bench ui --soak: the engine did not start:\n{log.read()}")
+                return 1
+        time.sleep(2.0)  # let the start-up settle
+        x0 = _status(port)["xruns"]
+        time.sleep(seconds)
+        x1 = _status(port)["xruns"]
+        ui = PtyProcess([sys.executable, "-m", "livegen.tui", "--connect", str(port)],
+                        marker=b"latent plane", cols=cols, rows=rows)
+        ui.wait_drawn()
+        time.sleep(1.0)
+        x2 = _status(port)["xruns"]
+        cpu = ui.cpu_share(seconds, lambda s: drag(ui, s, cols=cols, rows=rows))
+        x3 = _status(port)["xruns"]
+        ui.close()
+        print(f"soak on jackd dummy -r 48000 -p 256, {seconds:g} s each, engine blocksize 256:")
+        print(f"  xruns without the UI (baseline): {x1 - x0}")
+        print(f"  xruns with the UI dragging/redrawing: {x3 - x2}   (UI CPU {100 * cpu:.1f} % of one core)")
+        print(f"  engine load at the end: {status.get('load')}")
+        return 0
+    finally:
+        if engine.poll() is None:
+            engine.terminate()
+            try:
+                engine.wait(15)
+            except subprocess.TimeoutExpired:
+                engine.kill()
+        jack.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench ui", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each CPU measurement")
@@ -141,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=30)
     parser.add_argument("--meter-hz", type=float, default=30.0, help="feedback rate of the stand-in engine")
     parser.add_argument("--profile", metavar="FILE", help="run the UI under cProfile, stats to FILE")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                        help="also measure engine xruns with and without the UI on jackd dummy (e.g. 300)")
     args = parser.parse_args(argv)
 
     from livegen.tui.fake_engine import PREFIX, FakeEngine
@@ -206,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'CPU, dragging at 60 Hz':34s}{pct(ui_drag):>22s}{pct(base_busy):>22s}{ui_drag / max(base_busy, 1e-4):8.1f}")
     print(f"{'/livegen/xy sent while dragging':34s}{xy_rate:18.1f} /s  (coalesced: at most 60/s)")
     print(f"(bare Textual: one Static; in the feedback rows it updates one line at {args.meter_hz:g} Hz)")
+    if args.soak > 0:
+        return soak(args.soak, cols=args.cols, rows=args.rows)
     return 0
 
 

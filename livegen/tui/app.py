@@ -105,6 +105,8 @@ class LivegenApp(App):
         self._died_shown = False
         self._stopping = False
         self.drawn_at: float | None = None
+        self._cpu_last: tuple[float, float] | None = None
+        self._cpu_is_ours = False
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -207,6 +209,8 @@ class LivegenApp(App):
             self.waterfall.add_rows(delta.spectra)
         status = self.status_line
         if delta.status is not None:
+            if "cpu" in delta.status:
+                self._cpu_is_ours = False
             self.status.update(delta.status)
             status.status = self.status
         for error in delta.errors:
@@ -256,6 +260,7 @@ class LivegenApp(App):
                 self.link.subscribe()
             self._last_subscribe = now
         status = self.status_line
+        self._measure_engine_cpu(now)
         if status.message and now > self._message_until:
             status.message = ""
         if self.engine is not None and not self._stopping and self.engine.poll() is not None:
@@ -269,6 +274,18 @@ class LivegenApp(App):
             status.engine_state = "starting"
         status.refresh()
         self.meter.tick()
+
+    def _measure_engine_cpu(self, now: float) -> None:
+        """The engine child's CPU share, unless the engine reports its own `cpu`."""
+        if self.engine is None or "cpu" in self.status and not self._cpu_is_ours:
+            return
+        used = self.engine.cpu_seconds()
+        if used is not None and self._cpu_last is not None and now > self._cpu_last[0]:
+            share = 100.0 * (used - self._cpu_last[1]) / (now - self._cpu_last[0])
+            self.status["cpu"] = round(max(share, 0.0), 1)
+            self._cpu_is_ours = True
+            self.status_line.status = self.status
+        self._cpu_last = (now, used) if used is not None else None
 
     def _after_died(self, restart: bool | None) -> None:
         if not restart:

@@ -118,6 +118,33 @@ class EngineProcess:
         self.stop()
         return self.start()
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the engine and its own children (the supervisor's engine
+        server), from /proc; None where there is no /proc or no process."""
+        if not self.running():
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        parents: dict[int, int] = {}
+        times: dict[int, float] = {}
+        try:
+            entries = [e for e in os.listdir("/proc") if e.isdigit()]
+        except OSError:
+            return None
+        for entry in entries:
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+        tree, total = {self.process.pid}, 0.0
+        for _ in range(3):  # child, grandchild, great-grandchild
+            tree |= {pid for pid, parent in parents.items() if parent in tree}
+        for pid in tree:
+            total += times.get(pid, 0.0)
+        return total
+
     def log_tail(self, lines: int = 12) -> str:
         try:
             with self.log_path.open("rb") as handle:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.text import Text
 from textual.widget import Widget
 
@@ -68,7 +70,8 @@ class StatusLine(Widget):
                 load_pct = float(load) * (100 if float(load) <= 1.5 else 1)
             except (TypeError, ValueError):
                 load_pct = None
-            text.append(f"  {_num(s.get('samplerate'), '.0f')}Hz blk {_num(s.get('blocksize'), '.0f')}"
+            block = "host" if s.get("blocksize") in (0, 0.0) else _num(s.get("blocksize"), ".0f")
+            text.append(f"  {_num(s.get('samplerate'), '.0f')}Hz blk {block}"
                         f" {_num(s.get('latency_ms'), '.1f')}ms ")
             try:
                 bad = float(xruns) > 0
@@ -80,10 +83,10 @@ class StatusLine(Widget):
             compute = s.get("compute") or s.get("device") or ""
             cpu = s.get("cpu")
             extra = []
-            if compute:
-                extra.append(str(compute))
             if cpu is not None:
                 extra.append(f"cpu {_num(cpu, '.0f')}%")
+            if compute and (compute != "cpu" or cpu is None):
+                extra.append(f"({compute})" if cpu is not None else str(compute))
             if s.get("gpu") not in (None, ""):
                 extra.append(f"gpu {s.get('gpu')}")
             if extra:
@@ -125,7 +128,15 @@ class StatusLine(Widget):
             name = str(s.get("record_file") or "")
             name = name.rsplit("/", 1)[-1]
             text.append("REC ●", style("status--rec"))
-            text.append(f" {name} {_clock(s.get('record_seconds'))} {_size(s.get('record_bytes'))}")
+            size = s.get("record_bytes")
+            if size is None and s.get("record_file"):
+                try:  # the engine child runs on this machine: the file's size is one stat away
+                    size = os.path.getsize(str(s.get("record_file")))
+                except OSError:
+                    size = None
+            text.append(f" {name} {_clock(s.get('record_seconds'))} {_size(size)}")
+            if s.get("record_dropped") not in (None, 0, 0.0):
+                text.append(f" dropped {s.get('record_dropped')}", style("status--bad"))
         else:
             text.append("rec ○", style("status--dim"))
         if self.keyboard:
