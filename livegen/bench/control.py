@@ -302,6 +302,11 @@ def main(argv=None) -> int:
     def osc_values(n):
         return [round(-3.9 + 7.8 * ((i * 0.618034) % 1.0), 3) for i in range(n)]
 
+    # Warm up (the engine's first seconds and first events are slow), then measure.
+    time.sleep(2.0)
+    _latency(send_osc, probe, "z0", osc_values(30), rng)
+    if out is not None:
+        _latency(lambda v: send_midi(v), _KeyedProbe(probe, midi_key), "z1", midi_values(30), rng)
     results = {}
     for label in ("idle", "loaded"):
         stop = threading.Event()
