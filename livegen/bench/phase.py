@@ -106,3 +106,172 @@ def make_clips(*, sr: int, seconds: float = 4.0, names=None) -> dict:
         y = np.asarray(y, np.float32)
         clips[name] = (0.5 / max(float(np.max(np.abs(y))), 1e-9) * y).astype(np.float32)
     return clips
+
+
+# (label, kwargs) per geometry; the defaults row is what StreamingInverter does unasked.
+CONFIGS = {
+    256: [
+        ("rtpghi k=0", dict(method="rtpghi", lookahead=0)),
+        ("rtpghi k=1", dict(method="rtpghi", lookahead=1)),
+        ("rtisi-la k=2 i8", dict(method="rtisi-la", lookahead=2, iters=8, momentum=0.0)),
+        ("hybrid k=0 i4", dict(method="hybrid", lookahead=0, iters=4)),
+        ("hybrid k=1 i8", dict(method="hybrid", lookahead=1, iters=8)),
+        ("hybrid k=2 i8*", dict()),
+    ],
+    128: [
+        ("rtpghi k=0", dict(method="rtpghi", lookahead=0)),
+        ("rtpghi k=1", dict(method="rtpghi", lookahead=1)),
+        ("hybrid k=0 i2", dict(method="hybrid", lookahead=0, iters=2)),
+        ("hybrid k=1 i2", dict(method="hybrid", lookahead=1, iters=2)),
+        ("hybrid k=2 i2*", dict()),
+        ("hybrid k=2 i4", dict(method="hybrid", lookahead=2, iters=4)),
+    ],
+}
+QUICK = {256: ["rtpghi k=0", "hybrid k=0 i4", "hybrid k=2 i8*"], 128: ["hybrid k=2 i2*"]}
+GEOMETRY = {256: 22050, 128: 24000}  # hop -> clip sample rate (n_fft 1024 for both)
+
+
+def _single_thread() -> None:
+    """One core, as the targets say: BLAS/OpenMP pools to 1 (FFTs here are single-threaded)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _per_hop_us(S_voices, *, n_fft: int, hop: int, kwargs: dict, pushes: int) -> float:
+    """Median wall time of one push (µs) in steady state; the median shrugs off other processes."""
+    import numpy as np
+
+    from livegen.dsp import StreamingInverter
+
+    inv = StreamingInverter(n_fft=n_fft, hop=hop, voices=S_voices.shape[0], **kwargs)
+    frames = S_voices.shape[1]
+    for m in range(min(16, frames)):
+        inv.push(S_voices[:, m])
+    times = np.empty(pushes)
+    for i in range(pushes):
+        frame = np.ascontiguousarray(S_voices[:, (16 + i) % frames])
+        t0 = time.perf_counter()
+        inv.push(frame)
+        times[i] = time.perf_counter() - t0
+    return float(np.median(times) * 1e6)
+
+
+def _gl(S, *, n_fft: int, hop: int, n_iter: int):
+    import librosa
+
+    return librosa.griffinlim(S.T, n_iter=n_iter, hop_length=hop, n_fft=n_fft, window="hann",
+                              center=False, momentum=0.99, random_state=0)
+
+
+def run_geometry(hop: int, *, quick: bool, seconds: float, out=print) -> dict:
+    """Quality and cost table for n_fft 1024 and this hop; returns the figures."""
+    import numpy as np
+
+    from livegen.dsp import StreamingInverter, invert, spectral_convergence, stft_magnitude
+
+    n_fft, sr = 1024, GEOMETRY[hop]
+    names = ["piano_chords", "speech"] if quick else None
+    clips = make_clips(sr=sr, seconds=seconds, names=names)
+    configs = [(label, kw) for label, kw in CONFIGS[hop] if not quick or label in QUICK[hop]]
+    gl_iters = (32,) if quick else (32, 100)
+    specs = {name: stft_magnitude(y, n_fft=n_fft, hop=hop) for name, y in clips.items()}
+    header = [f"GL-{n}" for n in gl_iters] + [label for label, _ in configs]
+    out(f"\n== n_fft {n_fft}, hop {hop} ({100 * (1 - hop / n_fft):.1f} % overlap), {sr} Hz, "
+        f"{len(clips)} clips of {seconds:g} s; spectral convergence in dB (lower is better); "
+        f"* = default ==")
+    out(f"{'clip':14s}" + "".join(f"{h:>16s}" for h in header))
+    sc = {h: [] for h in header}
+    gl_cost = {}
+    _gl(next(iter(specs.values()))[:32], n_fft=n_fft, hop=hop, n_iter=2)  # warm librosa up before timing it
+    for name, S in specs.items():
+        row = []
+        for n in gl_iters:
+            t0 = time.perf_counter()
+            y = _gl(S, n_fft=n_fft, hop=hop, n_iter=n)
+            gl_cost.setdefault(n, []).append((time.perf_counter() - t0) / S.shape[0] * 1e6)
+            row.append(spectral_convergence(y, S, n_fft=n_fft, hop=hop))
+        for _, kw in configs:
+            row.append(spectral_convergence(invert(S, n_fft=n_fft, hop=hop, **kw), S, n_fft=n_fft, hop=hop))
+        for h, v in zip(header, row):
+            sc[h].append(v)
+        out(f"{name:14s}" + "".join(f"{v:16.2f}" for v in row))
+    means = {h: float(np.mean(v)) for h, v in sc.items()}
+    out(f"{'mean':14s}" + "".join(f"{means[h]:16.2f}" for h in header))
+    if 100 in gl_iters:
+        out(f"{'vs GL-100':14s}" + "".join(f"{means[h] - means['GL-100']:+16.2f}" for h in header))
+
+    # Cost on one thread: the same frames pushed one at a time, 1 voice and 8 voices batched.
+    pushes = 150 if quick else 400
+    first = next(iter(specs.values()))
+    many = np.stack([np.roll(s, 11 * i, axis=0)[: first.shape[0]] for i, s in
+                     enumerate((list(specs.values()) * 8)[:8])])
+    hop_ms = {rate: 1000.0 * hop / rate for rate in (sr, 48000)}
+    out("\ncost on one thread: median µs per push (1 voice, 8 voices batched); real-time factor = "
+        "hop duration / cost; latency = look-ahead in samples (added to the n_fft framing); "
+        "GL rows: offline cost per frame")
+    out(f"{'config':16s}{'µs/hop 1v':>11s}{'µs/hop 8v':>11s}{'RTF 1v@' + str(sr // 1000) + 'k':>12s}"
+        f"{'RTF 8v@' + str(sr // 1000) + 'k':>12s}{'RTF 8v@48k':>12s}{'latency':>9s}{'ms@22.05k':>11s}"
+        f"{'ms@24k':>8s}{'ms@48k':>8s}")
+    cost = {}
+    for n, costs in gl_cost.items():
+        us = float(np.median(costs))
+        cost[f"GL-{n}"] = (us, None)
+        out(f"{'GL-' + str(n):16s}{us:11.0f}{'':>11s}{hop_ms[sr] * 1000 / us:12.1f}")
+    for label, kw in configs:
+        one = _per_hop_us(first[None], n_fft=n_fft, hop=hop, kwargs=kw, pushes=pushes)
+        eight = _per_hop_us(many, n_fft=n_fft, hop=hop, kwargs=kw, pushes=pushes)
+        lat = StreamingInverter(n_fft=n_fft, hop=hop, **kw).latency
+        cost[label] = (one, eight)
+        out(f"{label:16s}{one:11.0f}{eight:11.0f}{hop_ms[sr] * 1000 / one:12.1f}{hop_ms[sr] * 1000 / eight:12.1f}"
+            f"{hop_ms[48000] * 1000 / eight:12.1f}{lat:9d}{1000 * lat / 22050:11.2f}{1000 * lat / 24000:8.2f}"
+            f"{1000 * lat / 48000:8.2f}")
+    return {"sc": means, "cost": cost, "labels": [label for label, _ in configs]}
+
+
+def _targets(res: dict, out=print) -> None:
+    """The issue's targets at n_fft 1024 / hop 256 (mean over clips)."""
+    sc, cost = res["sc"], res["cost"]
+    lines = []
+    if "GL-100" in sc and "hybrid k=2 i8*" in sc:
+        d = sc["hybrid k=2 i8*"] - sc["GL-100"]
+        lines.append(("k=2 SC within 0.5 dB of GL-100 or better", d <= 0.5, f"{d:+.2f} dB"))
+    if "hybrid k=0 i4" in sc:
+        d = sc["hybrid k=0 i4"] - sc["GL-32"]
+        lines.append(("k=0 SC no worse than GL-32 (hybrid k=0 i4)", d <= 0.0, f"{d:+.2f} dB"))
+    if "hybrid k=2 i8*" in cost:
+        us = cost["hybrid k=2 i8*"][0]
+        lines.append(("k=2 at most 0.5 ms per hop, one core", us <= 500, f"{us:.0f} µs"))
+    for label in ("hybrid k=0 i4", "rtpghi k=0"):
+        if label in cost:
+            us = cost[label][0]
+            lines.append((f"k=0 at most 0.2 ms per hop ({label})", us <= 200, f"{us:.0f} µs"))
+    out("\ntargets (n_fft 1024, hop 256):")
+    for what, ok, value in lines:
+        out(f"  {'PASS' if ok else 'MISS'}  {what}: {value}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="livegen bench phase", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="two short clips, few configurations (seconds)")
+    parser.add_argument("--seconds", type=float, default=None, help="clip length (default 4, quick 1.5)")
+    parser.add_argument("--hop", type=int, choices=(256, 128), action="append",
+                        help="geometry to run (default both)")
+    args = parser.parse_args(argv)
+    _single_thread()
+    seconds = args.seconds or (1.5 if args.quick else 4.0)
+    t0 = time.perf_counter()
+    print(f"livegen bench phase: python {sys.version.split()[0]}, one thread, "
+          f"{'quick' if args.quick else 'full'} run")
+    results = {}
+    for hop in args.hop or (256, 128):
+        results[hop] = run_geometry(hop, quick=args.quick, seconds=seconds)
+    if 256 in results:
+        _targets(results[256])
+    print(f"\n(total {time.perf_counter() - t0:.0f} s)")
+    return 0

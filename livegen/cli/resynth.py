@@ -9,6 +9,7 @@ same sample rate, one inverter voice per channel.
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -39,10 +40,15 @@ def read_audio(path: str):
 
     from livegen.errors import ParameterError
 
+    if not os.path.isfile(path):
+        raise ParameterError(f"{path!r} does not exist: check the path")
     try:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
     except Exception as sf_exc:  # noqa: BLE001 - any reader failure becomes one clear message
+        ext = os.path.splitext(path)[1].lstrip(".").upper()
         try:
+            if ext in sf.available_formats():
+                raise  # libsndfile's own format: librosa (audioread) would only say the same, slowly
             import warnings
 
             import librosa

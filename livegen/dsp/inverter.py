@@ -137,6 +137,9 @@ class StreamingInverter:
         self._prev_logs = np.zeros((V, B), f32)
         self._prev_tg = np.zeros((V, B), f32)
         self._prev_mx = np.zeros(V, f32)
+        self._prev2_logs = np.zeros((V, B), f32)
+        self._prev2_mx = np.zeros(V, f32)
+        self._has_prev2 = np.zeros(V, np.bool_)
         self._steady = np.zeros(V, np.bool_)
         self._no_steady = np.zeros(V, np.bool_)
         self._prev_mag = np.zeros((V, B), f32)
@@ -238,14 +241,14 @@ class StreamingInverter:
             raise ParameterError(f"voices={voices!r} are not rows of this inverter: give indices in 0..{self.voices - 1}")
         for a in (self._mags, self._Y, self._ysyn, self._tprev, self._logs, self._tg, self._mx,
                   self._prev_mag, self._prev_Y, self._prev_logs, self._prev_tg, self._prev_mx,
-                  self._acc_c, self._wss, self._out, self._count):
+                  self._prev2_logs, self._prev2_mx, self._acc_c, self._wss, self._out, self._count):
             a[rows] = 0
 
     # -- internals ---------------------------------------------------------------------------
     def _advance(self) -> None:
         K.advance(self._mags, self._Y, self._ysyn, self._tprev, self._logs, self._tg, self._mx,
                   self._prev_mag, self._prev_Y, self._prev_logs, self._prev_tg, self._prev_mx,
-                  self._acc_c, self._wss, self.hop)
+                  self._prev2_logs, self._prev2_mx, self._acc_c, self._wss, self.hop)
 
     def _start_phase(self, *, new_frame: bool) -> None:
         """Give the frame that just entered (or, for RTPGHI with look-ahead 1, slot 0) a phase."""
@@ -280,9 +283,16 @@ class StreamingInverter:
             prev = (self._prev_mag, self._prev_logs, self._prev_tg, self._prev_mx, self._prev_Y)
         else:
             prev = (self._mags[:, p], self._logs[:, p], self._tg[:, p], self._mx[:, p], self._Y[:, p])
+        if p >= 1:
+            prev2 = (self._logs[:, p - 1], self._mx[:, p - 1])
+        elif p == 0:
+            prev2 = (self._prev_logs, self._prev_mx)
+        else:
+            prev2 = (self._prev2_logs, self._prev2_mx)
         n = j + 1 if centred else j
+        np.greater_equal(self._count, 3, out=self._has_prev2)
         rtpghi_frames(*prev, self._mags[:, j], self._logs[:, j], self._tg[:, j], self._mx[:, j],
-                      self._logs[:, n], self._mx[:, n], centred, self._has_prev, self._Y[:, j],
+                      self._logs[:, n], self._mx[:, n], *prev2, self._has_prev2, centred, self._has_prev, self._Y[:, j],
                       self.hop, self.n_fft, self._lam, self._tol, self._pghi.work, self._pghi.src)
 
     def _iterate(self) -> None:

@@ -102,14 +102,16 @@ def analysis_frames(ysyn, upto, acc_c, hop, winv, acc_t, frames):
 
 @numba.njit(cache=True, nogil=True)
 def advance(mags, Y, ysyn, tprev, logs, tg, mx, prev_mag, prev_Y, prev_logs, prev_tg, prev_mx,
-            acc_c, wss, hop):
+            prev2_logs, prev2_mx, acc_c, wss, hop):
     """Slide every voice's window by one hop; slot 0 becomes the previous (committed) frame."""
     V, K, B = mags.shape
     N = ysyn.shape[2]
     L = acc_c.shape[1]
     for v in range(V):
+        prev2_mx[v] = prev_mx[v]
         prev_mx[v] = mx[v, 0]
         for b in range(B):
+            prev2_logs[v, b] = prev_logs[v, b]
             prev_mag[v, b] = mags[v, 0, b]
             prev_Y[v, b] = Y[v, 0, b]
             prev_logs[v, b] = logs[v, 0, b]
