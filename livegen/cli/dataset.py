@@ -1,4 +1,4 @@
-"""`livegen dataset gm|info|features`: make training data, inspect a folder, cache its features."""
+"""`livegen dataset gm|gm-songs|info|features`: make training data, inspect a folder, cache its features."""
 
 from __future__ import annotations
 
@@ -46,6 +46,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     gm.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    songs = sub.add_parser(
+        "gm-songs", help="render generated multi-instrument pieces (chords, melody, bass, drums) into a GTZAN-like folder",
+        description="Each piece follows a genre-like style (tempo, scale, progressions, instruments, comping, "
+                    f"drums on GM channel 10); genres cycle through {', '.join(_genres())}. Output: "
+                    "OUT/genres_original/<genre>/<genre>.<nnnnn>.wav + OUT/songs.json. Same arguments -> "
+                    "identical files, any --jobs.",
+    )
+    songs.add_argument("--soundfont", required=True, help="a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
+    songs.add_argument("--out", required=True, help="output folder")
+    songs.add_argument("--songs", type=int, default=80, help="number of pieces (default 80)")
+    songs.add_argument("--seconds", type=float, default=30.0, help="length of each piece (default 30, like GTZAN)")
+    songs.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
+    songs.add_argument("--sample-rate", type=int, default=24000, help="Hz (default 24000, the model's)")
+    songs.add_argument("--gain", type=float, default=0.5, help="FluidSynth master gain (default 0.5)")
+    songs.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    songs.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     info = sub.add_parser("info", help="detect a dataset folder's layout and count its examples per split")
     info.add_argument("path", help="dataset folder (NSynth, livegen gm, MAESTRO, GTZAN, or any audio folder)")
 
@@ -72,6 +89,12 @@ def _gm_epilog() -> str:
     return "\n".join(lines)
 
 
+def _genres() -> tuple[str, ...]:
+    from livegen.data.songs import GENRES
+
+    return GENRES
+
+
 def _spec(text: str, name: str, low: int, high: int) -> list[int]:
     from livegen.data.gm import parse_spec
 
@@ -81,6 +104,8 @@ def _spec(text: str, name: str, low: int, high: int) -> list[int]:
 def run(args) -> int:
     if args.dataset_command == "gm":
         return _run_gm(args)
+    if args.dataset_command == "gm-songs":
+        return _run_songs(args)
     if args.dataset_command == "info":
         return _run_info(args)
     return _run_features(args)
@@ -109,6 +134,20 @@ def _run_gm(args) -> int:
     )
     if report["missing_presets"] and report["written"]:
         print(f"{len(report['missing_presets'])} bank:program pairs have no preset and were skipped")
+    return 0
+
+
+def _run_songs(args) -> int:
+    from collections import Counter
+
+    from livegen.data.songs import render_songs
+
+    report = render_songs(args.out, soundfont=args.soundfont, songs=args.songs, seconds=args.seconds, seed=args.seed,
+                          sample_rate=args.sample_rate, gain=args.gain, jobs=args.jobs, progress=not args.no_progress)
+    genres = Counter(p["genre"] for p in report["pieces"])
+    print(f"{args.songs} pieces x {args.seconds:g} s written to {args.out}/genres_original in "
+          f"{report['render_seconds']:.1f} s with {args.jobs} job(s): "
+          + ", ".join(f"{g} {n}" for g, n in genres.items()) + f"; metadata: {args.out}/songs.json")
     return 0
 
 
