@@ -105,7 +105,8 @@ class SessionControl:
         self.directory = Path(directory)
         self.subtype = subtype
         self.header = dict(header or {})
-        self.on_error = on_error
+        self.error_callbacks: list[Callable[[str], None]] = [on_error] if on_error is not None else []
+        """Each is called with the message when a recording fails (add an OSC broadcast, a UI toast...)."""
         self.on_start = on_start
         self.on_stop = on_stop
         self.channels = int(channels)
@@ -299,9 +300,9 @@ class SessionControl:
 
     def _error(self, message: str) -> None:
         self.last_error = message
-        if self.on_error is not None:
+        for callback in list(self.error_callbacks):
             try:
-                self.on_error(message)
+                callback(message)
             except Exception:
                 pass
 
