@@ -92,3 +92,23 @@ def test_cli_train_under_torchrun_with_two_cpu_processes(tiny_gm, tmp_path):
     assert rows and all(r.get("world_size", 2) == 2 for r in rows if r["split"] == "train")
     assert (out / "model" / "weights.safetensors").is_file()
     load_model(out / "model")
+
+
+def test_eval_writes_report_and_plane(tiny_gm, tmp_path):
+    from livegen.cli import main
+
+    cfg = TrainConfig.from_dict(dict(TINY))
+    train(tiny_gm, tmp_path / "run", config=cfg, steps=2, device="cpu", cache_dir=tmp_path / "cache", progress=False)
+    out = tmp_path / "eval"
+    rc = main(["eval", "--model", str(tmp_path / "run" / "model"), "--data", str(tiny_gm), "--out", str(out),
+               "--cache", str(tmp_path / "cache"), "--notes", "3", "--life-notes", "2", "--pitch-points", "2",
+               "--pitch-step", "12", "--real-pitch-notes", "2", "--tracker", "yin", "--no-progress"])
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["lsd"]["test"]["notes"] == 2 and report["lsd"]["test"]["mean_db"] > 0
+    assert report["pitch_generated"]["notes"] == 5 * 4 and report["pitch_generated"]["tracker"] == "yin"
+    assert 0 <= report["pitch_generated"]["within_50c"] <= 1
+    assert set(report["pass"]) == {"pitch_50c", "pitch_20c", "lsd_db", "life_ratio", "morph_ratio"}
+    assert "LSD" in (out / "report.md").read_text()
+    if report["plane_png"]:
+        assert (out / "plane.png").read_bytes()[:4] == b"\x89PNG"

@@ -11,10 +11,11 @@ from livegen.errors import ModelError
 FORMAT = "livegen-spectral-vae"
 FORMAT_VERSION = 1
 
-# General MIDI program groups (8 programs each), the instrument families of the GM dataset.
+# Instrument families of `livegen dataset gm` (NSynth's names first, then the GM-only groups);
+# a trained model stores the families of its own training data instead.
 GM_FAMILIES = (
-    "piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass",
-    "reed", "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic", "percussive", "sound_effects",
+    "bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead",
+    "vocal", "synth_pad", "synth_effects", "ethnic", "percussive", "sound_effects",
 )
 
 

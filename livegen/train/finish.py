@@ -17,6 +17,7 @@ def finish_model(model, sampler, cfg, out_dir, *, train_seconds: float, world: i
     notes = np.sort(rng.choice(len(sampler), n, replace=False))
     mu = encode_notes(model, sampler, notes)
     model.fit_plane(mu, [sampler.family[i] for i in notes])
+    model.config.families = sorted(set(sampler.family))
     pitched = [i for i in notes if sampler.family[i] not in UNPITCHED_FAMILIES]
     cal_notes = list(rng.choice(pitched or list(notes), min(cfg.calibrate_notes, len(pitched or notes)), replace=False))
     calib = {"skipped": True}
