@@ -9,6 +9,14 @@ Heavy imports stay inside the functions so `livegen --help` answers at once.
 from __future__ import annotations
 
 import argparse
+import os
+
+MAX_FPS = 30
+"""Screen updates per second at most (Textual reads TEXTUAL_FPS when it is first imported)."""
+
+
+def cap_frame_rate() -> None:
+    os.environ.setdefault("TEXTUAL_FPS", str(MAX_FPS))
 
 
 def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,11 +47,12 @@ def run_ui(args, argv: list[str] | None = None) -> int:
     `argv` is what followed `play` on the command line (default: taken from `sys.argv`).
     Returns 0 on a normal quit.
     """
-    import os
     import sys
     from pathlib import Path
 
     import platformdirs
+
+    cap_frame_rate()
 
     from livegen.tui.app import LivegenApp
     from livegen.tui.child import EngineProcess, engine_argv, free_udp_port, play_argv_from_sys

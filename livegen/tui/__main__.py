@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model directory, for the pad's family centroids")
     args = parser.parse_args(argv)
 
-    from livegen.tui import _model_roots
+    from livegen.tui import _model_roots, cap_frame_rate
+
+    cap_frame_rate()
     from livegen.tui.app import LivegenApp
     from livegen.tui.model_info import read_model_info
     from livegen.tui.osc import OscLink

@@ -25,7 +25,7 @@ from livegen.tui.child import EngineProcess
 from livegen.tui.model_info import ModelInfo, read_model_info
 from livegen.tui.notes import NoteKeys, key_semitone
 from livegen.tui.osc import PREFIX, EngineDelta, OscLink
-from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
+from livegen.tui import screens
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
 FRAME_SECONDS = 1 / 30
@@ -215,7 +215,7 @@ class LivegenApp(App):
             status.status = self.status
         for error in delta.errors:
             self.show_message(f"engine: {error}")
-        screen = self.screen if isinstance(self.screen, LearnScreen) else None
+        screen = self.screen if type(self.screen).__name__ == "LearnScreen" else None
         if delta.bindings is not None:
             self.bindings_map = dict(delta.bindings)
             if screen:
@@ -267,7 +267,7 @@ class LivegenApp(App):
             status.engine_state = f"engine stopped ({self.engine.poll()})"
             if not self._died_shown:
                 self._died_shown = True
-                self.push_screen(EngineDiedScreen(self.engine.poll(), self.engine.log_tail()), self._after_died)
+                self.push_screen(screens.EngineDiedScreen(self.engine.poll(), self.engine.log_tail()), self._after_died)
         elif self._got_reply and now - self.link.last_reply_time > NO_REPLY_SECONDS:
             status.engine_state = "no reply"
         elif not self._got_reply:
@@ -419,20 +419,20 @@ class LivegenApp(App):
 
     # -- actions ---------------------------------------------------------------------------
     def action_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        if not isinstance(self.screen, screens.HelpScreen):
+            self.push_screen(screens.HelpScreen())
 
     def action_learn(self) -> None:
-        if not isinstance(self.screen, LearnScreen):
-            self.push_screen(LearnScreen([n for n in self.specs], self.bindings_map))
+        if not isinstance(self.screen, screens.LearnScreen):
+            self.push_screen(screens.LearnScreen([n for n in self.specs], self.bindings_map))
 
     def request_bindings(self) -> None:
         self.link.send(PREFIX + "bindings")
 
     def action_pick_model(self) -> None:
-        if isinstance(self.screen, ModelPickerScreen):
+        if isinstance(self.screen, screens.ModelPickerScreen):
             return
-        self.push_screen(ModelPickerScreen(self.model_roots, self.info.path), self._load_model)
+        self.push_screen(screens.ModelPickerScreen(self.model_roots, self.info.path), self._load_model)
 
     def _load_model(self, path: str | None) -> None:
         if not path:

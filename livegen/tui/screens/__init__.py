@@ -1,8 +1,24 @@
-"""Overlay screens: help, MIDI learn, model picker, and the engine-stopped notice."""
+"""Overlay screens: help, MIDI learn, model picker, and the engine-stopped notice.
 
-from livegen.tui.screens.engine_died import EngineDiedScreen
-from livegen.tui.screens.help import HelpScreen
-from livegen.tui.screens.learn import LearnScreen
-from livegen.tui.screens.model_picker import ModelPickerScreen
+Imported on first use (the help screen's Markdown widget alone costs a noticeable part of
+the UI's start-up).
+"""
 
-__all__ = ["EngineDiedScreen", "HelpScreen", "LearnScreen", "ModelPickerScreen"]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "EngineDiedScreen": "engine_died",
+    "HelpScreen": "help",
+    "LearnScreen": "learn",
+    "ModelPickerScreen": "model_picker",
+}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"livegen.tui.screens.{_WHERE[name]}"), name)
+    raise AttributeError(name)
