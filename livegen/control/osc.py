@@ -152,7 +152,10 @@ class OscServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        # The engine has no remove_listener: the callback stays but goes quiet.
+        remove = getattr(self.target, "remove_listener", None)  # not in the protocol; the callback goes quiet anyway
+        if remove is not None and self._listening:
+            remove(self._on_applied)
+            self._listening = False
 
     def __enter__(self):
         return self.start() if self._sock is None else self
