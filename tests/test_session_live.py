@@ -30,6 +30,7 @@ _SERVER = textwrap.dedent("""
     parser = argparse.ArgumentParser()
     add_session_arguments(parser)
     parser.add_argument("--midi", action="store_true")
+    parser.add_argument("--stall", type=float, default=0.0)
     args = parser.parse_args(sys.argv[1:])
     torch.set_num_threads(1)
     stop = threading.Event()
@@ -42,6 +43,19 @@ _SERVER = textwrap.dedent("""
     live = LiveEngine(engine, output, ahead=4096)
     session = attach_session(engine, args, model_name=name, log=lambda text: print(text, flush=True))
     osc = OscServer(live, port=0).start()
+    marks = {}
+    if args.stall:
+        # A disk that stops answering for `stall` seconds at the recorder's third write.
+        from livegen.session.recorder import SessionRecorder
+        write = SessionRecorder._write_frames
+        def stalling(self, frames):
+            self._writes = getattr(self, "_writes", 0) + 1
+            if self._writes == 3:
+                marks["before"] = (engine.samples_out, output.callbacks)
+                time.sleep(args.stall)
+                marks["after"] = (engine.samples_out, output.callbacks)
+            write(self, frames)
+        SessionRecorder._write_frames = stalling
     midi = None
     if args.midi:
         import rtmidi
@@ -58,6 +72,8 @@ _SERVER = textwrap.dedent("""
     session.close()
     print("recordings", " ".join(str(r.path) for r in session.recordings), flush=True)
     print("xruns", live.status()["xruns"], flush=True)
+    print("dropped", sum(r.dropped for r in session.recordings), flush=True)
+    print("stall", *marks.get("before", (0, 0)), *marks.get("after", (0, 0)), flush=True)
 """)
 
 
@@ -85,7 +101,7 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     import rtmidi
 
     require(rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), "python-rtmidi built with JACK support")
-    server = subprocess.Popen([sys.executable, "-c", _SERVER, "--record-dir", str(tmp_path), "--midi"],
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, "--record-dir", str(tmp_path), "--midi", "--stall", "1.5"],
                               cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline()
@@ -119,6 +135,13 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     paths = [line.split()[1:] for line in out.splitlines() if line.startswith("recordings")][0]
     assert len(paths) == 1
     wav = paths[0]
+    # The disk stalled 1.5 s mid-recording: meanwhile the engine kept producing and the device kept
+    # being fed (the engine thread never waits for the disk), and the ring absorbed it all.
+    stall = [int(v) for v in [line for line in out.splitlines() if line.startswith("stall")][0].split()[1:]]
+    samples_before, callbacks_before, samples_after, callbacks_after = stall
+    print("server said:", out, "stall (samples, callbacks) before/after:", stall)
+    assert samples_after > samples_before and callbacks_after > callbacks_before, stall
+    assert "dropped 0" in out
     audio, rate = soundfile.read(wav, dtype="float32")
     header, events = read_events(wav[:-4] + ".jsonl")
     assert {"param", "note_on", "note_off"} <= {e.type for e in events}
