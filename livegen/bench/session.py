@@ -76,8 +76,9 @@ def main(argv=None) -> int:
                 if i % 16 == 0:
                     event = param("z0", 0.1)
                     event.sample = i * bs
+                    t2 = clock()
                     rec.log_event(event)
-                    logs.append(clock() - t1)
+                    logs.append(clock() - t2)
                 writes.append(t1 - t0)
                 # Pace at 4x real time so the disk thread runs concurrently, as it would live.
                 target = start + (i + 1) * period / 4
