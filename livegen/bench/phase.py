@@ -143,8 +143,12 @@ def _single_thread() -> None:
         pass
 
 
-def _per_hop_us(S_voices, *, n_fft: int, hop: int, kwargs: dict, pushes: int) -> float:
-    """Median wall time of one push (µs) in steady state; the median shrugs off other processes."""
+def _per_hop_us(S_voices, *, n_fft: int, hop: int, kwargs: dict, pushes: int) -> tuple[float, float]:
+    """(lower decile, median) wall time of one push in µs, in steady state.
+
+    Pushes are timed one by one: on a shared machine the lower decile is what the code costs
+    when no other process pre-empts it, the median what it cost in this run.
+    """
     import numpy as np
 
     from livegen.dsp import StreamingInverter
@@ -159,7 +163,7 @@ def _per_hop_us(S_voices, *, n_fft: int, hop: int, kwargs: dict, pushes: int) ->
         t0 = time.perf_counter()
         inv.push(frame)
         times[i] = time.perf_counter() - t0
-    return float(np.median(times) * 1e6)
+    return float(np.percentile(times, 10) * 1e6), float(np.median(times) * 1e6)
 
 
 def _gl(S, *, n_fft: int, hop: int, n_iter: int):
@@ -212,25 +216,25 @@ def run_geometry(hop: int, *, quick: bool, seconds: float, out=print) -> dict:
     many = np.stack([np.roll(s, 11 * i, axis=0)[: first.shape[0]] for i, s in
                      enumerate((list(specs.values()) * 8)[:8])])
     hop_ms = {rate: 1000.0 * hop / rate for rate in (sr, 48000)}
-    out("\ncost on one thread: median µs per push (1 voice, 8 voices batched); real-time factor = "
-        "hop duration / cost; latency = look-ahead in samples (added to the n_fft framing); "
-        "GL rows: offline cost per frame")
-    out(f"{'config':16s}{'µs/hop 1v':>11s}{'µs/hop 8v':>11s}{'RTF 1v@' + str(sr // 1000) + 'k':>12s}"
-        f"{'RTF 8v@' + str(sr // 1000) + 'k':>12s}{'RTF 8v@48k':>12s}{'latency':>9s}{'ms@22.05k':>11s}"
-        f"{'ms@24k':>8s}{'ms@48k':>8s}")
+    out("\ncost on one thread, µs per push: p10 = lower decile (quiet core), med = median in this "
+        "run; 1 voice and 8 voices batched; real-time factor = hop duration / p10 cost; "
+        "latency = look-ahead in samples (added to the n_fft framing); GL rows: offline cost per frame")
+    out(f"{'config':16s}{'1v p10':>8s}{'1v med':>8s}{'8v p10':>8s}{'8v med':>8s}{'RTF 1v@' + str(sr // 1000) + 'k':>11s}"
+        f"{'RTF 8v@' + str(sr // 1000) + 'k':>11s}{'RTF 8v@48k':>11s}{'latency':>8s}{'ms@22.05k':>10s}"
+        f"{'ms@24k':>7s}{'ms@48k':>7s}")
     cost = {}
     for n, costs in gl_cost.items():
         us = float(np.median(costs))
         cost[f"GL-{n}"] = (us, None)
-        out(f"{'GL-' + str(n):16s}{us:11.0f}{'':>11s}{hop_ms[sr] * 1000 / us:12.1f}")
+        out(f"{'GL-' + str(n):16s}{'':>8s}{us:8.0f}{'':>16s}{hop_ms[sr] * 1000 / us:11.1f}")
     for label, kw in configs:
-        one = _per_hop_us(first[None], n_fft=n_fft, hop=hop, kwargs=kw, pushes=pushes)
-        eight = _per_hop_us(many, n_fft=n_fft, hop=hop, kwargs=kw, pushes=pushes)
+        one, one_med = _per_hop_us(first[None], n_fft=n_fft, hop=hop, kwargs=kw, pushes=pushes)
+        eight, eight_med = _per_hop_us(many, n_fft=n_fft, hop=hop, kwargs=kw, pushes=pushes)
         lat = StreamingInverter(n_fft=n_fft, hop=hop, **kw).latency
         cost[label] = (one, eight)
-        out(f"{label:16s}{one:11.0f}{eight:11.0f}{hop_ms[sr] * 1000 / one:12.1f}{hop_ms[sr] * 1000 / eight:12.1f}"
-            f"{hop_ms[48000] * 1000 / eight:12.1f}{lat:9d}{1000 * lat / 22050:11.2f}{1000 * lat / 24000:8.2f}"
-            f"{1000 * lat / 48000:8.2f}")
+        out(f"{label:16s}{one:8.0f}{one_med:8.0f}{eight:8.0f}{eight_med:8.0f}{hop_ms[sr] * 1000 / one:11.1f}"
+            f"{hop_ms[sr] * 1000 / eight:11.1f}{hop_ms[48000] * 1000 / eight:11.1f}{lat:8d}"
+            f"{1000 * lat / 22050:10.2f}{1000 * lat / 24000:7.2f}{1000 * lat / 48000:7.2f}")
     return {"sc": means, "cost": cost, "labels": [label for label, _ in configs]}
 
 
@@ -246,11 +250,11 @@ def _targets(res: dict, out=print) -> None:
         lines.append(("k=0 SC no worse than GL-32 (hybrid k=0 i4)", d <= 0.0, f"{d:+.2f} dB"))
     if "hybrid k=2 i8*" in cost:
         us = cost["hybrid k=2 i8*"][0]
-        lines.append(("k=2 at most 0.5 ms per hop, one core", us <= 500, f"{us:.0f} µs"))
+        lines.append(("k=2 at most 0.5 ms per hop, one core (p10)", us <= 500, f"{us:.0f} µs"))
     for label in ("hybrid k=0 i4", "rtpghi k=0"):
         if label in cost:
             us = cost[label][0]
-            lines.append((f"k=0 at most 0.2 ms per hop ({label})", us <= 200, f"{us:.0f} µs"))
+            lines.append((f"k=0 at most 0.2 ms per hop, one core (p10, {label})", us <= 200, f"{us:.0f} µs"))
     out("\ntargets (n_fft 1024, hop 256):")
     for what, ok, value in lines:
         out(f"  {'PASS' if ok else 'MISS'}  {what}: {value}")
@@ -266,8 +270,9 @@ def main(argv=None) -> int:
     _single_thread()
     seconds = args.seconds or (1.5 if args.quick else 4.0)
     t0 = time.perf_counter()
-    print(f"livegen bench phase: python {sys.version.split()[0]}, one thread, "
-          f"{'quick' if args.quick else 'full'} run")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"livegen bench phase: python {sys.version.split()[0]}, one thread, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} at start, {'quick' if args.quick else 'full'} run")
     results = {}
     for hop in args.hop or (256, 128):
         results[hop] = run_geometry(hop, quick=args.quick, seconds=seconds)

@@ -30,12 +30,16 @@ from livegen.errors import ParameterError
 METHODS = ("hybrid", "rtisi-la", "rtpghi")
 
 # Defaults per overlap (n_fft // hop), chosen from `livegen bench phase` runs on this 2-core
-# machine (mean spectral convergence over 5 GM/speech clips, n_fft 1024):
-#   75 % (hop 256, 22.05 kHz): hybrid k=2, 8 iterations, momentum 0.7: -29.1 dB (librosa GL-100
-#       -28.8, GL-32 -22.6); 4 iterations -27.3; k=0 needs 4 iterations to pass GL-32 (-23.0).
+# machine (mean spectral convergence over 5 GM/speech clips of 4 s, n_fft 1024):
+#   75 % (hop 256, 22.05 kHz): hybrid k=2, 8 iterations, momentum 0.7: -29.5 dB (librosa GL-100
+#       -28.8, GL-32 -22.6), ~0.4 ms per hop; 4 iterations -27.3; k=1 with 8 -27.8; k=0 needs 4
+#       iterations to pass GL-32 (-22.9).
 #   87.5 % (hop 128, 24 kHz): hops come twice as often and the redundancy makes RTPGHI's start
-#       much better (-21.2 dB alone at k=0), so 2 iterations at k=2 already give -28.1 dB
-#       (4: -30.4; k=1 with 2: -27.1): the engine runs 8 voices of this, so cost wins.
+#       much better (-21.8 dB alone at k=0), so 2 iterations at k=2 already give -29.1 dB
+#       (GL-100 -28.8; 4 iterations -31.5; k=1 with 2 -27.7) at ~0.14 ms per hop for one voice,
+#       ~0.6 ms for 8 batched: the engine runs up to 8 voices of this, so cost wins.
+# Momentum 0.7 was best or within 0.3 dB of best at every k and iteration count tried
+# (0.5/0.7/0.9); the window-sum floor 0.1 likewise (0.03..0.6 tried).
 _DEFAULTS = {
     4: {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7},
     8: {"method": "hybrid", "lookahead": 2, "iters": 2, "momentum": 0.7},
@@ -154,6 +158,10 @@ class StreamingInverter:
         self._yraw = np.zeros((V, K1, N), f32)
         self._zero_c = np.zeros((V, K1, B), c64)  # scratch "previous estimate" when momentum is off (beta 0)
         self._zero_c1 = np.zeros((V, B), c64)
+        # flat float32 views for the projection kernel, made once
+        self._Xf, self._Yf = K.interleaved(self._X), K.interleaved(self._Y)
+        self._tprevf, self._zero_cf = K.interleaved(self._tprev), K.interleaved(self._zero_c)
+        self._magsf = self._mags.reshape(-1, B)
         self._mag1 = np.zeros((V, B), f32)
         self._Y1 = np.zeros((V, B), c64)
         self._no_w2 = np.zeros(0, f32)
@@ -298,11 +306,11 @@ class StreamingInverter:
     def _iterate(self) -> None:
         mom = self.momentum
         beta = np.float32(mom / (1.0 + mom))
-        tprev = self._tprev if mom > 0.0 else self._zero_c
+        tprev = self._tprevf if mom > 0.0 else self._zero_cf
         for _ in range(self._iters):
             K.analysis_frames(self._ysyn, self._K1, self._acc_c, self.hop, self._winv, self._acc_t, self._frames)
             rfft_into(self._frames, self._X)
-            K.project(self._X, tprev, self._mags, self._Y, beta)
+            K.project_rows(self._Xf, tprev, self._magsf, self._Yf, beta)
             irfft_into(self._Y, self._yraw)
             K.window_into(self._yraw, self._w, self._ysyn)
 

@@ -60,15 +60,22 @@ def _project_rows(x, t, mags, y, beta):
                 y[r, 2 * b + 1] = 0.0
 
 
+def interleaved(a: np.ndarray) -> np.ndarray:
+    """[..., bins] complex64 (contiguous) as a [rows, 2*bins] float32 view for `project_rows`."""
+    return a.view(np.float32).reshape(-1, 2 * a.shape[-1])
+
+
+project_rows = _project_rows
+
+
 def project(X, tprev, mags, Y, beta):
     """Keep the magnitudes, take the phase of ``X - beta * tprev`` (fast GL); tprev <- X.
 
-    All arrays [voices, frames, bins] and contiguous. A zero estimate gives phase 0 rather than
-    a zero frame, so silence cannot lock a frame.
+    All arrays [..., bins] and contiguous. A zero estimate gives phase 0 rather than a zero
+    frame, so silence cannot lock a frame. (Hot loops call `project_rows` on views made once.)
     """
     B = mags.shape[-1]
-    _project_rows(X.view(np.float32).reshape(-1, 2 * B), tprev.view(np.float32).reshape(-1, 2 * B),
-                  mags.reshape(-1, B), Y.view(np.float32).reshape(-1, 2 * B), np.float32(beta))
+    _project_rows(interleaved(X), interleaved(tprev), mags.reshape(-1, B), interleaved(Y), np.float32(beta))
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
