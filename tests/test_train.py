@@ -106,7 +106,7 @@ def test_eval_writes_report_and_plane(tiny_gm, tmp_path):
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["lsd"]["test"]["notes"] == 2 and report["lsd"]["test"]["mean_db"] > 0
-    assert report["pitch_generated"]["notes"] == 5 * 4 and report["pitch_generated"]["tracker"] == "yin"
+    assert report["pitch_generated"]["notes"] == 5 * 2 and report["pitch_generated"]["tracker"] == "yin"
     assert 0 <= report["pitch_generated"]["within_50c"] <= 1
     assert set(report["pass"]) == {"pitch_50c", "pitch_20c", "lsd_db", "life_ratio", "morph_ratio"}
     assert "LSD" in (out / "report.md").read_text()

@@ -19,8 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--notes", type=int, default=300, help="held-out notes for LSD (default 300)")
     parser.add_argument("--life-notes", type=int, default=40, help="notes for the life metric (default 40)")
     parser.add_argument("--pitch-points", type=int, default=20, help="latent points for the pitch test (default 20)")
+    parser.add_argument("--per-pitch", type=int, default=2, help="latent points playing each tested pitch (default 2)")
     parser.add_argument("--pitch-step", type=float, default=0.5, help="semitones between tested pitches (default 0.5: quarter tones)")
-    parser.add_argument("--real-pitch-notes", type=int, default=150, help="real notes tracked for comparison (default 150)")
+    parser.add_argument("--real-pitch-notes", type=int, default=80, help="real notes tracked for comparison (default 80)")
     parser.add_argument("--tracker", choices=("auto", "crepe", "yin"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
@@ -95,7 +96,7 @@ def run(args) -> int:
     tracker = ev._tracker() if args.tracker == "auto" else args.tracker
     report["pitch_generated"] = ev.pitch_accuracy_generated(
         model, n_points=args.pitch_points, seed=args.seed, method=tracker,
-        pitches=np.arange(36.0, 84.0 + 1e-6, args.pitch_step))
+        pitches=np.arange(36.0, 84.0 + 1e-6, args.pitch_step), per_pitch=args.per_pitch)
     paths = {ex.id: ex.audio_path for ex in open_dataset(args.data)}
     real_notes = [i for i in pick(test, 10 * args.real_pitch_notes, pitched=True) if 36 <= test.pitch[i] <= 84]
     real_notes = real_notes[:args.real_pitch_notes]

@@ -9,8 +9,9 @@ Definitions (also written into the report):
 - morph flux: the same frame-to-frame change while z sweeps across the XY plane, vs a steady
   note with the same noise draws (ratio <= 1: no jumps).
 - pitch: notes generated at MIDI 36-84 in quarter-tone steps from latent points spread over
-  the plane, inverted with the streaming inverter, tracked with CREPE (torchcrepe) when
-  installed, else librosa's YIN; a voiced frame is "within 50 cents" of the asked pitch.
+  the plane, inverted with the streaming inverter, tracked with CREPE (torchcrepe's "tiny"
+  model, weighted-argmax decoding, periodicity > 0.5 = voiced) when installed, else librosa's
+  YIN (frames within 30 dB of the note's loudest = voiced); the first 50 ms are skipped.
 """
 
 from __future__ import annotations
@@ -153,23 +154,47 @@ def morph_flux(model, *, pitches=(48.0, 60.0, 72.0), n_frames: int = 240, seed: 
 
 
 # ------------------------------------------------------------------ pitch
+def _import_torchcrepe():
+    """torchcrepe, with a stand-in for torchaudio when that does not import.
+
+    torchcrepe imports torchaudio at module level but uses it only to read audio files, which we
+    never ask of it; the torchaudio wheel does not load beside the CPU torch wheel, so a stub
+    module keeps torchaudio out of the path (calling into it raises).
+    """
+    import sys
+    import types
+
+    try:
+        import torchaudio  # noqa: F401
+    except Exception:
+        stub = types.ModuleType("torchaudio")
+
+        def _unavailable(*_a, **_k):
+            raise RuntimeError("torchaudio is not available; livegen passes audio to torchcrepe as arrays")
+
+        stub.load = _unavailable
+        sys.modules["torchaudio"] = stub
+    import torchcrepe
+
+    return torchcrepe
+
+
 def _tracker():
     try:
-        import torchcrepe  # noqa: F401
-
+        _import_torchcrepe()
         return "crepe"
-    except Exception:  # torchcrepe missing, or its torchaudio import fails beside the CPU torch
+    except Exception:  # torchcrepe (the `eval` extra) is not installed
         return "yin"
 
 
 def track_pitch(audio: np.ndarray, sr: int, *, method: str):
     """(midi [frames], voiced [frames] bool) for one signal."""
     if method == "crepe":
-        import torchcrepe
-
+        torchcrepe = _import_torchcrepe()
         x = torch.from_numpy(audio.astype(np.float32))[None]
         f0, per = torchcrepe.predict(x, sr, hop_length=sr // 100, fmin=50.0, fmax=1400.0, model="tiny",
-                                     return_periodicity=True, batch_size=512, device="cpu")
+                                     return_periodicity=True, batch_size=512, device="cpu",
+                                     decoder=torchcrepe.decode.weighted_argmax)
         f0, per = f0[0].numpy(), per[0].numpy()
         voiced = per > 0.5
     else:
@@ -191,8 +216,8 @@ def _score(midi, voiced, asked, skip):
     return cents
 
 
-def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds: float = 0.6, seed: int = 0,
-                             method: str | None = None) -> dict:
+def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds: float = 0.5, seed: int = 0,
+                             method: str | None = None, per_pitch: int = 2) -> dict:
     """Generate, invert and track notes from `n_points` latent points spread over the plane."""
     from livegen.dsp import invert
 
@@ -206,11 +231,11 @@ def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds
     cents_all, on_grid = [], []
     mags, asked = [], []
     for k, p in enumerate(pitches):
-        # Every latent point plays every pitch would be 20x97 notes; instead each pitch is played
-        # by 4 latent points in rotation, so every point plays ~20 pitches across the range.
-        for r in range(4):
-            idx = (k * 4 + r) % len(zs)
-            mags.append(generate_frames(model, zs[idx], p, 0.8, n_frames, -1, noise_seed=seed + k * 4 + r))
+        # Every latent point playing every pitch would be 20x97 notes; instead each pitch is played
+        # by `per_pitch` latent points in rotation, so every point plays pitches across the range.
+        for r in range(per_pitch):
+            idx = (k * per_pitch + r) % len(zs)
+            mags.append(generate_frames(model, zs[idx], p, 0.8, n_frames, -1, noise_seed=seed + k * per_pitch + r))
             asked.append(p)
     audio = invert(np.stack(mags).astype(np.float32), n_fft=cfg.n_fft, hop=cfg.hop)
     sr = cfg.sample_rate
@@ -233,7 +258,7 @@ def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds
             "within_50c_quartertones": round(float((c[~grid_mask] <= 50).mean()), 4) if (~grid_mask).any() else None}
 
 
-def pitch_accuracy_real(paths_and_pitches, *, sample_rate: int, method: str | None = None, seconds: float = 1.0) -> dict:
+def pitch_accuracy_real(paths_and_pitches, *, sample_rate: int, method: str | None = None, seconds: float = 0.6) -> dict:
     """The same measurement on real rendered notes (their first `seconds`)."""
     from livegen.data.features import load_audio
 
