@@ -36,7 +36,7 @@ def ask(client, address, args=(), *, want, timeout=2.0):
     return None
 
 
-def get_when(client, name, expected, timeout=10.0):
+def get_when(client, name, expected, timeout=30.0):
     """`/livegen/get/<name>` until it answers `expected` (the engine applies at its next hop,
     which on a loaded machine can lag) or the timeout; returns the last answer."""
     deadline = time.monotonic() + timeout
@@ -67,14 +67,14 @@ def test_play_headless_over_osc(jack_server, tmp_path):
 
         client.send_message("/livegen/param/gain", -3)
         client.send_message("/livegen/xy", [0.1, 0.9])
-        assert get_when(client, "gain", -3.0) == -3.0
+        assert get_when(client, "gain", -3.0) == -3.0, (tmp_path / "play.log").read_text()
         assert get_when(client, "y", 0.9) == pytest.approx(0.9)
         error = ask(client, "/livegen/z/0", [99.0], want="/livegen/error")
         assert error and "clamped to 4" in error[0]
         assert get_when(client, "z0", 4.0) == 4.0
 
         client.send_message("/livegen/note", [60, 100])
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         voices = None
         while voices != 1 and time.monotonic() < deadline:
             status = ask(client, "/livegen/status", want="/livegen/status")
@@ -86,7 +86,7 @@ def test_play_headless_over_osc(jack_server, tmp_path):
         assert ask(watcher, "/livegen/subscribe", want="/livegen/subscribed") is not None
         client.send_message("/livegen/param/drift", 0.5)
         heard = []
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any(v == pytest.approx(0.5) for v in heard):
             data = watcher.receive(0.2)
             heard += [m.args[0] for m in parse_packet(data) if m.address == "/livegen/param/drift"] if data else []
@@ -124,7 +124,7 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
     def run():  # the engine's virtual clock, stepped on one thread as the live decoder does
         while not stop.is_set():
             engine.step()
-            time.sleep(0.001)
+            time.sleep(0.0005)
 
     stepper = threading.Thread(target=run, daemon=True)
     stepper.start()
@@ -140,7 +140,7 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
         for message in ([0xB0, 70, 0], [0xB0, 16, 127], [0xB0, 48, 127], [0x90, 60, 100], [0x90, 67, 80],
                         [0xE0, 0, 0], [0xB0, 64, 127], [0xF8], [0xB0, 7], [0xF0, 1, 0xF7]):
             out.send_message(message)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(e.name == "sustain" for e in list(applied)):
             time.sleep(0.05)
         assert engine.params.get("z0") == -4.0
@@ -151,7 +151,7 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
         out.send_message([0x80, 60, 0])  # held by the sustain pedal
         out.send_message([0xB0, 64, 0])  # pedal up: 60 releases
         out.send_message([0x90, 67, 0])
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # the release tails play out on the engine's clock
         while time.monotonic() < deadline and engine.status()["voices"] != 0:
             time.sleep(0.05)
         assert engine.status()["voices"] == 0

@@ -57,7 +57,7 @@ ADDRESSES = ["/livegen/xy", "/livegen/z/0", "/livegen/z/7", "/livegen/z/-1", "/l
              "/livegen/subscribe", "/livegen/unsubscribe", "/livegen/params", "/livegen/", "/x"]
 ARGS = st.one_of(
     st.integers(-2**31, 2**31 - 1), st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(st.characters(blacklist_characters="\x00"), max_size=8), st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8), st.booleans(),
     st.binary(min_size=1, max_size=8), st.integers(2**31, 2**62),
 )
 
