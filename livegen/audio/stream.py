@@ -31,6 +31,7 @@ class AudioOutput:
         self.last_callback = 0.0
         self.primed = False
         self.finished = False
+        self._may_prime = True
         self.stream = None
 
     def open(self) -> None:
@@ -79,7 +80,7 @@ class AudioOutput:
         n = self.ring.read_into(outdata)
         if n < frames and self.primed:
             self.ring_underruns += 1
-        elif n == frames:
+        elif n == frames and self._may_prime:
             self.primed = True
         self.callbacks += 1
         self.last_callback = time.monotonic()

@@ -7,7 +7,6 @@ the `Engine`; other threads only post events and read parameters.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -53,8 +52,6 @@ class LiveEngine:
 
     def start(self) -> None:
         """Prime the ring, open the stream, then keep the ring `ahead` samples full."""
-        # Let the callback thread take the GIL back quickly from the decoder thread's glue.
-        sys.setswitchinterval(0.001)
         self.started_at = time.monotonic()
         self._fill()
         self.output.start()

@@ -1,4 +1,11 @@
-"""The engine server behind `livegen play --headless`: audio out, decoder thread, OSC."""
+"""The engine server behind `livegen play --headless`: decoder, OSC, recorder; audio in a child.
+
+The audio stream runs in a small child process (`livegen.audio.process`) that shares only a
+ring buffer with this one, so the callback never waits for this process's GIL, and a PortAudio
+abort (the JACK server dying under the stream) kills only the child: this process keeps its
+parameters, voices and recording, says what happened, and starts a new child when the device
+or server is back.
+"""
 
 from __future__ import annotations
 
@@ -12,36 +19,11 @@ from livegen.errors import DeviceError
 
 WATCHDOG_SECONDS = 2.0
 """A stream whose callback has not run for this long has lost its device (or JACK server)."""
+RETRY_SECONDS = 1.0
 
 
 def log(text: str) -> None:
     print(f"livegen play: {text}", file=sys.stderr, flush=True)
-
-
-def open_output(args, ring, *, wait: bool, stop: threading.Event):
-    """Open the output stream; with `wait`, retry until the device (or JACK server) returns."""
-    from livegen.audio import devices
-    from livegen.audio.stream import AudioOutput
-
-    told = False
-    while True:
-        try:
-            with devices.quiet_stderr():
-                output = AudioOutput(ring, device=args.audio_device, samplerate=args.samplerate,
-                                     blocksize=args.blocksize, latency=_latency(args.latency))
-                output.open()
-            return output
-        except DeviceError as exc:
-            if not wait:
-                raise
-            if not told:
-                log(f"waiting for the audio device: {exc}")
-                told = True
-            if stop.wait(1.0):
-                return None
-            sd = devices.sounddevice()
-            sd._terminate()  # rescan: PortAudio lists devices (and JACK servers) only at initialisation
-            sd._initialize()
 
 
 def _latency(value):
@@ -51,20 +33,42 @@ def _latency(value):
         return value
 
 
+def _raise_priority(nice: int) -> None:
+    """Ask for a better CPU share (threads and children started later inherit it), as audio
+    programs do; a negative nice value needs privileges, without them this says so and goes on."""
+    if not nice:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, int(nice))
+    except (OSError, AttributeError) as exc:
+        log(f"could not set nice {nice} ({exc}); playing at normal priority")
+
+
 def serve(args) -> int:
     started = time.monotonic()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _raise_priority(args.nice)
 
-    from livegen.audio.ring import RingBuffer
+    from livegen.audio.process import ProcessOutput, SharedRing
 
-    wait = os.environ.get("LIVEGEN_WAIT_DEVICE") == "1"
-    ring = RingBuffer(1 << 16)
-    output = open_output(args, ring, wait=wait, stop=stop)  # first, so a missing device is told at once
-    if output is None:
-        return 0
+    ring = SharedRing(1 << 16)
+    try:
+        output = ProcessOutput(ring, device=args.audio_device, samplerate=args.samplerate,
+                               blocksize=args.blocksize, latency=_latency(args.latency))
+        output.open()  # first, so a missing device is told before the model loads
+    except BaseException:
+        ring.close(unlink=True)
+        raise
+    try:
+        return _serve(args, output, started, stop)
+    finally:
+        output.close()
+        ring.close(unlink=True)
 
+
+def _serve(args, output, started, stop) -> int:
     import torch
 
     from livegen.engine.core import Engine
@@ -86,12 +90,13 @@ def serve(args) -> int:
         _, scheduled = read_events(args.events)
         engine.schedule(scheduled)
     session = _attach_session(engine, args, model_name=model_name, blocksize=output.blocksize)
-    osc = _start_osc(live, args)
     live.start()
+    osc = _start_osc(live, args)  # after the first blocks: an answer to /livegen/status means "playing"
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
         f"ahead {1000 * ahead / output.samplerate:.1f} ms, OSC {osc.port if osc else 'off'}, "
         f"start-up {time.monotonic() - started:.2f} s")
     code = 0
+    lost = False
     try:
         while not stop.wait(0.1):
             if args.duration is not None and time.monotonic() - live.started_at >= args.duration:
@@ -100,20 +105,25 @@ def serve(args) -> int:
                 log(f"decoder stopped: {type(live.error).__name__}: {live.error}")
                 code = 1
                 break
-            if not output.active or time.monotonic() - output.last_callback > WATCHDOG_SECONDS:
+            if not lost and (not output.active or time.monotonic() - output.last_callback > WATCHDOG_SECONDS):
+                lost = True
+                engine.extra_status["audio"] = "lost"
+                output.close(timeout=0.5)
                 log("the audio device went away; run `livegen devices` to see what is there "
                     "(--audio-device NAME|INDEX chooses another); waiting for it to return")
-                code = 75
-                break
+            if lost and not stop.wait(RETRY_SECONDS):
+                try:
+                    output.reopen()
+                except DeviceError:
+                    continue
+                lost = False
+                engine.extra_status["audio"] = "ok"
+                engine.extra_status["audio_restarts"] = output.restarts
+                log(f"audio device is back: playing on {output.info['name']!r}")
     finally:
         if osc is not None:
             osc.stop()
-        status = live.status()
-        if code == 75:
-            # Closing a stream whose JACK server is gone can abort inside PortAudio: leave at once.
-            _summary(status, time.monotonic() - live.started_at)
-            os._exit(code)
-        live.stop()
+        live.stop(fade=not lost)
         if session is not None:
             session.close()
     _summary(live.status(), time.monotonic() - live.started_at)
@@ -123,7 +133,7 @@ def serve(args) -> int:
 def _summary(status: dict, seconds: float) -> None:
     print(f"livegen play: stopped after {seconds:.1f} s, xruns {status['xruns']} "
           f"(underflows {status['underflows']}, ring underruns {status['ring_underruns']}), "
-          f"NaN {status['nan']}, clamped {status['clamped']}", flush=True)
+          f"NaN {status['nan']}, clamped {status['clamped']}, decoder load {status['load']:.2f}", flush=True)
 
 
 def _attach_session(engine, args, *, model_name, blocksize):

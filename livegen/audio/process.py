@@ -1,0 +1,218 @@
+"""The audio stream in its own process, fed through a ring buffer in shared memory.
+
+Why a process: the callback is Python and needs the GIL. In the engine process every torch op
+releases the GIL, so a callback thread waiting for it forces a hand-over on each one; on a busy
+machine each hand-over waits for the scheduler. Measured here (2 shared cores, load ~10): one
+5 ms ticker thread beside the decoder raised its median step from 1.9 ms to 4.3 ms, and
+`play` ran at a decoder load above 5 with hundreds of xruns per second. In its own process
+the callback shares no GIL with the decoder. It also means that when PortAudio aborts its
+process because the JACK server died (see DESIGN.md, "Seen here"), only this small process
+dies: the engine keeps its state and starts a new one when the server is back.
+
+Layout of the shared block: 8 int64 counters (written, read, underflows, ring underruns,
+callbacks, last callback time in ns, primed flag, stop flag) then the float32 ring.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from livegen.audio.ring import RingBuffer
+from livegen.errors import DeviceError
+
+_WRITTEN, _READ, _UNDERFLOWS, _RING_UNDERRUNS, _CALLBACKS, _LAST_NS, _PRIMED, _STOP = range(8)
+_HEADER = 64
+
+
+class SharedRing(RingBuffer):
+    """A `RingBuffer` whose samples and indices live in shared memory (one writer per index)."""
+
+    def __init__(self, capacity: int, *, name: str | None = None):
+        self.capacity = int(capacity)
+        create = name is None
+        self.shm = shared_memory.SharedMemory(name=name, create=create, size=_HEADER + 4 * self.capacity)
+        self.counters = np.ndarray(8, dtype=np.int64, buffer=self.shm.buf, offset=0)
+        self.buffer = np.ndarray(self.capacity, dtype=np.float32, buffer=self.shm.buf, offset=_HEADER)
+        if create:
+            self.counters[:] = 0
+            self.buffer[:] = 0
+
+    @property
+    def name(self) -> str:
+        return self.shm.name
+
+    @property
+    def written(self) -> int:
+        return int(self.counters[_WRITTEN])
+
+    @written.setter
+    def written(self, value: int) -> None:
+        self.counters[_WRITTEN] = value
+
+    @property
+    def read(self) -> int:
+        return int(self.counters[_READ])
+
+    @read.setter
+    def read(self, value: int) -> None:
+        self.counters[_READ] = value
+
+    def close(self, *, unlink: bool = False) -> None:
+        del self.counters, self.buffer
+        self.shm.close()
+        if unlink:
+            self.shm.unlink()
+
+
+def _audio_main(ring_name, capacity, device, samplerate, blocksize, latency, nice, conn):
+    """The audio process: open the stream, report, play until told to stop (or the parent dies)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine process decides when to stop
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, int(nice))
+        except OSError:
+            pass
+    from livegen.audio.devices import quiet_stderr
+    from livegen.audio.stream import AudioOutput
+
+    ring = SharedRing(capacity, name=ring_name)
+    try:
+        with quiet_stderr():
+            output = AudioOutput(ring, device=device, samplerate=samplerate, blocksize=blocksize, latency=latency)
+            output.open()
+    except DeviceError as exc:
+        conn.send(("error", str(exc)))
+        os._exit(2)
+    output.primed = False
+    output.start()
+    conn.send(("ok", {"info": output.info, "samplerate": output.samplerate, "blocksize": output.blocksize,
+                      "latency": output.output_latency, "channels": output.channels}))
+    counters = ring.counters
+    while not counters[_STOP]:
+        counters[_UNDERFLOWS] = output.underflows
+        counters[_RING_UNDERRUNS] = output.ring_underruns
+        counters[_CALLBACKS] = output.callbacks
+        counters[_LAST_NS] = int(output.last_callback * 1e9)
+        if counters[_PRIMED] == 0:
+            output.primed = False
+            output._may_prime = False
+        else:
+            output._may_prime = True
+        if output.finished:
+            os._exit(3)
+        time.sleep(0.01)
+    output.close()
+    counters[_UNDERFLOWS] = output.underflows
+    counters[_RING_UNDERRUNS] = output.ring_underruns
+    os._exit(0)
+
+
+class ProcessOutput:
+    """Drop-in for `AudioOutput` on the engine side: the stream runs in a child process."""
+
+    def __init__(self, ring: SharedRing, *, device=None, samplerate=None, blocksize=0, latency="low",
+                 nice: int = 0, timeout: float = 30.0):
+        self.ring = ring
+        self.device = device
+        self.requested_samplerate = samplerate
+        self.blocksize = int(blocksize or 0)
+        self.latency = latency
+        self.nice = nice
+        self.timeout = timeout
+        self.process = None
+        self.info = {"name": "?", "index": None}
+        self.samplerate = int(samplerate or 0)
+        self.output_latency = 0.0
+        self.restarts = 0
+        self._base_underflows = 0
+        self._base_ring_underruns = 0
+
+    def open(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe(duplex=False)
+        self.ring.counters[_STOP] = 0
+        self.ring.counters[_LAST_NS] = time.monotonic_ns()
+        self.process = context.Process(
+            target=_audio_main, name="livegen-audio", daemon=True,
+            args=(self.ring.name, self.ring.capacity, self.device, self.requested_samplerate or self.samplerate or None,
+                  self.blocksize, self.latency, self.nice, child))
+        self.process.start()
+        child.close()
+        if not parent.poll(self.timeout):
+            self.process.kill()
+            raise DeviceError(f"the audio process did not open the device in {self.timeout:.0f} s")
+        try:
+            kind, payload = parent.recv()
+        except EOFError:
+            self.process.join(1)
+            raise DeviceError(f"the audio process died while opening the device (exit {self.process.exitcode})") from None
+        if kind == "error":
+            self.process.join(5)
+            raise DeviceError(payload)
+        self.info = payload["info"]
+        self.samplerate = payload["samplerate"]
+        self.blocksize = payload["blocksize"]
+        self.output_latency = payload["latency"]
+
+    def start(self) -> None:
+        if self.process is None:
+            self.open()
+        self.ring.counters[_PRIMED] = 1
+
+    def reopen(self) -> None:
+        """Start a fresh audio process (after the device or JACK server came back)."""
+        self._base_underflows = self.underflows
+        self._base_ring_underruns = self.ring_underruns
+        self.ring.counters[_UNDERFLOWS] = 0
+        self.ring.counters[_RING_UNDERRUNS] = 0
+        self.ring.read = self.ring.written  # whatever was queued for the old stream is stale
+        self.process = None
+        self.restarts += 1
+        self.open()
+        self.start()
+
+    @property
+    def primed(self) -> bool:
+        return bool(self.ring.counters[_PRIMED])
+
+    @primed.setter
+    def primed(self, value: bool) -> None:
+        self.ring.counters[_PRIMED] = int(bool(value))
+
+    @property
+    def underflows(self) -> int:
+        return self._base_underflows + int(self.ring.counters[_UNDERFLOWS])
+
+    @property
+    def ring_underruns(self) -> int:
+        return self._base_ring_underruns + int(self.ring.counters[_RING_UNDERRUNS])
+
+    @property
+    def last_callback(self) -> float:
+        return self.ring.counters[_LAST_NS] / 1e9
+
+    @property
+    def active(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    def close(self, timeout: float = 2.0) -> None:
+        if self.process is None:
+            return
+        self.ring.counters[_STOP] = 1
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1)
+        self.process = None

@@ -1,0 +1,237 @@
+"""`livegen play --headless` for real: into a dummy JACK server, captured by another JACK client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, require
+
+CEILING = 10 ** (-0.3 / 20)
+
+
+N = 2048
+
+
+def clean_frames(y, *, n=N, run=8):
+    """Frames of `y` without a dropout: an xrun on this shared machine leaves a run of exact zeros."""
+    frames = np.lib.stride_tricks.sliding_window_view(y, n)[::n // 4]
+    keep = []
+    for frame in frames:
+        zero = np.concatenate([[0], (frame == 0).astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(zero))
+        keep.append(not (len(edges) and (edges[1::2] - edges[::2]).max() >= run))
+    clean = frames[np.array(keep, dtype=bool)]
+    assert len(clean) >= 4, f"only {len(clean)} of {len(frames)} frames came through without a dropout"
+    return clean
+
+
+def power_spectrum(y):
+    frames = clean_frames(y)
+    return np.mean(np.abs(np.fft.rfft(frames * np.hanning(N), axis=1)) ** 2, axis=0), np.fft.rfftfreq(N, 1 / 48000)
+
+
+def band_levels(y):
+    """Band powers (dB) in 16 log-spaced bands, 100 Hz..12 kHz."""
+    power, freqs = power_spectrum(y)
+    edges = np.geomspace(100, 12000, 17)
+    return 10 * np.log10(np.array([power[(freqs >= a) & (freqs < b)].sum() for a, b in zip(edges[:-1], edges[1:])]) + 1e-12)
+
+
+def strongest_partial(y):
+    """Frequency of the loudest partial between 60 Hz and 2 kHz (the drone's fundamental here)."""
+    power, freqs = power_spectrum(y)
+    band = (freqs > 60) & (freqs < 2000)
+    return freqs[band][np.argmax(power[band])]
+
+
+def db_rms(y):
+    frames = clean_frames(y)
+    return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2) + 1e-20)
+
+
+class Osc:
+    """A python-osc client on one UDP socket, so replies come back to it."""
+
+    def __init__(self, port: int):
+        from pythonosc.osc_message import OscMessage
+
+        self._parse = OscMessage
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+
+    def send(self, address: str, *args) -> None:
+        from pythonosc.osc_message_builder import OscMessageBuilder
+
+        builder = OscMessageBuilder(address=address)
+        for arg in args:
+            builder.add_arg(arg)
+        self.sock.sendto(builder.build().dgram, ("127.0.0.1", self.port))
+
+    def ask(self, address: str, *args, reply: str | None = None):
+        self.send(address, *args)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            message = self._parse(data)
+            if reply is None or message.address == reply:
+                return message
+        return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_play(server, *args):
+    return subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", *args], cwd=REPO,
+                            env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+class Capture:
+    """A JACK client whose input records whatever is connected to it."""
+
+    def __init__(self, server, seconds: float = 60):
+        import jack
+
+        self.client = jack.Client("livegen-capture", servername=server.name, no_start_server=True)
+        self.port = self.client.inports.register("in")
+        self.buffer = np.zeros(int(seconds * self.client.samplerate), dtype=np.float32)
+        self.pos = 0
+        self.xruns = 0
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+        self.client.activate()
+
+    def _process(self, frames):
+        n = min(frames, len(self.buffer) - self.pos)
+        if n > 0:
+            self.buffer[self.pos:self.pos + n] = self.port.get_array()[:n]
+            self.pos += n
+
+    def _xrun(self, delay):
+        self.xruns += 1
+
+    def connect_engine(self) -> bool:
+        for port in self.client.get_ports(is_audio=True, is_output=True):
+            if not port.name.startswith(("system:", "livegen-capture:")):
+                if not self.client.get_all_connections(port) or self.port not in self.client.get_all_connections(port):
+                    self.client.connect(port, self.port)
+                return True
+        return False
+
+    def close(self):
+        self.client.deactivate()
+        self.client.close()
+
+
+def wait_for_engine(osc: Osc, proc, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"play exited {proc.returncode}: {out}\n{err}")
+        reply = osc.ask("/livegen/status", reply="/livegen/status")
+        if reply is not None:
+            return dict(zip(reply.params[::2], reply.params[1::2]))
+    pytest.fail("play --headless did not answer /livegen/status")
+
+
+def test_play_headless_into_jack_matches_offline_render(jack_server, tmp_path):
+    require(True, "jackd")
+    pytest.importorskip("pythonosc")
+    port = free_port()
+    capture = Capture(jack_server)
+    # A deep ring buffer: the test machine is shared, and this test is about sound, not xruns
+    # (`livegen bench engine --soak-seconds` measures those).
+    proc = start_play(jack_server, "--osc-port", str(port), "--seed", "0", "--ahead-ms", "300")
+    osc = Osc(port)
+    try:
+        status = wait_for_engine(osc, proc)
+        assert status["samplerate"] == 48000
+        osc.send("/livegen/param/quality", 0)  # the cheapest phase setting: this machine is shared
+        deadline = time.monotonic() + 10
+        while not capture.connect_engine():
+            assert time.monotonic() < deadline, "the engine's JACK output port never appeared"
+            time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while not np.abs(capture.buffer[max(0, capture.pos - 4800):capture.pos]).max(initial=0) > 1e-3:
+            assert time.monotonic() < deadline, "no sound reached the capture client"
+            time.sleep(0.05)
+        start = capture.pos
+        time.sleep(2.0)
+        change_at = capture.pos
+        osc.send("/livegen/param/drone_pitch", 64.0)
+        for _ in range(20):  # applied at the engine's next block
+            reply = osc.ask("/livegen/get/drone_pitch", reply="/livegen/param/drone_pitch")
+            if reply is not None and reply.params[0] == pytest.approx(64.0):
+                break
+            time.sleep(0.05)
+        assert reply is not None and reply.params[0] == pytest.approx(64.0)
+        time.sleep(2.0)
+        end = capture.pos
+        status = dict(zip(*[iter(osc.ask("/livegen/status", reply="/livegen/status").params)] * 2))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        capture.close()
+    assert proc.returncode == 0, err
+    assert "stopped after" in out and "xruns" in out and "NaN 0" in out, out
+    assert "Traceback" not in err
+
+    y = capture.buffer[start:end]
+    assert np.all(np.isfinite(y))
+    assert np.abs(y).max() <= CEILING
+    before = y[change_at - start - 48000:change_at - start - 4800]
+    after = y[-48000:]
+    assert db_rms(before) > -50 and db_rms(after) > -50, "silent"
+    # The parameter change is heard: the drone moves from MIDI 48 (130.8 Hz) to 64 (329.6 Hz).
+    assert strongest_partial(before) == pytest.approx(130.8, abs=24)
+    assert strongest_partial(after) == pytest.approx(329.6, abs=24)
+
+    # The same events offline (the drone at its default, then drone_pitch 64), compared in
+    # steady state: level within 2 dB and band spectrum within 2.5 dB on average.
+    from livegen.cli.render import render_events
+    from livegen.engine import events as ev
+    from livegen.engine.setup import load_engine_model
+
+    model, _ = load_engine_model(None, log=lambda text: None)
+    offline, _ = render_events([ev.param("quality", 0), ev.param("drone_pitch", 64.0, t=2.0)], model=model, samplerate=48000,
+                               seconds=4.0, seed=0)
+    off_before, off_after = offline[48000:96000 - 4800], offline[-48000:]
+    for live, off in ((before, off_before), (after, off_after)):
+        assert strongest_partial(live) == pytest.approx(strongest_partial(off), abs=24)
+        assert abs(db_rms(live) - db_rms(off)) < 2.0
+        assert np.abs(band_levels(live) - band_levels(off)).mean() < 3.0
+
+
+def test_missing_audio_device_is_told_without_traceback(jack_server):
+    proc = start_play(jack_server, "--audio-device", "nosuch", "--osc-port", "0")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "nosuch" in err and "livegen devices" in err and "--audio-device" in err
+    assert "Traceback" not in err
+
+
+def test_no_audio_server_at_all_is_told_without_traceback(tmp_path):
+    env = dict(os.environ, JACK_DEFAULT_SERVER="livegen-none-here", JACK_NO_START_SERVER="1")
+    proc = subprocess.run([sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "livegen devices" in proc.stderr and "Traceback" not in proc.stderr
