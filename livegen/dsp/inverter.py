@@ -80,6 +80,8 @@ class StreamingInverter:
     tol : RTPGHI ignores (and log-clamps) bins below ``tol`` times the frame maximum.
 
     Defaults depend on the overlap; see `default_settings` (measured by `livegen bench phase`).
+    The constructor runs one silent push so that the numba kernels are compiled (first use
+    after install, a few seconds of CPU; cached on disk afterwards) before any live push.
 
     Push m returns samples ``[(m - lookahead) * hop, (m - lookahead + 1) * hop)`` of the stream
     (zeros for m < lookahead), so the latency is constant. The returned array is a view of an
@@ -165,6 +167,7 @@ class StreamingInverter:
         self._mag1 = np.zeros((V, B), f32)
         self._Y1 = np.zeros((V, B), c64)
         self._no_w2 = np.zeros(0, f32)
+        self._zeros_in = np.zeros((V, B), f32)
         self._out = np.zeros((V, H), f32)
         self._count = np.zeros(V, np.int64)
         self._has_prev = np.zeros(V, np.bool_)
@@ -180,6 +183,10 @@ class StreamingInverter:
             [self._w / np.maximum(full[j * hop:j * hop + n_fft], self._floor) for j in range(K1)]
         ).astype(f32)
         self._steady_after = R + K1
+        # Compile (first use after install: seconds) or load the kernels now, not on the first
+        # live push: one silent push, then back to a clean state.
+        self.push(self._zeros_in)
+        self.reset()
 
     # -- knobs -------------------------------------------------------------------------------
     @property
@@ -241,7 +248,9 @@ class StreamingInverter:
     def reset(self, voices=None) -> None:
         """Clear the state of some voice rows (all if None): their next push starts a new stream.
 
-        Rows that are not reset keep going untouched, and every row keeps the same latency.
+        Rows that are not reset keep going untouched, and every row keeps the same latency (a
+        reset row returns zeros for its next ``lookahead`` pushes). What the row still owed
+        (its look-ahead hops and overlap tail) is dropped, so reset rows that have gone silent.
         """
         rows = slice(None) if voices is None else np.atleast_1d(np.asarray(voices))
         if voices is not None and (rows.dtype.kind not in "iu" or rows.min(initial=0) < 0
