@@ -244,6 +244,11 @@ def test_presets_store_recall_and_morph(fake):
         x, y = fake.messages("/livegen/xy")[-1][1]
         assert (x, y) == pytest.approx((0.9, 0.1))
         assert gain.value == pytest.approx(6.0)
+        # a slot stored elsewhere (MIDI, another client): the UI reads the values back
+        fake.presets[5] = dict(fake.params.snapshot(), gain=-33.0, drift=0.5)
+        await pilot.press("5")
+        drift = app.query_one("#slider-drift", ParamSlider)
+        assert await until(pilot, lambda: gain.value == pytest.approx(-33.0) and drift.value == pytest.approx(0.5))
 
     run(app, scenario)
 

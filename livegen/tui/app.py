@@ -226,7 +226,7 @@ class LivegenApp(App):
             if screen:
                 screen.learned(param, control)
         if delta.model:
-            self.show_message(f"model {delta.model}")
+            self._model_loaded(delta.model)
         if delta.status is not None or status.engine_state != "running":
             status.engine_state = "running"
             status.refresh()
@@ -325,15 +325,16 @@ class LivegenApp(App):
     def recall_preset(self, slot: int) -> None:
         self._stop_morph()
         self.send(f"{PREFIX}preset/recall", slot)
-        values = self.presets.get(slot)
-        if values is None:
-            # Stored by someone else (MIDI, another client, an earlier run): ask for the values.
-            for name in self.specs:
-                self.link.send(f"{PREFIX}get/{name}")
-        else:
-            for name, value in values.items():
-                self.show_value(name, value)
+        for name, value in self.presets.get(slot, {}).items():
+            self.show_value(name, value)
+        # The engine does not echo a recall to the client that asked for it, and the slot may
+        # hold what someone else stored: read the values back once the engine has applied it.
+        self.set_timer(0.2, self._read_back)
         self.preset_bar.show(current=slot)
+
+    def _read_back(self) -> None:
+        for name in self.specs:
+            self.link.send(f"{PREFIX}get/{name}")
 
     def morph_to(self, target: int, seconds: float) -> None:
         """Glide every parameter from the current preset (or the current values) to `target`."""
@@ -435,9 +436,17 @@ class LivegenApp(App):
         self.push_screen(screens.ModelPickerScreen(self.model_roots, self.info.path), self._load_model)
 
     def _load_model(self, path: str | None) -> None:
+        """Ask the engine to load a model; the pad and sliders follow once it says it has."""
         if not path:
             return
+        info = read_model_info(path)
+        if info.problem:
+            self.show_message(info.problem)
+            return
         self.link.send(PREFIX + "model", str(path))
+        self.show_message(f"asked the engine to load {info.name}…", 10)
+
+    def _model_loaded(self, path: str) -> None:
         info = read_model_info(path)
         if info.problem:
             self.show_message(info.problem)
@@ -448,7 +457,7 @@ class LivegenApp(App):
         pad.border_title = f"latent plane · {info.name}"
         if info.latent_dim != old_dim:
             self.call_later(self._rebuild_latent_sliders, info.latent_dim)
-        self.show_message(f"loading model {info.name}")
+        self.show_message(f"model {info.name}")
 
     async def _rebuild_latent_sliders(self, latent_dim: int) -> None:
         sliders = self.screen_stack[0].query_one("#sliders")

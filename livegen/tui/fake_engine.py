@@ -38,6 +38,7 @@ class FakeEngine:
         self.received: list[tuple[str, tuple]] = []
         self.subscribers: set[tuple[str, int]] = set()
         self.bindings: dict[str, str] = {}
+        self.presets: dict[int, dict[str, float]] = {}
         self.status = {"samplerate": 48000, "blocksize": 256, "latency_ms": 10.7, "xruns": 0, "load": 0.12,
                        "voices": 0, "recording": 0, "device": "cpu", "audio_device": "fake",
                        "osc_port": 0, "midi_virtual": "livegen"}
@@ -92,6 +93,12 @@ class FakeEngine:
             for key, value in self.bindings.items():
                 pairs += [key, value]
             self.reply(client, PREFIX + "bindings", *pairs)
+        elif verb == "model" and args:
+            self.reply(client, PREFIX + "model", str(args[0]))
+        elif verb == "preset/store" and args:
+            self.presets[int(args[0])] = self.params.snapshot()
+        elif verb == "preset/recall" and args:
+            self.params.restore(self.presets.get(int(args[0]), {}))
         elif verb == "unlearn" and args:
             self.bindings.pop(str(args[0]), None)
 

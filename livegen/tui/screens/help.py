@@ -29,20 +29,22 @@ KEYS = [
 
 OSC = [
     ("/livegen/xy f f", "XY pad point, 0..1 each"),
-    ("/livegen/z/<i> f", "offset of latent dimension i"),
-    ("/livegen/param/<name> f", "any parameter by name (see the sliders)"),
+    ("/livegen/z/<i> f", "offset of latent dimension i, -4..4"),
+    ("/livegen/param/<name> f", "any parameter by name (the sliders' names)"),
     ("/livegen/note i i", "pitch, velocity (0 = note off)"),
     ("/livegen/record i", "1 starts, 0 stops recording"),
-    ("/livegen/preset/store i", "store preset slot i"),
-    ("/livegen/preset/recall i", "recall preset slot i"),
-    ("/livegen/learn s", "arm MIDI learn for a parameter"),
-    ("/livegen/unlearn s", "remove the MIDI binding of a parameter"),
-    ("/livegen/bindings", "reply: /livegen/bindings s s ... (parameter, control)"),
-    ("/livegen/model s", "load another model directory"),
+    ("/livegen/preset/store i", "store the current parameters in slot i"),
+    ("/livegen/preset/recall i", "recall slot i"),
+    ("/livegen/learn s", "arm MIDI learn for a parameter; reply /livegen/learned s s"),
     ("/livegen/get/<name>", "reply: /livegen/param/<name> f"),
+    ("/livegen/params", "reply: /livegen/params s f f f ... (name min max default)"),
     ("/livegen/status", "reply: /livegen/status name value ..."),
-    ("/livegen/subscribe [i]", "receive parameter changes and meters (at port i)"),
+    ("/livegen/subscribe [i]", "receive changes and meters (at port i); /livegen/unsubscribe stops"),
+    ("/livegen/bindings", "* reply: /livegen/bindings s s ... (parameter, control)"),
+    ("/livegen/unlearn s", "* remove the MIDI binding of a parameter"),
+    ("/livegen/model s", "* load another model directory; reply /livegen/model s"),
 ]
+OSC_NOTE = "`*` the UI sends these; an engine without them answers `/livegen/error s`, shown in the status line."
 
 
 def help_markdown() -> str:
@@ -50,6 +52,7 @@ def help_markdown() -> str:
     lines += [f"| `{k}` | {v} |" for k, v in KEYS]
     lines += ["", "# OSC addresses", "", "| address | meaning |", "|---|---|"]
     lines += [f"| `{a}` | {m} |" for a, m in OSC]
+    lines += ["", OSC_NOTE]
     return "\n".join(lines)
 
 
