@@ -99,13 +99,13 @@ class LivegenApp(App):
         self._drain_pending = False
         self._got_reply = False
         self._last_subscribe = 0.0
-        self._message_until = 0.0
         self._note_timer = None
         self._morph = None
         self._died_shown = False
         self._stopping = False
         self.drawn_at: float | None = None
         self._cpu_last: tuple[float, float] | None = None
+        self._recent_messages: dict[str, float] = {}
         self._cpu_is_ours = False
 
     # -- layout ----------------------------------------------------------------------------
@@ -214,7 +214,7 @@ class LivegenApp(App):
             self.status.update(delta.status)
             status.status = self.status
         for error in delta.errors:
-            self.show_message(f"engine: {error}")
+            self.show_message(f"engine: {error}", severity="warning")
         screen = self.screen if type(self.screen).__name__ == "LearnScreen" else None
         if delta.bindings is not None:
             self.bindings_map = dict(delta.bindings)
@@ -243,11 +243,14 @@ class LivegenApp(App):
         if slider is not None:
             slider.set_value(value, remote=True)
 
-    def show_message(self, text: str, seconds: float = 5.0) -> None:
-        status = self.status_line
-        status.message = text
-        self._message_until = time.monotonic() + seconds
-        status.refresh()
+    def show_message(self, text: str, seconds: float = 5.0, *, severity: str = "information") -> None:
+        """A short toast; the same text again within a few seconds is not repeated."""
+        now = time.monotonic()
+        if now - self._recent_messages.get(text, -1e9) < seconds:
+            return
+        self._recent_messages = {t: at for t, at in self._recent_messages.items() if now - at < 30}
+        self._recent_messages[text] = now
+        self.notify(text, timeout=seconds, severity=severity)
 
     # -- periodic: status poll, engine watch -----------------------------------------------
     def _poll(self) -> None:
@@ -261,8 +264,6 @@ class LivegenApp(App):
             self._last_subscribe = now
         status = self.status_line
         self._measure_engine_cpu(now)
-        if status.message and now > self._message_until:
-            status.message = ""
         if self.engine is not None and not self._stopping and self.engine.poll() is not None:
             status.engine_state = f"engine stopped ({self.engine.poll()})"
             if not self._died_shown:

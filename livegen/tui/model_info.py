@@ -42,6 +42,8 @@ def read_model_info(path) -> ModelInfo:
         info.latent_dim = latent_dim
         for name, xy in (data.get("family_centroids") or {}).items():
             info.centroids[str(name)] = (min(max(float(xy[0]), 0.0), 1.0), min(max(float(xy[1]), 0.0), 1.0))
+    except FileNotFoundError:
+        info.problem = f"no {path}/config.json: the pad shows no instrument families"
     except (OSError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        info.problem = f"model info from {path}: {exc}"
+        info.problem = f"cannot read {path}/config.json ({exc}): the pad shows no instrument families"
     return info
