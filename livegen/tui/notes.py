@@ -69,4 +69,4 @@ class NoteKeys:
 
     def describe(self) -> str:
         mode = " latch" if self.latch else ""
-        return f"oct {self.octave} vel {self.velocity}{mode}"
+        return f"oct {self.octave} v{self.velocity}{mode}"
