@@ -1,0 +1,99 @@
+"""The engine with a continuation model: the stream sounds by itself, the performer steers it.
+
+`ContinuationEngine` is the ordinary `Engine` (events, parameters, presets, drift walk, output
+chain, inverter) whose per-hop frame comes from a `ContinuationStream` instead of note voices:
+
+- the latent point (XY pad on the model's style plane, ``z0..zN`` offsets, ``glide``) steers the
+  style; ``drift``/``drift_speed`` move it by themselves (the engine's bounded random walk,
+  seeded); presets store and recall points, and `return_to_seed()` puts the recurrent state
+  back where the seed ended, the way back when generation wanders off;
+- ``--seed-audio FILE``: the file's frames play first and teacher-force the model, whose own
+  output takes over where the file ends; its style encoding becomes the plane's centre, so the
+  default point (0.5, 0.5) continues in the seed's style and the pad moves away from it;
+- ``drone`` (on by default) gates the stream (0 mutes it while it keeps running) and
+  ``drone_level`` scales it. Notes have no decoder in a continuation model and are ignored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livegen.engine.core import Engine
+
+
+def seed_frames(path, *, sample_rate: int, n_fft: int, hop: int, max_seconds: float | None = 30.0) -> np.ndarray:
+    """Log-magnitude frames ``[T, n_bins]`` of an audio file at the model's STFT settings."""
+    from livegen.data.features import load_audio, log_magnitude
+    from livegen.errors import ParameterError
+
+    try:
+        y, _ = load_audio(str(path), sample_rate=sample_rate, max_seconds=max_seconds)
+    except OSError as exc:
+        raise ParameterError(f"--seed-audio {path}: cannot read it as audio ({exc})") from None
+    if y.size < n_fft + hop:
+        raise ParameterError(f"--seed-audio {path}: {y.size / sample_rate:.3f} s is too short; give at least "
+                             f"{(n_fft + hop) / sample_rate:.3f} s of audio")
+    return log_magnitude(y, n_fft=n_fft, hop=hop)
+
+
+class ContinuationEngine(Engine):
+    """`Engine` driven by a continuation model (see the module docstring)."""
+
+    def __init__(self, model, *, seed_logmag: np.ndarray | None = None, temperature: float | None = None,
+                 seed: int = 0, **kwargs):
+        import torch
+
+        from livegen.continuation.runtime import ContinuationStream
+
+        super().__init__(model, seed=seed, **kwargs)
+        self.stream = ContinuationStream(model, seed=seed, temperature=temperature)
+        self._style_offset = np.zeros(self.latent_dim)
+        if seed_logmag is not None:
+            with torch.inference_mode():
+                coef = model.analyse(torch.from_numpy(np.asarray(seed_logmag, dtype=np.float32)))
+                mu, _ = model.encode(coef[None])
+                centre = model.xy_to_z(torch.tensor([0.5, 0.5]))
+            self._style_offset = (mu[0] - centre).numpy().astype(np.float64)
+            self.stream.feed(seed_logmag)
+        self.extra_status["continuation"] = 1
+
+    def return_to_seed(self) -> bool:
+        """Back to the state where the seed ended (or the last `stream.save_point()`)."""
+        self._drift[:] = 0.0
+        return self.stream.return_to_saved()
+
+    def _decode_and_invert(self, z: np.ndarray, values: np.ndarray):
+        frame = self.stream.next_frame(z + self._style_offset)
+        finite = np.isfinite(frame)
+        if not finite.all():
+            self.model_nan += int(frame.size - finite.sum())
+            frame = np.where(finite, frame, np.float32(0.0))
+        if self.stream.seeding or self.stream.seeded_hops == self.stream.hops:
+            level = 1.0                      # the seed plays as it is
+        else:
+            level = values[self._idx["drone_level"]] / 0.7 if values[self._idx["drone"]] >= 0.5 else 0.0
+        block = self.inverter.push((frame * np.float32(level))[None])[0]
+        return block, None, self.voices.active_slots()
+
+
+def load_for_engine(path, *, device: str = "cpu"):
+    """The continuation model at `path` (CPU: it is small and runs one step per hop)."""
+    from livegen.continuation.io import load_continuation
+
+    return load_continuation(path, device="cpu")
+
+
+def render_continuation(events, *, model, samplerate: int, seconds: float, seed: int = 0,
+                        lookahead: int | None = None, seed_audio=None, temperature: float | None = None, **engine_kwargs):
+    """Offline render with a continuation model; returns (samples, engine). Deterministic."""
+    from livegen.cli.render import check_events
+
+    cfg = model.config
+    frames = None
+    if seed_audio is not None:
+        frames = seed_frames(seed_audio, sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop)
+    engine = ContinuationEngine(model, seed_logmag=frames, temperature=temperature, samplerate=samplerate, seed=seed,
+                                lookahead=lookahead, **engine_kwargs)
+    check_events(events, engine.params)
+    engine.schedule(events)
+    return engine.render(seconds), engine

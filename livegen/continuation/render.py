@@ -1,0 +1,87 @@
+"""`livegen render ... --model models/continuation [--seed-audio FILE]`: offline continuation.
+
+`maybe_run_render(args)` is what `livegen render` calls first: None when the model is not a
+continuation model (the ordinary render runs), else the exit code. Also runnable alone:
+``python -m livegen.continuation.render EVENTS.jsonl --model models/continuation --seed-audio
+FILE --seconds S -o OUT.wav`` (the same arguments as `livegen render`, plus --seed-audio and
+--temperature).
+"""
+
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    """The options this adds to `livegen render` (only --seed-audio is needed there)."""
+    if not any("--seed-audio" in a.option_strings for a in parser._actions):
+        parser.add_argument("--seed-audio", help="audio file whose frames start a continuation model; "
+                                                 "the model takes over where it ends")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature of a continuation model (default: the model's, 1.0)")
+
+
+def maybe_run_render(args) -> int | None:
+    import sys
+
+    from livegen.continuation.io import is_continuation_model
+    from livegen.errors import ParameterError
+
+    seed_audio = getattr(args, "seed_audio", None)
+    if not is_continuation_model(args.model):
+        if seed_audio:
+            raise ParameterError(f"--seed-audio needs a continuation model (--model models/continuation); "
+                                 f"{args.model or 'the default model'} is not one")
+        return None
+    import soundfile as sf
+    import torch
+
+    from livegen.continuation.engine_hook import load_for_engine, render_continuation
+    from livegen.engine.events import read_events
+
+    header, events = read_events(args.events, tolerate_truncation=True)
+    header = header or {}
+    samplerate = args.samplerate or int(header.get("samplerate", 48000))
+    seed = args.seed if args.seed is not None else int(header.get("seed", 0))
+    lookahead = args.lookahead if args.lookahead is not None else header.get("lookahead")
+    if samplerate < 8000:
+        raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
+    last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
+    seconds = args.seconds if args.seconds is not None else last + 2.0
+    if seconds <= 0:
+        raise ParameterError(f"--seconds {seconds}: give a positive length")
+    torch.set_num_threads(1)
+    model = load_for_engine(args.model)
+    print(f"model: {args.model} (continuation)", file=sys.stderr)
+    y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds, seed=seed,
+                                    lookahead=lookahead, seed_audio=seed_audio,
+                                    temperature=getattr(args, "temperature", None))
+    sf.write(args.output, y, samplerate, subtype=args.subtype)
+    status = engine.status()
+    print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "
+          f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, GRU steps {engine.stream.steps}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from livegen.cli.render import add_parser
+    from livegen.errors import LivegenError
+
+    parser = argparse.ArgumentParser(prog="python -m livegen.continuation.render")
+    sub = parser.add_subparsers(dest="command")
+    add_arguments(add_parser(sub))
+    args = parser.parse_args(["render", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        code = maybe_run_render(args)
+    except LivegenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if code is None:
+        print(f"error: {args.model} is not a continuation model; use `livegen render`", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

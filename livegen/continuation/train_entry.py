@@ -1,0 +1,84 @@
+"""`livegen train --config X` with ``kind = "continuation"`` in X: train the continuation model.
+
+`maybe_run_continuation(args)` is what `livegen train` calls first: it returns None when the
+config does not select the continuation kind (the spectral VAE trains as before), else the
+exit code. ``python -m livegen.continuation.train_entry`` takes the same arguments as
+`livegen train`.
+"""
+
+from __future__ import annotations
+
+
+def read_config(path) -> dict:
+    """The raw settings table of a JSON or TOML training config."""
+    import json
+    from pathlib import Path
+
+    from livegen.errors import ParameterError
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = __import__("tomllib").loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except OSError as exc:
+        raise ParameterError(f"cannot read training config {path}: {exc}") from None
+    except ValueError as exc:
+        raise ParameterError(f"training config {path} is not valid {path.suffix or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParameterError(f"training config {path} must hold a table/object of settings")
+    return data
+
+
+def maybe_run_continuation(args) -> int | None:
+    """Train the continuation model when `args.config` says ``kind = "continuation"``; else None."""
+    if not getattr(args, "config", None):
+        return None
+    data = read_config(args.config)
+    if data.get("kind", "vae") != "continuation":
+        return None
+    import json
+
+    import torch
+
+    from livegen.continuation.train import ContinuationTrainConfig, train_continuation
+    from livegen.errors import ParameterError
+
+    if getattr(args, "device", "auto") not in ("auto", "cpu"):
+        raise ParameterError(f"--device {args.device}: the continuation model trains on the CPU (it is small); use cpu or auto")
+    if getattr(args, "resume", False):
+        raise ParameterError("--resume is not supported for the continuation kind yet; start a new run")
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    cfg = ContinuationTrainConfig.from_dict(data)
+    if getattr(args, "seed", None) is not None:
+        cfg.seed = args.seed
+    summary = train_continuation(args.data, args.out, config=cfg, steps=getattr(args, "steps", None),
+                                 max_minutes=getattr(args, "max_minutes", None), cache_dir=getattr(args, "cache", None),
+                                 progress=not getattr(args, "no_progress", False))
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from livegen.cli.train import add_parser
+    from livegen.errors import LivegenError
+
+    parser = argparse.ArgumentParser(prog="python -m livegen.continuation.train_entry")
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        code = maybe_run_continuation(args)
+    except LivegenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if code is None:
+        print("error: the config does not say kind = \"continuation\"; use `livegen train` for the spectral VAE", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
