@@ -19,8 +19,7 @@ from tests.conftest import REPO, require, require_binary
 _SERVER = textwrap.dedent("""
     import argparse, signal, sys, threading, time
     import torch
-    from livegen.audio.ring import RingBuffer
-    from livegen.audio.stream import AudioOutput
+    from livegen.audio.process import ProcessOutput, SharedRing
     from livegen.engine.core import Engine
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
@@ -35,8 +34,8 @@ _SERVER = textwrap.dedent("""
     torch.set_num_threads(1)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ring = RingBuffer(1 << 16)
-    output = AudioOutput(ring, samplerate=48000, blocksize=256)
+    ring = SharedRing(1 << 16)
+    output = ProcessOutput(ring, samplerate=48000, blocksize=256)
     output.open()
     model, name = load_engine_model(None, log=lambda text: None)
     engine = Engine(model, samplerate=48000, seed=9)
@@ -51,9 +50,9 @@ _SERVER = textwrap.dedent("""
         def stalling(self, frames):
             self._writes = getattr(self, "_writes", 0) + 1
             if self._writes == 3:
-                marks["before"] = (engine.samples_out, output.callbacks)
+                marks["before"] = (engine.samples_out, ring.read)
                 time.sleep(args.stall)
-                marks["after"] = (engine.samples_out, output.callbacks)
+                marks["after"] = (engine.samples_out, ring.read)
             write(self, frames)
         SessionRecorder._write_frames = stalling
     midi = None
@@ -74,6 +73,8 @@ _SERVER = textwrap.dedent("""
     print("xruns", live.status()["xruns"], flush=True)
     print("dropped", sum(r.dropped for r in session.recordings), flush=True)
     print("stall", *marks.get("before", (0, 0)), *marks.get("after", (0, 0)), flush=True)
+    output.close()
+    ring.close(unlink=True)
 """)
 
 
@@ -138,9 +139,9 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     # The disk stalled 1.5 s mid-recording: meanwhile the engine kept producing and the device kept
     # being fed (the engine thread never waits for the disk), and the ring absorbed it all.
     stall = [int(v) for v in [line for line in out.splitlines() if line.startswith("stall")][0].split()[1:]]
-    samples_before, callbacks_before, samples_after, callbacks_after = stall
-    print("server said:", out, "stall (samples, callbacks) before/after:", stall)
-    assert samples_after > samples_before and callbacks_after > callbacks_before, stall
+    made_before, played_before, made_after, played_after = stall
+    print("server said:", out, "stall (samples made, samples played) before/after:", stall)
+    assert made_after > made_before and played_after > played_before, stall
     assert "dropped 0" in out
     audio, rate = soundfile.read(wav, dtype="float32")
     header, events = read_events(wav[:-4] + ".jsonl")
@@ -168,8 +169,8 @@ def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
     from pythonosc.udp_client import SimpleUDPClient
 
     takes = tmp_path / "takes"
-    play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--no-supervisor",
-                             "--record", str(takes), "--osc-port", "0", "--samplerate", "48000", "--seed", "4"],
+    play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless",
+                             "--record", str(takes), "--osc-port", "0", "--samplerate", "48000", "--seed", "4", "--nice", "0"],
                             cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         seen = ""

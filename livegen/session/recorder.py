@@ -54,6 +54,13 @@ def ignore_file_size_signal() -> None:
         libc.signal(int(signal.SIGXFSZ), 1)  # SIG_IGN
 
 
+def event_line(event, *, samplerate: int) -> str:
+    """One line of a session log: the event with `t` recomputed from its sample stamp."""
+    if event.sample is not None:
+        event = dataclasses.replace(event, t=event.sample / samplerate)
+    return event.to_json() + "\n"
+
+
 def _exclusive_pair(directory: Path, stem: str) -> tuple[int, Path, Path]:
     """Create `<stem>[.N].wav` and its `.jsonl` with O_EXCL: a recording never replaces a file."""
     for n in range(10000):
@@ -97,7 +104,7 @@ class SessionRecorder:
     def __init__(self, directory, *, samplerate: int, channels: int, header: dict | None = None,
                  subtype: str = "FLOAT", name: str | None = None, ring_seconds: float = 10.0,
                  on_error: Callable[[str], None] | None = None, header_interval: float = 0.5,
-                 poll_interval: float = 0.02):
+                 poll_interval: float = 0.1):
         if subtype not in SUBTYPES:
             raise ParameterError(f"recording format {subtype!r} is not supported; use one of {', '.join(SUBTYPES)}")
         if int(samplerate) <= 0 or int(channels) <= 0:
@@ -141,6 +148,7 @@ class SessionRecorder:
         self._log = None
         self._thread: threading.Thread | None = None
         self._stop_lock = threading.Lock()
+        self._wake = threading.Event()  # set by `stop` (never by the engine thread: it takes a lock)
 
     # ---- control (any thread but the engine's) -------------------------------------------
     def start(self) -> "SessionRecorder":
@@ -196,6 +204,7 @@ class SessionRecorder:
         with self._stop_lock:
             self._accepting = False
             self._stop_requested = True
+            self._wake.set()
             if self._thread is not None:
                 self._thread.join(timeout)
             elif not self._stopped:
@@ -232,8 +241,8 @@ class SessionRecorder:
     def log_prefix(self, events, count: int) -> None:
         """Log `events[:count]` before any queued event (what happened before a mid-session start).
 
-        `events` may be a list the engine thread keeps appending to: only the first `count` are read,
-        later, by the disk thread.
+        Items are events or already-written log text (whole lines). `events` may be a list another
+        thread keeps appending to: only the first `count` are read, later, by the disk thread.
         """
         self._prefix = (events, int(count))
 
@@ -288,8 +297,11 @@ class SessionRecorder:
                 if now - last_header >= self.header_interval:
                     self._update_header()
                     last_header = now
-                if not wrote:
-                    time.sleep(self.poll_interval)
+                if stopping:
+                    continue
+                if not wrote or self._w - self._r < self.samplerate // 2:
+                    # Few wake-ups: each one hands the GIL over, which slows a torch-bound engine thread.
+                    self._wake.wait(self.poll_interval)
             self._finish()
         except Exception as exc:  # disk full, file size limit, permissions, I/O error
             self._fail(exc)
@@ -332,9 +344,7 @@ class SessionRecorder:
             frames -= k
 
     def _event_line(self, event) -> str:
-        if event.sample is not None:
-            event = dataclasses.replace(event, t=event.sample / self.samplerate)
-        return event.to_json() + "\n"
+        return event if isinstance(event, str) else event_line(event, samplerate=self.samplerate)
 
     def _write_prefix(self) -> None:
         events, count = self._prefix

@@ -18,11 +18,14 @@ import argparse
 import hashlib
 import threading
 import time
+import zlib
 from collections import deque
 from pathlib import Path
 from typing import Callable
 
 FORMATS = ("FLOAT", "PCM_24")
+JOURNAL_CHUNK = 4096
+"""Journal lines compressed together (zlib level 1)."""
 
 
 def add_session_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +103,7 @@ class SessionControl:
 
     def __init__(self, engine, *, directory=".", subtype: str = "FLOAT", header: dict | None = None,
                  on_error: Callable[[str], None] | None = None, on_start=None, on_stop=None,
-                 channels: int = 1, ring_seconds: float = 10.0, poll_interval: float = 0.02):
+                 channels: int = 1, ring_seconds: float = 10.0, poll_interval: float = 0.1):
         self.engine = engine
         self.directory = Path(directory)
         self.subtype = subtype
@@ -112,8 +115,10 @@ class SessionControl:
         self.channels = int(channels)
         self.ring_seconds = float(ring_seconds)
         self.poll_interval = float(poll_interval)
-        self.history: list = []
-        """Every applied event but `record`s, since the engine started (append-only: the engine thread's)."""
+        # Every applied event but `record`s since the engine started, as log lines, compressed in
+        # chunks: a recording started mid-performance logs them first (hours of knob moves stay small).
+        self._journal_chunks: list[bytes] = []
+        self._journal_tail: list[str] = []
         self.recordings: list = []
         self.last_error: str | None = None
         self._armed = None
@@ -194,7 +199,7 @@ class SessionControl:
         # pins the event to the engine step that applied it.
         event.extra["hop"] = getattr(self.engine, "hops", None)
         if event.type != "record":
-            self.history.append(event)
+            self._requests.append(event)  # for the journal, in order with starts and stops
             active = self._active
             if active is not None:
                 active.log_event(event)
@@ -205,7 +210,6 @@ class SessionControl:
                 self._requests.append(("unarmed", event.sample))
                 return
             self._armed = None
-            rec.log_prefix(self.history, len(self.history))
             rec.header["start_sample"] = int(event.sample or 0)
             self._active = rec
             self._requests.append(("start", rec))
@@ -246,8 +250,13 @@ class SessionControl:
         while True:
             stopping = self._stop.is_set()
             while self._requests:
-                kind, item = self._requests.popleft()
+                request = self._requests.popleft()
+                if not isinstance(request, tuple):
+                    self._journal(request)
+                    continue
+                kind, item = request
                 if kind == "start":
+                    item.log_prefix(self._journal_text(), len(self._journal_chunks) + 1)
                     self._start(item)
                 elif kind == "stop":
                     item.stop()
@@ -268,7 +277,19 @@ class SessionControl:
                     self._arm()
                 except Exception as exc:
                     self._error(f"cannot prepare the recorder: {exc}")
-            time.sleep(self.poll_interval)
+            self._stop.wait(self.poll_interval)
+
+    def _journal(self, event) -> None:
+        from livegen.session.recorder import event_line
+
+        self._journal_tail.append(event_line(event, samplerate=self.engine.samplerate))
+        if len(self._journal_tail) >= JOURNAL_CHUNK:
+            self._journal_chunks.append(zlib.compress("".join(self._journal_tail).encode("utf-8"), 1))
+            self._journal_tail = []
+
+    def _journal_text(self) -> list[str]:
+        """The journal so far as log text, one string per chunk."""
+        return [zlib.decompress(chunk).decode("utf-8") for chunk in self._journal_chunks] + ["".join(self._journal_tail)]
 
     def _start(self, rec) -> None:
         try:
