@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="audio recorded per measurement")
     parser.add_argument("--subtype", default="FLOAT", choices=["FLOAT", "PCM_24"])
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
+    parser.add_argument("--engine-seconds", type=float, default=4.0,
+                        help="per trial of the engine-step comparison (0 skips it)")
+    parser.add_argument("--model", default=None, help="model directory for the engine comparison")
     args = parser.parse_args(argv)
 
     sr, bs, ch = args.samplerate, args.blocksize, args.channels
@@ -112,7 +115,53 @@ def main(argv=None) -> int:
               f"log_event median {lm:.2f} us, max {lw:.1f} us; dropped {dropped} frames; "
               f"on disk {on_disk}/{blocks * bs}; error {error}")
     print(f"  disk thread throughput (unpaced): {throughput:.1f}x real time")
+    if args.engine_seconds > 0:
+        _engine_steps(args)
     return 0
+
+
+def _engine_steps(args) -> None:
+    """The decoder's step time with and without a recording running beside it (same run, alternating)."""
+    import numpy as np
+    import torch
+
+    from livegen.engine.core import Engine
+    from livegen.engine.events import Event
+    from livegen.engine.setup import load_engine_model
+    from livegen.session.wiring import SessionControl, engine_header
+
+    torch.set_num_threads(1)
+    model, name = load_engine_model(args.model, log=lambda text: None)
+    period = None
+    steps = {False: [], True: []}
+    with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+        for trial in range(4):
+            recording = trial % 2 == 1
+            engine = Engine(model, samplerate=args.samplerate, seed=0)
+            session = None
+            if recording:
+                session = SessionControl(engine, directory=directory, header=engine_header(engine, model_name=name)).attach()
+                engine.post(Event("record", value=1.0))
+            for _ in range(20):
+                engine.step()
+            start = time.perf_counter()
+            produced = engine.samples_out
+            # Paced at real time, like the live decoder keeping its ring a few blocks ahead.
+            while time.perf_counter() - start < args.engine_seconds:
+                t0 = time.perf_counter()
+                block = engine.step()
+                steps[recording].append(time.perf_counter() - t0)
+                period = len(block) / args.samplerate
+                target = start + (engine.samples_out - produced) / args.samplerate
+                while time.perf_counter() < target:
+                    time.sleep(0.0005)
+            if session is not None:
+                session.close()
+    (m0, p0, w0), (m1, p1, w1) = (_percentiles(steps[False], 1e3), _percentiles(steps[True], 1e3))
+    print(f"  engine step ({name}, block {period * 1e3:.2f} ms), real-time paced, {args.engine_seconds:g} s x 2 trials each:")
+    print(f"    not recording: median {m0:.3f} ms, p99 {p0:.3f} ms, max {w0:.1f} ms")
+    print(f"    recording:     median {m1:.3f} ms, p99 {p1:.3f} ms, max {w1:.1f} ms "
+          f"(median {m1 / m0:.2f}x, p99 {p1 / p0:.2f}x not recording)")
 
 
 if __name__ == "__main__":
