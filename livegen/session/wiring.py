@@ -302,6 +302,7 @@ class SessionControl:
             self._set_recording_off()
             return
         self.recordings.append(rec)
+        self.last_error = None
         if self.on_start is not None:
             self.on_start(rec)
 
@@ -335,6 +336,8 @@ class SessionControl:
         status["record_seconds"] = round(active.elapsed, 3) if active is not None else 0.0
         status["record_dropped"] = active.dropped if active is not None else 0
         status["record_file"] = str(active.path) if active is not None and active.path else ""
+        status["record_bytes"] = active.bytes_written if active is not None else 0
+        status["record_error"] = self.last_error or ""
 
 
 def attach_session(engine, args, *, model_dir=None, model_name=None, blocksize=None,
