@@ -17,28 +17,23 @@ import uuid
 import pytest
 
 from conftest import REPO, require_binary
+from test_play import Osc
 
 pytestmark = pytest.mark.slow
 
 
 def ask(port: int, address: str, reply: str, timeout: float = 2.0):
-    from pythonosc.osc_message import OscMessage
-    from pythonosc.osc_message_builder import OscMessageBuilder
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(0.2)
-        sock.sendto(OscMessageBuilder(address=address).build().dgram, ("127.0.0.1", port))
+    """The reply's arguments, or None (a python-osc client on its own socket)."""
+    osc = Osc(port)
+    try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                data, _ = sock.recvfrom(65536)
-            except (socket.timeout, ConnectionRefusedError):
-                continue
-            message = OscMessage(data)
-            if message.address == reply:
+            message = osc.ask(address, reply=reply)
+            if message is not None:
                 return message.params
-    return None
+        return None
+    finally:
+        osc.sock.close()
 
 
 def engine_pids(port: int) -> list[int]:

@@ -143,12 +143,13 @@ def _status(port: int, timeout: float = 2.0) -> dict | None:
     import socket
 
     from pythonosc.osc_message import OscMessage
-    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    from livegen.control.oscwire import encode_message
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(0.2)
-        sock.sendto(OscMessageBuilder(address="/livegen/status").build().dgram, ("127.0.0.1", port))
+        sock.sendto(encode_message("/livegen/status"), ("127.0.0.1", port))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -24,7 +24,7 @@ from livegen.engine.params import ParamSpec, ParamStore
 from livegen.tui.child import EngineProcess
 from livegen.tui.model_info import ModelInfo, read_model_info
 from livegen.tui.notes import NoteKeys, key_semitone
-from livegen.tui.osc import PREFIX, EngineDelta, OscLink
+from livegen.tui.osc import PREFIX, EngineDelta, OscLink, param_address
 from livegen.tui import screens
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
@@ -49,6 +49,32 @@ STAGE_THEME = Theme(
     panel="#161310",
     dark=True,
 )
+
+
+class Throttle:
+    """Run `action` now, or once a little later, so that it runs at most once per `period`."""
+
+    def __init__(self, app: App, period: float, action):
+        self.app = app
+        self.period = period
+        self.action = action
+        self.last = 0.0
+        self.pending = False
+
+    def poke(self) -> None:
+        if self.pending:
+            return
+        wait = self.period - (time.monotonic() - self.last)
+        if wait <= 0:
+            self.run()
+        else:
+            self.pending = True
+            self.app.set_timer(wait, self.run)
+
+    def run(self) -> None:
+        self.pending = False
+        self.last = time.monotonic()
+        self.action()
 
 
 class EngineUpdate(Message):
@@ -93,10 +119,8 @@ class LivegenApp(App):
         self.notes = NoteKeys()
         self.status: dict[str, object] = {}
         self._outbox: dict[str, tuple] = {}
-        self._last_flush = 0.0
-        self._flush_pending = False
-        self._last_drain = 0.0
-        self._drain_pending = False
+        self._send_throttle = Throttle(self, SEND_SECONDS, self._flush)
+        self._drain_throttle = Throttle(self, FRAME_SECONDS, self._drain)
         self._got_reply = False
         self._last_subscribe = 0.0
         self._note_timer = None
@@ -154,25 +178,14 @@ class LivegenApp(App):
 
     # -- outgoing, coalesced ---------------------------------------------------------------
     def send(self, address: str, *args) -> None:
+        """Queue a value for the engine; per address only the newest is sent, at most 60 Hz."""
         self._outbox[address] = args
-        if self._flush_pending:
-            return
-        wait = SEND_SECONDS - (time.monotonic() - self._last_flush)
-        if wait <= 0:
-            self._flush()
-        else:
-            self._flush_pending = True
-            self.set_timer(wait, self._flush)
+        self._send_throttle.poke()
 
     def send_param(self, name: str, value: float) -> None:
-        if name.startswith("z") and name[1:].isdigit():
-            self.send(f"{PREFIX}z/{name[1:]}", float(value))
-        else:
-            self.send(f"{PREFIX}param/{name}", float(value))
+        self.send(param_address(name), float(value))
 
     def _flush(self) -> None:
-        self._flush_pending = False
-        self._last_flush = time.monotonic()
         outbox, self._outbox = self._outbox, {}
         for address, args in outbox.items():
             self.link.send(address, *args)
@@ -181,20 +194,11 @@ class LivegenApp(App):
 
     # -- incoming, coalesced ---------------------------------------------------------------
     def on_engine_update(self, _: EngineUpdate) -> None:
-        if self._drain_pending:
-            return
-        wait = FRAME_SECONDS - (time.monotonic() - self._last_drain)
-        if wait <= 0:
-            self._drain()
-        else:
-            self._drain_pending = True
-            self.set_timer(wait, self._drain)
+        self._drain_throttle.poke()
 
     def _drain(self) -> None:
-        self._drain_pending = False
         if not self.is_running:
             return
-        self._last_drain = time.monotonic()
         delta = self.link.take()
         if not delta.empty():
             self.apply(delta)

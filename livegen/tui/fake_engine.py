@@ -16,20 +16,12 @@ import threading
 import time
 
 from pythonosc.dispatcher import Dispatcher
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
+from livegen.control.oscwire import encode_message
 from livegen.engine.params import ParamStore
 
 PREFIX = "/livegen/"
-
-
-def encode(address: str, *args) -> bytes:
-    builder = OscMessageBuilder(address=address)
-    for arg in args:
-        builder.add_arg(arg, "i" if isinstance(arg, int) and not isinstance(arg, bool) else
-                        "f" if isinstance(arg, float) else "s")
-    return builder.build().dgram
 
 
 class FakeEngine:
@@ -103,11 +95,11 @@ class FakeEngine:
             self.bindings.pop(str(args[0]), None)
 
     def reply(self, client, address: str, *args) -> None:
-        self.server.socket.sendto(encode(address, *args), client)
+        self.server.socket.sendto(encode_message(address, args), client)
 
     def push(self, address: str, *args) -> None:
         """Send to every subscriber, as the engine's feedback thread does."""
-        data = encode(address, *args)
+        data = encode_message(address, args)
         for subscriber in list(self.subscribers):
             self.server.socket.sendto(data, subscriber)
 

@@ -17,8 +17,9 @@ from typing import Callable
 
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket, ParseError
+
+from livegen.control.oscwire import encode_message
 
 PREFIX = "/livegen/"
 MAX_SPECTRUM_ROWS = 64
@@ -43,18 +44,11 @@ class EngineDelta:
         return self.received == 0
 
 
-def _build(address: str, args: tuple) -> bytes:
-    builder = OscMessageBuilder(address=address)
-    for arg in args:
-        if isinstance(arg, bool):
-            builder.add_arg(int(arg), "i")
-        elif isinstance(arg, int):
-            builder.add_arg(arg, "i")
-        elif isinstance(arg, float):
-            builder.add_arg(arg, "f")
-        else:
-            builder.add_arg(str(arg), "s")
-    return builder.build().dgram
+def param_address(name: str) -> str:
+    """Latent offsets go to `/livegen/z/<i>`, everything else to `/livegen/param/<name>`."""
+    if name.startswith("z") and name[1:].isdigit():
+        return f"{PREFIX}z/{name[1:]}"
+    return f"{PREFIX}param/{name}"
 
 
 def _pairs(args) -> list[tuple[str, object]]:
@@ -87,7 +81,7 @@ class OscLink:
     # -- sending ---------------------------------------------------------------------------
     def send(self, address: str, *args) -> None:
         try:
-            self.sock.sendto(_build(address, args), (self.host, self.port))
+            self.sock.sendto(encode_message(address, args), (self.host, self.port))
         except OSError:
             return  # engine not up yet or gone: the status line says so
         self.sent += 1
@@ -97,10 +91,7 @@ class OscLink:
         self.send(PREFIX + "xy", float(x), float(y))
 
     def param(self, name: str, value: float) -> None:
-        if name.startswith("z") and name[1:].isdigit():
-            self.send(f"{PREFIX}z/{name[1:]}", float(value))
-        else:
-            self.send(f"{PREFIX}param/{name}", float(value))
+        self.send(param_address(name), float(value))
 
     def note(self, pitch: int, velocity: int) -> None:
         self.send(PREFIX + "note", int(pitch), int(velocity))
