@@ -131,6 +131,15 @@ def test_slider_keys_send_parameters(fake):
         # down moves to the next slider
         await pilot.press("down")
         assert app.focused.id == "slider-quality"
+        # the mouse drags a slider: to the bar's right end is the maximum
+        drift = app.query_one("#slider-drift", ParamSlider)
+        start, bar = drift._bar_geometry()
+        await pilot.mouse_down("#slider-drift", offset=(start + 1, 0))
+        await pilot.hover("#slider-drift", offset=(start + bar + 3, 0))
+        await pilot.mouse_up("#slider-drift", offset=(start + bar + 3, 0))
+        await pilot.pause(0.1)
+        assert app.focused is drift and drift.value == 1.0
+        assert last_args(fake, "/livegen/param/drift") == (1.0,)
 
     run(app, scenario)
 
@@ -310,6 +319,16 @@ def test_read_model_info_never_raises(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"config": {"latent_dim": 3}, "family_centroids": {"a": [2, -1]}}))
     info = read_model_info(tmp_path)
     assert info.latent_dim == 3 and info.centroids == {"a": (1.0, 0.0)} and not info.problem
+
+
+def test_play_without_a_terminal_says_so(tmp_path):
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "livegen", "play", "--osc-port", "0"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "needs a terminal" in proc.stderr and "--headless" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_engine_argv_passes_play_options_through():

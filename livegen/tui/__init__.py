@@ -52,6 +52,11 @@ def run_ui(args, argv: list[str] | None = None) -> int:
 
     import platformdirs
 
+    from livegen.errors import ParameterError
+
+    if not (sys.stdin.isatty() and sys.__stderr__.isatty()):
+        raise ParameterError("livegen play draws a terminal UI and needs a terminal on stdin and stderr; "
+                             "run `livegen play --headless` for the engine alone")
     cap_frame_rate()
 
     from livegen.tui.app import LivegenApp

@@ -54,6 +54,7 @@ class ParamSlider(Widget, can_focus=True):
         super().__init__(**kwargs)
         self.spec = spec
         self.value = spec.default if value is None else value
+        self._dragging = False
 
     @property
     def param(self) -> str:
@@ -90,11 +91,27 @@ class ParamSlider(Widget, can_focus=True):
         bar = max(width - NAME_WIDTH - VALUE_WIDTH - 2, 4)
         return NAME_WIDTH + 1, bar
 
-    def on_click(self, event: events.Click) -> None:
+    def _value_from_mouse(self, event: events.MouseEvent) -> None:
         start, bar = self._bar_geometry()
         offset = event.get_content_offset_capture(self)
-        if start <= offset.x < start + bar:
-            self.set_value(self.spec.from_unit((offset.x - start) / max(bar - 1, 1)))
+        self.set_value(self.spec.from_unit((offset.x - start) / max(bar - 1, 1)))
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        start, bar = self._bar_geometry()
+        if start <= event.get_content_offset_capture(self).x < start + bar:
+            self.focus()
+            self._dragging = True
+            self.capture_mouse()
+            self._value_from_mouse(event)
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self._dragging:
+            self._value_from_mouse(event)
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if self._dragging:
+            self._dragging = False
+            self.release_mouse()
 
     def render(self) -> Text:
         start, bar = self._bar_geometry()
