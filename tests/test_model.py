@@ -182,6 +182,21 @@ def test_determinism_and_noise_source():
     assert abs(float(state.std()) - math.sqrt(1 - model.config.noise_rho ** 60)) < 0.02
 
 
+def test_frame_decoder_matches_decode_and_handles_no_voices():
+    model = random_model(seed=4)
+    fast = model.frame_decoder()
+    for v in (0, 1, 6):
+        g = torch.Generator().manual_seed(v)
+        args = (torch.randn(v, 8, generator=g), torch.linspace(30.0, 90.5, v), torch.rand(v, generator=g),
+                torch.rand(v, generator=g), torch.randn(v, generator=g))
+        noise = torch.randn(v, 32, generator=g)
+        with torch.inference_mode():
+            assert fast(*args).shape == (v, 513)
+            assert torch.equal(fast(*args), model.decode(*args))
+            assert torch.equal(fast(*args, noise), model.decode(*args, noise))
+    assert model.frame_decoder(trace=False) == model.decode
+
+
 def test_xy_plane():
     model = random_model(SMALL, seed=0)
     d = SMALL.latent_dim

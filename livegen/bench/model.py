@@ -3,7 +3,8 @@
 Targets (issue 3): <= 0.3 ms per frame for one voice and <= 1 ms for 8 voices batched. The
 machine is shared and noisy, so beside each figure we print a baseline measured in the same
 run: the decoder's MLP alone (same layers, same batch), i.e. what a plain MLP frame decoder of
-this size costs; the ratio says what drawing harmonics and noise adds.
+this size costs; the ratio says what drawing harmonics and noise adds. `traced` is
+`model.frame_decoder()` (TorchScript, identical output), what a per-hop loop should call.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def main(argv=None) -> int:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     print(f"model: {name}; {args.threads} thread(s); device {args.device}; "
           f"hop {cfg.hop} samples = {cfg.hop_seconds * 1e3:.2f} ms at {cfg.sample_rate} Hz")
-    print(f"{'voices':>6} {'decode µs':>10} {'MLP-only µs':>12} {'ratio':>6} {'target µs':>10} {'% of hop':>9}")
+    fast = model.frame_decoder()
+    print(f"{'voices':>6} {'decode µs':>10} {'traced µs':>10} {'MLP-only µs':>12} {'ratio':>6} {'traced ratio':>12} "
+          f"{'target µs':>10} {'traced % of hop':>15}")
     gen = torch.Generator(device="cpu").manual_seed(0)
     for v in [int(x) for x in args.voices.split(",") if x.strip()]:
         z = torch.randn(v, cfg.latent_dim, generator=gen).to(args.device)
@@ -66,16 +69,21 @@ def main(argv=None) -> int:
             model.decode(z, pitch, vel, t_on, t_off, noise)
             sync()
 
+        def traced():
+            fast(z, pitch, vel, t_on, t_off, noise)
+            sync()
+
         def mlp():
             model.decoder(x)
             sync()
 
         with torch.inference_mode():
             t_dec = _time(decode, iters=args.iters, repeats=args.repeats)
+            t_tr = _time(traced, iters=args.iters, repeats=args.repeats)
             t_mlp = _time(mlp, iters=args.iters, repeats=args.repeats)
         target = 300.0 if v == 1 else 1000.0 * v / 8
-        print(f"{v:>6} {t_dec:>10.1f} {t_mlp:>12.1f} {t_dec / t_mlp:>6.2f} {target:>10.0f} "
-              f"{t_dec / (cfg.hop_seconds * 1e6) * 100:>8.1f}%")
+        print(f"{v:>6} {t_dec:>10.1f} {t_tr:>10.1f} {t_mlp:>12.1f} {t_dec / t_mlp:>6.2f} {t_tr / t_mlp:>12.2f} "
+              f"{target:>10.0f} {t_tr / (cfg.hop_seconds * 1e6) * 100:>14.1f}%")
     return 0
 
 

@@ -153,19 +153,20 @@ class SpectralModel(nn.Module):
         env = torch.lerp(bands[:, self.band_lo], bands[:, self.band_hi], self.band_frac).view(v, 2 * cfg.n_bins)
         inharm = torch.sigmoid(params[:, -1:]) * cfg.max_inharmonicity
         # log of harmonic k's frequency in bins: log f0 + log k + 0.5 log(1 + B k^2)
-        log_b = (pitch.clamp(0.0, 135.0).unsqueeze(1) * _LN2_12 + _LOG_F0_BIN0 - math.log(cfg.bin_hz)
+        log_b = (pitch.clamp(0.0, 135.0).unsqueeze(1) * _LN2_12 + (_LOG_F0_BIN0 - math.log(cfg.bin_hz))
                  + self.log_k + 0.5 * torch.log1p(inharm * self.harm_k2))
         b = torch.exp(log_b).clamp(max=cfg.n_bins + cfg.kernel_halfwidth)
         base = b.floor()
         powers = (b - base).unsqueeze(2).expand(v, cfg.max_harmonics, self.lobe_poly.shape[0] - 1).cumprod(2)
         lobe = torch.addmm(self.lobe_poly[0], powers.view(-1, powers.shape[2]), self.lobe_poly[1:])
-        lobe = lobe.view(v, cfg.max_harmonics, -1)                                     # [V, K, W]
+        lobe = lobe.view(v, cfg.max_harmonics, 2 * cfg.kernel_halfwidth)                # [V, K, W]
         loga = nn.functional.pad(params[:, 2 * nb:2 * nb + nr], (0, cfg.max_harmonics - nr))
         if noise is not None and cfg.harm_jitter:
             loga = torch.addmm(loga, noise, self.jitter_proj, alpha=cfg.harm_jitter)
-        idx = (base.long().unsqueeze(2) + self.lobe_offsets).view(v, -1)
+        span = cfg.max_harmonics * 2 * cfg.kernel_halfwidth
+        idx = (base.long().unsqueeze(2) + self.lobe_offsets).view(v, span)
         harm = torch.zeros(v, self._pad_bins, dtype=params.dtype, device=params.device)
-        harm = harm.scatter_add(1, idx, (torch.exp(loga).unsqueeze(2) * lobe).view(v, -1))
+        harm = harm.scatter_add(1, idx, (torch.exp(loga).unsqueeze(2) * lobe).view(v, span))
         harm = harm[:, cfg.kernel_halfwidth:cfg.kernel_halfwidth + cfg.n_bins]
         if noise is not None and cfg.noise_gain:
             c = (noise @ self.noise_proj).view(v, 2, cfg.n_bins)
@@ -183,6 +184,51 @@ class SpectralModel(nn.Module):
         noiseless mean frame). Returns [V, n_bins] float32 linear magnitude (librosa STFT scale).
         """
         return self.render(self.decode_params(z, pitch, velocity, t_on, t_off), pitch, noise)
+
+    def frame_decoder(self, *, trace: bool = True):
+        """A callable with `decode`'s signature for a per-hop loop, about twice as fast on CPU.
+
+        It is `decode` traced with TorchScript (two graphs: with and without noise), which cuts
+        the per-op overhead that dominates a one-voice frame; outputs are identical to `decode`.
+        Build it after the model is on its device and its config final (values such as
+        `noise_gain` are baked in). Falls back to plain `decode` if tracing fails.
+        """
+        if not trace:
+            return self.decode
+        import warnings
+
+        model = self
+
+        class _Decode(nn.Module):
+            def __init__(self, with_noise: bool):
+                super().__init__()
+                self.model = model
+                self.with_noise = with_noise
+
+            def forward(self, z, pitch, velocity, t_on, t_off, noise):
+                return self.model.decode(z, pitch, velocity, t_on, t_off, noise if self.with_noise else None)
+
+        cfg = self.config
+        dev = self.plane_origin.device
+        v = 3
+        example = (torch.zeros(v, cfg.latent_dim, device=dev), torch.full((v,), 60.0, device=dev),
+                   torch.full((v,), 0.5, device=dev), torch.full((v,), 0.1, device=dev),
+                   torch.full((v,), -1.0, device=dev), torch.zeros(v, cfg.noise_dim, device=dev))
+        try:
+            with warnings.catch_warnings(), torch.inference_mode():
+                warnings.simplefilter("ignore")
+                graphs = [torch.jit.freeze(torch.jit.trace(_Decode(w).eval(), example, check_trace=False))
+                          for w in (False, True)]
+        except Exception:  # TorchScript missing or unable: the eager path is always correct
+            return self.decode
+        plain, noisy = graphs
+
+        def decode(z, pitch, velocity, t_on, t_off, noise=None):
+            if noise is None:
+                return plain(z, pitch, velocity, t_on, t_off, z)  # noise argument unused in this graph
+            return noisy(z, pitch, velocity, t_on, t_off, noise)
+
+        return decode
 
     def advance_noise(self, prev, fresh):
         """AR(1) step that keeps draws standard normal but correlated like overlapping STFT frames.
