@@ -18,7 +18,7 @@ import soundfile
 
 from livegen.engine.events import param, read_events
 from livegen.session import SessionRecorder
-from tests.conftest import REPO, require_binary
+from conftest import REPO, require_binary
 
 
 def _feed(rec: SessionRecorder, audio: np.ndarray, sizes, *, keep_up: bool = True) -> None:

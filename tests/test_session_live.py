@@ -13,7 +13,7 @@ import numpy as np
 import soundfile
 
 from livegen.engine.events import read_events
-from tests.conftest import REPO, require, require_binary
+from conftest import REPO, require, require_binary
 
 # The engine server's live stack (as `livegen play --headless` builds it) with recording attached.
 _SERVER = textwrap.dedent("""

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 from livegen.engine.events import Event, note_off, note_on, param, read_events
-from tests.conftest import REPO
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
