@@ -3,9 +3,8 @@
 Why a process: the callback is Python and needs the GIL. In the engine process every torch op
 releases the GIL, so a callback thread waiting for it forces a hand-over on each one; on a busy
 machine each hand-over waits for the scheduler. Measured here (2 shared cores, load ~10): one
-5 ms ticker thread beside the decoder raised its median step from 1.9 ms to 4.3 ms, and
-`play` ran at a decoder load above 5 with hundreds of xruns per second. In its own process
-the callback shares no GIL with the decoder. It also means that when PortAudio aborts its
+thread waking every 5 ms beside the decoder raised its median step from 1.9 ms to 4.3 ms. In
+its own process the callback shares no GIL with the decoder. It also means that when PortAudio aborts its
 process because the JACK server died (see DESIGN.md, "Seen here"), only this small process
 dies: the engine keeps its state and starts a new one when the server is back.
 

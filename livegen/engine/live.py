@@ -70,6 +70,7 @@ class LiveEngine:
     def _run(self) -> None:
         sleep = max(0.0005, 0.25 * self.engine.hop_seconds)
         try:
+            self.engine.bind_thread()
             while not self._stop.is_set():
                 self._fill()
                 time.sleep(sleep)

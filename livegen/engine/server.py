@@ -61,11 +61,17 @@ def serve(args) -> int:
     except BaseException:
         ring.close(unlink=True)
         raise
+    code = 1
     try:
-        return _serve(args, output, started, stop)
+        code = _serve(args, output, started, stop)
     finally:
         output.close()
         ring.close(unlink=True)
+    # Everything is stopped, closed and flushed: leave without interpreter teardown, where a C++
+    # thread pool can abort the process (seen here: "terminate called without an active exception").
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _serve(args, output, started, stop) -> int:
@@ -78,7 +84,8 @@ def _serve(args, output, started, stop) -> int:
     torch.set_num_threads(max(1, args.threads))
     device = pick_device(args.device)
     model, model_name = load_engine_model(args.model, device=device, log=log)
-    engine = Engine(model, samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead, device=device)
+    engine = Engine(model, samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead, device=device,
+                    threads=max(1, args.threads))
     block = output.blocksize or 256
     ahead_ms = args.ahead_ms
     ahead = int(round(ahead_ms * output.samplerate / 1000)) if ahead_ms is not None else max(2 * block, 768)

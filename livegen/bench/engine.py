@@ -1,0 +1,367 @@
+"""`livegen bench engine`: cost, latency, start-up and xruns of the live engine.
+
+Figures (all measured in one run, ratios against baselines of the same run):
+
+- real-time factor of the offline render at 48 kHz on one thread, 1 voice (the drone) and
+  8 note voices, beside the decode-only and inverter-only cost of the same work, and the
+  per-voice-inversion alternative (`mix="voices"`) with its spectral convergence;
+- control-to-sound latency in the offline render: from an event's sample to the first output
+  sample it changes, for the default look-ahead and look-ahead 0, with the algorithmic floor
+  (look-ahead x hop + one block of waiting for the next hop boundary) printed beside;
+- start-up of `play --headless` to the first non-silent sample on `jackd -d dummy`;
+- an xrun soak (`--soak-seconds`): 8 voices, parameter changes every 10 ms over OSC, engine
+  and JACK xrun counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+SR = 48000
+
+
+def _model():
+    from livegen.engine.setup import load_engine_model
+
+    model, name = load_engine_model(None, log=lambda text: None)
+    return model, name
+
+
+def _engine(model, **kwargs):
+    from livegen.engine.core import Engine
+
+    return Engine(model, samplerate=SR, **kwargs)
+
+
+def _script(voices: int):
+    from livegen.engine import events as ev
+
+    if voices <= 1:
+        return [ev.param("drone", 1)]
+    return [ev.param("drone", 0)] + [ev.note_on(48 + 3 * i, 100, t=0.0) for i in range(voices)]
+
+
+def _rtf(model, voices: int, seconds: float, **kwargs) -> tuple[float, object]:
+    engine = _engine(model, **kwargs)
+    engine.schedule(_script(voices))
+    engine.render(0.2)  # warm-up (first torch calls, allocations)
+    start = time.perf_counter()
+    y = engine.render(seconds)
+    return seconds / (time.perf_counter() - start), (engine, y)
+
+
+def _decode_only(model, voices: int, seconds: float) -> float:
+    import numpy as np
+    import torch
+
+    cfg = model.config
+    hops = int(seconds * cfg.sample_rate / cfg.hop)
+    v = max(1, voices)
+    z = torch.zeros(v, cfg.latent_dim)
+    pitch = torch.full((v,), 60.0)
+    vel = torch.full((v,), 0.8)
+    t_on = torch.ones(v)
+    t_off = -torch.ones(v)
+    rng = np.random.default_rng(0)
+    with torch.inference_mode():
+        model.decode(z, pitch, vel, t_on, t_off, torch.zeros(v, cfg.noise_dim))
+        start = time.perf_counter()
+        for _ in range(hops):
+            noise = torch.from_numpy(rng.standard_normal((v, cfg.noise_dim)).astype(np.float32))
+            model.decode(z, pitch, vel, t_on, t_off, noise)
+    return seconds / (time.perf_counter() - start)
+
+
+def _inverter_only(model, rows: int, seconds: float, frames) -> float:
+    from livegen.dsp import StreamingInverter
+
+    cfg = model.config
+    inverter = StreamingInverter(n_fft=cfg.n_fft, hop=cfg.hop, voices=rows)
+    hops = int(seconds * cfg.sample_rate / cfg.hop)
+    start = time.perf_counter()
+    for i in range(hops):
+        inverter.push(frames[i % len(frames)])
+    return seconds / (time.perf_counter() - start)
+
+
+def _spectral_convergence_of_mix(model, mix: str, voices: int, seconds: float) -> float:
+    """SC (dB) of the engine's model-rate output against the summed voice magnitudes it was given."""
+    import numpy as np
+
+    from livegen.dsp import spectral_convergence
+    from livegen.engine.core import Engine
+
+    cfg = model.config
+
+    engine = Engine(model, samplerate=cfg.sample_rate, mix=mix, fade_seconds=1e-4)
+    engine.schedule(_script(voices))
+    targets = []
+    original = engine.inverter.push
+
+    def capture(frame):
+        targets.append(np.asarray(frame, dtype=np.float32).sum(axis=0))
+        return original(frame)
+
+    engine.inverter.push = capture
+    i = engine.params.index["gain"]
+    engine.params.targets[i] = engine.params.values[i] = 0.0  # unity gain from the first sample
+    engine.params.set("ceiling", 0.0)
+    y = engine.render(seconds)
+    skip = 20  # past the start fade and the first look-ahead frames
+    start = (engine.lookahead + skip) * cfg.hop  # push m returns stream samples from (m - lookahead) * hop
+    y = y[start:]
+    frames = 1 + (len(y) - cfg.n_fft) // cfg.hop
+    target = np.stack(targets)[skip:skip + frames]
+    return float(spectral_convergence(y, target, n_fft=cfg.n_fft, hop=cfg.hop))
+
+
+def _latency(model, lookahead: int | None) -> dict:
+    """Samples from an event to the first output sample it changes (offline, 48 kHz)."""
+    import numpy as np
+
+    from livegen.engine import events as ev
+
+    hop_out = model.config.hop * SR // model.config.sample_rate
+    at = 40 * hop_out  # on a hop boundary, after the start fade
+    results = {}
+    for name, change in (("note_on", [ev.note_on(60, 100)]), ("param", [ev.param("drone_pitch", 60.0)])):
+        base = [ev.param("drone", 0)] if name == "note_on" else []
+        outs = []
+        for script in (base, base + [dataclass_at(e, at) for e in change]):
+            engine = _engine(model, lookahead=lookahead)
+            engine.schedule(script)
+            outs.append(engine.render(at / SR + 0.2))
+            la = engine.lookahead
+        diff = np.abs(outs[0] - outs[1])
+        threshold = 1e-4 * max(1e-9, float(np.abs(outs[1]).max()))
+        changed = np.flatnonzero(diff > threshold)
+        first = int(changed[0]) if len(changed) else -1
+        results[name] = first - at if first >= 0 else None
+    results["lookahead"] = la
+    results["floor"] = la * hop_out + hop_out
+    results["hop_out"] = hop_out
+    return results
+
+
+def dataclass_at(event, sample):
+    import dataclasses
+
+    return dataclasses.replace(event, sample=sample, t=sample / SR)
+
+
+# ---------------------------------------------------------------- live: jackd + play --headless
+class _Jack:
+    def __init__(self, period=256):
+        self.name = f"livegen-bench-{uuid.uuid4().hex[:8]}"
+        self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
+                        JACK_NO_START_SERVER="1")
+        jackd = shutil.which("jackd")
+        if jackd is None:
+            raise RuntimeError("jackd not found (Debian jackd2)")
+        self.log = open(f"/tmp/{self.name}.log", "w+")
+        self.proc = subprocess.Popen([jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(SR),
+                                      "-p", str(period)], stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        import jack
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client = jack.Client("livegen-bench", servername=self.name, no_start_server=True)
+                break
+            except jack.JackError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        import numpy as np
+
+        self.port = self.client.inports.register("in")
+        self.buffer = np.zeros(SR * 60 * 12, dtype=np.float32)
+        self.pos = 0
+        self.first_sound = None
+        self.xruns = 0
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+        self.client.activate()
+
+    def _process(self, frames):
+        data = self.port.get_array()
+        if self.first_sound is None and float(abs(data).max()) > 1e-4:
+            self.first_sound = time.monotonic()
+        n = min(frames, len(self.buffer) - self.pos)
+        if n > 0:
+            self.buffer[self.pos:self.pos + n] = data[:n]
+            self.pos += n
+
+    def _xrun(self, delay):
+        self.xruns += 1
+
+    def connect(self) -> bool:
+        for port in self.client.get_ports(is_audio=True, is_output=True):
+            if port.name.startswith("PortAudio"):
+                try:
+                    self.client.connect(port, self.port)
+                except Exception:
+                    pass
+                return True
+        return False
+
+    def close(self):
+        try:
+            self.client.deactivate()
+            self.client.close()
+        finally:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.log.seek(0)
+            self.server_xruns = self.log.read().count("XRun")
+            self.log.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _play(jack: _Jack, port: int, extra=()):
+    return subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", str(port), *extra],
+                            env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _startup(extra) -> tuple[float | None, str]:
+    jack = _Jack()
+    port = _free_port()
+    try:
+        started = time.monotonic()
+        proc = _play(jack, port, extra)
+        deadline = started + 120
+        while jack.first_sound is None and time.monotonic() < deadline and proc.poll() is None:
+            jack.connect()
+            time.sleep(0.01)
+        seconds = jack.first_sound - started if jack.first_sound else None
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        return seconds, out.strip()
+    finally:
+        jack.close()
+
+
+def _soak(seconds: float, extra) -> dict:
+    import numpy as np
+    from pythonosc.udp_client import SimpleUDPClient
+
+    jack = _Jack()
+    port = _free_port()
+    try:
+        proc = _play(jack, port, extra)
+        osc = SimpleUDPClient("127.0.0.1", port)
+        deadline = time.monotonic() + 120
+        while jack.first_sound is None and time.monotonic() < deadline and proc.poll() is None:
+            jack.connect()
+            time.sleep(0.02)
+        jack_xruns_before = jack.xruns
+        for i in range(8):
+            osc.send_message("/livegen/note", [48 + 3 * i, 100])
+        rng = np.random.default_rng(0)
+        x = y = 0.5
+        changes = 0
+        end = time.monotonic() + seconds
+        next_at = time.monotonic()
+        while time.monotonic() < end:
+            x = float(np.clip(x + rng.normal(0, 0.02), 0, 1))
+            y = float(np.clip(y + rng.normal(0, 0.02), 0, 1))
+            osc.send_message("/livegen/xy", [x, y])
+            changes += 1
+            next_at += 0.010
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        return {"summary": out.strip(), "jack_client_xruns": jack.xruns - jack_xruns_before, "changes": changes}
+    finally:
+        jack.close()
+        time.sleep(0.1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="livegen bench engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
+    parser.add_argument("--soak-seconds", type=float, default=10.0, help="length of the xrun soak (0 skips)")
+    parser.add_argument("--no-live", action="store_true", help="skip the jackd start-up and soak figures")
+    parser.add_argument("--play-args", default="", help="extra `play --headless` options for the live figures")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    model, name = _model()
+    cfg = model.config
+    load = os.getloadavg()[0]
+    print(f"model: {name}; STFT {cfg.sample_rate} Hz, n_fft {cfg.n_fft}, hop {cfg.hop}; output {SR} Hz; "
+          f"one torch thread; machine load average {load:.1f} on {os.cpu_count()} CPUs")
+
+    print("\nreal-time factor of render (x real time; higher is better)")
+    rows = []
+    for voices in (1, 8):
+        rtf, (engine, _) = _rtf(model, voices, args.seconds)
+        decoded = voices if voices > 1 else 1
+        dec = _decode_only(model, decoded, args.seconds)
+        frames = [np.abs(np.random.default_rng(i).standard_normal((1, cfg.n_bins))).astype(np.float32) for i in range(8)]
+        inv = _inverter_only(model, 1, args.seconds, frames)
+        rows.append((voices, rtf, dec, inv))
+        target = 20 if voices == 1 else 4
+        print(f"  {voices} voice{'s' if voices > 1 else ' '}: engine {rtf:6.1f}x  (target {target}x)   "
+              f"decode-only {dec:6.1f}x   inverter-only {inv:6.1f}x   engine/decode-only {rtf / dec:.2f}")
+    rtf_v, _ = _rtf(model, 8, args.seconds, mix="voices")
+    frames9 = [np.abs(np.random.default_rng(i).standard_normal((21, cfg.n_bins))).astype(np.float32) for i in range(8)]
+    inv9 = _inverter_only(model, 21, args.seconds / 4, frames9)
+    sc_sum = _spectral_convergence_of_mix(model, "sum", 8, 2.0)
+    sc_voices = _spectral_convergence_of_mix(model, "voices", 8, 2.0)
+    print(f"  8 voices, each inverted separately (mix='voices'): engine {rtf_v:6.1f}x, inverter-only {inv9:.1f}x "
+          f"({rows[1][1] / rtf_v:.1f}x slower than one summed stream)")
+    print(f"  spectral convergence vs the summed voice magnitudes (8 voices; lower is better): "
+          f"summed stream {sc_sum:.1f} dB, per-voice {sc_voices:.1f} dB")
+
+    print("\ncontrol-to-sound latency in the offline render (event on a hop boundary -> first changed sample)")
+    for lookahead in (None, 0):
+        r = _latency(model, lookahead)
+        label = f"look-ahead {r['lookahead']}" + (" (default)" if lookahead is None else " (low latency)")
+        parts = []
+        for kind in ("note_on", "param"):
+            n = r[kind]
+            parts.append(f"{kind} {n} samples = {1000 * n / SR:.2f} ms" if n is not None else f"{kind} unchanged")
+        floor = r["floor"]
+        worst = {k: (r[k] + r["hop_out"]) for k in ("note_on", "param") if r[k] is not None}
+        print(f"  {label}: {', '.join(parts)}; worst case off-boundary +{r['hop_out']} samples "
+              f"(note_on {1000 * worst.get('note_on', 0) / SR:.2f} ms); "
+              f"algorithmic floor {floor} samples = {1000 * floor / SR:.2f} ms (look-ahead x hop + one block)")
+
+    if args.no_live:
+        return 0
+    extra = args.play_args.split()
+    print("\nlive (play --headless on jackd -d dummy -r 48000 -p 256)")
+    try:
+        seconds, summary = _startup(extra)
+        print(f"  start-up to first non-silent sample: {seconds:.2f} s (target 3 s)" if seconds is not None
+              else "  start-up: no sound within 120 s")
+        if args.soak_seconds > 0:
+            result = _soak(args.soak_seconds, extra)
+            print(f"  soak {args.soak_seconds:.0f} s, 8 voices, {result['changes']} xy changes (every 10 ms): "
+                  f"JACK xruns seen by a passive client {result['jack_client_xruns']}")
+            print(f"  engine: {result['summary']}")
+    except Exception as exc:  # jackd missing or refusing: the offline figures still stand
+        print(f"  live figures unavailable: {type(exc).__name__}: {exc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
