@@ -159,3 +159,21 @@ def test_offline_render_is_deterministic_and_continues_the_seed(tmp_path, tiny_m
     with pytest.raises(ParameterError, match="too short"):
         sf.write(tmp_path / "short.wav", y_seed[:500], SR)
         seed_frames(tmp_path / "short.wav", sample_rate=SR, n_fft=1024, hop=128)
+
+
+def test_live_input_follower_drives_the_stream(tiny_model):
+    from livegen.continuation.live_input import InputFollower
+
+    y = _music(1.0, 21)
+    stream_a = ContinuationStream(tiny_model, seed=4)
+    follower = InputFollower(stream_a, device_rate=48000)
+    import soxr
+
+    y48 = soxr.resample(y, SR, 48000)
+    heard = sum(follower.push(y48[i:i + 256]) for i in range(0, len(y48), 256))
+    assert heard == follower.frames and 150 <= heard <= 1 + (len(y) - 1024) // 128  # soxr holds a few ms back
+    z = follower.style_z()
+    assert z is not None and z.shape == (tiny_model.config.latent_dim,) and np.isfinite(z).all()
+    out_a = stream_a.run(z, 2 * tiny_model.config.block)
+    out_b = ContinuationStream(tiny_model, seed=4).run(z, 2 * tiny_model.config.block)
+    assert np.isfinite(out_a).all() and not np.array_equal(out_a, out_b)  # what it heard changed what it plays

@@ -47,6 +47,9 @@ class ContinuationStream:
         self._seed_pos = 0
         self._seed_block: list[np.ndarray] = []
         self._saved = None
+        self._heard: list[np.ndarray] = []                 # listened frames of the current block
+        self._heard_block: np.ndarray | None = None        # last complete listened block
+        self.follow = 1.0
         self.steps = 0
         self.hops = 0
         self.seeded_hops = 0
@@ -69,6 +72,14 @@ class ContinuationStream:
         c = (np.asarray(logmag, np.float32) - self._a_mean) @ self._a_w
         return np.clip(c, -self.config.coef_clip, self.config.coef_clip)
 
+    def listen(self, logmag_row: np.ndarray) -> None:
+        """Hear one frame of live input (not played): the GRU's next input becomes the heard
+        block (mixed with its own by `follow`, 0..1), so the model follows or answers the input."""
+        self._heard.append(self.analyse(logmag_row))
+        if len(self._heard) == self.block:
+            self._heard_block = np.stack(self._heard).reshape(-1)
+            self._heard = []
+
     def save_point(self) -> None:
         """Remember the current state (the "return" action goes back to it)."""
         self._saved = (None if self._h is None else self._h.clone(), self._prev.clone())
@@ -88,6 +99,11 @@ class ContinuationStream:
     def _step(self, z: np.ndarray, given: np.ndarray | None = None) -> None:
         """Run the GRU on the previous block; queue either `given` (seed) or a sampled block."""
         zt = torch.from_numpy(np.asarray(z, dtype=np.float32).reshape(1, -1))
+        if self._heard_block is not None and given is None:
+            own = self._prev.reshape(-1).numpy()
+            mixed = self.follow * self._heard_block + (1.0 - self.follow) * own
+            self._prev = torch.from_numpy(mixed.astype(np.float32)).reshape(1, 1, -1)
+            self._heard_block = None
         with torch.inference_mode():
             (logits, mean, log_std), self._h = self.model(self._prev, zt, self._h)
         self.steps += 1
