@@ -238,3 +238,36 @@ def test_no_audio_server_at_all_is_told_without_traceback(tmp_path):
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "livegen devices" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_engine_survives_the_jack_server_dying_and_reconnects(jack_server, tmp_path):
+    port = free_port()
+    proc = start_play(jack_server, "--osc-port", str(port))
+    osc = Osc(port)
+    try:
+        wait_for_engine(osc, proc)
+        jack_server.stop()  # PortAudio's JACK client dies with it: only the audio child may go
+
+        def audio_state():
+            reply = osc.ask("/livegen/status", reply="/livegen/status")
+            return dict(zip(reply.params[::2], reply.params[1::2])).get("audio") if reply else None
+
+        deadline = time.monotonic() + 30
+        while audio_state() != "lost":
+            assert time.monotonic() < deadline, "the engine did not notice the server going away"
+            time.sleep(0.2)
+        assert proc.poll() is None, "the engine server died with its JACK server"
+        jack_server.start(tmp_path)
+        deadline = time.monotonic() + 30
+        while audio_state() != "ok":
+            assert time.monotonic() < deadline, "the engine did not reconnect when the server came back"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "went away" in err and "livegen devices" in err and "is back" in err
+    assert "stopped after" in out
+    assert "Traceback" not in err
