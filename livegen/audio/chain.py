@@ -43,16 +43,19 @@ class IntegerUpsampler:
 
         self.factor = int(factor)
         taps = UPSAMPLE_TAPS_PER_PHASE * self.factor
-        self.h = (firwin(taps, 0.45 * in_rate, window=("kaiser", 8.0), fs=in_rate * self.factor)
-                  * self.factor)
-        self.zi = np.zeros(taps - 1)
+        h = firwin(taps, 0.45 * in_rate, window=("kaiser", 8.0), fs=in_rate * self.factor) * self.factor
+        # Polyphase: output phase p is the input convolved with h[p::factor] (no zero-stuffing).
+        self.phases = [h[p::self.factor].astype(np.float32) for p in range(self.factor)]
+        self.history = np.zeros(UPSAMPLE_TAPS_PER_PHASE - 1, dtype=np.float32)
         self.delay = (taps - 1) / 2
 
     def resample_chunk(self, x: np.ndarray) -> np.ndarray:
-        up = np.zeros(len(x) * self.factor)
-        up[::self.factor] = x
-        y, self.zi = lfilter(self.h, 1.0, up, zi=self.zi)
-        return y.astype(np.float32)
+        ext = np.concatenate([self.history, x.astype(np.float32, copy=False)])
+        y = np.empty(len(x) * self.factor, dtype=np.float32)
+        for p, h in enumerate(self.phases):
+            y[p::self.factor] = np.convolve(ext, h, mode="valid")
+        self.history = ext[len(ext) - len(self.history):]
+        return y
 
 
 def _burst_margin(resampler_factory, *, in_rate: int, out_rate: int, hop: int = 128, chunks: int = 64) -> int:
