@@ -159,6 +159,7 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     again, _ = render_events(events, model=model, samplerate=rate, seed=header["seed"],
                              lookahead=header["lookahead"], seconds=(start + len(audio)) / rate)
     diff = np.abs(again[start:start + len(audio)] - audio).max()
+    print(f"recorded {len(audio)} samples from sample {start}; re-render max abs diff {diff}")
     assert diff <= 1e-6, f"max abs difference {diff}"
 
 
@@ -202,4 +203,5 @@ def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
     again, _ = soundfile.read(again_path, dtype="float32")
     assert len(again) == len(recorded)
     diff = np.abs(again - recorded).max()
+    print(f"recorded {len(recorded)} samples; livegen render max abs diff {diff}")
     assert diff <= 1e-6, f"max abs difference {diff}"
