@@ -23,8 +23,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds")
     parser.add_argument("--ahead-ms", type=float, default=None,
                         help="how far the decoder keeps the ring buffer ahead of the callback (ms)")
-    parser.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port (0 = any free port)")
-    parser.add_argument("--osc-host", default="127.0.0.1", help="OSC bind address (default loopback)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or mps")
     parser.add_argument("--seed", type=int, default=0, help="noise and drift seed")
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (0 = lowest latency)")
@@ -33,6 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")
     parser.add_argument("--nice", type=int, default=-10,
                         help="CPU priority of the engine server (negative = more; needs privileges; 0 = leave)")
+    from livegen.control.setup import add_control_arguments
+
+    add_control_arguments(parser)  # --osc-*, --midi-*
     try:
         from livegen.session.wiring import add_session_arguments
 

@@ -13,7 +13,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "t * samplerate rounded up to the next hop boundary.")
     parser.add_argument("events", help="event file (JSON lines)")
     parser.add_argument("-o", "--output", required=True, help="output WAV file")
-    parser.add_argument("--model", help="model directory (default: models/default)")
+    parser.add_argument("--model", help="model directory, or 'random' (default: the log header's, else models/default)")
     parser.add_argument("--samplerate", type=int, help="output sample rate (default: the log header's, else 48000)")
     parser.add_argument("--seconds", type=float, help="length (default: last event + 2 s)")
     parser.add_argument("--seed", type=int, help="noise and drift seed (default: the log header's, else 0)")
@@ -67,9 +67,11 @@ def run(args) -> int:
         raise ParameterError(f"--seconds {seconds}: give a positive length")
     torch.set_num_threads(1)
     device = pick_device(args.device)
-    model, _ = load_engine_model(args.model or header.get("model_dir"), device=device)
+    model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)
+    model, _ = load_engine_model(model_path, device=device)
+    extra = {"mix": header["mix"]} if header.get("mix") in ("sum", "voices") else {}
     y, engine = render_events(events, model=model, samplerate=samplerate, seconds=seconds, seed=seed,
-                              lookahead=lookahead, device=device)
+                              lookahead=lookahead, device=device, **extra)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "

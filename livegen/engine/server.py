@@ -98,9 +98,16 @@ def _serve(args, output, started, stop) -> int:
         engine.schedule(scheduled)
     session = _attach_session(engine, args, model_name=model_name, blocksize=output.blocksize)
     live.start()
-    osc = _start_osc(live, args)  # after the first blocks: an answer to /livegen/status means "playing"
+    from livegen.control.setup import start_controls
+
+    # after the first blocks: an answer to /livegen/status means "playing"
+    try:
+        controls = start_controls(live, args, log=log)
+    except BaseException:
+        live.stop()
+        raise
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
-        f"ahead {1000 * ahead / output.samplerate:.1f} ms, OSC {osc.port if osc else 'off'}, "
+        f"ahead {1000 * ahead / output.samplerate:.1f} ms, {controls.describe()}, "
         f"start-up {time.monotonic() - started:.2f} s")
     code = 0
     lost = False
@@ -128,8 +135,7 @@ def _serve(args, output, started, stop) -> int:
                 engine.extra_status["audio_restarts"] = output.restarts
                 log(f"audio device is back: playing on {output.info['name']!r}")
     finally:
-        if osc is not None:
-            osc.stop()
+        controls.stop()
         live.stop(fade=not lost)
         if session is not None:
             session.close()
@@ -151,14 +157,3 @@ def _attach_session(engine, args, *, model_name, blocksize):
     model_dir = None if model_name == "random" else model_name
     return attach_session(engine, args, model_dir=model_dir, model_name=model_name,
                           blocksize=blocksize or None, log=log)
-
-
-def _start_osc(live, args):
-    try:
-        from livegen.control.osc import OscServer
-    except ImportError:
-        log("OSC: livegen.control.osc is not available in this build; control over OSC is off")
-        return None
-    server = OscServer(live, host=args.osc_host, port=args.osc_port)
-    server.start()
-    return server
