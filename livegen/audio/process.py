@@ -139,6 +139,11 @@ class ProcessOutput:
         self._base_ring_underruns = 0
 
     def open(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the audio process; `wait_ready` collects its answer (do other work between)."""
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=False)
         self.ring.counters[_STOP] = 0
@@ -149,6 +154,10 @@ class ProcessOutput:
                   self.blocksize, self.latency, self.nice, child))
         self.process.start()
         child.close()
+        self._pipe = parent
+
+    def wait_ready(self) -> None:
+        parent = self._pipe
         if not parent.poll(self.timeout):
             self.process.kill()
             raise DeviceError(f"the audio process did not open the device in {self.timeout:.0f} s")
@@ -160,6 +169,7 @@ class ProcessOutput:
         if kind == "error":
             self.process.join(5)
             raise DeviceError(payload)
+        parent.close()
         self.info = payload["info"]
         self.samplerate = payload["samplerate"]
         self.blocksize = payload["blocksize"]

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from livegen.errors import DeviceError
+from livegen.errors import DeviceError, LivegenError
 
 WATCHDOG_SECONDS = 2.0
 """A stream whose callback has not run for this long has lost its device (or JACK server)."""
@@ -57,13 +57,16 @@ def serve(args) -> int:
     try:
         output = ProcessOutput(ring, device=args.audio_device, samplerate=args.samplerate,
                                blocksize=args.blocksize, latency=_latency(args.latency))
-        output.open()  # first, so a missing device is told before the model loads
+        output.launch()  # the audio process starts while this one imports torch and loads the model
     except BaseException:
         ring.close(unlink=True)
         raise
     code = 1
     try:
         code = _serve(args, output, started, stop)
+    except LivegenError as exc:  # said here: the exit below skips the CLI's handler
+        print(f"livegen play: error: {exc}", file=sys.stderr)
+        code = 2
     finally:
         output.close()
         ring.close(unlink=True)
@@ -84,6 +87,7 @@ def _serve(args, output, started, stop) -> int:
     torch.set_num_threads(max(1, args.threads))
     device = pick_device(args.device)
     model, model_name = load_engine_model(args.model, device=device, log=log)
+    output.wait_ready()  # DeviceError (no device, or the one asked for is missing) leaves from here
     engine = Engine(model, samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead, device=device,
                     threads=max(1, args.threads))
     block = output.blocksize or 256
