@@ -177,3 +177,15 @@ def test_live_input_follower_drives_the_stream(tiny_model):
     out_a = stream_a.run(z, 2 * tiny_model.config.block)
     out_b = ContinuationStream(tiny_model, seed=4).run(z, 2 * tiny_model.config.block)
     assert np.isfinite(out_a).all() and not np.array_equal(out_a, out_b)  # what it heard changed what it plays
+
+
+def test_bundled_model_loads_and_streams():
+    from livegen.continuation.io import default_continuation_path
+
+    path = default_continuation_path()
+    assert is_continuation_model(path), f"{path} should hold the bundled continuation model"
+    model = load_continuation(path)
+    assert model.metadata["trained"] and model.config.latent_dim >= 2
+    assert sum(f.stat().st_size for f in path.iterdir()) < 10 * 2 ** 20
+    frames = ContinuationStream(model, seed=0).run(model.xy_to_z([0.5, 0.5]).numpy(), 3 * model.config.block)
+    assert np.isfinite(frames).all() and frames.max() > 0

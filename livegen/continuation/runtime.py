@@ -50,6 +50,8 @@ class ContinuationStream:
         self._heard: list[np.ndarray] = []                 # listened frames of the current block
         self._heard_block: np.ndarray | None = None        # last complete listened block
         self.follow = 1.0
+        self.smooth = float(cfg.smooth)
+        self._coef_s: np.ndarray | None = None
         self.steps = 0
         self.hops = 0
         self.seeded_hops = 0
@@ -154,6 +156,12 @@ class ContinuationStream:
             self._step(z)
         coef = self._pending[self._pending_pos]
         self._pending_pos += 1
+        if self.smooth > 0.0:
+            if self._coef_s is None:
+                self._coef_s = coef.copy()
+            self._coef_s *= np.float32(self.smooth)
+            self._coef_s += np.float32(1.0 - self.smooth) * coef
+            coef = self._coef_s
         r = self._tex_rho
         self._tex *= np.float32(r)
         self._tex += np.float32((1.0 - r * r) ** 0.5) * self.rng.standard_normal(self.config.n_bins, dtype=np.float32)
