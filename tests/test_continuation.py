@@ -189,3 +189,24 @@ def test_bundled_model_loads_and_streams():
     assert sum(f.stat().st_size for f in path.iterdir()) < 10 * 2 ** 20
     frames = ContinuationStream(model, seed=0).run(model.xy_to_z([0.5, 0.5]).numpy(), 3 * model.config.block)
     assert np.isfinite(frames).all() and frames.max() > 0
+
+
+def test_render_cli_entry_and_play_builder(tmp_path, tiny_model):
+    from livegen.continuation.engine_hook import build_continuation_engine
+    from livegen.continuation.render import main
+
+    model_dir = save_continuation(tiny_model, tmp_path / "m")
+    events = tmp_path / "ev.jsonl"
+    events.write_text('{"t": 0.0, "type": "param", "name": "drift", "value": 0.2}\n')
+    seed = tmp_path / "seed.wav"
+    sf.write(seed, _music(0.5, 3), SR)
+    outs = []
+    for name in ("a.wav", "b.wav"):
+        assert main([str(events), "--model", str(model_dir), "--seed-audio", str(seed), "--seconds", "1",
+                     "--samplerate", "24000", "-o", str(tmp_path / name)]) == 0
+        outs.append(sf.read(tmp_path / name)[0])
+    np.testing.assert_array_equal(*outs)
+    assert main([str(events), "--model", str(tmp_path), "--seed-audio", str(seed), "-o", str(tmp_path / "c.wav")]) == 2
+    assert build_continuation_engine(str(tmp_path)) is None
+    engine = build_continuation_engine(str(model_dir), seed_audio=seed, samplerate=24000, seed=0, device="cpu")
+    assert engine.stream.seeding and engine.step().shape[0] == 128

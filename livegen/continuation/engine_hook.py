@@ -83,6 +83,32 @@ def load_for_engine(path, *, device: str = "cpu"):
     return load_continuation(path, device="cpu")
 
 
+def build_continuation_engine(model_dir, *, seed_audio=None, log=None, **engine_kwargs):
+    """A `ContinuationEngine` when `model_dir` is a continuation model, else None (for `play`).
+
+    ``engine_kwargs`` are the `Engine` arguments (samplerate, seed, lookahead, device, ...).
+    """
+    from livegen.continuation.io import is_continuation_model
+    from livegen.errors import ParameterError
+
+    if not is_continuation_model(model_dir):
+        if seed_audio:
+            raise ParameterError(f"--seed-audio needs a continuation model (--model models/continuation); "
+                                 f"{model_dir or 'the default model'} is not one")
+        return None
+    model = load_for_engine(model_dir)
+    if log is not None:
+        log(f"model: {model_dir} (continuation)")
+    frames = None
+    if seed_audio:
+        cfg = model.config
+        frames = seed_frames(seed_audio, sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop)
+    engine_kwargs.pop("device", None)   # a continuation model runs on the CPU
+    engine = ContinuationEngine(model, seed_logmag=frames, **engine_kwargs)
+    engine.extra_status["model"] = str(model_dir)
+    return engine
+
+
 def render_continuation(events, *, model, samplerate: int, seconds: float, seed: int = 0,
                         lookahead: int | None = None, seed_audio=None, temperature: float | None = None, **engine_kwargs):
     """Offline render with a continuation model; returns (samples, engine). Deterministic."""

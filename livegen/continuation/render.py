@@ -25,20 +25,22 @@ def maybe_run_render(args) -> int | None:
     from livegen.continuation.io import is_continuation_model
     from livegen.errors import ParameterError
 
+    from livegen.engine.events import read_events
+
     seed_audio = getattr(args, "seed_audio", None)
-    if not is_continuation_model(args.model):
+    header, events = read_events(args.events, tolerate_truncation=True)
+    header = header or {}
+    model_dir = args.model or header.get("model_dir")
+    if not is_continuation_model(model_dir):
         if seed_audio:
             raise ParameterError(f"--seed-audio needs a continuation model (--model models/continuation); "
-                                 f"{args.model or 'the default model'} is not one")
+                                 f"{model_dir or 'the default model'} is not one")
         return None
     import soundfile as sf
     import torch
 
     from livegen.continuation.engine_hook import load_for_engine, render_continuation
-    from livegen.engine.events import read_events
 
-    header, events = read_events(args.events, tolerate_truncation=True)
-    header = header or {}
     samplerate = args.samplerate or int(header.get("samplerate", 48000))
     seed = args.seed if args.seed is not None else int(header.get("seed", 0))
     lookahead = args.lookahead if args.lookahead is not None else header.get("lookahead")
@@ -49,8 +51,8 @@ def maybe_run_render(args) -> int | None:
     if seconds <= 0:
         raise ParameterError(f"--seconds {seconds}: give a positive length")
     torch.set_num_threads(1)
-    model = load_for_engine(args.model)
-    print(f"model: {args.model} (continuation)", file=sys.stderr)
+    model = load_for_engine(model_dir)
+    print(f"model: {model_dir} (continuation)", file=sys.stderr)
     y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds, seed=seed,
                                     lookahead=lookahead, seed_audio=seed_audio,
                                     temperature=getattr(args, "temperature", None))
