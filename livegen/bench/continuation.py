@@ -9,8 +9,9 @@
    log spectrum (minus the model's average) of the first generated second with the seed's last
    second, against the same figure with the seeds shuffled (each continuation compared with
    another piece's seed), and the real next second as a reference.
-3. Cost: time per hop of the stream (GRU step every `block` hops + synthesis) with one torch
-   thread (medians of the hops with and without a GRU step, amortised), against the spectral VAE decoding 8 voices in the same run and
+3. Cost: time per hop of the stream with one torch thread: the GRU step of each block is spread
+   over hops (input layer, each GRU layer, head + draw), so the median of every kind of hop is
+   reported, and the amortised mean; against the spectral VAE decoding 8 voices in the same run and
    against the hop's real-time budget.
 """
 
@@ -187,17 +188,19 @@ def main(argv=None) -> int:
 
         stream = ContinuationStream(model, seed=args.seed)
         z = np.zeros(cfg.latent_dim, np.float32)
-        step_us, other_us = [], []
+        by_work: dict[str, list[float]] = {}
         for _ in range(200):
             stream.next_frame(z)
         for _ in range(args.repeats * args.iters):
-            before = stream.steps
             t = time.perf_counter()
             stream.next_frame(z)
-            dt = (time.perf_counter() - t) * 1e6
-            (step_us if stream.steps != before else other_us).append(dt)
-        gru, other = float(np.median(step_us)), float(np.median(other_us))
-        amortised = (gru + (cfg.block - 1) * other) / cfg.block
+            by_work.setdefault(stream.last_work, []).append((time.perf_counter() - t) * 1e6)
+        names = {"": "synthesis only", "i": "+ input layer", "g": "+ one GRU layer", "h": "+ head and draw"}
+        medians = {w: float(np.median(v)) for w, v in by_work.items()}
+        counts = {w: len(v) for w, v in by_work.items()}
+        total = sum(counts.values())
+        amortised = sum(medians[w] * counts[w] for w in medians) / total
+        worst = max(medians.values())
         vae = random_model(ModelConfig(), seed=0)
         v = 8
         zz, pitch = torch.zeros(v, vae.config.latent_dim), torch.linspace(48, 72, v)
@@ -211,15 +214,16 @@ def main(argv=None) -> int:
                 vae_calls.append((time.perf_counter() - t) * 1e6)
         vae_us = float(np.median(vae_calls[20:]))
         budget = cfg.hop / sr * 1e6
-        all_calls = np.array(step_us + other_us)
-        print(f"\n[cost per hop, one thread, {len(all_calls)} hops; medians, robust to the shared machine's preemptions]")
-        print(f"  hop with a GRU step (1 in {cfg.block}): {gru:.1f} µs; other hops (synthesis only): {other:.1f} µs; "
-              f"amortised {amortised:.1f} µs per hop (raw mean {all_calls.mean():.1f} µs, p99 {np.percentile(all_calls, 99):.1f} µs)")
+        all_calls = np.concatenate([np.array(v) for v in by_work.values()])
+        print(f"\n[cost per hop, one thread, {total} hops; medians, robust to the shared machine's preemptions]")
+        for w in sorted(medians, key=len):
+            print(f"  hops with {names.get(w, w):18s} ({counts[w]:6d}): {medians[w]:7.1f} µs")
+        print(f"  amortised {amortised:.1f} µs per hop, worst kind of hop {worst:.1f} µs "
+              f"(raw mean {all_calls.mean():.1f} µs, p99 {np.percentile(all_calls, 99):.1f} µs)")
         print(f"  spectral VAE decoding 8 voices, same run: {vae_us:.1f} µs per hop -> continuation amortised = {amortised / vae_us:.2f}x of it")
-        print(f"  hop budget {budget:.0f} µs: continuation {100 * amortised / budget:.1f} %, worst hop {100 * gru / budget:.1f} %, "
+        print(f"  hop budget {budget:.0f} µs: continuation {100 * amortised / budget:.1f} %, worst hop {100 * worst / budget:.1f} %, "
               f"with the 8 voices {100 * (amortised + vae_us) / budget:.1f} %")
-        passed = amortised <= 500.0
+        passed = worst <= 500.0
         ok &= passed
-        print(f"  target <= 500 µs per hop (amortised): {'PASS' if passed else 'FAIL'}; the GRU hop alone "
-              f"{'also fits' if gru <= 500 else 'exceeds it'}")
+        print(f"  target <= 500 µs per hop (every kind of hop): {'PASS' if passed else 'FAIL'}")
     return 0 if ok else 1
