@@ -1,0 +1,53 @@
+"""`livegen render` as a command: deterministic files, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from conftest import REPO
+
+
+def render(*args):
+    return subprocess.run([sys.executable, "-m", "livegen", "render", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_render_writes_the_same_samples_twice_and_another_seed_differs(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "header", "seed": 2}\n'
+                      '{"t": 0.05, "type": "note_on", "pitch": 62, "velocity": 90}\n'
+                      '{"t": 0.2, "type": "param", "name": "drift", "value": 1}\n'
+                      '{"t": 0.4, "type": "note_off", "pitch": 62}\n')
+    outs = []
+    for name, extra in (("a", []), ("b", []), ("c", ["--seed", "3"])):
+        result = render(str(events), "-o", str(tmp_path / f"{name}.wav"), "--seconds", "0.6", "--model", "random", *extra)
+        assert result.returncode == 0, result.stderr
+        y, sr = sf.read(tmp_path / f"{name}.wav", dtype="float32")
+        assert sr == 48000 and len(y) == 28800
+        outs.append(y)
+    assert np.array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], outs[2])
+    assert np.abs(outs[0]).max() > 1e-3 and np.abs(outs[0]).max() <= 10 ** (-0.3 / 20)
+
+
+def test_bad_event_file_names_file_line_and_field(tmp_path):
+    events = tmp_path / "bad.jsonl"
+    events.write_text('{"t": 0, "type": "param", "name": "x", "value": 0.3}\n'
+                      '{"t": 1, "type": "note_on", "pitch": 60}\n')
+    result = render(str(events), "-o", str(tmp_path / "x.wav"))
+    assert result.returncode == 2
+    assert f"{events}:2" in result.stderr and "velocity" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_parameter_is_refused_before_rendering(tmp_path):
+    events = tmp_path / "unknown.jsonl"
+    events.write_text('{"t": 0.5, "type": "param", "name": "loudness", "value": 3}\n')
+    result = render(str(events), "-o", str(tmp_path / "x.wav"), "--model", "random")
+    assert result.returncode == 2
+    assert "loudness" in result.stderr and "gain" in result.stderr
+    assert not (tmp_path / "x.wav").exists()
