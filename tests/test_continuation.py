@@ -215,3 +215,20 @@ def test_render_cli_entry_and_play_builder(tmp_path, tiny_model):
     assert build_continuation_engine(str(tmp_path)) is None
     engine = build_continuation_engine(str(model_dir), seed_audio=seed, samplerate=24000, seed=0, device="cpu")
     assert engine.stream.seeding and engine.step().shape[0] == 128
+
+
+def test_engine_parameters_steer_the_stream(tmp_path, tiny_model):
+    seed_wav = tmp_path / "seed.wav"
+    sf.write(seed_wav, _music(0.5, 12), SR)
+    events = [Event(t=0.0, type="param", name="temperature", value=0.0),
+              Event(t=0.8, type="param", name="return", value=1),
+              Event(t=0.9, type="param", name="x", value=0.9)]
+    y, engine = render_continuation(events, model=tiny_model, samplerate=SR, seconds=1.2, seed=0, seed_audio=seed_wav)
+    assert engine.stream.temperature == 0.0 and engine.params.get("return") == 1
+    assert {"temperature", "follow", "return", "drift", "x", "z0"} <= set(engine.params.names)
+    assert engine.rejected == 0 and np.isfinite(y).all()
+    greedy, _ = render_continuation(events[:1], model=tiny_model, samplerate=SR, seconds=1.2, seed=0, seed_audio=seed_wav)
+    with_return, _ = render_continuation(events[:2], model=tiny_model, samplerate=SR, seconds=1.2, seed=0, seed_audio=seed_wav)
+    cut = int(0.8 * SR)
+    np.testing.assert_array_equal(greedy[:cut], with_return[:cut])
+    assert not np.array_equal(greedy[cut:], with_return[cut:])  # the return trigger went back to the seed's end

@@ -12,6 +12,11 @@ chain, inverter) whose per-hop frame comes from a `ContinuationStream` instead o
   default point (0.5, 0.5) continues in the seed's style and the pad moves away from it;
 - ``drone`` (on by default) gates the stream (0 mutes it while it keeps running) and
   ``drone_level`` scales it. Notes have no decoder in a continuation model and are ignored.
+
+It adds three parameters to the engine's registry, so MIDI learn, OSC
+(``/livegen/param/<name>``), the TUI, presets and the session log all reach them:
+``temperature`` (how freely it samples), ``follow`` (how closely it follows live input) and
+``return`` (a trigger: any value >= 0.5 puts the recurrent state back where the seed ended).
 """
 
 from __future__ import annotations
@@ -36,6 +41,20 @@ def seed_frames(path, *, sample_rate: int, n_fft: int, hop: int, max_seconds: fl
     return log_magnitude(y, n_fft=n_fft, hop=hop)
 
 
+def continuation_param_specs(temperature: float = 0.7):
+    """The parameters a continuation model adds to the engine's registry."""
+    from livegen.engine.params import ParamSpec
+
+    return [
+        ParamSpec("temperature", 0.0, 1.5, round(min(max(temperature, 0.0), 1.5), 4), "", 0.0,
+                  description="how freely the continuation model samples (0 = its most likely block)"),
+        ParamSpec("follow", 0.0, 1.0, 1.0, "", 0.0,
+                  description="how closely the continuation model follows live input (0 = ignores it)"),
+        ParamSpec("return", 0, 1, 0, "", 0.0, integer=True,
+                  description="trigger: back to the state where the seed ended (drift walk reset)"),
+    ]
+
+
 class ContinuationEngine(Engine):
     """`Engine` driven by a continuation model (see the module docstring)."""
 
@@ -47,6 +66,7 @@ class ContinuationEngine(Engine):
 
         super().__init__(model, seed=seed, **kwargs)
         self.stream = ContinuationStream(model, seed=seed, temperature=temperature)
+        self._add_params(continuation_param_specs(self.stream.temperature))
         self._style_offset = np.zeros(self.latent_dim)
         if seed_logmag is not None:
             with torch.inference_mode():
@@ -56,6 +76,25 @@ class ContinuationEngine(Engine):
             self._style_offset = (mu[0] - centre).numpy().astype(np.float64)
             self.stream.feed(seed_logmag)
         self.extra_status["continuation"] = 1
+
+    def _add_params(self, extra) -> None:
+        from livegen.engine.params import ParamStore
+
+        old = self.params
+        specs = list(old.specs.values())
+        self.params = ParamStore(specs[:len(specs) - self.latent_dim] + list(extra) + specs[len(specs) - self.latent_dim:])
+        self.params.restore(old.snapshot())
+        self._z_index = np.array([self.params.index[n] for n in self._z_names])
+        self._idx = {name: self.params.index[name] for name in self.params.names}
+
+    def _param_changed(self, name: str) -> None:
+        super()._param_changed(name)
+        if name == "temperature":
+            self.stream.temperature = self.params.get("temperature")
+        elif name == "follow":
+            self.stream.follow = self.params.get("follow")
+        elif name == "return" and self.params.get("return") >= 0.5:
+            self.return_to_seed()
 
     def return_to_seed(self) -> bool:
         """Back to the state where the seed ended (or the last `stream.save_point()`)."""
