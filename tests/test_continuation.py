@@ -232,3 +232,15 @@ def test_engine_parameters_steer_the_stream(tmp_path, tiny_model):
     cut = int(0.8 * SR)
     np.testing.assert_array_equal(greedy[:cut], with_return[:cut])
     assert not np.array_equal(greedy[cut:], with_return[cut:])  # the return trigger went back to the seed's end
+
+
+def test_trajectory_loops_through_presets():
+    from livegen.continuation.trajectory import loop_events
+
+    presets = [{"x": 0.0, "y": 0.0, "drift": 0.1}, {"x": 1.0, "y": 0.5}]
+    events = loop_events(presets, seconds_per_leg=1.0, total_seconds=4.0, rate=4.0)
+    xs = {e.t: e.value for e in events if e.name == "x"}
+    assert {e.name for e in events} == {"x", "y"}
+    assert xs[0.0] == 0.0 and xs[1.0] == 1.0 and xs[2.0] == 0.0 and xs[3.0] == 1.0 and xs[0.5] == pytest.approx(0.5)
+    with pytest.raises(ParameterError):
+        loop_events(presets[:1], seconds_per_leg=1.0, total_seconds=1.0)
