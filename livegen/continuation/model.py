@@ -224,23 +224,23 @@ class ContinuationModel(nn.Module):
 
 def fit_basis(model: ContinuationModel, logmag: torch.Tensor) -> dict:
     """Fit the per-bin normalisation, the PCA basis and the residual spread to frames ``[N, n_bins]``."""
+    import numpy as np
+
     k = model.config.n_components
-    x = logmag.to(torch.float64)
+    x = np.asarray(logmag.detach().cpu().numpy() if torch.is_tensor(logmag) else logmag, dtype=np.float64)
     mean = x.mean(0)
-    std = x.std(0).clamp(min=1e-3)
+    std = np.maximum(x.std(0, ddof=1), 1e-3)
     xn = (x - mean) / std
-    cov = xn.T @ xn / xn.shape[0]
-    evals, evecs = torch.linalg.eigh(cov)
-    order = torch.argsort(evals, descending=True)
+    evals, evecs = np.linalg.eigh(xn.T @ xn / xn.shape[0])
+    order = np.argsort(evals)[::-1]
     evals, evecs = evals[order], evecs[:, order]
-    basis = evecs[:, :k]
+    # Fix each component's sign (largest entry positive): the same data gives the same basis.
+    basis = evecs[:, :k] * np.sign(evecs[np.abs(evecs[:, :k]).argmax(0), np.arange(k)])
     coef = xn @ basis
-    scale = coef.std(0).clamp(min=1e-4)
+    scale = np.maximum(coef.std(0, ddof=1), 1e-4)
     resid = xn - coef @ basis.T
     with torch.no_grad():
-        model.bin_mean.copy_(mean.float())
-        model.bin_std.copy_(std.float())
-        model.basis.copy_(basis.float())
-        model.coef_scale.copy_(scale.float())
-        model.resid_std.copy_(resid.std(0).float())
+        for buf, value in ((model.bin_mean, mean), (model.bin_std, std), (model.basis, basis),
+                           (model.coef_scale, scale), (model.resid_std, resid.std(0, ddof=1))):
+            buf.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
     return {"explained_variance": float(evals[:k].sum() / evals.sum()), "frames": int(x.shape[0])}
