@@ -244,3 +244,32 @@ def test_trajectory_loops_through_presets():
     assert xs[0.0] == 0.0 and xs[1.0] == 1.0 and xs[2.0] == 0.0 and xs[3.0] == 1.0 and xs[0.5] == pytest.approx(0.5)
     with pytest.raises(ParameterError):
         loop_events(presets[:1], seconds_per_leg=1.0, total_seconds=1.0)
+
+
+def test_live_input_from_a_real_jack_input(jack_server, tmp_path, tiny_model):
+    """A sounddevice input stream on jackd dummy feeds the engine's stream as it plays."""
+    import subprocess
+    import sys
+
+    model_dir = save_continuation(tiny_model, tmp_path / "m")
+    script = f"""
+import time
+from livegen.continuation.engine_hook import ContinuationEngine
+from livegen.continuation.io import load_continuation
+from livegen.continuation.live_input import LiveInput
+engine = ContinuationEngine(load_continuation({str(model_dir)!r}), samplerate=24000, seed=0)
+live = LiveInput(samplerate=48000).start()
+engine.attach_input(live)
+end = time.monotonic() + 1.5
+while time.monotonic() < end:
+    engine.step()
+    time.sleep(0.002)
+live.close()
+print("frames", live.follower.frames, "callbacks", live.callbacks, "overflows", live.overflows)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=jack_server.env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    words = proc.stdout.split()
+    frames, callbacks = int(words[words.index("frames") + 1]), int(words[words.index("callbacks") + 1])
+    assert callbacks > 10 and frames > 50

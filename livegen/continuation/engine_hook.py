@@ -76,6 +76,15 @@ class ContinuationEngine(Engine):
             self._style_offset = (mu[0] - centre).numpy().astype(np.float64)
             self.stream.feed(seed_logmag)
         self.extra_status["continuation"] = 1
+        self.live_input = None
+
+    def attach_input(self, live_input) -> None:
+        """Follow a `LiveInput` (its follower drives this engine's stream; polled every hop)."""
+        from livegen.continuation.live_input import InputFollower
+
+        if live_input.follower is None:
+            live_input.follower = InputFollower(self.stream, device_rate=live_input.samplerate)
+        self.live_input = live_input
 
     def _add_params(self, extra) -> None:
         from livegen.engine.params import ParamStore
@@ -102,6 +111,9 @@ class ContinuationEngine(Engine):
         return self.stream.return_to_saved()
 
     def _decode_and_invert(self, z: np.ndarray, values: np.ndarray):
+        if self.live_input is not None:
+            self.live_input.poll()
+            self.extra_status["input_frames"] = self.live_input.follower.frames
         frame = self.stream.next_frame(z + self._style_offset)
         finite = np.isfinite(frame)
         if not finite.all():

@@ -62,3 +62,57 @@ class InputFollower:
         with torch.inference_mode():
             mu, _ = self.stream.model.encode(torch.from_numpy(hist)[None])
         return mu[0].numpy()
+
+
+class LiveInput:
+    """A sounddevice input stream whose callback only copies into a preallocated ring; the
+    engine thread drains it into an `InputFollower` with `poll()` once per hop."""
+
+    def __init__(self, follower: InputFollower | None = None, *, device=None, samplerate: int | None = None,
+                 blocksize: int = 0, buffer_seconds: float = 2.0):
+        from livegen.audio.devices import HINT, sounddevice
+        from livegen.audio.ring import RingBuffer
+        from livegen.errors import DeviceError
+
+        sd = sounddevice()
+        spec = None if device in (None, "", "default") else (int(device) if str(device).isdigit() else device)
+        try:
+            info = sd.query_devices(spec, "input")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise DeviceError(f"no audio input device {device!r} ({exc}); {HINT}") from None
+        self.info = info
+        self.samplerate = int(samplerate or info["default_samplerate"])
+        self.ring = RingBuffer(int(buffer_seconds * self.samplerate))
+        self._scratch = np.zeros(self.ring.capacity, np.float32)
+        self.follower = follower
+        self.overflows = 0
+        self.callbacks = 0
+        try:
+            self.stream = sd.InputStream(device=spec, samplerate=self.samplerate, blocksize=blocksize, channels=1,
+                                         dtype="float32", callback=self._callback)
+        except Exception as exc:
+            raise DeviceError(f"cannot open audio input {info['name']!r}: {exc}; {HINT}") from None
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        self.callbacks += 1
+        if self.ring.write(indata[:, 0]) < frames:
+            self.overflows += 1
+
+    def start(self) -> "LiveInput":
+        self.stream.start()
+        return self
+
+    def close(self) -> None:
+        try:
+            self.stream.stop()
+            self.stream.close()
+        except Exception:
+            pass
+
+    def poll(self) -> int:
+        """Engine thread: hand everything captured so far to the follower; frames heard."""
+        n = self.ring.fill
+        if n <= 0 or self.follower is None:
+            return 0
+        got = self.ring.read_into(self._scratch[:n])
+        return self.follower.push(self._scratch[:got])
