@@ -65,21 +65,25 @@ def generate_frames(model, z, pitch, velocity, n_frames: int, release_frame: int
     return y.numpy()
 
 
-def _db(logmag, log_peak):
-    return DB * np.maximum(logmag, log_peak - FLOOR_DB / DB)
+def _db(logmag, log_peak, floor_db=FLOOR_DB):
+    return DB * np.maximum(logmag, log_peak - floor_db / DB)
 
 
-def note_lsd(model, sampler, notes) -> np.ndarray:
-    """Per-note LSD (dB) of the model's reconstructions."""
+def note_lsd(model, sampler, notes, *, floors=(FLOOR_DB,)) -> np.ndarray:
+    """Per-note LSD (dB) of the model's reconstructions, `[notes, len(floors)]`."""
     mu = encode_notes(model, sampler, notes)
     out = []
     for j, i in enumerate(notes):
         real = sampler.full_note(i)
         peak = real.max()
-        gen = generate_frames(model, mu[j], sampler.pitch[i], sampler.velocity[i], real.shape[0], int(sampler.release[i]))
-        d = _db(np.log(gen + EPS), peak) - _db(real, peak)
-        out.append(float(np.sqrt((d * d).mean(axis=1)).mean()))
-    return np.array(out)
+        gen = np.log(generate_frames(model, mu[j], sampler.pitch[i], sampler.velocity[i], real.shape[0],
+                                     int(sampler.release[i])) + EPS)
+        row = []
+        for fl in floors:
+            d = _db(gen, peak, fl) - _db(real, peak, fl)
+            row.append(float(np.sqrt((d * d).mean(axis=1)).mean()))
+        out.append(row)
+    return np.array(out).reshape(len(out), len(floors))
 
 
 def _sustain(sampler, i, n):
@@ -224,8 +228,10 @@ def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds
     cfg = model.config
     method = method or _tracker()
     pitches = np.arange(36.0, 84.01, 0.5) if pitches is None else np.asarray(pitches, dtype=float)
-    side = int(math.ceil(math.sqrt(n_points)))
-    grid = [((i + 0.5) / side, (j + 0.5) / side) for i in range(side) for j in range(side)][:n_points]
+    cols = int(math.ceil(math.sqrt(n_points)))
+    rows = int(math.ceil(n_points / cols))
+    # A cols x rows grid over the whole pad (20 points: 5 x 4), cell centres.
+    grid = [((i + 0.5) / cols, (j + 0.5) / rows) for j in range(rows) for i in range(cols)][:n_points]
     zs = model.xy_to_z(torch.tensor(grid, dtype=torch.float32))
     n_frames = int(round(seconds / cfg.hop_seconds))
     cents_all, on_grid = [], []
