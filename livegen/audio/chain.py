@@ -106,6 +106,10 @@ class OutputChain:
         self._fade = 0.0  # current master fade level
         self._fade_target = 1.0  # fades in from silence at start
         self.peak = 0.0
+        """Largest output sample so far."""
+        self.meter_peak = 0.0
+        self.meter_rms = 0.0
+        """Recent level (peak falls about 20 dB a second, rms is a 100 ms average): for meters."""
         self._in_total = 0
         self._out_total = 0
         self._pending = np.zeros(0, dtype=np.float32)
@@ -139,7 +143,12 @@ class OutputChain:
         y = self._limit(y, db_to_gain(ceiling_db))
         y = self._apply_fade(y)
         out = y.astype(np.float32)
-        self.peak = max(self.peak, float(np.max(np.abs(out))))
+        block_peak = float(np.max(np.abs(out)))
+        self.peak = max(self.peak, block_peak)
+        seconds = len(out) / self.out_rate
+        self.meter_peak = max(block_peak, self.meter_peak * 10 ** (-20 * seconds / 20))
+        a = math.exp(-seconds / 0.1)
+        self.meter_rms = math.sqrt(a * self.meter_rms ** 2 + (1 - a) * float(np.mean(out.astype(np.float64) ** 2)))
         return out
 
     def _dc_block(self, x: np.ndarray) -> np.ndarray:

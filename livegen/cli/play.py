@@ -29,6 +29,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--events", help="also play this event file on the live clock (t in seconds from start)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")
+    parser.add_argument("--no-supervisor", action="store_true",
+                        help="accepted for compatibility: the engine now always runs in this process, "
+                             "with the audio stream in a child it restarts itself")
     parser.add_argument("--nice", type=int, default=-10,
                         help="CPU priority of the engine server (negative = more; needs privileges; 0 = leave)")
     from livegen.control.setup import add_control_arguments

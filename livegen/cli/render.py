@@ -74,6 +74,6 @@ def run(args) -> int:
                               lookahead=lookahead, device=device, **extra)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
-    print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "
-          f"NaN {status['nan']}, clamped {status['clamped']}, voices stolen {status['steals']}", file=sys.stderr)
+    print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {engine.chain.peak:.3f}, "
+          f"NaN {status['nan']}, clamped {status['clamped']}, voices stolen {engine.voices.steals}", file=sys.stderr)
     return 0

@@ -148,23 +148,18 @@ class Engine:
         self._next_scheduled = 0
 
     def status(self) -> dict:
+        """What `/livegen/status` answers (kept short: OSC replies carry at most 64 values).
+        `rejected`, `voices.steals`, `lookahead`, `device` are attributes."""
         nan = self.model_nan + self.chain.nan_count + int(getattr(self.inverter, "sanitized", 0))
         status = {
             "samplerate": self.samplerate,
-            "model_samplerate": self.config.sample_rate,
-            "hop": self.hop,
             "voices": int(len(self.voices.sounding_notes())),
-            "drone": int(self._drone_on),
             "recording": int(self.recording),
             "load": round(self.load, 4),
             "nan": nan,
             "clamped": self.clamped,
-            "rejected": self.rejected,
-            "steals": self.voices.steals,
-            "lookahead": self.lookahead,
-            "seconds": self.samples_out / self.samplerate,
-            "peak": self.chain.peak,
-            "device": self.device,
+            "peak": round(self.chain.meter_peak, 5),
+            "rms": round(self.chain.meter_rms, 5),
         }
         status.update(self.extra_status)
         return status

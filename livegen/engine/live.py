@@ -39,11 +39,8 @@ class LiveEngine:
         out = self.output
         status.update({
             "xruns": out.underflows + out.ring_underruns,
-            "underflows": out.underflows,
-            "ring_underruns": out.ring_underruns,
             "samplerate": out.samplerate,
             "blocksize": out.blocksize,
-            "ahead": self.ahead,
             "latency_ms": round(1000 * (self.ahead / out.samplerate + out.output_latency), 2),
             "audio_device": out.info["name"],
             "uptime": round(time.monotonic() - self.started_at, 3) if self.started_at else 0.0,

@@ -95,6 +95,7 @@ def _serve(args, output, started, stop) -> int:
     ahead = int(round(ahead_ms * output.samplerate / 1000)) if ahead_ms is not None else max(2 * block, 768)
     live = LiveEngine(engine, output, ahead=ahead)
     engine.extra_status["model"] = model_name
+    engine.extra_status["audio"] = "ok"
     if args.events:
         from livegen.engine.events import read_events
 
@@ -111,7 +112,8 @@ def _serve(args, output, started, stop) -> int:
         live.stop()
         raise
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
-        f"ahead {1000 * ahead / output.samplerate:.1f} ms, {controls.describe()}, "
+        f"ahead {1000 * ahead / output.samplerate:.1f} ms, "
+        f"OSC {controls.osc.port if controls.osc is not None else 'off'} ({controls.describe()}), "
         f"start-up {time.monotonic() - started:.2f} s")
     code = 0
     lost = False
@@ -143,13 +145,13 @@ def _serve(args, output, started, stop) -> int:
         live.stop(fade=not lost)
         if session is not None:
             session.close()
-    _summary(live.status(), time.monotonic() - live.started_at)
+    _summary(live.status(), output, time.monotonic() - live.started_at)
     return code
 
 
-def _summary(status: dict, seconds: float) -> None:
+def _summary(status: dict, output, seconds: float) -> None:
     print(f"livegen play: stopped after {seconds:.1f} s, xruns {status['xruns']} "
-          f"(underflows {status['underflows']}, ring underruns {status['ring_underruns']}), "
+          f"(underflows {output.underflows}, ring underruns {output.ring_underruns}), "
           f"NaN {status['nan']}, clamped {status['clamped']}, decoder load {status['load']:.2f}", flush=True)
 
 
