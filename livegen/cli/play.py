@@ -44,6 +44,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     except ImportError:
         pass
     try:
+        from livegen.continuation.render import add_arguments as add_continuation_arguments
+    except ImportError:
+        pass
+    else:
+        add_continuation_arguments(parser)  # --seed-audio, --temperature for continuation models
+    try:
         from livegen.tui import add_ui_arguments
 
         add_ui_arguments(parser)

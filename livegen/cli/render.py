@@ -20,7 +20,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (default: the inverter's)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
     parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
+    try:
+        from livegen.continuation.render import add_arguments
+    except ImportError:
+        pass
+    else:
+        add_arguments(parser)  # --seed-audio, --temperature for continuation models
     return parser
+
+
+def render_settings(args, header: dict, events) -> tuple[int, int, int | None, float]:
+    """(samplerate, seed, lookahead, seconds) from the options, else the log header, else defaults."""
+    from livegen.errors import ParameterError
+
+    samplerate = args.samplerate or int(header.get("samplerate", 48000))
+    seed = args.seed if args.seed is not None else int(header.get("seed", 0))
+    lookahead = args.lookahead if args.lookahead is not None else header.get("lookahead")
+    if samplerate < 8000:
+        raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
+    last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
+    seconds = args.seconds if args.seconds is not None else last + 2.0
+    if seconds <= 0:
+        raise ParameterError(f"--seconds {seconds}: give a positive length")
+    return samplerate, seed, lookahead, seconds
 
 
 def render_events(events, *, model, samplerate: int, seconds: float, seed: int = 0,
@@ -52,19 +74,17 @@ def run(args) -> int:
 
     from livegen.engine.events import read_events
     from livegen.engine.setup import load_engine_model, pick_device
-    from livegen.errors import ParameterError
-
+    try:
+        from livegen.continuation.render import maybe_run_render
+    except ImportError:
+        pass
+    else:
+        code = maybe_run_render(args)  # a continuation model renders through its own engine
+        if code is not None:
+            return code
     header, events = read_events(args.events, tolerate_truncation=True)
     header = header or {}
-    samplerate = args.samplerate or int(header.get("samplerate", 48000))
-    seed = args.seed if args.seed is not None else int(header.get("seed", 0))
-    lookahead = args.lookahead if args.lookahead is not None else header.get("lookahead")
-    if samplerate < 8000:
-        raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
-    last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
-    seconds = args.seconds if args.seconds is not None else last + 2.0
-    if seconds <= 0:
-        raise ParameterError(f"--seconds {seconds}: give a positive length")
+    samplerate, seed, lookahead, seconds = render_settings(args, header, events)
     torch.set_num_threads(1)
     device = pick_device(args.device)
     model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)

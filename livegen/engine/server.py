@@ -86,10 +86,14 @@ def _serve(args, output, started, stop) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     device = pick_device(args.device)
-    model, model_name = load_engine_model(args.model, device=device, log=log)
-    output.wait_ready()  # DeviceError (no device, or the one asked for is missing) leaves from here
-    engine = Engine(model, samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead, device=device,
-                    threads=max(1, args.threads))
+    engine = _continuation_engine(args, output, log=log)
+    if engine is None:
+        model, model_name = load_engine_model(args.model, device=device, log=log)
+        output.wait_ready()  # DeviceError (no device, or the one asked for is missing) leaves from here
+        engine = Engine(model, samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead, device=device,
+                        threads=max(1, args.threads))
+    else:
+        model_name = str(args.model)
     block = output.blocksize or 256
     ahead_ms = args.ahead_ms
     ahead = int(round(ahead_ms * output.samplerate / 1000)) if ahead_ms is not None else max(2 * block, 768)
@@ -147,6 +151,21 @@ def _serve(args, output, started, stop) -> int:
             session.close()
     _summary(live.status(), output, time.monotonic() - live.started_at)
     return code
+
+
+def _continuation_engine(args, output, *, log):
+    """A `ContinuationEngine` when --model is a continuation model (None otherwise)."""
+    try:
+        from livegen.continuation.engine_hook import build_continuation_engine
+        from livegen.continuation.io import is_continuation_model
+    except ImportError:
+        return None
+    if not is_continuation_model(args.model):
+        return build_continuation_engine(args.model, seed_audio=getattr(args, "seed_audio", None), log=log)
+    output.wait_ready()
+    return build_continuation_engine(args.model, seed_audio=getattr(args, "seed_audio", None), log=log,
+                                     samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead,
+                                     temperature=getattr(args, "temperature", None), threads=max(1, args.threads))
 
 
 def _summary(status: dict, output, seconds: float) -> None:
