@@ -273,3 +273,11 @@ def test_engine_survives_the_jack_server_dying_and_reconnects(jack_server, tmp_p
     assert "went away" in err and "livegen devices" in err and "is back" in err
     assert "stopped after" in out
     assert "Traceback" not in err
+
+
+def test_devices_lists_the_jack_output_and_midi_apis(jack_server):
+    result = subprocess.run([sys.executable, "-m", "livegen", "devices"], cwd=REPO, env=jack_server.env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "JACK Audio Connection Kit" in result.stdout and "system" in result.stdout
+    assert "MIDI ports" in result.stdout and "Jack:" in result.stdout
