@@ -58,6 +58,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def _rebuild_argv(args) -> list[str]:
+    """The parsed `play` options as command-line words, for the engine child the UI starts
+    when it was called without a `play` command line (e.g. `main([...])` from Python)."""
+    out: list[str] = []
+    for name in ("model", "audio_device", "samplerate", "blocksize", "latency", "ahead_ms", "device", "seed",
+                 "lookahead", "events", "duration", "threads", "nice", "osc_port", "osc_host", "midi_map",
+                 "midi_channel", "seed_audio", "temperature"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out += [f"--{name.replace('_', '-')}", str(value)]
+    allow = getattr(args, "osc_allow", None)
+    if allow:
+        out += ["--osc-allow", *map(str, allow)]
+    for spec in getattr(args, "midi_in", None) or []:
+        out += ["--midi-in", str(spec)]
+    for flag in ("no_osc", "no_midi"):
+        if getattr(args, flag, False):
+            out.append(f"--{flag.replace('_', '-')}")
+    try:
+        from livegen.session.wiring import session_argv
+    except ImportError:
+        return out
+    return out + session_argv(args)
+
+
 def run(args) -> int:
     if not args.headless:
         from livegen.tui import run_ui

@@ -34,6 +34,9 @@ class LiveEngine:
     def add_listener(self, callback) -> None:
         self.engine.add_listener(callback)
 
+    def remove_listener(self, callback) -> None:
+        self.engine.remove_listener(callback)
+
     def status(self) -> dict:
         status = self.engine.status()
         out = self.output

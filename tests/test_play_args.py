@@ -1,0 +1,22 @@
+"""`play`'s options survive the trip from the UI parent to its engine child (`_rebuild_argv`)."""
+
+from __future__ import annotations
+
+from livegen.cli import build_parser
+from livegen.cli.play import _rebuild_argv
+
+
+def parse(*argv):
+    return build_parser().parse_args(["play", *argv])
+
+
+def test_rebuilt_argv_parses_back_to_the_same_options():
+    args = parse("--model", "models/default", "--seed", "3", "--nice", "-5", "--osc-port", "9100",
+                 "--osc-host", "0.0.0.0", "--osc-allow", "10.0.0.0/8", "127.0.0.1", "--midi-in", "nano",
+                 "--midi-in", "Launch", "--midi-map", "map.toml", "--midi-channel", "2",
+                 "--record-dir", "takes", "--record-format", "PCM_24", "--duration", "4")
+    again = parse(*_rebuild_argv(args))
+    assert vars(again) == vars(args)
+    off = parse("--no-osc", "--no-midi")
+    again = parse(*_rebuild_argv(off))
+    assert again.no_osc and again.no_midi and vars(again) == vars(off)
