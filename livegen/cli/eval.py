@@ -15,7 +15,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="model directory")
     parser.add_argument("--data", required=True, help="dataset folder with train/test splits (e.g. `livegen dataset gm`)")
     parser.add_argument("--out", default=None, help="report folder (default MODEL/eval)")
-    parser.add_argument("--cache", default=None, help="feature cache folder (default OUT/features-cache)")
+    parser.add_argument("--cache", default=None, help="feature cache folder (default: the user cache, livegen/features)")
     parser.add_argument("--notes", type=int, default=300, help="held-out notes for LSD (default 300)")
     parser.add_argument("--life-notes", type=int, default=40, help="notes for the life metric (default 40)")
     parser.add_argument("--pitch-points", type=int, default=20, help="latent points for the pitch test (default 20)")
@@ -52,7 +52,9 @@ def run(args) -> int:
     cfg = model.config
     out = Path(args.out) if args.out else Path(args.model) / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    cache = Path(args.cache) if args.cache else out / "features-cache"
+    from livegen.train.data import default_cache_dir
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
     features = open_features(args.data, cache_dir=cache, sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop,
                              progress=not args.no_progress)
     rng = np.random.default_rng(args.seed)

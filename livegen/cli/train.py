@@ -20,7 +20,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="total steps (overrides the config)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (overrides the config)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--cache", default=None, help="feature cache folder (default OUT/features-cache)")
+    parser.add_argument("--cache", default=None, help="feature cache folder (default: the user cache, livegen/features)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop after this much training time (checkpoint + finished model); the LR schedule still follows --steps")

@@ -15,6 +15,15 @@ import torch
 from livegen.errors import ParameterError
 
 
+def default_cache_dir():
+    """Where features are cached unless told: the user's cache folder (never inside a model)."""
+    from pathlib import Path
+
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("livegen")) / "features"
+
+
 def open_features(data_dir, *, cache_dir, sample_rate: int, n_fft: int, hop: int, progress: bool = True):
     """Open a dataset folder (any layout `livegen.data` knows) and compute/re-use its features."""
     from livegen.data.datasets import open_dataset

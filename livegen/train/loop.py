@@ -149,7 +149,9 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
             torch.cuda.set_device(dev)
     out = Path(out_dir)
     mcfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
-    cache = Path(cache_dir) if cache_dir else out / "features-cache"
+    from livegen.train.data import default_cache_dir
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
