@@ -51,3 +51,17 @@ def test_unknown_parameter_is_refused_before_rendering(tmp_path):
     assert result.returncode == 2
     assert "loudness" in result.stderr and "gain" in result.stderr
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_log_played_with_other_weights_is_warned(tmp_path):
+    from livegen.model import default_model_path
+    from livegen.session.wiring import weights_sha256
+
+    model = default_model_path()
+    events = tmp_path / "session.jsonl"
+    for sha, warned in (("0" * 64, True), (weights_sha256(model), False)):
+        events.write_text('{"type": "header", "seed": 1, "model_dir": "%s", "weights_sha256": "%s"}\n'
+                          '{"t": 0.05, "type": "note_on", "pitch": 60, "velocity": 90}\n' % (model, sha))
+        result = render(str(events), "-o", str(tmp_path / "x.wav"), "--seconds", "0.2")
+        assert result.returncode == 0, result.stderr
+        assert ("warning" in result.stderr and "--model" in result.stderr) == warned, result.stderr

@@ -205,3 +205,51 @@ def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
     diff = np.abs(again - recorded).max()
     print(f"recorded {len(recorded)} samples; livegen render max abs diff {diff}")
     assert diff <= 1e-6, f"max abs difference {diff}"
+
+
+def test_play_recording_started_mid_performance_renders_back(jack_server, tmp_path):
+    """`livegen play --headless`, events over OSC, `/livegen/record 1` mid-performance, more events,
+    `/livegen/record 0`; then `livegen render LOG` alone (no --seconds) reproduces the WAV."""
+    import re
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    takes = tmp_path / "takes"
+    play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--no-midi",
+                             "--record-dir", str(takes), "--osc-port", "0", "--samplerate", "48000",
+                             "--seed", "5", "--nice", "0"],
+                            cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while "playing on" not in seen:
+            line = play.stderr.readline()
+            assert line, seen + play.stderr.read()
+            seen += line
+        port = int(re.search(r"OSC (\d+)", seen).group(1))
+        osc = SimpleUDPClient("127.0.0.1", port)
+        for address, args in [("/livegen/note", [57, 100]), ("/livegen/param/drift", 0.6), ("/livegen/record", 1),
+                              ("/livegen/xy", [0.8, 0.2]), ("/livegen/note", [64, 90]), ("/livegen/note", [57, 0]),
+                              ("/livegen/param/gain", -4.0), ("/livegen/record", 0)]:
+            time.sleep(0.3)
+            osc.send_message(address, args)
+        time.sleep(0.5)
+    finally:
+        play.send_signal(signal.SIGTERM)
+        out, err = play.communicate(timeout=60)
+    assert play.returncode == 0, seen + err
+    (wav,) = takes.glob("*.wav")
+    recorded, rate = soundfile.read(wav, dtype="float32")
+    log = wav.with_suffix(".jsonl")
+    header, events = read_events(log)
+    assert header["start_sample"] > 0, header
+    assert any(e.type == "note_on" and e.sample < header["start_sample"] for e in events)
+    again_path = tmp_path / "again.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(log), "-o", str(again_path)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, done.stderr
+    again, again_rate = soundfile.read(again_path, dtype="float32")
+    assert again_rate == rate and len(again) == len(recorded), (len(again), len(recorded))
+    diff = np.abs(again - recorded).max()
+    print(f"recorded {len(recorded)} samples from sample {header['start_sample']}; livegen render max abs diff {diff}")
+    assert diff <= 1e-6, f"max abs difference {diff}"

@@ -66,6 +66,22 @@ def check_events(events, params) -> None:
                                  f"known parameters: {', '.join(params.names)}")
 
 
+def _check_weights(header: dict, model_path) -> None:
+    """Warn when the model's weights are not the ones the session log was played with."""
+    import sys
+
+    expected = header.get("weights_sha256")
+    if not expected or not model_path or model_path == "random":
+        return
+    from livegen.session.wiring import weights_sha256
+
+    actual = weights_sha256(model_path)
+    if actual is not None and actual != expected:
+        print(f"livegen render: warning: {model_path}/weights.safetensors (sha256 {actual[:12]}) is not the model "
+              f"this log was played with (sha256 {expected[:12]}); the render will differ from the recording "
+              "(give that model with --model)", file=sys.stderr)
+
+
 def run(args) -> int:
     import sys
 
@@ -85,13 +101,22 @@ def run(args) -> int:
     header, events = read_events(args.events, tolerate_truncation=True)
     header = header or {}
     samplerate, seed, lookahead, seconds = render_settings(args, header, events)
+    skip = 0
+    if "start_sample" in header:  # a session log: render what the WAV beside it holds
+        from livegen.session.replay import plan_replay
+
+        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events)
+        if args.seconds is None and frames:
+            seconds = frames / samplerate
     torch.set_num_threads(1)
     device = pick_device(args.device)
     model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)
-    model, _ = load_engine_model(model_path, device=device)
+    model, model_name = load_engine_model(model_path, device=device)
+    _check_weights(header, model_name)
     extra = {"mix": header["mix"]} if header.get("mix") in ("sum", "voices") else {}
-    y, engine = render_events(events, model=model, samplerate=samplerate, seconds=seconds, seed=seed,
-                              lookahead=lookahead, device=device, **extra)
+    y, engine = render_events(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
+                              seed=seed, lookahead=lookahead, device=device, **extra)
+    y = y[skip:]
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {engine.chain.peak:.3f}, "
