@@ -161,3 +161,58 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
         midi.stop()
         stop.set()
         stepper.join(5)
+
+
+def _start_play(jack_server, tmp_path, *extra):
+    """`livegen play --headless` on a free port; returns (process, port, log path) once it answers."""
+    port = _free_udp_port()
+    log_path = tmp_path / "play.log"
+    log = open(log_path, "w")
+    play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", str(port),
+                             "--nice", "0", "--duration", "120", *extra],
+                            cwd=REPO, env=jack_server.env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    client = SimpleUDPClient("127.0.0.1", port)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and play.poll() is None:
+        if ask(client, "/livegen/status", want="/livegen/status", timeout=0.5) is not None:
+            return play, port, log_path
+    _stop(play)
+    raise AssertionError(log_path.read_text())
+
+
+def _stop(play):
+    play.send_signal(signal.SIGTERM)
+    try:
+        play.wait(20)
+    except subprocess.TimeoutExpired:
+        play.kill()
+        play.wait()
+
+
+def _listen(client, wanted, timeout=20.0):
+    """Messages (address, args) a subscriber hears until `wanted(address, args)` or the timeout."""
+    heard = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.receive(0.2)
+        for message in parse_packet(data) if data else []:
+            heard.append((message.address, message.args))
+            if wanted(message.address, message.args):
+                return heard
+    return heard
+
+
+def test_failed_recording_is_told_to_subscribers(jack_server, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the recordings should go")
+    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi", "--record-dir", str(blocked / "takes"))
+    try:
+        watcher = SimpleUDPClient("127.0.0.1", port)
+        assert ask(watcher, "/livegen/subscribe", want="/livegen/subscribed") is not None
+        SimpleUDPClient("127.0.0.1", port).send_message("/livegen/record", 1)
+        heard = _listen(watcher, lambda address, args: address == "/livegen/error")
+        errors = [args[0] for address, args in heard if address == "/livegen/error"]
+        assert errors and "not-a-directory" in errors[0], (heard[-5:], log_path.read_text())
+    finally:
+        _stop(play)

@@ -26,6 +26,7 @@ address                        args       effect / reply
 /livegen/status                           replies /livegen/status s ? s ? ... (name/value pairs)
 /livegen/subscribe             [i]        feedback to the sender (or to port i on its host)
 /livegen/unsubscribe           [i]        stop feedback
+(to subscribers)               s          /livegen/error s when a recording fails
 =============================  =========  =========================================================
 """
 
@@ -472,6 +473,19 @@ class OscServer:
             self._send(subscriber.address, data)
 
     # -- replies -------------------------------------------------------------------------------
+    def broadcast(self, address: str, args=()) -> None:
+        """Send one message to every subscriber (any thread): engine-side news such as a
+        recording that failed (`/livegen/error s`)."""
+        try:
+            data = encode_message(address, tuple(args))
+        except Exception:
+            self.stats["encode_failed"] += 1
+            return
+        with self._subscribers_lock:
+            destinations = [subscriber.address for subscriber in self._subscribers.values()]
+        for destination in destinations:
+            self._send(destination, data)
+
     def _reply(self, sender, address, args) -> None:
         try:
             data = encode_message(address, args)

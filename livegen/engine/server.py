@@ -115,6 +115,9 @@ def _serve(args, output, started, stop) -> int:
     except BaseException:
         live.stop()
         raise
+    if session is not None and controls.osc is not None:
+        osc = controls.osc
+        session.error_callbacks.append(lambda message: osc.broadcast("/livegen/error", (message[:480],)))
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
         f"ahead {1000 * ahead / output.samplerate:.1f} ms, "
         f"OSC {controls.osc.port if controls.osc is not None else 'off'} ({controls.describe()}), "
