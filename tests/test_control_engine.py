@@ -170,7 +170,8 @@ def _start_play(jack_server, tmp_path, *extra):
     log = open(log_path, "w")
     play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", str(port),
                              "--nice", "0", "--duration", "120", *extra],
-                            cwd=REPO, env=jack_server.env, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(jack_server.env, LIVEGEN_MIDI_API="jack", XDG_CONFIG_HOME=str(tmp_path / "config")))
     log.close()
     client = SimpleUDPClient("127.0.0.1", port)
     deadline = time.monotonic() + 90
@@ -215,4 +216,49 @@ def test_failed_recording_is_told_to_subscribers(jack_server, tmp_path):
         errors = [args[0] for address, args in heard if address == "/livegen/error"]
         assert errors and "not-a-directory" in errors[0], (heard[-5:], log_path.read_text())
     finally:
+        _stop(play)
+
+
+def _jack_midi_out(name="ctl"):
+    import rtmidi
+
+    require(rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), "python-rtmidi built with JACK support")
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
+    deadline = time.monotonic() + 10
+    while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out.open_port(out.get_ports().index("livegen:livegen"))
+    time.sleep(0.1)
+    return out
+
+
+def test_subscribers_get_meters_spectrum_and_last_controls(jack_server, tmp_path):
+    play, port, log_path = _start_play(jack_server, tmp_path, "--record-dir", str(tmp_path / "takes"))
+    midi = None
+    try:
+        watcher = SimpleUDPClient("127.0.0.1", port)
+        assert ask(watcher, "/livegen/subscribe", want="/livegen/subscribed") is not None
+        heard = _listen(watcher, lambda address, args: address == "/livegen/spectrum")
+        spectra = [args for address, args in heard if address == "/livegen/spectrum"]
+        assert spectra and len(spectra[0]) == 64 and all(-120.0 <= v <= 10.0 for v in spectra[0]), heard[-3:]
+        client = SimpleUDPClient("127.0.0.1", port)
+        client.send_message("/livegen/param/gain", 0.0)
+        client.send_message("/livegen/note", [57, 120])
+        heard = _listen(watcher, lambda address, args: address == "/livegen/meter" and args[0] > -40.0)
+        meters = [args for address, args in heard if address == "/livegen/meter"]
+        assert meters and meters[-1][0] > -40.0 and meters[-1][1] <= meters[-1][0], meters[-5:]
+        midi = _jack_midi_out()
+        midi.send_message([0xB0, 71, 99])
+        client.send_message("/livegen/record", 1)
+        deadline = time.monotonic() + 20
+        pairs = {}
+        while time.monotonic() < deadline and not (pairs.get("midi_last") and pairs.get("record_bytes")):
+            status = ask(client, "/livegen/status", want="/livegen/status")
+            pairs = dict(zip(status[::2], status[1::2])) if status else {}
+            time.sleep(0.1)
+        assert pairs.get("midi_last") == "ch1 CC 71 99", pairs
+        assert pairs.get("osc_last") == "/livegen/record" and pairs.get("record_bytes", 0) > 0, pairs
+    finally:
+        if midi is not None:
+            midi.close_port()
         _stop(play)

@@ -88,6 +88,8 @@ class MidiInput:
         self.poll_interval = poll_interval
         self.connections: dict[str, str | None] = {spec: None for spec in self.connect}
         self.messages = 0
+        self.last = ""
+        """The last message received, as short text (status `midi_last`)."""
         self.errors: list[str] = []
         self._inputs: dict[str, object] = {}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -189,6 +191,7 @@ class MidiInput:
             "missing": ", ".join(missing),
             "messages": self.messages,
             "learn": self.mapper.armed or "",
+            "last": self.last,
         }
 
     # -- threads -------------------------------------------------------------------------------
@@ -201,6 +204,7 @@ class MidiInput:
             except queue.Empty:
                 continue
             self.messages += 1
+            self.last = describe_message(message)
             try:
                 events = self.mapper.feed(message, source=source)
             except Exception as exc:  # the pure layer is fuzzed; this is a last guard
@@ -252,6 +256,23 @@ class MidiInput:
                         continue
                     self._inputs[spec] = midi_in
                     self.connections[spec] = ports[index]
+
+
+_KINDS = {0x80: "off", 0x90: "note", 0xA0: "aftertouch", 0xB0: "CC", 0xC0: "program", 0xD0: "pressure",
+          0xE0: "bend"}
+
+
+def describe_message(message) -> str:
+    """One raw MIDI message as short text for a status line: 'ch1 CC 70 64', 'ch10 note 36 100'."""
+    if not message or not 0x80 <= message[0] < 0xF0:
+        return "system" if message else ""
+    kind = _KINDS[message[0] & 0xF0]
+    data = list(message[1:3])
+    if kind == "bend" and len(data) == 2:
+        data = [(data[0] | (data[1] << 7)) - 8192]
+    if kind == "note" and len(data) == 2 and data[1] == 0:
+        kind, data = "off", data[:1]
+    return " ".join([f"ch{(message[0] & 0x0F) + 1}", kind, *map(str, data)])
 
 
 def add_midi_arguments(parser: argparse.ArgumentParser) -> None:

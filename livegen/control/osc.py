@@ -26,6 +26,8 @@ address                        args       effect / reply
 /livegen/status                           replies /livegen/status s ? s ? ... (name/value pairs)
 /livegen/subscribe             [i]        feedback to the sender (or to port i on its host)
 /livegen/unsubscribe           [i]        stop feedback
+(to subscribers)               f f        /livegen/meter: output peak and RMS dBFS of the last ~33 ms
+(to subscribers)               f*64       /livegen/spectrum: 64 log-spaced band levels (dB), 30 Hz..Nyquist
 (to subscribers)               s          /livegen/error s when a recording fails
 =============================  =========  =========================================================
 """
@@ -53,6 +55,8 @@ MAX_AHEAD = 60.0
 """A bundle may ask for a time at most this many seconds ahead."""
 PRESET_SLOTS = 128
 ERRORS_PER_SECOND = 50.0
+QUERIES = tuple(f"{PREFIX}{verb}" for verb in ("status", "get", "params", "subscribe", "unsubscribe", "bindings"))
+"""Addresses that only ask: not shown as the last address received (`osc_last`)."""
 METER_KEYS = ("load", "xruns", "voices", "recording", "peak", "rms", "level", "cpu")
 
 
@@ -109,6 +113,8 @@ class OscServer:
         self._error_budget: dict[str, list[float]] = {}
         self._listening = False
         self.last_internal_error: str | None = None
+        self.last_address = ""
+        self._meter_sequence = -1
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "OscServer":
@@ -241,6 +247,8 @@ class OscServer:
     # -- the address space -------------------------------------------------------------------
     def handle_message(self, address: str, args: tuple, sender: tuple) -> None:
         self.stats["messages"] += 1
+        if not address.startswith(QUERIES):  # the UI's own polling would hide what was played
+            self.last_address = address[:64]
         source = f"osc:{sender[0]}:{sender[1]}"
         if not address.startswith(PREFIX):
             self._error(sender, f"unknown address {address!r}; livegen listens under {PREFIX}")
@@ -320,6 +328,7 @@ class OscServer:
         status = dict(self.target.status())
         status["osc_port"] = self.port or 0
         status["osc_subscribers"] = len(self._subscribers)
+        status["osc_last"] = self.last_address
         if self.midi is not None and hasattr(self.midi, "status"):
             for key, value in self.midi.status().items():
                 status[f"midi_{key}"] = value
@@ -445,11 +454,23 @@ class OscServer:
                 status = self.target.status()
             except Exception:
                 status = {}
+            levels = self._meter_messages()
             for subscriber in subscribers:
-                self._flush(subscriber, status)
+                self._flush(subscriber, status, levels)
 
-    def _flush(self, subscriber: _Subscriber, status: dict) -> None:
-        out = []
+    def _meter_messages(self) -> list[bytes]:
+        """`/livegen/meter f f` (peak, RMS dBFS) and `/livegen/spectrum f*64` when the target's
+        meters (optional `meters` attribute) finished a window since the last tick."""
+        meters = getattr(self.target, "meters", None)
+        if meters is None or meters.sequence == self._meter_sequence:
+            return []
+        self._meter_sequence = meters.sequence
+        peak, rms = meters.levels()
+        return [encode_message(f"{PREFIX}meter", (float(peak), float(rms))),
+                encode_message(f"{PREFIX}spectrum", tuple(meters.spectrum()))]
+
+    def _flush(self, subscriber: _Subscriber, status: dict, levels=()) -> None:
+        out = list(levels)
         pending, subscriber.pending = subscriber.pending, {}
         for name, value in pending.items():
             out.append(encode_message(f"{PREFIX}param/{name}", (value,)))

@@ -12,6 +12,7 @@ import time
 
 from livegen.audio.ring import RingBuffer
 from livegen.engine.core import Engine
+from livegen.engine.meters import OutputMeters
 
 
 class LiveEngine:
@@ -26,6 +27,9 @@ class LiveEngine:
         self.started_at = None
         self.first_sound_at = None
         self.error: BaseException | None = None
+        self.meters = OutputMeters(engine.samplerate)
+        """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
+        engine.add_tap(self.meters.feed)
 
     # ControlTarget
     def post(self, event) -> None:
