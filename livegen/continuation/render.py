@@ -11,12 +11,14 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    """The options this adds to `livegen render` (only --seed-audio is needed there)."""
-    if not any("--seed-audio" in a.option_strings for a in parser._actions):
+    """The options a continuation model adds to `livegen render` and `livegen play` (idempotent)."""
+    have = {opt for action in parser._actions for opt in action.option_strings}
+    if "--seed-audio" not in have:
         parser.add_argument("--seed-audio", help="audio file whose frames start a continuation model; "
                                                  "the model takes over where it ends")
-    parser.add_argument("--temperature", type=float, default=None,
-                        help="sampling temperature of a continuation model (default: the model's, 1.0)")
+    if "--temperature" not in have:
+        parser.add_argument("--temperature", type=float, default=None,
+                            help="sampling temperature of a continuation model (default: the model's)")
 
 
 def maybe_run_render(args) -> int | None:
