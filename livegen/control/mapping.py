@@ -18,6 +18,9 @@ Built in, whatever the map (a map entry for CC 64 takes it over)::
 
     CC 64 (sustain pedal) -> sustain (>= 64 down); CC 120/123 -> all held notes off
     pitch bend -> bend; RPN 0 (bend sensitivity) -> bend_range; program change -> preset recall
+
+A mapping whose param is `record` (`RECORD`) is a button, not a parameter: each press (the
+control's value rising to 64 or more) starts recording, or stops the recording under way.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ PICKUP_TOLERANCE = 2 / 127
 """A knob picks up its parameter when within this fraction of it (or when it crosses it)."""
 PENDING_SECONDS = 0.25
 """How long our own posted value counts as current before the engine's value is trusted again."""
+RECORD = "record"
+"""Mapping target that toggles recording (a `record` event) instead of setting a parameter."""
 NRPN_SELECT = (98, 99, 100, 101)
 DATA_ENTRY = (6, 38, 96, 97)
 
@@ -194,13 +199,16 @@ class MidiMapper:
     """
 
     def __init__(self, params, mappings: list[Mapping] | None = None, *, channel: int | None = None,
-                 clock: Callable[[], float] = _time.monotonic):
+                 clock: Callable[[], float] = _time.monotonic, is_recording: Callable[[], bool] | None = None):
         if channel is not None and not 1 <= channel <= 16:
             raise ParameterError(f"MIDI channel {channel} must be 1..16 (--midi-channel)")
         self.params = params
         self.mappings: list[Mapping] = [Mapping(**_fields(m)) for m in (DEFAULT_MAP if mappings is None else mappings)]
         self.channel = channel
         self.clock = clock
+        self.is_recording = is_recording
+        """Whether a recording is under way (for the `record` toggle); None: the mapper's own guess."""
+        self._recording_guess = False
         self.armed: str | None = None
         self._on_learned: Callable | None = None
         self.on_change: Callable[[], None] | None = None
@@ -213,7 +221,8 @@ class MidiMapper:
     # -- learn -----------------------------------------------------------------------------
     def arm(self, param: str, on_learned: Callable[[str, str], None] | None = None) -> None:
         """The next moved CC or NRPN control binds to `param`; `on_learned(param, control)` follows."""
-        self.params.spec(param)  # raises ParameterError for an unknown name
+        if param != RECORD:
+            self.params.spec(param)  # raises ParameterError for an unknown name
         self.armed = param
         self._on_learned = on_learned
 
@@ -222,8 +231,8 @@ class MidiMapper:
         self._on_learned = None
 
     def _learn(self, *, cc: int | None = None, nrpn: int | None = None, channel: int) -> None:
-        mapping = Mapping(self.armed, cc=cc, nrpn=nrpn, channel=channel,
-                          takeover=self.params.spec(self.armed).integer is False)
+        takeover = self.armed != RECORD and self.params.spec(self.armed).integer is False
+        mapping = Mapping(self.armed, cc=cc, nrpn=nrpn, channel=channel, takeover=takeover)
         self.mappings = [m for m in self.mappings if not m.same_control(mapping)] + [mapping]
         callback, param = self._on_learned, self.armed
         self.disarm()
@@ -231,6 +240,19 @@ class MidiMapper:
             callback(param, mapping.control)
         if self.on_change is not None:
             self.on_change()
+
+    def bindings(self) -> list[tuple[str, str]]:
+        """(parameter, control) for every mapping, e.g. ('z0', 'CC 70 any ch')."""
+        return [(m.param, m.control) for m in self.mappings]
+
+    def unlearn(self, param: str) -> int:
+        """Remove every mapping of `param` (then `on_change`, which saves the map); returns how many."""
+        kept = [m for m in self.mappings if m.param != param]
+        removed = len(self.mappings) - len(kept)
+        self.mappings = kept
+        if removed and self.on_change is not None:
+            self.on_change()
+        return removed
 
     # -- feeding -----------------------------------------------------------------------------
     def feed(self, message: Sequence[int], *, source: str = "midi") -> list[Event]:
@@ -359,6 +381,8 @@ class MidiMapper:
         return events
 
     def _apply(self, mapping: Mapping, unit: float, raw: int) -> list[Event]:
+        if mapping.param == RECORD:
+            return self._record_button(mapping, unit)
         if mapping.param not in self.params.specs:
             return []
         spec = self.params.spec(mapping.param)
@@ -383,6 +407,16 @@ class MidiMapper:
                     return []
         mapping.last_unit = unit
         return self._set(mapping.param, mapping.value(unit, spec))
+
+    def _record_button(self, mapping: Mapping, unit: float) -> list[Event]:
+        pressed = unit >= 0.5
+        was = mapping.last_unit is not None and mapping.last_unit >= 0.5
+        mapping.last_unit = unit
+        if not pressed or was:
+            return []
+        recording = self.is_recording() if self.is_recording is not None else self._recording_guess
+        self._recording_guess = not recording
+        return [Event("record", value=0.0 if recording else 1.0)]
 
     def _set(self, name: str, value: float) -> list[Event]:
         if name not in self.params.specs:

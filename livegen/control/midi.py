@@ -78,6 +78,8 @@ class MidiInput:
             if self.map_path.exists():
                 mappings, self._options = load_map(self.map_path)
             mapper = MidiMapper(target.params, mappings, channel=channel or self._options.get("channel"))
+        if mapper.is_recording is None:
+            mapper.is_recording = self._recording
         self.mapper = mapper
         if save_learned:
             mapper.on_change = self.save
@@ -170,6 +172,20 @@ class MidiInput:
 
     def disarm(self) -> None:
         self.mapper.disarm()
+
+    def bindings(self) -> list[tuple[str, str]]:
+        return self.mapper.bindings()
+
+    def unlearn(self, param: str) -> int:
+        """Remove `param`'s bindings and save the map; returns how many were removed."""
+        return self.mapper.unlearn(param)
+
+    def _recording(self) -> bool:
+        engine = getattr(self.target, "engine", self.target)
+        recording = getattr(engine, "recording", None)
+        if recording is None:
+            recording = self.target.status().get("recording", 0)
+        return bool(recording)
 
     @property
     def armed(self) -> str | None:

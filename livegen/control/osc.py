@@ -19,8 +19,12 @@ address                        args       effect / reply
 /livegen/record                i          1 starts, 0 stops recording
 /livegen/preset/store          i          store current parameters in slot 0..127
 /livegen/preset/recall         i          recall slot 0..127
-/livegen/learn                 s          arm MIDI learn for a parameter ("" cancels); replies
+/livegen/learn                 s          arm MIDI learn for a parameter ("" cancels; "record": a
+                                          button that toggles recording); replies
                                           /livegen/learned s s (parameter, control) once bound
+/livegen/unlearn               s          remove a parameter's MIDI bindings (map file saved);
+                                          replies /livegen/bindings
+/livegen/bindings                         replies /livegen/bindings s s ... (parameter, control pairs)
 /livegen/get/<name>                       replies /livegen/param/<name> f
 /livegen/params                           replies /livegen/params s f f f ... (name min max default)
 /livegen/status                           replies /livegen/status s ? s ? ... (name/value pairs)
@@ -43,6 +47,7 @@ import socket
 import threading
 import time
 
+from livegen.control.mapping import RECORD
 from livegen.control.oscwire import MAX_PACKET, OscParseError, encode_message, parse_packet
 from livegen.engine.events import Event
 from livegen.errors import DeviceError, ParameterError
@@ -311,6 +316,11 @@ class OscServer:
             self._post(Event("preset", action=rest, slot=int(slot)), source)
         elif head == "learn" and not rest:
             self._learn(address, args, sender)
+        elif head == "unlearn" and not rest:
+            self._unlearn(address, args, sender)
+        elif head == "bindings" and not rest:
+            flat = [text for pair in (self.midi.bindings() if self.midi is not None else []) for text in pair]
+            self._reply(sender, f"{PREFIX}bindings", tuple(flat))
         elif head == "params" and not rest:
             flat = []
             for name, spec in params.specs.items():
@@ -378,14 +388,28 @@ class OscServer:
         if not name:
             self.midi.disarm()
             return
-        if name not in self.target.params.specs:
-            self._error(sender, f"{address}: no parameter {name!r}; /livegen/params lists them")
+        if name not in self.target.params.specs and name != RECORD:
+            self._error(sender, f"{address}: no parameter {name!r}; /livegen/params lists them "
+                                f"('{RECORD}' binds a button that starts and stops recording)")
             return
 
         def learned(param, control):
             self._reply(sender, f"{PREFIX}learned", (param, control))
 
         self.midi.arm(name, learned)
+
+    def _unlearn(self, address, args, sender) -> None:
+        if self.midi is None:
+            self._error(sender, f"{address}: MIDI input is off; nothing is bound")
+            return
+        if len(args) != 1 or not isinstance(args[0], str):
+            self._error(sender, f"{address}: expected one string (a parameter name)")
+            return
+        if not self.midi.unlearn(args[0]):
+            self._error(sender, f"{address}: {args[0]!r} has no MIDI binding; /livegen/bindings lists them")
+            return
+        flat = [text for pair in self.midi.bindings() for text in pair]
+        self._reply(sender, f"{PREFIX}bindings", tuple(flat))
 
     def _subscribe(self, address, args, sender, source, *, on: bool) -> None:
         port = sender[1]
