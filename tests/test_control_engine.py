@@ -258,6 +258,8 @@ def test_subscribers_get_meters_spectrum_and_last_controls(jack_server, tmp_path
             time.sleep(0.1)
         assert pairs.get("midi_last") == "ch1 CC 71 99", pairs
         assert pairs.get("osc_last") == "/livegen/record" and pairs.get("record_bytes", 0) > 0, pairs
+        # the whole status in one reply (more than the 64 values replies were once cut to)
+        assert len(pairs) > 32 and {"steals", "underflows", "rejected", "midi_virtual"} <= set(pairs), pairs
     finally:
         if midi is not None:
             midi.close_port()

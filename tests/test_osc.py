@@ -259,3 +259,22 @@ def test_stop_releases_the_port(target):
     again = OscServer(target, port=port).start()
     again.stop()
     assert not math.isnan(port)
+
+
+def test_long_replies_parse_and_oversized_ones_are_refused(target, server, client):
+    from livegen.control.oscwire import MAX_ARGS, OscParseError
+
+    client.send_message("/livegen/params", [])
+    (message,) = parse_packet(client.receive(2.0))
+    assert message.address == "/livegen/params" and len(message.args) == 4 * len(target.params.specs) > 64
+    many = encode_message("/x", tuple(range(300)))
+    assert parse_packet(many)[0].args == tuple(range(300))
+    with pytest.raises(OscParseError, match="arguments"):
+        parse_packet(encode_message("/x", (True,) * (MAX_ARGS + 1)))
+    small = OscServer(target, port=0, max_packet=256).start()
+    try:
+        client._sock.sendto(encode_message("/livegen/params"), ("127.0.0.1", small.port))
+        (message,) = parse_packet(client.receive(2.0))
+        assert message.address == "/livegen/error" and "packet limit" in message.args[0]
+    finally:
+        small.stop()

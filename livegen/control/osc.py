@@ -537,6 +537,10 @@ class OscServer:
         except Exception as exc:  # a value we cannot encode must not end the server
             self.stats["encode_failed"] += 1
             data = encode_message(f"{PREFIX}error", (f"cannot encode reply {address}: {type(exc).__name__}",))
+        if len(data) > self.max_packet:  # what this server would refuse, no client should have to take
+            self.stats["reply_too_large"] += 1
+            data = encode_message(f"{PREFIX}error", (f"reply {address} is {len(data)} bytes, over the "
+                                                     f"{self.max_packet}-byte packet limit; not sent",))
         self._send(sender, data)
 
     def _send(self, destination, data: bytes) -> None:

@@ -17,7 +17,9 @@ from typing import NamedTuple
 MAX_PACKET = 8192
 """Largest datagram accepted (bytes); control messages are tens of bytes."""
 MAX_DEPTH = 4
-MAX_ARGS = 64
+MAX_ARGS = 1024
+"""Arguments in one message: room for the longest replies (`/livegen/status`, `/livegen/params`
+with a large latent, `/livegen/spectrum`); the packet limit bounds the work whatever this is."""
 MAX_MESSAGES = 256
 NTP_DELTA = 2208988800
 """Seconds from 1900-01-01 (NTP epoch) to 1970-01-01 (Unix epoch)."""

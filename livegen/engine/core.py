@@ -148,8 +148,8 @@ class Engine:
         self._next_scheduled = 0
 
     def status(self) -> dict:
-        """What `/livegen/status` answers (kept short: OSC replies carry at most 64 values).
-        `rejected`, `voices.steals`, `lookahead`, `device` are attributes."""
+        """What `/livegen/status` answers (name/value pairs; the OSC reply stays far below the
+        8192-byte packet limit)."""
         nan = self.model_nan + self.chain.nan_count + int(getattr(self.inverter, "sanitized", 0))
         status = {
             "samplerate": self.samplerate,
@@ -160,6 +160,14 @@ class Engine:
             "clamped": self.clamped,
             "peak": round(self.chain.meter_peak, 5),
             "rms": round(self.chain.meter_rms, 5),
+            "model_samplerate": self.config.sample_rate,
+            "hop": self.hop,
+            "drone": int(self._drone_on),
+            "rejected": self.rejected,
+            "steals": self.voices.steals,
+            "lookahead": self.lookahead,
+            "seconds": round(self.samples_out / self.samplerate, 3),
+            "device": str(self.device),
         }
         status.update(self.extra_status)
         return status

@@ -46,6 +46,9 @@ class LiveEngine:
         out = self.output
         status.update({
             "xruns": out.underflows + out.ring_underruns,
+            "underflows": out.underflows,
+            "ring_underruns": out.ring_underruns,
+            "ahead": self.ahead,
             "samplerate": out.samplerate,
             "blocksize": out.blocksize,
             "latency_ms": round(1000 * (self.ahead / out.samplerate + out.output_latency), 2),
