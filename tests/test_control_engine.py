@@ -264,3 +264,55 @@ def test_subscribers_get_meters_spectrum_and_last_controls(jack_server, tmp_path
         if midi is not None:
             midi.close_port()
         _stop(play)
+
+
+def test_load_another_model_while_playing_then_record_and_render_it(jack_server, tmp_path):
+    import numpy as np
+    import soundfile
+
+    from livegen.engine.events import read_events
+
+    takes = tmp_path / "takes"
+    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi", "--record-dir", str(takes),
+                                       "--samplerate", "48000")
+    try:
+        client = SimpleUDPClient("127.0.0.1", port)
+        watcher = SimpleUDPClient("127.0.0.1", port)
+        assert ask(watcher, "/livegen/subscribe", want="/livegen/subscribed") is not None
+        client.send_message("/livegen/param/drift", 0.4)
+        assert get_when(client, "drift", 0.4) == pytest.approx(0.4)
+        error = ask(client, "/livegen/model", [str(tmp_path / "nowhere")], want="/livegen/error", timeout=10)
+        assert error and "nowhere" in error[0] and "config.json" in error[0]
+        assert ask(client, "/livegen/model", ["random"], want="/livegen/model", timeout=60) == ("random",)
+        heard = _listen(watcher, lambda address, args: address == "/livegen/model")
+        assert ("/livegen/model", ("random",)) in heard, heard[-5:]
+        status = ask(client, "/livegen/status", want="/livegen/status")
+        pairs = dict(zip(status[::2], status[1::2]))
+        assert pairs["model"] == "random", pairs
+        assert get_when(client, "drift", 0.4) == pytest.approx(0.4)  # carried over to the new engine
+        heard = _listen(watcher, lambda address, args: address == "/livegen/spectrum")
+        assert any(address == "/livegen/spectrum" for address, _ in heard)  # the meters moved over too
+        for address, args in [("/livegen/note", [60, 100]), ("/livegen/record", 1), ("/livegen/xy", [0.7, 0.3]),
+                              ("/livegen/note", [60, 0]), ("/livegen/record", 0)]:
+            time.sleep(0.3)
+            client.send_message(address, args)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not list(takes.glob("*.jsonl")):
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        _stop(play)
+    assert play.returncode == 0, log_path.read_text()
+    (wav,) = takes.glob("*.wav")
+    header, _ = read_events(wav.with_suffix(".jsonl"))
+    assert header["model"] == "random" and header["start_sample"] > 0
+    again = tmp_path / "again.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")), "-o", str(again)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    recorded, _ = soundfile.read(wav, dtype="float32")
+    rendered, _ = soundfile.read(again, dtype="float32")
+    assert len(rendered) == len(recorded)
+    diff = np.abs(rendered - recorded).max()
+    print(f"after the model switch: recorded {len(recorded)} samples; render max abs diff {diff}")
+    assert diff <= 1e-6, diff

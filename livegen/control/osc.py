@@ -24,6 +24,8 @@ address                        args       effect / reply
                                           /livegen/learned s s (parameter, control) once bound
 /livegen/unlearn               s          remove a parameter's MIDI bindings (map file saved);
                                           replies /livegen/bindings
+/livegen/model                 s          load another model directory while playing (the sound fades
+                                          over); replies /livegen/model s (its path) once it plays
 /livegen/bindings                         replies /livegen/bindings s s ... (parameter, control pairs)
 /livegen/get/<name>                       replies /livegen/param/<name> f
 /livegen/params                           replies /livegen/params s f f f ... (name min max default)
@@ -316,6 +318,8 @@ class OscServer:
             self._post(Event("preset", action=rest, slot=int(slot)), source)
         elif head == "learn" and not rest:
             self._learn(address, args, sender)
+        elif head == "model" and not rest:
+            self._load_model(address, args, sender)
         elif head == "unlearn" and not rest:
             self._unlearn(address, args, sender)
         elif head == "bindings" and not rest:
@@ -397,6 +401,24 @@ class OscServer:
             self._reply(sender, f"{PREFIX}learned", (param, control))
 
         self.midi.arm(name, learned)
+
+    def _load_model(self, address, args, sender) -> None:
+        load = getattr(self.target, "load_model", None)
+        if load is None:
+            self._error(sender, f"{address}: this engine cannot load another model while playing")
+            return
+        if len(args) != 1 or not isinstance(args[0], str) or not args[0]:
+            self._error(sender, f"{address}: expected one string, a model directory")
+            return
+
+        def done(ok: bool, text: str) -> None:  # from the loading thread
+            if ok:
+                self._reply(sender, f"{PREFIX}model", (text,))
+                self.broadcast(f"{PREFIX}model", (text,), skip=sender)
+            else:
+                self._error(sender, f"{address}: {text}")
+
+        load(args[0], done)
 
     def _unlearn(self, address, args, sender) -> None:
         if self.midi is None:
@@ -518,7 +540,7 @@ class OscServer:
             self._send(subscriber.address, data)
 
     # -- replies -------------------------------------------------------------------------------
-    def broadcast(self, address: str, args=()) -> None:
+    def broadcast(self, address: str, args=(), *, skip=None) -> None:
         """Send one message to every subscriber (any thread): engine-side news such as a
         recording that failed (`/livegen/error s`)."""
         try:
@@ -527,7 +549,8 @@ class OscServer:
             self.stats["encode_failed"] += 1
             return
         with self._subscribers_lock:
-            destinations = [subscriber.address for subscriber in self._subscribers.values()]
+            destinations = [subscriber.address for subscriber in self._subscribers.values()
+                            if skip is None or tuple(subscriber.address) != tuple(skip[:2])]
         for destination in destinations:
             self._send(destination, data)
 

@@ -30,16 +30,44 @@ class LiveEngine:
         self.meters = OutputMeters(engine.samplerate)
         """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
         engine.add_tap(self.meters.feed)
+        self._listeners: list = []
+        self._next: tuple | None = None
+        """(engine, on_swapped) waiting for the old engine's fade-out (see `swap_engine`)."""
+        self.model_loader = None
+        """`loader(path, done)` that builds an engine for another model and swaps it in (the
+        engine server sets it); `done(ok, text)` follows with the model's name or what failed."""
 
     # ControlTarget
     def post(self, event) -> None:
-        self.engine.post(event)
+        following = self._next
+        (following[0] if following is not None else self.engine).post(event)
 
     def add_listener(self, callback) -> None:
+        self._listeners.append(callback)
         self.engine.add_listener(callback)
 
     def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
         self.engine.remove_listener(callback)
+
+    def load_model(self, path: str, done) -> None:
+        """`/livegen/model s`: load another model while playing (see `model_loader`)."""
+        if self.model_loader is None:
+            done(False, "this engine cannot load another model while playing")
+            return
+        self.model_loader(path, done)
+
+    def swap_engine(self, engine: Engine, on_swapped=None) -> None:
+        """Play `engine` instead (another model): the current one fades out on the decoder thread,
+        the new one fades in from silence, and the ring never runs dry meanwhile. Listeners added
+        here and the meters move over; events posted from now on go to the new engine.
+        `on_swapped(old_engine)` is called on the decoder thread once the new one plays."""
+        if engine.samplerate != self.engine.samplerate:
+            raise ValueError(f"new engine runs at {engine.samplerate} Hz, the output at {self.engine.samplerate} Hz")
+        self._next = (engine, on_swapped)
+        if self._thread is None or not self._thread.is_alive():
+            self._swap()
 
     def status(self) -> dict:
         status = self.engine.status()
@@ -65,9 +93,33 @@ class LiveEngine:
         self._thread = threading.Thread(target=self._run, name="livegen-decoder", daemon=True)
         self._thread.start()
 
+    def _swap(self) -> None:
+        engine, on_swapped = self._next
+        old = self.engine
+        for callback in self._listeners:
+            old.remove_listener(callback)
+            engine.add_listener(callback)
+        old.remove_tap(self.meters.feed)
+        engine.add_tap(self.meters.feed)
+        engine.bind_thread()
+        self.engine = engine
+        self.params = engine.params
+        self._next = None
+        if on_swapped is not None:
+            on_swapped(old)
+
     def _fill(self) -> None:
         ring = self.ring
         engine = self.engine
+        if self._next is not None:
+            if not self.output.active:  # nothing is heard: no fade to wait for
+                self._swap()
+                engine = self.engine
+            elif engine.faded_out:
+                self._swap()
+                engine = self.engine
+            else:
+                engine.fade_out()
         while ring.fill < self.ahead:
             block = engine.step()
             if self.first_sound_at is None and len(block) and float(abs(block).max()) > 1e-4:

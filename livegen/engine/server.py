@@ -115,9 +115,14 @@ def _serve(args, output, started, stop) -> int:
     except BaseException:
         live.stop()
         raise
-    if session is not None and controls.osc is not None:
+    told = []
+    if controls.osc is not None:
         osc = controls.osc
-        session.error_callbacks.append(lambda message: osc.broadcast("/livegen/error", (message[:480],)))
+        told.append(lambda message: osc.broadcast("/livegen/error", (message[:480],)))
+        if session is not None:
+            session.error_callbacks += told
+    switcher = ModelSwitcher(live, args, device=device, session=session, controls=controls, error_callbacks=told)
+    live.model_loader = switcher.load
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
         f"ahead {1000 * ahead / output.samplerate:.1f} ms, "
         f"OSC {controls.osc.port if controls.osc is not None else 'off'} ({controls.describe()}), "
@@ -149,11 +154,93 @@ def _serve(args, output, started, stop) -> int:
                 log(f"audio device is back: playing on {output.info['name']!r}")
     finally:
         controls.stop()
+        switcher.wait()
         live.stop(fade=not lost)
-        if session is not None:
-            session.close()
+        if switcher.session is not None:
+            switcher.session.close()
     _summary(live.status(), output, time.monotonic() - live.started_at)
     return code
+
+
+class ModelSwitcher:
+    """`/livegen/model s`: load another model directory while playing.
+
+    A worker thread loads the model and builds its engine, attaches a fresh session recorder to
+    it (its logs then name the new model and start at its first sample) and hands it to the live
+    engine, which fades the old one out and the new one in. The parameters' current values go
+    to the new engine as its first events, so they carry over and its session logs re-render.
+    A recording under way is not split across models: loading is refused until it stops.
+    """
+
+    def __init__(self, live, args, *, device, session=None, controls=None, error_callbacks=()):
+        self.live = live
+        self.error_callbacks = list(error_callbacks)
+        """Added to each new session's (e.g. the OSC broadcast of /livegen/error)."""
+        self.args = args
+        self.device = device
+        self.session = session
+        self.controls = controls
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def load(self, path: str, done) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                done(False, "another model is still loading; try again when it plays")
+                return
+            if self.live.engine.recording:
+                done(False, "a recording is under way; stop it (/livegen/record 0) before loading another model")
+                return
+            self._thread = threading.Thread(target=self._load, args=(path, done), name="livegen-model", daemon=True)
+            self._thread.start()
+
+    def wait(self, timeout: float = 30.0) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _load(self, path: str, done) -> None:
+        import argparse
+        import pathlib
+
+        from livegen.engine.core import Engine
+        from livegen.engine.events import Event
+        from livegen.engine.setup import load_engine_model
+
+        old = self.live.engine
+        try:
+            if path != "random" and not (pathlib.Path(path) / "config.json").is_file():
+                raise LivegenError(f"{path!r} is not a model directory (no config.json there)")
+            model, name = load_engine_model(path, device=self.device, log=log)
+            engine = Engine(model, samplerate=old.samplerate, seed=old.seed, lookahead=self.args.lookahead,
+                            device=self.device, threads=max(1, self.args.threads))
+        except Exception as exc:  # a bad directory must not end the performance
+            done(False, f"cannot load model {path!r}: {exc}")
+            return
+        engine.extra_status.update(old.extra_status)
+        engine.extra_status["model"] = name
+        for key, value in self.live.params.snapshot().items():
+            if key in engine.params.specs and value != engine.params.spec(key).default:
+                engine.post(Event("param", name=key, value=value, source="model"))
+        session = None
+        if self.session is not None:
+            quiet = argparse.Namespace(**{**vars(self.args), "record": None})  # --record was for the first model
+            session = _attach_session(engine, quiet, model_name=name, blocksize=self.live.output.blocksize)
+            if session is not None:
+                session.error_callbacks += self.error_callbacks
+        swapped = threading.Event()
+        self.live.swap_engine(engine, on_swapped=lambda _old: swapped.set())
+        if not swapped.wait(10.0):
+            done(False, f"model {name!r} loaded but the decoder did not take it over")
+            return
+        midi = getattr(self.controls, "midi", None)
+        if midi is not None:
+            midi.mapper.params = engine.params
+        if self.session is not None:
+            self.session.close()
+        self.session = session
+        log(f"model {name} plays now")
+        done(True, name)
 
 
 def _continuation_engine(args, output, *, log):
