@@ -63,6 +63,8 @@ class Engine:
         self.torch = torch
         self.threads = int(threads)
         self.model = model
+        # The traced decoder has `decode`'s signature and output at about half the per-call cost.
+        self._decode = model.frame_decoder() if hasattr(model, "frame_decoder") else model.decode
         cfg = model.config
         self.config = cfg
         self.device = device
@@ -344,7 +346,7 @@ class Engine:
                     bank.noise[slots] = fresh
                 noise = torch.from_numpy(bank.noise[slots]).to(self.device)
             with torch.inference_mode():
-                out = self.model.decode(
+                out = self._decode(
                     torch.from_numpy(np.broadcast_to(z, (len(slots), self.latent_dim)).astype(np.float32)).to(self.device),
                     torch.from_numpy(pitch.astype(np.float32)).to(self.device),
                     torch.from_numpy(bank.velocity[slots].astype(np.float32)).to(self.device),
