@@ -266,21 +266,54 @@ def test_keyboard_notes_gate_octave_and_latch(fake):
     app = make_app(fake.port)
 
     async def scenario(pilot):
-        await pilot.press("z")
+        await pilot.press("a")  # home row: a = C
         assert fake.wait_for("/livegen/note", 1)[0][1] == (60, 100)
         await pilot.pause(GATE_SECONDS + 0.3)
         assert fake.wait_for("/livegen/note", 2)[1][1] == (60, 0), "the gate closes the note"
-        await pilot.press("right_square_bracket", "q")
-        assert fake.wait_for("/livegen/note", 3)[2][1] == (84, 100)  # upper row, octave 5
+        await pilot.press("x", "k")  # octave up, then k = the next C
+        assert fake.wait_for("/livegen/note", 3)[2][1] == (84, 100)
         await pilot.press("space")
         assert fake.wait_for("/livegen/note", 4)[3][1] == (84, 0)
-        await pilot.press("backslash", "x")
+        await pilot.press("z", "c", "c", "w")  # octave back down, velocity down twice, w = C#
+        assert fake.wait_for("/livegen/note", 5)[4][1] == (61, 84)
+        await pilot.press("v", "space")
+        await pilot.press("backslash", "d")  # latch, d = E
         await pilot.pause(GATE_SECONDS + 0.2)
         notes = fake.messages("/livegen/note")
-        assert notes[-1][1] == (74, 100), "latched notes stay on"
-        await pilot.press("x")
-        assert fake.wait_for("/livegen/note", len(notes) + 1)[-1][1] == (74, 0)
-        assert "oct 5" in app.query_one(StatusLine).keyboard
+        assert notes[-1][1] == (64, 92), "latched notes stay on"
+        await pilot.press("d")
+        assert fake.wait_for("/livegen/note", len(notes) + 1)[-1][1] == (64, 0)
+        assert "oct 4 v92 latch" in app.query_one(StatusLine).keyboard
+        assert fake.messages("/livegen/record") == [], "no note key records"
+
+    run(app, scenario)
+
+
+def test_r_toggles_recording_and_collides_with_nothing(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        await pilot.press("r")
+        assert await until(pilot, lambda: last_args(fake, "/livegen/record") == (1,))
+        assert "REC" in str(app.query_one(StatusLine).render())
+        await pilot.press("r")
+        assert await until(pilot, lambda: last_args(fake, "/livegen/record") == (0,))
+        await pilot.press("ctrl+r")
+        assert await until(pilot, lambda: last_args(fake, "/livegen/record") == (1,))
+        assert len(fake.messages("/livegen/record")) == 3
+        assert fake.messages("/livegen/note") == [], "r plays no note"
+        # Typing a path in the model picker types the letter; it neither records nor closes.
+        await pilot.press("f3", "tab")
+        assert isinstance(app.screen, ModelPickerScreen)
+        await pilot.press("r", "q")
+        await pilot.pause(0.1)
+        assert app.screen.query_one("#model-path").value == "rq"
+        assert len(fake.messages("/livegen/record")) == 3
+        await pilot.press("escape", "f1", "q")  # q closes help, it does not quit
+        assert not isinstance(app.screen, HelpScreen) and app.is_running
+        app.query_one(PresetBar).focus()
+        await pilot.press("m", "1")  # m still arms a morph on the preset bar (slot 1 is empty)
+        assert fake.messages("/livegen/note") == []
 
     run(app, scenario)
 
@@ -293,7 +326,7 @@ def test_record_help_and_model_picker(fake, tmp_path):
     app = make_app(fake.port, model_roots=[tmp_path / "models"])
 
     async def scenario(pilot):
-        await pilot.press("f4")
+        await pilot.press("r")
         await pilot.pause(0.1)
         assert last_args(fake, "/livegen/record") == (1,)
         await pilot.press("f1")

@@ -23,7 +23,7 @@ from textual.widgets import Footer
 from livegen.engine.params import ParamSpec, ParamStore
 from livegen.tui.child import EngineProcess
 from livegen.tui.model_info import ModelInfo, read_model_info
-from livegen.tui.notes import NoteKeys, key_semitone
+from livegen.tui.notes import OCTAVE_KEYS, VELOCITY_KEYS, NoteKeys, key_semitone
 from livegen.tui.osc import PREFIX, EngineDelta, OscLink, param_address
 from livegen.tui import screens
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
@@ -100,7 +100,7 @@ class LivegenApp(App):
         Binding("question_mark", "help", "help", show=False),
         Binding("f2,ctrl+l", "learn", "learn"),
         Binding("f3,ctrl+o", "pick_model", "model"),
-        Binding("f4,ctrl+r", "record", "rec"),
+        Binding("r,ctrl+r", "record", "rec"),
         Binding("ctrl+q", "quit", "quit", priority=True),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
@@ -392,12 +392,12 @@ class LivegenApp(App):
         semitone = key_semitone(char)
         if semitone is not None:
             messages = self.notes.press(semitone, now)
-        elif char in ("[", "]"):
+        elif char in OCTAVE_KEYS:
             messages = self.notes.all_off() if not self.notes.latch else []
-            self.notes.shift_octave(1 if char == "]" else -1)
-        elif char in ("-", "="):
+            self.notes.shift_octave(OCTAVE_KEYS[char])
+        elif char in VELOCITY_KEYS:
             messages = []
-            self.notes.shift_velocity(8 if char == "=" else -8)
+            self.notes.shift_velocity(VELOCITY_KEYS[char])
         elif char == "\\":
             messages = self.notes.all_off()
             self.notes.latch = not self.notes.latch

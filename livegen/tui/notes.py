@@ -1,4 +1,5 @@
-"""Computer-keyboard notes in the tracker layout (two rows, an octave apart).
+"""Computer-keyboard notes in the common DAW layout: the home row plays white keys, the row
+above it the black keys (A=C, W=C#, S=D, ... K=C an octave up, O, L, P, ;).
 
 Terminals send no key-release events, so a key plays a note for a short gate that key
 repeat keeps extending while the key is held; latch mode makes each key toggle its note.
@@ -6,8 +7,10 @@ repeat keeps extending while the key is held; latch mode makes each key toggle i
 
 from __future__ import annotations
 
-LOWER_ROW = "zsxdcvgbhnjm,l.;/"
-UPPER_ROW = "q2w3er5t6y7ui9o0p"
+NOTE_KEYS = "awsedftgyhujkolp;"
+"""Key for each semitone above the keyboard's C, in order (C, C#, D, ... up to the next E)."""
+OCTAVE_KEYS = {"z": -1, "x": 1}
+VELOCITY_KEYS = {"c": -8, "v": 8}
 GATE_SECONDS = 0.6
 
 
@@ -15,11 +18,8 @@ def key_semitone(char: str) -> int | None:
     """Semitones above the keyboard's C for a key, or None when the key plays no note."""
     if len(char) != 1:
         return None
-    if char in LOWER_ROW:
-        return LOWER_ROW.index(char)
-    if char in UPPER_ROW:
-        return 12 + UPPER_ROW.index(char)
-    return None
+    index = NOTE_KEYS.find(char)
+    return index if index >= 0 else None
 
 
 class NoteKeys:
