@@ -1,0 +1,209 @@
+"""A CPU fast path for `SpectralModel.decode`: the same frame in numpy and numba, no torch per call.
+
+At one to a few voices a decoded frame is a few hundred tiny tensor operations, and on CPU
+torch's per-operation overhead (even traced) costs far more than their arithmetic. Here the MLP
+is a handful of BLAS calls into preallocated buffers, the harmonic drawing (192 harmonics placed
+at fractional bins with the Hann lobe table) and the envelope read-out are one numba kernel,
+and the per-bin transcendental functions are numpy's SIMD loops over all voices at once.
+Outputs match `decode` to float32 rounding (and, rarely, a neighbouring lobe-table step).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from livegen.model.spectral import _LN2_12, _LOBE_STEPS, _LOG_F0_BIN0
+
+
+@numba.njit(cache=True, nogil=True)
+def _inputs(z, pitch, velocity, t_on, t_off, neg_inv_tau, shift, scale, x):
+    """x[v] = shift + scale * [z, pitch, velocity, exp(time features)] (z rows: 1 or V)."""
+    v_count = x.shape[0]
+    d = z.shape[1]
+    n_time = neg_inv_tau.shape[1]
+    for v in range(v_count):
+        zr = 0 if z.shape[0] == 1 else v
+        for i in range(d):
+            x[v, i] = np.float32(z[zr, i]) * scale[i] + shift[i]
+        x[v, d] = np.float32(pitch[v]) * scale[d] + shift[d]
+        x[v, d + 1] = np.float32(velocity[v]) * scale[d + 1] + shift[d + 1]
+        a = np.float32(t_on[v])
+        if not a >= 0:
+            a = np.float32(1e9)
+        b = np.float32(t_off[v])
+        if not b >= 0:
+            b = np.float32(1e9)
+        for j in range(n_time):
+            x[v, d + 2 + j] = np.float32(math.exp(a * neg_inv_tau[0, j] + b * neg_inv_tau[1, j])) \
+                * scale[d + 2 + j] + shift[d + 2 + j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _power(c, out):
+    """out = max(|c_re|^2 + |c_im|^2, 1e-12) with c = [re | im] halves (hypot without its cost)."""
+    n = out.shape[1]
+    for v in range(out.shape[0]):
+        for i in range(n):
+            s = c[v, i] * c[v, i] + c[v, n + i] * c[v, n + i]
+            out[v, i] = s if s > np.float32(1e-12) else np.float32(1e-12)
+
+
+@numba.njit(cache=True, nogil=True)
+def _draw(params, pitch, jitter, jitter_gain, rayleigh, noise_gain, log_k, harm_k2, lobe,
+          band_lo, band_hi, band_frac, n_bands, n_resid, halfwidth, max_inharm, log_bin0, harm, env):
+    """Harmonics scatter-added at their fractional bins into `harm` [V, padded bins], and the
+    harmonic / noise log envelopes read out per bin into `env` [V, 2, n_bins] (noise envelope
+    plus `noise_gain` x `rayleigh` when that is given)."""
+    v_count = env.shape[0]
+    n_bins = env.shape[2]
+    n_harm = log_k.shape[0]
+    width = 2 * halfwidth
+    limit = np.float32(n_bins + halfwidth)
+    last = params.shape[1] - 1
+    steps = np.float32(_LOBE_STEPS)
+    use_jitter = jitter.shape[0] > 0
+    use_noise = rayleigh.shape[0] > 0
+    for v in range(v_count):
+        hv = harm[v]
+        hv[:] = 0.0
+        inharm = np.float32(1.0 / (1.0 + math.exp(-params[v, last]))) * max_inharm
+        p = np.float32(min(max(pitch[v], 0.0), 135.0))
+        lb0 = p * np.float32(_LN2_12) + log_bin0
+        for k in range(n_harm):
+            b = np.float32(math.exp(lb0 + log_k[k] + np.float32(0.5) * np.float32(math.log1p(inharm * harm_k2[k]))))
+            if b >= limit:
+                break  # clamped harmonics land past the visible bins, and so do all higher ones
+            base = math.floor(b)
+            row = int(np.rint((b - np.float32(base)) * steps))
+            la = params[v, 2 * n_bands + k] if k < n_resid else np.float32(0.0)
+            if use_jitter:
+                la += jitter_gain * jitter[v, k]
+            amp = np.float32(math.exp(la))
+            start = int(base) + 1
+            for o in range(width):
+                hv[start + o] += amp * lobe[row, o]
+        for i in range(n_bins):
+            f = band_frac[i]
+            lo = band_lo[i]
+            hi = band_hi[i]
+            h0 = params[v, lo]
+            env[v, 0, i] = h0 + f * (params[v, hi] - h0)
+            n0 = params[v, n_bands + lo]
+            ne = n0 + f * (params[v, n_bands + hi] - n0)
+            if use_noise:
+                ne += noise_gain * np.float32(0.5) * rayleigh[v, i]  # log |c| = 0.5 log |c|^2
+            env[v, 1, i] = ne
+
+
+class NumpyFrameDecoder:
+    """`model.decode` for a per-hop CPU loop: numpy arrays in, a reused `[V, n_bins]` float32 view out.
+
+    The weights are copied once (later changes to the model are not seen); the returned array
+    is overwritten by the next call, so use or copy it first. Inputs: z `[latent_dim]` (shared
+    by all voices) or `[V, latent_dim]` numpy arrays; pitch, velocity, t_on, t_off `[V]`; noise
+    `[V, noise_dim]` float32 C-contiguous, or None. Buffers grow if more than `max_voices` voices are asked for.
+    """
+
+    def __init__(self, model, *, max_voices: int = 17):
+        import torch
+
+        cfg = model.config
+        self.config = cfg
+
+        def arr(t, dtype=np.float32):
+            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
+
+        self.layers = []
+        modules = list(model.decoder)
+        for i, module in enumerate(modules):
+            if isinstance(module, torch.nn.Linear):
+                nxt = modules[i + 1] if i + 1 < len(modules) else None
+                slope = float(nxt.negative_slope) if isinstance(nxt, torch.nn.LeakyReLU) else None
+                self.layers.append((arr(module.weight.T), arr(module.bias), slope))
+        self.neg_inv_tau = arr(model.neg_inv_tau)
+        self.in_shift = arr(model.in_shift)
+        self.in_scale = arr(model.in_scale)
+        self.band_lo = arr(model.band_lo, np.int64)
+        self.band_hi = arr(model.band_hi, np.int64)
+        self.band_frac = arr(model.band_frac)
+        self.log_k = arr(model.log_k)
+        self.harm_k2 = arr(model.harm_k2)
+        self.lobe = arr(model.lobe_table)
+        self.noise_proj = arr(model.noise_proj)
+        self.jitter_proj = arr(model.jitter_proj)
+        self.noise_gain = np.float32(cfg.noise_gain)
+        self.harm_jitter = np.float32(cfg.harm_jitter)
+        self.max_inharm = np.float32(cfg.max_inharmonicity)
+        self.log_bin0 = np.float32(_LOG_F0_BIN0 - math.log(cfg.bin_hz))
+        self._pad_bins = cfg.n_bins + 3 * cfg.kernel_halfwidth + 1
+        self._empty2 = np.zeros((0, 1), np.float32)
+        self._allocate(max(1, int(max_voices)))
+        # Compile (or load from numba's cache) both variants now, not on the first live hop.
+        one = np.zeros(1)
+        self(np.zeros(cfg.latent_dim), one + 60.0, one + 0.5, one, one - 1.0)
+        self(np.zeros(cfg.latent_dim), one + 60.0, one + 0.5, one, one - 1.0,
+             np.zeros((1, cfg.noise_dim), np.float32))
+
+    def _allocate(self, n: int) -> None:
+        cfg = self.config
+        self.capacity = n
+        self._cache = {}
+        self._x = np.zeros((n, self.layers[0][0].shape[0]), np.float32)
+        self._h = [np.zeros((n, w.shape[1]), np.float32) for w, _, _ in self.layers]
+        self._tmp = np.zeros((n, max(w.shape[1] for w, _, _ in self.layers)), np.float32)
+        self._proj = np.zeros((n, 2 * cfg.n_bins), np.float32)
+        self._rayleigh = np.zeros((n, cfg.n_bins), np.float32)
+        self._jitter = np.zeros((n, cfg.max_harmonics), np.float32)
+        self._harm = np.zeros((n, self._pad_bins), np.float32)
+        self._env = np.zeros((n, 2, cfg.n_bins), np.float32)
+        self._out = np.zeros((n, cfg.n_bins), np.float32)
+
+    def _views(self, v: int):
+        """The buffers cut to `v` voices, built once per voice count (slicing costs per call)."""
+        views = self._cache.get(v)
+        if views is None:
+            cfg = self.config
+            w = cfg.kernel_halfwidth
+            layers = [(wt, b, None if slope is None else np.float32(slope), h[:v], self._tmp[:v, :h.shape[1]])
+                      for (wt, b, slope), h in zip(self.layers, self._h)]
+            views = (self._x[:v], layers, self._jitter[:v], self._proj[:v], self._rayleigh[:v], self._env[:v],
+                     self._env[:v, 0], self._env[:v, 1], self._harm[:v], self._harm[:v, w:w + cfg.n_bins], self._out[:v])
+            self._cache[v] = views
+        return views
+
+    def __call__(self, z, pitch, velocity, t_on, t_off, noise=None):
+        cfg = self.config
+        v = len(pitch)
+        if v > self.capacity:
+            self._allocate(v)
+        if z.ndim == 1:
+            z = z.reshape(1, -1)
+        x, layers, jitter_buf, proj, rayleigh_buf, env, env_h, env_n, harm, harm_bins, out = self._views(v)
+        _inputs(z, pitch, velocity, t_on, t_off, self.neg_inv_tau, self.in_shift, self.in_scale, x)
+        for wt, b, slope, h, tmp in layers:
+            np.dot(x, wt, out=h)
+            h += b
+            if slope is not None:
+                np.multiply(h, slope, out=tmp)
+                np.maximum(h, tmp, out=h)
+            x = h
+        jitter = rayleigh = self._empty2
+        if noise is not None:
+            if cfg.harm_jitter:
+                jitter = jitter_buf
+                np.dot(noise, self.jitter_proj, out=jitter)
+            if cfg.noise_gain:
+                rayleigh = rayleigh_buf
+                np.dot(noise, self.noise_proj, out=proj)
+                _power(proj, rayleigh)
+                np.log(rayleigh, out=rayleigh)
+        _draw(x, pitch, jitter, self.harm_jitter, rayleigh, self.noise_gain, self.log_k, self.harm_k2,
+              self.lobe, self.band_lo, self.band_hi, self.band_frac, cfg.n_bands, cfg.n_resid_harmonics,
+              cfg.kernel_halfwidth, self.max_inharm, self.log_bin0, harm, env)
+        np.exp(env, out=env)
+        np.multiply(env_h, harm_bins, out=out)
+        out += env_n
+        return out
