@@ -120,7 +120,8 @@ def test_tiny_training_run(tmp_path):
     _write_songs(tmp_path / "data")
     cfg = ContinuationTrainConfig(steps=6, batch=4, seq_blocks=8, style_frames=64, val_every=3, log_every=3,
                                   val_batches=1, basis_frames=2000, warmup=2, sched_start=2, model=dict(TINY))
-    summary = train_continuation(tmp_path / "data", tmp_path / "run", config=cfg, progress=False, log=lambda *_: None)
+    summary = train_continuation(tmp_path / "data", tmp_path / "run", config=cfg, progress=False, log=lambda *_: None,
+                                 cache_dir=tmp_path / "cache")
     assert summary["steps"] == 6 and np.isfinite(summary["val_nll"])
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [3, 6] and all(np.isfinite(r["nll"]) for r in rows)

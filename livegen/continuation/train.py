@@ -162,8 +162,12 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     torch.manual_seed(cfg.seed + rank)
     mcfg = ContinuationConfig.from_dict(cfg.model) if cfg.model else ContinuationConfig()
     ds = open_dataset(data)
+    if cache_dir is None:  # the same default as `livegen train`: the user cache, never the output folder
+        from livegen.train.data import default_cache_dir
+
+        cache_dir = default_cache_dir()
     feats = compute_features(ds, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft, hop=mcfg.hop,
-                             cache_dir=cache_dir or out / "features-cache", max_seconds=cfg.max_seconds,
+                             cache_dir=cache_dir, max_seconds=cfg.max_seconds,
                              progress=progress and rank == 0)
     train_rows = feats.split("train")
     if not len(train_rows):
