@@ -352,6 +352,8 @@ def test_read_model_info_never_raises(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"config": {"latent_dim": 3}, "family_centroids": {"a": [2, -1]}}))
     info = read_model_info(tmp_path)
     assert info.latent_dim == 3 and info.centroids == {"a": (1.0, 0.0)} and not info.problem
+    info = read_model_info("random")  # what --model and /livegen/model take for the seed-0 random model
+    assert info.name == "random" and info.latent_dim == 8 and not info.problem and not info.centroids
 
 
 def test_play_without_a_terminal_says_so(tmp_path):

@@ -114,3 +114,82 @@ def test_livegen_play_ui_in_tmux_on_jack_dummy(jack_server, tmp_path):
         tmux.kill()
         for pid in engine_pids(port):
             os.kill(pid, 9)
+
+
+def test_ui_attached_to_the_real_engine_shows_its_meters_and_loads_a_model(jack_server, tmp_path):
+    """Pilot drives the UI in attach mode against a real `play --headless` on jackd dummy: the
+    meter and the waterfall fill with what the engine measures (finite, changing), the status
+    line shows the engine's `osc_last` after a key played a note, and the model picker switches
+    the engine to another model (`/livegen/model s`)."""
+    import asyncio
+    import math
+    import signal
+
+    from livegen.tui.app import LivegenApp
+    from livegen.tui.model_info import read_model_info
+    from livegen.tui.osc import OscLink
+    from livegen.tui.screens import ModelPickerScreen
+    from test_play import free_port, start_play, wait_for_engine
+
+    port = free_port()
+    play = start_play(jack_server, "--osc-port", str(port), "--no-midi")
+    try:
+        osc = Osc(port)
+        wait_for_engine(osc, play)
+        osc.sock.close()
+        app = LivegenApp(OscLink("127.0.0.1", port), info=read_model_info(None))
+
+        async def until(pilot, predicate, timeout):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not predicate():
+                await pilot.pause(0.05)
+            return predicate()
+
+        async def scenario(pilot):
+            meter, waterfall = app.meter, app.waterfall
+            assert await until(pilot, lambda: meter.peak_db is not None and len(waterfall.rows) >= 10, 30), \
+                "the engine's /livegen/meter and /livegen/spectrum reach the widgets"
+            levels = set()
+            for _ in range(20):
+                levels.add((meter.peak_db, meter.rms_db))
+                await pilot.pause(0.05)
+            rows = [list(row) for row in list(waterfall.rows)[:20]]
+            assert all(len(row) == 64 for row in rows), "64 bands a row"
+            assert all(math.isfinite(v) and -130 <= v <= 10 for row in rows for v in row), "band levels in dB"
+            assert all(math.isfinite(p) and math.isfinite(r) and r <= p + 1e-6 and p <= 0.5 for p, r in levels)
+            assert len(levels) > 1, "the meter moves"
+            assert len({tuple(row) for row in rows}) > 1, "the spectrum rows change"
+            assert max(p for p, _ in levels) > -60, "the drone is heard"
+            assert "record_bytes" in app.status and "midi_last" not in app.status, "--no-midi: no MIDI keys"
+            await pilot.press("a")  # a note from the computer keyboard: the engine's osc_last says so
+            assert await until(pilot, lambda: app.status.get("osc_last") == "/livegen/note", 10), app.status
+            assert "note" in str(app.status_line.render())
+            # The model picker asks the engine for another model; the pad follows its answer.
+            before = len(waterfall.rows)
+            await pilot.press("f3", "tab")
+            assert isinstance(app.screen, ModelPickerScreen)
+            await pilot.press(*"random", "enter")
+            assert await until(pilot, lambda: app.info.path == "random", 90), \
+                f"/livegen/model answered; status: {app.status}"
+            assert "random" in app.pad.border_title
+            assert await until(pilot, lambda: app.status.get("model") == "random", 10), app.status
+            count = len(waterfall.rows)
+            assert await until(pilot, lambda: len(waterfall.rows) > count + 5 or len(waterfall.rows) == 200, 10), \
+                "meters keep coming from the new engine"
+            assert len(waterfall.rows) > before
+
+        async def main():
+            try:
+                async with app.run_test(size=(100, 30)) as pilot:
+                    await scenario(pilot)
+            finally:
+                app.link.close()
+
+        asyncio.run(main())
+    finally:
+        play.send_signal(signal.SIGTERM)
+        try:
+            play.wait(20)
+        except subprocess.TimeoutExpired:
+            play.kill()
+            play.wait()

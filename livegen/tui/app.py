@@ -22,7 +22,7 @@ from textual.widgets import Footer
 
 from livegen.engine.params import ParamSpec, ParamStore
 from livegen.tui.child import EngineProcess
-from livegen.tui.model_info import ModelInfo, read_model_info
+from livegen.tui.model_info import RANDOM_MODEL, ModelInfo, read_model_info
 from livegen.tui.notes import OCTAVE_KEYS, VELOCITY_KEYS, NoteKeys, key_semitone
 from livegen.tui.osc import PREFIX, EngineDelta, OscLink, param_address
 from livegen.tui import screens
@@ -448,7 +448,9 @@ class LivegenApp(App):
         if info.problem:
             self.show_message(info.problem)
             return
-        self.link.send(PREFIX + "model", str(path))
+        # The engine may run in another directory (attach mode): send an absolute path. It
+        # answers /livegen/model with that same string once the new model plays.
+        self.link.send(PREFIX + "model", info.path if info.path == RANDOM_MODEL else str(Path(info.path).resolve()))
         self.show_message(f"asked the engine to load {info.name}…", 10)
 
     def _model_loaded(self, path: str) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_LATENT_DIM = 8
+RANDOM_MODEL = "random"
+"""What `--model` and `/livegen/model` take for the seed-0 random model (no directory)."""
 
 
 @dataclass
@@ -32,6 +34,8 @@ def default_model_dir() -> Path:
 
 def read_model_info(path) -> ModelInfo:
     """Never raises: a bad directory gives defaults and a `problem` the status line shows."""
+    if str(path) == RANDOM_MODEL:
+        return ModelInfo(path=RANDOM_MODEL)  # the default architecture, no families to draw
     path = Path(path) if path else default_model_dir()
     info = ModelInfo(path=str(path))
     try:

@@ -40,11 +40,17 @@ OSC = [
     ("/livegen/params", "reply: /livegen/params s f f f ... (name min max default)"),
     ("/livegen/status", "reply: /livegen/status name value ..."),
     ("/livegen/subscribe [i]", "receive changes and meters (at port i); /livegen/unsubscribe stops"),
-    ("/livegen/bindings", "* reply: /livegen/bindings s s ... (parameter, control)"),
-    ("/livegen/unlearn s", "* remove the MIDI binding of a parameter"),
-    ("/livegen/model s", "* load another model directory; reply /livegen/model s"),
+    ("/livegen/bindings", "reply: /livegen/bindings s s ... (parameter, control)"),
+    ("/livegen/unlearn s", "remove a parameter's MIDI bindings; reply /livegen/bindings"),
+    ("/livegen/model s", "load another model directory (or random) while playing; reply /livegen/model s "
+                         "once it plays; refused while recording"),
+    ("→ /livegen/meter f f", "output peak and RMS, dBFS, of the last ~33 ms"),
+    ("→ /livegen/spectrum f*64", "output level in 64 log-spaced bands, dB (0 = full-scale sine), 30 Hz up"),
+    ("→ /livegen/param/<name> f", "a parameter someone else changed (also /livegen/xy, /livegen/z/<i>)"),
+    ("→ /livegen/meter/<key> f", "load, xruns, voices, recording as they change"),
+    ("→ /livegen/error s", "what went wrong (a refused message, a failed recording or model load)"),
 ]
-OSC_NOTE = "`*` the UI sends these; an engine without them answers `/livegen/error s`, shown in the status line."
+OSC_NOTE = "`→` the engine sends these to subscribers (the UI subscribes) at most 30 times a second."
 
 
 def help_markdown() -> str:

@@ -36,7 +36,7 @@ class ModelPickerScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="model-box"):
-            yield Label(f"Load a model (now: {self.current or '?'}). Enter picks; or type a path.")
+            yield Label(f"Load a model (now: {self.current or '?'}). Enter picks; or type a path, or random.")
             yield OptionList(*[Option(str(p), id=str(p)) for p in find_models(self.roots)], id="model-list")
             yield Input(placeholder="/path/to/model directory", id="model-path")
 
