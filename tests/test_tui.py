@@ -184,6 +184,8 @@ def test_meter_spectrum_and_status_line(fake):
         assert "48000Hz" in text and "blk 256" in text and "10.7ms" in text and "load 12%" in text
         assert "xruns 3" in text
         assert "OSC :" in text
+        fake.status["record_error"] = "disk full: recording stopped"
+        assert await until(pilot, lambda: "rec ✕ disk full" in status.render().plain)
 
     run(app, scenario)
 
@@ -203,6 +205,7 @@ def test_midi_learn_binds_lists_and_deletes(fake):
         assert fake.wait_for("/livegen/learn", 1)[-1][1] == ("drift",)
         fake.push("/livegen/learned", "drift", "CC 74 ch 1")
         assert await until(pilot, lambda: app.screen.bindings.get("drift") == "CC 74 ch 1")
+        assert "record" in app.screen.params, "the record button is learnable like a parameter"
         assert app.bindings_map["drift"] == "CC 74 ch 1"
         await pilot.press("tab")
         bindings = app.screen.query_one("#learn-bindings")

@@ -430,7 +430,7 @@ class LivegenApp(App):
 
     def action_learn(self) -> None:
         if not isinstance(self.screen, screens.LearnScreen):
-            self.push_screen(screens.LearnScreen([n for n in self.specs], self.bindings_map))
+            self.push_screen(screens.LearnScreen([*self.specs, "record"], self.bindings_map))  # record: a button that toggles recording
 
     def request_bindings(self) -> None:
         self.link.send(PREFIX + "bindings")

@@ -137,6 +137,8 @@ class StatusLine(Widget):
             text.append(f" {name} {_clock(s.get('record_seconds'))} {_size(size)}")
             if s.get("record_dropped") not in (None, 0, 0.0):
                 text.append(f" dropped {s.get('record_dropped')}", style("status--bad"))
+        elif s.get("record_error"):
+            text.append(f"rec ✕ {s.get('record_error')}", style("status--bad"))
         else:
             text.append("rec ○", style("status--dim"))
         if self.keyboard:
