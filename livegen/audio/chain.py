@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import soxr
 
@@ -46,18 +47,104 @@ class IntegerUpsampler:
         n = np.arange(taps) - (taps - 1) / 2
         h = cutoff * np.sinc(cutoff * n) * np.kaiser(taps, 8.0)
         h = h / h.sum() * self.factor
-        # Polyphase: output phase p is the input convolved with h[p::factor] (no zero-stuffing).
-        self.phases = [h[p::self.factor].astype(np.float32) for p in range(self.factor)]
-        self.history = np.zeros(UPSAMPLE_TAPS_PER_PHASE - 1, dtype=np.float32)
+        # Polyphase: output phase p is the input convolved with h[p::factor] (no zero-stuffing),
+        # stored reversed so the kernel's inner loop is a plain dot product.
+        self.phases = np.ascontiguousarray(np.stack([h[p::self.factor][::-1] for p in range(self.factor)]),
+                                           dtype=np.float32)
+        self._ext = np.zeros(UPSAMPLE_TAPS_PER_PHASE - 1 + 256, dtype=np.float32)  # history + block
         self.delay = (taps - 1) / 2
+        self.nan_count = 0
+        """Non-finite input samples, replaced by 0 before filtering."""
 
     def resample_chunk(self, x: np.ndarray) -> np.ndarray:
-        ext = np.concatenate([self.history, x.astype(np.float32, copy=False)])
+        hist = UPSAMPLE_TAPS_PER_PHASE - 1
+        if hist + len(x) > len(self._ext):
+            ext = np.zeros(hist + len(x), dtype=np.float32)
+            ext[:hist] = self._ext[:hist]
+            self._ext = ext
         y = np.empty(len(x) * self.factor, dtype=np.float32)
-        for p, h in enumerate(self.phases):
-            y[p::self.factor] = np.convolve(ext, h, mode="valid")
-        self.history = ext[len(ext) - len(self.history):]
+        self.nan_count += _upsample(x, self._ext, self.phases, y)
         return y
+
+
+@numba.njit(cache=True, nogil=True)
+def _upsample(x, ext, phases, y):
+    """Polyphase FIR of `x` after the history kept at the front of `ext`; returns how many
+    non-finite inputs were replaced by 0."""
+    factor, taps = phases.shape
+    hist = taps - 1
+    n = len(x)
+    bad = 0
+    for i in range(n):
+        v = np.float32(x[i])
+        if not np.isfinite(v):
+            v = np.float32(0.0)
+            bad += 1
+        ext[hist + i] = v
+    for j in range(n):
+        for p in range(factor):
+            acc = np.float32(0.0)
+            for t in range(taps):
+                acc += ext[j + t] * phases[p, t]
+            y[j * factor + p] = acc
+    for i in range(hist):
+        ext[i] = ext[n + i]
+    return bad
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limiter_gain, fade, fade_target,
+            fade_step):
+    """DC blocker, gain ramp, limiter (block-peak gain, soft clip over the knee, hard clip) and
+    fade, sample by sample in float64, into `out` (float32). Non-finite input counts as 0.
+
+    Returns (dc_x, dc_y, limiter_gain, fade, nan_count, block_peak, sum_of_squares).
+    """
+    n = len(x)
+    y = np.empty(n)
+    bad = 0
+    peak = 0.0
+    ramp = gain_start != gain
+    for i in range(n):
+        v = np.float64(x[i])
+        if not np.isfinite(v):
+            v = 0.0
+            bad += 1
+        dc_y = v - dc_x + DC_POLE * dc_y  # y[n] = x[n] - x[n-1] + R y[n-1]
+        dc_x = v
+        g = gain_start + (gain - gain_start) * i / n if ramp else gain
+        s = dc_y * g
+        y[i] = s
+        peak = max(peak, abs(s))
+    wanted = 1.0 if peak <= ceiling else ceiling / peak  # the soft clip shapes knee..ceiling
+    if wanted < limiter_gain:
+        target = wanted  # instant attack: this block must not overshoot the knee
+    else:
+        target = wanted + (limiter_gain - wanted) * release
+    limit_ramp = target != limiter_gain and n > 1 and wanted >= limiter_gain
+    span = ceiling - knee
+    out_peak = 0.0
+    sumsq = 0.0
+    fading = fade != fade_target
+    direction = 1.0 if fade_target > fade else -1.0
+    for i in range(n):
+        s = y[i] * (limiter_gain + (target - limiter_gain) * i / (n - 1) if limit_ramp else target)
+        a = abs(s)
+        if a > knee:
+            s = math.copysign(knee + span * math.tanh((a - knee) / span), s)
+        s = min(max(s, -ceiling), ceiling)
+        if fading:
+            s *= min(max(fade + direction * fade_step * (i + 1), 0.0), 1.0)
+        elif fade == 0.0:
+            s = 0.0
+        o = np.float32(s)
+        out[i] = o
+        a = abs(np.float64(o))
+        out_peak = max(out_peak, a)
+        sumsq += a * a
+    if fading and n:
+        fade = min(max(fade + direction * fade_step * n, 0.0), 1.0)
+    return dc_x, dc_y, target, fade, bad, out_peak, sumsq
 
 
 def _burst_margin(resampler_factory, *, in_rate: int, out_rate: int, hop: int = 128, chunks: int = 64) -> int:
@@ -99,7 +186,6 @@ class OutputChain:
         self.nan_count = 0
         self._dc_x = 0.0  # last input and output of the DC blocker
         self._dc_y = 0.0
-        self._dc_powers = np.zeros(0)
         self._gain = None
         self._limiter_gain = 1.0
         self.fade_samples = max(1, int(round(fade_seconds * out_rate)))
@@ -125,45 +211,35 @@ class OutputChain:
 
     def process(self, block: np.ndarray, *, gain_db: float, ceiling_db: float) -> np.ndarray:
         """One hop of mono model-rate samples -> output-rate samples (length may vary by one)."""
-        x = block.astype(np.float32, copy=False)
-        bad = ~np.isfinite(x)
-        if bad.any():
-            self.nan_count += int(bad.sum())
-            x = np.where(bad, np.float32(0.0), x)
-        if self.resampler is not None:
+        x = block
+        if isinstance(self.resampler, IntegerUpsampler):
+            before = self.resampler.nan_count
             x = self._regular(self.resampler.resample_chunk(x), len(block))
-        y = self._dc_block(x.astype(np.float64))
+            self.nan_count += self.resampler.nan_count - before
+        elif self.resampler is not None:
+            x = x.astype(np.float32, copy=False)
+            bad = ~np.isfinite(x)
+            if bad.any():
+                self.nan_count += int(bad.sum())
+                x = np.where(bad, np.float32(0.0), x)
+            x = self._regular(self.resampler.resample_chunk(x), len(block))
         gain = db_to_gain(gain_db)
         start_gain = gain if self._gain is None else self._gain
-        if start_gain != gain:
-            y *= np.linspace(start_gain, gain, len(y), endpoint=False) if len(y) > 1 else gain
-        else:
-            y *= gain
         self._gain = gain
-        y = self._limit(y, db_to_gain(ceiling_db))
-        y = self._apply_fade(y)
-        out = y.astype(np.float32)
-        block_peak = float(np.max(np.abs(out)))
+        ceiling = db_to_gain(ceiling_db)
+        n = len(x)
+        out = np.empty(n, dtype=np.float32)
+        self._dc_x, self._dc_y, self._limiter_gain, self._fade, bad, block_peak, sumsq = _finish(
+            x, out, self._dc_x, self._dc_y, start_gain, gain, ceiling, ceiling * db_to_gain(-LIMITER_KNEE_DB),
+            math.exp(-n / (LIMITER_RELEASE_S * self.out_rate)), self._limiter_gain, self._fade, self._fade_target,
+            1.0 / self.fade_samples)
+        self.nan_count += bad
         self.peak = max(self.peak, block_peak)
-        seconds = len(out) / self.out_rate
+        seconds = n / self.out_rate
         self.meter_peak = max(block_peak, self.meter_peak * 10 ** (-20 * seconds / 20))
         a = math.exp(-seconds / 0.1)
-        self.meter_rms = math.sqrt(a * self.meter_rms ** 2 + (1 - a) * float(np.mean(out.astype(np.float64) ** 2)))
+        self.meter_rms = math.sqrt(a * self.meter_rms ** 2 + (1 - a) * (sumsq / n if n else 0.0))
         return out
-
-    def _dc_block(self, x: np.ndarray) -> np.ndarray:
-        """y[n] = x[n] - x[n-1] + R y[n-1], in closed form over the block (R^-n stays small)."""
-        n = len(x)
-        if len(self._dc_powers) < n:
-            self._dc_powers = DC_POLE ** np.arange(max(n, 4096))
-        pw = self._dc_powers[:n]
-        d = np.empty(n)
-        d[0] = x[0] - self._dc_x
-        np.subtract(x[1:], x[:-1], out=d[1:])
-        y = pw * (DC_POLE * self._dc_y + np.cumsum(d / pw))
-        self._dc_x = float(x[-1])
-        self._dc_y = float(y[-1])
-        return y
 
     def _regular(self, x: np.ndarray, n_in: int) -> np.ndarray:
         """Hand out exactly ceil(total_in * out_rate / in_rate) samples in total after each hop.
@@ -184,37 +260,3 @@ class OutputChain:
         self._pending = pending[n:].copy()
         self._out_total = target
         return pending[:n]
-
-    def _limit(self, y: np.ndarray, ceiling: float) -> np.ndarray:
-        knee = ceiling * db_to_gain(-LIMITER_KNEE_DB)
-        peak = float(np.max(np.abs(y)))
-        wanted = 1.0 if peak <= ceiling else ceiling / peak  # the soft clip shapes knee..ceiling
-        release = math.exp(-len(y) / (LIMITER_RELEASE_S * self.out_rate))
-        if wanted < self._limiter_gain:
-            target = wanted  # instant attack: this block must not overshoot the knee
-        else:
-            target = wanted + (self._limiter_gain - wanted) * release
-        if target != self._limiter_gain and len(y) > 1 and wanted >= self._limiter_gain:
-            y *= np.linspace(self._limiter_gain, target, len(y))
-        else:
-            y *= target
-        self._limiter_gain = target
-        a = np.abs(y)
-        over = a > knee
-        if over.any():
-            span = ceiling - knee
-            y = np.where(over, np.sign(y) * (knee + span * np.tanh((a - knee) / span)), y)
-        return np.clip(y, -ceiling, ceiling)
-
-    def _apply_fade(self, y: np.ndarray) -> np.ndarray:
-        if self._fade == self._fade_target:
-            if self._fade == 0.0:
-                y[:] = 0.0
-            return y
-        step = 1.0 / self.fade_samples
-        direction = 1.0 if self._fade_target > self._fade else -1.0
-        ramp = self._fade + direction * step * np.arange(1, len(y) + 1)
-        ramp = np.clip(ramp, 0.0, 1.0)
-        self._fade = float(ramp[-1])
-        y *= ramp
-        return y

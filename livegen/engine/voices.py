@@ -6,6 +6,7 @@ active slots each hop and batches them into one decoder call.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 DRONE = 0
@@ -41,6 +42,8 @@ class VoiceBank:
         self.steals = 0
         self.started: list[int] = []
         """Slots (re)started since the engine last looked: their inverter state is reset."""
+        self._done = np.zeros(n, dtype=np.int64)
+        self._no_peaks = np.zeros(0, dtype=np.float32)
 
     # ----------------------------------------------------------------- queries
     def sounding_notes(self) -> np.ndarray:
@@ -104,19 +107,20 @@ class VoiceBank:
 
         `peaks` holds the loudest bin of each slot in `slots` this hop (None: not known).
         """
-        self.t_on[slots] += hop_seconds
-        releasing = slots[self.t_off[slots] >= 0]
-        self.t_off[releasing] += hop_seconds
-        step = hop_seconds / STEAL_SECONDS
-        stolen = slots[self.stolen[slots]]
-        self.fade[stolen] = np.maximum(self.fade[stolen] - step, 0.0)
-        done = stolen[self.fade[stolen] <= 0.0]
-        if peaks is not None:
-            quiet = peaks < SILENCE
-            over = (self.t_off[slots] > RELEASE_MAX_SECONDS) | ((self.t_off[slots] > 2 * hop_seconds) & quiet)
-            done = np.union1d(done, slots[over])
-        for slot in done:
-            self._free(int(slot))
+        done = self._done
+        count = _advance(slots, self._no_peaks if peaks is None else peaks, peaks is not None, float(hop_seconds),
+                         self.t_on, self.t_off, self.stolen, self.fade, done)
+        for i in range(count):
+            self._free(int(done[i]))
+
+    def gather(self, slots: np.ndarray, *, bend: float, pitch, velocity, t_on, t_off, gains) -> None:
+        """Copy the decoder inputs of `slots` into the given arrays (pitch with `bend` added)."""
+        _gather(slots, float(bend), self.pitch, self.velocity, self.t_on, self.t_off, self.fade,
+                pitch, velocity, t_on, t_off, gains)
+
+    def advance_noise(self, slots: np.ndarray, fresh: np.ndarray, rho: float, out: np.ndarray) -> None:
+        """AR(1) noise step of `slots` (the model's `advance_noise`), in place; `out` gets a copy."""
+        _advance_noise(slots, fresh, np.float32(rho), np.float32(np.sqrt(max(0.0, 1.0 - rho * rho))), self.noise, out)
 
     def fade_gains(self, slots: np.ndarray) -> np.ndarray:
         """Per-slot gain of the steal fade, evaluated at the middle of the coming hop."""
@@ -161,3 +165,46 @@ class VoiceBank:
         self.stolen[slot] = False
         self.fade[slot] = 1.0
         self.t_off[slot] = -1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, done):
+    """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count."""
+    step = hop_seconds / STEAL_SECONDS
+    count = 0
+    for j in range(len(slots)):
+        s = slots[j]
+        t_on[s] += hop_seconds
+        if t_off[s] >= 0:
+            t_off[s] += hop_seconds
+        finished = False
+        if stolen[s]:
+            fade[s] = max(fade[s] - step, 0.0)
+            finished = fade[s] <= 0.0
+        if use_peaks and (t_off[s] > RELEASE_MAX_SECONDS or (t_off[s] > 2 * hop_seconds and peaks[j] < SILENCE)):
+            finished = True
+        if finished:
+            done[count] = s
+            count += 1
+    return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, out_pitch, out_velocity, out_t_on, out_t_off, out_gains):
+    for j in range(len(slots)):
+        s = slots[j]
+        out_pitch[j] = pitch[s] + bend
+        out_velocity[j] = velocity[s]
+        out_t_on[j] = t_on[s]
+        out_t_off[j] = t_off[s]
+        out_gains[j] = fade[s]
+
+
+@numba.njit(cache=True, nogil=True)
+def _advance_noise(slots, fresh, a, b, noise, out):
+    for j in range(len(slots)):
+        s = slots[j]
+        for i in range(noise.shape[1]):
+            v = a * noise[s, i] + b * fresh[j, i]
+            noise[s, i] = v
+            out[j, i] = v
