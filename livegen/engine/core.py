@@ -340,7 +340,8 @@ class Engine:
         if bufs is None:
             dim = max(self.noise_dim, 1)
             bufs = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.float32),
-                    np.zeros((n, dim), dtype=np.float32), np.zeros((n, dim), dtype=np.float32))
+                    np.zeros((n, dim), dtype=np.float32), np.zeros((n, dim), dtype=np.float32),
+                    np.zeros(n, dtype=np.float32))
             self._voice_bufs[n] = bufs
         return bufs
 
@@ -363,7 +364,7 @@ class Engine:
             mags[:] = 0.0
             peaks = None
         else:
-            pitch, velocity, t_on, t_off, gains, noise, fresh = self._buffers(n)
+            pitch, velocity, t_on, t_off, gains, noise, fresh, peaks_buf = self._buffers(n)
             bank.gather(slots, bend=values[self._idx["bend"]] * values[self._idx["bend_range"]], pitch=pitch,
                         velocity=velocity, t_on=t_on, t_off=t_off, gains=gains)
             if self.noise_dim:
@@ -380,17 +381,11 @@ class Engine:
                 mags = self._decode(z, pitch, velocity, t_on, t_off, noise if self.noise_dim else None)
             else:
                 mags = self._torch_decode(z, pitch, velocity, t_on, t_off, noise if self.noise_dim else None)
-            peaks = mags.max(axis=1)
-            if not np.isfinite(peaks).all():
-                finite = np.isfinite(mags)
-                self.model_nan += int(mags.size - finite.sum())
-                mags = np.where(finite, mags, np.float32(0.0))
-                peaks = mags.max(axis=1)
+            peaks = peaks_buf
+            # non-finite bins -> 0 (counted), each voice's loudest bin, and the gain-weighted sum
+            self.model_nan += _scan_frames(mags, gains, peaks, self._frame[0], self.mix == "sum")
         if self.mix == "sum":
-            frame = self._frame
-            if n:
-                np.dot(gains, mags, out=frame[0])
-            block = self.inverter.push(frame)[0]
+            block = self.inverter.push(self._frame)[0]
         else:
             frame = np.zeros((bank.size, self.config.n_bins), dtype=np.float32)
             if n:
@@ -429,3 +424,27 @@ def _latent_step(values, z_index, xy_z, z_smooth, reset, smooth, drift, fresh, t
         d = min(max(d, -DRIFT_BOUND), DRIFT_BOUND)
         drift[i] = d
         out[i] = z_smooth[i] + drift_amount * d
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_frames(mags, gains, peaks, mix, do_sum):
+    """Zero non-finite magnitudes in place, write each voice's loudest bin into `peaks` and (with
+    `do_sum`) the gain-weighted sum of the voices into `mix`; returns how many were non-finite."""
+    bad = 0
+    if do_sum:
+        mix[:] = 0.0
+    for v in range(mags.shape[0]):
+        peak = np.float32(0.0)
+        g = gains[v]
+        for i in range(mags.shape[1]):
+            m = mags[v, i]
+            if not np.isfinite(m):
+                m = np.float32(0.0)
+                mags[v, i] = m
+                bad += 1
+            if m > peak:
+                peak = m
+            if do_sum:
+                mix[i] += g * m
+        peaks[v] = peak
+    return bad

@@ -42,12 +42,23 @@ def _inputs(z, pitch, velocity, t_on, t_off, neg_inv_tau, shift, scale, x):
 
 
 @numba.njit(cache=True, nogil=True)
+def _bias_act(h, bias, slope):
+    """h += bias, then LeakyReLU(slope) in place (slope < 0: no activation)."""
+    for v in range(h.shape[0]):
+        for i in range(h.shape[1]):
+            x = h[v, i] + bias[i]
+            if slope >= 0 and x < 0:
+                x *= slope
+            h[v, i] = x
+
+
+@numba.njit(cache=True, nogil=True)
 def _power(c, out):
     """out = max(|c_re|^2 + |c_im|^2, 1e-12) with c = [re | im] halves (hypot without its cost)."""
     n = out.shape[1]
     for v in range(out.shape[0]):
         for i in range(n):
-            s = c[v, i] * c[v, i] + c[v, n + i] * c[v, n + i]
+            s = c[v, i] * c[v, i] + c[v, n + i] * c[v, n + i]  # c: [V, >= 2n]; extra columns ignored
             out[v, i] = s if s > np.float32(1e-12) else np.float32(1e-12)
 
 
@@ -132,8 +143,8 @@ class NumpyFrameDecoder:
         self.log_k = arr(model.log_k)
         self.harm_k2 = arr(model.harm_k2)
         self.lobe = arr(model.lobe_table)
-        self.noise_proj = arr(model.noise_proj)
-        self.jitter_proj = arr(model.jitter_proj)
+        # Noise -> per-bin (re, im) and per-harmonic jitter in one product: [noise_dim, 2 n_bins + K].
+        self.proj = np.ascontiguousarray(np.concatenate([arr(model.noise_proj), arr(model.jitter_proj)], 1))
         self.noise_gain = np.float32(cfg.noise_gain)
         self.harm_jitter = np.float32(cfg.harm_jitter)
         self.max_inharm = np.float32(cfg.max_inharmonicity)
@@ -153,10 +164,8 @@ class NumpyFrameDecoder:
         self._cache = {}
         self._x = np.zeros((n, self.layers[0][0].shape[0]), np.float32)
         self._h = [np.zeros((n, w.shape[1]), np.float32) for w, _, _ in self.layers]
-        self._tmp = np.zeros((n, max(w.shape[1] for w, _, _ in self.layers)), np.float32)
-        self._proj = np.zeros((n, 2 * cfg.n_bins), np.float32)
+        self._proj = np.zeros((n, 2 * cfg.n_bins + cfg.max_harmonics), np.float32)
         self._rayleigh = np.zeros((n, cfg.n_bins), np.float32)
-        self._jitter = np.zeros((n, cfg.max_harmonics), np.float32)
         self._harm = np.zeros((n, self._pad_bins), np.float32)
         self._env = np.zeros((n, 2, cfg.n_bins), np.float32)
         self._out = np.zeros((n, cfg.n_bins), np.float32)
@@ -167,9 +176,9 @@ class NumpyFrameDecoder:
         if views is None:
             cfg = self.config
             w = cfg.kernel_halfwidth
-            layers = [(wt, b, None if slope is None else np.float32(slope), h[:v], self._tmp[:v, :h.shape[1]])
+            layers = [(wt, b, np.float32(-1.0 if slope is None else slope), h[:v])
                       for (wt, b, slope), h in zip(self.layers, self._h)]
-            views = (self._x[:v], layers, self._jitter[:v], self._proj[:v], self._rayleigh[:v], self._env[:v],
+            views = (self._x[:v], layers, self._proj[:v, 2 * cfg.n_bins:], self._proj[:v], self._rayleigh[:v], self._env[:v],
                      self._env[:v, 0], self._env[:v, 1], self._harm[:v], self._harm[:v, w:w + cfg.n_bins], self._out[:v])
             self._cache[v] = views
         return views
@@ -183,21 +192,17 @@ class NumpyFrameDecoder:
             z = z.reshape(1, -1)
         x, layers, jitter_buf, proj, rayleigh_buf, env, env_h, env_n, harm, harm_bins, out = self._views(v)
         _inputs(z, pitch, velocity, t_on, t_off, self.neg_inv_tau, self.in_shift, self.in_scale, x)
-        for wt, b, slope, h, tmp in layers:
+        for wt, b, slope, h in layers:
             np.dot(x, wt, out=h)
-            h += b
-            if slope is not None:
-                np.multiply(h, slope, out=tmp)
-                np.maximum(h, tmp, out=h)
+            _bias_act(h, b, slope)
             x = h
         jitter = rayleigh = self._empty2
-        if noise is not None:
+        if noise is not None and (cfg.harm_jitter or cfg.noise_gain):
+            np.dot(noise, self.proj, out=proj)
             if cfg.harm_jitter:
                 jitter = jitter_buf
-                np.dot(noise, self.jitter_proj, out=jitter)
             if cfg.noise_gain:
                 rayleigh = rayleigh_buf
-                np.dot(noise, self.noise_proj, out=proj)
                 _power(proj, rayleigh)
                 np.log(rayleigh, out=rayleigh)
         _draw(x, pitch, jitter, self.harm_jitter, rayleigh, self.noise_gain, self.log_k, self.harm_k2,
