@@ -138,6 +138,9 @@ def test_train_entry_selects_by_kind(tmp_path):
     vae.write_text(json.dumps({"steps": 5}))
     assert maybe_run_continuation(argparse.Namespace(config=str(vae))) is None
     assert maybe_run_continuation(argparse.Namespace(config=None)) is None
+    from livegen.cli import train as train_cli  # `livegen train` asks it first
+
+    assert "maybe_run_continuation(args)" in open(train_cli.__file__).read()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"kind": "continuation", "nope": 1}))
     with pytest.raises(ParameterError, match="nope"):

@@ -15,7 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--out", required=True, help="output folder (checkpoint/, metrics.jsonl, model/)")
-    parser.add_argument("--config", default=None, help="training settings, JSON or TOML (keys of TrainConfig, `model` table)")
+    parser.add_argument("--config", default=None, help="training settings, JSON or TOML (keys of TrainConfig, `model` table; "
+                             "kind = \"continuation\" trains the continuation model instead)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     parser.add_argument("--steps", type=int, default=None, help="total steps (overrides the config)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (overrides the config)")
@@ -33,8 +34,13 @@ def run(args) -> int:
 
     import torch
 
+    from livegen.continuation.train_entry import maybe_run_continuation
     from livegen.errors import ParameterError
     from livegen.train import TrainConfig, train
+
+    code = maybe_run_continuation(args)  # a config with kind = "continuation" trains that model
+    if code is not None:
+        return code
 
     if args.steps is not None and args.steps < 1:
         raise ParameterError(f"--steps {args.steps} must be >= 1")
