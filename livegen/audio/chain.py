@@ -67,7 +67,7 @@ class IntegerUpsampler:
         return y
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})  # lets the tap loop vectorise
 def _upsample(x, ext, phases, y):
     """Polyphase FIR of `x` after the history kept at the front of `ext`; returns how many
     non-finite inputs were replaced by 0."""

@@ -92,7 +92,8 @@ class Engine:
             self._decode = NumpyFrameDecoder(model, max_voices=self.voices.size)
         else:
             # The traced decoder has `decode`'s signature and output at about half the per-call cost.
-            self._decode = model.frame_decoder() if hasattr(model, "frame_decoder") else model.decode
+            # (None for a model that brings its own hop, e.g. the continuation engine's.)
+            self._decode = model.frame_decoder() if hasattr(model, "frame_decoder") else getattr(model, "decode", None)
         self._noise_rho = float(getattr(cfg, "noise_rho", 0.0)) if hasattr(model, "advance_noise") else 0.0
         self._voice_bufs: dict[int, tuple] = {}
         self._frame = np.zeros((1, cfg.n_bins), dtype=np.float32)
