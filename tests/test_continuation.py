@@ -284,3 +284,25 @@ print("frames", live.follower.frames, "callbacks", live.callbacks, "overflows", 
     words = proc.stdout.split()
     frames, callbacks = int(words[words.index("frames") + 1]), int(words[words.index("callbacks") + 1])
     assert callbacks > 10 and frames > 50
+
+
+def test_session_log_renders_from_its_start_for_its_length(tmp_path, tiny_model):
+    """A log recorded mid-performance (`start_sample`, a WAV beside it) renders the WAV's span:
+    the same samples a render from sample 0 has there, and the WAV's length."""
+    from livegen.continuation.render import main
+    from livegen.engine.events import write_events
+
+    model_dir = save_continuation(tiny_model, tmp_path / "m")
+    events = [Event(t=0.0, type="param", name="drift", value=0.4, sample=0),
+              Event(t=0.3, type="param", name="x", value=0.9, sample=7200)]
+    start, frames = 9600, 12000
+    sf.write(tmp_path / "take.wav", np.zeros(frames, np.float32), SR)
+    header = {"model_dir": str(model_dir), "samplerate": SR, "seed": 3, "start_sample": start, "wav": "take.wav"}
+    write_events(tmp_path / "take.jsonl", events, header=header)
+    assert main([str(tmp_path / "take.jsonl"), "-o", str(tmp_path / "out.wav")]) == 0
+    y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == SR and len(y) == frames
+    full, _ = render_continuation(events, model=load_continuation(model_dir), samplerate=SR,
+                                  seconds=(start + frames) / SR, seed=3)
+    np.testing.assert_array_equal(y, full[start:])
+    assert np.abs(y).max() > 0

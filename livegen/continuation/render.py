@@ -22,12 +22,17 @@ def add_arguments(parser) -> None:
 
 
 def maybe_run_render(args) -> int | None:
+    """Render with a continuation model (None when `args.model` / the log's model is not one).
+
+    Length, rate, seed and the session-log replay plan (`start_sample`, the WAV's length) are
+    decided as `livegen render` decides them (`render_settings`, `plan_replay`).
+    """
     import sys
 
+    from livegen.cli.render import _check_weights, render_settings
     from livegen.continuation.io import is_continuation_model
-    from livegen.errors import ParameterError
-
     from livegen.engine.events import read_events
+    from livegen.errors import ParameterError
 
     seed_audio = getattr(args, "seed_audio", None)
     header, events = read_events(args.events, tolerate_truncation=True)
@@ -43,21 +48,22 @@ def maybe_run_render(args) -> int | None:
 
     from livegen.continuation.engine_hook import load_for_engine, render_continuation
 
-    samplerate = args.samplerate or int(header.get("samplerate", 48000))
-    seed = args.seed if args.seed is not None else int(header.get("seed", 0))
-    lookahead = args.lookahead if args.lookahead is not None else header.get("lookahead")
-    if samplerate < 8000:
-        raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
-    last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
-    seconds = args.seconds if args.seconds is not None else last + 2.0
-    if seconds <= 0:
-        raise ParameterError(f"--seconds {seconds}: give a positive length")
+    samplerate, seed, lookahead, seconds = render_settings(args, header, events)
+    skip = 0
+    if "start_sample" in header:  # a session log: render what the WAV beside it holds
+        from livegen.session.replay import plan_replay
+
+        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events)
+        if args.seconds is None and frames:
+            seconds = frames / samplerate
     torch.set_num_threads(1)
     model = load_for_engine(model_dir)
     print(f"model: {model_dir} (continuation)", file=sys.stderr)
-    y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds, seed=seed,
-                                    lookahead=lookahead, seed_audio=seed_audio,
+    _check_weights(header, model_dir)
+    y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
+                                    seed=seed, lookahead=lookahead, seed_audio=seed_audio,
                                     temperature=getattr(args, "temperature", None))
+    y = y[skip:]
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "
