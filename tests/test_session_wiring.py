@@ -77,7 +77,13 @@ def test_recordings_started_mid_session_rerender_exactly(model, tmp_path, monkey
     session = SessionControl(engine, directory=tmp_path, header=engine_header(engine, model_name=model[1]),
                              on_error=errors.append).attach()
     engine.schedule(PERFORMANCE)
-    live = engine.render(1.6)
+    # A control thread re-arms the next recorder after a take stops; the live decoder gives it
+    # real time, the virtual clock must wait for it before the second record event.
+    _wait_for(lambda: session._armed is not None)
+    live = [_play(engine, 1.0)]
+    _wait_for(lambda: session._armed is not None)
+    live.append(_play(engine, 0.6))
+    live = np.concatenate(live)
     session.close()
     assert errors == []
     assert len(session.recordings) == 2
