@@ -95,6 +95,8 @@ class ParamStore:
         self.targets = np.array([spec.default for spec in specs], dtype=np.float64)
         self.values = self.targets.copy()
         self._time_constants = np.array([spec.smoothing for spec in specs], dtype=np.float64)
+        self._step_seconds = None
+        self._coefficients = np.zeros_like(self._time_constants)
 
     @classmethod
     def for_model(cls, latent_dim: int) -> "ParamStore":
@@ -141,10 +143,19 @@ class ParamStore:
         return float(self.values[self.index[self.spec(name).name]])
 
     def advance(self, seconds: float) -> None:
-        """Move smoothed values towards their targets by one engine step of `seconds`."""
-        with np.errstate(divide="ignore"):
-            coefficient = np.where(self._time_constants > 0, np.exp(-seconds / self._time_constants), 0.0)
-        self.values = self.targets + (self.values - self.targets) * coefficient
+        """Move smoothed values towards their targets by one engine step of `seconds`.
+
+        Runs once per hop, so the coefficients are cached per step length and the update is
+        done in place.
+        """
+        if seconds != self._step_seconds:
+            with np.errstate(divide="ignore"):
+                self._coefficients = np.where(self._time_constants > 0, np.exp(-seconds / self._time_constants), 0.0)
+            self._step_seconds = seconds
+        values = self.values
+        np.subtract(values, self.targets, out=values)
+        np.multiply(values, self._coefficients, out=values)
+        np.add(values, self.targets, out=values)
 
     def snapshot(self) -> dict[str, float]:
         return {name: float(self.targets[i]) for name, i in self.index.items()}
