@@ -306,3 +306,47 @@ def test_session_log_renders_from_its_start_for_its_length(tmp_path, tiny_model)
                                   seconds=(start + frames) / SR, seed=3)
     np.testing.assert_array_equal(y, full[start:])
     assert np.abs(y).max() > 0
+
+
+def _default_input_name(env) -> str:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import sounddevice as sd; print(sd.query_devices(kind='input')['name'])"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_play_input_device_follows_a_real_jack_input(jack_server, tmp_path, tiny_model):
+    """`play --headless --input-device NAME` with a continuation model hears the input while it plays;
+    with the VAE model the option is refused, naming the model to give."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    model_dir = save_continuation(tiny_model, tmp_path / "m")
+    name = _default_input_name(jack_server.env)
+    base = [sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0", "--no-midi", "--nice", "0"]
+    proc = subprocess.run([*base, "--model", str(model_dir), "--input-device", name, "--duration", "2"], cwd=repo,
+                          env=jack_server.env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    words = proc.stderr[proc.stderr.index("frames heard") - 40:].split()
+    heard = int(words[words.index("frames") - 1])
+    assert f"live input: {name!r}" in proc.stderr and heard > 50, proc.stderr[-3000:]
+    proc = subprocess.run([*base, "--model", "random", "--input-device", name, "--duration", "1"], cwd=repo,
+                          env=jack_server.env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2 and "--model models/continuation" in proc.stderr and "--input-device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_rebuilt_play_argv_keeps_the_input_device():
+    import argparse
+
+    from livegen.cli.play import _rebuild_argv, add_parser
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    args = add_parser(sub).parse_args(["--input-device", "system", "--model", "models/continuation"])
+    argv = _rebuild_argv(args)
+    assert argv[argv.index("--input-device") + 1] == "system"

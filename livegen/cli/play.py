@@ -18,6 +18,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--headless", action="store_true", help="engine server only (no terminal UI)")
     parser.add_argument("--model", help="model directory (default: models/default)")
     parser.add_argument("--audio-device", help="output device index or part of its name (see `livegen devices`)")
+    parser.add_argument("--input-device",
+                        help="audio input a continuation model follows as it plays: index or part of its name "
+                             "(see `livegen devices`; needs --model models/continuation)")
     parser.add_argument("--samplerate", type=int, help="output sample rate (default: the device's)")
     parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's)")
     parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds")
@@ -62,7 +65,7 @@ def _rebuild_argv(args) -> list[str]:
     """The parsed `play` options as command-line words, for the engine child the UI starts
     when it was called without a `play` command line (e.g. `main([...])` from Python)."""
     out: list[str] = []
-    for name in ("model", "audio_device", "samplerate", "blocksize", "latency", "ahead_ms", "device", "seed",
+    for name in ("model", "audio_device", "input_device", "samplerate", "blocksize", "latency", "ahead_ms", "device", "seed",
                  "lookahead", "events", "duration", "threads", "nice", "osc_port", "osc_host", "midi_map",
                  "midi_channel", "seed_audio", "temperature"):
         value = getattr(args, name, None)

@@ -81,7 +81,6 @@ def _serve(args, output, started, stop) -> int:
     import torch
 
     from livegen.engine.core import Engine
-    from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model, pick_device
 
     torch.set_num_threads(max(1, args.threads))
@@ -94,6 +93,44 @@ def _serve(args, output, started, stop) -> int:
                         threads=max(1, args.threads))
     else:
         model_name = str(args.model)
+    live_input = _attach_input(engine, args, model_name=model_name)
+    try:
+        return _play(args, output, started, stop, engine, model_name, device)
+    finally:
+        if live_input is not None:
+            live_input.close()
+            log(f"live input: {live_input.follower.frames} frames heard in {live_input.callbacks} callbacks, "
+                f"{live_input.overflows} overflows")
+
+
+def _attach_input(engine, args, *, model_name):
+    """`--input-device`: a `LiveInput` the engine follows (a continuation engine's `attach_input`)."""
+    name = getattr(args, "input_device", None)
+    if name is None:
+        return None
+    attach = getattr(engine, "attach_input", None)
+    if attach is None:
+        from livegen.errors import ParameterError
+
+        raise ParameterError(f"--input-device {name}: model {model_name} does not follow live input; "
+                             "give a continuation model (--model models/continuation)")
+    from livegen.continuation.live_input import LiveInput
+
+    live_input = LiveInput(device=name)
+    attach(live_input)
+    try:
+        live_input.start()
+    except Exception as exc:
+        live_input.close()
+        raise DeviceError(f"--input-device {name}: cannot start {live_input.info['name']!r} ({exc}); "
+                          "run `livegen devices` to see the inputs there") from None
+    log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz")
+    return live_input
+
+
+def _play(args, output, started, stop, engine, model_name, device) -> int:
+    from livegen.engine.live import LiveEngine
+
     block = output.blocksize or 256
     ahead_ms = args.ahead_ms
     ahead = int(round(ahead_ms * output.samplerate / 1000)) if ahead_ms is not None else max(2 * block, 768)
