@@ -18,7 +18,6 @@ encodings gives the XY pad, like the spectral VAE's, so the performer's point st
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from livegen.errors import ModelError
+from livegen.model.config import ModelConfig
 
 FORMAT = "livegen-continuation"
 FORMAT_VERSION = 1
@@ -81,18 +81,9 @@ class ContinuationConfig:
     def step_dim(self) -> int:
         return self.block * self.n_components
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ContinuationConfig":
-        if not isinstance(data, dict):
-            raise ModelError(f"continuation config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"continuation config has unknown fields {unknown}; was it written by a newer livegen?")
-        return cls(**data)
+    # The same JSON round trip as the spectral VAE's config (unknown fields refused, with the same words).
+    to_dict = ModelConfig.to_dict
+    from_dict = classmethod(ModelConfig.from_dict.__func__)
 
 
 class ContinuationModel(nn.Module):

@@ -72,25 +72,12 @@ def maybe_run_render(args) -> int | None:
 
 
 def main(argv=None) -> int:
-    import argparse
-    import sys
-
     from livegen.cli.render import add_parser
-    from livegen.errors import LivegenError
+    from livegen.continuation import run_as_module
 
-    parser = argparse.ArgumentParser(prog="python -m livegen.continuation.render")
-    sub = parser.add_subparsers(dest="command")
-    add_arguments(add_parser(sub))
-    args = parser.parse_args(["render", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        code = maybe_run_render(args)
-    except LivegenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if code is None:
-        print(f"error: {args.model} is not a continuation model; use `livegen render`", file=sys.stderr)
-        return 2
-    return code
+    return run_as_module(argv, prog="python -m livegen.continuation.render", command="render",
+                         add_parser=lambda sub: add_arguments(add_parser(sub)), maybe_run=maybe_run_render,
+                         not_ours=lambda args: f"{args.model} is not a continuation model; use `livegen render`")
 
 
 if __name__ == "__main__":

@@ -60,24 +60,13 @@ def maybe_run_continuation(args) -> int | None:
 
 
 def main(argv=None) -> int:
-    import argparse
-    import sys
-
     from livegen.cli.train import add_parser
-    from livegen.errors import LivegenError
+    from livegen.continuation import run_as_module
 
-    parser = argparse.ArgumentParser(prog="python -m livegen.continuation.train_entry")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        code = maybe_run_continuation(args)
-    except LivegenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if code is None:
-        print("error: the config does not say kind = \"continuation\"; use `livegen train` for the spectral VAE", file=sys.stderr)
-        return 2
-    return code
+    return run_as_module(argv, prog="python -m livegen.continuation.train_entry", command="train",
+                         add_parser=add_parser, maybe_run=maybe_run_continuation,
+                         not_ours=lambda args: "the config does not say kind = \"continuation\"; "
+                                               "use `livegen train` for the spectral VAE")
 
 
 if __name__ == "__main__":

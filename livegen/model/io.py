@@ -23,7 +23,9 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / "default"
 
 
-def _read_config(path: Path) -> dict:
+def _read_config(path: Path, *, fmt: str = FORMAT, version: int = FORMAT_VERSION,
+                 kind: str = "a livegen model config") -> dict:
+    """`path/config.json`, checked to be of format `fmt` at `version` (ModelError naming `kind` if not)."""
     cfg_path = path / CONFIG_NAME
     if not cfg_path.is_file():
         raise ModelError(f"{path} has no {CONFIG_NAME}; a model directory holds {CONFIG_NAME} + {WEIGHTS_NAME}")
@@ -31,12 +33,12 @@ def _read_config(path: Path) -> dict:
         data = json.loads(cfg_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read {cfg_path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ModelError(f"{cfg_path} is not a livegen model config (expected \"format\": \"{FORMAT}\")")
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ModelError(f"{cfg_path} is not {kind} (expected \"format\": \"{fmt}\")")
+    found = data.get("format_version")
+    if found != version:
         raise ModelError(
-            f"{cfg_path} has format_version {version!r}; this livegen reads version {FORMAT_VERSION}: "
+            f"{cfg_path} has format_version {found!r}; this livegen reads version {version}: "
             "retrain the model or use a matching livegen version")
     return data
 
@@ -47,15 +49,23 @@ def load_model(path, device="cpu") -> SpectralModel:
     Shapes, dtypes and the set of tensors are checked against the config; weights are read with
     safetensors, which never runs code.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(os.fspath(path))
     if not path.is_dir():
         raise ModelError(f"model directory {path} does not exist (give a folder with {CONFIG_NAME} + {WEIGHTS_NAME})")
     data = _read_config(path)
     config = ModelConfig.from_dict(data.get("config", {}))
     model = SpectralModel(config)
+    load_checked_weights(model, path, data)
+    return model.to(device).eval()
+
+
+def load_checked_weights(model, path: Path, data: dict) -> None:
+    """Fill `model` from `path/weights.safetensors` after checking the tensors' names, shapes,
+    dtypes and finiteness against its own; `family_centroids` and `metadata` from config `data`.
+    Shared by every model format (safetensors never runs code)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     weights_path = path / WEIGHTS_NAME
     if not weights_path.is_file():
         raise ModelError(f"{path} has no {WEIGHTS_NAME}")
@@ -85,11 +95,17 @@ def load_model(path, device="cpu") -> SpectralModel:
     except (TypeError, ValueError, IndexError, AttributeError):
         raise ModelError(f"{path / CONFIG_NAME}: family_centroids must map names to [x, y]") from None
     model.metadata = data.get("metadata", {}) or {}
-    return model.to(device).eval()
 
 
 def save_model(model: SpectralModel, path, card_text: str | None = None, metadata: dict | None = None) -> Path:
     """Write `config.json` + `weights.safetensors` (+ `card.md`) into `path` (created if needed)."""
+    return write_model_dir(model, path, fmt=FORMAT, version=FORMAT_VERSION, card_text=card_text, metadata=metadata)
+
+
+def write_model_dir(model, path, *, fmt: str, version: int, card_text: str | None = None,
+                    metadata: dict | None = None) -> Path:
+    """A model directory of format `fmt`: config (the model's `config.to_dict()`, family centroids,
+    metadata), float32 safetensors weights written via a temporary file, and the card."""
     from safetensors.torch import save_file
 
     path = Path(os.fspath(path))
@@ -98,15 +114,15 @@ def save_model(model: SpectralModel, path, card_text: str | None = None, metadat
     if metadata:
         meta.update(metadata)
     data = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format": fmt,
+        "format_version": version,
         "config": model.config.to_dict(),
         "family_centroids": {k: [float(v[0]), float(v[1])] for k, v in model.family_centroids.items()},
         "metadata": meta,
     }
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     tmp = path / (WEIGHTS_NAME + ".tmp")
-    save_file(state, str(tmp), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    save_file(state, str(tmp), metadata={"format": fmt, "format_version": str(version)})
     os.replace(tmp, path / WEIGHTS_NAME)
     (path / CONFIG_NAME).write_text(json.dumps(data, indent=2) + "\n")
     if card_text is not None:
