@@ -45,6 +45,21 @@ def render_settings(args, header: dict, events) -> tuple[int, int, int | None, f
     return samplerate, seed, lookahead, seconds
 
 
+def render_plan(args, header: dict, events):
+    """(events, (samplerate, seed, lookahead, seconds), skip): `render_settings`, and for a session
+    log (`start_sample` in its header) the replay from sample 0 whose first `skip` samples are
+    dropped, `seconds` then being the WAV's length unless --seconds says otherwise."""
+    samplerate, seed, lookahead, seconds = render_settings(args, header, events)
+    skip = 0
+    if "start_sample" in header:  # a session log: render what the WAV beside it holds
+        from livegen.session.replay import plan_replay
+
+        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events)
+        if args.seconds is None and frames:
+            seconds = frames / samplerate
+    return events, (samplerate, seed, lookahead, seconds), skip
+
+
 def render_events(events, *, model, samplerate: int, seconds: float, seed: int = 0,
                   lookahead: int | None = None, device: str = "cpu", **engine_kwargs):
     """Render `events` for `seconds` at `samplerate`; returns (samples, engine)."""
@@ -100,14 +115,7 @@ def run(args) -> int:
             return code
     header, events = read_events(args.events, tolerate_truncation=True)
     header = header or {}
-    samplerate, seed, lookahead, seconds = render_settings(args, header, events)
-    skip = 0
-    if "start_sample" in header:  # a session log: render what the WAV beside it holds
-        from livegen.session.replay import plan_replay
-
-        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events)
-        if args.seconds is None and frames:
-            seconds = frames / samplerate
+    events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
     torch.set_num_threads(1)
     device = pick_device(args.device)
     model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)

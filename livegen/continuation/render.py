@@ -25,11 +25,11 @@ def maybe_run_render(args) -> int | None:
     """Render with a continuation model (None when `args.model` / the log's model is not one).
 
     Length, rate, seed and the session-log replay plan (`start_sample`, the WAV's length) are
-    decided as `livegen render` decides them (`render_settings`, `plan_replay`).
+    decided as `livegen render` decides them (`render_plan`).
     """
     import sys
 
-    from livegen.cli.render import _check_weights, render_settings
+    from livegen.cli.render import _check_weights, render_plan
     from livegen.continuation.io import is_continuation_model
     from livegen.engine.events import read_events
     from livegen.errors import ParameterError
@@ -48,14 +48,7 @@ def maybe_run_render(args) -> int | None:
 
     from livegen.continuation.engine_hook import load_for_engine, render_continuation
 
-    samplerate, seed, lookahead, seconds = render_settings(args, header, events)
-    skip = 0
-    if "start_sample" in header:  # a session log: render what the WAV beside it holds
-        from livegen.session.replay import plan_replay
-
-        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events)
-        if args.seconds is None and frames:
-            seconds = frames / samplerate
+    events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
     torch.set_num_threads(1)
     model = load_for_engine(model_dir)
     print(f"model: {model_dir} (continuation)", file=sys.stderr)
