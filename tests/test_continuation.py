@@ -350,3 +350,48 @@ def test_rebuilt_play_argv_keeps_the_input_device():
     args = add_parser(sub).parse_args(["--input-device", "system", "--model", "models/continuation"])
     argv = _rebuild_argv(args)
     assert argv[argv.index("--input-device") + 1] == "system"
+
+
+def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, capfd):
+    """A recorded session with --seed-audio names the file (path + sha256) in its log header;
+    `render` of the log alone then uses it and gives the recorded samples; a changed or missing
+    file is warned about."""
+    import argparse
+
+    from livegen.continuation.engine_hook import build_continuation_engine
+    from livegen.continuation.render import main
+    from livegen.engine.events import read_events
+    from livegen.engine.server import _attach_session
+
+    model_dir = save_continuation(tiny_model, tmp_path / "m")
+    seed_wav = tmp_path / "seed.wav"
+    sf.write(seed_wav, _music(0.6, 31), SR, subtype="FLOAT")
+    engine = build_continuation_engine(str(model_dir), seed_audio=seed_wav, samplerate=SR, seed=5, temperature=0.4)
+    args = argparse.Namespace(record=str(tmp_path / "rec"), record_dir=str(tmp_path / "rec"), record_format="FLOAT")
+    session = _attach_session(engine, args, model_name=str(model_dir), blocksize=None)
+    engine.post(Event(t=0.0, type="param", name="drift", value=0.5, source="test"))
+    while engine.samples_out < int(1.2 * SR):
+        engine.step()
+    session.record(False)
+    engine.step()
+    session.close()
+    (log,) = (tmp_path / "rec").glob("*.jsonl")
+    header, _ = read_events(log, tolerate_truncation=True)
+    assert header["seed_audio"] == str(seed_wav.resolve()) and len(header["seed_audio_sha256"]) == 64
+    assert header["temperature"] == pytest.approx(0.4)
+    recorded, _ = sf.read(log.with_name(header["wav"]), dtype="float32")
+    assert len(recorded) > SR
+
+    assert main([str(log), "-o", str(tmp_path / "again.wav")]) == 0
+    again, _ = sf.read(tmp_path / "again.wav", dtype="float32")
+    np.testing.assert_array_equal(again, recorded)
+    assert "warning" not in capfd.readouterr().err
+
+    sf.write(seed_wav, _music(0.6, 32), SR, subtype="FLOAT")  # another file under the recorded name
+    assert main([str(log), "-o", str(tmp_path / "changed.wav")]) == 0
+    assert "is not the seed audio this log was played with" in capfd.readouterr().err
+    seed_wav.unlink()
+    assert main([str(log), "-o", str(tmp_path / "missing.wav")]) == 0
+    err = capfd.readouterr().err
+    assert "seed audio" in err and "missing" in err
+    assert not np.array_equal(sf.read(tmp_path / "missing.wav", dtype="float32")[0], recorded)

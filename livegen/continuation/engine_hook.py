@@ -77,6 +77,8 @@ class ContinuationEngine(Engine):
             self.stream.feed(seed_logmag)
         self.extra_status["continuation"] = 1
         self.live_input = None
+        self.log_header: dict = {"temperature": self.stream.temperature}
+        """Session-log header fields a render needs to rebuild this engine (`seed_audio_header`'s too)."""
 
     def attach_input(self, live_input) -> None:
         """Follow a `LiveInput` (its follower drives this engine's stream; polled every hop)."""
@@ -127,6 +129,43 @@ class ContinuationEngine(Engine):
         return block, None, self.voices.active_slots()
 
 
+def seed_audio_header(path) -> dict:
+    """Session-log header fields naming a `--seed-audio` file: its absolute path and sha256."""
+    import hashlib
+    from pathlib import Path
+
+    path = Path(path).resolve()
+    with open(path, "rb") as stream:
+        digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    return {"seed_audio": str(path), "seed_audio_sha256": digest}
+
+
+def seed_audio_from_header(header: dict, *, log_path=None, warn=None) -> str | None:
+    """The seed audio file a session log was played with (None when it had none, or it is gone).
+
+    Looks at the recorded path, then beside the log under the same name; `warn(text)` is told
+    when the file is missing or its sha256 is not the recorded one (the render then differs).
+    """
+    from pathlib import Path
+
+    recorded = header.get("seed_audio")
+    if not recorded:
+        return None
+    warn = warn or (lambda text: None)
+    candidates = [Path(recorded)] + ([Path(log_path).with_name(Path(recorded).name)] if log_path else [])
+    path = next((c for c in candidates if c.is_file()), None)
+    if path is None:
+        warn(f"the seed audio {recorded} this log was played with is missing; rendering without it, so the "
+             "render will differ from the recording (give the file with --seed-audio)")
+        return None
+    expected = header.get("seed_audio_sha256")
+    actual = seed_audio_header(path)["seed_audio_sha256"]
+    if expected and actual != expected:
+        warn(f"{path} (sha256 {actual[:12]}) is not the seed audio this log was played with (sha256 "
+             f"{expected[:12]}); the render will differ from the recording")
+    return str(path)
+
+
 def load_for_engine(path, *, device: str = "cpu"):
     """The continuation model at `path` (CPU: it is small and runs one step per hop)."""
     from livegen.continuation.io import load_continuation
@@ -157,6 +196,8 @@ def build_continuation_engine(model_dir, *, seed_audio=None, log=None, **engine_
     engine_kwargs.pop("device", None)   # a continuation model runs on the CPU
     engine = ContinuationEngine(model, seed_logmag=frames, **engine_kwargs)
     engine.extra_status["model"] = str(model_dir)
+    if seed_audio:
+        engine.log_header.update(seed_audio_header(seed_audio))
     return engine
 
 

@@ -46,7 +46,16 @@ def maybe_run_render(args) -> int | None:
     import soundfile as sf
     import torch
 
-    from livegen.continuation.engine_hook import load_for_engine, render_continuation
+    from livegen.continuation.engine_hook import load_for_engine, render_continuation, seed_audio_from_header
+
+    def warn(text: str) -> None:
+        print(f"livegen render: warning: {text}", file=sys.stderr)
+
+    if not seed_audio:  # a session log names the seed audio it was played with
+        seed_audio = seed_audio_from_header(header, log_path=args.events, warn=warn)
+    temperature = getattr(args, "temperature", None)
+    if temperature is None:
+        temperature = header.get("temperature")
 
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
     torch.set_num_threads(1)
@@ -55,7 +64,7 @@ def maybe_run_render(args) -> int | None:
     _check_weights(header, model_dir)
     y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
                                     seed=seed, lookahead=lookahead, seed_audio=seed_audio,
-                                    temperature=getattr(args, "temperature", None))
+                                    temperature=temperature)
     y = y[skip:]
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()

@@ -307,5 +307,12 @@ def _attach_session(engine, args, *, model_name, blocksize):
     except ImportError:
         return None
     model_dir = None if model_name == "random" else model_name
-    return attach_session(engine, args, model_dir=model_dir, model_name=model_name,
-                          blocksize=blocksize or None, log=log)
+    session = attach_session(engine, args, model_dir=model_dir, model_name=model_name,
+                             blocksize=blocksize or None, log=log)
+    extra = getattr(engine, "log_header", None)  # e.g. a continuation engine's --seed-audio and temperature
+    if session is not None and extra:
+        # Before the engine's first block: the recorder armed at attach has not written its header yet.
+        session.header.update(extra)
+        if session._armed is not None:
+            session._armed.header.update(extra)
+    return session
