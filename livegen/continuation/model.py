@@ -66,24 +66,18 @@ class ContinuationConfig:
         if self.n_components > self.n_bins:
             raise ModelError(f"continuation config n_components={self.n_components} exceeds the {self.n_bins} bins")
 
-    # The engine reads these like the spectral VAE's config.
+    # The engine reads these like the spectral VAE's config, and they are its: the STFT's derived
+    # sizes and the JSON round trip (unknown fields refused, in the same words).
     noise_dim = 0
-
-    @property
-    def n_bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    @property
-    def hop_seconds(self) -> float:
-        return self.hop / self.sample_rate
+    n_bins = ModelConfig.n_bins
+    bin_hz = ModelConfig.bin_hz
+    hop_seconds = ModelConfig.hop_seconds
+    to_dict = ModelConfig.to_dict
+    from_dict = classmethod(ModelConfig.from_dict.__func__)
 
     @property
     def step_dim(self) -> int:
         return self.block * self.n_components
-
-    # The same JSON round trip as the spectral VAE's config (unknown fields refused, with the same words).
-    to_dict = ModelConfig.to_dict
-    from_dict = classmethod(ModelConfig.from_dict.__func__)
 
 
 class ContinuationModel(nn.Module):
