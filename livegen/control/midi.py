@@ -145,12 +145,7 @@ class MidiInput:
         with self._lock:
             for midi_in in list(self._inputs.values()) + [self._virtual_in, self._scanner]:
                 if midi_in is not None:
-                    try:
-                        midi_in.cancel_callback()
-                        midi_in.close_port()
-                        midi_in.delete()
-                    except Exception:
-                        pass
+                    _close_port(midi_in)
             self._inputs.clear()
             self._virtual_in = self._scanner = None
             for spec in self.connections:
@@ -252,12 +247,7 @@ class MidiInput:
                 if port is not None and port not in ports:
                     midi_in = self._inputs.pop(spec, None)  # unplugged: close, look again next time
                     if midi_in is not None:
-                        try:
-                            midi_in.cancel_callback()
-                            midi_in.close_port()
-                            midi_in.delete()
-                        except Exception:
-                            pass
+                        _close_port(midi_in)
                     self.connections[spec] = None
                 if self.connections[spec] is None:
                     index = _match(spec, ports)
@@ -326,3 +316,13 @@ def wait_for_port(midi_in: MidiInput, spec: str, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def _close_port(midi_in) -> None:
+    """Close an rtmidi input whatever state it is in (a vanished device may refuse each step)."""
+    try:
+        midi_in.cancel_callback()
+        midi_in.close_port()
+        midi_in.delete()
+    except Exception:
+        pass
