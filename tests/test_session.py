@@ -18,7 +18,7 @@ import soundfile
 
 from livegen.engine.events import param, read_events
 from livegen.session import SessionRecorder
-from conftest import REPO, require_binary
+from conftest import REPO, require, require_binary
 
 
 def _feed(rec: SessionRecorder, audio: np.ndarray, sizes, *, keep_up: bool = True) -> None:
@@ -288,8 +288,7 @@ def tiny_filesystem(tmp_path):
     mount = tmp_path / "tiny"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); the file-size-limit test covers write errors")
+    require(done.returncode == 0, f"permission to mount a tmpfs ({done.stderr.strip()})")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
