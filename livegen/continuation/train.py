@@ -48,16 +48,13 @@ class ContinuationTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ContinuationTrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ParameterError(f"continuation training config: unknown keys {unknown}; known: {sorted(known)}")
-        cfg = cls(**data)
+        from livegen.train.config import checked_config
+
+        label = "continuation training config"
+        cfg = checked_config(cls, data, label=label,
+                             positive=("steps", "batch", "seq_blocks", "style_frames", "val_every", "log_every"))
         if cfg.kind != "continuation":
-            raise ParameterError(f"continuation training config: kind={cfg.kind!r}, expected 'continuation'")
-        for name in ("steps", "batch", "seq_blocks", "style_frames", "val_every", "log_every"):
-            if int(getattr(cfg, name)) < 1:
-                raise ParameterError(f"continuation training config: {name}={getattr(cfg, name)!r} must be >= 1")
+            raise ParameterError(f"{label}: kind={cfg.kind!r}, expected 'continuation'")
         return cfg
 
     def to_dict(self) -> dict:

@@ -10,6 +10,19 @@ from pathlib import Path
 from livegen.errors import ParameterError
 
 
+def checked_config(cls, data: dict, *, label: str, positive: tuple[str, ...] = ()):
+    """Build a config dataclass from a dict, refusing unknown keys and counts below 1."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ParameterError(f"{label}: unknown keys {unknown}; known: {sorted(known)}")
+    cfg = cls(**data)
+    for name in positive:
+        if int(getattr(cfg, name)) < 1:
+            raise ParameterError(f"{label}: {name}={getattr(cfg, name)!r} must be >= 1")
+    return cfg
+
+
 @dataclass
 class TrainConfig:
     seed: int = 0
@@ -38,15 +51,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ParameterError(f"training config: unknown keys {unknown}; known: {sorted(known)}")
-        cfg = cls(**data)
-        for name in ("steps", "batch_notes", "frames_per_note", "enc_frames", "log_every", "val_every", "ckpt_every"):
-            if int(getattr(cfg, name)) < 1:
-                raise ParameterError(f"training config: {name}={getattr(cfg, name)!r} must be >= 1")
-        return cfg
+        return checked_config(cls, data, label="training config",
+                              positive=("steps", "batch_notes", "frames_per_note", "enc_frames",
+                                        "log_every", "val_every", "ckpt_every"))
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
