@@ -219,24 +219,37 @@ class ModelSwitcher:
         self.controls = controls
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._busy = False
 
     def load(self, path: str, done) -> None:
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self._busy:
                 done(False, "another model is still loading; try again when it plays")
                 return
             if self.live.engine.recording:
                 done(False, "a recording is under way; stop it (/livegen/record 0) before loading another model")
                 return
-            self._thread = threading.Thread(target=self._load, args=(path, done), name="livegen-model", daemon=True)
+            self._busy = True
+            self._thread = threading.Thread(target=self._load_then_reply, args=(path, done), name="livegen-model",
+                                            daemon=True)
             self._thread.start()
+
+    def _load_then_reply(self, path: str, done) -> None:
+        # Free for the next request before replying: a sender that asks again as soon as it
+        # hears the answer must not be told a load is still under way.
+        try:
+            ok, message = self._load(path)
+        finally:
+            with self._lock:
+                self._busy = False
+        done(ok, message)
 
     def wait(self, timeout: float = 30.0) -> None:
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
 
-    def _load(self, path: str, done) -> None:
+    def _load(self, path: str) -> tuple[bool, str]:
         import argparse
         import pathlib
 
@@ -252,8 +265,7 @@ class ModelSwitcher:
             engine = Engine(model, samplerate=old.samplerate, seed=old.seed, lookahead=self.args.lookahead,
                             device=self.device, threads=max(1, self.args.threads))
         except Exception as exc:  # a bad directory must not end the performance
-            done(False, f"cannot load model {path!r}: {exc}")
-            return
+            return False, f"cannot load model {path!r}: {exc}"
         engine.extra_status.update(old.extra_status)
         engine.extra_status["model"] = name
         for key, value in self.live.params.snapshot().items():
@@ -268,8 +280,7 @@ class ModelSwitcher:
         swapped = threading.Event()
         self.live.swap_engine(engine, on_swapped=lambda _old: swapped.set())
         if not swapped.wait(10.0):
-            done(False, f"model {name!r} loaded but the decoder did not take it over")
-            return
+            return False, f"model {name!r} loaded but the decoder did not take it over"
         midi = getattr(self.controls, "midi", None)
         if midi is not None:
             midi.mapper.params = engine.params
@@ -277,7 +288,7 @@ class ModelSwitcher:
             self.session.close()
         self.session = session
         log(f"model {name} plays now")
-        done(True, name)
+        return True, name
 
 
 def _continuation_engine(args, output, *, log):
