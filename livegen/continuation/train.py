@@ -8,6 +8,14 @@ by the model's own samples from a first, gradient-free pass (parallel scheduled 
 
 Under torchrun (``WORLD_SIZE`` set) it trains with DistributedDataParallel like `livegen train`:
 each rank draws its own batches; rank 0 writes.
+
+Checkpoints and ``--resume`` as `livegen train` has them, in its format (`livegen.train.loop`'s
+`save_checkpoint`/`load_checkpoint`: `OUT/checkpoint/` with ``model.safetensors``,
+``optim.safetensors`` and ``state.json``; no pickles): every `ckpt_every` steps, at the end and
+when ``--max-minutes`` stops the run. A resumed run draws the same batches and noise as the
+uninterrupted one (both RNG streams are in the checkpoint, and every random draw of a step comes
+from them), so a run stopped and resumed on the same machine and thread count ends with the same
+weights, bit for bit; with ``--max-minutes`` the schedules follow the clock and it cannot.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ class ContinuationTrainConfig:
     val_every: int = 250
     val_batches: int = 4
     log_every: int = 25
+    ckpt_every: int = 250
     basis_frames: int = 60000
     max_seconds: float | None = None
     model: dict = field(default_factory=dict)
@@ -52,7 +61,8 @@ class ContinuationTrainConfig:
 
         label = "continuation training config"
         cfg = checked_config(cls, data, label=label,
-                             positive=("steps", "batch", "seq_blocks", "style_frames", "val_every", "log_every"))
+                             positive=("steps", "batch", "seq_blocks", "style_frames", "val_every", "log_every",
+                                       "ckpt_every"))
         if cfg.kind != "continuation":
             raise ParameterError(f"{label}: kind={cfg.kind!r}, expected 'continuation'")
         return cfg
@@ -132,12 +142,36 @@ def _lr(cfg: ContinuationTrainConfig, step: int, p: float) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * p))
 
 
+def _checked_resume_state(path: Path, cfg: ContinuationTrainConfig, mcfg) -> dict:
+    """The checkpoint's state.json, refused (naming the difference) when it was written for another
+    model shape or genre list, which its weights could not be loaded into."""
+    if not (path / "state.json").is_file():
+        raise ParameterError(f"--resume: no checkpoint in {path} (expected {path}/state.json); train without --resume first")
+    state = json.loads((path / "state.json").read_text())
+    saved = state.get("train_config", {})
+    if saved.get("kind") != "continuation":
+        raise ParameterError(f"--resume: {path} holds a checkpoint of kind {saved.get('kind', 'vae')!r}, not a "
+                             "continuation model; give another --out or drop --resume")
+    if saved.get("model", {}) != cfg.model or state.get("genres") != mcfg.genres:
+        raise ParameterError(f"--resume: {path} was trained with model settings {saved.get('model')} and genres "
+                             f"{state.get('genres')}; this run has {cfg.model} and {mcfg.genres} (same --config and "
+                             "--data, or drop --resume)")
+    return state
+
+
 def train_continuation(data, out, *, config: ContinuationTrainConfig | None = None, steps: int | None = None,
                        max_minutes: float | None = None, cache_dir=None, progress: bool = True,
-                       log=print) -> dict:
-    """Train on the dataset folder `data`; write `out/model` (+ metrics.jsonl). Returns a summary."""
+                       log=print, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train on the dataset folder `data`; write `out/model` (+ metrics.jsonl, checkpoint/). Returns a summary.
+
+    `resume` continues from `out/checkpoint` (`livegen train --resume`). `stop_after` ends the run
+    after that many steps as an interruption would (checkpoint written, no model), with the
+    schedules still those of `steps`: what a resume test needs.
+    """
     import numpy as np
     import torch
+
+    from livegen.train.loop import CHECKPOINT, load_checkpoint, save_checkpoint
 
     from livegen.continuation.io import save_continuation
     from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
@@ -178,6 +212,20 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     all_idx = np.concatenate([np.arange(r["start"], r["stop"]) for r in train_rows])
     pick = np.sort(pick_rng.choice(all_idx, size=min(cfg.basis_frames, all_idx.size), replace=False))
     basis_info = fit_basis(model, torch.from_numpy(np.asarray(feats.frames[pick], dtype=np.float32)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-5)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    ckpt = out / CHECKPOINT
+    step, elapsed_before = 0, 0.0
+    if resume:  # before the splits are analysed: the basis is part of the checkpoint
+        _checked_resume_state(ckpt, cfg, mcfg)
+        state = load_checkpoint(ckpt, model, opt, rng, gen)
+        step = int(state["step"])
+        elapsed_before = float(state.get("train_seconds", 0.0))
+        if world > 1:  # every rank restored rank 0's streams: make them differ again, as `livegen train` does
+            rng = np.random.default_rng([cfg.seed, rank, step])
+            gen.manual_seed(cfg.seed * 1000 + rank + 7919 * step)
+        log(f"continuation: resuming at step {step} of {total} from {ckpt}")
     frames = (cfg.seq_blocks + 1) * mcfg.block
     min_frames = max(frames, 64)
     train_set = load_split(model, feats, "train", min_frames=min_frames)
@@ -189,15 +237,26 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     net = model
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-5)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = (out / "metrics.jsonl").open("a") if rank == 0 else None
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    metrics = None
+    if rank == 0:
+        metrics_path = out / "metrics.jsonl"
+        kept = []
+        if resume and metrics_path.exists():  # rows logged after the checkpoint are logged again
+            kept = [line for line in metrics_path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= step]
+        metrics_path.write_text("".join(line + "\n" for line in kept))
+        metrics = metrics_path.open("a")
     val_rng_seed = cfg.seed + 12345
-    started = time.perf_counter()
+    started = time.perf_counter() - elapsed_before
     history = []
-    step = 0
+    stopped_early = False
+
+    def checkpoint(**extra) -> None:
+        if rank == 0:
+            save_checkpoint(ckpt, model, opt, step, rng, gen, cfg,
+                            {"train_seconds": time.perf_counter() - started, "world_size": world,
+                             "genres": mcfg.genres, **extra})
 
     def validate() -> float:
         vr = np.random.default_rng(val_rng_seed)
@@ -214,12 +273,17 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
 
     model.train()
     with progress_bar(progress and rank == 0, total, "training continuation") as advance:
+        advance(step)
         while step < total:
             # With --max-minutes the schedules follow time too, so a short run still anneals.
             progress_share = step / total
             if max_minutes is not None:
                 progress_share = max(progress_share, (time.perf_counter() - started) / (max_minutes * 60))
             if progress_share >= 1.0:
+                stopped_early = step < total
+                break
+            if stop_after is not None and step >= stop_after:
+                stopped_early = True
                 break
             lr = _lr(cfg, step, progress_share)
             for g in opt.param_groups:
@@ -250,7 +314,18 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
                 history.append(row)
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
+            if step % cfg.ckpt_every == 0 and step < total:
+                checkpoint()
+    checkpoint(**({"stopped_early": True} if stopped_early else {}))
     elapsed = time.perf_counter() - started
+    if stopped_early and stop_after is not None:
+        if metrics is not None:
+            metrics.close()
+        if distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+        return {"steps": step, "train_seconds": round(elapsed, 1), "stopped_early": True, "checkpoint": str(ckpt)}
     summary = {"steps": step, "train_seconds": round(elapsed, 1), "pieces": len(train_set.coefs),
                "explained_variance": round(basis_info["explained_variance"], 4)}
     if rank == 0:

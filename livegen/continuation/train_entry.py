@@ -45,8 +45,6 @@ def maybe_run_continuation(args) -> int | None:
 
     if getattr(args, "device", "auto") not in ("auto", "cpu"):
         raise ParameterError(f"--device {args.device}: the continuation model trains on the CPU (it is small); use cpu or auto")
-    if getattr(args, "resume", False):
-        raise ParameterError("--resume is not supported for the continuation kind yet; start a new run")
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     cfg = ContinuationTrainConfig.from_dict(data)
@@ -54,7 +52,8 @@ def maybe_run_continuation(args) -> int | None:
         cfg.seed = args.seed
     summary = train_continuation(args.data, args.out, config=cfg, steps=getattr(args, "steps", None),
                                  max_minutes=getattr(args, "max_minutes", None), cache_dir=getattr(args, "cache", None),
-                                 progress=not getattr(args, "no_progress", False))
+                                 progress=not getattr(args, "no_progress", False),
+                                 resume=bool(getattr(args, "resume", False)))
     print(json.dumps(summary, indent=1, default=str))
     return 0
 
