@@ -26,6 +26,9 @@ address                        args       effect / reply
                                           replies /livegen/bindings
 /livegen/model                 s          load another model directory while playing (the sound fades
                                           over); replies /livegen/model s (its path) once it plays
+/livegen/seed                  s          continuation models: play an audio file's frames now, the
+                                          model takes over where it ends; replies /livegen/seed s (its
+                                          absolute path) once it is queued
 /livegen/bindings                         replies /livegen/bindings s s ... (parameter, control pairs)
 /livegen/get/<name>                       replies /livegen/param/<name> f
 /livegen/params                           replies /livegen/params s f f f ... (name min max default)
@@ -320,6 +323,8 @@ class OscServer:
             self._learn(address, args, sender)
         elif head == "model" and not rest:
             self._load_model(address, args, sender)
+        elif head == "seed" and not rest:
+            self._seed(address, args, sender, source)
         elif head == "unlearn" and not rest:
             self._unlearn(address, args, sender)
         elif head == "bindings" and not rest:
@@ -419,6 +424,25 @@ class OscServer:
                 self._error(sender, f"{address}: {text}")
 
         load(args[0], done)
+
+    def _seed(self, address, args, sender, source) -> None:
+        engine = getattr(self.target, "engine", self.target)  # a LiveEngine plays one engine at a time
+        load = getattr(engine, "load_seed", None)
+        if load is None:
+            self._error(sender, f"{address}: the model playing is not a continuation model; load one first "
+                                "(/livegen/model models/continuation)")
+            return
+        if len(args) != 1 or not isinstance(args[0], str) or not args[0]:
+            self._error(sender, f"{address}: expected one string, the path of an audio file")
+            return
+
+        def done(ok: bool, text: str) -> None:  # from the thread that read the file
+            if ok:
+                self._reply(sender, f"{PREFIX}seed", (text,))
+            else:
+                self._error(sender, text)  # it names the address and the file
+
+        load(args[0], done, source=source)
 
     def _unlearn(self, address, args, sender) -> None:
         if self.midi is None:
