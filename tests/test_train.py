@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from livegen.errors import ParameterError
@@ -112,3 +113,46 @@ def test_eval_writes_report_and_plane(tiny_gm, tmp_path):
     assert "LSD" in (out / "report.md").read_text()
     if report["plane_png"]:
         assert (out / "plane.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rms_reconstruction_loss_is_the_frames_lsd_and_bad_names_are_refused(tiny_gm, tmp_path):
+    import torch
+
+    from livegen.model import ModelConfig, random_model
+    from livegen.train.data import NoteSampler, open_features
+    from livegen.train.losses import VAELoss, floored_db
+
+    with pytest.raises(ParameterError, match="rec_loss='l2'"):
+        TrainConfig.from_dict({"rec_loss": "l2"})
+    mcfg = ModelConfig.from_dict(TINY["model"])
+    model = random_model(mcfg, seed=0)
+    features = open_features(tiny_gm, cache_dir=tmp_path / "cache", sample_rate=24000, n_fft=mcfg.n_fft, hop=mcfg.hop,
+                             progress=False)
+    b = NoteSampler(features, "train").batch(np.random.default_rng(0), 3, 4, 6)
+    eps = torch.zeros(3, mcfg.latent_dim)
+    with torch.no_grad():
+        _, l1_parts = VAELoss(model, beta=0.0, env_weight=0.0)(b.enc_frames, b.pitch, b.velocity, b.frames, b.t_on,
+                                                               b.t_off, b.log_peak, eps)
+        _, rms_parts = VAELoss(model, beta=0.0, env_weight=0.0, rec_loss="rms")(
+            b.enc_frames, b.pitch, b.velocity, b.frames, b.t_on, b.t_off, b.log_peak, eps)
+        mu, _ = model.encode(b.enc_frames, b.pitch, b.velocity)
+        f = b.t_on.shape[1]
+        pred = torch.log(model.decode(mu.repeat_interleave(f, 0), b.pitch.repeat_interleave(f),
+                                      b.velocity.repeat_interleave(f), b.t_on.reshape(-1), b.t_off.reshape(-1))
+                         + 1e-7).view(3, f, -1)
+    d = floored_db(pred, b.log_peak) - floored_db(b.frames, b.log_peak)
+    assert float(rms_parts[0]) == pytest.approx(float(d.square().mean(-1).add(1e-3).sqrt().mean()), rel=1e-4)
+    assert float(l1_parts[0]) == pytest.approx(float(d.abs().mean()), rel=1e-4)
+    assert float(rms_parts[0]) > float(l1_parts[0])  # RMS >= mean |x|, strictly for uneven errors
+
+
+def test_sampler_pitch_includes_the_rendered_detune(gm_soundfont, tmp_path):
+    from livegen.data.gm import render_gm_dataset
+    from livegen.train.data import NoteSampler, open_features
+
+    out = tmp_path / "gm"
+    render_gm_dataset(out, soundfont=gm_soundfont, sample_rate=24000, programs=list(range(8)), pitches=[60],
+                      velocities=[100], cents=[-25, 50], hold_s=0.2, release_s=0.1, progress=False)
+    features = open_features(out, cache_dir=tmp_path / "cache", sample_rate=24000, n_fft=1024, hop=128, progress=False)
+    pitches = sorted(set(NoteSampler(features, "train").pitch.round(3).tolist()))
+    assert pitches == [59.75, 60.5]

@@ -37,6 +37,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     beta: float = 0.02             # KL weight (small: the plane is fitted to the encodings anyway)
     env_weight: float = 1.0
+    rec_loss: str = "l1"           # "l1": mean |dB error|; "rms": per-frame RMS dB error (the LSD `eval` reports)
     onset_share: float = 0.35
     log_every: int = 25
     val_every: int = 250
@@ -51,9 +52,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        return checked_config(cls, data, label="training config",
-                              positive=("steps", "batch_notes", "frames_per_note", "enc_frames",
-                                        "log_every", "val_every", "ckpt_every"))
+        cfg = checked_config(cls, data, label="training config",
+                             positive=("steps", "batch_notes", "frames_per_note", "enc_frames",
+                                       "log_every", "val_every", "ckpt_every"))
+        if cfg.rec_loss not in ("l1", "rms"):
+            raise ParameterError(f"training config: rec_loss={cfg.rec_loss!r}; use \"l1\" or \"rms\"")
+        return cfg
 
     @classmethod
     def load(cls, path) -> "TrainConfig":

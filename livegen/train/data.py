@@ -68,7 +68,9 @@ class NoteSampler:
         self.start = np.array([r["start"] for r in rows], dtype=np.int64)
         self.length = np.array([r["stop"] - r["start"] for r in rows], dtype=np.int64)
         self.release = np.array([r["release_frame"] for r in rows], dtype=np.int64)
-        self.pitch = np.array([r["pitch"] for r in rows], dtype=np.float32)
+        # Continuous pitch: notes rendered off the semitone grid (`dataset gm --cents`) teach the
+        # decoder the pitches between semitones that bends and quarter tones reach.
+        self.pitch = np.array([r["pitch"] + r.get("cents", 0.0) / 100.0 for r in rows], dtype=np.float32)
         vel = np.array([r["velocity"] for r in rows], dtype=np.float32)
         self.velocity = np.where(vel < 0, 100.0, vel) / 127.0
         self.family = [r["family"] for r in rows]

@@ -177,7 +177,7 @@ def _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress,
     if dev.type == "cpu" and world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     model = build_model(mcfg, cfg.seed, train_s).to(dev)
-    wrapper = VAELoss(model, beta=cfg.beta, env_weight=cfg.env_weight).to(dev)
+    wrapper = VAELoss(model, beta=cfg.beta, env_weight=cfg.env_weight, rec_loss=cfg.rec_loss).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Each process draws its own batches: seed + rank.
     rng = np.random.default_rng([cfg.seed, rank])

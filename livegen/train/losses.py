@@ -44,11 +44,14 @@ class VAELoss(nn.Module):
     DistributedDataParallel wraps this module; `eps` comes from the caller's seeded generator.
     """
 
-    def __init__(self, model, *, beta: float, env_weight: float):
+    def __init__(self, model, *, beta: float, env_weight: float, rec_loss: str = "l1"):
         super().__init__()
+        if rec_loss not in ("l1", "rms"):
+            raise ValueError(f"rec_loss {rec_loss!r}: use 'l1' or 'rms'")
         self.model = model
         self.beta = beta
         self.env_weight = env_weight
+        self.rec_loss = rec_loss
 
     def forward(self, enc_frames, pitch, velocity, frames, t_on, t_off, log_peak, eps):
         model = self.model
@@ -61,7 +64,11 @@ class VAELoss(nn.Module):
         pred = torch.log(model.render(params, pr) + EPS).view(b, f, -1)
         pred_db = floored_db(pred, log_peak)
         tgt_db = floored_db(frames, log_peak)
-        rec = (pred_db - tgt_db).abs().mean()
+        if self.rec_loss == "rms":
+            # sqrt(mean square + 1e-3): a finite gradient on frames the model already matches.
+            rec = ((pred_db - tgt_db).square().mean(-1) + 1e-3).sqrt().mean()
+        else:
+            rec = (pred_db - tgt_db).abs().mean()
         env = envelope_l1(pred_db, tgt_db)
         kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(1).mean()
         loss = rec + self.env_weight * env + self.beta * kl
