@@ -64,7 +64,7 @@ def maybe_run_render(args) -> int | None:
     _check_weights(header, model_dir)
     y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
                                     seed=seed, lookahead=lookahead, seed_audio=seed_audio,
-                                    temperature=temperature)
+                                    temperature=temperature, log_path=args.events, warn=warn)
     y = y[skip:]
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()

@@ -12,6 +12,10 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 2.0, "type": "note_off", "pitch": 60}
     {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
     {"t": 4.0, "type": "record", "value": 1}
+    {"t": 5.0, "type": "seed", "path": "/abs/seed.wav", "sha256": "9f2c..."}
+
+A `seed` event (continuation models) starts a seed audio file playing; live, it carries the
+file's prepared frames in `payload` (never written), and a render re-reads the file by path.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
 from livegen.errors import ParameterError
 
-EVENT_TYPES = ("param", "note_on", "note_off", "preset", "record")
+EVENT_TYPES = ("param", "note_on", "note_off", "preset", "record", "seed")
 PRESET_ACTIONS = ("store", "recall")
 
 # Fields each event type must carry, with the check each must pass.
@@ -35,6 +39,7 @@ _REQUIRED = {
     "note_off": ("pitch",),
     "preset": ("action", "slot"),
     "record": ("value",),
+    "seed": ("path",),
 }
 
 
@@ -54,14 +59,17 @@ class Event:
     """Who sent it (e.g. 'osc:127.0.0.1:9000', 'midi', 'ui'): feedback is not echoed to its source."""
     sample: int | None = None
     extra: dict = field(default_factory=dict)
+    payload: object = field(default=None, repr=False, compare=False)
+    """What a live source prepared for the engine (a `seed` event's analysed frames); not logged."""
 
     def to_json(self) -> str:
         """One line of the event file / session log (no source, empty fields left out)."""
         record = {"t": self.t, "type": self.type}
-        for key, value in asdict(self).items():
-            if key in ("t", "type", "source", "extra") or value is None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in ("t", "type", "source", "extra", "payload") or value is None:
                 continue
-            record[key] = value
+            record[item.name] = value
         record.update(self.extra)
         return json.dumps(record, separators=(", ", ": "))
 
@@ -117,6 +125,8 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         event.slot = int(_number(record["slot"], "slot", where))
     if kind == "record":
         event.value = _number(record["value"], "value", where)
+    if kind == "seed" and (not isinstance(record["path"], str) or not record["path"]):
+        raise ParameterError(f"{where}: field 'path' must name an audio file, got {record['path']!r}")
     if "sample" in record:
         event.sample = int(_number(record["sample"], "sample", where))
     known = {"t", "type", "name", "value", "pitch", "velocity", "action", "slot", "sample"}
