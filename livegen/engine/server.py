@@ -176,7 +176,7 @@ def _play(args, output, started, stop, engine, model_name, device) -> int:
                 break
             if not lost and (not output.active or time.monotonic() - output.last_callback > WATCHDOG_SECONDS):
                 lost = True
-                engine.extra_status["audio"] = "lost"
+                live.engine.extra_status["audio"] = "lost"
                 output.close(timeout=0.5)
                 log("the audio device went away; run `livegen devices` to see what is there "
                     "(--audio-device NAME|INDEX chooses another); waiting for it to return")
@@ -186,8 +186,8 @@ def _play(args, output, started, stop, engine, model_name, device) -> int:
                 except DeviceError:
                     continue
                 lost = False
-                engine.extra_status["audio"] = "ok"
-                engine.extra_status["audio_restarts"] = output.restarts
+                live.engine.extra_status["audio"] = "ok"
+                live.engine.extra_status["audio_restarts"] = output.restarts
                 log(f"audio device is back: playing on {output.info['name']!r}")
     finally:
         controls.stop()
@@ -261,12 +261,17 @@ class ModelSwitcher:
         try:
             if path != "random" and not (pathlib.Path(path) / "config.json").is_file():
                 raise LivegenError(f"{path!r} is not a model directory (no config.json there)")
-            model, name = load_engine_model(path, device=self.device, log=log)
-            engine = Engine(model, samplerate=old.samplerate, seed=old.seed, lookahead=self.args.lookahead,
-                            device=self.device, threads=max(1, self.args.threads))
+            engine = _continuation_engine_for(path, old, self.args)  # None: not a continuation model
+            if engine is not None:
+                name = str(path)
+            else:
+                model, name = load_engine_model(path, device=self.device, log=log)
+                engine = Engine(model, samplerate=old.samplerate, seed=old.seed, lookahead=self.args.lookahead,
+                                device=self.device, threads=max(1, self.args.threads))
         except Exception as exc:  # a bad directory must not end the performance
             return False, f"cannot load model {path!r}: {exc}"
-        engine.extra_status.update(old.extra_status)
+        # What the server tracks carries over; what the old model reported of itself does not.
+        engine.extra_status.update({key: value for key, value in old.extra_status.items() if key in SERVER_STATUS})
         engine.extra_status["model"] = name
         for key, value in self.live.params.snapshot().items():
             if key in engine.params.specs and value != engine.params.spec(key).default:
@@ -289,6 +294,22 @@ class ModelSwitcher:
         self.session = session
         log(f"model {name} plays now")
         return True, name
+
+
+SERVER_STATUS = ("audio", "audio_restarts")
+"""`extra_status` keys the server sets (they stay when another model's engine takes over)."""
+
+
+def _continuation_engine_for(path, old, args):
+    """An engine for continuation model `path` that can take over from `old` (None when `path`
+    is not a continuation model). It starts without a seed: `/livegen/seed` gives it one."""
+    try:
+        from livegen.continuation.engine_hook import build_continuation_engine
+    except ImportError:
+        return None
+    return build_continuation_engine(path, log=log, samplerate=old.samplerate, seed=old.seed,
+                                     lookahead=args.lookahead, temperature=getattr(args, "temperature", None),
+                                     threads=max(1, args.threads))
 
 
 def _continuation_engine(args, output, *, log):
