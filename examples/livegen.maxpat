@@ -35,7 +35,7 @@
      ],
      "numinlets": 1,
      "numoutlets": 0,
-     "text": "livegen OSC example: XY and notes to `livegen play` on UDP 9000; feedback (MIDI/UI moves, meters, errors) on 9001. Changes you send are not echoed back."
+     "text": "livegen OSC example: XY and notes to `livegen play` on UDP 9000; feedback (MIDI/UI moves, meters, errors) on 9001. Changes you send are not echoed back. The subscription is a 60 s lease: [metro 20000] renews it."
     }
    },
    {
@@ -199,6 +199,24 @@
      "numinlets": 1,
      "numoutlets": 1,
      "text": "loadbang",
+     "outlettype": [
+      "bang"
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-renew",
+     "maxclass": "newobj",
+     "patching_rect": [
+      700,
+      60,
+      90,
+      22
+     ],
+     "numinlets": 2,
+     "numoutlets": 1,
+     "text": "metro 20000",
      "outlettype": [
       "bang"
      ]
@@ -520,6 +538,18 @@
     "patchline": {
      "source": [
       "obj-lb",
+      0
+     ],
+     "destination": [
+      "obj-renew",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-renew",
       0
      ],
      "destination": [

@@ -152,7 +152,8 @@ def test_bundle_with_future_time_tag_acts_at_its_time(target, server, client):
 def test_subscribe_sends_changes_from_others_but_not_echoes(target, server, client):
     client.send_message("/livegen/subscribe", [])
     initial = replies(client, timeout=0.5)
-    assert ("/livegen/subscribed", (client._sock.getsockname()[1],)) in initial
+    # the port first (as before leases), then the lease in seconds
+    assert ("/livegen/subscribed", (client._sock.getsockname()[1], 60.0)) in initial
     assert any(a == "/livegen/param/gain" for a, _ in initial)
     # a change from this subscriber is not echoed back
     client.send_message("/livegen/param/drift", 0.5)
@@ -182,6 +183,128 @@ def test_subscription_coalesces_to_30_hz(target, server, client):
     got = [args for a, args in replies(client, timeout=0.5) if a == "/livegen/param/z0"]
     assert 1 <= len(got) < 100
     assert got[-1][0] == pytest.approx(target.params.get("z0"))
+
+
+def _udp():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    return sock
+
+
+def _receive(sock, seconds, until=None):
+    """(address, args) of everything `sock` receives within `seconds` (or up to `until(address)`)."""
+    out, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        for m in parse_packet(data):
+            out.append((m.address, m.args))
+            if until is not None and until(m.address):
+                return out
+    return out
+
+
+def _subscribed(address):
+    return address == "/livegen/subscribed"
+
+
+def test_subscriptions_are_leases_that_expire_unless_renewed(target):
+    from livegen.engine.events import param
+
+    osc = OscServer(target, port=0, lease=1.0).start()
+    renewing, silent = _udp(), _udp()
+    to = ("127.0.0.1", osc.port)
+    try:
+        for sock in (renewing, silent):
+            sock.sendto(encode_message("/livegen/subscribe", ()), to)
+            got = _receive(sock, 1.0, until=_subscribed)
+            assert got[-1] == ("/livegen/subscribed", (sock.getsockname()[1], 1.0))
+        assert osc.status()["osc_subscribers"] == 2
+        # `renewing` plays for 2 s (any message from its socket renews the lease), then subscribes
+        # again; `silent` says nothing after subscribing
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:
+            renewing.sendto(encode_message("/livegen/param/drift", (0.5,)), to)
+            time.sleep(0.1)
+        renewing.sendto(encode_message("/livegen/subscribe", ()), to)
+        assert _receive(renewing, 1.0, until=_subscribed)[-1][0] == "/livegen/subscribed"
+        assert ("/livegen/unsubscribed", (silent.getsockname()[1],)) in _receive(silent, 0.2)
+        assert osc.status()["osc_subscribers"] == 1 and osc.stats["subscribers_expired"] == 1
+        target.post(param("z1", 1.25, source="midi:test"))
+        assert ("/livegen/param/z1", (1.25,)) in _receive(renewing, 0.5)
+        assert not any(a == "/livegen/param/z1" for a, _ in _receive(silent, 0.3))
+        # once `renewing` goes quiet its lease ends as well
+        got = _receive(renewing, 2.0, until=lambda a: a == "/livegen/unsubscribed")
+        assert got[-1] == ("/livegen/unsubscribed", (renewing.getsockname()[1],))
+        assert osc.status()["osc_subscribers"] == 0
+    finally:
+        renewing.close()
+        silent.close()
+        osc.stop()
+
+
+def test_full_table_takes_newcomers_once_leases_end(target, monkeypatch):
+    from livegen.control import osc as osc_module
+
+    monkeypatch.setattr(osc_module, "MAX_SUBSCRIBERS", 2)
+    osc = OscServer(target, port=0, lease=0.5).start()
+    client = _udp()
+    try:
+        for port in (40001, 40002, 40003):
+            client.sendto(encode_message("/livegen/subscribe", (port,)), ("127.0.0.1", osc.port))
+        got = _receive(client, 1.0, until=lambda a: a == "/livegen/error")
+        assert [args[0] for a, args in got if a == "/livegen/subscribed"] == [40001, 40002]
+        assert any(a == "/livegen/error" and "2 subscribers already" in args[0] for a, args in got)
+        time.sleep(0.6)  # nobody renews (and nobody listens on those ports)
+        client.sendto(encode_message("/livegen/subscribe", (40003,)), ("127.0.0.1", osc.port))
+        assert ("/livegen/subscribed", (40003, 0.5)) in _receive(client, 1.0, until=_subscribed)
+    finally:
+        client.close()
+        osc.stop()
+
+
+@pytest.mark.skipif(not hasattr(socket, "MSG_ERRQUEUE"), reason="ICMP errors on unconnected UDP sockets are a Linux feature")
+def test_subscriber_whose_port_is_closed_is_dropped(target):
+    """A subscriber's socket closes: the kernel answers our sends with ICMP port unreachable,
+    which (IP_RECVERR) names the destination; it is dropped long before its lease would end,
+    and replies to others keep flowing."""
+    from livegen.engine.events import param
+
+    osc = OscServer(target, port=0, lease=60.0).start()
+    gone, staying = _udp(), _udp()
+    try:
+        for sock in (gone, staying):
+            sock.sendto(encode_message("/livegen/subscribe", ()), ("127.0.0.1", osc.port))
+            assert _receive(sock, 1.0, until=_subscribed)[-1][0] == "/livegen/subscribed"
+        gone.close()
+        deadline = time.monotonic() + 3.0
+        i = 0
+        while osc.status()["osc_subscribers"] == 2 and time.monotonic() < deadline:
+            i += 1
+            target.post(param("z0", (i % 10) / 10, source="midi:test"))
+            time.sleep(0.05)
+        assert osc.status()["osc_subscribers"] == 1
+        assert osc.stats["subscribers_unreachable"] == 1
+        # a reply to a client that has already exited (oscsend's way) must not cost the next reply
+        hit_and_run = _udp()
+        hit_and_run.sendto(encode_message("/livegen/status", ()), ("127.0.0.1", osc.port))
+        hit_and_run.close()
+        time.sleep(0.1)
+        for _ in range(3):
+            staying.sendto(encode_message("/livegen/get/gain", ()), ("127.0.0.1", osc.port))
+        got = [m for m in _receive(staying, 0.5) if m[0] == "/livegen/param/gain"]
+        assert len(got) >= 3
+    finally:
+        staying.close()
+        osc.stop()
+
+
+def test_lease_must_be_positive(target):
+    with pytest.raises(ParameterError, match="lease"):
+        OscServer(target, port=0, lease=0)
 
 
 def test_allow_list_drops_other_hosts_silently(target):

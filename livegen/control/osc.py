@@ -33,8 +33,13 @@ address                        args       effect / reply
 /livegen/get/<name>                       replies /livegen/param/<name> f
 /livegen/params                           replies /livegen/params s f f f ... (name min max default)
 /livegen/status                           replies /livegen/status s ? s ? ... (name/value pairs)
-/livegen/subscribe             [i]        feedback to the sender (or to port i on its host)
+/livegen/subscribe             [i]        feedback to the sender (or to port i on its host) for a
+                                          lease of 60 s; replies /livegen/subscribed i f (port,
+                                          lease seconds). Send it again (every 20 s, say) to renew;
+                                          any message from the subscribing socket renews too
 /livegen/unsubscribe           [i]        stop feedback
+(to subscribers)               i          /livegen/unsubscribed: the lease ran out (or sends to the
+                                          port failed): subscribe again
 (to subscribers)               f f        /livegen/meter: output peak and RMS dBFS of the last ~33 ms
 (to subscribers)               f*64       /livegen/spectrum: 64 log-spaced band levels (dB), 30 Hz..Nyquist
 (to subscribers)               s          /livegen/error s when a recording fails
@@ -60,6 +65,13 @@ from livegen.errors import DeviceError, ParameterError
 PREFIX = "/livegen/"
 FEEDBACK_HZ = 30.0
 MAX_SUBSCRIBERS = 16
+SUBSCRIPTION_LEASE = 60.0
+"""Seconds a subscription lasts unless renewed: a tablet that left the network frees its slot."""
+_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_RECVERR", 11)),
+            socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_RECVERR", 25))}
+"""Linux: report ICMP errors (port/host unreachable) for an unconnected UDP socket, with the
+address that caused them, on its error queue (without it Linux, like the BSDs, drops them)."""
+_UNREACHABLE = (ConnectionRefusedError, ConnectionResetError)
 MAX_SCHEDULED = 4096
 MAX_AHEAD = 60.0
 """A bundle may ask for a time at most this many seconds ahead."""
@@ -80,9 +92,10 @@ def _number(value) -> float | None:
 
 
 class _Subscriber:
-    def __init__(self, source: str, address: tuple[str, int]):
+    def __init__(self, source: str, address: tuple[str, int], expires: float):
         self.source = source
         self.address = address
+        self.expires = expires
         self.pending: dict[str, float] = {}
         self.notes: list[tuple[int, int]] = []
         self.meters: dict[str, float] = {}
@@ -99,10 +112,15 @@ class OscServer:
     allow : CIDR strings or networks; datagrams from other addresses are dropped silently
         (no reply, so the instrument cannot be used to reflect traffic). None allows all.
     midi : optional MIDI input with `arm(param, on_learned)` / `disarm()` for `/livegen/learn`.
+    lease : seconds a subscription lasts without renewal (`/livegen/subscribe` again, or any
+        message from the subscribing socket).
     """
 
     def __init__(self, target, host: str = "127.0.0.1", port: int = 9000, allow=None, *,
-                 midi=None, max_packet: int = MAX_PACKET):
+                 midi=None, max_packet: int = MAX_PACKET, lease: float = SUBSCRIPTION_LEASE):
+        if not lease > 0:
+            raise ParameterError(f"subscription lease {lease!r} must be a positive number of seconds")
+        self.lease = float(lease)
         self.target = target
         self.host = host
         self.requested_port = int(port)
@@ -146,6 +164,7 @@ class OscServer:
                 f"cannot listen for OSC on {self.host}:{self.requested_port}: {exc.strerror or exc}; "
                 "choose another port with --osc-port (0 picks a free one)") from None
         sock.settimeout(0.2)
+        self._recverr = _enable_recverr(sock, family)
         self._sock = sock
         self.port = sock.getsockname()[1]
         if not self._listening:
@@ -195,6 +214,7 @@ class OscServer:
             except OSError:
                 if self._stop.is_set():
                     return
+                self._drop_unreachable()  # an ICMP error a reply caused surfaces here too
                 continue
             try:
                 self.handle_datagram(data, sender)
@@ -215,6 +235,8 @@ class OscServer:
             self.stats["malformed"] += 1
             self._error(sender, f"malformed packet: {exc}")
             return
+        if self._subscribers:
+            self._renew(f"osc:{sender[0]}:{sender[1]}")
         now = time.time() if now is None else now
         for message in messages:
             if message.time is not None and message.time > now + 0.0005:
@@ -467,18 +489,69 @@ class OscServer:
             port = int(value)
         destination = (sender[0], port)
         key = f"{destination[0]}:{destination[1]}"
+        expires = time.monotonic() + self.lease
         with self._subscribers_lock:
             if not on:
                 self._subscribers.pop(key, None)
                 return
-            if key not in self._subscribers and len(self._subscribers) >= MAX_SUBSCRIBERS:
-                self._error(sender, f"{address}: {MAX_SUBSCRIBERS} subscribers already; unsubscribe one first")
+            expired = self._expire(time.monotonic())
+            subscriber = self._subscribers.get(key)
+            if subscriber is None and len(self._subscribers) < MAX_SUBSCRIBERS:
+                subscriber = self._subscribers[key] = _Subscriber(source, destination, expires)
+            if subscriber is not None:
+                subscriber.source = source
+                subscriber.expires = expires
+                # Every (re)subscription gets every current value at once, so faders start in place.
+                subscriber.pending.update(self.target.params.snapshot())
+        self._tell_expired(expired)
+        if subscriber is None:
+            self._error(sender, f"{address}: {MAX_SUBSCRIBERS} subscribers already (each lasts "
+                                f"{self.lease:g} s unless renewed); unsubscribe one first")
+            return
+        self._reply(sender, f"{PREFIX}subscribed", (port, self.lease))
+
+    def _renew(self, source: str) -> None:
+        """Any message from a subscribing socket extends its lease (no lock: one float store)."""
+        expires = time.monotonic() + self.lease
+        for subscriber in list(self._subscribers.values()):
+            if subscriber.source == source:
+                subscriber.expires = expires
+
+    def _expire(self, now: float) -> list:
+        """Drop subscriptions whose lease ran out (call with `_subscribers_lock` held); returns
+        their addresses, to tell each once the lock is released (it may still be listening)."""
+        gone = []
+        for key, subscriber in list(self._subscribers.items()):
+            if subscriber.expires <= now:
+                del self._subscribers[key]
+                self.stats["subscribers_expired"] += 1
+                gone.append(subscriber.address)
+        return gone
+
+    def _tell_expired(self, addresses) -> None:
+        for destination in addresses:
+            self._send(destination, encode_message(f"{PREFIX}unsubscribed", (destination[1],)))
+
+    def _drop_unreachable(self) -> None:
+        """Read the socket's error queue (Linux, IP_RECVERR) and drop the subscribers it names:
+        a destination answering "port unreachable" has gone away (ends a pending socket error too)."""
+        sock = self._sock
+        if sock is None or not self._recverr:
+            return
+        for _ in range(256):
+            try:
+                _, _, _, offender = sock.recvmsg(1, 256, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
                 return
-            subscriber = _Subscriber(source, destination)
-            # A new subscriber gets every current value at once, so its faders start in place.
-            subscriber.pending = self.target.params.snapshot()
-            self._subscribers[key] = subscriber
-        self._reply(sender, f"{PREFIX}subscribed", (port,))
+            except OSError:
+                return
+            if not offender:
+                continue
+            key = f"{offender[0]}:{offender[1]}"
+            with self._subscribers_lock:
+                gone = self._subscribers.pop(key, None)
+            if gone is not None:
+                self.stats["subscribers_unreachable"] += 1
 
     # -- feedback ------------------------------------------------------------------------------
     def _on_applied(self, event) -> None:
@@ -502,8 +575,11 @@ class OscServer:
                     events.append(self._applied.popleft())
                 except IndexError:
                     break
+            self._drop_unreachable()
             with self._subscribers_lock:
+                expired = self._expire(time.monotonic())
                 subscribers = list(self._subscribers.values())
+            self._tell_expired(expired)
             if not subscribers:
                 continue
             snapshot = None
@@ -594,11 +670,18 @@ class OscServer:
         sock = self._sock
         if sock is None:
             return
-        try:
-            sock.sendto(data, destination)
-            self.stats["sent"] += 1
-        except OSError:
-            self.stats["send_failed"] += 1
+        for attempt in range(2):
+            try:
+                sock.sendto(data, destination)
+                self.stats["sent"] += 1
+                return
+            except _UNREACHABLE:
+                # With IP_RECVERR an ICMP error an earlier datagram caused (perhaps to another
+                # destination) fails this send unsent: drop whoever caused it, then send once more.
+                self._drop_unreachable()
+            except OSError:
+                break
+        self.stats["send_failed"] += 1
 
     def _error(self, sender, text: str) -> None:
         """Tell the sender what was wrong, at most ERRORS_PER_SECOND a second per sender."""
@@ -617,6 +700,18 @@ class OscServer:
             return
         budget[0] -= 1
         self._reply(sender, f"{PREFIX}error", (text[:480].replace("\x00", ""),))
+
+
+def _enable_recverr(sock: socket.socket, family) -> bool:
+    """Ask for ICMP errors on the error queue; False where the platform has no such option."""
+    option = _RECVERR.get(family)
+    if option is None or not hasattr(socket, "MSG_ERRQUEUE") or not hasattr(sock, "recvmsg"):
+        return False
+    try:
+        sock.setsockopt(option[0], option[1], 1)
+    except OSError:
+        return False
+    return True
 
 
 def _status_pairs(status: dict) -> list:
