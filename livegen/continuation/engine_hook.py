@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen.continuation.params import continuation_param_specs
 from livegen.engine.core import Engine
 
 
@@ -105,20 +106,6 @@ def seed_event(prepared: PreparedSeed, *, t: float = 0.0, source: str = ""):
 
     return Event("seed", t=t, source=source, extra={"path": prepared.path, "sha256": prepared.sha256},
                  payload=prepared)
-
-
-def continuation_param_specs(temperature: float = 0.7):
-    """The parameters a continuation model adds to the engine's registry."""
-    from livegen.engine.params import ParamSpec
-
-    return [
-        ParamSpec("temperature", 0.0, 1.5, round(min(max(temperature, 0.0), 1.5), 4), "", 0.0,
-                  description="how freely the continuation model samples (0 = its most likely block)"),
-        ParamSpec("follow", 0.0, 1.0, 1.0, "", 0.0,
-                  description="how closely the continuation model follows live input (0 = ignores it)"),
-        ParamSpec("return", 0, 1, 0, "", 0.0, integer=True,
-                  description="trigger: back to the state where the seed ended (drift walk reset)"),
-    ]
 
 
 class ContinuationEngine(Engine):
