@@ -4,21 +4,78 @@ A log's events are stamped with the engine's output sample since the engine star
 header's `start_sample` says where the WAV began (a recording started mid-performance logs what
 came before it too). Rendering from sample 0 and dropping `start_sample` samples reproduces the
 file; at another output rate the stamps are moved to the same hop boundaries at that rate.
+
+At another rate the output chain's latency differs too: the 2x/4x FIR upsampler delays the
+model's signal by its group delay (47.5 samples at 48 kHz, 95.5 at 96 kHz: 0.99 ms either way),
+no resampler by nothing, and soxr's stream (44.1 kHz and other non-integer ratios) by the zeros
+its FIFO is primed with to hand out whole hops (443 samples at 44.1 kHz: 10 ms). Measured before
+this was compensated (`tests/test_session_wiring.py`'s cross-correlation): a 48 kHz recording
+re-rendered at 44.1 kHz lagged it by 435 samples (at 48 kHz), at 24 kHz led it by 47. The plan
+now drops (or, when the render would start before sample 0, cannot add) the difference, so a
+re-render lines up with the recording to within half a sample at the new rate.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 
 
-def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None):
+@functools.lru_cache(maxsize=32)
+def output_latency(model_rate: int, samplerate: int) -> float:
+    """Output samples by which the engine's output chain delays the model's signal, from
+    `model_rate` to `samplerate` (fractional; the same for every engine with these rates)."""
+    from livegen.audio.chain import IntegerUpsampler, OutputChain
+
+    chain = OutputChain(in_rate=int(model_rate), out_rate=int(samplerate))
+    resampler = chain.resampler
+    if resampler is None:
+        return 0.0
+    if isinstance(resampler, IntegerUpsampler):  # the integer-ratio FIR: its group delay
+        return float(resampler.delay)
+    # soxr's stream: the zeros its FIFO is primed with, plus what its variable-rate mode leaves of
+    # its filter delay (-0.5..+2 samples), measured on a fresh stream.
+    return float(getattr(chain, "_margin", 0)) + _stream_delay(resampler, int(model_rate), int(samplerate))
+
+
+def _stream_delay(stream, in_rate: int, out_rate: int) -> float:
+    """Delay of a streaming resampler against soxr's one-shot (delay-free) resampling, by
+    cross-correlating band-limited noise (seeded: the same answer every time)."""
+    import numpy as np
+    import soxr
+
+    n = in_rate // 2
+    noise = np.random.default_rng(0).standard_normal(n)
+    spectrum = np.fft.rfft(noise)
+    freqs = np.fft.rfftfreq(n, 1 / in_rate)
+    spectrum[(freqs < 200) | (freqs > 0.4 * min(in_rate, out_rate))] = 0
+    probe = (np.fft.irfft(spectrum, n) * 0.1).astype(np.float32)
+    hop = 128
+    out = np.concatenate([stream.resample_chunk(probe[i:i + hop]) for i in range(0, n, hop)]
+                         + [stream.resample_chunk(np.zeros(0, np.float32), last=True)])
+    ideal = soxr.resample(probe, in_rate, out_rate, quality="VHQ")
+    m = min(len(out), len(ideal))
+    corr = np.fft.irfft(np.fft.rfft(out[:m], 2 * m) * np.conj(np.fft.rfft(ideal[:m], 2 * m)))
+    width = 64  # the stream is delay-compensated: its residual is a few samples at most
+    corr = np.concatenate([corr[-width:], corr[:width + 1]])
+    k = int(np.argmax(corr))
+    if not 0 < k < len(corr) - 1:
+        return 0.0
+    a, b, c = corr[k - 1], corr[k], corr[k + 1]
+    return float(k - width + 0.5 * (a - c) / (a - 2 * b + c))
+
+
+def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None, model_rate: int | None = None):
     """Events for a render at `samplerate`, the samples to skip, and the recording's length.
 
     Returns (events, skip, frames): `skip` output samples to drop from the start of the render,
     `frames` the recorded length at `samplerate` (from the WAV beside the log; None when it is
-    missing or unreadable, e.g. after a crash left no header update yet).
+    missing or unreadable, e.g. after a crash left no header update yet). At another rate `skip`
+    also takes out the difference in output-chain latency (see the module's note); it is never
+    negative, so a render of a recording that began at sample 0 onto a chain with less latency
+    (e.g. 44.1 kHz -> 48 kHz) starts up to that difference early.
     """
     recorded_rate = int(header.get("samplerate") or samplerate)
     scale = samplerate / recorded_rate
@@ -32,6 +89,13 @@ def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None):
         events = [dataclasses.replace(e, sample=moved(e.sample)) if e.sample is not None else e for e in events]
     start = int(header.get("start_sample") or 0)
     skip = moved(start)
+    align = 0
+    model_rate = model_rate or header.get("model_samplerate")
+    if scale != 1 and model_rate:
+        recorded = header.get("output_latency")
+        if recorded is None:  # logs from before the header said it: the chain of that time
+            recorded = output_latency(model_rate, recorded_rate)
+        align = int(round(output_latency(model_rate, samplerate) - float(recorded) * scale))
     frames = None
     wav = header.get("wav")
     if wav and log_path is not None:
@@ -42,4 +106,4 @@ def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None):
             frames = moved(start + soundfile.info(str(path)).frames) - skip
         except Exception:
             frames = None
-    return events, skip, frames
+    return events, max(skip + align, 0), frames

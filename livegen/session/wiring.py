@@ -85,6 +85,11 @@ def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) ->
         "method": getattr(engine.inverter, "method", None),
         "device": engine.device,
     }
+    if getattr(engine, "chain", None) is not None:
+        from livegen.session.replay import output_latency
+
+        # What a re-render at another rate lines up with (see livegen.session.replay).
+        header["output_latency"] = output_latency(config.sample_rate, engine.samplerate)
     return header
 
 
