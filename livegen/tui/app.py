@@ -86,9 +86,27 @@ class EngineUpdate(Message):
         return isinstance(message, EngineUpdate)
 
 
-def slider_specs(latent_dim: int) -> list[ParamSpec]:
+def model_specs(latent_dim: int, *, continuation: bool = False) -> list[ParamSpec]:
+    """The engine's parameters for a model, in the engine's order (a continuation model's own
+    before the latent offsets, as its engine registers them)."""
+    specs = list(ParamStore.for_model(latent_dim).specs.values())
+    if continuation:
+        from livegen.continuation.params import continuation_param_specs
+
+        specs[len(specs) - latent_dim:len(specs) - latent_dim] = continuation_param_specs()
+    return specs
+
+
+def slider_specs(latent_dim: int, *, continuation: bool = False) -> list[ParamSpec]:
     """Every parameter but the pad's own x and y (the pad shows those)."""
-    return [s for s in ParamStore.for_model(latent_dim).specs.values() if s.name not in ("x", "y")]
+    return [s for s in model_specs(latent_dim, continuation=continuation) if s.name not in ("x", "y")]
+
+
+def _model_dependent(name: str) -> bool:
+    """Sliders that come and go with the model: latent offsets and a continuation model's own."""
+    from livegen.continuation.params import continuation_param_specs
+
+    return (name.startswith("z") and name[1:].isdigit()) or name in {s.name for s in continuation_param_specs()}
 
 
 class LivegenApp(App):
@@ -100,6 +118,7 @@ class LivegenApp(App):
         Binding("question_mark", "help", "help", show=False),
         Binding("f2,ctrl+l", "learn", "learn"),
         Binding("f3,ctrl+o", "pick_model", "model"),
+        Binding("f4,ctrl+e", "seed", "seed"),
         Binding("r,ctrl+r", "record", "rec"),
         Binding("ctrl+q", "quit", "quit", priority=True),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
@@ -112,7 +131,7 @@ class LivegenApp(App):
         self.engine = engine
         self.info = info or ModelInfo()
         self.model_roots = model_roots or []
-        self.specs = {s.name: s for s in ParamStore.for_model(self.info.latent_dim).specs.values()}
+        self.specs = {s.name: s for s in model_specs(self.info.latent_dim, continuation=self.info.continuation)}
         self.values: dict[str, float] = {name: spec.default for name, spec in self.specs.items()}
         self.presets: dict[int, dict[str, float]] = {}
         self.bindings_map: dict[str, str] = {}
@@ -131,6 +150,7 @@ class LivegenApp(App):
         self._cpu_last: tuple[float, float] | None = None
         self._recent_messages: dict[str, float] = {}
         self._cpu_is_ours = False
+        self._last_seed = ""
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -143,7 +163,7 @@ class LivegenApp(App):
                 yield Waterfall(id="waterfall")
             with VerticalScroll(id="sliders", can_focus=False) as sliders:
                 sliders.border_title = "parameters"
-                for spec in slider_specs(self.info.latent_dim):
+                for spec in slider_specs(self.info.latent_dim, continuation=self.info.continuation):
                     yield ParamSlider(spec, self.values[spec.name])
         yield PresetBar(id="presets")
         yield StatusLine(id="status")
@@ -231,6 +251,8 @@ class LivegenApp(App):
                 screen.learned(param, control)
         if delta.model:
             self._model_loaded(delta.model)
+        if delta.seeded:
+            self.show_message(f"seed {Path(delta.seeded).name} plays; the model takes over where it ends")
         if delta.status is not None or status.engine_state != "running":
             status.engine_state = "running"
             status.refresh()
@@ -458,30 +480,50 @@ class LivegenApp(App):
         if info.problem:
             self.show_message(info.problem)
             return
-        old_dim, self.info = self.info.latent_dim, info
+        old, self.info = self.info, info
         pad = self.pad
         pad.set_centroids(info.centroids)
         pad.border_title = f"latent plane · {info.name}"
-        if info.latent_dim != old_dim:
-            self.call_later(self._rebuild_latent_sliders, info.latent_dim)
+        if (info.latent_dim, info.continuation) != (old.latent_dim, old.continuation):
+            self.call_later(self._rebuild_model_sliders, info)
         self.show_message(f"model {info.name}")
 
-    async def _rebuild_latent_sliders(self, latent_dim: int) -> None:
+    async def _rebuild_model_sliders(self, info: ModelInfo) -> None:
+        """Sliders for the model now playing: its latent offsets, and a continuation model's own."""
         sliders = self.screen_stack[0].query_one("#sliders")
         for name, slider in list(self.sliders.items()):
-            if name.startswith("z") and name[1:].isdigit():
+            if _model_dependent(name):
                 del self.sliders[name]
                 await slider.remove()
-        self.specs = {s.name: s for s in ParamStore.for_model(latent_dim).specs.values()}
+        self.specs = {s.name: s for s in model_specs(info.latent_dim, continuation=info.continuation)}
         for name in [n for n in self.values if n not in self.specs]:
             del self.values[name]
         new = []
-        for spec in slider_specs(latent_dim):
-            if spec.name.startswith("z") and spec.name[1:].isdigit():
+        for spec in slider_specs(info.latent_dim, continuation=info.continuation):
+            if _model_dependent(spec.name):
                 self.values.setdefault(spec.name, spec.default)
                 new.append(ParamSlider(spec, self.values[spec.name]))
         await sliders.mount_all(new)
         self.sliders.update({slider.param: slider for slider in new})
+        self._read_back()  # the new engine's values (its defaults may differ from the registry's)
+
+    def action_seed(self) -> None:
+        if isinstance(self.screen, screens.SeedScreen):
+            return
+        if not self.info.continuation:
+            self.show_message(f"{self.info.name} is not a continuation model: seeding needs one "
+                              "(F3: load models/continuation)", severity="warning")
+            return
+        self.push_screen(screens.SeedScreen(self._last_seed), self._send_seed)
+
+    def _send_seed(self, path: str | None) -> None:
+        """Ask the engine to play a seed file; it answers /livegen/seed, or /livegen/error saying why not."""
+        if not path:
+            return
+        self._last_seed = path
+        # The engine may run in another directory (attach mode): send an absolute path.
+        self.link.send(PREFIX + "seed", str(Path(path).expanduser().resolve()))
+        self.show_message(f"asked the engine to play {Path(path).name} as the seed…", 10)
 
     def action_record(self) -> None:
         try:

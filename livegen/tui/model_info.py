@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_LATENT_DIM = 8
+CONTINUATION_FORMAT = "livegen-continuation"
+"""`config.json`'s format of a continuation model (`livegen.continuation.model.FORMAT`, without torch)."""
 RANDOM_MODEL = "random"
 """What `--model` and `/livegen/model` take for the seed-0 random model (no directory)."""
 
@@ -21,6 +23,8 @@ class ModelInfo:
     latent_dim: int = DEFAULT_LATENT_DIM
     centroids: dict[str, tuple[float, float]] = field(default_factory=dict)
     problem: str = ""
+    continuation: bool = False
+    """A continuation model (it takes seed files, and has temperature/follow/return)."""
 
     @property
     def name(self) -> str:
@@ -44,6 +48,7 @@ def read_model_info(path) -> ModelInfo:
         if latent_dim < 2:
             raise ValueError(f"latent_dim {latent_dim}")
         info.latent_dim = latent_dim
+        info.continuation = data.get("format") == CONTINUATION_FORMAT
         for name, xy in (data.get("family_centroids") or {}).items():
             info.centroids[str(name)] = (min(max(float(xy[0]), 0.0), 1.0), min(max(float(xy[1]), 0.0), 1.0))
     except FileNotFoundError:

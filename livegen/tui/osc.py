@@ -37,6 +37,7 @@ class EngineDelta:
     learned: list[tuple[str, str]] = field(default_factory=list)
     bindings: list[tuple[str, str]] | None = None
     model: str | None = None
+    seeded: str | None = None
     received: int = 0
     last_address: str = ""
 
@@ -176,6 +177,8 @@ class OscLink:
                 delta.bindings = [(str(a), str(b)) for a, b in _pairs(args)]
             elif verb == "model" and args:
                 delta.model = str(args[0])
+            elif verb == "seed" and args:
+                delta.seeded = str(args[0])
             elif verb in ("subscribed", "note", "params"):
                 pass  # replies that only prove the engine is there
             else:

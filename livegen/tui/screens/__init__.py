@@ -1,4 +1,4 @@
-"""Overlay screens: help, MIDI learn, model picker, and the engine-stopped notice.
+"""Overlay screens: help, MIDI learn, model picker, seed file, and the engine-stopped notice.
 
 Imported on first use (the help screen's Markdown widget alone costs a noticeable part of
 the UI's start-up).
@@ -13,6 +13,7 @@ _WHERE = {
     "HelpScreen": "help",
     "LearnScreen": "learn",
     "ModelPickerScreen": "model_picker",
+    "SeedScreen": "seed",
 }
 
 __all__ = list(_WHERE)

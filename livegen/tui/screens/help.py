@@ -22,7 +22,8 @@ KEYS = [
     ("Space", "all keyboard notes off"),
     ("1-8 (presets)", "recall preset; Shift+1-8 (!@#$%^&*) store; m then 1-8 morph; < > morph time"),
     ("F2 or Ctrl+L", "MIDI learn: pick a parameter, move a control; Del removes a binding"),
-    ("F3 or Ctrl+O", "model picker: load another model directory"),
+    ("F3 or Ctrl+O", "model picker: load another model directory (a VAE or a continuation model)"),
+    ("F4 or Ctrl+E", "seed a continuation model with an audio file: it plays, then the model takes over"),
     ("r or Ctrl+R", "start / stop recording"),
     ("Ctrl+Q or Ctrl+C", "quit: stops the engine, finalises any recording"),
 ]
@@ -44,6 +45,8 @@ OSC = [
     ("/livegen/unlearn s", "remove a parameter's MIDI bindings; reply /livegen/bindings"),
     ("/livegen/model s", "load another model directory (or random) while playing; reply /livegen/model s "
                          "once it plays; refused while recording"),
+    ("/livegen/seed s", "continuation models: play an audio file now, the model takes over where it ends; "
+                        "reply /livegen/seed s (its absolute path)"),
     ("→ /livegen/meter f f", "output peak and RMS, dBFS, of the last ~33 ms"),
     ("→ /livegen/spectrum f*64", "output level in 64 log-spaced bands, dB (0 = full-scale sine), 30 Hz up"),
     ("→ /livegen/param/<name> f", "a parameter someone else changed (also /livegen/xy, /livegen/z/<i>)"),
