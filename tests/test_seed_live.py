@@ -228,3 +228,20 @@ def test_seed_and_model_switch_over_udp(jack_server, tmp_path):
     diff = np.abs(rendered - recorded).max()
     print(f"live seed over UDP: recorded {len(recorded)} samples; render max abs diff {diff}")
     assert diff <= 1e-6, diff
+
+
+def test_scheduled_seed_events_read_their_files(tiny_model, tmp_path):
+    """A seed event from an event file (no prepared frames) reads its file when scheduled, and
+    plays the same samples as the live path's prepared event at the same sample."""
+    seed_wav = tmp_path / "seed.wav"
+    sf.write(seed_wav, _music(0.4, 3), SR, subtype="FLOAT")
+    from_file = ContinuationEngine(tiny_model, samplerate=SR, seed=6)
+    from_file.schedule([event_from_record({"t": 0.2, "type": "seed", "path": str(seed_wav)})])
+    live = ContinuationEngine(tiny_model, samplerate=SR, seed=6)
+    live.schedule([seed_event(prepare_seed(tiny_model, seed_wav), t=0.2)])
+    a, b = from_file.render(1.0), live.render(1.0)
+    np.testing.assert_array_equal(a, b)
+    assert from_file.stream.seeded_hops > 0 and from_file.rejected == 0
+    with pytest.warns(UserWarning, match="missing"):
+        ContinuationEngine(tiny_model, samplerate=SR).schedule(
+            [event_from_record({"t": 0.2, "type": "seed", "path": str(tmp_path / "gone.wav")})])

@@ -187,6 +187,13 @@ class ContinuationEngine(Engine):
                 self._seed_busy = False
         done(ok, text)
 
+    def schedule(self, events) -> None:
+        """`Engine.schedule`, with the files of `seed` events read now (before playing, e.g.
+        `play --events FILE`); one that is missing is left out with a warning."""
+        import warnings
+
+        super().schedule(prepare_seed_events(list(events), self.model, warn=warnings.warn))
+
     def _apply(self, event) -> None:
         if event.type != "seed":
             super()._apply(event)
