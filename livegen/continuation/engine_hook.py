@@ -15,7 +15,11 @@ chain, inverter) whose per-hop frame comes from a `ContinuationStream` instead o
   carries the prepared frames; at its block boundary the seed replaces what plays, and the
   session log names the file and its sha256 so a render re-reads it;
 - ``drone`` (on by default) gates the stream (0 mutes it while it keeps running) and
-  ``drone_level`` scales it. Notes have no decoder in a continuation model and are ignored.
+  ``drone_level`` scales it;
+- notes play pitched voices from a spectral *voice model* at the same latent point
+  (`livegen.continuation.notes`: `models/default` unless the model's config names another),
+  with the engine's polyphony, stealing, sustain and release, summed with the stream before
+  the one inverter. Without a voice model (``voice_model=None``) notes are ignored.
 
 It adds three parameters to the engine's registry, so MIDI learn, OSC
 (``/livegen/param/<name>``), the TUI, presets and the session log all reach them:
@@ -33,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from livegen.continuation.params import continuation_param_specs
-from livegen.engine.core import Engine
+from livegen.engine.core import DRIFT_SCALE, Engine
 
 
 SEED_SECONDS = 30.0
@@ -129,6 +133,15 @@ class ContinuationEngine(Engine):
         self.log_header: dict = {"temperature": self.stream.temperature}
         """Session-log header fields a render needs to rebuild this engine (`seed_audio_header`'s too)."""
 
+    def _sync_drone(self) -> None:
+        # The stream is this engine's drone: the voice bank's drone slot stays free.
+        self._drone_on = self.params.get("drone") >= 0.5
+
+    @property
+    def plays_notes(self) -> bool:
+        """Whether notes sound (a voice model was given)."""
+        return self.voice_model is not self.model
+
     def attach_input(self, live_input) -> None:
         """Follow a `LiveInput` (its follower drives this engine's stream; polled every hop)."""
         from livegen.continuation.live_input import InputFollower
@@ -146,6 +159,13 @@ class ContinuationEngine(Engine):
         self.params.restore(old.snapshot())
         self._z_index = np.array([self.params.index[n] for n in self._z_names])
         self._idx = {name: self.params.index[name] for name in self.params.names}
+        self._note_latent = None
+        if self.plays_notes:
+            from livegen.continuation.notes import NoteLatent
+
+            self._note_latent = NoteLatent(self.voice_model, z_index=self._z_index, x_index=self._idx["x"],
+                                           y_index=self._idx["y"], glide_index=self._idx["glide"],
+                                           drift_index=self._idx["drift"], hop_seconds=self.hop_seconds)
 
     def _param_changed(self, name: str) -> None:
         super()._param_changed(name)
@@ -230,6 +250,11 @@ class ContinuationEngine(Engine):
         if self.live_input is not None:
             self.live_input.poll()
             self.extra_status["input_frames"] = self.live_input.follower.frames
+        if self.plays_notes:  # the voices' summed magnitudes into self._frame[0]
+            _, _, peaks, slots = self._decode_voices(self._note_latent(values, self._drift, DRIFT_SCALE), values)
+        else:
+            self._frame[0] = 0.0
+            peaks, slots = None, self.voices.active_slots()
         frame = self.stream.next_frame(z + self._style_offset)
         finite = np.isfinite(frame)
         if not finite.all():
@@ -239,8 +264,9 @@ class ContinuationEngine(Engine):
             level = 1.0                      # the seed plays as it is
         else:
             level = values[self._idx["drone_level"]] / 0.7 if values[self._idx["drone"]] >= 0.5 else 0.0
-        block = self.inverter.push((frame * np.float32(level))[None])[0]
-        return block, None, self.voices.active_slots()
+        self._frame[0] += frame * np.float32(level)
+        block = self.inverter.push(self._frame)[0]
+        return block, peaks, slots
 
 
 def seed_audio_header(path) -> dict:
@@ -313,10 +339,13 @@ def load_for_engine(path, *, device: str = "cpu"):
     return load_continuation(path, device="cpu")
 
 
-def build_continuation_engine(model_dir, *, seed_audio=None, log=None, **engine_kwargs):
+def build_continuation_engine(model_dir, *, seed_audio=None, log=None, voice_model="auto", **engine_kwargs):
     """A `ContinuationEngine` when `model_dir` is a continuation model, else None (for `play`).
 
     ``engine_kwargs`` are the `Engine` arguments (samplerate, seed, lookahead, device, ...).
+    `voice_model`: the spectral model directory notes play with ("auto": the one the model's
+    config names, else `models/default`; None: notes are ignored). The session-log header
+    (`engine.log_header`) names it.
     """
     from livegen.continuation.io import is_continuation_model
     from livegen.errors import ParameterError
@@ -334,8 +363,15 @@ def build_continuation_engine(model_dir, *, seed_audio=None, log=None, **engine_
         cfg = model.config
         frames = seed_frames(seed_audio, sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop)
     engine_kwargs.pop("device", None)   # a continuation model runs on the CPU
-    engine = ContinuationEngine(model, seed_logmag=frames, **engine_kwargs)
+    from livegen.continuation.notes import load_voice_model, resolve_voice_model, voice_model_header
+
+    voice_dir = resolve_voice_model(model_dir) if voice_model == "auto" else voice_model
+    voices = load_voice_model(voice_dir, config=model.config) if voice_dir else None
+    if log is not None:
+        log(f"notes: voice model {voice_dir}" if voices is not None else "notes: no voice model; notes are ignored")
+    engine = ContinuationEngine(model, seed_logmag=frames, voice_model=voices, **engine_kwargs)
     engine.extra_status["model"] = str(model_dir)
+    engine.log_header.update(voice_model_header(voice_dir if voices is not None else None))
     if seed_audio:
         engine.log_header.update(seed_audio_header(seed_audio))
     return engine

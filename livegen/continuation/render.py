@@ -25,7 +25,8 @@ def maybe_run_render(args) -> int | None:
     """Render with a continuation model (None when `args.model` / the log's model is not one).
 
     Length, rate, seed and the session-log replay plan (`start_sample`, the WAV's length) are
-    decided as `livegen render` decides them (`render_plan`).
+    decided as `livegen render` decides them (`render_plan`). Notes play with the voice model the
+    log names (`voice_model_from_header`).
     """
     import sys
 
@@ -62,14 +63,21 @@ def maybe_run_render(args) -> int | None:
     model = load_for_engine(model_dir)
     print(f"model: {model_dir} (continuation)", file=sys.stderr)
     _check_weights(header, model_dir)
+    from livegen.continuation.notes import load_voice_model, voice_model_from_header
+
+    voice_dir = voice_model_from_header(header, model_dir, warn=warn)
+    voices = load_voice_model(voice_dir, config=model.config) if voice_dir else None
+    print(f"notes: voice model {voice_dir}" if voices is not None else "notes: no voice model; notes are ignored",
+          file=sys.stderr)
     y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
                                     seed=seed, lookahead=lookahead, seed_audio=seed_audio,
-                                    temperature=temperature, log_path=args.events, warn=warn)
+                                    temperature=temperature, log_path=args.events, warn=warn, voice_model=voices)
     y = y[skip:]
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "
-          f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, GRU steps {engine.stream.steps}", file=sys.stderr)
+          f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, GRU steps {engine.stream.steps}, "
+          f"voices stolen {engine.voices.steals}", file=sys.stderr)
     return 0
 
 

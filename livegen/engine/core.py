@@ -60,11 +60,13 @@ class Engine:
     lookahead : look-ahead frames of the streaming inverter (None: its default).
     device : torch device the model runs on.
     mix : "sum" (one inverter stream for all voices, the default) or "voices".
+    voice_model : the spectral model the note voices decode with (default: `model`); an engine
+        whose `model` brings its own frames (the continuation engine) plays notes with it.
     """
 
     def __init__(self, model, *, samplerate: int = 48000, seed: int = 0, lookahead: int | None = None,
                  device: str = "cpu", mix: str = "sum", method: str | None = None,
-                 fade_seconds: float = 0.01, threads: int = 1):
+                 fade_seconds: float = 0.01, threads: int = 1, voice_model=None):
         import torch
 
         from livegen.dsp import StreamingInverter
@@ -85,9 +87,11 @@ class Engine:
         self.hop_seconds = cfg.hop / cfg.sample_rate
         self.params = ParamStore.for_model(cfg.latent_dim)
         self.latent_dim = cfg.latent_dim
-        self.noise_dim = getattr(cfg, "noise_dim", 0)
+        self.voice_model = model if voice_model is None else voice_model
+        vmodel = self.voice_model
+        self.noise_dim = getattr(vmodel.config, "noise_dim", 0)
         self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1))
-        self._numpy_decode = torch.device(device).type == "cpu" and isinstance(model, SpectralModel)
+        self._numpy_decode = torch.device(device).type == "cpu" and isinstance(vmodel, SpectralModel)
         if self._numpy_decode:
             # On CPU the numpy/numba decoder: the same frames at a fifth of the traced decoder's
             # cost, and no torch call per hop. BLAS's threads are process-wide: a second one only
@@ -97,12 +101,12 @@ class Engine:
             from livegen.model.fast import NumpyFrameDecoder
 
             threadpool_limits(self.threads, user_api="blas")
-            self._decode = NumpyFrameDecoder(model, max_voices=self.voices.size)
+            self._decode = NumpyFrameDecoder(vmodel, max_voices=self.voices.size)
         else:
             # The traced decoder has `decode`'s signature and output at about half the per-call cost.
             # (None for a model that brings its own hop, e.g. the continuation engine's.)
-            self._decode = model.frame_decoder() if hasattr(model, "frame_decoder") else getattr(model, "decode", None)
-        self._noise_rho = float(getattr(cfg, "noise_rho", 0.0)) if hasattr(model, "advance_noise") else 0.0
+            self._decode = vmodel.frame_decoder() if hasattr(vmodel, "frame_decoder") else getattr(vmodel, "decode", None)
+        self._noise_rho = float(getattr(vmodel.config, "noise_rho", 0.0)) if hasattr(vmodel, "advance_noise") else 0.0
         self._voice_bufs: dict[int, tuple] = {}
         self._frame = np.zeros((1, cfg.n_bins), dtype=np.float32)
         inverter_kwargs = {"n_fft": cfg.n_fft, "hop": cfg.hop,
@@ -355,6 +359,19 @@ class Engine:
         return bufs
 
     def _decode_and_invert(self, z: np.ndarray, values: np.ndarray):
+        mags, gains, peaks, slots = self._decode_voices(z, values)
+        if self.mix == "sum":
+            block = self.inverter.push(self._frame)[0]
+        else:
+            frame = np.zeros((self.voices.size, self.config.n_bins), dtype=np.float32)
+            if len(slots):
+                frame[slots] = mags * gains[:, None]
+            block = self.inverter.push(frame).sum(axis=0)
+        return block, peaks, slots
+
+    def _decode_voices(self, z: np.ndarray, values: np.ndarray):
+        """Decode every active voice at latent point `z` with the voice model; `self._frame[0]`
+        gets their gain-weighted sum (mix "sum"). Returns (mags, gains, peaks, slots)."""
         bank = self.voices
         if bank.active[DRONE]:
             bank.pitch[DRONE] = values[self._idx["drone_pitch"]]
@@ -371,7 +388,7 @@ class Engine:
         if n == 0:
             mags = self._frame
             mags[:] = 0.0
-            peaks = None
+            peaks = gains = None
         else:
             pitch, velocity, t_on, t_off, gains, noise, fresh, peaks_buf = self._buffers(n)
             bank.gather(slots, bend=values[self._idx["bend"]] * values[self._idx["bend_range"]], pitch=pitch,
@@ -380,8 +397,8 @@ class Engine:
                 self._noise_rng.standard_normal(out=fresh, dtype=np.float32)
                 if self._numpy_decode:  # the model's advance_noise, in place
                     bank.advance_noise(slots, fresh, self._noise_rho, noise)
-                elif hasattr(self.model, "advance_noise"):
-                    noise[:] = self.model.advance_noise(bank.noise[slots], fresh)
+                elif hasattr(self.voice_model, "advance_noise"):
+                    noise[:] = self.voice_model.advance_noise(bank.noise[slots], fresh)
                 else:
                     noise[:] = fresh
                 if not self._numpy_decode:
@@ -393,14 +410,7 @@ class Engine:
             peaks = peaks_buf
             # non-finite bins -> 0 (counted), each voice's loudest bin, and the gain-weighted sum
             self.model_nan += _scan_frames(mags, gains, peaks, self._frame[0], self.mix == "sum")
-        if self.mix == "sum":
-            block = self.inverter.push(self._frame)[0]
-        else:
-            frame = np.zeros((bank.size, self.config.n_bins), dtype=np.float32)
-            if n:
-                frame[slots] = mags * gains[:, None]
-            block = self.inverter.push(frame).sum(axis=0)
-        return block, peaks, slots
+        return mags, gains, peaks, slots
 
     def _torch_decode(self, z, pitch, velocity, t_on, t_off, noise):
         """The model's own (traced) decoder on its torch device: [V, n_bins] float32 numpy."""
@@ -409,7 +419,7 @@ class Engine:
         n = len(pitch)
         with torch.inference_mode():
             out = self._decode(
-                torch.from_numpy(np.broadcast_to(z, (n, self.latent_dim)).astype(np.float32)).to(dev),
+                torch.from_numpy(np.broadcast_to(z, (n, len(z))).astype(np.float32)).to(dev),
                 torch.from_numpy(pitch.astype(np.float32)).to(dev),
                 torch.from_numpy(velocity.astype(np.float32)).to(dev),
                 torch.from_numpy(t_on.astype(np.float32)).to(dev),
