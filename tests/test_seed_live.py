@@ -245,3 +245,37 @@ def test_scheduled_seed_events_read_their_files(tiny_model, tmp_path):
     with pytest.warns(UserWarning, match="missing"):
         ContinuationEngine(tiny_model, samplerate=SR).schedule(
             [event_from_record({"t": 0.2, "type": "seed", "path": str(tmp_path / "gone.wav")})])
+
+
+def _status(client) -> dict:
+    status = ask(client, "/livegen/status", want="/livegen/status")
+    return dict(zip(status[::2], status[1::2])) if status else {}
+
+
+def test_live_input_follows_into_a_continuation_model_loaded_later(jack_server, tmp_path, tiny_model):
+    """`--input-device` with a continuation model: after switching to a VAE model and back
+    (`/livegen/model`), the newly loaded continuation engine hears the input too."""
+    from test_continuation import _default_input_name
+
+    model_dir = save_continuation(tiny_model, tmp_path / "m")
+    name = _default_input_name(jack_server.env)
+    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi", "--model", str(model_dir),
+                                       "--input-device", name)
+    try:
+        client = SimpleUDPClient("127.0.0.1", port)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _status(client).get("input_frames", 0) < 20:
+            time.sleep(0.2)
+        assert _status(client).get("input_frames", 0) >= 20, log_path.read_text()
+        assert ask(client, "/livegen/model", ["random"], want="/livegen/model", timeout=90) == ("random",)
+        assert "input_frames" not in _status(client)
+        assert ask(client, "/livegen/model", [str(model_dir)], want="/livegen/model", timeout=90) == (str(model_dir),)
+        deadline = time.monotonic() + 30
+        frames = []
+        while time.monotonic() < deadline and len(set(frames)) < 3:
+            frames.append(_status(client).get("input_frames", 0))
+            time.sleep(0.2)
+        assert len(set(frames)) >= 3 and frames[-1] > 0, (frames, log_path.read_text())
+    finally:
+        _stop(play)
+    assert play.returncode == 0, log_path.read_text()

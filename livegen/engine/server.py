@@ -217,6 +217,8 @@ class ModelSwitcher:
         self.device = device
         self.session = session
         self.controls = controls
+        self.live_input = getattr(live.engine, "live_input", None)
+        """`--input-device`: handed on to each continuation engine loaded (a VAE engine has no use for it)."""
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._busy = False
@@ -248,6 +250,15 @@ class ModelSwitcher:
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+
+    def _input_follower(self, engine):
+        """A follower of the live input for `engine`'s stream (None: no input, or a VAE engine),
+        made here so that the decoder thread only swaps references."""
+        if self.live_input is None or not hasattr(engine, "attach_input"):
+            return None
+        from livegen.continuation.live_input import InputFollower
+
+        return InputFollower(engine.stream, device_rate=self.live_input.samplerate)
 
     def _load(self, path: str) -> tuple[bool, str]:
         import argparse
@@ -283,7 +294,15 @@ class ModelSwitcher:
             if session is not None:
                 session.error_callbacks += self.error_callbacks
         swapped = threading.Event()
-        self.live.swap_engine(engine, on_swapped=lambda _old: swapped.set())
+        follow = self._input_follower(engine)
+
+        def on_swapped(_old) -> None:  # on the decoder thread, before the new engine's first hop
+            if follow is not None:
+                self.live_input.follower = follow
+                engine.attach_input(self.live_input)
+            swapped.set()
+
+        self.live.swap_engine(engine, on_swapped=on_swapped)
         if not swapped.wait(10.0):
             return False, f"model {name!r} loaded but the decoder did not take it over"
         midi = getattr(self.controls, "midi", None)
