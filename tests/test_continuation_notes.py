@@ -134,3 +134,59 @@ def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capf
     assert main([str(tmp_path / "old.jsonl"), "--seconds", "1", "-o", str(tmp_path / "old.wav")]) == 0
     assert "notes are ignored" in capfd.readouterr().err
     assert not np.array_equal(sf.read(tmp_path / "old.wav", dtype="float32")[0], recorded)
+
+
+def test_notes_over_udp_while_the_bundled_model_plays_rerender_exactly(jack_server, tmp_path):
+    """`livegen play --headless --model models/continuation` on a dummy jackd: `/livegen/note`
+    messages sound (voice model models/default); the recording's log renders to the same samples."""
+    import time
+
+    from pythonosc.udp_client import SimpleUDPClient
+    from test_control_engine import _start_play, _stop, ask
+
+    from livegen.continuation.io import default_continuation_path
+    from livegen.continuation.render import main
+    from livegen.engine.events import read_events
+
+    takes = tmp_path / "takes"
+    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi", "--model", str(default_continuation_path()),
+                                       "--record-dir", str(takes), "--samplerate", "48000")
+    try:
+        client = SimpleUDPClient("127.0.0.1", port)
+        client.send_message("/livegen/record", 1)
+        time.sleep(0.4)
+        for pitch in (60, 64, 67):
+            client.send_message("/livegen/note", [pitch, 110])
+        time.sleep(0.3)
+        status = ask(client, "/livegen/status", want="/livegen/status")
+        pairs = dict(zip(status[::2], status[1::2]))
+        assert pairs["continuation"] == 1 and pairs["voices"] == 3, pairs
+        time.sleep(0.5)
+        for pitch in (60, 64, 67):
+            client.send_message("/livegen/note", [pitch, 0])
+        time.sleep(0.5)
+        client.send_message("/livegen/record", 0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not list(takes.glob("*.jsonl")):
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        _stop(play)
+    assert play.returncode == 0, log_path.read_text()
+    assert "notes: voice model" in log_path.read_text()
+    (wav,) = takes.glob("*.wav")
+    header, events = read_events(wav.with_suffix(".jsonl"))
+    assert header["voice_model"] == str(default_model_path().resolve()) and len(header["voice_model_sha256"]) == 64
+    assert [e.type for e in events if e.type.startswith("note")] == ["note_on"] * 3 + ["note_off"] * 3, events
+    again = tmp_path / "again.wav"
+    assert main([str(wav.with_suffix(".jsonl")), "-o", str(again)]) == 0
+    recorded, _ = sf.read(wav, dtype="float32")
+    rendered, _ = sf.read(again, dtype="float32")
+    assert len(rendered) == len(recorded) and np.abs(recorded).max() > 1e-3
+    assert np.abs(rendered - recorded).max() <= 1e-6
+    # the notes were heard: the same log rendered without its voice model differs
+    write_events(tmp_path / "no_notes.jsonl", events, header={**header, "voice_model": None})
+    assert main([str(tmp_path / "no_notes.jsonl"), "--seconds", str(len(recorded) / 48000),
+                 "-o", str(tmp_path / "stream.wav")]) == 0
+    stream, _ = sf.read(tmp_path / "stream.wav", dtype="float32")
+    assert np.abs(stream[:len(recorded)] - recorded).max() > 1e-3
