@@ -182,8 +182,7 @@ def test_seed_and_model_switch_over_udp(jack_server, tmp_path):
         assert ask(client, "/livegen/model", [str(BUNDLED)], want="/livegen/model", timeout=90) == (str(BUNDLED),)
         heard = _listen(watcher, lambda address, args: address == "/livegen/model")
         assert ("/livegen/model", (str(BUNDLED),)) in heard, heard[-5:]
-        status = ask(client, "/livegen/status", want="/livegen/status")
-        pairs = dict(zip(status[::2], status[1::2]))
+        pairs = _status(client)
         assert pairs["model"] == str(BUNDLED) and pairs["continuation"] == 1 and pairs["audio"] == "ok", pairs
         params = ask(client, "/livegen/params", want="/livegen/params")
         assert "temperature" in params[::4], params
@@ -194,13 +193,9 @@ def test_seed_and_model_switch_over_udp(jack_server, tmp_path):
         time.sleep(0.5)
         assert ask(client, "/livegen/seed", [str(seed_wav)], want="/livegen/seed", timeout=30) == (str(seed_wav),)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            status = ask(client, "/livegen/status", want="/livegen/status")
-            pairs = dict(zip(status[::2], status[1::2])) if status else {}
-            if pairs.get("seed") == "seed.wav":
-                break
+        while time.monotonic() < deadline and _status(client).get("seed") != "seed.wav":
             time.sleep(0.1)
-        assert pairs.get("seed") == "seed.wav", pairs
+        assert _status(client).get("seed") == "seed.wav", _status(client)
         time.sleep(1.5)
         client.send_message("/livegen/record", 0)
         deadline = time.monotonic() + 20
@@ -209,8 +204,7 @@ def test_seed_and_model_switch_over_udp(jack_server, tmp_path):
         time.sleep(1.0)
 
         assert ask(client, "/livegen/model", [str(DEFAULT)], want="/livegen/model", timeout=90) == (str(DEFAULT),)
-        status = ask(client, "/livegen/status", want="/livegen/status")
-        pairs = dict(zip(status[::2], status[1::2]))
+        pairs = _status(client)
         assert pairs["model"] == str(DEFAULT) and "continuation" not in pairs and "seed" not in pairs, pairs
         error = ask(client, "/livegen/seed", [str(seed_wav)], want="/livegen/error", timeout=10)
         assert error and "not a continuation model" in error[0]

@@ -7,7 +7,6 @@ continuation model and back, the seed action makes the engine play a file).
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import soundfile as sf
@@ -138,15 +137,8 @@ def test_ui_switches_the_real_engine_to_continuation_seeds_it_and_back(jack_serv
             app.status
         assert await until(pilot, lambda: "temperature" not in app.sliders, 10)
 
-    async def main():
-        try:
-            async with app.run_test(size=(100, 30)) as pilot:
-                await scenario(pilot)
-        finally:
-            app.link.close()
-
     try:
-        asyncio.run(main())
+        run(app, scenario, size=(100, 30))
     finally:
         _stop(play)
     assert play.returncode == 0, log_path.read_text()
