@@ -103,3 +103,31 @@ def test_resume_refuses_a_missing_or_foreign_checkpoint(songs, tmp_path):
     with pytest.raises(ParameterError, match="not a continuation model"):
         train_continuation(data, tmp_path / "run", config=_config(), cache_dir=cache, progress=False,
                            log=lambda s: None, resume=True)
+
+
+def test_resume_under_torchrun_with_two_cpu_processes(songs, tmp_path):
+    """`torchrun --nproc_per_node=2 -m livegen train --config cont.json`: DDP on gloo, stopped
+    after 4 steps (a full run of 4), resumed to 6 with --resume from rank 0's checkpoint."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    assert torchrun, "torchrun ships with torch"
+    config = tmp_path / "cont.json"
+    config.write_text(json.dumps(_config(steps=6, log_every=2, val_every=2, ckpt_every=2).to_dict()))
+    base = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "livegen", "train", "--data", str(songs / "data"),
+            "--out", str(tmp_path / "run"), "--config", str(config), "--cache", str(songs / "cache"), "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for extra in (["--steps", "4"], ["--steps", "6", "--resume"]):
+        proc = subprocess.run(base + extra, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming at step 4 of 6" in proc.stdout + proc.stderr
+    rows = _rows(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [2, 4, 6] and all(np.isfinite(r["nll"]) for r in rows)
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 6 and state["world_size"] == 2
+    assert load_continuation(tmp_path / "run" / "model").metadata["steps"] == 6
