@@ -15,7 +15,9 @@ Checkpoints and ``--resume`` as `livegen train` has them, in its format (`livege
 when ``--max-minutes`` stops the run. A resumed run draws the same batches and noise as the
 uninterrupted one (both RNG streams are in the checkpoint, and every random draw of a step comes
 from them), so a run stopped and resumed on the same machine and thread count ends with the same
-weights, bit for bit; with ``--max-minutes`` the schedules follow the clock and it cannot.
+weights, bit for bit; with ``--max-minutes`` the schedules follow the clock and it cannot (the
+budget then counts the time trained before the interruption too, so the schedules go on where
+they were rather than starting again).
 """
 
 from __future__ import annotations
