@@ -104,6 +104,17 @@ def prepare_seed(model, path, *, what: str = "/livegen/seed") -> PreparedSeed:
     return PreparedSeed(header["seed_audio"], header["seed_audio_sha256"], logmag, style_offset(model, logmag))
 
 
+def _background_priority() -> None:
+    """Lower this thread's CPU priority (Linux: nice 19 for one thread), so that reading a
+    seed file yields the cores to the decoder thread on a busy machine."""
+    import os
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (OSError, AttributeError):
+        pass
+
+
 def seed_event(prepared: PreparedSeed, *, t: float = 0.0, source: str = ""):
     """The `seed` event that starts `prepared` playing; its log line names the file and sha256."""
     from livegen.engine.events import Event
@@ -193,6 +204,7 @@ class ContinuationEngine(Engine):
         from livegen.errors import LivegenError
 
         try:
+            _background_priority()
             self.torch.set_num_threads(self.threads)
             prepared = prepare_seed(self.model, path)
         except LivegenError as exc:
