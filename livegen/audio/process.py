@@ -8,8 +8,15 @@ its own process the callback shares no GIL with the decoder. It also means that 
 process because the JACK server died (see DESIGN.md, "Seen here"), only this small process
 dies: the engine keeps its state and starts a new one when the server is back.
 
-Layout of the shared block: 8 int64 counters (written, read, underflows, ring underruns,
-callbacks, last callback time in ns, primed flag, stop flag) then the float32 ring.
+Layout of the shared block: 16 int64 counters (written, read, underflows, ring underruns,
+callbacks, last callback time in ns, primed flag, stop flag, longest callback interval in ns,
+lowest ring fill a callback found, the callback thread's native id, its policy and real-time
+priority, then 3 spare) and the float32 ring.
+
+Scheduling: PortAudio's JACK host API runs the callback on a thread libjack creates, which takes
+JACK's real-time priority when the server runs real-time; other host APIs start a normal
+thread, so with `realtime_priority` the audio process asks SCHED_FIFO for that thread itself
+(`livegen.audio.realtime`). Either way the policy obtained is read back and published.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ import numpy as np
 from livegen.audio.ring import RingBuffer
 from livegen.errors import DeviceError
 
-_WRITTEN, _READ, _UNDERFLOWS, _RING_UNDERRUNS, _CALLBACKS, _LAST_NS, _PRIMED, _STOP = range(8)
-_HEADER = 64
+(_WRITTEN, _READ, _UNDERFLOWS, _RING_UNDERRUNS, _CALLBACKS, _LAST_NS, _PRIMED, _STOP,
+ _MAX_GAP_NS, _MIN_FILL, _CB_TID, _CB_POLICY, _CB_PRIORITY) = range(13)
+_COUNTERS = 16
+_HEADER = 8 * _COUNTERS
 
 
 class SharedRing(RingBuffer):
@@ -36,7 +45,7 @@ class SharedRing(RingBuffer):
         self.capacity = int(capacity)
         create = name is None
         self.shm = shared_memory.SharedMemory(name=name, create=create, size=_HEADER + 4 * self.capacity)
-        self.counters = np.ndarray(8, dtype=np.int64, buffer=self.shm.buf, offset=0)
+        self.counters = np.ndarray(_COUNTERS, dtype=np.int64, buffer=self.shm.buf, offset=0)
         self.buffer = np.ndarray(self.capacity, dtype=np.float32, buffer=self.shm.buf, offset=_HEADER)
         if create:
             self.counters[:] = 0
@@ -69,7 +78,7 @@ class SharedRing(RingBuffer):
             self.shm.unlink()
 
 
-def _audio_main(ring_name, capacity, device, samplerate, blocksize, latency, nice, conn):
+def _audio_main(ring_name, capacity, device, samplerate, blocksize, latency, nice, conn, realtime_priority=0):
     """The audio process: open the stream, report, play until told to stop (or the parent dies)."""
     import ctypes
 
@@ -84,6 +93,7 @@ def _audio_main(ring_name, capacity, device, samplerate, blocksize, latency, nic
         except OSError:
             pass
     from livegen.audio.devices import quiet_stderr
+    from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
     from livegen.audio.stream import AudioOutput
 
     ring = SharedRing(capacity, name=ring_name)
@@ -95,15 +105,40 @@ def _audio_main(ring_name, capacity, device, samplerate, blocksize, latency, nic
         conn.send(("error", str(exc)))
         os._exit(2)
     output.primed = False
+    import gc
+
+    gc.freeze()  # keep PortAudio's and numpy's start-up objects out of collections in the callback
     output.start()
     conn.send(("ok", {"info": output.info, "samplerate": output.samplerate, "blocksize": output.blocksize,
                       "latency": output.output_latency, "channels": output.channels}))
     counters = ring.counters
+    counters[_MIN_FILL] = -1
+    codes = {name: code for code, name in POLICIES.items()}
+    jack = "jack" in str(output.info.get("hostapi", "")).lower()
+    asked = False
+    looks = 0
     while not counters[_STOP]:
         counters[_UNDERFLOWS] = output.underflows
         counters[_RING_UNDERRUNS] = output.ring_underruns
         counters[_CALLBACKS] = output.callbacks
         counters[_LAST_NS] = int(output.last_callback * 1e9)
+        counters[_MAX_GAP_NS] = int(output.max_gap * 1e9)
+        counters[_MIN_FILL] = output.min_fill
+        if output.tid and looks % 100 == 0:  # once a second: JACK may change it
+            if not asked and not jack and realtime_priority > 0:
+                set_realtime(realtime_priority, tid=output.tid)
+            asked = True
+            policy, priority = thread_policy(output.tid)
+            if policy in ("fifo", "rr") and thread_policy() != ("fifo", priority):
+                # This loop shares the process's GIL with the callback: preempted while it holds
+                # it (by any real-time thread above its priority, other programs' included), it
+                # makes the callback late. At the callback's own priority nothing that would not
+                # also delay the callback can preempt it; it wakes every 10 ms for microseconds.
+                set_realtime(priority)
+            counters[_CB_TID] = output.tid
+            counters[_CB_POLICY] = codes.get(policy, -1)
+            counters[_CB_PRIORITY] = priority
+        looks += 1
         if counters[_PRIMED] == 0:
             output.primed = False
             output._may_prime = False
@@ -122,7 +157,7 @@ class ProcessOutput:
     """Drop-in for `AudioOutput` on the engine side: the stream runs in a child process."""
 
     def __init__(self, ring: SharedRing, *, device=None, samplerate=None, blocksize=0, latency="low",
-                 nice: int = 0, timeout: float = 30.0):
+                 nice: int = 0, timeout: float = 30.0, realtime_priority: int = 0):
         self.ring = ring
         self.device = device
         self.requested_samplerate = samplerate
@@ -130,6 +165,9 @@ class ProcessOutput:
         self.latency = latency
         self.nice = nice
         self.timeout = timeout
+        self.realtime_priority = int(realtime_priority)
+        """SCHED_FIFO priority the audio process asks for its callback thread on host APIs other
+        than JACK (0: none); see the module docstring."""
         self.process = None
         self.info = {"name": "?", "index": None}
         self.samplerate = int(samplerate or 0)
@@ -148,10 +186,13 @@ class ProcessOutput:
         parent, child = context.Pipe(duplex=False)
         self.ring.counters[_STOP] = 0
         self.ring.counters[_LAST_NS] = time.monotonic_ns()
+        self.ring.counters[_MAX_GAP_NS] = 0
+        self.ring.counters[_MIN_FILL] = -1
+        self.ring.counters[_CB_TID] = 0
         self.process = context.Process(
             target=_audio_main, name="livegen-audio", daemon=True,
             args=(self.ring.name, self.ring.capacity, self.device, self.requested_samplerate or self.samplerate or None,
-                  self.blocksize, self.latency, self.nice, child))
+                  self.blocksize, self.latency, self.nice, child, self.realtime_priority))
         self.process.start()
         child.close()
         self._pipe = parent
@@ -211,6 +252,25 @@ class ProcessOutput:
     @property
     def last_callback(self) -> float:
         return self.ring.counters[_LAST_NS] / 1e9
+
+    @property
+    def max_gap(self) -> float:
+        """Longest interval between two callbacks since priming (seconds)."""
+        return self.ring.counters[_MAX_GAP_NS] / 1e9
+
+    @property
+    def min_fill(self) -> int:
+        """Lowest ring fill a callback found since priming (samples; -1 before any)."""
+        return int(self.ring.counters[_MIN_FILL])
+
+    @property
+    def callback_policy(self) -> tuple[str, int]:
+        """(policy, priority) of the callback thread, as the audio process last read it."""
+        from livegen.audio.realtime import POLICIES
+
+        if not self.ring.counters[_CB_TID]:
+            return "?", 0
+        return POLICIES.get(int(self.ring.counters[_CB_POLICY]), "?"), int(self.ring.counters[_CB_PRIORITY])
 
     @property
     def active(self) -> bool:

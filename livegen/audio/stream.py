@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from livegen.audio.devices import HINT, find_output_device, sounddevice
@@ -14,7 +15,10 @@ class AudioOutput:
 
     Counts PortAudio's underflow flags (`underflows`) and callbacks that found the ring short
     (`ring_underruns`) separately; `callbacks` and `last_callback` let a watchdog see a stream
-    whose device has vanished.
+    whose device has vanished. Once primed it also keeps the longest interval between two
+    callbacks (`max_gap`, seconds) and the lowest ring fill a callback found (`min_fill`,
+    samples), which say after an xrun whether the audio thread or the decoder was late, and the
+    callback thread's native id (`tid`) so its scheduling can be read or raised from outside.
     """
 
     def __init__(self, ring: RingBuffer, *, device=None, samplerate: int | None = None,
@@ -29,6 +33,9 @@ class AudioOutput:
         self.ring_underruns = 0
         self.callbacks = 0
         self.last_callback = 0.0
+        self.max_gap = 0.0
+        self.min_fill = -1
+        self.tid = 0
         self.primed = False
         self.finished = False
         self._may_prime = True
@@ -75,15 +82,24 @@ class AudioOutput:
 
     def _callback(self, outdata, frames, time_info, status):
         # No allocation, no lock, no logging: copy and count.
+        now = time.monotonic()
         if status and status.output_underflow:
             self.underflows += 1
+        if self.primed:
+            if now - self.last_callback > self.max_gap:
+                self.max_gap = now - self.last_callback
+            fill = self.ring.fill
+            if fill < self.min_fill or self.min_fill < 0:
+                self.min_fill = fill
+        elif not self.tid:
+            self.tid = threading.get_native_id()
         n = self.ring.read_into(outdata)
         if n < frames and self.primed:
             self.ring_underruns += 1
         elif n == frames and self._may_prime:
             self.primed = True
         self.callbacks += 1
-        self.last_callback = time.monotonic()
+        self.last_callback = now
 
     def _finished(self):
         self.finished = True

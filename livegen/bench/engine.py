@@ -163,7 +163,15 @@ def dataclass_at(event, sample):
 
 # ---------------------------------------------------------------- live: jackd + play --headless
 class _Jack:
-    def __init__(self, period=256):
+    """A private `jackd -d dummy`, real-time (`-R -P 10`, as a stage rig runs it) when the system
+    allows, else `--no-realtime` with a note; `scheduling` says what its threads obtained.
+
+    `capture=False` registers the input port without a process callback, so no Python (and no
+    GIL of this busy bench process) sits in JACK's real-time cycle: the soak's choice."""
+
+    PRIORITY = 10
+
+    def __init__(self, period=256, *, capture=True, realtime=True):
         self.name = f"livegen-bench-{uuid.uuid4().hex[:8]}"
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
                         JACK_NO_START_SERVER="1")
@@ -171,7 +179,9 @@ class _Jack:
         if jackd is None:
             raise RuntimeError("jackd not found (Debian jackd2)")
         self.log = open(f"/tmp/{self.name}.log", "w+")
-        self.proc = subprocess.Popen([jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(SR),
+        self.note = ""
+        mode = ["-R", "-P", str(self.PRIORITY)] if realtime else ["--no-realtime"]
+        self.proc = subprocess.Popen([jackd, *mode, "-n", self.name, "-d", "dummy", "-r", str(SR),
                                       "-p", str(period)], stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         import jack
 
@@ -184,19 +194,38 @@ class _Jack:
                     self.client = jack.Client("livegen-bench", servername=self.name, no_start_server=True)
                 break
             except jack.JackError:
+                if self.proc.poll() is not None and realtime:  # refused real-time: go on without
+                    self.log.close()
+                    self.__init__(period, capture=capture, realtime=False)
+                    self.note = "jackd -R refused here; running --no-realtime"
+                    return
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
         import numpy as np
 
+        from livegen.audio.realtime import describe_process
+
         self.port = self.client.inports.register("in")
-        self.buffer = np.zeros(SR * 60 * 12, dtype=np.float32)
+        self.buffer = np.zeros(SR * 60 * 12 if capture else 0, dtype=np.float32)
         self.pos = 0
         self.first_sound = None
         self.xruns = 0
-        self.client.set_process_callback(self._process)
+        if capture:
+            self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
         self.client.activate()
+        self.realtime = "fifo" in describe_process(self.proc.pid)
+        if realtime and not self.realtime and not self.note:
+            self.note = "jackd -R got no real-time thread here (no privilege); it runs at normal policy"
+
+    @property
+    def scheduling(self) -> str:
+        from livegen.audio.realtime import describe_process
+
+        mode = f"-R -P {self.PRIORITY}" if self.realtime else "--no-realtime"
+        return (f"jackd {mode}: {describe_process(self.proc.pid)}; this bench's JACK client: "
+                f"{describe_process(os.getpid())}" + (f" ({self.note})" if self.note else ""))
 
     def _process(self, frames):
         data = self.port.get_array()
@@ -265,33 +294,49 @@ def _soak(seconds: float, extra) -> dict:
     import numpy as np
     from pythonosc.udp_client import SimpleUDPClient
 
-    jack = _Jack()
+    from livegen.audio.realtime import describe_process
+    from livegen.bench.ui import _status
+
+    jack = _Jack(capture=False)
     port = _free_port()
     try:
         proc = _play(jack, port, extra)
         osc = SimpleUDPClient("127.0.0.1", port)
         deadline = time.monotonic() + 120
-        while jack.first_sound is None and time.monotonic() < deadline and proc.poll() is None:
-            jack.connect()
-            time.sleep(0.02)
+        while _status(port, timeout=0.5) is None and time.monotonic() < deadline and proc.poll() is None:
+            pass
+        jack.connect()
+        time.sleep(1.0)  # let the start-up settle
         jack_xruns_before = jack.xruns
         for i in range(8):
             osc.send_message("/livegen/note", [48 + 3 * i, 100])
         rng = np.random.default_rng(0)
         x = y = 0.5
         changes = 0
-        end = time.monotonic() + seconds
-        next_at = time.monotonic()
-        while time.monotonic() < end:
+        loads = []
+        start = time.monotonic()
+        end = start + seconds
+        next_at = start
+        next_load = start + 10
+        while (now := time.monotonic()) < end:
             x = float(np.clip(x + rng.normal(0, 0.02), 0, 1))
             y = float(np.clip(y + rng.normal(0, 0.02), 0, 1))
             osc.send_message("/livegen/xy", [x, y])
             changes += 1
+            if now >= next_load:
+                loads.append(os.getloadavg()[0])
+                next_load += 10
             next_at += 0.010
             time.sleep(max(0.0, next_at - time.monotonic()))
+        status = _status(port) or {}
+        threads = describe_process(proc.pid)
+        scheduling = jack.scheduling
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
-        return {"summary": out.strip(), "jack_client_xruns": jack.xruns - jack_xruns_before, "changes": changes}
+        return {"summary": out.strip(), "jack_client_xruns": jack.xruns - jack_xruns_before, "changes": changes,
+                "status": status, "engine_threads": threads, "scheduling": scheduling,
+                "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3,
+                "stderr": err}
     finally:
         jack.close()
         time.sleep(0.1)
@@ -363,9 +408,18 @@ def main(argv=None) -> int:
               else "  start-up: no sound within 120 s")
         if args.soak_seconds > 0:
             result = _soak(args.soak_seconds, extra)
-            print(f"  soak {args.soak_seconds:.0f} s, 8 voices, {result['changes']} xy changes (every 10 ms): "
+            low, high, mean = result["load"]
+            print(f"  soak {args.soak_seconds:.0f} s, 8 voices, {result['changes']} xy changes (every 10 ms), "
+                  f"machine load average {mean:.1f} (from {low:.1f} to {high:.1f}): "
                   f"JACK xruns seen by a passive client {result['jack_client_xruns']}")
             print(f"  engine: {result['summary']}")
+            status = result["status"]
+            print(f"  scheduling: {result['scheduling']}; engine process: {result['engine_threads']}; "
+                  f"decoder realtime {status.get('realtime', '?')} ({status.get('decoder_policy', '?')} "
+                  f"{status.get('realtime_priority', '?')}); audio callback thread {status.get('audio_policy', '?')}")
+            for line in result["stderr"].splitlines():
+                if "decoder thread" in line or "refused" in line:
+                    print(f"  engine said: {line}")
     except Exception as exc:  # jackd missing or refusing: the offline figures still stand
         print(f"  live figures unavailable: {type(exc).__name__}: {exc}")
     return 0

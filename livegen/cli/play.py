@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 
+REALTIME_PRIORITY = 3
+"""Default SCHED_FIFO priority of the decoder: under jackd2's clients (server -P 10, clients 5)."""
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -37,6 +40,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "with the audio stream in a child it restarts itself")
     parser.add_argument("--nice", type=int, default=-10,
                         help="CPU priority of the engine server (negative = more; needs privileges; 0 = leave)")
+    parser.add_argument("--realtime-priority", type=int, default=REALTIME_PRIORITY, metavar="N",
+                        help="SCHED_FIFO priority of the decoder thread, and of the audio thread (N+5) where the "
+                             "host API is not JACK (JACK gives its own); needs privileges, falls back to normal "
+                             f"scheduling when refused; 0 = off (default {REALTIME_PRIORITY}: below JACK's clients "
+                             "at jackd's default -P 10)")
     from livegen.control.setup import add_control_arguments
 
     add_control_arguments(parser)  # --osc-*, --midi-*
@@ -66,7 +74,7 @@ def _rebuild_argv(args) -> list[str]:
     when it was called without a `play` command line (e.g. `main([...])` from Python)."""
     out: list[str] = []
     for name in ("model", "audio_device", "input_device", "samplerate", "blocksize", "latency", "ahead_ms", "device", "seed",
-                 "lookahead", "events", "duration", "threads", "nice", "osc_port", "osc_host", "midi_map",
+                 "lookahead", "events", "duration", "threads", "nice", "realtime_priority", "osc_port", "osc_host", "midi_map",
                  "midi_channel", "seed_audio", "temperature"):
         value = getattr(args, name, None)
         if value is not None:

@@ -3,24 +3,42 @@
 `LiveEngine` is the `ControlTarget` the OSC server (and later MIDI and the recorder) talk to:
 `params`, `post`, `status`, `add_listener`. The decoder thread is the only one that touches
 the `Engine`; other threads only post events and read parameters.
+
+With `realtime_priority` the decoder thread asks for SCHED_FIFO for itself (Linux schedules
+threads: the engine's other threads stay at normal policy). Keep it below the audio thread's
+priority (JACK's clients run at the server's priority minus 5; jackd's default is 10). Refused
+(no privilege), it says so once and plays on at normal policy; `status()` reports `realtime`
+1 or 0 either way, with the two figures that say who was late after an xrun: `decoder_gap_ms`
+(longest sleep-to-sleep interval of the decoder loop) and `ring_min` (lowest fill it found).
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
+from livegen.audio.realtime import set_realtime, thread_policy
 from livegen.audio.ring import RingBuffer
 from livegen.engine.core import Engine
 from livegen.engine.meters import OutputMeters
 
 
 class LiveEngine:
-    def __init__(self, engine: Engine, output, *, ahead: int):
+    def __init__(self, engine: Engine, output, *, ahead: int, realtime_priority: int = 0, log=None):
         self.engine = engine
         self.output = output
         self.ring: RingBuffer = output.ring
         self.ahead = int(ahead)
+        self.realtime_priority = int(realtime_priority)
+        self.realtime = False
+        """Whether the decoder thread obtained SCHED_FIFO (set once it runs)."""
+        self.realtime_note = "not started"
+        self.decoder_policy = ("?", 0)
+        self._log = log
+        self._scheduled = threading.Event()
+        self._gap_max = 0.0
+        self._ring_min = -1
         self.params = engine.params
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -81,6 +99,14 @@ class LiveEngine:
             "blocksize": out.blocksize,
             "latency_ms": round(1000 * (self.ahead / out.samplerate + out.output_latency), 2),
             "audio_device": out.info["name"],
+            "realtime": int(self.realtime),
+            "realtime_priority": self.decoder_policy[1],
+            "decoder_policy": self.decoder_policy[0],
+            "decoder_gap_ms": round(1000 * self._gap_max, 2),
+            "ring_min": self._ring_min,
+            "audio_gap_ms": round(1000 * getattr(out, "max_gap", 0.0), 2),
+            "audio_min_fill": getattr(out, "min_fill", -1),
+            "audio_policy": "{} {}".format(*getattr(out, "callback_policy", ("?", 0))),
             "uptime": round(time.monotonic() - self.started_at, 3) if self.started_at else 0.0,
         })
         return status
@@ -88,10 +114,15 @@ class LiveEngine:
     def start(self) -> None:
         """Prime the ring, open the stream, then keep the ring `ahead` samples full."""
         self.started_at = time.monotonic()
+        # Torch and the model leave ~250,000 objects behind; a full collection scans them all
+        # (150 ms measured here), holding the GIL in whichever thread it lands. Frozen, they are
+        # left out of every collection (still freed by reference counting).
+        gc.freeze()
         self._fill()
         self.output.start()
         self._thread = threading.Thread(target=self._run, name="livegen-decoder", daemon=True)
         self._thread.start()
+        self._scheduled.wait(1.0)  # so `realtime` is known when start() returns
 
     def _swap(self) -> None:
         engine, on_swapped = self._next
@@ -102,6 +133,7 @@ class LiveEngine:
         old.remove_tap(self.meters.feed)
         engine.add_tap(self.meters.feed)
         engine.bind_thread()
+        gc.freeze()  # the new model's objects too (see `start`)
         self.engine = engine
         self.params = engine.params
         self._next = None
@@ -120,6 +152,9 @@ class LiveEngine:
                 engine = self.engine
             else:
                 engine.fade_out()
+        fill = ring.fill
+        if self.output.primed and (fill < self._ring_min or self._ring_min < 0):
+            self._ring_min = fill
         while ring.fill < self.ahead:
             block = engine.step()
             if self.first_sound_at is None and len(block) and float(abs(block).max()) > 1e-4:
@@ -128,11 +163,21 @@ class LiveEngine:
 
     def _run(self) -> None:
         sleep = max(0.0005, 0.25 * self.engine.hop_seconds)
+        self.realtime, self.realtime_note = set_realtime(self.realtime_priority)
+        self.decoder_policy = thread_policy()
+        self._scheduled.set()
+        if self.realtime_priority > 0 and not self.realtime and self._log is not None:
+            self._log(f"decoder thread: {self.realtime_note}; playing at normal priority")
         try:
             self.engine.bind_thread()
+            last = time.monotonic()
             while not self._stop.is_set():
                 self._fill()
                 time.sleep(sleep)
+                now = time.monotonic()
+                if now - last > self._gap_max and self.output.primed:
+                    self._gap_max = now - last
+                last = now
         except BaseException as exc:  # surfaced by the main thread's watchdog
             self.error = exc
 

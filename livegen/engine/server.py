@@ -44,6 +44,12 @@ def _raise_priority(nice: int) -> None:
         log(f"could not set nice {nice} ({exc}); playing at normal priority")
 
 
+def _audio_priority(args) -> int:
+    """The audio thread's SCHED_FIFO priority where the host API is not JACK: above the decoder's."""
+    priority = int(getattr(args, "realtime_priority", 0) or 0)
+    return min(priority + 5, 99) if priority > 0 else 0
+
+
 def serve(args) -> int:
     started = time.monotonic()
     stop = threading.Event()
@@ -56,7 +62,8 @@ def serve(args) -> int:
     ring = SharedRing(1 << 16)
     try:
         output = ProcessOutput(ring, device=args.audio_device, samplerate=args.samplerate,
-                               blocksize=args.blocksize, latency=_latency(args.latency))
+                               blocksize=args.blocksize, latency=_latency(args.latency),
+                               realtime_priority=_audio_priority(args))
         output.launch()  # the audio process starts while this one imports torch and loads the model
     except BaseException:
         ring.close(unlink=True)
@@ -134,7 +141,7 @@ def _play(args, output, started, stop, engine, model_name, device) -> int:
     block = output.blocksize or 256
     ahead_ms = args.ahead_ms
     ahead = int(round(ahead_ms * output.samplerate / 1000)) if ahead_ms is not None else max(2 * block, 768)
-    live = LiveEngine(engine, output, ahead=ahead)
+    live = LiveEngine(engine, output, ahead=ahead, realtime_priority=getattr(args, "realtime_priority", 0), log=log)
     engine.extra_status["model"] = model_name
     engine.extra_status["audio"] = "ok"
     if args.events:
@@ -162,6 +169,7 @@ def _play(args, output, started, stop, engine, model_name, device) -> int:
     live.model_loader = switcher.load
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
         f"ahead {1000 * ahead / output.samplerate:.1f} ms, "
+        f"decoder {live.realtime_note if live.realtime_priority > 0 else 'normal scheduling (--realtime-priority 0)'}, "
         f"OSC {controls.osc.port if controls.osc is not None else 'off'} ({controls.describe()}), "
         f"start-up {time.monotonic() - started:.2f} s")
     code = 0
@@ -349,7 +357,11 @@ def _continuation_engine(args, output, *, log):
 def _summary(status: dict, output, seconds: float) -> None:
     print(f"livegen play: stopped after {seconds:.1f} s, xruns {status['xruns']} "
           f"(underflows {output.underflows}, ring underruns {output.ring_underruns}), "
-          f"NaN {status['nan']}, clamped {status['clamped']}, decoder load {status['load']:.2f}", flush=True)
+          f"NaN {status['nan']}, clamped {status['clamped']}, decoder load {status['load']:.2f}; "
+          f"decoder {status['decoder_policy']} {status['realtime_priority']} "
+          f"(longest loop {status['decoder_gap_ms']} ms, ring low {status['ring_min']}), "
+          f"audio thread {status['audio_policy']} (longest callback interval {status['audio_gap_ms']} ms, "
+          f"ring low {status['audio_min_fill']})", flush=True)
 
 
 def _attach_session(engine, args, *, model_name, blocksize):
