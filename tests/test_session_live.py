@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+from pathlib import Path
+
 import numpy as np
 import soundfile
 
@@ -30,6 +32,7 @@ _SERVER = textwrap.dedent("""
     add_session_arguments(parser)
     parser.add_argument("--midi", action="store_true")
     parser.add_argument("--stall", type=float, default=0.0)
+    parser.add_argument("--trace", action="store_true")
     args = parser.parse_args(sys.argv[1:])
     torch.set_num_threads(1)
     stop = threading.Event()
@@ -42,6 +45,10 @@ _SERVER = textwrap.dedent("""
     live = LiveEngine(engine, output, ahead=4096)
     session = attach_session(engine, args, model_name=name, log=lambda text: print(text, flush=True))
     osc = OscServer(live, port=0).start()
+    trace = []
+    if args.trace:  # after the session's listener: (sample, value asked, recording flag after)
+        engine.add_listener(lambda e: trace.append((e.sample, int(e.value), int(engine.recording)))
+                            if e.type == "record" else None)
     marks = {}
     if args.stall:
         # A disk that stops answering for `stall` seconds at the recorder's third write.
@@ -73,6 +80,7 @@ _SERVER = textwrap.dedent("""
     print("xruns", live.status()["xruns"], flush=True)
     print("dropped", sum(r.dropped for r in session.recordings), flush=True)
     print("stall", *marks.get("before", (0, 0)), *marks.get("after", (0, 0)), flush=True)
+    print("trace", *(":".join(map(str, item)) for item in trace), flush=True)
     output.close()
     ring.close(unlink=True)
 """)
@@ -253,3 +261,95 @@ def test_play_recording_started_mid_performance_renders_back(jack_server, tmp_pa
     diff = np.abs(again - recorded).max()
     print(f"recorded {len(recorded)} samples from sample {header['start_sample']}; livegen render max abs diff {diff}")
     assert diff <= 1e-6, f"max abs difference {diff}"
+
+
+def test_record_toggles_hammered_over_udp_leave_every_take_whole(jack_server, tmp_path):
+    """`/livegen/record 1`, `0`, `1`, ... back to back and at random short gaps over real UDP to the
+    engine server on jackd dummy: every start the engine applied gives one WAV + log, closed,
+    starting at the start's sample and exactly as long as until its stop, or (a start and stop in
+    one block, or more starts than armed recorders) a message saying so and no file; the recording
+    flag ends off and nothing is left open."""
+    import random
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    soxi = require_binary("soxi")
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, "--record-dir", str(tmp_path), "--trace"],
+                              cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("osc "), line + server.stderr.read()
+        osc = SimpleUDPClient("127.0.0.1", int(line.split()[1]))
+        osc.send_message("/livegen/note", [60, 100])
+        time.sleep(0.3)
+        rng = random.Random(7)
+        for i in range(80):
+            osc.send_message("/livegen/record", (i + 1) % 2)
+            gap = rng.choice([0, 0, 0, 0.001, 0.004, 0.02, 0.15])
+            if gap:
+                time.sleep(gap)
+        osc.send_message("/livegen/record", 0)
+        time.sleep(0.2)
+        osc.send_message("/livegen/status", [])
+        time.sleep(0.8)  # the control thread finishes the last files
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=120)
+    assert server.returncode == 0, err
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.split()}
+    trace = [tuple(map(int, item.split(":"))) for item in lines["trace"]]
+    assert len(trace) == 81
+    spans, refused, on = [], 0, False
+    for sample, asked, flag in trace:
+        if flag and not on:
+            start = sample
+        elif on and not flag:
+            spans.append((start, sample))
+        elif asked and not on and not flag:
+            refused += 1
+        on = bool(flag)
+    assert not on, "the recording flag must end off"
+    print(f"{len(spans)} starts ({sum(1 for a, b in spans if a == b)} stopped in the same block), {refused} refused; "
+          f"frames {[b - a for a, b in spans]}")
+    assert out.count("no recorder is armed yet") == refused
+    assert sum(1 for a, b in spans if b > a) >= 5, spans
+    paths = [Path(p) for p in lines["recordings"]]
+    assert len(paths) == len(list(tmp_path.glob("*.wav"))) == len(list(tmp_path.glob("*.jsonl")))
+    assert out.count("recorded ") == len(paths)  # every take was stopped and finished cleanly
+    # Takes in start order; a start and stop in one block either made no file (and said so) or,
+    # when the control thread had opened it already, an empty one.
+    taken, unmade = 0, 0
+    for start, stop in spans:
+        header, events = (read_events(paths[taken].with_suffix(".jsonl"))  # strict: every line whole
+                          if taken < len(paths) else ({}, []))
+        info = soundfile.info(str(paths[taken])) if taken < len(paths) else None
+        if header.get("start_sample") != start or info.frames != stop - start:
+            assert stop == start, f"the take {start}..{stop} has no file"
+            unmade += 1
+            continue
+        path = paths[taken]
+        taken += 1
+        assert info.samplerate == 48000
+        assert int(subprocess.run([soxi, "-s", str(path)], capture_output=True, text=True, check=True).stdout) \
+            == info.frames
+        assert header["wav"] == path.name
+        assert [e.sample for e in events] == sorted(e.sample for e in events)
+        assert any(e.type == "note_on" for e in events)  # the journal from before the start
+    assert taken == len(paths)
+    assert out.count("nothing recorded") == unmade
+    longest = max(paths, key=lambda path: soundfile.info(str(path)).frames)
+    assert np.abs(soundfile.read(str(longest), dtype="float32")[0]).max() > 1e-3
+    # Each take (recorders armed again after a same-block stop among them) re-renders from its log.
+    from livegen.cli.render import render_events
+    from livegen.engine.setup import load_engine_model
+
+    model, _ = load_engine_model(None, log=lambda text: None)
+    for path in paths:
+        audio, rate = soundfile.read(str(path), dtype="float32")
+        if not len(audio):
+            continue
+        header, events = read_events(path.with_suffix(".jsonl"))
+        start = header["start_sample"]
+        again, _ = render_events(events, model=model, samplerate=rate, seed=header["seed"],
+                                 lookahead=header["lookahead"], seconds=(start + len(audio)) / rate)
+        assert np.abs(again[start:start + len(audio)] - audio).max() <= 1e-6, path

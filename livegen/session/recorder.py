@@ -123,6 +123,8 @@ class SessionRecorder:
         self.path: Path | None = None
         self.log_path: Path | None = None
         self.error: str | None = None
+        self.cancelled = False
+        """Stopped in the block it started (set by the engine thread): no files need making."""
 
         self._capacity = max(int(ring_seconds * self.samplerate), 1)
         self._ring = np.zeros((self._capacity, self.channels), dtype=np.float32)
@@ -250,6 +252,32 @@ class SessionRecorder:
         """Stop capturing after the last block given; the disk thread finishes the files on its own."""
         self._accepting = False
         self._stop_requested = True
+
+    def finish_soon(self) -> None:
+        """`request_stop`, and wake the disk thread to finish the files now (not from the engine
+        thread: waking takes a lock); `finished` tells when it is done."""
+        self.request_stop()
+        self._wake.set()
+
+    @property
+    def finished(self) -> bool:
+        """The files are closed (or were never opened): `stop` would return at once."""
+        thread = self._thread
+        return thread is None or not thread.is_alive()
+
+    def rearm(self) -> bool:
+        """Make a recorder that was stopped before `start` and captured nothing ready again (a
+        start and a stop in the same block); False when it started or holds audio. Call only
+        while no thread gives it blocks or events."""
+        if self._started or self._w or self._dropped:
+            return False
+        self._events.clear()
+        self._prefix = ((), 0)
+        self._gw = self._gr = 0
+        self._stop_requested = False
+        self.cancelled = False
+        self._accepting = True
+        return True
 
     # ---- state for the UI ----------------------------------------------------------------
     @property

@@ -8,6 +8,19 @@ the engine started is kept, so a recording started mid-performance logs what cam
 too: its header's `start_sample` says where the WAV begins, and rendering the log from sample 0
 and dropping `start_sample` samples reproduces the file.
 
+Toggling fast (OSC `/livegen/record 1`, `0`, `1` back to back, the UI's `r` twice) is safe.
+The control thread keeps `SPARES` recorders armed; each `record` event wakes it (one byte on a
+socket pair, no lock on the engine thread) to arm the next at once, and it leaves closing a
+stopped take's files to that take's disk thread instead of waiting for them. More starts than
+spares before it runs are refused with `/livegen/error`, never half-started. Only the engine
+thread changes which recorder is active, and after every `record` event it sets the engine's
+`recording` flag to the truth. (Before: one recorder armed per 0.1 s poll, re-armed only after
+the previous take's files were synced; a refused start was undone by a `record 0` the control
+thread posted later, which could stop a take begun in between; and a failed take was cleared
+from the control thread while the engine thread might be starting the next, leaving that one
+running with no stop.) A start and a stop in the same block record nothing: no file is made,
+the sender is told, and the recorder is armed again.
+
 Import cost is kept low (argparse helpers are used by the CLI's parser); numpy and soundfile
 are imported when a session is attached.
 """
@@ -16,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import select
+import socket
 import threading
 import time
 import zlib
@@ -26,6 +41,9 @@ from typing import Callable
 FORMATS = ("FLOAT", "PCM_24")
 JOURNAL_CHUNK = 4096
 """Journal lines compressed together (zlib level 1)."""
+SPARES = 4
+"""Recorders kept armed for starts that come before the control thread has re-armed (each
+ring's pages are only touched when written)."""
 
 
 def add_session_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,11 +122,13 @@ class SessionControl:
     header : fields for each log's header (see `engine_header`).
     on_error, on_start, on_stop : called from the control thread with a message / the recorder.
     channels : of the engine's output blocks (1: the engine writes mono).
+    spares : recorders kept armed for starts that come faster than the control thread re-arms.
     """
 
     def __init__(self, engine, *, directory=".", subtype: str = "FLOAT", header: dict | None = None,
                  on_error: Callable[[str], None] | None = None, on_start=None, on_stop=None,
-                 channels: int = 1, ring_seconds: float = 10.0, poll_interval: float = 0.1):
+                 channels: int = 1, ring_seconds: float = 10.0, poll_interval: float = 0.1,
+                 spares: int = SPARES):
         self.engine = engine
         self.directory = Path(directory)
         self.subtype = subtype
@@ -126,11 +146,18 @@ class SessionControl:
         self._journal_tail: list[str] = []
         self.recordings: list = []
         self.last_error: str | None = None
-        self._armed = None
-        self._active = None
+        self.spares = max(1, int(spares))
+        self._spares: deque = deque()  # armed recorders: the control thread appends, the engine thread pops
+        self._active = None  # written by the engine thread only (and by `close` once it has stopped)
         self._requests: deque = deque()
+        self._finishing: list = []  # stopped recorders whose disk threads are closing the files
         self._errors_seen: set = set()
         self._stop = threading.Event()
+        # The engine thread wakes the control thread on a `record` event with one byte on a socket
+        # pair: a plain non-blocking send, no lock taken (a threading.Event's set takes one).
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
         self._thread: threading.Thread | None = None
         self._restore_step = None
         self._attached = False
@@ -143,7 +170,7 @@ class SessionControl:
         if self.engine.samples_out:
             # Events applied before we listened are unknown: a log could not re-render them.
             raise RuntimeError("attach the session recorder before the engine produces its first block")
-        self._arm()
+        self._arm()  # one now, so `--record` starts at sample 0; the control thread arms the rest
         self.engine.add_listener(self._on_applied)
         add_tap = getattr(self.engine, "add_tap", None)
         if add_tap is not None:
@@ -179,8 +206,11 @@ class SessionControl:
             active.request_stop()
             self._requests.append(("stop", active))
         self._stop.set()
+        self._wake()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._wake_in.close()
+        self._wake_out.close()
         remove = getattr(self.engine, "remove_listener", None)
         if remove is not None:
             remove(self._on_applied)
@@ -190,13 +220,20 @@ class SessionControl:
         if self._restore_step is not None:
             self.engine.step = self._restore_step
             self._restore_step = None
-        if self._armed is not None:
-            self._armed = None
+        self._spares.clear()
 
     @property
     def recorder(self):
         """The recorder now recording, or None."""
         return self._active
+
+    @property
+    def _armed(self):
+        """The recorder the next start takes (None while none is armed)."""
+        try:
+            return self._spares[0]
+        except IndexError:
+            return None
 
     # ---- engine thread ---------------------------------------------------------------------
     def _on_applied(self, event) -> None:
@@ -209,20 +246,33 @@ class SessionControl:
             if active is not None:
                 active.log_event(event)
             return
-        if event.value and self._active is None:
-            rec = self._armed
-            if rec is None:
+        only = event.extra.get("recorder")  # the control thread ending one failed recording
+        if event.value and self._active is None and only is None:
+            try:
+                rec = self._spares.popleft()
+            except IndexError:
                 self._requests.append(("unarmed", event.sample))
-                return
-            self._armed = None
-            rec.header["start_sample"] = int(event.sample or 0)
-            self._active = rec
-            self._requests.append(("start", rec))
-        elif not event.value and self._active is not None:
+            else:
+                rec.header["start_sample"] = int(event.sample or 0)
+                self._active = rec
+                self._requests.append(("start", rec))
+        elif not event.value and self._active is not None and only in (None, id(self._active)):
             rec = self._active
             self._active = None
             rec.request_stop()
+            if rec.frames == 0:  # started in this very block: the control thread makes no files
+                rec.cancelled = True
             self._requests.append(("stop", rec))
+        if hasattr(self.engine, "recording"):
+            # The engine set its flag from the event; what it means is what happened here.
+            self.engine.recording = self._active is not None
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_in.send(b"\0")
+        except OSError:  # full (the control thread is behind anyway) or closed
+            pass
 
     def _on_block(self, block) -> None:
         active = self._active
@@ -247,9 +297,17 @@ class SessionControl:
     def _arm(self) -> None:
         from livegen.session.recorder import SessionRecorder
 
-        self._armed = SessionRecorder(self.directory, samplerate=self.engine.samplerate, channels=self.channels,
-                                      header=dict(self.header), subtype=self.subtype,
-                                      ring_seconds=self.ring_seconds)
+        self._spares.append(SessionRecorder(self.directory, samplerate=self.engine.samplerate, channels=self.channels,
+                                            header=dict(self.header), subtype=self.subtype,
+                                            ring_seconds=self.ring_seconds))
+
+    def _rearm(self) -> None:
+        while len(self._spares) < self.spares and not self._stop.is_set():
+            try:
+                self._arm()
+            except Exception as exc:
+                self._error(f"cannot prepare the recorder: {exc}")
+                return
 
     def _run(self) -> None:
         while True:
@@ -261,28 +319,51 @@ class SessionControl:
                     continue
                 kind, item = request
                 if kind == "start":
+                    if item.cancelled:  # stopped in the block it started: see "stop"
+                        continue
+                    self._rearm()  # before opening files: the next toggle may come any moment
+                    # The session header as it is now (a server may have added to it since arming).
+                    item.header = {**item.header, **self.header, "start_sample": item.header["start_sample"]}
                     item.log_prefix(self._journal_text(), len(self._journal_chunks) + 1)
                     self._start(item)
                 elif kind == "stop":
-                    item.stop()
-                    self._report_error(item)
-                    if self.on_stop is not None and item.error is None and item.path is not None:
-                        self.on_stop(item)
+                    if item.cancelled and item.rearm():
+                        self._spares.appendleft(item)
+                        self._error(f"record at sample {item.header.get('start_sample')}: stopped in the block it "
+                                    "started; nothing recorded")
+                        continue
+                    # The disk thread syncs and closes the files on its own; waiting for it here
+                    # would leave the next toggles without armed recorders.
+                    item.finish_soon()
+                    self._finishing.append(item)
                 elif kind == "unarmed":
-                    self._error(f"record at sample {item}: the recorder was not ready yet; try again")
-                    self._set_recording_off()
+                    self._error(f"record at sample {item}: no recorder is armed yet (starts moments ago took all "
+                                f"{self.spares}); refused, try again")
+            for item in [item for item in self._finishing if item.finished or stopping]:
+                self._finishing.remove(item)
+                item.stop()  # at once, or (closing) until the files are done
+                self._report_error(item)
+                if self.on_stop is not None and item.error is None and item.path is not None:
+                    self.on_stop(item)
             active = self._active
             if active is not None and active.error is not None:
                 self._report_error(active)
             self._publish()
-            if stopping and not self._requests:
+            if stopping and not self._requests and not self._finishing:
                 break
-            if self._armed is None and not stopping:
-                try:
-                    self._arm()
-                except Exception as exc:
-                    self._error(f"cannot prepare the recorder: {exc}")
-            self._stop.wait(self.poll_interval)
+            self._rearm()
+            # Back soon after a start: the requests it brings (and a burst of toggles) come together.
+            busy = len(self._spares) < self.spares or self._requests or self._finishing
+            self._sleep(0.005 if busy else self.poll_interval)
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait up to `seconds`, or until the engine thread applies a `record` event."""
+        try:
+            ready, _, _ = select.select([self._wake_out], [], [], seconds)
+            if ready:
+                self._wake_out.recv(4096)
+        except (OSError, ValueError):
+            self._stop.wait(seconds)
 
     def _journal(self, event) -> None:
         from livegen.session.recorder import event_line
@@ -300,11 +381,11 @@ class SessionControl:
         try:
             rec.start()
         except Exception as exc:  # unwritable directory and the like: say so, keep playing
-            if self._active is rec:
-                self._active = None
             rec.request_stop()
+            self._errors_seen.add(id(rec))
+            rec.error = str(exc)
             self._error(str(exc))
-            self._set_recording_off()
+            self._end(rec)
             return
         self.recordings.append(rec)
         self.last_error = None
@@ -315,15 +396,16 @@ class SessionControl:
         if rec.error is None or id(rec) in self._errors_seen:
             return
         self._errors_seen.add(id(rec))
-        if self._active is rec:
-            self._active = None
         self._error(rec.error)
-        self._set_recording_off()
+        self._end(rec)
 
-    def _set_recording_off(self) -> None:
-        # Through the engine, so its `recording` flag, the UI and OSC subscribers all hear it.
+    def _end(self, rec) -> None:
+        """Stop `rec` through the engine (it alone changes the active recorder; its flag, the UI
+        and OSC subscribers hear it), and only `rec`: a newer recording is left alone."""
+        from livegen.engine.events import Event
+
         if not self._stop.is_set():
-            self.record(False, source="session")
+            self.engine.post(Event("record", value=0.0, source="session", extra={"recorder": id(rec)}))
 
     def _error(self, message: str) -> None:
         self.last_error = message
