@@ -270,6 +270,11 @@ def test_rerender_at_another_rate_lines_up_with_the_recording(model, tmp_path):
         assert abs(offset) <= 1.0, (rate, offset)
         error = recorded - back[:len(recorded)]
         assert 10 * np.log10(np.sum(recorded ** 2) / np.sum(error ** 2)) > 10.0
+    # 24 kHz has no resampler (no latency): a take from sample 0 would need 24 samples of silence
+    # in front, which only a caller that pads can give.
+    at_zero = {**header, "start_sample": 0}
+    assert plan_replay(at_zero, events, samplerate=24000)[1] == 0
+    assert plan_replay(at_zero, events, samplerate=24000, allow_negative=True)[1] == -24
     # An older log without `output_latency` plans the same (the latency of the chain it names).
     old = {k: v for k, v in header.items() if k != "output_latency"}
     assert plan_replay(old, events, samplerate=44100, log_path=rec.log_path)[1:] == \

@@ -67,15 +67,17 @@ def _stream_delay(stream, in_rate: int, out_rate: int) -> float:
     return float(k - width + 0.5 * (a - c) / (a - 2 * b + c))
 
 
-def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None, model_rate: int | None = None):
+def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None, model_rate: int | None = None,
+                allow_negative: bool = False):
     """Events for a render at `samplerate`, the samples to skip, and the recording's length.
 
     Returns (events, skip, frames): `skip` output samples to drop from the start of the render,
     `frames` the recorded length at `samplerate` (from the WAV beside the log; None when it is
     missing or unreadable, e.g. after a crash left no header update yet). At another rate `skip`
-    also takes out the difference in output-chain latency (see the module's note); it is never
-    negative, so a render of a recording that began at sample 0 onto a chain with less latency
-    (e.g. 44.1 kHz -> 48 kHz) starts up to that difference early.
+    also takes out the difference in output-chain latency (see the module's note). A recording
+    that began at sample 0 re-rendered onto a chain with less latency (44.1 -> 48 kHz, 48 -> 24 kHz)
+    would need a negative skip: silence to put in front. With `allow_negative` it is returned so
+    (the caller pads); without, it is 0 and that render starts up to the difference early.
     """
     recorded_rate = int(header.get("samplerate") or samplerate)
     scale = samplerate / recorded_rate
@@ -106,4 +108,5 @@ def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None, m
             frames = moved(start + soundfile.info(str(path)).frames) - skip
         except Exception:
             frames = None
-    return events, max(skip + align, 0), frames
+    skip += align
+    return events, skip if allow_negative else max(skip, 0), frames
