@@ -45,38 +45,62 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--midi-messages", type=int, default=50_000)
     p.add_argument("--midi-rate", type=float, default=5_000.0, help="fuzzed MIDI messages per second")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--realtime-priority", type=int, default=None, metavar="N",
+                   help="decoder SCHED_FIFO priority as in `play` (default: play's; 0 = off)")
     return p
 
 
 # -- set-up ------------------------------------------------------------------------------------
 class _Jack:
+    """A private `jackd -d dummy -r 48000 -p 256`: real-time (`-R -P 10`, as stage rigs run it)
+    when the system allows, else `--no-realtime`; `scheduling` says what its threads obtained."""
+
+    PRIORITY = 10
+
     def __init__(self):
         self.name = f"livegen-bench-{uuid.uuid4().hex[:8]}"
         self.process = None
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        self.realtime = False
+        self.note = ""
 
-    def start(self) -> bool:
+    def start(self, *, realtime: bool = True) -> bool:
         jackd = shutil.which("jackd")
         if jackd is None:
             return False
         os.environ.update(JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
-        self.process = subprocess.Popen([jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", "48000",
+        mode = ["-R", "-P", str(self.PRIORITY)] if realtime else ["--no-realtime"]
+        self.process = subprocess.Popen([jackd, *mode, "-n", self.name, "-d", "dummy", "-r", "48000",
                                          "-p", "256"], stdout=self.log, stderr=subprocess.STDOUT)
         import jack
 
         from livegen.audio import devices
+        from livegen.audio.realtime import describe_process
 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if realtime:  # real-time refused: go on without, and say so
+                    self.note = "jackd -R refused here; running --no-realtime"
+                    return self.start(realtime=False)
                 return False
             try:
                 with devices.quiet_stderr():  # libjack prints while the server comes up
                     jack.Client("probe", servername=self.name, no_start_server=True).close()
+                self.realtime = "fifo" in describe_process(self.process.pid)
+                if realtime and not self.realtime:
+                    self.note = "jackd -R got no real-time thread here (no privilege)"
                 return True
             except jack.JackError:
                 time.sleep(0.1)
         return False
+
+    @property
+    def scheduling(self) -> str:
+        from livegen.audio.realtime import describe_process
+
+        mode = f"-R -P {self.PRIORITY}" if self.realtime else "--no-realtime"
+        return f"jackd {mode}: {describe_process(self.process.pid)}" + (f" ({self.note})" if self.note else "")
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:
@@ -84,26 +108,29 @@ class _Jack:
             self.process.wait(5)
 
 
-def _engine_target(model_path):
+def _engine_target(model_path, *, realtime_priority: int):
+    """The engine as `play --headless` runs it: decoder here (SCHED_FIFO when allowed), the audio
+    stream in a child process fed through shared memory."""
     import torch
 
-    from livegen.audio import devices
-    from livegen.audio.ring import RingBuffer
-    from livegen.audio.stream import AudioOutput
+    from livegen.audio.process import ProcessOutput, SharedRing
     from livegen.engine.core import Engine
     from livegen.engine.live import LiveEngine
+    from livegen.engine.server import _audio_priority, _raise_priority
     from livegen.engine.setup import load_engine_model
 
     torch.set_num_threads(1)
-    ring = RingBuffer(1 << 16)
-    with devices.quiet_stderr():
-        output = AudioOutput(ring, device=None, samplerate=None, blocksize=0, latency="low")
-        output.open()
+    _raise_priority(-10)  # `play`'s default --nice
+    ring = SharedRing(1 << 16)
+    output = ProcessOutput(ring, blocksize=256, latency="low",
+                           realtime_priority=_audio_priority(argparse.Namespace(realtime_priority=realtime_priority)))
+    output.open()
     model, name = load_engine_model(model_path, device="cpu", log=lambda text: None)
     engine = Engine(model, samplerate=output.samplerate, seed=0, device="cpu")
-    live = LiveEngine(engine, output, ahead=max(2 * (output.blocksize or 256), 768))
+    live = LiveEngine(engine, output, ahead=max(2 * (output.blocksize or 256), 768), realtime_priority=realtime_priority,
+                      log=lambda text: print(text, file=sys.stderr))
     live.start()
-    return live, f"real engine (model {name}) on jackd dummy, {output.samplerate} Hz"
+    return live, f"real engine (model {name}) on jackd dummy, {output.samplerate} Hz, audio in a child process"
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -250,7 +277,11 @@ def main(argv=None) -> int:
     target = live = None
     if args.target == "engine" and have_jack:
         try:
-            live, what = _engine_target(args.model)
+            if args.realtime_priority is None:
+                from livegen.cli.play import REALTIME_PRIORITY
+
+                args.realtime_priority = REALTIME_PRIORITY
+            live, what = _engine_target(args.model, realtime_priority=args.realtime_priority)
             target = live
         except Exception as exc:  # say why, and go on with the fake
             print(f"engine unavailable ({type(exc).__name__}: {exc}); using the fake target", file=sys.stderr)
@@ -260,7 +291,10 @@ def main(argv=None) -> int:
         target = FakeTarget(latent_dim=8)
         what = "FAKE control target (livegen.control.fake.FakeTarget, 256-sample blocks at 48 kHz)"
     print(f"target: {what}")
-    print(f"machine: {os.cpu_count()} cores, shared; JACK {'dummy server' if have_jack else 'not available'}")
+    print(f"machine: {os.cpu_count()} cores, shared, load average {os.getloadavg()[0]:.1f}; "
+          f"JACK {jack.scheduling if have_jack else 'not available'}")
+    if live is not None:
+        print(f"engine decoder: {live.realtime_note}; audio callback thread {live.status()['audio_policy']}")
 
     probe = _Probe(target.params)
     target.add_listener(probe)
@@ -343,9 +377,7 @@ def main(argv=None) -> int:
         midi.stop()
     if live is not None:
         live.stop()
-        from livegen.audio import devices
-
-        devices.sounddevice()._terminate()  # PortAudio must let go of JACK before the server stops
+        live.ring.close(unlink=True)  # the audio process (PortAudio's JACK client) has ended
     elif hasattr(target, "close"):
         target.close()
     jack.stop()
@@ -389,25 +421,25 @@ class _KeyedDict:
         return self.inner[self._key(key)]
 
 
-def _flood(args, target, osc, midi, out, probe) -> int:
-    status = target.status
-    packets = _fuzz_osc_packets(args.osc_packets, args.seed)
-    messages = _fuzz_midi(args.midi_messages, args.seed + 1) if out is not None else []
-    duration = args.osc_packets / args.osc_rate
-    # Same-run baseline: xruns over a quiet period as long as the flood.
-    quiet_start = status().get("xruns", 0)
-    time.sleep(duration)
-    quiet_xruns = status().get("xruns", 0) - quiet_start
-    probe.out_of_range = 0
-    before = dict(osc.stats)
-    midi_before = midi.messages if midi is not None else 0
-    xruns_start = status().get("xruns", 0)
+def _flood_sender(port: int, args: dict, midi: bool, conn) -> None:
+    """The flood's senders, in their own process as real controllers would be: fuzzed OSC packets,
+    fuzzed MIDI through a JACK MIDI port, and a `/livegen/status` probe every 0.25 s."""
+    packets = _fuzz_osc_packets(args["osc_packets"], args["seed"])
+    messages = _fuzz_midi(args["midi_messages"], args["seed"] + 1) if midi else []
+    out = None
+    if messages:
+        import rtmidi
+
+        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-flood")
+        out.open_port(out.get_ports().index("livegen:livegen"))
+    conn.send("ready")
+    conn.recv()
     status_checks = []
     stop = threading.Event()
 
     def check_status():
         while not stop.wait(0.25):
-            status_checks.append(_status_answers(osc.port))
+            status_checks.append(_status_answers(port))
 
     checker = threading.Thread(target=check_status, daemon=True)
     checker.start()
@@ -420,7 +452,7 @@ def _flood(args, target, osc, midi, out, probe) -> int:
                 out.send_message(message)
             except Exception:
                 midi_refused[0] += 1
-            ahead = (i + 1) / args.midi_rate - (time.perf_counter() - start)
+            ahead = (i + 1) / args["midi_rate"] - (time.perf_counter() - start)
             if ahead > 0:
                 time.sleep(ahead)
 
@@ -432,12 +464,12 @@ def _flood(args, target, osc, midi, out, probe) -> int:
     sent = 0
     for i, packet in enumerate(packets):
         try:
-            sock.sendto(packet, ("127.0.0.1", osc.port))
+            sock.sendto(packet, ("127.0.0.1", port))
             sent += 1
         except OSError:
             pass
         if i % 25 == 24:
-            ahead = (i + 1) / args.osc_rate - (time.perf_counter() - start)
+            ahead = (i + 1) / args["osc_rate"] - (time.perf_counter() - start)
             if ahead > 0:
                 time.sleep(ahead)
     osc_seconds = time.perf_counter() - start
@@ -445,6 +477,37 @@ def _flood(args, target, osc, midi, out, probe) -> int:
     time.sleep(0.5)
     stop.set()
     checker.join()
+    if out is not None:
+        out.close_port()
+    conn.send((sent, osc_seconds, len(messages), midi_refused[0], status_checks))
+
+
+def _flood(args, target, osc, midi, out, probe) -> int:
+    import multiprocessing
+
+    status = target.status
+    duration = args.osc_packets / args.osc_rate
+    context = multiprocessing.get_context("spawn")
+    here, there = context.Pipe()
+    sender = context.Process(target=_flood_sender, args=(osc.port, {
+        "osc_packets": args.osc_packets, "osc_rate": args.osc_rate, "midi_messages": args.midi_messages,
+        "midi_rate": args.midi_rate, "seed": args.seed}, out is not None, there), daemon=True)
+    sender.start()
+    if not here.poll(120):
+        print("flood: the sending process did not start")
+        return 1
+    here.recv()  # packets generated, MIDI port open
+    # Same-run baseline: xruns over a quiet period as long as the flood.
+    quiet_start = status().get("xruns", 0)
+    time.sleep(duration)
+    quiet_xruns = status().get("xruns", 0) - quiet_start
+    probe.out_of_range = 0
+    before = dict(osc.stats)
+    midi_before = midi.messages if midi is not None else 0
+    xruns_start = status().get("xruns", 0)
+    here.send("go")
+    sent, osc_seconds, n_midi, midi_refused, status_checks = here.recv()
+    sender.join(5)
     xruns = status().get("xruns", 0) - xruns_start
     final_ok, final_ms = _status_answers(osc.port)
     stats = {k: osc.stats[k] - before.get(k, 0) for k in osc.stats}
@@ -454,20 +517,25 @@ def _flood(args, target, osc, midi, out, probe) -> int:
     crashes = stats.get("internal_errors", 0) + (0 if threads_alive else 1) + (len(midi.errors) if midi else 0)
     answered = sum(1 for ok, _ in status_checks if ok)
     worst = max((ms for ok, ms in status_checks if ok), default=0.0)
-    print(f"\nflood: {sent} fuzzed OSC packets in {osc_seconds:.1f} s ({sent / osc_seconds:,.0f}/s); "
-          f"{len(messages)} MIDI messages at {args.midi_rate:,.0f}/s")
+    print(f"\nflood (sent from another process): {sent} fuzzed OSC packets in {osc_seconds:.1f} s "
+          f"({sent / osc_seconds:,.0f}/s); {n_midi} MIDI messages at {args.midi_rate:,.0f}/s; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"  OSC server received {stats.get('packets', 0)} packets (the rest dropped by the kernel's socket buffer), "
           f"malformed {stats.get('malformed', 0)}, messages {stats.get('messages', 0)}, posted {stats.get('posted', 0)}, "
           f"errors {stats.get('errors', 0)} (sent {stats.get('errors', 0) - stats.get('errors_unsent', 0)}, rate-limited)")
     if midi is not None:
         print(f"  MIDI input handled {midi.messages - midi_before} messages (rtmidi drops sysex, clock and active "
-              f"sensing before the callback; {midi_refused[0]} refused by the sending rtmidi); "
+              f"sensing before the callback; {midi_refused} refused by the sending rtmidi); "
               f"mapper ignored {midi.mapper.ignored} malformed")
     print(f"  crashes {crashes} (internal errors {stats.get('internal_errors', 0)}, threads alive {threads_alive})"
           + (f"; last: {osc.last_internal_error}" if osc.last_internal_error else ""))
     print(f"  parameters out of range: {len(out_of_range)} now, {probe.out_of_range} applied events out of range "
           f"(of {probe.param_events})")
-    print(f"  xruns during flood {xruns} vs {quiet_xruns} in a quiet period of the same length (same run)")
+    now = status()
+    print(f"  xruns during flood {xruns} vs {quiet_xruns} in a quiet period of the same length (same run); "
+          f"whole run: underflows {now.get('underflows')}, ring underruns {now.get('ring_underruns')}, "
+          f"longest decoder loop {now.get('decoder_gap_ms')} ms (ring low {now.get('ring_min')}), "
+          f"longest callback interval {now.get('audio_gap_ms')} ms")
     print(f"  /livegen/status answered {answered}/{len(status_checks)} probes during the flood "
           f"(slowest {worst:.1f} ms); after: {'yes' if final_ok else 'NO'} ({final_ms:.1f} ms)")
     return 0 if crashes == 0 and not out_of_range and probe.out_of_range == 0 and final_ok else 1

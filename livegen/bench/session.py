@@ -4,6 +4,12 @@ The engine thread's share of a recording is `write_audio` (a copy into the ring)
 (a deque append). Both are timed per block against the same-run baseline of a bare `np.copyto`
 of the block into a preallocated array (the least any tap can cost) and against the block period,
 with the disk thread running, then again while the disk stalls for a second.
+
+`--live-seconds S` adds the xrun check on a private `jackd -d dummy -r 48000 -p 256` (real-time
+when allowed): `play --headless --record DIR` plays 8 voices for S seconds with a disk that
+keeps up, then S seconds with a disk whose writes stall `--stall` seconds every
+`--stall-every` seconds (a patched `SessionRecorder._write_frames`, as a slow or hung disk
+would block the disk thread); engine and JACK xruns of each, and the frames the recorder dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ def main(argv=None) -> int:
     parser.add_argument("--engine-seconds", type=float, default=4.0,
                         help="per trial of the engine-step comparison (0 skips it)")
     parser.add_argument("--model", default=None, help="model directory for the engine comparison")
+    parser.add_argument("--live-seconds", type=float, default=0.0,
+                        help="also count xruns of `play --headless --record` with a normal and a stalling disk "
+                             "on jackd dummy, this long each (0 skips)")
+    parser.add_argument("--stall", type=float, default=1.0, help="seconds each stalled write blocks (live check)")
+    parser.add_argument("--stall-every", type=float, default=5.0, help="seconds between stalls (live check)")
     args = parser.parse_args(argv)
 
     sr, bs, ch = args.samplerate, args.blocksize, args.channels
@@ -117,7 +128,93 @@ def main(argv=None) -> int:
     print(f"  disk thread throughput (unpaced): {throughput:.1f}x real time")
     if args.engine_seconds > 0:
         _engine_steps(args)
+    if args.live_seconds > 0:
+        _live_xruns(args)
     return 0
+
+
+def stalling_play() -> int:
+    """`python -c 'from livegen.bench.session import stalling_play; stalling_play()' STALL EVERY play ...`:
+    `livegen play` whose recorder's disk writes block STALL seconds every EVERY seconds."""
+    import sys
+
+    from livegen.cli import main
+    from livegen.session.recorder import SessionRecorder
+
+    stall, every = float(sys.argv[1]), float(sys.argv[2])
+    write = SessionRecorder._write_frames
+    next_stall = [time.monotonic() + every]
+
+    def stalling(self, frames):
+        if time.monotonic() >= next_stall[0]:
+            time.sleep(stall)  # the disk thread blocks, as in a write(2) to a hung disk
+            next_stall[0] = time.monotonic() + every
+        write(self, frames)
+
+    SessionRecorder._write_frames = stalling
+    return main(sys.argv[3:])
+
+
+def _live_xruns(args) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from livegen.bench.engine import _free_port, _Jack
+    from livegen.bench.ui import _status
+    from pythonosc.udp_client import SimpleUDPClient
+
+    print(f"  live: play --headless --record on jackd dummy -r 48000 -p 256, 8 voices, xy change every 10 ms, "
+          f"{args.live_seconds:g} s per case")
+    for label, stall in (("disk keeping up", 0.0), (f"disk stalls {args.stall:g} s every {args.stall_every:g} s", args.stall)):
+        jack = _Jack(capture=False)
+        port = _free_port()
+        with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+            code = "import sys; from livegen.bench.session import stalling_play; sys.exit(stalling_play())"
+            every = args.stall_every if stall > 0 else 1e9
+            proc = subprocess.Popen([sys.executable, "-c", code, str(stall), str(every), "play", "--headless",
+                                     "--osc-port", str(port), "--blocksize", "256", "--no-midi", "--record", directory],
+                                    env=jack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.monotonic() + 120
+                while _status(port, timeout=0.5) is None and time.monotonic() < deadline and proc.poll() is None:
+                    pass
+                jack.connect()
+                time.sleep(1.0)
+                osc = SimpleUDPClient("127.0.0.1", port)
+                for i in range(8):
+                    osc.send_message("/livegen/note", [48 + 3 * i, 100])
+                before = _status(port) or {}
+                jack_before = jack.xruns
+                loads = []
+                end = time.monotonic() + args.live_seconds
+                next_at = time.monotonic()
+                rng = np.random.default_rng(0)
+                while time.monotonic() < end:
+                    osc.send_message("/livegen/xy", [float(v) for v in rng.uniform(0, 1, 2)])
+                    next_at += 0.010
+                    if len(loads) < (time.monotonic() - end + args.live_seconds) / 10:
+                        loads.append(os.getloadavg()[0])
+                    time.sleep(max(0.0, next_at - time.monotonic()))
+                after = _status(port) or {}
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                scheduling = jack.scheduling
+                jack.close()
+        xruns = after.get("xruns", 0) - before.get("xruns", 0)
+        print(f"    {label}: engine xruns {xruns} (underflows {after.get('underflows', 0) - before.get('underflows', 0)}, "
+              f"ring underruns {after.get('ring_underruns', 0) - before.get('ring_underruns', 0)}), JACK xruns "
+              f"{jack.xruns - jack_before}; recorder dropped {after.get('record_dropped', '?')} frames, "
+              f"recording {after.get('recording', '?')}; decoder {after.get('decoder_policy', '?')} "
+              f"{after.get('realtime_priority', '?')}, longest decoder loop {after.get('decoder_gap_ms', '?')} ms; "
+              f"load average {np.mean(loads) if loads else os.getloadavg()[0]:.1f}")
+    print(f"    scheduling: {scheduling}")
 
 
 def _engine_steps(args) -> None:

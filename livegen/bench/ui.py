@@ -189,18 +189,26 @@ def soak(seconds: float, *, cols: int, rows: int) -> int:
         x0 = _status(port)["xruns"]
         time.sleep(seconds)
         x1 = _status(port)["xruns"]
+        load_quiet = os.getloadavg()[0]
         ui = PtyProcess([sys.executable, "-m", "livegen.tui", "--connect", str(port)],
                         marker=b"latent plane", cols=cols, rows=rows)
         ui.wait_drawn()
         time.sleep(1.0)
         x2 = _status(port)["xruns"]
         cpu = ui.cpu_share(seconds, lambda s: drag(ui, s, cols=cols, rows=rows))
-        x3 = _status(port)["xruns"]
+        status = _status(port)
+        x3 = status["xruns"]
+        load_ui = os.getloadavg()[0]
         ui.close()
         print(f"soak on jackd dummy -r 48000 -p 256, {seconds:g} s each, engine blocksize 256:")
-        print(f"  xruns without the UI (baseline): {x1 - x0}")
-        print(f"  xruns with the UI dragging/redrawing: {x3 - x2}   (UI CPU {100 * cpu:.1f} % of one core)")
-        print(f"  engine load at the end: {status.get('load')}")
+        print(f"  xruns without the UI (baseline): {x1 - x0}   (load average {load_quiet:.1f})")
+        print(f"  xruns with the UI dragging/redrawing: {x3 - x2}   (UI CPU {100 * cpu:.1f} % of one core; "
+              f"load average {load_ui:.1f})")
+        print(f"  engine load at the end: {status.get('load')}; underflows {status.get('underflows')}, ring underruns "
+              f"{status.get('ring_underruns')} in all; longest decoder loop {status.get('decoder_gap_ms')} ms, "
+              f"longest callback interval {status.get('audio_gap_ms')} ms")
+        print(f"  scheduling: {jack.scheduling}; decoder {status.get('decoder_policy')} {status.get('realtime_priority')} "
+              f"(realtime {status.get('realtime')}), audio callback thread {status.get('audio_policy')}, UI normal")
         return 0
     finally:
         if engine.poll() is None:

@@ -35,6 +35,8 @@ class LiveEngine:
         """Whether the decoder thread obtained SCHED_FIFO (set once it runs)."""
         self.realtime_note = "not started"
         self.decoder_policy = ("?", 0)
+        self.decoder_tid = 0
+        """The decoder thread's native id (0 until it runs)."""
         self._log = log
         self._scheduled = threading.Event()
         self._gap_max = 0.0
@@ -163,6 +165,7 @@ class LiveEngine:
 
     def _run(self) -> None:
         sleep = max(0.0005, 0.25 * self.engine.hop_seconds)
+        self.decoder_tid = threading.get_native_id()
         self.realtime, self.realtime_note = set_realtime(self.realtime_priority)
         self.decoder_policy = thread_policy()
         self._scheduled.set()
