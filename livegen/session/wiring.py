@@ -153,6 +153,7 @@ class SessionControl:
         self._finishing: list = []  # stopped recorders whose disk threads are closing the files
         self._errors_seen: set = set()
         self._stop = threading.Event()
+        self._closing = False
         # The engine thread wakes the control thread on a `record` event with one byte on a socket
         # pair: a plain non-blocking send, no lock taken (a threading.Event's set takes one).
         self._wake_in, self._wake_out = socket.socketpair()
@@ -200,6 +201,7 @@ class SessionControl:
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish any recording (what the engine produced so far is kept) and stop the control thread."""
+        self._closing = True  # first: from here on the engine thread starts no recording
         active = self._active
         self._active = None
         if active is not None:
@@ -247,7 +249,7 @@ class SessionControl:
                 active.log_event(event)
             return
         only = event.extra.get("recorder")  # the control thread ending one failed recording
-        if event.value and self._active is None and only is None:
+        if event.value and self._active is None and only is None and not self._closing:
             try:
                 rec = self._spares.popleft()
             except IndexError:
