@@ -12,8 +12,10 @@ CARD_NAME = "card.md"
 
 
 def default_continuation_path() -> Path:
-    """The bundled continuation model (`models/continuation`)."""
-    return Path(__file__).resolve().parents[2] / "models" / "continuation"
+    """The bundled continuation model (`models/continuation`), from the checkout or the installed package."""
+    from livegen.paths import bundled_model_dir
+
+    return bundled_model_dir("continuation")
 
 
 def is_continuation_model(path) -> bool:

@@ -19,8 +19,10 @@ CARD_NAME = "card.md"
 
 
 def default_model_path() -> Path:
-    """The bundled model shipped in the repository (`models/default`)."""
-    return Path(__file__).resolve().parents[2] / "models" / "default"
+    """The bundled model (`models/default`), from the checkout or the installed package."""
+    from livegen.paths import bundled_model_dir
+
+    return bundled_model_dir("default")
 
 
 def _read_config(path: Path, *, fmt: str = FORMAT, version: int = FORMAT_VERSION,

@@ -32,8 +32,10 @@ class ModelInfo:
 
 
 def default_model_dir() -> Path:
-    """`models/default` in the repository, as `livegen.model.default_model_path` (without torch)."""
-    return Path(__file__).resolve().parents[2] / "models" / "default"
+    """`models/default`, as `livegen.model.default_model_path` (without torch)."""
+    from livegen.paths import bundled_model_dir
+
+    return bundled_model_dir("default")
 
 
 def read_model_info(path) -> ModelInfo:
