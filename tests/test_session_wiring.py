@@ -267,6 +267,7 @@ def test_rerender_at_another_rate_lines_up_with_the_recording(model, tmp_path):
                              seconds=(skip + frames) / rate)
         back = soxr.resample(y[skip:skip + frames], rate, 48000, quality="VHQ")
         offset = _offset(back, recorded)
+        print(f"re-render at {rate} Hz: {offset:+.2f} samples (at 48 kHz) against the recording")
         assert abs(offset) <= 1.0, (rate, offset)
         error = recorded - back[:len(recorded)]
         assert 10 * np.log10(np.sum(recorded ** 2) / np.sum(error ** 2)) > 10.0
