@@ -13,6 +13,10 @@
    over hops (input layer, each GRU layer, head + draw), so the median of every kind of hop is
    reported, and the amortised mean; against the spectral VAE decoding 8 voices in the same run and
    against the hop's real-time budget.
+4. Notes beside it: the continuation engine's whole hop (48 kHz out, one thread) without a voice
+   model, with 0, 1 and 8 held notes, against the spectral engine playing the same 8 notes in the
+   same run (`livegen.continuation.bench_notes`; `--notes-hops` per case). Target: with 8 notes
+   the mean hop stays inside the hop's real-time budget.
 """
 
 from __future__ import annotations
@@ -133,7 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iters", type=int, default=2000, help="hops per timing repeat")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: collapse,fit,cost")
+    parser.add_argument("--notes-hops", type=int, default=3000, help="timed engine hops per notes case (default 3000)")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: collapse,fit,cost,notes")
     args = parser.parse_args(argv)
 
     import tempfile
@@ -226,4 +231,15 @@ def main(argv=None) -> int:
         passed = worst <= 500.0
         ok &= passed
         print(f"  target <= 500 µs per hop (every kind of hop): {'PASS' if passed else 'FAIL'}")
+    if "notes" not in skip:
+        from livegen.continuation.bench_notes import notes_figures
+
+        t0 = time.perf_counter()
+        print("\n[notes beside the stream: the engine's whole hop, voice model decoding the notes]")
+        notes = notes_figures(args.model, hops=args.notes_hops, log=lambda line: print("  " + line))
+        eight = next(r for r in notes["rows"] if r["case"].endswith("voice model, 8 notes"))
+        passed = eight["mean_us"] < notes["budget_us"]
+        ok &= passed
+        print(f"  ({time.perf_counter() - t0:.1f} s wall) target: 8 notes in real time (mean hop {eight['mean_us']:.0f} µs "
+              f"< {notes['budget_us']:.0f} µs budget): {'PASS' if passed else 'FAIL'}")
     return 0 if ok else 1

@@ -43,6 +43,7 @@ def maybe_run_render(args) -> int | None:
         if seed_audio:
             raise ParameterError(f"--seed-audio needs a continuation model (--model models/continuation); "
                                  f"{model_dir or 'the default model'} is not one")
+        warn_seed_events(events, model_dir)
         return None
     import soundfile as sf
     import torch
@@ -79,6 +80,24 @@ def maybe_run_render(args) -> int | None:
           f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, GRU steps {engine.stream.steps}, "
           f"voices stolen {engine.voices.steals}", file=sys.stderr)
     return 0
+
+
+def warn_seed_events(events, model_dir, *, out=None) -> int:
+    """Say once that a VAE model skips `seed` events (the engine counts them as rejected).
+
+    Names the first such event and what to do; returns how many there are.
+    """
+    import sys
+
+    seeds = [e for e in events if e.type == "seed"]
+    if seeds:
+        first = seeds[0]
+        more = f" and {len(seeds) - 1} more" if len(seeds) > 1 else ""
+        print(f"livegen render: warning: the seed event at t={first.t:g} s ({first.extra.get('path')}){more} will not play: "
+              f"{model_dir or 'the default model'} is not a continuation model, so its engine skips seed "
+              "events (counted as rejected); render with --model models/continuation (or the continuation "
+              "model the session played) to play them", file=out or sys.stderr)
+    return len(seeds)
 
 
 def main(argv=None) -> int:
