@@ -214,6 +214,15 @@ def test_xy_plane():
     assert model.family_centroids["organ"][0] != model.family_centroids["brass"][0]
     assert all(0 <= c <= 1 for xy in model.family_centroids.values() for c in xy)
     assert model.z_to_xy(mu).min() < 0.05 and model.z_to_xy(mu).max() > 0.95
+    # A family far along a third direction, left out of the fit, does not tilt the plane; its
+    # centroid is still given (on the pad's edge).
+    drums = torch.randn(100, d, generator=g) * 0.1 + torch.tensor([0.0, 0.0, 0.0, 30.0])
+    model.fit_plane(torch.cat([mu, drums]), fams + ["percussive"] * 100, fit_on=[True] * 400 + [False] * 100)
+    axes = model.plane_axes.abs()
+    assert axes[0, 0] > 0.99 and axes[1, 2] > 0.99
+    assert set(model.family_centroids) == {"organ", "brass", "percussive"}
+    model.fit_plane(torch.cat([mu, drums]), fams + ["percussive"] * 100)
+    assert model.plane_axes.abs()[0, 3] > 0.9  # fitted on everything, the far family takes an axis
 
 
 def test_random_model_has_placeholder_centroids_and_encodes():

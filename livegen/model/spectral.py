@@ -281,15 +281,20 @@ class SpectralModel(nn.Module):
         coords = (z - self.plane_origin) @ self.plane_axes.T
         return (coords - self.plane_lo) / (self.plane_hi - self.plane_lo)
 
-    def fit_plane(self, mu, families=None, *, lo_pct=2.0, hi_pct=98.0):
+    def fit_plane(self, mu, families=None, *, fit_on=None, lo_pct=2.0, hi_pct=98.0):
         """Fit the XY plane to training encodings `mu [N, D]`: mean, 2 principal directions and
-        their 2-98 % spread (N(0,1) prior samples were half as varied as real instruments)."""
+        their 2-98 % spread (N(0,1) prior samples were half as varied as real instruments).
+
+        `fit_on` (bool `[N]`) picks the encodings that define the plane (the pitched instruments,
+        so every point of the pad plays a note); centroids are given for every family in `families`,
+        clamped to the pad.
+        """
         mu = mu.detach().to(torch.float64).cpu()
-        origin = mu.mean(0)
-        centred = mu - origin
-        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
+        basis = mu if fit_on is None else mu[torch.as_tensor(fit_on, dtype=torch.bool)]
+        origin = basis.mean(0)
+        _, _, vh = torch.linalg.svd(basis - origin, full_matrices=False)
         axes = vh[:2]
-        coords = centred @ axes.T
+        coords = (basis - origin) @ axes.T
         lo = torch.quantile(coords, lo_pct / 100.0, dim=0)
         hi = torch.quantile(coords, hi_pct / 100.0, dim=0)
         hi = torch.maximum(hi, lo + 1e-3)
@@ -299,7 +304,7 @@ class SpectralModel(nn.Module):
             self.plane_lo.copy_(lo.float())
             self.plane_hi.copy_(hi.float())
         if families is not None:
-            xy = ((coords - lo) / (hi - lo)).float()
+            xy = (((mu - origin) @ axes.T - lo) / (hi - lo)).float()
             cent = {}
             for name in sorted(set(families)):
                 sel = torch.tensor([f == name for f in families])
