@@ -144,6 +144,7 @@ class LivegenApp(App):
         self._last_subscribe = 0.0
         self._note_timer = None
         self._morph = None
+        self._loop_seconds: float | None = None
         self._died_shown = False
         self._stopping = False
         self.drawn_at: float | None = None
@@ -343,6 +344,9 @@ class LivegenApp(App):
     def on_preset_bar_morph(self, event: PresetBar.Morph) -> None:
         self.morph_to(event.target, event.seconds)
 
+    def on_preset_bar_loop(self, event: PresetBar.Loop) -> None:
+        self.loop_presets(event.seconds)
+
     def store_preset(self, slot: int) -> None:
         self.presets[slot] = dict(self.values)
         self.send(f"{PREFIX}preset/store", slot)
@@ -363,12 +367,32 @@ class LivegenApp(App):
         for name in self.specs:
             self.link.send(f"{PREFIX}get/{name}")
 
-    def morph_to(self, target: int, seconds: float) -> None:
+    def loop_presets(self, seconds: float) -> None:
+        """Morph through the stored presets in slot order, round and round, `seconds` a leg, until
+        `L` again, a recall or another morph: a preset-to-preset trajectory that loops. It is
+        ordinary parameter changes, so the session log holds it and a render plays it again."""
+        if self._loop_seconds is not None:
+            self._stop_morph()
+            return
+        if len(self.presets) < 2:
+            self.show_message("store at least 2 presets to loop through them (shift+1-8)")
+            return
+        self._loop_seconds = seconds
+        self.preset_bar.looping = True
+        self._loop_next()
+
+    def _loop_next(self) -> None:
+        slots = sorted(self.presets)
+        current = self.preset_bar.current
+        later = [slot for slot in slots if current is None or slot > current]
+        self.morph_to((later or slots)[0], self._loop_seconds, looping=True)
+
+    def morph_to(self, target: int, seconds: float, *, looping: bool = False) -> None:
         """Glide every parameter from the current preset (or the current values) to `target`."""
         if target not in self.presets:
             self.show_message(f"preset {target} is empty: store it first (shift+{target})")
             return
-        self._stop_morph()
+        self._stop_morph(keep_loop=looping)
         bar = self.preset_bar
         start = dict(self.presets.get(bar.current, self.values)) if bar.current else dict(self.values)
         self._morph = (start, dict(self.presets[target]), target, time.monotonic(), max(seconds, 0.01),
@@ -394,12 +418,19 @@ class LivegenApp(App):
         self.send(PREFIX + "xy", float(self.values["x"]), float(self.values["y"]))
         bar = self.preset_bar
         if t >= 1.0:
-            self._stop_morph()
+            self._stop_morph(keep_loop=True)
             bar.show(current=target)
+            if self._loop_seconds is not None:
+                self._flush()  # the preset's own values go out before the next leg coalesces them away
+                self._loop_next()
         else:
             bar.show(progress=t, target=target)
 
-    def _stop_morph(self) -> None:
+    def _stop_morph(self, *, keep_loop: bool = False) -> None:
+        if not keep_loop and self._loop_seconds is not None:
+            self._loop_seconds = None
+            self.preset_bar.looping = False
+            self.preset_bar.refresh()
         if self._morph is not None:
             self._morph[-1].stop()
             self._morph = None

@@ -20,7 +20,8 @@ KEYS = [
     ("c / v", "keyboard velocity down / up"),
     ("\\", "latch: keys toggle notes instead of a short gate"),
     ("Space", "all keyboard notes off"),
-    ("1-8 (presets)", "recall preset; Shift+1-8 (!@#$%^&*) store; m then 1-8 morph; < > morph time"),
+    ("1-8 (presets)", "recall preset; Shift+1-8 (!@#$%^&*) store; m then 1-8 morph; L loop through the "
+                      "stored presets (L again stops); < > morph time"),
     ("F2 or Ctrl+L", "MIDI learn: pick a parameter, move a control; Del removes a binding"),
     ("F3 or Ctrl+O", "model picker: load another model directory (a VAE or a continuation model)"),
     ("F4 or Ctrl+E", "seed a continuation model with an audio file: it plays, then the model takes over"),

@@ -1,4 +1,4 @@
-"""Eight preset slots: store, recall, and a timed morph between two of them."""
+"""Eight preset slots: store, recall, a timed morph between two of them, and a loop through them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ MORPH_TIMES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 class PresetBar(Widget, can_focus=True):
     """Focused: 1-8 recall, shift+1-8 store, m then 1-8 morph from the current slot to that one,
-    < and > change the morph time. The app does the work; this widget asks and shows."""
+    L loop through the stored slots (morph after morph, until L again or a recall), < and >
+    change the morph time. The app does the work; this widget asks and shows."""
 
     COMPONENT_CLASSES = {"presets--empty", "presets--stored", "presets--current", "presets--label",
                          "presets--morph"}
@@ -35,6 +36,11 @@ class PresetBar(Widget, can_focus=True):
             self.target = target
             self.seconds = seconds
 
+    class Loop(Message):
+        def __init__(self, seconds: float):
+            super().__init__()
+            self.seconds = seconds
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.stored: set[int] = set()
@@ -43,6 +49,7 @@ class PresetBar(Widget, can_focus=True):
         self.morph_progress: float | None = None
         self.morph_target: int | None = None
         self.armed_morph = False
+        self.looping = False
 
     def on_key(self, event: events.Key) -> None:
         char = event.character or ""
@@ -57,6 +64,9 @@ class PresetBar(Widget, can_focus=True):
             self.post_message(self.Store(STORE_KEYS.index(char) + 1))
         elif char == "m":
             self.armed_morph = not self.armed_morph
+        elif char == "L":
+            self.armed_morph = False
+            self.post_message(self.Loop(self.morph_time))
         elif char in ("<", ">"):
             index = min(range(len(MORPH_TIMES)), key=lambda i: abs(MORPH_TIMES[i] - self.morph_time))
             index = max(0, min(len(MORPH_TIMES) - 1, index + (1 if char == ">" else -1)))
@@ -85,6 +95,8 @@ class PresetBar(Widget, can_focus=True):
                     "presets--stored" if slot in self.stored else "presets--empty")
             text.append(f" {slot} ", style(name))
         text.append(f"  morph {self.morph_time:g}s", style("presets--label"))
+        if self.looping:
+            text.append("  loop", style("presets--morph"))
         if self.armed_morph:
             text.append("  → slot?", style("presets--morph"))
         elif self.morph_progress is not None:

@@ -1,0 +1,56 @@
+"""The preset bar's loop (issue 8's preset-to-preset trajectories, played from the UI): `L`
+morphs through the stored presets in slot order, round and round, until `L` again or a recall.
+Driven by Pilot against the stand-in engine on real UDP: what goes on the wire."""
+
+from __future__ import annotations
+
+import pytest
+
+from livegen.tui.widgets import ParamSlider, PresetBar, XYPad
+from test_tui import fake, make_app, run, until  # noqa: F401 (fake is a fixture)
+
+
+def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        gain = app.query_one("#slider-gain", ParamSlider)
+        pad = app.query_one(XYPad)
+        bar = app.query_one(PresetBar)
+        bar.focus()
+        await pilot.press("L")
+        await pilot.pause(0.1)
+        assert not bar.looping, "nothing to loop through yet"
+        for slot, key, value, x in ((2, "at", -20.0, 0.1), (5, "percent_sign", 0.0, 0.9), (7, "ampersand", 6.0, 0.5)):
+            gain.set_value(value)
+            pad.set_point(x, 0.5)
+            await pilot.press(key)  # shift+digit stores the slot
+        for _ in range(4):
+            await pilot.press("less_than_sign")
+        assert bar.morph_time == 0.5
+        await pilot.press("2")  # recall slot 2: the loop starts from there
+        await pilot.pause(0.1)
+        count = len(fake.messages("/livegen/param/gain"))
+        await pilot.press("L")
+        assert bar.looping and "loop" in bar.render().plain
+        # 2 -> 5 -> 7 -> back to 2 -> 5: the slots in order, then round again
+        assert await until(pilot, lambda: bar.current == 7, timeout=10)
+        assert await until(pilot, lambda: bar.current == 2, timeout=10)
+        assert await until(pilot, lambda: bar.current == 5, timeout=10)
+        await pilot.press("L")  # stops the loop
+        assert not bar.looping and app._morph is None
+        values = [args[0] for _, args in fake.messages("/livegen/param/gain")[count:]]
+        assert any(-20.0 < v < 0.0 for v in values) and any(0.0 < v < 6.0 for v in values), values
+        assert values.count(6.0) >= 1 and values.count(-20.0) >= 1, "each leg lands on its preset"
+        await pilot.pause(0.7)
+        sent = len(fake.messages("/livegen/param/gain"))
+        await pilot.pause(0.7)
+        assert len(fake.messages("/livegen/param/gain")) == sent, "a stopped loop sends nothing more"
+        # a recall stops a running loop too
+        await pilot.press("L")
+        assert bar.looping
+        await pilot.press("7")
+        assert not bar.looping and bar.current == 7
+        assert gain.value == pytest.approx(6.0)
+
+    run(app, scenario)
