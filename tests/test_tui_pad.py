@@ -1,0 +1,35 @@
+"""The XY pad draws what issue 6 asks of it: the cursor, a short trail that fades, and the
+model's family centroids as labelled dots (the snapshots clear the trail, so it is checked here)."""
+
+from __future__ import annotations
+
+from livegen.tui.widgets import XYPad
+from livegen.tui.widgets.xy_pad import TRAIL_SECONDS
+from test_tui import fake, make_app, run, until  # noqa: F401 (fake is a fixture)
+
+
+def _screen(pad: XYPad) -> str:
+    width, height = pad.content_size
+    return "\n".join(pad.render_line(row).text for row in range(height))
+
+
+def test_pad_draws_cursor_trail_that_fades_and_labelled_centroids(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        pad = app.query_one(XYPad)
+        pad.set_centroids({"strings": (0.2, 0.8), "organ": (0.7, 0.2)})
+        await pilot.pause(0.05)
+        text = _screen(pad)
+        assert text.count("◆") == 1 and "•" not in text, "a cursor and, before any move, no trail"
+        assert text.count("●") == 2 and "strings" in text and "organ" in text
+        for _ in range(5):
+            await pilot.press("right")
+        await pilot.pause(0.05)
+        # (points older than TRAIL_SECONDS fade: on a loaded machine the first presses may be gone)
+        assert 1 <= len(pad.trail) <= 5 and _screen(pad).count("•") >= 1, "the trail follows the cursor"
+        assert await until(pilot, lambda: not pad.trail, timeout=TRAIL_SECONDS + 2.0)
+        await pilot.pause(0.1)
+        assert "•" not in _screen(pad) and _screen(pad).count("◆") == 1, "the trail fades away"
+
+    run(app, scenario)
