@@ -6,8 +6,9 @@ Definitions (also written into the report):
   are the model's reconstruction of the note (z = encoder mean, noiseless decode).
 - life: mean |dB[m+1] - dB[m]| over bins inside the sustained part of a note (0.25 s after
   note-on to note-off), generated with the noise on (AR(1) draws, `advance_noise`) vs real.
-- morph flux: the same frame-to-frame change while z sweeps across the XY plane, vs a steady
-  note with the same noise draws (ratio <= 1: no jumps).
+- morph flux: the same frame-to-frame change while z sweeps across the XY plane, stretch by
+  stretch, vs a steady note held at each stretch's midpoint with the same noise draws (ratio
+  <= 1: moving adds no jumps).
 - pitch: notes generated at MIDI 36-84 in quarter-tone steps from latent points spread over
   the plane, inverted with the streaming inverter, tracked with CREPE (torchcrepe's "tiny"
   model, weighted-argmax decoding, periodicity > 0.5 = voiced) when installed, else librosa's
@@ -130,30 +131,47 @@ def calibrate_life(model, sampler, notes, *, target: float = 1.0) -> dict:
             "life_real_db": round(real, 3), "life_gen_db": round(gen, 3)}
 
 
-def morph_flux(model, *, pitches=(48.0, 60.0, 72.0), n_frames: int = 240, seed: int = 0) -> dict:
-    """Frame-to-frame change while z sweeps diagonally across the plane vs a steady note."""
+def _flux_db(frames: np.ndarray, log_peak: float) -> float:
+    """Mean |dB[m+1] - dB[m]| of linear `frames`, floored FLOOR_DB under `log_peak`."""
+    return float(np.abs(np.diff(_db(np.log(frames + EPS), log_peak), axis=0)).mean())
+
+
+def morph_flux(model, *, pitches=(48.0, 60.0, 72.0), n_frames: int = 240, seed: int = 0, segments: int = 8) -> dict:
+    """Frame-to-frame change while z sweeps diagonally across the plane vs steady notes.
+
+    The sweep is cut into `segments` stretches; each is compared with a steady note held at its
+    midpoint (same noise draws, one floor under the louder of the two), so the ratio measures what
+    moving adds rather than how noisy the timbres passed through are. The earlier baseline, one
+    steady note at the pad's centre against the whole sweep, is kept as `centre_ratio`.
+    """
     cfg = model.config
     start = int(math.ceil(0.5 / cfg.hop_seconds))
     total = start + n_frames
-    sweep_r, quiet_r, jumps = [], [], []
+    seg_sweep, seg_steady, whole_sweep, centre, jumps = [], [], [], [], []
+    ends = torch.tensor([[0.05, 0.1], [0.95, 0.9]])
+    xy = torch.lerp(ends[0], ends[1], torch.linspace(0.0, 1.0, n_frames).unsqueeze(1))
+    path = torch.cat([model.xy_to_z(xy[:1]).expand(start, -1), model.xy_to_z(xy)])
+    bounds = np.linspace(0, n_frames, segments + 1).astype(int)
     for k, p in enumerate(pitches):
-        xy = torch.stack([torch.linspace(0.05, 0.95, n_frames), torch.linspace(0.1, 0.9, n_frames)], 1)
-        path = torch.cat([model.xy_to_z(xy[:1]).expand(start, -1), model.xy_to_z(xy)])
-        steady = model.xy_to_z(torch.tensor([0.5, 0.5]))
-        for noisy in (True, False):
-            seed_ = seed + k if noisy else None
-            sw = generate_frames(model, None, p, 0.7, total, -1, noise_seed=seed_, z_path=path)[start:]
-            st = generate_frames(model, steady, p, 0.7, total, -1, noise_seed=seed_)[start:]
-            peak = math.log(max(sw.max(), st.max()) + EPS)
-            fs = np.abs(np.diff(_db(np.log(sw + EPS), peak), axis=0)).mean(axis=1)
-            fq = np.abs(np.diff(_db(np.log(st + EPS), peak), axis=0)).mean(axis=1)
-            if noisy:
-                sweep_r.append(fs.mean())
-                quiet_r.append(fq.mean())
-            else:
-                jumps.append(fs.max())
-    return {"sweep_flux_db": round(float(np.mean(sweep_r)), 3), "steady_flux_db": round(float(np.mean(quiet_r)), 3),
-            "ratio": round(float(np.mean(sweep_r) / max(np.mean(quiet_r), 1e-9)), 3),
+        sw = generate_frames(model, None, p, 0.7, total, -1, noise_seed=seed + k, z_path=path)[start:]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            st = generate_frames(model, model.xy_to_z(xy[(a + b) // 2]), p, 0.7, total, -1,
+                                 noise_seed=seed + k)[start + a:start + b]
+            peak = math.log(max(sw[a:b].max(), st.max()) + EPS)
+            seg_sweep.append(_flux_db(sw[a:b], peak))
+            seg_steady.append(_flux_db(st, peak))
+        st = generate_frames(model, model.xy_to_z(torch.tensor([0.5, 0.5])), p, 0.7, total, -1,
+                             noise_seed=seed + k)[start:]
+        peak = math.log(max(sw.max(), st.max()) + EPS)
+        whole_sweep.append(_flux_db(sw, peak))
+        centre.append(_flux_db(st, peak))
+        quiet = generate_frames(model, None, p, 0.7, total, -1, z_path=path)[start:]
+        jumps.append(np.abs(np.diff(_db(np.log(quiet + EPS), math.log(quiet.max() + EPS)), axis=0)).mean(axis=1).max())
+    return {"sweep_flux_db": round(float(np.mean(seg_sweep)), 3), "steady_flux_db": round(float(np.mean(seg_steady)), 3),
+            "ratio": round(float(np.mean(seg_sweep) / max(np.mean(seg_steady), 1e-9)), 3),
+            "centre_sweep_flux_db": round(float(np.mean(whole_sweep)), 3),
+            "centre_steady_flux_db": round(float(np.mean(centre)), 3),
+            "centre_ratio": round(float(np.mean(whole_sweep) / max(np.mean(centre), 1e-9)), 3),
             "max_noiseless_jump_db": round(float(np.max(jumps)), 3), "sweep_seconds": round(n_frames * cfg.hop_seconds, 2)}
 
 
