@@ -112,7 +112,7 @@ def test_record_from_the_start_renders_with_the_cli(model, tmp_path):
     engine = _engine(model, seed=11)
     args = argparse.Namespace(record=str(tmp_path / "takes"), record_dir=None, record_format="FLOAT")
     session = attach_session(engine, args, model_name=model[1])
-    engine.schedule([param("y", 0.8, t=0.1), note_on(64, 90, t=0.2), param("z1", -2.0, t=0.5), note_off(64, t=0.7)])
+    engine.schedule([param("y", 0.8, t=0.1), note_on(64, 90, t=0.2), param("z1", 1.0, t=0.5), note_off(64, t=0.7)])
     engine.render(1.0)
     session.close()
     (rec,) = session.recordings
@@ -280,3 +280,12 @@ def test_rerender_at_another_rate_lines_up_with_the_recording(model, tmp_path):
     old = {k: v for k, v in header.items() if k != "output_latency"}
     assert plan_replay(old, events, samplerate=44100, log_path=rec.log_path)[1:] == \
         plan_replay(header, events, samplerate=44100, log_path=rec.log_path)[1:]
+
+
+def test_trim_to_recording_drops_or_pads_the_chain_latency_difference():
+    from livegen.session.replay import trim_to_recording
+
+    y = np.arange(1, 7, dtype=np.float32)
+    assert trim_to_recording(y, 2).tolist() == [3, 4, 5, 6]
+    assert trim_to_recording(y, -2).tolist() == [0, 0, 1, 2, 3, 4, 5, 6]
+    assert trim_to_recording(y.reshape(3, 2), -1).shape == (4, 2)

@@ -48,13 +48,15 @@ def render_settings(args, header: dict, events) -> tuple[int, int, int | None, f
 def render_plan(args, header: dict, events):
     """(events, (samplerate, seed, lookahead, seconds), skip): `render_settings`, and for a session
     log (`start_sample` in its header) the replay from sample 0 whose first `skip` samples are
-    dropped, `seconds` then being the WAV's length unless --seconds says otherwise."""
+    dropped (negative: silence put in front, `trim_to_recording`), `seconds` then being the WAV's
+    length unless --seconds says otherwise."""
     samplerate, seed, lookahead, seconds = render_settings(args, header, events)
     skip = 0
     if "start_sample" in header:  # a session log: render what the WAV beside it holds
         from livegen.session.replay import plan_replay
 
-        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events)
+        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events,
+                                           allow_negative=True)
         if args.seconds is None and frames:
             seconds = frames / samplerate
     return events, (samplerate, seed, lookahead, seconds), skip
@@ -105,6 +107,7 @@ def run(args) -> int:
 
     from livegen.engine.events import read_events
     from livegen.engine.setup import load_engine_model, pick_device
+    from livegen.session.replay import trim_to_recording
     try:
         from livegen.continuation.render import maybe_run_render
     except ImportError:
@@ -124,7 +127,7 @@ def run(args) -> int:
     extra = {"mix": header["mix"]} if header.get("mix") in ("sum", "voices") else {}
     y, engine = render_events(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
                               seed=seed, lookahead=lookahead, device=device, **extra)
-    y = y[skip:]
+    y = trim_to_recording(y, skip)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {engine.chain.peak:.3f}, "

@@ -31,6 +31,7 @@ def maybe_run_render(args) -> int | None:
     import sys
 
     from livegen.cli.render import _check_weights, render_plan
+    from livegen.session.replay import trim_to_recording
     from livegen.continuation.io import is_continuation_model
     from livegen.engine.events import read_events
     from livegen.errors import ParameterError
@@ -73,7 +74,7 @@ def maybe_run_render(args) -> int | None:
     y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
                                     seed=seed, lookahead=lookahead, seed_audio=seed_audio,
                                     temperature=temperature, log_path=args.events, warn=warn, voice_model=voices)
-    y = y[skip:]
+    y = trim_to_recording(y, skip)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "

@@ -110,3 +110,14 @@ def plan_replay(header: dict, events: list, *, samplerate: int, log_path=None, m
             frames = None
     skip += align
     return events, skip if allow_negative else max(skip, 0), frames
+
+
+def trim_to_recording(y, skip: int):
+    """A replay rendered from sample 0, cut to the recording: drop `skip` samples from the start,
+    or put `-skip` samples of silence in front when the new chain has less latency (see
+    `plan_replay(..., allow_negative=True)`)."""
+    import numpy as np
+
+    if skip >= 0:
+        return y[skip:]
+    return np.concatenate([np.zeros((-skip,) + y.shape[1:], dtype=y.dtype), y])
