@@ -46,6 +46,9 @@ MAX_VOICES = 16
 DRIFT_SCALE = 1.0
 """Standard deviation of the drift walk in latent units at drift = 1 (the prior is N(0, 1))."""
 DRIFT_BOUND = 3.0
+PRESET_SIDE_EFFECTS = ("sustain", "drone", "quality", "voices")
+"""Parameters whose change the engine acts on at once (pedal, drone voice, inverter, voice limit):
+a recall, morph or loop that moves them calls `_param_changed`."""
 
 
 class Engine:
@@ -137,6 +140,7 @@ class Engine:
         self._listeners: list = []
         self._taps: list = []
         self.presets: dict[int, dict[str, float]] = {}
+        self._morph: _Morph | None = None
         self.samples_out = 0
         self.hops = 0
         self.model_nan = 0
@@ -262,6 +266,8 @@ class Engine:
         inbox = self._inbox
         while inbox:
             self._apply(inbox.popleft())
+        if self._morph is not None:
+            self._morph_advance()
 
     def _apply(self, event: Event) -> None:
         applied = dataclasses.replace(event, sample=self.samples_out, t=self.samples_out / self.samplerate,
@@ -271,6 +277,8 @@ class Engine:
             if kind == "param":
                 value, moved = self.params.set(event.name, event.value)
                 applied.value = value
+                if self._morph is not None:  # the performer's hand wins over a morph
+                    self._morph.control[self.params.index[event.name]] = False
                 if moved:
                     self.clamped += 1
                     applied.extra["clamped_from"] = event.value
@@ -286,9 +294,14 @@ class Engine:
             elif kind == "preset":
                 if event.action == "store":
                     self.presets[int(event.slot)] = self.params.snapshot()
+                elif event.action in ("morph", "loop"):
+                    if not self._start_morph(event):
+                        self.rejected += 1
+                        return
                 elif int(event.slot) in self.presets:
+                    self._morph = None
                     self.params.restore(self.presets[int(event.slot)])
-                    for name in ("sustain", "drone", "quality", "voices"):
+                    for name in PRESET_SIDE_EFFECTS:
                         self._param_changed(name)
                 else:
                     self.rejected += 1
@@ -303,6 +316,91 @@ class Engine:
             return
         for callback in self._listeners:
             callback(applied)
+
+    @property
+    def morphing(self) -> bool:
+        """Whether a preset morph or loop is moving parameters now."""
+        return self._morph is not None
+
+    def morph_names(self) -> list[str]:
+        """The parameters a running morph or loop still moves (none when there is none)."""
+        morph = self._morph
+        if morph is None:
+            return []
+        names = self.params.names
+        return [names[i] for i in np.flatnonzero(morph.control)]
+
+    def _start_morph(self, event: Event) -> bool:
+        """Start (or, for a loop of 0 seconds, stop) a morph; False when it cannot run.
+
+        Every parameter the slots store glides from the current targets on a raised cosine,
+        computed from the sample clock at each block boundary, so a render of the same events
+        gives the same samples. A `morph` ends on the slot's values; a `loop` glides from the
+        current values to its first slot, then slot to slot and back to the first, until a
+        `recall`, another `morph`/`loop`, or a `loop` of 0 seconds. A `param` event for a
+        parameter under its control releases that parameter alone (the performer's value
+        stands; the rest keep moving) for the rest of that morph or loop.
+        """
+        seconds = float(event.seconds or 0.0)
+        if not math.isfinite(seconds) or seconds < 0:
+            return False
+        if event.action == "loop":
+            if seconds == 0:
+                self._morph = None
+                return True
+            slots = list(event.slots) if event.slots else sorted(self.presets)
+            if len(slots) < 2 or any(int(slot) not in self.presets for slot in slots):
+                return False
+        else:
+            if event.slot is None or int(event.slot) not in self.presets:
+                return False
+            slots = [int(event.slot)]
+        store = self.params
+        rows = np.empty((len(slots) + 1, len(store.names)))
+        rows[0] = store.targets
+        control = np.zeros(len(store.names), dtype=np.bool_)
+        for row, slot in enumerate(slots, start=1):
+            rows[row] = store.targets
+            for name, value in self.presets[int(slot)].items():
+                if name in store.index:  # presets move between models: others are ignored
+                    rows[row, store.index[name]] = store.check(name, value)[0]
+                    control[store.index[name]] = True
+        specs = list(store.specs.values())
+        side = [name for name in PRESET_SIDE_EFFECTS if name in store.index]
+        side_index = np.array([store.index[name] for name in side], dtype=np.int64)
+        self._morph = _Morph(
+            rows=rows, control=control, loop=event.action == "loop", start=self.samples_out,
+            span=max(int(round(seconds * self.samplerate)), 1 if event.action == "loop" else 0),
+            integer=np.array([spec.integer for spec in specs], dtype=np.bool_),
+            jump=np.array([spec.smoothing == 0.0 for spec in specs], dtype=np.bool_),
+            side=side, side_index=side_index, side_last=store.targets[side_index].copy())
+        return True
+
+    def _morph_advance(self) -> None:
+        """Move the morph's parameters to this block boundary's point (no allocation)."""
+        morph = self._morph
+        store = self.params
+        elapsed = self.samples_out - morph.start
+        legs = len(morph.rows) - 1
+        if not morph.loop and elapsed >= morph.span:
+            a, b, w, done = 0, 1, 1.0, True
+        else:
+            leg, rem = divmod(elapsed, morph.span)
+            if leg == 0:
+                a, b = 0, 1
+            else:
+                a, b = 1 + (leg - 1) % legs, 1 + leg % legs
+            w = 0.5 - 0.5 * math.cos(math.pi * rem / morph.span)
+            done = False
+        _morph_step(morph.rows[a], morph.rows[b], w, morph.control, morph.integer, morph.jump,
+                    store.targets, store.values)
+        for k in range(len(morph.side)):
+            now = store.targets[morph.side_index[k]]
+            if now != morph.side_last[k]:
+                morph.side_last[k] = now
+                self._param_changed(morph.side[k])
+        if done:
+            self._morph = None
 
     def _param_changed(self, name: str) -> None:
         if name == "sustain":
@@ -427,6 +525,41 @@ class Engine:
                 None if noise is None else torch.from_numpy(noise).to(dev),
             )
         return out.detach().to("cpu").numpy().astype(np.float32, copy=False)
+
+
+@dataclasses.dataclass
+class _Morph:
+    """A running preset morph or loop: its endpoints, made when it starts and reused each block."""
+
+    rows: np.ndarray
+    """[1 + slots, params]: row 0 the targets when it started, then each slot's values."""
+    control: np.ndarray
+    """Which parameters it still moves (a `param` event for one releases it)."""
+    loop: bool
+    start: int
+    """Output sample at which it started."""
+    span: int
+    """Output samples per leg."""
+    integer: np.ndarray
+    jump: np.ndarray
+    """Parameters with no smoothing: their smoothed value follows the target at once."""
+    side: list
+    side_index: np.ndarray
+    side_last: np.ndarray
+
+
+@numba.njit(cache=True, nogil=True)
+def _morph_step(a, b, w, control, integer, jump, targets, values):
+    """targets[i] = a[i] on a raised-cosine weight `w` towards b[i], for controlled parameters;
+    integer parameters round (so they step), unsmoothed ones take the value at once."""
+    for i in range(len(targets)):
+        if control[i]:
+            v = a[i] * (1.0 - w) + b[i] * w
+            if integer[i]:
+                v = math.floor(v + 0.5)
+            targets[i] = v
+            if jump[i]:
+                values[i] = v
 
 
 @numba.njit(cache=True, nogil=True)

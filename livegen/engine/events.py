@@ -11,8 +11,15 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 1.0, "type": "note_on", "pitch": 60, "velocity": 100}
     {"t": 2.0, "type": "note_off", "pitch": 60}
     {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
+    {"t": 3.5, "type": "preset", "action": "morph", "slot": 3, "seconds": 4.0}
+    {"t": 8.0, "type": "preset", "action": "loop", "seconds": 2.0, "slots": [0, 1, 3]}
     {"t": 4.0, "type": "record", "value": 1}
     {"t": 5.0, "type": "seed", "path": "/abs/seed.wav", "sha256": "9f2c..."}
+
+A preset `morph` glides every parameter stored in `slot` there over `seconds`; a `loop` glides
+from slot to slot of `slots` (default: every stored slot, in order) and round again, `seconds`
+per leg, until a `recall`, another `morph`/`loop` or a `loop` of 0 seconds; a `param` event for a
+parameter the morph moves releases that parameter from it (see `Engine._start_morph`).
 
 A `seed` event (continuation models) starts a seed audio file playing; live, it carries the
 file's prepared frames in `payload` (never written), and a render re-reads the file by path.
@@ -30,14 +37,16 @@ from typing import Iterable
 from livegen.errors import ParameterError
 
 EVENT_TYPES = ("param", "note_on", "note_off", "preset", "record", "seed")
-PRESET_ACTIONS = ("store", "recall")
+PRESET_ACTIONS = ("store", "recall", "morph", "loop")
+PRESET_SLOTS = 128
+"""Preset slots are 0..127 (one MIDI program's range)."""
 
 # Fields each event type must carry, with the check each must pass.
 _REQUIRED = {
     "param": ("name", "value"),
     "note_on": ("pitch", "velocity"),
     "note_off": ("pitch",),
-    "preset": ("action", "slot"),
+    "preset": ("action",),
     "record": ("value",),
     "seed": ("path",),
 }
@@ -61,6 +70,10 @@ class Event:
     extra: dict = field(default_factory=dict)
     payload: object = field(default=None, repr=False, compare=False)
     """What a live source prepared for the engine (a `seed` event's analysed frames); not logged."""
+    seconds: float | None = None
+    """A preset `morph`'s length, or a `loop`'s seconds per leg (0 stops a loop)."""
+    slots: tuple[int, ...] | None = None
+    """A preset `loop`'s slots in order (None: every stored slot)."""
 
     def to_json(self) -> str:
         """One line of the event file / session log (no source, empty fields left out)."""
@@ -69,7 +82,7 @@ class Event:
             value = getattr(self, item.name)
             if item.name in ("t", "type", "source", "extra", "payload") or value is None:
                 continue
-            record[item.name] = value
+            record[item.name] = list(value) if isinstance(value, tuple) else value
         record.update(self.extra)
         return json.dumps(record, separators=(", ", ": "))
 
@@ -119,19 +132,51 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
             raise ParameterError(f"{where}: field 'velocity' is {velocity}; MIDI velocity must be 0..127")
         event.velocity = int(round(velocity))
     if kind == "preset":
-        if record["action"] not in PRESET_ACTIONS:
-            raise ParameterError(f"{where}: field 'action' is {record['action']!r}; use 'store' or 'recall'")
-        event.action = record["action"]
-        event.slot = int(_number(record["slot"], "slot", where))
+        _preset_fields(event, record, where)
     if kind == "record":
         event.value = _number(record["value"], "value", where)
     if kind == "seed" and (not isinstance(record["path"], str) or not record["path"]):
         raise ParameterError(f"{where}: field 'path' must name an audio file, got {record['path']!r}")
     if "sample" in record:
         event.sample = int(_number(record["sample"], "sample", where))
-    known = {"t", "type", "name", "value", "pitch", "velocity", "action", "slot", "sample"}
+    known = {"t", "type", "name", "value", "pitch", "velocity", "action", "slot", "sample", "seconds", "slots"}
     event.extra = {k: v for k, v in record.items() if k not in known}
     return event
+
+
+def _preset_fields(event: Event, record: dict, where: str) -> None:
+    action = record["action"]
+    if action not in PRESET_ACTIONS:
+        raise ParameterError(f"{where}: field 'action' is {action!r}; use one of {', '.join(PRESET_ACTIONS)}")
+    event.action = action
+    if action != "loop" or "slot" in record:
+        if "slot" not in record:
+            raise ParameterError(f"{where}: a preset {action} event needs field 'slot'")
+        event.slot = _slot(record["slot"], "slot", where)
+    if action in ("morph", "loop"):
+        if "seconds" not in record:
+            raise ParameterError(f"{where}: a preset {action} event needs field 'seconds'")
+        seconds = _number(record["seconds"], "seconds", where)
+        if seconds < 0:
+            raise ParameterError(f"{where}: field 'seconds' is {seconds:g}; give seconds >= 0"
+                                 + (" (0 stops a loop)" if action == "loop" else ""))
+        event.seconds = seconds
+    if "slots" in record:
+        slots = record["slots"]
+        if action != "loop":
+            raise ParameterError(f"{where}: field 'slots' belongs to a preset loop, not a {action}")
+        if not isinstance(slots, list) or len(slots) < 2:
+            raise ParameterError(f"{where}: field 'slots' is {slots!r}; give a list of at least 2 slots "
+                                 f"0..{PRESET_SLOTS - 1} (or leave it out for every stored slot)")
+        event.slots = tuple(_slot(slot, "slots", where) for slot in slots)
+
+
+def _slot(value, field_name: str, where: str) -> int:
+    number = _number(value, field_name, where)
+    if number != int(number) or not 0 <= number < PRESET_SLOTS:
+        raise ParameterError(f"{where}: field {field_name!r} has slot {value!r}; "
+                             f"slots are whole numbers 0..{PRESET_SLOTS - 1}")
+    return int(number)
 
 
 def _number(value, field_name: str, where: str) -> float:
