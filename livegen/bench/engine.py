@@ -170,8 +170,11 @@ class _Jack:
     GIL of this busy bench process) sits in JACK's real-time cycle: the soak's choice."""
 
     PRIORITY = 10
+    REALTIME = True
+    """False: every server starts --no-realtime (`bench engine --no-realtime`)."""
 
-    def __init__(self, period=256, *, capture=True, realtime=True):
+    def __init__(self, period=256, *, capture=True, realtime=None):
+        realtime = self.REALTIME if realtime is None else realtime
         self.name = f"livegen-bench-{uuid.uuid4().hex[:8]}"
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
                         JACK_NO_START_SERVER="1")
@@ -349,6 +352,9 @@ def main(argv=None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=10.0, help="length of the xrun soak (0 skips)")
     parser.add_argument("--no-live", action="store_true", help="skip the jackd start-up and soak figures")
     parser.add_argument("--play-args", default="", help="extra `play --headless` options for the live figures")
+    parser.add_argument("--no-realtime", action="store_true",
+                        help="baseline without real-time scheduling: jackd --no-realtime and play "
+                             "--realtime-priority 0 (the set-up before real-time scheduling)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -401,6 +407,9 @@ def main(argv=None) -> int:
     if args.no_live:
         return 0
     extra = args.play_args.split()
+    if args.no_realtime:
+        extra += ["--realtime-priority", "0"]
+        _Jack.REALTIME = False
     print("\nlive (play --headless on jackd -d dummy -r 48000 -p 256)")
     try:
         seconds, summary = _startup(extra)

@@ -212,7 +212,7 @@ def _live_xruns(args) -> None:
               f"ring underruns {after.get('ring_underruns', 0) - before.get('ring_underruns', 0)}), JACK xruns "
               f"{jack.xruns - jack_before}; recorder dropped {after.get('record_dropped', '?')} frames, "
               f"recording {after.get('recording', '?')}; decoder {after.get('decoder_policy', '?')} "
-              f"{after.get('realtime_priority', '?')}, longest decoder loop {after.get('decoder_gap_ms', '?')} ms; "
+              f"{after.get('realtime_priority', '?')}, longest decoder loop {after.get('decoder_gap_ms', 0):.1f} ms; "
               f"load average {np.mean(loads) if loads else os.getloadavg()[0]:.1f}")
     print(f"    scheduling: {scheduling}")
 

@@ -204,9 +204,9 @@ def soak(seconds: float, *, cols: int, rows: int) -> int:
         print(f"  xruns without the UI (baseline): {x1 - x0}   (load average {load_quiet:.1f})")
         print(f"  xruns with the UI dragging/redrawing: {x3 - x2}   (UI CPU {100 * cpu:.1f} % of one core; "
               f"load average {load_ui:.1f})")
-        print(f"  engine load at the end: {status.get('load')}; underflows {status.get('underflows')}, ring underruns "
-              f"{status.get('ring_underruns')} in all; longest decoder loop {status.get('decoder_gap_ms')} ms, "
-              f"longest callback interval {status.get('audio_gap_ms')} ms")
+        print(f"  engine load at the end: {status.get('load', 0):.3f}; underflows {status.get('underflows')}, ring "
+              f"underruns {status.get('ring_underruns')} in all; longest decoder loop "
+              f"{status.get('decoder_gap_ms', 0):.1f} ms, longest callback interval {status.get('audio_gap_ms', 0):.1f} ms")
         print(f"  scheduling: {jack.scheduling}; decoder {status.get('decoder_policy')} {status.get('realtime_priority')} "
               f"(realtime {status.get('realtime')}), audio callback thread {status.get('audio_policy')}, UI normal")
         return 0
