@@ -18,7 +18,12 @@ address                        args       effect / reply
 /livegen/note                  i i        pitch 0..127, velocity 0..127 (0 = note off)
 /livegen/record                i          1 starts, 0 stops recording
 /livegen/preset/store          i          store current parameters in slot 0..127
-/livegen/preset/recall         i          recall slot 0..127
+/livegen/preset/recall         i          recall slot 0..127 (stops a morph or loop)
+/livegen/preset/morph          i f        glide every stored parameter to slot 0..127 over f seconds
+                                          (>= 0); a parameter moved meanwhile leaves the morph
+/livegen/preset/loop           f [i ...]  glide slot to slot, f seconds a leg, round and round: the
+                                          slots given (at least 2, 0..127) or every stored slot;
+                                          0 seconds stops; subscribers see the moving parameters
 /livegen/learn                 s          arm MIDI learn for a parameter ("" cancels; "record": a
                                           button that toggles recording); replies
                                           /livegen/learned s s (parameter, control) once bound
@@ -143,6 +148,8 @@ class OscServer:
         self.last_internal_error: str | None = None
         self.last_address = ""
         self._meter_sequence = -1
+        self._morph_sent: dict[str, float] = {}
+        """Values of morphing parameters last sent to subscribers (see `_morph_feedback`)."""
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "OscServer":
@@ -332,6 +339,8 @@ class OscServer:
             values = self._numbers(address, args, 1, sender)
             if values is not None:
                 self._post(Event("record", value=1.0 if values[0] >= 0.5 else 0.0), source)
+        elif head == "preset" and rest in ("morph", "loop"):
+            self._preset_morph(address, rest, args, sender, source)
         elif head == "preset" and rest in ("store", "recall"):
             values = self._numbers(address, args, 1, sender)
             if values is None:
@@ -407,6 +416,41 @@ class OscServer:
         event.source = source
         self.target.post(event)
         self.stats["posted"] += 1
+
+    def _preset_morph(self, address, action, args, sender, source) -> None:
+        """`/livegen/preset/morph i f` and `/livegen/preset/loop f [i ...]` (engine-side glides)."""
+        if action == "morph":
+            values = self._numbers(address, args, 2, sender)
+            if values is None:
+                return
+            slot, seconds = values
+            slots = [slot]
+        else:
+            if not args:
+                self._error(sender, f"{address}: expected seconds per leg, then optional slots; got no arguments")
+                return
+            values = self._numbers(address, args, len(args), sender)
+            if values is None:
+                return
+            seconds, slots = values[0], values[1:]
+            if seconds > 0 and len(slots) == 1:
+                self._error(sender, f"{address}: a loop needs at least 2 slots (or none: every stored slot), "
+                                    f"got slot {slots[0]:g}; refused")
+                return
+        if seconds < 0:
+            self._error(sender, f"{address}: seconds {seconds:g} must be >= 0"
+                                f"{' (0 stops the loop)' if action == 'loop' else ''}; refused")
+            return
+        for slot in slots:
+            if slot != int(slot) or not 0 <= slot < PRESET_SLOTS:
+                self._error(sender, f"{address}: slot {slot:g} must be a whole number 0..{PRESET_SLOTS - 1}; refused")
+                return
+        if action == "morph":
+            event = Event("preset", action="morph", slot=int(slots[0]), seconds=seconds)
+        else:
+            event = Event("preset", action="loop", seconds=seconds,
+                          slots=tuple(int(slot) for slot in slots) if slots and seconds > 0 else None)
+        self._post(event, source)
 
     def _learn(self, address, args, sender) -> None:
         if self.midi is None:
@@ -596,6 +640,10 @@ class OscServer:
                         subscriber.pending.update(snapshot)
                     elif event.type == "record":
                         subscriber.meters.pop("recording", None)
+            moving = self._morph_feedback()
+            if moving:
+                for subscriber in subscribers:
+                    subscriber.pending.update(moving)
             try:
                 status = self.target.status()
             except Exception:
@@ -603,6 +651,22 @@ class OscServer:
             levels = self._meter_messages()
             for subscriber in subscribers:
                 self._flush(subscriber, status, levels)
+
+    def _morph_feedback(self) -> dict:
+        """Parameters an engine-side preset morph or loop moved since the last tick (it moves
+        them without events, so subscribers would not see them otherwise)."""
+        engine = getattr(self.target, "engine", self.target)
+        names = engine.morph_names() if hasattr(engine, "morph_names") else []
+        if not names:
+            self._morph_sent = {}
+            return {}
+        params = self.target.params
+        moved = {}
+        for name in names:
+            value = float(params.get(name))
+            if self._morph_sent.get(name) != value:
+                moved[name] = self._morph_sent[name] = value
+        return moved
 
     def _meter_messages(self) -> list[bytes]:
         """`/livegen/meter f f` (peak, RMS dBFS) and `/livegen/spectrum f*64` when the target's
