@@ -17,6 +17,11 @@
    model, with 0, 1 and 8 held notes, against the spectral engine playing the same 8 notes in the
    same run (`livegen.continuation.bench_notes`; `--notes-hops` per case). Target: with 8 notes
    the mean hop stays inside the hop's real-time budget.
+
+`--model` may be given more than once: every model runs parts 1-3 on the same seeds and the run
+ends with one table of them side by side (the listening level, RMS dBFS per 10 s, too). Targets
+count for the first model only; e.g. ``--model models/continuation --model DIR`` with DIR a
+baseline trained with ``kind = "seed_lstm"`` (the seed document's LSTM recipe, card.md).
 """
 
 from __future__ import annotations
@@ -48,8 +53,12 @@ def collapse_figures(y, *, sr: int, n_fft: int = 1024, hop: int = 256, window_s:
     sec_flux = [float(flux[int(i * fps):int((i + 1) * fps)].mean()) for i in range(secs)]
     silent = sum(r < -60.0 for r in rms_db)
     static = sum(f < 0.05 * first for f in sec_flux)
+    per = max(1, int(window_s))
+    rms_windows = [20 * np.log10(np.sqrt(np.mean(y[i * sr:(i + per) * sr] ** 2)) + 1e-12)
+                   for i in range(0, secs - per + 1, per)]
     return {"flux_first": first, "flux_last": last, "ratio": last / first if first > 0 else 0.0,
-            "silent_seconds": int(silent), "static_seconds": int(static), "min_rms_db": float(min(rms_db))}
+            "silent_seconds": int(silent), "static_seconds": int(static), "min_rms_db": float(min(rms_db)),
+            "rms_windows_db": [float(r) for r in rms_windows]}
 
 
 def _autonomous(model, *, seconds: float, seed: int, temperature: float | None, drift: float):
@@ -124,10 +133,19 @@ def _held_out_seeds(data, *, model, seed_seconds: float, pieces: int, test_only:
     return seeds, nexts, labels
 
 
+def describe(model) -> str:
+    """One line naming a continuation model's architecture (the baseline says what it is)."""
+    cfg = model.config
+    if hasattr(cfg, "describe"):
+        return cfg.describe()
+    return f"GRU {cfg.layers}x{cfg.hidden}, block {cfg.block} hops, {cfg.n_components} PCA components, {cfg.mixtures} mixtures"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench continuation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="continuation model directory (default models/continuation)")
+    parser.add_argument("--model", action="append", default=None,
+                        help="continuation model directory (default models/continuation); again to compare models")
     parser.add_argument("--data", default=None, help="music folder for held-out seeds (GTZAN layout; default: render "
                                                      "16 pieces with `gm-songs --seed 99` into a temporary folder)")
     parser.add_argument("--seconds", type=float, default=60.0, help="autonomous length (default 60)")
@@ -143,34 +161,17 @@ def main(argv=None) -> int:
 
     import tempfile
 
-    import numpy as np
     import torch
 
     from livegen.continuation.io import default_continuation_path, load_continuation
-    from livegen.continuation.runtime import ContinuationStream
 
     torch.set_num_threads(1)
     skip = set(filter(None, args.skip.split(",")))
-    model = load_continuation(args.model or default_continuation_path())
-    cfg = model.config
-    sr = cfg.sample_rate
-    print(f"model {args.model or default_continuation_path()}: GRU {cfg.layers}x{cfg.hidden}, block {cfg.block} hops, "
-          f"{cfg.n_components} PCA components, {cfg.mixtures} mixtures; torch threads 1")
+    paths = args.model or [None]
+    models = [load_continuation(p or default_continuation_path()) for p in paths]
     ok = True
-    if "collapse" not in skip:
-        t0 = time.perf_counter()
-        y = _autonomous(model, seconds=args.seconds, seed=args.seed, temperature=None, drift=args.drift)
-        sampled = collapse_figures(y, sr=sr)
-        greedy = collapse_figures(_autonomous(model, seconds=args.seconds, seed=args.seed, temperature=0.0, drift=args.drift), sr=sr)
-        print(f"\n[no collapse] {args.seconds:g} s autonomous, drift {args.drift} ({time.perf_counter() - t0:.1f} s wall)")
-        for name, f in (("sampled (ours)", sampled), ("greedy baseline", greedy)):
-            print(f"  {name:16s} flux first 10 s {f['flux_first']:.3f}, last 10 s {f['flux_last']:.3f}, ratio {f['ratio']:.2f}; "
-                  f"silent seconds {f['silent_seconds']}, static seconds {f['static_seconds']}, min RMS {f['min_rms_db']:.1f} dBFS")
-        passed = sampled["ratio"] >= 0.5 and sampled["silent_seconds"] == 0 and sampled["static_seconds"] == 0
-        ok &= passed
-        print(f"  target ratio >= 0.5, never silent or static: {'PASS' if passed else 'FAIL'}")
-    if "fit" not in skip:
-        t0 = time.perf_counter()
+    seeds = nexts = None
+    if "fit" not in skip:  # the same held-out seeds for every model
         with tempfile.TemporaryDirectory() as tmp:
             data = args.data
             if data is None:
@@ -179,8 +180,79 @@ def main(argv=None) -> int:
                 data = tmp  # seed 99: pieces the bundled model never saw; all of them are held out
                 render_songs(tmp, soundfont="/usr/share/sounds/sf2/FluidR3_GM.sf2", songs=args.pieces,
                              seconds=args.seed_seconds + 8.0, seed=99, progress=False)
-            seeds, nexts, _ = _held_out_seeds(data, model=model, seed_seconds=args.seed_seconds,
+            seeds, nexts, _ = _held_out_seeds(data, model=models[0], seed_seconds=args.seed_seconds,
                                               pieces=args.pieces, test_only=args.data is not None)
+    rows = []
+    for i, (path, model) in enumerate(zip(paths, models)):
+        if i:
+            print("\n" + "-" * 78)
+        figures = _bench_model(model, path or default_continuation_path(), args, skip, seeds, nexts, counted=i == 0)
+        ok &= figures.pop("ok") or i > 0
+        rows.append(figures)
+    if len(rows) > 1:
+        _print_table(rows)
+    if "notes" not in skip:
+        from livegen.continuation.bench_notes import notes_figures
+
+        t0 = time.perf_counter()
+        print("\n[notes beside the stream: the engine's whole hop, voice model decoding the notes]")
+        notes = notes_figures(paths[0], hops=args.notes_hops, log=lambda line: print("  " + line))
+        eight = next(r for r in notes["rows"] if r["case"].endswith("voice model, 8 notes"))
+        passed = eight["mean_us"] < notes["budget_us"]
+        ok &= passed
+        print(f"  ({time.perf_counter() - t0:.1f} s wall) target: 8 notes in real time (mean hop {eight['mean_us']:.0f} µs "
+              f"< {notes['budget_us']:.0f} µs budget): {'PASS' if passed else 'FAIL'}")
+    return 0 if ok else 1
+
+
+def _print_table(rows) -> None:
+    print("\n[side by side]")
+    print("| model | flux ratio last/first 10 s | silent s | static s | RMS dBFS per 10 s | fit matched | shuffled | wins "
+          "| real next | amortised µs/hop | worst hop µs |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        c, f, k = r.get("collapse"), r.get("fit"), r.get("cost")
+        cells = [r["name"]]
+        cells += ([f"{c['ratio']:.2f}", str(c["silent_seconds"]), str(c["static_seconds"]),
+                   " / ".join(f"{v:.1f}" for v in c["rms_windows_db"])] if c else ["-"] * 4)
+        cells += ([f"{f['matched']:.3f}", f"{f['shuffled']:.3f}", f"{f['wins']}/{f['pieces']}", f"{f['real_next']:.3f}"]
+                  if f else ["-"] * 4)
+        cells += [f"{k['amortised_us']:.0f}", f"{k['worst_us']:.0f}"] if k else ["-"] * 2
+        print("| " + " | ".join(cells) + " |")
+
+
+def _bench_model(model, path, args, skip, seeds, nexts, *, counted: bool) -> dict:
+    """Parts 1-3 for one model; returns its figures (and whether its targets passed)."""
+    import numpy as np
+    import torch
+
+    from livegen.continuation.runtime import ContinuationStream
+
+    cfg = model.config
+    sr = cfg.sample_rate
+    ok = True
+    figures: dict = {"name": str(path)}
+    note = "" if counted else " (compared model: its targets are not counted)"
+    print(f"model {path}: {describe(model)}; torch threads 1{note}")
+    if "collapse" not in skip:
+        t0 = time.perf_counter()
+        y = _autonomous(model, seconds=args.seconds, seed=args.seed, temperature=None, drift=args.drift)
+        sampled = collapse_figures(y, sr=sr)
+        runs = [("as configured", sampled)]
+        if getattr(cfg, "kind", None) is None:  # the baseline has no sampling: temperature 0 is the same run
+            runs.append(("temperature 0", collapse_figures(
+                _autonomous(model, seconds=args.seconds, seed=args.seed, temperature=0.0, drift=args.drift), sr=sr)))
+        print(f"\n[no collapse] {args.seconds:g} s autonomous, drift {args.drift} ({time.perf_counter() - t0:.1f} s wall)")
+        for name, f in runs:
+            print(f"  {name:16s} flux first 10 s {f['flux_first']:.3f}, last 10 s {f['flux_last']:.3f}, ratio {f['ratio']:.2f}; "
+                  f"silent seconds {f['silent_seconds']}, static seconds {f['static_seconds']}, min RMS {f['min_rms_db']:.1f} dBFS")
+            print(f"  {'':16s} RMS dBFS per 10 s: " + " ".join(f"{v:.1f}" for v in f["rms_windows_db"]))
+        passed = sampled["ratio"] >= 0.5 and sampled["silent_seconds"] == 0 and sampled["static_seconds"] == 0
+        ok &= passed
+        figures["collapse"] = sampled
+        print(f"  target ratio >= 0.5, never silent or static: {'PASS' if passed else 'FAIL'}")
+    if seeds is not None:
+        t0 = time.perf_counter()
         fit = fit_figures(model, seeds, nexts, seed=args.seed)
         print(f"\n[continuation fit] {fit['pieces']} seeds of {args.seed_seconds:g} s ({time.perf_counter() - t0:.1f} s wall)")
         print(f"  correlation of the first generated second with the seed's last second: {fit['matched']:.3f}")
@@ -188,6 +260,7 @@ def main(argv=None) -> int:
         print(f"  the real next second (reference):                                    {fit['real_next']:.3f}")
         print(f"  matched beats shuffled for {fit['wins']}/{fit['pieces']} seeds")
         ok &= fit["matched"] > fit["shuffled"]
+        figures["fit"] = fit
     if "cost" not in skip:
         from livegen.model import ModelConfig, random_model
 
@@ -200,7 +273,8 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             stream.next_frame(z)
             by_work.setdefault(stream.last_work, []).append((time.perf_counter() - t) * 1e6)
-        names = {"": "synthesis only", "i": "+ input layer", "g": "+ one GRU layer", "h": "+ head and draw"}
+        names = {"": "synthesis only", "i": "+ input layer", "g": "+ one GRU layer", "h": "+ head and draw",
+                 "w": "window re-run"}
         medians = {w: float(np.median(v)) for w, v in by_work.items()}
         counts = {w: len(v) for w, v in by_work.items()}
         total = sum(counts.values())
@@ -230,16 +304,7 @@ def main(argv=None) -> int:
               f"with the 8 voices {100 * (amortised + vae_us) / budget:.1f} %")
         passed = worst <= 500.0
         ok &= passed
+        figures["cost"] = {"amortised_us": amortised, "worst_us": worst}
         print(f"  target <= 500 µs per hop (every kind of hop): {'PASS' if passed else 'FAIL'}")
-    if "notes" not in skip:
-        from livegen.continuation.bench_notes import notes_figures
-
-        t0 = time.perf_counter()
-        print("\n[notes beside the stream: the engine's whole hop, voice model decoding the notes]")
-        notes = notes_figures(args.model, hops=args.notes_hops, log=lambda line: print("  " + line))
-        eight = next(r for r in notes["rows"] if r["case"].endswith("voice model, 8 notes"))
-        passed = eight["mean_us"] < notes["budget_us"]
-        ok &= passed
-        print(f"  ({time.perf_counter() - t0:.1f} s wall) target: 8 notes in real time (mean hop {eight['mean_us']:.0f} µs "
-              f"< {notes['budget_us']:.0f} µs budget): {'PASS' if passed else 'FAIL'}")
-    return 0 if ok else 1
+    figures["ok"] = ok
+    return figures

@@ -46,6 +46,12 @@ def load_continuation(path, device: str = "cpu"):
 
     path = Path(os.fspath(path))
     data = _read_config(path, fmt=FORMAT, version=FORMAT_VERSION, kind="a continuation model")
-    model = ContinuationModel(ContinuationConfig.from_dict(data.get("config", {})))
+    config = data.get("config", {})
+    if isinstance(config, dict) and config.get("kind") is not None:  # the seed-recipe baseline (comparison only)
+        from livegen.continuation.baseline import SeedLSTMConfig, SeedLSTMModel
+
+        model = SeedLSTMModel(SeedLSTMConfig.from_dict(config))
+    else:
+        model = ContinuationModel(ContinuationConfig.from_dict(config))
     load_checked_weights(model, path, data)
     return model.to(device).eval()

@@ -21,6 +21,15 @@ class ContinuationStream:
     """Stateful runtime of a `ContinuationModel` (CPU). Only the network stages use torch; the
     per-hop synthesis and the sampling are numpy on precomputed matrices."""
 
+    def __new__(cls, model, **kwargs):
+        # The seed-recipe baseline (`livegen.continuation.baseline`) streams its own way; handing it
+        # over here lets the engine and the bench run it unchanged, for comparison.
+        if cls is ContinuationStream and getattr(model.config, "kind", None) is not None:
+            from livegen.continuation.baseline import SeedLSTMStream
+
+            return SeedLSTMStream(model, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, model, *, seed: int = 0, temperature: float | None = None):
         from livegen.model.config import hann_frame_correlation
 

@@ -18,6 +18,10 @@ from them), so a run stopped and resumed on the same machine and thread count en
 weights, bit for bit; with ``--max-minutes`` the schedules follow the clock and it cannot (the
 budget then counts the time trained before the interruption too, so the schedules go on where
 they were rather than starting again).
+
+``kind = "seed_lstm"`` trains the seed document's recipe instead (`livegen.continuation.baseline`:
+LSTM(256) + sigmoid Dense, MSE), through the same data loading, schedule and checkpoints, as a
+baseline for comparison; its losses are logged as ``mse``/``val_mse``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class ContinuationTrainConfig:
     val_batches: int = 4
     log_every: int = 25
     ckpt_every: int = 250
+    weight_decay: float = 1e-5
     basis_frames: int = 60000
     max_seconds: float | None = None
     model: dict = field(default_factory=dict)
@@ -65,8 +70,9 @@ class ContinuationTrainConfig:
         cfg = checked_config(cls, data, label=label,
                              positive=("steps", "batch", "seq_blocks", "style_frames", "val_every", "log_every",
                                        "ckpt_every"))
-        if cfg.kind != "continuation":
-            raise ParameterError(f"{label}: kind={cfg.kind!r}, expected 'continuation'")
+        if cfg.kind not in ("continuation", "seed_lstm"):
+            raise ParameterError(f"{label}: kind={cfg.kind!r}, expected 'continuation' (or 'seed_lstm', the seed's "
+                                 "LSTM recipe as a baseline)")
         return cfg
 
     def to_dict(self) -> dict:
@@ -151,9 +157,10 @@ def _checked_resume_state(path: Path, cfg: ContinuationTrainConfig, mcfg) -> dic
         raise ParameterError(f"--resume: no checkpoint in {path} (expected {path}/state.json); train without --resume first")
     state = json.loads((path / "state.json").read_text())
     saved = state.get("train_config", {})
-    if saved.get("kind") != "continuation":
-        raise ParameterError(f"--resume: {path} holds a checkpoint of kind {saved.get('kind', 'vae')!r}, not a "
-                             "continuation model; give another --out or drop --resume")
+    if saved.get("kind") != cfg.kind:
+        wanted = "a continuation model" if cfg.kind == "continuation" else f"a {cfg.kind!r} baseline"
+        raise ParameterError(f"--resume: {path} holds a checkpoint of kind {saved.get('kind', 'vae')!r}, not "
+                             f"{wanted}; give another --out or drop --resume")
     if saved.get("model", {}) != cfg.model or state.get("genres") != mcfg.genres:
         raise ParameterError(f"--resume: {path} was trained with model settings {saved.get('model')} and genres "
                              f"{state.get('genres')}; this run has {cfg.model} and {mcfg.genres} (same --config and "
@@ -175,6 +182,7 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
 
     from livegen.train.loop import CHECKPOINT, load_checkpoint, save_checkpoint
 
+    from livegen.continuation import baseline as seed_recipe
     from livegen.continuation.io import save_continuation
     from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
     from livegen.data.datasets import open_dataset
@@ -193,7 +201,10 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
             dist.init_process_group("gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(cfg.seed + rank)
-    mcfg = ContinuationConfig.from_dict(cfg.model) if cfg.model else ContinuationConfig()
+    is_baseline = cfg.kind == seed_recipe.KIND
+    loss_name = "mse" if is_baseline else "nll"
+    config_type = seed_recipe.SeedLSTMConfig if is_baseline else ContinuationConfig
+    mcfg = config_type.from_dict(cfg.model) if cfg.model else config_type()
     ds = open_dataset(data)
     if cache_dir is None:  # the same default as `livegen train`: the user cache, never the output folder
         from livegen.train.data import default_cache_dir
@@ -208,14 +219,15 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     rng = np.random.default_rng([cfg.seed, rank])
     genres = sorted({str(r.get("label") or "") for r in train_rows})
     mcfg.genres = genres
-    model = ContinuationModel(mcfg)
+    model = seed_recipe.SeedLSTMModel(mcfg) if is_baseline else ContinuationModel(mcfg)
     # Basis from a fixed sample of training frames (same on every rank: seeded by cfg.seed alone).
     pick_rng = np.random.default_rng(cfg.seed)
     all_idx = np.concatenate([np.arange(r["start"], r["stop"]) for r in train_rows])
     pick = np.sort(pick_rng.choice(all_idx, size=min(cfg.basis_frames, all_idx.size), replace=False))
-    basis_info = fit_basis(model, torch.from_numpy(np.asarray(feats.frames[pick], dtype=np.float32)))
+    basis_info = (seed_recipe.fit_levels if is_baseline else fit_basis)(
+        model, torch.from_numpy(np.asarray(feats.frames[pick], dtype=np.float32)))
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-5)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     ckpt = out / CHECKPOINT
     step, elapsed_before = 0, 0.0
@@ -228,14 +240,21 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
             rng = np.random.default_rng([cfg.seed, rank, step])
             gen.manual_seed(cfg.seed * 1000 + rank + 7919 * step)
         log(f"continuation: resuming at step {step} of {total} from {ckpt}")
-    frames = (cfg.seq_blocks + 1) * mcfg.block
+    frames = mcfg.window + mcfg.target_offset if is_baseline else (cfg.seq_blocks + 1) * mcfg.block
+
+    def step_loss(seq, style, *, noise, sched, generator):
+        if is_baseline:
+            return seed_recipe.window_loss(model, seq), torch.zeros(())
+        return sequence_loss(net if not distributed else net.module, seq, style, noise=noise, sched=sched,
+                             generator=generator)
+
     min_frames = max(frames, 64)
     train_set = load_split(model, feats, "train", min_frames=min_frames)
     valid_set = load_split(model, feats, "valid", min_frames=min_frames)
     if not len(valid_set.coefs):
         valid_set = train_set
     log(f"continuation: {len(train_set.coefs)} train / {len(valid_set.coefs)} valid pieces, genres {genres}, "
-        f"PCA {mcfg.n_components} explains {basis_info['explained_variance']:.3f}")
+        + (mcfg.describe() if is_baseline else f"PCA {mcfg.n_components} explains {basis_info['explained_variance']:.3f}"))
     net = model
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(model)
@@ -268,7 +287,7 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
         with torch.no_grad():
             for _ in range(cfg.val_batches):
                 seq, style, _ = valid_set.batch(vr, n=cfg.batch, frames=frames, style_frames=cfg.style_frames)
-                nll, _ = sequence_loss(model, seq, style, noise=0.0, sched=0.0, generator=vg)
+                nll, _ = step_loss(seq, style, noise=0.0, sched=0.0, generator=vg)
                 losses.append(float(nll))
         model.train()
         return float(np.mean(losses))
@@ -292,9 +311,8 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
                 g["lr"] = lr
             sched = cfg.sched_max * min(1.0, max(0.0, 2.0 * progress_share - 0.1) if step >= cfg.sched_start else 0.0)
             seq, style, _ = train_set.batch(rng, n=cfg.batch, frames=frames, style_frames=cfg.style_frames)
-            nll, kl = sequence_loss(net if not distributed else net.module, seq, style, noise=cfg.input_noise,
-                                    sched=sched, generator=gen)
-            loss = nll + cfg.beta * kl / mcfg.step_dim
+            nll, kl = step_loss(seq, style, noise=cfg.input_noise, sched=sched, generator=gen)
+            loss = nll if is_baseline else nll + cfg.beta * kl / mcfg.step_dim
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if distributed:
@@ -309,10 +327,11 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
             step += 1
             advance()
             if rank == 0 and (step % cfg.log_every == 0 or step == total):
-                row = {"step": step, "nll": round(float(nll.detach()), 4), "kl": round(float(kl.detach()), 3), "sched": round(sched, 3),
+                row = {"step": step, loss_name: round(float(nll.detach()), 5 if is_baseline else 4),
+                       "kl": round(float(kl.detach()), 3), "sched": round(sched, 3),
                        "lr": round(lr, 6), "seconds": round(time.perf_counter() - started, 1)}
                 if step % cfg.val_every == 0 or step == total:
-                    row["val_nll"] = round(validate(), 4)
+                    row["val_" + loss_name] = round(validate(), 5 if is_baseline else 4)
                 history.append(row)
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
@@ -328,9 +347,18 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
 
             dist.barrier()
         return {"steps": step, "train_seconds": round(elapsed, 1), "stopped_early": True, "checkpoint": str(ckpt)}
-    summary = {"steps": step, "train_seconds": round(elapsed, 1), "pieces": len(train_set.coefs),
-               "explained_variance": round(basis_info["explained_variance"], 4)}
-    if rank == 0:
+    summary = {"steps": step, "train_seconds": round(elapsed, 1), "pieces": len(train_set.coefs)}
+    if not is_baseline:
+        summary["explained_variance"] = round(basis_info["explained_variance"], 4)
+    if rank == 0 and is_baseline:
+        summary["val_mse"] = round(validate(), 5)
+        model.metadata = {"trained": True, "baseline": "the seed document's LSTM recipe, for comparison",
+                          "data": str(data), "steps": step, "train_seconds": round(elapsed, 1),
+                          "val_mse": summary["val_mse"], "levels": basis_info, "train_config": cfg.to_dict()}
+        save_continuation(model, out / "model")
+        summary["model"] = str(out / "model")
+        metrics.close()
+    elif rank == 0:
         summary["val_nll"] = round(validate(), 4)
         model.eval()
         # XY plane over the style encodings of the training pieces (a few windows each)

@@ -2,11 +2,14 @@
 
 `maybe_run_continuation(args)` is what `livegen train` calls first: it returns None when the
 config does not select the continuation kind (the spectral VAE trains as before), else the
-exit code. ``python -m livegen.continuation.train_entry`` takes the same arguments as
+exit code. ``kind = "seed_lstm"`` trains the seed document's LSTM recipe instead, a baseline kept
+for comparison (`livegen.continuation.baseline`). ``python -m livegen.continuation.train_entry`` takes the same arguments as
 `livegen train`.
 """
 
 from __future__ import annotations
+
+KINDS = ("continuation", "seed_lstm")
 
 
 def read_config(path) -> dict:
@@ -34,7 +37,7 @@ def maybe_run_continuation(args) -> int | None:
     if not getattr(args, "config", None):
         return None
     data = read_config(args.config)
-    if data.get("kind", "vae") != "continuation":
+    if data.get("kind", "vae") not in KINDS:
         return None
     import json
 
