@@ -640,7 +640,8 @@ class OscServer:
                         subscriber.pending.update(snapshot)
                     elif event.type == "record":
                         subscriber.meters.pop("recording", None)
-            moving = self._morph_feedback()
+            moving = self._morph_feedback(any(event.type == "preset" and event.action in ("morph", "loop")
+                                              for event in events))
             if moving:
                 for subscriber in subscribers:
                     subscriber.pending.update(moving)
@@ -652,20 +653,27 @@ class OscServer:
             for subscriber in subscribers:
                 self._flush(subscriber, status, levels)
 
-    def _morph_feedback(self) -> dict:
+    def _morph_feedback(self, started: bool) -> dict:
         """Parameters an engine-side preset morph or loop moved since the last tick (it moves
-        them without events, so subscribers would not see them otherwise)."""
+        them without events, so subscribers would not see them otherwise), its end values once
+        it ends, and, with `started` (a morph event was applied), every parameter that changed
+        even when the morph began and ended between two ticks."""
         engine = getattr(self.target, "engine", self.target)
         names = engine.morph_names() if hasattr(engine, "morph_names") else []
-        if not names:
-            self._morph_sent = {}
+        if not (names or self._morph_sent or started):
             return {}
         params = self.target.params
+        candidates = set(names) if names else set(self._morph_sent)
+        if started and not names:
+            candidates |= set(params.specs)
         moved = {}
-        for name in names:
+        for name in candidates:
             value = float(params.get(name))
             if self._morph_sent.get(name) != value:
-                moved[name] = self._morph_sent[name] = value
+                moved[name] = value
+        # a parameter the performer took over leaves the morph: no echo of their own value
+        sent = self._morph_sent
+        self._morph_sent = {name: moved[name] if name in moved else sent[name] for name in names}
         return moved
 
     def _meter_messages(self) -> list[bytes]:
