@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from livegen.continuation.model import StftConfig
+from livegen.continuation.runtime import ContinuationStream
 from livegen.errors import ModelError
-from livegen.model.config import ModelConfig
 
 KIND = "seed_lstm"
 DB_PER_NEPER = 20.0 / math.log(10.0)   # dB per unit of natural-log magnitude
@@ -37,7 +38,7 @@ LOG_FLOOR = 1e-5
 
 
 @dataclass
-class SeedLSTMConfig:
+class SeedLSTMConfig(StftConfig):
     """Everything needed to rebuild a `SeedLSTMModel` (weights aside)."""
 
     kind: str = KIND
@@ -55,17 +56,8 @@ class SeedLSTMConfig:
     def __post_init__(self):
         if self.kind != KIND:
             raise ModelError(f"seed LSTM config kind={self.kind!r}, expected {KIND!r}")
-        for name in ("sample_rate", "n_fft", "hop", "hidden", "window", "target_offset", "latent_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ModelError(f"seed LSTM config field {name}={value!r} must be a positive integer")
-
-    noise_dim = 0
-    n_bins = ModelConfig.n_bins
-    bin_hz = ModelConfig.bin_hz
-    hop_seconds = ModelConfig.hop_seconds
-    to_dict = ModelConfig.to_dict
-    from_dict = classmethod(ModelConfig.from_dict.__func__)
+        self.check_positive(("sample_rate", "n_fft", "hop", "hidden", "window", "target_offset", "latent_dim"),
+                            label="seed LSTM config")
 
     def describe(self) -> str:
         return (f"seed-recipe baseline: LSTM 1x{self.hidden} + sigmoid Dense, MSE, {self.window}-frame window, "
@@ -157,16 +149,10 @@ class SeedLSTMStream:
         self.steps = 0
         self.last_work = ""
 
-    @property
-    def seeding(self) -> bool:
-        return bool(self._seed_frames)
-
-    def feed(self, logmag: np.ndarray) -> None:
-        logmag = np.asarray(logmag, dtype=np.float32)
-        if logmag.ndim != 2 or logmag.shape[1] != self.config.n_bins:
-            raise ValueError(f"seed frames must be [T, {self.config.n_bins}], got {logmag.shape}")
-        if logmag.shape[0]:
-            self._seed_frames.append(logmag)
+    seeding = ContinuationStream.seeding
+    feed = ContinuationStream.feed
+    _next_seed_row = ContinuationStream._next_seed_row
+    run = ContinuationStream.run
 
     def _push(self, scaled: np.ndarray) -> None:
         self._window[:-1] = self._window[1:]
@@ -195,12 +181,7 @@ class SeedLSTMStream:
     def next_frame(self, z) -> np.ndarray:
         self.hops += 1
         if self._seed_frames:
-            frames = self._seed_frames[0]
-            row = frames[self._seed_pos]
-            self._seed_pos += 1
-            if self._seed_pos >= frames.shape[0]:
-                self._seed_frames.pop(0)
-                self._seed_pos = 0
+            row = self._next_seed_row()
             self._push(self._scale(row))
             if not self._seed_frames:
                 self.save_point()
@@ -214,6 +195,3 @@ class SeedLSTMStream:
         self.steps += 1
         self.last_work = "w"
         return out
-
-    def run(self, z, hops: int) -> np.ndarray:
-        return np.stack([self.next_frame(z) for _ in range(hops)])

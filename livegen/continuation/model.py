@@ -32,8 +32,28 @@ FORMAT_VERSION = 1
 LOG_FLOOR = 1e-5  # the feature cache's log(|STFT| + 1e-5)
 
 
+class StftConfig:
+    """What the engine reads from every continuation-format config like the spectral VAE's, and
+    they are its: the STFT's derived sizes and the JSON round trip (unknown fields refused, in the
+    same words)."""
+
+    noise_dim = 0
+    n_bins = ModelConfig.n_bins
+    bin_hz = ModelConfig.bin_hz
+    hop_seconds = ModelConfig.hop_seconds
+    to_dict = ModelConfig.to_dict
+    from_dict = classmethod(ModelConfig.from_dict.__func__)
+
+    def check_positive(self, names, *, label: str) -> None:
+        """ModelError naming the first of `names` that is not a positive integer."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ModelError(f"{label} field {name}={value!r} must be a positive integer")
+
+
 @dataclass
-class ContinuationConfig:
+class ContinuationConfig(StftConfig):
     """Everything needed to rebuild a `ContinuationModel` (weights aside)."""
 
     sample_rate: int = 24000
@@ -56,24 +76,12 @@ class ContinuationConfig:
     genres: list = field(default_factory=list)
 
     def __post_init__(self):
-        for name in ("sample_rate", "n_fft", "hop", "latent_dim", "n_components", "block", "hidden", "layers",
-                     "mixtures", "enc_hidden"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ModelError(f"continuation config field {name}={value!r} must be a positive integer")
+        self.check_positive(("sample_rate", "n_fft", "hop", "latent_dim", "n_components", "block", "hidden", "layers",
+                             "mixtures", "enc_hidden"), label="continuation config")
         if self.latent_dim < 2:
             raise ModelError(f"continuation config latent_dim={self.latent_dim} must be at least 2 (the XY plane)")
         if self.n_components > self.n_bins:
             raise ModelError(f"continuation config n_components={self.n_components} exceeds the {self.n_bins} bins")
-
-    # The engine reads these like the spectral VAE's config, and they are its: the STFT's derived
-    # sizes and the JSON round trip (unknown fields refused, in the same words).
-    noise_dim = 0
-    n_bins = ModelConfig.n_bins
-    bin_hz = ModelConfig.bin_hz
-    hop_seconds = ModelConfig.hop_seconds
-    to_dict = ModelConfig.to_dict
-    from_dict = classmethod(ModelConfig.from_dict.__func__)
 
     @property
     def step_dim(self) -> int:

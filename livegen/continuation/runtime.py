@@ -184,6 +184,16 @@ class ContinuationStream:
         block = np.clip(mu + self.temperature * sd * eps.reshape(-1), -clip, clip)
         return block.astype(np.float32).reshape(self.block, self.k)
 
+    def _next_seed_row(self) -> np.ndarray:
+        """The next queued seed frame (log magnitudes), taken off the queue."""
+        frames = self._seed_frames[0]
+        row = frames[self._seed_pos]
+        self._seed_pos += 1
+        if self._seed_pos >= frames.shape[0]:
+            self._seed_frames.pop(0)
+            self._seed_pos = 0
+        return row
+
     # ----------------------------------------------------------------- the hop
     def next_frame(self, z) -> np.ndarray:
         """The next magnitude frame ``[n_bins]`` float32 (librosa STFT scale)."""
@@ -192,12 +202,7 @@ class ContinuationStream:
         if self._stage >= 0:
             self._run_stage()
         if self._seed_frames:
-            frames = self._seed_frames[0]
-            row = frames[self._seed_pos]
-            self._seed_pos += 1
-            if self._seed_pos >= frames.shape[0]:
-                self._seed_frames.pop(0)
-                self._seed_pos = 0
+            row = self._next_seed_row()
             self._seed_block.append(self.analyse(row))
             if len(self._seed_block) == self.block:
                 self._start(np.stack(self._seed_block), z, sample=True)
