@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import REPO, require_binary
+from test_control_engine import _free_udp_port, ask
 from livegen.control.oscwire import parse_packet
 from livegen.engine.events import Event, param, read_events, write_events
 from livegen.errors import ParameterError
@@ -413,23 +413,6 @@ def test_liblo_oscsend_morphs_and_subscribers_see_the_glide(served):
     assert engine.rejected == 0 and not engine.morphing
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ask(client, address, args=(), *, want, timeout=2.0):
-    client.send_message(address, list(args))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = client.receive(0.2)
-        for message in parse_packet(data) if data else []:
-            if message.address == want:
-                return message.args
-    return None
-
-
 def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
     """The engine server itself (`livegen play --headless` on jackd dummy) driven by oscsend."""
     oscsend = require_binary("oscsend")
@@ -444,11 +427,11 @@ def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
         status = None
         deadline = time.monotonic() + 90
         while status is None and time.monotonic() < deadline and play.poll() is None:
-            status = _ask(client, "/livegen/status", want="/livegen/status", timeout=0.5)
+            status = ask(client, "/livegen/status", want="/livegen/status", timeout=0.5)
         assert status is not None, (tmp_path / "play.log").read_text()
 
         def x_now():
-            got = _ask(client, "/livegen/get/x", want="/livegen/param/x")
+            got = ask(client, "/livegen/get/x", want="/livegen/param/x")
             return got[0] if got else None
 
         send("/livegen/xy", "ff", "0.1", "0.5")
@@ -468,7 +451,7 @@ def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
         held = x_now()
         time.sleep(0.5)
         assert x_now() == held  # the loop stopped where it was
-        assert _ask(client, "/livegen/preset/morph", [5, -1.0], want="/livegen/error") is not None
+        assert ask(client, "/livegen/preset/morph", [5, -1.0], want="/livegen/error") is not None
         assert play.poll() is None
     finally:
         play.send_signal(signal.SIGTERM)
