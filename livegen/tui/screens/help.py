@@ -37,6 +37,8 @@ OSC = [
     ("/livegen/record i", "1 starts, 0 stops recording"),
     ("/livegen/preset/store i", "store the current parameters in slot i"),
     ("/livegen/preset/recall i", "recall slot i"),
+    ("/livegen/preset/morph i f", "glide to slot i over f seconds"),
+    ("/livegen/preset/loop f [i ...]", "morph slot to slot, f seconds a leg (0 stops)"),
     ("/livegen/learn s", "arm MIDI learn for a parameter; reply /livegen/learned s s"),
     ("/livegen/get/<name>", "reply: /livegen/param/<name> f"),
     ("/livegen/params", "reply: /livegen/params s f f f ... (name min max default)"),
