@@ -70,20 +70,44 @@ def _db(logmag, log_peak, floor_db=FLOOR_DB):
     return DB * np.maximum(logmag, log_peak - floor_db / DB)
 
 
-def note_lsd(model, sampler, notes, *, floors=(FLOOR_DB,)) -> np.ndarray:
-    """Per-note LSD (dB) of the model's reconstructions, `[notes, len(floors)]`."""
+def note_lsd(model, sampler, notes, *, floors=(FLOOR_DB,), parts: dict | None = None) -> np.ndarray:
+    """Per-note LSD (dB) of the model's reconstructions, `[notes, len(floors)]`.
+
+    With `parts` (a dict), it also gets where the error lies at the first floor, averaged over
+    notes: `onset` (first 50 ms), `held`, `release` frames, and the RMS dB error in the bands
+    `<1k`, `1-4k`, `4-8k`, `>8k` Hz.
+    """
     mu = encode_notes(model, sampler, notes)
     out = []
+    cuts = []
+    if parts is not None:
+        bin_hz = model.config.bin_hz
+        cuts = [(name, int(lo / bin_hz), int(hi / bin_hz)) for name, lo, hi in
+                (("<1k", 0, 1000), ("1-4k", 1000, 4000), ("4-8k", 4000, 8000), (">8k", 8000, 1e9))]
+        onset = max(1, int(round(0.05 / sampler.hop_s)))
+        acc: dict[str, list] = {}
     for j, i in enumerate(notes):
         real = sampler.full_note(i)
         peak = real.max()
         gen = np.log(generate_frames(model, mu[j], sampler.pitch[i], sampler.velocity[i], real.shape[0],
                                      int(sampler.release[i])) + EPS)
         row = []
-        for fl in floors:
+        for k, fl in enumerate(floors):
             d = _db(gen, peak, fl) - _db(real, peak, fl)
-            row.append(float(np.sqrt((d * d).mean(axis=1)).mean()))
+            per_frame = np.sqrt((d * d).mean(axis=1))
+            row.append(float(per_frame.mean()))
+            if parts is not None and k == 0:
+                rel = int(sampler.release[i]) if sampler.release[i] > 0 else len(per_frame)
+                for name, seg in (("onset", per_frame[:onset]), ("held", per_frame[onset:rel]),
+                                  ("release", per_frame[rel:])):
+                    if seg.size:
+                        acc.setdefault(name, []).append(float(seg.mean()))
+                for name, lo, hi in cuts:
+                    if d[:, lo:hi].size:
+                        acc.setdefault(name, []).append(float(np.sqrt((d[:, lo:hi] ** 2).mean())))
         out.append(row)
+    if parts is not None:
+        parts.update({name: round(float(np.mean(v)), 3) for name, v in acc.items()})
     return np.array(out).reshape(len(out), len(floors))
 
 
