@@ -14,6 +14,7 @@ priority (JACK's clients run at the server's priority minus 5; jackd's default i
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -125,6 +126,26 @@ class LiveEngine:
         self._thread = threading.Thread(target=self._run, name="livegen-decoder", daemon=True)
         self._thread.start()
         self._scheduled.wait(1.0)  # so `realtime` is known when start() returns
+
+    @contextlib.contextmanager
+    def lead(self, seconds: float = 0.25, *, timeout: float = 1.0):
+        """Keep `seconds` of audio in the ring while the block runs, then go back to `ahead`.
+
+        For GIL-heavy work on another thread of this process while audio plays: starting or
+        stopping the controls (imports; rtmidi opens and closes its JACK clients without
+        releasing the GIL) held the decoder off for 20-50 ms here, longer than the 16 ms lead,
+        at every start and stop. Control latency grows by the difference meanwhile, at moments
+        (start, stop) when nobody is playing."""
+        normal = self.ahead
+        self.ahead = max(normal, int(seconds * self.output.samplerate))
+        deadline = time.monotonic() + timeout
+        while (self.ring.fill < self.ahead and time.monotonic() < deadline and self._thread is not None
+               and self._thread.is_alive()):
+            time.sleep(0.002)
+        try:
+            yield
+        finally:
+            self.ahead = normal
 
     def _swap(self) -> None:
         engine, on_swapped = self._next

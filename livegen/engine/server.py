@@ -155,7 +155,8 @@ def _play(args, output, started, stop, engine, model_name, device) -> int:
 
     # after the first blocks: an answer to /livegen/status means "playing"
     try:
-        controls = start_controls(live, args, log=log)
+        with live.lead():
+            controls = start_controls(live, args, log=log)
     except BaseException:
         live.stop()
         raise
@@ -198,7 +199,8 @@ def _play(args, output, started, stop, engine, model_name, device) -> int:
                 live.engine.extra_status["audio_restarts"] = output.restarts
                 log(f"audio device is back: playing on {output.info['name']!r}")
     finally:
-        controls.stop()
+        with live.lead():
+            controls.stop()
         switcher.wait()
         live.stop(fade=not lost)
         if switcher.session is not None:
