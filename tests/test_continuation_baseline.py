@@ -113,3 +113,21 @@ def test_bench_compares_two_models_side_by_side(songs, tmp_path, capsys):
     assert "seed-recipe baseline: LSTM 1x16" in out and "[side by side]" in out
     table = [line for line in out.splitlines() if line.startswith("| ")]
     assert len(table) == 3 and table[2].startswith(f"| {tmp_path / 'b' / 'model'} |")
+
+
+def test_collapse_figures_call_a_frozen_spectrum_frozen():
+    """A steady sound (what the seed recipe settles into) passes the flux tests, which are relative
+    to its own start, but every second of it is frozen; chords changing each second are not."""
+    from livegen.bench.continuation import collapse_figures
+
+    sr = 24000
+    t = np.arange(12 * sr) / sr
+    rng = np.random.default_rng(0)
+    steady = 0.1 * (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 330 * t)) + 0.01 * rng.standard_normal(t.size)
+    f = collapse_figures(steady.astype(np.float32), sr=sr)
+    assert f["silent_seconds"] == 0 and f["static_seconds"] == 0 and f["ratio"] > 0.5
+    assert f["frozen_seconds"] == 10 and f["change_median_db"] < 2.0  # 11 whole seconds: 10 changes
+    f0 = 110 * 2 ** (rng.permutation(24)[:12] / 12)  # a new note every second
+    moving = 0.1 * np.sin(2 * np.pi * np.repeat(f0, sr) * t) + 0.01 * rng.standard_normal(t.size)
+    g = collapse_figures(moving.astype(np.float32), sr=sr)
+    assert g["frozen_seconds"] == 0 and g["change_median_db"] > 3.0
