@@ -301,17 +301,21 @@ def main(argv=None) -> int:
     osc = OscServer(target, port=0).start()
     midi = out = None
     if have_jack:
+        import contextlib
+
         import rtmidi
 
-        mapper = MidiMapper(target.params, [Mapping("z1", cc=20, takeover=False)])
-        midi = MidiInput(target, mapper=mapper, api=rtmidi.API_UNIX_JACK, save_learned=False,
-                         map_path=os.path.join(tempfile.gettempdir(), "livegen-bench-map.toml")).start()
-        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-controller")
-        deadline = time.monotonic() + 5
-        while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        out.open_port(out.get_ports().index("livegen:livegen"))
-        time.sleep(0.2)
+        # as `play` does: rtmidi holds the GIL while it opens JACK clients (see LiveEngine.lead)
+        with live.lead() if live is not None else contextlib.nullcontext():
+            mapper = MidiMapper(target.params, [Mapping("z1", cc=20, takeover=False)])
+            midi = MidiInput(target, mapper=mapper, api=rtmidi.API_UNIX_JACK, save_learned=False,
+                             map_path=os.path.join(tempfile.gettempdir(), "livegen-bench-map.toml")).start()
+            out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-controller")
+            deadline = time.monotonic() + 5
+            while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            out.open_port(out.get_ports().index("livegen:livegen"))
+            time.sleep(0.2)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
