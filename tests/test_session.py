@@ -249,6 +249,41 @@ def test_stalled_disk_loses_nothing_with_a_generous_ring(tmp_path):
     assert np.array_equal(back, audio)
 
 
+class _HeldRecorder(SessionRecorder):
+    """A disk thread that hangs inside its first write until released."""
+
+    def _write_frames(self, frames):
+        self.held.set()
+        self.release.wait()
+        super()._write_frames(frames)
+
+
+def test_engine_side_never_waits_for_a_hung_disk(tmp_path):
+    """The engine's calls (`write_audio`, `log_event`) return while the disk thread hangs: a stall
+    costs ring space, never the audio thread's time (a call that waited would never return here)."""
+    import threading
+
+    sr = 48000
+    audio = np.random.default_rng(5).uniform(-1, 1, (sr, 2)).astype(np.float32)
+    rec = _HeldRecorder(tmp_path, samplerate=sr, channels=2, ring_seconds=4)
+    rec.held, rec.release = threading.Event(), threading.Event()
+    rec.start()
+    rec.write_audio(audio[:256])
+    assert rec.held.wait(30), "the disk thread never started writing"
+    feeder = threading.Thread(target=lambda: (_feed(rec, audio[256:], [256] * (len(audio) // 256 + 1), keep_up=False),
+                                              rec.log_event(param("gain", -3.0))))
+    feeder.start()
+    feeder.join(60)
+    hung = feeder.is_alive()
+    rec.release.set()
+    feeder.join()
+    rec.stop()
+    assert not hung, "the engine side waited for the hung disk"
+    assert rec.dropped == 0 and rec.error is None
+    back, _ = soundfile.read(rec.path, dtype="float32")
+    assert np.array_equal(back, audio)
+
+
 def test_stall_longer_than_the_ring_drops_but_keeps_time(tmp_path):
     sr = 8000
     audio = np.random.default_rng(4).uniform(-1, 1, (2 * sr, 1)).astype(np.float32)
