@@ -1,7 +1,9 @@
 """MIDI input (python-rtmidi): a virtual `livegen` port, named connections, reconnect by polling.
 
-rtmidi calls back on its own (real-time) thread, so the callback only enqueues. A worker
-thread feeds the pure `MidiMapper` and posts its events to the engine; a poll thread looks at
+No rtmidi callback: on JACK, rtmidi runs a Python callback inside JACK's real-time cycle, where
+waiting for the GIL made the server's whole cycle late (the control flood's xruns named this
+client). rtmidi queues input itself; a worker thread drains every open port about once a
+millisecond, feeds the pure `MidiMapper` and posts its events to the engine; a poll thread looks at
 the port list about once a second and (re)connects every `--midi-in NAME` whose port shows up,
 so a controller unplugged and plugged back in comes back on its own.
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import sys
 import threading
 import time
@@ -20,6 +21,10 @@ from livegen.control.mapping import MidiMapper, default_map_path, load_map, save
 from livegen.errors import DeviceError, ParameterError
 
 VIRTUAL_PORT = "livegen"
+DRAIN_SECONDS = 0.001
+"""How long the worker sleeps when no port had input: adds at most 1 ms to MIDI latency."""
+QUEUE_SIZE = 16384
+"""Messages rtmidi keeps per port until drained: 3 s of a 5,000-per-second flood."""
 
 
 def choose_api():
@@ -94,7 +99,8 @@ class MidiInput:
         """The last message received, as short text (status `midi_last`)."""
         self.errors: list[str] = []
         self._inputs: dict[str, object] = {}
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._sources: list[tuple[object, str]] = []
+        """(open rtmidi input, source name) pairs the worker drains; changed under `_lock`."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._virtual_in = None
@@ -110,7 +116,7 @@ class MidiInput:
         try:
             self._scanner = rtmidi.MidiIn(self.api, name=f"{self.port_name}-scan")
             if self.virtual:
-                midi_in = rtmidi.MidiIn(self.api, name=self.port_name)
+                midi_in = rtmidi.MidiIn(self.api, name=self.port_name, queue_size_limit=QUEUE_SIZE)
                 self._prepare(midi_in, f"midi:{self.port_name}")
                 midi_in.open_virtual_port(self.port_name)
                 self._virtual_in = midi_in
@@ -147,18 +153,19 @@ class MidiInput:
                 if midi_in is not None:
                     _close_port(midi_in)
             self._inputs.clear()
+            self._sources.clear()
             self._virtual_in = self._scanner = None
             for spec in self.connections:
                 self.connections[spec] = None
 
     def _prepare(self, midi_in, source: str) -> None:
+        """Filter what a port delivers and hand it to the worker (caller holds `_lock`, or the
+        threads have not started)."""
         midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
-        put = self._queue.put
+        self._sources.append((midi_in, source))
 
-        def callback(message_and_delta, _data=None):
-            put((message_and_delta[0], source))  # rtmidi's thread: enqueue only
-
-        midi_in.set_callback(callback)
+    def _forget(self, midi_in) -> None:
+        self._sources[:] = [pair for pair in self._sources if pair[0] is not midi_in]
 
     # -- learn (used by OSC /livegen/learn and by the UI) ----------------------------------------
     def arm(self, param: str, on_learned=None) -> None:
@@ -206,24 +213,32 @@ class MidiInput:
         }
 
     # -- threads -------------------------------------------------------------------------------
+    def _drain(self) -> list:
+        batch = []
+        with self._lock:
+            for midi_in, source in self._sources:
+                while (item := midi_in.get_message()) is not None:
+                    batch.append((item[0], source))
+        return batch
+
     def _worker_loop(self) -> None:
-        get = self._queue.get
         post = self.target.post
         while not self._stop.is_set():
-            try:
-                message, source = get(timeout=0.2)
-            except queue.Empty:
+            batch = self._drain()
+            if not batch:
+                time.sleep(DRAIN_SECONDS)
                 continue
-            self.messages += 1
-            self.last = describe_message(message)
-            try:
-                events = self.mapper.feed(message, source=source)
-            except Exception as exc:  # the pure layer is fuzzed; this is a last guard
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-                del self.errors[:-20]
-                continue
-            for event in events:
-                post(event)
+            for message, source in batch:
+                self.messages += 1
+                self.last = describe_message(message)
+                try:
+                    events = self.mapper.feed(message, source=source)
+                except Exception as exc:  # the pure layer is fuzzed; this is a last guard
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    del self.errors[:-20]
+                    continue
+                for event in events:
+                    post(event)
 
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_interval):
@@ -247,19 +262,20 @@ class MidiInput:
                 if port is not None and port not in ports:
                     midi_in = self._inputs.pop(spec, None)  # unplugged: close, look again next time
                     if midi_in is not None:
+                        self._forget(midi_in)
                         _close_port(midi_in)
                     self.connections[spec] = None
                 if self.connections[spec] is None:
                     index = _match(spec, ports)
                     if index is None:
                         continue
-                    midi_in = rtmidi.MidiIn(self.api, name=f"{self.port_name}-in")
-                    self._prepare(midi_in, f"midi:{ports[index]}")
+                    midi_in = rtmidi.MidiIn(self.api, name=f"{self.port_name}-in", queue_size_limit=QUEUE_SIZE)
                     try:
                         midi_in.open_port(self._scanner.get_ports().index(ports[index]), name=self.port_name)
                     except (ValueError, rtmidi.RtMidiError):
                         midi_in.delete()
                         continue
+                    self._prepare(midi_in, f"midi:{ports[index]}")
                     self._inputs[spec] = midi_in
                     self.connections[spec] = ports[index]
 
