@@ -345,6 +345,60 @@ def _soak(seconds: float, extra) -> dict:
         time.sleep(0.1)
 
 
+def _switches(seconds: float, every: float, extra) -> dict:
+    """Engine xruns over `seconds` with a model switch (default <-> continuation) every `every`
+    seconds, against the same time without switches just before, 8 voices and xy every 10 ms."""
+    import numpy as np
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from livegen.bench.ui import _status
+    from livegen.continuation.io import default_continuation_path
+    from livegen.model import default_model_path
+
+    models = (str(default_continuation_path()), str(default_model_path()))
+    jack = _Jack(capture=False)
+    port = _free_port()
+    try:
+        proc = _play(jack, port, extra)
+        osc = SimpleUDPClient("127.0.0.1", port)
+        deadline = time.monotonic() + 120
+        while _status(port, timeout=0.5) is None and time.monotonic() < deadline and proc.poll() is None:
+            pass
+        jack.connect()
+        time.sleep(2.0)
+        for i in range(8):
+            osc.send_message("/livegen/note", [48 + 3 * i, 100])
+        rng = np.random.default_rng(0)
+        xy = [0.5, 0.5]
+
+        def period(switch: bool) -> dict:
+            before, jack_before = _status(port) or {}, jack.xruns
+            start = next_at = time.monotonic()
+            next_switch, count = start + every, 0
+            while (now := time.monotonic()) < start + seconds:
+                xy[:] = np.clip(np.asarray(xy) + rng.normal(0, 0.02, 2), 0, 1).tolist()
+                osc.send_message("/livegen/xy", xy)
+                if switch and now >= next_switch:
+                    osc.send_message("/livegen/model", [models[count % 2]])
+                    count += 1
+                    next_switch += every
+                next_at += 0.010
+                time.sleep(max(0.0, next_at - time.monotonic()))
+            time.sleep(1.0)  # the last switch's load and fade
+            after = _status(port) or {}
+            return {"switches": count, "load": os.getloadavg()[0], "jack_xruns": jack.xruns - jack_before,
+                    **{key: after.get(key, 0) - before.get(key, 0) for key in ("xruns", "underflows", "ring_underruns")},
+                    "model": after.get("model", "?")}
+
+        quiet, switching = period(False), period(True)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        return {"quiet": quiet, "switching": switching, "summary": out.strip(), "scheduling": jack.scheduling}
+    finally:
+        jack.close()
+        time.sleep(0.1)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,6 +406,10 @@ def main(argv=None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=10.0, help="length of the xrun soak (0 skips)")
     parser.add_argument("--no-live", action="store_true", help="skip the jackd start-up and soak figures")
     parser.add_argument("--play-args", default="", help="extra `play --headless` options for the live figures")
+    parser.add_argument("--switch-seconds", type=float, default=0.0,
+                        help="xruns over this long with model switches (default <-> continuation), against the "
+                             "same time without (0 skips)")
+    parser.add_argument("--switch-every", type=float, default=4.0, help="seconds between model switches")
     parser.add_argument("--no-realtime", action="store_true",
                         help="baseline without real-time scheduling: jackd --no-realtime and play "
                              "--realtime-priority 0 (the set-up before real-time scheduling)")
@@ -429,6 +487,15 @@ def main(argv=None) -> int:
             for line in result["stderr"].splitlines():
                 if "decoder thread" in line or "refused" in line:
                     print(f"  engine said: {line}")
+        if args.switch_seconds > 0:
+            result = _switches(args.switch_seconds, args.switch_every, extra)
+            for name in ("quiet", "switching"):
+                r = result[name]
+                print(f"  {args.switch_seconds:.0f} s {'with' if r['switches'] else 'without'} model switches "
+                      f"({r['switches']}, every {args.switch_every:g} s), load average {r['load']:.1f}: engine xruns "
+                      f"{r['xruns']} ({r['underflows']} underflows, {r['ring_underruns']} ring underruns), "
+                      f"JACK xruns {r['jack_xruns']}; playing {r['model']}")
+            print(f"  engine: {result['summary']}")
     except Exception as exc:  # jackd missing or refusing: the offline figures still stand
         print(f"  live figures unavailable: {type(exc).__name__}: {exc}")
     return 0
