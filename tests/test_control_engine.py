@@ -98,12 +98,7 @@ def test_play_headless_over_osc(jack_server, tmp_path):
         assert ask(client, "/livegen/status", want="/livegen/status") is not None
         assert play.poll() is None
     finally:
-        play.send_signal(signal.SIGTERM)
-        try:
-            play.wait(20)
-        except subprocess.TimeoutExpired:
-            play.kill()
-            play.wait()
+        _stop(play)
         log.close()
 
 

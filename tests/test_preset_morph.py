@@ -5,7 +5,6 @@ rules, determinism and exact re-render of a session, the events file and the OSC
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import REPO, require_binary
-from test_control_engine import _free_udp_port, ask
+from test_control_engine import _free_udp_port, _stop, ask
 from livegen.control.oscwire import parse_packet
 from livegen.engine.events import Event, param, read_events, write_events
 from livegen.errors import ParameterError
@@ -454,10 +453,5 @@ def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
         assert ask(client, "/livegen/preset/morph", [5, -1.0], want="/livegen/error") is not None
         assert play.poll() is None
     finally:
-        play.send_signal(signal.SIGTERM)
-        try:
-            play.wait(20)
-        except subprocess.TimeoutExpired:
-            play.kill()
-            play.wait()
+        _stop(play)
         log.close()

@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from conftest import REPO, require_binary
+from test_control_engine import _stop
 from test_play import Osc
 
 pytestmark = pytest.mark.slow
@@ -187,9 +188,4 @@ def test_ui_attached_to_the_real_engine_shows_its_meters_and_loads_a_model(jack_
 
         asyncio.run(main())
     finally:
-        play.send_signal(signal.SIGTERM)
-        try:
-            play.wait(20)
-        except subprocess.TimeoutExpired:
-            play.kill()
-            play.wait()
+        _stop(play)

@@ -293,9 +293,26 @@ def _startup(extra) -> tuple[float | None, str]:
         jack.close()
 
 
+def _playing_eight_voices(jack: _Jack, port: int, extra, *, settle: float):
+    """`play --headless` on `jack`, answering OSC, connected, settled, with 8 notes held."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from livegen.bench.ui import _status
+
+    proc = _play(jack, port, extra)
+    osc = SimpleUDPClient("127.0.0.1", port)
+    deadline = time.monotonic() + 120
+    while _status(port, timeout=0.5) is None and time.monotonic() < deadline and proc.poll() is None:
+        pass
+    jack.connect()
+    time.sleep(settle)  # let the start-up settle
+    for i in range(8):
+        osc.send_message("/livegen/note", [48 + 3 * i, 100])
+    return proc, osc
+
+
 def _soak(seconds: float, extra) -> dict:
     import numpy as np
-    from pythonosc.udp_client import SimpleUDPClient
 
     from livegen.audio.realtime import describe_process
     from livegen.bench.ui import _status
@@ -303,16 +320,8 @@ def _soak(seconds: float, extra) -> dict:
     jack = _Jack(capture=False)
     port = _free_port()
     try:
-        proc = _play(jack, port, extra)
-        osc = SimpleUDPClient("127.0.0.1", port)
-        deadline = time.monotonic() + 120
-        while _status(port, timeout=0.5) is None and time.monotonic() < deadline and proc.poll() is None:
-            pass
-        jack.connect()
-        time.sleep(1.0)  # let the start-up settle
+        proc, osc = _playing_eight_voices(jack, port, extra, settle=1.0)
         jack_xruns_before = jack.xruns
-        for i in range(8):
-            osc.send_message("/livegen/note", [48 + 3 * i, 100])
         rng = np.random.default_rng(0)
         x = y = 0.5
         changes = 0
@@ -349,7 +358,6 @@ def _switches(seconds: float, every: float, extra) -> dict:
     """Engine xruns over `seconds` with a model switch (default <-> continuation) every `every`
     seconds, against the same time without switches just before, 8 voices and xy every 10 ms."""
     import numpy as np
-    from pythonosc.udp_client import SimpleUDPClient
 
     from livegen.bench.ui import _status
     from livegen.continuation.io import default_continuation_path
@@ -359,15 +367,7 @@ def _switches(seconds: float, every: float, extra) -> dict:
     jack = _Jack(capture=False)
     port = _free_port()
     try:
-        proc = _play(jack, port, extra)
-        osc = SimpleUDPClient("127.0.0.1", port)
-        deadline = time.monotonic() + 120
-        while _status(port, timeout=0.5) is None and time.monotonic() < deadline and proc.poll() is None:
-            pass
-        jack.connect()
-        time.sleep(2.0)
-        for i in range(8):
-            osc.send_message("/livegen/note", [48 + 3 * i, 100])
+        proc, osc = _playing_eight_voices(jack, port, extra, settle=2.0)
         rng = np.random.default_rng(0)
         xy = [0.5, 0.5]
 
