@@ -78,7 +78,7 @@ def maybe_run_render(args) -> int | None:
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "
-          f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, GRU steps {engine.stream.steps}, "
+          f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, model steps {engine.stream.steps}, "
           f"voices stolen {engine.voices.steals}", file=sys.stderr)
     return 0
 
