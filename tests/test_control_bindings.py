@@ -7,6 +7,7 @@ import time
 import pytest
 
 from conftest import require
+from test_control_engine import ask
 from livegen.control.fake import FakeTarget
 from livegen.control.mapping import RECORD, Mapping, MidiMapper, load_map
 from livegen.engine.params import ParamStore
@@ -59,14 +60,9 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
     client = SimpleUDPClient("127.0.0.1", osc.port)
 
     def reply(address, *args, want):
-        client.send_message(address, list(args))
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            data = client.receive(0.5)
-            for message in parse_packet(data) if data else []:
-                if message.address == want:
-                    return message.args
-        raise AssertionError(f"no {want} after {address}")
+        got = ask(client, address, args, want=want, timeout=3.0)
+        assert got is not None, f"no {want} after {address}"
+        return got
 
     try:
         deadline = time.monotonic() + 5

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 import threading
 import time
 import tracemalloc
@@ -15,8 +14,8 @@ import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from conftest import REPO, require_binary
-from test_control_engine import _free_udp_port, _stop, ask
+from conftest import require_binary
+from test_control_engine import _start_play, _stop, ask
 from livegen.control.oscwire import parse_packet
 from livegen.engine.events import Event, param, read_events, write_events
 from livegen.errors import ParameterError
@@ -415,19 +414,10 @@ def test_liblo_oscsend_morphs_and_subscribers_see_the_glide(served):
 def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
     """The engine server itself (`livegen play --headless` on jackd dummy) driven by oscsend."""
     oscsend = require_binary("oscsend")
-    port = _free_udp_port()
-    log = open(tmp_path / "play.log", "w")
-    play = subprocess.Popen(
-        [sys.executable, "-m", "livegen", "play", "--headless", "--no-supervisor", "--osc-port", str(port),
-         "--duration", "120"], cwd=REPO, env=jack_server.env, stdout=log, stderr=subprocess.STDOUT)
+    play, port, log_path = _start_play(jack_server, tmp_path)
     send = lambda *argv: subprocess.run([oscsend, "127.0.0.1", str(port), *argv], check=True)  # noqa: E731
     try:
         client = SimpleUDPClient("127.0.0.1", port)
-        status = None
-        deadline = time.monotonic() + 90
-        while status is None and time.monotonic() < deadline and play.poll() is None:
-            status = ask(client, "/livegen/status", want="/livegen/status", timeout=0.5)
-        assert status is not None, (tmp_path / "play.log").read_text()
 
         def x_now():
             got = ask(client, "/livegen/get/x", want="/livegen/param/x")
@@ -440,7 +430,7 @@ def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
         send("/livegen/preset/recall", "i", "2")
         assert _wait(lambda: x_now() == pytest.approx(0.1), 30)
         send("/livegen/preset/morph", "if", "5", "2.0")
-        assert _wait(lambda: 0.1 < (x_now() or 0) < 0.9, 30), (tmp_path / "play.log").read_text()
+        assert _wait(lambda: 0.1 < (x_now() or 0) < 0.9, 30), log_path.read_text()
         assert _wait(lambda: x_now() == pytest.approx(0.9), 30)
         send("/livegen/preset/loop", "fii", "0.4", "2", "5")
         values = set()
@@ -454,4 +444,3 @@ def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
         assert play.poll() is None
     finally:
         _stop(play)
-        log.close()

@@ -3,6 +3,7 @@ JACK MIDI, recorded, stopped, then re-rendered offline from its log: sample for 
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -103,6 +104,16 @@ def _midi_out():
     raise AssertionError(f"virtual MIDI port livegen:livegen not found in {out.get_ports()}")
 
 
+
+def _osc_port_once_playing(play) -> tuple[int, str]:
+    """Read `play --headless --osc-port 0`'s stderr up to "playing on": its OSC port and what it said."""
+    seen = ""
+    while "playing on" not in seen:
+        line = play.stderr.readline()
+        assert line, seen + play.stderr.read()
+        seen += line
+    return int(re.search(r"OSC (\d+)", seen).group(1)), seen
+
 def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     from pythonosc.udp_client import SimpleUDPClient
 
@@ -173,7 +184,6 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
 
 def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
     """`livegen play --record DIR` (the real command), OSC events, stop, `livegen render` the log."""
-    import re
 
     from pythonosc.udp_client import SimpleUDPClient
 
@@ -182,12 +192,7 @@ def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
                              "--record", str(takes), "--osc-port", "0", "--samplerate", "48000", "--seed", "4", "--nice", "0"],
                             cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        seen = ""
-        while "playing on" not in seen:
-            line = play.stderr.readline()
-            assert line, seen + play.stderr.read()
-            seen += line
-        port = int(re.search(r"OSC (\d+)", seen).group(1))
+        port, seen = _osc_port_once_playing(play)
         osc = SimpleUDPClient("127.0.0.1", port)
         for address, args in [("/livegen/note", [62, 110]), ("/livegen/param/drift", 0.7), ("/livegen/xy", [0.1, 0.9]),
                               ("/livegen/note", [62, 0]), ("/livegen/param/gain", -3.0)]:
@@ -218,7 +223,6 @@ def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
 def test_play_recording_started_mid_performance_renders_back(jack_server, tmp_path):
     """`livegen play --headless`, events over OSC, `/livegen/record 1` mid-performance, more events,
     `/livegen/record 0`; then `livegen render LOG` alone (no --seconds) reproduces the WAV."""
-    import re
 
     from pythonosc.udp_client import SimpleUDPClient
 
@@ -228,12 +232,7 @@ def test_play_recording_started_mid_performance_renders_back(jack_server, tmp_pa
                              "--seed", "5", "--nice", "0"],
                             cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        seen = ""
-        while "playing on" not in seen:
-            line = play.stderr.readline()
-            assert line, seen + play.stderr.read()
-            seen += line
-        port = int(re.search(r"OSC (\d+)", seen).group(1))
+        port, seen = _osc_port_once_playing(play)
         osc = SimpleUDPClient("127.0.0.1", port)
         for address, args in [("/livegen/note", [57, 100]), ("/livegen/param/drift", 0.6), ("/livegen/record", 1),
                               ("/livegen/xy", [0.8, 0.2]), ("/livegen/note", [64, 90]), ("/livegen/note", [57, 0]),
