@@ -295,8 +295,14 @@ def test_subscriber_whose_port_is_closed_is_dropped(target):
         time.sleep(0.1)
         for _ in range(3):
             staying.sendto(encode_message("/livegen/get/gain", ()), ("127.0.0.1", osc.port))
-        got = [m for m in _receive(staying, 0.5) if m[0] == "/livegen/param/gain"]
-        assert len(got) >= 3
+        replies = []
+
+        def third_reply(address):
+            replies.append(address)
+            return replies.count("/livegen/param/gain") >= 3
+
+        got = [m for m in _receive(staying, 5.0, until=third_reply) if m[0] == "/livegen/param/gain"]
+        assert len(got) >= 3, osc.stats
     finally:
         staying.close()
         osc.stop()

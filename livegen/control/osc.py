@@ -742,7 +742,7 @@ class OscServer:
         sock = self._sock
         if sock is None:
             return
-        for attempt in range(2):
+        for attempt in range(4):  # each failure drains the error queue; more ICMPs may have come meanwhile
             try:
                 sock.sendto(data, destination)
                 self.stats["sent"] += 1
