@@ -28,13 +28,14 @@ def load_engine_model(path: str | None, *, device: str = "cpu", log=None):
     """The model at `path` ("random": the seed-0 random model); without one, `models/default`,
     or a random model of the same architecture (logged) until a trained default exists."""
     from livegen.model import ModelConfig, default_model_path, load_model, random_model
+    from livegen.model.kinds import load_any_model
 
     log = log or (lambda text: print(text, file=sys.stderr))
     if path == "random":
         log("model: a randomly initialised model (seed 0), as asked")
         return random_model(ModelConfig(), seed=0).to(device), "random"
     if path:
-        model = load_model(path, device=device)
+        model = load_any_model(path, device=device)
         log(f"model: {path}")
         return model, str(path)
     default = default_model_path()

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livegen.data.datasets import open_dataset
 from livegen.errors import ParameterError
-from livegen.model import ModelConfig, save_model
-from livegen.model.io import init_output_bias, init_projections
-from livegen.model.spectral import SpectralModel
+from livegen.model import ModelConfig
+from livegen.train import own
 from livegen.train.config import TrainConfig
 from livegen.train.data import NoteSampler, open_features
-from livegen.train.losses import VAELoss
+from livegen.train.tasks import NoteTask
 
 CHECKPOINT = "checkpoint"
 
@@ -51,28 +51,12 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
     return torch.device(device)
 
 
-def _lr(cfg: TrainConfig, step: int) -> float:
+def _lr(cfg, step: int, share: float | None = None) -> float:
+    """Warm-up, then cosine to `lr_min` over the steps, or over `share` (0..1) of a time budget."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)) if share is None else min(1.0, share)
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
-
-
-def build_model(mcfg: ModelConfig, seed: int, sampler: NoteSampler) -> SpectralModel:
-    """A fresh model: seeded init, output biases at a plausible tone, encoder input statistics
-    from the training frames."""
-    torch.manual_seed(seed)
-    model = SpectralModel(mcfg)
-    g = torch.Generator().manual_seed(seed)
-    init_output_bias(model)
-    init_projections(model, g)
-    rng = np.random.default_rng(seed)
-    sample = sampler.batch(rng, min(256, len(sampler)), 4, 8).enc_frames.reshape(-1, mcfg.n_bins)
-    sample = sample.clamp(min=math.log(mcfg.floor))
-    with torch.no_grad():
-        model.logmag_mean.copy_(sample.mean(0))
-        model.logmag_std.copy_(sample.std(0).clamp(min=0.1))
-    return model
 
 
 # ------------------------------------------------------------------ checkpoints (no pickles)
@@ -133,8 +117,12 @@ def _out_of_time(t0: float, max_minutes: float, world: int, dev) -> bool:
 # ------------------------------------------------------------------ the loop
 def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool = False, steps: int | None = None,
           device: str = "auto", cache_dir=None, progress: bool = True, finish: bool = True,
-          max_minutes: float | None = None) -> dict:
-    """Train (or resume) a spectral VAE on the notes in `data_dir`; returns a summary dict."""
+          max_minutes: float | None = None, kind: str = "auto", log=print) -> dict:
+    """Train (or resume) a model on `data_dir`; returns a summary dict.
+
+    Note datasets (NSynth, `livegen dataset gm`) train the spectral VAE on their labelled notes;
+    any other folder goes through `livegen.train.own` (`kind`: auto, pitched or texture).
+    """
     cfg = config or TrainConfig()
     if steps is not None:
         cfg.steps = int(steps)
@@ -148,36 +136,61 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
     out = Path(out_dir)
-    mcfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
     from livegen.train.data import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
+        dataset = open_dataset(data_dir)
+        if dataset.layout not in ("nsynth", "gm") or kind == "texture":
+            task = own.prepare(dataset, cfg, kind=kind, cache=cache, rank=rank, distributed=distributed,
+                               progress=progress, log=log, steps_given=steps is not None,
+                               max_minutes=max_minutes)
+        else:
+            mcfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
+            if rank == 0:
+                out.mkdir(parents=True, exist_ok=True)
+                features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
+                                         hop=mcfg.hop, progress=progress)
+            if distributed:
+                dist.barrier()
+            if rank != 0:
+                features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
+                                         hop=mcfg.hop, progress=False)
+            train_s = NoteSampler(features, "train")
+            try:
+                valid_s = NoteSampler(features, "valid")
+            except ParameterError:
+                valid_s = None
+            task = NoteTask(cfg, mcfg, train_s, valid_s)
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
-                                     hop=mcfg.hop, progress=progress)
-        if distributed:
-            dist.barrier()
-        if rank != 0:
-            features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
-                                     hop=mcfg.hop, progress=False)
-        train_s = NoteSampler(features, "train")
-        try:
-            valid_s = NoteSampler(features, "valid")
-        except ParameterError:
-            valid_s = None
-        return _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress, finish, max_minutes)
+        return run_loop(cfg, task, out, resume=resume, dev=dev, rank=rank, world=world, progress=progress,
+                        finish=finish, max_minutes=max_minutes, time_schedule=getattr(task, "time_schedule", False))
     finally:
         if distributed:
             dist.destroy_process_group()
 
 
-def _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress, finish, max_minutes=None):
+def _bar_info(last: dict, left_s: float | None) -> str:
+    text = f"loss {last['loss']:.3f}  rec {last['rec_db']:.2f} dB  kl {last['kl']:.2f}" if last else ""
+    if left_s is not None:
+        text += f"  budget left {int(left_s // 60)}:{int(left_s % 60):02d}"
+    return text
+
+
+def run_loop(cfg, task, out: Path, *, resume: bool, dev, rank: int, world: int, progress: bool, finish: bool,
+             max_minutes: float | None = None, time_schedule: bool = False) -> dict:
+    """The one training loop every model kind plugs into (`task`: model, wrapper, batch, finish).
+
+    Seeded per rank, DDP when `world` > 1 (gloo on CPU, NCCL on CUDA), checkpoints every
+    `ckpt_every` steps, at the end and when the time budget is spent (`--resume` continues from
+    the last), metrics in `metrics.jsonl`, a progress bar with the time left. `time_schedule`:
+    the learning rate follows the time budget rather than the steps.
+    """
     if dev.type == "cpu" and world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    model = build_model(mcfg, cfg.seed, train_s).to(dev)
-    wrapper = VAELoss(model, beta=cfg.beta, env_weight=cfg.env_weight, rec_loss=cfg.rec_loss).to(dev)
+    model = task.model.to(dev)
+    wrapper = task.wrapper.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Each process draws its own batches: seed + rank.
     rng = np.random.default_rng([cfg.seed, rank])
@@ -186,6 +199,10 @@ def _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress,
     start_step, elapsed_before = 0, 0.0
     if resume:
         state = load_checkpoint(ckpt, model, opt, rng, tgen)  # every rank restores the same weights
+        saved_kind = state.get("kind", "pitched")
+        if saved_kind != task.kind:
+            raise ParameterError(f"--resume: {ckpt} holds a {saved_kind!r} model, this run trains {task.kind!r}; "
+                                 "give the same --kind (or another --out)")
         start_step = int(state["step"])
         elapsed_before = float(state.get("train_seconds", 0.0))
         if world > 1:
@@ -201,89 +218,96 @@ def _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress,
     if rank == 0 and not resume and metrics_path.exists():
         metrics_path.unlink()
     log = open(metrics_path, "a") if rank == 0 else None
-    val_batch = None
-    if valid_s is not None:
-        val_batch = valid_s.batch(np.random.default_rng(12345), min(cfg.val_notes, len(valid_s)),
-                                  cfg.frames_per_note, cfg.enc_frames).to(dev)
+    val_batch = task.val_batch() if rank == 0 else None
+    val_batch = val_batch.to(dev) if val_batch is not None else None
+    latent_dim = task.latent_dim
 
     def validate(step):
         if val_batch is None:
             return None
         model.eval()
         with torch.no_grad():
-            vb = val_batch
-            loss, parts = wrapper(vb.enc_frames, vb.pitch, vb.velocity, vb.frames, vb.t_on, vb.t_off, vb.log_peak,
-                                  torch.zeros(vb.pitch.shape[0], mcfg.latent_dim, device=dev))
+            loss, parts = wrapper(val_batch, torch.zeros(val_batch.velocity.shape[0], latent_dim, device=dev))
         model.train()
         return {"step": step, "split": "valid", "loss": float(loss), "rec_db": float(parts[0]),
                 "env_db": float(parts[1]), "kl": float(parts[2])}
 
+    budget = None if max_minutes is None else max_minutes * 60.0
     bar = None
     if rank == 0 and progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                       TimeElapsedColumn(), TimeRemainingColumn())
+        bar = Progress(TextColumn(f"training {task.kind}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
         bar.start()
-        task = bar.add_task("train", total=cfg.steps, completed=start_step, info="")
+        bar_task = bar.add_task("train", total=cfg.steps, completed=start_step, info="")
     t0 = time.perf_counter()
     model.train()
     last = {}
     acc = torch.zeros(3)
     acc_loss, acc_n = 0.0, 0
+    done = start_step
+    stopped_early = False
+
+    def spent() -> float:
+        return elapsed_before + time.perf_counter() - t0
+
     try:
         for step in range(start_step, cfg.steps):
-            lr = _lr(cfg, step)
+            share = None
+            if time_schedule and budget:
+                share = max(step / cfg.steps, spent() / budget)
+            lr = _lr(cfg, step, share)
             for group in opt.param_groups:
                 group["lr"] = lr
-            b = train_s.batch(rng, cfg.batch_notes, cfg.frames_per_note, cfg.enc_frames, cfg.onset_share).to(dev)
-            eps = torch.randn(b.pitch.shape[0], mcfg.latent_dim, generator=tgen).to(dev)
-            loss, parts = net(b.enc_frames, b.pitch, b.velocity, b.frames, b.t_on, b.t_off, b.log_peak, eps)
+            b = task.batch(rng).to(dev)
+            eps = torch.randn(b.velocity.shape[0], latent_dim, generator=tgen).to(dev)
+            loss, parts = net(b, eps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            acc += parts.cpu()
+            acc += parts.detach().cpu()
             acc_loss += float(loss.detach())
             acc_n += 1
             done = step + 1
             if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
                 last = {"step": done, "split": "train", "loss": acc_loss / acc_n, "rec_db": float(acc[0] / acc_n),
                         "env_db": float(acc[1] / acc_n), "kl": float(acc[2] / acc_n), "lr": lr,
-                        "seconds": round(elapsed_before + time.perf_counter() - t0, 2), "world_size": world}
+                        "seconds": round(spent(), 2), "world_size": world}
                 log.write(json.dumps(last) + "\n")
                 log.flush()
                 acc.zero_()
                 acc_loss, acc_n = 0.0, 0
-                if bar is not None:
-                    bar.update(task, info=f"loss {last['loss']:.3f}  rec {last['rec_db']:.2f} dB  kl {last['kl']:.2f}")
             if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
                 v = validate(done)
                 if v is not None:
                     log.write(json.dumps(v) + "\n")
                     log.flush()
             if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-                save_checkpoint(out / CHECKPOINT, model, opt, done, rng, tgen, cfg,
-                                {"train_seconds": elapsed_before + time.perf_counter() - t0, "world_size": world})
+                save_checkpoint(ckpt, model, opt, done, rng, tgen, cfg,
+                                {"train_seconds": spent(), "world_size": world, "kind": task.kind})
             if bar is not None:
-                bar.update(task, completed=done)
-            if max_minutes is not None and _out_of_time(t0, max_minutes, world, dev):
+                left = None if budget is None else max(0.0, budget - spent())
+                bar.update(bar_task, completed=done, info=_bar_info(last, left))
+            if budget is not None and _out_of_time(t0, (budget - elapsed_before) / 60.0, world, dev):
+                stopped_early = done < cfg.steps
                 if rank == 0:
-                    save_checkpoint(out / CHECKPOINT, model, opt, done, rng, tgen, cfg,
-                                    {"train_seconds": elapsed_before + time.perf_counter() - t0, "world_size": world,
-                                     "stopped_early": True})
-                cfg.steps = done
+                    save_checkpoint(ckpt, model, opt, done, rng, tgen, cfg,
+                                    {"train_seconds": spent(), "world_size": world, "stopped_early": True,
+                                     "kind": task.kind})
                 break
     finally:
         if bar is not None:
             bar.stop()
         if log is not None:
             log.close()
-    train_seconds = elapsed_before + time.perf_counter() - t0
-    summary = {"steps": cfg.steps, "train_seconds": round(train_seconds, 1), "world_size": world, "last": last}
+    train_seconds = spent()
+    if stopped_early:
+        cfg.steps = done
+    summary = {"kind": task.kind, "steps": done, "train_seconds": round(train_seconds, 1), "world_size": world,
+               "last": last, "stopped_early": stopped_early}
     if rank == 0 and finish:
         model.eval()
-        from livegen.train.finish import finish_model
-
-        summary.update(finish_model(model, train_s, cfg, out / "model", train_seconds=train_seconds, world=world))
+        summary.update(task.finish(model, out / "model", train_seconds=train_seconds, world=world))
     return summary
