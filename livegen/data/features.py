@@ -374,7 +374,7 @@ def compute_features(
     settings = {"sample_rate": int(sample_rate), "n_fft": int(n_fft), "hop": int(hop),
                 "max_seconds": max_seconds, "window": "hann-periodic", "center": False, "log_floor": LOG_FLOOR}
     if pitch:
-        settings["pitch"] = pitch
+        settings["pitch"] = f"{pitch}/{pitch_track.TRACKER_VERSION}"
     if clean:
         settings["clean"] = True
     cache_dir = Path(cache_dir)

@@ -30,7 +30,7 @@ PITCHED_SHARE = 0.5         # auto: pitched when at least this share of sounding
 MIN_PITCHED_SECONDS = 4.0   # voiced audio a pitched model needs (training part)
 MIN_TEXTURE_SECONDS = 4.0   # sounding audio a texture model needs (training part)
 KIND_SAMPLE_FILES = 8
-KIND_SAMPLE_SECONDS = 6.0
+KIND_SAMPLE_SECONDS = 4.0
 
 
 def survey_rates(dataset) -> collections.Counter:
