@@ -58,6 +58,12 @@ def drum_groove(*, sr: int, seconds: float, seed: int = 0) -> np.ndarray:
     return y[:int(seconds * sr)]
 
 
+@pytest.fixture(autouse=True)
+def own_data_home(tmp_path, monkeypatch):
+    """Trained models are listed in the user's data folder: a test's own, here."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+
+
 @pytest.fixture(scope="module")
 def pitched_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("pitched")
@@ -207,6 +213,11 @@ def test_resume_continues_exactly(drum_dir, tmp_path):
     assert again[-1]["loss"] == pytest.approx(rows[-1]["loss"], rel=1e-5)
     state = json.loads((tmp_path / "part" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 6 and state["kind"] == "texture"
+    # The UI's model picker (F3) lists what was trained, newest first.
+    from livegen.tui.screens.model_picker import find_models
+
+    listed = find_models([])
+    assert listed[:2] == [(tmp_path / "part" / "model").resolve(), (tmp_path / "full" / "model").resolve()]
 
 
 @pytest.mark.slow

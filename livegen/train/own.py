@@ -20,6 +20,7 @@ from livegen.data.features import compute_features
 from livegen.errors import ParameterError
 from livegen.model import ModelConfig, save_model
 from livegen.model.texture import TextureConfig, save_texture_model
+from livegen.paths import remember_trained
 from livegen.train import card, material
 from livegen.train.evaluate import calibrate_life, encode_notes
 from livegen.train.tasks import NoteTask, TextureTask
@@ -173,6 +174,7 @@ def _finish_pitched(model, train_s, held_s, cfg, out_dir, info, *, train_seconds
     meta = _metadata(cfg, info, train_seconds, world, life_calibration=calib)
     model.metadata = meta
     save_model(model, out_dir)
+    remember_trained(out_dir)
     figures = card.write_card(model, out_dir, info=meta["own"], held=held_s, train=train_s, mu=mu,
                               families=families, log=log)
     return {"model_dir": str(out_dir), "card": figures}
@@ -184,6 +186,7 @@ def _finish_texture(model, train_s, held_s, cfg, out_dir, info, *, train_seconds
     meta = _metadata(cfg, info, train_seconds, world)
     model.metadata = meta
     save_texture_model(model, out_dir)
+    remember_trained(out_dir)
     figures = card.write_card(model, out_dir, info=meta["own"], held=held_s, train=train_s, mu=mu,
                               families=families, log=log)
     return {"model_dir": str(out_dir), "card": figures}
