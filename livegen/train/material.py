@@ -245,7 +245,8 @@ class EventSampler(NoteSampler):
         self.velocity = np.clip((events.loudness[sel] - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
         self.file = events.file[sel]
         self.rows = [{"file": int(f)} for f in self.file]
-        self.family = [label] * len(self.rows)
+        # The first sub-folder names a file's family (a kit, a take): the plane's centroids.
+        self.family = [features.index[int(f)].get("family") or label for f in self.file]
         self.instrument = [features.index[int(f)]["id"] for f in self.file]
         self.frame_midi = frame_midi
 

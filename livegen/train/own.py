@@ -120,7 +120,7 @@ def prepare(dataset, cfg, *, kind: str, cache: Path, rank: int, distributed: boo
     say(TRADE_OFFS[kind] if decision["asked"] != "auto" else "")
     if kind == "pitched":
         base = {**dataclasses.asdict(ModelConfig()), "sample_rate": sample_rate, "n_fft": n_fft, "hop": hop,
-                "families": [label]}
+                "families": sorted(set(train_s.family))}
         base.update(cfg.model)
         base["noise_rho"] = 0.0  # recomputed for this n_fft/hop
         mcfg = ModelConfig.from_dict(base)
@@ -132,7 +132,7 @@ def prepare(dataset, cfg, *, kind: str, cache: Path, rank: int, distributed: boo
         task = NoteTask(cfg, mcfg, train_s, held_s, finish=finish)
     else:
         tcfg = TextureConfig.from_dict({"sample_rate": sample_rate, "n_fft": n_fft, "hop": hop, "cycle_s": cycle,
-                                        "families": [label], **overrides})
+                                        "families": sorted(set(train_s.family)), **overrides})
 
         def finish(model, out_dir, *, train_seconds, world):
             return _finish_texture(model, train_s, held_s, cfg, out_dir, info, train_seconds=train_seconds,
