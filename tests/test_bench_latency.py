@@ -87,8 +87,7 @@ def test_bench_runs_on_dummy_jackd_and_prints_a_table(tmp_path):
         assert row, (kind, r.stdout)
         assert int(row.group(1)) >= 1, (kind, r.stdout)  # the instrument answered at least once
         float(row.group(2)), float(row.group(6))  # figures and ratios are numbers
-    text = out_md.read_text()
-    assert re.search(r"^- commit: `[0-9a-f]{40}", text, re.M), text
+    text = out_md.read_text()  # written by `livegen bench --markdown`, stamped
+    assert re.search(r"^- commit: [0-9a-f]{10}", text, re.M), text
     assert "- machine: " in text and "- load average" in text and "- date: " in text
-    assert "| control | period | look-ahead |" in text
-    assert text.count("| 256 | 0 |") == len(latency.KINDS)
+    assert head.group(0).strip() in text

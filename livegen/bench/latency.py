@@ -31,16 +31,17 @@ device's own output latency (one period on the dummy driver) is not added.
 attached (`--ui`), on real-time JACK: play's xrun counters (`/livegen/status` xruns,
 underflows) beside JACK's (a passive client's xrun callback), and each of play's processes'
 share of one core over the soak (/proc/PID/stat utime + stime).
+
+`livegen bench latency ... --markdown docs/benchmarks/NAME.md` keeps the printed figures as a
+page stamped with commit, machine, load and date (`livegen.bench._report`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -56,6 +57,7 @@ import numpy as np
 
 from livegen.audio.devices import quiet_stderr
 from livegen.audio.realtime import describe_process
+from livegen.bench._report import REPO, commit, load, machine
 from livegen.bench.ui import PtyProcess, _status
 from livegen.errors import ParameterError
 from livegen.paths import bundled_model_dir
@@ -75,7 +77,6 @@ XY_FROM = (0.1, 0.1)
 XY_TO = (0.9, 0.9)
 KINDS = ("osc", "midi", "xy")
 NOTE = 60
-REPO = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------- detectors
@@ -616,27 +617,6 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
 
 
 # ------------------------------------------------------------------------- report
-def _machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model}"
-
-
-def _commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + (" (with uncommitted changes)" if dirty else "")
-
-
 TABLE_HEAD = ("control", "period", "look-ahead", "found", "median ms", "p95 ms", "max ms", "jitter ms",
               "floor ms", "median/floor", "p95/floor")
 
@@ -661,11 +641,6 @@ def text_table(rows) -> str:
     return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [TABLE_HEAD, *rows])
 
 
-def markdown_table(rows) -> str:
-    lines = ["| " + " | ".join(TABLE_HEAD) + " |", "|" + "---|" * len(TABLE_HEAD)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 def soak_lines(r: dict) -> list[str]:
     low, high, mean = r["load"]
     lines = [f"soak {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
@@ -683,40 +658,6 @@ def soak_lines(r: dict) -> list[str]:
     return lines
 
 
-def write_markdown(path: Path, *, settings, infos, soak_result, argv, started) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    loads = [info["load"][0] for info in infos] + [info["load_end"][0] for info in infos if "load_end" in info]
-    parts = ["# `livegen bench latency`", "",
-             f"- command: `livegen bench latency {' '.join(argv)}`",
-             f"- commit: `{_commit()}`",
-             f"- machine: {_machine()}",
-             f"- date: {started:%Y-%m-%d %H:%M UTC}",
-             f"- load average (1 min) during the run: "
-             + (f"{min(loads):.1f} to {max(loads):.1f}" if loads else f"{os.getloadavg()[0]:.1f}"),
-             ""]
-    if settings:
-        warnings = sorted({info["jack_warning"] for info in infos if info.get("jack_warning")})
-        parts += ["Control-to-sound latency, end to end (JACK frame of the send -> first captured frame the "
-                  "detector finds; see `livegen/bench/latency.py` for the detectors). Floor: look-ahead x hop + "
-                  "one period, from play's status in the same run.", "", markdown_table(table_rows(settings)), ""]
-        parts += [f"- {w}" for w in warnings]
-        for info in infos:
-            parts.append(f"- period {info['period']}, look-ahead {info['lookahead']}: play xruns {info.get('xruns')} "
-                         f"(underflows {info.get('underflows')}), capture client xruns {info.get('capture_xruns')}, "
-                         f"gaps {info.get('capture_gaps')}")
-        parts.append("")
-    if soak_result is not None:
-        parts += ["## Soak", "", "```", *soak_lines(soak_result), "```", ""]
-    path.write_text("\n".join(parts))
-
-
-def _markdown_path(name: str) -> Path:
-    path = Path(name)
-    if path.is_absolute() or path.parent != Path("."):
-        return path
-    return REPO / "docs" / "benchmarks" / path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench latency", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -725,8 +666,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookaheads", default="default,0",
                         help="play look-aheads: 'default' (play's own) and/or numbers (default: default,0)")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"controls to measure (default {','.join(KINDS)})")
-    parser.add_argument("--markdown", metavar="FILE",
-                        help="also write the figures as markdown: a bare name goes under docs/benchmarks/")
     parser.add_argument("--soak-seconds", type=float, default=0.0,
                         help="also soak this long: 8 voices, xy every 10 ms, recording on (0 skips)")
     parser.add_argument("--soak-period", type=int, default=256, help="JACK period of the soak")
@@ -752,10 +691,9 @@ def main(argv: list[str] | None = None) -> int:
                              "integers ('default' allowed among the look-aheads), e.g. --periods 256,128") from None
     if args.events < 1:
         raise ParameterError(f"--events {args.events}: at least 1 (24 for the reported figures)")
-    started = datetime.datetime.now(datetime.timezone.utc)
     extra = args.play_args.split()
     realtime = not args.no_realtime
-    print(f"livegen bench latency: {_machine()}; load average {os.getloadavg()[0]:.1f}; commit {_commit()}")
+    print(f"livegen bench latency: {machine()}; load average {load()}; commit {commit()}")
     settings, infos = [], []
     if not args.no_latency:
         for period in periods:
@@ -767,19 +705,19 @@ def main(argv: list[str] | None = None) -> int:
                 infos.append(info)
         print("\ncontrol-to-sound latency, end to end (send frame -> first captured frame)")
         print(text_table(table_rows(settings)))
+        print("floor: look-ahead x hop + one period (hop and look-ahead from play's status)")
+        for info in infos:
+            print(f"period {info['period']}, look-ahead {info['lookahead']}: play xruns {info.get('xruns')} "
+                  f"(underflows {info.get('underflows')}); capture client: JACK xruns {info.get('capture_xruns')}, "
+                  f"gaps {info.get('capture_gaps')}; load average {info['load'][0]:.1f} to {info['load_end'][0]:.1f}")
         for warning in sorted({info["jack_warning"] for info in infos if info["jack_warning"]}):
             print(warning)
-        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        print(f"load average (1 / 5 / 15 min) at the end: {load()}")
     result = None
     if args.soak_seconds > 0:
         result = soak(args.soak_seconds, period=args.soak_period, ui=args.ui, realtime=realtime, extra=extra)
         print()
         print("\n".join(soak_lines(result)))
-    if args.markdown:
-        path = _markdown_path(args.markdown)
-        write_markdown(path, settings=settings, infos=infos, soak_result=result,
-                       argv=sys.argv[3:] if argv is None else list(argv), started=started)
-        print(f"wrote {path}")
     return 0
 
 
