@@ -407,3 +407,25 @@ def test_long_replies_parse_and_oversized_ones_are_refused(target, server, clien
         assert message.address == "/livegen/error" and "packet limit" in message.args[0]
     finally:
         small.stop()
+
+
+def test_docs_osc_md_is_the_generated_reference():
+    """docs/osc.md is written from the address table (`python -m livegen.control.oscaddress`)."""
+    from conftest import REPO
+    from livegen.control.oscaddress import reference_markdown
+
+    assert (REPO / "docs" / "osc.md").read_text() == reference_markdown(), \
+        "docs/osc.md is stale: python -m livegen.control.oscaddress > docs/osc.md"
+
+
+def test_every_table_address_reaches_its_handler(target):
+    """Each address of the table, sent with no arguments, is understood (never 'unknown address')."""
+    from livegen.control.oscaddress import ADDRESSES
+
+    server = OscServer(target)
+    errors = []
+    server.wire.error = lambda sender, text: errors.append(text)
+    for entry in ADDRESSES:
+        server.handle_message(entry.pattern.replace("<i>", "0").replace("<name>", "gain"), (), ("127.0.0.1", 1))
+    assert len(server.dispatch.handlers) == len({entry.handler for entry in ADDRESSES})
+    assert not [e for e in errors if "unknown address" in e], errors
