@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from livegen.continuation.render import add_arguments as add_continuation_arguments
+from livegen.audio.realtime import REALTIME_PRIORITY
+from livegen.cli.render import add_continuation_arguments
 from livegen.control.setup import add_control_arguments
 from livegen.session.wiring import add_session_arguments, session_argv
 from livegen.tui import add_ui_arguments
 from livegen.tui.child import play_argv_from_sys
 
-REALTIME_PRIORITY = 3
-"""Default SCHED_FIFO priority of the decoder: under jackd2's clients (server -P 10, clients 5)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
