@@ -160,6 +160,22 @@ def listen(client: SimpleUDPClient, wanted: Callable[[str, tuple], bool], timeou
     return heard
 
 
+def param_names(client: SimpleUDPClient, timeout: float = 5.0) -> list:
+    """The parameter names `/livegen/params` lists (one message each: index, count, name, ...)."""
+    client.send_message("/livegen/params", [])
+    rows = {}
+
+    def complete():
+        data = client.receive(0.2)
+        for message in parse_packet(data) if data else []:
+            if message.address == "/livegen/params":
+                rows[message.args[0]] = message.args
+        return rows and len(rows) == next(iter(rows.values()))[1]
+
+    wait_for(complete, timeout, lambda: f"the whole /livegen/params table (got {len(rows)} rows)", interval=0)
+    return [args[2] for _, args in sorted(rows.items())]
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int:
     """SIGTERM, then SIGKILL after `timeout` s; returns the exit code."""
     if process.poll() is None:

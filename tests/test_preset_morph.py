@@ -294,6 +294,15 @@ def test_the_new_actions_round_trip_through_json_lines(tmp_path):
 def served(model):
     """A real engine stepped on its own thread (as the live decoder does) behind an OscServer."""
     from livegen.control.osc import OscServer
+    from livegen.control.target import InProcessTarget
+
+    class SteppedEngine(InProcessTarget):
+        """A bare engine as the server's target: no meters, no model switch."""
+
+        meters = None
+
+        def morph_names(self):
+            return self.live.morph_names()
 
     engine = _engine(model)
     stop = threading.Event()
@@ -305,7 +314,7 @@ def served(model):
 
     stepper = threading.Thread(target=run, daemon=True)
     stepper.start()
-    server = OscServer(engine, port=0).start()
+    server = OscServer(SteppedEngine(engine), port=0).start()
     yield engine, server
     server.stop()
     stop.set()

@@ -25,6 +25,8 @@ import sys
 import time
 import uuid
 
+from livegen.bench.latency import xy_walk
+
 SR = 48000
 
 
@@ -312,8 +314,6 @@ def _playing_eight_voices(jack: _Jack, port: int, extra, *, settle: float):
 
 
 def _soak(seconds: float, extra) -> dict:
-    import numpy as np
-
     from livegen.audio.realtime import describe_process
     from livegen.bench.ui import _status
 
@@ -322,24 +322,7 @@ def _soak(seconds: float, extra) -> dict:
     try:
         proc, osc = _playing_eight_voices(jack, port, extra, settle=1.0)
         jack_xruns_before = jack.xruns
-        rng = np.random.default_rng(0)
-        x = y = 0.5
-        changes = 0
-        loads = []
-        start = time.monotonic()
-        end = start + seconds
-        next_at = start
-        next_load = start + 10
-        while (now := time.monotonic()) < end:
-            x = float(np.clip(x + rng.normal(0, 0.02), 0, 1))
-            y = float(np.clip(y + rng.normal(0, 0.02), 0, 1))
-            osc.send_message("/livegen/xy", [x, y])
-            changes += 1
-            if now >= next_load:
-                loads.append(os.getloadavg()[0])
-                next_load += 10
-            next_at += 0.010
-            time.sleep(max(0.0, next_at - time.monotonic()))
+        changes, loads = xy_walk(lambda x, y: osc.send_message("/livegen/xy", [x, y]), seconds)
         status = _status(port) or {}
         threads = describe_process(proc.pid)
         scheduling = jack.scheduling

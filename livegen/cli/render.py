@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.continuation.render import add_arguments as add_continuation_arguments
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -20,12 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (default: the inverter's)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
     parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
-    try:
-        from livegen.continuation.render import add_arguments
-    except ImportError:
-        pass
-    else:
-        add_arguments(parser)  # --seed-audio, --temperature for continuation models
+    add_continuation_arguments(parser)  # --seed-audio, --temperature for continuation models
     return parser
 
 
@@ -108,14 +105,11 @@ def run(args) -> int:
     from livegen.engine.events import read_events
     from livegen.engine.setup import load_engine_model, pick_device
     from livegen.session.replay import trim_to_recording
-    try:
-        from livegen.continuation.render import maybe_run_render
-    except ImportError:
-        pass
-    else:
-        code = maybe_run_render(args)  # a continuation model renders through its own engine
-        if code is not None:
-            return code
+    from livegen.continuation.render import maybe_run_render
+
+    code = maybe_run_render(args)  # a continuation model renders through its own engine
+    if code is not None:
+        return code
     header, events = read_events(args.events, tolerate_truncation=True)
     header = header or {}
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)

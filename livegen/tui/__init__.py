@@ -69,15 +69,6 @@ def run_ui(args, argv: list[str] | None = None) -> int:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     play_argv = argv if argv is not None else play_argv_from_sys()
-    if argv is None and not play_argv:
-        # Called without `play` on the command line (e.g. `main([...])` from Python): rebuild
-        # the options from the parsed arguments, as the play command does for its own child.
-        try:
-            from livegen.cli.play import _rebuild_argv
-
-            play_argv = _rebuild_argv(args)
-        except (ImportError, AttributeError):
-            play_argv = []
     command = [sys.executable, "-m", "livegen", "play", *engine_argv(play_argv, port)]
     log_path = Path(getattr(args, "ui_log", None) or platformdirs.user_log_path("livegen") / "engine.log")
     engine = EngineProcess(command, log_path=log_path, env=dict(os.environ))
