@@ -6,62 +6,17 @@ move when it pushes feedback. Quit and crash handling run a real child process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import time
 
 import pytest
 
-from livegen.tui.app import LivegenApp
+from helpers import last_args, make_app, run, until
 from livegen.tui.child import EngineProcess, engine_argv
-from livegen.tui.fake_engine import FakeEngine
-from livegen.tui.model_info import ModelInfo, read_model_info
+from livegen.tui.model_info import read_model_info
 from livegen.tui.notes import GATE_SECONDS
-from livegen.tui.osc import OscLink
 from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
-
-CENTROIDS = {"piano": (0.2, 0.7), "organ": (0.6, 0.3), "strings": (0.8, 0.8)}
-SIZE = (100, 32)
-
-
-@pytest.fixture
-def fake():
-    engine = FakeEngine().start()
-    yield engine
-    engine.stop()
-
-
-def make_app(port: int, *, engine=None, model_roots=None) -> LivegenApp:
-    link = OscLink("127.0.0.1", port)
-    info = ModelInfo(path="/models/test", latent_dim=8, centroids=dict(CENTROIDS))
-    return LivegenApp(link, engine=engine, info=info, model_roots=model_roots)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await pilot.pause(0.02)
-    return predicate()
-
-
-def run(app: LivegenApp, scenario, size=SIZE):
-    async def main():
-        try:
-            async with app.run_test(size=size) as pilot:
-                await scenario(pilot)
-        finally:
-            app.link.close()
-    asyncio.run(main())
-
-
-def last_args(fake: FakeEngine, address: str):
-    found = [args for a, args in fake.messages(address) if a == address]
-    return found[-1] if found else None
-
 
 def test_pad_is_focused_and_drag_sends_xy(fake):
     app = make_app(fake.port)

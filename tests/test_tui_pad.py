@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from livegen.tui.widgets import XYPad
 from livegen.tui.widgets.xy_pad import TRAIL_SECONDS
-from test_tui import fake, make_app, run, until  # noqa: F401 (fake is a fixture)
+from helpers import make_app, run, until
 
 
 def _screen(pad: XYPad) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from livegen.tui.widgets import ParamSlider, PresetBar, XYPad
-from test_tui import fake, make_app, run, until  # noqa: F401 (fake is a fixture)
+from helpers import make_app, run, until
 
 
 def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):

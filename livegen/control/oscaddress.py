@@ -74,7 +74,14 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "Such as `z0`, `CC 70 any ch`; none with MIDI off.", query=True),
     OscAddress("/livegen/get/<name>", "", "get", "replies `/livegen/param/<name> f`", query=True),
     OscAddress("/livegen/get", "s", "get", "the same, the name as an argument", query=True),
-    OscAddress("/livegen/params", "", "params", "replies `/livegen/params s f f f ...` (name min max default)",
+    OscAddress("/livegen/params", "", "params",
+               "replies the parameter table: one `/livegen/params i i s f f f s i f s` per parameter",
+               "Index, count, name, minimum, maximum, default, unit, integer (1 or 0), step (1 for "
+               "integer parameters, 0 for continuous ones) and description, in the engine's order; "
+               "packed into bundles of at most 8192 bytes. The table is complete once `count` "
+               "distinct indices arrived. A client needs nothing else to draw a slider per "
+               "parameter; `/livegen/subscribe` then gives their values. Ask again after "
+               "`/livegen/model`: another model has other latent offsets and parameters.",
                query=True),
     OscAddress("/livegen/status", "", "status", "replies `/livegen/status s ? s ? ...` (name/value pairs)",
                "The engine's (`xruns samplerate blocksize voices recording load peak ...`), the OSC "
@@ -92,6 +99,9 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/unsubscribe", "[i]", "unsubscribe", "stop feedback", query=True),
 )
 """What the engine takes, in the order the reference lists them."""
+
+PARAM_FIELDS = ("index", "count", "name", "minimum", "maximum", "default", "unit", "integer", "step", "description")
+"""The arguments of each `/livegen/params` reply message, in order."""
 
 SENT: tuple[OscAddress, ...] = (
     OscAddress("/livegen/param/<name>", "f", "", "a parameter someone else changed (also `/livegen/xy f f`, "

@@ -290,10 +290,12 @@ class OscDispatcher:
         self.wire.reply(m.sender, f"{PREFIX}param/{name}", (float(params.get(name)),))
 
     def on_params(self, m: Request) -> None:
-        flat = []
-        for name, spec in self.target.params.specs.items():
-            flat += [name, float(spec.minimum), float(spec.maximum), float(spec.default)]
-        self.wire.reply(m.sender, f"{PREFIX}params", tuple(flat))
+        specs = self.target.params.specs
+        count = len(specs)
+        self.wire.reply_bundled(m.sender, f"{PREFIX}params", [
+            (index, count, name, float(spec.minimum), float(spec.maximum), float(spec.default), spec.unit,
+             int(spec.integer), 1.0 if spec.integer else 0.0, spec.description)
+            for index, (name, spec) in enumerate(specs.items())])
 
     def on_status(self, m: Request) -> None:
         self.wire.reply(m.sender, f"{PREFIX}status", tuple(status_pairs(self.status())))

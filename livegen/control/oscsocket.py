@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from livegen.control.oscwire import MAX_PACKET, OscParseError, encode_message, parse_packet
+from livegen.control.oscwire import MAX_PACKET, OscParseError, encode_bundle, encode_message, parse_packet
 from livegen.errors import DeviceError, ParameterError
 
 ERROR_ADDRESS = "/livegen/error"
@@ -215,14 +215,28 @@ class OscSocket:
     def reply(self, sender, address: str, args) -> None:
         self.send(sender, self.encode_reply(address, args))
 
-    def encode_reply(self, address: str, args) -> bytes:
+    def reply_bundled(self, sender, address: str, messages) -> None:
+        """Several messages to one address, packed into as few bundles as the packet limit allows
+        (a bundle adds 16 bytes, and 4 per message)."""
+        bundle, size = [], 16
+        for args in messages:
+            data = self.encode_reply(address, args, room=20)
+            if bundle and size + 4 + len(data) > self.max_packet:
+                self.send(sender, encode_bundle(bundle))
+                bundle, size = [], 16
+            bundle.append(data)
+            size += 4 + len(data)
+        if bundle:
+            self.send(sender, encode_bundle(bundle))
+
+    def encode_reply(self, address: str, args, *, room: int = 0) -> bytes:
         """The message, or an error in its place when it cannot be encoded or would not fit a packet."""
         try:
             data = encode_message(address, args)
         except Exception as exc:  # a value we cannot encode must not end the server
             self.stats["encode_failed"] += 1
             return encode_message(ERROR_ADDRESS, (f"cannot encode reply {address}: {type(exc).__name__}",))
-        if len(data) > self.max_packet:  # what this server would refuse, no client should have to take
+        if len(data) > self.max_packet - room:  # what this server would refuse, no client should have to take
             self.stats["reply_too_large"] += 1
             return encode_message(ERROR_ADDRESS, (f"reply {address} is {len(data)} bytes, over the "
                                                   f"{self.max_packet}-byte packet limit; not sent",))
