@@ -27,6 +27,7 @@ _SERVER = textwrap.dedent("""
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
     from livegen.control.osc import OscServer
+    from livegen.control.target import InProcessTarget
     from livegen.session.wiring import add_session_arguments, attach_session
 
     parser = argparse.ArgumentParser()
@@ -45,7 +46,7 @@ _SERVER = textwrap.dedent("""
     engine = Engine(model, samplerate=48000, seed=9)
     live = LiveEngine(engine, output, ahead=4096)
     session = attach_session(engine, args, model_name=name, log=lambda text: print(text, flush=True))
-    osc = OscServer(live, port=0).start()
+    osc = OscServer(InProcessTarget(live), port=0).start()
     trace = []
     if args.trace:  # after the session's listener: (sample, value asked, recording flag after)
         engine.add_listener(lambda e: trace.append((e.sample, int(e.value), int(engine.recording)))
