@@ -136,7 +136,7 @@ def test_play_headless_into_jack_matches_offline_render(jack_server, live_play):
 
     # The same events offline (the drone at its default, then drone_pitch 64), compared in
     # steady state: level within 2 dB and band spectrum within 2.5 dB on average.
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.engine import events as ev
     from livegen.engine.setup import load_engine_model
 

@@ -188,7 +188,7 @@ def note_on_event(pitch, *, t):
 
 
 def test_morph_renders_are_deterministic_and_survive_the_events_file(model, tmp_path):
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
 
     events = _performance()
     first, _ = render_events(events, model=model[0], samplerate=RATE, seed=2, seconds=1.2)
@@ -205,7 +205,7 @@ def test_morph_renders_are_deterministic_and_survive_the_events_file(model, tmp_
 
 
 def test_a_recorded_session_with_a_loop_rerenders_exactly(model, tmp_path):
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.session.wiring import SessionControl, engine_header
 
     engine = _engine(model, seed=7)
