@@ -25,7 +25,7 @@ from livegen.errors import ParameterError
 from livegen.model import ModelConfig
 from livegen.train import own
 from livegen.train.config import TrainConfig
-from livegen.train.data import NoteSampler, open_features
+from livegen.train.data import NoteSampler, default_cache_dir, open_features
 from livegen.train.tasks import NoteTask
 
 CHECKPOINT = "checkpoint"
@@ -136,7 +136,6 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
     out = Path(out_dir)
-    from livegen.train.data import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:

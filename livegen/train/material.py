@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from livegen.data import pitch as pitch_track
+from livegen.data.features import load_audio
 from livegen.errors import ParameterError
 from livegen.train.data import NoteBatch, NoteSampler
 
@@ -56,8 +57,6 @@ def choose_stft(rates: collections.Counter) -> tuple[int, int, int]:
 
 def decide_kind(dataset, *, log=print) -> tuple[str, str, dict]:
     """('pitched' | 'texture', why, figures) from a sample of the training files (pYIN)."""
-    from livegen.data.features import load_audio
-
     files = [ex for ex in dataset if ex.split == "train"] or list(dataset)
     step = max(1, len(files) // KIND_SAMPLE_FILES)
     voiced = sounding = 0
