@@ -1,8 +1,10 @@
-"""What the training loop trains: one task per model kind (model, loss wrapper, batches, finish).
+"""What the training loop (`livegen.train.loop.run_loop`) trains: one task per model kind.
 
-Every task has `kind`, `model`, `wrapper` (an `nn.Module` whose forward takes a batch and the
-latent noise `eps` and returns the loss and three logged parts: reconstruction dB, envelope dB,
-KL), `latent_dim`, `batch(rng)`, `val_batch()` and `finish(model, out_dir, ...)`.
+A task has `kind`, `model`, `wrapper` (the `nn.Module` DDP wraps: forward(batch, noise) ->
+(loss, logged parts)), `batch(rng, share)`, `noise(batch, generator)`, `lr(step, share)`,
+`rows(...)` (its metrics lines), `checkpoint_extra()` and `finish(model, out_dir, ...)`. `Task`
+holds the defaults the VAE kinds share; the continuation model's task lives beside it
+(`livegen.continuation.train`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,64 @@ def build_model(mcfg: ModelConfig, seed: int, sampler: NoteSampler) -> SpectralM
     return model
 
 
-class NoteTask:
+class Task:
+    """Defaults of a training task: latent noise `eps`, the warm-up + cosine learning rate (over
+    the steps, or over the time budget with `time_schedule`), VAE metrics rows."""
+
+    kind = "task"
+    time_schedule = False
+    part_names = ("rec_db", "env_db", "kl")
+    cfg = None
+    latent_dim = 0
+
+    def noise(self, batch, generator: torch.Generator):
+        """What the wrapper gets beside the batch: z's reparameterisation noise, from the loop's generator."""
+        return torch.randn(batch.velocity.shape[0], self.latent_dim, generator=generator)
+
+    def lr(self, step: int, share: float) -> float:
+        """Warm-up, then cosine to `lr_min` over the steps (or, `time_schedule`, over `share` of the budget)."""
+        cfg = self.cfg
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        t = share if self.time_schedule else (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, t)))
+
+    def val_batch(self):
+        return None
+
+    def validate(self, wrapper, dev) -> dict | None:
+        """Validation figures on a fixed batch (None: nothing to validate on)."""
+        vb = getattr(self, "_val", False)
+        if vb is False:
+            vb = self._val = self.val_batch()
+            if vb is not None:
+                vb = self._val = vb.to(dev)
+        if vb is None:
+            return None
+        with torch.no_grad():
+            loss, parts = wrapper(vb, torch.zeros(vb.velocity.shape[0], self.latent_dim, device=dev))
+        return {"loss": float(loss), **{n: float(v) for n, v in zip(self.part_names, parts)}}
+
+    def rows(self, done: int, *, loss_avg: float, parts_avg, parts_last, lr: float, seconds: float, world: int,
+             log_due: bool, val_due: bool, validate) -> list[dict]:
+        """Metrics lines after step `done`: a train line every `log_every` steps (averages since the
+        last), a valid line every `val_every`."""
+        rows = []
+        if log_due:
+            rows.append({"step": done, "split": "train", "loss": loss_avg,
+                         **{n: float(v) for n, v in zip(self.part_names, parts_avg)}, "lr": lr,
+                         "seconds": round(seconds, 2), "world_size": world})
+        if val_due:
+            v = validate()
+            if v is not None:
+                rows.append({"step": done, "split": "valid", **v})
+        return rows
+
+    def checkpoint_extra(self) -> dict:
+        return {}
+
+
+class NoteTask(Task):
     """The spectral VAE on notes (NSynth / `livegen dataset gm`, or notes cut from recordings)."""
 
     kind = "pitched"
@@ -51,7 +110,7 @@ class NoteTask:
         self.wrapper = NoteLoss(VAELoss(self.model, beta=cfg.beta, env_weight=cfg.env_weight, rec_loss=cfg.rec_loss))
         self._finish = finish
 
-    def batch(self, rng):
+    def batch(self, rng, share: float = 0.0):
         cfg = self.cfg
         return self.train_s.batch(rng, cfg.batch_notes, cfg.frames_per_note, cfg.enc_frames, cfg.onset_share)
 
@@ -121,4 +180,4 @@ class TextureTask(NoteTask):
         self._finish = finish
 
 
-__all__ = ["NoteLoss", "NoteTask", "TextureLoss", "TextureTask", "build_model"]
+__all__ = ["Task", "NoteLoss", "NoteTask", "TextureLoss", "TextureTask", "build_model"]
