@@ -68,7 +68,6 @@ LOCAL_IMPORTS_LEFT = {
     "livegen/continuation/render.py": 1,
     "livegen/continuation/runtime.py": 2,
     "livegen/continuation/train.py": 9,
-    "livegen/continuation/train_entry.py": 5,
     "livegen/continuation/trajectory.py": 1,
     "livegen/data/features.py": 2,
     "livegen/engine/core.py": 3,
