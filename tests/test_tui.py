@@ -15,7 +15,7 @@ import pytest
 
 from livegen.tui.app import LivegenApp
 from livegen.tui.child import EngineProcess, engine_argv
-from livegen.tui.fake_engine import FakeEngine
+from livegen.control.oscfake import FakeEngine
 from livegen.tui.model_info import ModelInfo, read_model_info
 from livegen.tui.notes import GATE_SECONDS
 from livegen.tui.osc import OscLink
@@ -52,10 +52,19 @@ def run(app: LivegenApp, scenario, size=SIZE):
     async def main():
         try:
             async with app.run_test(size=size) as pilot:
+                await until(pilot, lambda: app.sliders)  # the engine answered /livegen/params
                 await scenario(pilot)
         finally:
             app.link.close()
     asyncio.run(main())
+
+
+def shown_values(app: LivegenApp, name: str) -> list:
+    """Every value the engine's feedback shows for parameter `name` from now on."""
+    seen = []
+    show = app.show_value
+    app.show_value = lambda n, value: (seen.append(value) if n == name else None, show(n, value))[1]
+    return seen
 
 
 def last_args(fake: FakeEngine, address: str):
@@ -206,7 +215,7 @@ def test_midi_learn_binds_lists_and_deletes(fake):
         fake.push("/livegen/learned", "drift", "CC 74 ch 1")
         assert await until(pilot, lambda: app.screen.bindings.get("drift") == "CC 74 ch 1")
         assert "record" in app.screen.params, "the record button is learnable like a parameter"
-        assert app.bindings_map["drift"] == "CC 74 ch 1"
+        assert app.learn.bindings["drift"] == "CC 74 ch 1"
         await pilot.press("tab")
         bindings = app.screen.query_one("#learn-bindings")
         assert bindings.has_focus
@@ -240,22 +249,19 @@ def test_presets_store_recall_and_morph(fake):
         assert last_args(fake, "/livegen/preset/recall") == (1,)
         assert gain.value == -20.0
         assert app.query_one(XYPad).x == pytest.approx(0.5)
-        # morph 1 -> 2 over the shortest time
+        # morph 1 -> 2 over the shortest time: the engine glides, the widgets follow its feedback
         for _ in range(4):
             await pilot.press("less_than_sign")
         assert bar.morph_time == 0.5
         count = len(fake.messages("/livegen/param/gain"))
+        seen = shown_values(app, "gain")
         await pilot.press("m", "2")
         assert await until(pilot, lambda: bar.current == 2 and bar.morph_progress is None)
-        await pilot.pause(0.1)
-        values = [args[0] for _, args in fake.messages("/livegen/param/gain")[count:]]
-        assert values[-1] == pytest.approx(6.0)
-        between = [v for v in values if -20.0 < v < 6.0]
-        assert len(between) >= 3, f"the morph passes through intermediate values: {values}"
-        assert values == sorted(values), "a morph moves monotonically"
-        x, y = fake.messages("/livegen/xy")[-1][1]
-        assert (x, y) == pytest.approx((0.9, 0.1))
-        assert gain.value == pytest.approx(6.0)
+        assert last_args(fake, "/livegen/preset/morph") == (2, 0.5)
+        assert await until(pilot, lambda: gain.value == pytest.approx(6.0))
+        assert [v for v in seen if -20.0 < v < 6.0], f"the slider follows the glide: {seen}"
+        assert await until(pilot, lambda: (app.pad.x, app.pad.y) == pytest.approx((0.9, 0.1)))
+        assert len(fake.messages("/livegen/param/gain")) == count, "the engine morphs: the UI sends no values"
         # a slot stored elsewhere (MIDI, another client): the UI reads the values back
         fake.presets[5] = dict(fake.params.snapshot(), gain=-33.0, drift=0.5)
         await pilot.press("5")
@@ -376,7 +382,7 @@ def test_engine_argv_passes_play_options_through():
 
 def fake_child(tmp_path, port):
     stamp = tmp_path / "stamp"
-    command = [sys.executable, "-m", "livegen.tui.fake_engine", "--osc-port", str(port), "--stamp", str(stamp)]
+    command = [sys.executable, "-m", "livegen.control.oscfake", "--osc-port", str(port), "--stamp", str(stamp)]
     return EngineProcess(command, log_path=tmp_path / "engine.log").start(), stamp
 
 

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also measure engine xruns with and without the UI on jackd dummy (e.g. 300)")
     args = parser.parse_args(argv)
 
-    from livegen.tui.fake_engine import PREFIX, FakeEngine
+    from livegen.control.oscfake import PREFIX, FakeEngine
 
     engine = FakeEngine().start()
     feeding = threading.Event()
