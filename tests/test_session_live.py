@@ -171,7 +171,7 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     assert 0.8 < len(audio) / rate < 3.0
     assert np.abs(audio).max() > 1e-3
 
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.engine.setup import load_engine_model
 
     model, _ = load_engine_model(header.get("model_dir"), log=lambda text: None)
@@ -340,7 +340,7 @@ def test_record_toggles_hammered_over_udp_leave_every_take_whole(jack_server, tm
     longest = max(paths, key=lambda path: soundfile.info(str(path)).frames)
     assert np.abs(soundfile.read(str(longest), dtype="float32")[0]).max() > 1e-3
     # Each take (recorders armed again after a same-block stop among them) re-renders from its log.
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.engine.setup import load_engine_model
 
     model, _ = load_engine_model(None, log=lambda text: None)

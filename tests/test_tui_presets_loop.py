@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from livegen.tui.widgets import ParamSlider, PresetBar, XYPad
-from test_tui import fake, last_args, make_app, run, shown_values, until  # noqa: F401 (fake is a fixture)
+from helpers import last_args, make_app, run, settle, shown_values, until
 
 
 def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
@@ -20,7 +20,7 @@ def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
         bar = app.query_one(PresetBar)
         bar.focus()
         await pilot.press("L")
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert not bar.looping, "nothing to loop through yet"
         for slot, key, value, x in ((2, "at", -20.0, 0.1), (5, "percent_sign", 0.0, 0.9), (7, "ampersand", 6.0, 0.5)):
             gain.set_value(value)
@@ -30,7 +30,7 @@ def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
             await pilot.press("less_than_sign")
         assert bar.morph_time == 0.5
         await pilot.press("2")  # recall slot 2: the loop starts from there
-        await pilot.pause(0.1)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/preset/recall") == (2,) and gain.value == -20.0)
         count = len(fake.messages("/livegen/param/gain"))
         seen = shown_values(app, "gain")
         await pilot.press("L")
@@ -44,9 +44,9 @@ def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
         assert await until(pilot, lambda: last_args(fake, "/livegen/preset/loop") == (0.0,))
         assert any(-20.0 < v < 0.0 for v in seen) and any(0.0 < v < 6.0 for v in seen), seen
         assert len(fake.messages("/livegen/param/gain")) == count, "the engine loops: the UI sends no values"
-        await pilot.pause(0.2)
+        await settle(pilot, lambda: len(seen))  # what the engine sent before it stopped arrived
         held = gain.value
-        await pilot.pause(0.5)
+        await pilot.pause(0.5)  # longer than a glide tick: a running loop would have moved it
         assert gain.value == held, "a stopped loop moves nothing more"
         # a recall stops a running loop too
         await pilot.press("L")

@@ -2,7 +2,8 @@
 
 `livegen play --headless` runs as a black box (its normal CLI) on a private
 `jackd -R -d dummy -r 48000 -p PERIOD` (without -R, with a warning, where the system refuses).
-Two JACK clients of this process sit around it: a MIDI sender whose output port feeds play's
+Two JACK clients of a probe process (alone in their interpreter, so their process callbacks
+never wait for the bench's Python) sit around it: a MIDI sender whose output port feeds play's
 MIDI input, and a capture client whose input ports take play's audio outputs (two clients, so
 the graph has no loop and both run in the same cycle as play: sender, play, capture).
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -51,6 +53,7 @@ import tempfile
 import threading
 import time
 import uuid
+from multiprocessing import shared_memory
 from pathlib import Path
 
 import numpy as np
@@ -198,35 +201,111 @@ class JackServer:
                 self.proc.wait()
 
 
-class Capture:
-    """A JACK client recording its input ports into a ring indexed by JACK frame time."""
+(_END, _GAPS, _READY, _STOP, _MIDI_REQ, _MIDI_DONE, _MIDI_MSG, _MIDI_OFFSET, _MIDI_STAMP) = range(9)
+_HEAD = 16
+CAPTURE_CLIENT = "livegen-latency-capture"
+MIDI_CLIENT = "livegen-latency-midi"
 
-    def __init__(self, server: JackServer, channels: int = 2):
-        self.client = server.client("livegen-latency-capture")
-        self.ports = [self.client.inports.register(f"in_{i + 1}") for i in range(channels)]
-        self.ring = np.zeros((channels, RING_FRAMES), dtype=np.float32)
-        self.end: int | None = None
-        """Frame time one past the last captured frame."""
-        self.gaps = 0
-        self.xruns = 0
-        self.client.set_process_callback(self._process)
-        self.client.set_xrun_callback(self._xrun)
-        self.client.activate()
 
-    def _process(self, frames: int) -> None:
-        t = self.client.last_frame_time
-        if self.end is not None and t != self.end:
-            self.gaps += 1
+def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: int) -> None:
+    """The probe process: the capture client and the MIDI sender, alone in their interpreter, so
+    their process callbacks never wait for a lock the bench's own Python work holds."""
+    import jack
+
+    shm = shared_memory.SharedMemory(name=shm_name)
+    head = np.ndarray(_HEAD, dtype=np.int64, buffer=shm.buf)
+    ring = np.ndarray((channels, RING_FRAMES), dtype=np.float32, buffer=shm.buf, offset=8 * _HEAD)
+    capture = jack.Client(CAPTURE_CLIENT, servername=server, no_start_server=True)
+    ports = [capture.inports.register(f"in_{i + 1}") for i in range(channels)]
+
+    def record(frames: int) -> None:
+        t = capture.last_frame_time
+        if head[_END] >= 0 and t != head[_END]:
+            head[_GAPS] += 1
         i = t % RING_FRAMES
         n = min(frames, RING_FRAMES - i)
-        for row, port in zip(self.ring, self.ports):
+        for row, port in zip(ring, ports):
             data = port.get_array()
             row[i:i + n] = data[:n]
             row[:frames - n] = data[n:]
-        self.end = (t + frames) & 0xFFFFFFFF
+        head[_END] = (t + frames) & 0xFFFFFFFF
+
+    capture.set_process_callback(record)
+    clients = [capture]
+    if midi:
+        sender = jack.Client(MIDI_CLIENT, servername=server, no_start_server=True)
+        out = sender.midi_outports.register("out")
+
+        def send(frames: int) -> None:
+            out.clear_buffer()
+            if head[_MIDI_REQ] != head[_MIDI_DONE]:
+                offset = min(int(head[_MIDI_OFFSET]), frames - 1)
+                message = int(head[_MIDI_MSG])
+                out.write_midi_event(offset, bytes([message & 0xFF, (message >> 8) & 0xFF, (message >> 16) & 0xFF]))
+                head[_MIDI_STAMP] = sender.last_frame_time + offset
+                head[_MIDI_DONE] = head[_MIDI_REQ]
+
+        sender.set_process_callback(send)
+        clients.append(sender)
+    for client in clients:
+        client.activate()
+    head[_READY] = 1
+    try:
+        while not head[_STOP] and os.getppid() == parent:
+            time.sleep(0.05)
+    finally:
+        for client in clients:
+            client.deactivate()
+            client.close()
+        del head, ring
+        shm.close()
+
+
+class Probe:
+    """The bench's ears and MIDI hand on `server`: a child process records the capture client's
+    input ports into a shared ring indexed by JACK frame time and writes requested MIDI messages
+    from its sender's process callback; a callback-free control client here reads the frame
+    clock, counts the server's xruns and makes the connections."""
+
+    def __init__(self, server: JackServer, *, channels: int = 2, midi: bool = True, timeout: float = 30.0):
+        self.channels = channels
+        self.shm = shared_memory.SharedMemory(create=True, size=8 * _HEAD + 4 * channels * RING_FRAMES)
+        self.head = np.ndarray(_HEAD, dtype=np.int64, buffer=self.shm.buf)
+        self.head[:] = 0
+        self.head[_END] = -1
+        self.ring = np.ndarray((channels, RING_FRAMES), dtype=np.float32, buffer=self.shm.buf, offset=8 * _HEAD)
+        self.xruns = 0
+        self.control = server.client("livegen-latency-control")
+        self.control.set_xrun_callback(self._xrun)
+        self.control.activate()
+        self.process = multiprocessing.get_context("spawn").Process(
+            target=_probe_run, args=(server.name, self.shm.name, channels, midi, os.getpid()), daemon=True)
+        self.process.start()
+        deadline = time.monotonic() + timeout
+        while not self.head[_READY]:
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError("the capture client did not start (see the messages above)")
+            time.sleep(0.02)
+        self.inputs = [f"{CAPTURE_CLIENT}:in_{i + 1}" for i in range(channels)]
+        self.midi_out = f"{MIDI_CLIENT}:out" if midi else None
 
     def _xrun(self, delay: float) -> None:
         self.xruns += 1
+
+    @property
+    def frame_time(self) -> int:
+        return self.control.frame_time
+
+    @property
+    def gaps(self) -> int:
+        return int(self.head[_GAPS])
+
+    @property
+    def end(self) -> int | None:
+        """Frame time one past the last captured frame."""
+        end = int(self.head[_END])
+        return None if end < 0 else end
 
     def captured_since(self, frame: int) -> int:
         """Frames captured from `frame` on (negative while it lies ahead)."""
@@ -250,7 +329,7 @@ class Capture:
     def wait_silence(self, *, hold: float = 0.1, timeout: float = 5.0) -> bool:
         """Until the last `hold` seconds, all captured after this call, stayed under -80 dBFS."""
         need = int(hold * SR)
-        since = self.client.frame_time
+        since = self.frame_time
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.captured_since(since) >= need:
@@ -260,45 +339,31 @@ class Capture:
             time.sleep(0.02)
         return False
 
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
-
-
-class MidiSender:
-    """A JACK client whose MIDI output port writes one pending message per request, from its
-    process callback at a random offset in the period; `send` returns that frame time."""
-
-    def __init__(self, server: JackServer):
-        self.client = server.client("livegen-latency-midi")
-        self.port = self.client.midi_outports.register("out")
-        self._pending: tuple[int, bytes] | None = None
-        self._stamp = 0
-        self._sent = threading.Event()
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-
-    def _process(self, frames: int) -> None:
-        self.port.clear_buffer()
-        pending = self._pending
-        if pending is not None:
-            offset = min(pending[0], frames - 1)
-            self.port.write_midi_event(offset, pending[1])
-            self._stamp = self.client.last_frame_time + offset
-            self._pending = None
-            self._sent.set()
-
-    def send(self, message: bytes, timeout: float = 2.0) -> int | None:
-        self._sent.clear()
-        self._pending = (random.randrange(self.client.blocksize), bytes(message))
-        if not self._sent.wait(timeout):
-            self._pending = None
-            return None
-        return self._stamp
+    def send_midi(self, message: bytes, timeout: float = 2.0) -> int | None:
+        """Write a 3-byte MIDI message at a random offset of the next period; its frame time."""
+        head = self.head
+        head[_MIDI_MSG] = message[0] | message[1] << 8 | message[2] << 16
+        head[_MIDI_OFFSET] = random.randrange(self.control.blocksize)
+        request = head[_MIDI_REQ] + 1
+        head[_MIDI_REQ] = request
+        deadline = time.monotonic() + timeout
+        while head[_MIDI_DONE] != request:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.001)
+        return int(head[_MIDI_STAMP]) & 0xFFFFFFFF
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        self.head[_STOP] = 1
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.control.deactivate()
+        self.control.close()
+        del self.head, self.ring
+        self.shm.close()
+        self.shm.unlink()
 
 
 # ------------------------------------------------------------------------- play, the black box
@@ -358,28 +423,28 @@ def _ports(client, *, midi: bool, exclude: tuple[str, ...]) -> list:
     return [p for p in ports if not p.name.startswith(("system:", *exclude))]
 
 
-def connect_play(server: JackServer, capture: Capture, midi: MidiSender | None, *, midi_port: str = "livegen",
-                 timeout: float = 30.0) -> tuple[list[str], str | None]:
+def connect_play(probe: Probe, *, midi_port: str = "livegen", timeout: float = 30.0) -> tuple[list[str], str | None]:
     """Connect play's audio outputs to the capture and the sender to play's MIDI input (its
     rtmidi virtual port: the MIDI input port whose name contains `midi_port`)."""
+    client = probe.control
     mine = ("livegen-latency-",)
     deadline = time.monotonic() + timeout
-    while not (outputs := _ports(capture.client, midi=False, exclude=mine)):
+    while not (outputs := _ports(client, midi=False, exclude=mine)):
         if time.monotonic() > deadline:
             raise RuntimeError("play registered no JACK audio output port")
         time.sleep(0.05)
     for i, port in enumerate(outputs):
-        capture.client.connect(port, capture.ports[min(i, len(capture.ports) - 1)])
+        client.connect(port, probe.inputs[min(i, len(probe.inputs) - 1)])
     target = None
-    if midi is not None:
+    if probe.midi_out is not None:
         while True:
-            inputs = [p for p in _ports(midi.client, midi=True, exclude=mine) if midi_port in p.name]
+            inputs = [p for p in _ports(client, midi=True, exclude=mine) if midi_port in p.name]
             if inputs or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         if inputs:
             target = inputs[0].name
-            midi.client.connect(midi.port, target)
+            client.connect(probe.midi_out, target)
     return [p.name for p in outputs], target
 
 
@@ -418,14 +483,13 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
             extra=(), log=print) -> tuple[list[Setting], dict]:
     """Latency events of every kind at one (period, look-ahead) on a fresh jackd and play."""
     server = JackServer(period, realtime=realtime)
-    capture = midi = play = None
+    probe = play = None
     info = {"jack_warning": server.warning}
     try:
-        capture = Capture(server)
-        midi = MidiSender(server) if "midi" in kinds else None
+        probe = Probe(server, midi="midi" in kinds)
         play = Play(server, lookahead=lookahead, extra=extra)
         status = play.wait_ready()
-        outputs, midi_target = connect_play(server, capture, midi)
+        outputs, midi_target = connect_play(probe)
         info.update(outputs=outputs, midi_port=midi_target, load=os.getloadavg())
         play.send("/livegen/param/drone", 0)
         play.send("/livegen/param/glide", 0.0)
@@ -433,7 +497,9 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
         hop_ms = _hop_ms(status)
         log(f"  period {period}, look-ahead {la}{' (default)' if lookahead is None else ''}: play answering, "
             f"outputs {', '.join(outputs)}; MIDI into {midi_target or 'nothing (no MIDI input port found)'}")
-        capture.wait_silence(timeout=10)
+        probe.wait_silence(timeout=10)
+        first = play.status() or {}
+        jack_first, gaps_first = probe.xruns, probe.gaps
         settings = []
         for kind in kinds:
             if kind == "midi" and midi_target is None:
@@ -441,7 +507,7 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
                 continue
             stamps = []
             for _ in range(events):
-                stamps.append(_event(kind, play, capture, midi))
+                stamps.append(_event(kind, play, probe))
             lat = []
             measured = [s for s in stamps if s is not None]
             for stamp, segment, start in measured:
@@ -453,48 +519,50 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
                 + (f" ({events - len(measured)} not sent: no silence before, or no capture after)"
                    if len(measured) < events else ""))
         final = play.status() or {}
-        info.update(xruns=final.get("xruns"), underflows=final.get("underflows"), capture_xruns=capture.xruns,
-                    capture_gaps=capture.gaps, load_end=os.getloadavg())
+        info.update({key: (final.get(key) or 0) - (first.get(key) or 0) for key in ("xruns", "underflows")},
+                    jack_xruns=probe.xruns - jack_first, capture_gaps=probe.gaps - gaps_first,
+                    load_end=os.getloadavg())
         return settings, info
     finally:
-        for part in (capture, midi):
-            if part is not None:
-                part.close()
+        if probe is not None:
+            probe.close()
         if play is not None:
             play.stop()
         server.stop()
 
 
-def _event(kind: str, play: Play, capture: Capture, midi: MidiSender | None):
-    """Send one event from silence; (stamp, captured segment, index of the stamp in it) or None."""
-    if not capture.wait_silence():
+def _event(kind: str, play: Play, probe: Probe):
+    """Send one event from silence; (stamp, probed segment, index of the stamp in it) or None."""
+    if play.proc.poll() is not None:
+        raise RuntimeError(f"play exited (code {play.proc.returncode}):\n{play.log_text()[-3000:]}")
+    if not probe.wait_silence():
         return None
     time.sleep(random.uniform(0.0, 0.02))  # a random phase against JACK's cycle
     if kind == "xy":
         play.send("/livegen/xy", *XY_FROM)
         play.send("/livegen/note", NOTE, 100)
         time.sleep(0.5)
-        stamp = capture.client.frame_time
+        stamp = probe.frame_time
         play.send("/livegen/xy", *XY_TO)
         pre, post = 0.3, 0.4
     else:
         if kind == "osc":
-            stamp = capture.client.frame_time
+            stamp = probe.frame_time
             play.send("/livegen/note", NOTE, 100)
         else:
-            stamp = midi.send(bytes([0x90, NOTE, 100]))
+            stamp = probe.send_midi(bytes([0x90, NOTE, 100]))
             if stamp is None:
                 return None
         pre, post = 0.25, 0.3
-    ok = capture.wait_for((stamp + int(post * SR)) & 0xFFFFFFFF, timeout=5.0)
+    ok = probe.wait_for((stamp + int(post * SR)) & 0xFFFFFFFF, timeout=5.0)
     if kind == "midi":
-        midi.send(bytes([0x80, NOTE, 0]))
+        probe.send_midi(bytes([0x80, NOTE, 0]))
     else:
         play.send("/livegen/note", NOTE, 0)
     if not ok:
         return None
     start = int(pre * SR)
-    return stamp, capture.segment((stamp - start) & 0xFFFFFFFF, start + int(post * SR)), start
+    return stamp, probe.segment((stamp - start) & 0xFFFFFFFF, start + int(post * SR)), start
 
 
 # ------------------------------------------------------------------------- soak
@@ -698,8 +766,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_latency:
         for period in periods:
             for lookahead in lookaheads:
-                found, info = measure(period, lookahead, kinds=kinds, events=args.events, realtime=realtime,
-                                      extra=extra)
+                try:
+                    found, info = measure(period, lookahead, kinds=kinds, events=args.events, realtime=realtime,
+                                          extra=extra)
+                except Exception as exc:  # jackd, play or JACK refusing: the other settings still stand
+                    print(f"  period {period}, look-ahead {lookahead if lookahead is not None else 'default'}: "
+                          f"not measured: {type(exc).__name__}: {exc}")
+                    continue
                 info.update(period=period, lookahead=found[0].lookahead if found else lookahead)
                 settings += found
                 infos.append(info)
@@ -707,9 +780,10 @@ def main(argv: list[str] | None = None) -> int:
         print(text_table(table_rows(settings)))
         print("floor: look-ahead x hop + one period (hop and look-ahead from play's status)")
         for info in infos:
-            print(f"period {info['period']}, look-ahead {info['lookahead']}: play xruns {info.get('xruns')} "
-                  f"(underflows {info.get('underflows')}); capture client: JACK xruns {info.get('capture_xruns')}, "
-                  f"gaps {info.get('capture_gaps')}; load average {info['load'][0]:.1f} to {info['load_end'][0]:.1f}")
+            print(f"period {info['period']}, look-ahead {info['lookahead']}, while the events ran: play xruns "
+                  f"{info['xruns']} (underflows {info['underflows']}); JACK xruns {info['jack_xruns']} (the capture "
+                  f"client's xrun callback), capture gaps {info['capture_gaps']}; load average "
+                  f"{info['load'][0]:.1f} to {info['load_end'][0]:.1f}")
         for warning in sorted({info["jack_warning"] for info in infos if info["jack_warning"]}):
             print(warning)
         print(f"load average (1 / 5 / 15 min) at the end: {load()}")

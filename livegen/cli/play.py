@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-from livegen.continuation.render import add_arguments as add_continuation_arguments
+from livegen.audio.realtime import REALTIME_PRIORITY
+from livegen.cli.render import add_continuation_arguments
 from livegen.control.setup import add_control_arguments
 from livegen.session.wiring import add_session_arguments, session_argv
-from livegen.tui import add_ui_arguments
-from livegen.tui.child import play_argv_from_sys
 
-REALTIME_PRIORITY = 3
-"""Default SCHED_FIFO priority of the decoder: under jackd2's clients (server -P 10, clients 5)."""
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -54,7 +51,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_control_arguments(parser)  # --osc-*, --midi-*
     add_session_arguments(parser)  # --record*
     add_continuation_arguments(parser)  # --seed-audio, --temperature for continuation models
-    add_ui_arguments(parser)  # --ui-log
+    ui = parser.add_argument_group("terminal UI (without --headless)")  # options only the UI reads
+    ui.add_argument("--ui-log", metavar="FILE", default=None,
+                    help="where the engine's output goes while the UI owns the terminal "
+                         "(default: engine.log in the user log directory)")
     return parser
 
 
@@ -81,7 +81,8 @@ def _rebuild_argv(args) -> list[str]:
 
 def run(args) -> int:
     if not args.headless:
-        from livegen.tui import run_ui
+        from livegen.tui.child import play_argv_from_sys
+        from livegen.tui.run import run_ui
 
         # The options after `play` on this command line, else (called from Python) the parsed ones.
         return run_ui(args, play_argv_from_sys() or _rebuild_argv(args))
