@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.engine.events import read_events
+
 
 def add_continuation_arguments(parser) -> None:
     """The options a continuation model adds to `livegen render` and `livegen play` (idempotent)."""
@@ -41,7 +43,6 @@ def run(args) -> int:
     import soundfile as sf
     import torch
 
-    from livegen.engine.events import read_events
     from livegen.engine.setup import load_engine_model, pick_device
     from livegen.continuation.render import maybe_run_render
     from livegen.session.render import check_weights, render_events, render_plan
