@@ -65,10 +65,19 @@ def run(app: LivegenApp, scenario, size=TUI_SIZE) -> None:
     async def main():
         try:
             async with app.run_test(size=size) as pilot:
+                await until(pilot, lambda: app.sliders)  # the engine answered /livegen/params
                 await scenario(pilot)
         finally:
             app.link.close()
     asyncio.run(main())
+
+
+def shown_values(app: LivegenApp, name: str) -> list:
+    """Every value the engine's feedback shows for parameter `name` from now on."""
+    seen = []
+    show = app.show_value
+    app.show_value = lambda n, value: (seen.append(value) if n == name else None, show(n, value))[1]
+    return seen
 
 
 def last_args(fake, address: str):
