@@ -145,6 +145,14 @@ def status_of(client: SimpleUDPClient, timeout: float = 2.0) -> dict:
     return dict(zip(status[::2], status[1::2])) if status else {}
 
 
+def wait_played(client: SimpleUDPClient, seconds: float, timeout: float = 30.0) -> None:
+    """Wait until the engine's clock (its status' `seconds`) has moved `seconds` on: events spaced
+    in the music's time, whatever the machine's load."""
+    start = wait_for(lambda: status_of(client).get("seconds"), timeout, "the engine's status")
+    wait_for(lambda: status_of(client).get("seconds", 0) >= start + seconds, timeout,
+             f"{seconds:g} s more on the engine's clock", interval=0.01)
+
+
 def get_when(client: SimpleUDPClient, name: str, expected, timeout: float = 30.0):
     """`/livegen/get/<name>` until it answers `expected` (the engine applies at its next hop,
     which on a loaded machine can lag) or the timeout; returns the last answer."""
@@ -267,6 +275,10 @@ class LivePlay:
 
     def get_when(self, name: str, expected, timeout: float = 30.0):
         return get_when(self.client, name, expected, timeout)
+
+    def played(self, seconds: float, timeout: float = 30.0) -> None:
+        """Wait until the engine has played `seconds` more (on its own clock)."""
+        wait_played(self.client, seconds, timeout)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "the condition"):
         """`wait_for`, failing with play's log too."""
