@@ -73,7 +73,6 @@ LOCAL_IMPORTS_LEFT = {
     "livegen/engine/core.py": 3,
     "livegen/engine/server.py": 16,
     "livegen/session/__init__.py": 1,  # lazy on purpose: the CLI imports the package's light helpers
-    "livegen/session/wiring.py": 5,
     "livegen/train/evaluate.py": 2,
     "livegen/tui/app.py": 2,
 }
