@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from livegen.tui.fake_engine import FakeEngine
+from livegen.control.oscfake import FakeEngine
 from helpers import REPO, TINY_CONTINUATION, LivePlay, music, seed_frames_from, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -116,7 +116,7 @@ def jack_server(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake():
-    """A stand-in engine on real UDP that records what the UI sends (`livegen.tui.fake_engine`)."""
+    """A stand-in engine on real UDP that records what the UI sends (`livegen.control.oscfake`)."""
     engine = FakeEngine().start()
     yield engine
     engine.stop()
@@ -135,6 +135,44 @@ def tiny_model():
     frames = np.concatenate([seed_frames_from(music(2.0, s)) for s in range(3)])
     fit_basis(model, torch.from_numpy(frames))
     return model.eval()
+
+
+IN_MOUNT_NAMESPACE = "LIVEGEN_TEST_IN_NAMESPACE"
+
+
+@pytest.fixture
+def tmpfs(request, tmp_path):
+    """`tmpfs(size)` mounts a small tmpfs (a disk that fills up for real) and returns its path.
+
+    Where this process may not mount (not root, a container), the whole test runs again in a
+    user and mount namespace of its own, where it may; `tmpfs` then returns None once that run
+    passed (the test returns at once) and fails the test when it did not.
+    """
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path | None:
+        path = tmp_path / f"tmpfs-{len(mounts)}"
+        path.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            mounts.append(path)
+            return path
+        require(not os.environ.get(IN_MOUNT_NAMESPACE), f"a tmpfs mount, even in a namespace ({done.stderr.strip()})")
+        unshare = require_binary("unshare")
+        probe = subprocess.run([unshare, "--user", "--map-root-user", "--mount", "true"], capture_output=True, text=True)
+        require(probe.returncode == 0, f"`mount -t tmpfs` ({done.stderr.strip()}) or `unshare --user --mount` "
+                                       f"({probe.stderr.strip()}) for a small full disk")
+        child = subprocess.run([unshare, "--user", "--map-root-user", "--mount", sys.executable, "-m", "pytest", "-q",
+                                "-rs", "-p", "no:cacheprovider", request.node.nodeid], cwd=REPO, capture_output=True,
+                               text=True, env=dict(os.environ, **{IN_MOUNT_NAMESPACE: "1"}), timeout=600)
+        assert child.returncode == 0 and "1 passed" in child.stdout and "skipped" not in child.stdout, \
+            child.stdout[-4000:] + child.stderr[-2000:]
+        return None
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 @pytest.fixture

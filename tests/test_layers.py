@@ -68,13 +68,11 @@ LOCAL_IMPORTS_LEFT = {
     "livegen/continuation/render.py": 1,
     "livegen/continuation/runtime.py": 2,
     "livegen/continuation/train.py": 9,
-    "livegen/continuation/train_entry.py": 5,
     "livegen/continuation/trajectory.py": 1,
     "livegen/data/features.py": 2,
     "livegen/engine/core.py": 3,
     "livegen/engine/server.py": 16,
     "livegen/session/__init__.py": 1,  # lazy on purpose: the CLI imports the package's light helpers
-    "livegen/session/wiring.py": 5,
     "livegen/train/evaluate.py": 2,
     "livegen/tui/app.py": 2,
 }
