@@ -51,26 +51,11 @@ def release_frame(release_s: float | None, *, sample_rate: int, hop: int) -> int
 def load_audio(path: str, *, sample_rate: int, max_seconds: float | None = None):
     """Mono float32 at ``sample_rate`` (soundfile, else librosa/audioread for mp3 and the like)."""
     import numpy as np
-    import soundfile as sf
     import soxr
 
-    try:
-        with sf.SoundFile(path) as f:
-            native = f.samplerate
-            # Read only what is kept: a MAESTRO piece runs for many minutes.
-            n = -1 if max_seconds is None else int(round(max_seconds * native))
-            y = f.read(n, dtype="float32", always_2d=True).mean(axis=1)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as first:
-        try:
-            import warnings
-
-            import librosa
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                y, native = librosa.load(path, sr=None, mono=True, duration=max_seconds)
-        except Exception as second:  # audioread raises many kinds; report both reasons
-            raise OSError(f"soundfile: {first}; librosa: {second}") from None
+    native, _, chunks = _native_chunks(path, max_seconds)
+    parts = [c.mean(axis=1) for c in chunks]
+    y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if max_seconds is not None:
         y = y[: int(round(max_seconds * native))]
     if native != sample_rate and y.size:

@@ -19,7 +19,6 @@ its `decode` signature, so the engine's voices, drone, XY pad, knobs, drift and 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -27,8 +26,9 @@ import torch
 from torch import nn
 
 from livegen.errors import ModelError
+from livegen.model.config import FrameConfig
 from livegen.model.io import _read_config, load_checked_weights, write_model_dir
-from livegen.model.spectral import RAYLEIGH_LOG_MEAN, SpectralModel
+from livegen.model.spectral import RAYLEIGH_LOG_MEAN, SpectralModel, rayleigh_log, register_plane_buffers
 
 TEXTURE_FORMAT = "livegen-texture-vae"
 TEXTURE_FORMAT_VERSION = 1
@@ -36,17 +36,11 @@ _TAU_ON = (0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 @dataclass
-class TextureConfig:
+class TextureConfig(FrameConfig):
     """Everything needed to rebuild a `TextureModel`; the rate is the material's own."""
 
-    sample_rate: int = 24000
-    n_fft: int = 1024
-    hop: int = 128
-    latent_dim: int = 8
-    noise_dim: int = 32
-    hidden: int = 256
-    n_layers: int = 3
-    enc_hidden: int = 256
+    WHAT = "texture config"
+
     floor: float = 1e-4
     noise_gain: float = 1.0
     noise_rho: float = 0.9
@@ -58,39 +52,9 @@ class TextureConfig:
     families: list = field(default_factory=list)
 
     def __post_init__(self):
-        for name in ("sample_rate", "n_fft", "hop", "latent_dim", "noise_dim", "hidden", "n_layers", "enc_hidden"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ModelError(f"texture config field {name}={value!r} must be a positive integer")
-        if self.latent_dim < 2:
-            raise ModelError(f"texture config latent_dim={self.latent_dim} must be at least 2 (the XY plane)")
+        super().__post_init__()
         if not self.cycle_s > 0 or not self.release_s > 0:
             raise ModelError("texture config cycle_s and release_s must be > 0")
-
-    @property
-    def n_bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    @property
-    def bin_hz(self) -> float:
-        return self.sample_rate / self.n_fft
-
-    @property
-    def hop_seconds(self) -> float:
-        return self.hop / self.sample_rate
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TextureConfig":
-        if not isinstance(data, dict):
-            raise ModelError(f"texture config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"texture config has unknown fields {unknown}; was it written by a newer livegen?")
-        return cls(**data)
 
 
 class TextureModel(nn.Module):
@@ -116,14 +80,7 @@ class TextureModel(nn.Module):
         self.register_buffer("neg_inv_tau", -1.0 / torch.tensor(_TAU_ON), persistent=False)
         self.register_buffer("bin_index", torch.arange(cfg.n_bins, dtype=torch.float32), persistent=False)
         self.register_buffer("noise_proj", torch.zeros(cfg.noise_dim, 2 * cfg.n_bins))
-        self.register_buffer("plane_origin", torch.zeros(cfg.latent_dim))
-        axes = torch.zeros(2, cfg.latent_dim)
-        axes[0, 0] = axes[1, 1] = 1.0
-        self.register_buffer("plane_axes", axes)
-        self.register_buffer("plane_lo", torch.full((2,), -2.0))
-        self.register_buffer("plane_hi", torch.full((2,), 2.0))
-        self.register_buffer("logmag_mean", torch.zeros(cfg.n_bins))
-        self.register_buffer("logmag_std", torch.ones(cfg.n_bins))
+        register_plane_buffers(self, cfg.latent_dim, cfg.n_bins)
 
     # ---------------------------------------------------------------- decoder
     def frame_logmag(self, z, velocity, t_on):
@@ -156,8 +113,7 @@ class TextureModel(nn.Module):
         fade = torch.where(t_off >= 0, -t_off.clamp(min=0.0) / cfg.release_s, torch.zeros_like(t_off))
         logmag = logmag + fade.unsqueeze(1)
         if noise is not None and cfg.noise_gain:
-            c = (noise @ self.noise_proj).view(-1, 2, cfg.n_bins)
-            logmag = logmag + cfg.noise_gain * torch.log(torch.hypot(c[:, 0], c[:, 1]).clamp(min=1e-6))
+            logmag = torch.add(logmag, rayleigh_log(noise, self.noise_proj, cfg.n_bins), alpha=cfg.noise_gain)
         return torch.exp(logmag)
 
     def advance_noise(self, prev, fresh):
@@ -175,18 +131,10 @@ class TextureModel(nn.Module):
         d = self.config.latent_dim
         return out[:, :d], out[:, d:].clamp(-10.0, 5.0)
 
-    # ---------------------------------------------------------------- XY plane (as SpectralModel's)
-    def xy_to_z(self, xy):
-        xy = torch.as_tensor(xy, dtype=self.plane_origin.dtype, device=self.plane_origin.device)
-        return self.plane_origin + (self.plane_lo + xy * (self.plane_hi - self.plane_lo)) @ self.plane_axes
-
-    def z_to_xy(self, z):
-        z = torch.as_tensor(z, dtype=self.plane_origin.dtype, device=self.plane_origin.device)
-        return ((z - self.plane_origin) @ self.plane_axes.T - self.plane_lo) / (self.plane_hi - self.plane_lo)
-
-    def fit_plane(self, mu, families=None, **kwargs):
-        """`SpectralModel.fit_plane`: mean, two principal directions, 2-98 % spread."""
-        SpectralModel.fit_plane(self, mu, families, **kwargs)
+    # ---------------------------------------------------------------- XY plane: SpectralModel's
+    xy_to_z = SpectralModel.xy_to_z
+    z_to_xy = SpectralModel.z_to_xy
+    fit_plane = SpectralModel.fit_plane
 
 
 def init_texture(model: TextureModel, generator: torch.Generator, sample: torch.Tensor | None = None) -> None:

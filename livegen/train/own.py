@@ -118,6 +118,9 @@ def prepare(dataset, cfg, *, kind: str, cache: Path, rank: int, distributed: boo
         f"from, {info['events_held_out']} held out; loudness {loud[0]:.0f}..{loud[1]:.0f} dBFS -> velocity 0..1"
         + (f"; pitches heard {heard[0]}-{heard[-1]}" if heard else ""))
     say(TRADE_OFFS[kind] if decision["asked"] != "auto" else "")
+    def finish(model, out_dir, *, train_seconds, world):
+        return _finish(model, train_s, held_s, cfg, out_dir, info, train_seconds=train_seconds, world=world, log=say)
+
     if kind == "pitched":
         base = {**dataclasses.asdict(ModelConfig()), "sample_rate": sample_rate, "n_fft": n_fft, "hop": hop,
                 "families": sorted(set(train_s.family))}
@@ -125,18 +128,10 @@ def prepare(dataset, cfg, *, kind: str, cache: Path, rank: int, distributed: boo
         base["noise_rho"] = 0.0  # recomputed for this n_fft/hop
         mcfg = ModelConfig.from_dict(base)
 
-        def finish(model, out_dir, *, train_seconds, world):
-            return _finish_pitched(model, train_s, held_s, cfg, out_dir, info, train_seconds=train_seconds,
-                                   world=world, log=say)
-
         task = NoteTask(cfg, mcfg, train_s, held_s, finish=finish)
     else:
         tcfg = TextureConfig.from_dict({"sample_rate": sample_rate, "n_fft": n_fft, "hop": hop, "cycle_s": cycle,
                                         "families": sorted(set(train_s.family)), **overrides})
-
-        def finish(model, out_dir, *, train_seconds, world):
-            return _finish_texture(model, train_s, held_s, cfg, out_dir, info, train_seconds=train_seconds,
-                                   world=world, log=say)
 
         task = TextureTask(cfg, tcfg, train_s, held_s, finish=finish)
     task.time_schedule = max_minutes is not None and not steps_given
@@ -163,35 +158,23 @@ def encode_events(model, sampler, events, *, n_enc: int = 24, chunk: int = 256) 
     return torch.cat(out) if out else torch.zeros(0, model.config.latent_dim)
 
 
-def _finish_pitched(model, train_s, held_s, cfg, out_dir, info, *, train_seconds, world, log):
+def _finish(model, train_s, held_s, cfg, out_dir, info, *, train_seconds, world, log):
+    """Fit the plane, calibrate the noise (pitched), save, remember for the picker, write the card."""
     model = model.cpu().eval()
-    mu, families = _plane(model, train_s, cfg, encode_notes)
-    calib = {"skipped": True}
-    if cfg.calibrate_notes > 0:
-        rng = np.random.default_rng(cfg.seed)
-        notes = list(rng.choice(len(train_s), min(cfg.calibrate_notes, len(train_s)), replace=False))
-        calib = calibrate_life(model, train_s, notes)
-    meta = _metadata(cfg, info, train_seconds, world, life_calibration=calib)
-    model.metadata = meta
-    save_model(model, out_dir)
+    pitched = info["kind"] == "pitched"
+    mu, families = _plane(model, train_s, cfg, encode_notes if pitched else encode_events)
+    extra = {}
+    if pitched:
+        extra["life_calibration"] = {"skipped": True}
+        if cfg.calibrate_notes > 0:
+            rng = np.random.default_rng(cfg.seed)
+            notes = list(rng.choice(len(train_s), min(cfg.calibrate_notes, len(train_s)), replace=False))
+            extra["life_calibration"] = calibrate_life(model, train_s, notes)
+    model.metadata = {"trained": True, "kind": info["kind"], "train_steps": cfg.steps,
+                      "train_seconds": round(train_seconds, 1), "world_size": world, "train_config": cfg.to_dict(),
+                      "own": info, **extra}
+    (save_model if pitched else save_texture_model)(model, out_dir)
     remember_trained(out_dir)
-    figures = card.write_card(model, out_dir, info=meta["own"], held=held_s, train=train_s, mu=mu,
-                              families=families, log=log)
+    figures = card.write_card(model, out_dir, info=info, held=held_s, train=train_s, mu=mu, families=families,
+                              log=log)
     return {"model_dir": str(out_dir), "card": figures}
-
-
-def _finish_texture(model, train_s, held_s, cfg, out_dir, info, *, train_seconds, world, log):
-    model = model.cpu().eval()
-    mu, families = _plane(model, train_s, cfg, encode_events)
-    meta = _metadata(cfg, info, train_seconds, world)
-    model.metadata = meta
-    save_texture_model(model, out_dir)
-    remember_trained(out_dir)
-    figures = card.write_card(model, out_dir, info=meta["own"], held=held_s, train=train_s, mu=mu,
-                              families=families, log=log)
-    return {"model_dir": str(out_dir), "card": figures}
-
-
-def _metadata(cfg, info, train_seconds, world, **extra) -> dict:
-    return {"trained": True, "kind": info["kind"], "train_steps": cfg.steps, "train_seconds": round(train_seconds, 1),
-            "world_size": world, "train_config": cfg.to_dict(), "own": info, **extra}
