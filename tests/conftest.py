@@ -1,9 +1,10 @@
 """Shared fixtures: real components started for real.
 
 Under CI=true a missing component fails the test; locally it skips with the reason.
-Markers: `live` (the test starts jackd, `livegen play` or another long-running process; given
-automatically to every test that uses `jack_server`) and `slow` (seconds or more: `pytest -m
-"not slow"` is the inner loop).
+Markers: `live` (the test starts jackd, `livegen play` or another long-running process: given
+here to every test that uses `jack_server`, by hand to the others) and `slow` (a second or more
+on a loaded machine; every live test is slow too). `pytest -m "not slow"` is the inner loop,
+`pytest -m "not live"` runs without any server or child process.
 """
 
 from __future__ import annotations
@@ -198,3 +199,5 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "jack_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)
+        if item.get_closest_marker("live") is not None:
+            item.add_marker(pytest.mark.slow)

@@ -8,6 +8,8 @@ import importlib.util
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, require
 
 LINT = ("import sys; from importlinter.cli import lint_imports; "
@@ -42,6 +44,7 @@ KNOWN = {
 }
 
 
+@pytest.mark.slow
 def test_no_first_party_import_behind_except_import_error():
     """A broken module of ours must fail loudly, never remove a feature in silence."""
     found = []
