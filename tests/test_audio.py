@@ -43,6 +43,7 @@ def test_shared_ring_is_seen_by_a_second_mapping():
     ring.close(unlink=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [24000, 44100, 48000])
 def test_chain_hands_out_exact_block_sizes_without_gaps(rate):
     chain = OutputChain(in_rate=24000, out_rate=rate)

@@ -9,7 +9,10 @@ the graph has no loop and both run in the same cycle as play: sender, play, capt
 
 Each event is stamped with the JACK frame time at which it was sent: `client.frame_time` just
 before the UDP packet leaves for OSC, `last_frame_time` + the event's offset in the buffer for
-MIDI (written from the sender's process callback at a random offset in the period). Captured
+MIDI (written from the sender's process callback at a random offset in the period; play's MIDI
+input reads the whole period's events when the cycle starts, so a message counts from a frame
+up to one period after play could first see it, and a hardware MIDI port, which delivers the
+previous period's events, would add one period to the MIDI figures). Captured
 audio is indexed by the frame time of its cycle (`last_frame_time` + position). The latency is
 the captured frame the detector finds minus the send frame:
 
