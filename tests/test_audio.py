@@ -77,6 +77,7 @@ def test_limiter_holds_the_ceiling_and_dc_is_blocked():
     assert abs(out[-9600:].mean()) < 0.05 * np.abs(out[-9600:]).max()
 
 
+@pytest.mark.slow
 def test_leveller_settles_a_loud_steady_sound_so_the_limiter_holds_still():
     chain = OutputChain(in_rate=24000, out_rate=48000)
     t = np.arange(128 * 600)

@@ -186,6 +186,7 @@ def test_sum_and_per_voice_inversion_both_work(model):
     assert 0.5 < rms["sum"] / rms["voices"] < 2.0
 
 
+@pytest.mark.slow
 def test_the_drone_gives_way_to_notes_and_returns_after_them(model):
     """The drone (MIDI 48, 130.8 Hz) sounds at once, fades while a note (MIDI 72) is held and comes
     back after its note-off."""

@@ -74,6 +74,7 @@ def test_extreme_inputs_and_buffer_growth():
     assert again.shape == first.shape and not np.array_equal(again, first)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_noise", [False, True])
 def test_matches_decode_with_playing_settings(with_noise):
     """Level normalisation, vibrato and shimmer are drawn alike on both paths."""

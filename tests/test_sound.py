@@ -18,6 +18,7 @@ def model():
     return random_model(ModelConfig(level_dbfs=-20.0), seed=0)
 
 
+@pytest.mark.slow
 def test_levels_are_measured_per_pad_point_after_the_note_onset(model):
     levels = sound.note_levels(model, grid=2)
     assert levels.shape == (2, 2) and np.isfinite(levels).all()
@@ -36,6 +37,7 @@ def test_life_is_zero_for_a_steady_tone_and_large_for_noise():
     assert life > 3.0 and strong > 3.0
 
 
+@pytest.mark.slow
 def test_real_notes_come_from_fluidr3_and_move():
     notes = sound.real_notes([60], programs={"violin": 40})
     assert len(notes["violin"]) == 1 and np.abs(notes["violin"][0]).max() > 1e-3
