@@ -8,6 +8,8 @@ import importlib.util
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, require
 
 LINT = ("import sys; from importlinter.cli import lint_imports; "
@@ -42,6 +44,7 @@ KNOWN = {
 }
 
 
+@pytest.mark.slow
 def test_no_first_party_import_behind_except_import_error():
     """A broken module of ours must fail loudly, never remove a feature in silence."""
     found = []
@@ -83,6 +86,7 @@ def _function_local_first_party(path) -> int:
                if id(node) in inside and _imports_first_party([node]))
 
 
+@pytest.mark.slow
 def test_first_party_imports_sit_at_module_level_outside_the_cli():
     over = []
     for path in sorted((REPO / "livegen").rglob("*.py")):

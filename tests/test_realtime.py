@@ -103,6 +103,7 @@ def test_impossible_or_no_priority_plays_on_at_normal_policy(priority):
         live.stop(fade=False)
 
 
+@pytest.mark.slow
 def test_audio_process_reports_its_callback_thread_policy(jack_server):
     from livegen.audio.process import ProcessOutput, SharedRing
 

@@ -41,6 +41,7 @@ def _sox_frames(path) -> int:
     return int(out.stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", [1, 2])
 def test_recorder_writes_exactly_the_blocks_given(tmp_path, channels):
     sr = 8000
@@ -173,6 +174,7 @@ def _child(tmp_path, *, limit=0, seconds=3.0, preexec_fn=None):
                             stdout=subprocess.PIPE, text=True, cwd=REPO, preexec_fn=preexec_fn)
 
 
+@pytest.mark.live
 def test_kill_9_leaves_a_playable_file(tmp_path):
     sox = require_binary("sox")
     child = _child(tmp_path, seconds=30)
@@ -204,6 +206,7 @@ def _limit_file_size(limit):
     return apply
 
 
+@pytest.mark.live
 def test_file_size_limit_stops_recording_and_keeps_the_file(tmp_path):
     limit = 300_001  # ~0.78 s of 48 kHz stereo float, cut mid-frame
     # The child applies the limit itself after start-up (python's imports write .pyc files);
@@ -223,6 +226,7 @@ def test_file_size_limit_stops_recording_and_keeps_the_file(tmp_path):
     assert np.array_equal(back, _expected_sine(len(back)))
 
 
+@pytest.mark.live
 def test_file_size_limit_from_the_shell(tmp_path):
     limit = 50_000_000  # imports fit; the recording does not get near it: no error, SIGXFSZ handler set
     child = _child(tmp_path, limit=0, seconds=0.3, preexec_fn=_limit_file_size(limit))
@@ -243,6 +247,7 @@ class _StallingRecorder(SessionRecorder):
         super()._write_frames(frames)
 
 
+@pytest.mark.slow
 def test_stalled_disk_loses_nothing_with_a_generous_ring(tmp_path):
     sr = 48000
     audio = np.random.default_rng(3).uniform(-1, 1, (3 * sr, 2)).astype(np.float32)

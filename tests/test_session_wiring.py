@@ -99,6 +99,7 @@ def test_recordings_started_mid_session_rerender_exactly(model, tmp_path, monkey
         assert np.abs(again - audio).max() <= 1e-6
 
 
+@pytest.mark.slow
 def test_record_from_the_start_renders_with_the_cli(model, tmp_path):
     from livegen.session.wiring import attach_session
 

@@ -18,6 +18,8 @@ from livegen.tui.notes import GATE_SECONDS
 from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
+
+@pytest.mark.slow
 def test_pad_is_focused_and_drag_sends_xy(fake):
     app = make_app(fake.port)
 
@@ -42,6 +44,7 @@ def test_pad_is_focused_and_drag_sends_xy(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_pad_arrow_keys_coarse_and_fine(fake):
     app = make_app(fake.port)
 
@@ -56,6 +59,7 @@ def test_pad_arrow_keys_coarse_and_fine(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_slider_keys_send_parameters(fake):
     app = make_app(fake.port)
 
@@ -91,6 +95,7 @@ def test_slider_keys_send_parameters(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_remote_changes_move_widgets_without_echo(fake):
     app = make_app(fake.port)
 
@@ -105,13 +110,16 @@ def test_remote_changes_move_widgets_without_echo(fake):
         pad = app.query_one(XYPad)
         assert await until(pilot, lambda: gain.value == 3.0 and z3.value == -2.0 and pad.x == pytest.approx(0.1))
         assert pad.y == pytest.approx(0.9)
-        await pilot.pause(0.2)
+        # the UI's next status poll goes out after anything the feedback could have made it send
+        polls = len(fake.messages("/livegen/status"))
+        assert await until(pilot, lambda: len(fake.messages("/livegen/status")) > polls)
         echoed = [a for a, _ in fake.received[sent_before:] if a.startswith(("/livegen/param", "/livegen/z", "/livegen/xy"))]
         assert echoed == [], "feedback must not be sent back to the engine"
 
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_meter_spectrum_and_status_line(fake):
     app = make_app(fake.port)
 
@@ -137,6 +145,7 @@ def test_meter_spectrum_and_status_line(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_midi_learn_binds_lists_and_deletes(fake):
     app = make_app(fake.port)
 
@@ -166,6 +175,7 @@ def test_midi_learn_binds_lists_and_deletes(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_presets_store_recall_and_morph(fake):
     app = make_app(fake.port)
 
@@ -206,6 +216,7 @@ def test_presets_store_recall_and_morph(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_keyboard_notes_gate_octave_and_latch(fake):
     app = make_app(fake.port)
 
@@ -233,6 +244,7 @@ def test_keyboard_notes_gate_octave_and_latch(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_r_toggles_recording_and_collides_with_nothing(fake):
     app = make_app(fake.port)
 
@@ -263,6 +275,7 @@ def test_r_toggles_recording_and_collides_with_nothing(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_record_help_and_model_picker(fake, tmp_path):
     model = tmp_path / "models" / "small"
     model.mkdir(parents=True)
@@ -299,6 +312,7 @@ def test_read_model_info_never_raises(tmp_path):
     assert info.name == "random" and info.latent_dim == 8 and not info.problem and not info.centroids
 
 
+@pytest.mark.live
 def test_play_without_a_terminal_says_so(tmp_path):
     import subprocess
 
@@ -320,6 +334,7 @@ def fake_child(tmp_path, port):
     return EngineProcess(command, log_path=tmp_path / "engine.log").start(), stamp
 
 
+@pytest.mark.live
 def test_quit_stops_the_engine_child(tmp_path):
     from livegen.tui.child import free_udp_port
 
@@ -344,6 +359,7 @@ def test_quit_stops_the_engine_child(tmp_path):
         engine.stop(timeout=2)
 
 
+@pytest.mark.live
 def test_engine_death_is_shown_and_restart_works(tmp_path):
     from livegen.tui.child import free_udp_port
 
