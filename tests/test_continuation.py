@@ -14,7 +14,7 @@ from helpers import music as _music, seed_frames_from, write_songs as _write_son
 from livegen.continuation.engine_hook import render_continuation, seed_frames
 from livegen.continuation.io import is_continuation_model, load_continuation, save_continuation
 from livegen.continuation.runtime import ContinuationStream
-from livegen.continuation.train import ContinuationTrainConfig, train_continuation
+from livegen.continuation.train import ContinuationTrainConfig
 from livegen.continuation.train_entry import maybe_run_continuation
 from livegen.engine.events import Event
 from livegen.errors import ModelError, ParameterError

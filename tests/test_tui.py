@@ -18,6 +18,7 @@ from livegen.tui.notes import GATE_SECONDS
 from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
+
 @pytest.mark.slow
 def test_pad_is_focused_and_drag_sends_xy(fake):
     app = make_app(fake.port)
