@@ -99,6 +99,6 @@ def run(args) -> int:
         from livegen.tui import run_ui
 
         return run_ui(args)
-    from livegen.engine.server import serve
+    from livegen.app.play import serve
 
     return serve(args)

@@ -1,0 +1,90 @@
+"""Event records on the shared rings: the frequent kinds packed flat, the rest pickled.
+
+Client -> server: the client numbers each event it posts and keeps the `Event` itself; the
+record carries only what the engine needs to apply it (a parameter travels as its index in
+the server's table). Server -> client: an applied event comes back as that number with the
+output sample at which it took effect and the value applied (clamped), so the client rebuilds
+the stamped event without the server pickling anything on the audio path. Events the server
+makes itself (an event file's, scheduled at start) come back whole.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import struct
+
+from livegen.engine.events import Event
+
+ID_KEY = "_wire_id"
+"""Where a posted event's number rides through the engine (`Event.extra`), removed on the way back."""
+
+_PARAM = struct.Struct("<BqHd")
+_NOTE_ON = struct.Struct("<Bqdd")
+_NOTE_OFF = struct.Struct("<Bqd")
+_ACK = struct.Struct("<Bqqd?d")
+_OTHER, _P, _ON, _OFF, _APPLIED = 0, 1, 2, 3, 4
+
+
+def encode_posted(number: int, event: Event, index: dict[str, int]) -> bytes:
+    """One inbox record for `event`; `index` maps parameter names to the server's slots."""
+    kind = event.type
+    if kind == "param" and event.name in index:
+        try:
+            return _PARAM.pack(_P, number, index[event.name], float(event.value))
+        except (TypeError, ValueError):
+            pass  # a malformed value: the engine rejects it from the pickled record
+    elif kind == "note_on" and _plain(event.pitch) and isinstance(event.velocity, int):
+        return _NOTE_ON.pack(_ON, number, float(event.pitch), float(event.velocity))
+    elif kind == "note_off" and _plain(event.pitch):
+        return _NOTE_OFF.pack(_OFF, number, float(event.pitch))
+    bare = Event(event.type, t=event.t, name=event.name, value=event.value, pitch=event.pitch,
+                 velocity=event.velocity, action=event.action, slot=event.slot, seconds=event.seconds,
+                 slots=event.slots, extra=dict(event.extra))
+    return bytes([_OTHER]) + pickle.dumps((number, bare), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _plain(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def decode_posted(record: bytes, names: list[str]) -> Event:
+    """The server's side of `encode_posted`: an Event carrying its number in `extra`."""
+    kind = record[0]
+    if kind == _P:
+        _, number, slot, value = _PARAM.unpack(record)
+        return Event("param", name=names[slot], value=value, extra={ID_KEY: number})
+    if kind == _ON:
+        _, number, pitch, velocity = _NOTE_ON.unpack(record)
+        return Event("note_on", pitch=pitch, velocity=int(velocity), extra={ID_KEY: number})
+    if kind == _OFF:
+        _, number, pitch = _NOTE_OFF.unpack(record)
+        return Event("note_off", pitch=pitch, extra={ID_KEY: number})
+    number, event = pickle.loads(record[1:])
+    event.extra[ID_KEY] = number
+    return event
+
+
+def encode_applied(event: Event) -> bytes:
+    """The outbox record of an applied event (on the audio path: flat for posted events)."""
+    number = event.extra.pop(ID_KEY, None)
+    if number is not None and not event.extra:
+        value = event.value if isinstance(event.value, float) else math.nan
+        return _ACK.pack(_APPLIED, number, event.sample, value, False, 0.0)
+    if number is not None and set(event.extra) == {"clamped_from"}:
+        try:
+            asked = float(event.extra["clamped_from"])
+        except (TypeError, ValueError):
+            asked = math.nan
+        return _ACK.pack(_APPLIED, number, event.sample, float(event.value), True, asked)
+    if number is not None:
+        event.extra[ID_KEY] = number
+    return bytes([_OTHER]) + pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_applied(record: bytes):
+    """('ack', number, sample, value, clamped, asked) or ('event', Event)."""
+    if record[0] == _APPLIED:
+        _, number, sample, value, clamped, asked = _ACK.unpack(record)
+        return "ack", number, sample, value, clamped, asked
+    return "event", pickle.loads(record[1:])
