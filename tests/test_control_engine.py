@@ -278,9 +278,11 @@ def test_load_another_model_while_playing_then_record_and_render_it(jack_server,
         assert get_when(client, "drift", 0.4) == pytest.approx(0.4)
         error = ask(client, "/livegen/model", [str(tmp_path / "nowhere")], want="/livegen/error", timeout=10)
         assert error and "nowhere" in error[0] and "config.json" in error[0]
-        assert ask(client, "/livegen/model", ["random"], want="/livegen/model", timeout=60) == ("random",)
-        heard = _listen(watcher, lambda address, args: address == "/livegen/model")
+        # The subscriber reads while the model loads: its socket must not fill with meters meanwhile.
+        client.send_message("/livegen/model", ["random"])
+        heard = _listen(watcher, lambda address, args: address == "/livegen/model", timeout=60)
         assert ("/livegen/model", ("random",)) in heard, heard[-5:]
+        assert ("/livegen/model", ("random",)) in _listen(client, lambda address, args: address == "/livegen/model")
         status = ask(client, "/livegen/status", want="/livegen/status")
         pairs = dict(zip(status[::2], status[1::2]))
         assert pairs["model"] == "random", pairs

@@ -100,7 +100,7 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
     engine.extra_status["model"] = engine.log_header.get("model_name", model_name)
     engine.extra_status["audio"] = "ok"
     server = SoundServer(engine)
-    session = _attach_session(engine, args, model_name=model_name)
+    session = _attach_session(engine, args, model_name=model_name, blocksize=engine.blocksize or None)
     engine.start()
     try:
         controls = start_controls(server, args, log=log)
@@ -124,15 +124,16 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
     lost = False
     try:
         while not stop.wait(0.1):
-            engine = server.engine
             if args.duration is not None and time.monotonic() - server.started_at >= args.duration:
                 break
+            with switcher.guard:  # not while another engine takes over
+                engine = server.engine
+                gone = not engine.alive or time.monotonic() - engine.last_callback > WATCHDOG_SECONDS
             if engine.error is not None:
                 log(f"the recorder feed stopped: {type(engine.error).__name__}: {engine.error}")
                 code = 1
                 break
-            if not lost and not switcher.busy and (
-                    not engine.alive or time.monotonic() - engine.last_callback > WATCHDOG_SECONDS):
+            if not lost and gone:
                 lost = True
                 engine.extra_status["audio"] = "lost"
                 log("the audio device went away; run `livegen devices` to see what is there "
@@ -143,9 +144,9 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
         controls.stop()
         switcher.wait()
         status = server.status()
-        server.stop(fade=not lost)
-        if switcher.session is not None:
+        if switcher.session is not None:  # before the fade: a recording ends as its log renders
             switcher.session.close()
+        server.stop(fade=not lost)
     _summary(status, time.monotonic() - server.started_at)
     return code
 
@@ -169,6 +170,8 @@ class ModelSwitcher:
         self.controls = controls
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.guard = threading.Lock()
+        """Held while another engine takes over (the watchdog does not judge the one going)."""
         self.busy = False
 
     def load(self, path: str, done) -> None:
@@ -225,7 +228,8 @@ class ModelSwitcher:
         spec["events"] = None
         spec["params"] = engine.params.snapshot()
         try:
-            engine.relaunch(spec)
+            with self.guard:
+                engine.relaunch(spec)
         except DeviceError:
             return False
         self.server.restarts += 1
@@ -258,11 +262,13 @@ class ModelSwitcher:
         session = None
         if self.session is not None:
             args = argparse.Namespace(**{**vars(self.args), "record": None})  # --record was for the first model
-            session = _attach_session(engine, args, model_name=str(engine.spec.get("model") or "models/default"))
+            session = _attach_session(engine, args, model_name=str(engine.spec.get("model") or "models/default"),
+                                      blocksize=engine.blocksize or None)
             if session is not None:
                 session.error_callbacks += self.error_callbacks
         old_session = self.session
-        self.server.swap(engine)
+        with self.guard:
+            self.server.swap(engine)
         midi = getattr(self.controls, "midi", None)
         if midi is not None:
             midi.mapper.params = engine.params
@@ -283,11 +289,12 @@ def _summary(status: dict, seconds: float) -> None:
           f"longest render {status.get('render_max_ms', '?')} ms)", flush=True)
 
 
-def _attach_session(engine: RemoteEngine, args, *, model_name):
+def _attach_session(engine, args, *, model_name, blocksize=None):
+    """A session recorder on `engine` (a `RemoteEngine`, or an in-process engine in tests)."""
     model_dir = None if model_name == "random" else model_name
     session = attach_session(engine, args, model_dir=model_dir, model_name=model_name,
-                             blocksize=engine.blocksize or None, log=log)
-    extra = engine.log_header  # e.g. a continuation engine's --seed-audio and temperature
+                             blocksize=blocksize, log=log)
+    extra = getattr(engine, "log_header", None)  # e.g. a continuation engine's --seed-audio and temperature
     if session is not None and extra:
         # Before the engine's first block: the recorder armed at attach has not written its header yet.
         session.header.update(extra)

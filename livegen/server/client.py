@@ -22,6 +22,8 @@ import threading
 import time
 import types
 
+from livegen.continuation.engine_hook import load_for_engine, prepare_seed, seed_event
+from livegen.engine.meters import OutputMeters
 from livegen.engine.params import ParamStore
 from livegen.errors import DeviceError, LivegenError
 from livegen.server import process as server_process
@@ -81,6 +83,8 @@ class RemoteEngine:
         self._mirror_stop = threading.Event()
         self.error: BaseException | None = None
         self.ready: dict | None = None
+        self._seed_busy = False
+        self._seed_model = None
         self._launch()
 
     def _launch(self) -> None:
@@ -107,7 +111,8 @@ class RemoteEngine:
             for slot in (Counter.START_SAMPLE, Counter.AUDIO_WRITTEN, Counter.AUDIO_READ):
                 self.shared[slot] = start
             self.shared[Counter.LEAD] = self.lead
-            self._pending.clear()
+            while self._pending:
+                self._release(self._pending.popleft())
             self.spec = dict(spec)
             self._launch()
         old.close(unlink=True)
@@ -155,10 +160,15 @@ class RemoteEngine:
         self.inverter = types.SimpleNamespace(method=describe["method"])
         self.chain = True  # an output chain is there (the session header asks)
         self.log_header = describe.get("log_header") or {}
+        self.seeds = bool(describe.get("seeds"))
+        """Whether the model takes seed audio (a continuation model)."""
         return self
 
     def start(self) -> None:
-        """Start handing applied events and rendered audio to listeners and taps."""
+        """Start rendering (the server plays silence until now, so that what the client set up
+        meanwhile — a session recorder, its first `record` event — starts at the first sample)
+        and start handing applied events and rendered audio to listeners and taps."""
+        self.shared[Counter.GO] = 1
         self._mirror = threading.Thread(target=self._run_mirror, name="livegen-mirror", daemon=True)
         self._mirror.start()
 
@@ -168,9 +178,11 @@ class RemoteEngine:
         with self._lock:
             self._posted += 1
             number = self._posted
-            record = encode_posted(number, event, self._index)
+            record, blob = encode_posted(number, event, self._index)
             if self.shared.inbox.put(record):
-                self._pending.append((number, event))
+                self._pending.append((number, event, blob))
+            elif blob is not None:
+                blob.release()
 
     def add_listener(self, callback) -> None:
         self._listeners.append(callback)
@@ -213,6 +225,7 @@ class RemoteEngine:
         status.update({
             "xruns": underflows + int(shared[Counter.LATE]),
             "underflows": underflows,
+            "callbacks": int(shared[Counter.CALLBACKS]),
             "samplerate": self.samplerate,
             "recording": int(self.recording),
             "latency_ms": round(1000 * (self.lead / self.samplerate + self.output_latency), 2),
@@ -221,6 +234,40 @@ class RemoteEngine:
         })
         status.update(self.extra_status)
         return status
+
+    def load_seed(self, path, done, *, source: str = "") -> None:
+        """`/livegen/seed s`: read and analyse `path` here, on a worker thread (file I/O, STFT and
+        the model's style encoder stay out of the sound server), then post its `seed` event with
+        the frames as a payload. `done(ok, text)` follows with the file's absolute path or what
+        was wrong (naming /livegen/seed and the file)."""
+        if not self.seeds:
+            done(False, "/livegen/seed: the model playing is not a continuation model; load one first "
+                        "(/livegen/model models/continuation)")
+            return
+        with self._lock:
+            if self._seed_busy:
+                done(False, f"/livegen/seed {path}: another seed file is still being read; try again when it plays")
+                return
+            self._seed_busy = True
+        threading.Thread(target=self._prepare_seed, args=(path, done, source), name="livegen-seed",
+                         daemon=True).start()
+
+    def _prepare_seed(self, path, done, source: str) -> None:
+        try:
+            if self._seed_model is None:
+                self._seed_model = load_for_engine(self.spec["model"])
+            prepared = prepare_seed(self._seed_model, path)
+        except LivegenError as exc:
+            ok, text = False, str(exc)
+        except Exception as exc:  # a bad file must not end the performance
+            ok, text = False, f"/livegen/seed {path}: cannot use it ({type(exc).__name__}: {exc})"
+        else:
+            self.post(seed_event(prepared, source=source))
+            ok, text = True, prepared.path
+        finally:
+            with self._lock:
+                self._seed_busy = False
+        done(ok, text)
 
     @property
     def last_callback(self) -> float:
@@ -296,10 +343,17 @@ class RemoteEngine:
     def _take_pending(self, number: int):
         pending = self._pending
         while pending and pending[0][0] < number:  # older ones were refused by the engine
-            pending.popleft()
+            self._release(pending.popleft())
         if pending and pending[0][0] == number:
-            return pending.popleft()[1]
+            item = pending.popleft()
+            self._release(item)
+            return item[1]
         return None
+
+    @staticmethod
+    def _release(item) -> None:
+        if item[2] is not None:  # the server has mapped its payload (or refused the event)
+            item[2].release()
 
     # ---------------------------------------------------------------- the end
     def stop(self, *, fade: bool = True, timeout: float = 2.0) -> None:
@@ -339,6 +393,9 @@ class SoundServer:
     def __init__(self, engine: RemoteEngine):
         self.engine = engine
         self._listeners: list = []
+        self.meters = OutputMeters(engine.samplerate)
+        """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
+        engine.add_tap(self.meters.feed)
         self.model_loader = None
         self.restarts = 0
         self.started_at = time.monotonic()
@@ -383,6 +440,8 @@ class SoundServer:
         for callback in self._listeners:
             old.remove_listener(callback)
             engine.add_listener(callback)
+        old.remove_tap(self.meters.feed)
+        engine.add_tap(self.meters.feed)
         self.engine = engine
         if old.alive:
             old.stop(fade=fade)

@@ -69,13 +69,16 @@ class Renderer:
                 counters[Counter.MAX_GAP_NS] = gap
         elif not self.tid:
             self.tid = threading.get_native_id()
-        try:
-            self._render(frames)
-        except BaseException as exc:  # keep the stream alive; the housekeeping thread reports it
-            self.error = exc
+        if not counters[Counter.GO] or self.error is not None:
             outdata.fill(0.0)
         else:
-            self._copy_out(outdata, frames)
+            try:
+                self._render(frames)
+            except BaseException as exc:  # keep the stream alive; the housekeeping thread reports it
+                self.error = exc
+                outdata.fill(0.0)
+            else:
+                self._copy_out(outdata, frames)
         counters[Counter.CALLBACKS] += 1
         counters[Counter.LAST_CALLBACK_NS] = started
         spent = time.monotonic_ns() - started
@@ -85,8 +88,6 @@ class Renderer:
     def _render(self, frames: int) -> None:
         engine = self.engine
         inbox = self.shared.inbox
-        if self.error is not None:
-            return
         while True:
             record = inbox.get()
             if record is None:
@@ -214,6 +215,7 @@ def describe(engine) -> dict:
         "device": str(engine.device), "method": getattr(engine.inverter, "method", None),
         "config": {key: value for key, value in fields.items() if isinstance(value, (int, float, str, bool, type(None)))},
         "log_header": dict(getattr(engine, "log_header", None) or {}),
+        "seeds": hasattr(engine, "load_seed"),
     }
 
 
@@ -224,12 +226,8 @@ def _log(text: str) -> None:
 def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spec: dict, conn) -> None:
     """The process's main (spawned by `livegen.server.client.SoundServer`): `options` carries
     the device settings, `spec` the engine's (see `build_engine`)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die with the client
-    except (OSError, AttributeError):
-        pass
+    # No PR_SET_PDEATHSIG: it fires when the *thread* that started this process ends (a model
+    # switch starts it from a worker thread); the housekeeping loop watches the parent instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client decides when to stop
     shared = SharedBlock(n_params=n_params_max, samplerate=ring_rate, name=block_name)
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from multiprocessing import shared_memory
+from multiprocessing import resource_tracker, shared_memory
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Counter(enum.IntEnum):
     CB_POLICY = 21  # server
     CB_PRIORITY = 22  # server
     START_SAMPLE = 23  # client: the server's first output sample index (set before it starts)
-    FADE_IN = 24  # client: 1 = start silent and fade in (a model switch), 0 = start at once
+    GO = 24  # client: 0 = play silence and leave the engine and its inbox alone; 1 = play
     LEAD = 25  # client: samples rendered ahead of the callback's need (0: render on demand)
 
 
@@ -173,6 +173,8 @@ class SharedBlock:
         total = sum(size for _, size in sizes)
         create = name is None
         self.shm = shared_memory.SharedMemory(name=name, create=create, size=total)
+        if not create:  # the creator (the client) owns it and unlinks it
+            resource_tracker.unregister(self.shm._name, "shared_memory")
         offset = 0
         views = {}
         for key, size in sizes:
