@@ -14,7 +14,6 @@ samples out. An event that arrives between hops takes effect at the next hop ren
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import gc
 import json

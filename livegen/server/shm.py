@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -173,8 +173,6 @@ class SharedBlock:
         total = sum(size for _, size in sizes)
         create = name is None
         self.shm = shared_memory.SharedMemory(name=name, create=create, size=total)
-        if not create:  # the creator (the client) owns it and unlinks it
-            resource_tracker.unregister(self.shm._name, "shared_memory")
         offset = 0
         views = {}
         for key, size in sizes:

@@ -18,7 +18,7 @@ import dataclasses
 import math
 import pickle
 import struct
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 
 from livegen.engine.events import Event
 
@@ -56,8 +56,7 @@ class Blob:
 
 def _map_blob(name: str, spans: list) -> list:
     """The server's side: memoryviews of the blob's buffers (the mapping lives as long as they do)."""
-    shm = shared_memory.SharedMemory(name=name)
-    resource_tracker.unregister(shm._name, "shared_memory")  # the client owns (and unlinks) it
+    shm = shared_memory.SharedMemory(name=name)  # the client owns it (and unlinks it)
     _MAPPED.append(shm)
     return [shm.buf[offset:offset + size] for offset, size in spans]
 
