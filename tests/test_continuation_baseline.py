@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 from conftest import REPO
-from test_continuation import _write_songs
+from helpers import write_songs as _write_songs
 
 from livegen.continuation.baseline import SeedLSTMConfig, SeedLSTMModel, SeedLSTMStream
 from livegen.continuation.io import is_continuation_model, load_continuation

@@ -13,6 +13,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import require_binary
+from helpers import free_udp_port, udp_port_taken, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
 from livegen.control.oscwire import encode_bundle, encode_message, parse_packet
@@ -124,10 +125,9 @@ def test_malformed_input_changes_nothing_and_is_reported(target, server, client,
     got = replies(client, until=lambda a: a == "/livegen/error")
     assert got, "no /livegen/error reply"
     assert got[-1][0] == "/livegen/error" and fragment in got[-1][1][0], got
-    time.sleep(0.02)
-    assert target.params.snapshot() == before
-    client.send_message("/livegen/status", [])
+    client.send_message("/livegen/status", [])  # answered after all that came before it
     assert replies(client, until=lambda a: a == "/livegen/status")[-1][0] == "/livegen/status"
+    assert target.params.snapshot() == before
 
 
 def test_bundle_with_future_time_tag_acts_at_its_time(target, server, client):
@@ -258,7 +258,8 @@ def test_full_table_takes_newcomers_once_leases_end(target, monkeypatch):
         got = _receive(client, 1.0, until=lambda a: a == "/livegen/error")
         assert [args[0] for a, args in got if a == "/livegen/subscribed"] == [40001, 40002]
         assert any(a == "/livegen/error" and "2 subscribers already" in args[0] for a, args in got)
-        time.sleep(1.1)  # nobody renews (and nobody listens on those ports)
+        # nobody renews (and nobody listens on those ports): the leases run out
+        wait_for(lambda: osc.status()["osc_subscribers"] == 0, 10, "the two leases to run out")
         client.sendto(encode_message("/livegen/subscribe", (40003,)), ("127.0.0.1", osc.port))
         assert ("/livegen/subscribed", (40003, 1.0)) in _receive(client, 1.0, until=_subscribed)
     finally:
@@ -345,19 +346,13 @@ def test_cli_arguments(target):
     assert osc_server_from_args(target, parser.parse_args(["--no-osc"])) is None
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_liblo_oscsend_and_oscdump(target, server):
     oscsend = require_binary("oscsend")
     oscdump = require_binary("oscdump")
-    dump_port = _free_udp_port()
+    dump_port = free_udp_port()
     dump = subprocess.Popen([oscdump, "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        wait_for(lambda: udp_port_taken(dump_port), 10, f"oscdump listening on {dump_port}")
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/param/drift", "f", "0.25"], check=True)
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/xy", "if", "1", "0.5"], check=True)
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/note", "ii", "64", "90"], check=True)
@@ -365,7 +360,7 @@ def test_liblo_oscsend_and_oscdump(target, server):
         assert target.wait_for(lambda: target.voices.get(64.0) == 90)
         # oscsend's own port is gone after it exits: subscribe oscdump's port instead
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/subscribe", "i", str(dump_port)], check=True)
-        time.sleep(0.3)
+        wait_for(lambda: server.status()["osc_subscribers"] == 1, 10, "oscdump's port subscribed")
         SimpleUDPClient("127.0.0.1", server.port).send_message("/livegen/param/gain", 4.5)
         lines = []
         deadline = time.monotonic() + 5
@@ -390,20 +385,78 @@ def test_stop_releases_the_port(target):
     assert not math.isnan(port)
 
 
+def test_params_replies_the_whole_table_in_bundles(target, server, client):
+    """`/livegen/params`: one message per parameter (index, count, name, range, default, unit,
+    integer, step, description), in bundles under the packet limit, enough to draw every slider."""
+    from livegen.control.oscaddress import PARAM_FIELDS
+
+    client.send_message("/livegen/params", [])
+    table, packets = {}, 0
+    while True:
+        data = client.receive(2.0)
+        assert len(data) <= 8192
+        packets += 1
+        for message in parse_packet(data):
+            assert message.address == "/livegen/params" and len(message.args) == len(PARAM_FIELDS)
+            row = dict(zip(PARAM_FIELDS, message.args))
+            table[row["index"]] = row
+        if len(table) == row["count"]:
+            break
+    specs = target.params.specs
+    assert [row["name"] for _, row in sorted(table.items())] == list(specs)
+    assert packets < len(specs)  # bundled, not a datagram each
+    for row in table.values():
+        spec = specs[row["name"]]
+        assert (row["minimum"], row["maximum"], row["default"]) == pytest.approx((spec.minimum, spec.maximum, spec.default))
+        assert (row["unit"], row["integer"], row["description"]) == (spec.unit, int(spec.integer), spec.description)
+        assert row["step"] == (1.0 if spec.integer else 0.0)
+    assert table[list(specs).index("voices")]["step"] == 1.0 and table[list(specs).index("gain")]["unit"] == "dB"
+    small = OscServer(target, port=0, max_packet=256).start()
+    try:  # a small packet limit: the same table in more, smaller bundles
+        client._sock.sendto(encode_message("/livegen/params"), ("127.0.0.1", small.port))
+        names = []
+        while len(names) < len(specs):
+            data = client.receive(2.0)
+            assert 0 < len(data) <= 256
+            names += [m.args[2] for m in parse_packet(data)]
+        assert names == list(specs)
+    finally:
+        small.stop()
+
+
 def test_long_replies_parse_and_oversized_ones_are_refused(target, server, client):
     from livegen.control.oscwire import MAX_ARGS, OscParseError
 
-    client.send_message("/livegen/params", [])
-    (message,) = parse_packet(client.receive(2.0))
-    assert message.address == "/livegen/params" and len(message.args) == 4 * len(target.params.specs) > 64
     many = encode_message("/x", tuple(range(300)))
     assert parse_packet(many)[0].args == tuple(range(300))
     with pytest.raises(OscParseError, match="arguments"):
         parse_packet(encode_message("/x", (True,) * (MAX_ARGS + 1)))
-    small = OscServer(target, port=0, max_packet=256).start()
+    small = OscServer(target, port=0, max_packet=128).start()
     try:
-        client._sock.sendto(encode_message("/livegen/params"), ("127.0.0.1", small.port))
+        client._sock.sendto(encode_message("/livegen/status"), ("127.0.0.1", small.port))
         (message,) = parse_packet(client.receive(2.0))
         assert message.address == "/livegen/error" and "packet limit" in message.args[0]
     finally:
         small.stop()
+
+
+def test_docs_osc_md_is_the_generated_reference():
+    """docs/osc.md is written from the address table (`python -m livegen.control.oscaddress`)."""
+    from conftest import REPO
+    from livegen.control.oscaddress import reference_markdown
+
+    assert (REPO / "docs" / "osc.md").read_text() == reference_markdown(), \
+        "docs/osc.md is stale: python -m livegen.control.oscaddress > docs/osc.md"
+
+
+def test_every_table_address_reaches_its_handler(target):
+    """Each address of the table, sent with no arguments, is understood (never 'unknown address')."""
+    from livegen.control.oscaddress import ADDRESSES
+
+    server = OscServer(target)
+    errors = []
+    server.wire.error = lambda sender, text: errors.append(text)
+    for entry in ADDRESSES:
+        server.handle_message(entry.pattern.replace("<i>", "0").replace("<name>", "gain"), (), ("127.0.0.1", 1))
+    assert len(server.dispatch.handlers) == len({entry.handler for entry in ADDRESSES})
+    assert not [e for e in errors if "unknown address" in e], errors

@@ -396,7 +396,7 @@ def render_continuation(events, *, model, samplerate: int, seconds: float, seed:
 
     `seed` events' files are read first (`prepare_seed_events`; `log_path` and `warn` as there).
     """
-    from livegen.cli.render import check_events
+    from livegen.session.render import check_events
 
     events = prepare_seed_events(events, model, log_path=log_path, warn=warn)
     cfg = model.config

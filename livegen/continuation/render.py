@@ -9,16 +9,19 @@ FILE --seconds S -o OUT.wav`` (the same arguments as `livegen render`, plus --se
 
 from __future__ import annotations
 
+import sys
 
-def add_arguments(parser) -> None:
-    """The options a continuation model adds to `livegen render` and `livegen play` (idempotent)."""
-    have = {opt for action in parser._actions for opt in action.option_strings}
-    if "--seed-audio" not in have:
-        parser.add_argument("--seed-audio", help="audio file whose frames start a continuation model; "
-                                                 "the model takes over where it ends")
-    if "--temperature" not in have:
-        parser.add_argument("--temperature", type=float, default=None,
-                            help="sampling temperature of a continuation model (default: the model's)")
+import soundfile as sf
+import torch
+
+from livegen.continuation import run_as_module
+from livegen.continuation.engine_hook import load_for_engine, render_continuation, seed_audio_from_header
+from livegen.continuation.io import is_continuation_model
+from livegen.continuation.notes import load_voice_model, voice_model_from_header
+from livegen.engine.events import read_events
+from livegen.errors import ParameterError
+from livegen.session.render import check_weights, render_plan
+from livegen.session.replay import trim_to_recording
 
 
 def maybe_run_render(args) -> int | None:
@@ -28,14 +31,6 @@ def maybe_run_render(args) -> int | None:
     decided as `livegen render` decides them (`render_plan`). Notes play with the voice model the
     log names (`voice_model_from_header`).
     """
-    import sys
-
-    from livegen.cli.render import _check_weights, render_plan
-    from livegen.session.replay import trim_to_recording
-    from livegen.continuation.io import is_continuation_model
-    from livegen.engine.events import read_events
-    from livegen.errors import ParameterError
-
     seed_audio = getattr(args, "seed_audio", None)
     header, events = read_events(args.events, tolerate_truncation=True)
     header = header or {}
@@ -46,10 +41,6 @@ def maybe_run_render(args) -> int | None:
                                  f"{model_dir or 'the default model'} is not one")
         warn_seed_events(events, model_dir)
         return None
-    import soundfile as sf
-    import torch
-
-    from livegen.continuation.engine_hook import load_for_engine, render_continuation, seed_audio_from_header
 
     def warn(text: str) -> None:
         print(f"livegen render: warning: {text}", file=sys.stderr)
@@ -64,9 +55,7 @@ def maybe_run_render(args) -> int | None:
     torch.set_num_threads(1)
     model = load_for_engine(model_dir)
     print(f"model: {model_dir} (continuation)", file=sys.stderr)
-    _check_weights(header, model_dir)
-    from livegen.continuation.notes import load_voice_model, voice_model_from_header
-
+    check_weights(header, model_dir)
     voice_dir = voice_model_from_header(header, model_dir, warn=warn)
     voices = load_voice_model(voice_dir, config=model.config) if voice_dir else None
     print(f"notes: voice model {voice_dir}" if voices is not None else "notes: no voice model; notes are ignored",
@@ -88,8 +77,6 @@ def warn_seed_events(events, model_dir, *, out=None) -> int:
 
     Names the first such event and what to do; returns how many there are.
     """
-    import sys
-
     seeds = [e for e in events if e.type == "seed"]
     if seeds:
         first = seeds[0]
@@ -102,11 +89,11 @@ def warn_seed_events(events, model_dir, *, out=None) -> int:
 
 
 def main(argv=None) -> int:
+    # A command-line entry point: it reuses `livegen render`'s parser (see pyproject's layer contract).
     from livegen.cli.render import add_parser
-    from livegen.continuation import run_as_module
 
     return run_as_module(argv, prog="python -m livegen.continuation.render", command="render",
-                         add_parser=lambda sub: add_arguments(add_parser(sub)), maybe_run=maybe_run_render,
+                         add_parser=add_parser, maybe_run=maybe_run_render,
                          not_ours=lambda args: f"{args.model} is not a continuation model; use `livegen render`")
 
 

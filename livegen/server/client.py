@@ -23,6 +23,7 @@ import time
 import types
 
 from livegen.continuation.engine_hook import load_for_engine, prepare_seed, seed_event
+from livegen.control.target import NOT_CONTINUATION
 from livegen.engine.meters import OutputMeters
 from livegen.engine.params import ParamStore
 from livegen.errors import DeviceError, LivegenError
@@ -203,8 +204,32 @@ class RemoteEngine:
         """Output samples handed to the taps so far."""
         return self._delivered
 
+    def morph_names(self) -> list[str]:
+        """The parameters a preset morph or loop in the engine is moving now (asked only while one runs)."""
+        if not self.shared[Counter.MORPHING]:
+            return []
+        return self._server_status().get("morph_names", [])
+
     def status(self) -> dict:
         """The server's figures, asked for fresh, with the client's own."""
+        status = self._server_status()
+        status.pop("morph_names", None)
+        shared = self.shared
+        underflows = int(shared[Counter.UNDERFLOWS])
+        status.update({
+            "xruns": underflows + int(shared[Counter.LATE]),
+            "underflows": underflows,
+            "callbacks": int(shared[Counter.CALLBACKS]),
+            "samplerate": self.samplerate,
+            "recording": int(self.recording),
+            "latency_ms": round(1000 * (self.lead / self.samplerate + self.output_latency), 2),
+            "audio_dropped": int(shared[Counter.AUDIO_DROPPED]),
+            "events_dropped": int(shared[Counter.INBOX_DROPPED]) + int(shared[Counter.OUTBOX_DROPPED]),
+        })
+        status.update(self.extra_status)
+        return status
+
+    def _server_status(self) -> dict:
         shared = self.shared
         asked = shared[Counter.STATUS_ASK] + 1
         shared[Counter.STATUS_ASK] = asked
@@ -221,18 +246,6 @@ class RemoteEngine:
             time.sleep(0.001)
         status = status or {}
         status.pop("status_ask", None)
-        underflows = int(shared[Counter.UNDERFLOWS])
-        status.update({
-            "xruns": underflows + int(shared[Counter.LATE]),
-            "underflows": underflows,
-            "callbacks": int(shared[Counter.CALLBACKS]),
-            "samplerate": self.samplerate,
-            "recording": int(self.recording),
-            "latency_ms": round(1000 * (self.lead / self.samplerate + self.output_latency), 2),
-            "audio_dropped": int(shared[Counter.AUDIO_DROPPED]),
-            "events_dropped": int(shared[Counter.INBOX_DROPPED]) + int(shared[Counter.OUTBOX_DROPPED]),
-        })
-        status.update(self.extra_status)
         return status
 
     def load_seed(self, path, done, *, source: str = "") -> None:
@@ -241,8 +254,7 @@ class RemoteEngine:
         the frames as a payload. `done(ok, text)` follows with the file's absolute path or what
         was wrong (naming /livegen/seed and the file)."""
         if not self.seeds:
-            done(False, "/livegen/seed: the model playing is not a continuation model; load one first "
-                        "(/livegen/model models/continuation)")
+            done(False, NOT_CONTINUATION)
             return
         with self._lock:
             if self._seed_busy:
@@ -425,6 +437,12 @@ class SoundServer:
         status["restarts"] = self.restarts
         status["uptime"] = round(time.monotonic() - self.started_at, 3)
         return status
+
+    def morph_names(self) -> list[str]:
+        return self.engine.morph_names()
+
+    def load_seed(self, path: str, done, *, source: str = "") -> None:
+        self.engine.load_seed(path, done, source=source)
 
     def load_model(self, path: str, done) -> None:
         """`/livegen/model s`: load another model while playing (see `model_loader`)."""

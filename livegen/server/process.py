@@ -108,6 +108,7 @@ class Renderer:
                 fifo[:n - first] = block[first:]
             self.fifo_written += n
             self.shared.audio.write(block)
+        self.counters[Counter.MORPHING] = engine.morphing
         if self.stopping and engine.faded_out:
             self.counters[Counter.STOPPED] = 1
 
@@ -141,6 +142,7 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
         "audio_policy": f"{policy} {priority}",
         "output_latency_ms": round(1000 * float(stream.latency), 2),
         "server_pid": os.getpid(),
+        "morph_names": engine.morph_names(),
     })
     if renderer.error is not None:
         status["engine_error"] = f"{type(renderer.error).__name__}: {renderer.error}"

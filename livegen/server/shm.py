@@ -52,6 +52,7 @@ class Counter(enum.IntEnum):
     START_SAMPLE = 23  # client: the server's first output sample index (set before it starts)
     GO = 24  # client: 0 = play silence and leave the engine and its inbox alone; 1 = play
     LEAD = 25  # client: samples rendered ahead of the callback's need (0: render on demand)
+    MORPHING = 26  # server: 1 while a preset morph or loop moves parameters (without events)
 
 
 _COUNTERS = 32
