@@ -18,6 +18,8 @@ import threading
 import time
 
 from livegen.control.setup import start_controls
+from livegen.app.options import engine_spec
+from livegen.app.seeds import SeedLoader
 from livegen.errors import DeviceError, LivegenError
 from livegen.server.client import RemoteEngine, SoundServer
 from livegen.session.wiring import attach_session
@@ -31,13 +33,6 @@ def log(text: str) -> None:
     print(f"livegen play: {text}", file=sys.stderr, flush=True)
 
 
-def _latency(value):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return value
-
-
 def _raise_priority(nice: int) -> None:
     """Ask for a better CPU share (the server process started later inherits it), as audio
     programs do; a negative nice value needs privileges, without them this says so and goes on."""
@@ -49,27 +44,8 @@ def _raise_priority(nice: int) -> None:
         log(f"could not set nice {nice} ({exc}); playing at normal priority")
 
 
-def device_options(args) -> dict:
-    """The sound server's device settings from `play`'s options."""
-    priority = int(getattr(args, "realtime_priority", 0) or 0)
-    return {"device": args.audio_device, "samplerate": args.samplerate, "blocksize": args.blocksize,
-            "latency": _latency(args.latency), "realtime_priority": min(priority + 5, 99) if priority > 0 else 0}
-
-
-def engine_spec(args, *, model=None, params=None) -> dict:
-    """The sound server's engine settings from `play`'s options."""
-    return {"model": model if model is not None else args.model, "seed": args.seed, "lookahead": args.lookahead,
-            "device": args.device, "threads": max(1, args.threads), "events": getattr(args, "events", None),
-            "seed_audio": getattr(args, "seed_audio", None), "temperature": getattr(args, "temperature", None),
-            "params": dict(params or {})}
-
-
-def lead_samples(args, samplerate: int) -> int:
-    ahead_ms = getattr(args, "ahead_ms", None)
-    return int(round(ahead_ms * samplerate / 1000)) if ahead_ms else 0
-
-
-def serve(args) -> int:
+def serve(args, engine: RemoteEngine) -> int:
+    """Play until stopped; `engine` is the sound server the CLI started (it loads meanwhile)."""
     started = time.monotonic()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -77,8 +53,6 @@ def serve(args) -> int:
     _raise_priority(args.nice)
     code = 1
     try:
-        rate = args.samplerate or 48000
-        engine = RemoteEngine(device_options(args), engine_spec(args), lead=lead_samples(args, rate))
         try:
             engine.wait_ready()
         except BaseException:
@@ -99,6 +73,8 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
     model_name = str(args.model) if args.model else "models/default"
     engine.extra_status["model"] = engine.log_header.get("model_name", model_name)
     engine.extra_status["audio"] = "ok"
+    seeds = SeedLoader()
+    engine.seed_loader = seeds
     server = SoundServer(engine)
     session = _attach_session(engine, args, model_name=model_name, blocksize=engine.blocksize or None)
     engine.start()
@@ -113,7 +89,7 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
         told.append(lambda message: osc.broadcast("/livegen/error", (message[:480],)))
         if session is not None:
             session.error_callbacks += told
-    switcher = ModelSwitcher(server, args, session=session, controls=controls, error_callbacks=told)
+    switcher = ModelSwitcher(server, args, session=session, controls=controls, error_callbacks=told, seeds=seeds)
     server.model_loader = switcher.load
     status = engine.status()
     log(f"playing on {engine.info['name']!r} at {engine.samplerate} Hz, block {engine.blocksize or 'host'}, "
@@ -161,8 +137,9 @@ class ModelSwitcher:
     is not split across models: loading is refused until it stops.
     """
 
-    def __init__(self, server: SoundServer, args, *, session=None, controls=None, error_callbacks=()):
+    def __init__(self, server: SoundServer, args, *, session=None, controls=None, error_callbacks=(), seeds=None):
         self.server = server
+        self.seeds = seeds
         self.error_callbacks = list(error_callbacks)
         """Added to each new session's (e.g. the OSC broadcast of /livegen/error)."""
         self.args = args
@@ -244,6 +221,7 @@ class ModelSwitcher:
         stream at a time refuses, and then the old one fades out first."""
         old = self.server.engine
         engine = RemoteEngine(old.options, spec, start_sample=start_sample, lead=old.lead)
+        engine.seed_loader = self.seeds
         try:
             return engine.wait_ready()
         except DeviceError:
@@ -252,6 +230,7 @@ class ModelSwitcher:
                 raise
         old.stop(fade=True)
         engine = RemoteEngine(old.options, spec, start_sample=start_sample, lead=old.lead)
+        engine.seed_loader = self.seeds
         try:
             return engine.wait_ready()
         except BaseException:

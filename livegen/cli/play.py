@@ -85,6 +85,12 @@ def run(args) -> int:
 
         # The options after `play` on this command line, else (called from Python) the parsed ones.
         return run_ui(args, play_argv_from_sys() or _rebuild_argv(args))
+    from livegen.app.options import device_options, engine_spec, lead_samples
+    from livegen.server.client import RemoteEngine
+
+    # The sound server starts first: it imports torch and loads the model while this process
+    # imports the controls and the recorder.
+    engine = RemoteEngine(device_options(args), engine_spec(args), lead=lead_samples(args, args.samplerate or 48000))
     from livegen.app.play import serve
 
-    return serve(args)
+    return serve(args, engine)

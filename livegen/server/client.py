@@ -22,12 +22,10 @@ import threading
 import time
 import types
 
-from livegen.continuation.engine_hook import load_for_engine, prepare_seed, seed_event
-from livegen.control.target import NOT_CONTINUATION
 from livegen.engine.meters import OutputMeters
 from livegen.engine.params import ParamStore
-from livegen.errors import DeviceError, LivegenError
-from livegen.server import process as server_process
+from livegen.errors import NOT_CONTINUATION, DeviceError, LivegenError
+from livegen.server import spawn
 from livegen.server.shm import Counter, SharedBlock
 from livegen.server.wire import ID_KEY, decode_applied, encode_posted
 
@@ -84,15 +82,15 @@ class RemoteEngine:
         self._mirror_stop = threading.Event()
         self.error: BaseException | None = None
         self.ready: dict | None = None
-        self._seed_busy = False
-        self._seed_model = None
+        self.seed_loader = None
+        """Set by the app: prepares a seed file off the audio path (see `load_seed`)."""
         self._launch()
 
     def _launch(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._pipe, child = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=server_process.serve, name="livegen-sound-server", daemon=True,
+            target=spawn.main, name="livegen-sound-server", daemon=True,
             args=(self.shared.name, MAX_PARAMS, RING_RATE, self.options, self.spec, child))
         self.process.start()
         child.close()
@@ -249,37 +247,12 @@ class RemoteEngine:
         return status
 
     def load_seed(self, path, done, *, source: str = "") -> None:
-        """`/livegen/seed s`: read and analyse `path` here, on a worker thread (file I/O, STFT and
-        the model's style encoder stay out of the sound server), then post its `seed` event with
-        the frames as a payload. `done(ok, text)` follows with the file's absolute path or what
-        was wrong (naming /livegen/seed and the file)."""
-        if not self.seeds:
+        """`/livegen/seed s`: the app's `seed_loader(engine, path, done, source)` reads and analyses
+        the file in this process and posts the `seed` event (a continuation model's only)."""
+        if not self.seeds or self.seed_loader is None:
             done(False, NOT_CONTINUATION)
             return
-        with self._lock:
-            if self._seed_busy:
-                done(False, f"/livegen/seed {path}: another seed file is still being read; try again when it plays")
-                return
-            self._seed_busy = True
-        threading.Thread(target=self._prepare_seed, args=(path, done, source), name="livegen-seed",
-                         daemon=True).start()
-
-    def _prepare_seed(self, path, done, source: str) -> None:
-        try:
-            if self._seed_model is None:
-                self._seed_model = load_for_engine(self.spec["model"])
-            prepared = prepare_seed(self._seed_model, path)
-        except LivegenError as exc:
-            ok, text = False, str(exc)
-        except Exception as exc:  # a bad file must not end the performance
-            ok, text = False, f"/livegen/seed {path}: cannot use it ({type(exc).__name__}: {exc})"
-        else:
-            self.post(seed_event(prepared, source=source))
-            ok, text = True, prepared.path
-        finally:
-            with self._lock:
-                self._seed_busy = False
-        done(ok, text)
+        self.seed_loader(self, path, done, source)
 
     @property
     def last_callback(self) -> float:

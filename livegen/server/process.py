@@ -24,9 +24,15 @@ import threading
 import time
 
 import numpy as np
+import torch
 
 from livegen.audio.devices import find_output_device, quiet_stderr, sounddevice
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
+from livegen.continuation.engine_hook import build_continuation_engine
+from livegen.continuation.io import is_continuation_model
+from livegen.engine.core import Engine
+from livegen.engine.events import Event, read_events
+from livegen.engine.setup import load_engine_model, pick_device
 from livegen.errors import DeviceError, LivegenError
 from livegen.server.shm import Counter, SharedBlock
 from livegen.server.wire import decode_posted, encode_applied
@@ -152,11 +158,6 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
 def build_engine(spec: dict, samplerate: int):
     """The engine `spec` describes (model, seed, look-ahead, device...), built in this process
     before the stream opens, so the model loads while nothing plays."""
-    import torch
-
-    from livegen.engine.events import Event, read_events
-    from livegen.engine.setup import pick_device
-
     threads = max(1, int(spec.get("threads") or 1))
     torch.set_num_threads(threads)
     device = pick_device(spec.get("device") or "auto")
@@ -174,11 +175,6 @@ def build_engine(spec: dict, samplerate: int):
 
 def _construct(spec: dict, samplerate: int, *, device: str, threads: int, model=None):
     """(engine, model) for `spec`; `model` given: a second engine of that model (no loading)."""
-    from livegen.continuation.engine_hook import build_continuation_engine
-    from livegen.continuation.io import is_continuation_model
-    from livegen.engine.core import Engine
-    from livegen.engine.setup import load_engine_model
-
     if spec.get("model") not in (None, "random") and is_continuation_model(spec["model"]):
         engine = build_continuation_engine(spec["model"], seed_audio=spec.get("seed_audio"),
                                            log=_log if model is None else (lambda text: None),
@@ -197,8 +193,6 @@ def _warm_up(spare) -> None:
     """Run a throwaway engine of the same model through notes and moves, so that the first
     callbacks find the compiled kernels loaded and the buffers made (not the engine that plays:
     its samples must be the ones a render of the session log gives)."""
-    from livegen.engine.events import Event
-
     for pitch in (48, 60, 64, 67, 72, 76, 79, 84):
         spare.post(Event("note_on", pitch=pitch, velocity=100))
     spare.post(Event("param", name="x", value=0.3))
