@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 
+from livegen.audio.realtime import set_realtime
 from livegen.control.setup import start_controls
 from livegen.app.options import engine_spec
 from livegen.app.seeds import SeedLoader
@@ -83,6 +84,7 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
     except BaseException:
         server.stop()
         raise
+    _raise_control_threads(int(getattr(args, "realtime_priority", 0) or 0))
     told = []
     if controls.osc is not None:
         osc = controls.osc
@@ -125,6 +127,21 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
         server.stop(fade=not lost)
     _summary(status, time.monotonic() - server.started_at)
     return code
+
+
+CONTROL_THREADS = ("osc-receive", "osc-schedule", "midi-worker")
+"""The threads that take a performer's control in (they block or sleep between messages)."""
+
+
+def _raise_control_threads(priority: int) -> None:
+    """SCHED_FIFO `priority` (below JACK's clients) for the control threads: on a busy machine a
+    normal-policy thread waits behind other programs for milliseconds before it can queue an
+    event. Refused (no privilege), they stay at normal policy, as the status says."""
+    if priority <= 0:
+        return
+    for thread in threading.enumerate():
+        if thread.name in CONTROL_THREADS and thread.native_id:
+            set_realtime(priority, tid=thread.native_id)
 
 
 class ModelSwitcher:

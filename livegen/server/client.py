@@ -27,7 +27,7 @@ from livegen.engine.params import ParamStore
 from livegen.errors import NOT_CONTINUATION, DeviceError, LivegenError
 from livegen.server import spawn
 from livegen.server.shm import Counter, SharedBlock
-from livegen.server.wire import ID_KEY, decode_applied, encode_posted
+from livegen.server.wire import ARRIVAL, ID_KEY, decode_applied, encode_posted
 
 MAX_PARAMS = 256
 RING_RATE = 192000
@@ -178,7 +178,7 @@ class RemoteEngine:
             self._posted += 1
             number = self._posted
             record, blob = encode_posted(number, event, self._index)
-            if self.shared.inbox.put(record):
+            if self.shared.inbox.put(ARRIVAL.pack(time.monotonic_ns()) + record):
                 self._pending.append((number, event, blob))
             elif blob is not None:
                 blob.release()

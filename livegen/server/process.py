@@ -35,7 +35,7 @@ from livegen.engine.events import Event, read_events
 from livegen.engine.setup import load_engine_model, pick_device
 from livegen.errors import DeviceError, LivegenError
 from livegen.server.shm import Counter, SharedBlock
-from livegen.server.wire import decode_posted, encode_applied
+from livegen.server.wire import ARRIVAL, decode_posted, encode_applied
 
 HOUSEKEEPING_SECONDS = 0.005
 STATUS_EVERY_SECONDS = 0.25
@@ -93,11 +93,17 @@ class Renderer:
     def _render(self, frames: int) -> None:
         engine = self.engine
         inbox = self.shared.inbox
+        counters = self.counters
         while True:
             record = inbox.get()
             if record is None:
                 break
-            engine.post(decode_posted(record, self.names))
+            (arrived,) = ARRIVAL.unpack_from(record)
+            waited = time.monotonic_ns() - arrived
+            counters[Counter.EVENT_WAIT_NS] = waited
+            if waited > counters[Counter.EVENT_WAIT_MAX_NS]:
+                counters[Counter.EVENT_WAIT_MAX_NS] = waited
+            engine.post(decode_posted(record[ARRIVAL.size:], self.names))
         if not self.stopping and self.counters[Counter.STOP]:
             self.stopping = True
             engine.fade_out()
@@ -145,6 +151,8 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
         "audio_device": info["name"],
         "audio_gap_ms": round(counters[Counter.MAX_GAP_NS] / 1e6, 2),
         "render_max_ms": round(counters[Counter.MAX_RENDER_NS] / 1e6, 2),
+        "event_wait_ms": round(counters[Counter.EVENT_WAIT_NS] / 1e6, 2),
+        "event_wait_max_ms": round(counters[Counter.EVENT_WAIT_MAX_NS] / 1e6, 2),
         "audio_policy": f"{policy} {priority}",
         "output_latency_ms": round(1000 * float(stream.latency), 2),
         "server_pid": os.getpid(),

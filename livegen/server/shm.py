@@ -53,6 +53,8 @@ class Counter(enum.IntEnum):
     GO = 24  # client: 0 = play silence and leave the engine and its inbox alone; 1 = play
     LEAD = 25  # client: samples rendered ahead of the callback's need (0: render on demand)
     MORPHING = 26  # server: 1 while a preset morph or loop moves parameters (without events)
+    EVENT_WAIT_NS = 27  # server: the last event's time from its arrival in the inbox to the callback taking it
+    EVENT_WAIT_MAX_NS = 28  # server: the longest such time
 
 
 _COUNTERS = 32

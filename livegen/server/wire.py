@@ -29,6 +29,8 @@ _PARAM = struct.Struct("<BqHd")
 _NOTE_ON = struct.Struct("<Bqdd")
 _NOTE_OFF = struct.Struct("<Bqd")
 _ACK = struct.Struct("<Bqqd?d")
+ARRIVAL = struct.Struct("<q")
+"""Every inbox record starts with its arrival time (CLOCK_MONOTONIC ns, stamped as it is queued)."""
 _OTHER, _P, _ON, _OFF, _APPLIED = 0, 1, 2, 3, 4
 
 
