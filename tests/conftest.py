@@ -1,9 +1,10 @@
 """Shared fixtures: real components started for real.
 
 Under CI=true a missing component fails the test; locally it skips with the reason.
-Markers: `live` (the test starts jackd, `livegen play` or another long-running process; given
-automatically to every test that uses `jack_server`) and `slow` (seconds or more: `pytest -m
-"not slow"` is the inner loop).
+Markers: `live` (the test starts jackd, `livegen play` or another long-running process: given
+here to every test that uses `jack_server`, by hand to the others) and `slow` (a second or more
+on a loaded machine; every live test is slow too). `pytest -m "not slow"` is the inner loop,
+`pytest -m "not live"` runs without any server or child process.
 """
 
 from __future__ import annotations
@@ -137,6 +138,44 @@ def tiny_model():
     return model.eval()
 
 
+IN_MOUNT_NAMESPACE = "LIVEGEN_TEST_IN_NAMESPACE"
+
+
+@pytest.fixture
+def tmpfs(request, tmp_path):
+    """`tmpfs(size)` mounts a small tmpfs (a disk that fills up for real) and returns its path.
+
+    Where this process may not mount (not root, a container), the whole test runs again in a
+    user and mount namespace of its own, where it may; `tmpfs` then returns None once that run
+    passed (the test returns at once) and fails the test when it did not.
+    """
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path | None:
+        path = tmp_path / f"tmpfs-{len(mounts)}"
+        path.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            mounts.append(path)
+            return path
+        require(not os.environ.get(IN_MOUNT_NAMESPACE), f"a tmpfs mount, even in a namespace ({done.stderr.strip()})")
+        unshare = require_binary("unshare")
+        probe = subprocess.run([unshare, "--user", "--map-root-user", "--mount", "true"], capture_output=True, text=True)
+        require(probe.returncode == 0, f"`mount -t tmpfs` ({done.stderr.strip()}) or `unshare --user --mount` "
+                                       f"({probe.stderr.strip()}) for a small full disk")
+        child = subprocess.run([unshare, "--user", "--map-root-user", "--mount", sys.executable, "-m", "pytest", "-q",
+                                "-rs", "-p", "no:cacheprovider", request.node.nodeid], cwd=REPO, capture_output=True,
+                               text=True, env=dict(os.environ, **{IN_MOUNT_NAMESPACE: "1"}), timeout=600)
+        assert child.returncode == 0 and "1 passed" in child.stdout and "skipped" not in child.stdout, \
+            child.stdout[-4000:] + child.stderr[-2000:]
+        return None
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
 @pytest.fixture
 def live_play(jack_server, tmp_path):
     """Starts `livegen play --headless ARGS...` on the test's dummy JACK server and returns a
@@ -160,3 +199,5 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "jack_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)
+        if item.get_closest_marker("live") is not None:
+            item.add_marker(pytest.mark.slow)

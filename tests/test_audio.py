@@ -28,6 +28,7 @@ def test_ring_wraps_and_reports_underruns():
     assert ring.write(np.ones(1200, dtype=np.float32)) == 1000  # never overwrites unread samples
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [24000, 44100, 48000])
 def test_chain_hands_out_exact_block_sizes_without_gaps(rate):
     chain = OutputChain(in_rate=24000, out_rate=rate)

@@ -67,6 +67,7 @@ def test_input_is_a_clear_not_yet():
     assert "not yet: needs the live-input source" in r.stderr
 
 
+@pytest.mark.slow
 def test_bench_runs_on_dummy_jackd_and_prints_a_table(tmp_path):
     require_binary("jackd")
     try:

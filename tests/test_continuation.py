@@ -33,6 +33,7 @@ def test_step_shapes_and_finite(tiny_model):
     assert stream.steps == 4
 
 
+@pytest.mark.slow
 def test_streaming_equals_batched(tiny_model):
     """Feeding seed frames one hop at a time leaves the state a batched run over the blocks gives,
     and spreading each GRU step over several hops gives the same frames as running it at once."""
@@ -75,6 +76,7 @@ def test_save_load_roundtrip_and_errors(tmp_path, tiny_model):
         load_continuation(path)
 
 
+@pytest.mark.slow
 def test_tiny_training_run(tmp_path):
     _write_songs(tmp_path / "data")
     cfg = ContinuationTrainConfig(steps=6, batch=4, seq_blocks=8, style_frames=64, val_every=3, log_every=3,
@@ -113,6 +115,7 @@ def test_train_entry_selects_by_kind(tmp_path):
         maybe_run_continuation(argparse.Namespace(config=str(bad), data="x", out="y", device="cpu"))
 
 
+@pytest.mark.slow
 def test_offline_render_is_deterministic_and_continues_the_seed(tmp_path, tiny_model):
     seed_wav = tmp_path / "seed.wav"
     y_seed = _music(1.0, 11)
@@ -301,6 +304,7 @@ def test_rebuilt_play_argv_keeps_the_input_device():
     assert argv[argv.index("--input-device") + 1] == "system"
 
 
+@pytest.mark.slow
 def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, capfd):
     """A recorded session with --seed-audio names the file (path + sha256) in its log header;
     `render` of the log alone then uses it and gives the recorded samples; a changed or missing

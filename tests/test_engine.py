@@ -41,6 +41,7 @@ def test_render_is_deterministic_and_seeded(model):
     assert np.abs(outs[0]).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_applied_event_log_renders_back_bit_exactly(model, tmp_path):
     """Events posted live between hops, stamped by the engine, re-render to the same samples."""
     engine = Engine(model, samplerate=SR, seed=7)
@@ -90,6 +91,7 @@ def test_out_of_range_values_are_clamped_and_reported(model):
     assert status["clamped"] == 2 and engine.rejected == 1
 
 
+@pytest.mark.slow
 def test_polyphony_steals_the_oldest_and_sustain_holds(model):
     engine = Engine(model, samplerate=SR)
     engine.post(ev.param("voices", 8))
@@ -159,6 +161,7 @@ def test_a_model_that_emits_nan_gives_silence_and_counts_it(model):
     assert engine.status()["nan"] > 0
 
 
+@pytest.mark.slow
 def test_a_parameter_change_changes_the_spectrum_more_than_the_seed_does(model):
     def render(script, seed=0):
         engine = Engine(model, samplerate=SR, seed=seed)
@@ -172,6 +175,7 @@ def test_a_parameter_change_changes_the_spectrum_more_than_the_seed_does(model):
     assert moved > 3 * noise + 1.0, (moved, noise)
 
 
+@pytest.mark.slow
 def test_sum_and_per_voice_inversion_both_work(model):
     outs = {}
     for mix in ("sum", "voices"):

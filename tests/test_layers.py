@@ -8,6 +8,8 @@ import importlib.util
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, require
 
 LINT = ("import sys; from importlinter.cli import lint_imports; "
@@ -42,6 +44,7 @@ KNOWN = {
 }
 
 
+@pytest.mark.slow
 def test_no_first_party_import_behind_except_import_error():
     """A broken module of ours must fail loudly, never remove a feature in silence."""
     found = []
@@ -57,23 +60,17 @@ def test_no_first_party_import_behind_except_import_error():
 # may defer imports, for start-up time). This table only shrinks: lower a count as you move them.
 LOCAL_IMPORTS_LEFT = {
     "livegen/audio/process.py": 4,
-    "livegen/continuation/__init__.py": 1,
     "livegen/continuation/bench_notes.py": 6,
     "livegen/continuation/engine_hook.py": 13,
-    "livegen/continuation/io.py": 7,
     "livegen/continuation/live_input.py": 4,
     "livegen/continuation/model.py": 3,
     "livegen/continuation/notes.py": 5,
-    "livegen/continuation/params.py": 1,
     "livegen/continuation/render.py": 1,
-    "livegen/continuation/runtime.py": 2,
-    "livegen/continuation/train.py": 9,
-    "livegen/continuation/trajectory.py": 1,
+    "livegen/continuation/runtime.py": 1,  # the baseline borrows ContinuationStream's methods
     "livegen/data/features.py": 2,
     "livegen/engine/core.py": 3,
     "livegen/engine/server.py": 16,
     "livegen/session/__init__.py": 1,  # lazy on purpose: the CLI imports the package's light helpers
-    "livegen/session/wiring.py": 5,
     "livegen/train/evaluate.py": 2,
     "livegen/tui/app.py": 2,
 }

@@ -34,6 +34,7 @@ def _assert_close(got, ref):
     assert float(err.max()) < 1e-4, float(err.max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,model", MODELS, ids=[name for name, _ in MODELS])
 @pytest.mark.parametrize("voices", [1, 3, 17])
 @pytest.mark.parametrize("with_noise", [False, True])

@@ -149,6 +149,7 @@ def test_bundle_with_future_time_tag_acts_at_its_time(target, server, client):
     assert target.wait_for(lambda: target.params.get("drift") == pytest.approx(0.1))
 
 
+@pytest.mark.slow
 def test_subscribe_sends_changes_from_others_but_not_echoes(target, server, client):
     client.send_message("/livegen/subscribe", [])
     initial = replies(client, timeout=0.5)
@@ -172,6 +173,7 @@ def test_subscribe_sends_changes_from_others_but_not_echoes(target, server, clie
     assert not any(a == "/livegen/param/z1" for a, _ in replies(client, timeout=0.3))
 
 
+@pytest.mark.slow
 def test_subscription_coalesces_to_30_hz(target, server, client):
     from livegen.engine.events import param
     client.send_message("/livegen/subscribe", [])
@@ -211,6 +213,7 @@ def _subscribed(address):
     return address == "/livegen/subscribed"
 
 
+@pytest.mark.slow
 def test_subscriptions_are_leases_that_expire_unless_renewed(target):
     from livegen.engine.events import param
 
@@ -267,6 +270,7 @@ def test_full_table_takes_newcomers_once_leases_end(target, monkeypatch):
         osc.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(socket, "MSG_ERRQUEUE"), reason="ICMP errors on unconnected UDP sockets are a Linux feature")
 def test_subscriber_whose_port_is_closed_is_dropped(target):
     """A subscriber's socket closes: the kernel answers our sends with ICMP port unreachable,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import time
+
+from helpers import wait_for
 
 
 POLICY_NAMES = {0: "other", 1: "fifo", 2: "rr"}
@@ -27,11 +28,7 @@ def test_sound_server_reports_its_callback_thread_policy(jack_server):
     try:
         engine.wait_ready()
         engine.start()
-        deadline = time.monotonic() + 10
-        while not engine.shared[Counter.CB_TID] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        tid = engine.shared[Counter.CB_TID]
-        assert tid, "the sound server never published its callback thread"
+        tid = wait_for(lambda: engine.shared[Counter.CB_TID], 10, "the sound server to publish its callback thread")
         policy = kernel_policy(tid, engine.pid)
         assert engine.status()["audio_policy"] == f"{policy[0]} {policy[1]}"
         assert policy == ("other", 0)

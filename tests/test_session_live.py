@@ -23,7 +23,8 @@ _SERVER = textwrap.dedent("""
     import argparse, signal, sys, threading, time
     from livegen.server.client import RemoteEngine, SoundServer
     from livegen.control.osc import OscServer
-    from livegen.session.wiring import add_session_arguments, attach_session
+    from livegen.session.options import add_session_arguments
+    from livegen.session.wiring import attach_session
 
     parser = argparse.ArgumentParser()
     add_session_arguments(parser)
