@@ -97,7 +97,7 @@ def test_session_with_a_live_seed_rerenders_exactly(tiny_model, tmp_path, capfd)
     its sha256, and `livegen render` of the log gives the recorded samples; a changed file is
     warned about, a missing one too (and the render then differs)."""
     from livegen.continuation.render import main
-    from livegen.engine.server import _attach_session
+    from livegen.app.play import _attach_session
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     seed_wav = tmp_path / "seed.wav"

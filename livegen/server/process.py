@@ -30,10 +30,11 @@ from livegen.audio.devices import find_output_device, quiet_stderr, sounddevice
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
 from livegen.continuation.engine_hook import build_continuation_engine
 from livegen.continuation.io import is_continuation_model
+from livegen.continuation.live_input import LiveInput
 from livegen.engine.core import Engine
 from livegen.engine.events import Event, read_events
 from livegen.engine.setup import load_engine_model, pick_device
-from livegen.errors import DeviceError, LivegenError
+from livegen.errors import DeviceError, LivegenError, ParameterError
 from livegen.server.shm import Counter, SharedBlock
 from livegen.server.wire import ARRIVAL, decode_posted, encode_applied
 
@@ -174,6 +175,7 @@ def build_engine(spec: dict, samplerate: int):
     if spec.get("events"):
         _, scheduled = read_events(spec["events"])
         engine.schedule(scheduled)
+    _attach_input(engine, spec)
     for name, value in (spec.get("params") or {}).items():  # what the performer had set (a model switch)
         if name in engine.params.specs:
             engine.post(Event("param", name=name, value=value, source="model"))
@@ -195,6 +197,29 @@ def _construct(spec: dict, samplerate: int, *, device: str, threads: int, model=
     engine = Engine(model, samplerate=samplerate, seed=spec.get("seed", 0), lookahead=spec.get("lookahead"),
                     device=device, threads=threads)
     return engine, model
+
+
+def _attach_input(engine, spec: dict) -> None:
+    """`--input-device`: a `LiveInput` (its callback only copies into a ring) the engine follows.
+    A model that follows no input refuses it at start; after a model switch it just goes without."""
+    name = spec.get("input_device")
+    if name is None:
+        return
+    attach = getattr(engine, "attach_input", None)  # a continuation engine's
+    if attach is None:
+        if spec.get("input_required"):
+            raise ParameterError(f"--input-device {name}: model {spec.get('model')} does not follow live input; "
+                                 "give a continuation model (--model models/continuation)")
+        return
+    live_input = LiveInput(device=name)
+    attach(live_input)
+    try:
+        live_input.start()
+    except Exception as exc:
+        live_input.close()
+        raise DeviceError(f"--input-device {name}: cannot start {live_input.info['name']!r} ({exc}); "
+                          "run `livegen devices` to see the inputs there") from None
+    _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz")
 
 
 def _warm_up(spare) -> None:
