@@ -14,7 +14,7 @@ from helpers import music as _music, seed_frames_from, write_songs as _write_son
 from livegen.continuation.engine_hook import render_continuation, seed_frames
 from livegen.continuation.io import is_continuation_model, load_continuation, save_continuation
 from livegen.continuation.runtime import ContinuationStream
-from livegen.continuation.train import ContinuationTrainConfig, train_continuation
+from livegen.continuation.train import ContinuationTrainConfig
 from livegen.continuation.train_entry import maybe_run_continuation
 from livegen.engine.events import Event
 from livegen.errors import ModelError, ParameterError
@@ -233,8 +233,8 @@ from livegen.continuation.live_input import LiveInput
 engine = ContinuationEngine(load_continuation({str(model_dir)!r}), samplerate=24000, seed=0)
 live = LiveInput(samplerate=48000).start()
 engine.attach_input(live)
-end = time.monotonic() + 1.5
-while time.monotonic() < end:
+end = time.monotonic() + 60  # steps paced by the input's arrival, until the stream heard enough of it
+while time.monotonic() < end and not (live.follower.frames > 50 and live.callbacks > 10):
     engine.step()
     time.sleep(0.002)
 live.close()
@@ -270,7 +270,7 @@ def test_session_log_renders_from_its_start_for_its_length(tmp_path, tiny_model)
     assert np.abs(y).max() > 0
 
 
-def test_play_input_device_follows_a_real_jack_input(jack_server, tmp_path, tiny_model):
+def test_play_input_device_follows_a_real_jack_input(jack_server, live_play, tmp_path, tiny_model):
     """`play --headless --input-device NAME` with a continuation model hears the input while it plays;
     with the VAE model the option is refused, naming the model to give."""
     import subprocess
@@ -280,13 +280,14 @@ def test_play_input_device_follows_a_real_jack_input(jack_server, tmp_path, tiny
     repo = Path(__file__).resolve().parents[1]
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     name = _default_input_name(jack_server.env)
-    base = [sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0", "--no-midi", "--nice", "0"]
-    proc = subprocess.run([*base, "--model", str(model_dir), "--input-device", name, "--duration", "2"], cwd=repo,
-                          env=jack_server.env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    words = proc.stderr[proc.stderr.index("frames heard") - 40:].split()
+    play = live_play("--no-midi", "--model", str(model_dir), "--input-device", name)
+    play.wait_status(lambda pairs: pairs.get("input_frames", 0) > 50, 60, "more than 50 input frames heard")
+    assert play.stop(60) == 0, play.log
+    log = play.log
+    words = log[log.index("frames heard") - 40:].split()
     heard = int(words[words.index("frames") - 1])
-    assert f"live input: {name!r}" in proc.stderr and heard > 50, proc.stderr[-3000:]
+    assert f"live input: {name!r}" in log and heard > 50, log[-3000:]
+    base = [sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0", "--no-midi", "--nice", "0"]
     proc = subprocess.run([*base, "--model", "random", "--input-device", name, "--duration", "1"], cwd=repo,
                           env=jack_server.env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2 and "--model models/continuation" in proc.stderr and "--input-device" in proc.stderr

@@ -184,3 +184,25 @@ def test_sum_and_per_voice_inversion_both_work(model):
         outs[mix] = engine.render(0.5)[SR // 4:]
     rms = {k: float(np.sqrt(np.mean(v ** 2))) for k, v in outs.items()}
     assert 0.5 < rms["sum"] / rms["voices"] < 2.0
+
+
+@pytest.mark.slow
+def test_the_drone_gives_way_to_notes_and_returns_after_them(model):
+    """The drone (MIDI 48, 130.8 Hz) sounds at once, fades while a note (MIDI 72) is held and comes
+    back after its note-off."""
+    engine = Engine(model, samplerate=SR, seed=0)
+    engine.schedule([ev.note_on(72, 100, t=1.0), ev.note_off(72, t=2.0)])
+    y = engine.render(6.0)
+    alone = Engine(model, samplerate=SR, seed=0).render(6.0)  # the drone without the note
+
+    def drone_db(t0, t1, y=y):
+        seg = y[int(t0 * SR):int(t1 * SR)]
+        spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+        freqs = np.fft.rfftfreq(len(seg), 1 / SR)
+        return 10 * np.log10(spec[(freqs > 120) & (freqs < 142)].sum() + 1e-20)
+
+    before, under, after = drone_db(0.5, 1.0), drone_db(1.4, 1.9), drone_db(4.5, 5.5)
+    assert before == drone_db(0.5, 1.0, alone)
+    assert under < drone_db(1.4, 1.9, alone) - 30.0, (before, under)
+    assert abs(after - drone_db(4.5, 5.5, alone)) < 1.0, (after, drone_db(4.5, 5.5, alone))
+    assert engine.status()["drone"] == 1  # the parameter is untouched: only the sound gives way

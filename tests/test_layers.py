@@ -82,6 +82,7 @@ def _function_local_first_party(path) -> int:
                if id(node) in inside and _imports_first_party([node]))
 
 
+@pytest.mark.slow
 def test_first_party_imports_sit_at_module_level_outside_the_cli():
     over = []
     for path in sorted((REPO / "livegen").rglob("*.py")):

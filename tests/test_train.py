@@ -106,7 +106,7 @@ def test_eval_writes_report_and_plane(tiny_gm, tmp_path):
     out = tmp_path / "eval"
     rc = main(["eval", "--model", str(tmp_path / "run" / "model"), "--data", str(tiny_gm), "--out", str(out),
                "--cache", str(tmp_path / "cache"), "--notes", "3", "--life-notes", "2", "--pitch-points", "2",
-               "--pitch-step", "12", "--real-pitch-notes", "2", "--tracker", "yin", "--no-progress"])
+               "--pitch-step", "12", "--real-pitch-notes", "2", "--tracker", "yin", "--no-progress", "--no-audio"])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["lsd"]["test"]["notes"] == 2 and report["lsd"]["test"]["mean_db"] > 0

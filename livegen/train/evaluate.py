@@ -22,6 +22,7 @@ import math
 import numpy as np
 import torch
 
+from livegen.data.pitch import import_torchcrepe
 from livegen.train.losses import DB, EPS, FLOOR_DB
 
 SUSTAIN_START_S = 0.25
@@ -40,7 +41,8 @@ def encode_notes(model, sampler, notes, *, n_enc: int = 24, chunk: int = 256) ->
 
 def generate_frames(model, z, pitch, velocity, n_frames: int, release_frame: int, *, noise_seed=None,
                     z_path=None) -> np.ndarray:
-    """Frames `[n_frames, bins]` (linear) of one note, decoded frame by frame like the engine.
+    """Frames `[n_frames, bins]` (linear) of one note from the decoder alone: the model's playing
+    settings (level, vibrato, shimmer) are left out, so these compare with the training notes.
 
     `noise_seed` None = noiseless; `z_path` `[n_frames, D]` overrides z per frame (morphs).
     """
@@ -61,8 +63,8 @@ def generate_frames(model, z, pitch, velocity, n_frames: int, release_frame: int
             noise[i] = state
     with torch.inference_mode():
         # Frames are independent given their inputs, so the whole note decodes as one batch.
-        y = model.decode(zz, torch.full((n_frames,), float(pitch)), torch.full((n_frames,), float(velocity)),
-                         t_on, t_off, noise)
+        p = torch.full((n_frames,), float(pitch))
+        y = model.render(model.decode_params(zz, p, torch.full((n_frames,), float(velocity)), t_on, t_off), p, noise)
     return y.numpy()
 
 
@@ -200,34 +202,9 @@ def morph_flux(model, *, pitches=(48.0, 60.0, 72.0), n_frames: int = 240, seed: 
 
 
 # ------------------------------------------------------------------ pitch
-def _import_torchcrepe():
-    """torchcrepe, with a stand-in for torchaudio when that does not import.
-
-    torchcrepe imports torchaudio at module level but uses it only to read audio files, which we
-    never ask of it; the torchaudio wheel does not load beside the CPU torch wheel, so a stub
-    module keeps torchaudio out of the path (calling into it raises).
-    """
-    import sys
-    import types
-
-    try:
-        import torchaudio  # noqa: F401
-    except Exception:
-        stub = types.ModuleType("torchaudio")
-
-        def _unavailable(*_a, **_k):
-            raise RuntimeError("torchaudio is not available; livegen passes audio to torchcrepe as arrays")
-
-        stub.load = _unavailable
-        sys.modules["torchaudio"] = stub
-    import torchcrepe
-
-    return torchcrepe
-
-
 def _tracker():
     try:
-        _import_torchcrepe()
+        import_torchcrepe()
         return "crepe"
     except Exception:  # torchcrepe (the `eval` extra) is not installed
         return "yin"
@@ -236,7 +213,7 @@ def _tracker():
 def track_pitch(audio: np.ndarray, sr: int, *, method: str):
     """(midi [frames], voiced [frames] bool) for one signal."""
     if method == "crepe":
-        torchcrepe = _import_torchcrepe()
+        torchcrepe = import_torchcrepe()
         x = torch.from_numpy(audio.astype(np.float32))[None]
         f0, per = torchcrepe.predict(x, sr, hop_length=sr // 100, fmin=50.0, fmax=1400.0, model="tiny",
                                      return_periodicity=True, batch_size=512, device="cpu",
