@@ -60,6 +60,7 @@ def test_no_spectral_change_means_none():
     assert latency.detect_change(np.sin(2 * np.pi * 330 * t) + _noise(len(t), 1e-3), start) is None
 
 
+@pytest.mark.slow
 def test_input_is_a_clear_not_yet():
     r = subprocess.run([sys.executable, "-m", "livegen", "bench", "latency", "--input"], capture_output=True,
                        text=True, cwd=REPO, timeout=120)

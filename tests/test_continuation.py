@@ -14,7 +14,7 @@ from helpers import music as _music, seed_frames_from, write_songs as _write_son
 from livegen.continuation.engine_hook import render_continuation, seed_frames
 from livegen.continuation.io import is_continuation_model, load_continuation, save_continuation
 from livegen.continuation.runtime import ContinuationStream
-from livegen.continuation.train import ContinuationTrainConfig, train_continuation
+from livegen.continuation.train import ContinuationTrainConfig
 from livegen.continuation.train_entry import maybe_run_continuation
 from livegen.engine.events import Event
 from livegen.errors import ModelError, ParameterError
@@ -315,7 +315,7 @@ def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, 
     from livegen.continuation.engine_hook import build_continuation_engine
     from livegen.continuation.render import main
     from livegen.engine.events import read_events
-    from livegen.engine.server import _attach_session
+    from livegen.app.play import _attach_session
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     seed_wav = tmp_path / "seed.wav"

@@ -33,6 +33,7 @@ def songs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_stopped_and_resumed_run_matches_the_uninterrupted_one(songs, tmp_path):
     import torch
 

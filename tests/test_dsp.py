@@ -96,6 +96,7 @@ def test_consistent_spectrogram_beats_griffin_lim_32(clips):
         assert ours < base, f"{name}: streaming {ours:.2f} dB vs GL-32 {base:.2f} dB"
 
 
+@pytest.mark.slow
 def test_output_is_time_aligned_with_the_signal(clips):
     for name in ("drum_loop", "speech"):  # piano: beating partials move its envelope peak ~60 samples
         y, _ = clips[name]
