@@ -108,10 +108,10 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
     require(rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), "python-rtmidi built with JACK support")
     from livegen.control.mapping import Mapping, MidiMapper
     from livegen.control.midi import MidiInput
-    from livegen.engine.core import Engine
+    from livegen.engine.factory import spectral_engine
     from livegen.model import ModelConfig, random_model
 
-    engine = Engine(random_model(ModelConfig(), seed=0), samplerate=48000)
+    engine = spectral_engine(random_model(ModelConfig(), seed=0), samplerate=48000)
     stop = threading.Event()
     applied = []
     engine.add_listener(applied.append)

@@ -62,7 +62,7 @@ def test_midi_failure_is_logged_and_osc_plays_on(target, monkeypatch):
 def test_osc_server_stop_removes_its_listener_from_the_live_engine():
     from livegen.audio.ring import RingBuffer
     from livegen.control.osc import OscServer
-    from livegen.engine.core import Engine
+    from livegen.engine.factory import spectral_engine
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
 
@@ -70,7 +70,7 @@ def test_osc_server_stop_removes_its_listener_from_the_live_engine():
         ring = RingBuffer(4096)
 
     model, _ = load_engine_model("random", device="cpu")
-    engine = Engine(model, samplerate=48000)
+    engine = spectral_engine(model, samplerate=48000)
     live = LiveEngine(engine, Output(), ahead=512)
     before = list(engine._listeners)
     server = OscServer(live, port=0).start()

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from livegen.engine import events as ev
-from livegen.engine.core import Engine
+from livegen.engine.factory import spectral_engine
+from livegen.engine.notes import NotesSource
 from livegen.model import ModelConfig, random_model
 
 torch.set_num_threads(1)
@@ -33,7 +34,7 @@ def test_render_is_deterministic_and_seeded(model):
               ev.param("x", 0.9, t=0.2), ev.note_off(60, t=0.3)]
     outs = []
     for seed in (3, 3, 4):
-        engine = Engine(model, samplerate=SR, seed=seed)
+        engine = spectral_engine(model, samplerate=SR, seed=seed)
         engine.schedule([ev.Event(**{**e.__dict__}) for e in script])
         outs.append(engine.render(0.5))
     assert np.array_equal(outs[0], outs[1])
@@ -43,7 +44,7 @@ def test_render_is_deterministic_and_seeded(model):
 
 def test_applied_event_log_renders_back_bit_exactly(model, tmp_path):
     """Events posted live between hops, stamped by the engine, re-render to the same samples."""
-    engine = Engine(model, samplerate=SR, seed=7)
+    engine = spectral_engine(model, samplerate=SR, seed=7)
     applied = []
     engine.add_listener(applied.append)
     rng = np.random.default_rng(1)
@@ -60,14 +61,14 @@ def test_applied_event_log_renders_back_bit_exactly(model, tmp_path):
     path = tmp_path / "session.jsonl"
     ev.write_events(path, applied, header={"seed": 7, "samplerate": SR})
     _, logged = ev.read_events(path)
-    again = Engine(model, samplerate=SR, seed=7)
+    again = spectral_engine(model, samplerate=SR, seed=7)
     again.schedule(logged)
     rendered = again.render(len(recorded) / SR)
     assert np.array_equal(rendered, recorded)
 
 
 def test_events_without_sample_apply_at_next_hop_boundary(model):
-    engine = Engine(model, samplerate=SR, seed=0)
+    engine = spectral_engine(model, samplerate=SR, seed=0)
     applied = []
     engine.add_listener(applied.append)
     engine.schedule([ev.param("x", 0.1, t=0.0101)])  # 484.8 samples -> boundary 512
@@ -76,7 +77,7 @@ def test_events_without_sample_apply_at_next_hop_boundary(model):
 
 
 def test_out_of_range_values_are_clamped_and_reported(model):
-    engine = Engine(model, samplerate=SR)
+    engine = spectral_engine(model, samplerate=SR)
     applied = []
     engine.add_listener(applied.append)
     engine.post(ev.param("x", 1.7))
@@ -91,17 +92,18 @@ def test_out_of_range_values_are_clamped_and_reported(model):
 
 
 def test_polyphony_steals_the_oldest_and_sustain_holds(model):
-    engine = Engine(model, samplerate=SR)
+    engine = spectral_engine(model, samplerate=SR)
+    notes = engine.find(NotesSource)
     engine.post(ev.param("voices", 8))
     for i in range(10):
         engine.post(ev.note_on(48 + i, 100))
         engine.step()
     status = engine.status()
-    assert status["voices"] == 8 and engine.voices.steals == 2
-    sounding = sorted(engine.voices.pitch[engine.voices.sounding_notes()])
+    assert status["voices"] == 8 and notes.voices.steals == 2
+    sounding = sorted(notes.voices.pitch[notes.voices.sounding_notes()])
     assert sounding == list(range(50, 58))  # 48 and 49, the oldest, were stolen
     engine.render(0.05)  # the stolen voices fade out and free their slots
-    assert engine.voices.active.sum() == 1 + 8
+    assert notes.voices.active.sum() == 1 + 8
     engine.post(ev.param("sustain", 1))
     for i in range(2, 10):
         engine.post(ev.note_off(48 + i))
@@ -113,7 +115,7 @@ def test_polyphony_steals_the_oldest_and_sustain_holds(model):
 
 
 def test_peak_stays_under_the_ceiling_when_driven_hard(model):
-    engine = Engine(model, samplerate=SR)
+    engine = spectral_engine(model, samplerate=SR)
     engine.schedule([ev.param("gain", 12.0), ev.param("ceiling", -3.0)]
                     + [ev.note_on(40 + 5 * i, 127, t=0.01 * i) for i in range(8)])
     y = engine.render(0.6)
@@ -123,7 +125,7 @@ def test_peak_stays_under_the_ceiling_when_driven_hard(model):
 
 
 def test_start_fades_in_and_stop_fades_out(model):
-    engine = Engine(model, samplerate=SR)
+    engine = spectral_engine(model, samplerate=SR)
     engine.schedule([ev.param("gain", 0.0)])
     y = engine.render(0.3)
     assert np.abs(y[:48]).max() < 0.05 * np.abs(y).max()  # no click at the start
@@ -143,15 +145,15 @@ class NanModel(torch.nn.Module):
         self.inner = inner
         self.config = inner.config
 
-    def xy_to_z(self, xy):
-        return self.inner.xy_to_z(xy)
+    def xy_plane(self):
+        return self.inner.xy_plane()
 
     def decode(self, z, pitch, velocity, t_on, t_off, noise=None):
         return torch.full((z.shape[0], self.config.n_bins), float("nan"))
 
 
 def test_a_model_that_emits_nan_gives_silence_and_counts_it(model):
-    engine = Engine(NanModel(model), samplerate=SR)
+    engine = spectral_engine(NanModel(model), samplerate=SR)
     engine.schedule([ev.note_on(60, 100)])
     y = engine.render(0.2)
     assert np.all(np.isfinite(y))
@@ -161,7 +163,7 @@ def test_a_model_that_emits_nan_gives_silence_and_counts_it(model):
 
 def test_a_parameter_change_changes_the_spectrum_more_than_the_seed_does(model):
     def render(script, seed=0):
-        engine = Engine(model, samplerate=SR, seed=seed)
+        engine = spectral_engine(model, samplerate=SR, seed=seed)
         engine.schedule(script)
         return band_levels(engine.render(1.0)[SR // 2:])
 
@@ -170,13 +172,3 @@ def test_a_parameter_change_changes_the_spectrum_more_than_the_seed_does(model):
     noise = np.abs(base - render([ev.param("drone_pitch", 45)], seed=1)).mean()
     moved = np.abs(base - render([ev.param("drone_pitch", 64)])).mean()
     assert moved > 3 * noise + 1.0, (moved, noise)
-
-
-def test_sum_and_per_voice_inversion_both_work(model):
-    outs = {}
-    for mix in ("sum", "voices"):
-        engine = Engine(model, samplerate=SR, mix=mix)
-        engine.schedule([ev.note_on(60, 100), ev.note_on(67, 100)])
-        outs[mix] = engine.render(0.5)[SR // 4:]
-    rms = {k: float(np.sqrt(np.mean(v ** 2))) for k, v in outs.items()}
-    assert 0.5 < rms["sum"] / rms["voices"] < 2.0

@@ -4,6 +4,7 @@ rules, determinism and exact re-render of a session, the events file and the OSC
 
 from __future__ import annotations
 
+import contextlib
 import math
 import subprocess
 import threading
@@ -40,9 +41,9 @@ def model():
 
 
 def _engine(model, seed=3):
-    from livegen.engine.core import Engine
+    from livegen.engine.factory import spectral_engine
 
-    return Engine(model[0], samplerate=RATE, seed=seed)
+    return spectral_engine(model[0], samplerate=RATE, seed=seed)
 
 
 def _store_events(slots=SLOTS, t=0.0):
@@ -292,12 +293,11 @@ def test_the_new_actions_round_trip_through_json_lines(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ OSC
-@pytest.fixture
-def served(model):
-    """A real engine stepped on its own thread (as the live decoder does) behind an OscServer."""
+@contextlib.contextmanager
+def stepped_osc(engine):
+    """`engine` stepped on its own thread (as the live decoder does) behind an OscServer."""
     from livegen.control.osc import OscServer
 
-    engine = _engine(model)
     stop = threading.Event()
 
     def run():
@@ -308,10 +308,20 @@ def served(model):
     stepper = threading.Thread(target=run, daemon=True)
     stepper.start()
     server = OscServer(engine, port=0).start()
-    yield engine, server
-    server.stop()
-    stop.set()
-    stepper.join(5)
+    try:
+        yield server
+    finally:
+        server.stop()
+        stop.set()
+        stepper.join(5)
+
+
+@pytest.fixture
+def served(model):
+    """A real engine stepped on its own thread behind an OscServer."""
+    engine = _engine(model)
+    with stepped_osc(engine) as server:
+        yield engine, server
 
 
 def _wait(condition, timeout=10.0):

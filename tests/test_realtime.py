@@ -49,12 +49,12 @@ class StandInOutput:
 
 
 def live_engine(priority: int, logs: list):
-    from livegen.engine.core import Engine
+    from livegen.engine.factory import spectral_engine
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
 
     model, _ = load_engine_model("random", device="cpu")
-    engine = Engine(model, samplerate=48000)
+    engine = spectral_engine(model, samplerate=48000)
     return LiveEngine(engine, StandInOutput(), ahead=1024, realtime_priority=priority, log=logs.append)
 
 

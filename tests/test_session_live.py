@@ -23,7 +23,7 @@ _SERVER = textwrap.dedent("""
     import argparse, signal, sys, threading, time
     import torch
     from livegen.audio.process import ProcessOutput, SharedRing
-    from livegen.engine.core import Engine
+    from livegen.engine.factory import spectral_engine
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
     from livegen.control.osc import OscServer
@@ -42,7 +42,7 @@ _SERVER = textwrap.dedent("""
     output = ProcessOutput(ring, samplerate=48000, blocksize=256)
     output.open()
     model, name = load_engine_model(None, log=lambda text: None)
-    engine = Engine(model, samplerate=48000, seed=9)
+    engine = spectral_engine(model, samplerate=48000, seed=9)
     live = LiveEngine(engine, output, ahead=4096)
     session = attach_session(engine, args, model_name=name, log=lambda text: print(text, flush=True))
     osc = OscServer(live, port=0).start()

@@ -83,10 +83,10 @@ def collapse_figures(y, *, sr: int, n_fft: int = 1024, hop: int = 256, window_s:
 
 
 def _autonomous(model, *, seconds: float, seed: int, temperature: float | None, drift: float):
-    from livegen.continuation.engine_hook import ContinuationEngine
     from livegen.engine.events import Event
+    from livegen.engine.factory import continuation_engine
 
-    engine = ContinuationEngine(model, seed=seed, temperature=temperature, samplerate=model.config.sample_rate)
+    engine = continuation_engine(model, seed=seed, temperature=temperature, samplerate=model.config.sample_rate)
     engine.schedule([Event(t=0.0, type="param", name="drift", value=drift)])
     return engine.render(seconds)
 

@@ -114,10 +114,9 @@ def _engine_target(model_path, *, realtime_priority: int):
     import torch
 
     from livegen.audio.process import ProcessOutput, SharedRing
-    from livegen.engine.core import Engine
+    from livegen.engine import factory
     from livegen.engine.live import LiveEngine
     from livegen.engine.server import _audio_priority, _raise_priority
-    from livegen.engine.setup import load_engine_model
 
     torch.set_num_threads(1)
     _raise_priority(-10)  # `play`'s default --nice
@@ -125,8 +124,9 @@ def _engine_target(model_path, *, realtime_priority: int):
     output = ProcessOutput(ring, blocksize=256, latency="low",
                            realtime_priority=_audio_priority(argparse.Namespace(realtime_priority=realtime_priority)))
     output.open()
-    model, name = load_engine_model(model_path, device="cpu", log=lambda text: None)
-    engine = Engine(model, samplerate=output.samplerate, seed=0, device="cpu")
+    loaded = factory.load(model_path, device="cpu", log=lambda text: None)
+    name = loaded.name
+    engine = loaded.engine(samplerate=output.samplerate, seed=0)
     live = LiveEngine(engine, output, ahead=max(2 * (output.blocksize or 256), 768), realtime_priority=realtime_priority,
                       log=lambda text: print(text, file=sys.stderr))
     live.start()

@@ -222,19 +222,19 @@ def _engine_steps(args) -> None:
     import numpy as np
     import torch
 
-    from livegen.engine.core import Engine
+    from livegen.engine import factory
     from livegen.engine.events import Event
-    from livegen.engine.setup import load_engine_model
     from livegen.session.wiring import SessionControl, engine_header
 
     torch.set_num_threads(1)
-    model, name = load_engine_model(args.model, log=lambda text: None)
+    loaded = factory.load(args.model, log=lambda text: None)
+    name = loaded.name
     period = None
     steps = {False: [], True: []}
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
         for trial in range(4):
             recording = trial % 2 == 1
-            engine = Engine(model, samplerate=args.samplerate, seed=0)
+            engine = loaded.engine(samplerate=args.samplerate, seed=0)
             session = None
             if recording:
                 session = SessionControl(engine, directory=directory, header=engine_header(engine, model_name=name)).attach()

@@ -64,23 +64,12 @@ def render_plan(args, header: dict, events):
 
 def render_events(events, *, model, samplerate: int, seconds: float, seed: int = 0,
                   lookahead: int | None = None, device: str = "cpu", **engine_kwargs):
-    """Render `events` for `seconds` at `samplerate`; returns (samples, engine)."""
-    from livegen.engine.core import Engine
+    """Render `events` with spectral `model` for `seconds` at `samplerate`; returns (samples, engine)."""
+    from livegen.engine.factory import spectral_engine
 
-    engine = Engine(model, samplerate=samplerate, seed=seed, lookahead=lookahead, device=device, **engine_kwargs)
-    check_events(events, engine.params)
-    engine.schedule(events)
-    return engine.render(seconds), engine
-
-
-def check_events(events, params) -> None:
-    """Refuse unknown parameter names before rendering (the file's line numbers are gone by now)."""
-    from livegen.errors import ParameterError
-
-    for event in events:
-        if event.type == "param" and event.name not in params.specs:
-            raise ParameterError(f"event at t={event.t}: unknown parameter {event.name!r}; "
-                                 f"known parameters: {', '.join(params.names)}")
+    engine = spectral_engine(model, samplerate=samplerate, seed=seed, lookahead=lookahead, device=device,
+                             **engine_kwargs)
+    return engine.render_events(events, seconds=seconds), engine
 
 
 def _check_weights(header: dict, model_path) -> None:
@@ -105,8 +94,9 @@ def run(args) -> int:
     import soundfile as sf
     import torch
 
+    from livegen.engine import factory
     from livegen.engine.events import read_events
-    from livegen.engine.setup import load_engine_model, pick_device
+    from livegen.engine.setup import pick_device
     from livegen.session.replay import trim_to_recording
     try:
         from livegen.continuation.render import maybe_run_render
@@ -122,14 +112,17 @@ def run(args) -> int:
     torch.set_num_threads(1)
     device = pick_device(args.device)
     model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)
-    model, model_name = load_engine_model(model_path, device=device)
-    _check_weights(header, model_name)
-    extra = {"mix": header["mix"]} if header.get("mix") in ("sum", "voices") else {}
-    y, engine = render_events(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
-                              seed=seed, lookahead=lookahead, device=device, **extra)
+    loaded = factory.load(model_path, device=device)
+    _check_weights(header, loaded.name)
+    if header.get("mix") == "voices":
+        print("livegen render: warning: this log was played with each voice inverted separately (mix 'voices'), "
+              "which is gone; its voices render as one summed stream, so the render will differ", file=sys.stderr)
+    engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead)
+    y = engine.render_events(events, seconds=seconds + skip / samplerate)
     y = trim_to_recording(y, skip)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {engine.chain.peak:.3f}, "
-          f"NaN {status['nan']}, clamped {status['clamped']}, voices stolen {engine.voices.steals}", file=sys.stderr)
+          f"NaN {status['nan']}, clamped {status['clamped']}, voices stolen {status.get('steals', 0)}",
+          file=sys.stderr)
     return 0

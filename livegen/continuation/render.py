@@ -49,7 +49,10 @@ def maybe_run_render(args) -> int | None:
     import soundfile as sf
     import torch
 
-    from livegen.continuation.engine_hook import load_for_engine, render_continuation, seed_audio_from_header
+    from livegen.continuation.notes import voice_model_from_header
+    from livegen.continuation.seeds import seed_audio_from_header
+    from livegen.continuation.source import ContinuationSource
+    from livegen.engine import factory
 
     def warn(text: str) -> None:
         print(f"livegen render: warning: {text}", file=sys.stderr)
@@ -62,24 +65,19 @@ def maybe_run_render(args) -> int | None:
 
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
     torch.set_num_threads(1)
-    model = load_for_engine(model_dir)
-    print(f"model: {model_dir} (continuation)", file=sys.stderr)
     _check_weights(header, model_dir)
-    from livegen.continuation.notes import load_voice_model, voice_model_from_header
-
-    voice_dir = voice_model_from_header(header, model_dir, warn=warn)
-    voices = load_voice_model(voice_dir, config=model.config) if voice_dir else None
-    print(f"notes: voice model {voice_dir}" if voices is not None else "notes: no voice model; notes are ignored",
-          file=sys.stderr)
-    y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
-                                    seed=seed, lookahead=lookahead, seed_audio=seed_audio,
-                                    temperature=temperature, log_path=args.events, warn=warn, voice_model=voices)
+    loaded = factory.load(model_dir, seed_audio=seed_audio, temperature=temperature,
+                          voice_model=voice_model_from_header(header, model_dir, warn=warn),
+                          log=lambda text: print(text, file=sys.stderr))
+    engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead)
+    y = engine.render_events(events, seconds=seconds + skip / samplerate, log_path=args.events, warn=warn)
     y = trim_to_recording(y, skip)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
+    stream = engine.find(ContinuationSource).stream
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "
-          f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, model steps {engine.stream.steps}, "
-          f"voices stolen {engine.voices.steals}", file=sys.stderr)
+          f"NaN {status['nan']}, seed hops {stream.seeded_hops}, model steps {stream.steps}, "
+          f"voices stolen {status.get('steals', 0)}", file=sys.stderr)
     return 0
 
 

@@ -48,6 +48,10 @@ class FakeTarget:
     def add_listener(self, callback) -> None:
         self._listeners.append(callback)
 
+    def handles(self, event_type: str) -> bool:
+        """Event types that need a source's slow preparation (`seed`): none here."""
+        return False
+
     # -- helpers for tests ------------------------------------------------------------------
     def close(self) -> None:
         self._stop.set()

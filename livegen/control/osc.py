@@ -493,8 +493,7 @@ class OscServer:
 
     def _seed(self, address, args, sender, source) -> None:
         engine = getattr(self.target, "engine", self.target)  # a LiveEngine plays one engine at a time
-        load = getattr(engine, "load_seed", None)
-        if load is None:
+        if not engine.handles("seed"):
             self._error(sender, f"{address}: the model playing is not a continuation model; load one first "
                                 "(/livegen/model models/continuation)")
             return
@@ -508,7 +507,7 @@ class OscServer:
             else:
                 self._error(sender, text)  # it names the address and the file
 
-        load(args[0], done, source=source)
+        engine.submit(Event("seed", source=source, extra={"path": args[0]}), done, what=f"{address} {args[0]}: ")
 
     def _unlearn(self, address, args, sender) -> None:
         if self.midi is None:

@@ -87,44 +87,40 @@ def serve(args) -> int:
 def _serve(args, output, started, stop) -> int:
     import torch
 
-    from livegen.engine.core import Engine
-    from livegen.engine.setup import load_engine_model, pick_device
+    from livegen.engine import factory
+    from livegen.engine.setup import pick_device
 
     torch.set_num_threads(max(1, args.threads))
     device = pick_device(args.device)
-    engine = _continuation_engine(args, output, log=log)
-    if engine is None:
-        model, model_name = load_engine_model(args.model, device=device, log=log)
-        output.wait_ready()  # DeviceError (no device, or the one asked for is missing) leaves from here
-        engine = Engine(model, samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead, device=device,
-                        threads=max(1, args.threads))
-    else:
-        model_name = str(args.model)
-    live_input = _attach_input(engine, args, model_name=model_name)
+    loaded = factory.load(args.model, device=device, seed_audio=getattr(args, "seed_audio", None),
+                          temperature=getattr(args, "temperature", None), log=log)
+    model_name = loaded.name
+    output.wait_ready()  # DeviceError (no device, or the one asked for is missing) leaves from here
+    live_input = _open_input(args, loaded)
     try:
-        return _play(args, output, started, stop, engine, model_name, device)
+        engine = loaded.engine(samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead,
+                               threads=max(1, args.threads), live_input=live_input)
+        return _play(args, output, started, stop, engine, model_name, device, live_input)
     finally:
         if live_input is not None:
             live_input.close()
-            log(f"live input: {live_input.follower.frames} frames heard in {live_input.callbacks} callbacks, "
+            log(f"live input: {live_input.frames} frames heard in {live_input.callbacks} callbacks, "
                 f"{live_input.overflows} overflows")
 
 
-def _attach_input(engine, args, *, model_name):
-    """`--input-device`: a `LiveInput` the engine follows (a continuation engine's `attach_input`)."""
+def _open_input(args, loaded):
+    """`--input-device`: a started `LiveInput` for the engine to follow (None without the option)."""
     name = getattr(args, "input_device", None)
     if name is None:
         return None
-    attach = getattr(engine, "attach_input", None)
-    if attach is None:
+    if not loaded.follows_input:
         from livegen.errors import ParameterError
 
-        raise ParameterError(f"--input-device {name}: model {model_name} does not follow live input; "
+        raise ParameterError(f"--input-device {name}: model {loaded.name} does not follow live input; "
                              "give a continuation model (--model models/continuation)")
     from livegen.continuation.live_input import LiveInput
 
     live_input = LiveInput(device=name)
-    attach(live_input)
     try:
         live_input.start()
     except Exception as exc:
@@ -135,7 +131,7 @@ def _attach_input(engine, args, *, model_name):
     return live_input
 
 
-def _play(args, output, started, stop, engine, model_name, device) -> int:
+def _play(args, output, started, stop, engine, model_name, device, live_input=None) -> int:
     from livegen.engine.live import LiveEngine
 
     block = output.blocksize or 256
@@ -166,7 +162,8 @@ def _play(args, output, started, stop, engine, model_name, device) -> int:
         told.append(lambda message: osc.broadcast("/livegen/error", (message[:480],)))
         if session is not None:
             session.error_callbacks += told
-    switcher = ModelSwitcher(live, args, device=device, session=session, controls=controls, error_callbacks=told)
+    switcher = ModelSwitcher(live, args, device=device, session=session, controls=controls, error_callbacks=told,
+                             live_input=live_input)
     live.model_loader = switcher.load
     log(f"playing on {output.info['name']!r} at {output.samplerate} Hz, block {output.blocksize or 'host'}, "
         f"ahead {1000 * ahead / output.samplerate:.1f} ms, "
@@ -219,7 +216,7 @@ class ModelSwitcher:
     A recording under way is not split across models: loading is refused until it stops.
     """
 
-    def __init__(self, live, args, *, device, session=None, controls=None, error_callbacks=()):
+    def __init__(self, live, args, *, device, session=None, controls=None, error_callbacks=(), live_input=None):
         self.live = live
         self.error_callbacks = list(error_callbacks)
         """Added to each new session's (e.g. the OSC broadcast of /livegen/error)."""
@@ -227,8 +224,8 @@ class ModelSwitcher:
         self.device = device
         self.session = session
         self.controls = controls
-        self.live_input = getattr(live.engine, "live_input", None)
-        """`--input-device`: handed on to each continuation engine loaded (a VAE engine has no use for it)."""
+        self.live_input = live_input
+        """`--input-device`: handed on to each engine loaded whose model follows live input."""
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._busy = False
@@ -261,34 +258,24 @@ class ModelSwitcher:
         if thread is not None:
             thread.join(timeout)
 
-    def _input_follower(self, engine):
-        """A follower of the live input for `engine`'s stream (None: no input, or a VAE engine),
-        made here so that the decoder thread only swaps references."""
-        if self.live_input is None or not hasattr(engine, "attach_input"):
-            return None
-        from livegen.continuation.live_input import InputFollower
-
-        return InputFollower(engine.stream, device_rate=self.live_input.samplerate)
-
     def _load(self, path: str) -> tuple[bool, str]:
         import argparse
         import pathlib
 
-        from livegen.engine.core import Engine
+        from livegen.engine import factory
         from livegen.engine.events import Event
-        from livegen.engine.setup import load_engine_model
 
         old = self.live.engine
         try:
             if path != "random" and not (pathlib.Path(path) / "config.json").is_file():
                 raise LivegenError(f"{path!r} is not a model directory (no config.json there)")
-            engine = _continuation_engine_for(path, old, self.args)  # None: not a continuation model
-            if engine is not None:
-                name = str(path)
-            else:
-                model, name = load_engine_model(path, device=self.device, log=log)
-                engine = Engine(model, samplerate=old.samplerate, seed=old.seed, lookahead=self.args.lookahead,
-                                device=self.device, threads=max(1, self.args.threads))
+            # A continuation model starts without a seed: /livegen/seed gives it one.
+            loaded = factory.load(path, device=self.device, temperature=getattr(self.args, "temperature", None),
+                                  log=log)
+            name = loaded.name
+            engine = loaded.engine(samplerate=old.samplerate, seed=old.seed, lookahead=self.args.lookahead,
+                                   threads=max(1, self.args.threads),
+                                   live_input=self.live_input if loaded.follows_input else None)
         except Exception as exc:  # a bad directory must not end the performance
             return False, f"cannot load model {path!r}: {exc}"
         # What the server tracks carries over; what the old model reported of itself does not.
@@ -304,12 +291,8 @@ class ModelSwitcher:
             if session is not None:
                 session.error_callbacks += self.error_callbacks
         swapped = threading.Event()
-        follow = self._input_follower(engine)
 
         def on_swapped(_old) -> None:  # on the decoder thread, before the new engine's first hop
-            if follow is not None:
-                self.live_input.follower = follow
-                engine.attach_input(self.live_input)
             swapped.set()
 
         self.live.swap_engine(engine, on_swapped=on_swapped)
@@ -329,33 +312,6 @@ SERVER_STATUS = ("audio", "audio_restarts")
 """`extra_status` keys the server sets (they stay when another model's engine takes over)."""
 
 
-def _continuation_engine_for(path, old, args):
-    """An engine for continuation model `path` that can take over from `old` (None when `path`
-    is not a continuation model). It starts without a seed: `/livegen/seed` gives it one."""
-    try:
-        from livegen.continuation.engine_hook import build_continuation_engine
-    except ImportError:
-        return None
-    return build_continuation_engine(path, log=log, samplerate=old.samplerate, seed=old.seed,
-                                     lookahead=args.lookahead, temperature=getattr(args, "temperature", None),
-                                     threads=max(1, args.threads))
-
-
-def _continuation_engine(args, output, *, log):
-    """A `ContinuationEngine` when --model is a continuation model (None otherwise)."""
-    try:
-        from livegen.continuation.engine_hook import build_continuation_engine
-        from livegen.continuation.io import is_continuation_model
-    except ImportError:
-        return None
-    if not is_continuation_model(args.model):
-        return build_continuation_engine(args.model, seed_audio=getattr(args, "seed_audio", None), log=log)
-    output.wait_ready()
-    return build_continuation_engine(args.model, seed_audio=getattr(args, "seed_audio", None), log=log,
-                                     samplerate=output.samplerate, seed=args.seed, lookahead=args.lookahead,
-                                     temperature=getattr(args, "temperature", None), threads=max(1, args.threads))
-
-
 def _summary(status: dict, output, seconds: float) -> None:
     print(f"livegen play: stopped after {seconds:.1f} s, xruns {status['xruns']} "
           f"(underflows {output.underflows}, ring underruns {output.ring_underruns}), "
@@ -372,12 +328,5 @@ def _attach_session(engine, args, *, model_name, blocksize):
     except ImportError:
         return None
     model_dir = None if model_name == "random" else model_name
-    session = attach_session(engine, args, model_dir=model_dir, model_name=model_name,
-                             blocksize=blocksize or None, log=log)
-    extra = getattr(engine, "log_header", None)  # e.g. a continuation engine's --seed-audio and temperature
-    if session is not None and extra:
-        # Before the engine's first block: the recorder armed at attach has not written its header yet.
-        session.header.update(extra)
-        if session._armed is not None:
-            session._armed.header.update(extra)
-    return session
+    return attach_session(engine, args, model_dir=model_dir, model_name=model_name,
+                          blocksize=blocksize or None, log=log)

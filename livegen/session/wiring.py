@@ -99,7 +99,6 @@ def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) ->
         "n_fft": getattr(config, "n_fft", None),
         "latent_dim": getattr(config, "latent_dim", None),
         "lookahead": engine.lookahead,
-        "mix": engine.mix,
         "method": getattr(engine.inverter, "method", None),
         "device": engine.device,
     }
@@ -108,6 +107,7 @@ def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) ->
 
         # What a re-render at another rate lines up with (see livegen.session.replay).
         header["output_latency"] = output_latency(config.sample_rate, engine.samplerate)
+    header.update(engine.log_header())  # the sources' own (a continuation model's seed audio, temperature, ...)
     return header
 
 
