@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything livegen needs on a Debian/Ubuntu machine, then leaves a ready .venv.
-# Safe to run again: it only installs what is missing.
+# Safe to run again: it only installs what is missing. A machine with only git and python3
+# lacks python3-venv (ensurepip) and perhaps ca-certificates (pip over https): both are listed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libportaudio2 libsndfile1 jackd2 fluidsynth fluid-soundfont-gm liblo-tools espeak-ng sox tmux"
+APT_PACKAGES="python3-venv ca-certificates libportaudio2 libsndfile1 jackd2 fluidsynth fluid-soundfont-gm liblo-tools espeak-ng sox tmux"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
@@ -19,9 +20,10 @@ if [ -n "$missing" ]; then
 fi
 
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
+# A .venv left without pip (venv run before python3-venv was there) is made again.
+if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/pip ]; then
   echo "setup: creating .venv"
-  "$PYTHON" -m venv .venv
+  "$PYTHON" -m venv --clear .venv
 fi
 PIP=".venv/bin/pip"
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then

@@ -1,6 +1,9 @@
 """Shared fixtures: real components started for real.
 
 Under CI=true a missing component fails the test; locally it skips with the reason.
+Markers: `live` (the test starts jackd, `livegen play` or another long-running process; given
+automatically to every test that uses `jack_server`) and `slow` (seconds or more: `pytest -m
+"not slow"` is the inner loop).
 """
 
 from __future__ import annotations
@@ -9,14 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from livegen.tui.fake_engine import FakeEngine
+from helpers import REPO, TINY_CONTINUATION, LivePlay, music, seed_frames_from, wait_for
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
-REPO = Path(__file__).resolve().parent.parent
 GM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
 
@@ -67,14 +71,14 @@ class JackServer:
             [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
             stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, env=self.env,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def up() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"jackd exited: {self.log_path.read_text()}")
-            if self.is_up():
-                return self
-            time.sleep(0.1)
-        raise RuntimeError(f"jackd did not come up in 10 s: {self.log_path.read_text()}")
+            return self.is_up()
+
+        wait_for(up, 10, lambda: f"jackd to come up: {self.log_path.read_text()}", interval=0.1)
+        return self
 
     def is_up(self) -> bool:
         probe = subprocess.run(
@@ -108,3 +112,51 @@ def jack_server(tmp_path, monkeypatch):
             monkeypatch.setenv(key, value)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fake():
+    """A stand-in engine on real UDP that records what the UI sends (`livegen.tui.fake_engine`)."""
+    engine = FakeEngine().start()
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A small continuation model (untrained GRU, basis fitted on `music`) for one test module."""
+    import numpy as np
+    import torch
+
+    from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
+
+    torch.manual_seed(0)
+    model = ContinuationModel(ContinuationConfig(**TINY_CONTINUATION))
+    frames = np.concatenate([seed_frames_from(music(2.0, s)) for s in range(3)])
+    fit_basis(model, torch.from_numpy(frames))
+    return model.eval()
+
+
+@pytest.fixture
+def live_play(jack_server, tmp_path):
+    """Starts `livegen play --headless ARGS...` on the test's dummy JACK server and returns a
+    `LivePlay` handle once it answers `/livegen/status`; every play started is stopped after
+    the test. MIDI goes through JACK, and the configuration (MIDI map) stays in `tmp_path`."""
+    started: list[LivePlay] = []
+    env = dict(jack_server.env, LIVEGEN_MIDI_API="jack", XDG_CONFIG_HOME=str(tmp_path / "config"))
+
+    def start(*args: str, timeout: float = 90.0) -> LivePlay:
+        log_path = tmp_path / ("play.log" if not started else f"play-{len(started) + 1}.log")
+        play = LivePlay(["--nice", "0", "--duration", "600", *args], env=env, log_path=log_path)
+        started.append(play)
+        return play.start(timeout)
+
+    yield start
+    for play in started:
+        play.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "jack_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)

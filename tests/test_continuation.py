@@ -9,51 +9,17 @@ import pytest
 import soundfile as sf
 import torch
 
+from helpers import MUSIC_SR as SR, TINY_CONTINUATION as TINY, default_input_name as _default_input_name
+from helpers import music as _music, seed_frames_from, write_songs as _write_songs
+from livegen.app import factory
 from livegen.continuation.seeds import seed_frames
-from livegen.continuation.source import ContinuationSource
-from livegen.engine import factory
-from livegen.engine.factory import render_continuation
+from livegen.continuation.source import ContinuationSource, render_continuation
 from livegen.continuation.io import is_continuation_model, load_continuation, save_continuation
-from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
 from livegen.continuation.runtime import ContinuationStream
 from livegen.continuation.train import ContinuationTrainConfig, train_continuation
 from livegen.continuation.train_entry import maybe_run_continuation
 from livegen.engine.events import Event
 from livegen.errors import ModelError, ParameterError
-
-SR = 24000
-TINY = {"n_components": 16, "block": 4, "hidden": 32, "layers": 2, "mixtures": 2, "enc_hidden": 16, "latent_dim": 4}
-
-
-def _music(seconds: float, seed: int) -> np.ndarray:
-    """A few harmonic notes changing every 0.25 s, with a decaying click on each beat."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    y = np.zeros_like(t)
-    for start in np.arange(0, seconds, 0.25):
-        f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
-        seg = (t >= start) & (t < start + 0.25)
-        tt = t[seg] - start
-        for k in range(1, 6):
-            y[seg] += np.sin(2 * np.pi * f0 * k * tt) / k * np.exp(-3 * tt)
-        y[seg][:200] += rng.standard_normal(min(200, seg.sum())) * 0.3
-    return (0.2 * y / np.abs(y).max()).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    model = ContinuationModel(ContinuationConfig(**TINY))
-    frames = np.concatenate([seed_frames_from(_music(2.0, s)) for s in range(3)])
-    fit_basis(model, torch.from_numpy(frames))
-    return model.eval()
-
-
-def seed_frames_from(y: np.ndarray) -> np.ndarray:
-    from livegen.data.features import log_magnitude
-
-    return log_magnitude(y, n_fft=1024, hop=128)
-
 
 def test_step_shapes_and_finite(tiny_model):
     cfg = tiny_model.config
@@ -109,14 +75,6 @@ def test_save_load_roundtrip_and_errors(tmp_path, tiny_model):
     (path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="not a continuation model"):
         load_continuation(path)
-
-
-def _write_songs(root, n: int = 4, seconds: float = 3.0):
-    for i in range(n):
-        genre = ("alpha", "beta")[i % 2]
-        folder = root / "genres_original" / genre
-        folder.mkdir(parents=True, exist_ok=True)
-        sf.write(folder / f"{genre}.{i:05d}.wav", _music(seconds, 100 + i), SR, subtype="PCM_16")
 
 
 def test_tiny_training_run(tmp_path):
@@ -271,7 +229,7 @@ def test_live_input_from_a_real_jack_input(jack_server, tmp_path, tiny_model):
 import time
 from livegen.continuation.io import load_continuation
 from livegen.continuation.live_input import LiveInput
-from livegen.engine.factory import continuation_engine
+from livegen.continuation.source import continuation_engine
 live = LiveInput(samplerate=48000).start()
 engine = continuation_engine(load_continuation({str(model_dir)!r}), samplerate=24000, seed=0, live_input=live)
 end = time.monotonic() + 1.5
@@ -309,16 +267,6 @@ def test_session_log_renders_from_its_start_for_its_length(tmp_path, tiny_model)
                                   seconds=(start + frames) / SR, seed=3)
     np.testing.assert_array_equal(y, full[start:])
     assert np.abs(y).max() > 0
-
-
-def _default_input_name(env) -> str:
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-c", "import sounddevice as sd; print(sd.query_devices(kind='input')['name'])"],
-                          capture_output=True, text=True, timeout=60, env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.strip().splitlines()[-1]
 
 
 def test_play_input_device_follows_a_real_jack_input(jack_server, tmp_path, tiny_model):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 from conftest import REPO
-from test_continuation import _write_songs
+from helpers import write_songs as _write_songs
 
 from livegen.continuation.baseline import SeedLSTMConfig, SeedLSTMModel, SeedLSTMStream
 from livegen.continuation.io import is_continuation_model, load_continuation
@@ -94,7 +94,7 @@ def test_baseline_streams_through_the_engine(songs, tmp_path):
     np.testing.assert_allclose(played, np.exp(logmag) - 1e-5, rtol=1e-6)   # the seed plays as it is
     out = stream.run(np.zeros(2), 3)
     assert out.shape == (3, model.config.n_bins) and np.isfinite(out).all() and stream.steps == 3
-    from livegen.engine.factory import render_continuation
+    from livegen.continuation.source import render_continuation
 
     a, _ = render_continuation([], model=model, samplerate=24000, seconds=0.2, seed=1)
     b, _ = render_continuation([], model=model, samplerate=24000, seconds=0.2, seed=1)

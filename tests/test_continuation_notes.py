@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from test_continuation import SR, tiny_model  # noqa: F401  (the module fixture)
+from helpers import MUSIC_SR as SR
 
-from livegen.engine import factory
-from livegen.engine.factory import continuation_engine, render_continuation
-from livegen.engine.notes import NotesSource
+from livegen.app import factory
+from livegen.continuation.source import continuation_engine, render_continuation
 from livegen.continuation.io import save_continuation
 from livegen.continuation.notes import resolve_voice_model, voice_model_from_header
 from livegen.engine.events import Event, write_events
+from livegen.engine.notes import NotesSource
 from livegen.errors import ModelError
 from livegen.model import ModelConfig, default_model_path, random_model, save_model
 
@@ -34,7 +34,7 @@ def _band_energy(y, *, hz: float, sr: int = SR, width: float = 30.0) -> float:
 NOTES = [Event(t=0.1, type="note_on", pitch=69, velocity=110), Event(t=0.6, type="note_off", pitch=69)]
 
 
-def test_notes_sound_beside_the_stream_and_render_the_same_twice(tiny_model, voice_model):  # noqa: F811
+def test_notes_sound_beside_the_stream_and_render_the_same_twice(tiny_model, voice_model):
     kw = dict(model=tiny_model, samplerate=SR, seconds=1.2, seed=4, voice_model=voice_model)
     a, engine = render_continuation(NOTES, **kw)
     b, _ = render_continuation(NOTES, **kw)
@@ -59,7 +59,7 @@ def test_notes_sound_beside_the_stream_and_render_the_same_twice(tiny_model, voi
     assert engine.status()["voices"] == 0 and not bank.active.any()
 
 
-def test_polyphony_sustain_and_steals(tiny_model, voice_model):  # noqa: F811
+def test_polyphony_sustain_and_steals(tiny_model, voice_model):
     e = continuation_engine(tiny_model, samplerate=SR, seed=0, voice_model=voice_model)
     bank = e.find(NotesSource).voices
     e.schedule([Event(t=0.0, type="param", name="voices", value=4)]
@@ -83,7 +83,7 @@ def _build(model_dir, *, seed: int = 0, voice_model="auto"):
     return factory.load(str(model_dir), voice_model=voice_model, log=lambda text: None).engine(samplerate=SR, seed=seed)
 
 
-def test_voice_model_choice_header_and_stft_check(tmp_path, tiny_model, voice_model):  # noqa: F811
+def test_voice_model_choice_header_and_stft_check(tmp_path, tiny_model, voice_model):
     model_dir = save_continuation(tiny_model, tmp_path / "cont")
     assert resolve_voice_model(model_dir) == default_model_path()
     config = json.loads((model_dir / "config.json").read_text())
@@ -115,7 +115,7 @@ def test_voice_model_choice_header_and_stft_check(tmp_path, tiny_model, voice_mo
     assert "not the voice model" in warned[-1]
 
 
-def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capfd):  # noqa: F811
+def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capfd):
     """A session log carries the voice model (path + sha256): `livegen render LOG` plays its notes
     again, the same samples as the engine that recorded it, twice."""
     from livegen.continuation.render import main
@@ -145,44 +145,33 @@ def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capf
     assert not np.array_equal(sf.read(tmp_path / "old.wav", dtype="float32")[0], recorded)
 
 
-def test_notes_over_udp_while_the_bundled_model_plays_rerender_exactly(jack_server, tmp_path):
+def test_notes_over_udp_while_the_bundled_model_plays_rerender_exactly(live_play, tmp_path):
     """`livegen play --headless --model models/continuation` on a dummy jackd: `/livegen/note`
     messages sound (voice model models/default); the recording's log renders to the same samples."""
-    import time
-
-    from pythonosc.udp_client import SimpleUDPClient
-    from test_control_engine import _start_play, _stop, ask
-
     from livegen.continuation.io import default_continuation_path
     from livegen.continuation.render import main
     from livegen.engine.events import read_events
 
     takes = tmp_path / "takes"
-    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi", "--model", str(default_continuation_path()),
-                                       "--record-dir", str(takes), "--samplerate", "48000")
-    try:
-        client = SimpleUDPClient("127.0.0.1", port)
-        client.send_message("/livegen/record", 1)
-        time.sleep(0.4)
-        for pitch in (60, 64, 67):
-            client.send_message("/livegen/note", [pitch, 110])
-        time.sleep(0.3)
-        status = ask(client, "/livegen/status", want="/livegen/status")
-        pairs = dict(zip(status[::2], status[1::2]))
-        assert pairs["continuation"] == 1 and pairs["voices"] == 3, pairs
-        time.sleep(0.5)
-        for pitch in (60, 64, 67):
-            client.send_message("/livegen/note", [pitch, 0])
-        time.sleep(0.5)
-        client.send_message("/livegen/record", 0)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list(takes.glob("*.jsonl")):
-            time.sleep(0.1)
-        time.sleep(1.0)
-    finally:
-        _stop(play)
-    assert play.returncode == 0, log_path.read_text()
-    assert "notes: voice model" in log_path.read_text()
+    play = live_play("--no-midi", "--model", str(default_continuation_path()), "--record-dir", str(takes),
+                     "--samplerate", "48000")
+    play.send("/livegen/record", 1)
+    play.wait_status(lambda pairs: pairs.get("record_seconds", 0) > 0.3, 30, "0.3 s recorded")
+    for pitch in (60, 64, 67):
+        play.send("/livegen/note", pitch, 110)
+    pairs = play.wait_status(lambda pairs: pairs["voices"] == 3, 30, "three voices")
+    assert pairs["continuation"] == 1, pairs
+    held = pairs["record_seconds"]
+    play.wait_status(lambda pairs: pairs["record_seconds"] > held + 0.5, 30, "the notes held 0.5 s")
+    for pitch in (60, 64, 67):
+        play.send("/livegen/note", pitch, 0)
+    released = play.status()["record_seconds"]
+    play.wait_status(lambda pairs: pairs["record_seconds"] > released + 0.5, 30, "0.5 s after the release")
+    play.send("/livegen/record", 0)
+    play.wait_status(lambda pairs: not pairs["recording"], 30, "the recording stopped")
+    assert play.stop() == 0, play.log
+    log_text = play.log
+    assert "notes: voice model" in log_text
     (wav,) = takes.glob("*.wav")
     header, events = read_events(wav.with_suffix(".jsonl"))
     assert header["voice_model"] == str(default_model_path().resolve()) and len(header["voice_model_sha256"]) == 64

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from test_continuation import TINY, _write_songs
+from helpers import TINY_CONTINUATION as TINY, write_songs as _write_songs
 
 from livegen.continuation.io import load_continuation
 from livegen.continuation.train import ContinuationTrainConfig, train_continuation

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from conftest import require
-from test_control_engine import ask
+from helpers import ask, jack_midi_out, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.mapping import RECORD, Mapping, MidiMapper, load_map
 from livegen.engine.params import ParamStore
@@ -56,7 +54,7 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
     map_path = tmp_path / "map.toml"
     midi = MidiInput(target, api=rtmidi.API_UNIX_JACK, map_path=map_path).start()
     osc = OscServer(target, port=0, midi=midi).start()
-    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bindctl")
+    out = None
     client = SimpleUDPClient("127.0.0.1", osc.port)
 
     def reply(address, *args, want):
@@ -65,11 +63,7 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
         return got
 
     try:
-        deadline = time.monotonic() + 5
-        while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        out.open_port(out.get_ports().index("livegen:livegen"))
-        time.sleep(0.1)
+        out = jack_midi_out("bindctl")
         pairs = reply("/livegen/bindings", want="/livegen/bindings")
         bound = dict(zip(pairs[::2], pairs[1::2]))
         assert bound["z0"] == "CC 70 any ch" and bound["gain"] == "CC 7 any ch"
@@ -80,9 +74,7 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
         assert "no MIDI binding" in reply("/livegen/unlearn", "gain", want="/livegen/error")[0]
 
         client.send_message("/livegen/learn", RECORD)
-        deadline = time.monotonic() + 3
-        while midi.armed != RECORD and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: midi.armed == RECORD, 3, "MIDI learn armed for the record button")
         out.send_message([0xB0, 22, 127])
         message = parse_packet(client.receive(3.0))[0]
         assert (message.address, message.args) == ("/livegen/learned", (RECORD, "CC 22 ch 1"))
@@ -94,6 +86,7 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
         assert target.wait_for(lambda: not target.recording, timeout=5)
         assert any(m.param == RECORD and m.cc == 22 for m in load_map(map_path)[0])
     finally:
-        out.close_port()
+        if out is not None:
+            out.close_port()
         osc.stop()
         midi.stop()

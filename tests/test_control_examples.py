@@ -18,7 +18,7 @@ def _osc_addresses_answer(addresses):
     target = FakeTarget()
     server = OscServer(target)
     errors = []
-    server._error = lambda sender, text: errors.append(text)
+    server.wire.error = lambda sender, text: errors.append(text)
     samples = {"/livegen/xy": (0.5, 0.5), "/livegen/note": (60, 100), "/livegen/subscribe": (9001,)}
     try:
         for address in addresses:

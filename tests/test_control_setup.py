@@ -62,7 +62,8 @@ def test_midi_failure_is_logged_and_osc_plays_on(target, monkeypatch):
 def test_osc_server_stop_removes_its_listener_from_the_live_engine():
     from livegen.audio.ring import RingBuffer
     from livegen.control.osc import OscServer
-    from livegen.engine.factory import spectral_engine
+    from livegen.control.target import InProcessTarget
+    from livegen.engine.notes import spectral_engine
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
 
@@ -73,7 +74,7 @@ def test_osc_server_stop_removes_its_listener_from_the_live_engine():
     engine = spectral_engine(model, samplerate=48000)
     live = LiveEngine(engine, Output(), ahead=512)
     before = list(engine._listeners)
-    server = OscServer(live, port=0).start()
+    server = OscServer(InProcessTarget(live), port=0).start()
     assert len(engine._listeners) == len(before) + 1
     server.stop()
     assert engine._listeners == before

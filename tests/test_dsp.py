@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from conftest import require, require_binary
+from helpers import envelope_lag
 from livegen.dsp import StreamingInverter, default_settings, invert, spectral_convergence, stft_magnitude
 from livegen.errors import ParameterError
 
@@ -91,24 +92,6 @@ def test_consistent_spectrogram_beats_griffin_lim_32(clips):
                                 center=False, momentum=0.99, random_state=0)
         base = spectral_convergence(gl, S, n_fft=n_fft, hop=hop)
         assert ours < base, f"{name}: streaming {ours:.2f} dB vs GL-32 {base:.2f} dB"
-
-
-def envelope_lag(out: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
-    """Lag (samples) of the cross-correlation peak of the smoothed amplitude envelopes.
-
-    Waveform correlation is no alignment measure after phase reconstruction: on tonal sound a
-    consistent but different phase moves its peak by up to a period (seen: -533 samples on the
-    piano clip). Envelopes keep the timing; a look-ahead left in would show as k*hop.
-    """
-    import scipy.signal
-
-    win = np.hanning(256)
-    e_out = scipy.signal.fftconvolve(np.abs(out), win, "same")
-    e_ref = scipy.signal.fftconvolve(np.abs(ref), win, "same")
-    c = scipy.signal.correlate(e_out - e_out.mean(), e_ref - e_ref.mean(), mode="full", method="fft")
-    lags = np.arange(-len(ref) + 1, len(out))
-    near = np.abs(lags) <= max_lag
-    return int(lags[near][np.argmax(c[near])])
 
 
 def test_output_is_time_aligned_with_the_signal(clips):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from livegen.engine import events as ev
-from livegen.engine.factory import spectral_engine
+from livegen.engine.notes import spectral_engine
 from livegen.engine.notes import NotesSource
 from livegen.model import ModelConfig, random_model
 

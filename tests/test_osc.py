@@ -390,20 +390,78 @@ def test_stop_releases_the_port(target):
     assert not math.isnan(port)
 
 
+def test_params_replies_the_whole_table_in_bundles(target, server, client):
+    """`/livegen/params`: one message per parameter (index, count, name, range, default, unit,
+    integer, step, description), in bundles under the packet limit, enough to draw every slider."""
+    from livegen.control.oscaddress import PARAM_FIELDS
+
+    client.send_message("/livegen/params", [])
+    table, packets = {}, 0
+    while True:
+        data = client.receive(2.0)
+        assert len(data) <= 8192
+        packets += 1
+        for message in parse_packet(data):
+            assert message.address == "/livegen/params" and len(message.args) == len(PARAM_FIELDS)
+            row = dict(zip(PARAM_FIELDS, message.args))
+            table[row["index"]] = row
+        if len(table) == row["count"]:
+            break
+    specs = target.params.specs
+    assert [row["name"] for _, row in sorted(table.items())] == list(specs)
+    assert packets < len(specs)  # bundled, not a datagram each
+    for row in table.values():
+        spec = specs[row["name"]]
+        assert (row["minimum"], row["maximum"], row["default"]) == pytest.approx((spec.minimum, spec.maximum, spec.default))
+        assert (row["unit"], row["integer"], row["description"]) == (spec.unit, int(spec.integer), spec.description)
+        assert row["step"] == (1.0 if spec.integer else 0.0)
+    assert table[list(specs).index("voices")]["step"] == 1.0 and table[list(specs).index("gain")]["unit"] == "dB"
+    small = OscServer(target, port=0, max_packet=256).start()
+    try:  # a small packet limit: the same table in more, smaller bundles
+        client._sock.sendto(encode_message("/livegen/params"), ("127.0.0.1", small.port))
+        names = []
+        while len(names) < len(specs):
+            data = client.receive(2.0)
+            assert 0 < len(data) <= 256
+            names += [m.args[2] for m in parse_packet(data)]
+        assert names == list(specs)
+    finally:
+        small.stop()
+
+
 def test_long_replies_parse_and_oversized_ones_are_refused(target, server, client):
     from livegen.control.oscwire import MAX_ARGS, OscParseError
 
-    client.send_message("/livegen/params", [])
-    (message,) = parse_packet(client.receive(2.0))
-    assert message.address == "/livegen/params" and len(message.args) == 4 * len(target.params.specs) > 64
     many = encode_message("/x", tuple(range(300)))
     assert parse_packet(many)[0].args == tuple(range(300))
     with pytest.raises(OscParseError, match="arguments"):
         parse_packet(encode_message("/x", (True,) * (MAX_ARGS + 1)))
-    small = OscServer(target, port=0, max_packet=256).start()
+    small = OscServer(target, port=0, max_packet=128).start()
     try:
-        client._sock.sendto(encode_message("/livegen/params"), ("127.0.0.1", small.port))
+        client._sock.sendto(encode_message("/livegen/status"), ("127.0.0.1", small.port))
         (message,) = parse_packet(client.receive(2.0))
         assert message.address == "/livegen/error" and "packet limit" in message.args[0]
     finally:
         small.stop()
+
+
+def test_docs_osc_md_is_the_generated_reference():
+    """docs/osc.md is written from the address table (`python -m livegen.control.oscaddress`)."""
+    from conftest import REPO
+    from livegen.control.oscaddress import reference_markdown
+
+    assert (REPO / "docs" / "osc.md").read_text() == reference_markdown(), \
+        "docs/osc.md is stale: python -m livegen.control.oscaddress > docs/osc.md"
+
+
+def test_every_table_address_reaches_its_handler(target):
+    """Each address of the table, sent with no arguments, is understood (never 'unknown address')."""
+    from livegen.control.oscaddress import ADDRESSES
+
+    server = OscServer(target)
+    errors = []
+    server.wire.error = lambda sender, text: errors.append(text)
+    for entry in ADDRESSES:
+        server.handle_message(entry.pattern.replace("<i>", "0").replace("<name>", "gain"), (), ("127.0.0.1", 1))
+    assert len(server.dispatch.handlers) == len({entry.handler for entry in ADDRESSES})
+    assert not [e for e in errors if "unknown address" in e], errors

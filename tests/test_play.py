@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from conftest import REPO
+from helpers import wait_for
 
 CEILING = 10 ** (-0.3 / 20)
 
@@ -57,46 +55,6 @@ def db_rms(y):
     return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2) + 1e-20)
 
 
-class Osc:
-    """A python-osc client on one UDP socket, so replies come back to it."""
-
-    def __init__(self, port: int):
-        from pythonosc.osc_message import OscMessage
-
-        self._parse = OscMessage
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
-
-    def send(self, address: str, *args) -> None:
-        from pythonosc.osc_message_builder import OscMessageBuilder
-
-        builder = OscMessageBuilder(address=address)
-        for arg in args:
-            builder.add_arg(arg)
-        self.sock.sendto(builder.build().dgram, ("127.0.0.1", self.port))
-
-    def ask(self, address: str, *args, reply: str | None = None):
-        self.send(address, *args)
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            message = self._parse(data)
-            if reply is None or message.address == reply:
-                return message
-        return None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_play(server, *args):
     return subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", *args], cwd=REPO,
                             env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -139,61 +97,32 @@ class Capture:
         self.client.close()
 
 
-def wait_for_engine(osc: Osc, proc, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"play exited {proc.returncode}: {out}\n{err}")
-        reply = osc.ask("/livegen/status", reply="/livegen/status")
-        if reply is not None:
-            return dict(zip(reply.params[::2], reply.params[1::2]))
-    pytest.fail("play --headless did not answer /livegen/status")
-
-
-def test_play_headless_into_jack_matches_offline_render(jack_server, tmp_path):
-    port = free_port()
+def test_play_headless_into_jack_matches_offline_render(jack_server, live_play):
     capture = Capture(jack_server)
-    # A deep ring buffer: the test machine is shared, and this test is about sound, not xruns
-    # (`livegen bench engine --soak-seconds` measures those).
-    # The seed-0 random model: a plain harmonic drone whose fundamental is its loudest partial,
-    # independent of how the trained default model evolves.
-    proc = start_play(jack_server, "--osc-port", str(port), "--seed", "0", "--ahead-ms", "300", "--model", "random")
-    osc = Osc(port)
     try:
-        status = wait_for_engine(osc, proc)
-        assert status["samplerate"] == 48000
-        osc.send("/livegen/param/quality", 0)  # the cheapest phase setting: this machine is shared
-        deadline = time.monotonic() + 10
-        while not capture.connect_engine():
-            assert time.monotonic() < deadline, "the engine's JACK output port never appeared"
-            time.sleep(0.1)
-        deadline = time.monotonic() + 20
-        while not np.abs(capture.buffer[max(0, capture.pos - 4800):capture.pos]).max(initial=0) > 1e-3:
-            assert time.monotonic() < deadline, "no sound reached the capture client"
-            time.sleep(0.05)
+        # A deep ring buffer: the test machine is shared, and this test is about sound, not xruns
+        # (`livegen bench engine --soak-seconds` measures those).
+        # The seed-0 random model: a plain harmonic drone whose fundamental is its loudest partial,
+        # independent of how the trained default model evolves.
+        play = live_play("--seed", "0", "--ahead-ms", "300", "--model", "random")
+        assert play.status()["samplerate"] == 48000
+        play.send("/livegen/param/quality", 0)  # the cheapest phase setting: this machine is shared
+        wait_for(capture.connect_engine, 10, "the engine's JACK output port")
+        wait_for(lambda: np.abs(capture.buffer[max(0, capture.pos - 4800):capture.pos]).max(initial=0) > 1e-3, 20,
+                 "sound at the capture client")
         start = capture.pos
-        time.sleep(2.0)
+        wait_for(lambda: capture.pos >= start + 2 * 48000, 30, "2 s captured")
         change_at = capture.pos
-        osc.send("/livegen/param/drone_pitch", 64.0)
-        for _ in range(20):  # applied at the engine's next block
-            reply = osc.ask("/livegen/get/drone_pitch", reply="/livegen/param/drone_pitch")
-            if reply is not None and reply.params[0] == pytest.approx(64.0):
-                break
-            time.sleep(0.05)
-        assert reply is not None and reply.params[0] == pytest.approx(64.0)
-        time.sleep(2.0)
+        play.send("/livegen/param/drone_pitch", 64.0)
+        assert play.get_when("drone_pitch", 64.0, 10) == pytest.approx(64.0)  # applied at the engine's next block
+        wait_for(lambda: capture.pos >= change_at + 2 * 48000, 30, "2 s captured after the change")
         end = capture.pos
-        status = dict(zip(*[iter(osc.ask("/livegen/status", reply="/livegen/status").params)] * 2))
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        assert play.stop(30) == 0, play.log
     finally:
-        if proc.poll() is None:
-            proc.kill()
         capture.close()
-    assert proc.returncode == 0, err
-    assert "stopped after" in out and "xruns" in out and "NaN 0" in out, out
-    assert "Traceback" not in err
+    log = play.log
+    assert "stopped after" in log and "xruns" in log and "NaN 0" in log, log
+    assert "Traceback" not in log
 
     y = capture.buffer[start:end]
     assert np.all(np.isfinite(y))
@@ -207,7 +136,7 @@ def test_play_headless_into_jack_matches_offline_render(jack_server, tmp_path):
 
     # The same events offline (the drone at its default, then drone_pitch 64), compared in
     # steady state: level within 2 dB and band spectrum within 2.5 dB on average.
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.engine import events as ev
     from livegen.engine.setup import load_engine_model
 
@@ -240,37 +169,18 @@ def test_no_audio_server_at_all_is_told_without_traceback(tmp_path):
     assert "livegen devices" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_engine_survives_the_jack_server_dying_and_reconnects(jack_server, tmp_path):
-    port = free_port()
-    proc = start_play(jack_server, "--osc-port", str(port))
-    osc = Osc(port)
-    try:
-        wait_for_engine(osc, proc)
-        jack_server.stop()  # PortAudio's JACK client dies with it: only the audio child may go
-
-        def audio_state():
-            reply = osc.ask("/livegen/status", reply="/livegen/status")
-            return dict(zip(reply.params[::2], reply.params[1::2])).get("audio") if reply else None
-
-        deadline = time.monotonic() + 30
-        while audio_state() != "lost":
-            assert time.monotonic() < deadline, "the engine did not notice the server going away"
-            time.sleep(0.2)
-        assert proc.poll() is None, "the engine server died with its JACK server"
-        jack_server.start(tmp_path)
-        deadline = time.monotonic() + 30
-        while audio_state() != "ok":
-            assert time.monotonic() < deadline, "the engine did not reconnect when the server came back"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    assert "went away" in err and "livegen devices" in err and "is back" in err
-    assert "stopped after" in out
-    assert "Traceback" not in err
+def test_engine_survives_the_jack_server_dying_and_reconnects(jack_server, live_play, tmp_path):
+    play = live_play()
+    jack_server.stop()  # PortAudio's JACK client dies with it: only the audio child may go
+    play.wait_status(lambda pairs: pairs.get("audio") == "lost", 30, "the engine to notice the server going away")
+    assert play.process.poll() is None, "the engine server died with its JACK server"
+    jack_server.start(tmp_path)
+    play.wait_status(lambda pairs: pairs.get("audio") == "ok", 30, "the engine to reconnect when the server came back")
+    assert play.stop(30) == 0, play.log
+    log = play.log
+    assert "went away" in log and "livegen devices" in log and "is back" in log, log
+    assert "stopped after" in log
+    assert "Traceback" not in log
 
 
 def test_devices_lists_the_jack_output_and_midi_apis(jack_server):

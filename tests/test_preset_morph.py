@@ -4,7 +4,6 @@ rules, determinism and exact re-render of a session, the events file and the OSC
 
 from __future__ import annotations
 
-import contextlib
 import math
 import subprocess
 import threading
@@ -16,7 +15,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import require_binary
-from test_control_engine import _start_play, _stop, ask
+from helpers import ask, listen, stepped_osc, wait_for
 from livegen.control.oscwire import parse_packet
 from livegen.engine.events import Event, param, read_events, write_events
 from livegen.errors import ParameterError
@@ -41,7 +40,7 @@ def model():
 
 
 def _engine(model, seed=3):
-    from livegen.engine.factory import spectral_engine
+    from livegen.engine.notes import spectral_engine
 
     return spectral_engine(model[0], samplerate=RATE, seed=seed)
 
@@ -189,7 +188,7 @@ def note_on_event(pitch, *, t):
 
 
 def test_morph_renders_are_deterministic_and_survive_the_events_file(model, tmp_path):
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
 
     events = _performance()
     first, _ = render_events(events, model=model[0], samplerate=RATE, seed=2, seconds=1.2)
@@ -206,7 +205,7 @@ def test_morph_renders_are_deterministic_and_survive_the_events_file(model, tmp_
 
 
 def test_a_recorded_session_with_a_loop_rerenders_exactly(model, tmp_path):
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.session.wiring import SessionControl, engine_header
 
     engine = _engine(model, seed=7)
@@ -214,9 +213,7 @@ def test_a_recorded_session_with_a_loop_rerenders_exactly(model, tmp_path):
     session = SessionControl(engine, directory=tmp_path, header=engine_header(engine, model_name=model[1]),
                              on_error=errors.append).attach()
     engine.schedule(_performance() + [Event("record", t=0.2, value=1), Event("record", t=1.1, value=0)])
-    deadline = time.monotonic() + 10
-    while session._armed is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: session._armed is not None, 10, "the session to arm a recorder")
     engine.render(1.3)
     session.close()
     assert errors == []
@@ -293,54 +290,28 @@ def test_the_new_actions_round_trip_through_json_lines(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ OSC
-@contextlib.contextmanager
-def stepped_osc(engine):
-    """`engine` stepped on its own thread (as the live decoder does) behind an OscServer."""
-    from livegen.control.osc import OscServer
-
-    stop = threading.Event()
-
-    def run():
-        while not stop.is_set():
-            engine.step()
-            time.sleep(0.001)
-
-    stepper = threading.Thread(target=run, daemon=True)
-    stepper.start()
-    server = OscServer(engine, port=0).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        stop.set()
-        stepper.join(5)
-
-
 @pytest.fixture
 def served(model):
-    """A real engine stepped on its own thread behind an OscServer."""
+    """A real engine stepped on its own thread (as the live decoder does) behind an OscServer."""
     engine = _engine(model)
     with stepped_osc(engine) as server:
         yield engine, server
 
 
 def _wait(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    try:
+        return wait_for(condition, timeout)
+    except AssertionError:
+        return False
 
 
-def _errors(client, timeout=1.0):
-    out = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = client.receive(0.2)
-        if data:
-            out += [m.args[0] for m in parse_packet(data) if m.address == "/livegen/error"]
-    return out
+def _errors(client, timeout=10.0):
+    """The errors answered to what `client` sent so far: the server answers in order, so they
+    all come before the reply to a `/livegen/status` sent now."""
+    client.send_message("/livegen/status", [])
+    heard = listen(client, lambda address, args: address == "/livegen/status", timeout)
+    assert heard and heard[-1][0] == "/livegen/status", heard
+    return [args[0] for address, args in heard if address == "/livegen/error"]
 
 
 def test_osc_morph_and_loop_drive_the_engine(served):
@@ -421,36 +392,35 @@ def test_liblo_oscsend_morphs_and_subscribers_see_the_glide(served):
     assert engine.rejected == 0 and not engine.morphing
 
 
-def test_play_headless_morphs_and_loops_over_osc(jack_server, tmp_path):
+def test_play_headless_morphs_and_loops_over_osc(live_play):
     """The engine server itself (`livegen play --headless` on jackd dummy) driven by oscsend."""
     oscsend = require_binary("oscsend")
-    play, port, log_path = _start_play(jack_server, tmp_path)
-    send = lambda *argv: subprocess.run([oscsend, "127.0.0.1", str(port), *argv], check=True)  # noqa: E731
-    try:
-        client = SimpleUDPClient("127.0.0.1", port)
+    play = live_play()
+    send = lambda *argv: subprocess.run([oscsend, "127.0.0.1", str(play.port), *argv], check=True)  # noqa: E731
+    client = play.client
 
-        def x_now():
-            got = ask(client, "/livegen/get/x", want="/livegen/param/x")
-            return got[0] if got else None
+    def x_now():
+        got = ask(client, "/livegen/get/x", want="/livegen/param/x")
+        return got[0] if got else None
 
-        send("/livegen/xy", "ff", "0.1", "0.5")
-        send("/livegen/preset/store", "i", "2")
-        send("/livegen/xy", "ff", "0.9", "0.5")
-        send("/livegen/preset/store", "i", "5")
-        send("/livegen/preset/recall", "i", "2")
-        assert _wait(lambda: x_now() == pytest.approx(0.1), 30)
-        send("/livegen/preset/morph", "if", "5", "2.0")
-        assert _wait(lambda: 0.1 < (x_now() or 0) < 0.9, 30), log_path.read_text()
-        assert _wait(lambda: x_now() == pytest.approx(0.9), 30)
-        send("/livegen/preset/loop", "fii", "0.4", "2", "5")
-        values = set()
-        assert _wait(lambda: values.add(round(x_now() or 0, 3)) or len(values) > 5, 30)
-        send("/livegen/preset/loop", "f", "0")
-        time.sleep(0.3)
-        held = x_now()
-        time.sleep(0.5)
-        assert x_now() == held  # the loop stopped where it was
-        assert ask(client, "/livegen/preset/morph", [5, -1.0], want="/livegen/error") is not None
-        assert play.poll() is None
-    finally:
-        _stop(play)
+    send("/livegen/xy", "ff", "0.1", "0.5")
+    send("/livegen/preset/store", "i", "2")
+    send("/livegen/xy", "ff", "0.9", "0.5")
+    send("/livegen/preset/store", "i", "5")
+    send("/livegen/preset/recall", "i", "2")
+    assert _wait(lambda: x_now() == pytest.approx(0.1), 30)
+    send("/livegen/preset/morph", "if", "5", "2.0")
+    assert _wait(lambda: 0.1 < (x_now() or 0) < 0.9, 30), play.log
+    assert _wait(lambda: x_now() == pytest.approx(0.9), 30)
+    send("/livegen/preset/loop", "fii", "0.4", "2", "5")
+    values = set()
+    assert _wait(lambda: values.add(round(x_now() or 0, 3)) or len(values) > 5, 30)
+    send("/livegen/preset/loop", "f", "0")
+    # the loop stopped where it was: x holds still over more than a leg (0.4 s on the engine's clock)
+    sent_at = play.status()["seconds"]
+    play.wait_status(lambda pairs: pairs["seconds"] > sent_at + 0.3, 30, "0.3 s played after the stop")
+    held, held_at = x_now(), play.status()["seconds"]
+    play.wait_status(lambda pairs: pairs["seconds"] > held_at + 0.5, 30, "0.5 s more played")
+    assert x_now() == held
+    assert ask(client, "/livegen/preset/morph", [5, -1.0], want="/livegen/error") is not None
+    assert play.process.poll() is None

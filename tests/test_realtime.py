@@ -49,7 +49,7 @@ class StandInOutput:
 
 
 def live_engine(priority: int, logs: list):
-    from livegen.engine.factory import spectral_engine
+    from livegen.engine.notes import spectral_engine
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
 

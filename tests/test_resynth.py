@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, require, require_binary
-from test_dsp import envelope_lag
+from helpers import envelope_lag
 
 
 def _resynth(*args):

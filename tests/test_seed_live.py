@@ -7,37 +7,21 @@ files, and `livegen play --headless` on a dummy JACK server driven over real UDP
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import threading
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import REPO
-from livegen.continuation.seeds import prepare_seed, seed_event
-from livegen.continuation.source import ContinuationSource
-from livegen.engine.factory import continuation_engine
+from helpers import MUSIC_SR as SR, default_input_name, listen, music as _music, param_names
 from livegen.continuation.io import save_continuation
-from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
+from livegen.continuation.seeds import prepare_seed, seed_event
+from livegen.continuation.source import ContinuationSource, continuation_engine
 from livegen.engine.events import Event, event_from_record, read_events
-from test_continuation import SR, TINY, _music, seed_frames_from
-from test_control_engine import _listen, _start_play, _stop, ask
 
 BUNDLED = REPO / "models" / "continuation"
 DEFAULT = REPO / "models" / "default"
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    model = ContinuationModel(ContinuationConfig(**TINY))
-    fit_basis(model, torch.from_numpy(np.concatenate([seed_frames_from(_music(2.0, s)) for s in range(3)])))
-    return model.eval()
 
 
 def _load_seed(engine, path) -> tuple[bool, str]:
@@ -162,7 +146,7 @@ def test_session_with_a_live_seed_rerenders_exactly(tiny_model, tmp_path, capfd)
     assert not np.array_equal(sf.read(tmp_path / "missing.wav", dtype="float32")[0], recorded)
 
 
-def test_seed_and_model_switch_over_udp(jack_server, tmp_path):
+def test_seed_and_model_switch_over_udp(live_play, tmp_path):
     """`livegen play --headless` with the VAE model: /livegen/seed is refused naming the model
     to load; /livegen/model loads the bundled continuation model while playing; then
     /livegen/seed plays a file (a recording of it re-renders exactly), bad files are told
@@ -174,47 +158,35 @@ def test_seed_and_model_switch_over_udp(jack_server, tmp_path):
     takes = tmp_path / "takes"
     seed_wav = tmp_path / "seed.wav"
     sf.write(seed_wav, _music(0.8, 5), SR, subtype="FLOAT")
-    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi", "--model", "random",
-                                       "--record-dir", str(takes), "--samplerate", "48000")
-    try:
-        client = SimpleUDPClient("127.0.0.1", port)
-        watcher = SimpleUDPClient("127.0.0.1", port)
-        assert ask(watcher, "/livegen/subscribe", want="/livegen/subscribed") is not None
-        error = ask(client, "/livegen/seed", [str(seed_wav)], want="/livegen/error", timeout=10)
-        assert error and "not a continuation model" in error[0] and "/livegen/model models/continuation" in error[0]
+    play = live_play("--no-midi", "--model", "random", "--record-dir", str(takes), "--samplerate", "48000")
+    watcher = play.subscriber()
+    error = play.ask("/livegen/seed", str(seed_wav), want="/livegen/error", timeout=10)
+    assert error and "not a continuation model" in error[0] and "/livegen/model models/continuation" in error[0]
 
-        assert ask(client, "/livegen/model", [str(BUNDLED)], want="/livegen/model", timeout=90) == (str(BUNDLED),)
-        heard = _listen(watcher, lambda address, args: address == "/livegen/model")
-        assert ("/livegen/model", (str(BUNDLED),)) in heard, heard[-5:]
-        pairs = _status(client)
-        assert pairs["model"] == str(BUNDLED) and pairs["continuation"] == 1 and pairs["audio"] == "ok", pairs
-        params = ask(client, "/livegen/params", want="/livegen/params")
-        assert "temperature" in params[::4], params
+    assert play.ask("/livegen/model", str(BUNDLED), timeout=90) == (str(BUNDLED),)
+    heard = listen(watcher, lambda address, args: address == "/livegen/model")
+    assert ("/livegen/model", (str(BUNDLED),)) in heard, heard[-5:]
+    pairs = play.status()
+    assert pairs["model"] == str(BUNDLED) and pairs["continuation"] == 1 and pairs["audio"] == "ok", pairs
+    assert "temperature" in param_names(play.client)
 
-        error = ask(client, "/livegen/seed", [str(tmp_path / "nowhere.wav")], want="/livegen/error", timeout=30)
-        assert error and "nowhere.wav" in error[0] and "no such file" in error[0], error
-        client.send_message("/livegen/record", 1)
-        time.sleep(0.5)
-        assert ask(client, "/livegen/seed", [str(seed_wav)], want="/livegen/seed", timeout=30) == (str(seed_wav),)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _status(client).get("seed") != "seed.wav":
-            time.sleep(0.1)
-        assert _status(client).get("seed") == "seed.wav", _status(client)
-        time.sleep(1.5)
-        client.send_message("/livegen/record", 0)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list(takes.glob("*.jsonl")):
-            time.sleep(0.1)
-        time.sleep(1.0)
+    error = play.ask("/livegen/seed", str(tmp_path / "nowhere.wav"), want="/livegen/error", timeout=30)
+    assert error and "nowhere.wav" in error[0] and "no such file" in error[0], error
+    play.send("/livegen/record", 1)
+    play.wait_status(lambda pairs: pairs.get("record_seconds", 0) > 0.5, 30, "0.5 s recorded")
+    assert play.ask("/livegen/seed", str(seed_wav), timeout=30) == (str(seed_wav),)
+    pairs = play.wait_status(lambda pairs: pairs.get("seed") == "seed.wav", 30, "the seed playing")
+    seeded = pairs["record_seconds"]
+    play.wait_status(lambda pairs: pairs["record_seconds"] > seeded + 1.5, 30, "1.5 s recorded after the seed")
+    play.send("/livegen/record", 0)
+    play.wait_status(lambda pairs: not pairs["recording"], 30, "the recording stopped")
 
-        assert ask(client, "/livegen/model", [str(DEFAULT)], want="/livegen/model", timeout=90) == (str(DEFAULT),)
-        pairs = _status(client)
-        assert pairs["model"] == str(DEFAULT) and "continuation" not in pairs and "seed" not in pairs, pairs
-        error = ask(client, "/livegen/seed", [str(seed_wav)], want="/livegen/error", timeout=10)
-        assert error and "not a continuation model" in error[0]
-    finally:
-        _stop(play)
-    assert play.returncode == 0, log_path.read_text()
+    assert play.ask("/livegen/model", str(DEFAULT), timeout=90) == (str(DEFAULT),)
+    pairs = play.status()
+    assert pairs["model"] == str(DEFAULT) and "continuation" not in pairs and "seed" not in pairs, pairs
+    error = play.ask("/livegen/seed", str(seed_wav), want="/livegen/error", timeout=10)
+    assert error and "not a continuation model" in error[0]
+    assert play.stop() == 0, play.log
     (wav,) = takes.glob("*.wav")
     header, events = read_events(wav.with_suffix(".jsonl"))
     assert header["model_dir"] == str(BUNDLED) and any(e.type == "seed" for e in events), events
@@ -245,35 +217,17 @@ def test_scheduled_seed_events_read_their_files(tiny_model, tmp_path):
             [event_from_record({"t": 0.2, "type": "seed", "path": str(tmp_path / "gone.wav")})])
 
 
-def _status(client) -> dict:
-    status = ask(client, "/livegen/status", want="/livegen/status")
-    return dict(zip(status[::2], status[1::2])) if status else {}
-
-
-def test_live_input_follows_into_a_continuation_model_loaded_later(jack_server, tmp_path, tiny_model):
+def test_live_input_follows_into_a_continuation_model_loaded_later(live_play, jack_server, tmp_path, tiny_model):
     """`--input-device` with a continuation model: after switching to a VAE model and back
     (`/livegen/model`), the newly loaded continuation engine hears the input too."""
-    from test_continuation import _default_input_name
-
     model_dir = save_continuation(tiny_model, tmp_path / "m")
-    name = _default_input_name(jack_server.env)
-    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi", "--model", str(model_dir),
-                                       "--input-device", name)
-    try:
-        client = SimpleUDPClient("127.0.0.1", port)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _status(client).get("input_frames", 0) < 20:
-            time.sleep(0.2)
-        assert _status(client).get("input_frames", 0) >= 20, log_path.read_text()
-        assert ask(client, "/livegen/model", ["random"], want="/livegen/model", timeout=90) == ("random",)
-        assert "input_frames" not in _status(client)
-        assert ask(client, "/livegen/model", [str(model_dir)], want="/livegen/model", timeout=90) == (str(model_dir),)
-        deadline = time.monotonic() + 30
-        frames = []
-        while time.monotonic() < deadline and len(set(frames)) < 3:
-            frames.append(_status(client).get("input_frames", 0))
-            time.sleep(0.2)
-        assert len(set(frames)) >= 3 and frames[-1] > 0, (frames, log_path.read_text())
-    finally:
-        _stop(play)
-    assert play.returncode == 0, log_path.read_text()
+    name = default_input_name(jack_server.env)
+    play = live_play("--no-midi", "--model", str(model_dir), "--input-device", name)
+    play.wait_status(lambda pairs: pairs.get("input_frames", 0) >= 20, 30, "20 input frames heard")
+    assert play.ask("/livegen/model", "random", timeout=90) == ("random",)
+    assert "input_frames" not in play.status()
+    assert play.ask("/livegen/model", str(model_dir), timeout=90) == (str(model_dir),)
+    frames = set()
+    play.wait_status(lambda pairs: frames.add(pairs.get("input_frames", 0)) or (len(frames) >= 3 and max(frames) > 0),
+                     30, "input frames counting up in the new engine")
+    assert play.stop() == 0, play.log

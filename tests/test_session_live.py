@@ -23,10 +23,11 @@ _SERVER = textwrap.dedent("""
     import argparse, signal, sys, threading, time
     import torch
     from livegen.audio.process import ProcessOutput, SharedRing
-    from livegen.engine.factory import spectral_engine
+    from livegen.engine.notes import spectral_engine
     from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
     from livegen.control.osc import OscServer
+    from livegen.control.target import InProcessTarget
     from livegen.session.wiring import add_session_arguments, attach_session
 
     parser = argparse.ArgumentParser()
@@ -45,7 +46,7 @@ _SERVER = textwrap.dedent("""
     engine = spectral_engine(model, samplerate=48000, seed=9)
     live = LiveEngine(engine, output, ahead=4096)
     session = attach_session(engine, args, model_name=name, log=lambda text: print(text, flush=True))
-    osc = OscServer(live, port=0).start()
+    osc = OscServer(InProcessTarget(live), port=0).start()
     trace = []
     if args.trace:  # after the session's listener: (sample, value asked, recording flag after)
         engine.add_listener(lambda e: trace.append((e.sample, int(e.value), int(engine.recording)))
@@ -170,7 +171,7 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     assert 0.8 < len(audio) / rate < 3.0
     assert np.abs(audio).max() > 1e-3
 
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.engine.setup import load_engine_model
 
     model, _ = load_engine_model(header.get("model_dir"), log=lambda text: None)
@@ -339,7 +340,7 @@ def test_record_toggles_hammered_over_udp_leave_every_take_whole(jack_server, tm
     longest = max(paths, key=lambda path: soundfile.info(str(path)).frames)
     assert np.abs(soundfile.read(str(longest), dtype="float32")[0]).max() > 1e-3
     # Each take (recorders armed again after a same-block stop among them) re-renders from its log.
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.engine.setup import load_engine_model
 
     model, _ = load_engine_model(None, log=lambda text: None)

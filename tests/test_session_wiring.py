@@ -27,14 +27,14 @@ def model():
 
 
 def _engine(model, seed=5):
-    from livegen.engine.factory import spectral_engine
+    from livegen.engine.notes import spectral_engine
 
     return spectral_engine(model[0], samplerate=48000, seed=seed)
 
 
 def _rerender(log_path, model, *, frames):
     """Render a session log from sample 0 and cut out the recorded span."""
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
 
     header, events = read_events(log_path, tolerate_truncation=True)
     start = header["start_sample"]
@@ -195,7 +195,7 @@ def test_full_disk_mid_recording_keeps_the_engine_and_the_file(model, tmp_path):
 def test_replay_plan_at_the_same_and_at_another_rate(model, tmp_path):
     import soxr
 
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.session.replay import plan_replay
     from livegen.session.wiring import SessionControl, engine_header
 
@@ -245,7 +245,7 @@ def test_rerender_at_another_rate_lines_up_with_the_recording(model, tmp_path):
     difference out, 44.1 kHz lagged by 435 samples: soxr's primed FIFO against the FIR's 47.5)."""
     import soxr
 
-    from livegen.cli.render import render_events
+    from livegen.session.render import render_events
     from livegen.session.replay import output_latency, plan_replay
     from livegen.session.wiring import SessionControl, engine_header
 

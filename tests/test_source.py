@@ -4,19 +4,17 @@ preparation, status and header fields, and mixing, through the engine and over r
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from livegen.control.oscwire import parse_packet
+from helpers import ask, get_when, param_names, status_of, stepped_osc, wait_for
 from livegen.engine.core import Engine
 from livegen.engine.events import Event, note_on, param
 from livegen.engine.fake import FakeConfig, FakeSource
 from livegen.engine.params import ParamSpec
 from livegen.session.wiring import engine_header
-from test_preset_morph import stepped_osc
 
 
 def _engine(*sources, **kwargs) -> Engine:
@@ -109,28 +107,18 @@ def test_a_parameter_declared_twice_must_agree():
 
 
 def test_a_source_parameter_over_osc():
+    """Its parameter is set and read over OSC and listed in `/livegen/params`, its events come
+    from `/livegen/note`, its status fields answer `/livegen/status`."""
     fake = FakeSource("fake_level")
     engine = _engine(fake)
     with stepped_osc(engine) as osc:
         client = SimpleUDPClient("127.0.0.1", osc.port)
+        assert "fake_level" in param_names(client)
         client.send_message("/livegen/param/fake_level", 7.5)
         client.send_message("/livegen/note", [64, 100])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (engine.params.get("fake_level") != 7.5 or not fake.handled):
-            time.sleep(0.01)
-        assert engine.params.get("fake_level") == 7.5 and fake.handled[0].pitch == 64
-        client.send_message("/livegen/get/fake_level", [])
-        client.send_message("/livegen/status", [])
-        client.send_message("/livegen/seed", "x.wav")
-        got = {}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not {"/livegen/param/fake_level", "/livegen/status",
-                                                   "/livegen/error"} <= set(got):
-            data = client.receive(max(0.01, deadline - time.monotonic()))  # b"" on timeout
-            for message in parse_packet(data) if data else ():
-                got[message.address] = message.args
-    assert got["/livegen/param/fake_level"][0] == pytest.approx(7.5)
-    pairs = got["/livegen/status"]
-    status = dict(zip(pairs[::2], pairs[1::2]))
-    assert status["fake_level_events"] == 1
-    assert "not a continuation model" in got["/livegen/error"][0]
+        assert get_when(client, "fake_level", 7.5) == pytest.approx(7.5)
+        wait_for(lambda: fake.handled, what="the note at the fake source")
+        assert fake.handled[0].pitch == 64
+        assert status_of(client)["fake_level_events"] == 1
+        error = ask(client, "/livegen/seed", ("x.wav",), want="/livegen/error")
+    assert error and "not a continuation model" in error[0]

@@ -6,62 +6,17 @@ move when it pushes feedback. Quit and crash handling run a real child process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import time
 
 import pytest
 
-from livegen.tui.app import LivegenApp
+from helpers import last_args, make_app, run, until
 from livegen.tui.child import EngineProcess, engine_argv
-from livegen.tui.fake_engine import FakeEngine
-from livegen.tui.model_info import ModelInfo, read_model_info
+from livegen.tui.model_info import read_model_info
 from livegen.tui.notes import GATE_SECONDS
-from livegen.tui.osc import OscLink
 from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
-
-CENTROIDS = {"piano": (0.2, 0.7), "organ": (0.6, 0.3), "strings": (0.8, 0.8)}
-SIZE = (100, 32)
-
-
-@pytest.fixture
-def fake():
-    engine = FakeEngine().start()
-    yield engine
-    engine.stop()
-
-
-def make_app(port: int, *, engine=None, model_roots=None) -> LivegenApp:
-    link = OscLink("127.0.0.1", port)
-    info = ModelInfo(path="/models/test", latent_dim=8, centroids=dict(CENTROIDS))
-    return LivegenApp(link, engine=engine, info=info, model_roots=model_roots)
-
-
-async def until(pilot, predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await pilot.pause(0.02)
-    return predicate()
-
-
-def run(app: LivegenApp, scenario, size=SIZE):
-    async def main():
-        try:
-            async with app.run_test(size=size) as pilot:
-                await scenario(pilot)
-        finally:
-            app.link.close()
-    asyncio.run(main())
-
-
-def last_args(fake: FakeEngine, address: str):
-    found = [args for a, args in fake.messages(address) if a == address]
-    return found[-1] if found else None
-
 
 def test_pad_is_focused_and_drag_sends_xy(fake):
     app = make_app(fake.port)
@@ -75,9 +30,8 @@ def test_pad_is_focused_and_drag_sends_xy(fake):
         await pilot.hover("#pad", offset=(1 + width // 2, 1 + height - 1))
         await pilot.hover("#pad", offset=(width, 1 + height - 1))
         await pilot.mouse_up("#pad", offset=(width, 1 + height - 1))
-        await pilot.pause(0.1)
-        xy = fake.wait_for("/livegen/xy", 1)
-        assert xy, "dragging sends /livegen/xy"
+        assert await until(pilot, lambda: last_args(fake, "/livegen/xy") == pytest.approx((1.0, 0.0), abs=0.01)), \
+            f"dragging sends /livegen/xy: {fake.messages('/livegen/xy')}"
         x, y = fake.messages("/livegen/xy")[-1][1]
         assert x == pytest.approx(1.0, abs=0.01) and y == pytest.approx(0.0, abs=0.01)
         assert (pad.x, pad.y) == pytest.approx((x, y))
@@ -93,10 +47,9 @@ def test_pad_arrow_keys_coarse_and_fine(fake):
 
     async def scenario(pilot):
         await pilot.press("right", "right", "up")
-        await pilot.pause(0.05)
         await pilot.press("shift+down")
-        await pilot.pause(0.1)
-        x, y = fake.wait_for("/livegen/xy", 1) and fake.messages("/livegen/xy")[-1][1]
+        assert await until(pilot, lambda: len(fake.messages("/livegen/xy")) >= 4), fake.messages("/livegen/xy")
+        x, y = fake.messages("/livegen/xy")[-1][1]
         assert x == pytest.approx(0.55, abs=1e-6)
         assert y == pytest.approx(0.52, abs=1e-6)
 
@@ -110,24 +63,19 @@ def test_slider_keys_send_parameters(fake):
         gain = app.query_one("#slider-gain", ParamSlider)
         gain.focus()
         await pilot.press("right")
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/param/gain") == pytest.approx((-6.0 + 0.72,), abs=1e-4)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/param/gain") == pytest.approx((-6.0 + 0.72,), abs=1e-4))
         await pilot.press("end")
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/param/gain") == (12.0,)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/param/gain") == (12.0,))
         await pilot.press("delete")
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/param/gain") == (-6.0,)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/param/gain") == (-6.0,))
         z0 = app.query_one("#slider-z0", ParamSlider)
         z0.focus()
         await pilot.press("shift+left", "pageup")
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/z/0") == pytest.approx((-0.016 + 0.8,), abs=1e-4)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/z/0") == pytest.approx((-0.016 + 0.8,), abs=1e-4))
         voices = app.query_one("#slider-voices", ParamSlider)
         voices.focus()
         await pilot.press("left")
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/param/voices") == (7.0,)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/param/voices") == (7.0,))
         # down moves to the next slider
         await pilot.press("down")
         assert app.focused.id == "slider-quality"
@@ -137,9 +85,8 @@ def test_slider_keys_send_parameters(fake):
         await pilot.mouse_down("#slider-drift", offset=(start + 1, 0))
         await pilot.hover("#slider-drift", offset=(start + bar + 3, 0))
         await pilot.mouse_up("#slider-drift", offset=(start + bar + 3, 0))
-        await pilot.pause(0.1)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/param/drift") == (1.0,))
         assert app.focused is drift and drift.value == 1.0
-        assert last_args(fake, "/livegen/param/drift") == (1.0,)
 
     run(app, scenario)
 
@@ -201,8 +148,7 @@ def test_midi_learn_binds_lists_and_deletes(fake):
         params = app.screen.query_one("#learn-params")
         params.highlighted = app.screen.params.index("drift")
         await pilot.press("enter")
-        await pilot.pause(0.1)
-        assert fake.wait_for("/livegen/learn", 1)[-1][1] == ("drift",)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/learn") == ("drift",))
         fake.push("/livegen/learned", "drift", "CC 74 ch 1")
         assert await until(pilot, lambda: app.screen.bindings.get("drift") == "CC 74 ch 1")
         assert "record" in app.screen.params, "the record button is learnable like a parameter"
@@ -212,8 +158,7 @@ def test_midi_learn_binds_lists_and_deletes(fake):
         assert bindings.has_focus
         bindings.highlighted = 0
         await pilot.press("delete")
-        await pilot.pause(0.1)
-        assert fake.wait_for("/livegen/unlearn", 1)[-1][1] == ("drift",)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/unlearn") == ("drift",))
         assert "drift" not in app.screen.bindings
         await pilot.press("escape")
         assert not isinstance(app.screen, LearnScreen)
@@ -233,11 +178,10 @@ def test_presets_store_recall_and_morph(fake):
         gain.set_value(6.0)
         app.query_one(XYPad).set_point(0.9, 0.1)
         await pilot.press("at")  # shift+2: store slot 2
-        await pilot.pause(0.1)
+        assert await until(pilot, lambda: len(fake.messages("/livegen/preset/store")) >= 2)
         assert [args for _, args in fake.messages("/livegen/preset/store")] == [(1,), (2,)]
         await pilot.press("1")
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/preset/recall") == (1,)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/preset/recall") == (1,))
         assert gain.value == -20.0
         assert app.query_one(XYPad).x == pytest.approx(0.5)
         # morph 1 -> 2 over the shortest time
@@ -247,7 +191,7 @@ def test_presets_store_recall_and_morph(fake):
         count = len(fake.messages("/livegen/param/gain"))
         await pilot.press("m", "2")
         assert await until(pilot, lambda: bar.current == 2 and bar.morph_progress is None)
-        await pilot.pause(0.1)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/param/gain") == pytest.approx((6.0,)))
         values = [args[0] for _, args in fake.messages("/livegen/param/gain")[count:]]
         assert values[-1] == pytest.approx(6.0)
         between = [v for v in values if -20.0 < v < 6.0]
@@ -271,8 +215,8 @@ def test_keyboard_notes_gate_octave_and_latch(fake):
     async def scenario(pilot):
         await pilot.press("a")  # home row: a = C
         assert fake.wait_for("/livegen/note", 1)[0][1] == (60, 100)
-        await pilot.pause(GATE_SECONDS + 0.3)
-        assert fake.wait_for("/livegen/note", 2)[1][1] == (60, 0), "the gate closes the note"
+        assert await until(pilot, lambda: len(fake.messages("/livegen/note")) >= 2, GATE_SECONDS + 5)
+        assert fake.messages("/livegen/note")[1][1] == (60, 0), "the gate closes the note"
         await pilot.press("x", "k")  # octave up, then k = the next C
         assert fake.wait_for("/livegen/note", 3)[2][1] == (84, 100)
         await pilot.press("space")
@@ -281,7 +225,7 @@ def test_keyboard_notes_gate_octave_and_latch(fake):
         assert fake.wait_for("/livegen/note", 5)[4][1] == (61, 84)
         await pilot.press("v", "space")
         await pilot.press("backslash", "d")  # latch, d = E
-        await pilot.pause(GATE_SECONDS + 0.2)
+        await pilot.pause(GATE_SECONDS + 0.2)  # past the gate: a latched note is not closed
         notes = fake.messages("/livegen/note")
         assert notes[-1][1] == (64, 92), "latched notes stay on"
         await pilot.press("d")
@@ -298,7 +242,9 @@ def test_r_toggles_recording_and_collides_with_nothing(fake):
     async def scenario(pilot):
         await pilot.press("r")
         assert await until(pilot, lambda: last_args(fake, "/livegen/record") == (1,))
-        assert "REC" in str(app.query_one(StatusLine).render())
+        # the status line shows REC once the engine's next status reply says it records
+        assert await until(pilot, lambda: "REC" in str(app.query_one(StatusLine).render())), \
+            str(app.query_one(StatusLine).render())
         await pilot.press("r")
         assert await until(pilot, lambda: last_args(fake, "/livegen/record") == (0,))
         await pilot.press("ctrl+r")
@@ -309,8 +255,7 @@ def test_r_toggles_recording_and_collides_with_nothing(fake):
         await pilot.press("f3", "tab")
         assert isinstance(app.screen, ModelPickerScreen)
         await pilot.press("r", "q")
-        await pilot.pause(0.1)
-        assert app.screen.query_one("#model-path").value == "rq"
+        assert await until(pilot, lambda: app.screen.query_one("#model-path").value == "rq")
         assert len(fake.messages("/livegen/record")) == 3
         await pilot.press("escape", "f1", "q")  # q closes help, it does not quit
         assert not isinstance(app.screen, HelpScreen) and app.is_running
@@ -330,8 +275,7 @@ def test_record_help_and_model_picker(fake, tmp_path):
 
     async def scenario(pilot):
         await pilot.press("r")
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/record") == (1,)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/record") == (1,))
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
@@ -339,9 +283,8 @@ def test_record_help_and_model_picker(fake, tmp_path):
         await pilot.press("f3")
         assert isinstance(app.screen, ModelPickerScreen)
         await pilot.press("enter")  # the listed model
-        await until(pilot, lambda: "z3" in app.sliders and "z4" not in app.sliders)
-        await pilot.pause(0.1)
-        assert last_args(fake, "/livegen/model") == (str(model.resolve()),)
+        assert await until(pilot, lambda: "z3" in app.sliders and "z4" not in app.sliders)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/model") == (str(model.resolve()),))
         names = [s.param for s in app.query(ParamSlider)]
         assert [n for n in names if n.startswith("z")] == ["z0", "z1", "z2", "z3"]
         assert app.query_one(XYPad).centroids == {"bass": (0.3, 0.2)}

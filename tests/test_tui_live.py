@@ -8,33 +8,27 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
+from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import REPO, require_binary
-from test_control_engine import _stop
-from test_play import Osc
+from helpers import ask as ask_client, free_udp_port, run, until, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def ask(port: int, address: str, reply: str, timeout: float = 2.0):
-    """The reply's arguments, or None (a python-osc client on its own socket)."""
-    osc = Osc(port)
+    """The reply's arguments as a list, or None (a python-osc client on its own socket)."""
+    client = SimpleUDPClient("127.0.0.1", port)
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = osc.ask(address, reply=reply)
-            if message is not None:
-                return message.params
-        return None
+        got = ask_client(client, address, want=reply, timeout=timeout)
+        return list(got) if got is not None else None
     finally:
-        osc.sock.close()
+        client._sock.close()
 
 
 def engine_pids(port: int) -> list[int]:
@@ -65,22 +59,15 @@ class Tmux:
         return self.run("capture-pane", "-p", "-t", "ui", check=False)
 
     def wait_for(self, text: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.25)
-        raise AssertionError(f"{text!r} never appeared on the screen:\n{self.screen()}")
+        return wait_for(lambda: (lambda screen: screen if text in screen else None)(self.screen()), timeout,
+                        lambda: f"{text!r} on the screen:\n{self.screen()}", interval=0.25)
 
     def kill(self) -> None:
         self.run("kill-server", check=False)
 
 
 def test_livegen_play_ui_in_tmux_on_jack_dummy(jack_server, tmp_path):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_udp_port()
     exit_file = tmp_path / "exit"
     log = tmp_path / "engine.log"
     command = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(sys.executable)} -m livegen play "
@@ -95,21 +82,15 @@ def test_livegen_play_ui_in_tmux_on_jack_dummy(jack_server, tmp_path):
         x0 = ask(port, "/livegen/get/x", "/livegen/param/x")
         assert x0 == [pytest.approx(0.5)]
         tmux.run("send-keys", "-t", "ui", "Right", "Right", "Right", "Right")
-        deadline = time.monotonic() + 10
-        x = x0
-        while time.monotonic() < deadline and x == x0:
-            time.sleep(0.2)
-            x = ask(port, "/livegen/get/x", "/livegen/param/x")
-        assert x == [pytest.approx(0.6, abs=1e-3)], f"arrow keys move the engine's latent point; log: {log.read_text()}"
+        wait_for(lambda: ask(port, "/livegen/get/x", "/livegen/param/x") == [pytest.approx(0.6, abs=1e-3)], 10,
+                 lambda: f"four Right presses to move the engine's x to 0.6; log: {log.read_text()}", interval=0.2)
         pids = engine_pids(port)
         assert pids, "the engine runs as a child process"
         tmux.run("send-keys", "-t", "ui", "C-q")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not exit_file.exists():
-            time.sleep(0.2)
+        wait_for(lambda: exit_file.exists() and exit_file.read_text().strip(), 30,
+                 lambda: f"livegen play to exit; screen:\n{tmux.screen()}", interval=0.2)
         assert exit_file.read_text().strip() == "0", f"livegen play exits 0; screen:\n{tmux.screen()}"
-        time.sleep(0.5)
-        assert engine_pids(port) == [], "quit leaves no engine process running"
+        wait_for(lambda: engine_pids(port) == [], 5, lambda: f"no engine process left running: {engine_pids(port)}")
         assert ask(port, "/livegen/status", "/livegen/status", timeout=1.0) is None
     finally:
         tmux.kill()
@@ -117,75 +98,51 @@ def test_livegen_play_ui_in_tmux_on_jack_dummy(jack_server, tmp_path):
             os.kill(pid, 9)
 
 
-def test_ui_attached_to_the_real_engine_shows_its_meters_and_loads_a_model(jack_server, tmp_path):
+def test_ui_attached_to_the_real_engine_shows_its_meters_and_loads_a_model(live_play):
     """Pilot drives the UI in attach mode against a real `play --headless` on jackd dummy: the
     meter and the waterfall fill with what the engine measures (finite, changing), the status
     line shows the engine's `osc_last` after a key played a note, and the model picker switches
     the engine to another model (`/livegen/model s`)."""
-    import asyncio
     import math
-    import signal
 
     from livegen.tui.app import LivegenApp
     from livegen.tui.model_info import read_model_info
     from livegen.tui.osc import OscLink
     from livegen.tui.screens import ModelPickerScreen
-    from test_play import free_port, start_play, wait_for_engine
 
-    port = free_port()
-    play = start_play(jack_server, "--osc-port", str(port), "--no-midi")
-    try:
-        osc = Osc(port)
-        wait_for_engine(osc, play)
-        osc.sock.close()
-        app = LivegenApp(OscLink("127.0.0.1", port), info=read_model_info(None))
+    play = live_play("--no-midi")
+    app = LivegenApp(OscLink("127.0.0.1", play.port), info=read_model_info(None))
 
-        async def until(pilot, predicate, timeout):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not predicate():
-                await pilot.pause(0.05)
-            return predicate()
+    async def scenario(pilot):
+        meter, waterfall = app.meter, app.waterfall
+        assert await until(pilot, lambda: meter.peak_db is not None and len(waterfall.rows) >= 10, 30), \
+            "the engine's /livegen/meter and /livegen/spectrum reach the widgets"
+        levels = set()
+        assert await until(pilot, lambda: levels.add((meter.peak_db, meter.rms_db)) or len(levels) > 3, 10), \
+            "the meter moves"
+        rows = [list(row) for row in list(waterfall.rows)[:20]]
+        assert all(len(row) == 64 for row in rows), "64 bands a row"
+        assert all(math.isfinite(v) and -130 <= v <= 10 for row in rows for v in row), "band levels in dB"
+        assert all(math.isfinite(p) and math.isfinite(r) and r <= p + 1e-6 and p <= 0.5 for p, r in levels)
+        assert len(levels) > 1, "the meter moves"
+        assert len({tuple(row) for row in rows}) > 1, "the spectrum rows change"
+        assert max(p for p, _ in levels) > -60, "the drone is heard"
+        assert "record_bytes" in app.status and "midi_last" not in app.status, "--no-midi: no MIDI keys"
+        await pilot.press("a")  # a note from the computer keyboard: the engine's osc_last says so
+        assert await until(pilot, lambda: app.status.get("osc_last") == "/livegen/note", 10), app.status
+        assert "note" in str(app.status_line.render())
+        # The model picker asks the engine for another model; the pad follows its answer.
+        before = len(waterfall.rows)
+        await pilot.press("f3", "tab")
+        assert isinstance(app.screen, ModelPickerScreen)
+        await pilot.press(*"random", "enter")
+        assert await until(pilot, lambda: app.info.path == "random", 90), \
+            f"/livegen/model answered; status: {app.status}"
+        assert "random" in app.pad.border_title
+        assert await until(pilot, lambda: app.status.get("model") == "random", 10), app.status
+        count = len(waterfall.rows)
+        assert await until(pilot, lambda: len(waterfall.rows) > count + 5 or len(waterfall.rows) == 200, 10), \
+            "meters keep coming from the new engine"
+        assert len(waterfall.rows) > before
 
-        async def scenario(pilot):
-            meter, waterfall = app.meter, app.waterfall
-            assert await until(pilot, lambda: meter.peak_db is not None and len(waterfall.rows) >= 10, 30), \
-                "the engine's /livegen/meter and /livegen/spectrum reach the widgets"
-            levels = set()
-            for _ in range(20):
-                levels.add((meter.peak_db, meter.rms_db))
-                await pilot.pause(0.05)
-            rows = [list(row) for row in list(waterfall.rows)[:20]]
-            assert all(len(row) == 64 for row in rows), "64 bands a row"
-            assert all(math.isfinite(v) and -130 <= v <= 10 for row in rows for v in row), "band levels in dB"
-            assert all(math.isfinite(p) and math.isfinite(r) and r <= p + 1e-6 and p <= 0.5 for p, r in levels)
-            assert len(levels) > 1, "the meter moves"
-            assert len({tuple(row) for row in rows}) > 1, "the spectrum rows change"
-            assert max(p for p, _ in levels) > -60, "the drone is heard"
-            assert "record_bytes" in app.status and "midi_last" not in app.status, "--no-midi: no MIDI keys"
-            await pilot.press("a")  # a note from the computer keyboard: the engine's osc_last says so
-            assert await until(pilot, lambda: app.status.get("osc_last") == "/livegen/note", 10), app.status
-            assert "note" in str(app.status_line.render())
-            # The model picker asks the engine for another model; the pad follows its answer.
-            before = len(waterfall.rows)
-            await pilot.press("f3", "tab")
-            assert isinstance(app.screen, ModelPickerScreen)
-            await pilot.press(*"random", "enter")
-            assert await until(pilot, lambda: app.info.path == "random", 90), \
-                f"/livegen/model answered; status: {app.status}"
-            assert "random" in app.pad.border_title
-            assert await until(pilot, lambda: app.status.get("model") == "random", 10), app.status
-            count = len(waterfall.rows)
-            assert await until(pilot, lambda: len(waterfall.rows) > count + 5 or len(waterfall.rows) == 200, 10), \
-                "meters keep coming from the new engine"
-            assert len(waterfall.rows) > before
-
-        async def main():
-            try:
-                async with app.run_test(size=(100, 30)) as pilot:
-                    await scenario(pilot)
-            finally:
-                app.link.close()
-
-        asyncio.run(main())
-    finally:
-        _stop(play)
+    run(app, scenario, size=(100, 30))

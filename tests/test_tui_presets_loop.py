@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from livegen.tui.widgets import ParamSlider, PresetBar, XYPad
-from test_tui import fake, make_app, run, until  # noqa: F401 (fake is a fixture)
+from helpers import last_args, make_app, run, settle, until
 
 
 def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
@@ -19,7 +19,7 @@ def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
         bar = app.query_one(PresetBar)
         bar.focus()
         await pilot.press("L")
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert not bar.looping, "nothing to loop through yet"
         for slot, key, value, x in ((2, "at", -20.0, 0.1), (5, "percent_sign", 0.0, 0.9), (7, "ampersand", 6.0, 0.5)):
             gain.set_value(value)
@@ -29,7 +29,7 @@ def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
             await pilot.press("less_than_sign")
         assert bar.morph_time == 0.5
         await pilot.press("2")  # recall slot 2: the loop starts from there
-        await pilot.pause(0.1)
+        assert await until(pilot, lambda: last_args(fake, "/livegen/preset/recall") == (2,) and gain.value == -20.0)
         count = len(fake.messages("/livegen/param/gain"))
         await pilot.press("L")
         assert bar.looping and "loop" in bar.render().plain
@@ -42,9 +42,9 @@ def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
         values = [args[0] for _, args in fake.messages("/livegen/param/gain")[count:]]
         assert any(-20.0 < v < 0.0 for v in values) and any(0.0 < v < 6.0 for v in values), values
         assert values.count(6.0) >= 1 and values.count(-20.0) >= 1, "each leg lands on its preset"
-        await pilot.pause(0.7)
+        await settle(pilot, lambda: len(fake.messages("/livegen/param/gain")))  # what was on its way arrived
         sent = len(fake.messages("/livegen/param/gain"))
-        await pilot.pause(0.7)
+        await pilot.pause(0.7)  # longer than a morph tick: a running loop would have sent
         assert len(fake.messages("/livegen/param/gain")) == sent, "a stopped loop sends nothing more"
         # a recall stops a running loop too
         await pilot.press("L")

@@ -17,7 +17,7 @@ from livegen.tui.model_info import ModelInfo, read_model_info
 from livegen.tui.osc import OscLink
 from livegen.tui.screens import HelpScreen, ModelPickerScreen, SeedScreen
 from livegen.tui.widgets import ParamSlider
-from test_tui import fake, last_args, run, until  # noqa: F401 (fake is a fixture)
+from helpers import MUSIC_SR, last_args, music, run, until
 
 BUNDLED = REPO / "models" / "continuation"
 DEFAULT = REPO / "models" / "default"
@@ -64,10 +64,9 @@ def test_seed_key_with_a_vae_model_says_what_to_load(fake):
 
     async def scenario(pilot):
         await pilot.press("f4")
-        await pilot.pause(0.1)
+        assert await until(pilot, lambda: any("not a continuation model" in n.message and "models/continuation" in n.message
+                                              for n in app._notifications)), [n.message for n in app._notifications]
         assert not isinstance(app.screen, SeedScreen)
-        assert any("not a continuation model" in n.message and "models/continuation" in n.message
-                   for n in app._notifications), [n.message for n in app._notifications]
         assert fake.messages("/livegen/seed") == []
 
     run(app, scenario)
@@ -100,46 +99,35 @@ def test_picker_to_a_continuation_model_adds_its_sliders_and_back(fake, tmp_path
     run(app, scenario)
 
 
-def test_ui_switches_the_real_engine_to_continuation_seeds_it_and_back(jack_server, tmp_path):
+def test_ui_switches_the_real_engine_to_continuation_seeds_it_and_back(live_play, tmp_path):
     """Pilot in attach mode against `play --headless` on jackd dummy: the picker loads the bundled
     continuation model while playing, the seed action makes it play a file (the engine's status
     names it), and the picker goes back to models/default."""
-    from test_control_engine import _start_play, _stop
-    from test_continuation import SR, _music
-
     seed_wav = tmp_path / "loop.wav"
-    sf.write(seed_wav, _music(0.8, 9), SR, subtype="FLOAT")
-    play, port, log_path = _start_play(jack_server, tmp_path, "--no-midi")
-    app = LivegenApp(OscLink("127.0.0.1", port), info=read_model_info(None))
+    sf.write(seed_wav, music(0.8, 9), MUSIC_SR, subtype="FLOAT")
+    play = live_play("--no-midi")
+    app = LivegenApp(OscLink("127.0.0.1", play.port), info=read_model_info(None))
 
     async def scenario(pilot):
         assert await until(pilot, lambda: app.status.get("model"), 30), app.status
         await pilot.press("f4")
-        await pilot.pause(0.1)
+        await pilot.pause()
         assert not isinstance(app.screen, SeedScreen), "models/default takes no seed"
         await pilot.press("f3", "tab", *str(BUNDLED), "enter")
-        assert await until(pilot, lambda: app.info.continuation, 90), f"{app.status}\n{log_path.read_text()}"
+        assert await until(pilot, lambda: app.info.continuation, 90), f"{app.status}\n{play.log}"
         assert await until(pilot, lambda: app.status.get("model") == str(BUNDLED), 10), app.status
         assert await until(pilot, lambda: "temperature" in app.sliders, 10)
         await pilot.press("f4")
         assert isinstance(app.screen, SeedScreen)
         await pilot.press(*str(seed_wav), "enter")
-        assert await until(pilot, lambda: app.status.get("seed") == "loop.wav", 30), \
-            f"{app.status}\n{log_path.read_text()}"
+        assert await until(pilot, lambda: app.status.get("seed") == "loop.wav", 30), f"{app.status}\n{play.log}"
         assert await until(pilot, lambda: any("loop.wav plays" in n.message for n in app._notifications), 10)
-        peaks = []
-        for _ in range(20):
-            await pilot.pause(0.05)
-            peaks.append(app.meter.peak_db)
-        assert max(p for p in peaks if p is not None) > -60, peaks
+        assert await until(pilot, lambda: (app.meter.peak_db or -200) > -60, 10), "the seed is heard"
         await pilot.press("f3", "tab", *str(DEFAULT), "enter")
         assert await until(pilot, lambda: not app.info.continuation and app.status.get("model") == str(DEFAULT), 90), \
             app.status
         assert await until(pilot, lambda: "temperature" not in app.sliders, 10)
 
-    try:
-        run(app, scenario, size=(100, 30))
-    finally:
-        _stop(play)
-    assert play.returncode == 0, log_path.read_text()
-    assert "Traceback" not in log_path.read_text()
+    run(app, scenario, size=(100, 30))
+    assert play.stop() == 0, play.log
+    assert "Traceback" not in play.log

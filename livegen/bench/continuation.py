@@ -33,6 +33,17 @@ from __future__ import annotations
 import argparse
 import time
 
+from livegen.continuation.bench_notes import notes_figures
+from livegen.continuation.source import continuation_engine
+from livegen.continuation.io import default_continuation_path, load_continuation
+from livegen.continuation.runtime import ContinuationStream
+from livegen.data.datasets import open_dataset
+from livegen.data.features import load_audio, log_magnitude
+from livegen.data.songs import render_songs
+from livegen.dsp.stft import stft_magnitude
+from livegen.engine.events import Event
+from livegen.model import ModelConfig, random_model
+
 
 FROZEN_DB = 2.0  # real music: 3.3 dB at the least (80 second pairs); a steady sound with noise: about 1 dB
 
@@ -48,8 +59,6 @@ def second_changes_db(logmag, *, fps: float):
 
 def _flux_and_rms(y, *, n_fft: int, hop: int, sr: int):
     import numpy as np
-
-    from livegen.dsp.stft import stft_magnitude
 
     S = stft_magnitude(y, n_fft=n_fft, hop=hop)                  # [frames, bins]
     flux = np.sqrt((np.clip(np.diff(S, axis=0), 0, None) ** 2).sum(1))
@@ -69,7 +78,6 @@ def collapse_figures(y, *, sr: int, n_fft: int = 1024, hop: int = 256, window_s:
     sec_flux = [float(flux[int(i * fps):int((i + 1) * fps)].mean()) for i in range(secs)]
     silent = sum(r < -60.0 for r in rms_db)
     static = sum(f < 0.05 * first for f in sec_flux)
-    from livegen.data.features import log_magnitude
 
     change = second_changes_db(log_magnitude(y, n_fft=n_fft, hop=hop), fps=fps)
     per = max(1, int(window_s))
@@ -83,9 +91,6 @@ def collapse_figures(y, *, sr: int, n_fft: int = 1024, hop: int = 256, window_s:
 
 
 def _autonomous(model, *, seconds: float, seed: int, temperature: float | None, drift: float):
-    from livegen.engine.events import Event
-    from livegen.engine.factory import continuation_engine
-
     engine = continuation_engine(model, seed=seed, temperature=temperature, samplerate=model.config.sample_rate)
     engine.schedule([Event(t=0.0, type="param", name="drift", value=drift)])
     return engine.render(seconds)
@@ -95,8 +100,6 @@ def fit_figures(model, seeds, nexts, *, seed: int = 0) -> dict:
     """Correlation of generated-next-second to seed-last-second, matched vs shuffled, vs real."""
     import numpy as np
     import torch
-
-    from livegen.continuation.runtime import ContinuationStream
 
     fps = model.config.sample_rate / model.config.hop
     n1 = int(fps)
@@ -132,9 +135,6 @@ def fit_figures(model, seeds, nexts, *, seed: int = 0) -> dict:
 def _held_out_seeds(data, *, model, seed_seconds: float, pieces: int, test_only: bool = True):
     """Seed excerpts and the real second after them from a dataset's test split (else rendered)."""
     import numpy as np
-
-    from livegen.data.datasets import open_dataset
-    from livegen.data.features import load_audio, log_magnitude
 
     cfg = model.config
     fps = cfg.sample_rate / cfg.hop
@@ -185,8 +185,6 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from livegen.continuation.io import default_continuation_path, load_continuation
-
     torch.set_num_threads(1)
     skip = set(filter(None, args.skip.split(",")))
     paths = args.model or [None]
@@ -197,8 +195,6 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             data = args.data
             if data is None:
-                from livegen.data.songs import render_songs
-
                 data = tmp  # seed 99: pieces the bundled model never saw; all of them are held out
                 render_songs(tmp, soundfont="/usr/share/sounds/sf2/FluidR3_GM.sf2", songs=args.pieces,
                              seconds=args.seed_seconds + 8.0, seed=99, progress=False)
@@ -219,8 +215,6 @@ def main(argv=None) -> int:
     if len(rows) > 1:
         _print_table(rows)
     if "notes" not in skip:
-        from livegen.continuation.bench_notes import notes_figures
-
         t0 = time.perf_counter()
         print("\n[notes beside the stream: the engine's whole hop, voice model decoding the notes]")
         notes = notes_figures(paths[0], hops=args.notes_hops, log=lambda line: print("  " + line))
@@ -252,8 +246,6 @@ def _bench_model(model, path, args, skip, seeds, nexts, *, counted: bool) -> dic
     """Parts 1-3 for one model; returns its figures (and whether its targets passed)."""
     import numpy as np
     import torch
-
-    from livegen.continuation.runtime import ContinuationStream
 
     cfg = model.config
     sr = cfg.sample_rate
@@ -292,8 +284,6 @@ def _bench_model(model, path, args, skip, seeds, nexts, *, counted: bool) -> dic
         ok &= fit["matched"] > fit["shuffled"]
         figures["fit"] = fit
     if "cost" not in skip:
-        from livegen.model import ModelConfig, random_model
-
         stream = ContinuationStream(model, seed=args.seed)
         z = np.zeros(cfg.latent_dim, np.float32)
         by_work: dict[str, list[float]] = {}

@@ -32,6 +32,19 @@ import threading
 import time
 import uuid
 
+from livegen.app import factory
+from livegen.audio import devices
+from livegen.audio.process import ProcessOutput, SharedRing
+from livegen.audio.realtime import REALTIME_PRIORITY, describe_process
+from livegen.control.fake import FakeTarget
+from livegen.control.mapping import Mapping, MidiMapper
+from livegen.control.midi import MidiInput
+from livegen.control.osc import OscServer
+from livegen.control.oscwire import encode_bundle, encode_message, parse_packet
+from livegen.engine.events import note_on
+from livegen.engine.live import LiveEngine
+from livegen.engine.server import _audio_priority, _raise_priority
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livegen bench control", description=__doc__.split("\n\n")[0])
@@ -74,9 +87,6 @@ class _Jack:
                                          "-p", "256"], stdout=self.log, stderr=subprocess.STDOUT)
         import jack
 
-        from livegen.audio import devices
-        from livegen.audio.realtime import describe_process
-
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -97,8 +107,6 @@ class _Jack:
 
     @property
     def scheduling(self) -> str:
-        from livegen.audio.realtime import describe_process
-
         mode = f"-R -P {self.PRIORITY}" if self.realtime else "--no-realtime"
         return f"jackd {mode}: {describe_process(self.process.pid)}" + (f" ({self.note})" if self.note else "")
 
@@ -112,11 +120,6 @@ def _engine_target(model_path, *, realtime_priority: int):
     """The engine as `play --headless` runs it: decoder here (SCHED_FIFO when allowed), the audio
     stream in a child process fed through shared memory."""
     import torch
-
-    from livegen.audio.process import ProcessOutput, SharedRing
-    from livegen.engine import factory
-    from livegen.engine.live import LiveEngine
-    from livegen.engine.server import _audio_priority, _raise_priority
 
     torch.set_num_threads(1)
     _raise_priority(-10)  # `play`'s default --nice
@@ -181,8 +184,6 @@ def _summary(samples: list[float]) -> str:
 
 
 def _background_osc(port: int, stop: threading.Event, rate: float = 1000.0):
-    from livegen.control.oscwire import encode_message
-
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rng = random.Random(1)
     sent = 0
@@ -197,8 +198,6 @@ def _background_osc(port: int, stop: threading.Event, rate: float = 1000.0):
 
 
 def _fuzz_osc_packets(count: int, seed: int) -> list[bytes]:
-    from livegen.control.oscwire import encode_bundle, encode_message
-
     rng = random.Random(seed)
     addresses = ["/livegen/xy", "/livegen/z/0", "/livegen/z/99", "/livegen/param/gain", "/livegen/param/voices",
                  "/livegen/note", "/livegen/record", "/livegen/preset/recall", "/livegen/preset/store",
@@ -248,8 +247,6 @@ def _fuzz_midi(count: int, seed: int) -> list[list[int]]:
 
 
 def _status_answers(port: int) -> tuple[bool, float]:
-    from livegen.control.oscwire import encode_message, parse_packet
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(1.0)
         started = time.perf_counter()
@@ -265,11 +262,6 @@ def _status_answers(port: int) -> tuple[bool, float]:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from livegen.control.mapping import Mapping, MidiMapper
-    from livegen.control.midi import MidiInput
-    from livegen.control.osc import OscServer
-    from livegen.control.oscwire import encode_message
-    from livegen.engine.events import note_on
 
     rng = random.Random(args.seed)
     jack = _Jack()
@@ -278,16 +270,12 @@ def main(argv=None) -> int:
     if args.target == "engine" and have_jack:
         try:
             if args.realtime_priority is None:
-                from livegen.cli.play import REALTIME_PRIORITY
-
                 args.realtime_priority = REALTIME_PRIORITY
             live, what = _engine_target(args.model, realtime_priority=args.realtime_priority)
             target = live
         except Exception as exc:  # say why, and go on with the fake
             print(f"engine unavailable ({type(exc).__name__}: {exc}); using the fake target", file=sys.stderr)
     if target is None:
-        from livegen.control.fake import FakeTarget
-
         target = FakeTarget(latent_dim=8)
         what = "FAKE control target (livegen.control.fake.FakeTarget, 256-sample blocks at 48 kHz)"
     print(f"target: {what}")

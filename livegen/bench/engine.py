@@ -25,25 +25,30 @@ import sys
 import time
 import uuid
 
+from livegen.audio.devices import quiet_stderr
+from livegen.audio.realtime import describe_process
+from livegen.bench.latency import xy_walk
+from livegen.bench.ui import _status
+from livegen.continuation.io import default_continuation_path
+from livegen.dsp import StreamingInverter, spectral_convergence
+from livegen.engine import events as ev
+from livegen.app import factory
+from livegen.engine.notes import spectral_engine
+from livegen.model import default_model_path
+
 SR = 48000
 
 
 def _model():
-    from livegen.engine import factory
-
     loaded = factory.load(None, log=lambda text: None)
     return loaded.model, loaded.name
 
 
 def _engine(model, **kwargs):
-    from livegen.engine.factory import spectral_engine
-
     return spectral_engine(model, samplerate=SR, **kwargs)
 
 
 def _script(voices: int):
-    from livegen.engine import events as ev
-
     if voices <= 1:
         return [ev.param("drone", 1)]
     return [ev.param("drone", 0)] + [ev.note_on(48 + 3 * i, 100, t=0.0) for i in range(voices)]
@@ -81,8 +86,6 @@ def _decode_only(model, voices: int, seconds: float) -> float:
 
 
 def _inverter_only(model, rows: int, seconds: float, frames) -> float:
-    from livegen.dsp import StreamingInverter
-
     cfg = model.config
     inverter = StreamingInverter(n_fft=cfg.n_fft, hop=cfg.hop, voices=rows)
     hops = int(seconds * cfg.sample_rate / cfg.hop)
@@ -95,9 +98,6 @@ def _inverter_only(model, rows: int, seconds: float, frames) -> float:
 def _spectral_convergence_of_mix(model, voices: int, seconds: float) -> float:
     """SC (dB) of the engine's model-rate output against the summed voice magnitudes it was given."""
     import numpy as np
-
-    from livegen.dsp import spectral_convergence
-    from livegen.engine.factory import spectral_engine
 
     cfg = model.config
 
@@ -126,8 +126,6 @@ def _spectral_convergence_of_mix(model, voices: int, seconds: float) -> float:
 def _latency(model, lookahead: int | None) -> dict:
     """Samples from an event to the first output sample it changes (offline, 48 kHz)."""
     import numpy as np
-
-    from livegen.engine import events as ev
 
     hop_out = model.config.hop * SR // model.config.sample_rate
     at = 40 * hop_out  # on a hop boundary, after the start fade
@@ -188,8 +186,6 @@ class _Jack:
                                       "-p", str(period)], stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         import jack
 
-        from livegen.audio.devices import quiet_stderr
-
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -207,8 +203,6 @@ class _Jack:
                 time.sleep(0.1)
         import numpy as np
 
-        from livegen.audio.realtime import describe_process
-
         self.port = self.client.inports.register("in")
         self.buffer = np.zeros(SR * 60 * 12 if capture else 0, dtype=np.float32)
         self.pos = 0
@@ -224,8 +218,6 @@ class _Jack:
 
     @property
     def scheduling(self) -> str:
-        from livegen.audio.realtime import describe_process
-
         mode = f"-R -P {self.PRIORITY}" if self.realtime else "--no-realtime"
         return (f"jackd {mode}: {describe_process(self.proc.pid)}; this bench's JACK client: "
                 f"{describe_process(os.getpid())}" + (f" ({self.note})" if self.note else ""))
@@ -297,8 +289,6 @@ def _playing_eight_voices(jack: _Jack, port: int, extra, *, settle: float):
     """`play --headless` on `jack`, answering OSC, connected, settled, with 8 notes held."""
     from pythonosc.udp_client import SimpleUDPClient
 
-    from livegen.bench.ui import _status
-
     proc = _play(jack, port, extra)
     osc = SimpleUDPClient("127.0.0.1", port)
     deadline = time.monotonic() + 120
@@ -312,34 +302,12 @@ def _playing_eight_voices(jack: _Jack, port: int, extra, *, settle: float):
 
 
 def _soak(seconds: float, extra) -> dict:
-    import numpy as np
-
-    from livegen.audio.realtime import describe_process
-    from livegen.bench.ui import _status
-
     jack = _Jack(capture=False)
     port = _free_port()
     try:
         proc, osc = _playing_eight_voices(jack, port, extra, settle=1.0)
         jack_xruns_before = jack.xruns
-        rng = np.random.default_rng(0)
-        x = y = 0.5
-        changes = 0
-        loads = []
-        start = time.monotonic()
-        end = start + seconds
-        next_at = start
-        next_load = start + 10
-        while (now := time.monotonic()) < end:
-            x = float(np.clip(x + rng.normal(0, 0.02), 0, 1))
-            y = float(np.clip(y + rng.normal(0, 0.02), 0, 1))
-            osc.send_message("/livegen/xy", [x, y])
-            changes += 1
-            if now >= next_load:
-                loads.append(os.getloadavg()[0])
-                next_load += 10
-            next_at += 0.010
-            time.sleep(max(0.0, next_at - time.monotonic()))
+        changes, loads = xy_walk(lambda x, y: osc.send_message("/livegen/xy", [x, y]), seconds)
         status = _status(port) or {}
         threads = describe_process(proc.pid)
         scheduling = jack.scheduling
@@ -358,10 +326,6 @@ def _switches(seconds: float, every: float, extra) -> dict:
     """Engine xruns over `seconds` with a model switch (default <-> continuation) every `every`
     seconds, against the same time without switches just before, 8 voices and xy every 10 ms."""
     import numpy as np
-
-    from livegen.bench.ui import _status
-    from livegen.continuation.io import default_continuation_path
-    from livegen.model import default_model_path
 
     models = (str(default_continuation_path()), str(default_model_path()))
     jack = _Jack(capture=False)

@@ -13,6 +13,12 @@ import argparse
 import statistics
 import time
 
+from livegen.data.datasets import open_dataset
+from livegen.data.features import load_audio
+from livegen.dsp import invert, spectral_convergence, stft_magnitude
+from livegen.model import default_model_path, load_model, random_model
+from livegen.train.evaluate import UNPITCHED_FAMILIES, track_pitch
+
 
 def _time(fn, *, iters: int, repeats: int) -> float:
     """Median over `repeats` of the mean time per call (µs)."""
@@ -42,8 +48,6 @@ def main(argv=None) -> int:
         return stft_tradeoff(args.stft_tradeoff)
 
     import torch
-
-    from livegen.model import default_model_path, load_model, random_model
 
     torch.set_num_threads(args.threads)
     if args.model:
@@ -104,11 +108,6 @@ def stft_tradeoff(data_dir, *, settings=((512, 64), (1024, 128), (2048, 256)), p
     sustained frames of the MIDI 36 notes: near 0 dB means the harmonics merge into one lobe.
     """
     import numpy as np
-
-    from livegen.data.datasets import open_dataset
-    from livegen.data.features import load_audio
-    from livegen.dsp import invert, spectral_convergence, stft_magnitude
-    from livegen.train.evaluate import UNPITCHED_FAMILIES, track_pitch
 
     ds = [ex for ex in open_dataset(data_dir) if ex.kind == "note" and ex.family not in UNPITCHED_FAMILIES
           and ex.split == "test" and (ex.velocity or 0) >= 80]

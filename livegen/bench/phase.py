@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from livegen.dsp import StreamingInverter, invert, spectral_convergence, stft_magnitude
+
 GM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SPEECH = ("The quick brown fox jumps over the lazy dog. Streaming phase reconstruction "
           "turns magnitude frames into sound, one hop at a time.")
@@ -151,8 +153,6 @@ def _per_hop_us(S_voices, *, n_fft: int, hop: int, kwargs: dict, pushes: int) ->
     """
     import numpy as np
 
-    from livegen.dsp import StreamingInverter
-
     inv = StreamingInverter(n_fft=n_fft, hop=hop, voices=S_voices.shape[0], **kwargs)
     frames = S_voices.shape[1]
     for m in range(min(16, frames)):
@@ -176,8 +176,6 @@ def _gl(S, *, n_fft: int, hop: int, n_iter: int):
 def run_geometry(hop: int, *, quick: bool, seconds: float, out=print) -> dict:
     """Quality and cost table for n_fft 1024 and this hop; returns the figures."""
     import numpy as np
-
-    from livegen.dsp import StreamingInverter, invert, spectral_convergence, stft_magnitude
 
     n_fft, sr = 1024, GEOMETRY[hop]
     names = ["piano_chords", "speech"] if quick else None

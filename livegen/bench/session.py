@@ -18,6 +18,13 @@ import argparse
 import tempfile
 import time
 
+from livegen.app import factory
+from livegen.bench.engine import _Jack, _free_port
+from livegen.bench.ui import _status
+from livegen.engine.events import Event, param
+from livegen.session.recorder import SessionRecorder
+from livegen.session.wiring import SessionControl, engine_header
+
 
 def _percentiles(values, scale=1e6):
     import numpy as np
@@ -28,9 +35,6 @@ def _percentiles(values, scale=1e6):
 
 def main(argv=None) -> int:
     import numpy as np
-
-    from livegen.engine.events import param
-    from livegen.session.recorder import SessionRecorder
 
     parser = argparse.ArgumentParser(prog="livegen bench session", description=__doc__)
     parser.add_argument("--samplerate", type=int, default=48000)
@@ -136,10 +140,8 @@ def main(argv=None) -> int:
 def stalling_play() -> int:
     """`python -c 'from livegen.bench.session import stalling_play; stalling_play()' STALL EVERY play ...`:
     `livegen play` whose recorder's disk writes block STALL seconds every EVERY seconds."""
+    import runpy
     import sys
-
-    from livegen.cli import main
-    from livegen.session.recorder import SessionRecorder
 
     stall, every = float(sys.argv[1]), float(sys.argv[2])
     write = SessionRecorder._write_frames
@@ -152,7 +154,10 @@ def stalling_play() -> int:
         write(self, frames)
 
     SessionRecorder._write_frames = stalling
-    return main(sys.argv[3:])
+    # Run the program as `python -m livegen` would (the bench stands above the CLI's callers).
+    sys.argv = ["livegen", *sys.argv[3:]]
+    runpy.run_module("livegen", run_name="__main__", alter_sys=True)
+    return 0
 
 
 def _live_xruns(args) -> None:
@@ -163,8 +168,6 @@ def _live_xruns(args) -> None:
 
     import numpy as np
 
-    from livegen.bench.engine import _free_port, _Jack
-    from livegen.bench.ui import _status
     from pythonosc.udp_client import SimpleUDPClient
 
     print(f"  live: play --headless --record on jackd dummy -r 48000 -p 256, 8 voices, xy change every 10 ms, "
@@ -221,10 +224,6 @@ def _engine_steps(args) -> None:
     """The decoder's step time with and without a recording running beside it (same run, alternating)."""
     import numpy as np
     import torch
-
-    from livegen.engine import factory
-    from livegen.engine.events import Event
-    from livegen.session.wiring import SessionControl, engine_header
 
     torch.set_num_threads(1)
     loaded = factory.load(args.model, log=lambda text: None)

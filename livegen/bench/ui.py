@@ -31,6 +31,11 @@ import termios
 import threading
 import time
 
+from livegen.bench.control import _Jack
+from livegen.control.oscwire import encode_message
+from livegen.tui.child import free_udp_port
+from livegen.tui.fake_engine import FakeEngine, PREFIX
+
 BASELINE_APP = """
 import sys
 from textual.app import App
@@ -144,8 +149,6 @@ def _status(port: int, timeout: float = 2.0) -> dict | None:
 
     from pythonosc.osc_message import OscMessage
 
-    from livegen.control.oscwire import encode_message
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(0.2)
@@ -166,9 +169,6 @@ def _status(port: int, timeout: float = 2.0) -> dict | None:
 def soak(seconds: float, *, cols: int, rows: int) -> int:
     """Engine xruns with and without the UI redrawing at full rate (see the module docstring)."""
     import tempfile
-
-    from livegen.bench.control import _Jack
-    from livegen.tui.child import free_udp_port
 
     jack = _Jack()
     if not jack.start():
@@ -230,8 +230,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
                         help="also measure engine xruns with and without the UI on jackd dummy (e.g. 300)")
     args = parser.parse_args(argv)
-
-    from livegen.tui.fake_engine import PREFIX, FakeEngine
 
     engine = FakeEngine().start()
     feeding = threading.Event()

@@ -25,12 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"livegen.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"livegen.cli.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"livegen.cli.{name}")
         command = module.add_parser(sub)
         command.set_defaults(_run=module.run)
     return parser

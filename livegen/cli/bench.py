@@ -1,4 +1,8 @@
-"""`livegen bench NAME [ARGS...]`: run one benchmark module from `livegen.bench`."""
+"""`livegen bench NAME [ARGS...] [--markdown FILE]`: run one benchmark module from `livegen.bench`.
+
+`--markdown FILE` (before or after NAME) also writes the printed figures to FILE, stamped with
+commit, machine and load (`livegen.bench._report`); `docs/benchmarks/` holds such pages.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="run a benchmark (phase, engine, model, ...) and print figures against a same-run baseline",
         description="Benchmarks print ratios against a baseline measured in the same run.",
     )
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write the figures to FILE as Markdown, stamped with commit, machine and load "
+                             "(may also follow NAME)")
     parser.add_argument("name", help=f"benchmark to run: {', '.join(_available()) or '(none yet)'}")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for that benchmark (see `livegen bench NAME --help`)")
     return parser
@@ -30,5 +37,17 @@ def run(args) -> int:
     names = _available()
     if args.name not in names:
         raise ParameterError(f"no benchmark named {args.name!r}; choose one of: {', '.join(names)}")
+    from livegen.bench._report import run_with_markdown, split_markdown_option
+
+    try:
+        argv, markdown = split_markdown_option(list(args.args))
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+    markdown = markdown or args.markdown
     module = importlib.import_module(f"livegen.bench.{args.name}")
-    return int(module.main(args.args) or 0)
+    if markdown is None:
+        return int(module.main(argv) or 0)
+    try:
+        return run_with_markdown(args.name, argv, lambda: module.main(argv), markdown)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None

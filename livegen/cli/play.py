@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 
-REALTIME_PRIORITY = 3
-"""Default SCHED_FIFO priority of the decoder: under jackd2's clients (server -P 10, clients 5)."""
+from livegen.audio.realtime import REALTIME_PRIORITY
+from livegen.cli.render import add_continuation_arguments
+from livegen.control.setup import add_control_arguments
+from livegen.session.wiring import add_session_arguments, session_argv
+
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -45,27 +48,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "host API is not JACK (JACK gives its own); needs privileges, falls back to normal "
                              f"scheduling when refused; 0 = off (default {REALTIME_PRIORITY}: below JACK's clients "
                              "at jackd's default -P 10)")
-    from livegen.control.setup import add_control_arguments
-
     add_control_arguments(parser)  # --osc-*, --midi-*
-    try:
-        from livegen.session.wiring import add_session_arguments
-
-        add_session_arguments(parser)
-    except ImportError:
-        pass
-    try:
-        from livegen.continuation.render import add_arguments as add_continuation_arguments
-    except ImportError:
-        pass
-    else:
-        add_continuation_arguments(parser)  # --seed-audio, --temperature for continuation models
-    try:
-        from livegen.tui import add_ui_arguments
-
-        add_ui_arguments(parser)
-    except ImportError:
-        pass
+    add_session_arguments(parser)  # --record*
+    add_continuation_arguments(parser)  # --seed-audio, --temperature for continuation models
+    ui = parser.add_argument_group("terminal UI (without --headless)")  # options only the UI reads
+    ui.add_argument("--ui-log", metavar="FILE", default=None,
+                    help="where the engine's output goes while the UI owns the terminal "
+                         "(default: engine.log in the user log directory)")
     return parser
 
 
@@ -87,18 +76,16 @@ def _rebuild_argv(args) -> list[str]:
     for flag in ("no_osc", "no_midi"):
         if getattr(args, flag, False):
             out.append(f"--{flag.replace('_', '-')}")
-    try:
-        from livegen.session.wiring import session_argv
-    except ImportError:
-        return out
     return out + session_argv(args)
 
 
 def run(args) -> int:
     if not args.headless:
-        from livegen.tui import run_ui
+        from livegen.tui.child import play_argv_from_sys
+        from livegen.tui.run import run_ui
 
-        return run_ui(args)
+        # The options after `play` on this command line, else (called from Python) the parsed ones.
+        return run_ui(args, play_argv_from_sys() or _rebuild_argv(args))
     from livegen.engine.server import serve
 
     return serve(args)

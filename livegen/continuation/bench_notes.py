@@ -40,8 +40,9 @@ def notes_figures(model_dir=None, *, hops: int = 3000, samplerate: int = 48000, 
     from livegen.continuation.io import default_continuation_path, load_continuation
     from livegen.continuation.notes import load_voice_model, resolve_voice_model
     from livegen.continuation.runtime import ContinuationStream
+    from livegen.continuation.source import continuation_engine
     from livegen.engine.events import Event
-    from livegen.engine.factory import continuation_engine, spectral_engine
+    from livegen.engine.notes import spectral_engine
 
     torch.set_num_threads(1)
     model_dir = model_dir or default_continuation_path()

@@ -40,6 +40,13 @@ def seed_frames(path, *, sample_rate: int, n_fft: int, hop: int, max_seconds: fl
     return log_magnitude(y, n_fft=n_fft, hop=hop)
 
 
+def seed_logmag(seed_audio, config):
+    """A `--seed-audio` file's frames at the model's STFT settings (None without one)."""
+    if not seed_audio:
+        return None
+    return seed_frames(seed_audio, sample_rate=config.sample_rate, n_fft=config.n_fft, hop=config.hop)
+
+
 def style_offset(model, logmag: np.ndarray) -> np.ndarray:
     """The seed's style encoding relative to the plane's centre (the pad's (0.5, 0.5) plays it)."""
     with torch.inference_mode():

@@ -29,8 +29,10 @@ import numpy as np
 from livegen.continuation.live_input import InputFollower
 from livegen.continuation.params import continuation_param_specs
 from livegen.continuation.runtime import ContinuationStream
-from livegen.continuation.seeds import PreparedSeed, prepare_seed_event, style_offset
+from livegen.continuation.seeds import PreparedSeed, prepare_seed_event, seed_logmag, style_offset
+from livegen.engine.core import Engine
 from livegen.engine.latent import LatentPoint
+from livegen.engine.notes import NotesSource
 from livegen.engine.params import engine_param_specs
 from livegen.engine.source import Hop, Source, SourceContext
 
@@ -117,7 +119,9 @@ class ContinuationSource(Source):
 
     # ----------------------------------------------------------------- reports
     def status(self) -> dict:
-        status = {"continuation": 1, "drone": int(self._params.get("drone") >= 0.5)}
+        stream = self.stream
+        status = {"continuation": 1, "drone": int(self._params.get("drone") >= 0.5),
+                  "seed_hops": stream.seeded_hops, "model_steps": stream.steps}
         if self._seed_name is not None:
             status["seed"] = self._seed_name
         if self._follower is not None:
@@ -144,3 +148,27 @@ class ContinuationSource(Source):
         else:
             level = values[self._level] / 0.7 if values[self._drone] >= 0.5 else 0.0
         frame += out * np.float32(level)
+
+
+def continuation_engine(model, *, voice_model=None, samplerate: int = 48000, seed: int = 0,
+                        temperature: float | None = None, seed_logmag=None, live_input=None,
+                        header: dict | None = None, **engine_kwargs) -> Engine:
+    """An engine playing continuation `model` (CPU), notes from spectral `voice_model` beside
+    it (None: notes are rejected). `header`: extra session-log header fields."""
+    engine_kwargs.pop("device", None)  # a continuation model runs on the CPU
+    sources = [] if voice_model is None else [NotesSource(voice_model, seed=seed, drone=False)]
+    sources.append(ContinuationSource(model, seed=seed, temperature=temperature, seed_logmag=seed_logmag,
+                                      live_input=live_input, header=header))
+    return Engine(sources, config=model.config, samplerate=samplerate, seed=seed, **engine_kwargs)
+
+
+def render_continuation(events, *, model, samplerate: int, seconds: float, seed: int = 0,
+                        lookahead: int | None = None, seed_audio=None, temperature: float | None = None,
+                        voice_model=None, log_path=None, warn=None, **engine_kwargs):
+    """Offline render with continuation `model` (notes from spectral `voice_model`, None: none);
+    returns (samples, engine). Deterministic. `seed` events' files are read first (looked for
+    beside `log_path` too; `warn(text)` hears of a missing or changed one)."""
+    engine = continuation_engine(model, voice_model=voice_model, samplerate=samplerate, seed=seed, lookahead=lookahead,
+                                 temperature=temperature, seed_logmag=seed_logmag(seed_audio, model.config),
+                                 **engine_kwargs)
+    return engine.render_events(events, seconds=seconds, log_path=log_path, warn=warn), engine

@@ -1,8 +1,9 @@
 """A stand-in for the engine that speaks the control protocol, for tests and benchmarks.
 
-It behaves like the engine towards its controllers: `post` is thread-safe and non-blocking,
-events are applied on its own thread at block boundaries (clamped through the ParamStore and
-stamped with a sample time), and listeners hear every applied event on that thread.
+It implements the whole `ControlTarget` interface and behaves like the engine towards its
+controllers: `post` is thread-safe and non-blocking, events are applied on its own thread at
+block boundaries (clamped through the ParamStore and stamped with a sample time), and listeners
+hear every applied event on that thread.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import queue
 import threading
 import time
 
+from livegen.control.target import NOT_CONTINUATION
 from livegen.engine.events import Event
 from livegen.engine.params import ParamStore
 
@@ -48,9 +50,21 @@ class FakeTarget:
     def add_listener(self, callback) -> None:
         self._listeners.append(callback)
 
-    def handles(self, event_type: str) -> bool:
-        """Event types that need a source's slow preparation (`seed`): none here."""
-        return False
+    def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    meters = None
+    """No audio, no meters."""
+
+    def morph_names(self) -> list[str]:
+        return []  # presets recall at once here: nothing glides
+
+    def load_model(self, path: str, done) -> None:
+        done(False, "this engine cannot load another model while playing")
+
+    def load_seed(self, path: str, done, *, source: str = "") -> None:
+        done(False, NOT_CONTINUATION)
 
     # -- helpers for tests ------------------------------------------------------------------
     def close(self) -> None:

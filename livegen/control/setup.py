@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from livegen.control.midi import add_midi_arguments, midi_input_from_args
 from livegen.control.osc import add_osc_arguments, osc_server_from_args
+from livegen.control.target import as_control_target
 from livegen.errors import DeviceError
 
 
@@ -51,7 +52,7 @@ def start_controls(target, args, *, log=print) -> Controls:
     except DeviceError as exc:
         log(f"MIDI is off: {exc}")
         midi = None
-    osc = osc_server_from_args(target, args, midi=midi)
+    osc = osc_server_from_args(as_control_target(target), args, midi=midi)
     try:
         if osc is not None:
             osc.start()

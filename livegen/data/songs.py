@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livegen.data.gm import FLUID_BLOCK, RenderSettings, _Renderer
 from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
 
@@ -223,8 +224,6 @@ def render_piece(piece: Piece, *, soundfont: str, sample_rate: int = 24000, seco
                  gain: float = 0.5):
     """Mono float32 samples of `piece` (FluidSynth, reverb/chorus off, a fresh synth)."""
     import numpy as np
-
-    from livegen.data.gm import FLUID_BLOCK, RenderSettings, _Renderer
 
     r = _Renderer(RenderSettings(soundfont=soundfont, sample_rate=sample_rate, gain=gain))
     synth = r.synth

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 import torch
 
+from livegen.engine.core import Engine
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.engine.voices import DRONE, VoiceBank
@@ -23,6 +24,15 @@ from livegen.model.fast import NumpyFrameDecoder
 from livegen.model.spectral import SpectralModel
 
 MAX_VOICES = 16
+
+
+def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: str = "cpu", **engine_kwargs) -> Engine:
+    """An engine playing spectral VAE `model`: note voices and the drone.
+
+    ``engine_kwargs``: `Engine`'s (lookahead, method, fade_seconds, threads).
+    """
+    return Engine([NotesSource(model, seed=seed, device=device)], config=model.config, samplerate=samplerate,
+                  seed=seed, device=device, **engine_kwargs)
 
 
 class NotesSource(Source):

@@ -87,7 +87,7 @@ def serve(args) -> int:
 def _serve(args, output, started, stop) -> int:
     import torch
 
-    from livegen.engine import factory
+    from livegen.app import factory
     from livegen.engine.setup import pick_device
 
     torch.set_num_threads(max(1, args.threads))
@@ -262,7 +262,7 @@ class ModelSwitcher:
         import argparse
         import pathlib
 
-        from livegen.engine import factory
+        from livegen.app import factory
         from livegen.engine.events import Event
 
         old = self.live.engine

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from livegen.errors import DeviceError
+from livegen.model import ModelConfig, default_model_path, load_model, random_model
+
 
 def pick_device(name: str = "auto") -> str:
     """`auto` takes CUDA, then MPS, when present; an explicit choice that is missing is an error."""
     import torch
-
-    from livegen.errors import DeviceError
 
     name = (name or "auto").lower()
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -27,8 +28,6 @@ def pick_device(name: str = "auto") -> str:
 def load_engine_model(path: str | None, *, device: str = "cpu", log=None):
     """The model at `path` ("random": the seed-0 random model); without one, `models/default`,
     or a random model of the same architecture (logged) until a trained default exists."""
-    from livegen.model import ModelConfig, default_model_path, load_model, random_model
-
     log = log or (lambda text: print(text, file=sys.stderr))
     if path == "random":
         log("model: a randomly initialised model (seed 0), as asked")

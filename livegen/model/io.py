@@ -12,6 +12,7 @@ import torch
 from livegen.errors import ModelError
 from livegen.model.config import FORMAT, FORMAT_VERSION, GM_FAMILIES, ModelConfig
 from livegen.model.spectral import RAYLEIGH_LOG_MEAN, SpectralModel
+from livegen.paths import bundled_model_dir
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
@@ -20,8 +21,6 @@ CARD_NAME = "card.md"
 
 def default_model_path() -> Path:
     """The bundled model (`models/default`), from the checkout or the installed package."""
-    from livegen.paths import bundled_model_dir
-
     return bundled_model_dir("default")
 
 

@@ -22,13 +22,13 @@ import functools
 import math
 from pathlib import Path
 
+from livegen.audio.chain import IntegerUpsampler, OutputChain
+
 
 @functools.lru_cache(maxsize=32)
 def output_latency(model_rate: int, samplerate: int) -> float:
     """Output samples by which the engine's output chain delays the model's signal, from
     `model_rate` to `samplerate` (fractional; the same for every engine with these rates)."""
-    from livegen.audio.chain import IntegerUpsampler, OutputChain
-
     chain = OutputChain(in_rate=int(model_rate), out_rate=int(samplerate))
     resampler = chain.resampler
     if resampler is None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from livegen.data.datasets import open_dataset
+from livegen.data.features import compute_features
 from livegen.errors import ParameterError
 
 
@@ -26,9 +28,6 @@ def default_cache_dir():
 
 def open_features(data_dir, *, cache_dir, sample_rate: int, n_fft: int, hop: int, progress: bool = True):
     """Open a dataset folder (any layout `livegen.data` knows) and compute/re-use its features."""
-    from livegen.data.datasets import open_dataset
-    from livegen.data.features import compute_features
-
     dataset = open_dataset(data_dir)
     return compute_features(dataset, sample_rate=sample_rate, n_fft=n_fft, hop=hop, cache_dir=cache_dir,
                             progress=progress)

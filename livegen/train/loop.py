@@ -25,7 +25,8 @@ from livegen.model import ModelConfig, save_model
 from livegen.model.io import init_output_bias, init_projections
 from livegen.model.spectral import SpectralModel
 from livegen.train.config import TrainConfig
-from livegen.train.data import NoteSampler, open_features
+from livegen.train.data import NoteSampler, default_cache_dir, open_features
+from livegen.train.finish import finish_model
 from livegen.train.losses import VAELoss
 
 CHECKPOINT = "checkpoint"
@@ -149,7 +150,6 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
             torch.cuda.set_device(dev)
     out = Path(out_dir)
     mcfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
-    from livegen.train.data import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
@@ -283,7 +283,6 @@ def _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress,
     summary = {"steps": cfg.steps, "train_seconds": round(train_seconds, 1), "world_size": world, "last": last}
     if rank == 0 and finish:
         model.eval()
-        from livegen.train.finish import finish_model
 
         summary.update(finish_model(model, train_s, cfg, out / "model", train_seconds=train_seconds, world=world))
     return summary

@@ -1,95 +1,19 @@
-"""The Textual performance UI: `livegen play` without `--headless`.
+"""The Textual performance UI: `livegen play` without `--headless` (`livegen.tui.run`).
 
-`run_ui` starts the engine server (`livegen play --headless`) as a child process and runs the
-UI in this one, as one more OSC controller of it. The UI never keeps audio alive: a stalled
-redraw cannot cause a dropout, and quitting stops the engine, which finalises any recording.
-Heavy imports stay inside the functions so `livegen --help` answers at once.
+Importing this package caps Textual's frame rate (Textual reads TEXTUAL_FPS when it is first
+imported, and every module of the UI imports it through here).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 
 MAX_FPS = 30
-"""Screen updates per second at most (Textual reads TEXTUAL_FPS when it is first imported)."""
+"""Screen updates per second at most."""
 
 
 def cap_frame_rate() -> None:
     os.environ.setdefault("TEXTUAL_FPS", str(MAX_FPS))
 
 
-def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options only the UI reads (the engine child never sees them)."""
-    group = parser.add_argument_group("terminal UI (without --headless)")
-    group.add_argument("--ui-log", metavar="FILE", default=None,
-                       help="where the engine's output goes while the UI owns the terminal "
-                            "(default: engine.log in the user log directory)")
-
-
-def _model_roots(model_path: str) -> list:
-    from pathlib import Path
-
-    import platformdirs
-
-    roots = [Path(model_path).parent, Path.cwd() / "models", Path.cwd(),
-             platformdirs.user_data_path("livegen") / "models"]
-    unique = []
-    for root in roots:
-        if root not in unique:
-            unique.append(root)
-    return unique
-
-
-def run_ui(args, argv: list[str] | None = None) -> int:
-    """Start the engine child with the same `play` options, run the UI, stop the child on quit.
-
-    `argv` is what followed `play` on the command line (default: taken from `sys.argv`).
-    Returns 0 on a normal quit.
-    """
-    import sys
-    from pathlib import Path
-
-    import platformdirs
-
-    from livegen.errors import ParameterError
-
-    if not (sys.stdin.isatty() and sys.__stderr__.isatty()):
-        raise ParameterError("livegen play draws a terminal UI and needs a terminal on stdin and stderr; "
-                             "run `livegen play --headless` for the engine alone")
-    cap_frame_rate()
-
-    from livegen.tui.app import LivegenApp
-    from livegen.tui.child import EngineProcess, engine_argv, free_udp_port, play_argv_from_sys
-    from livegen.tui.model_info import read_model_info
-    from livegen.tui.osc import OscLink
-
-    port = getattr(args, "osc_port", None) or free_udp_port()
-    host = getattr(args, "osc_host", None) or "127.0.0.1"
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    play_argv = argv if argv is not None else play_argv_from_sys()
-    if argv is None and not play_argv:
-        # Called without `play` on the command line (e.g. `main([...])` from Python): rebuild
-        # the options from the parsed arguments, as the play command does for its own child.
-        try:
-            from livegen.cli.play import _rebuild_argv
-
-            play_argv = _rebuild_argv(args)
-        except (ImportError, AttributeError):
-            play_argv = []
-    command = [sys.executable, "-m", "livegen", "play", *engine_argv(play_argv, port)]
-    log_path = Path(getattr(args, "ui_log", None) or platformdirs.user_log_path("livegen") / "engine.log")
-    engine = EngineProcess(command, log_path=log_path, env=dict(os.environ))
-    info = read_model_info(getattr(args, "model", None))
-    link = OscLink(host, port)
-    engine.start()
-    try:
-        app = LivegenApp(link, engine=engine, info=info, model_roots=_model_roots(info.path))
-        app.run()
-    finally:
-        code = engine.stop()
-        link.close()
-    if code not in (0, None, -15):
-        print(f"livegen play: the engine exited with code {code}; its log: {log_path}", file=sys.stderr)
-    return 0
+cap_frame_rate()

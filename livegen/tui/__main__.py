@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from livegen.tui.app import LivegenApp
+from livegen.tui.model_info import read_model_info
+from livegen.tui.osc import OscLink
+from livegen.tui.run import model_roots
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m livegen.tui", description=__doc__.splitlines()[0])
@@ -16,18 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="the engine's host")
     parser.add_argument("--model", help="model directory, for the pad's family centroids")
     args = parser.parse_args(argv)
-
-    from livegen.tui import _model_roots, cap_frame_rate
-
-    cap_frame_rate()
-    from livegen.tui.app import LivegenApp
-    from livegen.tui.model_info import read_model_info
-    from livegen.tui.osc import OscLink
-
     info = read_model_info(args.model)
     link = OscLink(args.host, args.connect)
     try:
-        LivegenApp(link, info=info, model_roots=_model_roots(info.path)).run()
+        LivegenApp(link, info=info, model_roots=model_roots(info.path)).run()
     finally:
         link.close()
     return 0

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livegen.paths import bundled_model_dir
+
 DEFAULT_LATENT_DIM = 8
 CONTINUATION_FORMAT = "livegen-continuation"
 """`config.json`'s format of a continuation model (`livegen.continuation.model.FORMAT`, without torch)."""
@@ -33,8 +35,6 @@ class ModelInfo:
 
 def default_model_dir() -> Path:
     """`models/default`, as `livegen.model.default_model_path` (without torch)."""
-    from livegen.paths import bundled_model_dir
-
     return bundled_model_dir("default")
 
 

@@ -1,4 +1,4 @@
-"""Every key of the UI and the OSC address table, on one scrollable screen."""
+"""Every key of the UI and the OSC address table (`livegen.control.oscaddress`), on one scrollable screen."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
+
+from livegen.control.oscaddress import help_rows
 
 KEYS = [
     ("F1 or ?", "this help (Esc closes any overlay)"),
@@ -29,33 +31,6 @@ KEYS = [
     ("Ctrl+Q or Ctrl+C", "quit: stops the engine, finalises any recording"),
 ]
 
-OSC = [
-    ("/livegen/xy f f", "XY pad point, 0..1 each"),
-    ("/livegen/z/<i> f", "offset of latent dimension i, -4..4"),
-    ("/livegen/param/<name> f", "any parameter by name (the sliders' names)"),
-    ("/livegen/note i i", "pitch, velocity (0 = note off)"),
-    ("/livegen/record i", "1 starts, 0 stops recording"),
-    ("/livegen/preset/store i", "store the current parameters in slot i"),
-    ("/livegen/preset/recall i", "recall slot i"),
-    ("/livegen/preset/morph i f", "glide to slot i over f seconds"),
-    ("/livegen/preset/loop f [i ...]", "morph slot to slot, f seconds a leg (0 stops)"),
-    ("/livegen/learn s", "arm MIDI learn for a parameter; reply /livegen/learned s s"),
-    ("/livegen/get/<name>", "reply: /livegen/param/<name> f"),
-    ("/livegen/params", "reply: /livegen/params s f f f ... (name min max default)"),
-    ("/livegen/status", "reply: /livegen/status name value ..."),
-    ("/livegen/subscribe [i]", "receive changes and meters (at port i); /livegen/unsubscribe stops"),
-    ("/livegen/bindings", "reply: /livegen/bindings s s ... (parameter, control)"),
-    ("/livegen/unlearn s", "remove a parameter's MIDI bindings; reply /livegen/bindings"),
-    ("/livegen/model s", "load another model directory (or random) while playing; reply /livegen/model s "
-                         "once it plays; refused while recording"),
-    ("/livegen/seed s", "continuation models: play an audio file now, the model takes over where it ends; "
-                        "reply /livegen/seed s (its absolute path)"),
-    ("→ /livegen/meter f f", "output peak and RMS, dBFS, of the last ~33 ms"),
-    ("→ /livegen/spectrum f*64", "output level in 64 log-spaced bands, dB (0 = full-scale sine), 30 Hz up"),
-    ("→ /livegen/param/<name> f", "a parameter someone else changed (also /livegen/xy, /livegen/z/<i>)"),
-    ("→ /livegen/meter/<key> f", "load, xruns, voices, recording as they change"),
-    ("→ /livegen/error s", "what went wrong (a refused message, a failed recording or model load)"),
-]
 OSC_NOTE = "`→` the engine sends these to subscribers (the UI subscribes) at most 30 times a second."
 
 
@@ -63,7 +38,7 @@ def help_markdown() -> str:
     lines = ["# livegen keys", "", "| key | does |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in KEYS]
     lines += ["", "# OSC addresses", "", "| address | meaning |", "|---|---|"]
-    lines += [f"| `{a}` | {m} |" for a, m in OSC]
+    lines += [f"| `{a}` | {m} |" for a, m in help_rows()]
     lines += ["", OSC_NOTE]
     return "\n".join(lines)
 

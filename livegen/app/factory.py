@@ -8,7 +8,8 @@ then builds a fresh engine, with fresh sources, at the output rate and seed aske
 - a continuation model: its stream (`ContinuationSource`), with notes from a voice model beside
   it (`livegen.continuation.notes`: `models/default` unless its config names another).
 
-`spectral_engine` and `continuation_engine` do the same for models already in memory.
+For models already in memory: `livegen.engine.notes.spectral_engine` and
+`livegen.continuation.source.continuation_engine` (what `engine()` calls).
 """
 
 from __future__ import annotations
@@ -18,33 +19,12 @@ from dataclasses import dataclass, field
 
 from livegen.continuation.io import is_continuation_model, load_continuation
 from livegen.continuation.notes import load_voice_model, resolve_voice_model, voice_model_header
-from livegen.continuation.seeds import seed_audio_header, seed_frames
-from livegen.continuation.source import ContinuationSource
+from livegen.continuation.seeds import seed_audio_header, seed_logmag
+from livegen.continuation.source import continuation_engine
 from livegen.engine.core import Engine
-from livegen.engine.notes import NotesSource
+from livegen.engine.notes import spectral_engine
 from livegen.engine.setup import load_engine_model
 from livegen.errors import ParameterError
-
-
-def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: str = "cpu", **engine_kwargs) -> Engine:
-    """An engine playing spectral VAE `model`: note voices and the drone.
-
-    ``engine_kwargs``: `Engine`'s (lookahead, method, fade_seconds, threads).
-    """
-    return Engine([NotesSource(model, seed=seed, device=device)], config=model.config, samplerate=samplerate,
-                  seed=seed, device=device, **engine_kwargs)
-
-
-def continuation_engine(model, *, voice_model=None, samplerate: int = 48000, seed: int = 0,
-                        temperature: float | None = None, seed_logmag=None, live_input=None,
-                        header: dict | None = None, **engine_kwargs) -> Engine:
-    """An engine playing continuation `model` (CPU), notes from spectral `voice_model` beside
-    it (None: notes are rejected). `header`: extra session-log header fields."""
-    engine_kwargs.pop("device", None)  # a continuation model runs on the CPU
-    sources = [] if voice_model is None else [NotesSource(voice_model, seed=seed, drone=False)]
-    sources.append(ContinuationSource(model, seed=seed, temperature=temperature, seed_logmag=seed_logmag,
-                                      live_input=live_input, header=header))
-    return Engine(sources, config=model.config, samplerate=samplerate, seed=seed, **engine_kwargs)
 
 
 @dataclass
@@ -109,27 +89,8 @@ def load(path, *, device: str = "cpu", seed_audio=None, temperature: float | Non
     voices = load_voice_model(voice_dir, config=model.config) if voice_dir else None
     log(f"notes: voice model {voice_dir}" if voices is not None else "notes: no voice model; notes are ignored")
     header = voice_model_header(voice_dir if voices is not None else None)
-    frames = _seed_logmag(seed_audio, model.config)
+    frames = seed_logmag(seed_audio, model.config)
     if seed_audio:
         header.update(seed_audio_header(seed_audio))
     return LoadedModel(str(path), model, continuation=True, voice_model=voices, header=header, seed_logmag=frames,
                        temperature=temperature)
-
-
-def render_continuation(events, *, model, samplerate: int, seconds: float, seed: int = 0,
-                        lookahead: int | None = None, seed_audio=None, temperature: float | None = None,
-                        voice_model=None, log_path=None, warn=None, **engine_kwargs):
-    """Offline render with continuation `model` (notes from spectral `voice_model`, None: none);
-    returns (samples, engine). Deterministic. `seed` events' files are read first (looked for
-    beside `log_path` too; `warn(text)` hears of a missing or changed one)."""
-    engine = continuation_engine(model, voice_model=voice_model, samplerate=samplerate, seed=seed, lookahead=lookahead,
-                                 temperature=temperature, seed_logmag=_seed_logmag(seed_audio, model.config),
-                                 **engine_kwargs)
-    return engine.render_events(events, seconds=seconds, log_path=log_path, warn=warn), engine
-
-
-def _seed_logmag(seed_audio, config):
-    """A `--seed-audio` file's frames at the model's STFT settings (None without one)."""
-    if not seed_audio:
-        return None
-    return seed_frames(seed_audio, sample_rate=config.sample_rate, n_fft=config.n_fft, hop=config.hop)

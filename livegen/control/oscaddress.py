@@ -1,0 +1,192 @@
+"""The OSC address space as one table: it drives the server's dispatch, the UI's help screen and
+`docs/osc.md` (`python -m livegen.control.oscaddress > docs/osc.md`; a test keeps them equal).
+
+Plain data, no engine imports, so the UI (an OSC client) can read it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "/livegen/"
+
+
+@dataclass(frozen=True)
+class OscAddress:
+    """One address: `pattern` (a trailing `<i>` or `<name>` matches any rest), its arguments as
+    OSC type tags (`[...]` optional), the name of its handler in `OscDispatcher` (empty for what
+    the engine sends), a one-line `help` and optional `more` for the reference."""
+
+    pattern: str
+    args: str
+    handler: str
+    help: str
+    more: str = ""
+    query: bool = False
+    """It only asks: not shown as the last address that acted (`osc_last`)."""
+
+    @property
+    def prefix(self) -> str | None:
+        """`/livegen/z/` for `/livegen/z/<i>`; None for an exact address."""
+        head, bracket, _ = self.pattern.partition("<")
+        return head if bracket else None
+
+
+ADDRESSES: tuple[OscAddress, ...] = (
+    OscAddress("/livegen/xy", "f f", "xy", "x, y on the latent plane (the XY pad), 0..1 each"),
+    OscAddress("/livegen/z/<i>", "f", "latent", "latent offset `z<i>` (i = 0 .. latent size - 1), -4..4"),
+    OscAddress("/livegen/param/<name>", "f", "param", "any parameter by name (`/livegen/params` lists them)"),
+    OscAddress("/livegen/note", "i i", "note", "pitch 0..127, velocity 0..127 (0 = note off)"),
+    OscAddress("/livegen/record", "i", "record", "1 starts, 0 stops recording"),
+    OscAddress("/livegen/preset/store", "i", "preset_store", "store every parameter in slot 0..127"),
+    OscAddress("/livegen/preset/recall", "i", "preset_recall", "recall slot 0..127 (stops a morph or loop)"),
+    OscAddress("/livegen/preset/morph", "i f", "preset_morph",
+               "glide every stored parameter to slot 0..127 over f seconds (>= 0)",
+               "On the sample clock, raised cosine (integer parameters step), so the session log "
+               "re-renders it exactly; an empty slot changes nothing. A parameter moved meanwhile "
+               "(`/livegen/param`, MIDI, the UI) leaves the morph and stays where it was put; the rest "
+               "keep gliding, and subscribers receive them."),
+    OscAddress("/livegen/preset/loop", "f [i ...]", "preset_loop",
+               "glide slot to slot, f seconds a leg, round and round; 0 seconds stops",
+               "The slots given (at least 2, 0..127) or every stored slot in order: from the current "
+               "values to the first, slot to slot and back to the first (autonomous motion for "
+               "installations). Same glide and take-over rule as `morph`; a recall or another "
+               "morph or loop stops it too."),
+    OscAddress("/livegen/learn", "s", "learn", "arm MIDI learn for a parameter; replies `/livegen/learned s s`",
+               "The next moved CC/NRPN control binds to it (parameter, control); `\"\"` cancels; "
+               "`record` binds a button that starts and stops recording."),
+    OscAddress("/livegen/unlearn", "s", "unlearn", "remove a parameter's MIDI bindings; replies `/livegen/bindings`",
+               "The map file is saved."),
+    OscAddress("/livegen/model", "s", "model",
+               "load another model directory (or `random`) while playing; replies `/livegen/model s`",
+               "A VAE (`models/default`) or a continuation model (`models/continuation`): the current "
+               "sound fades out and the new model's fades in with no gap; parameters carry over "
+               "(presets do not); refused while recording. The reply (its path; subscribers hear it "
+               "too) comes once it plays, or `/livegen/error s`."),
+    OscAddress("/livegen/seed", "s", "seed",
+               "continuation models: play an audio file, the model takes over where it ends; "
+               "replies `/livegen/seed s`",
+               "An absolute path, or relative to the engine's directory; up to 30 s of it play from the "
+               "next block, in the file's style at the pad's centre (`return` then goes back to where "
+               "this seed ended). It is read off the audio path; the reply (its absolute path) comes "
+               "once it is queued, or `/livegen/error s` naming the file and what to do."),
+    OscAddress("/livegen/bindings", "", "bindings", "replies `/livegen/bindings s s ...` (parameter, control pairs)",
+               "Such as `z0`, `CC 70 any ch`; none with MIDI off.", query=True),
+    OscAddress("/livegen/get/<name>", "", "get", "replies `/livegen/param/<name> f`", query=True),
+    OscAddress("/livegen/get", "s", "get", "the same, the name as an argument", query=True),
+    OscAddress("/livegen/params", "", "params",
+               "replies the parameter table: one `/livegen/params i i s f f f s i f s` per parameter",
+               "Index, count, name, minimum, maximum, default, unit, integer (1 or 0), step (1 for "
+               "integer parameters, 0 for continuous ones) and description, in the engine's order; "
+               "packed into bundles of at most 8192 bytes. The table is complete once `count` "
+               "distinct indices arrived. A client needs nothing else to draw a slider per "
+               "parameter; `/livegen/subscribe` then gives their values. Ask again after "
+               "`/livegen/model`: another model has other latent offsets and parameters.",
+               query=True),
+    OscAddress("/livegen/status", "", "status", "replies `/livegen/status s ? s ? ...` (name/value pairs)",
+               "The engine's (`xruns samplerate blocksize voices recording load peak ...`), the OSC "
+               "port, subscriber count, the last OSC address that acted (`osc_last`; queries are left "
+               "out), MIDI connections and last message (`midi_*`) and the recording (`record_*`).",
+               query=True),
+    OscAddress("/livegen/subscribe", "[i]", "subscribe",
+               "feedback to the sender (or port i on its host); replies `/livegen/subscribed i f`",
+               "Every applied change at up to 30 Hz, coalesced, starting with every current value, and "
+               "never echoed to the client that sent it (see the table below). The reply gives the "
+               "port and the lease in seconds: a subscription lasts 60 s; send it again (every 20 s, "
+               "say) or any message from the subscribing socket to renew. At most 16 subscribers; on "
+               "Linux one whose port answers ICMP \"port unreachable\" is dropped at once.",
+               query=True),
+    OscAddress("/livegen/unsubscribe", "[i]", "unsubscribe", "stop feedback", query=True),
+)
+"""What the engine takes, in the order the reference lists them."""
+
+PARAM_FIELDS = ("index", "count", "name", "minimum", "maximum", "default", "unit", "integer", "step", "description")
+"""The arguments of each `/livegen/params` reply message, in order."""
+
+SENT: tuple[OscAddress, ...] = (
+    OscAddress("/livegen/param/<name>", "f", "", "a parameter someone else changed (also `/livegen/xy f f`, "
+                                                 "`/livegen/z/<i> f`); the reply to `/livegen/get`"),
+    OscAddress("/livegen/note", "i i", "", "a note someone else played (velocity 0: off)"),
+    OscAddress("/livegen/meter", "f f", "", "output peak and RMS, dBFS, of the last ~33 ms"),
+    OscAddress("/livegen/spectrum", "f*64", "", "output level in 64 log-spaced bands, dB, 30 Hz to Nyquist",
+               "Hann-windowed rfft of the last 1024 output samples; 0 dB is a full-scale sine."),
+    OscAddress("/livegen/meter/<key>", "f", "", "load, xruns, voices, recording, peak, rms as they change"),
+    OscAddress("/livegen/model", "s", "", "a model another client loaded now plays"),
+    OscAddress("/livegen/unsubscribed", "i", "", "the lease ran out: subscribe again"),
+    OscAddress("/livegen/error", "s", "", "what went wrong: a refused message (to its sender), a failed recording"),
+)
+"""What the engine sends to subscribers (besides the replies named above), at most 30 times a second."""
+
+INTRODUCTION = """\
+livegen listens for OSC over UDP (`--osc-port`, default 9000; `--osc-host`, default 127.0.0.1;
+`--osc-allow CIDR` to accept only some senders). Everything lives under `/livegen/`. Ints and
+floats are both accepted (`i`, `h`, `f`, `d`; `T`/`F` count as 1/0). Values outside a
+parameter's range are clamped and the sender is told so with `/livegen/error s`; NaN/Inf, wrong
+types, unknown addresses, malformed or oversized packets (> 8192 bytes) change nothing and are
+answered with `/livegen/error s` naming what was wrong (at most 50 errors a second per sender).
+Replies go to the sender's address and port.
+
+Bundles are accepted: a bundle whose time tag lies ahead (at most 60 s) is held by a scheduler
+thread and posted at its time; the engine applies it at its next hop. Immediate or past time tags
+act on arrival. A malformed bundle is refused whole.
+
+Quick check with liblo's tools: `oscsend localhost 9000 /livegen/xy ff 0.2 0.8`, and
+`oscdump 9001` after `oscsend localhost 9000 /livegen/subscribe i 9001` (for 60 s: send it again
+to renew).
+"""
+
+NOTES: tuple[str, ...] = ()
+"""Further sections of the reference (markdown), after the tables."""
+
+
+def find(address: str) -> tuple[OscAddress | None, str]:
+    """The table entry for an incoming address and the rest a `<...>` pattern matched ("" if none)."""
+    entry = _EXACT.get(address)
+    if entry is not None:
+        return entry, ""
+    for prefix, entry in _PREFIXED:
+        if address.startswith(prefix) and len(address) > len(prefix):
+            return entry, address[len(prefix):]
+    return None, ""
+
+
+_EXACT = {entry.pattern: entry for entry in ADDRESSES if entry.prefix is None}
+_PREFIXED = [(entry.prefix, entry) for entry in ADDRESSES if entry.prefix is not None]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _table(entries, heading: str) -> list[str]:
+    lines = [f"| address | args | {heading} |", "|---|---|---|"]
+    for entry in entries:
+        text = entry.help + (f". {entry.more}" if entry.more else "")
+        args = f"`{entry.args}`" if entry.args else ""
+        lines.append(f"| `{entry.pattern}` | {_cell(args)} | {_cell(text)} |")
+    return lines
+
+
+def reference_markdown() -> str:
+    """`docs/osc.md`."""
+    lines = ["# OSC reference", "",
+             "<!-- Generated from livegen/control/oscaddress.py: python -m livegen.control.oscaddress > docs/osc.md -->",
+             "", INTRODUCTION.rstrip(), "", "## Messages livegen takes", ""]
+    lines += _table(ADDRESSES, "does")
+    lines += ["", "## What subscribers receive", "",
+              "At most 30 times a second, coalesced (besides the replies named above):", ""]
+    lines += _table(SENT, "means")
+    for note in NOTES:
+        lines += ["", note.rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def help_rows() -> list[tuple[str, str]]:
+    """(address and arguments, one-line help) for the UI's help screen; `→` marks what it receives."""
+    rows = [(f"{entry.pattern} {entry.args}".rstrip(), entry.help) for entry in ADDRESSES]
+    rows += [(f"→ {entry.pattern} {entry.args}".rstrip(), entry.help) for entry in SENT]
+    return rows
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

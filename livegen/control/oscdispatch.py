@@ -1,0 +1,327 @@
+"""The OSC address space: each message of the table (`livegen.control.oscaddress`) to its handler.
+
+Handlers check the arguments, answer the sender with `/livegen/error s` when something is
+wrong (naming the address and what to do), and post events to the target. They never block:
+slow work (a model, a seed file) answers later through a `done` callback.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from livegen.control.mapping import RECORD
+from livegen.control.oscaddress import ADDRESSES, PREFIX, find
+from livegen.control.oscsocket import source_of
+from livegen.engine.events import PRESET_SLOTS, Event
+from livegen.errors import ParameterError
+
+
+class Request(NamedTuple):
+    address: str
+    rest: str
+    """What a `<...>` pattern matched (a parameter name, a latent index); "" otherwise."""
+    args: tuple
+    sender: tuple
+    source: str
+
+
+def _number(value) -> float | None:
+    """OSC numbers: i, h, f, d (and T/F as 1/0); None for anything else."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def status_pairs(status: dict) -> list:
+    """A status dict as OSC arguments: name, value, name, value, ... (bools as 0/1, the rest as text)."""
+    pairs = []
+    for key, value in status.items():
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        elif not isinstance(value, (int, float, str)):
+            value = str(value)
+        pairs += [str(key), value]
+    return pairs
+
+
+class OscDispatcher:
+    """Runs the handler the table names for each message.
+
+    target: the `ControlTarget`; wire: `reply(sender, address, args)` and `error(sender, text)`;
+    feedback: the server's `Feedback`; midi: optional MIDI input (`arm`, `disarm`, `unlearn`,
+    `bindings`, `status`); status: a callable giving the whole `/livegen/status` dict.
+    """
+
+    def __init__(self, target, wire, feedback, stats, *, midi=None, status=None):
+        self.target = target
+        self.wire = wire
+        self.feedback = feedback
+        self.stats = stats
+        self.midi = midi
+        self.status = status or target.status
+        self.last_address = ""
+        self.handlers = {entry.handler: getattr(self, f"on_{entry.handler}") for entry in ADDRESSES}
+
+    def handle(self, address: str, args: tuple, sender: tuple) -> None:
+        self.stats["messages"] += 1
+        entry, rest = find(address)
+        if entry is None or not entry.query:  # the UI's own polling would hide what was played
+            self.last_address = address[:64]
+        if entry is None:
+            where = "docs/osc.md lists the addresses" if address.startswith(PREFIX) else f"livegen listens under {PREFIX}"
+            self.wire.error(sender, f"unknown address {address!r}; {where}")
+            return
+        self.handlers[entry.handler](Request(address, rest, tuple(args), sender, source_of(sender)))
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _numbers(self, m: Request, count: int) -> list[float] | None:
+        args = m.args
+        if len(args) != count:
+            self.wire.error(m.sender, f"{m.address}: expected {count} number{'s' if count > 1 else ''}, got {len(args)} arguments")
+            return None
+        values = [_number(arg) for arg in args]
+        if any(value is None for value in values):
+            kinds = ", ".join(type(arg).__name__ for arg in args)
+            self.wire.error(m.sender, f"{m.address}: arguments must be numbers (int or float), got {kinds}")
+            return None
+        if not all(math.isfinite(value) for value in values):
+            self.wire.error(m.sender, f"{m.address}: {', '.join(f'{v:g}' for v in values)} is not finite; refused")
+            return None
+        return values
+
+    def _checked(self, m: Request, name: str, value: float) -> float | None:
+        params = self.target.params
+        try:
+            clamped, moved = params.check(name, value)
+        except ParameterError as exc:
+            self.wire.error(m.sender, f"{m.address}: {exc}; refused")
+            return None
+        if moved:
+            spec = params.spec(name)
+            self.wire.error(m.sender, f"{m.address}: {value:g} clamped to {clamped:g} ({name} range {spec.minimum:g}..{spec.maximum:g})")
+        return clamped
+
+    def _slot(self, m: Request, slot: float) -> bool:
+        if slot != int(slot) or not 0 <= slot < PRESET_SLOTS:
+            self.wire.error(m.sender, f"{m.address}: slot {slot:g} must be a whole number 0..{PRESET_SLOTS - 1}; refused")
+            return False
+        return True
+
+    def _one_string(self, m: Request, what: str) -> str | None:
+        if len(m.args) != 1 or not isinstance(m.args[0], str):
+            self.wire.error(m.sender, f"{m.address}: expected one string ({what})")
+            return None
+        return m.args[0]
+
+    def _post(self, event: Event, source: str) -> None:
+        event.source = source
+        self.target.post(event)
+        self.stats["posted"] += 1
+
+    def _set(self, m: Request, name: str) -> None:
+        values = self._numbers(m, 1)
+        if values is not None:
+            value = self._checked(m, name, values[0])
+            if value is not None:
+                self._post(Event("param", name=name, value=value), m.source)
+
+    def _latent_count(self) -> int:
+        return sum(1 for name in self.target.params.specs if name[:1] == "z" and name[1:].isdigit())
+
+    # -- parameters and notes ------------------------------------------------------------------
+    def on_xy(self, m: Request) -> None:
+        values = self._numbers(m, 2)
+        if values is not None:
+            checked = [self._checked(m, name, v) for name, v in zip(("x", "y"), values)]
+            for name, value in zip(("x", "y"), checked):
+                if value is not None:
+                    self._post(Event("param", name=name, value=value), m.source)
+
+    def on_latent(self, m: Request) -> None:
+        if f"z{m.rest}" not in self.target.params.specs:
+            self.wire.error(m.sender, f"{m.address}: no latent dimension {m.rest!r} (this model has "
+                                      f"z0..z{self._latent_count() - 1}); /livegen/params lists them")
+            return
+        self._set(m, f"z{m.rest}")
+
+    def on_param(self, m: Request) -> None:
+        if m.rest not in self.target.params.specs:
+            self.wire.error(m.sender, f"{m.address}: no parameter {m.rest!r}; /livegen/params lists them")
+            return
+        self._set(m, m.rest)
+
+    def on_note(self, m: Request) -> None:
+        values = self._numbers(m, 2)
+        if values is None:
+            return
+        pitch, velocity = values
+        if not 0 <= pitch <= 127:
+            self.wire.error(m.sender, f"{m.address}: pitch {pitch:g} outside 0..127; refused")
+            return
+        if not 0 <= velocity <= 127:
+            clamped = min(max(velocity, 0.0), 127.0)
+            self.wire.error(m.sender, f"{m.address}: velocity {velocity:g} clamped to {clamped:g} (0..127)")
+            velocity = clamped
+        velocity = int(round(velocity))
+        event = Event("note_on", pitch=pitch, velocity=velocity) if velocity > 0 else Event("note_off", pitch=pitch)
+        self._post(event, m.source)
+
+    def on_record(self, m: Request) -> None:
+        values = self._numbers(m, 1)
+        if values is not None:
+            self._post(Event("record", value=1.0 if values[0] >= 0.5 else 0.0), m.source)
+
+    # -- presets -------------------------------------------------------------------------------
+    def on_preset_store(self, m: Request) -> None:
+        self._preset_slot(m, "store")
+
+    def on_preset_recall(self, m: Request) -> None:
+        self._preset_slot(m, "recall")
+
+    def _preset_slot(self, m: Request, action: str) -> None:
+        values = self._numbers(m, 1)
+        if values is not None and self._slot(m, values[0]):
+            self._post(Event("preset", action=action, slot=int(values[0])), m.source)
+
+    def on_preset_morph(self, m: Request) -> None:
+        values = self._numbers(m, 2)
+        if values is None:
+            return
+        slot, seconds = values
+        if self._seconds(m, seconds, "") and self._slot(m, slot):
+            self._post(Event("preset", action="morph", slot=int(slot), seconds=seconds), m.source)
+
+    def on_preset_loop(self, m: Request) -> None:
+        if not m.args:
+            self.wire.error(m.sender, f"{m.address}: expected seconds per leg, then optional slots; got no arguments")
+            return
+        values = self._numbers(m, len(m.args))
+        if values is None:
+            return
+        seconds, slots = values[0], values[1:]
+        if seconds > 0 and len(slots) == 1:
+            self.wire.error(m.sender, f"{m.address}: a loop needs at least 2 slots (or none: every stored slot), "
+                                      f"got slot {slots[0]:g}; refused")
+            return
+        if not self._seconds(m, seconds, " (0 stops the loop)") or not all(self._slot(m, slot) for slot in slots):
+            return
+        self._post(Event("preset", action="loop", seconds=seconds,
+                         slots=tuple(int(slot) for slot in slots) if slots and seconds > 0 else None), m.source)
+
+    def _seconds(self, m: Request, seconds: float, hint: str) -> bool:
+        if seconds < 0:
+            self.wire.error(m.sender, f"{m.address}: seconds {seconds:g} must be >= 0{hint}; refused")
+            return False
+        return True
+
+    # -- MIDI learn ----------------------------------------------------------------------------
+    def on_learn(self, m: Request) -> None:
+        if self.midi is None:
+            self.wire.error(m.sender, f"{m.address}: MIDI input is off; start with MIDI enabled to learn")
+            return
+        name = self._one_string(m, "a parameter name, or '' to cancel")
+        if name is None:
+            return
+        if not name:
+            self.midi.disarm()
+            return
+        if name not in self.target.params.specs and name != RECORD:
+            self.wire.error(m.sender, f"{m.address}: no parameter {name!r}; /livegen/params lists them "
+                                      f"('{RECORD}' binds a button that starts and stops recording)")
+            return
+        self.midi.arm(name, lambda param, control: self.wire.reply(m.sender, f"{PREFIX}learned", (param, control)))
+
+    def on_unlearn(self, m: Request) -> None:
+        if self.midi is None:
+            self.wire.error(m.sender, f"{m.address}: MIDI input is off; nothing is bound")
+            return
+        name = self._one_string(m, "a parameter name")
+        if name is None:
+            return
+        if not self.midi.unlearn(name):
+            self.wire.error(m.sender, f"{m.address}: {name!r} has no MIDI binding; /livegen/bindings lists them")
+            return
+        self.on_bindings(m)
+
+    def on_bindings(self, m: Request) -> None:
+        flat = [text for pair in (self.midi.bindings() if self.midi is not None else []) for text in pair]
+        self.wire.reply(m.sender, f"{PREFIX}bindings", tuple(flat))
+
+    # -- slow work -----------------------------------------------------------------------------
+    def on_model(self, m: Request) -> None:
+        if len(m.args) != 1 or not isinstance(m.args[0], str) or not m.args[0]:
+            self.wire.error(m.sender, f"{m.address}: expected one string, a model directory")
+            return
+
+        def done(ok: bool, text: str) -> None:  # from the loading thread
+            if ok:
+                self.wire.reply(m.sender, f"{PREFIX}model", (text,))
+                self.feedback.broadcast(f"{PREFIX}model", (text,), skip=m.sender)
+            else:
+                self.wire.error(m.sender, f"{m.address}: {text}")
+
+        self.target.load_model(m.args[0], done)
+
+    def on_seed(self, m: Request) -> None:
+        if len(m.args) != 1 or not isinstance(m.args[0], str) or not m.args[0]:
+            self.wire.error(m.sender, f"{m.address}: expected one string, the path of an audio file")
+            return
+
+        def done(ok: bool, text: str) -> None:  # from the thread that read the file
+            if ok:
+                self.wire.reply(m.sender, f"{PREFIX}seed", (text,))
+            else:
+                self.wire.error(m.sender, text)  # it names the address and the file
+
+        self.target.load_seed(m.args[0], done, source=m.source)
+
+    # -- queries -------------------------------------------------------------------------------
+    def on_get(self, m: Request) -> None:
+        name = m.rest or (m.args[0] if len(m.args) == 1 and isinstance(m.args[0], str) else "")
+        params = self.target.params
+        if name not in params.specs:
+            self.wire.error(m.sender, f"{m.address}: no parameter {name!r}; /livegen/params lists them")
+            return
+        self.wire.reply(m.sender, f"{PREFIX}param/{name}", (float(params.get(name)),))
+
+    def on_params(self, m: Request) -> None:
+        specs = self.target.params.specs
+        count = len(specs)
+        self.wire.reply_bundled(m.sender, f"{PREFIX}params", [
+            (index, count, name, float(spec.minimum), float(spec.maximum), float(spec.default), spec.unit,
+             int(spec.integer), 1.0 if spec.integer else 0.0, spec.description)
+            for index, (name, spec) in enumerate(specs.items())])
+
+    def on_status(self, m: Request) -> None:
+        self.wire.reply(m.sender, f"{PREFIX}status", tuple(status_pairs(self.status())))
+
+    def on_subscribe(self, m: Request) -> None:
+        destination = self._destination(m)
+        if destination is None:
+            return
+        if not self.feedback.subscribe(destination, m.source):
+            self.wire.error(m.sender, f"{m.address}: {self.feedback.max_subscribers} subscribers already (each lasts "
+                                      f"{self.feedback.lease:g} s unless renewed); unsubscribe one first")
+            return
+        self.wire.reply(m.sender, f"{PREFIX}subscribed", (destination[1], self.feedback.lease))
+
+    def on_unsubscribe(self, m: Request) -> None:
+        destination = self._destination(m)
+        if destination is not None:
+            self.feedback.unsubscribe(destination)
+
+    def _destination(self, m: Request) -> tuple[str, int] | None:
+        """The sender, or the port given on the sender's host."""
+        port = m.sender[1]
+        if m.args:
+            value = _number(m.args[0]) if len(m.args) == 1 else None
+            if value is None or not 1 <= value <= 65535 or value != int(value):
+                self.wire.error(m.sender, f"{m.address}: optional argument is a UDP port 1..65535, got {m.args!r}")
+                return None
+            port = int(value)
+        return (m.sender[0], port)

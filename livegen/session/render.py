@@ -1,0 +1,63 @@
+"""Rendering an event file or session log offline: settings, the replay plan, and the render.
+
+`livegen render` and the continuation render share these; the engine is the live one on a
+virtual clock (`livegen.engine.core.Engine.render_events`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from livegen.engine.notes import spectral_engine
+from livegen.errors import ParameterError
+from livegen.session.replay import plan_replay
+from livegen.session.wiring import weights_sha256
+
+
+def render_settings(args, header: dict, events) -> tuple[int, int, int | None, float]:
+    """(samplerate, seed, lookahead, seconds) from the options, else the log header, else defaults."""
+    samplerate = args.samplerate or int(header.get("samplerate", 48000))
+    seed = args.seed if args.seed is not None else int(header.get("seed", 0))
+    lookahead = args.lookahead if args.lookahead is not None else header.get("lookahead")
+    if samplerate < 8000:
+        raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
+    last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
+    seconds = args.seconds if args.seconds is not None else last + 2.0
+    if seconds <= 0:
+        raise ParameterError(f"--seconds {seconds}: give a positive length")
+    return samplerate, seed, lookahead, seconds
+
+
+def render_plan(args, header: dict, events):
+    """(events, (samplerate, seed, lookahead, seconds), skip): `render_settings`, and for a session
+    log (`start_sample` in its header) the replay from sample 0 whose first `skip` samples are
+    dropped (negative: silence put in front, `trim_to_recording`), `seconds` then being the WAV's
+    length unless --seconds says otherwise."""
+    samplerate, seed, lookahead, seconds = render_settings(args, header, events)
+    skip = 0
+    if "start_sample" in header:  # a session log: render what the WAV beside it holds
+        events, skip, frames = plan_replay(header, events, samplerate=samplerate, log_path=args.events,
+                                           allow_negative=True)
+        if args.seconds is None and frames:
+            seconds = frames / samplerate
+    return events, (samplerate, seed, lookahead, seconds), skip
+
+
+def render_events(events, *, model, samplerate: int, seconds: float, seed: int = 0,
+                  lookahead: int | None = None, device: str = "cpu", **engine_kwargs):
+    """Render `events` with spectral `model` for `seconds` at `samplerate`; returns (samples, engine)."""
+    engine = spectral_engine(model, samplerate=samplerate, seed=seed, lookahead=lookahead, device=device,
+                             **engine_kwargs)
+    return engine.render_events(events, seconds=seconds), engine
+
+
+def check_weights(header: dict, model_path) -> None:
+    """Warn when the model's weights are not the ones the session log was played with."""
+    expected = header.get("weights_sha256")
+    if not expected or not model_path or model_path == "random":
+        return
+    actual = weights_sha256(model_path)
+    if actual is not None and actual != expected:
+        print(f"livegen render: warning: {model_path}/weights.safetensors (sha256 {actual[:12]}) is not the model "
+              f"this log was played with (sha256 {expected[:12]}); the render will differ from the recording "
+              "(give that model with --model)", file=sys.stderr)

@@ -1,0 +1,377 @@
+"""Helpers shared by the test modules: waiting on conditions, OSC over real UDP, processes.
+
+Fixtures live in `conftest.py`; test modules import plain functions from here, never from each
+other. Waits poll a condition on a deadline and fail saying what did not happen: never a fixed
+sleep standing in for "long enough".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from livegen.control.osc import OscServer
+from livegen.control.oscwire import parse_packet
+from livegen.control.target import InProcessTarget
+from livegen.tui.app import LivegenApp
+from livegen.tui.model_info import ModelInfo
+from livegen.tui.osc import OscLink
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _describe(what: str | Callable[[], str]) -> str:
+    return what() if callable(what) else what
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str | Callable[[], str] = "the condition",
+             *, interval: float = 0.02):
+    """Poll `predicate` until it returns something truthy (returned) or fail after `timeout` s.
+
+    `what` says what was awaited (or is a callable giving it, e.g. a log read at failure time).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {_describe(what)}")
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------------ the terminal UI
+TUI_CENTROIDS = {"piano": (0.2, 0.7), "organ": (0.6, 0.3), "strings": (0.8, 0.8)}
+TUI_SIZE = (100, 32)
+
+
+def make_app(port: int, *, engine=None, model_roots=None) -> LivegenApp:
+    """The UI attached to an engine (or a `FakeEngine`) on `port`, with a test model's info."""
+    link = OscLink("127.0.0.1", port)
+    info = ModelInfo(path="/models/test", latent_dim=8, centroids=dict(TUI_CENTROIDS))
+    return LivegenApp(link, engine=engine, info=info, model_roots=model_roots)
+
+
+def run(app: LivegenApp, scenario, size=TUI_SIZE) -> None:
+    """Run `scenario(pilot)` in `app` under Pilot, closing its OSC link after."""
+    async def main():
+        try:
+            async with app.run_test(size=size) as pilot:
+                await scenario(pilot)
+        finally:
+            app.link.close()
+    asyncio.run(main())
+
+
+def last_args(fake, address: str):
+    """The args of the last message `fake` (a FakeEngine) received at `address`, or None."""
+    found = [args for a, args in fake.messages(address) if a == address]
+    return found[-1] if found else None
+
+
+async def until(pilot, predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
+    """`wait_for` for Textual Pilot scenarios: lets the app run between polls; returns the outcome."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await pilot.pause(0.02)
+    return bool(predicate())
+
+
+async def settle(pilot, count: Callable[[], int], *, quiet: float = 0.15, timeout: float = 5.0) -> None:
+    """Let the app run until `count()` (messages sent, rows drawn, ...) stops changing for `quiet` s."""
+    deadline = time.monotonic() + timeout
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        await pilot.pause(0.02)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+    raise AssertionError(f"still changing after {timeout:g} s (last count {last})")
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def udp_port_taken(port: int) -> bool:
+    """True once something (oscdump, a server) has bound `port` on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def ask(client: SimpleUDPClient, address: str, args=(), *, want: str, timeout: float = 2.0):
+    """Send `address` and return the args of the first reply at `want` (None after `timeout`)."""
+    client.send_message(address, list(args))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.receive(0.2)
+        if data:
+            for message in parse_packet(data):
+                if message.address == want:
+                    return message.args
+    return None
+
+
+def status_of(client: SimpleUDPClient, timeout: float = 2.0) -> dict:
+    """`/livegen/status` as a dict ({} when nothing answered)."""
+    status = ask(client, "/livegen/status", want="/livegen/status", timeout=timeout)
+    return dict(zip(status[::2], status[1::2])) if status else {}
+
+
+def get_when(client: SimpleUDPClient, name: str, expected, timeout: float = 30.0):
+    """`/livegen/get/<name>` until it answers `expected` (the engine applies at its next hop,
+    which on a loaded machine can lag) or the timeout; returns the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = ask(client, f"/livegen/get/{name}", want=f"/livegen/param/{name}")
+        if (got and got[0] == pytest.approx(expected)) or time.monotonic() > deadline:
+            return got[0] if got else None
+        time.sleep(0.05)
+
+
+def listen(client: SimpleUDPClient, wanted: Callable[[str, tuple], bool], timeout: float = 20.0) -> list:
+    """Messages (address, args) a subscriber hears until `wanted(address, args)` or the timeout."""
+    heard = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = client.receive(0.2)
+        for message in parse_packet(data) if data else []:
+            heard.append((message.address, message.args))
+            if wanted(message.address, message.args):
+                return heard
+    return heard
+
+
+def param_names(client: SimpleUDPClient, timeout: float = 5.0) -> list:
+    """The parameter names `/livegen/params` lists (one message each: index, count, name, ...)."""
+    client.send_message("/livegen/params", [])
+    rows = {}
+
+    def complete():
+        data = client.receive(0.2)
+        for message in parse_packet(data) if data else []:
+            if message.address == "/livegen/params":
+                rows[message.args[0]] = message.args
+        return rows and len(rows) == next(iter(rows.values()))[1]
+
+    wait_for(complete, timeout, lambda: f"the whole /livegen/params table (got {len(rows)} rows)", interval=0)
+    return [args[2] for _, args in sorted(rows.items())]
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int:
+    """SIGTERM, then SIGKILL after `timeout` s; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def jack_midi_out(name: str = "ctl", *, port: str = "livegen:livegen", timeout: float = 10.0):
+    """An rtmidi JACK MIDI output connected to `port`, returned once JACK shows the connection."""
+    import jack
+    import rtmidi
+
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
+    wait_for(lambda: port in out.get_ports(), timeout, lambda: f"MIDI port {port} (ports: {out.get_ports()})")
+    out.open_port(out.get_ports().index(port))
+    probe = jack.Client(f"{name}-probe", no_start_server=True)
+    try:
+        wait_for(lambda: any(p.name.startswith(name) for p in probe.get_all_connections(port)),
+                 timeout, f"JACK to connect {name} to {port}")
+    finally:
+        probe.close()
+    return out
+
+
+class LivePlay:
+    """`livegen play --headless` on a free OSC port, its output in a log file.
+
+    `start` returns once it answers `/livegen/status`; `client` is a python-osc client on its
+    own socket, so replies come back to it.
+    """
+
+    def __init__(self, args, *, env: dict, log_path: Path):
+        self.port = free_udp_port()
+        self.args = ["--headless", "--osc-port", str(self.port), *args]
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self.client = SimpleUDPClient("127.0.0.1", self.port)
+
+    def start(self, timeout: float = 90.0) -> "LivePlay":
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "livegen", "play", *self.args], cwd=REPO,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if self.ask("/livegen/status", timeout=0.5) is not None:
+                return self
+        self.stop()
+        raise AssertionError(f"livegen play {' '.join(self.args)} did not answer /livegen/status "
+                             f"(exit code {self.process.returncode}):\n{self.log}")
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def new_client(self) -> SimpleUDPClient:
+        """Another client on its own socket (a second performer, a watcher)."""
+        return SimpleUDPClient("127.0.0.1", self.port)
+
+    def subscriber(self) -> SimpleUDPClient:
+        """A new client subscribed to feedback (returned once `/livegen/subscribed` came back)."""
+        watcher = self.new_client()
+        assert ask(watcher, "/livegen/subscribe", want="/livegen/subscribed") is not None, self.log
+        return watcher
+
+    def send(self, address: str, *args) -> None:
+        self.client.send_message(address, list(args))
+
+    def ask(self, address: str, *args, want: str | None = None, timeout: float = 2.0):
+        """The args of the reply at `want` (default: `address` itself), or None."""
+        return ask(self.client, address, args, want=want or address, timeout=timeout)
+
+    def status(self) -> dict:
+        return status_of(self.client)
+
+    def get_when(self, name: str, expected, timeout: float = 30.0):
+        return get_when(self.client, name, expected, timeout)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "the condition"):
+        """`wait_for`, failing with play's log too."""
+        return wait_for(predicate, timeout, lambda: f"{what}; play's log:\n{self.log}", interval=0.1)
+
+    def wait_status(self, predicate: Callable[[dict], Any], timeout: float = 30.0, what: str = "the status"):
+        """Poll `/livegen/status` until `predicate(status)` holds; returns that status."""
+        seen = {}
+
+        def check():
+            seen.update(self.status())
+            return seen if seen and predicate(seen) else None
+
+        return wait_for(check, timeout, lambda: f"{what}; last status {seen}; play's log:\n{self.log}", interval=0.1)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM (SIGKILL after `timeout` s); the exit code."""
+        return stop_process(self.process, timeout) if self.process is not None else None
+
+
+# ------------------------------------------------------------------- audio and models for tests
+MUSIC_SR = 24000
+TINY_CONTINUATION = {"n_components": 16, "block": 4, "hidden": 32, "layers": 2, "mixtures": 2, "enc_hidden": 16,
+                     "latent_dim": 4}
+
+
+def music(seconds: float, seed: int) -> np.ndarray:
+    """A few harmonic notes changing every 0.25 s, with a decaying click on each beat (MUSIC_SR)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * MUSIC_SR)) / MUSIC_SR
+    y = np.zeros_like(t)
+    for start in np.arange(0, seconds, 0.25):
+        f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+        seg = (t >= start) & (t < start + 0.25)
+        tt = t[seg] - start
+        for k in range(1, 6):
+            y[seg] += np.sin(2 * np.pi * f0 * k * tt) / k * np.exp(-3 * tt)
+        y[seg][:200] += rng.standard_normal(min(200, seg.sum())) * 0.3
+    return (0.2 * y / np.abs(y).max()).astype(np.float32)
+
+
+def seed_frames_from(y: np.ndarray) -> np.ndarray:
+    from livegen.data.features import log_magnitude
+
+    return log_magnitude(y, n_fft=1024, hop=128)
+
+
+def write_songs(root, n: int = 4, seconds: float = 3.0):
+    """A GTZAN-shaped folder (genres_original/<genre>/<genre>.NNNNN.wav) of `music` clips."""
+    import soundfile as sf
+
+    for i in range(n):
+        genre = ("alpha", "beta")[i % 2]
+        folder = root / "genres_original" / genre
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"{genre}.{i:05d}.wav", music(seconds, 100 + i), MUSIC_SR, subtype="PCM_16")
+
+
+def default_input_name(env) -> str:
+    """The default PortAudio input device's name as a process with `env` sees it."""
+    proc = subprocess.run([sys.executable, "-c", "import sounddevice as sd; print(sd.query_devices(kind='input')['name'])"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def envelope_lag(out: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
+    """Lag (samples) of the cross-correlation peak of the smoothed amplitude envelopes.
+
+    Waveform correlation is no alignment measure after phase reconstruction: on tonal sound a
+    consistent but different phase moves its peak by up to a period (seen: -533 samples on the
+    piano clip). Envelopes keep the timing; a look-ahead left in would show as k*hop.
+    """
+    import scipy.signal
+
+    win = np.hanning(256)
+    e_out = scipy.signal.fftconvolve(np.abs(out), win, "same")
+    e_ref = scipy.signal.fftconvolve(np.abs(ref), win, "same")
+    c = scipy.signal.correlate(e_out - e_out.mean(), e_ref - e_ref.mean(), mode="full", method="fft")
+    lags = np.arange(-len(ref) + 1, len(out))
+    near = np.abs(lags) <= max_lag
+    return int(lags[near][np.argmax(c[near])])
+
+
+class SteppedEngine(InProcessTarget):
+    """A bare `Engine` as the OSC server's target: no meters, no model switch."""
+
+    meters = None
+
+    @property
+    def engine(self):
+        return self.live
+
+
+@contextlib.contextmanager
+def stepped_osc(engine):
+    """`engine` stepped on its own thread (as the live decoder does) behind an `OscServer`."""
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            engine.step()
+            time.sleep(0.001)
+
+    stepper = threading.Thread(target=run, daemon=True)
+    stepper.start()
+    server = OscServer(SteppedEngine(engine), port=0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        stop.set()
+        stepper.join(5)

@@ -1,0 +1,35 @@
+"""`livegen bench NAME ... --markdown FILE` keeps the printed figures, stamped with commit,
+machine and load, as the pages in docs/benchmarks/ are."""
+
+from __future__ import annotations
+
+import pytest
+
+from livegen.bench._report import split_markdown_option
+from livegen.cli import main
+
+
+def test_markdown_option_is_taken_from_either_side_of_the_name():
+    assert split_markdown_option(["--voices", "1", "--markdown", "a.md"]) == (["--voices", "1"], "a.md")
+    assert split_markdown_option(["--markdown=b.md", "--quick"]) == (["--quick"], "b.md")
+    assert split_markdown_option(["--quick"]) == (["--quick"], None)
+    with pytest.raises(ValueError, match="--markdown needs a file name"):
+        split_markdown_option(["--markdown"])
+
+
+def test_bench_model_writes_a_stamped_page(tmp_path, capsys):
+    page = tmp_path / "bench" / "model.md"
+    code = main(["bench", "model", "--voices", "1", "--iters", "5", "--repeats", "1",
+                 "--markdown", str(page)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    text = page.read_text()
+    assert text.startswith("# `livegen bench model --voices 1 --iters 5 --repeats 1`\n")
+    for stamp in ("- date: ", "- commit: ", "- machine: ", "- load average (1 / 5 / 15 min): "):
+        assert stamp in text
+    assert printed.strip() and printed.strip() in text  # the figures as printed, kept whole
+
+
+def test_markdown_into_a_folder_is_refused_with_a_clear_message(tmp_path, capsys):
+    assert main(["bench", "--markdown", str(tmp_path), "model"]) == 2
+    assert "that is a folder; give a file name" in capsys.readouterr().err
