@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from livegen.tui.fake_engine import FakeEngine
+from livegen.control.oscfake import FakeEngine
 from helpers import REPO, TINY_CONTINUATION, LivePlay, music, seed_frames_from, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -116,7 +116,7 @@ def jack_server(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake():
-    """A stand-in engine on real UDP that records what the UI sends (`livegen.tui.fake_engine`)."""
+    """A stand-in engine on real UDP that records what the UI sends (`livegen.control.oscfake`)."""
     engine = FakeEngine().start()
     yield engine
     engine.stop()

@@ -69,10 +69,19 @@ def run(app: LivegenApp, scenario, size=TUI_SIZE) -> None:
     async def main():
         try:
             async with app.run_test(size=size) as pilot:
+                await until(pilot, lambda: app.sliders)  # the engine answered /livegen/params
                 await scenario(pilot)
         finally:
             app.link.close()
     asyncio.run(main())
+
+
+def shown_values(app: LivegenApp, name: str) -> list:
+    """Every value the engine's feedback shows for parameter `name` from now on."""
+    seen = []
+    show = app.show_value
+    app.show_value = lambda n, value: (seen.append(value) if n == name else None, show(n, value))[1]
+    return seen
 
 
 def last_args(fake, address: str):
@@ -138,6 +147,14 @@ def status_of(client: SimpleUDPClient, timeout: float = 2.0) -> dict:
     """`/livegen/status` as a dict ({} when nothing answered)."""
     status = ask(client, "/livegen/status", want="/livegen/status", timeout=timeout)
     return dict(zip(status[::2], status[1::2])) if status else {}
+
+
+def wait_played(client: SimpleUDPClient, seconds: float, timeout: float = 30.0) -> None:
+    """Wait until the engine's clock (its status' `seconds`) has moved `seconds` on: events spaced
+    in the music's time, whatever the machine's load."""
+    start = wait_for(lambda: status_of(client).get("seconds"), timeout, "the engine's status")
+    wait_for(lambda: status_of(client).get("seconds", 0) >= start + seconds, timeout,
+             f"{seconds:g} s more on the engine's clock", interval=0.01)
 
 
 def get_when(client: SimpleUDPClient, name: str, expected, timeout: float = 30.0):
@@ -262,6 +279,10 @@ class LivePlay:
 
     def get_when(self, name: str, expected, timeout: float = 30.0):
         return get_when(self.client, name, expected, timeout)
+
+    def played(self, seconds: float, timeout: float = 30.0) -> None:
+        """Wait until the engine has played `seconds` more (on its own clock)."""
+        wait_played(self.client, seconds, timeout)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "the condition"):
         """`wait_for`, failing with play's log too."""

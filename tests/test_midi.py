@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 
 import pytest
 
 from conftest import require
+from helpers import jack_midi_out, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.mapping import Mapping, MidiMapper, load_map
 from livegen.errors import ParameterError
@@ -31,17 +31,7 @@ def target():
 
 
 def open_out(rtmidi, name="testctl"):
-    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        ports = out.get_ports()
-        hits = [i for i, p in enumerate(ports) if p == "livegen:livegen"]
-        if hits:
-            out.open_port(hits[0])
-            time.sleep(0.1)  # let JACK make the connection
-            return out
-        time.sleep(0.05)
-    raise AssertionError(f"virtual port livegen:livegen not found in {out.get_ports()}")
+    return jack_midi_out(name)
 
 
 def test_controller_on_the_virtual_port(jack_server, rtmidi_jack, target, tmp_path):
@@ -90,7 +80,8 @@ def test_soft_takeover_and_learn_through_jack(jack_server, rtmidi_jack, target, 
     out = open_out(rtmidi_jack)
     try:
         out.send_message([0xB0, 71, 127])  # z1 is at 0: a knob at the top does not jump it
-        time.sleep(0.2)
+        out.send_message([0x90, 61, 1])  # ... as the note after it shows, once applied
+        wait_for(lambda: any(e.type == "note_on" and e.pitch == 61 for e in list(target.applied)), 10, "the note after the CC")
         assert target.params.get("z1") == 0.0
         for value in (100, 64, 40):  # sweep down through the current value: picked up
             out.send_message([0xB0, 71, value])
@@ -98,9 +89,7 @@ def test_soft_takeover_and_learn_through_jack(jack_server, rtmidi_jack, target, 
         learned = []
         midi.arm("glide", lambda p, c: learned.append((p, c)))
         out.send_message([0xB5, 30, 0])
-        deadline = time.monotonic() + 3
-        while not learned and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_for(lambda: learned, 3, "MIDI learn to bind glide")
         assert learned == [("glide", "CC 30 ch 6")]
         mappings, _ = load_map(map_path)
         assert any(m.param == "glide" and m.cc == 30 and m.channel == 6 for m in mappings)
@@ -138,9 +127,7 @@ def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, 
         hw.send_message([0xB0, 21, 127])
         assert target.wait_for(lambda: target.params.get("z3") == 4.0)
         hw.close_port()  # "unplugged"
-        deadline = time.monotonic() + 5
-        while midi.connections["knobs"] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: midi.connections["knobs"] is None, 5, "the unplugged controller to be let go")
         assert midi.connections["knobs"] is None and midi.status()["missing"] == "knobs"
         hw.delete()
         hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
@@ -169,10 +156,7 @@ def test_osc_learn_arms_midi_and_reports_the_control(jack_server, rtmidi_jack, t
     try:
         client = SimpleUDPClient("127.0.0.1", osc.port)
         client.send_message("/livegen/learn", "drift")
-        deadline = time.monotonic() + 3
-        while midi.armed != "drift" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert midi.armed == "drift"
+        wait_for(lambda: midi.armed == "drift", 3, "MIDI learn armed for drift")
         out.send_message([0xB0, 99, 0])  # NRPN 0/5 moved: learned as an NRPN control
         out.send_message([0xB0, 98, 5])
         out.send_message([0xB0, 6, 0])

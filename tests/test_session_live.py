@@ -3,7 +3,6 @@ JACK MIDI, recorded, stopped, then re-rendered offline from its log: sample for 
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import soundfile
 
 from livegen.engine.events import read_events
 from conftest import REPO, require, require_binary
+from helpers import jack_midi_out, status_of, wait_for, wait_played
 
 # The engine server's live stack (as `livegen play --headless` builds it) with recording attached.
 _SERVER = textwrap.dedent("""
@@ -88,33 +88,6 @@ _SERVER = textwrap.dedent("""
 """)
 
 
-def _midi_out():
-    import rtmidi
-
-    if rtmidi.API_UNIX_JACK not in rtmidi.get_compiled_api():
-        return None
-    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="sessionctl")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        ports = out.get_ports()
-        if "livegen:livegen" in ports:
-            out.open_port(ports.index("livegen:livegen"))
-            time.sleep(0.1)
-            return out
-        time.sleep(0.05)
-    raise AssertionError(f"virtual MIDI port livegen:livegen not found in {out.get_ports()}")
-
-
-
-def _osc_port_once_playing(play) -> tuple[int, str]:
-    """Read `play --headless --osc-port 0`'s stderr up to "playing on": its OSC port and what it said."""
-    seen = ""
-    while "playing on" not in seen:
-        line = play.stderr.readline()
-        assert line, seen + play.stderr.read()
-        seen += line
-    return int(re.search(r"OSC (\d+)", seen).group(1)), seen
-
 def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     from pythonosc.udp_client import SimpleUDPClient
 
@@ -129,24 +102,25 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
         assert line.startswith("osc "), line + server.stderr.read()
         port = int(line.split()[1])
         osc = SimpleUDPClient("127.0.0.1", port)
-        midi = _midi_out()
+        midi = jack_midi_out("sessionctl")
+        # the events spaced on the engine's clock (the music's time), whatever the machine's load
         osc.send_message("/livegen/param/x", 0.3)
-        time.sleep(0.5)  # lets JACK finish connecting the MIDI port
+        wait_played(osc, 0.5)
         osc.send_message("/livegen/record", 1)  # recording starts mid-performance
-        time.sleep(0.3)
+        wait_played(osc, 0.3)
         osc.send_message("/livegen/note", [60, 100])
-        time.sleep(0.2)
+        wait_played(osc, 0.2)
         subprocess.run([oscsend, "localhost", str(port), "/livegen/z/0", "f", "1.5"], check=True)
         midi.send_message([0x90, 67, 90])  # note on
         midi.send_message([0xB0, 70, 20])  # CC 70 -> z0 in the default map (soft takeover may hold it)
-        time.sleep(0.3)
+        wait_played(osc, 0.3)
         osc.send_message("/livegen/xy", [0.8, 0.1])
         midi.send_message([0x80, 67, 0])
-        time.sleep(0.2)
+        wait_played(osc, 0.2)
         osc.send_message("/livegen/note", [60, 0])
-        time.sleep(0.3)
+        wait_played(osc, 0.3)
         osc.send_message("/livegen/record", 0)
-        time.sleep(0.3)
+        wait_for(lambda: status_of(osc).get("recording") == 0, 30, "the recording to stop")
         midi.close_port()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -183,27 +157,16 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
     assert diff <= 1e-6, f"max abs difference {diff}"
 
 
-def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
+def test_play_record_then_livegen_render_matches(live_play, tmp_path):
     """`livegen play --record DIR` (the real command), OSC events, stop, `livegen render` the log."""
-
-    from pythonosc.udp_client import SimpleUDPClient
-
     takes = tmp_path / "takes"
-    play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless",
-                             "--record", str(takes), "--osc-port", "0", "--samplerate", "48000", "--seed", "4", "--nice", "0"],
-                            cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port, seen = _osc_port_once_playing(play)
-        osc = SimpleUDPClient("127.0.0.1", port)
-        for address, args in [("/livegen/note", [62, 110]), ("/livegen/param/drift", 0.7), ("/livegen/xy", [0.1, 0.9]),
-                              ("/livegen/note", [62, 0]), ("/livegen/param/gain", -3.0)]:
-            time.sleep(0.3)
-            osc.send_message(address, args)
-        time.sleep(0.3)
-    finally:
-        play.send_signal(signal.SIGTERM)
-        out, err = play.communicate(timeout=60)
-    assert play.returncode == 0, seen + err
+    play = live_play("--record", str(takes), "--samplerate", "48000", "--seed", "4")
+    for address, args in [("/livegen/note", [62, 110]), ("/livegen/param/drift", 0.7), ("/livegen/xy", [0.1, 0.9]),
+                          ("/livegen/note", [62, 0]), ("/livegen/param/gain", -3.0)]:
+        play.played(0.3)
+        play.client.send_message(address, args)
+    play.played(0.3)
+    assert play.stop(60) == 0, play.log
     (wav,) = takes.glob("*.wav")
     recorded, rate = soundfile.read(wav, dtype="float32")
     header, events = read_events(wav.with_suffix(".jsonl"))
@@ -221,30 +184,19 @@ def test_play_record_then_livegen_render_matches(jack_server, tmp_path):
     assert diff <= 1e-6, f"max abs difference {diff}"
 
 
-def test_play_recording_started_mid_performance_renders_back(jack_server, tmp_path):
+def test_play_recording_started_mid_performance_renders_back(live_play, tmp_path):
     """`livegen play --headless`, events over OSC, `/livegen/record 1` mid-performance, more events,
     `/livegen/record 0`; then `livegen render LOG` alone (no --seconds) reproduces the WAV."""
-
-    from pythonosc.udp_client import SimpleUDPClient
-
     takes = tmp_path / "takes"
-    play = subprocess.Popen([sys.executable, "-m", "livegen", "play", "--headless", "--no-midi",
-                             "--record-dir", str(takes), "--osc-port", "0", "--samplerate", "48000",
-                             "--seed", "5", "--nice", "0"],
-                            cwd=REPO, env=jack_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        port, seen = _osc_port_once_playing(play)
-        osc = SimpleUDPClient("127.0.0.1", port)
-        for address, args in [("/livegen/note", [57, 100]), ("/livegen/param/drift", 0.6), ("/livegen/record", 1),
-                              ("/livegen/xy", [0.8, 0.2]), ("/livegen/note", [64, 90]), ("/livegen/note", [57, 0]),
-                              ("/livegen/param/gain", -4.0), ("/livegen/record", 0)]:
-            time.sleep(0.3)
-            osc.send_message(address, args)
-        time.sleep(0.5)
-    finally:
-        play.send_signal(signal.SIGTERM)
-        out, err = play.communicate(timeout=60)
-    assert play.returncode == 0, seen + err
+    play = live_play("--no-midi", "--record-dir", str(takes), "--samplerate", "48000", "--seed", "5")
+    for address, args in [("/livegen/note", [57, 100]), ("/livegen/param/drift", 0.6), ("/livegen/record", 1),
+                          ("/livegen/xy", [0.8, 0.2]), ("/livegen/note", [64, 90]), ("/livegen/note", [57, 0]),
+                          ("/livegen/param/gain", -4.0), ("/livegen/record", 0)]:
+        play.played(0.3)
+        play.client.send_message(address, args)
+    play.wait_status(lambda pairs: pairs["recording"] == 0 and pairs.get("record_file") == "", 30,
+                     "the take to be finished")
+    assert play.stop(60) == 0, play.log
     (wav,) = takes.glob("*.wav")
     recorded, rate = soundfile.read(wav, dtype="float32")
     log = wav.with_suffix(".jsonl")
@@ -281,7 +233,7 @@ def test_record_toggles_hammered_over_udp_leave_every_take_whole(jack_server, tm
         assert line.startswith("osc "), line + server.stderr.read()
         osc = SimpleUDPClient("127.0.0.1", int(line.split()[1]))
         osc.send_message("/livegen/note", [60, 100])
-        time.sleep(0.3)
+        wait_played(osc, 0.3)
         rng = random.Random(7)
         for i in range(80):
             osc.send_message("/livegen/record", (i + 1) % 2)
@@ -289,9 +241,9 @@ def test_record_toggles_hammered_over_udp_leave_every_take_whole(jack_server, tm
             if gap:
                 time.sleep(gap)
         osc.send_message("/livegen/record", 0)
-        time.sleep(0.2)
-        osc.send_message("/livegen/status", [])
-        time.sleep(0.8)  # the control thread finishes the last files
+        # the control thread finishes the last files: no take open any more
+        wait_for(lambda: (lambda pairs: pairs.get("recording") == 0 and pairs.get("record_file") == "")(status_of(osc)),
+                 30, "the last take to be finished")
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=120)

@@ -12,6 +12,8 @@ import json
 import soundfile as sf
 
 from conftest import REPO
+from livegen.continuation.params import continuation_param_specs
+from livegen.control.oscfake import model_specs
 from livegen.tui.app import LivegenApp
 from livegen.tui.model_info import ModelInfo, read_model_info
 from livegen.tui.osc import OscLink
@@ -21,6 +23,16 @@ from helpers import MUSIC_SR, last_args, music, run, until
 
 BUNDLED = REPO / "models" / "continuation"
 DEFAULT = REPO / "models" / "default"
+
+
+def _engine_specs(path):
+    """What the engine registers for a model directory: a continuation model's own parameters
+    go before the latent offsets."""
+    specs = model_specs(path)
+    if read_model_info(path).continuation:
+        first_z = next(i for i, spec in enumerate(specs) if spec.name == "z0")
+        specs[first_z:first_z] = continuation_param_specs()
+    return specs
 
 
 def _app(port: int, *, continuation: bool, model_roots=None) -> LivegenApp:
@@ -80,6 +92,7 @@ def test_picker_to_a_continuation_model_adds_its_sliders_and_back(fake, tmp_path
         (path / "config.json").write_text(json.dumps({"format": fmt, "config": {"latent_dim": 8}}))
     assert read_model_info(cont).continuation and not read_model_info(vae).continuation
     app = _app(fake.port, continuation=False, model_roots=[roots])
+    fake.specs_for = _engine_specs
 
     async def scenario(pilot):
         names = lambda: [s.param for s in app.query(ParamSlider)]  # noqa: E731

@@ -21,9 +21,12 @@ except ImportError:
     pytest.skip("missing component: pytest-textual-snapshot (pip install pytest-textual-snapshot)",
                 allow_module_level=True)
 
+from livegen.control.oscaddress import param_rows  # noqa: E402
+from livegen.engine.params import ParamStore  # noqa: E402
 from livegen.tui.app import LivegenApp  # noqa: E402
 from livegen.tui.model_info import ModelInfo  # noqa: E402
 from livegen.tui.osc import EngineDelta, OscLink  # noqa: E402
+from livegen.tui.params import info_from_args  # noqa: E402
 
 CENTROIDS = {"piano": (0.15, 0.75), "organ": (0.55, 0.25), "strings": (0.8, 0.85), "brass": (0.4, 0.6),
              "bass": (0.2, 0.15)}
@@ -51,6 +54,11 @@ async def populate(pilot) -> None:
     app = pilot.app
     app.link.last_reply_time = time.monotonic() + 1e6  # never "no reply" during the snapshot
     app.status_line.osc_port = 9000
+    # the engine's parameter table, as /livegen/params gives it (nothing answers here)
+    rows = [info_from_args(args) for args in param_rows(ParamStore.for_model(8).specs)]
+    app.apply(EngineDelta(param_rows=rows, received=1))
+    while not app.sliders:
+        await pilot.pause(0.02)
     spectra = [[-95.0 + 80.0 * max(0.0, 1.0 - abs(b - 10 - (r % 7)) / 12.0) - 0.3 * b for b in range(64)]
                for r in range(12)]
     app.apply(EngineDelta(params={"x": 0.3, "y": 0.65, "gain": -3.0, "z2": 1.5, "drift": 0.25},

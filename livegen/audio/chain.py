@@ -32,10 +32,10 @@ UPSAMPLE_TAPS_PER_PHASE = 48
 class IntegerUpsampler:
     """Stateful polyphase FIR upsampling by an integer factor, exactly `factor` samples out per sample in.
 
-    soxr's `ResampleStream` hands its output out in bursts of about 1600 samples at its
-    default quality (and lags 480 samples with `vr=True`): 10-35 ms of latency for a
-    128-sample hop. For the common integer ratios (24 -> 48 kHz) this FIR is as clean and
-    adds 1 ms; other ratios go through soxr.
+    soxr's `ResampleStream` hands its output out in bursts many hops long, which would add
+    tens of milliseconds of latency to a 128-sample hop. For the common integer ratios
+    (24 -> 48 kHz) this FIR is as clean and adds only its group delay; other ratios go
+    through soxr.
     """
 
     def __init__(self, factor: int, *, in_rate: int):

@@ -201,7 +201,7 @@ class JackServer:
                 self.proc.wait()
 
 
-(_END, _GAPS, _READY, _STOP, _MIDI_REQ, _MIDI_DONE, _MIDI_MSG, _MIDI_OFFSET, _MIDI_STAMP) = range(9)
+(_END, _GAPS, _READY, _STOP, _MIDI_REQ, _MIDI_DONE, _MIDI_MSG, _MIDI_OFFSET, _MIDI_STAMP, _LONGEST_NS) = range(10)
 _HEAD = 16
 CAPTURE_CLIENT = "livegen-latency-capture"
 MIDI_CLIENT = "livegen-latency-midi"
@@ -215,10 +215,12 @@ def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: in
     shm = shared_memory.SharedMemory(name=shm_name)
     head = np.ndarray(_HEAD, dtype=np.int64, buffer=shm.buf)
     ring = np.ndarray((channels, RING_FRAMES), dtype=np.float32, buffer=shm.buf, offset=8 * _HEAD)
+    ring[:] = 0  # every page touched now, not by the first write of a real-time callback
     capture = jack.Client(CAPTURE_CLIENT, servername=server, no_start_server=True)
     ports = [capture.inports.register(f"in_{i + 1}") for i in range(channels)]
 
     def record(frames: int) -> None:
+        began = time.perf_counter_ns()
         t = capture.last_frame_time
         if head[_END] >= 0 and t != head[_END]:
             head[_GAPS] += 1
@@ -229,6 +231,7 @@ def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: in
             row[i:i + n] = data[:n]
             row[:frames - n] = data[n:]
         head[_END] = (t + frames) & 0xFFFFFFFF
+        head[_LONGEST_NS] = max(head[_LONGEST_NS], time.perf_counter_ns() - began)
 
     capture.set_process_callback(record)
     clients = [capture]
@@ -296,6 +299,11 @@ class Probe:
     @property
     def frame_time(self) -> int:
         return self.control.frame_time
+
+    @property
+    def longest_ms(self) -> float:
+        """The capture callback's longest run so far."""
+        return self.head[_LONGEST_NS] / 1e6
 
     @property
     def gaps(self) -> int:
@@ -521,6 +529,7 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
         final = play.status() or {}
         info.update({key: (final.get(key) or 0) - (first.get(key) or 0) for key in ("xruns", "underflows")},
                     jack_xruns=probe.xruns - jack_first, capture_gaps=probe.gaps - gaps_first,
+                    capture_longest_ms=probe.longest_ms,
                     load_end=os.getloadavg())
         return settings, info
     finally:
@@ -782,7 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         for info in infos:
             print(f"period {info['period']}, look-ahead {info['lookahead']}, while the events ran: play xruns "
                   f"{info['xruns']} (underflows {info['underflows']}); JACK xruns {info['jack_xruns']} (the capture "
-                  f"client's xrun callback), capture gaps {info['capture_gaps']}; load average "
+                  f"client's xrun callback), capture gaps {info['capture_gaps']} (its callback's longest run "
+                  f"{info['capture_longest_ms']:.2f} ms); load average "
                   f"{info['load'][0]:.1f} to {info['load_end'][0]:.1f}")
         for warning in sorted({info["jack_warning"] for info in infos if info["jack_warning"]}):
             print(warning)

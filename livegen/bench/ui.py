@@ -32,9 +32,9 @@ import threading
 import time
 
 from livegen.bench.control import _Jack
+from livegen.control.oscfake import PREFIX, FakeEngine
 from livegen.control.oscwire import encode_message
 from livegen.tui.child import free_udp_port
-from livegen.tui.fake_engine import FakeEngine, PREFIX
 
 BASELINE_APP = """
 import sys

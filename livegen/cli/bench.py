@@ -10,10 +10,12 @@ import argparse
 import importlib
 import pkgutil
 
+import livegen.bench
+from livegen.bench._report import run_with_markdown, split_markdown_option
+from livegen.errors import ParameterError
+
 
 def _available() -> list[str]:
-    import livegen.bench
-
     return sorted(m.name for m in pkgutil.iter_modules(livegen.bench.__path__) if not m.name.startswith("_"))
 
 
@@ -32,12 +34,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from livegen.errors import ParameterError
-
     names = _available()
     if args.name not in names:
         raise ParameterError(f"no benchmark named {args.name!r}; choose one of: {', '.join(names)}")
-    from livegen.bench._report import run_with_markdown, split_markdown_option
 
     try:
         argv, markdown = split_markdown_option(list(args.args))

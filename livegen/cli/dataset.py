@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.data.datasets import open_dataset
+from livegen.data.gm import GM_GROUPS, parse_spec, program_split, render_gm_dataset
+from livegen.data.songs import GENRES, render_songs
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -79,8 +83,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _gm_epilog() -> str:
-    from livegen.data.gm import GM_GROUPS, program_split
-
     lines = ["families (GM group -> family; programs 52-54 are 'vocal'):"]
     lines += [f"  {i * 8:3d}-{i * 8 + 7:3d} {group:21s} -> {family}" for i, (group, family) in enumerate(GM_GROUPS)]
     for split in ("test", "valid"):
@@ -90,14 +92,10 @@ def _gm_epilog() -> str:
 
 
 def _genres() -> tuple[str, ...]:
-    from livegen.data.songs import GENRES
-
     return GENRES
 
 
 def _spec(text: str, name: str, low: int, high: int) -> list[int]:
-    from livegen.data.gm import parse_spec
-
     return parse_spec(text, name=name, low=low, high=high)
 
 
@@ -117,8 +115,6 @@ def _run_gm(args) -> int:
     velocities = _spec(args.velocities, "velocities", 1, 127)
     banks = _spec(args.banks, "banks", 0, 127)
     cents = _spec(args.cents, "cents", -100, 100)
-
-    from livegen.data.gm import render_gm_dataset
 
     report = render_gm_dataset(
         args.out, soundfont=args.soundfont, sample_rate=args.sample_rate, programs=programs,
@@ -140,8 +136,6 @@ def _run_gm(args) -> int:
 def _run_songs(args) -> int:
     from collections import Counter
 
-    from livegen.data.songs import render_songs
-
     report = render_songs(args.out, soundfont=args.soundfont, songs=args.songs, seconds=args.seconds, seed=args.seed,
                           sample_rate=args.sample_rate, gain=args.gain, jobs=args.jobs, progress=not args.no_progress)
     genres = Counter(p["genre"] for p in report["pieces"])
@@ -153,8 +147,6 @@ def _run_songs(args) -> int:
 
 def _run_info(args) -> int:
     from collections import Counter
-
-    from livegen.data.datasets import open_dataset
 
     ds = open_dataset(args.path)
     splits = Counter(ex.split for ex in ds)
@@ -169,7 +161,6 @@ def _run_info(args) -> int:
 
 
 def _run_features(args) -> int:
-    from livegen.data.datasets import open_dataset
     from livegen.data.features import compute_features
 
     ds = open_dataset(args.path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.audio import devices
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("devices", help="list audio devices and MIDI ports",
@@ -13,8 +15,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from livegen.audio import devices
-
     print("Audio output devices (use --audio-device INDEX or part of the NAME):")
     try:
         with devices.quiet_stderr():

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.data.datasets import open_dataset
+from livegen.errors import ParameterError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -39,8 +42,6 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from livegen.data.datasets import open_dataset
-    from livegen.errors import ParameterError
     from livegen.model import load_model
     from livegen.train import evaluate as ev
     from livegen.train.data import NoteSampler, open_features

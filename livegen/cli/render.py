@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.engine.events import read_events
+
 
 def add_continuation_arguments(parser) -> None:
     """The options a continuation model adds to `livegen render` and `livegen play` (idempotent)."""
@@ -46,7 +48,6 @@ def run(args) -> int:
 
     from livegen.app import factory
     from livegen.continuation.render import continuation_options
-    from livegen.engine.events import read_events
     from livegen.engine.setup import pick_device
     from livegen.session.render import check_weights, render_plan
     from livegen.session.replay import trim_to_recording

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from livegen.errors import ParameterError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -37,8 +39,6 @@ def read_audio(path: str):
     """(samples [frames, channels] float32, sample rate); ParameterError if nothing can read it."""
     import numpy as np
     import soundfile as sf
-
-    from livegen.errors import ParameterError
 
     if not os.path.isfile(path):
         raise ParameterError(f"{path!r} does not exist: check the path")
@@ -71,7 +71,6 @@ def run(args) -> int:
     import soundfile as sf
 
     from livegen.dsp import StreamingInverter, check_stft, frames_for, invert, spectral_convergence, stft_magnitude
-    from livegen.errors import ParameterError
 
     hop = args.hop if args.hop is not None else (args.n_fft // 4 if isinstance(args.n_fft, int) else None)
     n_fft, hop = check_stft(args.n_fft, hop)

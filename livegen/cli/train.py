@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.errors import ParameterError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -35,7 +37,6 @@ def run(args) -> int:
     import torch
 
     from livegen.continuation.train_entry import maybe_run_continuation
-    from livegen.errors import ParameterError
     from livegen.train import TrainConfig, train
 
     code = maybe_run_continuation(args)  # a config with kind = "continuation" trains that model

@@ -40,11 +40,8 @@ def continuation_options(args, header: dict, events, model_dir, *, warn) -> dict
             "voice_model": voice_model_from_header(header, model_dir, warn=warn)}
 
 
-def _run_if_continuation(args) -> int | None:
-    """`livegen render` for a continuation model; None for another model."""
-    # A command-line entry point: it reuses `livegen render` (see pyproject's layer contract).
-    from livegen.cli.render import run
-
+def _run_if_continuation(args, run) -> int | None:
+    """`run(args)` (`livegen render`) for a continuation model; None for another model."""
     header, _ = read_events(args.events, tolerate_truncation=True)
     if not is_continuation_model(args.model or (header or {}).get("model_dir")):
         return None
@@ -68,11 +65,11 @@ def warn_seed_events(events, model_dir, *, out=None) -> int:
 
 
 def main(argv=None) -> int:
-    # A command-line entry point: it reuses `livegen render`'s parser (see pyproject's layer contract).
-    from livegen.cli.render import add_parser
+    # A command-line entry point: it reuses `livegen render` (see pyproject's layer contract).
+    from livegen.cli.render import add_parser, run
 
     return run_as_module(argv, prog="python -m livegen.continuation.render", command="render",
-                         add_parser=add_parser, maybe_run=_run_if_continuation,
+                         add_parser=add_parser, maybe_run=lambda args: _run_if_continuation(args, run),
                          not_ours=lambda args: f"{args.model} is not a continuation model; use `livegen render`")
 
 

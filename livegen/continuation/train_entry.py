@@ -3,22 +3,24 @@
 `maybe_run_continuation(args)` is what `livegen train` calls first: it returns None when the
 config does not select the continuation kind (the spectral VAE trains as before), else the
 exit code. ``kind = "seed_lstm"`` trains the seed document's LSTM recipe instead, a baseline kept
-for comparison (`livegen.continuation.baseline`). ``python -m livegen.continuation.train_entry`` takes the same arguments as
-`livegen train`.
+for comparison (`livegen.continuation.baseline`).
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from livegen.continuation.train import ContinuationTrainConfig, train_continuation
+from livegen.errors import ParameterError
 
 KINDS = ("continuation", "seed_lstm")
 
 
 def read_config(path) -> dict:
     """The raw settings table of a JSON or TOML training config."""
-    import json
-    from pathlib import Path
-
-    from livegen.errors import ParameterError
-
     path = Path(path)
     try:
         text = path.read_text()
@@ -39,13 +41,6 @@ def maybe_run_continuation(args) -> int | None:
     data = read_config(args.config)
     if data.get("kind", "vae") not in KINDS:
         return None
-    import json
-
-    import torch
-
-    from livegen.continuation.train import ContinuationTrainConfig, train_continuation
-    from livegen.errors import ParameterError
-
     if getattr(args, "device", "auto") not in ("auto", "cpu"):
         raise ParameterError(f"--device {args.device}: the continuation model trains on the CPU (it is small); use cpu or auto")
     if getattr(args, "threads", None):
@@ -59,17 +54,3 @@ def maybe_run_continuation(args) -> int | None:
                                  resume=bool(getattr(args, "resume", False)))
     print(json.dumps(summary, indent=1, default=str))
     return 0
-
-
-def main(argv=None) -> int:
-    from livegen.cli.train import add_parser
-    from livegen.continuation import run_as_module
-
-    return run_as_module(argv, prog="python -m livegen.continuation.train_entry", command="train",
-                         add_parser=add_parser, maybe_run=maybe_run_continuation,
-                         not_ours=lambda args: "the config does not say kind = \"continuation\"; "
-                                               "use `livegen train` for the spectral VAE")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -253,8 +253,8 @@ class MidiInput:
 
     def _audio_lead(self):
         """The engine's `lead` (a `LiveEngine`'s) around an open or close of an rtmidi port:
-        python-rtmidi holds the GIL while it opens (115 ms measured) or closes (51 ms) a JACK
-        client, three times the engine's 16 ms lead, so a controller plugged in mid-show would
+        python-rtmidi holds the GIL while it opens or closes a JACK client, for several times the
+        engine's usual lead (docs/realtime.md), so a controller plugged in mid-show would
         otherwise cost a dropout. A target without `lead` (offline, tests) gets nothing."""
         lead = getattr(self.target, "lead", None)
         return lead(HOTPLUG_LEAD_SECONDS) if callable(lead) else contextlib.nullcontext()

@@ -103,6 +103,13 @@ ADDRESSES: tuple[OscAddress, ...] = (
 PARAM_FIELDS = ("index", "count", "name", "minimum", "maximum", "default", "unit", "integer", "step", "description")
 """The arguments of each `/livegen/params` reply message, in order."""
 
+
+def param_rows(specs: dict) -> list[tuple]:
+    """The `/livegen/params` reply messages' arguments for a parameter registry's `specs`."""
+    return [(index, len(specs), name, float(spec.minimum), float(spec.maximum), float(spec.default), spec.unit,
+             int(spec.integer), 1.0 if spec.integer else 0.0, spec.description)
+            for index, (name, spec) in enumerate(specs.items())]
+
 SENT: tuple[OscAddress, ...] = (
     OscAddress("/livegen/param/<name>", "f", "", "a parameter someone else changed (also `/livegen/xy f f`, "
                                                  "`/livegen/z/<i> f`); the reply to `/livegen/get`"),

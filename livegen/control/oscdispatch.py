@@ -11,7 +11,7 @@ import math
 from typing import NamedTuple
 
 from livegen.control.mapping import RECORD
-from livegen.control.oscaddress import ADDRESSES, PREFIX, find
+from livegen.control.oscaddress import ADDRESSES, PREFIX, find, param_rows
 from livegen.control.oscsocket import source_of
 from livegen.engine.events import PRESET_SLOTS, Event
 from livegen.errors import ParameterError
@@ -290,12 +290,7 @@ class OscDispatcher:
         self.wire.reply(m.sender, f"{PREFIX}param/{name}", (float(params.get(name)),))
 
     def on_params(self, m: Request) -> None:
-        specs = self.target.params.specs
-        count = len(specs)
-        self.wire.reply_bundled(m.sender, f"{PREFIX}params", [
-            (index, count, name, float(spec.minimum), float(spec.maximum), float(spec.default), spec.unit,
-             int(spec.integer), 1.0 if spec.integer else 0.0, spec.description)
-            for index, (name, spec) in enumerate(specs.items())])
+        self.wire.reply_bundled(m.sender, f"{PREFIX}params", param_rows(self.target.params.specs))
 
     def on_status(self, m: Request) -> None:
         self.wire.reply(m.sender, f"{PREFIX}status", tuple(status_pairs(self.status())))

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from livegen.control.oscwire import MAX_PACKET, OscParseError, encode_bundle, encode_message, parse_packet
+from livegen.control.oscwire import MAX_PACKET, OscParseError, encode_message, pack_bundles, parse_packet
 from livegen.errors import DeviceError, ParameterError
 
 ERROR_ADDRESS = "/livegen/error"
@@ -216,18 +216,10 @@ class OscSocket:
         self.send(sender, self.encode_reply(address, args))
 
     def reply_bundled(self, sender, address: str, messages) -> None:
-        """Several messages to one address, packed into as few bundles as the packet limit allows
-        (a bundle adds 16 bytes, and 4 per message)."""
-        bundle, size = [], 16
-        for args in messages:
-            data = self.encode_reply(address, args, room=20)
-            if bundle and size + 4 + len(data) > self.max_packet:
-                self.send(sender, encode_bundle(bundle))
-                bundle, size = [], 16
-            bundle.append(data)
-            size += 4 + len(data)
-        if bundle:
-            self.send(sender, encode_bundle(bundle))
+        """Several messages to one address, in as few bundles as the packet limit allows."""
+        for data in pack_bundles([self.encode_reply(address, args, room=20) for args in messages],
+                                 max_size=self.max_packet):
+            self.send(sender, data)
 
     def encode_reply(self, address: str, args, *, room: int = 0) -> bytes:
         """The message, or an error in its place when it cannot be encoded or would not fit a packet."""

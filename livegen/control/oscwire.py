@@ -202,3 +202,21 @@ def encode_bundle(messages: list[bytes], *, time: float | None = None) -> bytes:
         parts.append(struct.pack(">i", len(message)))
         parts.append(message)
     return b"".join(parts)
+
+
+def pack_bundles(messages: list[bytes], *, max_size: int = MAX_PACKET) -> list[bytes]:
+    """Encoded messages packed, in order, into as few bundles (acting immediately) as fit `max_size`
+    each; a message too large for any bundle travels alone, unbundled."""
+    out, bundle, size = [], [], 16  # a bundle's header; each element adds its 4-byte size
+    for message in messages:
+        if bundle and size + 4 + len(message) > max_size:
+            out.append(encode_bundle(bundle))
+            bundle, size = [], 16
+        if 20 + len(message) > max_size:
+            out.append(message)
+            continue
+        bundle.append(message)
+        size += 4 + len(message)
+    if bundle:
+        out.append(encode_bundle(bundle))
+    return out

@@ -1,7 +1,7 @@
 """Compiled inner loops and allocation-free FFTs for the streaming inverter.
 
 A hop's work is a handful of tiny array operations per iteration; as separate numpy calls
-their call overhead (about 1 µs each) costs more than the arithmetic, so each group of them is
+their call overhead costs more than the arithmetic, so each group of them is
 one numba kernel. FFTs go to pocketfft with preallocated outputs (scipy's private binding when
 present, which accepts ``out=``; numpy's ``out=`` otherwise).
 """

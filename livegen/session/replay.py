@@ -6,13 +6,11 @@ came before it too). Rendering from sample 0 and dropping `start_sample` samples
 file; at another output rate the stamps are moved to the same hop boundaries at that rate.
 
 At another rate the output chain's latency differs too: the 2x/4x FIR upsampler delays the
-model's signal by its group delay (47.5 samples at 48 kHz, 95.5 at 96 kHz: 0.99 ms either way),
-no resampler by nothing, and soxr's stream (44.1 kHz and other non-integer ratios) by the zeros
-its FIFO is primed with to hand out whole hops (443 samples at 44.1 kHz: 10 ms). Measured before
-this was compensated (`tests/test_session_wiring.py`'s cross-correlation): a 48 kHz recording
-re-rendered at 44.1 kHz lagged it by 435 samples (at 48 kHz), at 24 kHz led it by 47. The plan
-now drops (or, when the render would start before sample 0, cannot add) the difference, so a
-re-render lines up with the recording to within half a sample at the new rate.
+model's signal by its group delay, no resampler by nothing, and soxr's stream (44.1 kHz and
+other non-integer ratios) by the zeros its FIFO is primed with to hand out whole hops. The plan
+drops (or, when the render would start before sample 0, cannot add) the difference, so a
+re-render lines up with the recording to within a sample at the new rate (figures before and
+after: docs/benchmarks/history.md, "Session replay at another rate").
 """
 
 from __future__ import annotations

@@ -3,7 +3,11 @@
 Data flow: the OSC receive thread folds engine feedback into a delta and wakes the app with
 one small message; the app takes the delta at most ~30 times a second and moves widgets.
 Outgoing values are coalesced per address and flushed at most ~60 times a second, so a fast
-mouse drag or a morph never floods the engine.
+mouse drag never floods the engine.
+
+A pure OSC client: the parameters (and so the sliders) come from the engine's `/livegen/params`
+(`params`), preset morphs and loops are the engine's (`morph`), presets and MIDI learn have
+their own modules (`presets`, `learn`).
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Footer
 
-from livegen.engine.params import ParamSpec, ParamStore
-from livegen.tui.child import EngineProcess
-from livegen.tui.model_info import RANDOM_MODEL, ModelInfo, read_model_info
-from livegen.tui.notes import OCTAVE_KEYS, VELOCITY_KEYS, NoteKeys, key_semitone
-from livegen.tui.osc import PREFIX, EngineDelta, OscLink, param_address
+from livegen.control.oscaddress import PREFIX
 from livegen.tui import screens
+from livegen.tui.child import EngineProcess
+from livegen.tui.learn import Learn
+from livegen.tui.model_info import RANDOM_MODEL, ModelInfo, read_model_info
+from livegen.tui.morph import Morph
+from livegen.tui.notes import OCTAVE_KEYS, VELOCITY_KEYS, NoteKeys, key_semitone
+from livegen.tui.osc import EngineDelta, OscLink, param_address
+from livegen.tui.params import ParamInfo, ParamTable
+from livegen.tui.presets import Presets
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
 FRAME_SECONDS = 1 / 30
@@ -33,7 +41,8 @@ SEND_SECONDS = 1 / 60
 STATUS_SECONDS = 0.5
 NO_REPLY_SECONDS = 3.0
 RESUBSCRIBE_SECONDS = 5.0
-MORPH_TICK = 1 / 30
+PAD = ("x", "y")
+"""Parameters the pad shows (every other one gets a slider)."""
 
 STAGE_THEME = Theme(
     name="livegen-stage",
@@ -86,29 +95,6 @@ class EngineUpdate(Message):
         return isinstance(message, EngineUpdate)
 
 
-def model_specs(latent_dim: int, *, continuation: bool = False) -> list[ParamSpec]:
-    """The engine's parameters for a model, in the engine's order (a continuation model's own
-    before the latent offsets, as its engine registers them)."""
-    specs = list(ParamStore.for_model(latent_dim).specs.values())
-    if continuation:
-        from livegen.continuation.params import continuation_param_specs
-
-        specs[len(specs) - latent_dim:len(specs) - latent_dim] = continuation_param_specs()
-    return specs
-
-
-def slider_specs(latent_dim: int, *, continuation: bool = False) -> list[ParamSpec]:
-    """Every parameter but the pad's own x and y (the pad shows those)."""
-    return [s for s in model_specs(latent_dim, continuation=continuation) if s.name not in ("x", "y")]
-
-
-def _model_dependent(name: str) -> bool:
-    """Sliders that come and go with the model: latent offsets and a continuation model's own."""
-    from livegen.continuation.params import continuation_param_specs
-
-    return (name.startswith("z") and name[1:].isdigit()) or name in {s.name for s in continuation_param_specs()}
-
-
 class LivegenApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "livegen"
@@ -131,10 +117,14 @@ class LivegenApp(App):
         self.engine = engine
         self.info = info or ModelInfo()
         self.model_roots = model_roots or []
-        self.specs = {s.name: s for s in model_specs(self.info.latent_dim, continuation=self.info.continuation)}
-        self.values: dict[str, float] = {name: spec.default for name, spec in self.specs.items()}
-        self.presets: dict[int, dict[str, float]] = {}
-        self.bindings_map: dict[str, str] = {}
+        self.specs: dict[str, ParamInfo] = {}
+        """The engine's parameters, from `/livegen/params` (empty until it answers)."""
+        self.table = ParamTable()
+        self.values: dict[str, float] = {name: 0.5 for name in PAD}
+        """The latest value of every parameter, the engine's or ours (kept before its slider exists)."""
+        self.presets = Presets(self)
+        self.morph = Morph(self)
+        self.learn = Learn(self)
         self.notes = NoteKeys()
         self.status: dict[str, object] = {}
         self._outbox: dict[str, tuple] = {}
@@ -143,8 +133,6 @@ class LivegenApp(App):
         self._got_reply = False
         self._last_subscribe = 0.0
         self._note_timer = None
-        self._morph = None
-        self._loop_seconds: float | None = None
         self._died_shown = False
         self._stopping = False
         self.drawn_at: float | None = None
@@ -163,9 +151,7 @@ class LivegenApp(App):
                 yield OutputMeter(id="meter")
                 yield Waterfall(id="waterfall")
             with VerticalScroll(id="sliders", can_focus=False) as sliders:
-                sliders.border_title = "parameters"
-                for spec in slider_specs(self.info.latent_dim, continuation=self.info.continuation):
-                    yield ParamSlider(spec, self.values[spec.name])
+                sliders.border_title = "parameters"  # filled once the engine sends its table
         yield PresetBar(id="presets")
         yield StatusLine(id="status")
         yield Footer()
@@ -179,7 +165,7 @@ class LivegenApp(App):
         self.waterfall = self.query_one(Waterfall)
         self.preset_bar = self.query_one(PresetBar)
         self.status_line = self.query_one(StatusLine)
-        self.sliders = {s.param: s for s in self.query(ParamSlider)}
+        self.sliders: dict[str, ParamSlider] = {}
         self.pad.focus()
         status = self.status_line
         status.osc_port = self.link.port
@@ -189,6 +175,7 @@ class LivegenApp(App):
         self.link.wake = lambda: self.post_message(EngineUpdate())
         self.link.start()
         self.link.subscribe()
+        self.link.ask_params()
         self.link.send(PREFIX + "status")
         self._last_subscribe = time.monotonic()
         self.set_interval(STATUS_SECONDS, self._poll)
@@ -226,6 +213,10 @@ class LivegenApp(App):
 
     def apply(self, delta: EngineDelta) -> None:
         self._got_reply = True
+        for index, count, info in delta.param_rows:
+            self.table.add(index, count, info)
+        if delta.param_rows and self.table.complete and self.table.specs() != self.specs:
+            self.call_later(self._build_sliders, self.table.specs())
         for name, value in delta.params.items():
             self.show_value(name, value)
         if delta.meter is not None:
@@ -240,16 +231,7 @@ class LivegenApp(App):
             status.status = self.status
         for error in delta.errors:
             self.show_message(f"engine: {error}", severity="warning")
-        screen = self.screen if type(self.screen).__name__ == "LearnScreen" else None
-        if delta.bindings is not None:
-            self.bindings_map = dict(delta.bindings)
-            if screen:
-                screen.set_bindings(self.bindings_map)
-        for param, control in delta.learned:
-            self.bindings_map[param] = control
-            self.show_message(f"learned {param} ← {control}")
-            if screen:
-                screen.learned(param, control)
+        self.learn.apply(delta)
         if delta.model:
             self._model_loaded(delta.model)
         if delta.seeded:
@@ -260,10 +242,8 @@ class LivegenApp(App):
 
     def show_value(self, name: str, value: float) -> None:
         """Move a widget to a value someone else set (no echo back to the engine)."""
-        if name not in self.specs:
-            return
         self.values[name] = value
-        if name in ("x", "y"):
+        if name in PAD:
             self.pad.set_point(self.values["x"], self.values["y"], remote=True)
             return
         slider = self.sliders.get(name)
@@ -283,6 +263,8 @@ class LivegenApp(App):
     def _poll(self) -> None:
         now = time.monotonic()
         self.link.send(PREFIX + "status")
+        if not self.table.complete:
+            self.link.ask_params()  # the engine may still be starting, or a reply got lost
         if not self._got_reply or now - self._last_subscribe > RESUBSCRIBE_SECONDS:
             if not self._got_reply:
                 self.link.subscribe()
@@ -334,107 +316,39 @@ class LivegenApp(App):
         self.values[event.name] = event.value
         self.send_param(event.name, event.value)
 
-    # -- presets and morph -----------------------------------------------------------------
+    # -- presets, morph and loop (see `presets`, `morph`) ----------------------------------
     def on_preset_bar_store(self, event: PresetBar.Store) -> None:
-        self.store_preset(event.slot)
+        self.presets.store(event.slot)
 
     def on_preset_bar_recall(self, event: PresetBar.Recall) -> None:
-        self.recall_preset(event.slot)
+        self.presets.recall(event.slot)
 
     def on_preset_bar_morph(self, event: PresetBar.Morph) -> None:
-        self.morph_to(event.target, event.seconds)
+        self.morph.to(event.target, event.seconds)
 
     def on_preset_bar_loop(self, event: PresetBar.Loop) -> None:
-        self.loop_presets(event.seconds)
+        self.morph.toggle_loop(event.seconds)
 
-    def store_preset(self, slot: int) -> None:
-        self.presets[slot] = dict(self.values)
-        self.send(f"{PREFIX}preset/store", slot)
-        self.preset_bar.show(stored=self.presets.keys(), current=slot)
-        self.show_message(f"stored preset {slot}", 2)
-
-    def recall_preset(self, slot: int) -> None:
-        self._stop_morph()
-        self.send(f"{PREFIX}preset/recall", slot)
-        for name, value in self.presets.get(slot, {}).items():
-            self.show_value(name, value)
-        # The engine does not echo a recall to the client that asked for it, and the slot may
-        # hold what someone else stored: read the values back once the engine has applied it.
-        self.set_timer(0.2, self._read_back)
-        self.preset_bar.show(current=slot)
-
-    def _read_back(self) -> None:
+    def read_back(self) -> None:
+        """Ask the engine for every parameter's value (it answers `/livegen/param/<name> f`)."""
         for name in self.specs:
             self.link.send(f"{PREFIX}get/{name}")
 
-    def loop_presets(self, seconds: float) -> None:
-        """Morph through the stored presets in slot order, round and round, `seconds` a leg, until
-        `L` again, a recall or another morph: a preset-to-preset trajectory that loops. It is
-        ordinary parameter changes, so the session log holds it and a render plays it again."""
-        if self._loop_seconds is not None:
-            self._stop_morph()
+    # -- sliders, from the engine's table ----------------------------------------------------
+    async def _build_sliders(self, specs: dict[str, ParamInfo]) -> None:
+        """A slider per parameter but the pad's, in the engine's order (the table of the model
+        now playing: its latent offsets, and a continuation model's own)."""
+        if specs == self.specs:
             return
-        if len(self.presets) < 2:
-            self.show_message("store at least 2 presets to loop through them (shift+1-8)")
-            return
-        self._loop_seconds = seconds
-        self.preset_bar.looping = True
-        self._loop_next()
-
-    def _loop_next(self) -> None:
-        slots = sorted(self.presets)
-        current = self.preset_bar.current
-        later = [slot for slot in slots if current is None or slot > current]
-        self.morph_to((later or slots)[0], self._loop_seconds, looping=True)
-
-    def morph_to(self, target: int, seconds: float, *, looping: bool = False) -> None:
-        """Glide every parameter from the current preset (or the current values) to `target`."""
-        if target not in self.presets:
-            self.show_message(f"preset {target} is empty: store it first (shift+{target})")
-            return
-        self._stop_morph(keep_loop=looping)
-        bar = self.preset_bar
-        start = dict(self.presets.get(bar.current, self.values)) if bar.current else dict(self.values)
-        self._morph = (start, dict(self.presets[target]), target, time.monotonic(), max(seconds, 0.01),
-                       self.set_interval(MORPH_TICK, self._morph_step))
-        self._morph_step()
-
-    def _morph_step(self) -> None:
-        if self._morph is None:
-            return
-        start, end, target, began, seconds, _ = self._morph
-        t = min((time.monotonic() - began) / seconds, 1.0)
-        for name, b in end.items():
-            spec = self.specs.get(name)
-            if spec is None:
-                continue
-            a = start.get(name, b)
-            value = (a if t < 0.5 else b) if spec.integer else a + (b - a) * t
-            if value != self.values.get(name):
-                self.values[name] = value
-                if name not in ("x", "y"):
-                    self.send_param(name, value)
-                self.show_value(name, value)
-        self.send(PREFIX + "xy", float(self.values["x"]), float(self.values["y"]))
-        bar = self.preset_bar
-        if t >= 1.0:
-            self._stop_morph(keep_loop=True)
-            bar.show(current=target)
-            if self._loop_seconds is not None:
-                self._flush()  # the preset's own values go out before the next leg coalesces them away
-                self._loop_next()
-        else:
-            bar.show(progress=t, target=target)
-
-    def _stop_morph(self, *, keep_loop: bool = False) -> None:
-        if not keep_loop and self._loop_seconds is not None:
-            self._loop_seconds = None
-            self.preset_bar.looping = False
-            self.preset_bar.refresh()
-        if self._morph is not None:
-            self._morph[-1].stop()
-            self._morph = None
-            self.preset_bar.show()
+        replaced, self.specs = self.specs, specs
+        box = self.screen_stack[0].query_one("#sliders")
+        await box.remove_children()
+        self.sliders = {name: ParamSlider(spec, self.values.get(name, spec.default))
+                        for name, spec in specs.items() if name not in PAD}
+        await box.mount_all(list(self.sliders.values()))
+        if replaced:
+            self.values = {name: value for name, value in self.values.items() if name in specs or name in PAD}
+            self.read_back()  # another model: its engine's values (the subscription gave the first)
 
     # -- keyboard notes --------------------------------------------------------------------
     def on_key(self, event: Key) -> None:
@@ -482,11 +396,11 @@ class LivegenApp(App):
             self.push_screen(screens.HelpScreen())
 
     def action_learn(self) -> None:
-        if not isinstance(self.screen, screens.LearnScreen):
-            self.push_screen(screens.LearnScreen([*self.specs, "record"], self.bindings_map))  # record: a button that toggles recording
+        self.learn.open()
 
     def request_bindings(self) -> None:
-        self.link.send(PREFIX + "bindings")
+        self.learn.request_bindings()
+
 
     def action_pick_model(self) -> None:
         if isinstance(self.screen, screens.ModelPickerScreen):
@@ -511,32 +425,14 @@ class LivegenApp(App):
         if info.problem:
             self.show_message(info.problem)
             return
-        old, self.info = self.info, info
+        self.info = info
         pad = self.pad
         pad.set_centroids(info.centroids)
         pad.border_title = f"latent plane · {info.name}"
-        if (info.latent_dim, info.continuation) != (old.latent_dim, old.continuation):
-            self.call_later(self._rebuild_model_sliders, info)
+        # Another model has other parameters (latent offsets, a continuation model's own).
+        self.table = ParamTable()
+        self.link.ask_params()
         self.show_message(f"model {info.name}")
-
-    async def _rebuild_model_sliders(self, info: ModelInfo) -> None:
-        """Sliders for the model now playing: its latent offsets, and a continuation model's own."""
-        sliders = self.screen_stack[0].query_one("#sliders")
-        for name, slider in list(self.sliders.items()):
-            if _model_dependent(name):
-                del self.sliders[name]
-                await slider.remove()
-        self.specs = {s.name: s for s in model_specs(info.latent_dim, continuation=info.continuation)}
-        for name in [n for n in self.values if n not in self.specs]:
-            del self.values[name]
-        new = []
-        for spec in slider_specs(info.latent_dim, continuation=info.continuation):
-            if _model_dependent(spec.name):
-                self.values.setdefault(spec.name, spec.default)
-                new.append(ParamSlider(spec, self.values[spec.name]))
-        await sliders.mount_all(new)
-        self.sliders.update({slider.param: slider for slider in new})
-        self._read_back()  # the new engine's values (its defaults may differ from the registry's)
 
     def action_seed(self) -> None:
         if isinstance(self.screen, screens.SeedScreen):

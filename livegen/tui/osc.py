@@ -2,9 +2,10 @@
 
 The engine replies to the address a request came from, so the UI sends and receives on the
 same socket. The receive thread never touches widgets: it folds what arrives into a small
-`EngineState` delta (latest value per parameter, latest meter, spectrum rows, status pairs)
-and wakes the UI with one message only when the previous delta has been taken. However
-fast the engine talks, the UI sees at most one pending update, and redraws at its own pace.
+`EngineDelta` (latest value per parameter, latest meter, spectrum rows, status pairs, rows of
+the parameter table) and wakes the UI with one message only when the previous delta has been
+taken. However fast the engine talks, the UI sees at most one pending update, and redraws at
+its own pace.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_packet import OscPacket, ParseError
 
+from livegen.control.oscaddress import PREFIX
 from livegen.control.oscwire import encode_message
+from livegen.tui.params import ParamInfo, info_from_args
 
-PREFIX = "/livegen/"
 MAX_SPECTRUM_ROWS = 64
 
 
@@ -38,6 +40,8 @@ class EngineDelta:
     bindings: list[tuple[str, str]] | None = None
     model: str | None = None
     seeded: str | None = None
+    param_rows: list[tuple[int, int, ParamInfo]] = field(default_factory=list)
+    """`/livegen/params` replies: (index, count, parameter)."""
     received: int = 0
     last_address: str = ""
 
@@ -99,6 +103,10 @@ class OscLink:
 
     def subscribe(self) -> None:
         self.send(PREFIX + "subscribe", self.local_port)
+
+    def ask_params(self) -> None:
+        """The engine answers with its parameter table (see `livegen.tui.params`)."""
+        self.send(PREFIX + "params")
 
     # -- receiving -------------------------------------------------------------------------
     def start(self) -> "OscLink":
@@ -179,7 +187,9 @@ class OscLink:
                 delta.model = str(args[0])
             elif verb == "seed" and args:
                 delta.seeded = str(args[0])
-            elif verb in ("subscribed", "note", "params"):
+            elif verb == "params":
+                delta.param_rows.append(info_from_args(args))
+            elif verb in ("subscribed", "note"):
                 pass  # replies that only prove the engine is there
             else:
                 return

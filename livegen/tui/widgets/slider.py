@@ -8,13 +8,13 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 
-from livegen.engine.params import ParamSpec
+from livegen.tui.params import ParamInfo
 
 NAME_WIDTH = 11
 VALUE_WIDTH = 10
 
 
-def format_value(spec: ParamSpec, value: float) -> str:
+def format_value(spec: ParamInfo, value: float) -> str:
     if spec.integer:
         text = f"{int(round(value))}"
     elif abs(spec.maximum - spec.minimum) >= 20:
@@ -49,7 +49,7 @@ class ParamSlider(Widget, can_focus=True):
             self.name = name
             self.value = value
 
-    def __init__(self, spec: ParamSpec, value: float | None = None, **kwargs):
+    def __init__(self, spec: ParamInfo, value: float | None = None, **kwargs):
         kwargs.setdefault("id", f"slider-{spec.name}")
         super().__init__(**kwargs)
         self.spec = spec

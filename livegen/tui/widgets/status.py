@@ -37,7 +37,7 @@ def _clock(value) -> str:
 
 class StatusLine(Widget):
     """Shows the last `/livegen/status` reply plus what only the UI knows (engine process state,
-    OSC link, keyboard octave). Keys it reads are listed in `livegen.tui.osc` docs / README."""
+    OSC link, keyboard octave). Keys it reads are listed in docs/osc.md."""
 
     COMPONENT_CLASSES = {"status--ok", "status--bad", "status--warn", "status--dim", "status--rec"}
 

@@ -1,32 +1,50 @@
 """A stand-in engine server for UI tests and the UI benchmark: python-osc on real UDP.
 
-It records every message the UI sends, answers `/livegen/status` and `/livegen/get/<name>`,
-remembers subscribers, and can push feedback (parameter changes, meters, spectra) to them
-the way the real engine does. Run as a module it is the UI's child process in tests:
-`python -m livegen.tui.fake_engine --osc-port P [--stamp FILE]`; SIGTERM ends it cleanly.
+It records every message the UI sends, answers `/livegen/status`, `/livegen/get/<name>` and
+`/livegen/params`, remembers subscribers, glides preset morphs and loops (pushing the moving
+parameters, as the engine does), and can push feedback (parameter changes, meters, spectra)
+the way the real engine does. `/livegen/model` switches its parameters to the model's
+(`specs_for(path)`). Run as a module it is the UI's child process in tests:
+`python -m livegen.control.oscfake --osc-port P [--stamp FILE]`; SIGTERM ends it cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import signal
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
-from livegen.control.oscwire import encode_message
-from livegen.engine.params import ParamStore
+from livegen.control.oscaddress import PREFIX, param_rows
+from livegen.control.oscwire import encode_message, pack_bundles
+from livegen.engine.params import ParamSpec, ParamStore, engine_param_specs, latent_param_specs
 
-PREFIX = "/livegen/"
+GLIDE_TICK = 1 / 60
+
+
+def model_specs(path: str) -> list[ParamSpec]:
+    """A VAE's parameters for the latent size its `config.json` gives (8 when it cannot tell)."""
+    try:
+        latent_dim = int(json.loads((Path(path) / "config.json").read_text())["config"]["latent_dim"])
+    except (OSError, ValueError, KeyError, TypeError):
+        latent_dim = 8
+    return engine_param_specs() + latent_param_specs(latent_dim)
 
 
 class FakeEngine:
-    def __init__(self, port: int = 0, *, latent_dim: int = 8):
+    def __init__(self, port: int = 0, *, latent_dim: int = 8, specs_for=model_specs):
         self.params = ParamStore.for_model(latent_dim)
+        self.specs_for = specs_for
+        """`specs_for(path)`: the parameters of the model `/livegen/model` loads."""
+        self._glide: threading.Event | None = None
         self.received: list[tuple[str, tuple]] = []
         self.subscribers: set[tuple[str, int]] = set()
         self.bindings: dict[str, str] = {}
@@ -85,14 +103,61 @@ class FakeEngine:
             for key, value in self.bindings.items():
                 pairs += [key, value]
             self.reply(client, PREFIX + "bindings", *pairs)
+        elif verb == "params":
+            rows = [encode_message(PREFIX + "params", row) for row in param_rows(self.params.specs)]
+            for data in pack_bundles(rows):
+                self.server.socket.sendto(data, client)
         elif verb == "model" and args:
+            old, self.params = self.params, ParamStore(self.specs_for(str(args[0])))
+            self.params.restore(old.snapshot())
             self.reply(client, PREFIX + "model", str(args[0]))
         elif verb == "preset/store" and args:
             self.presets[int(args[0])] = self.params.snapshot()
         elif verb == "preset/recall" and args:
+            self._stop_glide()
             self.params.restore(self.presets.get(int(args[0]), {}))
+        elif verb == "preset/morph" and len(args) == 2 and int(args[0]) in self.presets:
+            self._start_glide([int(args[0])], float(args[1]), loop=False)
+        elif verb == "preset/loop" and args:
+            slots = [int(a) for a in args[1:]] or sorted(self.presets)
+            if float(args[0]) > 0 and len(slots) >= 2 and all(s in self.presets for s in slots):
+                self._start_glide(slots, float(args[0]), loop=True)
+            else:
+                self._stop_glide()
         elif verb == "unlearn" and args:
             self.bindings.pop(str(args[0]), None)
+
+    # -- preset morphs and loops, glided as the engine does (on a line, not its raised cosine) --
+    def _start_glide(self, slots: list[int], seconds: float, *, loop: bool) -> None:
+        self._stop_glide()
+        stop = self._glide = threading.Event()
+        threading.Thread(target=self._glide_through, args=(slots, seconds, loop, stop), daemon=True).start()
+
+    def _stop_glide(self) -> None:
+        if self._glide is not None:
+            self._glide.set()
+            self._glide = None
+
+    def _glide_through(self, slots, seconds, loop, stop) -> None:
+        leg = 0
+        while not stop.is_set():
+            start, end = self.params.snapshot(), self.presets[slots[leg % len(slots)]]
+            began = time.monotonic()
+            fraction = 0.0
+            while fraction < 1.0 and not stop.is_set():
+                fraction = min((time.monotonic() - began) / max(seconds, 1e-3), 1.0)
+                for name, b in end.items():
+                    if name in self.params.specs and start.get(name, b) != b:
+                        a = start[name]
+                        value = a + (b - a) * fraction
+                        if self.params.specs[name].integer:
+                            value = float(math.floor(value + 0.5))
+                        self.params.set(name, value)
+                        self.push(f"{PREFIX}param/{name}", float(self.params.get(name)))
+                stop.wait(GLIDE_TICK)
+            leg += 1
+            if not loop:
+                return
 
     def reply(self, client, address: str, *args) -> None:
         self.server.socket.sendto(encode_message(address, args), client)
@@ -124,7 +189,7 @@ class FakeEngine:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m livegen.tui.fake_engine")
+    parser = argparse.ArgumentParser(prog="python -m livegen.control.oscfake")
     parser.add_argument("--osc-port", type=int, default=0)
     parser.add_argument("--stamp", help="file to write 'started'/'stopped' into")
     parser.add_argument("--meters", type=float, default=0.0, help="push meters and spectra at this rate (Hz)")
