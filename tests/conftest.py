@@ -1,9 +1,10 @@
 """Shared fixtures: real components started for real.
 
 Under CI=true a missing component fails the test; locally it skips with the reason.
-Markers: `live` (the test starts jackd, `livegen play` or another long-running process; given
-automatically to every test that uses `jack_server`) and `slow` (seconds or more: `pytest -m
-"not slow"` is the inner loop).
+Markers: `live` (the test starts jackd, `livegen play` or another long-running process: given
+here to every test that uses `jack_server`, by hand to the others) and `slow` (a second or more
+on a loaded machine; every live test is slow too). `pytest -m "not slow"` is the inner loop,
+`pytest -m "not live"` runs without any server or child process.
 """
 
 from __future__ import annotations
@@ -46,6 +47,46 @@ def gm_soundfont() -> Path:
     return GM_SOUNDFONT
 
 
+JACK_REGISTRY = Path("/dev/shm/jack-shm-registry")
+# jack_shm_header_t (JACK 1.9, shm.h): 8 server slots of {pid_t pid; char name[257]}, 264 bytes each.
+_SLOTS, _SLOT_AT, _SLOT_SIZE = 8, 24, 264
+
+
+def reclaim_dead_test_servers() -> list[str]:
+    """Free the registry slots of test servers that died without unregistering (SIGKILL).
+
+    JACK has 8 server slots for all users of the machine and frees a dead server's slot only when
+    a server of the same name starts again; test servers have unique names, so killed ones would
+    fill the table for good ("Too many servers already active"). Only slots named `livegen-...`
+    whose process is gone are cleared; the names are returned.
+    """
+    freed = []
+    try:
+        fd = os.open(JACK_REGISTRY, os.O_RDWR)
+    except OSError:
+        return freed
+    try:
+        data = os.pread(fd, _SLOT_AT + _SLOTS * _SLOT_SIZE, 0)
+        for i in range(_SLOTS):
+            at = _SLOT_AT + i * _SLOT_SIZE
+            pid = int.from_bytes(data[at:at + 4], "little", signed=True)
+            name = data[at + 4:at + _SLOT_SIZE].split(b"\0")[0]
+            if pid <= 0 or not name.startswith(b"jack-") or b":livegen-" not in name:
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # still running
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue  # someone else's, running
+            os.pwrite(fd, bytes(_SLOT_SIZE), at)
+            freed.append(name.decode(errors="replace"))
+    finally:
+        os.close(fd)
+    return freed
+
+
 class JackServer:
     """A `jackd -d dummy` server under a unique name; its clients find it via JACK_DEFAULT_SERVER."""
 
@@ -67,18 +108,23 @@ class JackServer:
     def start(self, log_dir: Path) -> "JackServer":
         jackd = require_binary("jackd")
         self.log_path = log_dir / f"{self.name}.log"
-        self.process = subprocess.Popen(
-            [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, env=self.env,
-        )
+        for attempt in range(2):
+            with self.log_path.open("w") as log:
+                self.process = subprocess.Popen(
+                    [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
+                    stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                )
 
-        def up() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jackd exited: {self.log_path.read_text()}")
-            return self.is_up()
+            def up() -> bool:
+                return self.process.poll() is not None or self.is_up()
 
-        wait_for(up, 10, lambda: f"jackd to come up: {self.log_path.read_text()}", interval=0.1)
-        return self
+            wait_for(up, 10, lambda: f"jackd to come up: {self.log_path.read_text()}", interval=0.1)
+            if self.process.poll() is None:
+                return self
+            if attempt == 0 and "Too many servers" in self.log_path.read_text() and reclaim_dead_test_servers():
+                continue  # slots of killed test servers freed: once more
+            break
+        raise RuntimeError(f"jackd exited: {self.log_path.read_text()}")
 
     def is_up(self) -> bool:
         probe = subprocess.run(
@@ -90,10 +136,11 @@ class JackServer:
         return probe.returncode == 0
 
     def stop(self) -> None:
+        """SIGTERM, and SIGKILL only after 30 s: a killed server keeps its registry slot."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(5)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -137,6 +184,44 @@ def tiny_model():
     return model.eval()
 
 
+IN_MOUNT_NAMESPACE = "LIVEGEN_TEST_IN_NAMESPACE"
+
+
+@pytest.fixture
+def tmpfs(request, tmp_path):
+    """`tmpfs(size)` mounts a small tmpfs (a disk that fills up for real) and returns its path.
+
+    Where this process may not mount (not root, a container), the whole test runs again in a
+    user and mount namespace of its own, where it may; `tmpfs` then returns None once that run
+    passed (the test returns at once) and fails the test when it did not.
+    """
+    mounts: list[Path] = []
+
+    def mount(size: str) -> Path | None:
+        path = tmp_path / f"tmpfs-{len(mounts)}"
+        path.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            mounts.append(path)
+            return path
+        require(not os.environ.get(IN_MOUNT_NAMESPACE), f"a tmpfs mount, even in a namespace ({done.stderr.strip()})")
+        unshare = require_binary("unshare")
+        probe = subprocess.run([unshare, "--user", "--map-root-user", "--mount", "true"], capture_output=True, text=True)
+        require(probe.returncode == 0, f"`mount -t tmpfs` ({done.stderr.strip()}) or `unshare --user --mount` "
+                                       f"({probe.stderr.strip()}) for a small full disk")
+        child = subprocess.run([unshare, "--user", "--map-root-user", "--mount", sys.executable, "-m", "pytest", "-q",
+                                "-rs", "-p", "no:cacheprovider", request.node.nodeid], cwd=REPO, capture_output=True,
+                               text=True, env=dict(os.environ, **{IN_MOUNT_NAMESPACE: "1"}), timeout=600)
+        assert child.returncode == 0 and "1 passed" in child.stdout and "skipped" not in child.stdout, \
+            child.stdout[-4000:] + child.stderr[-2000:]
+        return None
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
 @pytest.fixture
 def live_play(jack_server, tmp_path):
     """Starts `livegen play --headless ARGS...` on the test's dummy JACK server and returns a
@@ -160,3 +245,5 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "jack_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.live)
+        if item.get_closest_marker("live") is not None:
+            item.add_marker(pytest.mark.slow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livegen.audio.chain import OutputChain
+from livegen.audio.chain import LEVELLER_HEADROOM_DB, OutputChain
 from livegen.audio.process import SharedRing
 from livegen.audio.ring import RingBuffer
 
@@ -43,6 +43,7 @@ def test_shared_ring_is_seen_by_a_second_mapping():
     ring.close(unlink=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [24000, 44100, 48000])
 def test_chain_hands_out_exact_block_sizes_without_gaps(rate):
     chain = OutputChain(in_rate=24000, out_rate=rate)
@@ -74,3 +75,30 @@ def test_limiter_holds_the_ceiling_and_dc_is_blocked():
     out = np.concatenate([chain.process(loud[i:i + 128], gain_db=12, ceiling_db=-6) for i in range(0, len(loud), 128)])
     assert np.abs(out).max() <= 10 ** (-6 / 20)
     assert abs(out[-9600:].mean()) < 0.05 * np.abs(out[-9600:]).max()
+
+
+@pytest.mark.slow
+def test_leveller_settles_a_loud_steady_sound_so_the_limiter_holds_still():
+    chain = OutputChain(in_rate=24000, out_rate=48000)
+    t = np.arange(128 * 600)
+    # A loud chord-like sound: RMS near -3 dBFS with peaks far over the ceiling.
+    loud = sum(0.25 * np.sin(t * 2 * np.pi * f / 24000 + k) for k, f in enumerate((220, 277, 330, 440, 554, 660)))
+    loud = loud.astype(np.float32)
+    out, reductions = [], []
+    for i in range(0, len(loud), 128):
+        out.append(chain.process(loud[i:i + 128], gain_db=0, ceiling_db=-0.3))
+        reductions.append(chain.reduction_db)
+    out = np.concatenate(out)
+    reductions = np.array(reductions)
+    held = reductions[-300:]  # the last 1.6 s, long after the 1 s release
+    rms_db = 10 * np.log10(np.mean(out[-48000:].astype(np.float64) ** 2))
+    assert abs(rms_db - (-0.3 - LEVELLER_HEADROOM_DB)) < 1.0  # held LEVELLER_HEADROOM_DB under the ceiling
+    assert np.ptp(held[:, 0]) < 0.5 and np.ptp(held[:, 1]) < 0.5  # no gain wobble: no pumping
+
+
+def test_leveller_leaves_a_quiet_sound_alone():
+    chain = OutputChain(in_rate=24000, out_rate=24000)
+    quiet = (0.1 * np.sin(np.arange(128 * 200) * 0.05)).astype(np.float32)  # -23 dBFS RMS
+    for i in range(0, len(quiet), 128):
+        chain.process(quiet[i:i + 128], gain_db=0, ceiling_db=-0.3)
+    assert chain.reduction_db == (0.0, 0.0)

@@ -60,6 +60,7 @@ def test_no_spectral_change_means_none():
     assert latency.detect_change(np.sin(2 * np.pi * 330 * t) + _noise(len(t), 1e-3), start) is None
 
 
+@pytest.mark.slow
 def test_input_is_a_clear_not_yet():
     r = subprocess.run([sys.executable, "-m", "livegen", "bench", "latency", "--input"], capture_output=True,
                        text=True, cwd=REPO, timeout=120)
@@ -67,6 +68,7 @@ def test_input_is_a_clear_not_yet():
     assert "not yet: needs the live-input source" in r.stderr
 
 
+@pytest.mark.slow
 def test_bench_runs_on_dummy_jackd_and_prints_a_table(tmp_path):
     require_binary("jackd")
     try:

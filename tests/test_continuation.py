@@ -35,6 +35,7 @@ def test_step_shapes_and_finite(tiny_model):
     assert stream.steps == 4
 
 
+@pytest.mark.slow
 def test_streaming_equals_batched(tiny_model):
     """Feeding seed frames one hop at a time leaves the state a batched run over the blocks gives,
     and spreading each GRU step over several hops gives the same frames as running it at once."""
@@ -77,6 +78,7 @@ def test_save_load_roundtrip_and_errors(tmp_path, tiny_model):
         load_continuation(path)
 
 
+@pytest.mark.slow
 def test_tiny_training_run(tmp_path):
     _write_songs(tmp_path / "data")
     cfg = ContinuationTrainConfig(steps=6, batch=4, seq_blocks=8, style_frames=64, val_every=3, log_every=3,
@@ -115,6 +117,7 @@ def test_train_entry_selects_by_kind(tmp_path):
         maybe_run_continuation(argparse.Namespace(config=str(bad), data="x", out="y", device="cpu"))
 
 
+@pytest.mark.slow
 def test_offline_render_is_deterministic_and_continues_the_seed(tmp_path, tiny_model):
     seed_wav = tmp_path / "seed.wav"
     y_seed = _music(1.0, 11)
@@ -232,8 +235,8 @@ from livegen.continuation.live_input import LiveInput
 from livegen.continuation.source import continuation_engine
 live = LiveInput(samplerate=48000).start()
 engine = continuation_engine(load_continuation({str(model_dir)!r}), samplerate=24000, seed=0, live_input=live)
-end = time.monotonic() + 1.5
-while time.monotonic() < end:
+end = time.monotonic() + 60  # steps paced by the input's arrival, until the stream heard enough of it
+while time.monotonic() < end and not (live.frames > 50 and live.callbacks > 10):
     engine.step()
     time.sleep(0.002)
 live.close()
@@ -269,7 +272,7 @@ def test_session_log_renders_from_its_start_for_its_length(tmp_path, tiny_model)
     assert np.abs(y).max() > 0
 
 
-def test_play_input_device_follows_a_real_jack_input(jack_server, tmp_path, tiny_model):
+def test_play_input_device_follows_a_real_jack_input(jack_server, live_play, tmp_path, tiny_model):
     """`play --headless --input-device NAME` with a continuation model hears the input while it plays;
     with the VAE model the option is refused, naming the model to give."""
     import subprocess
@@ -279,13 +282,14 @@ def test_play_input_device_follows_a_real_jack_input(jack_server, tmp_path, tiny
     repo = Path(__file__).resolve().parents[1]
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     name = _default_input_name(jack_server.env)
-    base = [sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0", "--no-midi", "--nice", "0"]
-    proc = subprocess.run([*base, "--model", str(model_dir), "--input-device", name, "--duration", "2"], cwd=repo,
-                          env=jack_server.env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    words = proc.stderr[proc.stderr.index("frames heard") - 40:].split()
+    play = live_play("--no-midi", "--model", str(model_dir), "--input-device", name)
+    play.wait_status(lambda pairs: pairs.get("input_frames", 0) > 50, 60, "more than 50 input frames heard")
+    assert play.stop(60) == 0, play.log
+    log = play.log
+    words = log[log.index("frames heard") - 40:].split()
     heard = int(words[words.index("frames") - 1])
-    assert f"live input: {name!r}" in proc.stderr and heard > 50, proc.stderr[-3000:]
+    assert f"live input: {name!r}" in log and heard > 50, log[-3000:]
+    base = [sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0", "--no-midi", "--nice", "0"]
     proc = subprocess.run([*base, "--model", "random", "--input-device", name, "--duration", "1"], cwd=repo,
                           env=jack_server.env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 2 and "--model models/continuation" in proc.stderr and "--input-device" in proc.stderr
@@ -303,6 +307,7 @@ def test_rebuilt_play_argv_keeps_the_input_device():
     assert argv[argv.index("--input-device") + 1] == "system"
 
 
+@pytest.mark.slow
 def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, capfd):
     """A recorded session with --seed-audio names the file (path + sha256) in its log header;
     `render` of the log alone then uses it and gives the recorded samples; a changed or missing

@@ -37,6 +37,7 @@ def songs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_baseline_trains_and_its_checkpoint_and_model_load(songs, tmp_path):
     torch.set_num_threads(1)
     data, cache = songs / "data", songs / "cache"
@@ -102,6 +103,7 @@ def test_baseline_streams_through_the_engine(songs, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_bench_compares_two_models_side_by_side(songs, tmp_path, capsys):
     from livegen.bench.continuation import main
 

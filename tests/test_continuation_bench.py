@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # each test runs the CLI or a benchmark in a process of its own
 
 
 def test_bench_continuation_has_the_notes_part(capsys):

@@ -34,6 +34,7 @@ def _band_energy(y, *, hz: float, sr: int = SR, width: float = 30.0) -> float:
 NOTES = [Event(t=0.1, type="note_on", pitch=69, velocity=110), Event(t=0.6, type="note_off", pitch=69)]
 
 
+@pytest.mark.slow
 def test_notes_sound_beside_the_stream_and_render_the_same_twice(tiny_model, voice_model):
     kw = dict(model=tiny_model, samplerate=SR, seconds=1.2, seed=4, voice_model=voice_model)
     a, engine = render_continuation(NOTES, **kw)

@@ -33,6 +33,7 @@ def songs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_stopped_and_resumed_run_matches_the_uninterrupted_one(songs, tmp_path):
     import torch
 
@@ -105,6 +106,7 @@ def test_resume_refuses_a_missing_or_foreign_checkpoint(songs, tmp_path):
                            log=lambda s: None, resume=True)
 
 
+@pytest.mark.slow
 def test_resume_under_torchrun_with_two_cpu_processes(songs, tmp_path):
     """`torchrun --nproc_per_node=2 -m livegen train --config cont.json`: DDP on gloo, stopped
     after 4 steps (a full run of 4), resumed to 6 with --resume from rank 0's checkpoint."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +63,7 @@ ARGS = st.one_of(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.binary(max_size=300))
 def test_osc_random_bytes(data):
@@ -76,6 +78,7 @@ def test_osc_random_bytes(data):
     assert_valid(target)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.sampled_from(ADDRESSES), st.lists(ARGS, max_size=4), st.integers(0, 400), st.integers(0, 255))
 def test_osc_structured_and_mutated_messages(address, args, flip_at, flip_to):
@@ -93,6 +96,7 @@ def test_osc_structured_and_mutated_messages(address, args, flip_at, flip_to):
     assert server.stats["internal_errors"] == 0
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.lists(st.integers(-(2**31), 2**31 - 1), max_size=6), st.integers(0, 3))
 def test_osc_hostile_bundles(sizes, depth):
@@ -126,6 +130,7 @@ MIDI_MESSAGE = st.one_of(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.lists(MIDI_MESSAGE, max_size=40), st.booleans())
 def test_midi_mapper_fuzz(messages, learn):

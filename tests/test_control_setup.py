@@ -26,6 +26,7 @@ def parse(*argv):
     return parser.parse_args(list(argv))
 
 
+@pytest.mark.slow
 def test_osc_and_midi_come_up_together(jack_server, target, tmp_path, monkeypatch):
     monkeypatch.setenv("LIVEGEN_MIDI_API", "jack")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # the user's map file lives here

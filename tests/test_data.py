@@ -91,6 +91,7 @@ def gm_dir(tmp_path_factory, gm_soundfont):
     return out, report
 
 
+@pytest.mark.slow
 def test_gm_render_writes_nsynth_fields_and_wavs(gm_dir):
     out, report = gm_dir
     meta = json.loads((out / "examples.json").read_text())
@@ -118,6 +119,7 @@ def test_gm_render_writes_nsynth_fields_and_wavs(gm_dir):
     assert not (out / "audio" / "bass_synthetic_036-105-100.wav").exists()
 
 
+@pytest.mark.slow
 def test_gm_render_is_deterministic_across_jobs_and_order(gm_dir, gm_soundfont, tmp_path):
     out, _ = gm_dir
     # Different job count, extra notes rendered before and in between: same samples.
@@ -286,6 +288,7 @@ def test_empty_wrong_or_missing_folder_is_a_clear_error(tmp_path):
 
 # --- features ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_features_values_cache_and_skips(tmp_path, monkeypatch):
     write_wav(tmp_path / "data" / "a" / "one.wav", seconds=0.5, freq=440.0)
     write_wav(tmp_path / "data" / "a" / "two.wav", tone(0.25, sr=48000, freq=1000.0), sr=48000)
@@ -326,6 +329,7 @@ def test_features_values_cache_and_skips(tmp_path, monkeypatch):
     assert not fs.path.exists() and other.path.exists()
 
 
+@pytest.mark.slow
 def test_features_of_notes_have_release_frames_and_splits(gm_dir, tmp_path):
     out, _ = gm_dir
     fs = compute_features(open_dataset(out), sample_rate=24000, n_fft=1024, hop=128, cache_dir=tmp_path, progress=False)
@@ -362,6 +366,7 @@ def _cli(*args):
                           cwd=REPO, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_gm_and_info(gm_soundfont, tmp_path):
     out = tmp_path / "gm"
     done = _cli("gm", "--soundfont", str(gm_soundfont), "--out", str(out), "--programs", "24", "--pitches",
@@ -379,6 +384,7 @@ def test_cli_gm_and_info(gm_soundfont, tmp_path):
     assert info.returncode == 0 and "layout gm, 2 examples" in info.stdout
 
 
+@pytest.mark.slow
 def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
     bad = _cli("gm", "--soundfont", str(gm_soundfont), "--out", str(tmp_path / "x"), "--pitches", "60-200")
     assert bad.returncode == 2

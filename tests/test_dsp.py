@@ -55,6 +55,7 @@ def _stream(S, **kw):
     {"method": "rtpghi", "lookahead": 1},
     {"method": "rtpghi", "lookahead": 0},
 ])
+@pytest.mark.slow
 def test_streaming_equals_invert_sample_for_sample(clips, kw):
     y, _ = clips["piano_chords"]
     S = stft_magnitude(y, n_fft=N_FFT, hop=HOP)[:60]
@@ -79,6 +80,7 @@ def test_committed_hops_never_change(clips):
     assert not np.array_equal(short.flush()[:, :HOP], late[40])
 
 
+@pytest.mark.slow
 def test_consistent_spectrogram_beats_griffin_lim_32(clips):
     """Tonal and speech material (drum loops are the known weak spot: see `livegen bench phase`)."""
     import librosa
@@ -94,6 +96,7 @@ def test_consistent_spectrogram_beats_griffin_lim_32(clips):
         assert ours < base, f"{name}: streaming {ours:.2f} dB vs GL-32 {base:.2f} dB"
 
 
+@pytest.mark.slow
 def test_output_is_time_aligned_with_the_signal(clips):
     for name in ("drum_loop", "speech"):  # piano: beating partials move its envelope peak ~60 samples
         y, _ = clips[name]
@@ -102,6 +105,7 @@ def test_output_is_time_aligned_with_the_signal(clips):
         assert abs(envelope_lag(out, y[: len(out)], 4 * N_FFT)) <= 16, name
 
 
+@pytest.mark.slow
 def test_voices_are_independent_and_reset_restarts_one(clips):
     y, _ = clips["piano_chords"]
     d, _ = clips["drum_loop"]

@@ -6,7 +6,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, require_binary
+
+pytestmark = pytest.mark.slow  # each test runs the CLI or a benchmark in a process of its own
 
 
 def test_bench_phase_quick(gm_soundfont):

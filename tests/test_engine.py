@@ -42,6 +42,7 @@ def test_render_is_deterministic_and_seeded(model):
     assert np.abs(outs[0]).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_applied_event_log_renders_back_bit_exactly(model, tmp_path):
     """Events posted live between hops, stamped by the engine, re-render to the same samples."""
     engine = spectral_engine(model, samplerate=SR, seed=7)
@@ -91,6 +92,7 @@ def test_out_of_range_values_are_clamped_and_reported(model):
     assert status["clamped"] == 2 and engine.rejected == 1
 
 
+@pytest.mark.slow
 def test_polyphony_steals_the_oldest_and_sustain_holds(model):
     engine = spectral_engine(model, samplerate=SR)
     notes = engine.find(NotesSource)
@@ -161,6 +163,7 @@ def test_a_model_that_emits_nan_gives_silence_and_counts_it(model):
     assert engine.status()["nan"] > 0
 
 
+@pytest.mark.slow
 def test_a_parameter_change_changes_the_spectrum_more_than_the_seed_does(model):
     def render(script, seed=0):
         engine = spectral_engine(model, samplerate=SR, seed=seed)
@@ -172,3 +175,25 @@ def test_a_parameter_change_changes_the_spectrum_more_than_the_seed_does(model):
     noise = np.abs(base - render([ev.param("drone_pitch", 45)], seed=1)).mean()
     moved = np.abs(base - render([ev.param("drone_pitch", 64)])).mean()
     assert moved > 3 * noise + 1.0, (moved, noise)
+
+
+@pytest.mark.slow
+def test_the_drone_gives_way_to_notes_and_returns_after_them(model):
+    """The drone (MIDI 48, 130.8 Hz) sounds at once, fades while a note (MIDI 72) is held and comes
+    back after its note-off."""
+    engine = spectral_engine(model, samplerate=SR, seed=0)
+    engine.schedule([ev.note_on(72, 100, t=1.0), ev.note_off(72, t=2.0)])
+    y = engine.render(6.0)
+    alone = spectral_engine(model, samplerate=SR, seed=0).render(6.0)  # the drone without the note
+
+    def drone_db(t0, t1, y=y):
+        seg = y[int(t0 * SR):int(t1 * SR)]
+        spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+        freqs = np.fft.rfftfreq(len(seg), 1 / SR)
+        return 10 * np.log10(spec[(freqs > 120) & (freqs < 142)].sum() + 1e-20)
+
+    before, under, after = drone_db(0.5, 1.0), drone_db(1.4, 1.9), drone_db(4.5, 5.5)
+    assert before == drone_db(0.5, 1.0, alone)
+    assert under < drone_db(1.4, 1.9, alone) - 30.0, (before, under)
+    assert abs(after - drone_db(4.5, 5.5, alone)) < 1.0, (after, drone_db(4.5, 5.5, alone))
+    assert engine.status()["drone"] == 1  # the parameter is untouched: only the sound gives way

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, require_binary
 
 
@@ -10,6 +12,7 @@ def run_cli(*args, entry=("-m", "livegen")):
     return subprocess.run([sys.executable, *entry, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_py_and_module_print_the_same_help():
     via_module = run_cli("--help")
     via_script = run_cli("--help", entry=(str(REPO / "cli.py"),))
@@ -23,6 +26,7 @@ def test_unknown_command_is_an_argument_error():
     assert "invalid choice" in result.stderr
 
 
+@pytest.mark.slow
 def test_jack_dummy_server_starts_and_answers(jack_server):
     import jack
 

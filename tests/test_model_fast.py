@@ -34,6 +34,7 @@ def _assert_close(got, ref):
     assert float(err.max()) < 1e-4, float(err.max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,model", MODELS, ids=[name for name, _ in MODELS])
 @pytest.mark.parametrize("voices", [1, 3, 17])
 @pytest.mark.parametrize("with_noise", [False, True])
@@ -71,3 +72,34 @@ def test_extreme_inputs_and_buffer_growth():
     first = got.copy()
     again = fast(z, pitch + 1.0, ones, ones * 0.01, -ones, noise)
     assert again.shape == first.shape and not np.array_equal(again, first)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_matches_decode_with_playing_settings(with_noise):
+    """Level normalisation, vibrato and shimmer are drawn alike on both paths."""
+    model = random_model(ModelConfig(level_dbfs=-12.5, vibrato_cents=10.0, shimmer_db=2.0), seed=5)
+    cfg = model.config
+    fast = NumpyFrameDecoder(model, max_voices=2)
+    rng = np.random.default_rng(7)
+    v = 5
+    z = rng.standard_normal((v, cfg.latent_dim)).astype(np.float32)
+    pitch, velocity = rng.uniform(30.0, 100.0, v), rng.uniform(0.1, 1.0, v)
+    t_on, t_off = rng.uniform(0.0, 3.0, v), np.array([-1.0, 0.2, -1.0, 1.0, -1.0])
+    noise = rng.standard_normal((v, cfg.noise_dim)).astype(np.float32) if with_noise else None
+    _assert_close(fast(z, pitch, velocity, t_on, t_off, noise), _reference(model, z, pitch, velocity, t_on, t_off, noise))
+
+
+def test_level_normalisation_brings_every_timbre_to_the_target():
+    from livegen.model.spectral import LEVEL_REF_SECONDS, LEVEL_REF_VELOCITY, frame_rms_log
+
+    model = random_model(ModelConfig(level_dbfs=-20.0), seed=2)
+    cfg = model.config
+    fast = NumpyFrameDecoder(model)
+    rng = np.random.default_rng(0)
+    v = 6
+    z = (2.0 * rng.standard_normal((v, cfg.latent_dim))).astype(np.float32)  # far-apart timbres
+    pitch = np.linspace(36.0, 90.0, v)
+    frames = fast(z, pitch, np.full(v, LEVEL_REF_VELOCITY), np.full(v, LEVEL_REF_SECONDS), -np.ones(v))
+    level_db = 20 / np.log(10) * frame_rms_log(torch.from_numpy(frames.copy()), cfg.n_fft).numpy()
+    assert np.allclose(level_db, -20.0, atol=0.01)

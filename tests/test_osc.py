@@ -13,6 +13,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import require_binary
+from helpers import free_udp_port, udp_port_taken, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
 from livegen.control.oscwire import encode_bundle, encode_message, parse_packet
@@ -124,10 +125,9 @@ def test_malformed_input_changes_nothing_and_is_reported(target, server, client,
     got = replies(client, until=lambda a: a == "/livegen/error")
     assert got, "no /livegen/error reply"
     assert got[-1][0] == "/livegen/error" and fragment in got[-1][1][0], got
-    time.sleep(0.02)
-    assert target.params.snapshot() == before
-    client.send_message("/livegen/status", [])
+    client.send_message("/livegen/status", [])  # answered after all that came before it
     assert replies(client, until=lambda a: a == "/livegen/status")[-1][0] == "/livegen/status"
+    assert target.params.snapshot() == before
 
 
 def test_bundle_with_future_time_tag_acts_at_its_time(target, server, client):
@@ -149,6 +149,7 @@ def test_bundle_with_future_time_tag_acts_at_its_time(target, server, client):
     assert target.wait_for(lambda: target.params.get("drift") == pytest.approx(0.1))
 
 
+@pytest.mark.slow
 def test_subscribe_sends_changes_from_others_but_not_echoes(target, server, client):
     client.send_message("/livegen/subscribe", [])
     initial = replies(client, timeout=0.5)
@@ -172,6 +173,7 @@ def test_subscribe_sends_changes_from_others_but_not_echoes(target, server, clie
     assert not any(a == "/livegen/param/z1" for a, _ in replies(client, timeout=0.3))
 
 
+@pytest.mark.slow
 def test_subscription_coalesces_to_30_hz(target, server, client):
     from livegen.engine.events import param
     client.send_message("/livegen/subscribe", [])
@@ -211,6 +213,7 @@ def _subscribed(address):
     return address == "/livegen/subscribed"
 
 
+@pytest.mark.slow
 def test_subscriptions_are_leases_that_expire_unless_renewed(target):
     from livegen.engine.events import param
 
@@ -246,6 +249,7 @@ def test_subscriptions_are_leases_that_expire_unless_renewed(target):
         osc.stop()
 
 
+@pytest.mark.slow
 def test_full_table_takes_newcomers_once_leases_end(target, monkeypatch):
     from livegen.control import osc as osc_module
 
@@ -258,7 +262,8 @@ def test_full_table_takes_newcomers_once_leases_end(target, monkeypatch):
         got = _receive(client, 1.0, until=lambda a: a == "/livegen/error")
         assert [args[0] for a, args in got if a == "/livegen/subscribed"] == [40001, 40002]
         assert any(a == "/livegen/error" and "2 subscribers already" in args[0] for a, args in got)
-        time.sleep(1.1)  # nobody renews (and nobody listens on those ports)
+        # nobody renews (and nobody listens on those ports): the leases run out
+        wait_for(lambda: osc.status()["osc_subscribers"] == 0, 10, "the two leases to run out")
         client.sendto(encode_message("/livegen/subscribe", (40003,)), ("127.0.0.1", osc.port))
         assert ("/livegen/subscribed", (40003, 1.0)) in _receive(client, 1.0, until=_subscribed)
     finally:
@@ -266,6 +271,7 @@ def test_full_table_takes_newcomers_once_leases_end(target, monkeypatch):
         osc.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(socket, "MSG_ERRQUEUE"), reason="ICMP errors on unconnected UDP sockets are a Linux feature")
 def test_subscriber_whose_port_is_closed_is_dropped(target):
     """A subscriber's socket closes: the kernel answers our sends with ICMP port unreachable,
@@ -345,19 +351,13 @@ def test_cli_arguments(target):
     assert osc_server_from_args(target, parser.parse_args(["--no-osc"])) is None
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_liblo_oscsend_and_oscdump(target, server):
     oscsend = require_binary("oscsend")
     oscdump = require_binary("oscdump")
-    dump_port = _free_udp_port()
+    dump_port = free_udp_port()
     dump = subprocess.Popen([oscdump, "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        wait_for(lambda: udp_port_taken(dump_port), 10, f"oscdump listening on {dump_port}")
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/param/drift", "f", "0.25"], check=True)
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/xy", "if", "1", "0.5"], check=True)
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/note", "ii", "64", "90"], check=True)
@@ -365,17 +365,21 @@ def test_liblo_oscsend_and_oscdump(target, server):
         assert target.wait_for(lambda: target.voices.get(64.0) == 90)
         # oscsend's own port is gone after it exits: subscribe oscdump's port instead
         subprocess.run([oscsend, "127.0.0.1", str(server.port), "/livegen/subscribe", "i", str(dump_port)], check=True)
-        time.sleep(0.3)
-        SimpleUDPClient("127.0.0.1", server.port).send_message("/livegen/param/gain", 4.5)
         lines = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            line = dump.stdout.readline()
-            lines.append(line)
-            if "/livegen/param/gain" in line and "4.5" in line:
-                break
-        assert any("/livegen/param/gain" in line and "4.5" in line for line in lines), lines
-        assert any("/livegen/param/drift" in line and "0.25" in line for line in lines), lines
+
+        def dumped(address: str, value: str) -> bool:
+            """Read oscdump's lines until one shows `address` with `value` (or 5 s passed)."""
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                lines.append(dump.stdout.readline())
+                if address in lines[-1] and value in lines[-1]:
+                    return True
+            return False
+
+        # the subscription first sends the current values: drift among them
+        assert dumped("/livegen/param/drift", "0.25"), lines
+        SimpleUDPClient("127.0.0.1", server.port).send_message("/livegen/param/gain", 4.5)
+        assert dumped("/livegen/param/gain", "4.5"), lines
     finally:
         dump.terminate()
         dump.wait(5)

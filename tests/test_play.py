@@ -161,6 +161,7 @@ def test_missing_audio_device_is_told_without_traceback(jack_server):
     assert "Traceback" not in err
 
 
+@pytest.mark.live
 def test_no_audio_server_at_all_is_told_without_traceback(tmp_path):
     env = dict(os.environ, JACK_DEFAULT_SERVER="livegen-none-here", JACK_NO_START_SERVER="1")
     proc = subprocess.run([sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0"], cwd=REPO,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
+from helpers import wait_for
 from livegen.audio.ring import RingBuffer
 
 POLICY_NAMES = {0: "other", 1: "fifo", 2: "rr"}
@@ -59,9 +59,7 @@ def live_engine(priority: int, logs: list):
 
 
 def wait_filled(live, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while live.ring.fill < live.ahead and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: live.ring.fill >= live.ahead, timeout, lambda: f"the ring filled ({live.ring.fill} of {live.ahead})")
 
 
 def test_decoder_thread_reports_the_policy_the_kernel_gave_it():
@@ -105,6 +103,7 @@ def test_impossible_or_no_priority_plays_on_at_normal_policy(priority):
         live.stop(fade=False)
 
 
+@pytest.mark.slow
 def test_audio_process_reports_its_callback_thread_policy(jack_server):
     from livegen.audio.process import ProcessOutput, SharedRing
 
@@ -113,9 +112,7 @@ def test_audio_process_reports_its_callback_thread_policy(jack_server):
     try:
         output.open()
         output.start()
-        deadline = time.monotonic() + 10
-        while output.callback_policy == ("?", 0) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: output.callback_policy != ("?", 0), 10, "the audio process to report its callback's policy")
         reported = output.callback_policy
         from livegen.audio.process import _CB_TID
 

@@ -13,6 +13,8 @@ import soundfile as sf
 from conftest import REPO, require, require_binary
 from helpers import envelope_lag
 
+pytestmark = pytest.mark.slow  # each test runs the CLI or a benchmark in a process of its own
+
 
 def _resynth(*args):
     return subprocess.run([sys.executable, "-m", "livegen", "resynth", *map(str, args)],

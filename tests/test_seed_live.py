@@ -94,6 +94,7 @@ def test_load_seed_errors_name_the_file_and_what_to_do(tiny_model, tmp_path):
     assert engine.find(ContinuationSource).stream.seeded_hops == 0 and engine.rejected == 0
 
 
+@pytest.mark.slow
 def test_session_with_a_live_seed_rerenders_exactly(tiny_model, tmp_path, capfd):
     """A recording during which a seed file was given while playing: the log names the file and
     its sha256, and `livegen render` of the log gives the recorded samples; a changed file is

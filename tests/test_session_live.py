@@ -28,7 +28,8 @@ _SERVER = textwrap.dedent("""
     from livegen.engine.setup import load_engine_model
     from livegen.control.osc import OscServer
     from livegen.control.target import InProcessTarget
-    from livegen.session.wiring import add_session_arguments, attach_session
+    from livegen.session.options import add_session_arguments
+    from livegen.session.wiring import attach_session
 
     parser = argparse.ArgumentParser()
     add_session_arguments(parser)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import soundfile
 
 from livegen.engine.events import Event, note_off, note_on, param, read_events
-from conftest import REPO, require, require_binary
+from conftest import REPO
 from helpers import wait_for
 
 
@@ -101,6 +99,7 @@ def test_recordings_started_mid_session_rerender_exactly(model, tmp_path, monkey
         assert np.abs(again - audio).max() <= 1e-6
 
 
+@pytest.mark.slow
 def test_record_from_the_start_renders_with_the_cli(model, tmp_path):
     from livegen.session.wiring import attach_session
 
@@ -157,50 +156,29 @@ def test_unwritable_record_dir_is_reported_and_play_goes_on(model, tmp_path):
     session.close()
 
 
-_IN_NAMESPACE = "LIVEGEN_TEST_IN_NAMESPACE"
-
-
-def test_full_disk_mid_recording_keeps_the_engine_and_the_file(model, tmp_path):
+def test_full_disk_mid_recording_keeps_the_engine_and_the_file(model, tmpfs):
     from livegen.session.wiring import SessionControl, engine_header
 
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        # No right to mount here (not root, or a container): the same test again in a user and
-        # mount namespace of its own, where it may mount a tmpfs.
-        require(not os.environ.get(_IN_NAMESPACE), f"a 128 KiB tmpfs mount, even in a namespace ({done.stderr.strip()})")
-        unshare = require_binary("unshare")
-        probe = subprocess.run([unshare, "--user", "--map-root-user", "--mount", "true"], capture_output=True, text=True)
-        require(probe.returncode == 0, f"`mount -t tmpfs` ({done.stderr.strip()}) or `unshare --user --mount` "
-                                       f"({probe.stderr.strip()}) for a small full disk")
-        here = f"{__file__}::test_full_disk_mid_recording_keeps_the_engine_and_the_file"
-        child = subprocess.run([unshare, "--user", "--map-root-user", "--mount", sys.executable, "-m", "pytest", "-q",
-                                "-rs", "-p", "no:cacheprovider", here], cwd=REPO, capture_output=True, text=True,
-                               env=dict(os.environ, **{_IN_NAMESPACE: "1"}), timeout=600)
-        assert child.returncode == 0 and "1 passed" in child.stdout and "skipped" not in child.stdout, \
-            child.stdout[-4000:] + child.stderr[-2000:]
-        return
-    try:
-        engine = _engine(model)
-        errors = []
-        session = SessionControl(engine, directory=mount, header=engine_header(engine), on_error=errors.append).attach()
-        engine.schedule([note_on(60, 100, t=0.0), Event("record", t=0.0, value=1)])
-        live = [_play(engine, 0.3)]
-        while not errors:  # 128 KiB hold ~0.7 s of mono float: the disk fills while we play on
-            live.append(_play(engine, 0.1))
-            assert len(live) < 100
-        wait_for(lambda: (live.append(_play(engine, 0.05)) is None) and not engine.recording)
-        live = np.concatenate(live)
-        session.close()
-        assert "no space" in errors[0] and "file so far is kept" in errors[0]
-        (rec,) = session.recordings
-        audio, _ = soundfile.read(rec.path, dtype="float32")
-        assert 0 < len(audio) < len(live)
-        assert np.array_equal(audio, live[:len(audio)])
-        assert np.abs(live[-4800:]).max() > 1e-3  # still playing
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    mount = tmpfs("128k")
+    if mount is None:
+        return  # this process may not mount: the test ran and passed in a namespace of its own
+    engine = _engine(model)
+    errors = []
+    session = SessionControl(engine, directory=mount, header=engine_header(engine), on_error=errors.append).attach()
+    engine.schedule([note_on(60, 100, t=0.0), Event("record", t=0.0, value=1)])
+    live = [_play(engine, 0.3)]
+    while not errors:  # 128 KiB hold ~0.7 s of mono float: the disk fills while we play on
+        live.append(_play(engine, 0.1))
+        assert len(live) < 100
+    wait_for(lambda: (live.append(_play(engine, 0.05)) is None) and not engine.recording)
+    live = np.concatenate(live)
+    session.close()
+    assert "no space" in errors[0] and "file so far is kept" in errors[0]
+    (rec,) = session.recordings
+    audio, _ = soundfile.read(rec.path, dtype="float32")
+    assert 0 < len(audio) < len(live)
+    assert np.array_equal(audio, live[:len(audio)])
+    assert np.abs(live[-4800:]).max() > 1e-3  # still playing
 
 
 def test_replay_plan_at_the_same_and_at_another_rate(model, tmp_path):

@@ -36,6 +36,7 @@ def test_drums_on_channel_10_where_the_style_has_drums():
     assert {0, 1, 2, DRUM_CHANNEL} <= channels
 
 
+@pytest.mark.slow
 def test_render_layout_determinism_and_cli(tmp_path, gm_soundfont):
     out_a, out_b = tmp_path / "a", tmp_path / "b"
     report = render_songs(out_a, soundfont=gm_soundfont, songs=3, seconds=2.0, seed=5, progress=False)

@@ -38,6 +38,7 @@ def _rows(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_everything_and_resumes_exactly(tiny_gm, tmp_path):
     cache = tmp_path / "cache"
     full = train(tiny_gm, tmp_path / "full", config=TrainConfig.from_dict(dict(TINY)), steps=6, device="cpu",
@@ -76,6 +77,7 @@ def test_resume_without_checkpoint_and_bad_config(tiny_gm, tmp_path):
         TrainConfig.load(bad)
 
 
+@pytest.mark.slow
 def test_cli_train_under_torchrun_with_two_cpu_processes(tiny_gm, tmp_path):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     assert torchrun, "torchrun ships with torch"
@@ -95,6 +97,7 @@ def test_cli_train_under_torchrun_with_two_cpu_processes(tiny_gm, tmp_path):
     load_model(out / "model")
 
 
+@pytest.mark.slow
 def test_eval_writes_report_and_plane(tiny_gm, tmp_path):
     from livegen.cli import main
 
@@ -103,7 +106,7 @@ def test_eval_writes_report_and_plane(tiny_gm, tmp_path):
     out = tmp_path / "eval"
     rc = main(["eval", "--model", str(tmp_path / "run" / "model"), "--data", str(tiny_gm), "--out", str(out),
                "--cache", str(tmp_path / "cache"), "--notes", "3", "--life-notes", "2", "--pitch-points", "2",
-               "--pitch-step", "12", "--real-pitch-notes", "2", "--tracker", "yin", "--no-progress"])
+               "--pitch-step", "12", "--real-pitch-notes", "2", "--tracker", "yin", "--no-progress", "--no-audio"])
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert report["lsd"]["test"]["notes"] == 2 and report["lsd"]["test"]["mean_db"] > 0

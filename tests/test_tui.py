@@ -18,6 +18,7 @@ from livegen.tui.notes import GATE_SECONDS
 from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
+@pytest.mark.slow
 def test_pad_is_focused_and_drag_sends_xy(fake):
     app = make_app(fake.port)
 
@@ -42,6 +43,7 @@ def test_pad_is_focused_and_drag_sends_xy(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_pad_arrow_keys_coarse_and_fine(fake):
     app = make_app(fake.port)
 
@@ -56,6 +58,7 @@ def test_pad_arrow_keys_coarse_and_fine(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_slider_keys_send_parameters(fake):
     app = make_app(fake.port)
 
@@ -91,6 +94,7 @@ def test_slider_keys_send_parameters(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_remote_changes_move_widgets_without_echo(fake):
     app = make_app(fake.port)
 
@@ -112,6 +116,7 @@ def test_remote_changes_move_widgets_without_echo(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_meter_spectrum_and_status_line(fake):
     app = make_app(fake.port)
 
@@ -137,6 +142,7 @@ def test_meter_spectrum_and_status_line(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_midi_learn_binds_lists_and_deletes(fake):
     app = make_app(fake.port)
 
@@ -166,6 +172,7 @@ def test_midi_learn_binds_lists_and_deletes(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_presets_store_recall_and_morph(fake):
     app = make_app(fake.port)
 
@@ -206,6 +213,7 @@ def test_presets_store_recall_and_morph(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_keyboard_notes_gate_octave_and_latch(fake):
     app = make_app(fake.port)
 
@@ -233,6 +241,7 @@ def test_keyboard_notes_gate_octave_and_latch(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_r_toggles_recording_and_collides_with_nothing(fake):
     app = make_app(fake.port)
 
@@ -263,6 +272,7 @@ def test_r_toggles_recording_and_collides_with_nothing(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_record_help_and_model_picker(fake, tmp_path):
     model = tmp_path / "models" / "small"
     model.mkdir(parents=True)
@@ -299,6 +309,7 @@ def test_read_model_info_never_raises(tmp_path):
     assert info.name == "random" and info.latent_dim == 8 and not info.problem and not info.centroids
 
 
+@pytest.mark.live
 def test_play_without_a_terminal_says_so(tmp_path):
     import subprocess
 
@@ -320,6 +331,7 @@ def fake_child(tmp_path, port):
     return EngineProcess(command, log_path=tmp_path / "engine.log").start(), stamp
 
 
+@pytest.mark.live
 def test_quit_stops_the_engine_child(tmp_path):
     from livegen.tui.child import free_udp_port
 
@@ -344,6 +356,7 @@ def test_quit_stops_the_engine_child(tmp_path):
         engine.stop(timeout=2)
 
 
+@pytest.mark.live
 def test_engine_death_is_shown_and_restart_works(tmp_path):
     from livegen.tui.child import free_udp_port
 

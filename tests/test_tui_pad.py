@@ -3,9 +3,13 @@ model's family centroids as labelled dots (the snapshots clear the trail, so it 
 
 from __future__ import annotations
 
+import pytest
+
 from livegen.tui.widgets import XYPad
 from livegen.tui.widgets.xy_pad import TRAIL_SECONDS
 from helpers import make_app, run, until
+
+pytestmark = pytest.mark.slow  # a Pilot scenario of seconds
 
 
 def _screen(pad: XYPad) -> str:

@@ -10,6 +10,8 @@ import pytest
 from livegen.tui.widgets import ParamSlider, PresetBar, XYPad
 from helpers import last_args, make_app, run, settle, shown_values, until
 
+pytestmark = pytest.mark.slow  # a Pilot scenario of seconds
+
 
 def test_loop_morphs_through_stored_presets_round_and_round_until_stopped(fake):
     app = make_app(fake.port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import soundfile as sf
 
 from conftest import REPO
@@ -40,6 +41,7 @@ def _app(port: int, *, continuation: bool, model_roots=None) -> LivegenApp:
     return LivegenApp(OscLink("127.0.0.1", port), info=info, model_roots=model_roots)
 
 
+@pytest.mark.slow
 def test_seed_key_sends_the_file_and_clashes_with_no_key(fake, tmp_path, monkeypatch):
     """F4 (or Ctrl+E) opens the seed input; typing a path there plays no note and records
     nothing; Enter sends /livegen/seed with the absolute path; Esc and F4 close it."""
@@ -71,6 +73,7 @@ def test_seed_key_sends_the_file_and_clashes_with_no_key(fake, tmp_path, monkeyp
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_seed_key_with_a_vae_model_says_what_to_load(fake):
     app = _app(fake.port, continuation=False)
 
@@ -84,6 +87,7 @@ def test_seed_key_with_a_vae_model_says_what_to_load(fake):
     run(app, scenario)
 
 
+@pytest.mark.slow
 def test_picker_to_a_continuation_model_adds_its_sliders_and_back(fake, tmp_path):
     roots = tmp_path / "models"
     cont, vae = roots / "cont", roots / "vae"

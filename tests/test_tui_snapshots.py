@@ -72,6 +72,7 @@ def test_main_screen(snap_compare, sink, size):
     assert snap_compare(make_app(sink), terminal_size=size, run_before=populate)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 def test_help_screen(snap_compare, sink, size):
     async def open_help(pilot):

@@ -1,4 +1,4 @@
-"""The output chain after phase reconstruction: resample, sanitise, gain, limit, fade.
+"""The output chain after phase reconstruction: resample, sanitise, gain, level, limit, fade.
 
 Everything here runs on the decoder thread, one model hop at a time, and is deterministic:
 the same input blocks give the same output samples in the live and the offline path.
@@ -18,6 +18,16 @@ DC_POLE = 0.9985
 LIMITER_RELEASE_S = 0.12
 LIMITER_KNEE_DB = 3.0
 """The limiter starts compressing this far below the ceiling; the soft clip fills the last 3 dB."""
+
+
+LEVELLER_HEADROOM_DB = 14.0
+"""The leveller holds the output's RMS (0.5 s average) this far under the ceiling, so a loud chord's
+peaks (10-15 dB over its RMS after phase reconstruction) mostly stay under the ceiling."""
+LEVELLER_RMS_S = 0.5
+LEVELLER_ATTACK_S = 0.05
+LEVELLER_RELEASE_S = 1.0
+"""Slow on purpose: a held chord settles on one gain instead of the limiter's gain following
+each block's peak (pumping)."""
 
 
 def db_to_gain(db: float) -> float:
@@ -94,17 +104,19 @@ def _upsample(x, ext, phases, y):
 
 @numba.njit(cache=True, nogil=True)
 def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limiter_gain, fade, fade_target,
-            fade_step):
-    """DC blocker, gain ramp, limiter (block-peak gain, soft clip over the knee, hard clip) and
-    fade, sample by sample in float64, into `out` (float32). Non-finite input counts as 0.
+            fade_step, lev):
+    """DC blocker, gain ramp, leveller, limiter (block-peak gain, soft clip over the knee, hard
+    clip) and fade, sample by sample in float64, into `out` (float32). Non-finite input counts as 0.
+    `lev` = [smoothed mean square, gain, threshold RMS, rms coeff, attack coeff, release coeff]
+    (first two updated in place).
 
     Returns (dc_x, dc_y, limiter_gain, fade, nan_count, block_peak, sum_of_squares).
     """
     n = len(x)
     y = np.empty(n)
     bad = 0
-    peak = 0.0
     ramp = gain_start != gain
+    ms = 0.0
     for i in range(n):
         v = np.float64(x[i])
         if not np.isfinite(v):
@@ -114,6 +126,19 @@ def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limite
         dc_x = v
         g = gain_start + (gain - gain_start) * i / n if ramp else gain
         s = dc_y * g
+        y[i] = s
+        ms += s * s
+    # Leveller: a slow gain that keeps the 0.5 s RMS under the threshold, ramped across the block.
+    if n:
+        lev[0] = lev[3] * lev[0] + (1.0 - lev[3]) * ms / n
+    rms = math.sqrt(lev[0])
+    wanted_lev = 1.0 if rms <= lev[2] else lev[2] / rms
+    coeff = lev[4] if wanted_lev < lev[1] else lev[5]
+    lev_start = lev[1]
+    lev[1] = wanted_lev + (lev_start - wanted_lev) * coeff
+    peak = 0.0
+    for i in range(n):
+        s = y[i] * (lev_start + (lev[1] - lev_start) * (i + 1) / n)
         y[i] = s
         peak = max(peak, abs(s))
     wanted = 1.0 if peak <= ceiling else ceiling / peak  # the soft clip shapes knee..ceiling
@@ -163,7 +188,8 @@ class OutputChain:
     """Model-rate mono blocks in, device-rate mono blocks out, never above the ceiling.
 
     Stages: soxr `ResampleStream` (model rate -> output rate), sanitiser (NaN/Inf -> 0,
-    counted in `nan_count`; DC blocker), gain (dB, ramped across each block), soft limiter
+    counted in `nan_count`; DC blocker), gain (dB, ramped across each block), a slow leveller
+    (holds the RMS `LEVELLER_HEADROOM_DB` under the ceiling), soft limiter
     (block-peak gain reduction with instant attack and a smooth release, then a tanh soft clip
     over the last `LIMITER_KNEE_DB`, then a hard clip at the ceiling), then the start/stop fade.
     """
@@ -188,6 +214,9 @@ class OutputChain:
         self._dc_y = 0.0
         self._gain = None
         self._limiter_gain = 1.0
+        self._leveller = np.zeros(6)  # see _finish
+        self._leveller[1] = 1.0
+        self._leveller_rate = 0
         self.fade_samples = max(1, int(round(fade_seconds * out_rate)))
         self._fade = 0.0  # current master fade level
         self._fade_target = 1.0  # fades in from silence at start
@@ -200,6 +229,12 @@ class OutputChain:
         self._out_total = 0
         self._pending = np.zeros(0, dtype=np.float32)
         self._primed = False
+
+    @property
+    def reduction_db(self) -> tuple[float, float]:
+        """(leveller, limiter) gain reduction in dB after the last block (0 = not acting)."""
+        return (-20.0 * math.log10(max(float(self._leveller[1]), 1e-9)),
+                -20.0 * math.log10(max(float(self._limiter_gain), 1e-9)))
 
     def fade_out(self) -> None:
         """Start the stop fade; `faded_out` turns true once it has reached silence."""
@@ -229,10 +264,15 @@ class OutputChain:
         ceiling = db_to_gain(ceiling_db)
         n = len(x)
         out = np.empty(n, dtype=np.float32)
+        lev = self._leveller
+        if n != self._leveller_rate or lev[2] != ceiling * db_to_gain(-LEVELLER_HEADROOM_DB):
+            self._leveller_rate = n
+            lev[2:] = (ceiling * db_to_gain(-LEVELLER_HEADROOM_DB), math.exp(-n / (LEVELLER_RMS_S * self.out_rate)),
+                       math.exp(-n / (LEVELLER_ATTACK_S * self.out_rate)), math.exp(-n / (LEVELLER_RELEASE_S * self.out_rate)))
         self._dc_x, self._dc_y, self._limiter_gain, self._fade, bad, block_peak, sumsq = _finish(
             x, out, self._dc_x, self._dc_y, start_gain, gain, ceiling, ceiling * db_to_gain(-LIMITER_KNEE_DB),
             math.exp(-n / (LIMITER_RELEASE_S * self.out_rate)), self._limiter_gain, self._fade, self._fade_target,
-            1.0 / self.fade_samples)
+            1.0 / self.fade_samples, lev)
         self.nan_count += bad
         self.peak = max(self.peak, block_peak)
         seconds = n / self.out_rate

@@ -12,11 +12,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "eval",
         help="measure a model: timbre LSD on unseen instruments, pitch accuracy, life, morphs, latent plane",
-        description="Writes report.json, report.md and plane.png into --out. Pitch is tracked with CREPE "
-                    "(torchcrepe, the `eval` extra) when installed, else librosa's YIN.",
+        description="Writes report.json, report.md, plane.png and notes.png into --out. Pitch is tracked with CREPE "
+                    "(torchcrepe, the `eval` extra) when installed, else librosa's YIN. The final-audio figures "
+                    "(note level over the pad, the 8-note peak, life and pitch of what `livegen render` writes) "
+                    "need no dataset: without --data only they are measured.",
     )
     parser.add_argument("--model", required=True, help="model directory")
-    parser.add_argument("--data", required=True, help="dataset folder with train/test splits (e.g. `livegen dataset gm`)")
+    parser.add_argument("--data", default=None,
+                        help="dataset folder with train/test splits (e.g. `livegen dataset gm`); without it only the "
+                             "final-audio figures are measured")
+    parser.add_argument("--no-audio", action="store_true", help="skip the final-audio figures (levels, life, pitch)")
     parser.add_argument("--out", default=None, help="report folder (default MODEL/eval)")
     parser.add_argument("--cache", default=None, help="feature cache folder (default: the user cache, livegen/features)")
     parser.add_argument("--notes", type=int, default=300, help="held-out notes for LSD (default 300)")
@@ -31,7 +36,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-TARGETS = {"pitch_50c": 0.97, "pitch_20c": 0.90, "lsd_db": 4.5, "life_ratio": 0.5, "morph_ratio": 1.0}
+TARGETS = {"pitch_50c": 0.97, "pitch_20c": 0.90, "lsd_db": 4.5, "life_ratio": 0.5, "morph_ratio": 1.0,
+           "level_dbfs": (-24.0, -14.0), "pad_spread_db": 6.0, "limiter_hold_range_db": 1.0}
 
 
 def run(args) -> int:
@@ -53,15 +59,40 @@ def run(args) -> int:
     cfg = model.config
     out = Path(args.out) if args.out else Path(args.model) / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    report: dict = {"model": str(args.model), "data": args.data and str(args.data), "targets": TARGETS,
+                    "stft": {"sample_rate": cfg.sample_rate, "n_fft": cfg.n_fft, "hop": cfg.hop,
+                             "hop_ms": round(cfg.hop_seconds * 1e3, 3), "bin_hz": round(cfg.bin_hz, 3)},
+                    "pass": {}}
+    tracker = ev._tracker() if args.tracker == "auto" else args.tracker
+    if not args.no_audio:
+        from livegen.bench import sound
+
+        report["audio"] = sound.measure(model, seed=args.seed, tracker=tracker)
+        report["audio_definition"] = sound.__doc__.split("\n\n", 1)[1].strip()
+        png = out / "notes.png"
+        report["notes_png"] = str(png) if sound.notes_png(model, png) else None
+        a = report["audio"]
+        lo, hi = TARGETS["level_dbfs"]
+        report["pass"].update({
+            "level_dbfs": lo <= a["level"]["min_dbfs"] and a["level"]["max_dbfs"] <= hi,
+            "pad_spread_db": a["level"]["spread_db"] <= TARGETS["pad_spread_db"],
+            "limiter_hold_range_db": a["chord"]["limiter_hold_range_db"] <= TARGETS["limiter_hold_range_db"],
+            "life_audio": a["life"]["ratio"] >= TARGETS["life_ratio"],
+            "pitch_audio_50c": (a["pitch"]["within_50c"] or 0) >= TARGETS["pitch_50c"],
+            "pitch_audio_20c": (a["pitch"]["within_20c"] or 0) >= TARGETS["pitch_20c"],
+        })
+    if args.data is None:
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        (out / "report.md").write_text(markdown(report))
+        print(markdown(report))
+        return 0
     from livegen.train.data import default_cache_dir
 
     cache = Path(args.cache) if args.cache else default_cache_dir()
     features = open_features(args.data, cache_dir=cache, sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop,
                              progress=not args.no_progress)
     rng = np.random.default_rng(args.seed)
-    report: dict = {"model": str(args.model), "data": str(args.data), "targets": TARGETS,
-                    "stft": {"sample_rate": cfg.sample_rate, "n_fft": cfg.n_fft, "hop": cfg.hop,
-                             "hop_ms": round(cfg.hop_seconds * 1e3, 3), "bin_hz": round(cfg.bin_hz, 3)}}
 
     def pick(sampler, n, pitched=False):
         idx = [i for i in range(len(sampler)) if not pitched or sampler.family[i] not in ev.UNPITCHED_FAMILIES]
@@ -100,7 +131,6 @@ def run(args) -> int:
     report["morph_fast"] = ev.morph_flux(model, seed=args.seed, n_frames=240)
     report["morph"] = ev.morph_flux(model, seed=args.seed, n_frames=int(round(4.0 / cfg.hop_seconds)))
 
-    tracker = ev._tracker() if args.tracker == "auto" else args.tracker
     # With CREPE, YIN runs too (cheap, and precise on clean harmonic notes: CREPE-tiny's
     # 20-cent bins bias some pitches by up to ~20 cents even on an ideal harmonic signal).
     trackers = [tracker] + (["yin"] if tracker == "crepe" else [])
@@ -124,13 +154,13 @@ def run(args) -> int:
     report["plane_png"] = str(png) if ev.plane_png(model, torch.cat(plane_mu), plane_fam, png) else None
 
     pg, pr = report["pitch_generated"], report["pitch_real"]
-    report["pass"] = {
+    report["pass"].update({
         "pitch_50c": pg["within_50c"] is not None and pg["within_50c"] >= TARGETS["pitch_50c"],
         "pitch_20c": pg["within_20c"] is not None and pg["within_20c"] >= TARGETS["pitch_20c"],
         "lsd_db": lsd["test"]["mean_db"] <= TARGETS["lsd_db"],
         "life_ratio": report["life"]["ratio"] >= TARGETS["life_ratio"],
         "morph_ratio": report["morph"]["ratio"] <= TARGETS["morph_ratio"],
-    }
+    })
     report["pitch_step"] = args.pitch_step
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
@@ -139,13 +169,41 @@ def run(args) -> int:
     return 0
 
 
+def audio_rows(r: dict) -> list[str]:
+    """Table rows of the final-audio figures (`livegen.bench.sound`)."""
+    a, p = r["audio"], r["pass"]
+    ok = {True: "pass", False: "MISS"}
+    lv, ch, life, pitch = a["level"], a["chord"], a["life"], a.get("pitch")
+    rows = [
+        f"| note level, final audio: one velocity-100 MIDI 60 note, RMS 0.2-0.8 s, 5x5 pad grid (min / median / max) | "
+        f"{lv['min_dbfs']:.1f} / {lv['median_dbfs']:.1f} / {lv['max_dbfs']:.1f} dBFS | -24..-14 dBFS | {ok[p['level_dbfs']]} |",
+        f"| pad spread of that level | {lv['spread_db']:.1f} dB | <= 6 dB | {ok[p['pad_spread_db']]} |",
+        f"| 8 velocity-127 notes held 2 s, worst of the grid: peak; leveller / limiter largest reduction | "
+        f"{ch['peak_dbfs']:.2f} dBFS; {ch['leveller_max_db']:.1f} / {ch['limiter_max_db']:.1f} dB | <= ceiling | |",
+        f"| limiter gain movement while that chord is held (pumping) | {ch['limiter_hold_range_db']:.2f} dB | <= 1 dB | "
+        f"{ok[p['limiter_hold_range_db']]} |",
+        f"| life, final audio: generated / real ({life['notes']} notes, MIDI 44-84 over the pad; real: six FluidR3 presets) | "
+        f"{life['ratio']:.2f} ({life['generated_db']:.2f} / {life['real_db']:.2f} dB; median note {life['median_ratio']:.2f}) "
+        f"| >= 0.5 | {ok[p['life_audio']]} |",
+        f"| life of the partials (bins within 30 dB of the peak): generated / real | {life['strong_ratio']:.2f} "
+        f"({life['strong_generated_db']:.2f} / {life['strong_real_db']:.2f} dB) | (not hiss) | |",
+    ]
+    if pitch:
+        rows.append(f"| pitch, final audio within 50 / 20 cents ({pitch['tracker']}, {pitch['notes']} notes, MIDI 36-84 over the pad) | "
+                    f"{pitch['within_50c']:.1%} / {pitch['within_20c']:.1%} | >= 97 / 90 % | "
+                    f"{ok[p['pitch_audio_50c'] and p['pitch_audio_20c']]} |")
+    return rows
+
+
 def markdown(r: dict) -> str:
+    head = ["| measure | value | target | |", "|---|---|---|---|"]
+    audio = audio_rows(r) if "audio" in r else []
+    if "lsd" not in r:
+        return "\n".join(head + audio + ["", "Final audio: " + r.get("audio_definition", ""), ""])
     pg, pr, lsd = r["pitch_generated"], r["pitch_real"], r["lsd"]
     ok = {True: "pass", False: "MISS"}
     p = r["pass"]
-    lines = [
-        "| measure | value | target | |",
-        "|---|---|---|---|",
+    lines = head + audio + [
         f"| pitch, generated notes within 50 cents ({pg['tracker']}, {pg['notes']} notes, {pg['latent_points']} latent points, "
         f"MIDI 36-84, {r['pitch_step']}-semitone steps) | {pg['within_50c']:.1%} | >= 97% | {ok[p['pitch_50c']]} |",
         f"| pitch, generated notes within 20 cents | {pg['within_20c']:.1%} | >= 90% | {ok[p['pitch_20c']]} |",

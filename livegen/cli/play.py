@@ -12,7 +12,7 @@ import argparse
 from livegen.audio.realtime import REALTIME_PRIORITY
 from livegen.cli.render import add_continuation_arguments
 from livegen.control.setup import add_control_arguments
-from livegen.session.wiring import add_session_arguments, session_argv
+from livegen.session.options import add_session_arguments, session_argv
 
 
 

@@ -1,6 +1,12 @@
 """Continuation and autonomous generation: a block GRU over spectral frames, steered by a style latent."""
 
-from livegen.continuation.io import default_continuation_path, is_continuation_model, load_continuation, save_continuation
+from livegen.continuation.io import (
+    default_continuation_path,
+    is_continuation_model,
+    load_continuation,
+    save_continuation,
+)
+from livegen.errors import LivegenError
 
 __all__ = ["default_continuation_path", "is_continuation_model", "load_continuation", "save_continuation"]
 
@@ -11,8 +17,6 @@ def run_as_module(argv, *, prog: str, command: str, add_parser, maybe_run, not_o
     `maybe_run` answering None (``not_ours(args)`` says why)."""
     import argparse
     import sys
-
-    from livegen.errors import LivegenError
 
     parser = argparse.ArgumentParser(prog=prog)
     add_parser(parser.add_subparsers(dest="command"))

@@ -6,6 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from livegen.continuation.baseline import SeedLSTMConfig, SeedLSTMModel
+from livegen.continuation.model import ContinuationConfig, ContinuationModel, FORMAT, FORMAT_VERSION
+from livegen.model.io import _read_config, load_checked_weights, write_model_dir
+from livegen.paths import bundled_model_dir
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
 CARD_NAME = "card.md"
@@ -13,15 +18,11 @@ CARD_NAME = "card.md"
 
 def default_continuation_path() -> Path:
     """The bundled continuation model (`models/continuation`), from the checkout or the installed package."""
-    from livegen.paths import bundled_model_dir
-
     return bundled_model_dir("continuation")
 
 
 def is_continuation_model(path) -> bool:
     """True when `path` is a model directory whose config says it is a continuation model."""
-    from livegen.continuation.model import FORMAT
-
     if not path:
         return False
     cfg = Path(os.fspath(path)) / CONFIG_NAME
@@ -33,22 +34,15 @@ def is_continuation_model(path) -> bool:
 
 def save_continuation(model, path, card_text: str | None = None, metadata: dict | None = None) -> Path:
     """Write a continuation model directory (the same layout `livegen.model.io.save_model` writes)."""
-    from livegen.continuation.model import FORMAT, FORMAT_VERSION
-    from livegen.model.io import write_model_dir
-
     return write_model_dir(model, path, fmt=FORMAT, version=FORMAT_VERSION, card_text=card_text, metadata=metadata)
 
 
 def load_continuation(path, device: str = "cpu"):
     """Load a continuation model directory (eval mode); shapes and finiteness are checked."""
-    from livegen.continuation.model import FORMAT, FORMAT_VERSION, ContinuationConfig, ContinuationModel
-    from livegen.model.io import _read_config, load_checked_weights
-
     path = Path(os.fspath(path))
     data = _read_config(path, fmt=FORMAT, version=FORMAT_VERSION, kind="a continuation model")
     config = data.get("config", {})
     if isinstance(config, dict) and config.get("kind") is not None:  # the seed-recipe baseline (comparison only)
-        from livegen.continuation.baseline import SeedLSTMConfig, SeedLSTMModel
 
         model = SeedLSTMModel(SeedLSTMConfig.from_dict(config))
     else:

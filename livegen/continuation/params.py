@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from livegen.engine.params import ParamSpec
+
 
 def continuation_param_specs(temperature: float = 0.7):
     """The parameters a continuation model adds to the engine's registry."""
-    from livegen.engine.params import ParamSpec
-
     return [
         ParamSpec("temperature", 0.0, 1.5, round(min(max(temperature, 0.0), 1.5), 4), "", 0.0,
                   description="how freely the continuation model samples (0 = its most likely block)"),

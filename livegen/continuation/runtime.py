@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from livegen.model.config import hann_frame_correlation
+
 
 class ContinuationStream:
     """Stateful runtime of a `ContinuationModel` (CPU). Only the network stages use torch; the
@@ -25,14 +27,13 @@ class ContinuationStream:
         # The seed-recipe baseline (`livegen.continuation.baseline`) streams its own way; handing it
         # over here lets the engine and the bench run it unchanged, for comparison.
         if cls is ContinuationStream and getattr(model.config, "kind", None) is not None:
+            # Local: the baseline borrows this class's methods, so it imports this module.
             from livegen.continuation.baseline import SeedLSTMStream
 
             return SeedLSTMStream(model, **kwargs)
         return super().__new__(cls)
 
     def __init__(self, model, *, seed: int = 0, temperature: float | None = None):
-        from livegen.model.config import hann_frame_correlation
-
         self.model = model
         cfg = model.config
         self.config = cfg

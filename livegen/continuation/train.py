@@ -34,7 +34,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livegen.continuation import baseline as seed_recipe
+from livegen.continuation.io import save_continuation
+from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
+from livegen.data.datasets import open_dataset
+from livegen.data.features import compute_features
+from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
+from livegen.train.config import checked_config
+from livegen.train.data import default_cache_dir
+from livegen.train.loop import CHECKPOINT, load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -64,8 +73,6 @@ class ContinuationTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ContinuationTrainConfig":
-        from livegen.train.config import checked_config
-
         label = "continuation training config"
         cfg = checked_config(cls, data, label=label,
                              positive=("steps", "batch", "seq_blocks", "style_frames", "val_every", "log_every",
@@ -180,15 +187,6 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     import numpy as np
     import torch
 
-    from livegen.train.loop import CHECKPOINT, load_checkpoint, save_checkpoint
-
-    from livegen.continuation import baseline as seed_recipe
-    from livegen.continuation.io import save_continuation
-    from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
-    from livegen.data.datasets import open_dataset
-    from livegen.data.features import compute_features
-    from livegen.data.progress import progress_bar
-
     cfg = config or ContinuationTrainConfig()
     total = int(steps or cfg.steps)
     out = Path(out)
@@ -207,7 +205,6 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     mcfg = config_type.from_dict(cfg.model) if cfg.model else config_type()
     ds = open_dataset(data)
     if cache_dir is None:  # the same default as `livegen train`: the user cache, never the output folder
-        from livegen.train.data import default_cache_dir
 
         cache_dir = default_cache_dir()
     feats = compute_features(ds, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft, hop=mcfg.hop,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from livegen.engine.events import Event
 from livegen.errors import ParameterError
 
 
@@ -21,8 +22,6 @@ def loop_events(presets: list[dict], *, seconds_per_leg: float, total_seconds: f
     Each leg from one preset to the next lasts `seconds_per_leg`; values are sent `rate` times
     per second; only parameters present in every preset move (or those in `names`).
     """
-    from livegen.engine.events import Event
-
     if len(presets) < 2:
         raise ParameterError(f"a trajectory needs at least 2 presets, got {len(presets)}")
     if seconds_per_leg <= 0 or total_seconds <= 0 or rate <= 0:

@@ -2,15 +2,28 @@
 
 Pure bookkeeping on fixed numpy arrays, one slot per voice; the engine reads the arrays of
 active slots each hop and batches them into one decoder call.
+
+The drone gives way to notes: while any note is held (key down or sustain pedal) the drone
+fades out within `DRONE_DUCK_SECONDS`, and once the last one is let go it comes back under the
+notes' release over `DRONE_RETURN_SECONDS`, at its own pitch and still held (no new attack). A
+performer who only moves the pad hears the drone at once; one who plays a keyboard hears the
+notes alone, without a pedal tone under every chord, and the drone returns when the hands leave
+the keys.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
 
 DRONE = 0
 """Slot 0 is the drone voice: the latent point sounding without notes."""
+
+DRONE_DUCK_SECONDS = 0.03
+DRONE_RETURN_SECONDS = 0.6
+"""Time constants (one-pole, in the drone's gain) of the drone fading under notes and returning."""
 
 STEAL_SECONDS = 0.02
 """A stolen voice fades out over this long instead of stopping (no click)."""
@@ -36,6 +49,8 @@ class VoiceBank:
         self.sustained = np.zeros(n, dtype=bool)
         self.stolen = np.zeros(n, dtype=bool)
         self.fade = np.ones(n, dtype=np.float64)
+        self.duck = np.ones(1, dtype=np.float64)
+        """The drone's gain under notes (1: no note sounds)."""
         self.order = np.zeros(n, dtype=np.int64)
         self.noise = np.zeros((n, noise_dim), dtype=np.float32)
         self._counter = 0
@@ -99,7 +114,10 @@ class VoiceBank:
 
     def drone_off(self) -> None:
         if self.active[DRONE] and self.t_off[DRONE] < 0:
-            self._release(DRONE)
+            if self.t_on[DRONE] == 0.0:  # not heard yet (off before the first hop): nothing to release
+                self._free(DRONE)
+            else:
+                self._release(DRONE)
 
     # ----------------------------------------------------------------- time
     def advance(self, *, hop_seconds: float, peaks: np.ndarray | None, slots: np.ndarray) -> None:
@@ -109,13 +127,13 @@ class VoiceBank:
         """
         done = self._done
         count = _advance(slots, self._no_peaks if peaks is None else peaks, peaks is not None, float(hop_seconds),
-                         self.t_on, self.t_off, self.stolen, self.fade, done)
+                         self.t_on, self.t_off, self.stolen, self.fade, done, self.key_down, self.sustained, self.duck)
         for i in range(count):
             self._free(int(done[i]))
 
     def gather(self, slots: np.ndarray, *, bend: float, pitch, velocity, t_on, t_off, gains) -> None:
         """Copy the decoder inputs of `slots` into the given arrays (pitch with `bend` added)."""
-        _gather(slots, float(bend), self.pitch, self.velocity, self.t_on, self.t_off, self.fade,
+        _gather(slots, float(bend), self.pitch, self.velocity, self.t_on, self.t_off, self.fade, self.duck[0],
                 pitch, velocity, t_on, t_off, gains)
 
     def advance_noise(self, slots: np.ndarray, fresh: np.ndarray, rho: float, out: np.ndarray) -> None:
@@ -123,8 +141,10 @@ class VoiceBank:
         _advance_noise(slots, fresh, np.float32(rho), np.float32(np.sqrt(max(0.0, 1.0 - rho * rho))), self.noise, out)
 
     def fade_gains(self, slots: np.ndarray) -> np.ndarray:
-        """Per-slot gain of the steal fade, evaluated at the middle of the coming hop."""
-        return self.fade[slots]
+        """Per-slot gain of the steal fade (and the drone's ducking), for the coming hop."""
+        gains = self.fade[slots]
+        gains[slots == DRONE] *= self.duck[0]
+        return gains
 
     # ----------------------------------------------------------------- internals
     def _free_slot(self) -> int:
@@ -168,9 +188,19 @@ class VoiceBank:
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, done):
-    """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count."""
+def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, done, key_down, sustained, duck):
+    """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count.
+    Moves the drone's `duck[0]` towards 0 while any note is held, else towards 1."""
     step = hop_seconds / STEAL_SECONDS
+    notes = False
+    for s in range(1, len(key_down)):
+        if (key_down[s] or sustained[s]) and not stolen[s]:
+            notes = True
+            break
+    if notes:
+        duck[0] *= math.exp(-hop_seconds / DRONE_DUCK_SECONDS)
+    else:
+        duck[0] = 1.0 - (1.0 - duck[0]) * math.exp(-hop_seconds / DRONE_RETURN_SECONDS)
     count = 0
     for j in range(len(slots)):
         s = slots[j]
@@ -190,14 +220,15 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, do
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, out_pitch, out_velocity, out_t_on, out_t_off, out_gains):
+def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, out_pitch, out_velocity, out_t_on, out_t_off,
+            out_gains):
     for j in range(len(slots)):
         s = slots[j]
         out_pitch[j] = pitch[s] + bend
         out_velocity[j] = velocity[s]
         out_t_on[j] = t_on[s]
         out_t_off[j] = t_off[s]
-        out_gains[j] = fade[s]
+        out_gains[j] = fade[s] * duck if s == DRONE else fade[s]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -45,6 +45,16 @@ class ModelConfig:
     noise_gain: float = 1.0
     harm_jitter: float = 0.05
     noise_rho: float = 0.0
+    # Playing settings, set after training (None / 0 = off, as in models made before them).
+    level_dbfs: float | None = None
+    """Every frame is scaled so that a held reference note at the same z and pitch (velocity 100,
+    0.3 s in, noiseless) would play at this RMS dBFS before the engine's gain: an even level over
+    the pad and the keyboard, while velocity, attack and release keep their shape."""
+    vibrato_cents: float = 0.0
+    """Depth of the harmonics' vibrato (it fades in 0.15-0.45 s after note-on)."""
+    vibrato_hz: float = 5.5
+    shimmer_db: float = 0.0
+    """Depth of each harmonic's slow amplitude wander (its own rate, 0.7-6 Hz)."""
     families: list = field(default_factory=lambda: list(GM_FAMILIES))
 
     def __post_init__(self):

@@ -15,7 +15,9 @@ import math
 import numba
 import numpy as np
 
-from livegen.model.spectral import _LN2_12, _LOBE_STEPS, _LOG_F0_BIN0
+from livegen.model.spectral import (
+    _LN2_12, _LN10_20, _LOBE_STEPS, _LOG_F0_BIN0, LEVEL_GAIN_DB, LEVEL_REF_SECONDS, LEVEL_REF_VELOCITY, VIBRATO_ONSET,
+)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -64,10 +66,12 @@ def _power(c, out):
 
 @numba.njit(cache=True, nogil=True)
 def _draw(params, pitch, jitter, jitter_gain, rayleigh, noise_gain, log_k, harm_k2, lobe,
-          band_lo, band_hi, band_frac, n_bands, n_resid, halfwidth, max_inharm, log_bin0, harm, env):
+          band_lo, band_hi, band_frac, n_bands, n_resid, halfwidth, max_inharm, log_bin0, harm, env,
+          shimmer, t_on, nominal, rate, phase, spread, weight):
     """Harmonics scatter-added at their fractional bins into `harm` [V, padded bins], and the
     harmonic / noise log envelopes read out per bin into `env` [V, 2, n_bins] (noise envelope
-    plus `noise_gain` x `rayleigh` when that is given)."""
+    plus `noise_gain` x `rayleigh` when that is given; each harmonic's log amplitude plus
+    `shimmer` x weight x sin(rate t_on + phase + spread x nominal pitch) when `shimmer`)."""
     v_count = env.shape[0]
     n_bins = env.shape[2]
     n_harm = log_k.shape[0]
@@ -92,6 +96,9 @@ def _draw(params, pitch, jitter, jitter_gain, rayleigh, noise_gain, log_k, harm_
             la = params[v, 2 * n_bands + k] if k < n_resid else np.float32(0.0)
             if use_jitter:
                 la += jitter_gain * jitter[v, k]
+            if shimmer != 0.0:
+                la += np.float32(shimmer * weight[k] * math.sin(np.float64(np.float32(t_on[v])) * rate[k] + phase[k]
+                                                                 + np.float64(np.float32(nominal[v])) * spread[k]))
             amp = np.float32(math.exp(la))
             start = int(base) + 1
             for o in range(width):
@@ -107,6 +114,34 @@ def _draw(params, pitch, jitter, jitter_gain, rayleigh, noise_gain, log_k, harm_
             if use_noise:
                 ne += noise_gain * np.float32(0.5) * rayleigh[v, i]  # log |c| = 0.5 log |c|^2
             env[v, 1, i] = ne
+
+
+@numba.njit(cache=True, nogil=True)
+def _vibrato(t_on, pitch, cents, hz, t0, t1, out):
+    """out = pitch + `vibrato_semitones` (the same arithmetic, float64)."""
+    for v in range(len(pitch)):
+        t = np.float64(np.float32(t_on[v]))
+        p = np.float64(np.float32(pitch[v]))
+        ramp = min(max((t - t0) / (t1 - t0), 0.0), 1.0)
+        arg = 2 * math.pi * hz * t + 0.07 * hz / 0.29 * math.sin(2 * math.pi * 0.29 * t + 1.3 * p) + 0.5 * p
+        out[v] = np.float32(p) + np.float32(cents / 100.0 * ramp * math.sin(arg))
+
+
+@numba.njit(cache=True, nogil=True)
+def _level_gain(params, env, harm, n_fft, target, lo, hi, n_env):
+    """Add to the first `n_env` params of each row the log gain that brings the reference frame
+    (exp(env[:, 0]) * harm + exp(env[:, 1]), rows alike) to RMS exp(`target`) (`frame_rms_log`)."""
+    n = env.shape[2]
+    for v in range(params.shape[0]):
+        energy = 0.0
+        for i in range(n):
+            m = np.float64(np.float32(math.exp(env[v, 0, i])) * harm[v, i] + np.float32(math.exp(env[v, 1, i])))
+            e = m * m
+            energy += e if i == 0 or i == n - 1 else 2.0 * e
+        g = target - 0.5 * math.log(max(energy, 1e-30) / (n_fft * n_fft * 0.375))
+        g = np.float32(min(max(g, lo), hi))
+        for j in range(n_env):
+            params[v, j] += g
 
 
 class NumpyFrameDecoder:
@@ -151,6 +186,13 @@ class NumpyFrameDecoder:
         self.log_bin0 = np.float32(_LOG_F0_BIN0 - math.log(cfg.bin_hz))
         self._pad_bins = cfg.n_bins + 3 * cfg.kernel_halfwidth + 1
         self._empty2 = np.zeros((0, 1), np.float32)
+        self.level = cfg.level_dbfs is not None
+        self.level_target = float(cfg.level_dbfs or 0.0) * _LN10_20
+        self.level_lo, self.level_hi = (db * _LN10_20 for db in LEVEL_GAIN_DB)
+        self.shimmer = float(cfg.shimmer_db) * _LN10_20
+        self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight = (
+            arr(t, np.float64) for t in (model.shimmer_rate, model.shimmer_phase, model.shimmer_spread,
+                                         model.shimmer_weight))
         self._allocate(max(1, int(max_voices)))
         # Compile (or load from numba's cache) both variants now, not on the first live hop.
         one = np.zeros(1)
@@ -162,13 +204,16 @@ class NumpyFrameDecoder:
         cfg = self.config
         self.capacity = n
         self._cache = {}
-        self._x = np.zeros((n, self.layers[0][0].shape[0]), np.float32)
-        self._h = [np.zeros((n, w.shape[1]), np.float32) for w, _, _ in self.layers]
+        rows = 2 * n  # voices, then their level references
+        self._x = np.zeros((rows, self.layers[0][0].shape[0]), np.float32)
+        self._h = [np.zeros((rows, w.shape[1]), np.float32) for w, _, _ in self.layers]
         self._proj = np.zeros((n, 2 * cfg.n_bins + cfg.max_harmonics), np.float32)
         self._rayleigh = np.zeros((n, cfg.n_bins), np.float32)
-        self._harm = np.zeros((n, self._pad_bins), np.float32)
-        self._env = np.zeros((n, 2, cfg.n_bins), np.float32)
+        self._harm = np.zeros((rows, self._pad_bins), np.float32)
+        self._env = np.zeros((rows, 2, cfg.n_bins), np.float32)
         self._out = np.zeros((n, cfg.n_bins), np.float32)
+        self._ref = (np.full(n, LEVEL_REF_VELOCITY), np.full(n, LEVEL_REF_SECONDS), np.full(n, -1.0))
+        self._drawn = np.zeros(n)
 
     def _views(self, v: int):
         """The buffers cut to `v` voices, built once per voice count (slicing costs per call)."""
@@ -176,10 +221,15 @@ class NumpyFrameDecoder:
         if views is None:
             cfg = self.config
             w = cfg.kernel_halfwidth
-            layers = [(wt, b, np.float32(-1.0 if slope is None else slope), h[:v])
+            rows = 2 * v if self.level else v
+            layers = [(wt, b, np.float32(-1.0 if slope is None else slope), h[:rows])
                       for (wt, b, slope), h in zip(self.layers, self._h)]
-            views = (self._x[:v], layers, self._proj[:v, 2 * cfg.n_bins:], self._proj[:v], self._rayleigh[:v], self._env[:v],
-                     self._env[:v, 0], self._env[:v, 1], self._harm[:v], self._harm[:v, w:w + cfg.n_bins], self._out[:v])
+            views = (self._x[:rows], layers, self._proj[:v, 2 * cfg.n_bins:], self._proj[:v], self._rayleigh[:v],
+                     self._env[:v], self._env[:v, 0], self._env[:v, 1], self._harm[:v],
+                     self._harm[:v, w:w + cfg.n_bins], self._out[:v],
+                     self._h[-1][:v], self._h[-1][v:2 * v], self._x[v:2 * v], self._env[v:2 * v],
+                     self._harm[v:2 * v], self._harm[v:2 * v, w:w + cfg.n_bins], tuple(a[:v] for a in self._ref),
+                     self._drawn[:v])
             self._cache[v] = views
         return views
 
@@ -190,12 +240,22 @@ class NumpyFrameDecoder:
             self._allocate(v)
         if z.ndim == 1:
             z = z.reshape(1, -1)
-        x, layers, jitter_buf, proj, rayleigh_buf, env, env_h, env_n, harm, harm_bins, out = self._views(v)
+        (x, layers, jitter_buf, proj, rayleigh_buf, env, env_h, env_n, harm, harm_bins, out,
+         params, ref_params, ref_x, ref_env, ref_harm, ref_harm_bins, ref_in, drawn) = self._views(v)
         _inputs(z, pitch, velocity, t_on, t_off, self.neg_inv_tau, self.in_shift, self.in_scale, x)
+        if self.level:
+            _inputs(z, pitch, ref_in[0], ref_in[1], ref_in[2], self.neg_inv_tau, self.in_shift, self.in_scale, ref_x)
         for wt, b, slope, h in layers:
             np.dot(x, wt, out=h)
             _bias_act(h, b, slope)
             x = h
+        if self.level:  # the noiseless reference frames, then their gains added to the envelopes
+            _draw(ref_params, pitch, self._empty2, self.harm_jitter, self._empty2, self.noise_gain, self.log_k,
+                  self.harm_k2, self.lobe, self.band_lo, self.band_hi, self.band_frac, cfg.n_bands,
+                  cfg.n_resid_harmonics, cfg.kernel_halfwidth, self.max_inharm, self.log_bin0, ref_harm, ref_env,
+                  0.0, t_on, pitch, self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight)
+            _level_gain(params, ref_env, ref_harm_bins, cfg.n_fft, self.level_target, self.level_lo, self.level_hi,
+                        2 * cfg.n_bands)
         jitter = rayleigh = self._empty2
         if noise is not None and (cfg.harm_jitter or cfg.noise_gain):
             np.dot(noise, self.proj, out=proj)
@@ -205,9 +265,15 @@ class NumpyFrameDecoder:
                 rayleigh = rayleigh_buf
                 _power(proj, rayleigh)
                 np.log(rayleigh, out=rayleigh)
-        _draw(x, pitch, jitter, self.harm_jitter, rayleigh, self.noise_gain, self.log_k, self.harm_k2,
+        if cfg.vibrato_cents:
+            _vibrato(t_on, pitch, float(cfg.vibrato_cents), float(cfg.vibrato_hz), VIBRATO_ONSET[0], VIBRATO_ONSET[1],
+                     drawn)
+        else:
+            drawn = pitch
+        _draw(params, drawn, jitter, self.harm_jitter, rayleigh, self.noise_gain, self.log_k, self.harm_k2,
               self.lobe, self.band_lo, self.band_hi, self.band_frac, cfg.n_bands, cfg.n_resid_harmonics,
-              cfg.kernel_halfwidth, self.max_inharm, self.log_bin0, harm, env)
+              cfg.kernel_halfwidth, self.max_inharm, self.log_bin0, harm, env,
+              self.shimmer, t_on, pitch, self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight)
         np.exp(env, out=env)
         np.multiply(env_h, harm_bins, out=out)
         out += env_n

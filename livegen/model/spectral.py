@@ -29,6 +29,49 @@ _TAU_ON = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 _TAU_OFF = (0.02, 0.06, 0.2, 0.6, 2.0)
 _LN2_12 = math.log(2.0) / 12.0
 _LOG_F0_BIN0 = math.log(440.0) - 69.0 * _LN2_12
+_LN10_20 = math.log(10.0) / 20.0
+
+LEVEL_REF_VELOCITY = 100.0 / 127.0
+LEVEL_REF_SECONDS = 0.3
+LEVEL_GAIN_DB = (-30.0, 40.0)
+"""The level normalisation's gain stays in this range (a timbre that fades to silence off the
+plane is lifted by at most 40 dB, not to full level)."""
+VIBRATO_ONSET = (0.15, 0.45)
+"""Seconds after note-on over which the vibrato fades in (players start a note straight)."""
+SHIMMER_HZ = (0.7, 6.0)
+
+
+def frame_rms_log(frames: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Natural log of the RMS of the signal whose periodic-Hann `center=False` |STFT| frames are `frames`.
+
+    Parseval over the full spectrum, divided by the window's mean square (3/8): a sine of amplitude
+    A (RMS A/sqrt 2) peaks at A n_fft / 4 and gives log(A / sqrt 2).
+    """
+    e = frames.square()
+    energy = 2.0 * e.sum(1) - e[:, 0] - e[:, -1]
+    return 0.5 * torch.log(energy.clamp(min=1e-30) / (n_fft * n_fft * 0.375))
+
+
+def life_tables(max_harmonics: int):
+    """Per-harmonic shimmer rate (rad/s), phase and phase step per semitone, and weight: golden-ratio
+    sequences, so neighbouring harmonics and neighbouring notes wander independently."""
+    k = torch.arange(1, max_harmonics + 1, dtype=torch.float64)
+    frac = lambda a: torch.remainder(k * a, 1.0)  # noqa: E731
+    rate = 2 * math.pi * (SHIMMER_HZ[0] + (SHIMMER_HZ[1] - SHIMMER_HZ[0]) * frac(0.6180339887498949))
+    phase = 2 * math.pi * frac(0.41421356237309515)
+    spread = 2 * math.pi * frac(0.7548776662466927)
+    weight = torch.ones(max_harmonics, dtype=torch.float64)
+    weight[0] = 0.5  # the fundamental steadier than its overtones
+    return rate, phase, spread, weight
+
+
+def vibrato_semitones(t_on, pitch, *, cents: float, hz: float):
+    """The vibrato's pitch offset: delayed onset, rate wandering +-7 %, phase set by the pitch."""
+    t = t_on.double() if isinstance(t_on, torch.Tensor) else t_on
+    ramp = ((t - VIBRATO_ONSET[0]) / (VIBRATO_ONSET[1] - VIBRATO_ONSET[0])).clamp(0.0, 1.0)
+    p = pitch.double()
+    arg = 2 * math.pi * hz * t + 0.07 * hz / 0.29 * torch.sin(2 * math.pi * 0.29 * t + 1.3 * p) + 0.5 * p
+    return (cents / 100.0 * ramp * torch.sin(arg)).to(pitch.dtype)
 
 
 def _mel(f):
@@ -133,6 +176,9 @@ class SpectralModel(nn.Module):
             "lobe_poly": _lobe_polynomials(w), "lobe_table": _lobe_table(w),
         }.items():
             self.register_buffer(name, value, persistent=False)
+        for name, value in zip(("shimmer_rate", "shimmer_phase", "shimmer_spread", "shimmer_weight"),
+                               life_tables(cfg.max_harmonics)):
+            self.register_buffer(name, value, persistent=False)
         self._pad_bins = cfg.n_bins + 3 * w + 1
         # Saved: the random projections that turn noise draws into per-bin / per-harmonic
         # fluctuations, the XY plane fitted to the training encodings, encoder input statistics.
@@ -155,8 +201,9 @@ class SpectralModel(nn.Module):
         x = torch.cat([z, pitch.unsqueeze(1), velocity.unsqueeze(1), torch.exp(tt @ self.neg_inv_tau)], 1)
         return self.decoder(torch.addcmul(self.in_shift, x, self.in_scale))
 
-    def render(self, params, pitch, noise=None):
-        """Draw harmonics and noise from `params` into linear magnitude frames `[V, n_bins]`."""
+    def render(self, params, pitch, noise=None, shimmer=None):
+        """Draw harmonics and noise from `params` into linear magnitude frames `[V, n_bins]`
+        (`shimmer`: `[V, max_harmonics]` log-amplitude offsets of the harmonics)."""
         cfg = self.config
         nb, nr = cfg.n_bands, cfg.n_resid_harmonics
         v = params.shape[0]
@@ -181,6 +228,8 @@ class SpectralModel(nn.Module):
         loga = nn.functional.pad(params[:, 2 * nb:2 * nb + nr], (0, cfg.max_harmonics - nr))
         if noise is not None and cfg.harm_jitter:
             loga = torch.addmm(loga, noise, self.jitter_proj, alpha=cfg.harm_jitter)
+        if shimmer is not None:
+            loga = loga + shimmer
         span = cfg.max_harmonics * 2 * cfg.kernel_halfwidth
         idx = (base.long().unsqueeze(2) + self.lobe_offsets).view(v, span)
         harm = torch.zeros(v, self._pad_bins, dtype=params.dtype, device=params.device)
@@ -200,7 +249,29 @@ class SpectralModel(nn.Module):
         noise: [V, noise_dim] standard-normal draws from the caller's seeded RNG (None = the
         noiseless mean frame). Returns [V, n_bins] float32 linear magnitude (librosa STFT scale).
         """
-        return self.render(self.decode_params(z, pitch, velocity, t_on, t_off), pitch, noise)
+        cfg = self.config
+        params = self.decode_params(z, pitch, velocity, t_on, t_off)
+        if cfg.level_dbfs is not None:
+            params = self.level(params, z, pitch)
+        drawn, shimmer = pitch, None
+        if cfg.vibrato_cents:
+            drawn = pitch + vibrato_semitones(t_on, pitch, cents=cfg.vibrato_cents, hz=cfg.vibrato_hz)
+        if cfg.shimmer_db:
+            arg = (t_on.double().unsqueeze(1) * self.shimmer_rate + self.shimmer_phase
+                   + pitch.double().unsqueeze(1) * self.shimmer_spread)
+            shimmer = (cfg.shimmer_db * _LN10_20 * self.shimmer_weight * torch.sin(arg)).to(params.dtype)
+        return self.render(params, drawn, noise, shimmer)
+
+    def level(self, params, z, pitch):
+        """`params` with both envelopes moved by the gain that brings the held reference note at
+        the same z and pitch to `config.level_dbfs` (see `ModelConfig.level_dbfs`)."""
+        cfg = self.config
+        ref = self.decode_params(z, pitch, torch.full_like(pitch, LEVEL_REF_VELOCITY),
+                                 torch.full_like(pitch, LEVEL_REF_SECONDS), torch.full_like(pitch, -1.0))
+        gain = (cfg.level_dbfs * _LN10_20 - frame_rms_log(self.render(ref, pitch), cfg.n_fft)).clamp(
+            LEVEL_GAIN_DB[0] * _LN10_20, LEVEL_GAIN_DB[1] * _LN10_20)
+        nb2 = 2 * cfg.n_bands
+        return torch.cat([params[:, :nb2] + gain.unsqueeze(1), params[:, nb2:]], 1)
 
     def frame_decoder(self, *, trace: bool = True):
         """A callable with `decode`'s signature for a per-hop loop, about twice as fast on CPU.

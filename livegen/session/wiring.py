@@ -21,13 +21,12 @@ from the control thread while the engine thread might be starting the next, leav
 running with no stop.) A start and a stop in the same block record nothing: no file is made,
 the sender is told, and the recorder is armed again.
 
-Import cost is kept low (argparse helpers are used by the CLI's parser); numpy and soundfile
-are imported when a session is attached.
+The recording options of `livegen play` are in `livegen.session.options`, which the CLI imports
+without loading numpy.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import select
 import socket
@@ -38,36 +37,15 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
-FORMATS = ("FLOAT", "PCM_24")
+from livegen.engine.events import Event
+from livegen.session.recorder import SessionRecorder, event_line
+from livegen.session.replay import output_latency
+
 JOURNAL_CHUNK = 4096
 """Journal lines compressed together (zlib level 1)."""
 SPARES = 4
 """Recorders kept armed for starts that come before the control thread has re-armed (each
 ring's pages are only touched when written)."""
-
-
-def add_session_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--record DIR`, `--record-dir DIR`, `--record-format` for `livegen play`."""
-    group = parser.add_argument_group("recording")
-    group.add_argument("--record", metavar="DIR",
-                       help="record from the first sample into DIR (WAV + session log named by date and time)")
-    group.add_argument("--record-dir", metavar="DIR",
-                       help="where recordings started later (UI 'r', OSC /livegen/record 1, MIDI) go "
-                            "(default: the current directory)")
-    group.add_argument("--record-format", choices=FORMATS, default="FLOAT", type=str.upper,
-                       help="WAV sample format: FLOAT (32-bit float, exactly what is heard; default) or PCM_24")
-
-
-def session_argv(args) -> list[str]:
-    """The recording options as command-line words (for a supervisor re-running `play`)."""
-    out = []
-    if getattr(args, "record", None):
-        out += ["--record", str(args.record)]
-    if getattr(args, "record_dir", None):
-        out += ["--record-dir", str(args.record_dir)]
-    if getattr(args, "record_format", "FLOAT") != "FLOAT":
-        out += ["--record-format", args.record_format]
-    return out
 
 
 def weights_sha256(model_dir) -> str | None:
@@ -103,8 +81,6 @@ def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) ->
         "device": engine.device,
     }
     if getattr(engine, "chain", None) is not None:
-        from livegen.session.replay import output_latency
-
         # What a re-render at another rate lines up with (see livegen.session.replay).
         header["output_latency"] = output_latency(config.sample_rate, engine.samplerate)
     header.update(engine.log_header())  # the sources' own (a continuation model's seed audio, temperature, ...)
@@ -195,8 +171,6 @@ class SessionControl:
 
     def record(self, on: bool = True, *, source: str = "session") -> None:
         """Ask the engine to start or stop recording at its next block (any thread)."""
-        from livegen.engine.events import Event
-
         self.engine.post(Event("record", value=1.0 if on else 0.0, source=source))
 
     def close(self, timeout: float = 30.0) -> None:
@@ -297,8 +271,6 @@ class SessionControl:
 
     # ---- control thread ----------------------------------------------------------------------
     def _arm(self) -> None:
-        from livegen.session.recorder import SessionRecorder
-
         self._spares.append(SessionRecorder(self.directory, samplerate=self.engine.samplerate, channels=self.channels,
                                             header=dict(self.header), subtype=self.subtype,
                                             ring_seconds=self.ring_seconds))
@@ -368,8 +340,6 @@ class SessionControl:
             self._stop.wait(seconds)
 
     def _journal(self, event) -> None:
-        from livegen.session.recorder import event_line
-
         self._journal_tail.append(event_line(event, samplerate=self.engine.samplerate))
         if len(self._journal_tail) >= JOURNAL_CHUNK:
             self._journal_chunks.append(zlib.compress("".join(self._journal_tail).encode("utf-8"), 1))
@@ -404,8 +374,6 @@ class SessionControl:
     def _end(self, rec) -> None:
         """Stop `rec` through the engine (it alone changes the active recorder; its flag, the UI
         and OSC subscribers hear it), and only `rec`: a newer recording is left alone."""
-        from livegen.engine.events import Event
-
         if not self._stop.is_set():
             self.engine.post(Event("record", value=0.0, source="session", extra={"recorder": id(rec)}))
 

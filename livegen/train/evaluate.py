@@ -40,7 +40,8 @@ def encode_notes(model, sampler, notes, *, n_enc: int = 24, chunk: int = 256) ->
 
 def generate_frames(model, z, pitch, velocity, n_frames: int, release_frame: int, *, noise_seed=None,
                     z_path=None) -> np.ndarray:
-    """Frames `[n_frames, bins]` (linear) of one note, decoded frame by frame like the engine.
+    """Frames `[n_frames, bins]` (linear) of one note from the decoder alone: the model's playing
+    settings (level, vibrato, shimmer) are left out, so these compare with the training notes.
 
     `noise_seed` None = noiseless; `z_path` `[n_frames, D]` overrides z per frame (morphs).
     """
@@ -61,8 +62,8 @@ def generate_frames(model, z, pitch, velocity, n_frames: int, release_frame: int
             noise[i] = state
     with torch.inference_mode():
         # Frames are independent given their inputs, so the whole note decodes as one batch.
-        y = model.decode(zz, torch.full((n_frames,), float(pitch)), torch.full((n_frames,), float(velocity)),
-                         t_on, t_off, noise)
+        p = torch.full((n_frames,), float(pitch))
+        y = model.render(model.decode_params(zz, p, torch.full((n_frames,), float(velocity)), t_on, t_off), p, noise)
     return y.numpy()
 
 
