@@ -16,7 +16,7 @@ from livegen.continuation.seeds import seed_frames
 from livegen.continuation.source import ContinuationSource, render_continuation
 from livegen.continuation.io import is_continuation_model, load_continuation, save_continuation
 from livegen.continuation.runtime import ContinuationStream
-from livegen.continuation.train import ContinuationTrainConfig, train_continuation
+from livegen.continuation.train import ContinuationTrainConfig
 from livegen.continuation.train_entry import maybe_run_continuation
 from livegen.engine.events import Event
 from livegen.errors import ModelError, ParameterError

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 import pytest
 from pythonosc.udp_client import SimpleUDPClient

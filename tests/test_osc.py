@@ -351,6 +351,7 @@ def test_cli_arguments(target):
     assert osc_server_from_args(target, parser.parse_args(["--no-osc"])) is None
 
 
+@pytest.mark.live
 def test_liblo_oscsend_and_oscdump(target, server):
     oscsend = require_binary("oscsend")
     oscdump = require_binary("oscdump")

@@ -18,6 +18,7 @@ from livegen.tui.notes import GATE_SECONDS
 from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
 from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
+
 @pytest.mark.slow
 def test_pad_is_focused_and_drag_sends_xy(fake):
     app = make_app(fake.port)
@@ -109,7 +110,9 @@ def test_remote_changes_move_widgets_without_echo(fake):
         pad = app.query_one(XYPad)
         assert await until(pilot, lambda: gain.value == 3.0 and z3.value == -2.0 and pad.x == pytest.approx(0.1))
         assert pad.y == pytest.approx(0.9)
-        await pilot.pause(0.2)
+        # the UI's next status poll goes out after anything the feedback could have made it send
+        polls = len(fake.messages("/livegen/status"))
+        assert await until(pilot, lambda: len(fake.messages("/livegen/status")) > polls)
         echoed = [a for a, _ in fake.received[sent_before:] if a.startswith(("/livegen/param", "/livegen/z", "/livegen/xy"))]
         assert echoed == [], "feedback must not be sent back to the engine"
 

@@ -18,7 +18,7 @@ from livegen.control.oscfake import model_specs
 from livegen.tui.app import LivegenApp
 from livegen.tui.model_info import ModelInfo, read_model_info
 from livegen.tui.osc import OscLink
-from livegen.tui.screens import HelpScreen, ModelPickerScreen, SeedScreen
+from livegen.tui.screens import HelpScreen, SeedScreen
 from livegen.tui.widgets import ParamSlider
 from helpers import MUSIC_SR, last_args, music, run, until
 
