@@ -150,6 +150,9 @@ class NanModel(torch.nn.Module):
     def xy_plane(self):
         return self.inner.xy_plane()
 
+    def advance_noise(self, prev, fresh):
+        return self.inner.advance_noise(prev, fresh)
+
     def decode(self, z, pitch, velocity, t_on, t_off, noise=None):
         return torch.full((z.shape[0], self.config.n_bins), float("nan"))
 

@@ -40,7 +40,9 @@ class NotesSource(Source):
 
     Parameters
     ----------
-    model : the spectral model the voices decode with (`decode`, `xy_plane`, `config`).
+    model : the model the voices decode with: `decode` (`SpectralModel.decode`'s signature),
+        `advance_noise`, `xy_plane` and `config` (`n_bins`, `noise_dim`, `noise_rho`, ...); a
+        `SpectralModel` decodes with numpy on the CPU.
     seed : seeds the voices' noise (child 0 of ``SeedSequence(seed)``; the engine's drift walk
         takes child 1), so the same events, model and seed give the same samples.
     device : torch device of the model ("cpu": the numpy decoder).
@@ -63,8 +65,8 @@ class NotesSource(Source):
             self._decode = NumpyFrameDecoder(model, max_voices=self.voices.size)
         else:  # `decode`'s signature and output, at about half the per-call cost when traced
             self._decode = model.frame_decoder() if spectral else model.decode
-        self._advance_noise = model.advance_noise if spectral else None
-        self._noise_rho = float(cfg.noise_rho) if spectral else 0.0
+        self._advance_noise = model.advance_noise
+        self._noise_rho = float(cfg.noise_rho)
         self._noise_rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(2)[0])
         self._plane = model.xy_plane()
         self._voice_bufs: dict[int, tuple] = {}
@@ -139,7 +141,7 @@ class NotesSource(Source):
             if self._numpy_decode:  # the model's advance_noise, in place
                 bank.advance_noise(slots, fresh, self._noise_rho, noise)
             else:
-                noise[:] = fresh if self._advance_noise is None else self._advance_noise(bank.noise[slots], fresh)
+                noise[:] = self._advance_noise(bank.noise[slots], fresh)
                 bank.noise[slots] = noise
         if self._numpy_decode:
             mags = self._decode(z, pitch, velocity, t_on, t_off, noise if self.noise_dim else None)
