@@ -11,7 +11,7 @@ import torch
 
 from helpers import MUSIC_SR as SR, TINY_CONTINUATION as TINY, default_input_name as _default_input_name
 from helpers import music as _music, seed_frames_from, write_songs as _write_songs
-from livegen.app import factory
+from livegen.server import factory
 from livegen.continuation.seeds import seed_frames
 from livegen.continuation.source import ContinuationSource, render_continuation
 from livegen.continuation.io import is_continuation_model, load_continuation, save_continuation
@@ -316,7 +316,7 @@ def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, 
 
     from livegen.continuation.render import main
     from livegen.engine.events import read_events
-    from livegen.engine.server import _attach_session
+    from livegen.app.play import _attach_session
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     seed_wav = tmp_path / "seed.wav"

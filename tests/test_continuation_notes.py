@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from helpers import MUSIC_SR as SR
 
-from livegen.app import factory
+from livegen.server import factory
 from livegen.continuation.source import continuation_engine, render_continuation
 from livegen.continuation.io import save_continuation
 from livegen.continuation.notes import resolve_voice_model, voice_model_from_header
@@ -94,10 +94,10 @@ def test_voice_model_choice_header_and_stft_check(tmp_path, tiny_model, voice_mo
     assert resolve_voice_model(model_dir) == (tmp_path / "voices").resolve()
     engine = _build(model_dir)
     assert engine.find(NotesSource) is not None
-    assert engine.log_header()["voice_model"] == str((tmp_path / "voices").resolve())
-    assert len(engine.log_header()["voice_model_sha256"]) == 64
+    assert engine.log_header["voice_model"] == str((tmp_path / "voices").resolve())
+    assert len(engine.log_header["voice_model_sha256"]) == 64
     none = _build(model_dir, voice_model=None)
-    assert none.find(NotesSource) is None and none.log_header()["voice_model"] is None
+    assert none.find(NotesSource) is None and none.log_header["voice_model"] is None
     config["voice_model"] = None                          # the config turns notes off
     (model_dir / "config.json").write_text(json.dumps(config))
     assert resolve_voice_model(model_dir) is None
@@ -129,7 +129,7 @@ def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capf
     engine.add_listener(applied.append)
     engine.schedule(events)
     recorded = engine.render(1.0)
-    header = {"model_dir": str(model_dir), "samplerate": SR, "seed": 2, **engine.log_header()}
+    header = {"model_dir": str(model_dir), "samplerate": SR, "seed": 2, **engine.log_header}
     write_events(tmp_path / "take.jsonl", applied, header=header)
     outs = []
     for name in ("a.wav", "b.wav"):

@@ -58,7 +58,7 @@ def test_params_events_status_and_header_of_a_source():
     assert [e.type for e in applied] == ["param", "note_on"] and applied[1].sample == 0
     status = engine.status()
     assert status["fake_level_events"] == 1 and "voices" not in status
-    assert engine.log_header() == {"fake_level_header": 1.0}
+    assert engine.log_header == {"fake_level_header": 1.0}
     assert engine_header(engine)["fake_level_header"] == 1.0
     assert engine.handles("fake") and not engine.handles("seed")
 

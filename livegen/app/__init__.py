@@ -1,2 +1,1 @@
-"""The application: what composes engine, sources, controls and session (the factory from a
-model directory to an engine with its sources)."""
+"""The application: composes the sound server, the controls and the session for `livegen play`."""

@@ -32,7 +32,7 @@ from livegen.bench.ui import _status
 from livegen.continuation.io import default_continuation_path
 from livegen.dsp import StreamingInverter, spectral_convergence
 from livegen.engine import events as ev
-from livegen.app import factory
+from livegen.server import factory
 from livegen.engine.notes import spectral_engine
 from livegen.model import default_model_path
 

@@ -18,7 +18,7 @@ import argparse
 import tempfile
 import time
 
-from livegen.app import factory
+from livegen.server import factory
 from livegen.bench.engine import _Jack, _free_port
 from livegen.bench.ui import _status
 from livegen.engine.events import Event, param

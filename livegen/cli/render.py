@@ -38,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    """Render with the engine `livegen.app.factory` builds for the model (the log header's, else
+    """Render with the engine `livegen.server.factory` builds for the model (the log header's, else
     --model's); a continuation model takes its seed audio, temperature and voice model from the
     options, else the header."""
     import sys
@@ -46,7 +46,7 @@ def run(args) -> int:
     import soundfile as sf
     import torch
 
-    from livegen.app import factory
+    from livegen.server import factory
     from livegen.continuation.render import continuation_options
     from livegen.engine.setup import pick_device
     from livegen.session.render import check_weights, render_plan

@@ -20,7 +20,7 @@ from livegen.errors import ParameterError
 
 
 def continuation_options(args, header: dict, events, model_dir, *, warn) -> dict:
-    """`livegen.app.factory.load`'s options for rendering with `model_dir`: for a continuation
+    """`livegen.server.factory.load`'s options for rendering with `model_dir`: for a continuation
     model, its seed audio (--seed-audio, else the file the log names), temperature and voice
     model (the log's); {} for another model, whose skipped `seed` events are warned about.
     `warn(text)` hears of files that are missing or changed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable, Protocol, runtime_checkable
 
 from livegen.engine.events import Event
+from livegen.errors import NOT_CONTINUATION
 
 Done = Callable[[bool, str], None]
 """`done(ok, text)`: called (from any thread) when slow work ends; `text` is the result or what
@@ -52,8 +53,6 @@ class ControlTarget(Protocol):
         """Continuation models: play an audio file's frames, then continue; `done` once queued."""
 
 
-NOT_CONTINUATION = ("/livegen/seed: the model playing is not a continuation model; load one first "
-                    "(/livegen/model models/continuation)")
 
 
 class InProcessTarget:
@@ -87,16 +86,16 @@ class InProcessTarget:
     def remove_listener(self, callback) -> None:
         self.live.remove_listener(callback)
 
+    @property
+    def engine(self):
+        """The engine playing now (another after a model switch)."""
+        return self.live.engine
+
     def morph_names(self) -> list[str]:
         return self.engine.morph_names()
 
     def load_model(self, path: str, done: Done) -> None:
         self.live.load_model(path, done)
-
-    @property
-    def engine(self):
-        """The engine playing now (another after a model switch)."""
-        return self.live.engine
 
     def load_seed(self, path: str, done: Done, *, source: str = "") -> None:
         engine = self.engine

@@ -8,7 +8,7 @@ applied-event log renders back to the same samples.
 
 The engine mixes sources (`livegen.engine.source`): each adds its linear magnitudes for the hop
 into one frame, which is inverted as ONE stream, resampled and made safe by the output chain.
-It knows the source interface, never a source by name; `livegen.app.factory` builds an
+It knows the source interface, never a source by name; `livegen.server.factory` builds an
 engine with the sources of a model directory. Measured with `livegen bench engine` (default
 model, 8 voices, 2 shared cores): inverting each voice separately instead made the whole engine
 2.0-5.6x slower and its output further from the summed voice magnitudes (spectral convergence
@@ -53,7 +53,7 @@ class Engine:
     Parameters
     ----------
     sources : what it mixes, in this order (`livegen.engine.source.Source`); build them with
-        `livegen.app.factory`.
+        `livegen.server.factory`.
     config : the model's settings: `sample_rate`, `n_fft`, `hop`, `n_bins` and `latent_dim` (the
         ``z`` offsets and the drift walk have this many dimensions).
     samplerate : output rate; the model's own rate is resampled to it with soxr.
@@ -131,6 +131,7 @@ class Engine:
         """Whether a source of this engine takes events of `event_type` (e.g. "seed")."""
         return event_type in self._routes
 
+    @property
     def log_header(self) -> dict:
         """Session-log header fields the sources need to be rebuilt by a render."""
         header = {}

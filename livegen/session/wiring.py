@@ -83,7 +83,7 @@ def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) ->
     if getattr(engine, "chain", None) is not None:
         # What a re-render at another rate lines up with (see livegen.session.replay).
         header["output_latency"] = output_latency(config.sample_rate, engine.samplerate)
-    header.update(engine.log_header())  # the sources' own (a continuation model's seed audio, temperature, ...)
+    header.update(engine.log_header)  # the sources' own (a continuation model's seed audio, temperature, ...)
     return header
 
 

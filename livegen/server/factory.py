@@ -1,5 +1,5 @@
-"""The one way from a model directory to an engine with its sources: `play`, `render`, the
-model switch and the benches all build engines here.
+"""The one way from a model directory to an engine with its sources: the sound server (`play`
+and its model switch), `livegen render` and the benches all build engines here.
 
 `load(path)` does the slow part once (reading weights, a seed file); `LoadedModel.engine()`
 then builds a fresh engine, with fresh sources, at the output rate and seed asked for:
