@@ -15,3 +15,8 @@ class ModelError(LivegenError):
 
 class DeviceError(LivegenError):
     """An audio or MIDI device is missing or failed."""
+
+
+NOT_CONTINUATION = ("/livegen/seed: the model playing is not a continuation model; load one first "
+                    "(/livegen/model models/continuation)")
+"""What a seed sent to a model that takes none is told (by every control target alike)."""

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="python3-venv ca-certificates libportaudio2 libsndfile1 jackd2 fluidsynth fluid-soundfont-gm liblo-tools espeak-ng sox tmux"
+APT_PACKAGES="python3-venv ca-certificates libportaudio2 libsndfile1 jackd2 fluidsynth fluid-soundfont-gm timgm6mb-soundfont hydrogen-drumkits liblo-tools espeak-ng sox tmux"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

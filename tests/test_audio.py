@@ -1,4 +1,4 @@
-"""Output path pieces: the ring buffer (also in shared memory) and the safety chain."""
+"""Output path pieces: the ring buffer and the safety chain."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 
 from livegen.audio.chain import LEVELLER_HEADROOM_DB, OutputChain
-from livegen.audio.process import SharedRing
 from livegen.audio.ring import RingBuffer
 
 
-@pytest.mark.parametrize("make", [lambda: RingBuffer(1000), lambda: SharedRing(1000)])
-def test_ring_wraps_and_reports_underruns(make):
-    ring = make()
+def test_ring_wraps_and_reports_underruns():
+    ring = RingBuffer(1000)
     data = np.arange(2500, dtype=np.float32)
     out = np.zeros((300, 2), dtype=np.float32)
     got = []
@@ -28,19 +26,6 @@ def test_ring_wraps_and_reports_underruns(make):
     assert np.array_equal(np.concatenate(got), data)
     assert ring.read_into(out) == 0 and not out.any()  # underrun: zeros, counted by the caller
     assert ring.write(np.ones(1200, dtype=np.float32)) == 1000  # never overwrites unread samples
-    if isinstance(ring, SharedRing):
-        ring.close(unlink=True)
-
-
-def test_shared_ring_is_seen_by_a_second_mapping():
-    ring = SharedRing(64)
-    other = SharedRing(64, name=ring.name)
-    ring.write(np.full(10, 0.5, dtype=np.float32))
-    out = np.zeros(16, dtype=np.float32)
-    assert other.read_into(out) == 10 and out[:10].tolist() == [0.5] * 10
-    assert ring.fill == 0
-    other.close()
-    ring.close(unlink=True)
 
 
 @pytest.mark.slow

@@ -315,7 +315,7 @@ def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, 
     from livegen.continuation.engine_hook import build_continuation_engine
     from livegen.continuation.render import main
     from livegen.engine.events import read_events
-    from livegen.engine.server import _attach_session
+    from livegen.app.play import _attach_session
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     seed_wav = tmp_path / "seed.wav"

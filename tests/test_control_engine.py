@@ -155,9 +155,11 @@ def test_load_another_model_while_playing_then_record_and_render_it(live_play, t
     assert get_when(client, "drift", 0.4) == pytest.approx(0.4)
     error = ask(client, "/livegen/model", [str(tmp_path / "nowhere")], want="/livegen/error", timeout=10)
     assert error and "nowhere" in error[0] and "config.json" in error[0]
-    assert ask(client, "/livegen/model", ["random"], want="/livegen/model", timeout=60) == ("random",)
-    heard = listen(watcher, lambda address, args: address == "/livegen/model")
+    # The subscriber reads while the model loads: its socket must not fill with meters meanwhile.
+    client.send_message("/livegen/model", ["random"])
+    heard = listen(watcher, lambda address, args: address == "/livegen/model", timeout=60)
     assert ("/livegen/model", ("random",)) in heard, heard[-5:]
+    assert ("/livegen/model", ("random",)) in listen(client, lambda address, args: address == "/livegen/model")
     pairs = status_of(client)
     assert pairs["model"] == "random", pairs
     assert get_when(client, "drift", 0.4) == pytest.approx(0.4)  # carried over to the new engine

@@ -59,22 +59,17 @@ def test_midi_failure_is_logged_and_osc_plays_on(target, monkeypatch):
     assert off.osc is None and off.midi is None and off.describe() == "OSC off, MIDI off"
 
 
-def test_osc_server_stop_removes_its_listener_from_the_live_engine():
-    from livegen.audio.ring import RingBuffer
+def test_osc_server_stop_removes_its_listener_from_the_sound_server():
     from livegen.control.osc import OscServer
-    from livegen.control.target import InProcessTarget
     from livegen.engine.core import Engine
-    from livegen.engine.live import LiveEngine
     from livegen.engine.setup import load_engine_model
-
-    class Output:
-        ring = RingBuffer(4096)
+    from livegen.server.client import SoundServer
 
     model, _ = load_engine_model("random", device="cpu")
-    engine = Engine(model, samplerate=48000)
-    live = LiveEngine(engine, Output(), ahead=512)
+    engine = Engine(model, samplerate=48000)  # in place of the remote one: the same listener interface
+    live = SoundServer(engine)
     before = list(engine._listeners)
-    server = OscServer(InProcessTarget(live), port=0).start()
+    server = OscServer(live, port=0).start()
     assert len(engine._listeners) == len(before) + 1
     server.stop()
     assert engine._listeners == before

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 import pytest
 
@@ -107,14 +106,6 @@ def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, 
     add_midi_arguments(parser)
     args = parser.parse_args(["--midi-in", "knobs", "--midi-map", str(tmp_path / "none.toml")])
     (tmp_path / "none.toml").write_text('[[map]]\nparam = "z3"\ncc = 21\ntakeover = false\n')
-    leads = []
-
-    @contextlib.contextmanager
-    def lead(seconds):  # a LiveEngine's: audio kept ready while rtmidi holds the GIL
-        leads.append(seconds)
-        yield
-
-    target.lead = lead
     midi = midi_input_from_args(target, args)
     midi.api, midi.virtual, midi.poll_interval = rtmidi.API_UNIX_JACK, False, 0.2
     midi.start()
@@ -136,7 +127,6 @@ def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, 
         hw.send_message([0xB0, 21, 0])
         assert target.wait_for(lambda: target.params.get("z3") == -4.0)
         assert target.applied[-1].source == "midi:hw:Knobs Controller"
-        assert len(leads) == 3  # plugged, unplugged, plugged back: each open and close under the lead
     finally:
         hw.close_port()
         midi.stop()

@@ -97,7 +97,7 @@ def test_session_with_a_live_seed_rerenders_exactly(tiny_model, tmp_path, capfd)
     its sha256, and `livegen render` of the log gives the recorded samples; a changed file is
     warned about, a missing one too (and the render then differs)."""
     from livegen.continuation.render import main
-    from livegen.engine.server import _attach_session
+    from livegen.app.play import _attach_session
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     seed_wav = tmp_path / "seed.wav"
@@ -161,9 +161,11 @@ def test_seed_and_model_switch_over_udp(live_play, tmp_path):
     error = play.ask("/livegen/seed", str(seed_wav), want="/livegen/error", timeout=10)
     assert error and "not a continuation model" in error[0] and "/livegen/model models/continuation" in error[0]
 
-    assert play.ask("/livegen/model", str(BUNDLED), timeout=90) == (str(BUNDLED),)
-    heard = listen(watcher, lambda address, args: address == "/livegen/model")
+    # The subscriber reads while the model loads: its socket must not fill with meters meanwhile.
+    play.send("/livegen/model", str(BUNDLED))
+    heard = listen(watcher, lambda address, args: address == "/livegen/model", timeout=90)
     assert ("/livegen/model", (str(BUNDLED),)) in heard, heard[-5:]
+    assert ("/livegen/model", (str(BUNDLED),)) in listen(play.client, lambda address, args: address == "/livegen/model")
     pairs = play.status()
     assert pairs["model"] == str(BUNDLED) and pairs["continuation"] == 1 and pairs["audio"] == "ok", pairs
     assert "temperature" in param_names(play.client)

@@ -21,13 +21,8 @@ from helpers import jack_midi_out, status_of, wait_for, wait_played
 # The engine server's live stack (as `livegen play --headless` builds it) with recording attached.
 _SERVER = textwrap.dedent("""
     import argparse, signal, sys, threading, time
-    import torch
-    from livegen.audio.process import ProcessOutput, SharedRing
-    from livegen.engine.core import Engine
-    from livegen.engine.live import LiveEngine
-    from livegen.engine.setup import load_engine_model
+    from livegen.server.client import RemoteEngine, SoundServer
     from livegen.control.osc import OscServer
-    from livegen.control.target import InProcessTarget
     from livegen.session.options import add_session_arguments
     from livegen.session.wiring import attach_session
 
@@ -37,17 +32,13 @@ _SERVER = textwrap.dedent("""
     parser.add_argument("--stall", type=float, default=0.0)
     parser.add_argument("--trace", action="store_true")
     args = parser.parse_args(sys.argv[1:])
-    torch.set_num_threads(1)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ring = SharedRing(1 << 16)
-    output = ProcessOutput(ring, samplerate=48000, blocksize=256)
-    output.open()
-    model, name = load_engine_model(None, log=lambda text: None)
-    engine = Engine(model, samplerate=48000, seed=9)
-    live = LiveEngine(engine, output, ahead=4096)
-    session = attach_session(engine, args, model_name=name, log=lambda text: print(text, flush=True))
-    osc = OscServer(InProcessTarget(live), port=0).start()
+    engine = RemoteEngine({"samplerate": 48000, "blocksize": 256}, {"model": None, "seed": 9, "device": "cpu"})
+    engine.wait_ready()
+    live = SoundServer(engine)
+    session = attach_session(engine, args, model_name="models/default", log=lambda text: print(text, flush=True))
+    osc = OscServer(live, port=0).start()
     trace = []
     if args.trace:  # after the session's listener: (sample, value asked, recording flag after)
         engine.add_listener(lambda e: trace.append((e.sample, int(e.value), int(engine.recording)))
@@ -60,9 +51,9 @@ _SERVER = textwrap.dedent("""
         def stalling(self, frames):
             self._writes = getattr(self, "_writes", 0) + 1
             if self._writes == 3:
-                marks["before"] = (engine.samples_out, ring.read)
+                marks["before"] = (engine.samples_out, engine.status()["callbacks"])
                 time.sleep(args.stall)
-                marks["after"] = (engine.samples_out, ring.read)
+                marks["after"] = (engine.samples_out, engine.status()["callbacks"])
             write(self, frames)
         SessionRecorder._write_frames = stalling
     midi = None
@@ -70,22 +61,21 @@ _SERVER = textwrap.dedent("""
         import rtmidi
         from livegen.control.midi import MidiInput
         midi = MidiInput(live, api=rtmidi.API_UNIX_JACK, map_path=args.record_dir + "/map.toml").start()
-    live.start()
+    engine.start()
     print("osc", osc.port, flush=True)
     while not stop.wait(0.05):
         pass
     osc.stop()
     if midi is not None:
         midi.stop()
+    xruns = live.status()["xruns"]
     live.stop(fade=False)
     session.close()
     print("recordings", " ".join(str(r.path) for r in session.recordings), flush=True)
-    print("xruns", live.status()["xruns"], flush=True)
+    print("xruns", xruns, flush=True)
     print("dropped", sum(r.dropped for r in session.recordings), flush=True)
     print("stall", *marks.get("before", (0, 0)), *marks.get("after", (0, 0)), flush=True)
     print("trace", *(":".join(map(str, item)) for item in trace), flush=True)
-    output.close()
-    ring.close(unlink=True)
 """)
 
 

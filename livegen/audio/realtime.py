@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 REALTIME_PRIORITY = 3
-"""Default SCHED_FIFO priority of the decoder: under jackd2's clients (server -P 10, clients 5)."""
+"""Default base SCHED_FIFO priority: where JACK does not set it, the audio thread asks N+5."""
 
 POLICIES = {0: "other", 1: "fifo", 2: "rr", 3: "batch", 5: "idle", 6: "deadline"}
 

@@ -97,7 +97,8 @@ def run_with_markdown(name: str, argv: list[str], run, path: str | os.PathLike) 
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"--markdown {path}: that is a folder; give a file name, e.g. {path / (name + '.md')}")
-    start_load, start, wall0 = load(), datetime.datetime.now(datetime.timezone.utc), time.monotonic()
+    # The commit is read before the run: the checkout may move on while a long bench runs.
+    start_load, start, wall0, revision = load(), datetime.datetime.now(datetime.timezone.utc), time.monotonic(), commit()
     captured = io.StringIO()
     with contextlib.redirect_stdout(_Tee(sys.stdout, captured)):
         code = int(run() or 0)
@@ -106,7 +107,7 @@ def run_with_markdown(name: str, argv: list[str], run, path: str | os.PathLike) 
         f"# `{command}`",
         "",
         f"- date: {start:%Y-%m-%d %H:%M} UTC, {time.monotonic() - wall0:.0f} s wall, exit code {code}",
-        f"- commit: {commit()}",
+        f"- commit: {revision}",
         f"- machine: {machine()}",
         f"- load average (1 / 5 / 15 min): {start_load} at the start, {load()} at the end",
         "",

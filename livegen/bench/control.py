@@ -33,18 +33,14 @@ import time
 import uuid
 
 from livegen.audio import devices
-from livegen.audio.process import ProcessOutput, SharedRing
 from livegen.audio.realtime import REALTIME_PRIORITY, describe_process
 from livegen.control.fake import FakeTarget
 from livegen.control.mapping import Mapping, MidiMapper
 from livegen.control.midi import MidiInput
 from livegen.control.osc import OscServer
-from livegen.control.oscwire import encode_bundle, encode_message, parse_packet
-from livegen.engine.core import Engine
+from livegen.control.oscwire import encode_message, parse_packet
 from livegen.engine.events import note_on
-from livegen.engine.live import LiveEngine
-from livegen.engine.server import _audio_priority, _raise_priority
-from livegen.engine.setup import load_engine_model
+from livegen.server.client import RemoteEngine, SoundServer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,22 +114,15 @@ class _Jack:
 
 
 def _engine_target(model_path, *, realtime_priority: int):
-    """The engine as `play --headless` runs it: decoder here (SCHED_FIFO when allowed), the audio
-    stream in a child process fed through shared memory."""
-    import torch
-
-    torch.set_num_threads(1)
-    _raise_priority(-10)  # `play`'s default --nice
-    ring = SharedRing(1 << 16)
-    output = ProcessOutput(ring, blocksize=256, latency="low",
-                           realtime_priority=_audio_priority(argparse.Namespace(realtime_priority=realtime_priority)))
-    output.open()
-    model, name = load_engine_model(model_path, device="cpu", log=lambda text: None)
-    engine = Engine(model, samplerate=output.samplerate, seed=0, device="cpu")
-    live = LiveEngine(engine, output, ahead=max(2 * (output.blocksize or 256), 768), realtime_priority=realtime_priority,
-                      log=lambda text: print(text, file=sys.stderr))
-    live.start()
-    return live, f"real engine (model {name}) on jackd dummy, {output.samplerate} Hz, audio in a child process"
+    """The engine as `play --headless` runs it: rendering in the sound server process's audio
+    callback, this process the client (OSC, MIDI) talking to it through shared memory."""
+    engine = RemoteEngine({"blocksize": 256, "latency": "low",
+                           "realtime_priority": min(realtime_priority + 5, 99) if realtime_priority > 0 else 0},
+                          {"model": model_path, "seed": 0, "device": "cpu"})
+    engine.wait_ready()
+    engine.start()
+    server = SoundServer(engine)
+    return server, f"real engine (model {model_path or 'models/default'}) on jackd dummy, {engine.samplerate} Hz, in the sound server"
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -282,28 +271,24 @@ def main(argv=None) -> int:
     print(f"machine: {os.cpu_count()} cores, shared, load average {os.getloadavg()[0]:.1f}; "
           f"JACK {jack.scheduling if have_jack else 'not available'}")
     if live is not None:
-        print(f"engine decoder: {live.realtime_note}; audio callback thread {live.status()['audio_policy']}")
+        print(f"sound server: audio callback thread {live.status()['audio_policy']}")
 
     probe = _Probe(target.params)
     target.add_listener(probe)
     osc = OscServer(target, port=0).start()
     midi = out = None
     if have_jack:
-        import contextlib
-
         import rtmidi
 
-        # as `play` does: rtmidi holds the GIL while it opens JACK clients (see LiveEngine.lead)
-        with live.lead() if live is not None else contextlib.nullcontext():
-            mapper = MidiMapper(target.params, [Mapping("z1", cc=20, takeover=False)])
-            midi = MidiInput(target, mapper=mapper, api=rtmidi.API_UNIX_JACK, save_learned=False,
-                             map_path=os.path.join(tempfile.gettempdir(), "livegen-bench-map.toml")).start()
-            out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-controller")
-            deadline = time.monotonic() + 5
-            while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            out.open_port(out.get_ports().index("livegen:livegen"))
-            time.sleep(0.2)
+        mapper = MidiMapper(target.params, [Mapping("z1", cc=20, takeover=False)])
+        midi = MidiInput(target, mapper=mapper, api=rtmidi.API_UNIX_JACK, save_learned=False,
+                         map_path=os.path.join(tempfile.gettempdir(), "livegen-bench-map.toml")).start()
+        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-controller")
+        deadline = time.monotonic() + 5
+        while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out.open_port(out.get_ports().index("livegen:livegen"))
+        time.sleep(0.2)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
@@ -369,7 +354,6 @@ def main(argv=None) -> int:
         midi.stop()
     if live is not None:
         live.stop()
-        live.ring.close(unlink=True)  # the audio process (PortAudio's JACK client) has ended
     elif hasattr(target, "close"):
         target.close()
     jack.stop()

@@ -1,8 +1,8 @@
 """`livegen play`: the instrument. `--headless` runs the engine server alone.
 
-The engine server (`livegen.engine.server`) runs the decoder, OSC and the recorder, and keeps
-the audio stream in a small child process; without `--headless` the Textual UI starts the
-engine server as its own child and talks to it over OSC.
+The engine server (`livegen.app.play`) runs OSC, MIDI and the recorder, and the sound server
+process (`livegen.server`) renders inside the audio callback; without `--headless` the Textual
+UI starts the engine server as its own child and talks to it over OSC.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from livegen.audio.realtime import REALTIME_PRIORITY
 from livegen.cli.render import add_continuation_arguments
 from livegen.control.setup import add_control_arguments
 from livegen.session.options import add_session_arguments, session_argv
-
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -31,7 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's)")
     parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds")
     parser.add_argument("--ahead-ms", type=float, default=None,
-                        help="how far the decoder keeps the ring buffer ahead of the callback (ms)")
+                        help="audio the sound server renders ahead of the device's need (ms; default 0: each hop "
+                             "is rendered in the callback that plays it, the lowest latency)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or mps")
     parser.add_argument("--seed", type=int, default=0, help="noise and drift seed")
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (0 = lowest latency)")
@@ -39,15 +39,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")
     parser.add_argument("--no-supervisor", action="store_true",
-                        help="accepted for compatibility: the engine now always runs in this process, "
-                             "with the audio stream in a child it restarts itself")
+                        help="accepted for compatibility: the engine always runs in a sound server process "
+                             "that play restarts itself")
     parser.add_argument("--nice", type=int, default=-10,
                         help="CPU priority of the engine server (negative = more; needs privileges; 0 = leave)")
     parser.add_argument("--realtime-priority", type=int, default=REALTIME_PRIORITY, metavar="N",
-                        help="SCHED_FIFO priority of the decoder thread, and of the audio thread (N+5) where the "
-                             "host API is not JACK (JACK gives its own); needs privileges, falls back to normal "
-                             f"scheduling when refused; 0 = off (default {REALTIME_PRIORITY}: below JACK's clients "
-                             "at jackd's default -P 10)")
+                        help="where the host API is not JACK (JACK gives its own), the audio thread that renders "
+                             "asks for SCHED_FIFO priority N+5; needs privileges, falls back to normal "
+                             f"scheduling when refused; 0 = off (default {REALTIME_PRIORITY})")
     add_control_arguments(parser)  # --osc-*, --midi-*
     add_session_arguments(parser)  # --record*
     add_continuation_arguments(parser)  # --seed-audio, --temperature for continuation models
@@ -86,6 +85,12 @@ def run(args) -> int:
 
         # The options after `play` on this command line, else (called from Python) the parsed ones.
         return run_ui(args, play_argv_from_sys() or _rebuild_argv(args))
-    from livegen.engine.server import serve
+    from livegen.app.options import device_options, engine_spec, lead_samples
+    from livegen.server.client import RemoteEngine
 
-    return serve(args)
+    # The sound server starts first: it imports torch and loads the model while this process
+    # imports the controls and the recorder.
+    engine = RemoteEngine(device_options(args), engine_spec(args), lead=lead_samples(args, args.samplerate or 48000))
+    from livegen.app.play import serve
+
+    return serve(args, engine)

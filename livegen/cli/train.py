@@ -1,4 +1,4 @@
-"""`livegen train`: train the spectral VAE on a dataset folder (DDP when run under torchrun)."""
+"""`livegen train`: train a model on any folder of audio (DDP when run under torchrun)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ from livegen.errors import ParameterError
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
-        help="train the spectral VAE on a note dataset (NSynth layout or `livegen dataset gm`)",
-        description="Trains with a progress bar, validation, checkpoints (--resume) and a JSON-lines "
-                    "metrics log. Under `torchrun --nproc_per_node=N -m livegen train ...` it trains with "
+        help="train a playable model on any folder of audio (or a note dataset: NSynth, `livegen dataset gm`)",
+        description="Any folder of recordings (wav/flac/ogg/mp3/aiff, any rate and channels, sub-folders; MAESTRO "
+                    "and GTZAN layouts too) becomes a playable model in RUN/model: --kind auto decides pitched "
+                    "(a harmonic-plus-noise model notes play at any pitch) or texture (a spectrogram VAE the pad "
+                    "moves, notes trigger and transpose) and says why. Note datasets train the spectral VAE on "
+                    "their labelled notes. Trains with a progress bar, validation, checkpoints (--resume) and a "
+                    "JSON-lines metrics log; under `torchrun --nproc_per_node=N -m livegen train ...` with "
                     "DistributedDataParallel (gloo on CPU, NCCL on CUDA).",
     )
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--out", required=True, help="output folder (checkpoint/, metrics.jsonl, model/)")
+    parser.add_argument("--kind", default="auto", choices=("auto", "pitched", "texture"),
+                        help="what model a folder of recordings becomes (default auto: decided from the material)")
     parser.add_argument("--config", default=None, help="training settings, JSON or TOML (keys of TrainConfig, `model` table; "
                              "kind = \"continuation\" trains the continuation model instead)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
@@ -26,7 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--cache", default=None, help="feature cache folder (default: the user cache, livegen/features)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--max-minutes", type=float, default=None,
-                        help="stop after this much training time (checkpoint + finished model); the LR schedule still follows --steps")
+                        help="stop after this much training time (checkpoint + finished model); for a folder of "
+                             "recordings without --steps the learning rate follows this budget")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -45,6 +52,8 @@ def run(args) -> int:
 
     if args.steps is not None and args.steps < 1:
         raise ParameterError(f"--steps {args.steps} must be >= 1")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise ParameterError(f"--max-minutes {args.max_minutes} must be > 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
@@ -52,7 +61,8 @@ def run(args) -> int:
         cfg.seed = args.seed
     summary = train(args.data, args.out, config=cfg, resume=args.resume, steps=args.steps, device=args.device,
                     cache_dir=args.cache, progress=not args.no_progress,
-                    max_minutes=args.max_minutes)
+                    max_minutes=args.max_minutes, kind=args.kind)
     if summary:
+        summary.pop("card", None)
         print(json.dumps(summary, indent=1, default=str))
     return 0

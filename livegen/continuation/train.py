@@ -6,8 +6,10 @@ small KL on the style latent. Against exposure bias (the model feeding on its ow
 play time) inputs get Gaussian noise, and a share of them (ramped up over training) are replaced
 by the model's own samples from a first, gradient-free pass (parallel scheduled sampling).
 
-Under torchrun (``WORLD_SIZE`` set) it trains with DistributedDataParallel like `livegen train`:
-each rank draws its own batches; rank 0 writes.
+The steps run in `livegen.train.loop.run_loop`, the one loop every model kind shares (progress
+bar, metrics, checkpoints, time budget, DDP): `ContinuationTask` plugs in. Under torchrun
+(``WORLD_SIZE`` set) DistributedDataParallel wraps the step's loss module like any kind's: each
+rank draws its own batches; rank 0 writes.
 
 Checkpoints and ``--resume`` as `livegen train` has them, in its format (`livegen.train.loop`'s
 `save_checkpoint`/`load_checkpoint`: `OUT/checkpoint/` with ``model.safetensors``,
@@ -30,20 +32,24 @@ import dataclasses
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livegen.continuation import baseline as seed_recipe
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+
+from livegen.continuation.baseline import KIND, SeedLSTMConfig, SeedLSTMModel, fit_levels, window_loss
 from livegen.continuation.io import save_continuation
 from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
 from livegen.data.datasets import open_dataset
 from livegen.data.features import compute_features
-from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
 from livegen.train.config import checked_config
 from livegen.train.data import default_cache_dir
-from livegen.train.loop import CHECKPOINT, load_checkpoint, save_checkpoint
+from livegen.train.loop import CHECKPOINT, run_loop
+from livegen.train.tasks import Task
 
 
 @dataclass
@@ -94,9 +100,6 @@ class SongFrames:
         self.labels = labels
 
     def batch(self, rng, *, n: int, frames: int, style_frames: int):
-        import numpy as np
-        import torch
-
         pieces = rng.integers(0, len(self.coefs), size=n)
         seq, style = [], []
         for p in pieces:
@@ -111,9 +114,6 @@ class SongFrames:
 
 def load_split(model, feats, split: str, *, min_frames: int):
     """Analyse one split of a `FeatureSet` into `SongFrames` (pieces shorter than min_frames skipped)."""
-    import numpy as np
-    import torch
-
     sub = feats.split(split)
     coefs, labels = [], []
     with torch.no_grad():
@@ -128,8 +128,6 @@ def load_split(model, feats, split: str, *, min_frames: int):
 
 def sequence_loss(model, seq, style, *, noise: float, sched: float, generator=None):
     """NLL of each next block + KL, with noisy and partly self-generated inputs."""
-    import torch
-
     blocks = model.to_blocks(seq)
     mu, logvar = model.encode(style)
     z = mu + torch.randn(mu.shape, generator=generator) * torch.exp(0.5 * logvar)
@@ -150,13 +148,6 @@ def sequence_loss(model, seq, style, *, noise: float, sched: float, generator=No
     return nll, kl
 
 
-def _lr(cfg: ContinuationTrainConfig, step: int, p: float) -> float:
-    """Warm-up, then cosine over the run's progress `p` (0..1, steps or time, whichever is further)."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * p))
-
-
 def _checked_resume_state(path: Path, cfg: ContinuationTrainConfig, mcfg) -> dict:
     """The checkpoint's state.json, refused (naming the difference) when it was written for another
     model shape or genre list, which its weights could not be loaded into."""
@@ -175,37 +166,124 @@ def _checked_resume_state(path: Path, cfg: ContinuationTrainConfig, mcfg) -> dic
     return state
 
 
+class _Batch:
+    """One step's sequences, style windows and scheduled-sampling share (`.to` for the loop)."""
+
+    def __init__(self, seq, style, sched: float):
+        self.seq, self.style, self.sched = seq, style, sched
+
+    def to(self, device):
+        return _Batch(self.seq.to(device), self.style.to(device), self.sched)
+
+
+class _Loss(torch.nn.Module):
+    """The step's loss as a module DDP can wrap: (loss, [nll or mse, kl, sched])."""
+
+    def __init__(self, model, cfg: ContinuationTrainConfig, baseline: bool):
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.baseline = baseline
+
+    def forward(self, b: _Batch, generator, *, noise: float | None = None):
+        cfg = self.cfg
+        if self.baseline:
+            nll, kl = window_loss(self.model, b.seq), torch.zeros(())
+            loss = nll
+        else:
+            nll, kl = sequence_loss(self.model, b.seq, b.style, noise=cfg.input_noise if noise is None else noise,
+                                    sched=b.sched, generator=generator)
+            loss = nll + cfg.beta * kl / self.model.config.step_dim
+        return loss, torch.stack([nll.detach(), kl.detach(), torch.tensor(float(b.sched))])
+
+
+class ContinuationTask(Task):
+    """The continuation model (or the seed's LSTM recipe) for `livegen.train.loop.run_loop`."""
+
+    def __init__(self, cfg: ContinuationTrainConfig, model, mcfg, train_set, valid_set, *, frames: int,
+                 finish):
+        self.cfg, self.model, self.mcfg = cfg, model, mcfg
+        self.kind = cfg.kind
+        self.baseline = cfg.kind == KIND
+        self.loss_name = "mse" if self.baseline else "nll"
+        self.train_set, self.valid_set, self.frames = train_set, valid_set, frames
+        self.wrapper = _Loss(model, cfg, self.baseline)
+        self._finish = finish
+
+    def batch(self, rng, share: float = 0.0) -> _Batch:
+        cfg = self.cfg
+        # Scheduled sampling ramps up with the run's progress (steps or time, whichever is further).
+        sched = cfg.sched_max * min(1.0, max(0.0, 2.0 * share - 0.1)) if self._step >= cfg.sched_start else 0.0
+        self._step += 1
+        seq, style, _ = self.train_set.batch(rng, n=cfg.batch, frames=self.frames, style_frames=cfg.style_frames)
+        return _Batch(seq, style, sched)
+
+    _step = 0
+
+    def noise(self, batch, generator):
+        return generator  # every random draw of the step comes from the loop's checkpointed generator
+
+    def lr(self, step: int, share: float) -> float:
+        cfg = self.cfg
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, share)))
+
+    def validate(self, wrapper, dev) -> float:
+        cfg = self.cfg
+        seed = cfg.seed + 12345
+        vr = np.random.default_rng(seed)
+        vg = torch.Generator().manual_seed(seed)
+        losses = []
+        with torch.no_grad():
+            for _ in range(cfg.val_batches):
+                seq, style, _ = self.valid_set.batch(vr, n=cfg.batch, frames=self.frames, style_frames=cfg.style_frames)
+                _, parts = wrapper(_Batch(seq, style, 0.0), vg, noise=0.0)
+                losses.append(float(parts[0]))
+        return float(np.mean(losses))
+
+    def rows(self, done, *, loss_avg, parts_avg, parts_last, lr, seconds, world, log_due, val_due, validate):
+        if not log_due:
+            return []
+        digits = 5 if self.baseline else 4
+        row = {"step": done, self.loss_name: round(float(parts_last[0]), digits), "kl": round(float(parts_last[1]), 3),
+               "sched": round(float(parts_last[2]), 3), "lr": round(lr, 6), "seconds": round(seconds, 1)}
+        if val_due:
+            row["val_" + self.loss_name] = round(validate(), digits)
+        return [row]
+
+    def checkpoint_extra(self) -> dict:
+        return {"genres": self.mcfg.genres}
+
+    def finish(self, model, out_dir, *, train_seconds: float, world: int) -> dict:
+        return self._finish(model, out_dir, train_seconds=train_seconds)
+
+
 def train_continuation(data, out, *, config: ContinuationTrainConfig | None = None, steps: int | None = None,
                        max_minutes: float | None = None, cache_dir=None, progress: bool = True,
                        log=print, resume: bool = False, stop_after: int | None = None) -> dict:
     """Train on the dataset folder `data`; write `out/model` (+ metrics.jsonl, checkpoint/). Returns a summary.
 
-    `resume` continues from `out/checkpoint` (`livegen train --resume`). `stop_after` ends the run
-    after that many steps as an interruption would (checkpoint written, no model), with the
-    schedules still those of `steps`: what a resume test needs.
+    The steps run in `livegen.train.loop.run_loop`, the loop every model kind shares. `resume`
+    continues from `out/checkpoint` (`livegen train --resume`). `stop_after` ends the run after
+    that many steps as an interruption would (checkpoint written, no model), with the schedules
+    still those of `steps`: what a resume test needs.
     """
-    import numpy as np
-    import torch
-
     cfg = config or ContinuationTrainConfig()
-    total = int(steps or cfg.steps)
+    cfg.steps = int(steps or cfg.steps)
     out = Path(out)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
     if distributed:
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group("gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(cfg.seed + rank)
-    is_baseline = cfg.kind == seed_recipe.KIND
-    loss_name = "mse" if is_baseline else "nll"
-    config_type = seed_recipe.SeedLSTMConfig if is_baseline else ContinuationConfig
+    is_baseline = cfg.kind == KIND
+    config_type = SeedLSTMConfig if is_baseline else ContinuationConfig
     mcfg = config_type.from_dict(cfg.model) if cfg.model else config_type()
     ds = open_dataset(data)
     if cache_dir is None:  # the same default as `livegen train`: the user cache, never the output folder
-
         cache_dir = default_cache_dir()
     feats = compute_features(ds, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft, hop=mcfg.hop,
                              cache_dir=cache_dir, max_seconds=cfg.max_seconds,
@@ -213,170 +291,61 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     train_rows = feats.split("train")
     if not len(train_rows):
         raise ParameterError(f"{data}: no training examples after feature extraction")
-    rng = np.random.default_rng([cfg.seed, rank])
     genres = sorted({str(r.get("label") or "") for r in train_rows})
     mcfg.genres = genres
-    model = seed_recipe.SeedLSTMModel(mcfg) if is_baseline else ContinuationModel(mcfg)
+    model = SeedLSTMModel(mcfg) if is_baseline else ContinuationModel(mcfg)
     # Basis from a fixed sample of training frames (same on every rank: seeded by cfg.seed alone).
     pick_rng = np.random.default_rng(cfg.seed)
     all_idx = np.concatenate([np.arange(r["start"], r["stop"]) for r in train_rows])
     pick = np.sort(pick_rng.choice(all_idx, size=min(cfg.basis_frames, all_idx.size), replace=False))
-    basis_info = (seed_recipe.fit_levels if is_baseline else fit_basis)(
+    basis_info = (fit_levels if is_baseline else fit_basis)(
         model, torch.from_numpy(np.asarray(feats.frames[pick], dtype=np.float32)))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     ckpt = out / CHECKPOINT
-    step, elapsed_before = 0, 0.0
     if resume:  # before the splits are analysed: the basis is part of the checkpoint
         _checked_resume_state(ckpt, cfg, mcfg)
-        state = load_checkpoint(ckpt, model, opt, rng, gen)
-        step = int(state["step"])
-        elapsed_before = float(state.get("train_seconds", 0.0))
-        if world > 1:  # every rank restored rank 0's streams: make them differ again, as `livegen train` does
-            rng = np.random.default_rng([cfg.seed, rank, step])
-            gen.manual_seed(cfg.seed * 1000 + rank + 7919 * step)
-        log(f"continuation: resuming at step {step} of {total} from {ckpt}")
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")), strict=True)
     frames = mcfg.window + mcfg.target_offset if is_baseline else (cfg.seq_blocks + 1) * mcfg.block
-
-    def step_loss(seq, style, *, noise, sched, generator):
-        if is_baseline:
-            return seed_recipe.window_loss(model, seq), torch.zeros(())
-        return sequence_loss(net if not distributed else net.module, seq, style, noise=noise, sched=sched,
-                             generator=generator)
-
     min_frames = max(frames, 64)
     train_set = load_split(model, feats, "train", min_frames=min_frames)
     valid_set = load_split(model, feats, "valid", min_frames=min_frames)
     if not len(valid_set.coefs):
         valid_set = train_set
-    log(f"continuation: {len(train_set.coefs)} train / {len(valid_set.coefs)} valid pieces, genres {genres}, "
-        + (mcfg.describe() if is_baseline else f"PCA {mcfg.n_components} explains {basis_info['explained_variance']:.3f}"))
-    net = model
-    if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = None
     if rank == 0:
-        metrics_path = out / "metrics.jsonl"
-        kept = []
-        if resume and metrics_path.exists():  # rows logged after the checkpoint are logged again
-            kept = [line for line in metrics_path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= step]
-        metrics_path.write_text("".join(line + "\n" for line in kept))
-        metrics = metrics_path.open("a")
-    val_rng_seed = cfg.seed + 12345
-    started = time.perf_counter() - elapsed_before
-    history = []
-    stopped_early = False
+        log(f"continuation: {len(train_set.coefs)} train / {len(valid_set.coefs)} valid pieces, genres {genres}, "
+            + (mcfg.describe() if is_baseline else f"PCA {mcfg.n_components} explains {basis_info['explained_variance']:.3f}"))
 
-    def checkpoint(**extra) -> None:
-        if rank == 0:
-            save_checkpoint(ckpt, model, opt, step, rng, gen, cfg,
-                            {"train_seconds": time.perf_counter() - started, "world_size": world,
-                             "genres": mcfg.genres, **extra})
+    def finish(model, out_dir, *, train_seconds):
+        summary = {"pieces": len(train_set.coefs)}
+        loss_name = "mse" if is_baseline else "nll"
+        summary["val_" + loss_name] = round(task.validate(task.wrapper, torch.device("cpu")), 5 if is_baseline else 4)
+        meta = {"trained": True, "data": str(data), "steps": cfg.steps, "train_seconds": round(train_seconds, 1),
+                "train_config": cfg.to_dict()}
+        if is_baseline:
+            meta.update(baseline="the seed document's LSTM recipe, for comparison", val_mse=summary["val_mse"],
+                        levels=basis_info)
+        else:
+            summary["explained_variance"] = round(basis_info["explained_variance"], 4)
+            # XY plane over the style encodings of the training pieces (a few windows each)
+            mus, labels = [], []
+            with torch.no_grad():
+                pr = np.random.default_rng(cfg.seed + 7)
+                for c, label in zip(train_set.coefs, train_set.labels):
+                    for _ in range(4):
+                        s = int(pr.integers(0, max(1, c.shape[0] - cfg.style_frames + 1)))
+                        mu, _ = model.encode(torch.from_numpy(c[s:s + cfg.style_frames].astype(np.float32))[None])
+                        mus.append(mu[0])
+                        labels.append(label)
+            model.fit_plane(torch.stack(mus), labels)
+            meta.update(val_nll=summary["val_nll"], explained_variance=summary["explained_variance"])
+        model.metadata = meta
+        save_continuation(model, out_dir)
+        summary["model"] = str(out_dir)
+        return summary
 
-    def validate() -> float:
-        vr = np.random.default_rng(val_rng_seed)
-        vg = torch.Generator().manual_seed(val_rng_seed)
-        model.eval()
-        losses = []
-        with torch.no_grad():
-            for _ in range(cfg.val_batches):
-                seq, style, _ = valid_set.batch(vr, n=cfg.batch, frames=frames, style_frames=cfg.style_frames)
-                nll, _ = step_loss(seq, style, noise=0.0, sched=0.0, generator=vg)
-                losses.append(float(nll))
-        model.train()
-        return float(np.mean(losses))
-
-    model.train()
-    with progress_bar(progress and rank == 0, total, "training continuation") as advance:
-        advance(step)
-        while step < total:
-            # With --max-minutes the schedules follow time too, so a short run still anneals.
-            progress_share = step / total
-            if max_minutes is not None:
-                progress_share = max(progress_share, (time.perf_counter() - started) / (max_minutes * 60))
-            if progress_share >= 1.0:
-                stopped_early = step < total
-                break
-            if stop_after is not None and step >= stop_after:
-                stopped_early = True
-                break
-            lr = _lr(cfg, step, progress_share)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            sched = cfg.sched_max * min(1.0, max(0.0, 2.0 * progress_share - 0.1) if step >= cfg.sched_start else 0.0)
-            seq, style, _ = train_set.batch(rng, n=cfg.batch, frames=frames, style_frames=cfg.style_frames)
-            nll, kl = step_loss(seq, style, noise=cfg.input_noise, sched=sched, generator=gen)
-            loss = nll if is_baseline else nll + cfg.beta * kl / mcfg.step_dim
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if distributed:
-                import torch.distributed as dist
-
-                for p in params:
-                    if p.grad is not None:
-                        dist.all_reduce(p.grad)
-                        p.grad /= world
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            step += 1
-            advance()
-            if rank == 0 and (step % cfg.log_every == 0 or step == total):
-                row = {"step": step, loss_name: round(float(nll.detach()), 5 if is_baseline else 4),
-                       "kl": round(float(kl.detach()), 3), "sched": round(sched, 3),
-                       "lr": round(lr, 6), "seconds": round(time.perf_counter() - started, 1)}
-                if step % cfg.val_every == 0 or step == total:
-                    row["val_" + loss_name] = round(validate(), 5 if is_baseline else 4)
-                history.append(row)
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
-            if step % cfg.ckpt_every == 0 and step < total:
-                checkpoint()
-    checkpoint(**({"stopped_early": True} if stopped_early else {}))
-    elapsed = time.perf_counter() - started
-    if stopped_early and stop_after is not None:
-        if metrics is not None:
-            metrics.close()
-        if distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-        return {"steps": step, "train_seconds": round(elapsed, 1), "stopped_early": True, "checkpoint": str(ckpt)}
-    summary = {"steps": step, "train_seconds": round(elapsed, 1), "pieces": len(train_set.coefs)}
-    if not is_baseline:
-        summary["explained_variance"] = round(basis_info["explained_variance"], 4)
-    if rank == 0 and is_baseline:
-        summary["val_mse"] = round(validate(), 5)
-        model.metadata = {"trained": True, "baseline": "the seed document's LSTM recipe, for comparison",
-                          "data": str(data), "steps": step, "train_seconds": round(elapsed, 1),
-                          "val_mse": summary["val_mse"], "levels": basis_info, "train_config": cfg.to_dict()}
-        save_continuation(model, out / "model")
-        summary["model"] = str(out / "model")
-        metrics.close()
-    elif rank == 0:
-        summary["val_nll"] = round(validate(), 4)
-        model.eval()
-        # XY plane over the style encodings of the training pieces (a few windows each)
-        mus, labels = [], []
-        with torch.no_grad():
-            pr = np.random.default_rng(cfg.seed + 7)
-            for c, label in zip(train_set.coefs, train_set.labels):
-                for _ in range(4):
-                    s = int(pr.integers(0, max(1, c.shape[0] - cfg.style_frames + 1)))
-                    mu, _ = model.encode(torch.from_numpy(c[s:s + cfg.style_frames].astype(np.float32))[None])
-                    mus.append(mu[0])
-                    labels.append(label)
-        model.fit_plane(torch.stack(mus), labels)
-        model.metadata = {"trained": True, "data": str(data), "steps": step, "train_seconds": round(elapsed, 1),
-                          "val_nll": summary["val_nll"], "explained_variance": summary["explained_variance"],
-                          "train_config": cfg.to_dict()}
-        save_continuation(model, out / "model")
-        summary["model"] = str(out / "model")
-        metrics.close()
-    if distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
+    task = ContinuationTask(cfg, model, mcfg, train_set, valid_set, frames=frames, finish=finish)
+    if resume:
+        task._step = int(json.loads((ckpt / "state.json").read_text())["step"])
+    summary = run_loop(cfg, task, out, resume=resume, dev=torch.device("cpu"), rank=rank, world=world,
+                       progress=progress, finish=True, max_minutes=max_minutes, stop_after=stop_after, log=log)
+    summary.pop("last", None)
     return summary

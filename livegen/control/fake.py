@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 
-from livegen.control.target import NOT_CONTINUATION
+from livegen.errors import NOT_CONTINUATION
 from livegen.engine.events import Event
 from livegen.engine.params import ParamStore
 

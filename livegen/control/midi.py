@@ -11,7 +11,6 @@ so a controller unplugged and plugged back in comes back on its own.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import threading
@@ -26,8 +25,6 @@ DRAIN_SECONDS = 0.001
 """How long the worker sleeps when no port had input: adds at most 1 ms to MIDI latency."""
 QUEUE_SIZE = 16384
 """Messages rtmidi keeps per port until drained: 3 s of a 5,000-per-second flood."""
-HOTPLUG_LEAD_SECONDS = 0.25
-"""Audio kept ready while a controller's port opens or closes mid-show (see `_audio_lead`)."""
 
 
 def choose_api():
@@ -186,11 +183,7 @@ class MidiInput:
         return self.mapper.unlearn(param)
 
     def _recording(self) -> bool:
-        engine = getattr(self.target, "engine", self.target)
-        recording = getattr(engine, "recording", None)
-        if recording is None:
-            recording = self.target.status().get("recording", 0)
-        return bool(recording)
+        return bool(self.target.status().get("recording", 0))
 
     @property
     def armed(self) -> str | None:
@@ -251,14 +244,6 @@ class MidiInput:
                 self.errors.append(f"MIDI port poll: {type(exc).__name__}: {exc}")
                 del self.errors[:-20]
 
-    def _audio_lead(self):
-        """The engine's `lead` (a `LiveEngine`'s) around an open or close of an rtmidi port:
-        python-rtmidi holds the GIL while it opens or closes a JACK client, for several times the
-        engine's usual lead (docs/realtime.md), so a controller plugged in mid-show would
-        otherwise cost a dropout. A target without `lead` (offline, tests) gets nothing."""
-        lead = getattr(self.target, "lead", None)
-        return lead(HOTPLUG_LEAD_SECONDS) if callable(lead) else contextlib.nullcontext()
-
     def _poll_once(self) -> None:
         import rtmidi
 
@@ -274,20 +259,18 @@ class MidiInput:
                     midi_in = self._inputs.pop(spec, None)  # unplugged: close, look again next time
                     if midi_in is not None:
                         self._forget(midi_in)
-                        with self._audio_lead():
-                            _close_port(midi_in)
+                        _close_port(midi_in)
                     self.connections[spec] = None
                 if self.connections[spec] is None:
                     index = _match(spec, ports)
                     if index is None:
                         continue
-                    with self._audio_lead():
-                        midi_in = rtmidi.MidiIn(self.api, name=f"{self.port_name}-in", queue_size_limit=QUEUE_SIZE)
-                        try:
-                            midi_in.open_port(self._scanner.get_ports().index(ports[index]), name=self.port_name)
-                        except (ValueError, rtmidi.RtMidiError):
-                            midi_in.delete()
-                            continue
+                    midi_in = rtmidi.MidiIn(self.api, name=f"{self.port_name}-in", queue_size_limit=QUEUE_SIZE)
+                    try:
+                        midi_in.open_port(self._scanner.get_ports().index(ports[index]), name=self.port_name)
+                    except (ValueError, rtmidi.RtMidiError):
+                        midi_in.delete()
+                        continue
                     self._prepare(midi_in, f"midi:{ports[index]}")
                     self._inputs[spec] = midi_in
                     self.connections[spec] = ports[index]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, runtime_checkable
 
+from livegen.errors import NOT_CONTINUATION
+
 Done = Callable[[bool, str], None]
 """`done(ok, text)`: called (from any thread) when slow work ends; `text` is the result or what
 was wrong, fit for `/livegen/error s`."""
@@ -50,8 +52,6 @@ class ControlTarget(Protocol):
         """Continuation models: play an audio file's frames, then continue; `done` once queued."""
 
 
-NOT_CONTINUATION = ("/livegen/seed: the model playing is not a continuation model; load one first "
-                    "(/livegen/model models/continuation)")
 
 
 class InProcessTarget:

@@ -22,6 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
+from livegen.data import pitch as pitch_track
 from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
 
@@ -50,26 +51,11 @@ def release_frame(release_s: float | None, *, sample_rate: int, hop: int) -> int
 def load_audio(path: str, *, sample_rate: int, max_seconds: float | None = None):
     """Mono float32 at ``sample_rate`` (soundfile, else librosa/audioread for mp3 and the like)."""
     import numpy as np
-    import soundfile as sf
     import soxr
 
-    try:
-        with sf.SoundFile(path) as f:
-            native = f.samplerate
-            # Read only what is kept: a MAESTRO piece runs for many minutes.
-            n = -1 if max_seconds is None else int(round(max_seconds * native))
-            y = f.read(n, dtype="float32", always_2d=True).mean(axis=1)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as first:
-        try:
-            import warnings
-
-            import librosa
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                y, native = librosa.load(path, sr=None, mono=True, duration=max_seconds)
-        except Exception as second:  # audioread raises many kinds; report both reasons
-            raise OSError(f"soundfile: {first}; librosa: {second}") from None
+    native, _, chunks = _native_chunks(path, max_seconds)
+    parts = [c.mean(axis=1) for c in chunks]
+    y = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if max_seconds is not None:
         y = y[: int(round(max_seconds * native))]
     if native != sample_rate and y.size:
@@ -90,22 +76,154 @@ def _cache_key(dataset, settings: dict) -> str:
     return h.hexdigest()[:20]
 
 
-def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_seconds: float | None):
-    """(float16 frames, native rate, None) of one file, or (None, None, why it was skipped)."""
+CHUNK_SECONDS = 60.0
+"""Files are read, resampled and analysed this many seconds at a time: memory stays bounded
+whatever their length (an hour of audio is as cheap to hold as a minute)."""
+CLIP_LEVEL = 0.999
+DC_CUTOFF_HZ = 10.0
+
+
+def _native_chunks(path: str, max_seconds: float | None):
+    """(native rate, channels, generator of float32 ``[n, channels]`` chunks) of an audio file.
+
+    soundfile reads in blocks; formats it cannot read (mp3 on old libsndfile, ...) go through
+    librosa/audioread in one piece.
+    """
     import numpy as np
+    import soundfile as sf
 
     try:
-        y, native = load_audio(path, sample_rate=sample_rate, max_seconds=max_seconds)
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as first:
+        try:
+            import warnings
+
+            import librosa
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                y, native = librosa.load(path, sr=None, mono=False, duration=max_seconds)
+        except Exception as second:  # audioread raises many kinds; report both reasons
+            raise OSError(f"soundfile: {first}; librosa: {second}") from None
+        y = np.atleast_2d(y).T.astype(np.float32)
+        return int(native), y.shape[1], iter([y])
+
+    native, channels = int(f.samplerate), int(f.channels)
+    limit = -1 if max_seconds is None else int(round(max_seconds * native))
+
+    def gen():
+        with f:
+            left = limit
+            block = int(CHUNK_SECONDS * native)
+            while left != 0:
+                n = block if left < 0 else min(block, left)
+                y = f.read(n, dtype="float32", always_2d=True)
+                if not len(y):
+                    break
+                left = left - len(y) if left > 0 else left
+                yield y
+
+    return native, channels, gen()
+
+
+def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_seconds: float | None,
+                      part: str | None = None, pitch: str | None = None, clean: bool = False):
+    """Analyse one file chunk by chunk into ``part + ".f16"`` (and ``part + ".pitch"``).
+
+    Returns ``(n_frames, native rate, None, info)``, or ``(None, None, why it was skipped, info)``.
+    Without ``part`` (the cache's older callers) the frames come back as an array instead of a
+    count. ``clean``: stereo and multichannel files are averaged (always), the DC offset is
+    removed with a 10 Hz high-pass, clipped samples are counted into ``info``.
+    """
+    import numpy as np
+    import soxr
+
+    info: dict = {}
+    try:
+        native, channels, chunks = _native_chunks(path, max_seconds)
+        info.update(native_rate=native, channels=channels)
+        resampler = soxr.ResampleStream(native, sample_rate, 1, dtype="float32", quality="HQ") \
+            if native != sample_rate else None
+        hp = None
+        if clean:
+            from scipy.signal import butter, lfilter, lfilter_zi
+
+            b, a = butter(1, DC_CUTOFF_HZ, btype="highpass", fs=native)
+            hp = (b, a, None)
+        carry = np.zeros(0, np.float32)
+        peak, total_in, clipped, dc_sum = 0.0, 0, 0, 0.0
+        frames_out, pitch_out, n_frames = [], [], 0
+        fh = open(part + ".f16", "wb") if part else None
+        ph = open(part + ".pitch", "wb") if part and pitch else None
+        try:
+            for raw in chunks:
+                x = raw.mean(axis=1) if raw.shape[1] > 1 else raw[:, 0]
+                clipped += int(np.count_nonzero(np.abs(raw) >= CLIP_LEVEL))
+                dc_sum += float(x.sum(dtype=np.float64))
+                total_in += x.size
+                if hp is not None:
+                    b, a, zi = hp
+                    if zi is None:
+                        zi = lfilter_zi(b, a) * (x[0] if x.size else 0.0)
+                    x, zi = lfilter(b, a, x, zi=zi)
+                    hp = (b, a, zi)
+                    x = x.astype(np.float32)
+                y = resampler.resample_chunk(x) if resampler is not None else x
+                if not np.all(np.isfinite(y)):
+                    return None, None, "non-finite samples", info
+                if y.size:
+                    peak = max(peak, float(np.max(np.abs(y))))
+                buf = np.concatenate([carry, y]) if carry.size else y
+                n_frames, carry = _emit(buf, n_frames, n_fft, hop, fh, ph, frames_out, pitch_out, sample_rate, pitch,
+                                        last=False)
+            if resampler is not None:
+                tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                if tail.size:
+                    peak = max(peak, float(np.max(np.abs(tail))))
+                carry = np.concatenate([carry, tail])
+            if n_frames == 0 and carry.size < n_fft:
+                carry = np.pad(carry, (0, n_fft - carry.size))
+            n_frames, carry = _emit(carry, n_frames, n_fft, hop, fh, ph, frames_out, pitch_out, sample_rate, pitch,
+                                    last=True)
+        finally:
+            if fh is not None:
+                fh.close()
+            if ph is not None:
+                ph.close()
     except Exception as exc:  # any unreadable file is reported, never fatal
-        return None, None, f"unreadable: {exc}"
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    if not np.isfinite(peak):
-        return None, None, "non-finite samples"
+        return None, None, f"unreadable: {exc}", info
+    info.update(seconds=round(total_in / max(native, 1), 3), clipped_share=round(clipped / max(total_in * channels, 1), 6),
+                dc_offset=round(dc_sum / max(total_in, 1), 6))
+    if total_in == 0:
+        return None, None, "empty", info
     if peak < SILENCE_PEAK:
-        return None, None, "silent"
-    if y.size < n_fft:
-        y = np.pad(y, (0, n_fft - y.size))
-    return log_magnitude(y, n_fft=n_fft, hop=hop).astype(np.float16), native, None
+        return None, None, "silent", info
+    if part:
+        return n_frames, native, None, info
+    return np.concatenate(frames_out), native, None, info
+
+
+def _emit(buf, n_done, n_fft, hop, fh, ph, frames_out, pitch_out, sample_rate, pitch, *, last: bool):
+    """Write the frames that fit in ``buf`` (which starts at frame ``n_done``'s first sample);
+    return the new frame count and what is left of ``buf`` for the next chunk."""
+    import numpy as np
+
+    if buf.size < n_fft:
+        return n_done, buf
+    n = 1 + (buf.size - n_fft) // hop
+    used = buf[:(n - 1) * hop + n_fft]
+    feats = log_magnitude(used, n_fft=n_fft, hop=hop).astype(np.float16)
+    if fh is not None:
+        fh.write(feats.tobytes())
+    else:
+        frames_out.append(feats)
+    if pitch:
+        track = pitch_track.frame_pitch(used, sample_rate=sample_rate, n_fft=n_fft, hop=hop, n_frames=n, method=pitch)
+        if ph is not None:
+            ph.write(track.astype(np.float32).tobytes())
+        else:
+            pitch_out.append(track)
+    return n_done + n, buf[n * hop:]
 
 
 class FeatureSet:
@@ -118,7 +236,7 @@ class FeatureSet:
     sounding MIDI pitch. ``split(name)`` gives a view sharing the same frames.
     """
 
-    def __init__(self, path: Path, *, frames=None, rows=None, meta=None, report=None, cache_hit=False):
+    def __init__(self, path: Path, *, frames=None, rows=None, meta=None, report=None, cache_hit=False, pitch=None):
         import numpy as np
 
         self.path = Path(path)
@@ -131,11 +249,23 @@ class FeatureSet:
             else:
                 frames = np.memmap(self.path / "frames.f16", dtype=np.float16, mode="r", shape=shape)
         self.frames = frames
+        self.pitch = pitch if pitch is not None else self._open_pitch(shape=(self.frames.shape[0], 3))
         self.report = report if report is not None else json.loads((self.path / "report.json").read_text())
         self.cache_hit = cache_hit
         self.sample_rate = int(self.meta["sample_rate"])
         self.n_fft = int(self.meta["n_fft"])
         self.hop = int(self.meta["hop"])
+
+    def _open_pitch(self, shape):
+        """The per-frame ``[f0 Hz, voiced probability, loudness dBFS]`` memmap, or None when the
+        features were computed without a pitch tracker."""
+        import numpy as np
+
+        if not self.meta.get("pitch"):
+            return None
+        if shape[0] == 0:
+            return np.zeros(shape, np.float32)
+        return np.memmap(self.path / "pitch.f32", dtype=np.float32, mode="r", shape=shape)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -160,7 +290,7 @@ class FeatureSet:
     def split(self, name: str) -> "FeatureSet":
         rows = [r for r in self.index if r["split"] == name]
         return FeatureSet(self.path, frames=self.frames, rows=rows, meta=self.meta, report=self.report,
-                          cache_hit=self.cache_hit)
+                          cache_hit=self.cache_hit, pitch=self.pitch)
 
     def note_frames(self, i: int):
         """Frames of example ``i`` as float32 ``[n, bins]`` (a copy, safe to modify)."""
@@ -200,8 +330,15 @@ def compute_features(
     max_seconds: float | None = None,
     progress: bool = True,
     jobs: int = 1,
+    pitch: str | None = None,
+    clean: bool = False,
 ) -> FeatureSet:
-    """Compute (or re-use) the features of ``dataset``; unreadable and silent files are skipped.
+    """Compute (or re-use) the features of ``dataset``; unreadable, empty and silent files are skipped.
+
+    ``pitch`` (a tracker of `livegen.data.pitch`) also stores per-frame f0, voicing and loudness
+    (``FeatureSet.pitch``); ``clean`` removes DC offsets (see `_example_features`). Each file is
+    analysed in chunks into a part file and appended to the memory-mapped cache, so memory stays
+    bounded on folders of any size.
 
     The result of a previous call with the same files and settings is re-used without reading
     any audio (``FeatureSet.cache_hit`` is then True).
@@ -221,6 +358,10 @@ def compute_features(
         raise ParameterError("the dataset is empty: nothing to compute features of")
     settings = {"sample_rate": int(sample_rate), "n_fft": int(n_fft), "hop": int(hop),
                 "max_seconds": max_seconds, "window": "hann-periodic", "center": False, "log_floor": LOG_FLOOR}
+    if pitch:
+        settings["pitch"] = f"{pitch}/{pitch_track.TRACKER_VERSION}"
+    if clean:
+        settings["clean"] = True
     cache_dir = Path(cache_dir)
     key = _cache_key(dataset, settings)
     entry = cache_dir / key
@@ -237,10 +378,13 @@ def compute_features(
     skipped: list[dict] = []
     total = 0
     started = time.perf_counter()
-    task = functools.partial(_example_features, sample_rate=sample_rate, n_fft=n_fft, hop=hop, max_seconds=max_seconds)
-    paths = [ex.audio_path for ex in dataset]
+    task = functools.partial(_part_features, sample_rate=sample_rate, n_fft=n_fft, hop=hop, max_seconds=max_seconds,
+                             pitch=pitch, clean=clean)
+    paths = [(ex.audio_path, str(tmp / f"part{i}")) for i, ex in enumerate(dataset)]
+    files: list[dict] = []
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(tmp / "frames.f16", "wb"))
+        pout = stack.enter_context(open(tmp / "pitch.f32", "wb")) if pitch else None
         advance = stack.enter_context(progress_bar(progress, len(dataset), "computing features"))
         if jobs == 1:
             results = map(task, paths)
@@ -249,13 +393,19 @@ def compute_features(
 
             pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
             results = pool.imap(task, paths, chunksize=8)  # ordered: the output does not depend on jobs
-        for ex, (feats, native, reason) in zip(dataset, results):
+        for ex, (part, (n, native, reason, info)) in zip(dataset, zip((p for _, p in paths), results)):
             advance()
-            if feats is None:
-                skipped.append({"id": ex.id, "path": ex.audio_path, "reason": reason})
+            if n is None:
+                skipped.append({"id": ex.id, "path": ex.audio_path, "reason": reason, **info})
+                for suffix in (".f16", ".pitch"):
+                    Path(part + suffix).unlink(missing_ok=True)
                 continue
-            out.write(feats.tobytes())
-            n = feats.shape[0]
+            files.append({"id": ex.id, **info})
+            for suffix, handle in ((".f16", out), (".pitch", pout)):
+                if handle is not None:
+                    with open(part + suffix, "rb") as src:
+                        shutil.copyfileobj(src, handle, 1 << 22)
+                    os.unlink(part + suffix)
             rf = release_frame(ex.release_s, sample_rate=sample_rate, hop=hop) if ex.kind == "note" else -1
             rows.append({
                 "id": ex.id, "start": total, "stop": total + n,
@@ -275,7 +425,7 @@ def compute_features(
             "rows": rows}
     report = {"key": key, "examples": len(dataset), "computed": len(rows), "frames": total,
               "seconds": round(elapsed, 3), "frames_per_second": round(total / elapsed, 1) if elapsed > 0 else None,
-              "skipped": skipped}
+              "skipped": skipped, "files": files}
     (tmp / "index.json").write_text(json.dumps(meta) + "\n")
     (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     try:
@@ -285,6 +435,12 @@ def compute_features(
     _publish_report(entry, cache_dir)
     _prune_stale(cache_dir, keep=entry, dataset=meta["dataset"], settings=settings)
     return FeatureSet(entry, cache_hit=False)
+
+
+def _part_features(item, **kwargs):
+    """`_example_features` of one (audio path, part path) pair (a picklable pool task)."""
+    path, part = item
+    return _example_features(path, part=part, **kwargs)
 
 
 def _prune_stale(cache_dir: Path, *, keep: Path, dataset, settings: dict) -> None:

@@ -94,17 +94,19 @@ class Engine:
         vmodel = self.voice_model
         self.noise_dim = getattr(vmodel.config, "noise_dim", 0)
         self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1))
-        self._numpy_decode = torch.device(device).type == "cpu" and isinstance(vmodel, SpectralModel)
+        texture = getattr(vmodel.config, "kind", None) == "texture"  # livegen.model.texture.TextureModel
+        self._numpy_decode = torch.device(device).type == "cpu" and (isinstance(vmodel, SpectralModel) or texture)
         if self._numpy_decode:
             # On CPU the numpy/numba decoder: the same frames at a fifth of the traced decoder's
             # cost, and no torch call per hop. BLAS's threads are process-wide: a second one only
             # adds wake-ups (and stalls on a busy machine) for products this small.
             from threadpoolctl import threadpool_limits
 
-            from livegen.model.fast import NumpyFrameDecoder
+            from livegen.model.fast import NumpyFrameDecoder, NumpyTextureDecoder
 
             threadpool_limits(self.threads, user_api="blas")
-            self._decode = NumpyFrameDecoder(vmodel, max_voices=self.voices.size)
+            fast = NumpyTextureDecoder if texture else NumpyFrameDecoder
+            self._decode = fast(vmodel, max_voices=self.voices.size)
         else:
             # The traced decoder has `decode`'s signature and output at about half the per-call cost.
             # (None for a model that brings its own hop, e.g. the continuation engine's.)

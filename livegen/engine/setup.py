@@ -6,6 +6,7 @@ import sys
 
 from livegen.errors import DeviceError
 from livegen.model import ModelConfig, default_model_path, load_model, random_model
+from livegen.model.kinds import load_any_model
 
 
 def pick_device(name: str = "auto") -> str:
@@ -33,7 +34,7 @@ def load_engine_model(path: str | None, *, device: str = "cpu", log=None):
         log("model: a randomly initialised model (seed 0), as asked")
         return random_model(ModelConfig(), seed=0).to(device), "random"
     if path:
-        model = load_model(path, device=device)
+        model = load_any_model(path, device=device)
         log(f"model: {path}")
         return model, str(path)
     default = default_model_path()

@@ -20,12 +20,11 @@ GM_FAMILIES = (
 
 
 @dataclass
-class ModelConfig:
-    """Everything needed to rebuild a `SpectralModel` (weights aside).
+class FrameConfig:
+    """The fields every frame model's config starts with, what derives from them, the JSON round trip."""
 
-    The STFT settings (24 kHz, n_fft 1024, hop 128: a 5.33 ms hop and 23.4 Hz bins) are the
-    project's shared decision; the engine and the inverter read them from here.
-    """
+    WHAT = "model config"
+    POSITIVE = ("sample_rate", "n_fft", "hop", "latent_dim", "noise_dim", "hidden", "n_layers", "enc_hidden")
 
     sample_rate: int = 24000
     n_fft: int = 1024
@@ -35,6 +34,53 @@ class ModelConfig:
     hidden: int = 256
     n_layers: int = 3
     enc_hidden: int = 256
+
+    def __post_init__(self):
+        for name in self.POSITIVE:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ModelError(f"{self.WHAT} field {name}={value!r} must be a positive integer")
+        if self.hop > self.n_fft:
+            raise ModelError(f"{self.WHAT} hop={self.hop} must not exceed n_fft={self.n_fft}")
+        if self.latent_dim < 2:
+            raise ModelError(f"{self.WHAT} latent_dim={self.latent_dim} must be at least 2 (the XY plane)")
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def bin_hz(self) -> float:
+        return self.sample_rate / self.n_fft
+
+    @property
+    def hop_seconds(self) -> float:
+        return self.hop / self.sample_rate
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        if not isinstance(data, dict):
+            raise ModelError(f"{cls.WHAT} must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ModelError(f"{cls.WHAT} has unknown fields {unknown}; was it written by a newer livegen?")
+        return cls(**data)
+
+
+@dataclass
+class ModelConfig(FrameConfig):
+    """Everything needed to rebuild a `SpectralModel` (weights aside).
+
+    The STFT settings (24 kHz, n_fft 1024, hop 128: a 5.33 ms hop and 23.4 Hz bins) are the
+    project's shared decision; the engine and the inverter read them from here.
+    """
+
+    POSITIVE = FrameConfig.POSITIVE + ("n_bands", "n_resid_harmonics", "max_harmonics", "kernel_halfwidth")
+
     n_bands: int = 64
     n_resid_harmonics: int = 24
     max_harmonics: int = 192
@@ -58,46 +104,13 @@ class ModelConfig:
     families: list = field(default_factory=lambda: list(GM_FAMILIES))
 
     def __post_init__(self):
-        for name in ("sample_rate", "n_fft", "hop", "latent_dim", "noise_dim", "hidden", "n_layers",
-                     "enc_hidden", "n_bands", "n_resid_harmonics", "max_harmonics", "kernel_halfwidth"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ModelError(f"model config field {name}={value!r} must be a positive integer")
-        if self.hop > self.n_fft:
-            raise ModelError(f"model config hop={self.hop} must not exceed n_fft={self.n_fft}")
-        if self.latent_dim < 2:
-            raise ModelError(f"model config latent_dim={self.latent_dim} must be at least 2 (the XY plane)")
+        super().__post_init__()
         if self.n_bands < 2:
             raise ModelError(f"model config n_bands={self.n_bands} must be at least 2")
         if self.n_resid_harmonics > self.max_harmonics:
             raise ModelError("model config n_resid_harmonics must not exceed max_harmonics")
         if not self.noise_rho:
             self.noise_rho = hann_frame_correlation(self.n_fft, self.hop)
-
-    @property
-    def n_bins(self) -> int:
-        return self.n_fft // 2 + 1
-
-    @property
-    def bin_hz(self) -> float:
-        return self.sample_rate / self.n_fft
-
-    @property
-    def hop_seconds(self) -> float:
-        return self.hop / self.sample_rate
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        if not isinstance(data, dict):
-            raise ModelError(f"model config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ModelError(f"model config has unknown fields {unknown}; was it written by a newer livegen?")
-        return cls(**data)
 
 
 def hann_frame_correlation(n_fft: int, hop: int) -> float:

@@ -35,6 +35,9 @@ LEVEL_REF_SECONDS = 0.3
 LEVEL_GAIN_DB = (-30.0, 40.0)
 """The level normalisation's gain stays in this range (a timbre that fades to silence off the
 plane is lifted by at most 40 dB, not to full level)."""
+PLAYING_DEFAULTS = {"level_dbfs": -12.5, "vibrato_cents": 10.0, "vibrato_hz": 5.5, "shimmer_db": 2.0}
+"""The playing settings a newly trained model gets (the bundled default model's; docs/sound.md
+has how they were chosen): a velocity-100 note near -19 dBFS at the engine's default gain."""
 VIBRATO_ONSET = (0.15, 0.45)
 """Seconds after note-on over which the vibrato fades in (players start a note straight)."""
 SHIMMER_HZ = (0.7, 6.0)
@@ -117,6 +120,24 @@ def _lobe_table(halfwidth: int) -> torch.Tensor:
     return hann_lobe(offsets.unsqueeze(0) - frac.unsqueeze(1)).float()
 
 
+def register_plane_buffers(module: nn.Module, latent_dim: int, n_bins: int) -> None:
+    """The saved XY plane (origin, two axes, 2-98 % spread) and encoder input statistics."""
+    module.register_buffer("plane_origin", torch.zeros(latent_dim))
+    axes = torch.zeros(2, latent_dim)
+    axes[0, 0] = axes[1, 1] = 1.0
+    module.register_buffer("plane_axes", axes)
+    module.register_buffer("plane_lo", torch.full((2,), -2.0))
+    module.register_buffer("plane_hi", torch.full((2,), 2.0))
+    module.register_buffer("logmag_mean", torch.zeros(n_bins))
+    module.register_buffer("logmag_std", torch.ones(n_bins))
+
+
+def rayleigh_log(noise: torch.Tensor, proj: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """log of each bin's Rayleigh factor `[V, n_bins]`: noise draws projected onto (re, im) pairs."""
+    c = (noise @ proj).view(-1, 2, n_bins)
+    return torch.log(torch.hypot(c[:, 0], c[:, 1]).clamp(min=1e-6))
+
+
 def pitch_to_hz(pitch: torch.Tensor) -> torch.Tensor:
     """Continuous MIDI pitch -> frequency in Hz (A4 = 69 = 440 Hz)."""
     return 440.0 * torch.exp2((pitch - 69.0) / 12.0)
@@ -183,14 +204,7 @@ class SpectralModel(nn.Module):
         # fluctuations, the XY plane fitted to the training encodings, encoder input statistics.
         self.register_buffer("noise_proj", torch.zeros(cfg.noise_dim, 2 * cfg.n_bins))
         self.register_buffer("jitter_proj", torch.zeros(cfg.noise_dim, cfg.max_harmonics))
-        self.register_buffer("plane_origin", torch.zeros(cfg.latent_dim))
-        axes = torch.zeros(2, cfg.latent_dim)
-        axes[0, 0] = axes[1, 1] = 1.0
-        self.register_buffer("plane_axes", axes)
-        self.register_buffer("plane_lo", torch.full((2,), -2.0))
-        self.register_buffer("plane_hi", torch.full((2,), 2.0))
-        self.register_buffer("logmag_mean", torch.zeros(cfg.n_bins))
-        self.register_buffer("logmag_std", torch.ones(cfg.n_bins))
+        register_plane_buffers(self, cfg.latent_dim, cfg.n_bins)
 
     # ---------------------------------------------------------------- decoder
     def decode_params(self, z, pitch, velocity, t_on, t_off):
@@ -235,9 +249,7 @@ class SpectralModel(nn.Module):
         harm = harm.scatter_add(1, idx, (torch.exp(loga).unsqueeze(2) * lobe).view(v, span))
         harm = harm[:, cfg.kernel_halfwidth:cfg.kernel_halfwidth + cfg.n_bins]
         if noise is not None and cfg.noise_gain:
-            c = (noise @ self.noise_proj).view(v, 2, cfg.n_bins)
-            rayleigh = torch.log(torch.hypot(c[:, 0], c[:, 1]).clamp(min=1e-6))
-            noise_env = torch.add(noise_env, rayleigh, alpha=cfg.noise_gain)
+            noise_env = torch.add(noise_env, rayleigh_log(noise, self.noise_proj, cfg.n_bins), alpha=cfg.noise_gain)
         return torch.addcmul(torch.exp(noise_env), torch.exp(harm_env), harm)
 
     def decode(self, z, pitch, velocity, t_on, t_off, noise=None):

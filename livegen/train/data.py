@@ -43,6 +43,7 @@ class NoteBatch:
     t_off: torch.Tensor        # [B, F]
     log_peak: torch.Tensor     # [B] log of the note's peak magnitude (sets the dB floor)
     rows: np.ndarray           # [B] row numbers in the split
+    frame_pitch: torch.Tensor | None = None  # [B, F] per-target-frame pitch (notes cut from recordings)
 
     def to(self, device):
         return NoteBatch(*(v.to(device) if isinstance(v, torch.Tensor) else v for v in self.__dict__.values()))

@@ -22,6 +22,7 @@ import math
 import numpy as np
 import torch
 
+from livegen.data.pitch import import_torchcrepe
 from livegen.train.losses import DB, EPS, FLOOR_DB
 
 SUSTAIN_START_S = 0.25
@@ -201,34 +202,9 @@ def morph_flux(model, *, pitches=(48.0, 60.0, 72.0), n_frames: int = 240, seed: 
 
 
 # ------------------------------------------------------------------ pitch
-def _import_torchcrepe():
-    """torchcrepe, with a stand-in for torchaudio when that does not import.
-
-    torchcrepe imports torchaudio at module level but uses it only to read audio files, which we
-    never ask of it; the torchaudio wheel does not load beside the CPU torch wheel, so a stub
-    module keeps torchaudio out of the path (calling into it raises).
-    """
-    import sys
-    import types
-
-    try:
-        import torchaudio  # noqa: F401
-    except Exception:
-        stub = types.ModuleType("torchaudio")
-
-        def _unavailable(*_a, **_k):
-            raise RuntimeError("torchaudio is not available; livegen passes audio to torchcrepe as arrays")
-
-        stub.load = _unavailable
-        sys.modules["torchaudio"] = stub
-    import torchcrepe
-
-    return torchcrepe
-
-
 def _tracker():
     try:
-        _import_torchcrepe()
+        import_torchcrepe()
         return "crepe"
     except Exception:  # torchcrepe (the `eval` extra) is not installed
         return "yin"
@@ -237,7 +213,7 @@ def _tracker():
 def track_pitch(audio: np.ndarray, sr: int, *, method: str):
     """(midi [frames], voiced [frames] bool) for one signal."""
     if method == "crepe":
-        torchcrepe = _import_torchcrepe()
+        torchcrepe = import_torchcrepe()
         x = torch.from_numpy(audio.astype(np.float32))[None]
         f0, per = torchcrepe.predict(x, sr, hop_length=sr // 100, fmin=50.0, fmax=1400.0, model="tiny",
                                      return_periodicity=True, batch_size=512, device="cpu",

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -20,14 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from livegen.data.datasets import open_dataset
 from livegen.errors import ParameterError
-from livegen.model import ModelConfig, save_model
-from livegen.model.io import init_output_bias, init_projections
-from livegen.model.spectral import SpectralModel
+from livegen.model import ModelConfig
+from livegen.train import own
 from livegen.train.config import TrainConfig
 from livegen.train.data import NoteSampler, default_cache_dir, open_features
-from livegen.train.finish import finish_model
-from livegen.train.losses import VAELoss
+from livegen.train.tasks import NoteTask
 
 CHECKPOINT = "checkpoint"
 
@@ -50,30 +48,6 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
     elif device != "cpu":
         raise ParameterError(f"--device {device!r}: use auto, cpu or cuda")
     return torch.device(device)
-
-
-def _lr(cfg: TrainConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
-
-
-def build_model(mcfg: ModelConfig, seed: int, sampler: NoteSampler) -> SpectralModel:
-    """A fresh model: seeded init, output biases at a plausible tone, encoder input statistics
-    from the training frames."""
-    torch.manual_seed(seed)
-    model = SpectralModel(mcfg)
-    g = torch.Generator().manual_seed(seed)
-    init_output_bias(model)
-    init_projections(model, g)
-    rng = np.random.default_rng(seed)
-    sample = sampler.batch(rng, min(256, len(sampler)), 4, 8).enc_frames.reshape(-1, mcfg.n_bins)
-    sample = sample.clamp(min=math.log(mcfg.floor))
-    with torch.no_grad():
-        model.logmag_mean.copy_(sample.mean(0))
-        model.logmag_std.copy_(sample.std(0).clamp(min=0.1))
-    return model
 
 
 # ------------------------------------------------------------------ checkpoints (no pickles)
@@ -134,8 +108,12 @@ def _out_of_time(t0: float, max_minutes: float, world: int, dev) -> bool:
 # ------------------------------------------------------------------ the loop
 def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool = False, steps: int | None = None,
           device: str = "auto", cache_dir=None, progress: bool = True, finish: bool = True,
-          max_minutes: float | None = None) -> dict:
-    """Train (or resume) a spectral VAE on the notes in `data_dir`; returns a summary dict."""
+          max_minutes: float | None = None, kind: str = "auto", log=print) -> dict:
+    """Train (or resume) a model on `data_dir`; returns a summary dict.
+
+    Note datasets (NSynth, `livegen dataset gm`) train the spectral VAE on their labelled notes;
+    any other folder goes through `livegen.train.own` (`kind`: auto, pitched or texture).
+    """
     cfg = config or TrainConfig()
     if steps is not None:
         cfg.steps = int(steps)
@@ -149,36 +127,73 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
     out = Path(out_dir)
-    mcfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
+        dataset = open_dataset(data_dir)
+        if dataset.layout not in ("nsynth", "gm") or kind == "texture":
+            task = own.prepare(dataset, cfg, kind=kind, cache=cache, rank=rank, distributed=distributed,
+                               progress=progress, log=log, steps_given=steps is not None,
+                               max_minutes=max_minutes)
+        else:
+            mcfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
+            if rank == 0:
+                out.mkdir(parents=True, exist_ok=True)
+                features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
+                                         hop=mcfg.hop, progress=progress)
+            if distributed:
+                dist.barrier()
+            if rank != 0:
+                features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
+                                         hop=mcfg.hop, progress=False)
+            train_s = NoteSampler(features, "train")
+            try:
+                valid_s = NoteSampler(features, "valid")
+            except ParameterError:
+                valid_s = None
+            task = NoteTask(cfg, mcfg, train_s, valid_s)
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
-                                     hop=mcfg.hop, progress=progress)
-        if distributed:
-            dist.barrier()
-        if rank != 0:
-            features = open_features(data_dir, cache_dir=cache, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft,
-                                     hop=mcfg.hop, progress=False)
-        train_s = NoteSampler(features, "train")
-        try:
-            valid_s = NoteSampler(features, "valid")
-        except ParameterError:
-            valid_s = None
-        return _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress, finish, max_minutes)
+        return run_loop(cfg, task, out, resume=resume, dev=dev, rank=rank, world=world, progress=progress,
+                        finish=finish, max_minutes=max_minutes)
     finally:
         if distributed:
             dist.destroy_process_group()
 
 
-def _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress, finish, max_minutes=None):
+def _bar_info(last: dict, left_s: float | None) -> str:
+    text = "  ".join(f"{k} {v:.3f}" for k, v in last.items() if k not in ("step", "split", "lr", "seconds", "world_size")
+                     and isinstance(v, float))[:60]
+    if left_s is not None:
+        text += f"  budget left {int(left_s // 60)}:{int(left_s % 60):02d}"
+    return text
+
+
+def _keep_rows(path: Path, step: int) -> None:
+    """Drop metrics lines logged after `step` (a resumed run logs them again)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def run_loop(cfg, task, out: Path, *, resume: bool, dev, rank: int, world: int, progress: bool, finish: bool,
+             max_minutes: float | None = None, stop_after: int | None = None, log=None) -> dict:
+    """The one training loop every model kind plugs into (`task`: see `livegen.train.tasks`).
+
+    Seeded per rank; DDP when `world` > 1 (gloo on CPU, NCCL on CUDA: the task's wrapper is what
+    DDP wraps); checkpoints every `ckpt_every` steps, at the end and when the time budget is
+    spent (`--resume` continues from the last and its metrics lines); a progress bar with the
+    time left. The time budget counts time trained before a resume too, and all ranks stop
+    together on rank 0's clock. `stop_after` ends the run after that many steps as an
+    interruption would (checkpoint, no model), for resume tests.
+    """
     if dev.type == "cpu" and world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    model = build_model(mcfg, cfg.seed, train_s).to(dev)
-    wrapper = VAELoss(model, beta=cfg.beta, env_weight=cfg.env_weight, rec_loss=cfg.rec_loss).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model = task.model.to(dev)
+    wrapper = task.wrapper.to(dev)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     # Each process draws its own batches: seed + rank.
     rng = np.random.default_rng([cfg.seed, rank])
     tgen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
@@ -186,103 +201,128 @@ def _train(cfg, mcfg, train_s, valid_s, out, resume, dev, rank, world, progress,
     start_step, elapsed_before = 0, 0.0
     if resume:
         state = load_checkpoint(ckpt, model, opt, rng, tgen)  # every rank restores the same weights
+        saved_kind = state.get("kind") or state.get("train_config", {}).get("kind") or "pitched"
+        if saved_kind != task.kind:
+            raise ParameterError(f"--resume: {ckpt} holds a {saved_kind!r} model, this run trains {task.kind!r}; "
+                                 "give the same --kind (or another --out)")
         start_step = int(state["step"])
         elapsed_before = float(state.get("train_seconds", 0.0))
         if world > 1:
             # Ranks restore rank 0's RNG stream; make them differ again, deterministically.
             rng = np.random.default_rng([cfg.seed, rank, start_step])
             tgen.manual_seed(cfg.seed * 1000 + rank + 7919 * start_step)
+        if log is not None and rank == 0:
+            log(f"{task.kind}: resuming at step {start_step} of {cfg.steps} from {ckpt}")
     net = wrapper
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(wrapper, device_ids=[dev.index] if dev.type == "cuda" else None)
     metrics_path = out / "metrics.jsonl"
-    if rank == 0 and not resume and metrics_path.exists():
-        metrics_path.unlink()
-    log = open(metrics_path, "a") if rank == 0 else None
-    val_batch = None
-    if valid_s is not None:
-        val_batch = valid_s.batch(np.random.default_rng(12345), min(cfg.val_notes, len(valid_s)),
-                                  cfg.frames_per_note, cfg.enc_frames).to(dev)
+    metrics = None
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _keep_rows(metrics_path, start_step)
+        elif metrics_path.exists():
+            metrics_path.unlink()
+        metrics = open(metrics_path, "a")
 
-    def validate(step):
-        if val_batch is None:
-            return None
+    def validate():
         model.eval()
-        with torch.no_grad():
-            vb = val_batch
-            loss, parts = wrapper(vb.enc_frames, vb.pitch, vb.velocity, vb.frames, vb.t_on, vb.t_off, vb.log_peak,
-                                  torch.zeros(vb.pitch.shape[0], mcfg.latent_dim, device=dev))
-        model.train()
-        return {"step": step, "split": "valid", "loss": float(loss), "rec_db": float(parts[0]),
-                "env_db": float(parts[1]), "kl": float(parts[2])}
+        try:
+            return task.validate(wrapper, dev)
+        finally:
+            model.train()
 
+    budget = None if max_minutes is None else max_minutes * 60.0
     bar = None
     if rank == 0 and progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                       TimeElapsedColumn(), TimeRemainingColumn())
+        bar = Progress(TextColumn(f"training {task.kind}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn())
         bar.start()
-        task = bar.add_task("train", total=cfg.steps, completed=start_step, info="")
+        bar_task = bar.add_task("train", total=cfg.steps, completed=start_step, info="")
     t0 = time.perf_counter()
     model.train()
-    last = {}
-    acc = torch.zeros(3)
+    last: dict = {}
+    acc = None
     acc_loss, acc_n = 0.0, 0
+    done = start_step
+    stopped_early = interrupted = False
+
+    def spent() -> float:
+        return elapsed_before + time.perf_counter() - t0
+
+    def checkpoint(**extra) -> None:
+        if rank == 0:
+            save_checkpoint(ckpt, model, opt, done, rng, tgen, cfg,
+                            {"train_seconds": spent(), "world_size": world, "kind": task.kind,
+                             **task.checkpoint_extra(), **extra})
+
     try:
         for step in range(start_step, cfg.steps):
-            lr = _lr(cfg, step)
+            if stop_after is not None and step >= stop_after:
+                interrupted = True
+                break
+            if budget is not None and _out_of_time(t0, (budget - elapsed_before) / 60.0, world, dev):
+                stopped_early = True
+                break
+            share = step / cfg.steps if budget is None else max(step / cfg.steps, spent() / budget)
+            lr = task.lr(step, share)
             for group in opt.param_groups:
                 group["lr"] = lr
-            b = train_s.batch(rng, cfg.batch_notes, cfg.frames_per_note, cfg.enc_frames, cfg.onset_share).to(dev)
-            eps = torch.randn(b.pitch.shape[0], mcfg.latent_dim, generator=tgen).to(dev)
-            loss, parts = net(b.enc_frames, b.pitch, b.velocity, b.frames, b.t_on, b.t_off, b.log_peak, eps)
+            b = task.batch(rng, share).to(dev)
+            noise = task.noise(b, tgen)
+            loss, parts = net(b, noise.to(dev) if isinstance(noise, torch.Tensor) else noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            acc += parts.cpu()
+            parts = parts.detach().cpu()
+            acc = parts.clone() if acc is None else acc + parts
             acc_loss += float(loss.detach())
             acc_n += 1
             done = step + 1
-            if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-                last = {"step": done, "split": "train", "loss": acc_loss / acc_n, "rec_db": float(acc[0] / acc_n),
-                        "env_db": float(acc[1] / acc_n), "kl": float(acc[2] / acc_n), "lr": lr,
-                        "seconds": round(elapsed_before + time.perf_counter() - t0, 2), "world_size": world}
-                log.write(json.dumps(last) + "\n")
-                log.flush()
-                acc.zero_()
-                acc_loss, acc_n = 0.0, 0
-                if bar is not None:
-                    bar.update(task, info=f"loss {last['loss']:.3f}  rec {last['rec_db']:.2f} dB  kl {last['kl']:.2f}")
-            if rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
-                v = validate(done)
-                if v is not None:
-                    log.write(json.dumps(v) + "\n")
-                    log.flush()
-            if rank == 0 and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-                save_checkpoint(out / CHECKPOINT, model, opt, done, rng, tgen, cfg,
-                                {"train_seconds": elapsed_before + time.perf_counter() - t0, "world_size": world})
+            log_due = done % cfg.log_every == 0 or done == cfg.steps
+            val_due = done % cfg.val_every == 0 or done == cfg.steps
+            if rank == 0 and (log_due or val_due):
+                for row in task.rows(done, loss_avg=acc_loss / acc_n, parts_avg=acc / acc_n, parts_last=parts, lr=lr,
+                                     seconds=spent(), world=world, log_due=log_due, val_due=val_due,
+                                     validate=validate):
+                    metrics.write(json.dumps(row) + "\n")
+                    last = row if row.get("split", "train") == "train" else last
+                metrics.flush()
+            if log_due:
+                acc, acc_loss, acc_n = None, 0.0, 0
+            if done % cfg.ckpt_every == 0 and done < cfg.steps:
+                checkpoint()
             if bar is not None:
-                bar.update(task, completed=done)
-            if max_minutes is not None and _out_of_time(t0, max_minutes, world, dev):
-                if rank == 0:
-                    save_checkpoint(out / CHECKPOINT, model, opt, done, rng, tgen, cfg,
-                                    {"train_seconds": elapsed_before + time.perf_counter() - t0, "world_size": world,
-                                     "stopped_early": True})
-                cfg.steps = done
-                break
+                if budget is not None and done > start_step:
+                    # The budget ends the run first: the bar's total is the steps it will reach.
+                    rate = (done - start_step) / max(time.perf_counter() - t0, 1e-9)
+                    bar.update(bar_task, total=min(cfg.steps, done + int(rate * max(0.0, budget - spent()))))
+                bar.update(bar_task, completed=done,
+                           info=_bar_info(last, None if budget is None else max(0.0, budget - spent())))
     finally:
         if bar is not None:
             bar.stop()
-        if log is not None:
-            log.close()
-    train_seconds = elapsed_before + time.perf_counter() - t0
-    summary = {"steps": cfg.steps, "train_seconds": round(train_seconds, 1), "world_size": world, "last": last}
-    if rank == 0 and finish:
+        if metrics is not None:
+            metrics.close()
+    checkpoint(**({"stopped_early": True} if stopped_early or interrupted else {}))
+    train_seconds = spent()
+    summary = {"kind": task.kind, "steps": done, "train_seconds": round(train_seconds, 1), "world_size": world,
+               "last": last, "stopped_early": stopped_early or interrupted}
+    if stopped_early:
+        cfg.steps = done
+    if interrupted:
+        summary["checkpoint"] = str(ckpt)
+    elif rank == 0 and finish:
         model.eval()
+        summary.update(task.finish(model, out / "model", train_seconds=train_seconds, world=world))
+    if world > 1:
+        import torch.distributed as dist
 
-        summary.update(finish_model(model, train_s, cfg, out / "model", train_seconds=train_seconds, world=world))
+        dist.barrier()
     return summary

@@ -53,12 +53,14 @@ class VAELoss(nn.Module):
         self.env_weight = env_weight
         self.rec_loss = rec_loss
 
-    def forward(self, enc_frames, pitch, velocity, frames, t_on, t_off, log_peak, eps):
+    def forward(self, enc_frames, pitch, velocity, frames, t_on, t_off, log_peak, eps, frame_pitch=None):
+        """`frame_pitch` `[B, F]`: each target frame's own pitch (a recording's vibrato and
+        glides) instead of the note's."""
         model = self.model
         mu, logvar = model.encode(enc_frames, pitch, velocity)
         z = mu + eps * torch.exp(0.5 * logvar)
         b, f = t_on.shape
-        pr = pitch.repeat_interleave(f)
+        pr = pitch.repeat_interleave(f) if frame_pitch is None else frame_pitch.reshape(-1)
         params = model.decode_params(z.repeat_interleave(f, 0), pr, velocity.repeat_interleave(f),
                                      t_on.reshape(-1), t_off.reshape(-1))
         pred = torch.log(model.render(params, pr) + EPS).view(b, f, -1)

@@ -11,9 +11,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from livegen.paths import trained_models
+
 
 def find_models(roots: list[Path]) -> list[Path]:
-    """Model directories (holding config.json) in and one level below each root."""
+    """Model directories (holding config.json) in and one level below each root, then the ones
+    `livegen train` wrote (newest first)."""
     found: list[Path] = []
     for root in roots:
         if not root.is_dir():
@@ -21,6 +24,9 @@ def find_models(roots: list[Path]) -> list[Path]:
         for candidate in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
             if (candidate / "config.json").is_file() and candidate.resolve() not in found:
                 found.append(candidate.resolve())
+    for trained in trained_models():
+        if trained.resolve() not in found:
+            found.append(trained.resolve())
     return found
 
 

@@ -1,0 +1,1 @@
+"""The application: composes the sound server, the controls and the session for `livegen play`."""

@@ -1,0 +1,33 @@
+"""`play`'s options as the sound server's settings (light: the CLI starts the server with them
+before it imports the rest of the app)."""
+
+from __future__ import annotations
+
+
+def _latency(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def device_options(args) -> dict:
+    """The sound server's device settings."""
+    priority = int(getattr(args, "realtime_priority", 0) or 0)
+    return {"device": args.audio_device, "samplerate": args.samplerate, "blocksize": args.blocksize,
+            "latency": _latency(args.latency), "realtime_priority": min(priority + 5, 99) if priority > 0 else 0}
+
+
+def engine_spec(args, *, model=None, params=None) -> dict:
+    """The sound server's engine settings."""
+    return {"model": model if model is not None else args.model, "seed": args.seed, "lookahead": args.lookahead,
+            "device": args.device, "threads": max(1, args.threads), "events": getattr(args, "events", None),
+            "seed_audio": getattr(args, "seed_audio", None), "temperature": getattr(args, "temperature", None),
+            "input_device": getattr(args, "input_device", None), "input_required": model is None,
+            "params": dict(params or {})}
+
+
+def lead_samples(args, samplerate: int) -> int:
+    """`--ahead-ms` in samples (0 when not given: each hop is rendered in the callback that plays it)."""
+    ahead_ms = getattr(args, "ahead_ms", None)
+    return int(round(ahead_ms * samplerate / 1000)) if ahead_ms else 0

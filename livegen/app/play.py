@@ -1,0 +1,299 @@
+"""`livegen play --headless`: the client side of the instrument, composing sound server, controls and session.
+
+The engine renders in the sound server process (`livegen.server`), inside the audio callback.
+This process runs everything that may hold an interpreter lock for long: OSC and MIDI, the
+session recorder's disk writes, model loading for a switch. When the audio device or the JACK
+server goes away (PortAudio then ends the server process), this process keeps the parameters
+and the recording, says what happened, and starts a new server when the device is back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+
+from livegen.audio.realtime import set_realtime
+from livegen.control.setup import start_controls
+from livegen.app.options import engine_spec
+from livegen.app.seeds import SeedLoader
+from livegen.errors import DeviceError, LivegenError
+from livegen.server.client import RemoteEngine, SoundServer
+from livegen.session.wiring import attach_session
+
+WATCHDOG_SECONDS = 2.0
+"""A server whose callback has not run for this long has lost its device (or JACK server)."""
+RETRY_SECONDS = 1.0
+
+
+def log(text: str) -> None:
+    print(f"livegen play: {text}", file=sys.stderr, flush=True)
+
+
+def _raise_priority(nice: int) -> None:
+    """Ask for a better CPU share (the server process started later inherits it), as audio
+    programs do; a negative nice value needs privileges, without them this says so and goes on."""
+    if not nice:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, int(nice))
+    except (OSError, AttributeError) as exc:
+        log(f"could not set nice {nice} ({exc}); playing at normal priority")
+
+
+def serve(args, engine: RemoteEngine) -> int:
+    """Play until stopped; `engine` is the sound server the CLI started (it loads meanwhile)."""
+    started = time.monotonic()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _raise_priority(args.nice)
+    code = 1
+    try:
+        try:
+            engine.wait_ready()
+        except BaseException:
+            engine.close()
+            raise
+        code = _play(args, engine, started, stop)
+    except LivegenError as exc:  # said here: the exit below skips the CLI's handler
+        print(f"livegen play: error: {exc}", file=sys.stderr)
+        code = 2
+    # Everything is stopped, closed and flushed: leave without interpreter teardown, where a C++
+    # thread pool can abort the process (seen here: "terminate called without an active exception").
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _play(args, engine: RemoteEngine, started, stop) -> int:
+    model_name = str(args.model) if args.model else "models/default"
+    engine.extra_status["model"] = engine.log_header.get("model_name", model_name)
+    engine.extra_status["audio"] = "ok"
+    seeds = SeedLoader()
+    engine.seed_loader = seeds
+    server = SoundServer(engine)
+    session = _attach_session(engine, args, model_name=model_name, blocksize=engine.blocksize or None)
+    engine.start()
+    try:
+        controls = start_controls(server, args, log=log)
+    except BaseException:
+        server.stop()
+        raise
+    _raise_control_threads(int(getattr(args, "realtime_priority", 0) or 0))
+    told = []
+    if controls.osc is not None:
+        osc = controls.osc
+        told.append(lambda message: osc.broadcast("/livegen/error", (message[:480],)))
+        if session is not None:
+            session.error_callbacks += told
+    switcher = ModelSwitcher(server, args, session=session, controls=controls, error_callbacks=told, seeds=seeds)
+    server.model_loader = switcher.load
+    status = engine.status()
+    log(f"playing on {engine.info['name']!r} at {engine.samplerate} Hz, block {engine.blocksize or 'host'}, "
+        f"lead {1000 * engine.lead / engine.samplerate:.1f} ms, audio thread {status.get('audio_policy', '?')}, "
+        f"OSC {controls.osc.port if controls.osc is not None else 'off'} ({controls.describe()}), "
+        f"start-up {time.monotonic() - started:.2f} s")
+    code = 0
+    lost = False
+    try:
+        while not stop.wait(0.1):
+            if args.duration is not None and time.monotonic() - server.started_at >= args.duration:
+                break
+            with switcher.guard:  # not while another engine takes over
+                engine = server.engine
+                gone = not engine.alive or time.monotonic() - engine.last_callback > WATCHDOG_SECONDS
+            if engine.error is not None:
+                log(f"the recorder feed stopped: {type(engine.error).__name__}: {engine.error}")
+                code = 1
+                break
+            if not lost and gone:
+                lost = True
+                engine.extra_status["audio"] = "lost"
+                log("the audio device went away; run `livegen devices` to see what is there "
+                    "(--audio-device NAME|INDEX chooses another); waiting for it to return")
+            if lost and not stop.wait(RETRY_SECONDS):
+                lost = not switcher.restart()
+    finally:
+        controls.stop()
+        switcher.wait()
+        status = server.status()
+        if switcher.session is not None:  # before the fade: a recording ends as its log renders
+            switcher.session.close()
+        server.stop(fade=not lost)
+    _summary(status, time.monotonic() - server.started_at)
+    return code
+
+
+CONTROL_THREADS = ("osc-receive", "osc-schedule", "midi-worker")
+"""The threads that take a performer's control in (they block or sleep between messages)."""
+
+
+def _raise_control_threads(priority: int) -> None:
+    """SCHED_FIFO `priority` (below JACK's clients) for the control threads: on a busy machine a
+    normal-policy thread waits behind other programs for milliseconds before it can queue an
+    event. Refused (no privilege), they stay at normal policy, as the status says."""
+    if priority <= 0:
+        return
+    for thread in threading.enumerate():
+        if thread.name in CONTROL_THREADS and thread.native_id:
+            set_realtime(priority, tid=thread.native_id)
+
+
+class ModelSwitcher:
+    """`/livegen/model s` (another model) and the return of a lost device (the same model again).
+
+    A worker thread starts a sound server for the model; once it plays, a fresh session recorder
+    is attached to it (its logs then name the new model and start at its first sample) and it
+    takes over: the old one fades out. The parameters' current values go to the new engine as
+    its first events, so they carry over and its session logs re-render. A recording under way
+    is not split across models: loading is refused until it stops.
+    """
+
+    def __init__(self, server: SoundServer, args, *, session=None, controls=None, error_callbacks=(), seeds=None):
+        self.server = server
+        self.seeds = seeds
+        self.error_callbacks = list(error_callbacks)
+        """Added to each new session's (e.g. the OSC broadcast of /livegen/error)."""
+        self.args = args
+        self.session = session
+        self.controls = controls
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.guard = threading.Lock()
+        """Held while another engine takes over (the watchdog does not judge the one going)."""
+        self.busy = False
+
+    def load(self, path: str, done) -> None:
+        with self._lock:
+            if self.busy:
+                done(False, "another model is still loading; try again when it plays")
+                return
+            if self.server.engine.recording:
+                done(False, "a recording is under way; stop it (/livegen/record 0) before loading another model")
+                return
+            self.busy = True
+            self._thread = threading.Thread(target=self._load_then_reply, args=(path, done), name="livegen-model",
+                                            daemon=True)
+            self._thread.start()
+
+    def _load_then_reply(self, path: str, done) -> None:
+        # Free for the next request before replying: a sender that asks again as soon as it
+        # hears the answer must not be told a load is still under way.
+        try:
+            ok, message = self._load(path)
+        finally:
+            with self._lock:
+                self.busy = False
+        done(ok, message)
+
+    def wait(self, timeout: float = 30.0) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _load(self, path: str) -> tuple[bool, str]:
+        old = self.server.engine
+        if path != "random" and not (pathlib.Path(path) / "config.json").is_file():
+            return False, f"cannot load model {path!r}: {path!r} is not a model directory (no config.json there)"
+        params = {key: value for key, value in self.server.params.snapshot().items()
+                  if value != self.server.params.spec(key).default}
+        spec = engine_spec(self.args, model=path, params=params)
+        spec["events"] = spec["seed_audio"] = None  # they were for the first model
+        try:
+            engine = self._start(spec, start_sample=0)
+        except LivegenError as exc:  # a bad directory must not end the performance
+            return False, f"cannot load model {path!r}: {exc}"
+        engine.extra_status.update({key: value for key, value in old.extra_status.items() if key in SERVER_STATUS})
+        engine.extra_status["model"] = str(path)
+        self._take_over(engine)
+        log(f"model {path} plays now")
+        return True, str(path)
+
+    def restart(self) -> bool:
+        """The device is back (or not yet: False): the same model plays again from where it was,
+        with the parameters it had; the recording under way goes on."""
+        engine = self.server.engine
+        spec = dict(engine.spec)
+        spec["events"] = None
+        spec["params"] = engine.params.snapshot()
+        try:
+            with self.guard:
+                engine.relaunch(spec)
+        except DeviceError:
+            return False
+        self.server.restarts += 1
+        engine.extra_status["audio"] = "ok"
+        engine.extra_status["audio_restarts"] = self.server.restarts
+        log(f"audio device is back: playing on {engine.info['name']!r}")
+        return True
+
+    def _start(self, spec: dict, *, start_sample: int, overlap: bool = True) -> RemoteEngine:
+        """A sound server for `spec`, playing. With `overlap` it opens its stream while the old one
+        still plays (JACK mixes both, so the switch is a crossfade); a device that takes one
+        stream at a time refuses, and then the old one fades out first."""
+        old = self.server.engine
+        engine = RemoteEngine(old.options, spec, start_sample=start_sample, lead=old.lead)
+        engine.seed_loader = self.seeds
+        try:
+            return engine.wait_ready()
+        except DeviceError:
+            engine.close()
+            if not overlap or not old.alive:
+                raise
+        old.stop(fade=True)
+        engine = RemoteEngine(old.options, spec, start_sample=start_sample, lead=old.lead)
+        engine.seed_loader = self.seeds
+        try:
+            return engine.wait_ready()
+        except BaseException:
+            engine.close()
+            raise
+
+    def _take_over(self, engine: RemoteEngine) -> None:
+        session = None
+        if self.session is not None:
+            args = argparse.Namespace(**{**vars(self.args), "record": None})  # --record was for the first model
+            session = _attach_session(engine, args, model_name=str(engine.spec.get("model") or "models/default"),
+                                      blocksize=engine.blocksize or None)
+            if session is not None:
+                session.error_callbacks += self.error_callbacks
+        old_session = self.session
+        with self.guard:
+            self.server.swap(engine)
+        midi = getattr(self.controls, "midi", None)
+        if midi is not None:
+            midi.mapper.params = engine.params
+        if old_session is not None:
+            old_session.close()
+        self.session = session
+
+
+SERVER_STATUS = ("audio", "audio_restarts")
+"""`extra_status` keys the app sets (they stay when another model's engine takes over)."""
+
+
+def _summary(status: dict, seconds: float) -> None:
+    print(f"livegen play: stopped after {seconds:.1f} s, xruns {status.get('xruns', '?')} "
+          f"(underflows {status.get('underflows', '?')}, late {status.get('late', '?')}), "
+          f"NaN {status.get('nan', '?')}, clamped {status.get('clamped', '?')}, render load {status.get('load', 0):.2f}; "
+          f"audio thread {status.get('audio_policy', '?')} (longest callback interval {status.get('audio_gap_ms', '?')} ms, "
+          f"longest render {status.get('render_max_ms', '?')} ms)", flush=True)
+
+
+def _attach_session(engine, args, *, model_name, blocksize=None):
+    """A session recorder on `engine` (a `RemoteEngine`, or an in-process engine in tests)."""
+    model_dir = None if model_name == "random" else model_name
+    session = attach_session(engine, args, model_dir=model_dir, model_name=model_name,
+                             blocksize=blocksize, log=log)
+    extra = getattr(engine, "log_header", None)  # e.g. a continuation engine's --seed-audio and temperature
+    if session is not None and extra:
+        # Before the engine's first block: the recorder armed at attach has not written its header yet.
+        session.header.update(extra)
+        if session._armed is not None:
+            session._armed.header.update(extra)
+    return session

@@ -1,0 +1,5 @@
+"""The sound server: the engine rendering in the process that owns the audio stream, and its client.
+
+`process` is the server's side, `client` the app's (`RemoteEngine`, `SoundServer`), `shm` the
+shared memory between them and `wire` the event records on it.
+"""

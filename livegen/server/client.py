@@ -1,0 +1,447 @@
+"""The client's view of the sound server: the control target the app's OSC, MIDI and recorder use.
+
+`SoundServer` looks to them like the engine did (`params`, `post`, `status`, `add_listener`,
+`add_tap`, `samples_out`, ...) while the engine runs in another process. A mirror thread here
+reads back what the server applied and rendered and hands it on in the engine's order: every
+applied event at its output sample, then the samples after it; the session recorder and the
+meters therefore see exactly the stream the engine produced.
+
+One server process plays at a time (`RemoteEngine`); `SoundServer.swap` puts another in its
+place (another model, or the same one after the audio device or the JACK server came back) and
+moves the listeners over, so the controls keep one target for the whole performance.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import math
+import multiprocessing
+import threading
+import time
+import types
+
+from livegen.engine.meters import OutputMeters
+from livegen.engine.params import ParamStore
+from livegen.errors import NOT_CONTINUATION, DeviceError, LivegenError
+from livegen.server import spawn
+from livegen.server.shm import Counter, SharedBlock
+from livegen.server.wire import ARRIVAL, ID_KEY, decode_applied, encode_posted
+
+MAX_PARAMS = 256
+RING_RATE = 192000
+"""The audio ring is sized for this rate (about 11 s of it; longer at lower rates)."""
+MIRROR_SECONDS = 0.002
+STATUS_TIMEOUT = 0.5
+
+
+class ParamMirror(ParamStore):
+    """The server's parameter store as the client sees it: its arrays are the server's, in
+    shared memory; changing a value is done by posting an event, never here."""
+
+    def __init__(self, specs, targets, values):
+        super().__init__(specs)
+        self.targets = targets
+        self.values = values
+
+    def set(self, name, value):
+        raise LivegenError("the sound server's parameters change by events: post a `param` event")
+
+    def advance(self, seconds):
+        raise LivegenError("the sound server advances its own parameters")
+
+
+class RemoteEngine:
+    """One sound server process seen as an engine: what a session recorder and the controls
+    need of one (`post`, `params`, `add_listener`, `add_tap`, `samples_out`, `status`, the
+    header fields), while the engine itself runs in the server process.
+
+    It starts the process at once; `wait_ready` waits for it to play, `start` starts handing
+    applied events and rendered audio on (attach listeners and taps before, as with an engine).
+    """
+
+    def __init__(self, options: dict, spec: dict, *, start_sample: int = 0, lead: int = 0):
+        self.options = dict(options)
+        self.spec = dict(spec)
+        self.lead = int(lead)
+        self.shared = SharedBlock(n_params=MAX_PARAMS, samplerate=RING_RATE)
+        self.shared[Counter.START_SAMPLE] = int(start_sample)
+        self.shared[Counter.AUDIO_WRITTEN] = int(start_sample)
+        self.shared[Counter.AUDIO_READ] = int(start_sample)
+        self.shared[Counter.LEAD] = self.lead
+        self._delivered = int(start_sample)
+        self.extra_status: dict = {}
+        self.recording = False
+        self._listeners: list = []
+        self._taps: list = []
+        self._pending: collections.deque = collections.deque()
+        self._posted = 0
+        self._lock = threading.Lock()  # posts come from OSC, MIDI and UI threads: one writer at a time
+        self._mirror: threading.Thread | None = None
+        self._mirror_stop = threading.Event()
+        self.error: BaseException | None = None
+        self.ready: dict | None = None
+        self.seed_loader = None
+        """Set by the app: prepares a seed file off the audio path (see `load_seed`)."""
+        self._launch()
+
+    def _launch(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=spawn.main, name="livegen-sound-server", daemon=True,
+            args=(self.shared.name, MAX_PARAMS, RING_RATE, self.options, self.spec, child))
+        self.process.start()
+        child.close()
+
+    def relaunch(self, spec: dict, timeout: float = 60.0) -> None:
+        """Start a new server process for `spec` in place of this one's (gone with its device),
+        continuing the sample clock: listeners, taps and a recording under way carry on."""
+        self._mirror_stop.set()
+        if self._mirror is not None:
+            self._mirror.join(5)
+        self._mirror_once()
+        self.kill()
+        with self._lock:
+            old = self.shared
+            start = self._delivered
+            self.shared = SharedBlock(n_params=MAX_PARAMS, samplerate=RING_RATE)
+            for slot in (Counter.START_SAMPLE, Counter.AUDIO_WRITTEN, Counter.AUDIO_READ):
+                self.shared[slot] = start
+            self.shared[Counter.LEAD] = self.lead
+            while self._pending:
+                self._release(self._pending.popleft())
+            self.spec = dict(spec)
+            self._launch()
+        old.close(unlink=True)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+        self._mirror_stop.clear()
+        self.start()
+
+    # ---------------------------------------------------------------- start-up
+    def wait_ready(self, timeout: float = 60.0) -> "RemoteEngine":
+        """Wait until the server plays; its errors (no device, a bad model) are raised here."""
+        if not self._pipe.poll(timeout):
+            self.kill()
+            raise DeviceError(f"the sound server did not start in {timeout:.0f} s")
+        try:
+            message = self._pipe.recv()
+        except EOFError:
+            self.process.join(1)
+            raise DeviceError(f"the sound server died while starting (exit {self.process.exitcode})") from None
+        if message[0] == "error":
+            self.process.join(5)
+            kind = DeviceError if message[1] == "DeviceError" else LivegenError
+            raise kind(message[2])
+        ready = self.ready = message[1]
+        describe = ready["describe"]
+        shared = self.shared
+        n = len(describe["params"])
+        self.params = ParamMirror(describe["params"], shared.targets[:n], shared.values[:n])
+        self._index = dict(self.params.index)
+        self.samplerate = int(ready["samplerate"])
+        self.blocksize = int(ready["blocksize"])
+        self.output_latency = float(ready["latency"])
+        self.info = ready["info"]
+        self.pid = int(ready["pid"])
+        self.seed = describe["seed"]
+        self.hop = describe["hop"]
+        self.lookahead = describe["lookahead"]
+        self.mix = describe["mix"]
+        self.device = describe["device"]
+        self.hop_seconds = describe["hop_seconds"]
+        self.config = types.SimpleNamespace(**describe["config"])
+        self.inverter = types.SimpleNamespace(method=describe["method"])
+        self.chain = True  # an output chain is there (the session header asks)
+        self.log_header = describe.get("log_header") or {}
+        self.seeds = bool(describe.get("seeds"))
+        """Whether the model takes seed audio (a continuation model)."""
+        return self
+
+    def start(self) -> None:
+        """Start rendering (the server plays silence until now, so that what the client set up
+        meanwhile — a session recorder, its first `record` event — starts at the first sample)
+        and start handing applied events and rendered audio to listeners and taps."""
+        self.shared[Counter.GO] = 1
+        self._mirror = threading.Thread(target=self._run_mirror, name="livegen-mirror", daemon=True)
+        self._mirror.start()
+
+    # ---------------------------------------------------------------- as an engine
+    def post(self, event) -> None:
+        """Thread-safe, never waits for the server: applied at its next hop."""
+        with self._lock:
+            self._posted += 1
+            number = self._posted
+            record, blob = encode_posted(number, event, self._index)
+            if self.shared.inbox.put(ARRIVAL.pack(time.monotonic_ns()) + record):
+                self._pending.append((number, event, blob))
+            elif blob is not None:
+                blob.release()
+
+    def add_listener(self, callback) -> None:
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def add_tap(self, callback) -> None:
+        self._taps.append(callback)
+
+    def remove_tap(self, callback) -> None:
+        if callback in self._taps:
+            self._taps.remove(callback)
+
+    @property
+    def samples_out(self) -> int:
+        """Output samples handed to the taps so far."""
+        return self._delivered
+
+    def morph_names(self) -> list[str]:
+        """The parameters a preset morph or loop in the engine is moving now (asked only while one runs)."""
+        if not self.shared[Counter.MORPHING]:
+            return []
+        return self._server_status().get("morph_names", [])
+
+    def status(self) -> dict:
+        """The server's figures, asked for fresh, with the client's own."""
+        status = self._server_status()
+        status.pop("morph_names", None)
+        shared = self.shared
+        underflows = int(shared[Counter.UNDERFLOWS])
+        status.update({
+            "xruns": underflows + int(shared[Counter.LATE]),
+            "underflows": underflows,
+            "callbacks": int(shared[Counter.CALLBACKS]),
+            "samplerate": self.samplerate,
+            "recording": int(self.recording),
+            "latency_ms": round(1000 * (self.lead / self.samplerate + self.output_latency), 2),
+            "audio_dropped": int(shared[Counter.AUDIO_DROPPED]),
+            "events_dropped": int(shared[Counter.INBOX_DROPPED]) + int(shared[Counter.OUTBOX_DROPPED]),
+        })
+        status.update(self.extra_status)
+        return status
+
+    def _server_status(self) -> dict:
+        shared = self.shared
+        asked = shared[Counter.STATUS_ASK] + 1
+        shared[Counter.STATUS_ASK] = asked
+        deadline = time.monotonic() + STATUS_TIMEOUT
+        status = None
+        while True:
+            _, data = shared.read_status()
+            if data is not None:
+                status = json.loads(data)
+                if status.get("status_ask", 0) >= asked or not self.alive:
+                    break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        status = status or {}
+        status.pop("status_ask", None)
+        return status
+
+    def load_seed(self, path, done, *, source: str = "") -> None:
+        """`/livegen/seed s`: the app's `seed_loader(engine, path, done, source)` reads and analyses
+        the file in this process and posts the `seed` event (a continuation model's only)."""
+        if not self.seeds or self.seed_loader is None:
+            done(False, NOT_CONTINUATION)
+            return
+        self.seed_loader(self, path, done, source)
+
+    @property
+    def last_callback(self) -> float:
+        """CLOCK_MONOTONIC seconds of the server's last callback (0 before the first)."""
+        return self.shared[Counter.LAST_CALLBACK_NS] / 1e9
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    @property
+    def faded_out(self) -> bool:
+        return bool(self.shared[Counter.STOPPED])
+
+    def fade_out(self) -> None:
+        self.shared[Counter.STOP] = 1
+
+    # ---------------------------------------------------------------- the mirror
+    def _run_mirror(self) -> None:
+        try:
+            while not self._mirror_stop.is_set():
+                self._mirror_once()
+                time.sleep(MIRROR_SECONDS)
+            self._mirror_once()
+        except BaseException as exc:  # surfaced by the app's watchdog
+            self.error = exc
+
+    def _mirror_once(self) -> None:
+        shared = self.shared
+        outbox = shared.outbox
+        while True:
+            written = shared[Counter.AUDIO_WRITTEN]  # before the events: none applied later slips in
+            record = outbox.get()
+            if record is None:
+                self._deliver_audio(written)
+                return
+            event = self._applied(record)
+            if event is None:
+                continue
+            self._deliver_audio(event.sample)
+            for callback in list(self._listeners):
+                callback(event)
+
+    def _deliver_audio(self, upto: int) -> None:
+        first, block = self.shared.audio.read(upto)
+        if not len(block):
+            return
+        self._delivered = first + len(block)
+        for tap in list(self._taps):
+            tap(block)
+
+    def _applied(self, record: bytes):
+        decoded = decode_applied(record)
+        if decoded[0] == "event":
+            event = decoded[1]
+            number = event.extra.pop(ID_KEY, None)
+            if number is not None:
+                original = self._take_pending(number)
+                if original is not None:
+                    event.source = original.source
+                    event.payload = original.payload
+            return event
+        _, number, sample, value, clamped, asked = decoded
+        original = self._take_pending(number)
+        if original is None:
+            return None
+        extra = dict(original.extra)
+        if clamped:
+            extra["clamped_from"] = asked
+        return dataclasses.replace(original, sample=sample, t=sample / self.samplerate, extra=extra,
+                                   value=value if not math.isnan(value) else original.value)
+
+    def _take_pending(self, number: int):
+        pending = self._pending
+        while pending and pending[0][0] < number:  # older ones were refused by the engine
+            self._release(pending.popleft())
+        if pending and pending[0][0] == number:
+            item = pending.popleft()
+            self._release(item)
+            return item[1]
+        return None
+
+    @staticmethod
+    def _release(item) -> None:
+        if item[2] is not None:  # the server has mapped its payload (or refused the event)
+            item[2].release()
+
+    # ---------------------------------------------------------------- the end
+    def stop(self, *, fade: bool = True, timeout: float = 2.0) -> None:
+        """Fade out (the fade reaches the device), end the process, hand on the last samples."""
+        shared = self.shared
+        shared[Counter.STOP] = 1
+        deadline = time.monotonic() + timeout
+        if fade:
+            while self.alive and not shared[Counter.STOPPED] and time.monotonic() < deadline:
+                time.sleep(0.002)
+            time.sleep(min(0.05, self.output_latency + 0.01) if self.ready else 0.0)
+        shared[Counter.STOPPED] = 1
+        self.process.join(max(deadline - time.monotonic(), 0.5))
+        self.kill()
+        self._mirror_stop.set()
+        if self._mirror is not None and self._mirror.is_alive():
+            self._mirror.join(5)
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(2)
+
+    def close(self) -> None:
+        """Free the shared memory (after `stop`)."""
+        self.shared.close(unlink=True)
+
+
+class SoundServer:
+    """The control target for a whole performance: the remote engine playing now, and the next
+    one taking over (another model, or the same one after the device came back).
+
+    Listeners added here move to each new engine; events posted from the moment `swap` is
+    called go to the new one. `model_loader(path, done)` is set by the app (see `load_model`).
+    """
+
+    def __init__(self, engine: RemoteEngine):
+        self.engine = engine
+        self._listeners: list = []
+        self.meters = OutputMeters(engine.samplerate)
+        """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
+        engine.add_tap(self.meters.feed)
+        self.model_loader = None
+        self.restarts = 0
+        self.started_at = time.monotonic()
+
+    @property
+    def params(self) -> ParamStore:
+        return self.engine.params
+
+    @property
+    def samplerate(self) -> int:
+        return self.engine.samplerate
+
+    def post(self, event) -> None:
+        self.engine.post(event)
+
+    def add_listener(self, callback) -> None:
+        self._listeners.append(callback)
+        self.engine.add_listener(callback)
+
+    def remove_listener(self, callback) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+        self.engine.remove_listener(callback)
+
+    def status(self) -> dict:
+        status = self.engine.status()
+        status["restarts"] = self.restarts
+        status["uptime"] = round(time.monotonic() - self.started_at, 3)
+        return status
+
+    def morph_names(self) -> list[str]:
+        return self.engine.morph_names()
+
+    def load_seed(self, path: str, done, *, source: str = "") -> None:
+        self.engine.load_seed(path, done, source=source)
+
+    def load_model(self, path: str, done) -> None:
+        """`/livegen/model s`: load another model while playing (see `model_loader`)."""
+        if self.model_loader is None:
+            done(False, "this engine cannot load another model while playing")
+            return
+        self.model_loader(path, done)
+
+    def swap(self, engine: RemoteEngine, *, fade: bool = True) -> RemoteEngine:
+        """Play `engine` (ready, its own listeners and taps attached) instead; the old one fades
+        out and stops. Returns the old one, stopped and closed."""
+        old = self.engine
+        for callback in self._listeners:
+            old.remove_listener(callback)
+            engine.add_listener(callback)
+        old.remove_tap(self.meters.feed)
+        engine.add_tap(self.meters.feed)
+        self.engine = engine
+        if old.alive:
+            old.stop(fade=fade)
+        else:
+            old.stop(fade=False)
+        engine.start()
+        old.close()
+        return old
+
+    def stop(self, *, fade: bool = True) -> None:
+        self.engine.stop(fade=fade)
+        self.engine.close()

@@ -1,0 +1,350 @@
+"""The sound server process: the engine renders inside the audio callback, as scsynth does.
+
+Nothing else in this process can hold its interpreter lock for long: it loads the model before
+the stream opens, then runs only the callback and a housekeeping thread at the callback's
+priority that answers status requests and watches for the stop flag. OSC and MIDI parsing,
+disk writes, model loading for a switch and the terminal UI all live in the client process,
+which talks to this one through `livegen.server.shm.SharedBlock`.
+
+Each callback drains the inbox into the engine, renders hops until it holds the samples the
+device asks for plus the lead (0 by default: the hop is rendered in the callback that plays
+it), writes every rendered sample and every applied event back for the client, and copies its
+samples out. An event that arrives between hops takes effect at the next hop rendered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import torch
+
+from livegen.audio.devices import find_output_device, quiet_stderr, sounddevice
+from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
+from livegen.continuation.engine_hook import build_continuation_engine
+from livegen.continuation.io import is_continuation_model
+from livegen.continuation.live_input import LiveInput
+from livegen.engine.core import Engine
+from livegen.engine.events import Event, read_events
+from livegen.engine.setup import load_engine_model, pick_device
+from livegen.errors import DeviceError, LivegenError, ParameterError
+from livegen.server.shm import Counter, SharedBlock
+from livegen.server.wire import ARRIVAL, decode_posted, encode_applied
+
+HOUSEKEEPING_SECONDS = 0.005
+STATUS_EVERY_SECONDS = 0.25
+
+
+class Renderer:
+    """The audio callback: events in, hops rendered on demand, samples out and back."""
+
+    def __init__(self, engine, shared: SharedBlock, *, lead: int, channels: int):
+        self.engine = engine
+        self.shared = shared
+        self.counters = shared.counters
+        self.names = engine.params.names
+        self.lead = int(lead)
+        self.channels = int(channels)
+        self.fifo = np.zeros(1 << 16, dtype=np.float32)
+        self.fifo_written = 0
+        self.fifo_read = 0
+        self.stopping = False
+        self.tid = 0
+        self.error: BaseException | None = None
+        engine.add_listener(self._applied)
+
+    def _applied(self, event) -> None:
+        self.shared.outbox.put(encode_applied(event))
+
+    def callback(self, outdata, frames, time_info, status) -> None:
+        started = time.monotonic_ns()
+        counters = self.counters
+        if status and status.output_underflow:
+            counters[Counter.UNDERFLOWS] += 1
+        last = counters[Counter.LAST_CALLBACK_NS]
+        if last and counters[Counter.CALLBACKS]:
+            gap = started - last
+            if gap > counters[Counter.MAX_GAP_NS]:
+                counters[Counter.MAX_GAP_NS] = gap
+        elif not self.tid:
+            self.tid = threading.get_native_id()
+        if not counters[Counter.GO] or self.error is not None:
+            outdata.fill(0.0)
+        else:
+            try:
+                self._render(frames)
+            except BaseException as exc:  # keep the stream alive; the housekeeping thread reports it
+                self.error = exc
+                outdata.fill(0.0)
+            else:
+                self._copy_out(outdata, frames)
+        counters[Counter.CALLBACKS] += 1
+        counters[Counter.LAST_CALLBACK_NS] = started
+        spent = time.monotonic_ns() - started
+        if spent > counters[Counter.MAX_RENDER_NS]:
+            counters[Counter.MAX_RENDER_NS] = spent
+
+    def _render(self, frames: int) -> None:
+        engine = self.engine
+        inbox = self.shared.inbox
+        counters = self.counters
+        while True:
+            record = inbox.get()
+            if record is None:
+                break
+            (arrived,) = ARRIVAL.unpack_from(record)
+            waited = time.monotonic_ns() - arrived
+            counters[Counter.EVENT_WAIT_NS] = waited
+            if waited > counters[Counter.EVENT_WAIT_MAX_NS]:
+                counters[Counter.EVENT_WAIT_MAX_NS] = waited
+            engine.post(decode_posted(record[ARRIVAL.size:], self.names))
+        if not self.stopping and self.counters[Counter.STOP]:
+            self.stopping = True
+            engine.fade_out()
+        need = frames + self.lead
+        fifo = self.fifo
+        size = len(fifo)
+        while self.fifo_written - self.fifo_read < need:
+            block = engine.step()
+            n = len(block)
+            start = self.fifo_written % size
+            first = min(n, size - start)
+            fifo[start:start + first] = block[:first]
+            if first < n:
+                fifo[:n - first] = block[first:]
+            self.fifo_written += n
+            self.shared.audio.write(block)
+        self.counters[Counter.MORPHING] = engine.morphing
+        if self.stopping and engine.faded_out:
+            self.counters[Counter.STOPPED] = 1
+
+    def _copy_out(self, outdata, frames: int) -> None:
+        fifo = self.fifo
+        size = len(fifo)
+        n = min(frames, self.fifo_written - self.fifo_read)
+        if n < frames:
+            self.counters[Counter.LATE] += 1
+            outdata[n:] = 0.0
+        start = self.fifo_read % size
+        first = min(n, size - start)
+        outdata[:first, :] = fifo[start:start + first, None]
+        if first < n:
+            outdata[first:n, :] = fifo[:n - first, None]
+        self.fifo_read += n
+
+
+def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict) -> dict:
+    counters = renderer.counters
+    status = engine.status()
+    policy, priority = thread_policy(renderer.tid) if renderer.tid else ("?", 0)
+    status.update({
+        "underflows": int(counters[Counter.UNDERFLOWS]),
+        "late": int(counters[Counter.LATE]),
+        "blocksize": int(options.get("blocksize") or 0),
+        "lead": renderer.lead,
+        "audio_device": info["name"],
+        "audio_gap_ms": round(counters[Counter.MAX_GAP_NS] / 1e6, 2),
+        "render_max_ms": round(counters[Counter.MAX_RENDER_NS] / 1e6, 2),
+        "event_wait_ms": round(counters[Counter.EVENT_WAIT_NS] / 1e6, 2),
+        "event_wait_max_ms": round(counters[Counter.EVENT_WAIT_MAX_NS] / 1e6, 2),
+        "audio_policy": f"{policy} {priority}",
+        "output_latency_ms": round(1000 * float(stream.latency), 2),
+        "server_pid": os.getpid(),
+        "morph_names": engine.morph_names(),
+    })
+    if renderer.error is not None:
+        status["engine_error"] = f"{type(renderer.error).__name__}: {renderer.error}"
+    return status
+
+
+def build_engine(spec: dict, samplerate: int):
+    """The engine `spec` describes (model, seed, look-ahead, device...), built in this process
+    before the stream opens, so the model loads while nothing plays."""
+    threads = max(1, int(spec.get("threads") or 1))
+    torch.set_num_threads(threads)
+    device = pick_device(spec.get("device") or "auto")
+    engine, model = _construct(spec, samplerate, device=device, threads=threads)
+    _warm_up(_construct(spec, samplerate, device=device, threads=threads, model=model)[0])
+    if spec.get("events"):
+        _, scheduled = read_events(spec["events"])
+        engine.schedule(scheduled)
+    _attach_input(engine, spec)
+    for name, value in (spec.get("params") or {}).items():  # what the performer had set (a model switch)
+        if name in engine.params.specs:
+            engine.post(Event("param", name=name, value=value, source="model"))
+    engine.bind_thread()
+    return engine
+
+
+def _construct(spec: dict, samplerate: int, *, device: str, threads: int, model=None):
+    """(engine, model) for `spec`; `model` given: a second engine of that model (no loading)."""
+    if spec.get("model") not in (None, "random") and is_continuation_model(spec["model"]):
+        engine = build_continuation_engine(spec["model"], seed_audio=spec.get("seed_audio"),
+                                           log=_log if model is None else (lambda text: None),
+                                           samplerate=samplerate, seed=spec.get("seed", 0),
+                                           lookahead=spec.get("lookahead"), temperature=spec.get("temperature"),
+                                           threads=threads)
+        return engine, engine.model
+    if model is None:
+        model, _ = load_engine_model(spec.get("model"), device=device, log=_log)
+    engine = Engine(model, samplerate=samplerate, seed=spec.get("seed", 0), lookahead=spec.get("lookahead"),
+                    device=device, threads=threads)
+    return engine, model
+
+
+def _attach_input(engine, spec: dict) -> None:
+    """`--input-device`: a `LiveInput` (its callback only copies into a ring) the engine follows.
+    A model that follows no input refuses it at start; after a model switch it just goes without."""
+    name = spec.get("input_device")
+    if name is None:
+        return
+    attach = getattr(engine, "attach_input", None)  # a continuation engine's
+    if attach is None:
+        if spec.get("input_required"):
+            raise ParameterError(f"--input-device {name}: model {spec.get('model')} does not follow live input; "
+                                 "give a continuation model (--model models/continuation)")
+        return
+    live_input = LiveInput(device=name)
+    attach(live_input)
+    try:
+        live_input.start()
+    except Exception as exc:
+        live_input.close()
+        raise DeviceError(f"--input-device {name}: cannot start {live_input.info['name']!r} ({exc}); "
+                          "run `livegen devices` to see the inputs there") from None
+    _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz")
+
+
+def _warm_up(spare) -> None:
+    """Run a throwaway engine of the same model through notes and moves, so that the first
+    callbacks find the compiled kernels loaded and the buffers made (not the engine that plays:
+    its samples must be the ones a render of the session log gives)."""
+    for pitch in (48, 60, 64, 67, 72, 76, 79, 84):
+        spare.post(Event("note_on", pitch=pitch, velocity=100))
+    spare.post(Event("param", name="x", value=0.3))
+    for _ in range(24):
+        spare.step()
+
+
+def describe(engine) -> dict:
+    """What the client needs of the engine: its parameter table and the session header's fields."""
+    config = engine.config
+    fields = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(vars(config))
+    return {
+        "params": list(engine.params.specs.values()), "seed": engine.seed, "hop": engine.hop,
+        "hop_seconds": engine.hop_seconds, "lookahead": engine.lookahead, "mix": engine.mix,
+        "device": str(engine.device), "method": getattr(engine.inverter, "method", None),
+        "config": {key: value for key, value in fields.items() if isinstance(value, (int, float, str, bool, type(None)))},
+        "log_header": dict(getattr(engine, "log_header", None) or {}),
+        "seeds": hasattr(engine, "load_seed"),
+    }
+
+
+def _log(text: str) -> None:
+    print(f"livegen sound server: {text}", file=sys.stderr, flush=True)
+
+
+def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spec: dict, conn) -> None:
+    """The process's main (spawned by `livegen.server.client.SoundServer`): `options` carries
+    the device settings, `spec` the engine's (see `build_engine`)."""
+    # No PR_SET_PDEATHSIG: it fires when the *thread* that started this process ends (a model
+    # switch starts it from a worker thread); the housekeeping loop watches the parent instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client decides when to stop
+    shared = SharedBlock(n_params=n_params_max, samplerate=ring_rate, name=block_name)
+    try:
+        with quiet_stderr():
+            info = find_output_device(options.get("device"))
+        samplerate = int(options.get("samplerate") or info["samplerate"])
+        engine = build_engine(spec, samplerate)
+        n = len(engine.params.names)
+        if n > n_params_max:
+            raise LivegenError(f"the model has {n} parameters; the sound server holds at most {n_params_max}")
+        # The store's arrays live in shared memory: the client reads the values the engine uses.
+        shared.targets[:n] = engine.params.targets
+        shared.values[:n] = engine.params.values
+        engine.params.targets = shared.targets[:n]
+        engine.params.values = shared.values[:n]
+        start = int(shared[Counter.START_SAMPLE])
+        engine.samples_out = start
+        shared[Counter.AUDIO_WRITTEN] = start
+        shared[Counter.AUDIO_READ] = start
+        channels = int(options.get("channels") or min(2, info["channels"]))
+        renderer = Renderer(engine, shared, lead=int(shared[Counter.LEAD]), channels=channels)
+        sd = sounddevice()
+        with quiet_stderr():
+            try:
+                stream = sd.OutputStream(device=info["index"], samplerate=samplerate,
+                                         blocksize=int(options.get("blocksize") or 0),
+                                         latency=options.get("latency", "low"), channels=channels, dtype="float32",
+                                         callback=renderer.callback)
+            except Exception as exc:
+                raise DeviceError(f"cannot open audio device {info['name']!r} at {samplerate} Hz: {exc}") from None
+    except LivegenError as exc:
+        conn.send(("error", type(exc).__name__, str(exc)))
+        conn.close()
+        os._exit(2)
+    except BaseException as exc:
+        conn.send(("error", "LivegenError", f"the sound server could not start: {type(exc).__name__}: {exc}"))
+        conn.close()
+        os._exit(2)
+    # Start-up objects (torch, the model: hundreds of thousands) stay out of every collection:
+    # a full one would hold the interpreter lock in the callback for a long time.
+    gc.freeze()
+    sys.setswitchinterval(0.0005)  # a waiting callback gets the lock within half a millisecond
+    stream.start()
+    conn.send(("ready", {
+        "samplerate": samplerate, "blocksize": int(options.get("blocksize") or 0),
+        "latency": float(stream.latency), "channels": channels, "info": info, "pid": os.getpid(),
+        "describe": describe(engine),
+    }))
+    _housekeeping(engine, renderer, stream, shared, info, options)
+    stream.stop()
+    stream.close()
+    conn.close()
+    os._exit(0)
+
+
+def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info: dict, options: dict) -> None:
+    """Until told to stop: answer status requests, keep this thread at the callback's priority,
+    report errors. Runs every few milliseconds for microseconds."""
+    codes = {name: code for code, name in POLICIES.items()}
+    asked_seen = -1
+    last_status = 0.0
+    raised = False
+    parent = os.getppid()
+    while True:
+        now = time.monotonic()
+        if shared[Counter.STOPPED] and shared[Counter.STOP]:
+            break
+        if os.getppid() != parent:  # the client is gone: nobody will ask us to stop
+            break
+        if renderer.tid and not raised:
+            policy, priority = thread_policy(renderer.tid)
+            if policy in ("fifo", "rr"):
+                # Preempted while it holds the interpreter lock, this thread would make the callback
+                # late; at the callback's own priority nothing that would not delay it preempts it.
+                set_realtime(priority)
+            elif int(options.get("realtime_priority") or 0) > 0 and "jack" not in str(info.get("hostapi", "")).lower():
+                set_realtime(int(options["realtime_priority"]), tid=renderer.tid)
+                policy, priority = thread_policy(renderer.tid)
+                if policy in ("fifo", "rr"):
+                    set_realtime(priority)
+            shared[Counter.CB_TID] = renderer.tid
+            shared[Counter.CB_POLICY] = codes.get(policy, -1)
+            shared[Counter.CB_PRIORITY] = priority
+            raised = True
+        asked = shared[Counter.STATUS_ASK]
+        if asked != asked_seen or now - last_status > STATUS_EVERY_SECONDS:
+            asked_seen = asked
+            last_status = now
+            status = _engine_status(engine, renderer, stream, info, options)
+            status["status_ask"] = asked
+            shared.write_status(json.dumps(status, default=str).encode())
+        time.sleep(HOUSEKEEPING_SECONDS)

@@ -1,0 +1,156 @@
+"""The sound server: its shared rings, its event records, and a real server process on jackd whose
+applied events and audio come back to the client exactly as an offline render gives them."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from livegen.engine.core import Engine
+from livegen.engine.events import Event
+from livegen.engine.setup import load_engine_model
+from livegen.server.client import RemoteEngine, SoundServer
+from livegen.server.shm import Counter, SharedBlock
+from livegen.server.wire import decode_applied, decode_posted, encode_applied, encode_posted
+
+
+@pytest.fixture
+def block():
+    made = SharedBlock(n_params=8, samplerate=8000)
+    yield made
+    made.close(unlink=True)
+
+
+def test_byte_ring_wraps_keeps_order_and_counts_what_did_not_fit(block):
+    other = SharedBlock(n_params=8, samplerate=8000, name=block.name)  # the server's mapping
+    records = [bytes([i % 251]) * (1 + (i * 7919) % 3000) for i in range(400)]
+    got = []
+    for record in records:
+        while not block.inbox.put(record):  # full: the reader catches up, nothing is overwritten
+            assert block[Counter.INBOX_DROPPED] > 0
+            got.append(other.inbox.get())
+    while (record := other.inbox.get()) is not None:
+        got.append(record)
+    assert got == records
+    assert not block.inbox.put(b"x" * (block.inbox.capacity + 1))  # never fits: refused, not wrapped over
+    other.close()
+
+
+def test_audio_ring_hands_on_every_sample_and_skips_what_a_lapped_reader_lost(block):
+    ring = block.audio
+    data = np.arange(3 * ring.capacity // 2, dtype=np.float32)
+    ring.write(data[:1000])
+    first, got = ring.read(600)
+    assert first == 0 and np.array_equal(got, data[:600])
+    ring.write(data[1000:])  # the reader is now more than a ring behind
+    first, got = ring.read(len(data))
+    assert block[Counter.AUDIO_DROPPED] == len(data) - 600 - ring.capacity
+    assert first == len(data) - ring.capacity and np.array_equal(got, data[first:])
+
+
+def test_status_record_is_whole_or_absent(block):
+    assert block.read_status() == (0, None)
+    block.write_status(b'{"a": 1}')
+    seq, data = block.read_status()
+    assert data == b'{"a": 1}' and seq % 2 == 0
+    block[Counter.STATUS_SEQ] += 1  # a writer half-way
+    assert block.read_status()[1] is None
+
+
+def test_event_records_round_trip_with_their_numbers():
+    names = ["gain", "x", "y"]
+    index = {name: i for i, name in enumerate(names)}
+    posted = [Event("param", name="x", value=0.25, source="osc"), Event("note_on", pitch=61.5, velocity=90),
+              Event("note_off", pitch=61.5), Event("preset", action="loop", seconds=2.0, slots=(1, 3)),
+              Event("param", name="gain", value="loud"), Event("param", name="nope", value=1.0)]
+    for number, event in enumerate(posted, start=10):
+        record, blob = encode_posted(number, event, index)
+        assert blob is None
+        back = decode_posted(record, names)
+        assert back.extra.pop("_wire_id") == number
+        assert (back.type, back.name, back.value, back.pitch, back.velocity, back.action, back.slots) == \
+            (event.type, event.name, event.value, event.pitch, event.velocity, event.action, event.slots)
+        applied = Event(back.type, name=back.name, value=0.5 if back.type == "param" else back.value, pitch=back.pitch,
+                        sample=1280, extra={"_wire_id": number, **({"clamped_from": 0.9} if number == 10 else {})})
+        kind, *fields = decode_applied(encode_applied(applied))
+        if kind == "ack":
+            assert fields[0] == number and fields[1] == 1280
+            assert fields[3] == (number == 10) and (fields[4] == 0.9 if number == 10 else True)
+        else:
+            assert fields[0].extra["_wire_id"] == number and fields[0].sample == 1280
+
+
+def test_a_payload_travels_as_a_shared_memory_blob_mapped_without_copying():
+    frames = np.random.default_rng(0).standard_normal((300, 513)).astype(np.float32)
+    event = Event("seed", extra={"path": "/x.wav"}, payload={"frames": frames})
+    record, blob = encode_posted(7, event, {})
+    try:
+        assert blob is not None and len(record) < 1024  # the frames are not in the record
+        back = decode_posted(record, [])
+        assert np.array_equal(back.payload["frames"], frames) and not back.payload["frames"].flags.owndata
+    finally:
+        blob.release()
+
+
+def _remote(model="random", seed=3, **options):
+    return RemoteEngine({"samplerate": 48000, "blocksize": 256, **options}, {"model": model, "seed": seed, "device": "cpu"})
+
+
+def test_the_server_renders_what_an_offline_render_of_its_applied_events_gives(jack_server):
+    """Events posted from the client while the server plays come back stamped; the audio that
+    comes back is, sample for sample, what the offline engine renders from those stamped events."""
+    engine = _remote().wait_ready()
+    applied, audio = [], []
+    engine.add_listener(applied.append)
+    engine.add_tap(lambda block: audio.append(block.copy()))
+    try:
+        assert engine.shared[Counter.AUDIO_WRITTEN] == 0
+        engine.start()
+        script = [Event("note_on", pitch=60, velocity=100, source="test"), Event("param", name="x", value=0.8),
+                  Event("param", name="gain", value=99.0), Event("note_on", pitch=67.5, velocity=80),
+                  Event("preset", action="store", slot=2), Event("note_off", pitch=60), Event("param", name="drift", value=0.3)]
+        for event in script:
+            engine.post(event)
+            target = engine.samples_out + 4096
+            deadline = time.monotonic() + 10
+            while engine.samples_out < target and time.monotonic() < deadline:
+                time.sleep(0.005)
+        before_stop = engine.samples_out  # the stop fades what follows
+        engine.stop(fade=False)
+    finally:
+        engine.kill()
+        engine.close()
+    assert [e.type for e in applied] == [e.type for e in script]
+    assert applied[0].source == "test" and applied[2].value == 12.0 and applied[2].extra["clamped_from"] == 99.0
+    samples = [e.sample for e in applied]
+    assert samples == sorted(samples) and all(s % 256 == 0 for s in samples)
+    heard = np.concatenate(audio)[:before_stop]
+    model, _ = load_engine_model("random", device="cpu")
+    offline = Engine(model, samplerate=48000, seed=3)
+    offline.schedule(applied)
+    again = offline.render(len(heard) / 48000)
+    assert np.array_equal(again, heard), (np.flatnonzero(again != heard)[:3], [(e.type, e.sample) for e in applied])
+
+
+def test_a_new_server_takes_over_and_the_old_one_stops(jack_server):
+    first = _remote().wait_ready()
+    server = SoundServer(first)
+    heard = []
+    server.add_listener(heard.append)
+    first.start()
+    second = _remote(seed=4).wait_ready()
+    assert second.shared[Counter.AUDIO_WRITTEN] == 0  # silent until it takes over
+    server.swap(second)
+    try:
+        assert not first.alive and server.engine is second
+        server.post(Event("param", name="x", value=0.1))
+        deadline = time.monotonic() + 10
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert heard and heard[0].name == "x"  # the listener moved to the new server
+        status = server.status()
+        assert status["server_pid"] == second.pid and status["callbacks"] > 0
+    finally:
+        server.stop(fade=False)
