@@ -63,9 +63,7 @@ LOCAL_IMPORTS_LEFT = {
     "livegen/continuation/notes.py": 5,
     "livegen/continuation/render.py": 1,
     "livegen/continuation/runtime.py": 1,  # the baseline borrows ContinuationStream's methods
-    "livegen/data/features.py": 2,
     "livegen/session/__init__.py": 1,  # lazy on purpose: the CLI imports the package's light helpers
-    "livegen/train/evaluate.py": 2,
     "livegen/tui/app.py": 2,
 }
 

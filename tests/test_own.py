@@ -234,3 +234,26 @@ def test_ddp_with_two_cpu_processes(drum_dir, tmp_path):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["world_size"] for r in rows if r["split"] == "train"] == [2, 2]
     assert model_format(out / "model") == "livegen-texture-vae"
+
+
+def test_texture_numpy_decoder_matches_the_model():
+    """The engine's CPU decoder of a texture model gives `decode`'s frames (noise on and off)."""
+    import torch
+
+    from livegen.model.fast import NumpyTextureDecoder
+    from livegen.model.texture import TextureConfig, TextureModel, init_texture
+
+    model = TextureModel(TextureConfig(n_fft=512, hop=64, hidden=32, enc_hidden=32, noise_dim=8)).eval()
+    init_texture(model, torch.Generator().manual_seed(0))
+    fast = NumpyTextureDecoder(model, max_voices=2)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(model.config.latent_dim)
+    pitch, vel = np.array([48.0, 55.3, 36.0]), np.array([0.8, 0.3, 1.0])
+    t_on, t_off = np.array([0.01, 0.7, 1.3]), np.array([-1.0, 0.1, -1.0])
+    for noise in (None, rng.standard_normal((3, 8)).astype(np.float32)):
+        got = fast(z, pitch, vel, t_on, t_off, noise).copy()
+        with torch.no_grad():
+            want = model.decode(*(torch.tensor(a, dtype=torch.float32) for a in (np.tile(z, (3, 1)), pitch, vel, t_on,
+                                                                                   t_off)),
+                                None if noise is None else torch.from_numpy(noise)).numpy()
+        assert np.allclose(np.log(got), np.log(want), atol=1e-3)

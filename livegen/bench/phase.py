@@ -9,6 +9,11 @@ the added latency.
 
 Two geometries: n_fft 1024 / hop 256 at 22.05 kHz (the issue's targets) and the default model's
 n_fft 1024 / hop 128 at 24 kHz. ``--quick`` runs two short clips and few configurations.
+
+Beside SC, a perceptual figure: ViSQOL v3 in audio mode (the `visqol-python` package, the
+`eval` extra), MOS-LQO 1-5, higher is better, of each reconstruction against the clip, both
+resampled to 48 kHz as ViSQOL's audio mode expects. SC weighs every bin's magnitude error
+alike; ViSQOL compares gammatone-band similarity the way a listener's ear groups it.
 """
 
 from __future__ import annotations
@@ -134,15 +139,39 @@ GEOMETRY = {256: 22050, 128: 24000}  # hop -> clip sample rate (n_fft 1024 for b
 
 
 def _single_thread() -> None:
-    """One core, as the targets say: BLAS/OpenMP pools to 1 (FFTs here are single-threaded)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    """One core, as the targets say: BLAS/OpenMP pools to 1 (FFTs here are single-threaded), and
+    numba's parallel pool (ViSQOL's kernels) to one thread. NUMBA_NUM_THREADS is not set here:
+    numba is imported by then, and changing it after its pool has started fails the next compile."""
+    import numba
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    numba.set_num_threads(1)
     try:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
     except ImportError:  # pragma: no cover
         pass
+
+
+def phase_quality(*, sr: int, n_fft: int, hop: int, seconds: float = 4.0, gl_iters: int = 100) -> dict:
+    """Spectral convergence and ViSQOL (when installed) of the streaming inverter's defaults and of
+    offline Griffin-Lim on this benchmark's clips (GM music and espeak-ng speech) at one geometry."""
+    import numpy as np
+
+    clips = make_clips(sr=sr, seconds=seconds)
+    use_visqol = visqol_available()
+    rows = {"streaming": {"sc_db": [], "visqol": []}, f"GL-{gl_iters}": {"sc_db": [], "visqol": []}}
+    for y in clips.values():
+        S = stft_magnitude(y, n_fft=n_fft, hop=hop)
+        for label, rec in (("streaming", invert(S, n_fft=n_fft, hop=hop)),
+                           (f"GL-{gl_iters}", _gl(S, n_fft=n_fft, hop=hop, n_iter=gl_iters))):
+            rows[label]["sc_db"].append(spectral_convergence(rec, S, n_fft=n_fft, hop=hop))
+            if use_visqol:
+                rows[label]["visqol"].append(visqol_mos(y, rec, sr=sr, trim=n_fft))
+    return {"clips": list(clips), "seconds": seconds, "sr": sr, "n_fft": n_fft, "hop": hop,
+            **{label: {k: round(float(np.mean(v)), 3) if v else None for k, v in r.items()} for label, r in rows.items()}}
 
 
 def _per_hop_us(S_voices, *, n_fft: int, hop: int, kwargs: dict, pushes: int) -> tuple[float, float]:
@@ -166,6 +195,38 @@ def _per_hop_us(S_voices, *, n_fft: int, hop: int, kwargs: dict, pushes: int) ->
     return float(np.percentile(times, 10) * 1e6), float(np.median(times) * 1e6)
 
 
+_VISQOL = []
+
+
+def visqol_available() -> bool:
+    try:
+        import visqol  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def visqol_mos(reference, degraded, *, sr: int, trim: int = 0) -> float:
+    """ViSQOL v3 audio-mode MOS-LQO of `degraded` against `reference` (both cut to the shorter,
+    less `trim` samples at each end, and resampled to 48 kHz). Trim n_fft: `center=False`
+    reconstructions are not defined where fewer than all overlapping windows cover a sample
+    (librosa's Griffin-Lim divides by a near-zero window sum there and spikes)."""
+    import numpy as np
+    import soxr
+
+    if not _VISQOL:
+        from visqol import VisqolApi
+
+        api = VisqolApi()
+        api.create(mode="audio")
+        _VISQOL.append(api)
+    n = min(len(reference), len(degraded)) - trim
+    ref, deg = (np.asarray(a[trim:n], np.float64) for a in (reference, degraded))
+    if sr != 48000:
+        ref, deg = soxr.resample(ref, sr, 48000), soxr.resample(deg, sr, 48000)
+    return float(_VISQOL[0].measure_from_arrays(ref, deg, sample_rate=48000).moslqo)
+
+
 def _gl(S, *, n_fft: int, hop: int, n_iter: int):
     import librosa
 
@@ -173,7 +234,7 @@ def _gl(S, *, n_fft: int, hop: int, n_iter: int):
                               center=False, momentum=0.99, random_state=0)
 
 
-def run_geometry(hop: int, *, quick: bool, seconds: float, out=print) -> dict:
+def run_geometry(hop: int, *, quick: bool, seconds: float, out=print, visqol: bool = True) -> dict:
     """Quality and cost table for n_fft 1024 and this hop; returns the figures."""
     import numpy as np
 
@@ -189,24 +250,44 @@ def run_geometry(hop: int, *, quick: bool, seconds: float, out=print) -> dict:
         f"* = default ==")
     out(f"{'clip':14s}" + "".join(f"{h:>16s}" for h in header))
     sc = {h: [] for h in header}
+    mos = {h: [] for h in header}
     gl_cost = {}
     _gl(next(iter(specs.values()))[:32], n_fft=n_fft, hop=hop, n_iter=2)  # warm librosa up before timing it
+    mos_rows = []
     for name, S in specs.items():
-        row = []
+        row, ys = [], []
         for n in gl_iters:
             t0 = time.perf_counter()
             y = _gl(S, n_fft=n_fft, hop=hop, n_iter=n)
             gl_cost.setdefault(n, []).append((time.perf_counter() - t0) / S.shape[0] * 1e6)
             row.append(spectral_convergence(y, S, n_fft=n_fft, hop=hop))
+            ys.append(y)
         for _, kw in configs:
-            row.append(spectral_convergence(invert(S, n_fft=n_fft, hop=hop, **kw), S, n_fft=n_fft, hop=hop))
+            y = invert(S, n_fft=n_fft, hop=hop, **kw)
+            row.append(spectral_convergence(y, S, n_fft=n_fft, hop=hop))
+            ys.append(y)
         for h, v in zip(header, row):
             sc[h].append(v)
         out(f"{name:14s}" + "".join(f"{v:16.2f}" for v in row))
+        if visqol:
+            mos_rows.append((name, [visqol_mos(clips[name], y, sr=sr, trim=n_fft) for y in ys]))
+            for h, v in zip(header, mos_rows[-1][1]):
+                mos[h].append(v)
     means = {h: float(np.mean(v)) for h, v in sc.items()}
     out(f"{'mean':14s}" + "".join(f"{means[h]:16.2f}" for h in header))
     if 100 in gl_iters:
         out(f"{'vs GL-100':14s}" + "".join(f"{means[h] - means['GL-100']:+16.2f}" for h in header))
+    mos_means = {}
+    if visqol:
+        out("\nViSQOL v3 audio mode, MOS-LQO (1-5, higher is better), against the clip at 48 kHz (n_fft trimmed "
+            "at each end)")
+        out(f"{'clip':14s}" + "".join(f"{h:>16s}" for h in header))
+        for name, row in mos_rows:
+            out(f"{name:14s}" + "".join(f"{v:16.3f}" for v in row))
+        mos_means = {h: float(np.mean(v)) for h, v in mos.items()}
+        out(f"{'mean':14s}" + "".join(f"{mos_means[h]:16.3f}" for h in header))
+        if 100 in gl_iters:
+            out(f"{'vs GL-100':14s}" + "".join(f"{mos_means[h] - mos_means['GL-100']:+16.3f}" for h in header))
 
     # Cost on one thread: the same frames pushed one at a time, 1 voice and 8 voices batched.
     pushes = 150 if quick else 400
@@ -233,7 +314,7 @@ def run_geometry(hop: int, *, quick: bool, seconds: float, out=print) -> dict:
         out(f"{label:16s}{one:8.0f}{one_med:8.0f}{eight:8.0f}{eight_med:8.0f}{hop_ms[sr] * 1000 / one:11.1f}"
             f"{hop_ms[sr] * 1000 / eight:11.1f}{hop_ms[48000] * 1000 / eight:11.1f}{lat:8d}"
             f"{1000 * lat / 22050:10.2f}{1000 * lat / 24000:7.2f}{1000 * lat / 48000:7.2f}")
-    return {"sc": means, "cost": cost, "labels": [label for label, _ in configs]}
+    return {"sc": means, "visqol": mos_means, "cost": cost, "labels": [label for label, _ in configs]}
 
 
 def _targets(res: dict, out=print) -> None:
@@ -264,8 +345,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="clip length (default 4, quick 1.5)")
     parser.add_argument("--hop", type=int, choices=(256, 128), action="append",
                         help="geometry to run (default both)")
+    parser.add_argument("--no-visqol", action="store_true", help="skip the ViSQOL figures (about 3 s per clip and row)")
     args = parser.parse_args(argv)
     _single_thread()
+    visqol = not args.no_visqol and visqol_available()
+    if not args.no_visqol and not visqol:
+        print("ViSQOL is not installed (pip install visqol-python, the `eval` extra): spectral convergence only")
     seconds = args.seconds or (1.5 if args.quick else 4.0)
     t0 = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -273,7 +358,7 @@ def main(argv=None) -> int:
           f"load average {load:.1f} at start, {'quick' if args.quick else 'full'} run")
     results = {}
     for hop in args.hop or (256, 128):
-        results[hop] = run_geometry(hop, quick=args.quick, seconds=seconds)
+        results[hop] = run_geometry(hop, quick=args.quick, seconds=seconds, visqol=visqol)
     if 256 in results:
         _targets(results[256])
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")

@@ -69,6 +69,9 @@ def run(args) -> int:
 
         report["audio"] = sound.measure(model, seed=args.seed, tracker=tracker)
         report["audio_definition"] = sound.__doc__.split("\n\n", 1)[1].strip()
+        from livegen.bench.phase import phase_quality
+
+        report["phase"] = phase_quality(sr=cfg.sample_rate, n_fft=cfg.n_fft, hop=cfg.hop)
         png = out / "notes.png"
         report["notes_png"] = str(png) if sound.notes_png(model, png) else None
         a = report["audio"]
@@ -188,6 +191,14 @@ def audio_rows(r: dict) -> list[str]:
         f"| life of the partials (bins within 30 dB of the peak): generated / real | {life['strong_ratio']:.2f} "
         f"({life['strong_generated_db']:.2f} / {life['strong_real_db']:.2f} dB) | (not hiss) | |",
     ]
+    ph = r.get("phase")
+    if ph:
+        gl = next(k for k in ph if k.startswith("GL-"))
+        vq = (f"; {ph['streaming']['visqol']:.3f} / {ph[gl]['visqol']:.3f}" if ph["streaming"]["visqol"] is not None
+              else "; (ViSQOL not installed)")
+        rows.append(f"| phase reconstruction at this model's STFT, streaming inverter / offline {gl} ({len(ph['clips'])} clips "
+                    f"of GM music and speech): SC; ViSQOL v3 audio MOS-LQO | {ph['streaming']['sc_db']:.2f} / "
+                    f"{ph[gl]['sc_db']:.2f} dB{vq} | (reference) | |")
     if pitch:
         rows.append(f"| pitch, final audio within 50 / 20 cents ({pitch['tracker']}, {pitch['notes']} notes, MIDI 36-84 over the pad) | "
                     f"{pitch['within_50c']:.1%} / {pitch['within_20c']:.1%} | >= 97 / 90 % | "

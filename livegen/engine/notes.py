@@ -20,8 +20,9 @@ from livegen.engine.core import Engine
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.engine.voices import DRONE, VoiceBank
-from livegen.model.fast import NumpyFrameDecoder
+from livegen.model.fast import NumpyFrameDecoder, NumpyTextureDecoder
 from livegen.model.spectral import SpectralModel
+from livegen.model.texture import TextureModel
 
 MAX_VOICES = 16
 
@@ -42,7 +43,7 @@ class NotesSource(Source):
     ----------
     model : the model the voices decode with: `decode` (`SpectralModel.decode`'s signature),
         `advance_noise`, `xy_plane` and `config` (`n_bins`, `noise_dim`, `noise_rho`, ...); a
-        `SpectralModel` decodes with numpy on the CPU.
+        `SpectralModel` or `TextureModel` decodes with numpy on the CPU.
     seed : seeds the voices' noise (child 0 of ``SeedSequence(seed)``; the engine's drift walk
         takes child 1), so the same events, model and seed give the same samples.
     device : torch device of the model ("cpu": the numpy decoder).
@@ -60,9 +61,10 @@ class NotesSource(Source):
         spectral = isinstance(model, SpectralModel)
         self.noise_dim = int(cfg.noise_dim)
         self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1))
-        self._numpy_decode = torch.device(device).type == "cpu" and spectral
+        fast = NumpyFrameDecoder if spectral else NumpyTextureDecoder if isinstance(model, TextureModel) else None
+        self._numpy_decode = torch.device(device).type == "cpu" and fast is not None
         if self._numpy_decode:
-            self._decode = NumpyFrameDecoder(model, max_voices=self.voices.size)
+            self._decode = fast(model, max_voices=self.voices.size)
         else:  # `decode`'s signature and output, at about half the per-call cost when traced
             self._decode = model.frame_decoder() if spectral else model.decode
         self._advance_noise = model.advance_noise

@@ -278,3 +278,109 @@ class NumpyFrameDecoder:
         np.multiply(env_h, harm_bins, out=out)
         out += env_n
         return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _texture_inputs(z, velocity, t_on, cycle, neg_inv_tau, x):
+    """x[v] = [z, (velocity - 0.5) * 2, exp(-(t_on mod cycle) / tau)] (`TextureModel.frame_logmag`'s input)."""
+    d = z.shape[1]
+    for v in range(x.shape[0]):
+        zr = 0 if z.shape[0] == 1 else v
+        for i in range(d):
+            x[v, i] = np.float32(z[zr, i])
+        x[v, d] = (np.float32(velocity[v]) - np.float32(0.5)) * np.float32(2.0)
+        t = np.float32(t_on[v])
+        t = max(t, np.float32(0.0))
+        t = t - np.float32(math.floor(t / cycle)) * np.float32(cycle)
+        for j in range(neg_inv_tau.shape[0]):
+            x[v, d + 1 + j] = np.float32(math.exp(t * neg_inv_tau[j]))
+
+
+@numba.njit(cache=True, nogil=True)
+def _texture_frame(logmag, pitch, t_off, root, release, log_floor, power, noise_gain, out):
+    """`TextureModel.decode` after the MLP: transpose (bin i reads bin i / ratio, linear), the
+    release fade, the Rayleigh factor (`power` = |c|^2, empty: none), exp."""
+    n = logmag.shape[1]
+    use_noise = power.shape[0] > 0
+    for v in range(logmag.shape[0]):
+        ratio = np.float32(2.0 ** ((np.float32(pitch[v]) - root) / 12.0))
+        fade = np.float32(0.0)
+        if t_off[v] >= 0:
+            fade = -np.float32(t_off[v]) / release
+        for i in range(n):
+            src = np.float32(i) / ratio
+            if src > n - 1:
+                val = log_floor
+            else:
+                i0 = int(math.floor(src))
+                w = src - np.float32(i0)
+                i1 = min(i0 + 1, n - 1)
+                val = logmag[v, i0] + w * (logmag[v, i1] - logmag[v, i0])
+            val += fade
+            if use_noise:
+                val += noise_gain * np.float32(0.5) * np.float32(math.log(power[v, i]))
+            out[v, i] = np.float32(math.exp(val))
+
+
+class NumpyTextureDecoder:
+    """`TextureModel.decode` for the engine's per-hop CPU loop (numpy and numba, no torch per call),
+    with `NumpyFrameDecoder`'s contract: the returned `[V, n_bins]` view is overwritten next call."""
+
+    def __init__(self, model, *, max_voices: int = 17):
+        import torch
+
+        cfg = model.config
+        self.config = cfg
+
+        def arr(t):
+            return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+        self.layers = []
+        modules = list(model.decoder)
+        for i, module in enumerate(modules):
+            if isinstance(module, torch.nn.Linear):
+                nxt = modules[i + 1] if i + 1 < len(modules) else None
+                slope = np.float32(nxt.negative_slope if isinstance(nxt, torch.nn.LeakyReLU) else -1.0)
+                self.layers.append((arr(module.weight.T), arr(module.bias), slope))
+        self.neg_inv_tau = arr(model.neg_inv_tau)
+        self.proj = arr(model.noise_proj)
+        self._empty = np.zeros((0, cfg.n_bins), np.float32)
+        self._allocate(max(1, int(max_voices)))
+        one = np.zeros(1)
+        self(np.zeros(cfg.latent_dim), one + cfg.root_pitch, one + 0.5, one, one - 1.0)
+        self(np.zeros(cfg.latent_dim), one + cfg.root_pitch, one + 0.5, one, one - 1.0,
+             np.zeros((1, cfg.noise_dim), np.float32))
+
+    def _allocate(self, n: int) -> None:
+        cfg = self.config
+        self.capacity = n
+        self._x = np.zeros((n, self.layers[0][0].shape[0]), np.float32)
+        self._h = [np.zeros((n, w.shape[1]), np.float32) for w, _, _ in self.layers]
+        self._c = np.zeros((n, 2 * cfg.n_bins), np.float32)
+        self._power = np.zeros((n, cfg.n_bins), np.float32)
+        self._out = np.zeros((n, cfg.n_bins), np.float32)
+
+    def __call__(self, z, pitch, velocity, t_on, t_off, noise=None):
+        cfg = self.config
+        v = len(pitch)
+        if v > self.capacity:
+            self._allocate(v)
+        z2 = z.reshape(1, -1) if z.ndim == 1 else z
+        x = self._x[:v]
+        _texture_inputs(z2, velocity, t_on, np.float32(cfg.cycle_s), self.neg_inv_tau, x)
+        h_in = x
+        for (wt, b, slope), h in zip(self.layers, self._h):
+            out = h[:v]
+            np.dot(h_in, wt, out=out)
+            _bias_act(out, b, slope)
+            h_in = out
+        power = self._empty
+        if noise is not None and cfg.noise_gain:
+            c = self._c[:v]
+            np.dot(noise, self.proj, out=c)
+            power = self._power[:v]
+            _power(c, power)
+        out = self._out[:v]
+        _texture_frame(h_in, pitch, t_off, np.float32(cfg.root_pitch), np.float32(cfg.release_s),
+                       np.float32(math.log(cfg.floor)), power, np.float32(cfg.noise_gain), out)
+        return out

@@ -36,6 +36,9 @@ LEVEL_REF_SECONDS = 0.3
 LEVEL_GAIN_DB = (-30.0, 40.0)
 """The level normalisation's gain stays in this range (a timbre that fades to silence off the
 plane is lifted by at most 40 dB, not to full level)."""
+PLAYING_DEFAULTS = {"level_dbfs": -12.5, "vibrato_cents": 10.0, "vibrato_hz": 5.5, "shimmer_db": 2.0}
+"""The playing settings a newly trained model gets (the bundled default model's; docs/sound.md
+has how they were chosen): a velocity-100 note near -19 dBFS at the engine's default gain."""
 VIBRATO_ONSET = (0.15, 0.45)
 """Seconds after note-on over which the vibrato fades in (players start a note straight)."""
 SHIMMER_HZ = (0.7, 6.0)

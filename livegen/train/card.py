@@ -143,9 +143,12 @@ def render_card(model, info: dict, figures: dict) -> str:
                                f"tracker {p['tracker']}"),
         ]
     else:
+        cycle = info.get("median_onset_interval_s")
+        why = ("the material's median onset interval" if cycle is None or abs(cycle - cfg.cycle_s) < 1e-6
+               else f"set by the training config; the material's median onset interval is {cycle:.2f} s")
         rows += [("notes", f"a note starts an event at its velocity; held (and the drone) it repeats every "
-                           f"{cfg.cycle_s:.2f} s (the material's median onset interval); MIDI {cfg.root_pitch:g} plays "
-                           "it as recorded, each semitone scales the frequency axis by 2^(1/12)")]
+                           f"{cfg.cycle_s:.2f} s ({why}); MIDI {cfg.root_pitch:g} plays it as recorded, each "
+                           "semitone scales the frequency axis by 2^(1/12)")]
     for name, value in rows:
         lines.append(f"| {name} | {value} |")
     lines.append("")

@@ -1,4 +1,5 @@
-"""After the last step: fit the XY plane to the training encodings, calibrate the noise, save."""
+"""After the last step: fit the XY plane to the training encodings, calibrate the noise, set the
+playing settings (level, vibrato, shimmer), save."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 import numpy as np
 
 from livegen.model import save_model
+from livegen.model.spectral import PLAYING_DEFAULTS
 from livegen.train.evaluate import UNPITCHED_FAMILIES, calibrate_life, encode_notes
 
 
@@ -30,6 +32,11 @@ def finish_model(model, sampler, cfg, out_dir, *, train_seconds: float, world: i
         t = time.perf_counter()
         calib = calibrate_life(model, sampler, cal_notes)
         calib["seconds"] = round(time.perf_counter() - t, 1)
+    # Playing settings: an even level over the pad; vibrato and shimmer only where notes are pitched.
+    model.config.level_dbfs = PLAYING_DEFAULTS["level_dbfs"]
+    if pitched:
+        for name in ("vibrato_cents", "vibrato_hz", "shimmer_db"):
+            setattr(model.config, name, PLAYING_DEFAULTS[name])
     model.metadata = {
         "trained": True, "train_steps": cfg.steps, "train_seconds": round(train_seconds, 1), "world_size": world,
         "train_notes": len(sampler), "train_instruments": len(set(sampler.instrument)),

@@ -112,7 +112,7 @@ def prepare(dataset, cfg, *, kind: str, cache: Path, rank: int, distributed: boo
         "minutes_learned_from": round(seconds / 60.0, 2), "events_train": len(train_s),
         "events_held_out": 0 if held_s is None else len(held_s), "loudness_range_dbfs": [round(x, 1) for x in loud],
         "analysis_seconds": round(time.perf_counter() - started, 1), "tracker": pitch,
-        "pitches_heard": heard, "command": None,
+        "pitches_heard": heard, "median_onset_interval_s": None if kind == "pitched" else round(cycle, 3),
     }
     say(f"{kind}: {len(train_s)} {'notes' if kind == 'pitched' else 'events'} ({seconds / 60:.2f} min) to learn "
         f"from, {info['events_held_out']} held out; loudness {loud[0]:.0f}..{loud[1]:.0f} dBFS -> velocity 0..1"
