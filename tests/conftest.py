@@ -115,7 +115,10 @@ class JackServer:
         while True:
             with self.log_path.open("w") as log:
                 self.process = subprocess.Popen(
-                    [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
+                    # clients get 10 s (not 500 ms) to answer: on a loaded machine a new client's
+                    # first answer can take longer, and PortAudio then sees no JACK devices at all
+                    [jackd, "--no-realtime", "-t", "10000", "-n", self.name, "-d", "dummy", "-r", str(self.rate),
+                     "-p", str(self.period)],
                     stdout=log, stderr=subprocess.STDOUT, env=self.env,
                 )
 

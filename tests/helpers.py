@@ -8,10 +8,12 @@ sleep standing in for "long enough".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +22,9 @@ import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
+from livegen.control.osc import OscServer
 from livegen.control.oscwire import parse_packet
+from livegen.control.target import InProcessTarget
 from livegen.tui.app import LivegenApp
 from livegen.tui.model_info import ModelInfo
 from livegen.tui.osc import OscLink
@@ -361,3 +365,34 @@ def envelope_lag(out: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
     lags = np.arange(-len(ref) + 1, len(out))
     near = np.abs(lags) <= max_lag
     return int(lags[near][np.argmax(c[near])])
+
+
+class SteppedEngine(InProcessTarget):
+    """A bare `Engine` as the OSC server's target: no meters, no model switch."""
+
+    meters = None
+
+    @property
+    def engine(self):
+        return self.live
+
+
+@contextlib.contextmanager
+def stepped_osc(engine):
+    """`engine` stepped on its own thread (as the live decoder does) behind an `OscServer`."""
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            engine.step()
+            time.sleep(0.001)
+
+    stepper = threading.Thread(target=run, daemon=True)
+    stepper.start()
+    server = OscServer(SteppedEngine(engine), port=0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        stop.set()
+        stepper.join(5)

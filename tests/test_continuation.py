@@ -11,7 +11,9 @@ import torch
 
 from helpers import MUSIC_SR as SR, TINY_CONTINUATION as TINY, default_input_name as _default_input_name
 from helpers import music as _music, seed_frames_from, write_songs as _write_songs
-from livegen.continuation.engine_hook import render_continuation, seed_frames
+from livegen.server import factory
+from livegen.continuation.seeds import seed_frames
+from livegen.continuation.source import ContinuationSource, render_continuation
 from livegen.continuation.io import is_continuation_model, load_continuation, save_continuation
 from livegen.continuation.runtime import ContinuationStream
 from livegen.continuation.train import ContinuationTrainConfig
@@ -129,7 +131,7 @@ def test_offline_render_is_deterministic_and_continues_the_seed(tmp_path, tiny_m
     assert not np.array_equal(a, c)
     assert np.isfinite(a).all() and engine.status()["nan"] == 0
     n_seed = seed_frames(seed_wav, sample_rate=SR, n_fft=1024, hop=128).shape[0]
-    assert engine.stream.seeded_hops == n_seed
+    assert engine.find(ContinuationSource).stream.seeded_hops == n_seed
     # the seeded first second is the same whatever the generation seed
     np.testing.assert_array_equal(a[: n_seed * 128 // 2], c[: n_seed * 128 // 2])
     after = a[n_seed * 128 + 4096:]
@@ -170,8 +172,8 @@ def test_bundled_model_loads_and_streams():
 
 
 def test_render_cli_entry_and_play_builder(tmp_path, tiny_model):
-    from livegen.continuation.engine_hook import build_continuation_engine
     from livegen.continuation.render import main
+    from livegen.errors import LivegenError
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     events = tmp_path / "ev.jsonl"
@@ -185,9 +187,10 @@ def test_render_cli_entry_and_play_builder(tmp_path, tiny_model):
         outs.append(sf.read(tmp_path / name)[0])
     np.testing.assert_array_equal(*outs)
     assert main([str(events), "--model", str(tmp_path), "--seed-audio", str(seed), "-o", str(tmp_path / "c.wav")]) == 2
-    assert build_continuation_engine(str(tmp_path)) is None
-    engine = build_continuation_engine(str(model_dir), seed_audio=seed, samplerate=24000, seed=0, device="cpu")
-    assert engine.stream.seeding and engine.step().shape[0] == 128
+    with pytest.raises(LivegenError):
+        factory.load(str(tmp_path), log=lambda text: None)
+    engine = factory.load(str(model_dir), seed_audio=seed, log=lambda text: None).engine(samplerate=24000, seed=0)
+    assert engine.find(ContinuationSource).stream.seeding and engine.step().shape[0] == 128
 
 
 def test_engine_parameters_steer_the_stream(tmp_path, tiny_model):
@@ -197,7 +200,7 @@ def test_engine_parameters_steer_the_stream(tmp_path, tiny_model):
               Event(t=0.8, type="param", name="return", value=1),
               Event(t=0.9, type="param", name="x", value=0.9)]
     y, engine = render_continuation(events, model=tiny_model, samplerate=SR, seconds=1.2, seed=0, seed_audio=seed_wav)
-    assert engine.stream.temperature == 0.0 and engine.params.get("return") == 1
+    assert engine.find(ContinuationSource).stream.temperature == 0.0 and engine.params.get("return") == 1
     assert {"temperature", "follow", "return", "drift", "x", "z0"} <= set(engine.params.names)
     assert engine.rejected == 0 and np.isfinite(y).all()
     greedy, _ = render_continuation(events[:1], model=tiny_model, samplerate=SR, seconds=1.2, seed=0, seed_audio=seed_wav)
@@ -227,18 +230,17 @@ def test_live_input_from_a_real_jack_input(jack_server, tmp_path, tiny_model):
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     script = f"""
 import time
-from livegen.continuation.engine_hook import ContinuationEngine
 from livegen.continuation.io import load_continuation
 from livegen.continuation.live_input import LiveInput
-engine = ContinuationEngine(load_continuation({str(model_dir)!r}), samplerate=24000, seed=0)
+from livegen.continuation.source import continuation_engine
 live = LiveInput(samplerate=48000).start()
-engine.attach_input(live)
+engine = continuation_engine(load_continuation({str(model_dir)!r}), samplerate=24000, seed=0, live_input=live)
 end = time.monotonic() + 60  # steps paced by the input's arrival, until the stream heard enough of it
-while time.monotonic() < end and not (live.follower.frames > 50 and live.callbacks > 10):
+while time.monotonic() < end and not (live.frames > 50 and live.callbacks > 10):
     engine.step()
     time.sleep(0.002)
 live.close()
-print("frames", live.follower.frames, "callbacks", live.callbacks, "overflows", live.overflows)
+print("frames", live.frames, "callbacks", live.callbacks, "overflows", live.overflows)
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env=jack_server.env, cwd=str(tmp_path))
@@ -312,7 +314,6 @@ def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, 
     file is warned about."""
     import argparse
 
-    from livegen.continuation.engine_hook import build_continuation_engine
     from livegen.continuation.render import main
     from livegen.engine.events import read_events
     from livegen.app.play import _attach_session
@@ -320,7 +321,7 @@ def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     seed_wav = tmp_path / "seed.wav"
     sf.write(seed_wav, _music(0.6, 31), SR, subtype="FLOAT")
-    engine = build_continuation_engine(str(model_dir), seed_audio=seed_wav, samplerate=SR, seed=5, temperature=0.4)
+    engine = factory.load(str(model_dir), seed_audio=seed_wav, temperature=0.4).engine(samplerate=SR, seed=5)
     args = argparse.Namespace(record=str(tmp_path / "rec"), record_dir=str(tmp_path / "rec"), record_format="FLOAT")
     session = _attach_session(engine, args, model_name=str(model_dir), blocksize=None)
     engine.post(Event(t=0.0, type="param", name="drift", value=0.5, source="test"))

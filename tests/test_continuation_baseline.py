@@ -95,7 +95,7 @@ def test_baseline_streams_through_the_engine(songs, tmp_path):
     np.testing.assert_allclose(played, np.exp(logmag) - 1e-5, rtol=1e-6)   # the seed plays as it is
     out = stream.run(np.zeros(2), 3)
     assert out.shape == (3, model.config.n_bins) and np.isfinite(out).all() and stream.steps == 3
-    from livegen.continuation.engine_hook import render_continuation
+    from livegen.continuation.source import render_continuation
 
     a, _ = render_continuation([], model=model, samplerate=24000, seconds=0.2, seed=1)
     b, _ = render_continuation([], model=model, samplerate=24000, seconds=0.2, seed=1)

@@ -10,10 +10,12 @@ import pytest
 import soundfile as sf
 from helpers import MUSIC_SR as SR
 
-from livegen.continuation.engine_hook import build_continuation_engine, render_continuation
+from livegen.server import factory
+from livegen.continuation.source import continuation_engine, render_continuation
 from livegen.continuation.io import save_continuation
 from livegen.continuation.notes import resolve_voice_model, voice_model_from_header
 from livegen.engine.events import Event, write_events
+from livegen.engine.notes import NotesSource
 from livegen.errors import ModelError
 from livegen.model import ModelConfig, default_model_path, random_model, save_model
 
@@ -43,37 +45,43 @@ def test_notes_sound_beside_the_stream_and_render_the_same_twice(tiny_model, voi
     ignored, old = render_continuation(NOTES, **{**kw, "voice_model": None})
     np.testing.assert_array_equal(bare, ignored)
     np.testing.assert_array_equal(a[:int(0.1 * SR)], bare[:int(0.1 * SR)])
-    assert not old.plays_notes and engine.plays_notes
+    assert old.find(NotesSource) is None and engine.find(NotesSource) is not None
+    assert old.rejected == len(NOTES)  # without a voice model notes are refused
     # ... and the note is A440 from the voice model, summed with the stream while it is held.
     held = slice(int(0.25 * SR), int(0.55 * SR))
     assert _band_energy(a[held], hz=440.0) > 5 * _band_energy(bare[held], hz=440.0)
     assert np.sqrt(np.mean((a[held] - bare[held]) ** 2)) > 1e-3
     # Released, then freed (its peak under the silence threshold, or the longest release): the bank
     # is empty again.
-    slots = engine.voices.active_slots()
-    assert len(slots) <= 1 and (engine.voices.t_off[slots] >= 0).all() and not engine.voices.key_down.any()
+    bank = engine.find(NotesSource).voices
+    slots = bank.active_slots()
+    assert len(slots) <= 1 and (bank.t_off[slots] >= 0).all() and not bank.key_down.any()
     engine.render(4.0)
-    assert engine.status()["voices"] == 0 and not engine.voices.active.any()
+    assert engine.status()["voices"] == 0 and not bank.active.any()
 
 
 def test_polyphony_sustain_and_steals(tiny_model, voice_model):
-    from livegen.continuation.engine_hook import ContinuationEngine
-
-    e = ContinuationEngine(tiny_model, samplerate=SR, seed=0, voice_model=voice_model)
+    e = continuation_engine(tiny_model, samplerate=SR, seed=0, voice_model=voice_model)
+    bank = e.find(NotesSource).voices
     e.schedule([Event(t=0.0, type="param", name="voices", value=4)]
                + [Event(t=0.05 + 0.01 * i, type="note_on", pitch=60 + i, velocity=100) for i in range(6)]
                + [Event(t=0.2, type="param", name="sustain", value=1)]
                + [Event(t=0.25, type="note_off", pitch=60 + i) for i in range(6)])
     e.render(0.3)
-    assert len(e.voices.sounding_notes()) == 4 and e.voices.steals == 2   # 4-voice limit: the 2 oldest stolen
-    assert e.voices.sustained.sum() == 4                                  # held by the pedal after their note-off
+    assert len(bank.sounding_notes()) == 4 and bank.steals == 2   # 4-voice limit: the 2 oldest stolen
+    assert bank.sustained.sum() == 4                                  # held by the pedal after their note-off
     e.schedule([Event(t=0.35, type="param", name="sustain", value=0)])
     e.render(0.2)
-    notes = e.voices.sounding_notes()
-    assert not e.voices.sustained.any() and (e.voices.t_off[notes] >= 0).all()  # pedal up: released
+    notes = bank.sounding_notes()
+    assert not bank.sustained.any() and (bank.t_off[notes] >= 0).all()  # pedal up: released
     e.render(4.0)
-    assert len(e.voices.sounding_notes()) == 0 and not e.voices.active.any()    # and freed
+    assert len(bank.sounding_notes()) == 0 and not bank.active.any()    # and freed
     assert e.status()["drone"] == 1     # the stream is the drone: the bank's drone slot was never used
+
+
+def _build(model_dir, *, seed: int = 0, voice_model="auto"):
+    """The engine `play` builds for continuation model `model_dir` (the factory)."""
+    return factory.load(str(model_dir), voice_model=voice_model, log=lambda text: None).engine(samplerate=SR, seed=seed)
 
 
 def test_voice_model_choice_header_and_stft_check(tmp_path, tiny_model, voice_model):
@@ -84,18 +92,19 @@ def test_voice_model_choice_header_and_stft_check(tmp_path, tiny_model, voice_mo
     config["voice_model"] = "../voices"                   # relative to the continuation model
     (model_dir / "config.json").write_text(json.dumps(config))
     assert resolve_voice_model(model_dir) == (tmp_path / "voices").resolve()
-    engine = build_continuation_engine(str(model_dir), samplerate=SR, seed=0)
-    assert engine.plays_notes and engine.log_header["voice_model"] == str((tmp_path / "voices").resolve())
+    engine = _build(model_dir)
+    assert engine.find(NotesSource) is not None
+    assert engine.log_header["voice_model"] == str((tmp_path / "voices").resolve())
     assert len(engine.log_header["voice_model_sha256"]) == 64
-    none = build_continuation_engine(str(model_dir), samplerate=SR, seed=0, voice_model=None)
-    assert not none.plays_notes and none.log_header["voice_model"] is None
+    none = _build(model_dir, voice_model=None)
+    assert none.find(NotesSource) is None and none.log_header["voice_model"] is None
     config["voice_model"] = None                          # the config turns notes off
     (model_dir / "config.json").write_text(json.dumps(config))
     assert resolve_voice_model(model_dir) is None
     # a voice model with other STFT settings cannot be summed before the one inverter
     save_model(random_model(ModelConfig(hop=256), seed=0), tmp_path / "hop256")
     with pytest.raises(ModelError, match="same STFT settings"):
-        build_continuation_engine(str(model_dir), samplerate=SR, seed=0, voice_model=tmp_path / "hop256")
+        _build(model_dir, voice_model=tmp_path / "hop256")
     # which voice model a log renders with
     warned = []
     assert voice_model_from_header({"voice_model": None}, model_dir) is None
@@ -114,7 +123,7 @@ def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capf
 
     model_dir = save_continuation(tiny_model, tmp_path / "cont")
     save_model(voice_model, tmp_path / "voices")
-    engine = build_continuation_engine(str(model_dir), samplerate=SR, seed=2, voice_model=tmp_path / "voices")
+    engine = _build(model_dir, seed=2, voice_model=tmp_path / "voices")
     events = NOTES + [Event(t=0.3, type="param", name="x", value=0.8)]
     applied = []
     engine.add_listener(applied.append)

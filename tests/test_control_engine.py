@@ -58,10 +58,10 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
     _require_jack_midi()
     from livegen.control.mapping import Mapping, MidiMapper
     from livegen.control.midi import MidiInput
-    from livegen.engine.core import Engine
+    from livegen.engine.notes import spectral_engine
     from livegen.model import ModelConfig, random_model
 
-    engine = Engine(random_model(ModelConfig(), seed=0), samplerate=48000)
+    engine = spectral_engine(random_model(ModelConfig(), seed=0), samplerate=48000)
     stop = threading.Event()
     applied = []
     engine.add_listener(applied.append)

@@ -61,12 +61,12 @@ def test_midi_failure_is_logged_and_osc_plays_on(target, monkeypatch):
 
 def test_osc_server_stop_removes_its_listener_from_the_sound_server():
     from livegen.control.osc import OscServer
-    from livegen.engine.core import Engine
+    from livegen.engine.notes import spectral_engine
     from livegen.engine.setup import load_engine_model
     from livegen.server.client import SoundServer
 
     model, _ = load_engine_model("random", device="cpu")
-    engine = Engine(model, samplerate=48000)  # in place of the remote one: the same listener interface
+    engine = spectral_engine(model, samplerate=48000)  # in place of the remote one: the same listener interface
     live = SoundServer(engine)
     before = list(engine._listeners)
     server = OscServer(live, port=0).start()

@@ -165,10 +165,10 @@ def test_same_input_same_samples(clips):
 
 def test_defaults_depend_on_overlap():
     assert default_settings(n_fft=1024, hop=256) == {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7}
-    assert default_settings(n_fft=1024, hop=128)["iters"] == 2
+    assert default_settings(n_fft=1024, hop=128)["iters"] == 3
     inv = StreamingInverter(n_fft=1024, hop=128, voices=8)
-    assert (inv.n_bins, inv.voices, inv.latency, inv.iters) == (513, 8, 256, 2)
-    assert inv.flush().shape == (8, 2 * 128 + 1024 - 128)
+    assert (inv.n_bins, inv.voices, inv.latency, inv.iters) == (513, 8, 128, 3)
+    assert inv.flush().shape == (8, 128 + 1024 - 128)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -15,7 +15,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import require_binary
-from helpers import ask, listen, wait_for
+from helpers import ask, listen, stepped_osc, wait_for
 from livegen.control.oscwire import parse_packet
 from livegen.engine.events import Event, param, read_events, write_events
 from livegen.errors import ParameterError
@@ -40,9 +40,9 @@ def model():
 
 
 def _engine(model, seed=3):
-    from livegen.engine.core import Engine
+    from livegen.engine.notes import spectral_engine
 
-    return Engine(model[0], samplerate=RATE, seed=seed)
+    return spectral_engine(model[0], samplerate=RATE, seed=seed)
 
 
 def _store_events(slots=SLOTS, t=0.0):
@@ -293,32 +293,9 @@ def test_the_new_actions_round_trip_through_json_lines(tmp_path):
 @pytest.fixture
 def served(model):
     """A real engine stepped on its own thread (as the live decoder does) behind an OscServer."""
-    from livegen.control.osc import OscServer
-    from livegen.control.target import InProcessTarget
-
-    class SteppedEngine(InProcessTarget):
-        """A bare engine as the server's target: no meters, no model switch."""
-
-        meters = None
-
-        def morph_names(self):
-            return self.live.morph_names()
-
     engine = _engine(model)
-    stop = threading.Event()
-
-    def run():
-        while not stop.is_set():
-            engine.step()
-            time.sleep(0.001)
-
-    stepper = threading.Thread(target=run, daemon=True)
-    stepper.start()
-    server = OscServer(SteppedEngine(engine), port=0).start()
-    yield engine, server
-    server.stop()
-    stop.set()
-    stepper.join(5)
+    with stepped_osc(engine) as server:
+        yield engine, server
 
 
 def _wait(condition, timeout=10.0):

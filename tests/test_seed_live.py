@@ -15,8 +15,9 @@ import soundfile as sf
 
 from conftest import REPO
 from helpers import MUSIC_SR as SR, default_input_name, listen, music as _music, param_names
-from livegen.continuation.engine_hook import ContinuationEngine, prepare_seed, seed_event
 from livegen.continuation.io import save_continuation
+from livegen.continuation.seeds import prepare_seed, seed_event
+from livegen.continuation.source import ContinuationSource, continuation_engine
 from livegen.engine.events import Event, event_from_record, read_events
 
 BUNDLED = REPO / "models" / "continuation"
@@ -24,10 +25,12 @@ DEFAULT = REPO / "models" / "default"
 
 
 def _load_seed(engine, path) -> tuple[bool, str]:
-    """`engine.load_seed` and wait for its answer (it reads the file on its own thread)."""
+    """`/livegen/seed` as the OSC server asks it (`engine.submit`), and wait for its answer (the
+    file is read on a worker thread)."""
     answer, done = [], threading.Event()
-    engine.load_seed(str(path), lambda ok, text: (answer.append((ok, text)), done.set()), source="test")
-    assert done.wait(30), "load_seed never answered"
+    engine.submit(Event("seed", source="test", extra={"path": str(path)}),
+                  lambda ok, text: (answer.append((ok, text)), done.set()), what=f"/livegen/seed {path}: ")
+    assert done.wait(30), "the seed was never answered"
     return answer[0]
 
 
@@ -52,24 +55,24 @@ def test_seed_while_playing_plays_the_file_then_the_model_takes_over(tiny_model,
     frames inverted), and its length in hops later the model has taken over."""
     seed_wav = tmp_path / "seed.wav"
     sf.write(seed_wav, _music(0.5, 7), SR, subtype="FLOAT")
-    engine = ContinuationEngine(tiny_model, samplerate=SR, seed=2)
+    engine = continuation_engine(tiny_model, samplerate=SR, seed=2)
     engine.render(0.25)
-    before = engine.stream.seeded_hops
+    before = engine.find(ContinuationSource).stream.seeded_hops
     prepared = prepare_seed(tiny_model, seed_wav)
     engine.post(seed_event(prepared))
     seen = []
-    original = engine.stream.next_frame
+    original = engine.find(ContinuationSource).stream.next_frame
 
     def spy(z):
         frame = original(z)
         seen.append(frame.copy())
         return frame
 
-    engine.stream.next_frame = spy
-    while engine.stream.seeding or not seen:
+    engine.find(ContinuationSource).stream.next_frame = spy
+    while engine.find(ContinuationSource).stream.seeding or not seen:
         engine.step()
     engine.step()
-    assert engine.stream.seeded_hops - before == prepared.hops
+    assert engine.find(ContinuationSource).stream.seeded_hops - before == prepared.hops
     expected = np.maximum(np.exp(prepared.logmag) - np.float32(1e-5), 0.0)
     np.testing.assert_allclose(np.stack(seen[:prepared.hops]), expected, rtol=1e-6)
     assert not np.allclose(seen[prepared.hops], expected[-1])  # the model's own frame, not the seed's
@@ -77,7 +80,7 @@ def test_seed_while_playing_plays_the_file_then_the_model_takes_over(tiny_model,
 
 
 def test_load_seed_errors_name_the_file_and_what_to_do(tiny_model, tmp_path):
-    engine = ContinuationEngine(tiny_model, samplerate=SR)
+    engine = continuation_engine(tiny_model, samplerate=SR)
     ok, text = _load_seed(engine, tmp_path / "nowhere.wav")
     assert not ok and "/livegen/seed" in text and "nowhere.wav" in text and "no such file" in text
     short = tmp_path / "short.wav"
@@ -88,7 +91,7 @@ def test_load_seed_errors_name_the_file_and_what_to_do(tiny_model, tmp_path):
     notaudio.write_text("not audio")
     ok, text = _load_seed(engine, notaudio)
     assert not ok and "notes.txt" in text and "cannot read it as audio" in text
-    assert engine.stream.seeded_hops == 0 and engine.rejected == 0
+    assert engine.find(ContinuationSource).stream.seeded_hops == 0 and engine.rejected == 0
 
 
 @pytest.mark.slow
@@ -102,7 +105,7 @@ def test_session_with_a_live_seed_rerenders_exactly(tiny_model, tmp_path, capfd)
     model_dir = save_continuation(tiny_model, tmp_path / "m")
     seed_wav = tmp_path / "seed.wav"
     sf.write(seed_wav, _music(0.6, 31), SR, subtype="FLOAT")
-    engine = ContinuationEngine(tiny_model, samplerate=SR, seed=4, temperature=0.5)
+    engine = continuation_engine(tiny_model, samplerate=SR, seed=4, temperature=0.5)
     args = argparse.Namespace(record=str(tmp_path / "rec"), record_dir=str(tmp_path / "rec"), record_format="FLOAT")
     session = _attach_session(engine, args, model_name=str(model_dir), blocksize=None)
     engine.post(Event(t=0.0, type="param", name="drift", value=0.5, source="test"))
@@ -205,15 +208,15 @@ def test_scheduled_seed_events_read_their_files(tiny_model, tmp_path):
     plays the same samples as the live path's prepared event at the same sample."""
     seed_wav = tmp_path / "seed.wav"
     sf.write(seed_wav, _music(0.4, 3), SR, subtype="FLOAT")
-    from_file = ContinuationEngine(tiny_model, samplerate=SR, seed=6)
+    from_file = continuation_engine(tiny_model, samplerate=SR, seed=6)
     from_file.schedule([event_from_record({"t": 0.2, "type": "seed", "path": str(seed_wav)})])
-    live = ContinuationEngine(tiny_model, samplerate=SR, seed=6)
+    live = continuation_engine(tiny_model, samplerate=SR, seed=6)
     live.schedule([seed_event(prepare_seed(tiny_model, seed_wav), t=0.2)])
     a, b = from_file.render(1.0), live.render(1.0)
     np.testing.assert_array_equal(a, b)
-    assert from_file.stream.seeded_hops > 0 and from_file.rejected == 0
+    assert from_file.find(ContinuationSource).stream.seeded_hops > 0 and from_file.rejected == 0
     with pytest.warns(UserWarning, match="missing"):
-        ContinuationEngine(tiny_model, samplerate=SR).schedule(
+        continuation_engine(tiny_model, samplerate=SR).schedule(
             [event_from_record({"t": 0.2, "type": "seed", "path": str(tmp_path / "gone.wav")})])
 
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from livegen.engine.core import Engine
+from livegen.engine.notes import spectral_engine
 from livegen.engine.events import Event
 from livegen.engine.setup import load_engine_model
 from livegen.server.client import RemoteEngine, SoundServer
@@ -128,7 +128,7 @@ def test_the_server_renders_what_an_offline_render_of_its_applied_events_gives(j
     assert samples == sorted(samples) and all(s % 256 == 0 for s in samples)
     heard = np.concatenate(audio)[:before_stop]
     model, _ = load_engine_model("random", device="cpu")
-    offline = Engine(model, samplerate=48000, seed=3)
+    offline = spectral_engine(model, samplerate=48000, seed=3)
     offline.schedule(applied)
     again = offline.render(len(heard) / 48000)
     assert np.array_equal(again, heard), (np.flatnonzero(again != heard)[:3], [(e.type, e.sample) for e in applied])

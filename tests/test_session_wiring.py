@@ -27,9 +27,9 @@ def model():
 
 
 def _engine(model, seed=5):
-    from livegen.engine.core import Engine
+    from livegen.engine.notes import spectral_engine
 
-    return Engine(model[0], samplerate=48000, seed=seed)
+    return spectral_engine(model[0], samplerate=48000, seed=seed)
 
 
 def _rerender(log_path, model, *, frames):

@@ -288,12 +288,5 @@ def _summary(status: dict, seconds: float) -> None:
 def _attach_session(engine, args, *, model_name, blocksize=None):
     """A session recorder on `engine` (a `RemoteEngine`, or an in-process engine in tests)."""
     model_dir = None if model_name == "random" else model_name
-    session = attach_session(engine, args, model_dir=model_dir, model_name=model_name,
-                             blocksize=blocksize, log=log)
-    extra = getattr(engine, "log_header", None)  # e.g. a continuation engine's --seed-audio and temperature
-    if session is not None and extra:
-        # Before the engine's first block: the recorder armed at attach has not written its header yet.
-        session.header.update(extra)
-        if session._armed is not None:
-            session._armed.header.update(extra)
-    return session
+    return attach_session(engine, args, model_dir=model_dir, model_name=model_name,  # its header has the
+                          blocksize=blocksize, log=log)                             # engine's log_header

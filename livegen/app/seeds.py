@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import threading
 
-from livegen.continuation.engine_hook import load_for_engine, prepare_seed, seed_event
+from livegen.continuation.io import load_continuation
+from livegen.continuation.seeds import prepare_seed, seed_event
 from livegen.errors import LivegenError
 
 
@@ -39,7 +40,7 @@ class SeedLoader:
         try:
             model_dir = str(engine.spec["model"])
             if model_dir not in self._models:
-                self._models[model_dir] = load_for_engine(model_dir)
+                self._models[model_dir] = load_continuation(model_dir)
             prepared = prepare_seed(self._models[model_dir], path)
         except LivegenError as exc:
             ok, text = False, str(exc)

@@ -34,7 +34,7 @@ import argparse
 import time
 
 from livegen.continuation.bench_notes import notes_figures
-from livegen.continuation.engine_hook import ContinuationEngine
+from livegen.continuation.source import continuation_engine
 from livegen.continuation.io import default_continuation_path, load_continuation
 from livegen.continuation.runtime import ContinuationStream
 from livegen.data.datasets import open_dataset
@@ -91,7 +91,7 @@ def collapse_figures(y, *, sr: int, n_fft: int = 1024, hop: int = 256, window_s:
 
 
 def _autonomous(model, *, seconds: float, seed: int, temperature: float | None, drift: float):
-    engine = ContinuationEngine(model, seed=seed, temperature=temperature, samplerate=model.config.sample_rate)
+    engine = continuation_engine(model, seed=seed, temperature=temperature, samplerate=model.config.sample_rate)
     engine.schedule([Event(t=0.0, type="param", name="drift", value=drift)])
     return engine.render(seconds)
 

@@ -4,7 +4,7 @@ Figures (all measured in one run, ratios against baselines of the same run):
 
 - real-time factor of the offline render at 48 kHz on one thread, 1 voice (the drone) and
   8 note voices, beside the decode-only and inverter-only cost of the same work, and the
-  per-voice-inversion alternative (`mix="voices"`) with its spectral convergence;
+  summed stream's spectral convergence to the voice magnitudes it was given;
 - control-to-sound latency in the offline render: from an event's sample to the first output
   sample it changes, for the default look-ahead and look-ahead 0, with the algorithmic floor
   (look-ahead x hop + one block of waiting for the next hop boundary) printed beside;
@@ -32,20 +32,20 @@ from livegen.bench.ui import _status
 from livegen.continuation.io import default_continuation_path
 from livegen.dsp import StreamingInverter, spectral_convergence
 from livegen.engine import events as ev
-from livegen.engine.core import Engine
-from livegen.engine.setup import load_engine_model
+from livegen.server import factory
+from livegen.engine.notes import spectral_engine
 from livegen.model import default_model_path
 
 SR = 48000
 
 
 def _model():
-    model, name = load_engine_model(None, log=lambda text: None)
-    return model, name
+    loaded = factory.load(None, log=lambda text: None)
+    return loaded.model, loaded.name
 
 
 def _engine(model, **kwargs):
-    return Engine(model, samplerate=SR, **kwargs)
+    return spectral_engine(model, samplerate=SR, **kwargs)
 
 
 def _script(voices: int):
@@ -95,13 +95,13 @@ def _inverter_only(model, rows: int, seconds: float, frames) -> float:
     return seconds / (time.perf_counter() - start)
 
 
-def _spectral_convergence_of_mix(model, mix: str, voices: int, seconds: float) -> float:
+def _spectral_convergence_of_mix(model, voices: int, seconds: float) -> float:
     """SC (dB) of the engine's model-rate output against the summed voice magnitudes it was given."""
     import numpy as np
 
     cfg = model.config
 
-    engine = Engine(model, samplerate=cfg.sample_rate, mix=mix, fade_seconds=1e-4)
+    engine = spectral_engine(model, samplerate=cfg.sample_rate, fade_seconds=1e-4)
     engine.schedule(_script(voices))
     targets = []
     original = engine.inverter.push
@@ -401,15 +401,9 @@ def main(argv=None) -> int:
         target = 20 if voices == 1 else 4
         print(f"  {voices} voice{'s' if voices > 1 else ' '}: engine {rtf:6.1f}x  (target {target}x)   "
               f"decode-only {dec:6.1f}x   inverter-only {inv:6.1f}x   engine/decode-only {rtf / dec:.2f}")
-    rtf_v, _ = _rtf(model, 8, args.seconds, mix="voices")
-    frames9 = [np.abs(np.random.default_rng(i).standard_normal((21, cfg.n_bins))).astype(np.float32) for i in range(8)]
-    inv9 = _inverter_only(model, 21, args.seconds / 4, frames9)
-    sc_sum = _spectral_convergence_of_mix(model, "sum", 8, 2.0)
-    sc_voices = _spectral_convergence_of_mix(model, "voices", 8, 2.0)
-    print(f"  8 voices, each inverted separately (mix='voices'): engine {rtf_v:6.1f}x, inverter-only {inv9:.1f}x "
-          f"({rows[1][1] / rtf_v:.1f}x slower than one summed stream)")
+    sc_sum = _spectral_convergence_of_mix(model, 8, 2.0)
     print(f"  spectral convergence vs the summed voice magnitudes (8 voices; lower is better): "
-          f"summed stream {sc_sum:.1f} dB, per-voice {sc_voices:.1f} dB")
+          f"summed stream {sc_sum:.1f} dB")
 
     print("\ncontrol-to-sound latency in the offline render (event on a hop boundary -> first changed sample)")
     for lookahead in (None, 0):

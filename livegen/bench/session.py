@@ -18,11 +18,10 @@ import argparse
 import tempfile
 import time
 
+from livegen.server import factory
 from livegen.bench.engine import _Jack, _free_port
 from livegen.bench.ui import _status
-from livegen.engine.core import Engine
 from livegen.engine.events import Event, param
-from livegen.engine.setup import load_engine_model
 from livegen.session.recorder import SessionRecorder
 from livegen.session.wiring import SessionControl, engine_header
 
@@ -227,13 +226,14 @@ def _engine_steps(args) -> None:
     import torch
 
     torch.set_num_threads(1)
-    model, name = load_engine_model(args.model, log=lambda text: None)
+    loaded = factory.load(args.model, log=lambda text: None)
+    name = loaded.name
     period = None
     steps = {False: [], True: []}
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
         for trial in range(4):
             recording = trial % 2 == 1
-            engine = Engine(model, samplerate=args.samplerate, seed=0)
+            engine = loaded.engine(samplerate=args.samplerate, seed=0)
             session = None
             if recording:
                 session = SessionControl(engine, directory=directory, header=engine_header(engine, model_name=name)).attach()

@@ -24,7 +24,7 @@ import numpy as np
 
 from livegen.data.gm import RenderSettings, _Renderer
 from livegen.dsp import stft_magnitude
-from livegen.engine.core import Engine
+from livegen.engine.notes import spectral_engine
 from livegen.engine.events import Event
 from livegen.session.replay import output_latency
 from livegen.train.evaluate import track_pitch
@@ -67,7 +67,7 @@ def render_notes(model, notes, *, samplerate: int = 48000, seed: int = 0, gap: f
     note-on's sample plus the inverter's and resampler's delay), and `[blocks, 2]` gain reduction
     in dB of the leveller and the limiter after each output block.
     """
-    engine = Engine(model, samplerate=samplerate, seed=seed)
+    engine = spectral_engine(model, samplerate=samplerate, seed=seed)
     events = [Event("param", t=0.0, name="drone", value=0)]
     for name, value in (params or {}).items():
         events.append(Event("param", t=0.0, name=name, value=value))

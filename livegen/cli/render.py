@@ -38,33 +38,41 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    """Render with the engine `livegen.server.factory` builds for the model (the log header's, else
+    --model's); a continuation model takes its seed audio, temperature and voice model from the
+    options, else the header."""
     import sys
 
     import soundfile as sf
     import torch
 
-    from livegen.engine.setup import load_engine_model, pick_device
-    from livegen.continuation.render import maybe_run_render
-    from livegen.session.render import check_weights, render_events, render_plan
+    from livegen.server import factory
+    from livegen.continuation.render import continuation_options
+    from livegen.engine.setup import pick_device
+    from livegen.session.render import check_weights, render_plan
     from livegen.session.replay import trim_to_recording
 
-    code = maybe_run_render(args)  # a continuation model renders through its own engine
-    if code is not None:
-        return code
+    def warn(text: str) -> None:
+        print(f"livegen render: warning: {text}", file=sys.stderr)
+
     header, events = read_events(args.events, tolerate_truncation=True)
     header = header or {}
+    model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)
+    options = continuation_options(args, header, events, model_path, warn=warn)
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
     torch.set_num_threads(1)
-    device = pick_device(args.device)
-    model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)
-    model, model_name = load_engine_model(model_path, device=device)
-    check_weights(header, model_name)
-    extra = {"mix": header["mix"]} if header.get("mix") in ("sum", "voices") else {}
-    y, engine = render_events(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
-                              seed=seed, lookahead=lookahead, device=device, **extra)
+    loaded = factory.load(model_path, device=pick_device(args.device), **options)
+    check_weights(header, loaded.name)
+    if header.get("mix") == "voices":
+        warn("this log was played with each voice inverted separately (mix 'voices'), which is gone; its voices "
+             "render as one summed stream, so the render will differ from the recording")
+    engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead)
+    y = engine.render_events(events, seconds=seconds + skip / samplerate, log_path=args.events, warn=warn)
     y = trim_to_recording(y, skip)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     status = engine.status()
+    stream = f", seed hops {status['seed_hops']}, model steps {status['model_steps']}" if "model_steps" in status else ""
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {engine.chain.peak:.3f}, "
-          f"NaN {status['nan']}, clamped {status['clamped']}, voices stolen {engine.voices.steals}", file=sys.stderr)
+          f"NaN {status['nan']}, clamped {status['clamped']}{stream}, voices stolen {status.get('steals', 0)}",
+          file=sys.stderr)
     return 0

@@ -31,6 +31,7 @@ from torch import nn
 from livegen.continuation.model import StftConfig
 from livegen.continuation.runtime import ContinuationStream
 from livegen.errors import ModelError
+from livegen.model.plane import XYPlane
 
 KIND = "seed_lstm"
 DB_PER_NEPER = 20.0 / math.log(10.0)   # dB per unit of natural-log magnitude
@@ -103,6 +104,9 @@ class SeedLSTMModel(nn.Module):
     def xy_to_z(self, xy):
         xy = torch.as_tensor(xy, dtype=torch.float32)
         return torch.zeros(*xy.shape[:-1], self.config.latent_dim)
+
+    def xy_plane(self):
+        return XYPlane.flat(self.config.latent_dim)
 
 
 def fit_levels(model: SeedLSTMModel, logmag) -> dict:

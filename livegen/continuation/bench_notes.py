@@ -37,17 +37,17 @@ def notes_figures(model_dir=None, *, hops: int = 3000, samplerate: int = 48000, 
     import torch
     from threadpoolctl import threadpool_limits
 
-    from livegen.continuation.engine_hook import ContinuationEngine, load_for_engine
-    from livegen.continuation.io import default_continuation_path
+    from livegen.continuation.io import default_continuation_path, load_continuation
     from livegen.continuation.notes import load_voice_model, resolve_voice_model
     from livegen.continuation.runtime import ContinuationStream
-    from livegen.engine.core import Engine
+    from livegen.continuation.source import continuation_engine
     from livegen.engine.events import Event
+    from livegen.engine.notes import spectral_engine
 
     torch.set_num_threads(1)
     model_dir = model_dir or default_continuation_path()
     with threadpool_limits(1, user_api="blas"):
-        model = load_for_engine(model_dir)
+        model = load_continuation(model_dir)
         voice_dir = resolve_voice_model(model_dir)
         voices = load_voice_model(voice_dir, config=model.config)
         notes = [Event(t=0.0, type="note_on", pitch=48 + 3 * i, velocity=100) for i in range(8)]
@@ -61,14 +61,14 @@ def notes_figures(model_dir=None, *, hops: int = 3000, samplerate: int = 48000, 
                  ("continuation + voice model, 8 notes", dict(voice_model=voices), notes)]
         timed = []
         for name, kw, events in cases:
-            engine = ContinuationEngine(model, samplerate=samplerate, seed=0, **kw)
-            engine.schedule(events)
+            engine = continuation_engine(model, samplerate=samplerate, seed=0, **kw)
+            engine.schedule(events, warn=lambda text: None)
             spent = _hops(engine, hops=hops)
-            timed.append((name, spent, len(engine.voices.sounding_notes()) if engine.plays_notes else None))
-        spectral = Engine(voices, samplerate=samplerate, seed=0)
+            timed.append((name, spent, engine.status().get("voices")))
+        spectral = spectral_engine(voices, samplerate=samplerate, seed=0)
         spectral.schedule([Event(t=0.0, type="param", name="drone", value=0)] + notes)
         timed.append(("spectral engine (models/default), 8 notes", _hops(spectral, hops=hops),
-                      len(spectral.voices.sounding_notes())))
+                      spectral.status()["voices"]))
 
         stream = ContinuationStream(model, seed=0)
         z = np.zeros(model.config.latent_dim, np.float32)

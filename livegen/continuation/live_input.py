@@ -66,10 +66,11 @@ class InputFollower:
 
 class LiveInput:
     """A sounddevice input stream whose callback only copies into a preallocated ring; the
-    engine thread drains it into an `InputFollower` with `poll()` once per hop."""
+    engine thread drains it into an `InputFollower` with `poll(follower)` once per hop (after a
+    model switch, the new engine's follower drains it)."""
 
-    def __init__(self, follower: InputFollower | None = None, *, device=None, samplerate: int | None = None,
-                 blocksize: int = 0, buffer_seconds: float = 2.0):
+    def __init__(self, *, device=None, samplerate: int | None = None, blocksize: int = 0,
+                 buffer_seconds: float = 2.0):
         from livegen.audio.devices import HINT, sounddevice
         from livegen.audio.ring import RingBuffer
         from livegen.errors import DeviceError
@@ -84,7 +85,8 @@ class LiveInput:
         self.samplerate = int(samplerate or info["default_samplerate"])
         self.ring = RingBuffer(int(buffer_seconds * self.samplerate))
         self._scratch = np.zeros(self.ring.capacity, np.float32)
-        self.follower = follower
+        self.frames = 0
+        """Frames heard (by every follower that polled it)."""
         self.overflows = 0
         self.callbacks = 0
         try:
@@ -109,10 +111,12 @@ class LiveInput:
         except Exception:
             pass
 
-    def poll(self) -> int:
-        """Engine thread: hand everything captured so far to the follower; frames heard."""
+    def poll(self, follower: InputFollower) -> int:
+        """Engine thread: hand everything captured so far to `follower`; frames heard."""
         n = self.ring.fill
-        if n <= 0 or self.follower is None:
+        if n <= 0:
             return 0
         got = self.ring.read_into(self._scratch[:n])
-        return self.follower.push(self._scratch[:got])
+        heard = follower.push(self._scratch[:got])
+        self.frames += heard
+        return heard

@@ -26,6 +26,7 @@ from torch import nn
 
 from livegen.errors import ModelError
 from livegen.model.config import ModelConfig
+from livegen.model.plane import XYPlane
 
 FORMAT = "livegen-continuation"
 FORMAT_VERSION = 1
@@ -203,6 +204,9 @@ class ContinuationModel(nn.Module):
         from livegen.model.spectral import SpectralModel
 
         return SpectralModel.xy_to_z(self, xy)
+
+    def xy_plane(self):
+        return XYPlane.from_buffers(self.plane_origin, self.plane_axes, self.plane_lo, self.plane_hi)
 
     def z_to_xy(self, z):
         from livegen.model.spectral import SpectralModel

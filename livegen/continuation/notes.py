@@ -4,23 +4,21 @@ A continuation model has no note decoder: it makes a stream, like the drone/bed 
 engine. Notes (MIDI, OSC, the UI) therefore play with a *voice model*, a spectral VAE: by default
 `models/default`, or the one the continuation model's ``config.json`` names under
 ``"voice_model"`` (a path relative to the model directory; ``null`` turns notes off). The voices
-are the `Engine`'s own (`VoiceBank`: polyphony, stealing, sustain, release) and are decoded by
-its `_decode_voices`; their magnitudes and the stream's frame are summed and inverted as one
-stream, as the spectral engine mixes its voices.
+are a `NotesSource` (polyphony, stealing, sustain, release; no drone voice: the stream is the
+drone) beside the `ContinuationSource`; the engine sums their magnitudes and inverts them as
+one stream.
 
-The latent point: the performer's ``x, y`` map onto the voice model's own XY plane (its
-principal directions and family centroids), and ``z0..zN``, ``glide`` and the ``drift`` walk
-apply to both models alike, so moving the pad moves the stream's style and the notes' timbre
-together. A `--seed-audio` file's style offset is the continuation model's alone.
+The latent point: the performer's ``x, y`` map onto each model's own XY plane, and ``z0..zN``,
+``glide`` and the ``drift`` walk apply to both models alike (`livegen.engine.latent`), so moving
+the pad moves the stream's style and the notes' timbre together. A `--seed-audio` file's style
+offset is the continuation model's alone.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
-import numpy as np
 
 VOICE_MODEL_KEY = "voice_model"
 
@@ -104,48 +102,3 @@ def voice_model_from_header(header: dict, model_dir, *, warn=None) -> Path | Non
         warn(f"{path}/weights.safetensors (sha256 {actual[:12]}) is not the voice model this log was played with "
              f"(sha256 {expected[:12]}); the notes will differ from the recording")
     return path
-
-
-class NoteLatent:
-    """The voice model's latent point for one hop, from the engine's parameters: its own XY plane
-    at ``x, y``, plus the ``z`` offsets, glided, plus the engine's drift walk (shared, not
-    advanced again). Buffers are made once; a hop only writes into them."""
-
-    def __init__(self, voice_model, *, z_index: np.ndarray, x_index: int, y_index: int, glide_index: int,
-                 drift_index: int, hop_seconds: float):
-        self.model = voice_model
-        self.dim = int(voice_model.config.latent_dim)
-        shared = min(self.dim, len(z_index))   # offsets reach the dimensions both latents have
-        self._z_index = np.asarray(z_index[:shared], dtype=np.int64)
-        self._x, self._y, self._glide, self._drift_i = x_index, y_index, glide_index, drift_index
-        self._hop = float(hop_seconds)
-        self._key = None
-        self._xy_z = np.zeros(self.dim)
-        self._target = np.zeros(self.dim)
-        self._smooth = np.zeros(self.dim)
-        self._fresh = True
-        self.z = np.zeros(self.dim)
-
-    def __call__(self, values: np.ndarray, drift: np.ndarray, drift_scale: float) -> np.ndarray:
-        key = (values[self._x], values[self._y])
-        if key != self._key:
-            import torch
-
-            with torch.inference_mode():
-                z = self.model.xy_to_z(torch.tensor([key[0], key[1]], dtype=torch.float32))
-            self._xy_z[:] = np.asarray(z.detach().cpu().numpy(), dtype=np.float64).reshape(-1)
-            self._key = key
-        target = self._target
-        target[:] = self._xy_z
-        n = len(self._z_index)
-        target[:n] += values[self._z_index]
-        glide = values[self._glide]
-        if self._fresh or glide <= 0:
-            self._smooth[:] = target
-            self._fresh = False
-        else:
-            self._smooth += (target - self._smooth) * (1.0 - math.exp(-self._hop / glide))
-        self.z[:] = self._smooth
-        m = min(self.dim, len(drift))
-        self.z[:m] += values[self._drift_i] * drift_scale * drift[:m]
-        return self.z

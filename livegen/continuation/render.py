@@ -1,75 +1,51 @@
 """`livegen render ... --model models/continuation [--seed-audio FILE]`: offline continuation.
 
-`maybe_run_render(args)` is what `livegen render` calls first: None when the model is not a
-continuation model (the ordinary render runs), else the exit code. Also runnable alone:
-``python -m livegen.continuation.render EVENTS.jsonl --model models/continuation --seed-audio
-FILE --seconds S -o OUT.wav`` (the same arguments as `livegen render`, plus --seed-audio and
---temperature).
+`livegen render` renders every model through the one factory; `continuation_options` is what a
+continuation model adds (its seed audio, temperature and voice model, from the options or the
+session log's header). Also runnable alone: ``python -m livegen.continuation.render EVENTS.jsonl
+--model models/continuation --seed-audio FILE --seconds S -o OUT.wav`` (the same arguments as
+`livegen render`).
 """
 
 from __future__ import annotations
 
 import sys
 
-import soundfile as sf
-import torch
-
 from livegen.continuation import run_as_module
-from livegen.continuation.engine_hook import load_for_engine, render_continuation, seed_audio_from_header
 from livegen.continuation.io import is_continuation_model
-from livegen.continuation.notes import load_voice_model, voice_model_from_header
+from livegen.continuation.notes import voice_model_from_header
+from livegen.continuation.seeds import seed_audio_from_header
 from livegen.engine.events import read_events
 from livegen.errors import ParameterError
-from livegen.session.render import check_weights, render_plan
-from livegen.session.replay import trim_to_recording
 
 
-def maybe_run_render(args) -> int | None:
-    """Render with a continuation model (None when `args.model` / the log's model is not one).
-
-    Length, rate, seed and the session-log replay plan (`start_sample`, the WAV's length) are
-    decided as `livegen render` decides them (`render_plan`). Notes play with the voice model the
-    log names (`voice_model_from_header`).
-    """
+def continuation_options(args, header: dict, events, model_dir, *, warn) -> dict:
+    """`livegen.server.factory.load`'s options for rendering with `model_dir`: for a continuation
+    model, its seed audio (--seed-audio, else the file the log names), temperature and voice
+    model (the log's); {} for another model, whose skipped `seed` events are warned about.
+    `warn(text)` hears of files that are missing or changed."""
     seed_audio = getattr(args, "seed_audio", None)
-    header, events = read_events(args.events, tolerate_truncation=True)
-    header = header or {}
-    model_dir = args.model or header.get("model_dir")
     if not is_continuation_model(model_dir):
         if seed_audio:
             raise ParameterError(f"--seed-audio needs a continuation model (--model models/continuation); "
                                  f"{model_dir or 'the default model'} is not one")
         warn_seed_events(events, model_dir)
-        return None
-
-    def warn(text: str) -> None:
-        print(f"livegen render: warning: {text}", file=sys.stderr)
-
+        return {}
     if not seed_audio:  # a session log names the seed audio it was played with
         seed_audio = seed_audio_from_header(header, log_path=args.events, warn=warn)
     temperature = getattr(args, "temperature", None)
     if temperature is None:
         temperature = header.get("temperature")
+    return {"seed_audio": seed_audio, "temperature": temperature,
+            "voice_model": voice_model_from_header(header, model_dir, warn=warn)}
 
-    events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
-    torch.set_num_threads(1)
-    model = load_for_engine(model_dir)
-    print(f"model: {model_dir} (continuation)", file=sys.stderr)
-    check_weights(header, model_dir)
-    voice_dir = voice_model_from_header(header, model_dir, warn=warn)
-    voices = load_voice_model(voice_dir, config=model.config) if voice_dir else None
-    print(f"notes: voice model {voice_dir}" if voices is not None else "notes: no voice model; notes are ignored",
-          file=sys.stderr)
-    y, engine = render_continuation(events, model=model, samplerate=samplerate, seconds=seconds + skip / samplerate,
-                                    seed=seed, lookahead=lookahead, seed_audio=seed_audio,
-                                    temperature=temperature, log_path=args.events, warn=warn, voice_model=voices)
-    y = trim_to_recording(y, skip)
-    sf.write(args.output, y, samplerate, subtype=args.subtype)
-    status = engine.status()
-    print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {status['peak']:.3f}, "
-          f"NaN {status['nan']}, seed hops {engine.stream.seeded_hops}, model steps {engine.stream.steps}, "
-          f"voices stolen {engine.voices.steals}", file=sys.stderr)
-    return 0
+
+def _run_if_continuation(args, run) -> int | None:
+    """`run(args)` (`livegen render`) for a continuation model; None for another model."""
+    header, _ = read_events(args.events, tolerate_truncation=True)
+    if not is_continuation_model(args.model or (header or {}).get("model_dir")):
+        return None
+    return run(args)
 
 
 def warn_seed_events(events, model_dir, *, out=None) -> int:
@@ -89,11 +65,11 @@ def warn_seed_events(events, model_dir, *, out=None) -> int:
 
 
 def main(argv=None) -> int:
-    # A command-line entry point: it reuses `livegen render`'s parser (see pyproject's layer contract).
-    from livegen.cli.render import add_parser
+    # A command-line entry point: it reuses `livegen render` (see pyproject's layer contract).
+    from livegen.cli.render import add_parser, run
 
     return run_as_module(argv, prog="python -m livegen.continuation.render", command="render",
-                         add_parser=add_parser, maybe_run=maybe_run_render,
+                         add_parser=add_parser, maybe_run=lambda args: _run_if_continuation(args, run),
                          not_ours=lambda args: f"{args.model} is not a continuation model; use `livegen render`")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, runtime_checkable
 
+from livegen.engine.events import Event
 from livegen.errors import NOT_CONTINUATION
 
 Done = Callable[[bool, str], None]
@@ -58,7 +59,8 @@ class InProcessTarget:
     """Today's `LiveEngine` (the engine server's, in this process) as a `ControlTarget`.
 
     It plays one `Engine` at a time (`live.engine`, swapped on a model change): preset morphs
-    and seeds are that engine's, and only a continuation engine takes seeds.
+    and seeds are that engine's, and only an engine with a source that takes `seed` events (a
+    continuation model's) takes seeds.
     """
 
     def __init__(self, live):
@@ -84,18 +86,24 @@ class InProcessTarget:
     def remove_listener(self, callback) -> None:
         self.live.remove_listener(callback)
 
+    @property
+    def engine(self):
+        """The engine playing now (another after a model switch)."""
+        return self.live.engine
+
     def morph_names(self) -> list[str]:
-        return self.live.engine.morph_names()
+        return self.engine.morph_names()
 
     def load_model(self, path: str, done: Done) -> None:
         self.live.load_model(path, done)
 
     def load_seed(self, path: str, done: Done, *, source: str = "") -> None:
-        load = getattr(self.live.engine, "load_seed", None)  # ContinuationEngine's; gone with issue 13's sources
-        if load is None:
+        engine = self.engine
+        if not engine.handles("seed"):
             done(False, NOT_CONTINUATION)
             return
-        load(path, done, source=source)
+        # read and analysed on a worker thread, then posted; `done` names the file or what was wrong
+        engine.submit(Event("seed", source=source, extra={"path": path}), done, what=f"/livegen/seed {path}: ")
 
 
 def as_control_target(target) -> ControlTarget:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from livegen.data import pitch as pitch_track
 from livegen.data.progress import progress_bar
+from livegen.dsp.stft import check_stft, stft_magnitude
 from livegen.errors import ParameterError
 
 FEATURES_VERSION = 2  # 2: rows carry cents and release_s
@@ -34,8 +35,6 @@ SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file counts as silent and is skipp
 def log_magnitude(y, *, n_fft: int, hop: int):
     """``log(|STFT| + 1e-5)`` of a mono signal as float32 ``[frames, n_fft // 2 + 1]``."""
     import numpy as np
-
-    from livegen.dsp.stft import stft_magnitude
 
     return np.log(stft_magnitude(y, n_fft=n_fft, hop=hop) + LOG_FLOOR).astype(np.float32, copy=False)
 
@@ -344,8 +343,6 @@ def compute_features(
     any audio (``FeatureSet.cache_hit`` is then True).
     """
     import numpy as np
-
-    from livegen.dsp.stft import check_stft
 
     n_fft, hop = check_stft(n_fft, hop)
     if sample_rate < 1000:

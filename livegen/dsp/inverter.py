@@ -35,14 +35,14 @@ METHODS = ("hybrid", "rtisi-la", "rtpghi")
 #       -28.8, GL-32 -22.6), ~0.4 ms per hop; 4 iterations -27.3; k=1 with 8 -27.8; k=0 needs 4
 #       iterations to pass GL-32 (-22.9).
 #   87.5 % (hop 128, 24 kHz): hops come twice as often and the redundancy makes RTPGHI's start
-#       much better (-21.8 dB alone at k=0), so 2 iterations at k=2 already give -29.1 dB
-#       (GL-100 -28.8; 4 iterations -31.5; k=1 with 2 -27.7) at ~0.14 ms per hop for one voice,
-#       ~0.6 ms for 8 batched: the engine runs up to 8 voices of this, so cost wins.
+#       much better (-21.8 dB alone at k=0); k=1 with 3 iterations gives -29.1 dB (GL-100 -28.8;
+#       k=2 with 2 the same -29.1, k=1 with 2 -27.7, k=1 with 4 -29.6) at the cost of k=2 with
+#       2 and one hop (5.3 ms) less latency: the live instrument's default.
 # Momentum 0.7 was best or within 0.3 dB of best at every k and iteration count tried
 # (0.5/0.7/0.9); the window-sum floor 0.1 likewise (0.03..0.6 tried).
 _DEFAULTS = {
     4: {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7},
-    8: {"method": "hybrid", "lookahead": 2, "iters": 2, "momentum": 0.7},
+    8: {"method": "hybrid", "lookahead": 1, "iters": 3, "momentum": 0.7},
 }
 
 

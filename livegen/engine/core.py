@@ -1,4 +1,4 @@
-"""The engine: parameters and notes in, one output block per model hop out.
+"""The engine: parameters and events in, one output block per model hop out.
 
 One `Engine` serves both paths. Live (`livegen play`), a decoder thread calls `step()` and
 writes the block into the ring buffer the audio callback reads; offline (`livegen render`),
@@ -6,25 +6,21 @@ a loop calls `step()` on a virtual clock. Events are applied only at hop boundar
 stamped with `samples_out` (the output-rate sample index at which they took effect), so an
 applied-event log renders back to the same samples.
 
-Voices and phase reconstruction: every active voice is decoded in one batched `decode` call,
-then the voices' magnitudes are summed and inverted as ONE stream (`mix="sum"`, the default)
-rather than each voice separately (`mix="voices"`, kept for comparison). Measured with
-`livegen bench engine` (default model, 8 voices, 2 shared cores): per-voice inversion made the
-whole engine 2.0-5.6x slower (21 inverter rows a hop instead of 1, whatever the voice count;
-5.6x once the decode got cheap), and its output was further from the summed voice magnitudes
-(spectral convergence -7.9 dB against -13.5 dB for the summed stream): separately reconstructed voices interfere where
-their partials meet, while the summed stream's phase is fitted to the mixture. The sum of
-magnitudes is the mixture's magnitude wherever voices do not share a bin, which notes of
-different pitch rarely do. It also needs no per-voice phase reset when a voice starts or is
-stolen.
+The engine mixes sources (`livegen.engine.source`): each adds its linear magnitudes for the hop
+into one frame, which is inverted as ONE stream, resampled and made safe by the output chain.
+It knows the source interface, never a source by name; `livegen.server.factory` builds an
+engine with the sources of a model directory. Measured with `livegen bench engine` (default
+model, 8 voices, 2 shared cores): inverting each voice separately instead made the whole engine
+2.0-5.6x slower and its output further from the summed voice magnitudes (spectral convergence
+-7.9 dB against -13.5 dB): separately reconstructed voices interfere where their partials meet,
+while the summed stream's phase is fitted to the mixture. The sum of magnitudes is the mixture's
+magnitude wherever voices do not share a bin, which notes of different pitch rarely do.
 
-Cost per hop on CPU: the decode runs in numpy and numba (`livegen.model.fast`), and the
-voice bookkeeping, latent point and output chain are numba kernels over reused buffers, so a
-hop makes no torch call and only a few small allocations. `livegen bench engine --seconds 3
---no-live` (load 1.3 on 2 cores): 1 voice 14.9x real time, 8 voices 10.5x (the traced torch
-decoder gave 5.8x and 4.6x). About 230 µs of a one-voice hop's 360 µs is the inverter at the
-default quality 4; the decode is 45-60 µs, the output chain 9 µs. On CUDA/MPS the engine
-calls the model's traced `frame_decoder` instead.
+Cost per hop on CPU: the notes source decodes in numpy and numba (`livegen.model.fast`), and the
+latent point (`livegen.engine.latent`), voice bookkeeping and output chain are numba kernels over
+reused buffers, so a hop makes no torch call and only a few small allocations. About 230 µs of
+a one-voice hop's 360 µs is the inverter at the default quality 4; the decode is 45-60 µs, the
+output chain 9 µs (`livegen bench engine --seconds 3 --no-live`, see docs/).
 """
 
 from __future__ import annotations
@@ -32,128 +28,116 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import os
+import threading
 import time
+import warnings
 
 import numba
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 from livegen.audio.chain import OutputChain
-from livegen.engine.events import Event
-from livegen.engine.params import ParamStore
-from livegen.engine.voices import DRONE, VoiceBank
-
-MAX_VOICES = 16
-DRIFT_SCALE = 1.0
-"""Standard deviation of the drift walk in latent units at drift = 1 (the prior is N(0, 1))."""
-DRIFT_BOUND = 3.0
-PRESET_SIDE_EFFECTS = ("sustain", "drone", "quality", "voices")
-"""Parameters whose change the engine acts on at once (pedal, drone voice, inverter, voice limit):
-a recall, morph or loop that moves them calls `_param_changed`."""
+from livegen.dsp import StreamingInverter
+from livegen.engine.events import Event, check_events
+from livegen.engine.latent import DriftWalk
+from livegen.engine.params import ParamStore, engine_param_specs, latent_param_specs
+from livegen.engine.source import Hop, Source, SourceContext
+from livegen.errors import LivegenError
 
 
 class Engine:
-    """The decoder loop with its voices, inverter and output chain.
+    """The decoder loop: sources mixed into one frame per hop, the inverter and the output chain.
 
     Parameters
     ----------
-    model : the spectral model (`decode`, `xy_to_z`, `config`, optional `advance_noise`).
+    sources : what it mixes, in this order (`livegen.engine.source.Source`); build them with
+        `livegen.server.factory`.
+    config : the model's settings: `sample_rate`, `n_fft`, `hop`, `n_bins` and `latent_dim` (the
+        ``z`` offsets and the drift walk have this many dimensions).
     samplerate : output rate; the model's own rate is resampled to it with soxr.
-    seed : seeds the model noise and the drift walk (numpy `default_rng`), so the same events,
-        model and seed give the same samples.
+    seed : seeds the drift walk (child 1 of ``SeedSequence(seed)``; sources seed themselves), so
+        the same events, sources and seed give the same samples.
     lookahead : look-ahead frames of the streaming inverter (None: its default).
-    device : torch device the model runs on.
-    mix : "sum" (one inverter stream for all voices, the default) or "voices".
-    voice_model : the spectral model the note voices decode with (default: `model`); an engine
-        whose `model` brings its own frames (the continuation engine) plays notes with it.
+    device : torch device the sources' models run on (reported in the status and log header).
+    threads : torch and BLAS threads of the thread that runs `step` (see `bind_thread`).
     """
 
-    def __init__(self, model, *, samplerate: int = 48000, seed: int = 0, lookahead: int | None = None,
-                 device: str = "cpu", mix: str = "sum", method: str | None = None,
-                 fade_seconds: float = 0.01, threads: int = 1, voice_model=None):
-        import torch
-
-        from livegen.dsp import StreamingInverter
-        from livegen.model.spectral import SpectralModel
-
-        self.torch = torch
+    def __init__(self, sources, *, config, samplerate: int = 48000, seed: int = 0, lookahead: int | None = None,
+                 device: str = "cpu", method: str | None = None, fade_seconds: float = 0.01, threads: int = 1):
+        self.sources: tuple[Source, ...] = tuple(sources)
         self.threads = int(threads)
-        self.model = model
-        cfg = model.config
-        self.config = cfg
+        # BLAS's threads are process-wide: a second one only adds wake-ups (and stalls on a busy
+        # machine) for products as small as a hop's.
+        threadpool_limits(self.threads, user_api="blas")
+        self.config = config
         self.device = device
         self.samplerate = int(samplerate)
         self.seed = int(seed)
-        self.mix = mix
-        if mix not in ("sum", "voices"):
-            raise ValueError(f"mix must be 'sum' or 'voices', got {mix!r}")
-        self.hop = cfg.hop
-        self.hop_seconds = cfg.hop / cfg.sample_rate
-        self.params = ParamStore.for_model(cfg.latent_dim)
-        self.latent_dim = cfg.latent_dim
-        self.voice_model = model if voice_model is None else voice_model
-        vmodel = self.voice_model
-        self.noise_dim = getattr(vmodel.config, "noise_dim", 0)
-        self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1))
-        texture = getattr(vmodel.config, "kind", None) == "texture"  # livegen.model.texture.TextureModel
-        self._numpy_decode = torch.device(device).type == "cpu" and (isinstance(vmodel, SpectralModel) or texture)
-        if self._numpy_decode:
-            # On CPU the numpy/numba decoder: the same frames at a fifth of the traced decoder's
-            # cost, and no torch call per hop. BLAS's threads are process-wide: a second one only
-            # adds wake-ups (and stalls on a busy machine) for products this small.
-            from threadpoolctl import threadpool_limits
-
-            from livegen.model.fast import NumpyFrameDecoder, NumpyTextureDecoder
-
-            threadpool_limits(self.threads, user_api="blas")
-            fast = NumpyTextureDecoder if texture else NumpyFrameDecoder
-            self._decode = fast(vmodel, max_voices=self.voices.size)
-        else:
-            # The traced decoder has `decode`'s signature and output at about half the per-call cost.
-            # (None for a model that brings its own hop, e.g. the continuation engine's.)
-            self._decode = vmodel.frame_decoder() if hasattr(vmodel, "frame_decoder") else getattr(vmodel, "decode", None)
-        self._noise_rho = float(getattr(vmodel.config, "noise_rho", 0.0)) if hasattr(vmodel, "advance_noise") else 0.0
-        self._voice_bufs: dict[int, tuple] = {}
-        self._frame = np.zeros((1, cfg.n_bins), dtype=np.float32)
-        inverter_kwargs = {"n_fft": cfg.n_fft, "hop": cfg.hop,
-                           "voices": 1 if mix == "sum" else self.voices.size,
-                           "iters": int(self.params.get("quality"))}
+        self.hop = config.hop
+        self.hop_seconds = config.hop / config.sample_rate
+        self.latent_dim = config.latent_dim
+        self.params = _merged_store(self.sources, config.latent_dim)
+        self._frame = np.zeros((1, config.n_bins), dtype=np.float32)
+        inverter_kwargs = {"n_fft": config.n_fft, "hop": config.hop, "iters": int(self.params.get("quality"))}
         if lookahead is not None:
             inverter_kwargs["lookahead"] = int(lookahead)
         if method is not None:
             inverter_kwargs["method"] = method
         self.inverter = StreamingInverter(**inverter_kwargs)
-        self.lookahead = int(getattr(self.inverter, "lookahead", lookahead or 0))
-        self.chain = OutputChain(in_rate=cfg.sample_rate, out_rate=self.samplerate, fade_seconds=fade_seconds)
-        seeds = np.random.SeedSequence(self.seed).spawn(2)
-        self._noise_rng = np.random.default_rng(seeds[0])
-        self._drift_rng = np.random.default_rng(seeds[1])
-        self._drift = np.zeros(self.latent_dim)
-        self._drift_fresh = np.zeros(self.latent_dim)
-        self._z = np.zeros(self.latent_dim)
-        self._xy_key = None
-        self._xy_z = np.zeros(self.latent_dim)
-        self._z_smooth = None
-        self._z_names = [f"z{i}" for i in range(self.latent_dim)]
-        self._z_index = np.array([self.params.index[n] for n in self._z_names])
+        self.lookahead = int(self.inverter.lookahead)
+        self.chain = OutputChain(in_rate=config.sample_rate, out_rate=self.samplerate, fade_seconds=fade_seconds)
+        self._drift = DriftWalk(self.latent_dim, np.random.default_rng(np.random.SeedSequence(self.seed).spawn(2)[1]))
         self._idx = {name: self.params.index[name] for name in self.params.names}
+        self._hop = Hop(values=self.params.values, drift=self._drift.offset, seconds=self.hop_seconds)
+        self._routes: dict[str, list[Source]] = {}
+        self._reactors: dict[str, list[Source]] = {}
+        for source in self.sources:
+            for kind in source.events:
+                self._routes.setdefault(kind, []).append(source)
+            for name in source.reacts_to:
+                self._reactors.setdefault(name, []).append(source)
+        self._side = ["quality"] + [name for name in self._reactors if name != "quality"]
+        """Parameters whose change is acted on at once (a recall, morph or loop that moves them
+        calls `_param_changed`)."""
+        self._side_index = np.array([self.params.index[name] for name in self._side], dtype=np.int64)
         self._inbox: collections.deque[Event] = collections.deque()
         self._scheduled: list[tuple[int, int, Event]] = []
         self._next_scheduled = 0
         self._listeners: list = []
         self._taps: list = []
+        self._prepare_lock = threading.Lock()
+        self._preparing = False
         self.presets: dict[int, dict[str, float]] = {}
         self._morph: _Morph | None = None
         self.samples_out = 0
         self.hops = 0
-        self.model_nan = 0
         self.clamped = 0
         self.rejected = 0
         self.recording = False
         self.load = 0.0
         self.extra_status: dict = {}
-        self._sustain = False
-        self._drone_on = False
-        self._sync_drone()
+        context = SourceContext(params=self.params, hop_seconds=self.hop_seconds, n_bins=config.n_bins,
+                                drift=self._drift)
+        for source in self.sources:
+            source.bind(context)
+
+    def find(self, kind: type):
+        """The first source that is a `kind` (None when there is none)."""
+        return next((source for source in self.sources if isinstance(source, kind)), None)
+
+    def handles(self, event_type: str) -> bool:
+        """Whether a source of this engine takes events of `event_type` (e.g. "seed")."""
+        return event_type in self._routes
+
+    @property
+    def log_header(self) -> dict:
+        """Session-log header fields the sources need to be rebuilt by a render."""
+        header = {}
+        for source in self.sources:
+            header.update(source.header())
+        return header
 
     # ----------------------------------------------------------------- control (ControlTarget)
     def post(self, event: Event) -> None:
@@ -176,24 +160,70 @@ class Engine:
         if callback in self._listeners:
             self._listeners.remove(callback)
 
-    def schedule(self, events) -> None:
+    def schedule(self, events, *, log_path=None, warn=None) -> None:
         """Queue events for the virtual clock: each applies at the first hop boundary at or
-        after its `sample` (when stamped) or `t * samplerate`."""
+        after its `sample` (when stamped) or `t * samplerate`.
+
+        Events that need slow work (a `seed` event's file) are prepared now (`prepare`); one that
+        cannot be is left out, and `warn(text)` (default `warnings.warn`) says why.
+        """
+        warn = warn or warnings.warn
         items = list(self._scheduled[self._next_scheduled:])
         for event in events:
+            try:
+                event = self.prepare(event, log_path=log_path, warn=warn)
+            except LivegenError as exc:
+                warn(str(exc))
+                continue
             due = event.sample if event.sample is not None else int(math.ceil(event.t * self.samplerate - 1e-9))
             items.append((int(due), len(items), event))
         items.sort(key=lambda item: (item[0], item[1]))
         self._scheduled = items
         self._next_scheduled = 0
 
+    def prepare(self, event: Event, *, log_path=None, warn=None) -> Event:
+        """`event` ready to apply: the sources it is meant for do their slow work on it (off the
+        real-time path). Raises a `LivegenError` saying what is wrong."""
+        for source in self._routes.get(event.type, ()):
+            event = source.prepare(event, log_path=log_path, warn=warn)
+        return event
+
+    def submit(self, event: Event, done, *, what: str = "") -> None:
+        """Prepare `event` on a worker thread at low priority, then post it (e.g. `/livegen/seed`:
+        the file is read and analysed while the engine plays on). `done(ok, text)` follows from
+        that thread: the event's `path` when it has one, or what was wrong (prefixed `what`).
+        One at a time: another is refused until this one is posted."""
+        with self._prepare_lock:
+            if self._preparing:
+                done(False, f"{what}another {event.type} is still being prepared; try again when it plays")
+                return
+            self._preparing = True
+        threading.Thread(target=self._prepare_then_post, args=(event, done, what), name=f"livegen-{event.type}",
+                         daemon=True).start()
+
+    def _prepare_then_post(self, event: Event, done, what: str) -> None:
+        try:
+            _background_priority()
+            torch.set_num_threads(self.threads)
+            event = self.prepare(event)
+        except LivegenError as exc:
+            ok, text = False, str(exc)
+        except Exception as exc:  # bad input must not end the performance
+            ok, text = False, f"{what}cannot use it ({type(exc).__name__}: {exc})"
+        else:
+            self.post(event)
+            ok, text = True, str(event.extra.get("path", event.type))
+        finally:
+            with self._prepare_lock:
+                self._preparing = False
+        done(ok, text)
+
     def status(self) -> dict:
         """What `/livegen/status` answers (name/value pairs; the OSC reply stays far below the
         8192-byte packet limit)."""
-        nan = self.model_nan + self.chain.nan_count + int(getattr(self.inverter, "sanitized", 0))
+        nan = sum(source.nonfinite for source in self.sources) + self.chain.nan_count + self.inverter.sanitized
         status = {
             "samplerate": self.samplerate,
-            "voices": int(len(self.voices.sounding_notes())),
             "recording": int(self.recording),
             "load": round(self.load, 4),
             "nan": nan,
@@ -202,13 +232,13 @@ class Engine:
             "rms": round(self.chain.meter_rms, 5),
             "model_samplerate": self.config.sample_rate,
             "hop": self.hop,
-            "drone": int(self._drone_on),
             "rejected": self.rejected,
-            "steals": self.voices.steals,
             "lookahead": self.lookahead,
             "seconds": round(self.samples_out / self.samplerate, 3),
             "device": str(self.device),
         }
+        for source in self.sources:
+            status.update(source.status())
         status.update(self.extra_status)
         return status
 
@@ -218,19 +248,26 @@ class Engine:
         Measured here: a decoder thread that skipped this ran its steps at a median of 23 ms
         instead of 1.5 ms (2 busy cores), its OpenMP team spinning against the rest of the machine.
         """
-        self.torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.threads)
 
     # ----------------------------------------------------------------- the hop
     def step(self) -> np.ndarray:
-        """Apply due events, decode one hop for every active voice, return output samples."""
+        """Apply due events, mix one hop of every source, return output samples."""
         started = time.perf_counter()
         self._apply_due()
         self.params.advance(self.hop_seconds)
         values = self.params.values
-        z = self._latent(values)
-        block, peaks, slots = self._decode_and_invert(z, values)
-        self.voices.advance(hop_seconds=self.hop_seconds, peaks=peaks, slots=slots)
-        out = self.chain.process(block, gain_db=values[self._idx["gain"]], ceiling_db=values[self._idx["ceiling"]])
+        idx = self._idx
+        self._drift.step(values[idx["drift"]], values[idx["drift_speed"]], self.hop_seconds)
+        hop = self._hop
+        hop.values = values
+        hop.sample = self.samples_out
+        frame = self._frame[0]
+        frame[:] = 0.0
+        for source in self.sources:
+            source.add(frame, hop)
+        block = self.inverter.push(self._frame)[0]
+        out = self.chain.process(block, gain_db=values[idx["gain"]], ceiling_db=values[idx["ceiling"]])
         for tap in self._taps:
             tap(out)
         self.samples_out += len(out)
@@ -252,6 +289,13 @@ class Engine:
             out[filled - start:filled - start + n] = block[:n]
             filled += len(block)
         return out
+
+    def render_events(self, events, *, seconds: float, log_path=None, warn=None) -> np.ndarray:
+        """Check `events` (unknown parameter names are refused before anything plays), schedule
+        them (see `schedule`) and `render` `seconds` of output."""
+        check_events(events, self.params)
+        self.schedule(events, log_path=log_path, warn=warn)
+        return self.render(seconds)
 
     def fade_out(self) -> None:
         self.chain.fade_out()
@@ -285,14 +329,6 @@ class Engine:
                     self.clamped += 1
                     applied.extra["clamped_from"] = event.value
                 self._param_changed(event.name)
-            elif kind == "note_on":
-                if not event.velocity:
-                    self.voices.note_off(float(event.pitch), sustain=self._sustain)
-                else:
-                    self.voices.note_on(float(event.pitch), event.velocity / 127.0,
-                                        limit=int(self.params.get("voices")), hop_seconds=self.hop_seconds)
-            elif kind == "note_off":
-                self.voices.note_off(float(event.pitch), sustain=self._sustain)
             elif kind == "preset":
                 if event.action == "store":
                     self.presets[int(event.slot)] = self.params.snapshot()
@@ -302,17 +338,22 @@ class Engine:
                         return
                 elif int(event.slot) in self.presets:
                     self._morph = None
+                    before = self.params.targets[self._side_index]
                     self.params.restore(self.presets[int(event.slot)])
-                    for name in PRESET_SIDE_EFFECTS:
-                        self._param_changed(name)
+                    for k in np.flatnonzero(self.params.targets[self._side_index] != before):
+                        self._param_changed(self._side[k])
                 else:
                     self.rejected += 1
                     return
             elif kind == "record":
                 self.recording = bool(event.value)
             else:
-                self.rejected += 1
-                return
+                taken = False
+                for source in self._routes.get(kind, ()):
+                    taken = source.handle(event) or taken
+                if not taken:
+                    self.rejected += 1
+                    return
         except (ValueError, TypeError):  # unknown parameter or a malformed value from a live source
             self.rejected += 1
             return
@@ -368,14 +409,12 @@ class Engine:
                     rows[row, store.index[name]] = store.check(name, value)[0]
                     control[store.index[name]] = True
         specs = list(store.specs.values())
-        side = [name for name in PRESET_SIDE_EFFECTS if name in store.index]
-        side_index = np.array([store.index[name] for name in side], dtype=np.int64)
         self._morph = _Morph(
             rows=rows, control=control, loop=event.action == "loop", start=self.samples_out,
             span=max(int(round(seconds * self.samplerate)), 1 if event.action == "loop" else 0),
             integer=np.array([spec.integer for spec in specs], dtype=np.bool_),
             jump=np.array([spec.smoothing == 0.0 for spec in specs], dtype=np.bool_),
-            side=side, side_index=side_index, side_last=store.targets[side_index].copy())
+            side=self._side, side_index=self._side_index, side_last=store.targets[self._side_index].copy())
         return True
 
     def _morph_advance(self) -> None:
@@ -405,128 +444,35 @@ class Engine:
             self._morph = None
 
     def _param_changed(self, name: str) -> None:
-        if name == "sustain":
-            down = self.params.get("sustain") >= 0.5
-            if self._sustain and not down:
-                self.voices.pedal_up()
-            self._sustain = down
-        elif name == "drone":
-            self._sync_drone()
-        elif name == "quality":
+        if name == "quality":
             self.inverter.iters = int(self.params.get("quality"))
-        elif name == "voices":
-            self.voices.enforce_limit(int(self.params.get("voices")), hop_seconds=self.hop_seconds)
+        reactors = self._reactors.get(name)
+        if reactors:
+            value = self.params.get(name)
+            for source in reactors:
+                source.param_changed(name, value)
 
-    def _sync_drone(self) -> None:
-        on = self.params.get("drone") >= 0.5
-        if on:
-            self.voices.drone_on(self.params.value("drone_pitch"), self.params.value("drone_level"))
-        else:
-            self.voices.drone_off()
-        self._drone_on = on
 
-    def _latent(self, values: np.ndarray) -> np.ndarray:
-        """This hop's latent point (a buffer the next hop overwrites): XY plane + z offsets,
-        glided, plus the drift walk."""
-        key = (values[self._idx["x"]], values[self._idx["y"]])
-        if key != self._xy_key:
-            with self.torch.inference_mode():
-                z = self.model.xy_to_z(self.torch.tensor([key[0], key[1]], dtype=self.torch.float32))
-            self._xy_z = np.asarray(z.detach().cpu().numpy(), dtype=np.float64).reshape(-1)
-            self._xy_key = key
-        glide = values[self._idx["glide"]]
-        reset = self._z_smooth is None or glide <= 0
-        if self._z_smooth is None:
-            self._z_smooth = np.zeros(self.latent_dim)
-        smooth = 0.0 if reset else 1.0 - math.exp(-self.hop_seconds / glide)
-        # Drift: an Ornstein-Uhlenbeck walk (unit variance, clipped), always advanced so that
-        # turning it up mid-performance does not change the noise that follows.
-        theta = min(2 * math.pi * values[self._idx["drift_speed"]] * self.hop_seconds, 1.0)
-        self._drift_rng.standard_normal(out=self._drift_fresh)
-        _latent_step(values, self._z_index, self._xy_z, self._z_smooth, reset, smooth, self._drift, self._drift_fresh,
-                     theta, values[self._idx["drift"]] * DRIFT_SCALE, self._z)
-        return self._z
+def _merged_store(sources, latent_dim: int) -> ParamStore:
+    """The engine's parameters, the sources' and the ``z`` offsets in one store: every engine's
+    own in their usual order, then the sources' new ones, then the offsets. A name declared
+    twice must have the same spec."""
+    specs = {spec.name: spec for spec in engine_param_specs()}
+    for source in sources:
+        for spec in source.params():
+            if specs.setdefault(spec.name, spec) != spec:
+                raise ValueError(f"{type(source).__name__} declares parameter {spec.name!r} as {spec}, "
+                                 f"another as {specs[spec.name]}")
+    return ParamStore(list(specs.values()) + latent_param_specs(latent_dim))
 
-    def _buffers(self, n: int) -> tuple:
-        """Per-voice-count input buffers for the decoder (made once per count, reused every hop)."""
-        bufs = self._voice_bufs.get(n)
-        if bufs is None:
-            dim = max(self.noise_dim, 1)
-            bufs = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.float32),
-                    np.zeros((n, dim), dtype=np.float32), np.zeros((n, dim), dtype=np.float32),
-                    np.zeros(n, dtype=np.float32))
-            self._voice_bufs[n] = bufs
-        return bufs
 
-    def _decode_and_invert(self, z: np.ndarray, values: np.ndarray):
-        mags, gains, peaks, slots = self._decode_voices(z, values)
-        if self.mix == "sum":
-            block = self.inverter.push(self._frame)[0]
-        else:
-            frame = np.zeros((self.voices.size, self.config.n_bins), dtype=np.float32)
-            if len(slots):
-                frame[slots] = mags * gains[:, None]
-            block = self.inverter.push(frame).sum(axis=0)
-        return block, peaks, slots
-
-    def _decode_voices(self, z: np.ndarray, values: np.ndarray):
-        """Decode every active voice at latent point `z` with the voice model; `self._frame[0]`
-        gets their gain-weighted sum (mix "sum"). Returns (mags, gains, peaks, slots)."""
-        bank = self.voices
-        if bank.active[DRONE]:
-            bank.pitch[DRONE] = values[self._idx["drone_pitch"]]
-            bank.velocity[DRONE] = values[self._idx["drone_level"]]
-        if bank.started:
-            for slot in bank.started:
-                if self.noise_dim:
-                    bank.noise[slot] = self._noise_rng.standard_normal(self.noise_dim)
-                if self.mix == "voices":
-                    self.inverter.reset([slot])
-            bank.started.clear()
-        slots = bank.active_slots()
-        n = len(slots)
-        if n == 0:
-            mags = self._frame
-            mags[:] = 0.0
-            peaks = gains = None
-        else:
-            pitch, velocity, t_on, t_off, gains, noise, fresh, peaks_buf = self._buffers(n)
-            bank.gather(slots, bend=values[self._idx["bend"]] * values[self._idx["bend_range"]], pitch=pitch,
-                        velocity=velocity, t_on=t_on, t_off=t_off, gains=gains)
-            if self.noise_dim:
-                self._noise_rng.standard_normal(out=fresh, dtype=np.float32)
-                if self._numpy_decode:  # the model's advance_noise, in place
-                    bank.advance_noise(slots, fresh, self._noise_rho, noise)
-                elif hasattr(self.voice_model, "advance_noise"):
-                    noise[:] = self.voice_model.advance_noise(bank.noise[slots], fresh)
-                else:
-                    noise[:] = fresh
-                if not self._numpy_decode:
-                    bank.noise[slots] = noise
-            if self._numpy_decode:
-                mags = self._decode(z, pitch, velocity, t_on, t_off, noise if self.noise_dim else None)
-            else:
-                mags = self._torch_decode(z, pitch, velocity, t_on, t_off, noise if self.noise_dim else None)
-            peaks = peaks_buf
-            # non-finite bins -> 0 (counted), each voice's loudest bin, and the gain-weighted sum
-            self.model_nan += _scan_frames(mags, gains, peaks, self._frame[0], self.mix == "sum")
-        return mags, gains, peaks, slots
-
-    def _torch_decode(self, z, pitch, velocity, t_on, t_off, noise):
-        """The model's own (traced) decoder on its torch device: [V, n_bins] float32 numpy."""
-        torch = self.torch
-        dev = self.device
-        n = len(pitch)
-        with torch.inference_mode():
-            out = self._decode(
-                torch.from_numpy(np.broadcast_to(z, (n, len(z))).astype(np.float32)).to(dev),
-                torch.from_numpy(pitch.astype(np.float32)).to(dev),
-                torch.from_numpy(velocity.astype(np.float32)).to(dev),
-                torch.from_numpy(t_on.astype(np.float32)).to(dev),
-                torch.from_numpy(t_off.astype(np.float32)).to(dev),
-                None if noise is None else torch.from_numpy(noise).to(dev),
-            )
-        return out.detach().to("cpu").numpy().astype(np.float32, copy=False)
+def _background_priority() -> None:
+    """Lower this thread's CPU priority (Linux: nice 19 for one thread), so that slow work
+    (reading a seed file) yields the cores to the decoder thread on a busy machine."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclasses.dataclass
@@ -562,43 +508,3 @@ def _morph_step(a, b, w, control, integer, jump, targets, values):
             targets[i] = v
             if jump[i]:
                 values[i] = v
-
-
-@numba.njit(cache=True, nogil=True)
-def _latent_step(values, z_index, xy_z, z_smooth, reset, smooth, drift, fresh, theta, drift_amount, out):
-    """Engine._latent's per-dimension arithmetic in one call (glide, drift walk, sum)."""
-    walk = math.sqrt(2.0 * theta)
-    for i in range(len(out)):
-        target = xy_z[i] + values[z_index[i]]
-        if reset:
-            z_smooth[i] = target
-        else:
-            z_smooth[i] += (target - z_smooth[i]) * smooth
-        d = drift[i] + (-theta * drift[i] + walk * fresh[i])
-        d = min(max(d, -DRIFT_BOUND), DRIFT_BOUND)
-        drift[i] = d
-        out[i] = z_smooth[i] + drift_amount * d
-
-
-@numba.njit(cache=True, nogil=True)
-def _scan_frames(mags, gains, peaks, mix, do_sum):
-    """Zero non-finite magnitudes in place, write each voice's loudest bin into `peaks` and (with
-    `do_sum`) the gain-weighted sum of the voices into `mix`; returns how many were non-finite."""
-    bad = 0
-    if do_sum:
-        mix[:] = 0.0
-    for v in range(mags.shape[0]):
-        peak = np.float32(0.0)
-        g = gains[v]
-        for i in range(mags.shape[1]):
-            m = mags[v, i]
-            if not np.isfinite(m):
-                m = np.float32(0.0)
-                mags[v, i] = m
-                bad += 1
-            if m > peak:
-                peak = m
-            if do_sum:
-                mix[i] += g * m
-        peaks[v] = peak
-    return bad

@@ -228,3 +228,11 @@ def write_events(path: str | Path, events: Iterable[Event], *, header: dict | No
             out.write(json.dumps({"type": "header", **header}) + "\n")
         for event in events:
             out.write(event.to_json() + "\n")
+
+
+def check_events(events, params) -> None:
+    """Refuse unknown parameter names before rendering (the file's line numbers are gone by now)."""
+    for event in events:
+        if event.type == "param" and event.name not in params.specs:
+            raise ParameterError(f"event at t={event.t}: unknown parameter {event.name!r}; "
+                                 f"known parameters: {', '.join(params.names)}")

@@ -60,7 +60,7 @@ def engine_param_specs() -> list[ParamSpec]:
         ParamSpec("drift", 0.0, 1.0, 0.0, "", 0.0, description="amount of autonomous latent motion (bounded random walk)"),
         ParamSpec("drift_speed", 0.01, 10.0, 0.5, "Hz", 0.0, description="speed of the autonomous latent motion"),
         ParamSpec("voices", 1, 16, 8, "", 0.0, integer=True, description="maximum simultaneous note voices (oldest stolen)"),
-        ParamSpec("quality", 0, 16, 2, "iters", 0.0, integer=True, description="phase-reconstruction iterations per hop"),
+        ParamSpec("quality", 0, 16, 3, "iters", 0.0, integer=True, description="phase-reconstruction iterations per hop"),
         ParamSpec("ceiling", -24.0, 0.0, -0.3, "dBFS", 0.0, description="hard ceiling of the output limiter"),
         ParamSpec("drone", 0, 1, 1, "", 0.0, integer=True, description="latent point sounds without notes (1 on, 0 off)"),
         ParamSpec("drone_pitch", 21.0, 108.0, 48.0, "MIDI", 0.05, description="pitch of the drone voice"),

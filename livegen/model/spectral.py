@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from livegen.model.config import ModelConfig
+from livegen.model.plane import XYPlane
 
 # E[log |u + iv|] for u, v ~ N(0, 1): the noise projection is divided by exp() of it so that the
 # Rayleigh factor's geometric mean is 1, and training on the noiseless frame (log domain)
@@ -357,6 +358,10 @@ class SpectralModel(nn.Module):
         xy = torch.as_tensor(xy, dtype=self.plane_origin.dtype, device=self.plane_origin.device)
         coords = self.plane_lo + xy * (self.plane_hi - self.plane_lo)
         return self.plane_origin + coords @ self.plane_axes
+
+    def xy_plane(self):
+        """The plane as numpy (`XYPlane`), for the engine's per-hop mapping without torch."""
+        return XYPlane.from_buffers(self.plane_origin, self.plane_axes, self.plane_lo, self.plane_hi)
 
     def z_to_xy(self, z):
         """Project latents onto the plane, in the pad's 0..1 coordinates (may leave 0..1)."""

@@ -139,6 +139,7 @@ class TextureModel(nn.Module):
 
     # ---------------------------------------------------------------- XY plane: SpectralModel's
     xy_to_z = SpectralModel.xy_to_z
+    xy_plane = SpectralModel.xy_plane
     z_to_xy = SpectralModel.z_to_xy
     fit_plane = SpectralModel.fit_plane
 

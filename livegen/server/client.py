@@ -152,7 +152,6 @@ class RemoteEngine:
         self.seed = describe["seed"]
         self.hop = describe["hop"]
         self.lookahead = describe["lookahead"]
-        self.mix = describe["mix"]
         self.device = describe["device"]
         self.hop_seconds = describe["hop_seconds"]
         self.config = types.SimpleNamespace(**describe["config"])

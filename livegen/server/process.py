@@ -28,13 +28,11 @@ import torch
 
 from livegen.audio.devices import find_output_device, quiet_stderr, sounddevice
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
-from livegen.continuation.engine_hook import build_continuation_engine
-from livegen.continuation.io import is_continuation_model
 from livegen.continuation.live_input import LiveInput
-from livegen.engine.core import Engine
 from livegen.engine.events import Event, read_events
-from livegen.engine.setup import load_engine_model, pick_device
+from livegen.engine.setup import pick_device
 from livegen.errors import DeviceError, LivegenError, ParameterError
+from livegen.server import factory
 from livegen.server.shm import Counter, SharedBlock
 from livegen.server.wire import ARRIVAL, decode_posted, encode_applied
 
@@ -169,13 +167,21 @@ def build_engine(spec: dict, samplerate: int):
     before the stream opens, so the model loads while nothing plays."""
     threads = max(1, int(spec.get("threads") or 1))
     torch.set_num_threads(threads)
-    device = pick_device(spec.get("device") or "auto")
-    engine, model = _construct(spec, samplerate, device=device, threads=threads)
-    _warm_up(_construct(spec, samplerate, device=device, threads=threads, model=model)[0])
+    loaded = factory.load(spec.get("model"), device=pick_device(spec.get("device") or "auto"),
+                          seed_audio=spec.get("seed_audio"), temperature=spec.get("temperature"), log=_log)
+    live_input = _open_input(loaded, spec)
+
+    def build(live_input=None):
+        return loaded.engine(samplerate=samplerate, seed=spec.get("seed", 0), lookahead=spec.get("lookahead"),
+                             threads=threads, live_input=live_input)
+
+    engine = build(live_input)
+    _warm_up(build())
     if spec.get("events"):
         _, scheduled = read_events(spec["events"])
         engine.schedule(scheduled)
-    _attach_input(engine, spec)
+    if live_input is not None:
+        _start_input(live_input)
     for name, value in (spec.get("params") or {}).items():  # what the performer had set (a model switch)
         if name in engine.params.specs:
             engine.post(Event("param", name=name, value=value, source="model"))
@@ -183,41 +189,27 @@ def build_engine(spec: dict, samplerate: int):
     return engine
 
 
-def _construct(spec: dict, samplerate: int, *, device: str, threads: int, model=None):
-    """(engine, model) for `spec`; `model` given: a second engine of that model (no loading)."""
-    if spec.get("model") not in (None, "random") and is_continuation_model(spec["model"]):
-        engine = build_continuation_engine(spec["model"], seed_audio=spec.get("seed_audio"),
-                                           log=_log if model is None else (lambda text: None),
-                                           samplerate=samplerate, seed=spec.get("seed", 0),
-                                           lookahead=spec.get("lookahead"), temperature=spec.get("temperature"),
-                                           threads=threads)
-        return engine, engine.model
-    if model is None:
-        model, _ = load_engine_model(spec.get("model"), device=device, log=_log)
-    engine = Engine(model, samplerate=samplerate, seed=spec.get("seed", 0), lookahead=spec.get("lookahead"),
-                    device=device, threads=threads)
-    return engine, model
-
-
-def _attach_input(engine, spec: dict) -> None:
-    """`--input-device`: a `LiveInput` (its callback only copies into a ring) the engine follows.
-    A model that follows no input refuses it at start; after a model switch it just goes without."""
+def _open_input(loaded, spec: dict):
+    """`--input-device`: a `LiveInput` (its callback only copies into a ring) for the engine to
+    follow, not started yet. A model that follows no input refuses it at start; after a model
+    switch it just goes without (None)."""
     name = spec.get("input_device")
     if name is None:
-        return
-    attach = getattr(engine, "attach_input", None)  # a continuation engine's
-    if attach is None:
+        return None
+    if not loaded.follows_input:
         if spec.get("input_required"):
             raise ParameterError(f"--input-device {name}: model {spec.get('model')} does not follow live input; "
                                  "give a continuation model (--model models/continuation)")
-        return
-    live_input = LiveInput(device=name)
-    attach(live_input)
+        return None
+    return LiveInput(device=name)
+
+
+def _start_input(live_input) -> None:
     try:
         live_input.start()
     except Exception as exc:
         live_input.close()
-        raise DeviceError(f"--input-device {name}: cannot start {live_input.info['name']!r} ({exc}); "
+        raise DeviceError(f"--input-device {live_input.info['name']!r}: cannot start it ({exc}); "
                           "run `livegen devices` to see the inputs there") from None
     _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz")
 
@@ -239,11 +231,11 @@ def describe(engine) -> dict:
     fields = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(vars(config))
     return {
         "params": list(engine.params.specs.values()), "seed": engine.seed, "hop": engine.hop,
-        "hop_seconds": engine.hop_seconds, "lookahead": engine.lookahead, "mix": engine.mix,
+        "hop_seconds": engine.hop_seconds, "lookahead": engine.lookahead,
         "device": str(engine.device), "method": getattr(engine.inverter, "method", None),
         "config": {key: value for key, value in fields.items() if isinstance(value, (int, float, str, bool, type(None)))},
-        "log_header": dict(getattr(engine, "log_header", None) or {}),
-        "seeds": hasattr(engine, "load_seed"),
+        "log_header": engine.log_header,
+        "seeds": engine.handles("seed"),
     }
 
 

@@ -1,14 +1,14 @@
 """Rendering an event file or session log offline: settings, the replay plan, and the render.
 
 `livegen render` and the continuation render share these; the engine is the live one on a
-virtual clock (`livegen.engine.core.Engine`).
+virtual clock (`livegen.engine.core.Engine.render_events`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from livegen.engine.core import Engine
+from livegen.engine.notes import spectral_engine
 from livegen.errors import ParameterError
 from livegen.session.replay import plan_replay
 from livegen.session.wiring import weights_sha256
@@ -45,19 +45,10 @@ def render_plan(args, header: dict, events):
 
 def render_events(events, *, model, samplerate: int, seconds: float, seed: int = 0,
                   lookahead: int | None = None, device: str = "cpu", **engine_kwargs):
-    """Render `events` for `seconds` at `samplerate`; returns (samples, engine)."""
-    engine = Engine(model, samplerate=samplerate, seed=seed, lookahead=lookahead, device=device, **engine_kwargs)
-    check_events(events, engine.params)
-    engine.schedule(events)
-    return engine.render(seconds), engine
-
-
-def check_events(events, params) -> None:
-    """Refuse unknown parameter names before rendering (the file's line numbers are gone by now)."""
-    for event in events:
-        if event.type == "param" and event.name not in params.specs:
-            raise ParameterError(f"event at t={event.t}: unknown parameter {event.name!r}; "
-                                 f"known parameters: {', '.join(params.names)}")
+    """Render `events` with spectral `model` for `seconds` at `samplerate`; returns (samples, engine)."""
+    engine = spectral_engine(model, samplerate=samplerate, seed=seed, lookahead=lookahead, device=device,
+                             **engine_kwargs)
+    return engine.render_events(events, seconds=seconds), engine
 
 
 def check_weights(header: dict, model_path) -> None:

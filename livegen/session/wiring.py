@@ -77,13 +77,13 @@ def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) ->
         "n_fft": getattr(config, "n_fft", None),
         "latent_dim": getattr(config, "latent_dim", None),
         "lookahead": engine.lookahead,
-        "mix": engine.mix,
         "method": getattr(engine.inverter, "method", None),
         "device": engine.device,
     }
     if getattr(engine, "chain", None) is not None:
         # What a re-render at another rate lines up with (see livegen.session.replay).
         header["output_latency"] = output_latency(config.sample_rate, engine.samplerate)
+    header.update(engine.log_header)  # the sources' own (a continuation model's seed audio, temperature, ...)
     return header
 
 

@@ -22,7 +22,9 @@ import math
 import numpy as np
 import torch
 
+from livegen.data.features import load_audio
 from livegen.data.pitch import import_torchcrepe
+from livegen.dsp import invert
 from livegen.train.losses import DB, EPS, FLOOR_DB
 
 SUSTAIN_START_S = 0.25
@@ -242,8 +244,6 @@ def _score(midi, voiced, asked, skip):
 def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds: float = 0.5, seed: int = 0,
                              method: str | None = None, per_pitch: int = 2) -> dict:
     """Generate, invert and track notes from `n_points` latent points spread over the plane."""
-    from livegen.dsp import invert
-
     cfg = model.config
     method = method or _tracker()
     pitches = np.arange(36.0, 84.01, 0.5) if pitches is None else np.asarray(pitches, dtype=float)
@@ -285,8 +285,6 @@ def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds
 
 def pitch_accuracy_real(paths_and_pitches, *, sample_rate: int, method: str | None = None, seconds: float = 0.6) -> dict:
     """The same measurement on real rendered notes (their first `seconds`)."""
-    from livegen.data.features import load_audio
-
     method = method or _tracker()
     cents = []
     for path, p in paths_and_pitches:
