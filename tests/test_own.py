@@ -258,3 +258,16 @@ def test_texture_numpy_decoder_matches_the_model():
                                                                                    t_off)),
                                 None if noise is None else torch.from_numpy(noise)).numpy()
         assert np.allclose(np.log(got), np.log(want), atol=1e-3)
+
+
+def test_bundled_kit_model_plays_and_is_offered(tmp_path):
+    """`models/hydrogen-kits` (trained by this path on Debian's recorded drum kits) renders and the
+    model picker lists it."""
+    from livegen.tui.screens.model_picker import find_models
+
+    bundled = Path(__file__).resolve().parents[1] / "models" / "hydrogen-kits"
+    assert model_format(bundled) == "livegen-texture-vae"
+    assert sum(f.stat().st_size for f in bundled.iterdir()) < 10 * 2**20
+    y = _render(tmp_path, bundled)
+    assert np.sqrt(np.mean(y ** 2)) > 10 ** (-50 / 20)
+    assert bundled.resolve() in find_models([bundled.parent])
