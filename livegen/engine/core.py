@@ -9,18 +9,15 @@ applied-event log renders back to the same samples.
 The engine mixes sources (`livegen.engine.source`): each adds its linear magnitudes for the hop
 into one frame, which is inverted as ONE stream, resampled and made safe by the output chain.
 It knows the source interface, never a source by name; `livegen.server.factory` builds an
-engine with the sources of a model directory. Measured with `livegen bench engine` (default
-model, 8 voices, 2 shared cores): inverting each voice separately instead made the whole engine
-2.0-5.6x slower and its output further from the summed voice magnitudes (spectral convergence
--7.9 dB against -13.5 dB): separately reconstructed voices interfere where their partials meet,
-while the summed stream's phase is fitted to the mixture. The sum of magnitudes is the mixture's
+engine with the sources of a model directory. One stream for the mixture rather than one per
+voice: separately reconstructed voices interfere where their partials meet, while the summed
+stream's phase is fitted to the mixture, and it costs the same whatever the voice count (the
+per-voice figures are in docs/benchmarks/history.md). The sum of magnitudes is the mixture's
 magnitude wherever voices do not share a bin, which notes of different pitch rarely do.
 
-Cost per hop on CPU: the notes source decodes in numpy and numba (`livegen.model.fast`), and the
-latent point (`livegen.engine.latent`), voice bookkeeping and output chain are numba kernels over
-reused buffers, so a hop makes no torch call and only a few small allocations. About 230 µs of
-a one-voice hop's 360 µs is the inverter at the default quality 4; the decode is 45-60 µs, the
-output chain 9 µs (`livegen bench engine --seconds 3 --no-live`, see docs/).
+A hop on CPU makes no torch call and only a few small allocations: the latent point
+(`livegen.engine.latent`), the notes source's decode (`livegen.model.fast`), voice bookkeeping
+and the output chain are numpy and numba over reused buffers (docs/benchmarks/engine.md).
 """
 
 from __future__ import annotations

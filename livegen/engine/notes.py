@@ -1,13 +1,11 @@
 """Note voices and the drone, as a source: a spectral VAE decodes every active voice at the
 performer's latent point in one batched call, and their gain-weighted magnitudes are summed.
 
-Why summed magnitudes and one inverter for all voices (see `livegen.engine.core`): per-voice
-inversion cost 2.0-5.6x more and reconstructed the mixture worse (spectral convergence -7.9 dB
-against -13.5 dB), its voices interfering where their partials meet.
+The voices' magnitudes are summed before the engine's one inverter (why: `livegen.engine.core`).
 
-On CPU the decoder is numpy/numba (`livegen.model.fast`): no torch call per hop. On CUDA/MPS, or
-for a model that is not a `SpectralModel`, the model's traced `frame_decoder` (or `decode`)
-runs instead.
+On CPU a spectral or texture model decodes in numpy/numba (`livegen.model.fast`): no torch call
+per hop. On CUDA/MPS, or for another model, its traced `frame_decoder` (a `SpectralModel`'s) or
+its `decode` runs instead.
 """
 
 from __future__ import annotations
