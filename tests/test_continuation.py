@@ -172,7 +172,7 @@ def test_bundled_model_loads_and_streams():
 
 
 def test_render_cli_entry_and_play_builder(tmp_path, tiny_model):
-    from livegen.continuation.render import main
+    from livegen.cli import main
     from livegen.errors import LivegenError
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
@@ -182,11 +182,11 @@ def test_render_cli_entry_and_play_builder(tmp_path, tiny_model):
     sf.write(seed, _music(0.5, 3), SR)
     outs = []
     for name in ("a.wav", "b.wav"):
-        assert main([str(events), "--model", str(model_dir), "--seed-audio", str(seed), "--seconds", "1",
+        assert main(["render", str(events), "--model", str(model_dir), "--seed-audio", str(seed), "--seconds", "1",
                      "--samplerate", "24000", "-o", str(tmp_path / name)]) == 0
         outs.append(sf.read(tmp_path / name)[0])
     np.testing.assert_array_equal(*outs)
-    assert main([str(events), "--model", str(tmp_path), "--seed-audio", str(seed), "-o", str(tmp_path / "c.wav")]) == 2
+    assert main(["render", str(events), "--model", str(tmp_path), "--seed-audio", str(seed), "-o", str(tmp_path / "c.wav")]) == 2
     with pytest.raises(LivegenError):
         factory.load(str(tmp_path), log=lambda text: None)
     engine = factory.load(str(model_dir), seed_audio=seed, log=lambda text: None).engine(samplerate=24000, seed=0)
@@ -253,7 +253,7 @@ print("frames", live.frames, "callbacks", live.callbacks, "overflows", live.over
 def test_session_log_renders_from_its_start_for_its_length(tmp_path, tiny_model):
     """A log recorded mid-performance (`start_sample`, a WAV beside it) renders the WAV's span:
     the same samples a render from sample 0 has there, and the WAV's length."""
-    from livegen.continuation.render import main
+    from livegen.cli import main
     from livegen.engine.events import write_events
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
@@ -263,7 +263,7 @@ def test_session_log_renders_from_its_start_for_its_length(tmp_path, tiny_model)
     sf.write(tmp_path / "take.wav", np.zeros(frames, np.float32), SR)
     header = {"model_dir": str(model_dir), "samplerate": SR, "seed": 3, "start_sample": start, "wav": "take.wav"}
     write_events(tmp_path / "take.jsonl", events, header=header)
-    assert main([str(tmp_path / "take.jsonl"), "-o", str(tmp_path / "out.wav")]) == 0
+    assert main(["render", str(tmp_path / "take.jsonl"), "-o", str(tmp_path / "out.wav")]) == 0
     y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
     assert rate == SR and len(y) == frames
     full, _ = render_continuation(events, model=load_continuation(model_dir), samplerate=SR,
@@ -314,7 +314,7 @@ def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, 
     file is warned about."""
     import argparse
 
-    from livegen.continuation.render import main
+    from livegen.cli import main
     from livegen.engine.events import read_events
     from livegen.app.play import _attach_session
 
@@ -337,16 +337,16 @@ def test_seeded_session_log_rerenders_with_its_seed_audio(tmp_path, tiny_model, 
     recorded, _ = sf.read(log.with_name(header["wav"]), dtype="float32")
     assert len(recorded) > SR
 
-    assert main([str(log), "-o", str(tmp_path / "again.wav")]) == 0
+    assert main(["render", str(log), "-o", str(tmp_path / "again.wav")]) == 0
     again, _ = sf.read(tmp_path / "again.wav", dtype="float32")
     np.testing.assert_array_equal(again, recorded)
     assert "warning" not in capfd.readouterr().err
 
     sf.write(seed_wav, _music(0.6, 32), SR, subtype="FLOAT")  # another file under the recorded name
-    assert main([str(log), "-o", str(tmp_path / "changed.wav")]) == 0
+    assert main(["render", str(log), "-o", str(tmp_path / "changed.wav")]) == 0
     assert "is not the seed audio this log was played with" in capfd.readouterr().err
     seed_wav.unlink()
-    assert main([str(log), "-o", str(tmp_path / "missing.wav")]) == 0
+    assert main(["render", str(log), "-o", str(tmp_path / "missing.wav")]) == 0
     err = capfd.readouterr().err
     assert "seed audio" in err and "missing" in err
     assert not np.array_equal(sf.read(tmp_path / "missing.wav", dtype="float32")[0], recorded)

@@ -119,7 +119,7 @@ def test_voice_model_choice_header_and_stft_check(tmp_path, tiny_model, voice_mo
 def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capfd):
     """A session log carries the voice model (path + sha256): `livegen render LOG` plays its notes
     again, the same samples as the engine that recorded it, twice."""
-    from livegen.continuation.render import main
+    from livegen.cli import main
 
     model_dir = save_continuation(tiny_model, tmp_path / "cont")
     save_model(voice_model, tmp_path / "voices")
@@ -133,7 +133,7 @@ def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capf
     write_events(tmp_path / "take.jsonl", applied, header=header)
     outs = []
     for name in ("a.wav", "b.wav"):
-        assert main([str(tmp_path / "take.jsonl"), "--seconds", "1", "-o", str(tmp_path / name)]) == 0
+        assert main(["render", str(tmp_path / "take.jsonl"), "--seconds", "1", "-o", str(tmp_path / name)]) == 0
         outs.append(sf.read(tmp_path / name, dtype="float32")[0])
     assert "notes: voice model" in capfd.readouterr().err
     np.testing.assert_array_equal(outs[0], outs[1])
@@ -141,7 +141,7 @@ def test_session_log_rerenders_its_notes(tmp_path, tiny_model, voice_model, capf
     # the same log without the voice model (as logged before notes played) renders the stream alone
     old = {k: v for k, v in header.items() if not k.startswith("voice_model")}
     write_events(tmp_path / "old.jsonl", applied, header=old)
-    assert main([str(tmp_path / "old.jsonl"), "--seconds", "1", "-o", str(tmp_path / "old.wav")]) == 0
+    assert main(["render", str(tmp_path / "old.jsonl"), "--seconds", "1", "-o", str(tmp_path / "old.wav")]) == 0
     assert "notes are ignored" in capfd.readouterr().err
     assert not np.array_equal(sf.read(tmp_path / "old.wav", dtype="float32")[0], recorded)
 
@@ -150,7 +150,7 @@ def test_notes_over_udp_while_the_bundled_model_plays_rerender_exactly(live_play
     """`livegen play --headless --model models/continuation` on a dummy jackd: `/livegen/note`
     messages sound (voice model models/default); the recording's log renders to the same samples."""
     from livegen.continuation.io import default_continuation_path
-    from livegen.continuation.render import main
+    from livegen.cli import main
     from livegen.engine.events import read_events
 
     takes = tmp_path / "takes"
@@ -178,14 +178,14 @@ def test_notes_over_udp_while_the_bundled_model_plays_rerender_exactly(live_play
     assert header["voice_model"] == str(default_model_path().resolve()) and len(header["voice_model_sha256"]) == 64
     assert [e.type for e in events if e.type.startswith("note")] == ["note_on"] * 3 + ["note_off"] * 3, events
     again = tmp_path / "again.wav"
-    assert main([str(wav.with_suffix(".jsonl")), "-o", str(again)]) == 0
+    assert main(["render", str(wav.with_suffix(".jsonl")), "-o", str(again)]) == 0
     recorded, _ = sf.read(wav, dtype="float32")
     rendered, _ = sf.read(again, dtype="float32")
     assert len(rendered) == len(recorded) and np.abs(recorded).max() > 1e-3
     assert np.abs(rendered - recorded).max() <= 1e-6
     # the notes were heard: the same log rendered without its voice model differs
     write_events(tmp_path / "no_notes.jsonl", events, header={**header, "voice_model": None})
-    assert main([str(tmp_path / "no_notes.jsonl"), "--seconds", str(len(recorded) / 48000),
+    assert main(["render", str(tmp_path / "no_notes.jsonl"), "--seconds", str(len(recorded) / 48000),
                  "-o", str(tmp_path / "stream.wav")]) == 0
     stream, _ = sf.read(tmp_path / "stream.wav", dtype="float32")
     assert np.abs(stream[:len(recorded)] - recorded).max() > 1e-3

@@ -99,7 +99,7 @@ def test_session_with_a_live_seed_rerenders_exactly(tiny_model, tmp_path, capfd)
     """A recording during which a seed file was given while playing: the log names the file and
     its sha256, and `livegen render` of the log gives the recorded samples; a changed file is
     warned about, a missing one too (and the render then differs)."""
-    from livegen.continuation.render import main
+    from livegen.cli import main
     from livegen.app.play import _attach_session
 
     model_dir = save_continuation(tiny_model, tmp_path / "m")
@@ -124,24 +124,24 @@ def test_session_with_a_live_seed_rerenders_exactly(tiny_model, tmp_path, capfd)
     assert seed.extra["path"] == str(seed_wav.resolve()) and len(seed.extra["sha256"]) == 64 and seed.sample > 0
     recorded, _ = sf.read(log.with_name(log.stem + ".wav"), dtype="float32")
 
-    assert main([str(log), "-o", str(tmp_path / "again.wav")]) == 0
+    assert main(["render", str(log), "-o", str(tmp_path / "again.wav")]) == 0
     again, _ = sf.read(tmp_path / "again.wav", dtype="float32")
     np.testing.assert_array_equal(again, recorded)
     assert "warning" not in capfd.readouterr().err
 
     moved = log.with_name("seed.wav")       # beside the log under its name: found there
     seed_wav.rename(moved)
-    assert main([str(log), "-o", str(tmp_path / "beside.wav")]) == 0
+    assert main(["render", str(log), "-o", str(tmp_path / "beside.wav")]) == 0
     np.testing.assert_array_equal(sf.read(tmp_path / "beside.wav", dtype="float32")[0], recorded)
     assert "warning" not in capfd.readouterr().err
     moved.rename(seed_wav)
 
     sf.write(seed_wav, _music(0.6, 32), SR, subtype="FLOAT")
-    assert main([str(log), "-o", str(tmp_path / "changed.wav")]) == 0
+    assert main(["render", str(log), "-o", str(tmp_path / "changed.wav")]) == 0
     err = capfd.readouterr().err
     assert "is not the seed audio this log was played with" in err
     seed_wav.unlink()
-    assert main([str(log), "-o", str(tmp_path / "missing.wav")]) == 0
+    assert main(["render", str(log), "-o", str(tmp_path / "missing.wav")]) == 0
     err = capfd.readouterr().err
     assert "seed event at t=" in err and "missing" in err and str(seed_wav.resolve()) in err
     assert not np.array_equal(sf.read(tmp_path / "missing.wav", dtype="float32")[0], recorded)
@@ -154,7 +154,7 @@ def test_seed_and_model_switch_over_udp(live_play, tmp_path):
     about; /livegen/model goes back to models/default."""
     import soundfile
 
-    from livegen.continuation.render import main
+    from livegen.cli import main
 
     takes = tmp_path / "takes"
     seed_wav = tmp_path / "seed.wav"
@@ -194,7 +194,7 @@ def test_seed_and_model_switch_over_udp(live_play, tmp_path):
     header, events = read_events(wav.with_suffix(".jsonl"))
     assert header["model_dir"] == str(BUNDLED) and any(e.type == "seed" for e in events), events
     again = tmp_path / "again.wav"
-    assert main([str(wav.with_suffix(".jsonl")), "-o", str(again)]) == 0
+    assert main(["render", str(wav.with_suffix(".jsonl")), "-o", str(again)]) == 0
     recorded, _ = soundfile.read(wav, dtype="float32")
     rendered, _ = soundfile.read(again, dtype="float32")
     assert len(rendered) == len(recorded) and np.abs(recorded).max() > 1e-3

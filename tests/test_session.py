@@ -17,7 +17,7 @@ import pytest
 import soundfile
 
 from livegen.engine.events import param, read_events
-from livegen.session import SessionRecorder
+from livegen.session.recorder import SessionRecorder
 from conftest import REPO, require, require_binary
 from helpers import wait_for
 
@@ -134,7 +134,7 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
 _CHILD = textwrap.dedent("""
     import sys, time, numpy as np
     from livegen.engine.events import param
-    from livegen.session import SessionRecorder
+    from livegen.session.recorder import SessionRecorder
     directory, limit, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     if limit:
         import resource

@@ -205,7 +205,7 @@ class ModelSwitcher:
         spec = engine_spec(self.args, model=path, params=params)
         spec["events"] = spec["seed_audio"] = None  # they were for the first model
         try:
-            engine = self._start(spec, start_sample=0)
+            engine = self._start(spec)
         except LivegenError as exc:  # a bad directory must not end the performance
             return False, f"cannot load model {path!r}: {exc}"
         engine.extra_status.update({key: value for key, value in old.extra_status.items() if key in SERVER_STATUS})
@@ -232,21 +232,22 @@ class ModelSwitcher:
         log(f"audio device is back: playing on {engine.info['name']!r}")
         return True
 
-    def _start(self, spec: dict, *, start_sample: int, overlap: bool = True) -> RemoteEngine:
-        """A sound server for `spec`, playing. With `overlap` it opens its stream while the old one
-        still plays (JACK mixes both, so the switch is a crossfade); a device that takes one
-        stream at a time refuses, and then the old one fades out first."""
+    def _start(self, spec: dict) -> RemoteEngine:
+        """A sound server for `spec`, playing (silent until it takes over). It opens its stream
+        while the old one still plays (JACK mixes both, so the switch is a crossfade); a device
+        that takes one stream at a time refuses, and then the old one fades out first."""
         old = self.server.engine
-        engine = RemoteEngine(old.options, spec, start_sample=start_sample, lead=old.lead)
-        engine.seed_loader = self.seeds
         try:
-            return engine.wait_ready()
+            return self._ready(spec)
         except DeviceError:
-            engine.close()
-            if not overlap or not old.alive:
+            if not old.alive:
                 raise
         old.stop(fade=True)
-        engine = RemoteEngine(old.options, spec, start_sample=start_sample, lead=old.lead)
+        return self._ready(spec)
+
+    def _ready(self, spec: dict) -> RemoteEngine:
+        old = self.server.engine
+        engine = RemoteEngine(old.options, spec, lead=old.lead)
         engine.seed_loader = self.seeds
         try:
             return engine.wait_ready()

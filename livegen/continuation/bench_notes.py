@@ -13,6 +13,13 @@ from __future__ import annotations
 import argparse
 import time
 
+from livegen.continuation.io import default_continuation_path, load_continuation
+from livegen.continuation.notes import load_voice_model, resolve_voice_model
+from livegen.continuation.runtime import ContinuationStream
+from livegen.continuation.source import continuation_engine
+from livegen.engine.events import Event
+from livegen.engine.notes import spectral_engine
+
 
 def _hops(engine, *, hops: int, warmup: int = 200):
     import numpy as np
@@ -36,13 +43,6 @@ def notes_figures(model_dir=None, *, hops: int = 3000, samplerate: int = 48000, 
     import numpy as np
     import torch
     from threadpoolctl import threadpool_limits
-
-    from livegen.continuation.io import default_continuation_path, load_continuation
-    from livegen.continuation.notes import load_voice_model, resolve_voice_model
-    from livegen.continuation.runtime import ContinuationStream
-    from livegen.continuation.source import continuation_engine
-    from livegen.engine.events import Event
-    from livegen.engine.notes import spectral_engine
 
     torch.set_num_threads(1)
     model_dir = model_dir or default_continuation_path()

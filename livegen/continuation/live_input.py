@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from livegen.audio.devices import HINT, sounddevice
+from livegen.audio.ring import RingBuffer
+from livegen.dsp.stft import stft_magnitude
+from livegen.errors import DeviceError
+
 
 class InputFollower:
     """Streaming analysis of live input into a `ContinuationStream` (decoder thread side)."""
@@ -33,8 +38,6 @@ class InputFollower:
 
     def push(self, samples: np.ndarray) -> int:
         """Analyse a block of mono input samples; returns the number of frames heard."""
-        from livegen.dsp.stft import stft_magnitude
-
         x = np.asarray(samples, dtype=np.float32).reshape(-1)
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x)
@@ -71,10 +74,6 @@ class LiveInput:
 
     def __init__(self, *, device=None, samplerate: int | None = None, blocksize: int = 0,
                  buffer_seconds: float = 2.0):
-        from livegen.audio.devices import HINT, sounddevice
-        from livegen.audio.ring import RingBuffer
-        from livegen.errors import DeviceError
-
         sd = sounddevice()
         spec = None if device in (None, "", "default") else (int(device) if str(device).isdigit() else device)
         try:

@@ -27,6 +27,7 @@ from torch import nn
 from livegen.errors import ModelError
 from livegen.model.config import ModelConfig
 from livegen.model.plane import XYPlane
+from livegen.model.spectral import SpectralModel
 
 FORMAT = "livegen-continuation"
 FORMAT_VERSION = 1
@@ -201,21 +202,15 @@ class ContinuationModel(nn.Module):
 
     # ------------------------------------------------------------- XY plane (same as the VAE's)
     def xy_to_z(self, xy):
-        from livegen.model.spectral import SpectralModel
-
         return SpectralModel.xy_to_z(self, xy)
 
     def xy_plane(self):
         return XYPlane.from_buffers(self.plane_origin, self.plane_axes, self.plane_lo, self.plane_hi)
 
     def z_to_xy(self, z):
-        from livegen.model.spectral import SpectralModel
-
         return SpectralModel.z_to_xy(self, z)
 
     def fit_plane(self, mu, families=None):
-        from livegen.model.spectral import SpectralModel
-
         return SpectralModel.fit_plane(self, mu, families)
 
 

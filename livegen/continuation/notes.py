@@ -19,6 +19,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from livegen.errors import ModelError
+from livegen.model import default_model_path, load_model
+from livegen.session.wiring import weights_sha256
+
 
 VOICE_MODEL_KEY = "voice_model"
 
@@ -30,8 +34,6 @@ def resolve_voice_model(model_dir) -> Path | None:
     turns notes off), else the bundled `models/default` when it exists.
     """
     import json
-
-    from livegen.model import default_model_path
 
     named = None
     if model_dir:
@@ -51,9 +53,6 @@ def resolve_voice_model(model_dir) -> Path | None:
 def load_voice_model(path, *, config):
     """Load the spectral model at `path` for notes beside a continuation model of `config`
     (CPU; the STFT settings must be the same, the frames are summed before one inverter)."""
-    from livegen.errors import ModelError
-    from livegen.model import load_model
-
     model = load_model(path, device="cpu")
     vcfg = model.config
     mine = (config.sample_rate, config.n_fft, config.hop)
@@ -67,8 +66,6 @@ def load_voice_model(path, *, config):
 
 def voice_model_header(path) -> dict:
     """Session-log header fields naming the voice model (absolute path and weights sha256)."""
-    from livegen.session.wiring import weights_sha256
-
     if path is None:
         return {VOICE_MODEL_KEY: None}
     path = Path(os.fspath(path)).resolve()
@@ -83,8 +80,6 @@ def voice_model_from_header(header: dict, model_dir, *, warn=None) -> Path | Non
     hand gets the continuation model's own (`resolve_voice_model`). `warn(text)` hears of a
     missing voice model or one whose weights are not the recorded ones.
     """
-    from livegen.session.wiring import weights_sha256
-
     warn = warn or (lambda text: None)
     if VOICE_MODEL_KEY not in header:
         return None if "temperature" in header else resolve_voice_model(model_dir)

@@ -2,20 +2,16 @@
 
 `livegen render` renders every model through the one factory; `continuation_options` is what a
 continuation model adds (its seed audio, temperature and voice model, from the options or the
-session log's header). Also runnable alone: ``python -m livegen.continuation.render EVENTS.jsonl
---model models/continuation --seed-audio FILE --seconds S -o OUT.wav`` (the same arguments as
-`livegen render`).
+session log's header).
 """
 
 from __future__ import annotations
 
 import sys
 
-from livegen.continuation import run_as_module
 from livegen.continuation.io import is_continuation_model
 from livegen.continuation.notes import voice_model_from_header
 from livegen.continuation.seeds import seed_audio_from_header
-from livegen.engine.events import read_events
 from livegen.errors import ParameterError
 
 
@@ -40,14 +36,6 @@ def continuation_options(args, header: dict, events, model_dir, *, warn) -> dict
             "voice_model": voice_model_from_header(header, model_dir, warn=warn)}
 
 
-def _run_if_continuation(args, run) -> int | None:
-    """`run(args)` (`livegen render`) for a continuation model; None for another model."""
-    header, _ = read_events(args.events, tolerate_truncation=True)
-    if not is_continuation_model(args.model or (header or {}).get("model_dir")):
-        return None
-    return run(args)
-
-
 def warn_seed_events(events, model_dir, *, out=None) -> int:
     """Say once that a VAE model skips `seed` events (the engine counts them as rejected).
 
@@ -62,16 +50,3 @@ def warn_seed_events(events, model_dir, *, out=None) -> int:
               "events (counted as rejected); render with --model models/continuation (or the continuation "
               "model the session played) to play them", file=out or sys.stderr)
     return len(seeds)
-
-
-def main(argv=None) -> int:
-    # A command-line entry point: it reuses `livegen render` (see pyproject's layer contract).
-    from livegen.cli.render import add_parser, run
-
-    return run_as_module(argv, prog="python -m livegen.continuation.render", command="render",
-                         add_parser=add_parser, maybe_run=lambda args: _run_if_continuation(args, run),
-                         not_ours=lambda args: f"{args.model} is not a continuation model; use `livegen render`")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
