@@ -509,8 +509,8 @@ def _flood(args, target, osc, midi, out, probe) -> int:
           f"(of {probe.param_events})")
     now = status()
     print(f"  xruns during flood {xruns} vs {quiet_xruns} in a quiet period of the same length (same run); "
-          f"whole run: underflows {now.get('underflows')}, ring underruns {now.get('ring_underruns')}, "
-          f"longest decoder loop {now.get('decoder_gap_ms')} ms (ring low {now.get('ring_min')}), "
+          f"whole run: underflows {now.get('underflows')}, late renders {now.get('late')}, "
+          f"longest render {now.get('render_max_ms')} ms, "
           f"longest callback interval {now.get('audio_gap_ms')} ms")
     print(f"  /livegen/status answered {answered}/{len(status_checks)} probes during the flood "
           f"(slowest {worst:.1f} ms); after: {'yes' if final_ok else 'NO'} ({final_ms:.1f} ms)")
