@@ -1,11 +1,13 @@
 """The README stays a performer's page: under 20 KB, the two set-up commands, the packages that
-scripts/setup.sh installs."""
+scripts/setup.sh installs, and the parameters as the engine defines them."""
 
 from __future__ import annotations
 
 import re
 
 from conftest import REPO
+
+from livegen.engine.params import engine_param_specs, latent_param_specs
 
 README = (REPO / "README.md").read_text()
 
@@ -26,3 +28,22 @@ def test_readme_lists_what_setup_installs():
     listed = re.search(r"`sudo` when not root: `([^`]+)`", README).group(1).split()
     assert listed == packages
 
+
+
+def test_readme_parameter_table_matches_the_registry():
+    specs = {spec.name: spec for spec in [*engine_param_specs(), *latent_param_specs(8)]}
+    rows = re.findall(r"^\| (`\w+`(?:, `\w+`|\.\.`\w+`)*) \| ([^|]+) \| ([^|]+) \|", README, re.M)
+    assert len(rows) >= 10, "the README's parameter table is gone"
+    number = r"-?\d+(?:\.\d+)?"
+    for names_cell, range_cell, default_cell in rows:
+        names = re.findall(r"`(\w+)`", names_cell)
+        ranges = re.findall(rf"({number})\.\.({number})", range_cell)
+        defaults = re.findall(number, default_cell)
+        ranges = ranges * len(names) if len(ranges) == 1 else ranges
+        defaults = defaults * len(names) if len(defaults) == 1 else defaults
+        assert len(ranges) == len(defaults) == len(names), names_cell
+        for name, (low, high), default in zip(names, ranges, defaults):
+            spec = specs[name]
+            assert (float(low), float(high), float(default)) == (spec.minimum, spec.maximum, spec.default), (
+                f"README says {name} is {low}..{high}, default {default}; livegen.engine.params says "
+                f"{spec.minimum}..{spec.maximum}, default {spec.default}")

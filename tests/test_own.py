@@ -129,6 +129,7 @@ def test_drum_folder_auto_picks_texture_and_plays_notes(drum_dir, tmp_path, caps
     assert "kind: texture" in text
     model = load_any_model(tmp_path / "run" / "model")
     assert model_format(tmp_path / "run" / "model") == "livegen-texture-vae"
+    assert model.config.gain_db == model.metadata["gain_db"]  # the playing level set after training
     assert model.config.sample_rate == 48000 and model.config.n_fft == 2048  # the material's bandwidth kept
     y = _render(tmp_path, tmp_path / "run" / "model")
     assert np.abs(y).max() > 1e-3
@@ -243,7 +244,7 @@ def test_texture_numpy_decoder_matches_the_model():
     from livegen.model.fast import NumpyTextureDecoder
     from livegen.model.texture import TextureConfig, TextureModel, init_texture
 
-    model = TextureModel(TextureConfig(n_fft=512, hop=64, hidden=32, enc_hidden=32, noise_dim=8)).eval()
+    model = TextureModel(TextureConfig(n_fft=512, hop=64, hidden=32, enc_hidden=32, noise_dim=8, gain_db=6.0)).eval()
     init_texture(model, torch.Generator().manual_seed(0))
     fast = NumpyTextureDecoder(model, max_voices=2)
     rng = np.random.default_rng(0)
@@ -257,3 +258,16 @@ def test_texture_numpy_decoder_matches_the_model():
                                                                                    t_off)),
                                 None if noise is None else torch.from_numpy(noise)).numpy()
         assert np.allclose(np.log(got), np.log(want), atol=1e-3)
+
+
+def test_bundled_kit_model_plays_and_is_offered(tmp_path):
+    """`models/hydrogen-kits` (trained by this path on Debian's recorded drum kits) renders and the
+    model picker lists it."""
+    from livegen.tui.screens.model_picker import find_models
+
+    bundled = Path(__file__).resolve().parents[1] / "models" / "hydrogen-kits"
+    assert model_format(bundled) == "livegen-texture-vae"
+    assert sum(f.stat().st_size for f in bundled.iterdir()) < 10 * 2**20
+    y = _render(tmp_path, bundled)
+    assert np.sqrt(np.mean(y ** 2)) > 10 ** (-50 / 20)
+    assert bundled.resolve() in find_models([bundled.parent])

@@ -297,16 +297,16 @@ def _texture_inputs(z, velocity, t_on, cycle, neg_inv_tau, x):
 
 
 @numba.njit(cache=True, nogil=True)
-def _texture_frame(logmag, pitch, t_off, root, release, log_floor, power, noise_gain, out):
+def _texture_frame(logmag, pitch, t_off, root, release, log_floor, power, noise_gain, gain, out):
     """`TextureModel.decode` after the MLP: transpose (bin i reads bin i / ratio, linear), the
     release fade, the Rayleigh factor (`power` = |c|^2, empty: none), exp."""
     n = logmag.shape[1]
     use_noise = power.shape[0] > 0
     for v in range(logmag.shape[0]):
         ratio = np.float32(2.0 ** ((np.float32(pitch[v]) - root) / 12.0))
-        fade = np.float32(0.0)
+        fade = gain
         if t_off[v] >= 0:
-            fade = -np.float32(t_off[v]) / release
+            fade = gain - np.float32(t_off[v]) / release
         for i in range(n):
             src = np.float32(i) / ratio
             if src > n - 1:
@@ -382,5 +382,6 @@ class NumpyTextureDecoder:
             _power(c, power)
         out = self._out[:v]
         _texture_frame(h_in, pitch, t_off, np.float32(cfg.root_pitch), np.float32(cfg.release_s),
-                       np.float32(math.log(cfg.floor)), power, np.float32(cfg.noise_gain), out)
+                       np.float32(math.log(cfg.floor)), power, np.float32(cfg.noise_gain),
+                       np.float32(cfg.gain_db * _LN10_20), out)
         return out

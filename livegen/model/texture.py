@@ -28,11 +28,14 @@ from torch import nn
 from livegen.errors import ModelError
 from livegen.model.config import FrameConfig
 from livegen.model.io import _read_config, load_checked_weights, write_model_dir
-from livegen.model.spectral import RAYLEIGH_LOG_MEAN, SpectralModel, rayleigh_log, register_plane_buffers
+from livegen.model.spectral import (_LN10_20, LEVEL_GAIN_DB, RAYLEIGH_LOG_MEAN, SpectralModel, frame_rms_log,
+                                    rayleigh_log, register_plane_buffers)
 
 TEXTURE_FORMAT = "livegen-texture-vae"
 TEXTURE_FORMAT_VERSION = 1
 _TAU_ON = (0.01, 0.03, 0.1, 0.3, 1.0)
+LEVEL_DBFS = -18.0
+"""Mean RMS over one repeat of the pad centre's event at velocity 100 after `set_level`."""
 
 
 @dataclass
@@ -49,6 +52,9 @@ class TextureConfig(FrameConfig):
     release_s: float = 0.15
     max_event_s: float = 1.5
     kind: str = "texture"
+    gain_db: float = 0.0
+    """Playing level: added to every frame (set after training so the pad's centre plays near
+    `LEVEL_DBFS` at velocity 100, like the spectral models' level setting)."""
     families: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -111,7 +117,7 @@ class TextureModel(nn.Module):
         logmag = self.frame_logmag(z, velocity, t_on)
         logmag = self.transpose(logmag, pitch)
         fade = torch.where(t_off >= 0, -t_off.clamp(min=0.0) / cfg.release_s, torch.zeros_like(t_off))
-        logmag = logmag + fade.unsqueeze(1)
+        logmag = logmag + (fade + cfg.gain_db * _LN10_20).unsqueeze(1)
         if noise is not None and cfg.noise_gain:
             logmag = torch.add(logmag, rayleigh_log(noise, self.noise_proj, cfg.n_bins), alpha=cfg.noise_gain)
         return torch.exp(logmag)
@@ -136,6 +142,23 @@ class TextureModel(nn.Module):
     xy_plane = SpectralModel.xy_plane
     z_to_xy = SpectralModel.z_to_xy
     fit_plane = SpectralModel.fit_plane
+
+
+def set_level(model: TextureModel) -> float:
+    """Set `gain_db` so the pad centre's event at velocity 100 (noiseless, one `cycle_s`, at the
+    root pitch) has a mean RMS of `LEVEL_DBFS`; returns the gain (kept within the spectral
+    models' `LEVEL_GAIN_DB`)."""
+    cfg = model.config
+    cfg.gain_db = 0.0
+    n = max(1, int(round(cfg.cycle_s / cfg.hop_seconds)))
+    with torch.no_grad():
+        z = model.xy_to_z(torch.tensor([0.5, 0.5])).expand(n, -1)
+        t = torch.arange(n, dtype=torch.float32) * cfg.hop_seconds
+        frames = model.decode(z, torch.full((n,), cfg.root_pitch), torch.full((n,), 100 / 127), t,
+                              torch.full((n,), -1.0))
+        rms_db = float(frame_rms_log(frames, cfg.n_fft).exp().square().mean().sqrt().log()) / _LN10_20
+    cfg.gain_db = round(min(max(LEVEL_DBFS - rms_db, LEVEL_GAIN_DB[0]), LEVEL_GAIN_DB[1]), 2)
+    return cfg.gain_db
 
 
 def init_texture(model: TextureModel, generator: torch.Generator, sample: torch.Tensor | None = None) -> None:

@@ -19,7 +19,7 @@ import torch
 from livegen.data.features import compute_features
 from livegen.errors import ParameterError
 from livegen.model import ModelConfig, save_model
-from livegen.model.texture import TextureConfig, save_texture_model
+from livegen.model.texture import TextureConfig, save_texture_model, set_level
 from livegen.paths import remember_trained
 from livegen.train import card, material
 from livegen.train.evaluate import calibrate_life, encode_notes
@@ -164,6 +164,8 @@ def _finish(model, train_s, held_s, cfg, out_dir, info, *, train_seconds, world,
     pitched = info["kind"] == "pitched"
     mu, families = _plane(model, train_s, cfg, encode_notes if pitched else encode_events)
     extra = {}
+    if not pitched:
+        extra["gain_db"] = set_level(model)
     if pitched:
         extra["life_calibration"] = {"skipped": True}
         if cfg.calibrate_notes > 0:
