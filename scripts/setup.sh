@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything livegen needs on a Debian/Ubuntu machine, then leaves a ready .venv.
 # Safe to run again: it only installs what is missing. A machine with only git and python3
-# lacks python3-venv (ensurepip) and perhaps ca-certificates (pip over https): both are listed.
+# lacks python3-venv (ensurepip), perhaps ca-certificates (pip over https), and a C++ compiler
+# (g++: visqol-python's libsvm-official has no wheel and builds from source): all are listed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="python3-venv ca-certificates libportaudio2 libsndfile1 jackd2 fluidsynth fluid-soundfont-gm timgm6mb-soundfont hydrogen-drumkits liblo-tools espeak-ng sox tmux"
+APT_PACKAGES="python3-venv ca-certificates g++ libportaudio2 libsndfile1 jackd2 fluidsynth fluid-soundfont-gm timgm6mb-soundfont hydrogen-drumkits liblo-tools espeak-ng sox tmux"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

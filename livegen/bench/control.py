@@ -489,7 +489,7 @@ def _flood(args, target, osc, midi, out, probe) -> int:
     stats = {k: osc.stats[k] - before.get(k, 0) for k in osc.stats}
     params = target.params
     out_of_range = [n for n, s in params.specs.items() if not (s.minimum <= params.get(n) <= s.maximum)]
-    threads_alive = all(t.is_alive() for t in osc._threads) and (midi is None or all(t.is_alive() for t in midi._threads))
+    threads_alive = osc.alive and (midi is None or midi.alive)
     crashes = stats.get("internal_errors", 0) + (0 if threads_alive else 1) + (len(midi.errors) if midi else 0)
     answered = sum(1 for ok, _ in status_checks if ok)
     worst = max((ms for ok, ms in status_checks if ok), default=0.0)
@@ -509,8 +509,8 @@ def _flood(args, target, osc, midi, out, probe) -> int:
           f"(of {probe.param_events})")
     now = status()
     print(f"  xruns during flood {xruns} vs {quiet_xruns} in a quiet period of the same length (same run); "
-          f"whole run: underflows {now.get('underflows')}, ring underruns {now.get('ring_underruns')}, "
-          f"longest decoder loop {now.get('decoder_gap_ms')} ms (ring low {now.get('ring_min')}), "
+          f"whole run: underflows {now.get('underflows')}, late renders {now.get('late')}, "
+          f"longest render {now.get('render_max_ms')} ms, "
           f"longest callback interval {now.get('audio_gap_ms')} ms")
     print(f"  /livegen/status answered {answered}/{len(status_checks)} probes during the flood "
           f"(slowest {worst:.1f} ms); after: {'yes' if final_ok else 'NO'} ({final_ms:.1f} ms)")

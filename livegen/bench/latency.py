@@ -694,7 +694,7 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
                 "jack_warning": server.warning, "jack_xruns": counts["xruns"] - jack_before,
                 "jackd_log_xruns": server.log_text().count("XRun"),
                 **{key: (after.get(key, 0) or 0) - (before.get(key, 0) or 0) for key in
-                   ("xruns", "underflows", "ring_underruns")},
+                   ("xruns", "underflows", "late")},
                 "processes": processes, "scheduling": scheduling, "recorded_bytes": recorded,
                 "recording": after.get("recording"), "voices": after.get("voices"),
                 "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3}
@@ -741,7 +741,7 @@ def soak_lines(r: dict) -> list[str]:
              f"-r 48000 -p {r['period']}: 8 voices, {r['sent']} OSC xy (every 10 ms), recording on "
              f"({r['recorded_bytes'] / 1e6:.1f} MB written), UI {'attached' if r['ui'] else 'not attached'}; "
              f"load average {mean:.1f} (from {low:.1f} to {high:.1f})",
-             f"xruns: play {r['xruns']} (underflows {r['underflows']}, ring underruns {r['ring_underruns']}); "
+             f"xruns: play {r['xruns']} (underflows {r['underflows']}, late renders {r['late']}); "
              f"JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log (whole run) {r['jackd_log_xruns']}",
              f"play's threads: {r['scheduling']}"]
     if r["jack_warning"]:

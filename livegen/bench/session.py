@@ -212,10 +212,10 @@ def _live_xruns(args) -> None:
                 jack.close()
         xruns = after.get("xruns", 0) - before.get("xruns", 0)
         print(f"    {label}: engine xruns {xruns} (underflows {after.get('underflows', 0) - before.get('underflows', 0)}, "
-              f"ring underruns {after.get('ring_underruns', 0) - before.get('ring_underruns', 0)}), JACK xruns "
+              f"late renders {after.get('late', 0) - before.get('late', 0)}), JACK xruns "
               f"{jack.xruns - jack_before}; recorder dropped {after.get('record_dropped', '?')} frames, "
-              f"recording {after.get('recording', '?')}; decoder {after.get('decoder_policy', '?')} "
-              f"{after.get('realtime_priority', '?')}, longest decoder loop {after.get('decoder_gap_ms', 0):.1f} ms; "
+              f"recording {after.get('recording', '?')}; audio thread {after.get('audio_policy', '?')}, "
+              f"longest render {after.get('render_max_ms', 0):.1f} ms; "
               f"load average {np.mean(loads) if loads else os.getloadavg()[0]:.1f}")
     print(f"    scheduling: {scheduling}")
 

@@ -204,11 +204,10 @@ def soak(seconds: float, *, cols: int, rows: int) -> int:
         print(f"  xruns without the UI (baseline): {x1 - x0}   (load average {load_quiet:.1f})")
         print(f"  xruns with the UI dragging/redrawing: {x3 - x2}   (UI CPU {100 * cpu:.1f} % of one core; "
               f"load average {load_ui:.1f})")
-        print(f"  engine load at the end: {status.get('load', 0):.3f}; underflows {status.get('underflows')}, ring "
-              f"underruns {status.get('ring_underruns')} in all; longest decoder loop "
-              f"{status.get('decoder_gap_ms', 0):.1f} ms, longest callback interval {status.get('audio_gap_ms', 0):.1f} ms")
-        print(f"  scheduling: {jack.scheduling}; decoder {status.get('decoder_policy')} {status.get('realtime_priority')} "
-              f"(realtime {status.get('realtime')}), audio callback thread {status.get('audio_policy')}, UI normal")
+        print(f"  engine load at the end: {status.get('load', 0):.3f}; underflows {status.get('underflows')}, late "
+              f"renders {status.get('late')} in all; longest render "
+              f"{status.get('render_max_ms', 0):.1f} ms, longest callback interval {status.get('audio_gap_ms', 0):.1f} ms")
+        print(f"  scheduling: {jack.scheduling}; audio callback thread {status.get('audio_policy')}, UI normal")
         return 0
     finally:
         if engine.poll() is None:

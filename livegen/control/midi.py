@@ -134,6 +134,11 @@ class MidiInput:
             self._threads.append(thread)
         return self
 
+    @property
+    def alive(self) -> bool:
+        """Whether its worker and port-poll threads are all still running."""
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
+
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:

@@ -71,6 +71,11 @@ class OscServer:
             self.target.remove_listener(self.feedback.on_applied)
             self._listening = False
 
+    @property
+    def alive(self) -> bool:
+        """Whether all its threads are still running (a check for floods and soaks)."""
+        return self.wire.alive and self.feedback.alive
+
     def __enter__(self):
         return self.start() if not self.wire.open else self
 

@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import signal
-import socket
 import sys
 import threading
 import time

@@ -107,6 +107,11 @@ class OscSocket:
     def open(self) -> bool:
         return self._sock is not None
 
+    @property
+    def alive(self) -> bool:
+        """Whether its receive and schedule threads are all still running (none ended on an error)."""
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
+
     # -- receiving ---------------------------------------------------------------------------
     def _receive_loop(self) -> None:
         sock = self._sock

@@ -8,14 +8,14 @@ so a test-only source is a few lines (`livegen.engine.fake.FakeSource`). The eng
 - merges each source's `params()` into its one `ParamStore` (MIDI learn, OSC, presets, the log
   reach them like any other) and calls `param_changed` for the names in `reacts_to`;
 - routes the event types in `events` to `handle` at hop boundaries, stamping those it takes;
-- calls `prepare` off the real-time path (a worker thread live, before rendering offline) for
-  events that need slow work first (reading and analysing a file), so `handle` only swaps
-  references;
+- calls `prepare` off the real-time path (`Engine.submit`'s worker thread, or before rendering
+  offline; the sound server's client prepares seeds in its own process) for events that need
+  slow work first (reading and analysing a file), so `handle` only swaps references;
 - adds `status()` to `/livegen/status` and `header()` to the session log's header, and counts
   `nonfinite` in the status's `nan`.
 
-A live-input encoder (timbre transfer) is a source whose `add` decodes what its input ring's f0/loudness/latent say.
-Per-voice latent points (MPE) are a notes source keeping one latent point per voice, fed by `voice` events.
+Live-input encoder (timbre transfer): a source that encodes its input ring's f0/loudness/latent and decodes a voice.
+Per-voice latent points (MPE): a notes source with one latent point per voice, taking `voice` events (/livegen/voice).
 """
 
 from __future__ import annotations

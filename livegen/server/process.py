@@ -163,8 +163,9 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
 
 
 def build_engine(spec: dict, samplerate: int):
-    """The engine `spec` describes (model, seed, look-ahead, device...), built in this process
-    before the stream opens, so the model loads while nothing plays."""
+    """(engine, live input) as `spec` describes (model, seed, look-ahead, device, input
+    device...), built in this process before the stream opens, so the model loads while nothing
+    plays; the live input is None without --input-device or for a model that follows none."""
     threads = max(1, int(spec.get("threads") or 1))
     torch.set_num_threads(threads)
     loaded = factory.load(spec.get("model"), device=pick_device(spec.get("device") or "auto"),
@@ -186,7 +187,7 @@ def build_engine(spec: dict, samplerate: int):
         if name in engine.params.specs:
             engine.post(Event("param", name=name, value=value, source="model"))
     engine.bind_thread()
-    return engine
+    return engine, live_input
 
 
 def _open_input(loaded, spec: dict):
@@ -254,7 +255,7 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
         with quiet_stderr():
             info = find_output_device(options.get("device"))
         samplerate = int(options.get("samplerate") or info["samplerate"])
-        engine = build_engine(spec, samplerate)
+        engine, live_input = build_engine(spec, samplerate)
         n = len(engine.params.names)
         if n > n_params_max:
             raise LivegenError(f"the model has {n} parameters; the sound server holds at most {n_params_max}")
@@ -299,6 +300,10 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
     _housekeeping(engine, renderer, stream, shared, info, options)
     stream.stop()
     stream.close()
+    if live_input is not None:
+        live_input.close()
+        _log(f"live input: {live_input.frames} frames heard in {live_input.callbacks} callbacks, "
+             f"{live_input.overflows} overflows")
     conn.close()
     os._exit(0)
 
