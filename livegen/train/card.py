@@ -95,7 +95,8 @@ def write_card(model, out_dir, *, info: dict, held, train, mu, families, log=pri
         lsd = texture_lsd(model, sampler, events)
     figures["lsd_db"] = round(float(lsd.mean()), 2) if lsd.size else None
     figures["lsd_events"] = int(lsd.size)
-    figures["plane_png"] = ev.plane_png(model, mu, families, out_dir / "plane.png")
+    figures["plane_png"] = ev.plane_png(model, mu, families, out_dir / "plane.png",
+                                       what="Notes" if kind == "pitched" else "Events")
     command = f"livegen play --model {out_dir}"
     figures["command"] = command
     text = render_card(model, info, figures)

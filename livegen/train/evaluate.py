@@ -298,7 +298,7 @@ def pitch_accuracy_real(paths_and_pitches, *, sample_rate: int, method: str | No
 
 
 # ------------------------------------------------------------------ plane picture
-def plane_png(model, mu, families, path) -> bool:
+def plane_png(model, mu, families, path, *, what: str = "Notes") -> bool:
     """Scatter of every note's position on the XY plane, coloured by family; False without matplotlib."""
     try:
         import matplotlib
@@ -320,7 +320,7 @@ def plane_png(model, mu, families, path) -> bool:
     ax.add_patch(plt.Rectangle((0, 0), 1, 1, fill=False, lw=1, ls="--", color="grey"))
     ax.set_xlabel("x (1st principal direction)")
     ax.set_ylabel("y (2nd principal direction)")
-    ax.set_title("Notes on the XY plane (encoder means), by family")
+    ax.set_title(f"{what} on the XY plane (encoder means), by family")
     ax.legend(fontsize=6, markerscale=3, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(path)
