@@ -230,3 +230,25 @@ def test_random_model_has_placeholder_centroids_and_encodes():
     assert len(model.family_centroids) == 16
     mu, logvar = model.encode(torch.randn(3, 10, 513), torch.tensor([40.0, 60.0, 80.0]), torch.rand(3))
     assert mu.shape == logvar.shape == (3, 8)
+
+
+def test_a_steep_envelope_does_not_move_a_partial_read_at_its_frequency():
+    """Drawn bin by bin under a steep harmonic envelope, a low partial's lobe tilts and its
+    centroid (the pitch an inverter finds) moves; read at the harmonic's frequency it stays."""
+    cfg = ModelConfig(n_bands=16, max_harmonics=8, n_resid_harmonics=4, hidden=32, enc_hidden=32)
+    model = random_model(cfg, seed=0)
+    params = torch.zeros(1, model.n_out)
+    params[0, :cfg.n_bands] = torch.linspace(-12.0, 12.0, cfg.n_bands)  # steep harmonic envelope
+    params[0, cfg.n_bands:2 * cfg.n_bands] = -30.0                       # no noise
+    params[0, 2 * cfg.n_bands:2 * cfg.n_bands + cfg.n_resid_harmonics] = torch.tensor([0.0, -40.0, -40.0, -40.0])
+    params[0, -1] = -30.0                                                # no inharmonicity
+    pitch = torch.tensor([37.0])  # 69.3 Hz: 2.96 bins
+    b = float(440.0 * 2 ** ((37.0 - 69.0) / 12) / cfg.bin_hz)
+    bins = torch.arange(8, dtype=torch.float32)
+    shifts = {}
+    for flag in (False, True):
+        model.config.envelope_at_harmonics = flag
+        with torch.inference_mode():
+            frame = model.render(params, pitch)[0, :8]
+        shifts[flag] = abs(float((frame * bins).sum() / frame.sum()) - b)
+    assert shifts[True] < 0.05 < shifts[False], shifts

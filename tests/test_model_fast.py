@@ -77,8 +77,9 @@ def test_extreme_inputs_and_buffer_growth():
 @pytest.mark.slow
 @pytest.mark.parametrize("with_noise", [False, True])
 def test_matches_decode_with_playing_settings(with_noise):
-    """Level normalisation, vibrato and shimmer are drawn alike on both paths."""
-    model = random_model(ModelConfig(level_dbfs=-12.5, vibrato_cents=10.0, shimmer_db=2.0), seed=5)
+    """Level normalisation, vibrato, shimmer and the envelope read at each harmonic: alike on both paths."""
+    cfg = ModelConfig(level_dbfs=-12.5, vibrato_cents=10.0, shimmer_db=2.0, envelope_at_harmonics=True)
+    model = random_model(cfg, seed=5)
     cfg = model.config
     fast = NumpyFrameDecoder(model, max_voices=2)
     rng = np.random.default_rng(7)

@@ -20,7 +20,7 @@ LIMITER_KNEE_DB = 3.0
 """The limiter starts compressing this far below the ceiling; the soft clip fills the last 3 dB."""
 
 
-LEVELLER_HEADROOM_DB = 14.0
+LEVELLER_HEADROOM_DB = 15.0
 """The leveller holds the output's RMS (0.5 s average) this far under the ceiling, so a loud chord's
 peaks (10-15 dB over its RMS after phase reconstruction) mostly stay under the ceiling."""
 LEVELLER_RMS_S = 0.5

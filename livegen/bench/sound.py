@@ -286,13 +286,14 @@ def spectrogram_png(notes: dict, path, *, samplerate: int = 48000) -> bool:
 
 def notes_png(model, path, *, pitch: int = 64, xy=(0.5, 0.5), samplerate: int = 48000) -> bool:
     """Spectrograms of a real FluidR3 violin and oboe note, this model's note at `xy`, and the same
-    note with the model's playing settings (level, vibrato, shimmer) off."""
+    note with the model's playing settings (level, vibrato, shimmer, envelope at harmonics) off."""
     import dataclasses
 
     real = real_notes([pitch], samplerate=samplerate, programs={"violin": 40, "oboe": 68})
     panels = {f"FluidR3 {name}": notes[0] for name, notes in real.items()}
     panels["this model"] = render_set(model, [Note(*xy, float(pitch))], samplerate=samplerate)[0][1]
-    plain = dataclasses.replace(model.config, level_dbfs=None, vibrato_cents=0.0, shimmer_db=0.0)
+    plain = dataclasses.replace(model.config, level_dbfs=None, vibrato_cents=0.0, shimmer_db=0.0,
+                                envelope_at_harmonics=False)
     saved, model.config = model.config, plain
     try:
         panels["playing settings off"] = render_set(model, [Note(*xy, float(pitch))], samplerate=samplerate)[0][1]

@@ -25,8 +25,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-import os
-import threading
 import time
 import warnings
 
@@ -40,6 +38,7 @@ from livegen.dsp import StreamingInverter
 from livegen.engine.events import Event, check_events
 from livegen.engine.latent import DriftWalk
 from livegen.engine.params import ParamStore, engine_param_specs, latent_param_specs
+from livegen.engine.prepare import Preparer
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.errors import LivegenError
 
@@ -104,8 +103,7 @@ class Engine:
         self._next_scheduled = 0
         self._listeners: list = []
         self._taps: list = []
-        self._prepare_lock = threading.Lock()
-        self._preparing = False
+        self._preparer = Preparer(threads=self.threads)
         self.presets: dict[int, dict[str, float]] = {}
         self._morph: _Morph | None = None
         self.samples_out = 0
@@ -187,33 +185,9 @@ class Engine:
 
     def submit(self, event: Event, done, *, what: str = "") -> None:
         """Prepare `event` on a worker thread at low priority, then post it (e.g. `/livegen/seed`:
-        the file is read and analysed while the engine plays on). `done(ok, text)` follows from
-        that thread: the event's `path` when it has one, or what was wrong (prefixed `what`).
-        One at a time: another is refused until this one is posted."""
-        with self._prepare_lock:
-            if self._preparing:
-                done(False, f"{what}another {event.type} is still being prepared; try again when it plays")
-                return
-            self._preparing = True
-        threading.Thread(target=self._prepare_then_post, args=(event, done, what), name=f"livegen-{event.type}",
-                         daemon=True).start()
-
-    def _prepare_then_post(self, event: Event, done, what: str) -> None:
-        try:
-            _background_priority()
-            torch.set_num_threads(self.threads)
-            event = self.prepare(event)
-        except LivegenError as exc:
-            ok, text = False, str(exc)
-        except Exception as exc:  # bad input must not end the performance
-            ok, text = False, f"{what}cannot use it ({type(exc).__name__}: {exc})"
-        else:
-            self.post(event)
-            ok, text = True, str(event.extra.get("path", event.type))
-        finally:
-            with self._prepare_lock:
-                self._preparing = False
-        done(ok, text)
+        the file is read and analysed while the engine plays on); `done(ok, text)` as `Preparer`
+        says. One at a time."""
+        self._preparer.start(lambda: self.prepare(event), self.post, done, what=what, kind=event.type)
 
     def status(self) -> dict:
         """What `/livegen/status` answers (name/value pairs; the OSC reply stays far below the
@@ -461,15 +435,6 @@ def _merged_store(sources, latent_dim: int) -> ParamStore:
                 raise ValueError(f"{type(source).__name__} declares parameter {spec.name!r} as {spec}, "
                                  f"another as {specs[spec.name]}")
     return ParamStore(list(specs.values()) + latent_param_specs(latent_dim))
-
-
-def _background_priority() -> None:
-    """Lower this thread's CPU priority (Linux: nice 19 for one thread), so that slow work
-    (reading a seed file) yields the cores to the decoder thread on a busy machine."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclasses.dataclass

@@ -35,7 +35,8 @@ def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: st
 
 
 class NotesSource(Source):
-    """Note voices (polyphony, stealing, sustain, release, bend) and the drone voice.
+    """Note voices (polyphony, stealing, sustain, release, bend) and the drone voice, which gives
+    way to held notes (fades out while a key or the pedal holds one, returns after; `VoiceBank`).
 
     Parameters
     ----------

@@ -101,6 +101,11 @@ class ModelConfig(FrameConfig):
     vibrato_hz: float = 5.5
     shimmer_db: float = 0.0
     """Depth of each harmonic's slow amplitude wander (its own rate, 0.7-6 Hz)."""
+    envelope_at_harmonics: bool = False
+    """Read the harmonic envelope once at each harmonic's frequency and draw its lobe with that
+    amplitude, instead of multiplying the drawn lobes by the envelope bin by bin (as in
+    training): a steep envelope under a low partial tilted its lobe, moving the pitch the
+    inverter found by up to 80 cents."""
     families: list = field(default_factory=lambda: list(GM_FAMILIES))
 
     def __post_init__(self):

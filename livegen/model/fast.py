@@ -67,11 +67,13 @@ def _power(c, out):
 @numba.njit(cache=True, nogil=True)
 def _draw(params, pitch, jitter, jitter_gain, rayleigh, noise_gain, log_k, harm_k2, lobe,
           band_lo, band_hi, band_frac, n_bands, n_resid, halfwidth, max_inharm, log_bin0, harm, env,
-          shimmer, t_on, nominal, rate, phase, spread, weight):
+          shimmer, t_on, nominal, rate, phase, spread, weight, at_harmonics, mel_scale):
     """Harmonics scatter-added at their fractional bins into `harm` [V, padded bins], and the
     harmonic / noise log envelopes read out per bin into `env` [V, 2, n_bins] (noise envelope
     plus `noise_gain` x `rayleigh` when that is given; each harmonic's log amplitude plus
-    `shimmer` x weight x sin(rate t_on + phase + spread x nominal pitch) when `shimmer`)."""
+    `shimmer` x weight x sin(rate t_on + phase + spread x nominal pitch) when `shimmer`; with
+    `at_harmonics`, plus the harmonic envelope read at its frequency, `mel_scale` = (bin_hz / 700,
+    (n_bands - 1) / log1p(nyquist / 700)))."""
     v_count = env.shape[0]
     n_bins = env.shape[2]
     n_harm = log_k.shape[0]
@@ -99,6 +101,12 @@ def _draw(params, pitch, jitter, jitter_gain, rayleigh, noise_gain, log_k, harm_
             if shimmer != 0.0:
                 la += np.float32(shimmer * weight[k] * math.sin(np.float64(np.float32(t_on[v])) * rate[k] + phase[k]
                                                                  + np.float64(np.float32(nominal[v])) * spread[k]))
+            if at_harmonics:
+                pos = np.float32(math.log1p(b * mel_scale[0])) * mel_scale[1]
+                pos = min(max(pos, np.float32(0.0)), np.float32(n_bands - 1))
+                i0 = min(math.floor(pos), n_bands - 2)
+                e0 = params[v, i0]
+                la += e0 + (pos - np.float32(i0)) * (params[v, i0 + 1] - e0)
             amp = np.float32(math.exp(la))
             start = int(base) + 1
             for o in range(width):
@@ -128,14 +136,15 @@ def _vibrato(t_on, pitch, cents, hz, t0, t1, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _level_gain(params, env, harm, n_fft, target, lo, hi, n_env):
+def _level_gain(params, env, harm, n_fft, target, lo, hi, n_env, at_harmonics):
     """Add to the first `n_env` params of each row the log gain that brings the reference frame
     (exp(env[:, 0]) * harm + exp(env[:, 1]), rows alike) to RMS exp(`target`) (`frame_rms_log`)."""
     n = env.shape[2]
     for v in range(params.shape[0]):
         energy = 0.0
         for i in range(n):
-            m = np.float64(np.float32(math.exp(env[v, 0, i])) * harm[v, i] + np.float32(math.exp(env[v, 1, i])))
+            h = harm[v, i] if at_harmonics else np.float32(math.exp(env[v, 0, i])) * harm[v, i]
+            m = np.float64(h + np.float32(math.exp(env[v, 1, i])))
             e = m * m
             energy += e if i == 0 or i == n - 1 else 2.0 * e
         g = target - 0.5 * math.log(max(energy, 1e-30) / (n_fft * n_fft * 0.375))
@@ -190,6 +199,9 @@ class NumpyFrameDecoder:
         self.level_target = float(cfg.level_dbfs or 0.0) * _LN10_20
         self.level_lo, self.level_hi = (db * _LN10_20 for db in LEVEL_GAIN_DB)
         self.shimmer = float(cfg.shimmer_db) * _LN10_20
+        self.at_harmonics = bool(cfg.envelope_at_harmonics)
+        self.mel_scale = np.array([cfg.bin_hz / 700.0, (cfg.n_bands - 1) / math.log1p(cfg.sample_rate / 2 / 700.0)],
+                                  np.float32)
         self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight = (
             arr(t, np.float64) for t in (model.shimmer_rate, model.shimmer_phase, model.shimmer_spread,
                                          model.shimmer_weight))
@@ -253,9 +265,10 @@ class NumpyFrameDecoder:
             _draw(ref_params, pitch, self._empty2, self.harm_jitter, self._empty2, self.noise_gain, self.log_k,
                   self.harm_k2, self.lobe, self.band_lo, self.band_hi, self.band_frac, cfg.n_bands,
                   cfg.n_resid_harmonics, cfg.kernel_halfwidth, self.max_inharm, self.log_bin0, ref_harm, ref_env,
-                  0.0, t_on, pitch, self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight)
+                  0.0, t_on, pitch, self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight,
+                  self.at_harmonics, self.mel_scale)
             _level_gain(params, ref_env, ref_harm_bins, cfg.n_fft, self.level_target, self.level_lo, self.level_hi,
-                        2 * cfg.n_bands)
+                        2 * cfg.n_bands, self.at_harmonics)
         jitter = rayleigh = self._empty2
         if noise is not None and (cfg.harm_jitter or cfg.noise_gain):
             np.dot(noise, self.proj, out=proj)
@@ -273,9 +286,13 @@ class NumpyFrameDecoder:
         _draw(params, drawn, jitter, self.harm_jitter, rayleigh, self.noise_gain, self.log_k, self.harm_k2,
               self.lobe, self.band_lo, self.band_hi, self.band_frac, cfg.n_bands, cfg.n_resid_harmonics,
               cfg.kernel_halfwidth, self.max_inharm, self.log_bin0, harm, env,
-              self.shimmer, t_on, pitch, self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight)
+              self.shimmer, t_on, pitch, self.shimmer_rate, self.shimmer_phase, self.shimmer_spread, self.shimmer_weight,
+              self.at_harmonics, self.mel_scale)
         np.exp(env, out=env)
-        np.multiply(env_h, harm_bins, out=out)
+        if self.at_harmonics:
+            out[:] = harm_bins
+        else:
+            np.multiply(env_h, harm_bins, out=out)
         out += env_n
         return out
 

@@ -36,7 +36,8 @@ LEVEL_REF_SECONDS = 0.3
 LEVEL_GAIN_DB = (-30.0, 40.0)
 """The level normalisation's gain stays in this range (a timbre that fades to silence off the
 plane is lifted by at most 40 dB, not to full level)."""
-PLAYING_DEFAULTS = {"level_dbfs": -12.5, "vibrato_cents": 10.0, "vibrato_hz": 5.5, "shimmer_db": 2.0}
+PLAYING_DEFAULTS = {"level_dbfs": -12.5, "vibrato_cents": 10.0, "vibrato_hz": 5.5, "shimmer_db": 2.0,
+                    "envelope_at_harmonics": True}
 """The playing settings a newly trained model gets (the bundled default model's; docs/sound.md
 has how they were chosen): a velocity-100 note near -19 dBFS at the engine's default gain."""
 VIBRATO_ONSET = (0.15, 0.45)
@@ -244,6 +245,8 @@ class SpectralModel(nn.Module):
             loga = torch.addmm(loga, noise, self.jitter_proj, alpha=cfg.harm_jitter)
         if shimmer is not None:
             loga = loga + shimmer
+        if cfg.envelope_at_harmonics:
+            loga = loga + self._envelope_at(bands.view(v, 2, nb)[:, 0], b)
         span = cfg.max_harmonics * 2 * cfg.kernel_halfwidth
         idx = (base.long().unsqueeze(2) + self.lobe_offsets).view(v, span)
         harm = torch.zeros(v, self._pad_bins, dtype=params.dtype, device=params.device)
@@ -251,7 +254,19 @@ class SpectralModel(nn.Module):
         harm = harm[:, cfg.kernel_halfwidth:cfg.kernel_halfwidth + cfg.n_bins]
         if noise is not None and cfg.noise_gain:
             noise_env = torch.add(noise_env, rayleigh_log(noise, self.noise_proj, cfg.n_bins), alpha=cfg.noise_gain)
+        if cfg.envelope_at_harmonics:
+            return torch.exp(noise_env) + harm
         return torch.addcmul(torch.exp(noise_env), torch.exp(harm_env), harm)
+
+    def _envelope_at(self, bands, b):
+        """The band envelope `bands [V, n_bands]` read at harmonic positions `b [V, K]` (in bins)."""
+        cfg = self.config
+        nb = cfg.n_bands
+        nyq = cfg.sample_rate / 2
+        pos = (torch.log1p(b * (cfg.bin_hz / 700.0)) * ((nb - 1) / math.log1p(nyq / 700.0))).clamp(0.0, nb - 1.0)
+        i0 = pos.floor().clamp(max=nb - 2)
+        lo = bands.gather(1, i0.long())
+        return lo + (pos - i0) * (bands.gather(1, i0.long() + 1) - lo)
 
     def decode(self, z, pitch, velocity, t_on, t_off, noise=None):
         """One magnitude frame per voice.

@@ -34,6 +34,7 @@ def finish_model(model, sampler, cfg, out_dir, *, train_seconds: float, world: i
         calib["seconds"] = round(time.perf_counter() - t, 1)
     # Playing settings: an even level over the pad; vibrato and shimmer only where notes are pitched.
     model.config.level_dbfs = PLAYING_DEFAULTS["level_dbfs"]
+    model.config.envelope_at_harmonics = PLAYING_DEFAULTS["envelope_at_harmonics"]
     if pitched:
         for name in ("vibrato_cents", "vibrato_hz", "shimmer_db"):
             setattr(model.config, name, PLAYING_DEFAULTS[name])
