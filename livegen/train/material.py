@@ -25,7 +25,6 @@ from livegen.train.data import NoteBatch, NoteSampler
 NOTE_JUMP = 0.6
 RELEASE_S = 0.25
 HOLDOUT_SHARE = 0.15
-VOICED_PROB = 0.5
 SOUNDING_DB = 50.0          # frames within this many dB of a file's loudest count as sounding
 PITCHED_SHARE = 0.5         # auto: pitched when at least this share of sounding frames is voiced
 MIN_PITCHED_SECONDS = 4.0   # voiced audio a pitched model needs (training part)
@@ -73,7 +72,7 @@ def decide_kind(dataset, *, log=print) -> tuple[str, str, dict]:
                                         n_frames=n)
         loud = track[:, 2] > track[:, 2].max() - SOUNDING_DB
         sounding += int(loud.sum())
-        voiced += int((loud & (track[:, 1] > VOICED_PROB) & (track[:, 0] > 0)).sum())
+        voiced += int((loud & (track[:, 0] > 0)).sum())
         looked += 1
     share = voiced / sounding if sounding else 0.0
     figures = {"voiced_share": round(share, 3), "files_sampled": looked, "seconds_each": KIND_SAMPLE_SECONDS}
@@ -133,7 +132,7 @@ def pitched_events(features, *, min_frames: int = 8) -> tuple[Events, np.ndarray
         a, b = row["start"], row["stop"]
         track = np.asarray(features.pitch[a:b], dtype=np.float64)
         loud = track[:, 2]
-        ok = (track[:, 1] > VOICED_PROB) & (track[:, 0] > 0) & (loud > loud.max() - SOUNDING_DB)
+        ok = (track[:, 0] > 0) & (loud > loud.max() - SOUNDING_DB)
         midi = pitch_track.hz_to_midi(np.where(ok, track[:, 0], 0.0))
         frame_midi[a:b] = np.where(ok, midi, np.nan)
         jump = np.zeros(b - a, bool)
