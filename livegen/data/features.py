@@ -126,12 +126,11 @@ def _native_chunks(path: str, max_seconds: float | None):
 
 
 def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_seconds: float | None,
-                      part: str | None = None, pitch: str | None = None, clean: bool = False):
+                      part: str, pitch: str | None = None, clean: bool = False):
     """Analyse one file chunk by chunk into ``part + ".f16"`` (and ``part + ".pitch"``).
 
     Returns ``(n_frames, native rate, None, info)``, or ``(None, None, why it was skipped, info)``.
-    Without ``part`` (the cache's older callers) the frames come back as an array instead of a
-    count. ``clean``: stereo and multichannel files are averaged (always), the DC offset is
+    ``clean``: stereo and multichannel files are averaged (always), the DC offset is
     removed with a 10 Hz high-pass, clipped samples are counted into ``info``.
     """
     import numpy as np
@@ -151,9 +150,9 @@ def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_
             hp = (b, a, None)
         carry = np.zeros(0, np.float32)
         peak, total_in, clipped, dc_sum = 0.0, 0, 0, 0.0
-        frames_out, pitch_out, n_frames = [], [], 0
-        fh = open(part + ".f16", "wb") if part else None
-        ph = open(part + ".pitch", "wb") if part and pitch else None
+        n_frames = 0
+        fh = open(part + ".f16", "wb")
+        ph = open(part + ".pitch", "wb") if pitch else None
         try:
             for raw in chunks:
                 x = raw.mean(axis=1) if raw.shape[1] > 1 else raw[:, 0]
@@ -173,8 +172,7 @@ def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_
                 if y.size:
                     peak = max(peak, float(np.max(np.abs(y))))
                 buf = np.concatenate([carry, y]) if carry.size else y
-                n_frames, carry = _emit(buf, n_frames, n_fft, hop, fh, ph, frames_out, pitch_out, sample_rate, pitch,
-                                        last=False)
+                n_frames, carry = _emit(buf, n_frames, n_fft, hop, fh, ph, sample_rate, pitch)
             if resampler is not None:
                 tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
                 if tail.size:
@@ -182,8 +180,7 @@ def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_
                 carry = np.concatenate([carry, tail])
             if n_frames == 0 and carry.size < n_fft:
                 carry = np.pad(carry, (0, n_fft - carry.size))
-            n_frames, carry = _emit(carry, n_frames, n_fft, hop, fh, ph, frames_out, pitch_out, sample_rate, pitch,
-                                    last=True)
+            n_frames, carry = _emit(carry, n_frames, n_fft, hop, fh, ph, sample_rate, pitch)
         finally:
             if fh is not None:
                 fh.close()
@@ -197,12 +194,10 @@ def _example_features(path: str, *, sample_rate: int, n_fft: int, hop: int, max_
         return None, None, "empty", info
     if peak < SILENCE_PEAK:
         return None, None, "silent", info
-    if part:
-        return n_frames, native, None, info
-    return np.concatenate(frames_out), native, None, info
+    return n_frames, native, None, info
 
 
-def _emit(buf, n_done, n_fft, hop, fh, ph, frames_out, pitch_out, sample_rate, pitch, *, last: bool):
+def _emit(buf, n_done, n_fft, hop, fh, ph, sample_rate, pitch):
     """Write the frames that fit in ``buf`` (which starts at frame ``n_done``'s first sample);
     return the new frame count and what is left of ``buf`` for the next chunk."""
     import numpy as np
@@ -212,16 +207,10 @@ def _emit(buf, n_done, n_fft, hop, fh, ph, frames_out, pitch_out, sample_rate, p
     n = 1 + (buf.size - n_fft) // hop
     used = buf[:(n - 1) * hop + n_fft]
     feats = log_magnitude(used, n_fft=n_fft, hop=hop).astype(np.float16)
-    if fh is not None:
-        fh.write(feats.tobytes())
-    else:
-        frames_out.append(feats)
+    fh.write(feats.tobytes())
     if pitch:
         track = pitch_track.frame_pitch(used, sample_rate=sample_rate, n_fft=n_fft, hop=hop, n_frames=n, method=pitch)
-        if ph is not None:
-            ph.write(track.astype(np.float32).tobytes())
-        else:
-            pitch_out.append(track)
+        ph.write(track.astype(np.float32).tobytes())
     return n_done + n, buf[n * hop:]
 
 
