@@ -200,3 +200,22 @@ def test_the_drone_gives_way_to_notes_and_returns_after_them(model):
     assert under < drone_db(1.4, 1.9, alone) - 30.0, (before, under)
     assert abs(after - drone_db(4.5, 5.5, alone)) < 1.0, (after, drone_db(4.5, 5.5, alone))
     assert engine.status()["drone"] == 1  # the parameter is untouched: only the sound gives way
+
+
+@pytest.mark.slow
+def test_a_48_khz_model_plays_full_band_without_a_resampler():
+    """A model at the output rate (n_fft 2048, hop 256: the same 5.33 ms hop) is played as it is,
+    with energy above 12 kHz, where a 24 kHz model has none."""
+    def air(cfg):
+        engine = spectral_engine(random_model(cfg, seed=0), samplerate=SR, seed=0)
+        engine.schedule([ev.param("drone", 0), ev.note_on(84, 110)])
+        y = engine.render(0.6)[SR // 5:].astype(np.float64)
+        power = np.abs(np.fft.rfft(y * np.hanning(len(y)))) ** 2
+        freqs = np.fft.rfftfreq(len(y), 1 / SR)
+        return engine, power[freqs > 13000].sum() / power.sum()
+
+    full, full_air = air(ModelConfig(sample_rate=48000, n_fft=2048, hop=256))
+    half, half_air = air(ModelConfig())
+    assert full.chain.resampler is None and half.chain.resampler is not None
+    assert full.hop_seconds == half.hop_seconds
+    assert full_air > 1e-5 and half_air < 1e-8, (full_air, half_air)
