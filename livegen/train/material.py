@@ -1,8 +1,10 @@
 """Training on any folder of recordings: the model's rate, pitched or texture, and the events.
 
-Recordings carry no note labels. Pitched material is cut into notes where the tracked f0 is
-voiced (a new note where it jumps by more than `NOTE_JUMP` semitones); each note's frames carry
-their own tracked pitch, its velocity is its loudness placed in the material's loudness range
+Recordings carry no note labels. Pitched material is cut into notes where pYIN calls the frames
+voiced with a probability over `NOTE_PROB` (deciding pitched or texture counts pYIN's voicing
+alone, which finds more of speech; the model learns from the surer frames), a new note where
+the pitch jumps by more than `NOTE_JUMP` semitones; each note's frames carry their own tracked
+pitch, its velocity is its loudness placed in the material's loudness range
 (5th to 95th percentile -> 0..1), and up to `RELEASE_S` of what follows it (until the next note)
 are its release frames. Texture material is cut into events at spectral-flux onsets (at most
 `max_event_s` long). Files of the valid/test splits are held out; when the folder is too small
@@ -23,6 +25,7 @@ from livegen.errors import ParameterError
 from livegen.train.data import NoteBatch, NoteSampler
 
 NOTE_JUMP = 0.6
+NOTE_PROB = 0.5             # notes are cut from frames pYIN calls voiced with at least this probability
 RELEASE_S = 0.25
 HOLDOUT_SHARE = 0.15
 SOUNDING_DB = 50.0          # frames within this many dB of a file's loudest count as sounding
@@ -132,7 +135,7 @@ def pitched_events(features, *, min_frames: int = 8) -> tuple[Events, np.ndarray
         a, b = row["start"], row["stop"]
         track = np.asarray(features.pitch[a:b], dtype=np.float64)
         loud = track[:, 2]
-        ok = (track[:, 0] > 0) & (loud > loud.max() - SOUNDING_DB)
+        ok = (track[:, 1] > NOTE_PROB) & (track[:, 0] > 0) & (loud > loud.max() - SOUNDING_DB)
         midi = pitch_track.hz_to_midi(np.where(ok, track[:, 0], 0.0))
         frame_midi[a:b] = np.where(ok, midi, np.nan)
         jump = np.zeros(b - a, bool)
