@@ -216,8 +216,8 @@ class Engine:
     def bind_thread(self) -> None:
         """Call first on the thread that will run `step`: torch's CPU thread count is per thread.
 
-        Measured here: a decoder thread that skipped this ran its steps at a median of 23 ms
-        instead of 1.5 ms (2 busy cores), its OpenMP team spinning against the rest of the machine.
+        A thread that skips it gets torch's default team, which spins against the rest of the
+        machine and makes each step many times slower (docs/benchmarks/history.md).
         """
         torch.set_num_threads(self.threads)
 
