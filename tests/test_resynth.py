@@ -76,7 +76,7 @@ def test_default_stereo_wav(inputs, tmp_path):
     (["--method", "rtpghi", "--lookahead", "0"], "rtpghi, look-ahead 0 = 0 samples / 0.0 ms, 0 iterations"),
     (["--method", "rtpghi"], "rtpghi, look-ahead 1 = 64 samples / 4.0 ms"),
     (["--method", "rtisi-la", "--lookahead", "1", "--iters", "3", "--momentum", "0"], "rtisi-la, look-ahead 1 = 64 samples"),
-    (["--n-fft", "512", "--hop", "64", "--lookahead", "3"], "hybrid, look-ahead 3 = 192 samples / 12.0 ms, 2 iterations"),
+    (["--n-fft", "512", "--hop", "64", "--lookahead", "3"], "hybrid, look-ahead 3 = 192 samples / 12.0 ms, 3 iterations"),
 ])
 def test_options_on_16k_speech(inputs, tmp_path, args, expect):
     out = tmp_path / "speech_out.wav"
