@@ -1,5 +1,6 @@
 """The README stays a performer's page: under 20 KB, the two set-up commands, the packages that
-scripts/setup.sh installs, and the parameters as the engine defines them."""
+scripts/setup.sh installs, and the parameters as the engine defines them; links between the
+pages lead somewhere."""
 
 from __future__ import annotations
 
@@ -47,3 +48,9 @@ def test_readme_parameter_table_matches_the_registry():
             assert (float(low), float(high), float(default)) == (spec.minimum, spec.maximum, spec.default), (
                 f"README says {name} is {low}..{high}, default {default}; livegen.engine.params says "
                 f"{spec.minimum}..{spec.maximum}, default {spec.default}")
+
+
+def test_links_into_the_repository_lead_somewhere():
+    for page in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.relative_to(REPO)} links to {target}, which is missing"
