@@ -82,6 +82,8 @@ class RemoteEngine:
         self._mirror_stop = threading.Event()
         self.error: BaseException | None = None
         self.ready: dict | None = None
+        self._status_lock = threading.Lock()
+        self._final_status: dict | None = None
         self.seed_loader = None
         """Set by the app: prepares a seed file off the audio path (see `load_seed`)."""
         self._launch()
@@ -103,7 +105,7 @@ class RemoteEngine:
             self._mirror.join(5)
         self._mirror_once()
         self.kill()
-        with self._lock:
+        with self._lock, self._status_lock:
             old = self.shared
             start = self._delivered
             self.shared = SharedBlock(n_params=MAX_PARAMS, samplerate=RING_RATE)
@@ -114,7 +116,7 @@ class RemoteEngine:
                 self._release(self._pending.popleft())
             self.spec = dict(spec)
             self._launch()
-        old.close(unlink=True)
+            old.close(unlink=True)
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -203,12 +205,19 @@ class RemoteEngine:
 
     def morph_names(self) -> list[str]:
         """The parameters a preset morph or loop in the engine is moving now (asked only while one runs)."""
-        if not self.shared[Counter.MORPHING]:
+        if self._final_status is not None or not self.shared[Counter.MORPHING]:
             return []
         return self._server_status().get("morph_names", [])
 
     def status(self) -> dict:
-        """The server's figures, asked for fresh, with the client's own."""
+        """The server's figures, asked for fresh, with the client's own (after `close`, the last
+        ones: a thread that asks late, a recorder's disk thread say, gets an answer)."""
+        with self._status_lock:
+            if self._final_status is not None:
+                return dict(self._final_status)
+            return self._status()
+
+    def _status(self) -> dict:
         status = self._server_status()
         status.pop("morph_names", None)
         shared = self.shared
@@ -362,8 +371,11 @@ class RemoteEngine:
         self.process.join(2)
 
     def close(self) -> None:
-        """Free the shared memory (after `stop`)."""
-        self.shared.close(unlink=True)
+        """Free the shared memory (after `stop`); `status` answers with the last figures from then on."""
+        with self._status_lock:
+            if self._final_status is None:
+                self._final_status = self._status()
+                self.shared.close(unlink=True)
 
 
 class SoundServer:
