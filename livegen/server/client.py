@@ -374,7 +374,7 @@ class RemoteEngine:
         """Free the shared memory (after `stop`); `status` answers with the last figures from then on."""
         with self._status_lock:
             if self._final_status is None:
-                self._final_status = self._status()
+                self._final_status = self._status() if self.ready is not None else {}
                 self.shared.close(unlink=True)
 
 
