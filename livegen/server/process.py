@@ -43,13 +43,12 @@ STATUS_EVERY_SECONDS = 0.25
 class Renderer:
     """The audio callback: events in, hops rendered on demand, samples out and back."""
 
-    def __init__(self, engine, shared: SharedBlock, *, lead: int, channels: int):
+    def __init__(self, engine, shared: SharedBlock, *, lead: int):
         self.engine = engine
         self.shared = shared
         self.counters = shared.counters
         self.names = engine.params.names
         self.lead = int(lead)
-        self.channels = int(channels)
         self.fifo = np.zeros(1 << 16, dtype=np.float32)
         self.fifo_written = 0
         self.fifo_read = 0
@@ -269,7 +268,7 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
         shared[Counter.AUDIO_WRITTEN] = start
         shared[Counter.AUDIO_READ] = start
         channels = int(options.get("channels") or min(2, info["channels"]))
-        renderer = Renderer(engine, shared, lead=int(shared[Counter.LEAD]), channels=channels)
+        renderer = Renderer(engine, shared, lead=int(shared[Counter.LEAD]))
         sd = sounddevice()
         with quiet_stderr():
             try:
