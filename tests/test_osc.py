@@ -118,7 +118,7 @@ def test_notes_record_and_presets(target, server, client):
     (b"/livegen/xy\x00,qq\x00" + b"\x00" * 8, "unsupported type tag"),
     (encode_message("/livegen/xy", (0.5, 0.5)) + b"\x00" * 9000, "exceeds"),
     (b"#bundle\x00" + b"\x00" * 7 + b"\x01" + struct.pack(">i", -4), "positive multiple of 4"),
-])
+], ids=lambda value: value if isinstance(value, str) else "")
 def test_malformed_input_changes_nothing_and_is_reported(target, server, client, payload, fragment):
     before = target.params.snapshot()
     client._sock.sendto(payload, ("127.0.0.1", server.port))
