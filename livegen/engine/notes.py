@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from livegen.engine.core import Engine
+from livegen.engine.input import InputSource
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.engine.voices import DRONE, VoiceBank
@@ -25,13 +26,17 @@ from livegen.model.texture import TextureModel
 MAX_VOICES = 16
 
 
-def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: str = "cpu", **engine_kwargs) -> Engine:
-    """An engine playing spectral VAE `model`: note voices and the drone.
+def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: str = "cpu", input_feed=None,
+                    **engine_kwargs) -> Engine:
+    """An engine playing spectral VAE `model`: note voices and the drone, and with `input_feed`
+    (`livegen.engine.input.InputFeed`) a voice the input plays (`InputSource`).
 
     ``engine_kwargs``: `Engine`'s (lookahead, method, fade_seconds, threads).
     """
-    return Engine([NotesSource(model, seed=seed, device=device)], config=model.config, samplerate=samplerate,
-                  seed=seed, device=device, **engine_kwargs)
+    sources = [NotesSource(model, seed=seed, device=device)]
+    if input_feed is not None:
+        sources.append(InputSource(model, feed=input_feed, seed=seed, device=device))
+    return Engine(sources, config=model.config, samplerate=samplerate, seed=seed, device=device, **engine_kwargs)
 
 
 class NotesSource(Source):
