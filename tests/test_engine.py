@@ -219,3 +219,17 @@ def test_a_48_khz_model_plays_full_band_without_a_resampler():
     assert full.chain.resampler is None and half.chain.resampler is not None
     assert full.hop_seconds == half.hop_seconds
     assert full_air > 1e-5 and half_air < 1e-8, (full_air, half_air)
+
+
+def test_a_note_sounds_in_its_first_hop(model):
+    """The note's first frame sounds at once (pre-rolled), not through the synthesis window's
+    rising edge, so look-ahead does not delay it either."""
+    for lookahead in (0, 1):
+        engine = spectral_engine(model, samplerate=SR, seed=0, lookahead=lookahead)
+        hop_out = engine.hop * SR // engine.config.sample_rate
+        at = 40 * hop_out
+        engine.schedule([ev.param("drone", 0), ev.Event("note_on", pitch=60, velocity=100, sample=at, t=at / SR)])
+        y = engine.render(at / SR + 0.1).astype(np.float64)
+        first = np.sqrt(np.mean(y[at + hop_out // 4:at + hop_out] ** 2))
+        later = np.sqrt(np.mean(y[at + 10 * hop_out:at + 14 * hop_out] ** 2))
+        assert first > 0.2 * later > 0, (lookahead, first, later)

@@ -76,6 +76,8 @@ class NotesSource(Source):
         self._noise_rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(2)[0])
         self._plane = model.xy_plane()
         self._voice_bufs: dict[int, tuple] = {}
+        self._starting = np.zeros(self.voices.size, dtype=np.bool_)
+        """Slots whose first frame this hop decodes (their magnitudes are the hop's onset)."""
         self._sustain = False
         self._drone_on = False
 
@@ -128,15 +130,18 @@ class NotesSource(Source):
         if bank.active[DRONE]:
             bank.pitch[DRONE] = values[self._i["drone_pitch"]]
             bank.velocity[DRONE] = values[self._i["drone_level"]]
+        starting = self._starting
         if bank.started:
-            if self.noise_dim:
-                for slot in bank.started:
+            for slot in bank.started:
+                if self.noise_dim:
                     bank.noise[slot] = self._noise_rng.standard_normal(self.noise_dim)
+                starting[slot] = True
             bank.started.clear()
         z = self._latent(hop)  # every hop: the glide goes on while no voice sounds
         slots = bank.active_slots()
         n = len(slots)
         if n == 0:
+            starting[:] = False
             bank.advance(hop_seconds=hop.seconds, peaks=None, slots=slots)
             return
         pitch, velocity, t_on, t_off, gains, noise, fresh, peaks = self._buffers(n)
@@ -155,6 +160,8 @@ class NotesSource(Source):
             mags = self._torch_decode(z, pitch, velocity, t_on, t_off, noise if self.noise_dim else None)
         # non-finite bins -> 0 (counted), each voice's loudest bin, and the gain-weighted sum
         self.nonfinite += _scan_frames(mags, gains, peaks, frame)
+        if _add_onsets(mags, gains, slots, starting, hop.onset):
+            hop.onsets += 1
         bank.advance(hop_seconds=hop.seconds, peaks=peaks, slots=slots)
 
     def _buffers(self, n: int) -> tuple:
@@ -203,3 +210,19 @@ def _scan_frames(mags, gains, peaks, mix):
             mix[i] += g * m
         peaks[v] = peak
     return bad
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_onsets(mags, gains, slots, starting, onset):
+    """Add the gain-weighted magnitudes of the voices starting this hop into `onset` and clear
+    their flags; True if there was one."""
+    found = False
+    for j in range(len(slots)):
+        s = slots[j]
+        if starting[s]:
+            starting[s] = False
+            found = True
+            g = gains[j]
+            for i in range(mags.shape[1]):
+                onset[i] += g * mags[j, i]
+    return found
