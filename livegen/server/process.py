@@ -248,7 +248,12 @@ def _start_input(live_input, connect=()) -> None:
             live_input.close()
             raise DeviceError(f"--input-device {live_input.device}: cannot start {live_input.info['name']!r} "
                               f"({exc}); {INPUT_HINT}") from None
-    ports = jack_ports(live_input, connect=connect) if live_input.on_jack else []
+    ports = []
+    if live_input.on_jack:
+        try:
+            ports = jack_ports(live_input, connect=connect)
+        except Exception as exc:  # the input plays; only its port keeps PortAudio's name and connection
+            _log(f"live input: could not name or disconnect its JACK port ({type(exc).__name__}: {exc})")
     where = (f"JACK port {', '.join(ports)}: connect what you play to it (jack_connect, qjackctl, Carla)"
              if ports else "")
     _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz"
@@ -359,14 +364,18 @@ def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int,
     live = renderer.live_input
     common = {"samplerate": samplerate, "blocksize": int(options.get("blocksize") or 0),
               "latency": options.get("latency", "low"), "dtype": "float32"}
+    refused = None
     with quiet_stderr():
         if live is not None and live.duplex:
             try:
                 return sd.Stream(device=(live.index, info["index"]), channels=(1, channels),
                                  callback=renderer.duplex_callback, **common)
             except Exception as exc:
-                _log(f"input and output in one stream refused ({exc}); the input gets a stream of its own")
+                refused = exc
                 live.duplex = False
+    if refused is not None:
+        _log(f"input and output in one stream refused ({refused}); the input gets a stream of its own")
+    with quiet_stderr():
         try:
             return sd.OutputStream(device=info["index"], channels=channels, callback=renderer.callback, **common)
         except Exception as exc:
