@@ -29,6 +29,7 @@ from typing import Protocol
 import numba
 import numpy as np
 
+from livegen.dsp.kernels import rfft_into
 from livegen.dsp.tracker import FLOOR_DB, PitchTracker
 from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
@@ -46,13 +47,15 @@ VOICED_OFF = 0.5
 """Periodicity (1 - YIN's normalised difference) above which the input turns voiced, and under
 which it turns unvoiced (between: as it was)."""
 GATE_HYSTERESIS_DB = 6.0
+PITCH_EVERY = 2
+"""The pitch is analysed every `PITCH_EVERY` hops (every hop from an onset until it is voiced)."""
 ATTACK_SECONDS = 0.004
 RELEASE_SECONDS = 0.01
 VOICING_SECONDS = 0.01
-ENCODE_EVERY = 4
+ENCODE_EVERY = 8
 ENCODE_FRAMES = 24
 """The input's timbre is encoded from its last `ENCODE_FRAMES` voiced frames, one every
-`ENCODE_EVERY` hops (about half a second at the default model's rate)."""
+`ENCODE_EVERY` hops (about a second at the default model's rate)."""
 TIMBRE_SECONDS = 0.15
 CLIP_LEVEL = 0.999
 SILENT = 1e-4
@@ -215,8 +218,8 @@ class InputSource(Source):
         self.n_fft = int(cfg.n_fft)
         self.n_bins = int(cfg.n_bins)
         self.noise_dim = int(cfg.noise_dim)
-        self.tracker = PitchTracker(samplerate=cfg.sample_rate)
-        self._decode = NumpyFrameDecoder(model, max_voices=1)
+        self.tracker = PitchTracker(samplerate=cfg.sample_rate, window=self.n_fft)
+        self._decode = NumpyFrameDecoder(model, max_voices=1, level=False)  # `_mix_voice` sets the level
         self._encoder = NumpyFrameEncoder(model)
         self._plane = model.xy_plane()
         self._rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(3)[2])
@@ -226,7 +229,6 @@ class InputSource(Source):
         self._rho_b = math.sqrt(max(0.0, 1.0 - self._rho ** 2))
         self._raw = np.zeros(self.hop, np.float32)
         self._gained = np.zeros(self.hop, np.float64)
-        self._frame_buf = np.zeros(self.n_fft, np.float64)
         self._windowed = np.zeros(self.n_fft, np.float64)
         self._spectrum = np.zeros(self.n_fft // 2 + 1, np.complex128)
         self._logmag = np.zeros(self.n_fft // 2 + 1, np.float32)
@@ -263,6 +265,9 @@ class InputSource(Source):
         return input_param_specs()
 
     def bind(self, context: SourceContext) -> None:
+        dt = context.hop_seconds
+        self._attack, self._release, self._voicing, self._timbre_rate = (
+            1.0 - math.exp(-dt / tau) for tau in (ATTACK_SECONDS, RELEASE_SECONDS, VOICING_SECONDS, TIMBRE_SECONDS))
         params = context.params
         self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
         self._i = {spec.name: params.index[spec.name] for spec in input_param_specs()}
@@ -291,10 +296,7 @@ class InputSource(Source):
         self.peak = peak
         self.clipped += clipped
         tracker = self.tracker
-        tracker.push(self._gained)
-        buf = self._frame_buf
-        buf[:-self.hop] = buf[self.hop:]
-        buf[-self.hop:] = self._gained
+        tracker.push(self._gained, pitch=False)
         dt = hop.seconds
         self._hops += 1
 
@@ -310,6 +312,8 @@ class InputSource(Source):
             self._t_off[0] = -1.0
             self._voiced = False
             self._onset = True
+        if self._gate_open and (self._onset or self._hops % PITCH_EVERY == 0):
+            tracker.analyse()
         periodic = tracker.periodicity
         if self._gate_open:
             if periodic >= VOICED_ON and tracker.f0 > 0:
@@ -335,20 +339,20 @@ class InputSource(Source):
             self._smoothed_pitch += (target - self._smoothed_pitch) * (1.0 - math.exp(-dt / glide))
 
         # level: the input's loudness against the reference, gated
-        if values[i["input_loudness"]] >= 0.5:
-            loud_db = min(max(tracker.level_db - LOUDNESS_REF_DB, LOUDNESS_RANGE_DB[0]), LOUDNESS_RANGE_DB[1])
+        if values[i["input_loudness"]] >= 0.5:  # the short window's level too: an onset is heard at once
+            level = max(tracker.level_db, tracker.short_db)
+            loud_db = min(max(level - LOUDNESS_REF_DB, LOUDNESS_RANGE_DB[0]), LOUDNESS_RANGE_DB[1])
             velocity = min(max(LEVEL_REF_VELOCITY + loud_db / 48.0, 0.1), 1.0)
         else:
             loud_db = 0.0
             velocity = LEVEL_REF_VELOCITY
         want = 10.0 ** (loud_db / 20.0) * values[i["input_level"]] if self._gate_open else 0.0
-        tau = ATTACK_SECONDS if want > self._gain else RELEASE_SECONDS
-        self._gain += (want - self._gain) * (1.0 - math.exp(-dt / tau))
-        harm_want = 1.0 if self._voiced else 0.0
-        self._harm += (harm_want - self._harm) * (1.0 - math.exp(-dt / VOICING_SECONDS))
+        rate = self._attack if want > self._gain else self._release
+        self._gain += (want - self._gain) * rate
+        self._harm += ((1.0 if self._voiced else 0.0) - self._harm) * self._voicing
 
-        # timbre: the input's own latent point, from its voiced frames
-        if self._voiced:
+        # timbre: the input's own latent point, from its voiced frames (while it is asked for)
+        if self._voiced and values[i["input_timbre"]] > 0.0:
             phase = self._hops % ENCODE_EVERY
             if phase == 0:
                 self._encode_frame()
@@ -360,12 +364,12 @@ class InputSource(Source):
                     self._have_timbre = True
                 self.xy = self._plane_xy(self._z_in_target)
         if self._have_timbre:
-            self._z_in += (self._z_in_target - self._z_in) * (1.0 - math.exp(-dt / TIMBRE_SECONDS))
-        z_pad = self._latent(hop)
+            _blend(self._z_in, self._z_in_target, self._timbre_rate, self._z_in)
+        z = self._latent(hop)
         blend = values[i["input_timbre"]] if self._have_timbre else 0.0
-        z = self._z
-        np.multiply(z_pad, 1.0 - blend, out=z)
-        z += blend * self._z_in
+        if blend > 0.0:
+            _blend(z, self._z_in, blend, self._z)
+            z = self._z
 
         if self._gain < SILENT and not self._gate_open:
             self._t_on[0] += dt
@@ -373,8 +377,7 @@ class InputSource(Source):
         # the voice: one decoded frame, normalised, whole or noise alone
         if self.noise_dim:
             self._rng.standard_normal(out=self._fresh, dtype=np.float32)
-            self._noise *= self._rho
-            self._noise += self._rho_b * self._fresh
+            _ar_step(self._noise[0], self._fresh[0], self._rho, self._rho_b)
         self._pitch[0] = self._smoothed_pitch
         self._velocity[0] = velocity
         whole = self._decode(z, self._pitch, self._velocity, self._t_on, self._t_off,
@@ -388,8 +391,8 @@ class InputSource(Source):
             self._t_off[0] += dt
 
     def _encode_frame(self) -> None:
-        np.multiply(self._frame_buf, self._hann, out=self._windowed)
-        np.fft.rfft(self._windowed, out=self._spectrum)
+        np.multiply(self.tracker.recent(self.n_fft), self._hann, out=self._windowed)
+        rfft_into(self._windowed, self._spectrum)
         _log_abs(self._spectrum, self._logmag, self.n_fft, self._target_rms)
         slot = self._row_count % ENCODE_FRAMES
         self._encoder.frame(self._logmag, self._rows[slot])
@@ -419,6 +422,20 @@ class InputSource(Source):
     def header(self) -> dict:
         describe = getattr(self.feed, "header", None)
         return {"input": describe() if callable(describe) else {}}
+
+
+@numba.njit(cache=True, nogil=True)
+def _blend(a, b, w, out):
+    """out = a + w (b - a)."""
+    for k in range(len(out)):
+        out[k] = a[k] + w * (b[k] - a[k])
+
+
+@numba.njit(cache=True, nogil=True)
+def _ar_step(state, fresh, a, b):
+    """state = a state + b fresh: the model's `advance_noise`, in place."""
+    for k in range(len(state)):
+        state[k] = a * state[k] + b * fresh[k]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -160,9 +160,10 @@ class NumpyFrameDecoder:
     is overwritten by the next call, so use or copy it first. Inputs: z `[latent_dim]` (shared
     by all voices) or `[V, latent_dim]` numpy arrays; pitch, velocity, t_on, t_off `[V]`; noise
     `[V, noise_dim]` float32 C-contiguous, or None. Buffers grow if more than `max_voices` voices are asked for.
+    `level=False` skips the level normalisation (for a caller that sets each frame's level itself).
     """
 
-    def __init__(self, model, *, max_voices: int = 17):
+    def __init__(self, model, *, max_voices: int = 17, level: bool = True):
         import torch
 
         cfg = model.config
@@ -195,7 +196,7 @@ class NumpyFrameDecoder:
         self.log_bin0 = np.float32(_LOG_F0_BIN0 - math.log(cfg.bin_hz))
         self._pad_bins = cfg.n_bins + 3 * cfg.kernel_halfwidth + 1
         self._empty2 = np.zeros((0, 1), np.float32)
-        self.level = cfg.level_dbfs is not None
+        self.level = cfg.level_dbfs is not None and level
         self.level_target = float(cfg.level_dbfs or 0.0) * _LN10_20
         self.level_lo, self.level_hi = (db * _LN10_20 for db in LEVEL_GAIN_DB)
         self.shimmer = float(cfg.shimmer_db) * _LN10_20
