@@ -30,8 +30,8 @@ the captured frame the detector finds minus the send frame:
 
 Every event starts from silence (note-off, then the capture stays under -80 dBFS for 100 ms).
 The figures per (control, period, look-ahead): median, p95, max, jitter (p95 - p5), beside the
-algorithmic floor measured from play's status in the same run (the longest wait for the next hop,
-plus look-ahead x hop for a timbre change: a note's onset is pre-rolled past the look-ahead)
+algorithmic floor measured from play's status in the same run (the longest wait for the next hop:
+a note's onset and a timbre jump sound in that hop, past the inverter's look-ahead)
 and each figure's ratio to it. The capture frame is the cycle that computed the sound; the
 device's own output latency (one period on the dummy driver) is not added.
 
@@ -554,11 +554,10 @@ class Setting:
 
     @property
     def floor_ms(self) -> float:
-        """The longest wait for the hop that applies the event (a hop, or a period if longer);
-        a timbre change also waits for the inverter's look-ahead (a note's onset does not: it
-        is pre-rolled)."""
-        wait = max(self.hop_ms, 1000 * self.period / SR)
-        return wait + (self.lookahead * self.hop_ms if self.kind == "xy" else 0.0)
+        """The longest wait for the hop that applies the event (a hop, or a period if longer):
+        a note's onset and a timbre jump without glide sound in that hop, whatever the
+        look-ahead (docs/sound-server.md)."""
+        return max(self.hop_ms, 1000 * self.period / SR)
 
     def stats(self) -> dict | None:
         if not self.latencies_ms:
@@ -888,8 +887,8 @@ def main(argv: list[str] | None = None) -> int:
                 infos.append(info)
         print("\ncontrol-to-sound latency, end to end (send frame -> first captured frame)")
         print(text_table(table_rows(settings)))
-        print("floor: the longest wait for the next hop (one hop, or one period if longer), plus look-ahead x hop "
-              "for xy (hop and look-ahead from play's status)")
+        print("floor: the longest wait for the next hop (one hop, or one period if longer; the hop from play's "
+              "status)")
         if "input" in kinds:
             print(f"input: a {TONE_HZ:.0f} Hz burst ({20 * np.log10(TONE_LEVEL):.1f} dBFS peak) from silence into play's "
                   "input port; its first sample's frame -> the first captured output frame 30 dB over the silence")
