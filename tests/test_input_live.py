@@ -132,3 +132,21 @@ def test_a_missing_input_device_is_a_message_and_exit_code_2(jack_server, tmp_pa
     assert done.returncode == 2, done.stderr[-3000:]
     assert "--input-device no-such-microphone" in done.stderr and "livegen devices" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_model_switch_keeps_what_plays_into_the_input(live_play, jack_server):
+    play = live_play("--input-device", "system", "--no-midi")
+    voice = SineClient(jack_server)
+    try:
+        port = wait_for(lambda: voice.ports("^livegen-audio:input$", is_input=True), 30, "livegen-audio:input")[0]
+        voice.client.connect(voice.out, port)
+        play.wait_status(lambda s: s.get("input_voiced"), 60, "the input heard")
+        assert play.ask("/livegen/model", "random", timeout=120) == ("random",), play.log
+        status = play.wait_status(lambda s: s.get("model") == "random" and s.get("input_ports"), 30,
+                                  "the new model's input port")
+        new_port = status["input_ports"]
+        assert [p.name for p in voice.client.get_all_connections(voice.out)] == [new_port]
+        play.wait_status(lambda s: s.get("input_voiced") and cents(float(s["input_f0"]), 220.0) < 50, 60,
+                         "the new model hearing the input")
+    finally:
+        voice.close()
