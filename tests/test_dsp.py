@@ -257,3 +257,20 @@ def test_an_onset_is_ignored_while_the_stream_fills_its_first_window():
     inv = StreamingInverter(n_fft=1024, hop=128, lookahead=0)
     inv.push(tone[0], tone[0])
     assert inv.onsets == 0
+
+
+def test_a_cut_replaces_the_sound_at_once():
+    n_fft, hop = 1024, 128
+    a, b = _sine_frames(40, f_bin=20.3, n_fft=n_fft, hop=hop), _sine_frames(40, f_bin=61.7, n_fft=n_fft, hop=hop)
+    start = 20
+    inv = StreamingInverter(n_fft=n_fft, hop=hop, lookahead=1)
+    blocks = [inv.push(frame).copy() for frame in a[:start]]
+    blocks.append(inv.push(b[0], cut=True).copy())
+    blocks += [inv.push(frame).copy() for frame in b[1:10]]
+    y = np.concatenate(blocks, axis=1)[0]
+    after = y[start * hop + hop // 2:(start + 3) * hop]  # from the cut's first push, past the fade
+    spectrum = np.abs(np.fft.rfft(after * np.hanning(len(after))))
+    bins = np.fft.rfftfreq(len(after)) * n_fft  # in the STFT's bins
+    near = lambda f: spectrum[np.abs(bins - f) < 3].max()  # noqa: E731
+    assert near(61.7) > 30 * near(20.3), "the new tone sounds and the old one is gone within a hop"
+    assert inv.onsets == 1

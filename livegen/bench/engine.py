@@ -106,9 +106,9 @@ def _spectral_convergence_of_mix(model, voices: int, seconds: float) -> float:
     targets = []
     original = engine.inverter.push
 
-    def capture(frame, onset=None):
+    def capture(frame, onset=None, cut=False):
         targets.append(np.asarray(frame, dtype=np.float32).sum(axis=0))
-        return original(frame, onset)
+        return original(frame, onset, cut)
 
     engine.inverter.push = capture
     i = engine.params.index["gain"]

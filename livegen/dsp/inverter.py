@@ -214,7 +214,7 @@ class StreamingInverter:
         self._iters = _check_int("iters", value, 0, 1000, "projections per hop; more is better and slower")
 
     # -- streaming ---------------------------------------------------------------------------
-    def push(self, magnitudes, onset=None) -> np.ndarray:
+    def push(self, magnitudes, onset=None, cut: bool = False) -> np.ndarray:
         """Take one frame ``[voices, n_bins]`` of linear magnitudes, return ``[voices, hop]`` samples.
 
         ``onset`` (same shape, or None): the part of `magnitudes` that starts with this frame (a
@@ -225,6 +225,10 @@ class StreamingInverter:
         phase turned back by its phase advance per hop). It is also added to the look-ahead
         frames before the new one, so look-ahead does not delay an onset. Voices whose stream
         has not yet filled a window ignore it.
+
+        ``cut``: the whole frame replaces what sounded (a jump of the latent point): what the
+        committed frames still owe fades out over the same `ONSET_FADE` samples while the new
+        frame, pre-rolled as an onset, fades in, and it replaces the look-ahead frames.
 
         The result is a view into a buffer that the next push overwrites.
         """
@@ -247,28 +251,32 @@ class StreamingInverter:
             frame_features(slot, self._tol, self.hop, self.n_fft, self._lam, self._logs[:, -1],
                            self._tg[:, -1], self._mx[:, -1])
         self._start_phase(new_frame=True)
-        preroll = onset is not None and self._accept_onset(onset)
+        preroll = (onset is not None or cut) and self._accept_onset(slot if cut else onset, cut)
         self._iterate()
         if preroll:
-            self._preroll()
+            self._preroll(cut)
         return self._commit()
 
-    def _accept_onset(self, onset) -> bool:
-        """Copy `onset` in (voices still filling their first window get none) and add it to the
-        look-ahead frames older than the new one; False when nothing is left to pre-roll."""
+    def _accept_onset(self, onset, cut: bool) -> bool:
+        """Copy `onset` in (voices still filling their first window get none) and add it to (or,
+        for a cut, put it in place of) the look-ahead frames older than the new one; False when
+        nothing is left to pre-roll."""
         np.copyto(self._onset_mag, onset, casting="unsafe")
         ok = K.clean_onset(self._onset_mag, self._steady)
         if ok:
-            K.add_onset(self._mags, self._onset_mag)
+            K.add_onset(self._mags, self._onset_mag, cut)
             self.onsets += 1
         return ok
 
-    def _preroll(self) -> None:
-        """Synthesise the onset's frames before the oldest look-ahead frame into the committed sum."""
+    def _preroll(self, cut: bool) -> None:
+        """Synthesise the onset's frames before the oldest look-ahead frame into the committed sum
+        (for a cut, after fading out what it held)."""
         frame_features(self._onset_mag, self._tol, self.hop, self.n_fft, self._lam, self._onset_logs,
                        self._onset_tg, self._onset_mx)
         K.preroll_spectra(self._Y[:, 0], self._onset_mag, self._onset_tg, self._onset_Y)
         irfft_into(self._onset_Y, self._onset_y)
+        if cut:
+            K.fade_committed(self._acc_c, self._onset_fade, self._onset_mx)
         K.preroll_add(self._onset_y, self._w, self._onset_fade, self.hop, self._acc_c)
 
     def flush(self) -> np.ndarray:

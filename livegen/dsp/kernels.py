@@ -215,13 +215,30 @@ def clean_onset(onset, steady):
 
 
 @numba.njit(cache=True, nogil=True)
-def add_onset(mags, onset):
-    """Add the onset to every look-ahead slot older than the newest (which already holds it)."""
+def add_onset(mags, onset, replace):
+    """Add the onset to (or with `replace`, write it over) every look-ahead slot older than the
+    newest (which already holds it)."""
     V, K, B = mags.shape
     for v in range(V):
         for k in range(K - 1):
             for b in range(B):
-                mags[v, k, b] += onset[v, b]
+                if replace:
+                    mags[v, k, b] = onset[v, b]
+                else:
+                    mags[v, k, b] += onset[v, b]
+
+
+@numba.njit(cache=True, nogil=True)
+def fade_committed(acc_c, fade, mx):
+    """Fade out what the committed frames still owe (voices with an onset, ``mx > 0``): the
+    complement of `fade` over its length, nothing after."""
+    V, L = acc_c.shape
+    F = fade.shape[0]
+    for v in range(V):
+        if mx[v] <= 0.0:
+            continue
+        for i in range(L):
+            acc_c[v, i] = acc_c[v, i] * (1.0 - fade[i]) if i < F else 0.0
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)

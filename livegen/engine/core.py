@@ -240,9 +240,10 @@ class Engine:
         if hop.onsets:
             hop.onset[:] = 0.0
             hop.onsets = 0
+        hop.cuts = 0
         for source in self.sources:
             source.add(frame, hop)
-        block = self.inverter.push(self._frame, self._onset if hop.onsets else None)[0]
+        block = self.inverter.push(self._frame, self._onset if hop.onsets else None, cut=hop.cuts > 0)[0]
         out = self.chain.process(block, gain_db=values[idx["gain"]], ceiling_db=values[idx["ceiling"]])
         for tap in self._taps:
             tap(out)

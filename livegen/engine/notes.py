@@ -138,6 +138,8 @@ class NotesSource(Source):
                 starting[slot] = True
             bank.started.clear()
         z = self._latent(hop)  # every hop: the glide goes on while no voice sounds
+        if self._latent.jumped:
+            hop.cuts += 1
         slots = bank.active_slots()
         n = len(slots)
         if n == 0:

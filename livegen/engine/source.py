@@ -47,6 +47,9 @@ class Hop:
     at once instead of through the window's rising edge (`StreamingInverter.push`)."""
     onsets: int = 0
     """How many sources added an onset this hop (0: the engine skips the pre-roll)."""
+    cuts: int = 0
+    """How many sources jumped this hop (their sound changed at once: a latent point moved with
+    no glide); the engine then cuts to the new frame instead of crossfading through the window."""
 
 
 @dataclass(frozen=True)
