@@ -216,3 +216,61 @@ def test_call_errors_name_the_value_and_the_fix():
         spectral_convergence(np.zeros(600), np.ones((5, 257)), n_fft=512, hop=128)
     with pytest.raises(ParameterError, match=r"reference spectrogram is all zero"):
         spectral_convergence(np.zeros(600), np.zeros((1, 257)), n_fft=512, hop=128)
+
+
+def _sine_frames(n_frames: int, *, f_bin: float = 20.3, amp: float = 0.3, n_fft: int = 1024, hop: int = 128):
+    """STFT magnitudes (Hann, librosa scale) of a steady sine, one frame per row."""
+    t = np.arange((n_frames - 1) * hop + n_fft)
+    return stft_magnitude(amp * np.sin(2 * np.pi * f_bin / n_fft * t).astype(np.float32), n_fft=n_fft, hop=hop)
+
+
+@pytest.mark.parametrize("lookahead", [0, 1, 2])
+def test_an_onset_sounds_at_once_instead_of_through_the_window_edge(lookahead):
+    n_fft, hop = 1024, 128
+    tone = _sine_frames(40, n_fft=n_fft, hop=hop)
+    silence = np.zeros_like(tone[0])
+    start = 16  # the stream has filled its window with silence by then
+    outs = {}
+    for pre in (False, True):
+        inv = StreamingInverter(n_fft=n_fft, hop=hop, lookahead=lookahead)
+        blocks = [inv.push(silence).copy() for _ in range(start)]
+        blocks.append(inv.push(tone[0], tone[0] if pre else None).copy())
+        blocks += [inv.push(frame).copy() for frame in tone[1:]]
+        outs[pre] = np.concatenate(blocks, axis=1)[0]
+        assert inv.onsets == int(pre)
+    first = slice(start * hop, (start + 1) * hop)  # the push that took the note's first frame
+    settled = slice((start + 20) * hop, (start + 24) * hop)
+
+    def rms(x):
+        return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+
+    level = rms(outs[True][settled])
+    assert level > 0.1 and abs(20 * np.log10(level / rms(outs[False][settled]))) < 1.0, "the same tone once settled"
+    # pre-rolled: the first hop is at the tone's level (its fade takes a quarter of it); without: far under it
+    assert rms(outs[True][first][hop // 4:]) > 0.7 * level
+    assert rms(outs[False][first]) < 0.05 * level
+    assert np.all(outs[True][:first.start] == outs[False][:first.start]), "nothing before the onset changes"
+
+
+def test_an_onset_is_ignored_while_the_stream_fills_its_first_window():
+    tone = _sine_frames(4)
+    inv = StreamingInverter(n_fft=1024, hop=128, lookahead=0)
+    inv.push(tone[0], tone[0])
+    assert inv.onsets == 0
+
+
+def test_a_cut_replaces_the_sound_at_once():
+    n_fft, hop = 1024, 128
+    a, b = _sine_frames(40, f_bin=20.3, n_fft=n_fft, hop=hop), _sine_frames(40, f_bin=61.7, n_fft=n_fft, hop=hop)
+    start = 20
+    inv = StreamingInverter(n_fft=n_fft, hop=hop, lookahead=1)
+    blocks = [inv.push(frame).copy() for frame in a[:start]]
+    blocks.append(inv.push(b[0], cut=True).copy())
+    blocks += [inv.push(frame).copy() for frame in b[1:10]]
+    y = np.concatenate(blocks, axis=1)[0]
+    after = y[start * hop + hop // 2:(start + 3) * hop]  # from the cut's first push, past the fade
+    spectrum = np.abs(np.fft.rfft(after * np.hanning(len(after))))
+    bins = np.fft.rfftfreq(len(after)) * n_fft  # in the STFT's bins
+    near = lambda f: spectrum[np.abs(bins - f) < 3].max()  # noqa: E731
+    assert near(61.7) > 30 * near(20.3), "the new tone sounds and the old one is gone within a hop"
+    assert inv.onsets == 1

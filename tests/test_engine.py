@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from livegen.bench.latency import detect_change
 from livegen.engine import events as ev
 from livegen.engine.notes import spectral_engine
 from livegen.engine.notes import NotesSource
 from livegen.model import ModelConfig, random_model
+from livegen.server import factory
 
 torch.set_num_threads(1)
 SR = 48000
@@ -221,6 +223,41 @@ def test_a_48_khz_model_plays_full_band_without_a_resampler():
     assert full.chain.resampler is None and half.chain.resampler is not None
     assert full.hop_seconds == half.hop_seconds
     assert full_air > 1e-5 and half_air < 1e-8, (full_air, half_air)
+
+
+def test_a_note_sounds_in_its_first_hop(model):
+    """The note's first frame sounds at once (pre-rolled), not through the synthesis window's
+    rising edge, so look-ahead does not delay it either."""
+    for lookahead in (0, 1):
+        engine = spectral_engine(model, samplerate=SR, seed=0, lookahead=lookahead)
+        hop_out = engine.hop * SR // engine.config.sample_rate
+        at = 40 * hop_out
+        engine.schedule([ev.param("drone", 0), ev.Event("note_on", pitch=60, velocity=100, sample=at, t=at / SR)])
+        y = engine.render(at / SR + 0.1).astype(np.float64)
+        first = np.sqrt(np.mean(y[at + hop_out // 4:at + hop_out] ** 2))
+        later = np.sqrt(np.mean(y[at + 10 * hop_out:at + 14 * hop_out] ** 2))
+        assert first > 0.2 * later > 0, (lookahead, first, later)
+
+
+def test_a_latent_jump_without_glide_cuts_to_the_new_sound():
+    """A jump of the pad with glide 0 changes the sound within the hop that applies it; with a
+    glide the point moves smoothly and nothing is cut (the bundled model: its pad's corners
+    differ clearly)."""
+    loaded = factory.load(None, log=lambda text: None)
+    found = {}
+    for glide in (0.0, 0.05):
+        engine = loaded.engine(samplerate=SR, seed=0, lookahead=1)
+        hop_out = engine.hop * SR // engine.config.sample_rate
+        at = 100 * hop_out
+        engine.schedule([ev.param("drone", 0), ev.param("glide", glide), ev.param("x", 0.1), ev.param("y", 0.1),
+                         ev.note_on(60, 100)]
+                        + [ev.Event("param", name=n, value=0.9, sample=at, t=at / SR) for n in ("x", "y")])
+        y = engine.render(at / SR + 0.4)
+        found[glide] = (detect_change(y, at), engine.inverter.onsets)
+    (cut_at, cuts), (glided_at, glided_cuts) = found[0.0], found[0.05]
+    assert cuts == 1 and glided_cuts == 0, found
+    assert cut_at is not None and glided_at is not None and cut_at < glided_at, found
+    assert cut_at < 2 * hop_out, f"the change took {cut_at} samples"
 
 
 def _sounding(engine):

@@ -25,7 +25,7 @@ def _frames(engine, hops: int) -> list[np.ndarray]:
     """The mix frames the engine inverts over `hops` hops."""
     seen = []
     push = engine.inverter.push
-    engine.inverter.push = lambda frame: (seen.append(frame[0].copy()), push(frame))[1]
+    engine.inverter.push = lambda frame, onset=None, cut=False: (seen.append(frame[0].copy()), push(frame, onset, cut))[1]
     for _ in range(hops):
         engine.step()
     return seen

@@ -16,7 +16,7 @@ from livegen.tui.child import EngineProcess, engine_argv
 from livegen.tui.model_info import read_model_info
 from livegen.tui.notes import GATE_SECONDS
 from livegen.tui.screens import EngineDiedScreen, HelpScreen, LearnScreen, ModelPickerScreen
-from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
+from livegen.tui.widgets import InputMeter, OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
 
 
 @pytest.mark.slow
@@ -384,3 +384,24 @@ def test_engine_death_is_shown_and_restart_works(tmp_path):
         assert engine.poll() is not None
     finally:
         engine.stop(timeout=2)
+
+
+@pytest.mark.slow
+def test_input_meter_shows_level_pitch_clip_and_the_pad_the_inputs_point(fake):
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        meter = app.query_one(InputMeter)
+        pad = app.query_one(XYPad)
+        assert not meter.display, "no input: no input meter"
+        fake.status.update(input_level_db=-18.5, input_peak=0.5, input_f0=220.0, input_voiced=1, input_gate=1,
+                           input_clipped=0, input_device_clips=0, input_xy="[0.25, 0.75]")
+        assert await until(pilot, lambda: meter.display and "220.0 Hz" in meter.render().plain)
+        assert "-18.5 dBFS" in meter.render().plain and "CLIP" not in meter.render().plain
+        assert pad.input_point is None, "the pad's own point is the timbre while input_timbre is 0"
+        fake.status["input_device_clips"] = 2
+        assert await until(pilot, lambda: "CLIP" in meter.render().plain)
+        fake.push("/livegen/param/input_timbre", 1.0)
+        assert await until(pilot, lambda: pad.input_point == (0.25, 0.75))
+
+    run(app, scenario)

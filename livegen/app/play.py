@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 
+from livegen.audio.input import jack_sources
 from livegen.audio.realtime import set_realtime
 from livegen.control.setup import start_controls
 from livegen.app.options import engine_spec
@@ -205,6 +206,8 @@ class ModelSwitcher:
                   if value != self.server.params.spec(key).default}
         spec = engine_spec(self.args, model=path, params=params)
         spec["events"] = spec["seed_audio"] = None  # they were for the first model
+        if spec.get("input_device") is not None:  # what plays into the input plays into the new one's
+            spec["input_connect"] = jack_sources(old.status().get("input_ports", "").split())
         try:
             engine = self._start(spec)
         except LivegenError as exc:  # a bad directory must not end the performance

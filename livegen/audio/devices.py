@@ -18,16 +18,28 @@ def sounddevice():
     return sd
 
 
+INPUT_HINT = ("run `livegen devices` to list the audio inputs and give one's index or part of its name "
+              "(on JACK: --input-device system, then connect what you play to livegen-audio:input)")
+
+
 def output_devices() -> list[dict]:
+    return _devices("output")
+
+
+def input_devices() -> list[dict]:
+    return _devices("input")
+
+
+def _devices(kind: str) -> list[dict]:
     sd = sounddevice()
     hostapis = sd.query_hostapis()
     found = []
     for index, info in enumerate(sd.query_devices()):
-        if info["max_output_channels"] > 0:
+        if info[f"max_{kind}_channels"] > 0:
             found.append({"index": index, "name": info["name"], "hostapi": hostapis[info["hostapi"]]["name"],
-                          "channels": info["max_output_channels"],
+                          "channels": info[f"max_{kind}_channels"],
                           "samplerate": info["default_samplerate"],
-                          "latency": info["default_low_output_latency"]})
+                          "latency": info[f"default_low_{kind}_latency"]})
     return found
 
 

@@ -62,3 +62,9 @@ class RingBuffer:
             out[n:] = 0.0
         self.read += n
         return n
+
+    def skip(self, frames: int) -> int:
+        """Consumer: drop up to `frames` of the oldest samples; returns the count dropped."""
+        n = max(min(int(frames), self.written - self.read), 0)
+        self.read += n
+        return n

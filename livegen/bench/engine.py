@@ -110,9 +110,9 @@ def _spectral_convergence_of_mix(model, voices: int, seconds: float) -> float:
     targets, blocks = [], []
     original = engine.inverter.push
 
-    def capture(frame):
+    def capture(frame, onset=None, cut=False):
         targets.append(np.asarray(frame, dtype=np.float32).sum(axis=0))
-        out = original(frame)
+        out = original(frame, onset, cut)
         blocks.append(np.array(out[0], dtype=np.float32))
         return out
 

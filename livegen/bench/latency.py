@@ -18,6 +18,9 @@ the captured frame the detector finds minus the send frame:
 
 - note-on (OSC `/livegen/note i i`, JACK MIDI 0x90): the first captured frame 30 dB above the
   RMS of the 50 ms before the send (that level floored at -100 dBFS), every output channel;
+- live input (`--input`: play runs with `--input-device system`): a third client of the probe
+  plays 220 Hz sine bursts into play's input port, each from a random offset in a period; the
+  send frame is the burst's first sample, the onset found as for a note;
 - timbre (`/livegen/xy f f` jump from (0.1, 0.1) to (0.9, 0.9) while one note holds, glide 0):
   16 log-spaced band levels (100 Hz-16 kHz) of 256-sample Hann frames every 16 samples; each
   frame's distance is the RMS dB difference from the mean bands of the 150 ms before the send.
@@ -27,7 +30,8 @@ the captured frame the detector finds minus the send frame:
 
 Every event starts from silence (note-off, then the capture stays under -80 dBFS for 100 ms).
 The figures per (control, period, look-ahead): median, p95, max, jitter (p95 - p5), beside the
-algorithmic floor measured from play's status in the same run (look-ahead x hop + one period)
+algorithmic floor measured from play's status in the same run (the longest wait for the next hop:
+a note's onset and a timbre jump sound in that hop, past the inverter's look-ahead)
 and each figure's ratio to it. The capture frame is the cycle that computed the sound; the
 device's own output latency (one period on the dummy driver) is not added.
 
@@ -84,6 +88,8 @@ RING_FRAMES = 1 << 22
 XY_FROM = (0.1, 0.1)
 XY_TO = (0.9, 0.9)
 KINDS = ("osc", "midi", "xy")
+INPUT_KINDS = ("osc", "input")
+"""`--input`: tone bursts into play's input port, beside the OSC note as the same run's baseline."""
 NOTE = 60
 
 
@@ -218,15 +224,21 @@ class JackServer:
                 self.proc.wait()
 
 
-(_END, _GAPS, _READY, _STOP, _MIDI_REQ, _MIDI_DONE, _MIDI_MSG, _MIDI_OFFSET, _MIDI_STAMP, _LONGEST_NS) = range(10)
+(_END, _GAPS, _READY, _STOP, _MIDI_REQ, _MIDI_DONE, _MIDI_MSG, _MIDI_OFFSET, _MIDI_STAMP, _LONGEST_NS,
+ _TONE_WANT, _TONE_OFFSET, _TONE_SEQ, _TONE_STAMP) = range(14)
 _HEAD = 16
 CAPTURE_CLIENT = "livegen-latency-capture"
 MIDI_CLIENT = "livegen-latency-midi"
+VOICE_CLIENT = "livegen-latency-voice"
+TONE_HZ = 220.0
+TONE_LEVEL = 0.3
+"""The bursts `--input` plays into play's input port: a 220 Hz sine at -10.5 dBFS peak."""
 
 
-def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: int) -> None:
-    """The probe process: the capture client and the MIDI sender, alone in their interpreter, so
-    their process callbacks never wait for a lock the bench's own Python work holds."""
+def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: int, voice: bool = False) -> None:
+    """The probe process: the capture client, the MIDI sender and the voice (tone bursts), alone in
+    their interpreter, so their process callbacks never wait for a lock the bench's own Python
+    work holds."""
     import jack
 
     shm = shared_memory.SharedMemory(name=shm_name)
@@ -267,6 +279,30 @@ def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: in
 
         sender.set_process_callback(send)
         clients.append(sender)
+    if voice:
+        singer = jack.Client(VOICE_CLIENT, servername=server, no_start_server=True)
+        sings = singer.outports.register("out")
+        tone = (TONE_LEVEL * np.sin(2 * np.pi * TONE_HZ * np.arange(SR) / SR)).astype(np.float32)  # loops seamlessly
+        state = {"on": False, "at": 0}
+
+        def sing(frames: int) -> None:
+            out = sings.get_array()
+            out.fill(0.0)
+            start = 0
+            if head[_TONE_WANT] and not state["on"]:  # a burst starts at a random offset in this period
+                start = min(int(head[_TONE_OFFSET]), frames - 1)
+                state["on"], state["at"] = True, 0
+                head[_TONE_STAMP] = singer.last_frame_time + start
+                head[_TONE_SEQ] += 1
+            elif not head[_TONE_WANT]:
+                state["on"] = False
+            if state["on"]:
+                index = (state["at"] + np.arange(frames - start)) % len(tone)
+                out[start:] = tone[index]
+                state["at"] += frames - start
+
+        singer.set_process_callback(sing)
+        clients.append(singer)
     for client in clients:
         client.activate()
     head[_READY] = 1
@@ -287,7 +323,8 @@ class Probe:
     from its sender's process callback; a callback-free control client here reads the frame
     clock, counts the server's xruns and makes the connections."""
 
-    def __init__(self, server: JackServer, *, channels: int = 2, midi: bool = True, timeout: float = 30.0):
+    def __init__(self, server: JackServer, *, channels: int = 2, midi: bool = True, voice: bool = False,
+                 timeout: float = 30.0):
         self.channels = channels
         self.shm = shared_memory.SharedMemory(create=True, size=8 * _HEAD + 4 * channels * RING_FRAMES)
         self.head = np.ndarray(_HEAD, dtype=np.int64, buffer=self.shm.buf)
@@ -299,7 +336,7 @@ class Probe:
         self.control.set_xrun_callback(self._xrun)
         self.control.activate()
         self.process = multiprocessing.get_context("spawn").Process(
-            target=_probe_run, args=(server.name, self.shm.name, channels, midi, os.getpid()), daemon=True)
+            target=_probe_run, args=(server.name, self.shm.name, channels, midi, os.getpid(), voice), daemon=True)
         self.process.start()
         deadline = time.monotonic() + timeout
         while not self.head[_READY]:
@@ -309,6 +346,7 @@ class Probe:
             time.sleep(0.02)
         self.inputs = [f"{CAPTURE_CLIENT}:in_{i + 1}" for i in range(channels)]
         self.midi_out = f"{MIDI_CLIENT}:out" if midi else None
+        self.voice_out = f"{VOICE_CLIENT}:out" if voice else None
 
     def _xrun(self, delay: float) -> None:
         self.xruns += 1
@@ -363,6 +401,23 @@ class Probe:
                     return True
             time.sleep(0.02)
         return False
+
+    def start_tone(self, timeout: float = 2.0) -> int | None:
+        """Start a burst at a random offset of the next period; the frame time of its first sample."""
+        head = self.head
+        seq = int(head[_TONE_SEQ])
+        head[_TONE_OFFSET] = random.randrange(self.control.blocksize)
+        head[_TONE_WANT] = 1
+        deadline = time.monotonic() + timeout
+        while head[_TONE_SEQ] == seq:
+            if time.monotonic() > deadline:
+                head[_TONE_WANT] = 0
+                return None
+            time.sleep(0.001)
+        return int(head[_TONE_STAMP]) & 0xFFFFFFFF
+
+    def stop_tone(self) -> None:
+        self.head[_TONE_WANT] = 0
 
     def send_midi(self, message: bytes, timeout: float = 2.0) -> int | None:
         """Write a 3-byte MIDI message at a random offset of the next period; its frame time."""
@@ -448,6 +503,19 @@ def _ports(client, *, midi: bool, exclude: tuple[str, ...]) -> list:
     return [p for p in ports if not p.name.startswith(("system:", *exclude))]
 
 
+def connect_input(probe: Probe, *, timeout: float = 30.0) -> str:
+    """Connect the voice to play's audio input port (`livegen-audio:input`, `--input-device`)."""
+    client = probe.control
+    deadline = time.monotonic() + timeout
+    while not (ports := [p for p in client.get_ports(r":input$", is_audio=True, is_input=True)
+                         if not p.name.startswith(("system:", "livegen-latency-"))]):
+        if time.monotonic() > deadline:
+            raise RuntimeError("play registered no JACK audio input port (livegen-audio:input)")
+        time.sleep(0.05)
+    client.connect(probe.voice_out, ports[0])
+    return ports[0].name
+
+
 def connect_play(probe: Probe, *, midi_port: str = "livegen", timeout: float = 30.0) -> tuple[list[str], str | None]:
     """Connect play's audio outputs to the capture and the sender to play's MIDI input (its
     rtmidi virtual port: the MIDI input port whose name contains `midi_port`)."""
@@ -486,7 +554,10 @@ class Setting:
 
     @property
     def floor_ms(self) -> float:
-        return self.lookahead * self.hop_ms + 1000 * self.period / SR
+        """The longest wait for the hop that applies the event (a hop, or a period if longer):
+        a note's onset and a timbre jump without glide sound in that hop, whatever the
+        look-ahead (docs/sound-server.md)."""
+        return max(self.hop_ms, 1000 * self.period / SR)
 
     def stats(self) -> dict | None:
         if not self.latencies_ms:
@@ -511,17 +582,20 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
     probe = play = None
     info = {"jack_warning": server.warning}
     try:
-        probe = Probe(server, midi="midi" in kinds)
-        play = Play(server, lookahead=lookahead, extra=extra)
+        voice = "input" in kinds
+        probe = Probe(server, midi="midi" in kinds, voice=voice)
+        play = Play(server, lookahead=lookahead, extra=(*extra, "--input-device", "system") if voice else extra)
         status = play.wait_ready()
         outputs, midi_target = connect_play(probe)
-        info.update(outputs=outputs, midi_port=midi_target, load=os.getloadavg())
+        info.update(outputs=outputs, midi_port=midi_target, load=os.getloadavg(),
+                    input_port=connect_input(probe) if voice else None)
         play.send("/livegen/param/drone", 0)
         play.send("/livegen/param/glide", 0.0)
         la = int(status.get("lookahead", lookahead if lookahead is not None else -1))
         hop_ms = _hop_ms(status)
         log(f"  period {period}, look-ahead {la}{' (default)' if lookahead is None else ''}: play answering, "
-            f"outputs {', '.join(outputs)}; MIDI into {midi_target or 'nothing (no MIDI input port found)'}")
+            f"outputs {', '.join(outputs)}; MIDI into {midi_target or 'nothing (no MIDI input port found)'}"
+            + (f"; tone bursts into {info['input_port']}" if voice else ""))
         probe.wait_silence(timeout=10)
         first = play.status() or {}
         jack_first, gaps_first = probe.xruns, probe.gaps
@@ -564,7 +638,12 @@ def _event(kind: str, play: Play, probe: Probe):
     if not probe.wait_silence():
         return None
     time.sleep(random.uniform(0.0, 0.02))  # a random phase against JACK's cycle
-    if kind == "xy":
+    if kind == "input":
+        stamp = probe.start_tone()
+        if stamp is None:
+            return None
+        pre, post = 0.25, 0.3
+    elif kind == "xy":
         play.send("/livegen/xy", *XY_FROM)
         play.send("/livegen/note", NOTE, 100)
         time.sleep(0.5)
@@ -583,6 +662,8 @@ def _event(kind: str, play: Play, probe: Probe):
     ok = probe.wait_for((stamp + int(post * SR)) & 0xFFFFFFFF, timeout=5.0)
     if kind == "midi":
         probe.send_midi(bytes([0x80, NOTE, 0]))
+    elif kind == "input":
+        probe.stop_tone()
     else:
         play.send("/livegen/note", NOTE, 0)
     if not ok:
@@ -768,15 +849,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-realtime", action="store_true", help="jackd --no-realtime (default: -R)")
     parser.add_argument("--play-args", default="", help="extra `play --headless` options")
     parser.add_argument("--input", action="store_true",
-                        help="live input: tone bursts into play's input ports, output captured (not yet)")
+                        help="live input (play --input-device system): tone bursts into play's input port, input "
+                             f"onset to output onset, beside the OSC note (--kinds {','.join(INPUT_KINDS)}; "
+                             "default --periods 256 --lookaheads default)")
     args = parser.parse_args(argv)
     if args.input:
-        print("livegen bench latency --input: not yet: needs the live-input source (issue 16); "
-              "run without --input", file=sys.stderr)
-        return 2
+        for name, value in (("kinds", ",".join(INPUT_KINDS)), ("periods", "256"), ("lookaheads", "default")):
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if unknown := sorted(set(kinds) - set(KINDS)):
-        raise ParameterError(f"--kinds {','.join(unknown)}: choose from {', '.join(KINDS)}")
+    if unknown := sorted(set(kinds) - set(KINDS) - {"input"}):
+        raise ParameterError(f"--kinds {','.join(unknown)}: choose from {', '.join(KINDS)}, input")
     try:
         periods = [int(p) for p in args.periods.split(",")]
         lookaheads = [None if v.strip() == "default" else int(v) for v in args.lookaheads.split(",")]
@@ -804,7 +887,11 @@ def main(argv: list[str] | None = None) -> int:
                 infos.append(info)
         print("\ncontrol-to-sound latency, end to end (send frame -> first captured frame)")
         print(text_table(table_rows(settings)))
-        print("floor: look-ahead x hop + one period (hop and look-ahead from play's status)")
+        print("floor: the longest wait for the next hop (one hop, or one period if longer; the hop from play's "
+              "status)")
+        if "input" in kinds:
+            print(f"input: a {TONE_HZ:.0f} Hz burst ({20 * np.log10(TONE_LEVEL):.1f} dBFS peak) from silence into play's "
+                  "input port; its first sample's frame -> the first captured output frame 30 dB over the silence")
         for info in infos:
             print(f"period {info['period']}, look-ahead {info['lookahead']}, while the events ran: play xruns "
                   f"{info['xruns']} (underflows {info['underflows']}); JACK xruns {info['jack_xruns']} (the capture "

@@ -24,8 +24,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model", help="model directory (default: models/default)")
     parser.add_argument("--audio-device", help="output device index or part of its name (see `livegen devices`)")
     parser.add_argument("--input-device",
-                        help="audio input a continuation model follows as it plays: index or part of its name "
-                             "(see `livegen devices`; needs --model models/continuation)")
+                        help="audio input that plays a voice of the model (its pitch, loudness and timbre; a "
+                             "continuation model follows it): index or part of its name (see `livegen devices`); "
+                             "on JACK give `system` and connect what you play to livegen-audio:input")
     parser.add_argument("--samplerate", type=int, help="output sample rate (default: the device's)")
     parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's)")
     parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds")

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Run the engine on a virtual clock: the same events, model and seed give the same samples. "
                     "Events carrying `sample` (a session log) apply at exactly that sample; others at "
                     "t * samplerate rounded up to the next hop boundary.")
-    parser.add_argument("events", help="event file (JSON lines)")
+    parser.add_argument("events", nargs="?", help="event file (JSON lines) or session log (optional with --input)")
     parser.add_argument("-o", "--output", required=True, help="output WAV file")
     parser.add_argument("--model", help="model directory, or 'random' (default: the log header's, else models/default)")
     parser.add_argument("--samplerate", type=int, help="output sample rate (default: the log header's, else 48000)")
@@ -33,6 +33,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (default: the inverter's)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
     parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
+    parser.add_argument("--input", metavar="FILE",
+                        help="audio file that plays a voice of the model (its pitch, loudness and timbre; the "
+                             "input_* parameters set how); the drone is off unless the events turn it on")
+    parser.add_argument("--log", metavar="LOG",
+                        help="also write the applied events and a header naming the model and the input (file and "
+                             "sha256), so that `livegen render LOG` renders the same samples")
     add_continuation_arguments(parser)  # --seed-audio, --temperature for continuation models
     return parser
 
@@ -49,16 +55,22 @@ def run(args) -> int:
     from livegen.server import factory
     from livegen.continuation.render import continuation_options
     from livegen.engine.setup import pick_device
-    from livegen.session.render import check_weights, render_plan
+    from livegen.engine.events import write_events
+    from livegen.errors import ParameterError
+    from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, input_events, input_feed, render_header,
+                                        render_plan)
     from livegen.session.replay import trim_to_recording
 
     def warn(text: str) -> None:
         print(f"livegen render: warning: {text}", file=sys.stderr)
 
-    header, events = read_events(args.events, tolerate_truncation=True)
+    if args.events is None and not args.input:
+        raise ParameterError("give an event file or session log, or an input file (--input FILE)")
+    header, events = read_events(args.events, tolerate_truncation=True) if args.events else (None, [])
     header = header or {}
     model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)
     options = continuation_options(args, header, events, model_path, warn=warn)
+    events = input_events(events) if args.input else events
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
     torch.set_num_threads(1)
     loaded = factory.load(model_path, device=pick_device(args.device), **options)
@@ -66,13 +78,22 @@ def run(args) -> int:
     if header.get("mix") == "voices":
         warn("this log was played with each voice inverted separately (mix 'voices'), which is gone; its voices "
              "render as one summed stream, so the render will differ from the recording")
-    engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead)
+    feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, log_path=args.events)
+    if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
+        seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
+    engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed)
+    applied = []
+    if args.log:
+        engine.add_listener(applied.append)
     y = engine.render_events(events, seconds=seconds + skip / samplerate, log_path=args.events, warn=warn)
     y = trim_to_recording(y, skip)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
+    if args.log:
+        write_events(args.log, applied, header=render_header(engine, loaded, samplerate=samplerate, seconds=seconds))
     status = engine.status()
     stream = f", seed hops {status['seed_hops']}, model steps {status['model_steps']}" if "model_steps" in status else ""
+    heard = (f", input {feed.seconds:.3f} s (clipped samples {status['input_clipped']})" if feed is not None else "")
     print(f"rendered {seconds:.3f} s at {samplerate} Hz to {args.output}: peak {engine.chain.peak:.3f}, "
-          f"NaN {status['nan']}, clamped {status['clamped']}{stream}, voices stolen {status.get('steals', 0)}",
+          f"NaN {status['nan']}, clamped {status['clamped']}{stream}, voices stolen {status.get('steals', 0)}{heard}",
           file=sys.stderr)
     return 0

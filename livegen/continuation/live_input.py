@@ -1,7 +1,7 @@
 """Continuation from live input: an input stream is analysed as it plays and the model follows it.
 
-`InputFollower` takes blocks of input samples at the device rate (from a sounddevice
-`InputStream` callback, which only copies into a preallocated `RingBuffer`), resamples them
+`InputFollower` takes blocks of input samples at the device rate (`livegen.audio.input.LiveInput`,
+whose stream callback only copies into a preallocated ring), resamples them
 to the model rate (soxr), cuts STFT frames with the model's settings (``center=False``, frame m
 covering samples [m*hop, m*hop+n_fft)), and hands each frame to `ContinuationStream.listen`:
 the GRU is driven by what it hears instead of its own output, so it answers the input in the
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from livegen.audio.devices import HINT, sounddevice
-from livegen.audio.ring import RingBuffer
 from livegen.dsp.stft import stft_magnitude
-from livegen.errors import DeviceError
 
 
 class InputFollower:
@@ -65,57 +62,3 @@ class InputFollower:
         with torch.inference_mode():
             mu, _ = self.stream.model.encode(torch.from_numpy(hist)[None])
         return mu[0].numpy()
-
-
-class LiveInput:
-    """A sounddevice input stream whose callback only copies into a preallocated ring; the
-    engine thread drains it into an `InputFollower` with `poll(follower)` once per hop (after a
-    model switch, the new engine's follower drains it)."""
-
-    def __init__(self, *, device=None, samplerate: int | None = None, blocksize: int = 0,
-                 buffer_seconds: float = 2.0):
-        sd = sounddevice()
-        spec = None if device in (None, "", "default") else (int(device) if str(device).isdigit() else device)
-        try:
-            info = sd.query_devices(spec, "input")
-        except (ValueError, sd.PortAudioError) as exc:
-            raise DeviceError(f"no audio input device {device!r} ({exc}); {HINT}") from None
-        self.info = info
-        self.samplerate = int(samplerate or info["default_samplerate"])
-        self.ring = RingBuffer(int(buffer_seconds * self.samplerate))
-        self._scratch = np.zeros(self.ring.capacity, np.float32)
-        self.frames = 0
-        """Frames heard (by every follower that polled it)."""
-        self.overflows = 0
-        self.callbacks = 0
-        try:
-            self.stream = sd.InputStream(device=spec, samplerate=self.samplerate, blocksize=blocksize, channels=1,
-                                         dtype="float32", callback=self._callback)
-        except Exception as exc:
-            raise DeviceError(f"cannot open audio input {info['name']!r}: {exc}; {HINT}") from None
-
-    def _callback(self, indata, frames, time_info, status) -> None:
-        self.callbacks += 1
-        if self.ring.write(indata[:, 0]) < frames:
-            self.overflows += 1
-
-    def start(self) -> "LiveInput":
-        self.stream.start()
-        return self
-
-    def close(self) -> None:
-        try:
-            self.stream.stop()
-            self.stream.close()
-        except Exception:
-            pass
-
-    def poll(self, follower: InputFollower) -> int:
-        """Engine thread: hand everything captured so far to `follower`; frames heard."""
-        n = self.ring.fill
-        if n <= 0:
-            return 0
-        got = self.ring.read_into(self._scratch[:n])
-        heard = follower.push(self._scratch[:got])
-        self.frames += heard
-        return heard

@@ -36,6 +36,11 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/xy", "f f", "xy", "x, y on the latent plane (the XY pad), 0..1 each"),
     OscAddress("/livegen/z/<i>", "f", "latent", "latent offset `z<i>` (i = 0 .. latent size - 1), -4..4"),
     OscAddress("/livegen/param/<name>", "f", "param", "any parameter by name (`/livegen/params` lists them)"),
+    OscAddress("/livegen/input/<name>", "f", "input",
+               "a setting of the audio input's voice: `/livegen/input/gain` sets `input_gain`",
+               "Every `input_*` parameter (with `--input-device`; `/livegen/params` lists them with "
+               "their ranges): the same as `/livegen/param/input_<name>`. MIDI learn takes them by "
+               "their parameter names (`/livegen/learn input_gain`)."),
     OscAddress("/livegen/note", "i i", "note", "pitch 0..127, velocity 0..127 (0 = note off)"),
     OscAddress("/livegen/record", "i", "record", "1 starts, 0 stops recording"),
     OscAddress("/livegen/preset/store", "i", "preset_store", "store every parameter in slot 0..127"),

@@ -155,6 +155,16 @@ class OscDispatcher:
             return
         self._set(m, m.rest)
 
+    def on_input(self, m: Request) -> None:
+        name = m.rest if m.rest.startswith("input_") else f"input_{m.rest}"
+        if name not in self.target.params.specs:
+            settings = [n[len("input_"):] for n in self.target.params.specs if n.startswith("input_")]
+            have = (f"this engine's: {', '.join(settings)}" if settings
+                    else "this engine has no audio input: start play with --input-device")
+            self.wire.error(m.sender, f"{m.address}: no input setting {m.rest!r} ({have})")
+            return
+        self._set(m, name)
+
     def on_note(self, m: Request) -> None:
         values = self._numbers(m, 2)
         if values is None:

@@ -40,6 +40,10 @@ METHODS = ("hybrid", "rtisi-la", "rtpghi")
 #       2 and one hop (5.3 ms) less latency: the live instrument's default.
 # Momentum 0.7 was best or within 0.3 dB of best at every k and iteration count tried
 # (0.5/0.7/0.9); the window-sum floor 0.1 likewise (0.03..0.6 tried).
+ONSET_FADE = 32
+"""Samples (model rate) over which a pre-rolled onset fades in: 1.3 ms at 24 kHz, short enough
+to keep a struck note's edge, long enough not to click."""
+
 _DEFAULTS = {
     4: {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7},
     8: {"method": "hybrid", "lookahead": 1, "iters": 3, "momentum": 0.7},
@@ -172,6 +176,18 @@ class StreamingInverter:
         self._count = np.zeros(V, np.int64)
         self._has_prev = np.zeros(V, np.bool_)
         self._pghi = PghiWorkspace(B)
+        # Onset pre-roll (see `push`): the frames a starting sound would have had before it.
+        R = n_fft // hop
+        self._onset_frames = R - 1
+        self._onset_mag = np.zeros((V, B), f32)
+        self._onset_logs = np.zeros((V, B), f32)
+        self._onset_tg = np.zeros((V, B), f32)
+        self._onset_mx = np.zeros(V, f32)
+        self._onset_Y = np.zeros((V, R - 1, B), c64)
+        self._onset_y = np.zeros((V, R - 1, N), f32)
+        fade = min(ONSET_FADE, hop)
+        self._onset_fade = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)).astype(f32)
+        self.onsets = 0
         # Once a voice has received every frame overlapping its window, the window-square sums
         # (hence the analysis weights) are the same at every hop: compute them once.
         R = n_fft // hop
@@ -198,8 +214,21 @@ class StreamingInverter:
         self._iters = _check_int("iters", value, 0, 1000, "projections per hop; more is better and slower")
 
     # -- streaming ---------------------------------------------------------------------------
-    def push(self, magnitudes) -> np.ndarray:
+    def push(self, magnitudes, onset=None, cut: bool = False) -> np.ndarray:
         """Take one frame ``[voices, n_bins]`` of linear magnitudes, return ``[voices, hop]`` samples.
+
+        ``onset`` (same shape, or None): the part of `magnitudes` that starts with this frame (a
+        note's first frame). A new frame alone reaches the output through its window's rising
+        edge, a few milliseconds under any threshold a listener hears; instead the onset sounds
+        at once, as if it had been held for a window already, faded in over `ONSET_FADE`
+        samples (pre-roll: the frames before it are synthesised from its magnitudes and its
+        phase turned back by its phase advance per hop). It is also added to the look-ahead
+        frames before the new one, so look-ahead does not delay an onset. Voices whose stream
+        has not yet filled a window ignore it.
+
+        ``cut``: the whole frame replaces what sounded (a jump of the latent point): what the
+        committed frames still owe fades out over the same `ONSET_FADE` samples while the new
+        frame, pre-rolled as an onset, fades in, and it replaces the look-ahead frames.
 
         The result is a view into a buffer that the next push overwrites.
         """
@@ -222,8 +251,33 @@ class StreamingInverter:
             frame_features(slot, self._tol, self.hop, self.n_fft, self._lam, self._logs[:, -1],
                            self._tg[:, -1], self._mx[:, -1])
         self._start_phase(new_frame=True)
+        preroll = (onset is not None or cut) and self._accept_onset(slot if cut else onset, cut)
         self._iterate()
+        if preroll:
+            self._preroll(cut)
         return self._commit()
+
+    def _accept_onset(self, onset, cut: bool) -> bool:
+        """Copy `onset` in (voices still filling their first window get none) and add it to (or,
+        for a cut, put it in place of) the look-ahead frames older than the new one; False when
+        nothing is left to pre-roll."""
+        np.copyto(self._onset_mag, onset, casting="unsafe")
+        ok = K.clean_onset(self._onset_mag, self._steady)
+        if ok:
+            K.add_onset(self._mags, self._onset_mag, cut)
+            self.onsets += 1
+        return ok
+
+    def _preroll(self, cut: bool) -> None:
+        """Synthesise the onset's frames before the oldest look-ahead frame into the committed sum
+        (for a cut, after fading out what it held)."""
+        frame_features(self._onset_mag, self._tol, self.hop, self.n_fft, self._lam, self._onset_logs,
+                       self._onset_tg, self._onset_mx)
+        K.preroll_spectra(self._Y[:, 0], self._onset_mag, self._onset_tg, self._onset_Y)
+        irfft_into(self._onset_Y, self._onset_y)
+        if cut:
+            K.fade_committed(self._acc_c, self._onset_fade, self._onset_mx)
+        K.preroll_add(self._onset_y, self._w, self._onset_fade, self.hop, self._acc_c)
 
     def flush(self) -> np.ndarray:
         """Return the ``lookahead*hop + n_fft - hop`` samples still owed after the last push.

@@ -196,3 +196,82 @@ def commit(acc_c, ysyn0, wss, floor, out, tail):
                 acc_c[v, n] += ysyn0[v, n]
         for i in range(H):
             out[v, i] = acc_c[v, i] / max(wss[v, i], floor)
+
+
+@numba.njit(cache=True, nogil=True)
+def clean_onset(onset, steady):
+    """Zero the onset of voices not yet steady and any non-finite or negative bin; True if any
+    voice keeps a non-zero onset."""
+    V, B = onset.shape
+    any_left = False
+    for v in range(V):
+        for b in range(B):
+            m = onset[v, b]
+            if not steady[v] or not (m > 0.0 and m <= 1e15):
+                onset[v, b] = 0.0
+            else:
+                any_left = True
+    return any_left
+
+
+@numba.njit(cache=True, nogil=True)
+def add_onset(mags, onset, replace):
+    """Add the onset to (or with `replace`, write it over) every look-ahead slot older than the
+    newest (which already holds it)."""
+    V, K, B = mags.shape
+    for v in range(V):
+        for k in range(K - 1):
+            for b in range(B):
+                if replace:
+                    mags[v, k, b] = onset[v, b]
+                else:
+                    mags[v, k, b] += onset[v, b]
+
+
+@numba.njit(cache=True, nogil=True)
+def fade_committed(acc_c, fade, mx):
+    """Fade out what the committed frames still owe (voices with an onset, ``mx > 0``): the
+    complement of `fade` over its length, nothing after."""
+    V, L = acc_c.shape
+    F = fade.shape[0]
+    for v in range(V):
+        if mx[v] <= 0.0:
+            continue
+        for i in range(L):
+            acc_c[v, i] = acc_c[v, i] * (1.0 - fade[i]) if i < F else 0.0
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def preroll_spectra(Y0, onset, tg, out):
+    """out[v, j-1] = onset * exp(i (angle(Y0) - j tg)) for j = 1..J: the onset's frames j hops
+    before slot 0, its phase turned back by its phase advance per hop."""
+    V, J, B = out.shape
+    for v in range(V):
+        for b in range(B):
+            m = onset[v, b]
+            if m <= 0.0:
+                for j in range(J):
+                    out[v, j, b] = 0.0
+                continue
+            y = Y0[v, b]
+            phase = math.atan2(y.imag, y.real)
+            for j in range(J):
+                p = phase - (j + 1) * tg[v, b]
+                out[v, j, b] = complex(m * math.cos(p), m * math.sin(p))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def preroll_add(frames, w, fade, hop, acc_c):
+    """Window the pre-rolled frames and add what is left of them (from slot 0's start on) to the
+    committed sum, the first ``len(fade)`` samples faded in."""
+    V, J, N = frames.shape
+    F = fade.shape[0]
+    for v in range(V):
+        for j in range(J):
+            start = (j + 1) * hop  # frame j + 1 hops before slot 0: its samples from here on are still owed
+            for n in range(start, N):
+                i = n - start
+                x = frames[v, j, n] * w[n]
+                if i < F:
+                    x *= fade[i]
+                acc_c[v, i] += x

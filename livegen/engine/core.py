@@ -86,7 +86,9 @@ class Engine:
         self.chain = OutputChain(in_rate=config.sample_rate, out_rate=self.samplerate, fade_seconds=fade_seconds)
         self._drift = DriftWalk(self.latent_dim, np.random.default_rng(np.random.SeedSequence(self.seed).spawn(2)[1]))
         self._idx = {name: self.params.index[name] for name in self.params.names}
-        self._hop = Hop(values=self.params.values, drift=self._drift.offset, seconds=self.hop_seconds)
+        self._onset = np.zeros((1, config.n_bins), dtype=np.float32)
+        self._hop = Hop(values=self.params.values, drift=self._drift.offset, seconds=self.hop_seconds,
+                        onset=self._onset[0])
         self._routes: dict[str, list[Source]] = {}
         self._reactors: dict[str, list[Source]] = {}
         for source in self.sources:
@@ -235,9 +237,13 @@ class Engine:
         hop.sample = self.samples_out
         frame = self._frame[0]
         frame[:] = 0.0
+        if hop.onsets:
+            hop.onset[:] = 0.0
+            hop.onsets = 0
+        hop.cuts = 0
         for source in self.sources:
             source.add(frame, hop)
-        block = self.inverter.push(self._frame)[0]
+        block = self.inverter.push(self._frame, self._onset if hop.onsets else None, cut=hop.cuts > 0)[0]
         out = self.chain.process(block, gain_db=values[idx["gain"]], ceiling_db=values[idx["ceiling"]])
         for tap in self._taps:
             tap(out)

@@ -15,6 +15,13 @@ DRIFT_SCALE = 1.0
 DRIFT_BOUND = 3.0
 
 
+JUMP = 0.25
+"""A point that moves further than this (latent units, on any dimension) in one hop without
+glide jumped: the engine cuts to the new sound at once (`StreamingInverter.push`'s ``cut``)
+instead of letting it fill the synthesis window. A hand or knob moving the pad, a few
+hundredths of a unit per hop, never gets there."""
+
+
 class DriftWalk:
     """A bounded Ornstein-Uhlenbeck walk (unit variance, clipped), advanced once per hop whatever
     the drift amount, so turning it up mid-performance does not change the noise that follows."""
@@ -54,6 +61,8 @@ class LatentPoint:
         self._smooth = np.zeros(dim)
         self._fresh = True
         self.z = np.zeros(dim)
+        self.jumped = False
+        """Whether this hop's point jumped (no glide) by more than `JUMP` on some dimension."""
 
     def __call__(self, hop) -> np.ndarray:
         """This hop's point (`self.z`, overwritten next hop)."""
@@ -64,9 +73,10 @@ class LatentPoint:
             self._key = key
         glide = values[self._glide]
         reset = self._fresh or glide <= 0
-        self._fresh = False
         smooth = 0.0 if reset else 1.0 - math.exp(-self._hop / glide)
-        _glide_step(values, self._z_index, self._xy_z, self._smooth, reset, smooth, hop.drift, self.z)
+        moved = _glide_step(values, self._z_index, self._xy_z, self._smooth, reset, smooth, hop.drift, self.z)
+        self.jumped = reset and not self._fresh and moved > JUMP
+        self._fresh = False
         return self.z
 
 
@@ -82,17 +92,23 @@ def _drift_step(walk, fresh, theta, amount, offset):
 
 @numba.njit(cache=True, nogil=True)
 def _glide_step(values, z_index, xy_z, smooth, reset, rate, drift, out):
+    """Glide `smooth` towards the target point and write the point into `out`; returns the
+    largest step a dimension took."""
     n_off = len(z_index)
     n_drift = len(drift)
+    moved = 0.0
     for i in range(len(out)):
         target = xy_z[i]
         if i < n_off:
             target = target + values[z_index[i]]
+        before = smooth[i]
         if reset:
             smooth[i] = target
         else:
             smooth[i] += (target - smooth[i]) * rate
+        moved = max(moved, abs(smooth[i] - before))
         v = smooth[i]
         if i < n_drift:
             v = v + drift[i]
         out[i] = v
+    return moved

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from livegen.engine.core import Engine
+from livegen.engine.input import InputSource
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.engine.voices import DRONE, VoiceBank
@@ -25,13 +26,17 @@ from livegen.model.texture import TextureModel
 MAX_VOICES = 16
 
 
-def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: str = "cpu", **engine_kwargs) -> Engine:
-    """An engine playing spectral VAE `model`: note voices and the drone.
+def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: str = "cpu", input_feed=None,
+                    **engine_kwargs) -> Engine:
+    """An engine playing spectral VAE `model`: note voices and the drone, and with `input_feed`
+    (`livegen.engine.input.InputFeed`) a voice the input plays (`InputSource`).
 
     ``engine_kwargs``: `Engine`'s (lookahead, method, fade_seconds, threads).
     """
-    return Engine([NotesSource(model, seed=seed, device=device)], config=model.config, samplerate=samplerate,
-                  seed=seed, device=device, **engine_kwargs)
+    sources = [NotesSource(model, seed=seed, device=device)]
+    if input_feed is not None:
+        sources.append(InputSource(model, feed=input_feed, seed=seed, device=device))
+    return Engine(sources, config=model.config, samplerate=samplerate, seed=seed, device=device, **engine_kwargs)
 
 
 class NotesSource(Source):
@@ -71,6 +76,8 @@ class NotesSource(Source):
         self._noise_rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(2)[0])
         self._plane = model.xy_plane()
         self._voice_bufs: dict[int, tuple] = {}
+        self._starting = np.zeros(self.voices.size, dtype=np.bool_)
+        """Slots whose first frame this hop decodes (their magnitudes are the hop's onset)."""
         self._sustain = False
         self._drone_on = False
 
@@ -123,15 +130,20 @@ class NotesSource(Source):
         if bank.active[DRONE]:
             bank.pitch[DRONE] = values[self._i["drone_pitch"]]
             bank.velocity[DRONE] = values[self._i["drone_level"]]
+        starting = self._starting
         if bank.started:
-            if self.noise_dim:
-                for slot in bank.started:
+            for slot in bank.started:
+                if self.noise_dim:
                     bank.noise[slot] = self._noise_rng.standard_normal(self.noise_dim)
+                starting[slot] = True
             bank.started.clear()
         z = self._latent(hop)  # every hop: the glide goes on while no voice sounds
+        if self._latent.jumped:
+            hop.cuts += 1
         slots = bank.active_slots()
         n = len(slots)
         if n == 0:
+            starting[:] = False
             bank.advance(hop_seconds=hop.seconds, peaks=None, slots=slots)
             return
         pitch, velocity, t_on, t_off, gains, noise, fresh, peaks = self._buffers(n)
@@ -150,6 +162,8 @@ class NotesSource(Source):
             mags = self._torch_decode(z, pitch, velocity, t_on, t_off, noise if self.noise_dim else None)
         # non-finite bins -> 0 (counted), each voice's loudest bin, and the gain-weighted sum
         self.nonfinite += _scan_frames(mags, gains, peaks, frame)
+        if _add_onsets(mags, gains, slots, starting, hop.onset):
+            hop.onsets += 1
         bank.advance(hop_seconds=hop.seconds, peaks=peaks, slots=slots)
 
     def _buffers(self, n: int) -> tuple:
@@ -198,3 +212,19 @@ def _scan_frames(mags, gains, peaks, mix):
             mix[i] += g * m
         peaks[v] = peak
     return bad
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_onsets(mags, gains, slots, starting, onset):
+    """Add the gain-weighted magnitudes of the voices starting this hop into `onset` and clear
+    their flags; True if there was one."""
+    found = False
+    for j in range(len(slots)):
+        s = slots[j]
+        if starting[s]:
+            starting[s] = False
+            found = True
+            g = gains[j]
+            for i in range(mags.shape[1]):
+                onset[i] += g * mags[j, i]
+    return found

@@ -41,6 +41,15 @@ class Hop:
     """Hop length in seconds at the model rate."""
     sample: int = 0
     """Output sample at which this hop's events took effect."""
+    onset: np.ndarray | None = None
+    """float32 ``[n_bins]``, zero at the start of each hop: a source adds here (as well as into
+    the frame) the magnitudes of what starts this hop (a note's first frame), which then sounds
+    at once instead of through the window's rising edge (`StreamingInverter.push`)."""
+    onsets: int = 0
+    """How many sources added an onset this hop (0: the engine skips the pre-roll)."""
+    cuts: int = 0
+    """How many sources jumped this hop (their sound changed at once: a latent point moved with
+    no glide); the engine then cuts to the new frame instead of crossfading through the window."""
 
 
 @dataclass(frozen=True)

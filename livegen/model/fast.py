@@ -160,9 +160,10 @@ class NumpyFrameDecoder:
     is overwritten by the next call, so use or copy it first. Inputs: z `[latent_dim]` (shared
     by all voices) or `[V, latent_dim]` numpy arrays; pitch, velocity, t_on, t_off `[V]`; noise
     `[V, noise_dim]` float32 C-contiguous, or None. Buffers grow if more than `max_voices` voices are asked for.
+    `level=False` skips the level normalisation (for a caller that sets each frame's level itself).
     """
 
-    def __init__(self, model, *, max_voices: int = 17):
+    def __init__(self, model, *, max_voices: int = 17, level: bool = True):
         import torch
 
         cfg = model.config
@@ -195,7 +196,7 @@ class NumpyFrameDecoder:
         self.log_bin0 = np.float32(_LOG_F0_BIN0 - math.log(cfg.bin_hz))
         self._pad_bins = cfg.n_bins + 3 * cfg.kernel_halfwidth + 1
         self._empty2 = np.zeros((0, 1), np.float32)
-        self.level = cfg.level_dbfs is not None
+        self.level = cfg.level_dbfs is not None and level
         self.level_target = float(cfg.level_dbfs or 0.0) * _LN10_20
         self.level_lo, self.level_hi = (db * _LN10_20 for db in LEVEL_GAIN_DB)
         self.shimmer = float(cfg.shimmer_db) * _LN10_20
@@ -296,6 +297,91 @@ class NumpyFrameDecoder:
         out += env_n
         return out
 
+    def noise_part(self, v: int) -> np.ndarray:
+        """The noise magnitudes `[v, n_bins]` of the last call (its frame minus the harmonics; a
+        reused view, overwritten by the next call)."""
+        return self._views(v)[7]
+
+
+class NumpyFrameEncoder:
+    """`SpectralModel.encode` split for a per-hop loop: `frame` turns one log-magnitude frame into
+    its encoder features (numpy, into a given row), `head` pools rows (mean and max, as `encode`)
+    and returns the latent mean. Weights copied once; no torch per call, no allocation."""
+
+    def __init__(self, model):
+        cfg = model.config
+        self.frame_layers = _linear_layers(model.enc_frame)
+        self.head_layers = _linear_layers(model.enc_head)
+        self.latent_dim = int(cfg.latent_dim)
+        self.log_floor = np.float32(math.log(cfg.floor))
+        self.mean = np.ascontiguousarray(model.logmag_mean.detach().cpu().numpy(), np.float32)
+        self.inv_std = np.ascontiguousarray(1.0 / model.logmag_std.detach().cpu().numpy(), np.float32)
+        self.features = self.frame_layers[-1][0].shape[1]
+        self._x = np.zeros((1, len(self.mean)), np.float32)
+        self._h = [np.zeros((1, w.shape[1]), np.float32) for w, _, _ in self.frame_layers]
+        self._hx = np.zeros((1, self.head_layers[0][0].shape[0]), np.float32)
+        self._hh = [np.zeros((1, w.shape[1]), np.float32) for w, _, _ in self.head_layers]
+
+    def frame(self, logmag: np.ndarray, out: np.ndarray) -> None:
+        """Encoder features of one natural-log magnitude frame `[n_bins]` into `out` `[features]`."""
+        _normalise(logmag, self.log_floor, self.mean, self.inv_std, self._x[0])
+        x = self._x
+        for (wt, b, slope), h in zip(self.frame_layers, self._h):
+            np.dot(x, wt, out=h)
+            _bias_act(h, b, slope)
+            x = h
+        out[:] = x[0]
+
+    def head(self, rows: np.ndarray, pitch: float, velocity: float) -> np.ndarray:
+        """The latent mean `[latent_dim]` (a reused view) of frames whose features are `rows` `[T, features]`."""
+        _pool(rows, np.float32((pitch - 60.0) / 24.0), np.float32(velocity), self._hx[0])
+        x = self._hx
+        for (wt, b, slope), h in zip(self.head_layers, self._hh):
+            np.dot(x, wt, out=h)
+            _bias_act(h, b, slope)
+            x = h
+        return x[0, :self.latent_dim]
+
+
+def _linear_layers(seq) -> list:
+    """(weight.T, bias, LeakyReLU slope or -1) float32 numpy per Linear of a torch Sequential."""
+    import torch
+
+    layers = []
+    modules = list(seq)
+    for i, module in enumerate(modules):
+        if isinstance(module, torch.nn.Linear):
+            nxt = modules[i + 1] if i + 1 < len(modules) else None
+            slope = np.float32(nxt.negative_slope if isinstance(nxt, torch.nn.LeakyReLU) else -1.0)
+            layers.append((np.ascontiguousarray(module.weight.detach().cpu().numpy().T, np.float32),
+                           np.ascontiguousarray(module.bias.detach().cpu().numpy(), np.float32), slope))
+    return layers
+
+
+@numba.njit(cache=True, nogil=True)
+def _normalise(logmag, floor, mean, inv_std, out):
+    for i in range(len(out)):
+        v = logmag[i] if logmag[i] > floor else floor
+        out[i] = (v - mean[i]) * inv_std[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _pool(rows, pitch, velocity, out):
+    """out = [mean over rows, max over rows, pitch, velocity] (`encode`'s pooled input)."""
+    t, f = rows.shape
+    for i in range(f):
+        s = np.float32(0.0)
+        m = rows[0, i]
+        for r in range(t):
+            v = rows[r, i]
+            s += v
+            if v > m:
+                m = v
+        out[i] = s / np.float32(t)
+        out[f + i] = m
+    out[2 * f] = pitch
+    out[2 * f + 1] = velocity
+
 
 @numba.njit(cache=True, nogil=True)
 def _texture_inputs(z, velocity, t_on, cycle, neg_inv_tau, x):
@@ -344,21 +430,13 @@ class NumpyTextureDecoder:
     with `NumpyFrameDecoder`'s contract: the returned `[V, n_bins]` view is overwritten next call."""
 
     def __init__(self, model, *, max_voices: int = 17):
-        import torch
-
         cfg = model.config
         self.config = cfg
 
         def arr(t):
             return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
-        self.layers = []
-        modules = list(model.decoder)
-        for i, module in enumerate(modules):
-            if isinstance(module, torch.nn.Linear):
-                nxt = modules[i + 1] if i + 1 < len(modules) else None
-                slope = np.float32(nxt.negative_slope if isinstance(nxt, torch.nn.LeakyReLU) else -1.0)
-                self.layers.append((arr(module.weight.T), arr(module.bias), slope))
+        self.layers = _linear_layers(model.decoder)
         self.neg_inv_tau = arr(model.neg_inv_tau)
         self.proj = arr(model.noise_proj)
         self._empty = np.zeros((0, cfg.n_bins), np.float32)

@@ -76,6 +76,7 @@ class RemoteEngine:
         self.recording = False
         self._listeners: list = []
         self._taps: list = []
+        self._input_taps: list = []
         self._pending: collections.deque = collections.deque()
         self._posted = 0
         self._lock = threading.Lock()  # posts come from OSC, MIDI and UI threads: one writer at a time
@@ -167,6 +168,8 @@ class RemoteEngine:
         self.log_header = describe.get("log_header") or {}
         self.seeds = bool(describe.get("seeds"))
         """Whether the model takes seed audio (a continuation model)."""
+        self.takes_input = bool(describe.get("takes_input"))
+        """Whether a live input plays a voice (`add_input_tap` hands on what it consumed)."""
         return self
 
     def start(self) -> None:
@@ -206,6 +209,15 @@ class RemoteEngine:
         if callback in self._taps:
             self._taps.remove(callback)
 
+    def add_input_tap(self, callback) -> None:
+        """`callback(first, samples)`: the live-input samples the engine consumed (model rate;
+        `first` counts from its first hop), handed on before the output they shaped."""
+        self._input_taps.append(callback)
+
+    def remove_input_tap(self, callback) -> None:
+        if callback in self._input_taps:
+            self._input_taps.remove(callback)
+
     @property
     def samples_out(self) -> int:
         """Output samples handed to the taps so far."""
@@ -239,6 +251,7 @@ class RemoteEngine:
             "latency_ms": round(1000 * (self.lead / self.samplerate + self.output_latency), 2),
             "audio_dropped": int(shared[Counter.AUDIO_DROPPED]),
             "events_dropped": int(shared[Counter.INBOX_DROPPED]) + int(shared[Counter.OUTBOX_DROPPED]),
+            "input_dropped": int(shared[Counter.INPUT_DROPPED]),
         })
         status.update(self.extra_status)
         return status
@@ -313,7 +326,12 @@ class RemoteEngine:
                 callback(event)
 
     def _deliver_audio(self, upto: int) -> None:
-        first, block = self.shared.audio.read(upto)
+        shared = self.shared
+        if shared[Counter.INPUT_WRITTEN] != shared[Counter.INPUT_READ]:
+            first, block = shared.input.read(shared[Counter.INPUT_WRITTEN])
+            for tap in list(self._input_taps):
+                tap(first, block)
+        first, block = shared.audio.read(upto)
         if not len(block):
             return
         self._delivered = first + len(block)

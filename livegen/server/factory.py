@@ -25,6 +25,7 @@ from livegen.engine.core import Engine
 from livegen.engine.notes import spectral_engine
 from livegen.engine.setup import load_engine_model
 from livegen.errors import ParameterError
+from livegen.model.spectral import SpectralModel
 
 
 @dataclass
@@ -51,9 +52,18 @@ class LoadedModel:
         """Whether its engines can follow live input (`live_input`)."""
         return self.continuation
 
-    def engine(self, *, samplerate: int, seed: int = 0, live_input=None, **engine_kwargs) -> Engine:
+    @property
+    def plays_input(self) -> bool:
+        """Whether an audio input can play a voice of it (`input_feed`: a spectral model)."""
+        return isinstance(self.model, SpectralModel)
+
+    def engine(self, *, samplerate: int, seed: int = 0, live_input=None, input_feed=None, **engine_kwargs) -> Engine:
         """A fresh engine (fresh sources) at output rate `samplerate`. ``engine_kwargs``:
-        `Engine`'s (lookahead, method, fade_seconds, threads)."""
+        `Engine`'s (lookahead, method, fade_seconds, threads). `input_feed`
+        (`livegen.engine.input.InputFeed`): an audio input plays a voice of a spectral model."""
+        if input_feed is not None and not self.plays_input:
+            raise ParameterError(f"--input: model {self.name} is not a spectral model, which an audio input plays; "
+                                 "give one (--model models/default)")
         if self.continuation:
             engine = continuation_engine(self.model, voice_model=self.voice_model, samplerate=samplerate, seed=seed,
                                          temperature=self.temperature, seed_logmag=self.seed_logmag,
@@ -62,7 +72,8 @@ class LoadedModel:
             if live_input is not None:
                 raise ParameterError(f"--input-device: model {self.name} does not follow live input; "
                                      "give a continuation model (--model models/continuation)")
-            engine = spectral_engine(self.model, samplerate=samplerate, seed=seed, device=self.device, **engine_kwargs)
+            engine = spectral_engine(self.model, samplerate=samplerate, seed=seed, device=self.device,
+                                     input_feed=input_feed, **engine_kwargs)
         engine.extra_status["model"] = self.name
         return engine
 

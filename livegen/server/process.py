@@ -26,10 +26,11 @@ import time
 import numpy as np
 import torch
 
-from livegen.audio.devices import find_output_device, quiet_stderr, sounddevice
+from livegen.audio.devices import INPUT_HINT, find_output_device, quiet_stderr, sounddevice
+from livegen.audio.input import LiveInput, jack_ports, set_jack_client_name
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
-from livegen.continuation.live_input import LiveInput
 from livegen.engine.events import Event, read_events
+from livegen.engine.input import FileFeed, InputSource
 from livegen.engine.setup import pick_device
 from livegen.errors import DeviceError, LivegenError, ParameterError
 from livegen.server import factory
@@ -55,10 +56,22 @@ class Renderer:
         self.stopping = False
         self.tid = 0
         self.error: BaseException | None = None
+        self.live_input = None
+        """A `LiveInput` carried by this stream (duplex): `duplex_callback` hands it each block."""
         engine.add_listener(self._applied)
 
     def _applied(self, event) -> None:
         self.shared.outbox.put(encode_applied(event))
+
+    def consumed(self, samples) -> None:
+        """The live input the engine consumed this hop, back to the client (a take records it)."""
+        self.shared.input.write(samples)
+
+    def duplex_callback(self, indata, outdata, frames, time_info, status) -> None:
+        """One stream for input and output: this cycle's input is there for the hop rendered now."""
+        if self.counters[Counter.GO]:  # before, nobody reads it: it would only be late input
+            self.live_input.write(indata[:, 0])
+        self.callback(outdata, frames, time_info, status)
 
     def callback(self, outdata, frames, time_info, status) -> None:
         started = time.monotonic_ns()
@@ -152,36 +165,56 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
         "event_wait_ms": round(counters[Counter.EVENT_WAIT_NS] / 1e6, 2),
         "event_wait_max_ms": round(counters[Counter.EVENT_WAIT_MAX_NS] / 1e6, 2),
         "audio_policy": f"{policy} {priority}",
-        "output_latency_ms": round(1000 * float(stream.latency), 2),
+        "output_latency_ms": round(1000 * _output_latency(stream), 2),
         "server_pid": os.getpid(),
         "morph_names": engine.morph_names(),
     })
+    live = renderer.live_input
+    if live is not None:
+        status.update(live.status())
+        feed = live.engine_feed
+        if feed is not None:
+            status["input_skipped"] = feed.skipped
     if renderer.error is not None:
         status["engine_error"] = f"{type(renderer.error).__name__}: {renderer.error}"
     return status
 
 
-def build_engine(spec: dict, samplerate: int):
+def build_engine(spec: dict, samplerate: int, *, hostapi: str | None = None):
     """(engine, live input) as `spec` describes (model, seed, look-ahead, device, input
     device...), built in this process before the stream opens, so the model loads while nothing
-    plays; the live input is None without --input-device or for a model that follows none."""
+    plays. The live input (None without --input-device, or for a model switched to that follows
+    none) is not started; on the output's host API `hostapi` the output stream will carry it
+    (`duplex`: its input arrives in the callback that renders), else it opens its own."""
     threads = max(1, int(spec.get("threads") or 1))
     torch.set_num_threads(threads)
+    if spec.get("input_device") is not None:
+        LiveInput(device=spec["input_device"])  # a missing device is said before the model loads
     loaded = factory.load(spec.get("model"), device=pick_device(spec.get("device") or "auto"),
                           seed_audio=spec.get("seed_audio"), temperature=spec.get("temperature"), log=_log)
-    live_input = _open_input(loaded, spec)
+    live_input = _open_input(loaded, spec, samplerate=samplerate, hostapi=hostapi)
 
-    def build(live_input=None):
+    def build(live_input=None, input_feed=None):
+        kwargs = {}
+        if live_input is not None and loaded.continuation:
+            kwargs["live_input"] = live_input
+        elif live_input is not None:
+            live_input.engine_feed = input_feed = live_input.feed(loaded.config.sample_rate)
+        if input_feed is not None:
+            kwargs["input_feed"] = input_feed
         return loaded.engine(samplerate=samplerate, seed=spec.get("seed", 0), lookahead=spec.get("lookahead"),
-                             threads=threads, live_input=live_input)
+                             threads=threads, **kwargs)
 
     engine = build(live_input)
-    _warm_up(build())
+    warm_feed = None  # never the live input (the spare must not drain it): a tone loads the input's path
+    if live_input is not None and not loaded.continuation:
+        rate = loaded.config.sample_rate
+        tone = (0.3 * np.sin(2 * np.pi * 220.0 * np.arange(rate // 2) / rate)).astype(np.float32)
+        warm_feed = FileFeed(tone, samplerate=rate, model_rate=rate)
+    _warm_up(build(input_feed=warm_feed))
     if spec.get("events"):
         _, scheduled = read_events(spec["events"])
         engine.schedule(scheduled)
-    if live_input is not None:
-        _start_input(live_input)
     for name, value in (spec.get("params") or {}).items():  # what the performer had set (a model switch)
         if name in engine.params.specs:
             engine.post(Event("param", name=name, value=value, source="model"))
@@ -189,29 +222,42 @@ def build_engine(spec: dict, samplerate: int):
     return engine, live_input
 
 
-def _open_input(loaded, spec: dict):
+def _open_input(loaded, spec: dict, *, samplerate: int, hostapi: str | None):
     """`--input-device`: a `LiveInput` (its callback only copies into a ring) for the engine to
     follow, not started yet. A model that follows no input refuses it at start; after a model
     switch it just goes without (None)."""
     name = spec.get("input_device")
     if name is None:
         return None
-    if not loaded.follows_input:
+    if not (loaded.follows_input or loaded.plays_input):
         if spec.get("input_required"):
             raise ParameterError(f"--input-device {name}: model {spec.get('model')} does not follow live input; "
-                                 "give a continuation model (--model models/continuation)")
+                                 "give a spectral model (the default) or a continuation model")
         return None
-    return LiveInput(device=name)
+    live = LiveInput(device=name)
+    if hostapi is not None and live.hostapi == hostapi:
+        live = LiveInput(device=name, samplerate=samplerate, duplex=True)
+    return live
 
 
-def _start_input(live_input) -> None:
-    try:
-        live_input.start()
-    except Exception as exc:
-        live_input.close()
-        raise DeviceError(f"--input-device {live_input.info['name']!r}: cannot start it ({exc}); "
-                          "run `livegen devices` to see the inputs there") from None
-    _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz")
+def _start_input(live_input, connect=()) -> None:
+    if not live_input.duplex:
+        try:
+            live_input.start()
+        except Exception as exc:
+            live_input.close()
+            raise DeviceError(f"--input-device {live_input.device}: cannot start {live_input.info['name']!r} "
+                              f"({exc}); {INPUT_HINT}") from None
+    ports = []
+    if live_input.on_jack:
+        try:
+            ports = jack_ports(live_input, connect=connect)
+        except Exception as exc:  # the input plays; only its port keeps PortAudio's name and connection
+            _log(f"live input: could not name or disconnect its JACK port ({type(exc).__name__}: {exc})")
+    where = (f"JACK port {', '.join(ports)}: connect what you play to it (jack_connect, qjackctl, Carla)"
+             if ports else "")
+    _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz"
+         f"{' in the output stream' if live_input.duplex else ''}{'; ' + where if where else ''}")
 
 
 def _warm_up(spare) -> None:
@@ -236,6 +282,7 @@ def describe(engine) -> dict:
         "config": {key: value for key, value in fields.items() if isinstance(value, (int, float, str, bool, type(None)))},
         "log_header": engine.log_header,
         "seeds": engine.handles("seed"),
+        "takes_input": engine.find(InputSource) is not None,
     }
 
 
@@ -251,10 +298,11 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client decides when to stop
     shared = SharedBlock(n_params=n_params_max, samplerate=ring_rate, name=block_name)
     try:
+        set_jack_client_name()  # before any stream: its ports are named after it
         with quiet_stderr():
             info = find_output_device(options.get("device"))
         samplerate = int(options.get("samplerate") or info["samplerate"])
-        engine, live_input = build_engine(spec, samplerate)
+        engine, live_input = build_engine(spec, samplerate, hostapi=info["hostapi"])
         n = len(engine.params.names)
         if n > n_params_max:
             raise LivegenError(f"the model has {n} parameters; the sound server holds at most {n_params_max}")
@@ -269,15 +317,14 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
         shared[Counter.AUDIO_READ] = start
         channels = int(options.get("channels") or min(2, info["channels"]))
         renderer = Renderer(engine, shared, lead=int(shared[Counter.LEAD]))
-        sd = sounddevice()
-        with quiet_stderr():
-            try:
-                stream = sd.OutputStream(device=info["index"], samplerate=samplerate,
-                                         blocksize=int(options.get("blocksize") or 0),
-                                         latency=options.get("latency", "low"), channels=channels, dtype="float32",
-                                         callback=renderer.callback)
-            except Exception as exc:
-                raise DeviceError(f"cannot open audio device {info['name']!r} at {samplerate} Hz: {exc}") from None
+        source = engine.find(InputSource)
+        if source is not None:
+            source.add_consumer(renderer.consumed)
+        renderer.live_input = live_input
+        stream = _open_stream(renderer, info, options, samplerate, channels)
+        stream.start()
+        if live_input is not None:
+            _start_input(live_input, connect=spec.get("input_connect") or ())
     except LivegenError as exc:
         conn.send(("error", type(exc).__name__, str(exc)))
         conn.close()
@@ -290,10 +337,9 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
     # a full one would hold the interpreter lock in the callback for a long time.
     gc.freeze()
     sys.setswitchinterval(0.0005)  # a waiting callback gets the lock within half a millisecond
-    stream.start()
     conn.send(("ready", {
         "samplerate": samplerate, "blocksize": int(options.get("blocksize") or 0),
-        "latency": float(stream.latency), "channels": channels, "info": info, "pid": os.getpid(),
+        "latency": _output_latency(stream), "channels": channels, "info": info, "pid": os.getpid(),
         "describe": describe(engine),
     }))
     _housekeeping(engine, renderer, stream, shared, info, options)
@@ -305,6 +351,35 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
              f"{live_input.overflows} overflows")
     conn.close()
     os._exit(0)
+
+
+def _output_latency(stream) -> float:
+    latency = stream.latency  # (input, output) for a duplex stream
+    return float(latency[1] if isinstance(latency, (tuple, list)) else latency)
+
+
+def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int, channels: int):
+    """The output stream; with a live input on the same host API, one duplex stream carries both."""
+    sd = sounddevice()
+    live = renderer.live_input
+    common = {"samplerate": samplerate, "blocksize": int(options.get("blocksize") or 0),
+              "latency": options.get("latency", "low"), "dtype": "float32"}
+    refused = None
+    with quiet_stderr():
+        if live is not None and live.duplex:
+            try:
+                return sd.Stream(device=(live.index, info["index"]), channels=(1, channels),
+                                 callback=renderer.duplex_callback, **common)
+            except Exception as exc:
+                refused = exc
+                live.duplex = False
+    if refused is not None:
+        _log(f"input and output in one stream refused ({refused}); the input gets a stream of its own")
+    with quiet_stderr():
+        try:
+            return sd.OutputStream(device=info["index"], channels=channels, callback=renderer.callback, **common)
+        except Exception as exc:
+            raise DeviceError(f"cannot open audio device {info['name']!r} at {samplerate} Hz: {exc}") from None
 
 
 def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info: dict, options: dict) -> None:

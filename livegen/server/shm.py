@@ -5,6 +5,8 @@ One `SharedBlock` holds everything the two processes exchange while playing:
 - `inbox`: event records, client -> server (the server reads them at the next hop);
 - `outbox`: applied-event records, server -> client (stamped with the output sample);
 - `audio`: every output sample the server rendered, server -> client (recorder, meters);
+- `input`: every live-input sample the engine consumed (model rate), server -> client (a take's
+  input file);
 - `targets` / `values`: the parameter store's arrays, written by the server each hop;
 - `counters`: int64 slots each written by one side only (see `Counter`).
 
@@ -55,6 +57,9 @@ class Counter(enum.IntEnum):
     MORPHING = 26  # server: 1 while a preset morph or loop moves parameters (without events)
     EVENT_WAIT_NS = 27  # server: the last event's time from its arrival in the inbox to the callback taking it
     EVENT_WAIT_MAX_NS = 28  # server: the longest such time
+    INPUT_WRITTEN = 29  # server: live-input samples the engine consumed (model rate)
+    INPUT_READ = 30  # client
+    INPUT_DROPPED = 31  # server: input samples the client had not read when the ring came round
 
 
 _COUNTERS = 32
@@ -62,6 +67,8 @@ INBOX_BYTES = 1 << 18
 OUTBOX_BYTES = 1 << 20
 AUDIO_SECONDS = 10.0
 STATUS_BYTES = 1 << 14
+INPUT_SAMPLES = 1 << 19
+"""The input ring: 10.9 s at a 48 kHz model rate."""
 _LENGTH = struct.Struct("<I")
 
 
@@ -124,31 +131,35 @@ class ByteRing:
 class AudioRing:
     """float32 samples, written by the server; a reader that falls a whole ring behind loses the oldest."""
 
-    def __init__(self, buffer: np.ndarray, counters: np.ndarray):
+    def __init__(self, buffer: np.ndarray, counters: np.ndarray, written: int = Counter.AUDIO_WRITTEN,
+                 read: int = Counter.AUDIO_READ, dropped: int = Counter.AUDIO_DROPPED):
         self.buffer = buffer
         self.capacity = len(buffer)
         self._counters = counters
+        self._written = written
+        self._read = read
+        self._dropped = dropped
 
     def write(self, block: np.ndarray) -> None:
         """Writer (no allocation): append `block`, overwriting what the reader has not taken."""
         counters = self._counters
-        written = int(counters[Counter.AUDIO_WRITTEN])
+        written = int(counters[self._written])
         n = len(block)
         start = written % self.capacity
         first = min(n, self.capacity - start)
         self.buffer[start:start + first] = block[:first]
         if first < n:
             self.buffer[:n - first] = block[first:]
-        behind = written + n - int(counters[Counter.AUDIO_READ]) - self.capacity
+        behind = written + n - int(counters[self._read]) - self.capacity
         if behind > 0:
-            counters[Counter.AUDIO_DROPPED] += behind
-        counters[Counter.AUDIO_WRITTEN] = written + n
+            counters[self._dropped] += behind
+        counters[self._written] = written + n
 
     def read(self, upto: int) -> tuple[int, np.ndarray]:
         """Reader: (first sample index, samples) from where it last read up to index `upto`."""
         counters = self._counters
-        read = int(counters[Counter.AUDIO_READ])
-        written = int(counters[Counter.AUDIO_WRITTEN])
+        read = int(counters[self._read])
+        written = int(counters[self._written])
         upto = min(int(upto), written)
         if written - read > self.capacity:  # lapped: skip what is gone
             read = written - self.capacity
@@ -159,7 +170,7 @@ class AudioRing:
         out[:first] = self.buffer[start:start + first]
         if first < n:
             out[first:] = self.buffer[:n - first]
-        counters[Counter.AUDIO_READ] = read + n
+        counters[self._read] = read + n
         return read, out
 
 
@@ -172,14 +183,15 @@ class SharedBlock:
         audio = 1 << int(np.ceil(np.log2(AUDIO_SECONDS * max(self.samplerate, 8000))))
         sizes = [("counters", 8 * _COUNTERS), ("inbox", INBOX_BYTES), ("outbox", OUTBOX_BYTES),
                  ("status", STATUS_BYTES), ("targets", 8 * self.n_params), ("values", 8 * self.n_params),
-                 ("audio", 4 * audio)]
+                 ("audio", 4 * audio), ("input", 4 * INPUT_SAMPLES)]
         total = sum(size for _, size in sizes)
         create = name is None
         self.shm = shared_memory.SharedMemory(name=name, create=create, size=total)
         offset = 0
         views = {}
         for key, size in sizes:
-            dtype = {"counters": np.int64, "targets": np.float64, "values": np.float64, "audio": np.float32}.get(key, np.uint8)
+            dtype = {"counters": np.int64, "targets": np.float64, "values": np.float64, "audio": np.float32,
+                     "input": np.float32}.get(key, np.uint8)
             views[key] = np.ndarray(size // np.dtype(dtype).itemsize, dtype=dtype, buffer=self.shm.buf, offset=offset)
             offset += size
         self.counters = views["counters"]
@@ -193,6 +205,8 @@ class SharedBlock:
         self.outbox = ByteRing(views["outbox"], self.counters, Counter.OUTBOX_WRITTEN, Counter.OUTBOX_READ,
                                Counter.OUTBOX_DROPPED)
         self.audio = AudioRing(views["audio"], self.counters)
+        self.input = AudioRing(views["input"], self.counters, Counter.INPUT_WRITTEN, Counter.INPUT_READ,
+                               Counter.INPUT_DROPPED)
 
     @property
     def name(self) -> str:
@@ -228,7 +242,7 @@ class SharedBlock:
         for attr in ("counters", "targets", "values", "_status"):
             if hasattr(self, attr):
                 delattr(self, attr)
-        for ring in ("inbox", "outbox", "audio"):
+        for ring in ("inbox", "outbox", "audio", "input"):
             if hasattr(self, ring):
                 delattr(self, ring)
         try:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import sys
 
+from livegen.engine.events import Event
+from livegen.engine.input import FileFeed, feed_from_header
 from livegen.engine.notes import spectral_engine
 from livegen.errors import ParameterError
 from livegen.session.replay import plan_replay
-from livegen.session.wiring import weights_sha256
+from livegen.session.wiring import engine_header, weights_sha256
+
+INPUT_TAIL_SECONDS = 0.5
+"""A render with an input lasts that long past the input's end (unless --seconds says)."""
 
 
 def render_settings(args, header: dict, events) -> tuple[int, int, int | None, float]:
@@ -22,7 +27,7 @@ def render_settings(args, header: dict, events) -> tuple[int, int, int | None, f
     if samplerate < 8000:
         raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
     last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
-    seconds = args.seconds if args.seconds is not None else last + 2.0
+    seconds = args.seconds if args.seconds is not None else float(header.get("seconds") or last + 2.0)
     if seconds <= 0:
         raise ParameterError(f"--seconds {seconds}: give a positive length")
     return samplerate, seed, lookahead, seconds
@@ -61,3 +66,29 @@ def check_weights(header: dict, model_path) -> None:
         print(f"livegen render: warning: {model_path}/weights.safetensors (sha256 {actual[:12]}) is not the model "
               f"this log was played with (sha256 {expected[:12]}); the render will differ from the recording "
               "(give that model with --model)", file=sys.stderr)
+
+
+def input_events(events) -> list:
+    """`events` for a render with an input file: the drone off from the start (the input is the
+    voice) unless they set it themselves."""
+    if any(e.type == "param" and e.name == "drone" for e in events):
+        return list(events)
+    return [Event("param", t=0.0, name="drone", value=0), *events]
+
+
+def input_feed(path, header: dict, *, model_rate: int, log_path=None):
+    """The input a render plays: the file given (`--input`), else the one the log's header names
+    (its sha256 checked), else None."""
+    if path:
+        return FileFeed(path, model_rate=model_rate)
+    fields = header.get("input")
+    if fields:
+        return feed_from_header(fields, model_rate=model_rate, log_path=log_path)
+    return None
+
+
+def render_header(engine, loaded, *, samplerate: int, seconds: float) -> dict:
+    """The header of a render's log (`--log`): what `livegen render LOG` needs to render it again."""
+    model_dir = None if loaded.name == "random" else loaded.name
+    return {"samplerate": samplerate, "seconds": seconds,
+            **engine_header(engine, model_dir=model_dir, model_name=loaded.name)}

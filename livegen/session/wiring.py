@@ -40,6 +40,7 @@ from typing import Callable
 from livegen.engine.events import Event
 from livegen.session.recorder import SessionRecorder, event_line
 from livegen.session.replay import output_latency
+from livegen.session.takeinput import InputTakes
 
 JOURNAL_CHUNK = 4096
 """Journal lines compressed together (zlib level 1)."""
@@ -138,6 +139,8 @@ class SessionControl:
         self._thread: threading.Thread | None = None
         self._restore_step = None
         self._attached = False
+        self.inputs: InputTakes | None = None
+        """The live input each take consumed (engines that take live input: `add_input_tap`)."""
 
     # ---- set-up (main thread) ----------------------------------------------------------
     def attach(self) -> "SessionControl":
@@ -149,6 +152,9 @@ class SessionControl:
             raise RuntimeError("attach the session recorder before the engine produces its first block")
         self._arm()  # one now, so `--record` starts at sample 0; the control thread arms the rest
         self.engine.add_listener(self._on_applied)
+        if getattr(self.engine, "takes_input", False):
+            self.inputs = InputTakes(self.engine.config.sample_rate)
+            self.engine.add_input_tap(self.inputs.feed)
         add_tap = getattr(self.engine, "add_tap", None)
         if add_tap is not None:
             add_tap(self._on_block)
@@ -193,6 +199,9 @@ class SessionControl:
         remove_tap = getattr(self.engine, "remove_tap", None)
         if remove_tap is not None and self._restore_step is None:
             remove_tap(self._on_block)
+        if self.inputs is not None:
+            self.engine.remove_input_tap(self.inputs.feed)
+            self.inputs.close()
         if self._restore_step is not None:
             self.engine.step = self._restore_step
             self._restore_step = None
@@ -300,12 +309,16 @@ class SessionControl:
                     item.header = {**item.header, **self.header, "start_sample": item.header["start_sample"]}
                     item.log_prefix(self._journal_text(), len(self._journal_chunks) + 1)
                     self._start(item)
+                    if self.inputs is not None and item.path is not None and item.error is None:
+                        self.inputs.start(item)
                 elif kind == "stop":
                     if item.cancelled and item.rearm():
                         self._spares.appendleft(item)
                         self._error(f"record at sample {item.header.get('start_sample')}: stopped in the block it "
                                     "started; nothing recorded")
                         continue
+                    if self.inputs is not None:
+                        self.inputs.stop(item)
                     # The disk thread syncs and closes the files on its own; waiting for it here
                     # would leave the next toggles without armed recorders.
                     item.finish_soon()
@@ -317,11 +330,21 @@ class SessionControl:
                 self._finishing.remove(item)
                 item.stop()  # at once, or (closing) until the files are done
                 self._report_error(item)
+                if self.inputs is not None and item.error is None:
+                    try:
+                        self.inputs.finish(item)
+                    except OSError as exc:
+                        self._error(f"cannot name the take's input in {item.log_path}: {exc}")
                 if self.on_stop is not None and item.error is None and item.path is not None:
                     self.on_stop(item)
             active = self._active
             if active is not None and active.error is not None:
                 self._report_error(active)
+            if self.inputs is not None:
+                self.inputs.drain()
+                if self.inputs.error:
+                    self._error(self.inputs.error)
+                    self.inputs.error = None
             self._publish()
             if stopping and not self._requests and not self._finishing:
                 break

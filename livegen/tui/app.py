@@ -34,7 +34,8 @@ from livegen.tui.notes import OCTAVE_KEYS, VELOCITY_KEYS, NoteKeys, key_semitone
 from livegen.tui.osc import EngineDelta, OscLink, param_address
 from livegen.tui.params import ParamInfo, ParamTable
 from livegen.tui.presets import Presets
-from livegen.tui.widgets import OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
+from livegen.tui.widgets import InputMeter, OutputMeter, ParamSlider, PresetBar, StatusLine, Waterfall, XYPad
+from livegen.tui.widgets.input_meter import input_point
 
 FRAME_SECONDS = 1 / 30
 SEND_SECONDS = 1 / 60
@@ -149,6 +150,7 @@ class LivegenApp(App):
                 pad.border_title = f"latent plane · {self.info.name}"
                 yield pad
                 yield OutputMeter(id="meter")
+                yield InputMeter(id="input-meter")
                 yield Waterfall(id="waterfall")
             with VerticalScroll(id="sliders", can_focus=False) as sliders:
                 sliders.border_title = "parameters"  # filled once the engine sends its table
@@ -162,6 +164,7 @@ class LivegenApp(App):
         # Overlays become `self.screen`; keep the main screen's widgets at hand.
         self.pad = self.query_one(XYPad)
         self.meter = self.query_one(OutputMeter)
+        self.input_meter = self.query_one(InputMeter)
         self.waterfall = self.query_one(Waterfall)
         self.preset_bar = self.query_one(PresetBar)
         self.status_line = self.query_one(StatusLine)
@@ -229,6 +232,7 @@ class LivegenApp(App):
                 self._cpu_is_ours = False
             self.status.update(delta.status)
             status.status = self.status
+            self._show_input(self.status)
         for error in delta.errors:
             self.show_message(f"engine: {error}", severity="warning")
         self.learn.apply(delta)
@@ -239,6 +243,13 @@ class LivegenApp(App):
         if delta.status is not None or status.engine_state != "running":
             status.engine_state = "running"
             status.refresh()
+
+    def _show_input(self, fields: dict) -> None:
+        """The input meter, and the input's point on the pad while the timbre follows it."""
+        if not self.input_meter.update_status(fields):
+            return
+        follows = self.values.get("input_timbre", 0.0) > 0.0
+        self.pad.set_input_point(input_point(fields) if follows else None)
 
     def show_value(self, name: str, value: float) -> None:
         """Move a widget to a value someone else set (no echo back to the engine)."""

@@ -1,4 +1,5 @@
-"""The XY pad: the model's latent plane, with family centroids as labelled dots."""
+"""The XY pad: the model's latent plane, with family centroids as labelled dots (and, while the
+timbre follows an audio input, the input's own point)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class XYPad(Widget, can_focus=True):
     """
 
     COMPONENT_CLASSES = {"xypad--cursor", "xypad--trail", "xypad--centroid", "xypad--label", "xypad--grid",
-                         "xypad--cross"}
+                         "xypad--cross", "xypad--input"}
     BINDINGS = [
         Binding("left", "nudge(-1, 0)", "left", show=False),
         Binding("right", "nudge(1, 0)", "right", show=False),
@@ -52,6 +53,7 @@ class XYPad(Widget, can_focus=True):
         self.y = 0.5
         self.centroids = dict(centroids or {})
         self.trail: deque[tuple[float, float, float]] = deque(maxlen=TRAIL_POINTS)
+        self.input_point: tuple[float, float] | None = None
         self._dragging = False
         self._trail_timer = None
         self._lines: list[Strip] | None = None
@@ -69,6 +71,14 @@ class XYPad(Widget, can_focus=True):
     def set_centroids(self, centroids: dict[str, tuple[float, float]]) -> None:
         self.centroids = dict(centroids)
         self.redraw()
+
+    def set_input_point(self, point: tuple[float, float] | None) -> None:
+        """The audio input's point (drawn ◎; None hides it), where the timbre it follows lies."""
+        if point is not None:
+            point = (min(max(float(point[0]), 0.0), 1.0), min(max(float(point[1]), 0.0), 1.0))
+        if point != self.input_point:
+            self.input_point = point
+            self.redraw()
 
     def set_point(self, x: float, y: float, *, remote: bool = False) -> None:
         x = min(max(float(x), 0.0), 1.0)
@@ -151,6 +161,9 @@ class XYPad(Widget, can_focus=True):
         for tx, ty, _ in self.trail:
             col, row = self._cell(tx, ty, width, height)
             chars[row][col], styles[row][col] = "•", trail_style
+        if self.input_point is not None:
+            col, row = self._cell(*self.input_point, width, height)
+            chars[row][col], styles[row][col] = "◎", style("xypad--input")
         chars[cy][cx], styles[cy][cx] = "◆", style("xypad--cursor")
         lines = []
         for row in range(height):

@@ -1,0 +1,269 @@
+"""`livegen bench input`: an audio input playing the model, measured on `livegen render --input` audio.
+
+Material the model never trained on, made at run time (deterministic): a monophonic FluidR3
+flute melody with gaps (`melody`), the same on a violin (`violin`), espeak-ng singing "laa" at
+seven pitches with gaps (`sung`) and speaking a sentence (`speech`). Each is rendered by the
+`livegen render --input FILE -o OUT.wav` command (the default model, the pad at its centre,
+default settings) and measured on the 48 kHz file it writes:
+
+- pitch: CREPE (torchcrepe "tiny", 10 ms hop, periodicity > 0.5 = voiced, as `livegen eval`)
+  on the output; each voiced output frame is compared with the input's note at that time (the
+  melodies: the note last struck, `latency` earlier; espeak-ng: the input's own CREPE pitch,
+  the nearest voiced input frame within 30 ms); a frame with no note to compare counts as a
+  miss. Share within 50 cents (target >= 95 %);
+- gaps: the output's RMS over the input's silent stretches (input frames under -60 dBFS, the
+  first 60 ms of each dropped: the voice's release), against its RMS over the input's voiced
+  frames (target >= 30 dB below);
+- timbre: the mean log-mel envelope (64 bands to 11 kHz) of the output's and the input's
+  voiced frames, each levelled to 0 dB mean, RMS difference over the bands (target >= 3 dB:
+  the output is the model's timbre, not the input passed through).
+- cost: the engine's offline render at 48 kHz on one thread, best of `--repeats`: nothing
+  sounding, two held notes, and a held input tone followed (pad timbre; input timbre); the
+  extra cost of following against that of two note voices (target <= 1).
+
+`--eval` renders the same melody from the evaluation SoundFont (musescore-general-soundfont),
+for the final figures only: never tune on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from livegen.bench._report import REPO
+from livegen.data.gm import RenderSettings, _Renderer
+from livegen.engine.events import Event
+from livegen.engine.input import FileFeed
+from livegen.server import factory
+from livegen.train.evaluate import track_pitch
+
+SR = 48000
+FLUID_R3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+EVAL_SF2 = "/usr/share/sounds/sf2/MuseScore_General.sf2"
+MELODY = (67, 69, 71, 72, 74, 72, 71, 69, 67, 64, 62, 60, 55, 60)
+NOTE_S = 0.45
+GAP_S = 0.25
+SUNG_PITCHES = (20, 35, 50, 65, 80, 50, 35)
+SPEECH = "Play it with your voice, and hear the model sing along."
+SILENT_DB = -60.0
+RELEASE_SKIP_S = 0.06
+FRAME_S = 0.01
+
+
+def make_melody(path: Path, *, program: int, soundfont: str = FLUID_R3, rate: int = 24000) -> list:
+    """A monophonic melody (`MELODY`) with gaps, written to `path`; returns [(onset s, MIDI)]."""
+    import soundfile as sf
+
+    renderer = _Renderer(RenderSettings(soundfont=soundfont, sample_rate=rate, hold_s=NOTE_S, release_s=0.1))
+    parts, notes, t = [np.zeros(int(0.2 * rate), np.float32)], [], 0.2
+    for midi in MELODY:
+        y = renderer.note(0, program, midi, 100)
+        notes.append((t, float(midi)))
+        parts += [y, np.zeros(int(GAP_S * rate), np.float32)]
+        t += (len(y) + int(GAP_S * rate)) / rate
+    sf.write(path, np.concatenate(parts), rate, subtype="FLOAT")
+    return notes
+
+
+def make_espeak(path: Path, *, sung: bool) -> None:
+    """espeak-ng singing "laa" at `SUNG_PITCHES` with gaps, or speaking `SPEECH`."""
+    import soundfile as sf
+
+    if not sung:
+        subprocess.run(["espeak-ng", "-v", "en", "-s", "140", "-w", str(path), SPEECH], check=True)
+        return
+    parts, rate = [], 22050
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, pitch in enumerate(SUNG_PITCHES):
+            one = Path(tmp) / f"{i}.wav"
+            subprocess.run(["espeak-ng", "-v", "en", "-s", "90", "-p", str(pitch), "-w", str(one), "laa"], check=True)
+            y, rate = sf.read(one, dtype="float32")
+            parts += [y, np.zeros(int(GAP_S * rate), np.float32)]
+    sf.write(path, np.concatenate(parts), rate, subtype="FLOAT")
+
+
+def render(input_path: Path, out: Path, *extra: str) -> np.ndarray:
+    """`livegen render --input` in a process of its own; the 48 kHz mono output."""
+    import soundfile as sf
+
+    result = subprocess.run([sys.executable, "-m", "livegen", "render", "--input", str(input_path), "-o", str(out),
+                             *extra], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if result.returncode:
+        raise RuntimeError(f"livegen render --input {input_path} failed: {result.stderr.strip()}")
+    y, sr = sf.read(out, dtype="float32")
+    assert sr == SR
+    return y
+
+
+def frame_db(y: np.ndarray, sr: int) -> np.ndarray:
+    """RMS dBFS of consecutive `FRAME_S` frames."""
+    n = int(FRAME_S * sr)
+    m = len(y) // n
+    ms = np.mean(y[:m * n].astype(np.float64).reshape(m, n) ** 2, axis=1)
+    return 10 * np.log10(np.maximum(ms, 1e-14))
+
+
+def latency_frames(x_db: np.ndarray, y_db: np.ndarray, max_frames: int = 12) -> int:
+    """The lag (in `FRAME_S` frames) at which the output's level follows the input's best."""
+    a = np.clip(x_db, -70, 0) + 70
+    b = np.clip(y_db, -70, 0) + 70
+    n = min(len(a), len(b)) - max_frames
+    scores = [float(np.corrcoef(a[:n], b[k:k + n])[0, 1]) for k in range(max_frames + 1)]
+    return int(np.argmax(scores))
+
+
+def crepe(y: np.ndarray, sr: int):
+    import soxr
+
+    midi, voiced = track_pitch(np.ascontiguousarray(soxr.resample(y, sr, 16000), np.float32), 16000, method="crepe")
+    return midi, voiced
+
+
+def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None) -> dict:
+    """Pitch, gap and timbre figures of output `y` (48 kHz) against input `x` (see the module's note)."""
+    import librosa
+    import soxr
+
+    x48 = soxr.resample(x, x_sr, SR).astype(np.float32)
+    x_db, y_db = frame_db(x48, SR), frame_db(y, SR)
+    lag = latency_frames(x_db, y_db)
+    y_midi, y_voiced = crepe(y, SR)
+    n = len(y_midi)
+    ref = np.full(n, np.nan)
+    if notes is not None:
+        onsets = np.array([t for t, _ in notes])
+        for k in range(n):
+            i = np.searchsorted(onsets, k * FRAME_S - lag * FRAME_S, side="right") - 1
+            if i >= 0:
+                ref[k] = notes[i][1]
+    else:
+        x_midi, x_voiced = crepe(x48, SR)
+        voiced_idx = np.flatnonzero(x_voiced)
+        for k in range(n):
+            j = k - lag
+            if len(voiced_idx) == 0:
+                break
+            near = voiced_idx[np.argmin(np.abs(voiced_idx - j))]
+            if abs(near - j) <= 3:
+                ref[k] = x_midi[near]
+    cents = np.abs(y_midi[y_voiced] - ref[y_voiced]) * 100.0
+    within = float(np.mean(np.nan_to_num(cents, nan=1e9) <= 50)) if cents.size else float("nan")
+
+    m = min(len(x_db), len(y_db) - lag)
+    xs, ys = x_db[:m], y_db[lag:lag + m]
+    silent = xs < SILENT_DB
+    skip = int(round(RELEASE_SKIP_S / FRAME_S))
+    gap = silent.copy()
+    run = 0
+    for k in range(m):  # drop the first frames of each silent stretch (the voice's release)
+        run = run + 1 if silent[k] else 0
+        if run <= skip:
+            gap[k] = False
+    loud = xs > xs.max() - 30
+    power = lambda d: 10 * np.log10(np.mean(10 ** (d / 10)))  # noqa: E731
+    note_db = power(ys[loud])
+    gap_db = power(ys[gap]) if gap.any() else float("nan")
+
+    def envelope(sig, frames):
+        mel = librosa.feature.melspectrogram(y=sig, sr=SR, n_fft=2048, hop_length=int(FRAME_S * SR), n_mels=64,
+                                             fmax=11000, center=False)
+        mel_db = 10 * np.log10(np.maximum(mel, 1e-12))
+        k = min(mel_db.shape[1], len(frames))
+        env = 10 * np.log10(np.mean(10 ** (mel_db[:, :k][:, frames[:k]] / 10), axis=1))
+        return env - env.mean()
+
+    env_x = envelope(x48, loud)
+    env_y = envelope(y[lag * int(FRAME_S * SR):], loud)
+    timbre = float(np.sqrt(np.mean((env_x - env_y) ** 2)))
+    return {"voiced_frames": int(y_voiced.sum()), "within_50c": within, "note_db": note_db, "gap_db": gap_db,
+            "gap_below_db": note_db - gap_db, "timbre_db": timbre, "latency_ms": lag * FRAME_S * 1000}
+
+
+def cost(model, *, seconds: float, repeats: int) -> dict:
+    """Seconds per second of output (best of `repeats`) of each engine setting (see the module's note)."""
+    rate = model.config.sample_rate
+    t = np.arange(int((seconds + 0.5) * rate)) / rate
+    held = (0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    loaded = factory.LoadedModel("bench", model)
+    settings = {
+        "nothing": ([], False),
+        "two held notes": ([Event("note_on", t=0.0, pitch=55, velocity=100),
+                            Event("note_on", t=0.0, pitch=62, velocity=100)], False),
+        "input followed (pad timbre)": ([], True),
+        "input followed (input timbre)": ([Event("param", t=0.0, name="input_timbre", value=1)], True),
+    }
+    best = {}
+    for _ in range(repeats):
+        for name, (events, with_input) in settings.items():
+            feed = FileFeed(held, samplerate=rate, model_rate=rate) if with_input else None
+            engine = loaded.engine(samplerate=SR, seed=0, input_feed=feed)
+            engine.render_events([Event("param", t=0.0, name="drone", value=0), *events], seconds=0.3)
+            started = time.perf_counter()
+            engine.render(seconds)
+            spent = (time.perf_counter() - started) / seconds
+            best[name] = min(best.get(name, np.inf), spent)
+    return best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="livegen bench input", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=None, help="folder for the inputs and renders (default: a temporary one)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
+    parser.add_argument("--repeats", type=int, default=3, help="cost: best of this many")
+    parser.add_argument("--no-cost", action="store_true", help="skip the cost figures")
+    parser.add_argument("--eval", action="store_true",
+                        help="also the melody from the evaluation SoundFont (final figures only, never for tuning)")
+    args = parser.parse_args(argv)
+
+    import soundfile as sf
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="livegen-input-"))
+    out.mkdir(parents=True, exist_ok=True)
+    loaded = factory.load(None, log=lambda text: None)
+    print(f"model: {loaded.name}; output {SR} Hz; pad at its centre, default settings; "
+          f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+    clips = {"melody": lambda p: make_melody(p, program=73), "violin": lambda p: make_melody(p, program=40),
+             "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
+    if args.eval:
+        if not Path(EVAL_SF2).is_file():
+            raise SystemExit(f"--eval needs {EVAL_SF2} (Debian musescore-general-soundfont)")
+        clips["melody (evaluation SoundFont)"] = lambda p: make_melody(p, program=73, soundfont=EVAL_SF2)
+    print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
+          "timbre >= 3 dB)")
+    print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
+          f"{'timbre':>7s} {'lag':>6s}")
+    for name, make in clips.items():
+        stem = name.split()[0] + ("_eval" if "evaluation" in name else "")
+        path = out / f"{stem}.wav"
+        notes = make(path)
+        x, x_sr = sf.read(path, dtype="float32")
+        y = render(path, out / f"{stem}.out.wav")
+        r = measure_clip(x, x_sr, y, notes=notes)
+        print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
+              f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['latency_ms']:4.0f}ms")
+    print("  (notes / gaps: the output's RMS dBFS over the input's voiced frames / silent stretches; lag: the "
+          "output's level against the input's)")
+
+    if not args.no_cost:
+        best = cost(loaded.model, seconds=args.seconds, repeats=args.repeats)
+        base = best["nothing"]
+        notes2 = best["two held notes"] - base
+        print(f"\ncost: engine render at {SR} Hz, one thread, best of {args.repeats} x {args.seconds:g} s "
+              "(x real time; extra: seconds per output second over nothing sounding)")
+        for name, spent in best.items():
+            extra = spent - base
+            ratio = f"   {extra / notes2:4.2f} x two notes' extra" if name.startswith("input") and notes2 > 0 else ""
+            print(f"  {name:32s} {1 / spent:6.1f}x   extra {1000 * extra:6.2f} ms/s{ratio}")
+    print(f"\nfiles: {out}")
+    return 0

@@ -1,0 +1,182 @@
+"""A streaming f0 / voicing / level tracker that runs once per hop inside the audio callback.
+
+YIN (de Cheveigné & Kawahara 2002) over a sliding window of the latest input: the difference
+function over the latest `window - max_lag` samples against each lag, its cumulative-mean
+normalisation, the first trough under `threshold` (else the global minimum), parabolic
+refinement. The cross term comes from two real FFTs and one inverse into preallocated buffers
+(`livegen.dsp.kernels`' pocketfft calls), the rest is numba: a hop allocates nothing and takes no lock.
+The integration runs over the newest samples, so a note is heard as soon as about one period
+plus the lag has arrived, not when it reaches the middle of the window.
+
+Deterministic: the same samples pushed in the same hops give the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from livegen.dsp.kernels import irfft_into, rfft_into
+from livegen.errors import ParameterError
+
+FMIN = 50.0
+FMAX = 1600.0
+THRESHOLD = 0.15
+"""YIN's absolute threshold on the normalised difference: the first trough under it is the period."""
+SHORT_SECONDS = 0.008
+"""The short level window (onsets open the gate within it)."""
+FLOOR_DB = -120.0
+
+
+def _window_for(samplerate: int, fmin: float) -> int:
+    """A power of two holding twice the longest period (44 ms at 24 kHz for 50 Hz)."""
+    return 1 << int(math.ceil(math.log2(2.0 * samplerate / fmin)))
+
+
+class PitchTracker:
+    """Per-hop f0, periodicity and level of a mono signal (float samples at `samplerate`).
+
+    After each `push`: `f0` (Hz of the best period, also when aperiodic), `periodicity`
+    (1 - the normalised difference at that period: near 1 for a clean tone, under ~0.6 for
+    breath and noise), `level_db` (RMS dBFS of the window), `short_db` (of the last
+    `SHORT_SECONDS`) and `peak` (largest |sample| of the hop pushed). `window`: keep at least
+    this many samples (a caller's STFT frame, read with `recent`).
+    """
+
+    def __init__(self, *, samplerate: int, fmin: float = FMIN, fmax: float = FMAX, threshold: float = THRESHOLD,
+                 window: int = 0):
+        if not 0 < fmin < fmax < samplerate / 2:
+            raise ParameterError(f"pitch range {fmin}-{fmax} Hz: give 0 < fmin < fmax < {samplerate / 2:g} Hz")
+        self.samplerate = int(samplerate)
+        self.window = max(_window_for(self.samplerate, fmin), int(window))
+        self.max_lag = min(int(math.ceil(self.samplerate / fmin)), self.window // 2)
+        self.min_lag = max(2, int(math.floor(self.samplerate / fmax)))
+        self.span = self.window - self.max_lag
+        self.threshold = float(threshold)
+        self.short = max(1, int(round(SHORT_SECONDS * self.samplerate)))
+        n = self.window
+        self._x = np.zeros(n)
+        self._a = np.zeros(n)
+        self._spec_x = np.zeros(n // 2 + 1, np.complex128)
+        self._spec_a = np.zeros(n // 2 + 1, np.complex128)
+        self._cross = np.zeros(n)
+        self._cum = np.zeros(n + 1)
+        self._d = np.zeros(self.max_lag + 2)
+        self._out = np.zeros(5)
+        self.f0 = 0.0
+        self.periodicity = 0.0
+        self.level_db = FLOOR_DB
+        self.short_db = FLOOR_DB
+        self.peak = 0.0
+
+    def recent(self, n: int) -> np.ndarray:
+        """A view of the newest `n` samples pushed (at most `window`; overwritten by the next push)."""
+        return self._x[self.window - n:]
+
+    def reset(self) -> None:
+        self._x[:] = 0.0
+        self.f0, self.periodicity, self.level_db, self.short_db, self.peak = 0.0, 0.0, FLOOR_DB, FLOOR_DB, 0.0
+
+    def push(self, samples: np.ndarray, *, pitch: bool = True) -> None:
+        """Take the next samples (at most `window`) and update the levels, and with `pitch` the
+        pitch (`analyse`; without, `f0` and `periodicity` stay as they were)."""
+        x = self._x
+        h = len(samples)
+        x[:-h] = x[h:]
+        x[-h:] = samples
+        out = self._out
+        _levels(x, self.short, h, out)
+        ms, short_ms, self.peak = out[2], out[3], out[4]
+        self.level_db = 10.0 * math.log10(ms) if ms > 1e-12 else FLOOR_DB
+        self.short_db = 10.0 * math.log10(short_ms) if short_ms > 1e-12 else FLOOR_DB
+        if pitch:
+            self.analyse()
+
+    def analyse(self) -> None:
+        """Update `f0` and `periodicity` from the window as it is (the costly part of a hop)."""
+        x = self._x
+        a = self._a
+        a[self.max_lag:] = x[self.max_lag:]  # the newest `span` samples; a[:max_lag] stays 0
+        rfft_into(x, self._spec_x)
+        rfft_into(a, self._spec_a)
+        _times_conjugate(self._spec_a, self._spec_x)
+        irfft_into(self._spec_a, self._cross)  # cross[tau] = sum_k a_k x_{k - tau}
+        out = self._out
+        _yin(x, self._cross, self._cum, self._d, self.min_lag, self.max_lag, self.span, self.threshold, out)
+        period, self.periodicity = out[0], out[1]
+        self.f0 = self.samplerate / period if period > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _times_conjugate(a, b):
+    for i in range(len(a)):
+        a[i] = a[i] * b[i].conjugate()
+
+
+@numba.njit(cache=True, nogil=True)
+def _yin(x, cross, cum, d, min_lag, max_lag, span, threshold, out):
+    """YIN on window `x` with `cross[tau]` = sum over the newest `span` samples of x_k x_{k-tau}:
+    out[0] = period in samples (fractional; 0: none), out[1] = periodicity."""
+    n = x.shape[0]
+    cum[0] = 0.0
+    for i in range(n):
+        cum[i + 1] = cum[i] + x[i] * x[i]
+    e_new = cum[n] - cum[n - span]
+    d[0] = 1.0
+    running = 0.0
+    best = -1
+    best_val = 1e30
+    chosen = -1
+    for tau in range(1, max_lag + 1):
+        e_old = cum[n - tau] - cum[n - span - tau]
+        diff = max(e_new + e_old - 2.0 * cross[tau], 0.0)
+        running += diff
+        val = diff * tau / running if running > 1e-20 else 1.0
+        d[tau] = val
+        prev = d[tau - 1]
+        if tau - 1 >= min_lag:
+            if chosen < 0 and prev < threshold and prev <= val and prev <= d[tau - 2]:
+                chosen = tau - 1
+            if prev < best_val:
+                best_val = prev
+                best = tau - 1
+    if chosen < 0:
+        chosen = best
+    period = 0.0
+    periodicity = 0.0
+    if chosen > 0 and e_new > 1e-12:
+        t = chosen
+        shift = 0.0
+        if 1 <= t < max_lag:
+            a = d[t - 1]
+            b = d[t]
+            c = d[t + 1]
+            den = a - 2.0 * b + c
+            if den > 1e-12:
+                shift = min(max(0.5 * (a - c) / den, -0.5), 0.5)
+        period = t + shift
+        periodicity = 1.0 - min(max(d[t], 0.0), 1.0)
+    out[0] = period
+    out[1] = periodicity
+
+
+@numba.njit(cache=True, nogil=True)
+def _levels(x, short, hop, out):
+    """out[2] = mean square of window `x`, out[3] = of its last `short` samples, out[4] = peak
+    of its last `hop` samples."""
+    n = x.shape[0]
+    total = 0.0
+    recent = 0.0
+    peak = 0.0
+    for i in range(n):
+        e = x[i] * x[i]
+        total += e
+        if i >= n - short:
+            recent += e
+        if i >= n - hop:
+            peak = max(peak, abs(x[i]))
+    out[2] = total / n
+    out[3] = recent / short
+    out[4] = peak

@@ -1,0 +1,498 @@
+"""An audio input plays a voice of the model: its f0, voicing and loudness drive one decoded voice.
+
+`InputSource` reads one model hop from an `InputFeed` each hop (a file offline, `FileFeed`; a
+live stream's ring in `livegen play`), tracks it (`livegen.dsp.tracker.PitchTracker`: YIN per
+hop) and decodes one voice of the spectral model with numpy (`livegen.model.fast`):
+
+- pitch: the input's f0 (free, or quantised to semitones), plus `input_transpose`; off, it
+  plays `input_note`;
+- loudness: each frame is brought to the model's reference level (`level_dbfs`) and moved by
+  the input's level against `LOUDNESS_REF_DB` (off: the reference level); a silence under
+  `input_gate_db` gates the voice, so gaps fall silent;
+- voicing: a periodic input plays the whole frame; an aperiodic one (breath, consonants) the
+  model's noise part alone, at the same level (`input_breath` moves it);
+- timbre: 0 plays the pad's latent point, 1 the input's own, encoded every `ENCODE_EVERY` hops
+  from its log-magnitude frames (`NumpyFrameEncoder`: the model's encoder without torch);
+  `input_xy` in the status is that point on the pad.
+
+The samples a hop consumed go to each consumer (`add_consumer`): what a take records, so a
+render fed the same samples gives the same output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Protocol
+
+import numba
+import numpy as np
+
+from livegen.dsp.kernels import rfft_into
+from livegen.dsp.tracker import FLOOR_DB, PitchTracker
+from livegen.engine.latent import LatentPoint
+from livegen.engine.params import ParamSpec
+from livegen.engine.source import Hop, Source, SourceContext
+from livegen.errors import ParameterError
+from livegen.model.fast import NumpyFrameDecoder, NumpyFrameEncoder
+from livegen.model.spectral import LEVEL_REF_VELOCITY, SpectralModel
+
+LOUDNESS_REF_DB = -20.0
+"""Input RMS (dBFS, after `input_gain`) that plays at the model's reference level (a velocity-100
+note's level): louder input plays no louder, quieter input down to 40 dB quieter."""
+LOUDNESS_RANGE_DB = (-40.0, 0.0)
+VOICED_ON = 0.7
+VOICED_OFF = 0.5
+"""Periodicity (1 - YIN's normalised difference) above which the input turns voiced, and under
+which it turns unvoiced (between: as it was)."""
+GATE_HYSTERESIS_DB = 6.0
+PITCH_EVERY = 2
+"""The pitch is analysed every `PITCH_EVERY` hops (every hop from an onset until it is voiced)."""
+ATTACK_SECONDS = 0.004
+RELEASE_SECONDS = 0.01
+VOICING_SECONDS = 0.01
+ENCODE_EVERY = 8
+ENCODE_FRAMES = 24
+"""The input's timbre is encoded from its last `ENCODE_FRAMES` voiced frames, one every
+`ENCODE_EVERY` hops (about a second at the default model's rate)."""
+TIMBRE_SECONDS = 0.15
+CLIP_LEVEL = 0.999
+SILENT = 1e-4
+"""The voice's gain under which it is not decoded (after a gap's release)."""
+
+
+class InputFeed(Protocol):
+    """Where the input's samples come from: mono float32 at the model's rate."""
+
+    samplerate: int
+
+    def read_hop(self, out: np.ndarray) -> int:
+        """Fill `out` with the next samples; return how many were real input (the rest are zeros:
+        an underrun). Real-time safe: no allocation, no lock, no log."""
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileFeed:
+    """A whole file (or array) as an input, resampled once to the model's rate with soxr.
+
+    Parameters
+    ----------
+    samples_or_path : a sound file (any rate and channel count: channels are averaged), or a
+        1-D array at `samplerate`.
+    model_rate : the model's sample rate (what `read_hop` hands out).
+    sha256 : the file's expected sha256 (a session log's): a file that differs is an error.
+    offset : model-rate samples of silence before the first sample.
+    """
+
+    def __init__(self, samples_or_path, *, samplerate: int | None = None, model_rate: int,
+                 sha256: str | None = None, offset: int = 0):
+        import soundfile
+        import soxr
+
+        self.path = None
+        self.sha256 = None
+        if isinstance(samples_or_path, (str, Path)):
+            path = Path(samples_or_path)
+            if not path.is_file():
+                raise ParameterError(f"input file {path} not found: give an existing sound file")
+            self.sha256 = file_sha256(path)
+            if sha256 and sha256 != self.sha256:
+                raise ParameterError(f"input file {path} has changed since it was recorded (sha256 {self.sha256[:12]}, "
+                                     f"the log says {sha256[:12]}): give the original file")
+            try:
+                data, samplerate = soundfile.read(str(path), dtype="float32", always_2d=True)
+            except (RuntimeError, soundfile.LibsndfileError) as exc:
+                raise ParameterError(f"input file {path} cannot be read as audio ({exc}): give a WAV, FLAC or "
+                                     "OGG file") from None
+            data = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            self.path = path
+        else:
+            if samplerate is None:
+                raise ParameterError("FileFeed of an array needs its samplerate")
+            data = np.asarray(samples_or_path, dtype=np.float32)
+            if data.ndim != 1:
+                raise ParameterError(f"input samples of shape {data.shape}: give one channel (1-D)")
+        self.source_samplerate = int(samplerate)
+        self.samplerate = int(model_rate)
+        if self.source_samplerate != self.samplerate:
+            data = soxr.resample(data, self.source_samplerate, self.samplerate, quality="HQ")
+        self.offset = int(offset)
+        self.samples = np.ascontiguousarray(np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0), np.float32)
+        self.position = -self.offset
+
+    @property
+    def seconds(self) -> float:
+        return (len(self.samples) + self.offset) / self.samplerate
+
+    def read_hop(self, out: np.ndarray) -> int:
+        n = len(out)
+        start = self.position
+        self.position += n
+        lo, hi = max(start, 0), min(start + n, len(self.samples))
+        out[:] = 0.0
+        if hi <= lo:
+            return 0
+        out[lo - start:hi - start] = self.samples[lo:hi]
+        return hi - lo
+
+    def header(self) -> dict:
+        """Fields a render needs to feed the same samples again."""
+        fields = {"samplerate": self.source_samplerate, "model_samplerate": self.samplerate,
+                  "frames": int(len(self.samples))}
+        if self.path is not None:
+            fields.update(file=str(self.path.resolve()), sha256=self.sha256)
+        if self.offset:
+            fields["offset"] = self.offset
+        return fields
+
+
+def feed_from_header(fields: dict, *, model_rate: int, log_path=None) -> FileFeed:
+    """The `FileFeed` a session log's header `input` fields name (a relative file is looked for
+    beside the log first). Raises a `ParameterError` naming the file when it is missing or changed."""
+    name = fields.get("file")
+    if not name:
+        raise ParameterError("the log's header names an input without a file: this take cannot be re-rendered")
+    path = Path(name)
+    if not path.is_absolute() and log_path is not None and (Path(log_path).parent / path).is_file():
+        path = Path(log_path).parent / path
+    if not path.is_file():
+        raise ParameterError(f"input file {name} named by the log was not found: put it beside the log "
+                             "(or give --input FILE)")
+    return FileFeed(path, model_rate=model_rate, sha256=fields.get("sha256"), offset=int(fields.get("offset", 0)))
+
+
+def input_param_specs() -> list[ParamSpec]:
+    return [
+        ParamSpec("input_gain", -24.0, 36.0, 0.0, "dB", 0.02, description="gain of the audio input before analysis"),
+        ParamSpec("input_level", 0.0, 1.0, 1.0, "", 0.02, description="level of the input's voice (0 mutes it)"),
+        ParamSpec("input_pitch", 0, 1, 1, "", 0.0, integer=True,
+                  description="the voice follows the input's pitch (1) or plays input_note (0)"),
+        ParamSpec("input_quantise", 0, 1, 0, "", 0.0, integer=True,
+                  description="the followed pitch snaps to semitones (1) or is free (0)"),
+        ParamSpec("input_transpose", -24.0, 24.0, 0.0, "st", 0.0, description="transposition of the followed pitch"),
+        ParamSpec("input_note", 21.0, 108.0, 60.0, "MIDI", 0.0, description="pitch played when input_pitch is 0"),
+        ParamSpec("input_glide", 0.0, 1.0, 0.01, "s", 0.0, description="time constant of the followed pitch"),
+        ParamSpec("input_loudness", 0, 1, 1, "", 0.0, integer=True,
+                  description="the voice's level follows the input's loudness (1) or stays at the model's level (0)"),
+        ParamSpec("input_timbre", 0.0, 1.0, 0.0, "", 0.05,
+                  description="latent point: 0 the pad's, 1 the input's own timbre encoded by the model"),
+        ParamSpec("input_gate_db", -90.0, 0.0, -50.0, "dBFS", 0.0, description="input below this is silence (gated)"),
+        ParamSpec("input_breath", -24.0, 24.0, 0.0, "dB", 0.02,
+                  description="level of the noise the unvoiced input (breath, consonants) plays"),
+    ]
+
+
+class InputSource(Source):
+    """One voice of a spectral model that an audio input plays (see the module's note).
+
+    Parameters
+    ----------
+    model : a `SpectralModel` (decoded with numpy on the CPU whatever `device`).
+    feed : the `InputFeed` read once per hop.
+    seed : seeds the voice's noise (child 2 of ``SeedSequence(seed)``: the notes and the drift
+        take children 0 and 1).
+    """
+
+    events = ()
+
+    def __init__(self, model, *, feed: InputFeed, seed: int = 0, device: str = "cpu"):
+        if not isinstance(model, SpectralModel):
+            raise ParameterError(f"an audio input plays a spectral model; {type(model).__name__} is not one")
+        cfg = model.config
+        if int(feed.samplerate) != int(cfg.sample_rate):
+            raise ParameterError(f"input feed at {feed.samplerate} Hz: it must hand out the model's rate "
+                                 f"({cfg.sample_rate} Hz)")
+        self.model = model
+        self.feed = feed
+        self.config = cfg
+        self.device = device
+        self.hop = int(cfg.hop)
+        self.n_fft = int(cfg.n_fft)
+        self.n_bins = int(cfg.n_bins)
+        self.noise_dim = int(cfg.noise_dim)
+        self.tracker = PitchTracker(samplerate=cfg.sample_rate, window=self.n_fft)
+        self._decode = NumpyFrameDecoder(model, max_voices=1, level=False)  # `_mix_voice` sets the level
+        self._encoder = NumpyFrameEncoder(model)
+        self._plane = model.xy_plane()
+        self._rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(3)[2])
+        self._noise = np.zeros((1, max(self.noise_dim, 1)), np.float32)
+        self._fresh = np.zeros((1, max(self.noise_dim, 1)), np.float32)
+        self._rho = float(cfg.noise_rho)
+        self._rho_b = math.sqrt(max(0.0, 1.0 - self._rho ** 2))
+        self._raw = np.zeros(self.hop, np.float32)
+        self._gained = np.zeros(self.hop, np.float64)
+        self._windowed = np.zeros(self.n_fft, np.float64)
+        self._spectrum = np.zeros(self.n_fft // 2 + 1, np.complex128)
+        self._logmag = np.zeros(self.n_fft // 2 + 1, np.float32)
+        self._hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft))
+        self._rows = np.zeros((ENCODE_FRAMES, self._encoder.features), np.float32)
+        self._row_count = 0
+        self._z_in = np.zeros(cfg.latent_dim)
+        self._z_in_target = np.zeros(cfg.latent_dim)
+        self._z = np.zeros(cfg.latent_dim)
+        self._have_timbre = False
+        self._pitch = np.zeros(1)
+        self._velocity = np.zeros(1)
+        self._t_on = np.zeros(1)
+        self._t_off = np.full(1, -1.0)
+        self._state = np.zeros(8)
+        self._consumers: list = []
+        target_db = cfg.level_dbfs if cfg.level_dbfs is not None else -12.5
+        self._target_rms = 10.0 ** (target_db / 20.0)
+        self._gate_open = False
+        self._onset = False
+        self._voiced = False
+        self._followed = 60.0
+        self._quantised = 60.0
+        self._smoothed_pitch = math.nan
+        self._gain = 0.0
+        self._harm = 0.0
+        self._hops = 0
+        self.clipped = 0
+        self.peak = 0.0
+        self.underruns = 0
+        self.xy = (math.nan, math.nan)
+
+    def params(self) -> list[ParamSpec]:
+        return input_param_specs()
+
+    def bind(self, context: SourceContext) -> None:
+        dt = context.hop_seconds
+        self._attack, self._release, self._voicing, self._timbre_rate = (
+            1.0 - math.exp(-dt / tau) for tau in (ATTACK_SECONDS, RELEASE_SECONDS, VOICING_SECONDS, TIMBRE_SECONDS))
+        params = context.params
+        self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
+        self._i = {spec.name: params.index[spec.name] for spec in input_param_specs()}
+
+    def add_consumer(self, callback) -> None:
+        """`callback(samples)` after each hop's read with the model-rate samples it consumed (a
+        reused buffer: copy it). Engine thread: keep it cheap."""
+        self._consumers.append(callback)
+
+    def remove_consumer(self, callback) -> None:
+        if callback in self._consumers:
+            self._consumers.remove(callback)
+
+    # ----------------------------------------------------------------- the hop
+    def add(self, frame: np.ndarray, hop: Hop) -> None:
+        values = hop.values
+        i = self._i
+        raw = self._raw
+        got = self.feed.read_hop(raw)
+        if got < len(raw):
+            self.underruns += 1
+        for callback in self._consumers:
+            callback(raw)
+        gain = 10.0 ** (values[i["input_gain"]] / 20.0)
+        peak, clipped = _gain_copy(raw, gain, CLIP_LEVEL, self._gained)
+        self.peak = peak
+        self.clipped += clipped
+        tracker = self.tracker
+        tracker.push(self._gained, pitch=False)
+        dt = hop.seconds
+        self._hops += 1
+
+        # gate (hysteresis), voicing (hysteresis), pitch
+        gate_db = values[i["input_gate_db"]]
+        if self._gate_open:
+            if tracker.short_db < gate_db - GATE_HYSTERESIS_DB:
+                self._gate_open = False
+                self._t_off[0] = 0.0
+        elif tracker.short_db > gate_db:
+            self._gate_open = True
+            self._t_on[0] = 0.0
+            self._t_off[0] = -1.0
+            self._voiced = False
+            self._onset = True
+        if self._gate_open and (self._onset or self._hops % PITCH_EVERY == 0):
+            tracker.analyse()
+        periodic = tracker.periodicity
+        if self._gate_open:
+            if periodic >= VOICED_ON and tracker.f0 > 0:
+                self._voiced = True
+            elif periodic < VOICED_OFF:
+                self._voiced = False
+            if self._voiced:
+                self._followed = 69.0 + 12.0 * math.log2(tracker.f0 / 440.0)
+                if abs(self._followed - self._quantised) > 0.6 or self._onset:
+                    self._quantised = float(round(self._followed))
+        else:
+            self._voiced = False
+        if values[i["input_pitch"]] >= 0.5:
+            target = self._quantised if values[i["input_quantise"]] >= 0.5 else self._followed
+        else:
+            target = values[i["input_note"]]
+        target += values[i["input_transpose"]]
+        glide = values[i["input_glide"]]
+        if math.isnan(self._smoothed_pitch) or glide <= 0 or (self._onset and self._voiced):
+            self._smoothed_pitch = target
+            self._onset = not self._voiced
+        else:
+            self._smoothed_pitch += (target - self._smoothed_pitch) * (1.0 - math.exp(-dt / glide))
+
+        # level: the input's loudness against the reference, gated
+        if values[i["input_loudness"]] >= 0.5:  # the short window's level too: an onset is heard at once
+            level = max(tracker.level_db, tracker.short_db)
+            loud_db = min(max(level - LOUDNESS_REF_DB, LOUDNESS_RANGE_DB[0]), LOUDNESS_RANGE_DB[1])
+            velocity = min(max(LEVEL_REF_VELOCITY + loud_db / 48.0, 0.1), 1.0)
+        else:
+            loud_db = 0.0
+            velocity = LEVEL_REF_VELOCITY
+        want = 10.0 ** (loud_db / 20.0) * values[i["input_level"]] if self._gate_open else 0.0
+        rate = self._attack if want > self._gain else self._release
+        self._gain += (want - self._gain) * rate
+        self._harm += ((1.0 if self._voiced else 0.0) - self._harm) * self._voicing
+
+        # timbre: the input's own latent point, from its voiced frames (while it is asked for)
+        if self._voiced and values[i["input_timbre"]] > 0.0:
+            phase = self._hops % ENCODE_EVERY
+            if phase == 0:
+                self._encode_frame()
+            elif phase == ENCODE_EVERY // 2 and self._row_count:
+                n = min(self._row_count, ENCODE_FRAMES)
+                self._z_in_target[:] = self._encoder.head(self._rows[:n], self._followed, LEVEL_REF_VELOCITY)
+                if not self._have_timbre:
+                    self._z_in[:] = self._z_in_target
+                    self._have_timbre = True
+                self.xy = self._plane_xy(self._z_in_target)
+        if self._have_timbre:
+            _blend(self._z_in, self._z_in_target, self._timbre_rate, self._z_in)
+        z = self._latent(hop)
+        blend = values[i["input_timbre"]] if self._have_timbre else 0.0
+        if blend > 0.0:
+            _blend(z, self._z_in, blend, self._z)
+            z = self._z
+
+        if self._gain < SILENT and not self._gate_open:
+            self._t_on[0] += dt
+            return
+        # the voice: one decoded frame, normalised, whole or noise alone
+        if self.noise_dim:
+            self._rng.standard_normal(out=self._fresh, dtype=np.float32)
+            _ar_step(self._noise[0], self._fresh[0], self._rho, self._rho_b)
+        self._pitch[0] = self._smoothed_pitch
+        self._velocity[0] = velocity
+        whole = self._decode(z, self._pitch, self._velocity, self._t_on, self._t_off,
+                             self._noise if self.noise_dim else None)
+        noise = self._decode.noise_part(1)
+        breath = 10.0 ** (values[i["input_breath"]] / 20.0)
+        self.nonfinite += _mix_voice(whole[0], noise[0], self._harm, breath, self._gain * self._target_rms,
+                                     self.n_fft, frame)
+        self._t_on[0] += dt
+        if self._t_off[0] >= 0:
+            self._t_off[0] += dt
+
+    def _encode_frame(self) -> None:
+        np.multiply(self.tracker.recent(self.n_fft), self._hann, out=self._windowed)
+        rfft_into(self._windowed, self._spectrum)
+        _log_abs(self._spectrum, self._logmag, self.n_fft, self._target_rms)
+        slot = self._row_count % ENCODE_FRAMES
+        self._encoder.frame(self._logmag, self._rows[slot])
+        self._row_count += 1
+
+    def _plane_xy(self, z) -> tuple[float, float]:
+        plane = self._plane
+        coords = (z.astype(np.float32) - plane.origin) @ plane.axes.T
+        xy = (coords - plane.lo) / np.maximum(plane.hi - plane.lo, 1e-9)
+        return float(xy[0]), float(xy[1])
+
+    # ----------------------------------------------------------------- reports
+    def status(self) -> dict:
+        tracker = self.tracker
+        x, y = self.xy
+        return {
+            "input_level_db": round(max(tracker.level_db, FLOOR_DB), 1),
+            "input_peak": round(float(self.peak), 4),
+            "input_clipped": int(self.clipped),
+            "input_f0": round(tracker.f0, 2) if self._voiced else 0.0,
+            "input_voiced": int(self._voiced),
+            "input_gate": int(self._gate_open),
+            "input_underruns": int(self.underruns),
+            "input_xy": [round(x, 4), round(y, 4)] if math.isfinite(x) else [],
+        }
+
+    def header(self) -> dict:
+        describe = getattr(self.feed, "header", None)
+        return {"input": describe() if callable(describe) else {}}
+
+
+@numba.njit(cache=True, nogil=True)
+def _blend(a, b, w, out):
+    """out = a + w (b - a)."""
+    for k in range(len(out)):
+        out[k] = a[k] + w * (b[k] - a[k])
+
+
+@numba.njit(cache=True, nogil=True)
+def _ar_step(state, fresh, a, b):
+    """state = a state + b fresh: the model's `advance_noise`, in place."""
+    for k in range(len(state)):
+        state[k] = a * state[k] + b * fresh[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gain_copy(raw, gain, clip, out):
+    """out = raw * gain; returns (peak of raw, how many raw samples reached `clip`)."""
+    peak = 0.0
+    clipped = 0
+    for k in range(len(raw)):
+        v = abs(raw[k])
+        if v > peak:
+            peak = v
+        if v >= clip:
+            clipped += 1
+        out[k] = raw[k] * gain
+    return peak, clipped
+
+
+@numba.njit(cache=True, nogil=True)
+def _log_abs(spectrum, out, n_fft, target_rms):
+    """out = log |spectrum|, moved so that the frame's RMS is `target_rms` (the encoder hears the
+    input at the level the model was trained at, whatever its gain)."""
+    n = len(out)
+    energy = 0.0
+    for i in range(n):
+        e = spectrum[i].real * spectrum[i].real + spectrum[i].imag * spectrum[i].imag
+        energy += e if i == 0 or i == n - 1 else 2.0 * e
+    rms = math.sqrt(max(energy, 1e-30) / (n_fft * n_fft * 0.375))
+    shift = math.log(target_rms / rms) if rms > 1e-9 else 0.0
+    for i in range(n):
+        m = abs(spectrum[i])
+        out[i] = np.float32(math.log(max(m, 1e-12)) + shift)
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_rms(m, n_fft):
+    n = len(m)
+    energy = 0.0
+    for i in range(n):
+        e = np.float64(m[i]) * m[i]
+        energy += e if i == 0 or i == n - 1 else 2.0 * e
+    return math.sqrt(energy / (n_fft * n_fft * 0.375))
+
+
+@numba.njit(cache=True, nogil=True)
+def _mix_voice(whole, noise, harm, breath, rms, n_fft, frame):
+    """frame += rms x (harm x whole / RMS(whole) + (1 - harm) x breath x noise / RMS(noise)), but
+    for the DC bin (a voice that stops would leave the output's DC blocker a tail 30 dB down);
+    non-finite bins count and add nothing. Returns how many were non-finite."""
+    bad = 0
+    rw = _frame_rms(whole, n_fft)
+    rn = _frame_rms(noise, n_fft)
+    a = rms * harm / rw if rw > 1e-12 and math.isfinite(rw) else 0.0
+    b = rms * (1.0 - harm) * breath / rn if rn > 1e-12 and math.isfinite(rn) else 0.0
+    for k in range(1, len(frame)):
+        v = a * whole[k] + b * noise[k]
+        if not math.isfinite(v):
+            bad += 1
+            continue
+        frame[k] += v
+    return bad

@@ -1,0 +1,152 @@
+"""A live audio input plays the instrument: a real JACK client sings into livegen's input port.
+
+`livegen play --input-device system` on a dummy JACK server: the port appears unconnected, a
+sine played into it moves the output's pitch (220 Hz, then 330 Hz), `/livegen/input/<setting>`
+reaches the input's parameters, and the take re-renders from its log bit for bit (its input
+file beside it). A missing input device is a message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from helpers import REPO, wait_for
+
+SR = 48000
+
+
+class SineClient:
+    """A JACK client that plays a sine (`freq`, changeable) into livegen and captures its output."""
+
+    def __init__(self, server, seconds: float = 90.0):
+        import jack
+
+        self.client = jack.Client("livegen-test-voice", servername=server.name, no_start_server=True)
+        self.out = self.client.outports.register("voice")
+        self.inp = self.client.inports.register("capture")
+        self.freq = 220.0
+        self.phase = 0.0
+        self.buffer = np.zeros(int(seconds * SR), np.float32)
+        self.pos = 0
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames):
+        step = 2 * math.pi * self.freq / SR
+        self.out.get_array()[:] = 0.3 * np.sin(self.phase + step * np.arange(frames))
+        self.phase = (self.phase + step * frames) % (2 * math.pi)
+        n = min(frames, len(self.buffer) - self.pos)
+        if n > 0:
+            self.buffer[self.pos:self.pos + n] = self.inp.get_array()[:n]
+            self.pos += n
+
+    def ports(self, pattern: str, **kind) -> list:
+        return self.client.get_ports(pattern, is_audio=True, **kind)
+
+    def captured_after(self, start: int, seconds: float) -> np.ndarray:
+        wait_for(lambda: self.pos >= start + int(seconds * SR), 60, f"{seconds} s of output captured")
+        return self.buffer[start:start + int(seconds * SR)].copy()
+
+    def close(self):
+        self.client.deactivate()
+        self.client.close()
+
+
+def median_f0(x: np.ndarray) -> float:
+    import librosa
+
+    f0 = librosa.yin(x.astype(np.float32), fmin=100, fmax=800, sr=SR, frame_length=2048)
+    return float(np.median(f0))
+
+
+def cents(a: float, b: float) -> float:
+    return abs(1200 * math.log2(a / b))
+
+
+def test_a_sine_into_the_input_port_moves_the_pitch_and_the_take_re_renders(live_play, jack_server, tmp_path):
+    takes = tmp_path / "takes"
+    play = live_play("--input-device", "system", "--record", str(takes))
+    voice = SineClient(jack_server)
+    try:
+        port = wait_for(lambda: voice.ports("^livegen-audio:input$", is_input=True), 30,
+                        "livegen's JACK input port livegen-audio:input")[0]
+        assert voice.client.get_all_connections(port) == [], "PortAudio's connection to a capture port is undone"
+        voice.client.connect(voice.out, port)
+        for out in voice.ports("^livegen-audio:out_", is_output=True)[:1]:
+            voice.client.connect(out, voice.inp)
+        play.send("/livegen/param/drone", 0)
+        play.send("/livegen/input/gain", 3.0)
+        assert play.get_when("input_gain", 3.0, 20) == pytest.approx(3.0)
+        error = play.ask("/livegen/input/nosuch", 1.0, want="/livegen/error")
+        assert error is not None and "no input setting 'nosuch'" in error[0] and "gain" in error[0], error
+
+        for freq in (220.0, 330.0):
+            voice.freq = freq
+            play.wait_status(lambda s: s.get("input_voiced") and abs(cents(float(s["input_f0"]), freq)) < 50,
+                             60, f"the input heard at {freq} Hz")
+            heard = median_f0(voice.captured_after(voice.pos, 1.0))
+            assert cents(heard, freq) < 50, f"output at {heard:.1f} Hz while the input sang {freq} Hz"
+
+        status = play.status()
+        assert status["input_ports"] == "livegen-audio:input" and "input_device_clips" in status
+        play.send("/livegen/record", 0)
+        logs = wait_for(lambda: [p for p in takes.glob("*.jsonl") if _header(p).get("input", {}).get("sha256")],
+                        60, "the take's log naming its input file")
+    finally:
+        voice.close()
+    assert play.stop(30) == 0, play.log
+    log = logs[0]
+    header = _header(log)
+    input_wav = log.with_name(header["input"]["file"])
+    assert input_wav.name.endswith(".input.wav") and input_wav.is_file()
+    take, _ = soundfile.read(log.with_name(header["wav"]), dtype="float32")
+    fed, rate = soundfile.read(input_wav, dtype="float32")
+    assert rate == header["model_samplerate"] and np.abs(fed).max() > 0.2  # the sine, at the model rate
+
+    out = tmp_path / "render.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(log), "-o", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rendered, _ = soundfile.read(out, dtype="float32")
+    assert len(rendered) == len(take)
+    assert np.array_equal(rendered, take), f"differs at {np.flatnonzero(rendered != take)[:5]}"
+
+
+def _header(log) -> dict:
+    with open(log) as stream:
+        return json.loads(stream.readline())
+
+
+def test_a_missing_input_device_is_a_message_and_exit_code_2(jack_server, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "livegen", "play", "--headless", "--no-midi", "--osc-port", "0",
+                           "--nice", "0", "--input-device", "no-such-microphone", "--duration", "5"],
+                          cwd=tmp_path, env=dict(jack_server.env, PYTHONPATH=str(REPO)), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "--input-device no-such-microphone" in done.stderr and "livegen devices" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_model_switch_keeps_what_plays_into_the_input(live_play, jack_server):
+    play = live_play("--input-device", "system", "--no-midi")
+    voice = SineClient(jack_server)
+    try:
+        port = wait_for(lambda: voice.ports("^livegen-audio:input$", is_input=True), 30, "livegen-audio:input")[0]
+        voice.client.connect(voice.out, port)
+        play.wait_status(lambda s: s.get("input_voiced"), 60, "the input heard")
+        assert play.ask("/livegen/model", "random", timeout=120) == ("random",), play.log
+        status = play.wait_status(lambda s: s.get("model") == "random" and s.get("input_ports"), 30,
+                                  "the new model's input port")
+        new_port = status["input_ports"]
+        assert [p.name for p in voice.client.get_all_connections(voice.out)] == [new_port]
+        play.wait_status(lambda s: s.get("input_voiced") and cents(float(s["input_f0"]), 220.0) < 50, 60,
+                         "the new model hearing the input")
+    finally:
+        voice.close()
