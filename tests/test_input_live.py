@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from helpers import REPO, wait_for
+from helpers import REPO, jack_midi_out, wait_for
 
 SR = 48000
 
@@ -73,6 +73,7 @@ def cents(a: float, b: float) -> float:
 def test_a_sine_into_the_input_port_moves_the_pitch_and_the_take_re_renders(live_play, jack_server, tmp_path):
     takes = tmp_path / "takes"
     play = live_play("--input-device", "system", "--record", str(takes))
+    midi = jack_midi_out("inputctl")  # before the voice's client: its callback would wait for rtmidi's start
     voice = SineClient(jack_server)
     try:
         port = wait_for(lambda: voice.ports("^livegen-audio:input$", is_input=True), 30,
@@ -96,11 +97,20 @@ def test_a_sine_into_the_input_port_moves_the_pitch_and_the_take_re_renders(live
 
         status = play.status()
         assert status["input_ports"] == "livegen-audio:input" and "input_device_clips" in status
+        play.send("/livegen/learn", "input_gain")  # MIDI learn reaches the input's settings as parameters
+        play.wait_status(lambda s: s.get("midi_learn") == "input_gain", 20, "MIDI learn armed for input_gain")
+        midi.send_message([0xB0, 21, 64])
+        play.wait_status(lambda s: not s.get("midi_learn"), 20, "input_gain bound to CC 21")
+        for value in range(0, 128, 8):  # a sweep: soft takeover picks the knob up where it crosses the value
+            midi.send_message([0xB0, 21, value])
+        midi.send_message([0xB0, 21, 127])
+        assert play.get_when("input_gain", 36.0, 20) == pytest.approx(36.0)
         play.send("/livegen/record", 0)
         logs = wait_for(lambda: [p for p in takes.glob("*.jsonl") if _header(p).get("input", {}).get("sha256")],
                         60, "the take's log naming its input file")
     finally:
         voice.close()
+        midi.close_port()
     assert play.stop(30) == 0, play.log
     log = logs[0]
     header = _header(log)

@@ -65,8 +65,8 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/model", "s", "model",
                "load another model directory (or `random`) while playing; replies `/livegen/model s`",
                "A VAE (`models/default`) or a continuation model (`models/continuation`): the current "
-               "sound fades out and the new model's fades in with no gap; parameters carry over "
-               "(presets do not); refused while recording. The reply (its path; subscribers hear it "
+               "sound fades out and the new model's fades in with no gap; parameters, presets, held "
+               "notes and the pedal carry over; refused while recording. The reply (its path; subscribers hear it "
                "too) comes once it plays, or `/livegen/error s`."),
     OscAddress("/livegen/seed", "s", "seed",
                "continuation models: play an audio file, the model takes over where it ends; "
@@ -91,7 +91,9 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/status", "", "status", "replies `/livegen/status s ? s ? ...` (name/value pairs)",
                "The engine's (`xruns samplerate blocksize voices recording load peak ...`), the OSC "
                "port, subscriber count, the last OSC address that acted (`osc_last`; queries are left "
-               "out), MIDI connections and last message (`midi_*`) and the recording (`record_*`).",
+               "out), MIDI connections and last message (`midi_*`), the recording (`record_*`) and, with "
+               "`--input-device`, the audio input (`input_*`: level, pitch heard, clip counts, its "
+               "point on the pad, its JACK port; docs/live-input.md).",
                query=True),
     OscAddress("/livegen/subscribe", "[i]", "subscribe",
                "feedback to the sender (or port i on its host); replies `/livegen/subscribed i f`",
