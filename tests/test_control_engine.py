@@ -152,7 +152,10 @@ def test_load_another_model_while_playing_then_record_and_render_it(live_play, t
     client = play.client
     watcher = play.subscriber()
     client.send_message("/livegen/param/drift", 0.4)
-    assert get_when(client, "drift", 0.4) == pytest.approx(0.4)
+    client.send_message("/livegen/param/y", 0.9)
+    client.send_message("/livegen/preset/store", 7)
+    client.send_message("/livegen/param/y", 0.1)
+    assert get_when(client, "drift", 0.4) == pytest.approx(0.4) and get_when(client, "y", 0.1) == pytest.approx(0.1)
     error = ask(client, "/livegen/model", [str(tmp_path / "nowhere")], want="/livegen/error", timeout=10)
     assert error and "nowhere" in error[0] and "config.json" in error[0]
     # The subscriber reads while the model loads: its socket must not fill with meters meanwhile.
@@ -170,6 +173,8 @@ def test_load_another_model_while_playing_then_record_and_render_it(live_play, t
     play.wait_status(lambda pairs: pairs["voices"] == 1, 20, "the note sounding")
     client.send_message("/livegen/record", 1)
     play.wait_status(lambda pairs: pairs.get("record_seconds", 0) > 0.2, 20, "0.2 s recorded")
+    client.send_message("/livegen/preset/recall", 7)  # stored in the engine before the switch
+    assert get_when(client, "y", 0.9) == pytest.approx(0.9)
     client.send_message("/livegen/xy", [0.7, 0.3])
     assert get_when(client, "x", 0.7) == pytest.approx(0.7)
     client.send_message("/livegen/note", [60, 0])
@@ -178,8 +183,10 @@ def test_load_another_model_while_playing_then_record_and_render_it(live_play, t
     play.wait_status(lambda pairs: not pairs["recording"], 20, "the recording stopped")
     assert play.stop() == 0, play.log
     (wav,) = takes.glob("*.wav")
-    header, _ = read_events(wav.with_suffix(".jsonl"))
+    header, events = read_events(wav.with_suffix(".jsonl"))
     assert header["model"] == "random" and header["start_sample"] > 0
+    stored = [e for e in events if e.type == "preset" and e.action == "store"]
+    assert [e.slot for e in stored] == [7] and stored[0].values["y"] == pytest.approx(0.9)  # in the new log
     again = tmp_path / "again.wav"
     done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")), "-o", str(again)],
                           cwd=REPO, capture_output=True, text=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -256,3 +258,57 @@ def test_a_latent_jump_without_glide_cuts_to_the_new_sound():
     assert cuts == 1 and glided_cuts == 0, found
     assert cut_at is not None and glided_at is not None and cut_at < glided_at, found
     assert cut_at < 2 * hop_out, f"the change took {cut_at} samples"
+
+
+def _sounding(engine):
+    """(pitch, key down, held by the pedal) of every note voice sounding and not released."""
+    bank = engine.find(NotesSource).voices
+    return sorted((float(bank.pitch[s]), bool(bank.key_down[s]), bool(bank.sustained[s]))
+                  for s in bank.sounding_notes() if bank.t_off[s] < 0)
+
+
+def test_a_fresh_engine_given_the_carry_over_holds_the_presets_notes_and_pedal_of_the_one_before(model):
+    """What a new sound server starts with after a lost device or a model switch: the presets the
+    old engine stored (its own values, stamped on the applied `store` events), the keys still
+    held, the notes the pedal holds and the pedal, as the performer left them (a key let go while
+    no engine heard it too); and an engine that goes on, as a render of the log does, given the
+    same events, ends up holding the same."""
+    from livegen.engine.carry import CarryOver
+
+    old = spectral_engine(model, samplerate=SR, seed=1)
+    carry = CarryOver()
+    old.add_listener(carry.applied)
+    script = [ev.param("x", 0.8), ev.Event("preset", action="store", slot=3), ev.param("x", 0.2),
+              ev.param("voices", 4), ev.note_on(50, 90), ev.note_on(60, 100), ev.param("sustain", 1),
+              ev.note_on(62, 80), ev.note_off(62), ev.note_on(64, 70), ev.note_on(64, 110), ev.note_on(65, 60),
+              ev.note_on(67, 60)]
+    for event in script:
+        carry.posted(event)
+        old.post(event)
+        old.step()
+    assert _sounding(old) == [(62.0, False, True), (64.0, True, False), (65.0, True, False), (67.0, True, False)]
+    carry.posted(ev.note_off(67))  # while the device is gone: no engine applies it; the pedal holds it
+    handover = carry.handover(voices=4)
+    assert {event.source for event in handover} == {"carry"}
+    new = spectral_engine(model, samplerate=SR, seed=1)
+    applied = []
+    new.add_listener(applied.append)
+    new.post(ev.param("voices", 4))  # the parameters go as the spec's (`build_engine`)
+    for engine in (new, old):
+        for event in handover:
+            engine.post(event)
+        engine.step()
+    assert new.presets == old.presets and new.presets[3]["x"] == 0.8
+    (stored,) = [e for e in applied if e.type == "preset"]
+    assert stored.values == old.presets[3]
+    assert _sounding(new) == _sounding(old) == [(62.0, False, True), (64.0, True, False), (65.0, True, False),
+                                                (67.0, False, True)]
+    assert new.params.get("sustain") == 1.0
+    # The pedal let go lets go of the notes it held, in both.
+    for engine in (old, new):
+        engine.post(ev.param("sustain", 0))
+        engine.step()
+    assert _sounding(new) == _sounding(old) == [(64.0, True, False), (65.0, True, False)]
+    # The values a store carries travel in the session log.
+    again = ev.event_from_record(json.loads(stored.to_json()))
+    assert again.action == "store" and again.values == old.presets[3]

@@ -70,6 +70,9 @@ def test_event_file_round_trip(tmp_path):
     ('{"t": 1, "type": "param", "name": "x", "value": "high"}', "field 'value'"),
     ('{"t": 1, "type": "preset", "action": "delete", "slot": 1}', "field 'action'"),
     ('{"t": 1, "type": "param", "name": "x", "value": 1', "not valid JSON"),
+    ('{"t": 1, "type": "preset", "action": "store", "slot": 1, "values": {"x": "high"}}', "field 'values.x'"),
+    ('{"t": 1, "type": "preset", "action": "store", "slot": 1, "values": [0.5]}', "field 'values'"),
+    ('{"t": 1, "type": "preset", "action": "recall", "slot": 1, "values": {"x": 0.5}}', "belongs to a preset store"),
 ])
 def test_bad_line_names_file_line_and_field(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"

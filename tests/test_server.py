@@ -134,23 +134,43 @@ def test_the_server_renders_what_an_offline_render_of_its_applied_events_gives(j
     assert np.array_equal(again, heard), (np.flatnonzero(again != heard)[:3], [(e.type, e.sample) for e in applied])
 
 
-def test_a_new_server_takes_over_and_the_old_one_stops(jack_server):
+def _wait_heard(heard, predicate, what, start=0):
+    deadline = time.monotonic() + 10
+    while not any(predicate(event) for event in heard[start:]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any(predicate(event) for event in heard[start:]), (what, heard[start:])
+
+
+def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which_stops(jack_server):
     first = _remote().wait_ready()
     server = SoundServer(first)
     heard = []
     server.add_listener(heard.append)
     first.start()
+    for event in (Event("param", name="x", value=0.8), Event("preset", action="store", slot=5),
+                  Event("param", name="x", value=0.3), Event("note_on", pitch=60, velocity=100)):
+        server.post(event)
+    _wait_heard(heard, lambda e: e.type == "note_on", "the note applied")
+    (stored,) = [e for e in heard if e.type == "preset"]
+    assert stored.values["x"] == 0.8 and stored.sample is not None  # the values the server stored
     second = _remote(seed=4).wait_ready()
     assert second.shared[Counter.AUDIO_WRITTEN] == 0  # silent until it takes over
+    before = len(heard)
     server.swap(second)
     try:
         assert not first.alive and server.engine is second
         server.post(Event("param", name="x", value=0.1))
-        deadline = time.monotonic() + 10
-        while not heard and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert heard and heard[0].name == "x"  # the listener moved to the new server
+        _wait_heard(heard, lambda e: e.type == "param" and e.name == "x" and e.value == 0.1,
+                    "the listener moved to the new server", before)
+        # The preset and the held note came first, as events (a session log of the new one has them).
+        carried = [e for e in heard[before:] if e.source == "carry"]
+        assert [(e.type, e.name or e.pitch) for e in carried] == [
+            ("param", "voices"), ("note_off", 60.0), ("preset", None), ("note_on", 60.0), ("param", "voices")]
+        assert carried[2].values == stored.values and len({e.sample for e in carried}) == 1
         status = server.status()
-        assert status["server_pid"] == second.pid and status["callbacks"] > 0
+        assert status["server_pid"] == second.pid and status["callbacks"] > 0 and status["voices"] == 1
+        server.post(Event("preset", action="recall", slot=5))
+        _wait_heard(heard, lambda e: e.type == "preset" and e.action == "recall", "the recall applied", before)
+        assert second.params.get("x") == 0.8 and server.status()["rejected"] == 0
     finally:
         server.stop(fade=False)

@@ -150,9 +150,10 @@ class ModelSwitcher:
 
     A worker thread starts a sound server for the model; once it plays, a fresh session recorder
     is attached to it (its logs then name the new model and start at its first sample) and it
-    takes over: the old one fades out. The parameters' current values go to the new engine as
-    its first events, so they carry over and its session logs re-render. A recording under way
-    is not split across models: loading is refused until it stops.
+    takes over: the old one fades out. The parameters' current values, the stored presets, the
+    sounding notes and the pedal go to the new engine as its first events (`SoundServer.carry`),
+    so they carry over and its session logs re-render. A recording under way is not split
+    across models: loading is refused until it stops.
     """
 
     def __init__(self, server: SoundServer, args, *, session=None, controls=None, error_callbacks=(), seeds=None):
@@ -219,14 +220,15 @@ class ModelSwitcher:
 
     def restart(self) -> bool:
         """The device is back (or not yet: False): the same model plays again from where it was,
-        with the parameters it had; the recording under way goes on."""
+        with the parameters, presets, sounding notes and pedal it had; the recording under way
+        goes on."""
         engine = self.server.engine
         spec = dict(engine.spec)
         spec["events"] = None
         spec["params"] = engine.params.snapshot()
         try:
             with self.guard:
-                engine.relaunch(spec)
+                self.server.relaunch(spec)
         except DeviceError:
             return False
         self.server.restarts += 1

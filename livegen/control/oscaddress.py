@@ -65,8 +65,8 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/model", "s", "model",
                "load another model directory (or `random`) while playing; replies `/livegen/model s`",
                "A VAE (`models/default`) or a continuation model (`models/continuation`): the current "
-               "sound fades out and the new model's fades in with no gap; parameters carry over "
-               "(presets do not); refused while recording. The reply (its path; subscribers hear it "
+               "sound fades out and the new model's fades in with no gap; parameters, presets, held "
+               "notes and the pedal carry over; refused while recording. The reply (its path; subscribers hear it "
                "too) comes once it plays, or `/livegen/error s`."),
     OscAddress("/livegen/seed", "s", "seed",
                "continuation models: play an audio file, the model takes over where it ends; "

@@ -308,7 +308,10 @@ class Engine:
                 self._param_changed(event.name)
             elif kind == "preset":
                 if event.action == "store":
-                    self.presets[int(event.slot)] = self.params.snapshot()
+                    stored = (self.params.snapshot() if event.values is None
+                              else {name: float(value) for name, value in event.values.items()})
+                    self.presets[int(event.slot)] = stored
+                    applied.values = dict(stored)  # the log (and a client) learns what the slot holds
                 elif event.action in ("morph", "loop"):
                     if not self._start_morph(event):
                         self.rejected += 1

@@ -11,6 +11,7 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 1.0, "type": "note_on", "pitch": 60, "velocity": 100}
     {"t": 2.0, "type": "note_off", "pitch": 60}
     {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
+    {"t": 3.2, "type": "preset", "action": "store", "slot": 4, "values": {"x": 0.5, "y": -0.2}}
     {"t": 3.5, "type": "preset", "action": "morph", "slot": 3, "seconds": 4.0}
     {"t": 8.0, "type": "preset", "action": "loop", "seconds": 2.0, "slots": [0, 1, 3]}
     {"t": 4.0, "type": "record", "value": 1}
@@ -19,7 +20,10 @@ File format (one JSON object per line, time `t` in seconds from the start)::
 A preset `morph` glides every parameter stored in `slot` there over `seconds`; a `loop` glides
 from slot to slot of `slots` (default: every stored slot, in order) and round again, `seconds`
 per leg, until a `recall`, another `morph`/`loop` or a `loop` of 0 seconds; a `param` event for a
-parameter the morph moves releases that parameter from it (see `Engine._start_morph`).
+parameter the morph moves releases that parameter from it (see `Engine._start_morph`). A `store`
+with `values` stores those instead of the parameters' current values; the engine stamps every
+store it applies with the values it stored, so a session log says what each slot holds and a
+new engine (after a lost audio device, or another model) gets the same presets from events.
 
 A `seed` event (continuation models) starts a seed audio file playing; live, it carries the
 file's prepared frames in `payload` (never written), and a render re-reads the file by path.
@@ -74,6 +78,8 @@ class Event:
     """A preset `morph`'s length, or a `loop`'s seconds per leg (0 stops a loop)."""
     slots: tuple[int, ...] | None = None
     """A preset `loop`'s slots in order (None: every stored slot)."""
+    values: dict | None = None
+    """A preset `store`'s values ({name: value}); None: the parameters' current values."""
 
     def to_json(self) -> str:
         """One line of the event file / session log (no source, empty fields left out)."""
@@ -139,7 +145,7 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         raise ParameterError(f"{where}: field 'path' must name an audio file, got {record['path']!r}")
     if "sample" in record:
         event.sample = int(_number(record["sample"], "sample", where))
-    known = {"t", "type", "name", "value", "pitch", "velocity", "action", "slot", "sample", "seconds", "slots"}
+    known = {"t", "type", "name", "value", "pitch", "velocity", "action", "slot", "sample", "seconds", "slots", "values"}
     event.extra = {k: v for k, v in record.items() if k not in known}
     return event
 
@@ -169,6 +175,14 @@ def _preset_fields(event: Event, record: dict, where: str) -> None:
             raise ParameterError(f"{where}: field 'slots' is {slots!r}; give a list of at least 2 slots "
                                  f"0..{PRESET_SLOTS - 1} (or leave it out for every stored slot)")
         event.slots = tuple(_slot(slot, "slots", where) for slot in slots)
+    if "values" in record:
+        values = record["values"]
+        if action != "store":
+            raise ParameterError(f"{where}: field 'values' belongs to a preset store, not a {action}")
+        if not isinstance(values, dict) or not all(isinstance(name, str) and name for name in values):
+            raise ParameterError(f"{where}: field 'values' is {values!r}; give an object of parameter names "
+                                 "and numbers, e.g. {\"x\": 0.5}")
+        event.values = {name: _number(value, f"values.{name}", where) for name, value in values.items()}
 
 
 def _slot(value, field_name: str, where: str) -> int:

@@ -22,6 +22,7 @@ import threading
 import time
 import types
 
+from livegen.engine.carry import CarryOver
 from livegen.engine.meters import OutputMeters
 from livegen.engine.params import ParamStore
 from livegen.errors import NOT_CONTINUATION, DeviceError, LivegenError
@@ -98,9 +99,11 @@ class RemoteEngine:
         self.process.start()
         child.close()
 
-    def relaunch(self, spec: dict, timeout: float = 60.0) -> None:
+    def relaunch(self, spec: dict, timeout: float = 60.0, *, first=None) -> None:
         """Start a new server process for `spec` in place of this one's (gone with its device),
-        continuing the sample clock: listeners, taps and a recording under way carry on."""
+        continuing the sample clock: listeners, taps and a recording under way carry on.
+        `first()`, called once every event the old one applied has been handed on, gives the
+        events the new one applies before any posted after it (what the old one held)."""
         self._mirror_stop.set()
         if self._mirror is not None:
             self._mirror.join(5)
@@ -119,6 +122,8 @@ class RemoteEngine:
                 self._release(self._pending.popleft())
             self.spec = dict(spec)
             self._launch()
+            for event in first() if first is not None else ():
+                self._post(event)
             old.close(unlink=True)
         try:
             self.wait_ready(timeout)
@@ -181,13 +186,16 @@ class RemoteEngine:
     def post(self, event) -> None:
         """Thread-safe, never waits for the server: applied at its next hop."""
         with self._lock:
-            self._posted += 1
-            number = self._posted
-            record, blob = encode_posted(number, event, self._index)
-            if self.shared.inbox.put(ARRIVAL.pack(time.monotonic_ns()) + record):
-                self._pending.append((number, event, blob))
-            elif blob is not None:
-                blob.release()
+            self._post(event)
+
+    def _post(self, event) -> None:
+        self._posted += 1
+        number = self._posted
+        record, blob = encode_posted(number, event, self._index)
+        if self.shared.inbox.put(ARRIVAL.pack(time.monotonic_ns()) + record):
+            self._pending.append((number, event, blob))
+        elif blob is not None:
+            blob.release()
 
     def add_listener(self, callback) -> None:
         self._listeners.append(callback)
@@ -403,12 +411,16 @@ class SoundServer:
     one taking over (another model, or the same one after the device came back).
 
     Listeners added here move to each new engine; events posted from the moment `swap` is
-    called go to the new one. `model_loader(path, done)` is set by the app (see `load_model`).
+    called go to the new one. Each new engine starts with the presets, sounding notes and pedal
+    of the one before (`carry`). `model_loader(path, done)` is set by the app (see `load_model`).
     """
 
     def __init__(self, engine: RemoteEngine):
         self.engine = engine
         self._listeners: list = []
+        self._post_lock = threading.Lock()
+        self.carry = CarryOver()
+        self.add_listener(self.carry.applied)
         self.meters = OutputMeters(engine.samplerate)
         """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
         engine.add_tap(self.meters.feed)
@@ -425,7 +437,18 @@ class SoundServer:
         return self.engine.samplerate
 
     def post(self, event) -> None:
-        self.engine.post(event)
+        with self._post_lock:  # in the order the engines get them (see `swap`)
+            self.carry.posted(event)
+            self.engine.post(event)
+
+    def _handover(self, engine: RemoteEngine) -> list:
+        voices = engine.params.get("voices") if "voices" in engine.params.specs else None
+        return self.carry.handover(voices=voices)
+
+    def relaunch(self, spec: dict) -> None:
+        """The engine again, in a new server process (see `RemoteEngine.relaunch`), with what it held."""
+        engine = self.engine
+        engine.relaunch(spec, first=lambda: self._handover(engine))
 
     def add_listener(self, callback) -> None:
         self._listeners.append(callback)
@@ -464,7 +487,10 @@ class SoundServer:
             engine.add_listener(callback)
         old.remove_tap(self.meters.feed)
         engine.add_tap(self.meters.feed)
-        self.engine = engine
+        with self._post_lock:  # no event falls between what is carried over and what follows
+            for event in self._handover(engine):
+                engine.post(event)
+            self.engine = engine
         if old.alive:
             old.stop(fade=fade)
         else:

@@ -82,7 +82,7 @@ def encode_posted(number: int, event: Event, index: dict[str, int]) -> tuple[byt
         return _NOTE_OFF.pack(_OFF, number, float(event.pitch)), None
     bare = Event(event.type, t=event.t, name=event.name, value=event.value, pitch=event.pitch,
                  velocity=event.velocity, action=event.action, slot=event.slot, seconds=event.seconds,
-                 slots=event.slots, extra=dict(event.extra), payload=event.payload)
+                 slots=event.slots, values=event.values, extra=dict(event.extra), payload=event.payload)
     buffers: list = []
     data = pickle.dumps((number, bare), protocol=5, buffer_callback=buffers.append)
     blob = Blob(buffers) if buffers else None
@@ -115,7 +115,7 @@ def decode_posted(record: bytes, names: list[str]) -> Event:
 def encode_applied(event: Event) -> bytes:
     """The outbox record of an applied event (on the audio path: flat for posted events)."""
     number = event.extra.pop(ID_KEY, None)
-    if number is not None and not event.extra:
+    if number is not None and not event.extra and event.values is None:  # a stored preset's values go back whole
         value = event.value if isinstance(event.value, float) else math.nan
         return _ACK.pack(_APPLIED, number, event.sample, value, False, 0.0)
     if number is not None and set(event.extra) == {"clamped_from"}:
