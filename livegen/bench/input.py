@@ -9,13 +9,15 @@ default settings) and measured on the 48 kHz file it writes:
 - pitch: CREPE (torchcrepe "tiny", 10 ms hop, periodicity > 0.5 = voiced, as `livegen eval`)
   on the output; each voiced output frame is compared with the input's note at that time (the
   melodies: the note last struck, `latency` earlier; espeak-ng: the input's own CREPE pitch,
-  the nearest voiced input frame within 30 ms); a frame with no note to compare counts as a
-  miss. Share within 50 cents (target >= 95 %);
-- gaps: the output's RMS over the input's silent stretches (input frames under -60 dBFS, the
-  first 60 ms of each dropped: the voice's release), against its RMS over the input's voiced
-  frames (target >= 30 dB below);
+  the nearest voiced input frame within 30 ms), `latency` being the median delay from an onset
+  of the input to the output's (1 ms levels crossing 20 dB under each one's loudest, after
+  silence); a frame with no note to compare counts as a miss. Share within 50 cents (target
+  >= 95 %);
+- gaps: the output's RMS over the input's silent stretches (10 ms frames under -60 dBFS, the
+  first 60 ms of each dropped: the voice's release), against its RMS over the input's notes
+  (frames within 30 dB of the input's loudest, now and 30 ms before) (target >= 30 dB below);
 - timbre: the mean log-mel envelope (64 bands to 11 kHz) of the output's and the input's
-  voiced frames, each levelled to 0 dB mean, RMS difference over the bands (target >= 3 dB:
+  note frames, each levelled to 0 dB mean, RMS difference over the bands (target >= 3 dB:
   the output is the model's timbre, not the input passed through).
 - cost: the engine's offline render at 48 kHz on one thread, best of `--repeats`: nothing
   sounding, two held notes, and a held input tone followed (pad timbre; input timbre); the
@@ -102,21 +104,32 @@ def render(input_path: Path, out: Path, *extra: str) -> np.ndarray:
     return y
 
 
-def frame_db(y: np.ndarray, sr: int) -> np.ndarray:
-    """RMS dBFS of consecutive `FRAME_S` frames."""
-    n = int(FRAME_S * sr)
+def frame_db(y: np.ndarray, sr: int, *, seconds: float = FRAME_S) -> np.ndarray:
+    """RMS dBFS of consecutive frames of `seconds`."""
+    n = int(round(seconds * sr))
     m = len(y) // n
     ms = np.mean(y[:m * n].astype(np.float64).reshape(m, n) ** 2, axis=1)
     return 10 * np.log10(np.maximum(ms, 1e-14))
 
 
-def latency_frames(x_db: np.ndarray, y_db: np.ndarray, max_frames: int = 12) -> int:
-    """The lag (in `FRAME_S` frames) at which the output's level follows the input's best."""
-    a = np.clip(x_db, -70, 0) + 70
-    b = np.clip(y_db, -70, 0) + 70
-    n = min(len(a), len(b)) - max_frames
-    scores = [float(np.corrcoef(a[:n], b[k:k + n])[0, 1]) for k in range(max_frames + 1)]
-    return int(np.argmax(scores))
+def onsets_ms(y: np.ndarray, *, threshold_db: float) -> np.ndarray:
+    """Where the 1 ms level first rises over `threshold_db` after 30 ms under `SILENT_DB`."""
+    db = frame_db(y, SR, seconds=0.001)
+    out, quiet = [], 0
+    for k, v in enumerate(db):
+        if v > threshold_db and quiet >= 30:
+            out.append(k)
+        quiet = quiet + 1 if v < SILENT_DB else (0 if v > threshold_db else quiet)
+    return np.array(out, float)
+
+
+def latency_ms(x: np.ndarray, y: np.ndarray) -> float:
+    """Median delay from each onset of the input to the output's next, at 20 dB under each one's
+    loudest 10 ms."""
+    a = onsets_ms(x, threshold_db=frame_db(x, SR).max() - 20)
+    b = onsets_ms(y, threshold_db=frame_db(y, SR).max() - 20)
+    delays = [b[b >= t][0] - t for t in a if np.any((b >= t) & (b < t + 100))]
+    return float(np.median(delays)) if delays else float("nan")
 
 
 def crepe(y: np.ndarray, sr: int):
@@ -133,40 +146,50 @@ def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None)
 
     x48 = soxr.resample(x, x_sr, SR).astype(np.float32)
     x_db, y_db = frame_db(x48, SR), frame_db(y, SR)
-    lag = latency_frames(x_db, y_db)
     y_midi, y_voiced = crepe(y, SR)
     n = len(y_midi)
     ref = np.full(n, np.nan)
-    if notes is not None:
+    if notes is not None:  # the output follows the notes with the delay that fits it best
         onsets = np.array([t for t, _ in notes])
-        for k in range(n):
-            i = np.searchsorted(onsets, k * FRAME_S - lag * FRAME_S, side="right") - 1
-            if i >= 0:
-                ref[k] = notes[i][1]
-    else:
+        pitches = np.array([p for _, p in notes])
+        best = -1.0
+        for delay in np.arange(0.0, 0.0505, 0.001):
+            i = np.searchsorted(onsets, np.arange(n) * FRAME_S - delay, side="right") - 1
+            r = np.where(i >= 0, pitches[np.maximum(i, 0)], np.nan)
+            share = np.mean(np.abs(y_midi[y_voiced] - r[y_voiced]) <= 0.5)
+            if share > best:
+                best, ref, lag_ms = share, r, 1000.0 * delay
+    else:  # the input's own pitch: the nearest voiced frame within 30 ms, the delay that fits best
         x_midi, x_voiced = crepe(x48, SR)
         voiced_idx = np.flatnonzero(x_voiced)
-        for k in range(n):
-            j = k - lag
-            if len(voiced_idx) == 0:
-                break
-            near = voiced_idx[np.argmin(np.abs(voiced_idx - j))]
-            if abs(near - j) <= 3:
-                ref[k] = x_midi[near]
+        best = -1.0
+        for shift in range(6):
+            r = np.full(n, np.nan)
+            if len(voiced_idx):
+                j = np.arange(n) - shift
+                pos = np.clip(np.searchsorted(voiced_idx, j), 1, len(voiced_idx) - 1)
+                near = np.where(np.abs(voiced_idx[pos] - j) < np.abs(voiced_idx[pos - 1] - j),
+                                voiced_idx[pos], voiced_idx[pos - 1])
+                r = np.where(np.abs(near - j) <= 3, x_midi[near], np.nan)
+            share = np.mean(np.abs(y_midi[y_voiced] - r[y_voiced]) <= 0.5)
+            if share > best:
+                best, ref, lag_ms = share, r, 1000.0 * shift * FRAME_S
     cents = np.abs(y_midi[y_voiced] - ref[y_voiced]) * 100.0
     within = float(np.mean(np.nan_to_num(cents, nan=1e9) <= 50)) if cents.size else float("nan")
 
-    m = min(len(x_db), len(y_db) - lag)
-    xs, ys = x_db[:m], y_db[lag:lag + m]
+    # An output frame is in a gap when the input was silent over it and the `RELEASE_SKIP_S` before
+    # (the output answers the input after it, never before, so no alignment is needed).
+    m = min(len(x_db), len(y_db))
+    xs, ys = x_db[:m], y_db[:m]
     silent = xs < SILENT_DB
     skip = int(round(RELEASE_SKIP_S / FRAME_S))
-    gap = silent.copy()
+    gap = np.zeros(m, bool)
     run = 0
-    for k in range(m):  # drop the first frames of each silent stretch (the voice's release)
+    for k in range(m):
         run = run + 1 if silent[k] else 0
-        if run <= skip:
-            gap[k] = False
-    loud = xs > xs.max() - 30
+        gap[k] = run > skip
+    loud = np.zeros(m, bool)  # a note's frames: the input loud now and 30 ms before
+    loud[3:] = (xs[3:] > xs.max() - 30) & (xs[:-3] > xs.max() - 30)
     power = lambda d: 10 * np.log10(np.mean(10 ** (d / 10)))  # noqa: E731
     note_db = power(ys[loud])
     gap_db = power(ys[gap]) if gap.any() else float("nan")
@@ -180,10 +203,11 @@ def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None)
         return env - env.mean()
 
     env_x = envelope(x48, loud)
-    env_y = envelope(y[lag * int(FRAME_S * SR):], loud)
+    env_y = envelope(y, loud)
     timbre = float(np.sqrt(np.mean((env_x - env_y) ** 2)))
     return {"voiced_frames": int(y_voiced.sum()), "within_50c": within, "note_db": note_db, "gap_db": gap_db,
-            "gap_below_db": note_db - gap_db, "timbre_db": timbre, "latency_ms": lag * FRAME_S * 1000}
+            "gap_below_db": note_db - gap_db, "timbre_db": timbre, "lag_ms": lag_ms,
+            "onset_ms": latency_ms(x48, y)}
 
 
 def cost(model, *, seconds: float, repeats: int) -> dict:
@@ -242,7 +266,7 @@ def main(argv=None) -> int:
     print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
           "timbre >= 3 dB)")
     print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
-          f"{'timbre':>7s} {'lag':>6s}")
+          f"{'timbre':>7s} {'lag':>6s} {'onset':>6s}")
     for name, make in clips.items():
         stem = name.split()[0] + ("_eval" if "evaluation" in name else "")
         path = out / f"{stem}.wav"
@@ -251,9 +275,9 @@ def main(argv=None) -> int:
         y = render(path, out / f"{stem}.out.wav")
         r = measure_clip(x, x_sr, y, notes=notes)
         print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
-              f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['latency_ms']:4.0f}ms")
+              f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms {r['onset_ms']:4.0f}ms")
     print("  (notes / gaps: the output's RMS dBFS over the input's voiced frames / silent stretches; lag: the "
-          "output's level against the input's)")
+          "delay that fits the pitch best; onset: median delay from the input's onsets to the output's)")
 
     if not args.no_cost:
         best = cost(loaded.model, seconds=args.seconds, repeats=args.repeats)

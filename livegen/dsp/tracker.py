@@ -25,6 +25,15 @@ FMIN = 50.0
 FMAX = 1600.0
 THRESHOLD = 0.15
 """YIN's absolute threshold on the normalised difference: the first trough under it is the period."""
+MULTIPLE_RATIO = 0.6
+"""A dip at a multiple of the chosen lag replaces it when this much deeper."""
+HINT_SPAN = 0.2
+HINT_MARGIN = 0.2
+CONFIDENT = 0.85
+HINT_ANALYSES = 10
+"""Continuity: a dip within `HINT_SPAN` of the last period read with periodicity >= `CONFIDENT`
+(in the last `HINT_ANALYSES` analyses) wins over a deeper one elsewhere unless that one is
+`HINT_MARGIN` deeper (a vowel's changing formants dip at a fraction of the period)."""
 SHORT_SECONDS = 0.008
 """The short level window (onsets open the gate within it)."""
 FLOOR_DB = -120.0
@@ -41,8 +50,8 @@ class PitchTracker:
     After each `push`: `f0` (Hz of the best period, also when aperiodic), `periodicity`
     (1 - the normalised difference at that period: near 1 for a clean tone, under ~0.6 for
     breath and noise), `level_db` (RMS dBFS of the window), `short_db` (of the last
-    `SHORT_SECONDS`) and `peak` (largest |sample| of the hop pushed). `window`: keep at least
-    this many samples (a caller's STFT frame, read with `recent`).
+    `SHORT_SECONDS`), `hop_db` and `peak` (RMS dBFS and largest |sample| of the hop pushed).
+    `window`: keep at least this many samples (a caller's STFT frame, read with `recent`).
     """
 
     def __init__(self, *, samplerate: int, fmin: float = FMIN, fmax: float = FMAX, threshold: float = THRESHOLD,
@@ -64,11 +73,14 @@ class PitchTracker:
         self._cross = np.zeros(n)
         self._cum = np.zeros(n + 1)
         self._d = np.zeros(self.max_lag + 2)
-        self._out = np.zeros(5)
+        self._out = np.zeros(6)
+        self._hint = 0.0
+        self._since_confident = HINT_ANALYSES
         self.f0 = 0.0
         self.periodicity = 0.0
         self.level_db = FLOOR_DB
         self.short_db = FLOOR_DB
+        self.hop_db = FLOOR_DB
         self.peak = 0.0
 
     def recent(self, n: int) -> np.ndarray:
@@ -77,7 +89,8 @@ class PitchTracker:
 
     def reset(self) -> None:
         self._x[:] = 0.0
-        self.f0, self.periodicity, self.level_db, self.short_db, self.peak = 0.0, 0.0, FLOOR_DB, FLOOR_DB, 0.0
+        self.f0, self.periodicity, self.peak, self._hint, self._since_confident = 0.0, 0.0, 0.0, 0.0, HINT_ANALYSES
+        self.level_db = self.short_db = self.hop_db = FLOOR_DB
 
     def push(self, samples: np.ndarray, *, pitch: bool = True) -> None:
         """Take the next samples (at most `window`) and update the levels, and with `pitch` the
@@ -88,9 +101,10 @@ class PitchTracker:
         x[-h:] = samples
         out = self._out
         _levels(x, self.short, h, out)
-        ms, short_ms, self.peak = out[2], out[3], out[4]
+        ms, short_ms, self.peak, hop_ms = out[2], out[3], out[4], out[5]
         self.level_db = 10.0 * math.log10(ms) if ms > 1e-12 else FLOOR_DB
         self.short_db = 10.0 * math.log10(short_ms) if short_ms > 1e-12 else FLOOR_DB
+        self.hop_db = 10.0 * math.log10(hop_ms) if hop_ms > 1e-12 else FLOOR_DB
         if pitch:
             self.analyse()
 
@@ -104,9 +118,14 @@ class PitchTracker:
         _times_conjugate(self._spec_a, self._spec_x)
         irfft_into(self._spec_a, self._cross)  # cross[tau] = sum_k a_k x_{k - tau}
         out = self._out
-        _yin(x, self._cross, self._cum, self._d, self.min_lag, self.max_lag, self.span, self.threshold, out)
+        hint = self._hint if self._since_confident < HINT_ANALYSES else 0.0
+        _yin(x, self._cross, self._cum, self._d, self.min_lag, self.max_lag, self.span, self.threshold, hint, out)
         period, self.periodicity = out[0], out[1]
         self.f0 = self.samplerate / period if period > 0 else 0.0
+        self._since_confident += 1
+        if self.periodicity >= CONFIDENT:
+            self._hint = period
+            self._since_confident = 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -116,9 +135,10 @@ def _times_conjugate(a, b):
 
 
 @numba.njit(cache=True, nogil=True)
-def _yin(x, cross, cum, d, min_lag, max_lag, span, threshold, out):
+def _yin(x, cross, cum, d, min_lag, max_lag, span, threshold, hint, out):
     """YIN on window `x` with `cross[tau]` = sum over the newest `span` samples of x_k x_{k-tau}:
-    out[0] = period in samples (fractional; 0: none), out[1] = periodicity."""
+    out[0] = period in samples (fractional; 0: none), out[1] = periodicity. `hint` (> 0): the
+    last confident period, whose neighbourhood wins unless clearly worse."""
     n = x.shape[0]
     cum[0] = 0.0
     for i in range(n):
@@ -144,6 +164,28 @@ def _yin(x, cross, cum, d, min_lag, max_lag, span, threshold, out):
                 best = tau - 1
     if chosen < 0:
         chosen = best
+    # A dip at a multiple of the chosen lag that is clearly deeper is the true period (a strong
+    # formant can dip under the threshold at a fraction of it: speech read 2-3 octaves up).
+    if chosen > 0 and d[chosen] > 0.02:
+        k = 2
+        while k * chosen + 2 <= max_lag:
+            m = k * chosen
+            for j in range(m - 2, m + 3):
+                if d[j] < d[m]:
+                    m = j
+            if d[m] < MULTIPLE_RATIO * d[chosen] and d[m] <= d[m - 1] and d[m] <= d[m + 1]:
+                chosen = m
+                break
+            k += 1
+    if chosen > 0 and hint > 0 and abs(chosen - hint) > HINT_SPAN * hint:
+        lo = max(int(hint / (1.0 + HINT_SPAN)), min_lag)
+        hi = min(int(hint * (1.0 + HINT_SPAN)) + 1, max_lag - 1)
+        near = -1
+        for j in range(lo, hi + 1):
+            if d[j] <= d[j - 1] and d[j] <= d[j + 1] and (near < 0 or d[j] < d[near]):
+                near = j
+        if near > 0 and d[near] < d[chosen] + HINT_MARGIN:
+            chosen = near
     period = 0.0
     periodicity = 0.0
     if chosen > 0 and e_new > 1e-12:
@@ -165,10 +207,11 @@ def _yin(x, cross, cum, d, min_lag, max_lag, span, threshold, out):
 @numba.njit(cache=True, nogil=True)
 def _levels(x, short, hop, out):
     """out[2] = mean square of window `x`, out[3] = of its last `short` samples, out[4] = peak
-    of its last `hop` samples."""
+    of its last `hop` samples, out[5] = their mean square."""
     n = x.shape[0]
     total = 0.0
     recent = 0.0
+    newest = 0.0
     peak = 0.0
     for i in range(n):
         e = x[i] * x[i]
@@ -176,7 +219,9 @@ def _levels(x, short, hop, out):
         if i >= n - short:
             recent += e
         if i >= n - hop:
+            newest += e
             peak = max(peak, abs(x[i]))
     out[2] = total / n
     out[3] = recent / short
     out[4] = peak
+    out[5] = newest / hop

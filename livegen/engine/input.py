@@ -44,9 +44,14 @@ note's level): louder input plays no louder, quieter input down to 40 dB quieter
 LOUDNESS_RANGE_DB = (-40.0, 0.0)
 VOICED_ON = 0.7
 VOICED_OFF = 0.5
-"""Periodicity (1 - YIN's normalised difference) above which the input turns voiced, and under
-which it turns unvoiced (between: as it was)."""
+FOLLOW = 0.8
+"""Periodicity (1 - YIN's normalised difference) above which the input turns voiced, under which
+it turns unvoiced (between: as it was), and above which its pitch is followed (below, the last
+pitch holds: a doubtful reading is often a formant's, octaves up)."""
 GATE_HYSTERESIS_DB = 6.0
+JUMP_SEMITONES = 0.8
+"""A voiced pitch that moves this far between two analyses starts a new note (its first frame
+is an onset for the inverter, so the new pitch sounds at once)."""
 PITCH_EVERY = 2
 """The pitch is analysed every `PITCH_EVERY` hops (every hop from an onset until it is voiced)."""
 ATTACK_SECONDS = 0.004
@@ -245,6 +250,7 @@ class InputSource(Source):
         self._t_off = np.full(1, -1.0)
         self._state = np.zeros(8)
         self._consumers: list = []
+        self._no_onset = np.zeros(0, np.float32)
         target_db = cfg.level_dbfs if cfg.level_dbfs is not None else -12.5
         self._target_rms = 10.0 ** (target_db / 20.0)
         self._gate_open = False
@@ -259,6 +265,7 @@ class InputSource(Source):
         self.clipped = 0
         self.peak = 0.0
         self.underruns = 0
+        self.onsets = 0
         self.xy = (math.nan, math.nan)
 
     def params(self) -> list[ParamSpec]:
@@ -312,18 +319,25 @@ class InputSource(Source):
             self._t_off[0] = -1.0
             self._voiced = False
             self._onset = True
+        starting = self._gate_open and self._t_on[0] == 0.0
         if self._gate_open and (self._onset or self._hops % PITCH_EVERY == 0):
             tracker.analyse()
         periodic = tracker.periodicity
         if self._gate_open:
-            if periodic >= VOICED_ON and tracker.f0 > 0:
+            if tracker.f0 > 0 and periodic >= VOICED_ON:
+                if not self._voiced and not starting:
+                    starting = True  # voicing after breath: the harmonics start here
                 self._voiced = True
             elif periodic < VOICED_OFF:
                 self._voiced = False
-            if self._voiced:
-                self._followed = 69.0 + 12.0 * math.log2(tracker.f0 / 440.0)
-                if abs(self._followed - self._quantised) > 0.6 or self._onset:
-                    self._quantised = float(round(self._followed))
+            # a pitch is taken from a confident analysis only (a doubtful one keeps the last pitch)
+            if self._voiced and (periodic >= FOLLOW or (self._onset and periodic >= VOICED_ON)):
+                followed = 69.0 + 12.0 * math.log2(tracker.f0 / 440.0)
+                if abs(followed - self._followed) > JUMP_SEMITONES:
+                    starting = True  # a new note: its frame sounds at once
+                self._followed = followed
+                if abs(followed - self._quantised) > 0.6 or self._onset:
+                    self._quantised = float(round(followed))
         else:
             self._voiced = False
         if values[i["input_pitch"]] >= 0.5:
@@ -341,15 +355,21 @@ class InputSource(Source):
         # level: the input's loudness against the reference, gated
         if values[i["input_loudness"]] >= 0.5:  # the short window's level too: an onset is heard at once
             level = max(tracker.level_db, tracker.short_db)
+            if starting:  # the newest hop alone: the window still holds the silence before
+                level = max(level, tracker.hop_db)
             loud_db = min(max(level - LOUDNESS_REF_DB, LOUDNESS_RANGE_DB[0]), LOUDNESS_RANGE_DB[1])
             velocity = min(max(LEVEL_REF_VELOCITY + loud_db / 48.0, 0.1), 1.0)
         else:
             loud_db = 0.0
             velocity = LEVEL_REF_VELOCITY
         want = 10.0 ** (loud_db / 20.0) * values[i["input_level"]] if self._gate_open else 0.0
-        rate = self._attack if want > self._gain else self._release
-        self._gain += (want - self._gain) * rate
-        self._harm += ((1.0 if self._voiced else 0.0) - self._harm) * self._voicing
+        if starting:  # what starts sounds at once (the inverter's pre-roll), not after a ramp
+            self._gain = max(self._gain, want)
+            self._harm = 1.0 if self._voiced else 0.0
+        else:
+            rate = self._attack if want > self._gain else self._release
+            self._gain += (want - self._gain) * rate
+            self._harm += ((1.0 if self._voiced else 0.0) - self._harm) * self._voicing
 
         # timbre: the input's own latent point, from its voiced frames (while it is asked for)
         if self._voiced and values[i["input_timbre"]] > 0.0:
@@ -384,8 +404,12 @@ class InputSource(Source):
                              self._noise if self.noise_dim else None)
         noise = self._decode.noise_part(1)
         breath = 10.0 ** (values[i["input_breath"]] / 20.0)
+        onset = hop.onset if starting and hop.onset is not None else self._no_onset
         self.nonfinite += _mix_voice(whole[0], noise[0], self._harm, breath, self._gain * self._target_rms,
-                                     self.n_fft, frame)
+                                     self.n_fft, frame, onset)
+        if len(onset):
+            hop.onsets += 1
+            self.onsets += 1
         self._t_on[0] += dt
         if self._t_off[0] >= 0:
             self._t_off[0] += dt
@@ -416,6 +440,7 @@ class InputSource(Source):
             "input_voiced": int(self._voiced),
             "input_gate": int(self._gate_open),
             "input_underruns": int(self.underruns),
+            "input_onsets": int(self.onsets),
             "input_xy": [round(x, 4), round(y, 4)] if math.isfinite(x) else [],
         }
 
@@ -480,19 +505,23 @@ def _frame_rms(m, n_fft):
 
 
 @numba.njit(cache=True, nogil=True)
-def _mix_voice(whole, noise, harm, breath, rms, n_fft, frame):
+def _mix_voice(whole, noise, harm, breath, rms, n_fft, frame, onset):
     """frame += rms x (harm x whole / RMS(whole) + (1 - harm) x breath x noise / RMS(noise)), but
-    for the DC bin (a voice that stops would leave the output's DC blocker a tail 30 dB down);
-    non-finite bins count and add nothing. Returns how many were non-finite."""
+    for the DC bin (a voice that stops would leave the output's DC blocker a tail 30 dB down),
+    and the same into `onset` when it is not empty; non-finite bins count and add nothing.
+    Returns how many were non-finite."""
     bad = 0
     rw = _frame_rms(whole, n_fft)
     rn = _frame_rms(noise, n_fft)
     a = rms * harm / rw if rw > 1e-12 and math.isfinite(rw) else 0.0
     b = rms * (1.0 - harm) * breath / rn if rn > 1e-12 and math.isfinite(rn) else 0.0
+    starts = len(onset) > 0
     for k in range(1, len(frame)):
         v = a * whole[k] + b * noise[k]
         if not math.isfinite(v):
             bad += 1
             continue
         frame[k] += v
+        if starts:
+            onset[k] += v
     return bad
