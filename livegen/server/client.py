@@ -115,6 +115,8 @@ class RemoteEngine:
             self.shared = SharedBlock(n_params=MAX_PARAMS, samplerate=RING_RATE)
             for slot in (Counter.START_SAMPLE, Counter.AUDIO_WRITTEN, Counter.AUDIO_READ):
                 self.shared[slot] = start
+            for slot in (Counter.INPUT_WRITTEN, Counter.INPUT_READ):  # the input taps' count goes on too
+                self.shared[slot] = old[Counter.INPUT_READ]
             self.shared[Counter.LEAD] = self.lead
             while self._pending:
                 self._release(self._pending.popleft())
