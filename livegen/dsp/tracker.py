@@ -34,6 +34,9 @@ HINT_ANALYSES = 10
 """Continuity: a dip within `HINT_SPAN` of the last period read with periodicity >= `CONFIDENT`
 (in the last `HINT_ANALYSES` analyses) wins over a deeper one elsewhere unless that one is
 `HINT_MARGIN` deeper (a vowel's changing formants dip at a fraction of the period)."""
+SPAN_SECONDS = 0.012
+"""The difference function sums over the newest this long (at least half the longest period):
+shorter follows a moving pitch sooner, longer is steadier."""
 SHORT_SECONDS = 0.008
 """The short level window (onsets open the gate within it)."""
 FLOOR_DB = -120.0
@@ -62,7 +65,7 @@ class PitchTracker:
         self.window = max(_window_for(self.samplerate, fmin), int(window))
         self.max_lag = min(int(math.ceil(self.samplerate / fmin)), self.window // 2)
         self.min_lag = max(2, int(math.floor(self.samplerate / fmax)))
-        self.span = self.window - self.max_lag
+        self.span = min(self.window - self.max_lag, max(int(SPAN_SECONDS * self.samplerate), self.max_lag // 2))
         self.threshold = float(threshold)
         self.short = max(1, int(round(SHORT_SECONDS * self.samplerate)))
         n = self.window
@@ -112,7 +115,8 @@ class PitchTracker:
         """Update `f0` and `periodicity` from the window as it is (the costly part of a hop)."""
         x = self._x
         a = self._a
-        a[self.max_lag:] = x[self.max_lag:]  # the newest `span` samples; a[:max_lag] stays 0
+        start = self.window - self.span
+        a[start:] = x[start:]  # the newest `span` samples; a[:start] stays 0
         rfft_into(x, self._spec_x)
         rfft_into(a, self._spec_a)
         _times_conjugate(self._spec_a, self._spec_x)

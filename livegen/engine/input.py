@@ -184,7 +184,7 @@ def input_param_specs() -> list[ParamSpec]:
                   description="the followed pitch snaps to semitones (1) or is free (0)"),
         ParamSpec("input_transpose", -24.0, 24.0, 0.0, "st", 0.0, description="transposition of the followed pitch"),
         ParamSpec("input_note", 21.0, 108.0, 60.0, "MIDI", 0.0, description="pitch played when input_pitch is 0"),
-        ParamSpec("input_glide", 0.0, 1.0, 0.01, "s", 0.0, description="time constant of the followed pitch"),
+        ParamSpec("input_glide", 0.0, 1.0, 0.0, "s", 0.0, description="time constant of the followed pitch"),
         ParamSpec("input_loudness", 0, 1, 1, "", 0.0, integer=True,
                   description="the voice's level follows the input's loudness (1) or stays at the model's level (0)"),
         ParamSpec("input_timbre", 0.0, 1.0, 0.0, "", 0.05,
