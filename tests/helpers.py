@@ -24,7 +24,8 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from livegen.control.osc import OscServer
 from livegen.control.oscwire import parse_packet
-from livegen.control.target import InProcessTarget
+from livegen.engine.events import Event
+from livegen.errors import NOT_CONTINUATION
 from livegen.tui.app import LivegenApp
 from livegen.tui.model_info import ModelInfo
 from livegen.tui.osc import OscLink
@@ -367,14 +368,42 @@ def envelope_lag(out: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
     return int(lags[near][np.argmax(c[near])])
 
 
-class SteppedEngine(InProcessTarget):
-    """A bare `Engine` as the OSC server's target: no meters, no model switch."""
+class SteppedEngine:
+    """A bare in-process `Engine` as the OSC server's `ControlTarget`: no meters, no model switch."""
 
     meters = None
 
+    def __init__(self, engine):
+        self.engine = engine
+
     @property
-    def engine(self):
-        return self.live
+    def params(self):
+        return self.engine.params
+
+    def post(self, event) -> None:
+        self.engine.post(event)
+
+    def status(self) -> dict:
+        return self.engine.status()
+
+    def add_listener(self, callback) -> None:
+        self.engine.add_listener(callback)
+
+    def remove_listener(self, callback) -> None:
+        self.engine.remove_listener(callback)
+
+    def morph_names(self) -> list[str]:
+        return self.engine.morph_names()
+
+    def load_model(self, path: str, done) -> None:
+        done(False, "this engine cannot load another model while playing")
+
+    def load_seed(self, path: str, done, *, source: str = "") -> None:
+        if not self.engine.handles("seed"):
+            done(False, NOT_CONTINUATION)
+            return
+        # read and analysed on a worker thread, then posted; `done` names the file or what was wrong
+        self.engine.submit(Event("seed", source=source, extra={"path": path}), done, what=f"/livegen/seed {path}: ")
 
 
 @contextlib.contextmanager

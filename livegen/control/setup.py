@@ -2,7 +2,7 @@
 
     from livegen.control.setup import add_control_arguments, start_controls
     add_control_arguments(parser)             # --osc-* and --midi-* options
-    controls = start_controls(live, args, log=log)
+    controls = start_controls(target, args, log=log)
     ...
     controls.stop()
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from livegen.control.midi import add_midi_arguments, midi_input_from_args
 from livegen.control.osc import add_osc_arguments, osc_server_from_args
-from livegen.control.target import as_control_target
 from livegen.errors import DeviceError
 
 
@@ -43,7 +42,8 @@ class Controls:
 
 
 def start_controls(target, args, *, log=print) -> Controls:
-    """Start the OSC server and MIDI input the options ask for (see `add_control_arguments`)."""
+    """Start the OSC server and MIDI input the options ask for (see `add_control_arguments`);
+    `target` is a `livegen.control.target.ControlTarget`."""
     midi = None
     try:
         midi = midi_input_from_args(target, args)
@@ -52,7 +52,7 @@ def start_controls(target, args, *, log=print) -> Controls:
     except DeviceError as exc:
         log(f"MIDI is off: {exc}")
         midi = None
-    osc = osc_server_from_args(as_control_target(target), args, midi=midi)
+    osc = osc_server_from_args(target, args, midi=midi)
     try:
         if osc is not None:
             osc.start()
