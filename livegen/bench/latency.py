@@ -594,7 +594,8 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
         la = int(status.get("lookahead", lookahead if lookahead is not None else -1))
         hop_ms = _hop_ms(status)
         log(f"  period {period}, look-ahead {la}{' (default)' if lookahead is None else ''}: play answering, "
-            f"outputs {', '.join(outputs)}; MIDI into {midi_target or 'nothing (no MIDI input port found)'}"
+            f"outputs {', '.join(outputs)}"
+            + (f"; MIDI into {midi_target or 'nothing (no MIDI input port found)'}" if "midi" in kinds else "")
             + (f"; tone bursts into {info['input_port']}" if voice else ""))
         probe.wait_silence(timeout=10)
         first = play.status() or {}
