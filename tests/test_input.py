@@ -92,15 +92,18 @@ def test_output_follows_the_pitch_of_a_melody_and_gaps_are_silent(loaded):
     assert status["input_clipped"] == 0 and status["nan"] == 0
 
 
-def test_quantise_and_transpose_move_the_voice(loaded):
+def test_quantise_transpose_and_a_fixed_note_move_the_voice(loaded):
     y = tone(60.3, 0.6)
     free, _ = render_input(loaded, y)
     snapped, _ = render_input(loaded, y, events=[Event("param", t=0, name="input_quantise", value=1),
                                                  Event("param", t=0, name="input_transpose", value=-12)])
+    fixed, _ = render_input(loaded, y, events=[Event("param", t=0, name="input_pitch", value=0),
+                                               Event("param", t=0, name="input_note", value=67)])
     f_free = np.median(track(free)[15:-15, 0])
     f_snap = np.median(track(snapped)[15:-15, 0])
     assert abs(cents(f_free, 60.3)) < 15
     assert abs(cents(f_snap, 48.0)) < 15
+    assert abs(cents(np.median(track(fixed)[15:-15, 0]), 67.0)) < 15
 
 
 def test_unvoiced_input_plays_noise_alone_and_silence_plays_nothing(loaded):

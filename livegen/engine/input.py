@@ -57,8 +57,8 @@ PITCH_EVERY = 2
 ATTACK_SECONDS = 0.004
 RELEASE_SECONDS = 0.01
 VOICING_SECONDS = 0.01
-ENCODE_EVERY = 8
-ENCODE_FRAMES = 24
+ENCODE_EVERY = 16
+ENCODE_FRAMES = 12
 """The input's timbre is encoded from its last `ENCODE_FRAMES` voiced frames, one every
 `ENCODE_EVERY` hops (about a second at the default model's rate)."""
 TIMBRE_SECONDS = 0.15
