@@ -176,3 +176,15 @@ def test_render_with_input_is_deterministic_and_its_log_renders_it_again(tmp_pat
     assert missing.returncode == 2 and str(wav.resolve()) in missing.stderr and "not found" in missing.stderr
     nothing = render_cli("--input", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.wav"))
     assert nothing.returncode == 2 and "nope.wav" in nothing.stderr and "Traceback" not in nothing.stderr
+
+
+def test_non_finite_input_is_silence_and_the_voice_goes_on(loaded):
+    y = tone(64, 0.8)
+    y[int(0.3 * SR):int(0.3 * SR) + 50] = np.nan
+    y[int(0.31 * SR)] = np.inf
+    feed = FileFeed(y, samplerate=SR, model_rate=SR)
+    feed.samples[int(0.3 * SR):int(0.3 * SR) + 50] = np.nan  # FileFeed cleans a file; a live feed may not
+    engine = loaded.engine(samplerate=SR, seed=0, input_feed=feed)
+    out = engine.render_events([Event("param", t=0.0, name="drone", value=0)], seconds=1.0)
+    assert np.isfinite(out).all() and engine.status()["nan"] == 0
+    assert abs(cents(np.median(track(out)[int(0.5 * SR) // HOP:int(0.75 * SR) // HOP, 0]), 64)) < 20

@@ -465,10 +465,14 @@ def _ar_step(state, fresh, a, b):
 
 @numba.njit(cache=True, nogil=True)
 def _gain_copy(raw, gain, clip, out):
-    """out = raw * gain; returns (peak of raw, how many raw samples reached `clip`)."""
+    """out = raw * gain (non-finite samples: 0); returns (peak of raw, how many raw samples
+    reached `clip`)."""
     peak = 0.0
     clipped = 0
     for k in range(len(raw)):
+        if not math.isfinite(raw[k]):
+            out[k] = 0.0
+            continue
         v = abs(raw[k])
         if v > peak:
             peak = v
