@@ -301,7 +301,8 @@ def main(argv=None) -> int:
         y = render(path, out / f"{name}.out.wav")
         r = measure_clip(x, x_sr, y, notes=notes)
         print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
-              f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms {r['onset_ms']:4.0f}ms")
+              f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms "
+              f"{r['onset_ms']:4.0f}ms")
     path = out / "whisper.wav"
     make_espeak(path, whisper=True)
     x, x_sr = sf.read(path, dtype="float32")

@@ -265,7 +265,8 @@ class InputSource(Source):
 
     def bind(self, context: SourceContext) -> None:
         dt = context.hop_seconds
-        self._rates = np.array([1.0 - math.exp(-dt / tau) for tau in (ATTACK_SECONDS, RELEASE_SECONDS, VOICING_SECONDS)])
+        taus = (ATTACK_SECONDS, RELEASE_SECONDS, VOICING_SECONDS)
+        self._rates = np.array([1.0 - math.exp(-dt / tau) for tau in taus])
         self._timbre_rate = 1.0 - math.exp(-dt / TIMBRE_SECONDS)
         params = context.params
         self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
