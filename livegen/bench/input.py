@@ -276,6 +276,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
     parser.add_argument("--repeats", type=int, default=3, help="cost: best of this many")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost figures")
+    parser.add_argument("--no-clips", action="store_true", help="skip the clips (the cost figures alone)")
     args = parser.parse_args(argv)
 
     import soundfile as sf
@@ -288,29 +289,32 @@ def main(argv=None) -> int:
     print(f"model: {loaded.name}; output {SR} Hz; pad at its centre, default settings; "
           f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
-    clips = {"melody": lambda p: make_melody(p, program=73), "violin": lambda p: make_melody(p, program=40),
-             "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
-    print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
-          "timbre >= 3 dB)")
-    print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
-          f"{'timbre':>7s} {'lag':>6s} {'onset':>6s}")
-    for name, make in clips.items():
-        path = out / f"{name}.wav"
-        notes = make(path)
+    clips = {} if args.no_clips else {
+        "melody": lambda p: make_melody(p, program=73), "violin": lambda p: make_melody(p, program=40),
+        "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
+    if clips:
+        print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
+              "timbre >= 3 dB)")
+        print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
+              f"{'timbre':>7s} {'lag':>6s} {'onset':>6s}")
+        for name, make in clips.items():
+            path = out / f"{name}.wav"
+            notes = make(path)
+            x, x_sr = sf.read(path, dtype="float32")
+            y = render(path, out / f"{name}.out.wav")
+            r = measure_clip(x, x_sr, y, notes=notes)
+            print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
+                  f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms "
+                  f"{r['onset_ms']:4.0f}ms")
+        path = out / "whisper.wav"
+        make_espeak(path, whisper=True)
         x, x_sr = sf.read(path, dtype="float32")
-        y = render(path, out / f"{name}.out.wav")
-        r = measure_clip(x, x_sr, y, notes=notes)
-        print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
-              f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms "
-              f"{r['onset_ms']:4.0f}ms")
-    path = out / "whisper.wav"
-    make_espeak(path, whisper=True)
-    x, x_sr = sf.read(path, dtype="float32")
-    r = measure_unvoiced(x, x_sr, render(path, out / "whisper.out.wav"))
-    print(f"  {'whisper (unvoiced)':32s} output {r['level_db']:.1f} dBFS over the input's loud frames; CREPE hears a "
-          f"voice in {100 * r['output_voiced']:.1f} % of them (in the input: {100 * r['input_voiced']:.1f} %)")
-    print("  (notes / gaps: the output's RMS dBFS over the input's voiced frames / silent stretches; lag: the "
-          "delay that fits the pitch best; onset: median delay from the input's onsets to the output's)")
+        r = measure_unvoiced(x, x_sr, render(path, out / "whisper.out.wav"))
+        print(f"  {'whisper (unvoiced)':32s} output {r['level_db']:.1f} dBFS over the input's loud frames; "
+              f"CREPE hears a voice in {100 * r['output_voiced']:.1f} % of them "
+              f"(in the input: {100 * r['input_voiced']:.1f} %)")
+        print("  (notes / gaps: the output's RMS dBFS over the input's voiced frames / silent stretches; lag: the "
+              "delay that fits the pitch best; onset: median delay from the input's onsets to the output's)")
 
     if not args.no_cost:
         best = cost(loaded.model, seconds=args.seconds, repeats=args.repeats)

@@ -57,8 +57,8 @@ PITCH_EVERY = 2
 ATTACK_SECONDS = 0.004
 RELEASE_SECONDS = 0.01
 VOICING_SECONDS = 0.01
-ENCODE_EVERY = 16
-ENCODE_FRAMES = 12
+ENCODE_EVERY = 24
+ENCODE_FRAMES = 8
 """The input's timbre is encoded from its last `ENCODE_FRAMES` voiced frames, one every
 `ENCODE_EVERY` hops (about a second at the default model's rate)."""
 TIMBRE_SECONDS = 0.15
@@ -270,9 +270,11 @@ class InputSource(Source):
         self._timbre_rate = 1.0 - math.exp(-dt / TIMBRE_SECONDS)
         params = context.params
         self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
-        self._i = {spec.name: params.index[spec.name] for spec in input_param_specs()}
         self._index = np.array([params.index[name] for name in _FOLLOW_PARAMS], dtype=np.int64)
         self._gate_index = params.index["input_gate_db"]
+        self._timbre_index = params.index["input_timbre"]
+        self._gain_index = params.index["input_gain"]
+        self._breath_index = params.index["input_breath"]
 
     def add_consumer(self, callback) -> None:
         """`callback(samples)` after each hop's read with the model-rate samples it consumed (a
@@ -286,14 +288,13 @@ class InputSource(Source):
     # ----------------------------------------------------------------- the hop
     def add(self, frame: np.ndarray, hop: Hop) -> None:
         values = hop.values
-        i = self._i
         raw = self._raw
         got = self.feed.read_hop(raw)
         if got < len(raw):
             self.underruns += 1
         for callback in self._consumers:
             callback(raw)
-        gain = 10.0 ** (values[i["input_gain"]] / 20.0)
+        gain = 10.0 ** (values[self._gain_index] / 20.0)
         peak, clipped = _gain_copy(raw, gain, CLIP_LEVEL, self._gained)
         self.peak = peak
         self.clipped += clipped
@@ -312,7 +313,8 @@ class InputSource(Source):
         starting = st[_STARTING] > 0.0
 
         # timbre: the input's own latent point, from its voiced frames (while it is asked for)
-        if voiced and values[i["input_timbre"]] > 0.0:
+        blend = values[self._timbre_index]
+        if voiced and blend > 0.0:
             phase = self._hops % ENCODE_EVERY
             if phase == 0:
                 self._encode_frame()
@@ -323,12 +325,9 @@ class InputSource(Source):
                     self._z_in[:] = self._z_in_target
                     self._have_timbre = True
                 self.xy = self._plane_xy(self._z_in_target)
-        if self._have_timbre:
-            _blend(self._z_in, self._z_in_target, self._timbre_rate, self._z_in)
         z = self._latent(hop)
-        blend = values[i["input_timbre"]] if self._have_timbre else 0.0
-        if blend > 0.0:
-            _blend(z, self._z_in, blend, self._z)
+        if self._have_timbre:
+            _timbre_point(z, self._z_in, self._z_in_target, self._timbre_rate, blend, self._z)
             z = self._z
 
         if st[_GAIN] < SILENT and not st[_OPEN]:
@@ -343,7 +342,7 @@ class InputSource(Source):
         whole = self._decode(z, self._pitch, self._velocity, self._t_on, self._t_off,
                              self._noise if self.noise_dim else None)
         noise = self._decode.noise_part(1)
-        breath = 10.0 ** (values[i["input_breath"]] / 20.0)
+        breath = 10.0 ** (values[self._breath_index] / 20.0)
         onset = hop.onset if starting and hop.onset is not None else self._no_onset
         self.nonfinite += _mix_voice(whole[0], noise[0], st[_HARM], breath, st[_GAIN] * self._target_rms,
                                      self.n_fft, frame, onset)
@@ -474,10 +473,12 @@ def _follow(st, f0, periodic, level_db, short_db, hop_db, values, index, rates, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _blend(a, b, w, out):
-    """out = a + w (b - a)."""
+def _timbre_point(z_pad, z_in, target, rate, blend, out):
+    """The input's point glides towards `target` by `rate`; out = the pad's point moved `blend`
+    of the way to it."""
     for k in range(len(out)):
-        out[k] = a[k] + w * (b[k] - a[k])
+        z_in[k] += rate * (target[k] - z_in[k])
+        out[k] = z_pad[k] + blend * (z_in[k] - z_pad[k])
 
 
 @numba.njit(cache=True, nogil=True)
