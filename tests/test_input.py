@@ -92,15 +92,18 @@ def test_output_follows_the_pitch_of_a_melody_and_gaps_are_silent(loaded):
     assert status["input_clipped"] == 0 and status["nan"] == 0
 
 
-def test_quantise_and_transpose_move_the_voice(loaded):
+def test_quantise_transpose_and_a_fixed_note_move_the_voice(loaded):
     y = tone(60.3, 0.6)
     free, _ = render_input(loaded, y)
     snapped, _ = render_input(loaded, y, events=[Event("param", t=0, name="input_quantise", value=1),
                                                  Event("param", t=0, name="input_transpose", value=-12)])
+    fixed, _ = render_input(loaded, y, events=[Event("param", t=0, name="input_pitch", value=0),
+                                               Event("param", t=0, name="input_note", value=67)])
     f_free = np.median(track(free)[15:-15, 0])
     f_snap = np.median(track(snapped)[15:-15, 0])
     assert abs(cents(f_free, 60.3)) < 15
     assert abs(cents(f_snap, 48.0)) < 15
+    assert abs(cents(np.median(track(fixed)[15:-15, 0]), 67.0)) < 15
 
 
 def test_unvoiced_input_plays_noise_alone_and_silence_plays_nothing(loaded):
@@ -173,3 +176,15 @@ def test_render_with_input_is_deterministic_and_its_log_renders_it_again(tmp_pat
     assert missing.returncode == 2 and str(wav.resolve()) in missing.stderr and "not found" in missing.stderr
     nothing = render_cli("--input", str(tmp_path / "nope.wav"), "-o", str(tmp_path / "x.wav"))
     assert nothing.returncode == 2 and "nope.wav" in nothing.stderr and "Traceback" not in nothing.stderr
+
+
+def test_non_finite_input_is_silence_and_the_voice_goes_on(loaded):
+    y = tone(64, 0.8)
+    y[int(0.3 * SR):int(0.3 * SR) + 50] = np.nan
+    y[int(0.31 * SR)] = np.inf
+    feed = FileFeed(y, samplerate=SR, model_rate=SR)
+    feed.samples[int(0.3 * SR):int(0.3 * SR) + 50] = np.nan  # FileFeed cleans a file; a live feed may not
+    engine = loaded.engine(samplerate=SR, seed=0, input_feed=feed)
+    out = engine.render_events([Event("param", t=0.0, name="drone", value=0)], seconds=1.0)
+    assert np.isfinite(out).all() and engine.status()["nan"] == 0
+    assert abs(cents(np.median(track(out)[int(0.5 * SR) // HOP:int(0.75 * SR) // HOP, 0]), 64)) < 20

@@ -7,7 +7,8 @@ Figures (all measured in one run, ratios against baselines of the same run):
   summed stream's spectral convergence to the voice magnitudes it was given;
 - control-to-sound latency in the offline render: from an event's sample to the first output
   sample it changes, for the default look-ahead and look-ahead 0, with the algorithmic floor
-  (look-ahead x hop + one block of waiting for the next hop boundary) printed beside;
+  printed beside (one block of waiting for the next hop boundary; a parameter the model reads
+  also waits look-ahead x hop, a note's pre-rolled onset does not);
 - start-up of `play --headless` to the first non-silent sample on `jackd -d dummy`;
 - an xrun soak (`--soak-seconds`): 8 voices, parameter changes every 10 ms over OSC, engine
   and JACK xrun counts.
@@ -420,8 +421,9 @@ def main(argv=None) -> int:
         floor = r["floor"]
         print(f"  {label}: {'; '.join(parts)}")
         print(f"    events between boundaries wait up to one more block (+{r['hop_out']} samples = "
-              f"{1000 * r['hop_out'] / SR:.2f} ms); algorithmic floor {floor} samples = {1000 * floor / SR:.2f} ms "
-              f"(look-ahead x hop + one block)")
+              f"{1000 * r['hop_out'] / SR:.2f} ms); algorithmic floor: note_on {r['hop_out']} samples = "
+              f"{1000 * r['hop_out'] / SR:.2f} ms (one block: its onset is pre-rolled), param {floor} samples = "
+              f"{1000 * floor / SR:.2f} ms (look-ahead x hop + one block)")
 
     if args.no_live:
         return 0

@@ -2,7 +2,8 @@
 
 Material the model never trained on, made at run time (deterministic): a monophonic FluidR3
 flute melody with gaps (`melody`), the same on a violin (`violin`), espeak-ng singing "laa" at
-seven pitches with gaps (`sung`) and speaking a sentence (`speech`). Each is rendered by the
+seven pitches with gaps (`sung`), speaking a sentence (`speech`) and whispering one (`whisper`,
+unvoiced: the model's noise part alone should play). Each is rendered by the
 `livegen render --input FILE -o OUT.wav` command (the default model, the pad at its centre,
 default settings) and measured on the 48 kHz file it writes:
 
@@ -19,6 +20,8 @@ default settings) and measured on the 48 kHz file it writes:
 - timbre: the mean log-mel envelope (64 bands to 11 kHz) of the output's and the input's
   note frames, each levelled to 0 dB mean, RMS difference over the bands (target >= 3 dB:
   the output is the model's timbre, not the input passed through).
+- unvoiced (`whisper`): the output's RMS over the input's loud frames (it sounds) and the share
+  of them in which CREPE hears a voice (it should not: harmonics are off);
 - cost: the engine's offline render at 48 kHz on one thread, best of `--repeats`: nothing
   sounding, two held notes, and a held input tone followed (pad timbre; input timbre); the
   extra cost of following against that of two note voices (target <= 1).
@@ -51,6 +54,7 @@ NOTE_S = 0.45
 GAP_S = 0.25
 SUNG_PITCHES = (20, 35, 50, 65, 80, 50, 35)
 SPEECH = "Play it with your voice, and hear the model sing along."
+WHISPER = "Whisper it and hear the model breathe."
 SILENT_DB = -60.0
 RELEASE_SKIP_S = 0.06
 FRAME_S = 0.01
@@ -72,12 +76,13 @@ def make_melody(path: Path, *, program: int, soundfont: str = FLUID_R3, rate: in
     return notes
 
 
-def make_espeak(path: Path, *, sung: bool) -> None:
-    """espeak-ng singing "laa" at `SUNG_PITCHES` with gaps, or speaking `SPEECH`."""
+def make_espeak(path: Path, *, sung: bool = False, whisper: bool = False) -> None:
+    """espeak-ng singing "laa" at `SUNG_PITCHES` with gaps, speaking `SPEECH`, or whispering `WHISPER`."""
     import soundfile as sf
 
     if not sung:
-        subprocess.run(["espeak-ng", "-v", "en", "-s", "140", "-w", str(path), SPEECH], check=True)
+        voice, text = ("en+whisper", WHISPER) if whisper else ("en", SPEECH)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "-w", str(path), text], check=True)
         return
     parts, rate = [], 22050
     with tempfile.TemporaryDirectory() as tmp:
@@ -223,6 +228,21 @@ def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None)
             "onset_ms": latency_ms(x48, y)}
 
 
+def measure_unvoiced(x: np.ndarray, x_sr: int, y: np.ndarray) -> dict:
+    """The output's level over the input's loud frames (within 30 dB of its loudest) and the share
+    of them CREPE hears a voice in, in the output and in the input."""
+    import soxr
+
+    x48 = soxr.resample(x, x_sr, SR).astype(np.float32)
+    x_db, y_db = frame_db(x48, SR), frame_db(y, SR)
+    _, y_voiced = crepe(y, SR)
+    _, x_voiced = crepe(x48, SR)
+    m = min(len(x_db), len(y_db), len(y_voiced), len(x_voiced))
+    loud = x_db[:m] > x_db.max() - 30
+    return {"level_db": float(10 * np.log10(np.mean(10 ** (y_db[:m][loud] / 10)))),
+            "output_voiced": float(y_voiced[:m][loud].mean()), "input_voiced": float(x_voiced[:m][loud].mean())}
+
+
 def cost(model, *, seconds: float, repeats: int) -> dict:
     """Seconds per second of output (best of `repeats`) of each engine setting (see the module's note)."""
     rate = model.config.sample_rate
@@ -256,6 +276,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
     parser.add_argument("--repeats", type=int, default=3, help="cost: best of this many")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost figures")
+    parser.add_argument("--no-clips", action="store_true", help="skip the clips (the cost figures alone)")
     args = parser.parse_args(argv)
 
     import soundfile as sf
@@ -268,22 +289,32 @@ def main(argv=None) -> int:
     print(f"model: {loaded.name}; output {SR} Hz; pad at its centre, default settings; "
           f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
-    clips = {"melody": lambda p: make_melody(p, program=73), "violin": lambda p: make_melody(p, program=40),
-             "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
-    print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
-          "timbre >= 3 dB)")
-    print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
-          f"{'timbre':>7s} {'lag':>6s} {'onset':>6s}")
-    for name, make in clips.items():
-        path = out / f"{name}.wav"
-        notes = make(path)
+    clips = {} if args.no_clips else {
+        "melody": lambda p: make_melody(p, program=73), "violin": lambda p: make_melody(p, program=40),
+        "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
+    if clips:
+        print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
+              "timbre >= 3 dB)")
+        print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
+              f"{'timbre':>7s} {'lag':>6s} {'onset':>6s}")
+        for name, make in clips.items():
+            path = out / f"{name}.wav"
+            notes = make(path)
+            x, x_sr = sf.read(path, dtype="float32")
+            y = render(path, out / f"{name}.out.wav")
+            r = measure_clip(x, x_sr, y, notes=notes)
+            print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
+                  f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms "
+                  f"{r['onset_ms']:4.0f}ms")
+        path = out / "whisper.wav"
+        make_espeak(path, whisper=True)
         x, x_sr = sf.read(path, dtype="float32")
-        y = render(path, out / f"{name}.out.wav")
-        r = measure_clip(x, x_sr, y, notes=notes)
-        print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
-              f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms {r['onset_ms']:4.0f}ms")
-    print("  (notes / gaps: the output's RMS dBFS over the input's voiced frames / silent stretches; lag: the "
-          "delay that fits the pitch best; onset: median delay from the input's onsets to the output's)")
+        r = measure_unvoiced(x, x_sr, render(path, out / "whisper.out.wav"))
+        print(f"  {'whisper (unvoiced)':32s} output {r['level_db']:.1f} dBFS over the input's loud frames; "
+              f"CREPE hears a voice in {100 * r['output_voiced']:.1f} % of them "
+              f"(in the input: {100 * r['input_voiced']:.1f} %)")
+        print("  (notes / gaps: the output's RMS dBFS over the input's voiced frames / silent stretches; lag: the "
+              "delay that fits the pitch best; onset: median delay from the input's onsets to the output's)")
 
     if not args.no_cost:
         best = cost(loaded.model, seconds=args.seconds, repeats=args.repeats)

@@ -17,6 +17,7 @@ import math
 
 import numba
 import numpy as np
+import scipy.fft
 
 from livegen.dsp.kernels import irfft_into, rfft_into
 from livegen.errors import ParameterError
@@ -68,8 +69,12 @@ class PitchTracker:
         self.span = min(self.window - self.max_lag, max(int(SPAN_SECONDS * self.samplerate), self.max_lag // 2))
         self.threshold = float(threshold)
         self.short = max(1, int(round(SHORT_SECONDS * self.samplerate)))
-        n = self.window
-        self._x = np.zeros(n)
+        self._x = np.zeros(self.window)
+        # The analysis needs the newest span + max_lag samples; circular correlation over that
+        # many (rounded to a fast FFT size) does not wrap.
+        n = min(int(scipy.fft.next_fast_len(self.span + self.max_lag, real=True)), self.window)
+        self.analysed = n
+        self._tail = self._x[self.window - n:]
         self._a = np.zeros(n)
         self._spec_x = np.zeros(n // 2 + 1, np.complex128)
         self._spec_a = np.zeros(n // 2 + 1, np.complex128)
@@ -113,9 +118,9 @@ class PitchTracker:
 
     def analyse(self) -> None:
         """Update `f0` and `periodicity` from the window as it is (the costly part of a hop)."""
-        x = self._x
+        x = self._tail
         a = self._a
-        start = self.window - self.span
+        start = self.analysed - self.span
         a[start:] = x[start:]  # the newest `span` samples; a[:start] stays 0
         rfft_into(x, self._spec_x)
         rfft_into(a, self._spec_a)

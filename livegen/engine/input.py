@@ -57,8 +57,8 @@ PITCH_EVERY = 2
 ATTACK_SECONDS = 0.004
 RELEASE_SECONDS = 0.01
 VOICING_SECONDS = 0.01
-ENCODE_EVERY = 8
-ENCODE_FRAMES = 24
+ENCODE_EVERY = 24
+ENCODE_FRAMES = 8
 """The input's timbre is encoded from its last `ENCODE_FRAMES` voiced frames, one every
 `ENCODE_EVERY` hops (about a second at the default model's rate)."""
 TIMBRE_SECONDS = 0.15
@@ -78,11 +78,8 @@ class InputFeed(Protocol):
 
 
 def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 class FileFeed:
@@ -253,14 +250,9 @@ class InputSource(Source):
         self._no_onset = np.zeros(0, np.float32)
         target_db = cfg.level_dbfs if cfg.level_dbfs is not None else -12.5
         self._target_rms = 10.0 ** (target_db / 20.0)
-        self._gate_open = False
-        self._onset = False
-        self._voiced = False
-        self._followed = 60.0
-        self._quantised = 60.0
-        self._smoothed_pitch = math.nan
-        self._gain = 0.0
-        self._harm = 0.0
+        self._st = np.zeros(_STATE)
+        self._st[_FOLLOWED] = self._st[_QUANTISED] = 60.0
+        self._st[_PITCH] = math.nan
         self._hops = 0
         self.clipped = 0
         self.peak = 0.0
@@ -273,11 +265,16 @@ class InputSource(Source):
 
     def bind(self, context: SourceContext) -> None:
         dt = context.hop_seconds
-        self._attack, self._release, self._voicing, self._timbre_rate = (
-            1.0 - math.exp(-dt / tau) for tau in (ATTACK_SECONDS, RELEASE_SECONDS, VOICING_SECONDS, TIMBRE_SECONDS))
+        taus = (ATTACK_SECONDS, RELEASE_SECONDS, VOICING_SECONDS)
+        self._rates = np.array([1.0 - math.exp(-dt / tau) for tau in taus])
+        self._timbre_rate = 1.0 - math.exp(-dt / TIMBRE_SECONDS)
         params = context.params
         self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
-        self._i = {spec.name: params.index[spec.name] for spec in input_param_specs()}
+        self._index = np.array([params.index[name] for name in _FOLLOW_PARAMS], dtype=np.int64)
+        self._gate_index = params.index["input_gate_db"]
+        self._timbre_index = params.index["input_timbre"]
+        self._gain_index = params.index["input_gain"]
+        self._breath_index = params.index["input_breath"]
 
     def add_consumer(self, callback) -> None:
         """`callback(samples)` after each hop's read with the model-rate samples it consumed (a
@@ -291,14 +288,13 @@ class InputSource(Source):
     # ----------------------------------------------------------------- the hop
     def add(self, frame: np.ndarray, hop: Hop) -> None:
         values = hop.values
-        i = self._i
         raw = self._raw
         got = self.feed.read_hop(raw)
         if got < len(raw):
             self.underruns += 1
         for callback in self._consumers:
             callback(raw)
-        gain = 10.0 ** (values[i["input_gain"]] / 20.0)
+        gain = 10.0 ** (values[self._gain_index] / 20.0)
         peak, clipped = _gain_copy(raw, gain, CLIP_LEVEL, self._gained)
         self.peak = peak
         self.clipped += clipped
@@ -307,105 +303,48 @@ class InputSource(Source):
         dt = hop.seconds
         self._hops += 1
 
-        # gate (hysteresis), voicing (hysteresis), pitch
-        gate_db = values[i["input_gate_db"]]
-        if self._gate_open:
-            if tracker.short_db < gate_db - GATE_HYSTERESIS_DB:
-                self._gate_open = False
-                self._t_off[0] = 0.0
-        elif tracker.short_db > gate_db:
-            self._gate_open = True
-            self._t_on[0] = 0.0
-            self._t_off[0] = -1.0
-            self._voiced = False
-            self._onset = True
-        starting = self._gate_open and self._t_on[0] == 0.0
-        if self._gate_open and (self._onset or self._hops % PITCH_EVERY == 0):
+        st = self._st
+        if _gate(st, self._t_on, self._t_off, tracker.short_db, values[self._gate_index]) and (
+                st[_ONSET] or self._hops % PITCH_EVERY == 0):
             tracker.analyse()
-        periodic = tracker.periodicity
-        if self._gate_open:
-            if tracker.f0 > 0 and periodic >= VOICED_ON:
-                if not self._voiced and not starting:
-                    starting = True  # voicing after breath: the harmonics start here
-                self._voiced = True
-            elif periodic < VOICED_OFF:
-                self._voiced = False
-            # a pitch is taken from a confident analysis only (a doubtful one keeps the last pitch)
-            if self._voiced and (periodic >= FOLLOW or (self._onset and periodic >= VOICED_ON)):
-                followed = 69.0 + 12.0 * math.log2(tracker.f0 / 440.0)
-                if abs(followed - self._followed) > JUMP_SEMITONES:
-                    starting = True  # a new note: its frame sounds at once
-                self._followed = followed
-                if abs(followed - self._quantised) > 0.6 or self._onset:
-                    self._quantised = float(round(followed))
-        else:
-            self._voiced = False
-        if values[i["input_pitch"]] >= 0.5:
-            target = self._quantised if values[i["input_quantise"]] >= 0.5 else self._followed
-        else:
-            target = values[i["input_note"]]
-        target += values[i["input_transpose"]]
-        glide = values[i["input_glide"]]
-        if math.isnan(self._smoothed_pitch) or glide <= 0 or (self._onset and self._voiced):
-            self._smoothed_pitch = target
-            self._onset = not self._voiced
-        else:
-            self._smoothed_pitch += (target - self._smoothed_pitch) * (1.0 - math.exp(-dt / glide))
-
-        # level: the input's loudness against the reference, gated
-        if values[i["input_loudness"]] >= 0.5:  # the short window's level too: an onset is heard at once
-            level = max(tracker.level_db, tracker.short_db)
-            if starting:  # the newest hop alone: the window still holds the silence before
-                level = max(level, tracker.hop_db)
-            loud_db = min(max(level - LOUDNESS_REF_DB, LOUDNESS_RANGE_DB[0]), LOUDNESS_RANGE_DB[1])
-            velocity = min(max(LEVEL_REF_VELOCITY + loud_db / 48.0, 0.1), 1.0)
-        else:
-            loud_db = 0.0
-            velocity = LEVEL_REF_VELOCITY
-        want = 10.0 ** (loud_db / 20.0) * values[i["input_level"]] if self._gate_open else 0.0
-        if starting:  # what starts sounds at once (the inverter's pre-roll), not after a ramp
-            self._gain = max(self._gain, want)
-            self._harm = 1.0 if self._voiced else 0.0
-        else:
-            rate = self._attack if want > self._gain else self._release
-            self._gain += (want - self._gain) * rate
-            self._harm += ((1.0 if self._voiced else 0.0) - self._harm) * self._voicing
+        _follow(st, tracker.f0, tracker.periodicity, tracker.level_db, tracker.short_db, tracker.hop_db, values,
+                self._index, self._rates, dt)
+        voiced = st[_VOICED] > 0.0
+        starting = st[_STARTING] > 0.0
 
         # timbre: the input's own latent point, from its voiced frames (while it is asked for)
-        if self._voiced and values[i["input_timbre"]] > 0.0:
+        blend = values[self._timbre_index]
+        if voiced and blend > 0.0:
             phase = self._hops % ENCODE_EVERY
             if phase == 0:
                 self._encode_frame()
             elif phase == ENCODE_EVERY // 2 and self._row_count:
                 n = min(self._row_count, ENCODE_FRAMES)
-                self._z_in_target[:] = self._encoder.head(self._rows[:n], self._followed, LEVEL_REF_VELOCITY)
+                self._z_in_target[:] = self._encoder.head(self._rows[:n], st[_FOLLOWED], LEVEL_REF_VELOCITY)
                 if not self._have_timbre:
                     self._z_in[:] = self._z_in_target
                     self._have_timbre = True
                 self.xy = self._plane_xy(self._z_in_target)
-        if self._have_timbre:
-            _blend(self._z_in, self._z_in_target, self._timbre_rate, self._z_in)
         z = self._latent(hop)
-        blend = values[i["input_timbre"]] if self._have_timbre else 0.0
-        if blend > 0.0:
-            _blend(z, self._z_in, blend, self._z)
+        if self._have_timbre:
+            _timbre_point(z, self._z_in, self._z_in_target, self._timbre_rate, blend, self._z)
             z = self._z
 
-        if self._gain < SILENT and not self._gate_open:
+        if st[_GAIN] < SILENT and not st[_OPEN]:
             self._t_on[0] += dt
             return
         # the voice: one decoded frame, normalised, whole or noise alone
         if self.noise_dim:
             self._rng.standard_normal(out=self._fresh, dtype=np.float32)
             _ar_step(self._noise[0], self._fresh[0], self._rho, self._rho_b)
-        self._pitch[0] = self._smoothed_pitch
-        self._velocity[0] = velocity
+        self._pitch[0] = st[_PITCH]
+        self._velocity[0] = st[_VELOCITY]
         whole = self._decode(z, self._pitch, self._velocity, self._t_on, self._t_off,
                              self._noise if self.noise_dim else None)
         noise = self._decode.noise_part(1)
-        breath = 10.0 ** (values[i["input_breath"]] / 20.0)
+        breath = 10.0 ** (values[self._breath_index] / 20.0)
         onset = hop.onset if starting and hop.onset is not None else self._no_onset
-        self.nonfinite += _mix_voice(whole[0], noise[0], self._harm, breath, self._gain * self._target_rms,
+        self.nonfinite += _mix_voice(whole[0], noise[0], st[_HARM], breath, st[_GAIN] * self._target_rms,
                                      self.n_fft, frame, onset)
         if len(onset):
             hop.onsets += 1
@@ -436,9 +375,9 @@ class InputSource(Source):
             "input_level_db": round(max(tracker.level_db, FLOOR_DB), 1),
             "input_peak": round(float(self.peak), 4),
             "input_clipped": int(self.clipped),
-            "input_f0": round(tracker.f0, 2) if self._voiced else 0.0,
-            "input_voiced": int(self._voiced),
-            "input_gate": int(self._gate_open),
+            "input_f0": round(tracker.f0, 2) if self._st[_VOICED] else 0.0,
+            "input_voiced": int(self._st[_VOICED]),
+            "input_gate": int(self._st[_OPEN]),
             "input_underruns": int(self.underruns),
             "input_onsets": int(self.onsets),
             "input_xy": [round(x, 4), round(y, 4)] if math.isfinite(x) else [],
@@ -449,11 +388,97 @@ class InputSource(Source):
         return {"input": describe() if callable(describe) else {}}
 
 
+_OPEN, _VOICED, _ONSET, _FOLLOWED, _QUANTISED, _PITCH, _GAIN, _HARM, _VELOCITY, _STARTING, _STATE = range(11)
+"""The follower's state (`InputSource._st`): gate open, voiced, from an onset until voiced,
+the last pitch followed and its semitone, the voice's pitch, gain, harmonic share and velocity,
+and whether something starts this hop."""
+_FOLLOW_PARAMS = ("input_pitch", "input_quantise", "input_note", "input_transpose", "input_glide", "input_loudness",
+                  "input_level")
+
+
 @numba.njit(cache=True, nogil=True)
-def _blend(a, b, w, out):
-    """out = a + w (b - a)."""
+def _gate(st, t_on, t_off, short_db, gate_db):
+    """Open the gate when the last `SHORT_SECONDS` rise over `gate_db` (a new voice: t_on 0),
+    close it `GATE_HYSTERESIS_DB` under (its release: t_off from 0); returns whether it is open."""
+    if st[_OPEN] > 0.0:
+        if short_db < gate_db - GATE_HYSTERESIS_DB:
+            st[_OPEN] = 0.0
+            t_off[0] = 0.0
+    elif short_db > gate_db:
+        st[_OPEN] = 1.0
+        st[_VOICED] = 0.0
+        st[_ONSET] = 1.0
+        t_on[0] = 0.0
+        t_off[0] = -1.0
+    st[_STARTING] = 1.0 if st[_OPEN] > 0.0 and t_on[0] == 0.0 else 0.0
+    return st[_OPEN] > 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _follow(st, f0, periodic, level_db, short_db, hop_db, values, index, rates, dt):
+    """Voicing, the pitch to play, the level and the harmonic share of this hop (the module's
+    note): `values[index]` are the `_FOLLOW_PARAMS`, `rates` the attack, release and voicing
+    smoothing coefficients per hop."""
+    starting = st[_STARTING] > 0.0
+    onset = st[_ONSET] > 0.0
+    if st[_OPEN] > 0.0:
+        if f0 > 0.0 and periodic >= VOICED_ON:
+            if st[_VOICED] == 0.0:
+                starting = True  # voicing after breath: the harmonics start here
+            st[_VOICED] = 1.0
+        elif periodic < VOICED_OFF:
+            st[_VOICED] = 0.0
+        # a pitch is taken from a confident analysis only (a doubtful one keeps the last pitch)
+        if st[_VOICED] > 0.0 and (periodic >= FOLLOW or (onset and periodic >= VOICED_ON)):
+            followed = 69.0 + 12.0 * math.log2(f0 / 440.0)
+            if abs(followed - st[_FOLLOWED]) > JUMP_SEMITONES:
+                starting = True  # a new note: its frame sounds at once
+            st[_FOLLOWED] = followed
+            if abs(followed - st[_QUANTISED]) > 0.6 or onset:
+                st[_QUANTISED] = math.floor(followed + 0.5)
+    else:
+        st[_VOICED] = 0.0
+    voiced = st[_VOICED] > 0.0
+    if values[index[0]] >= 0.5:
+        target = st[_QUANTISED] if values[index[1]] >= 0.5 else st[_FOLLOWED]
+    else:
+        target = values[index[2]]
+    target += values[index[3]]
+    glide = values[index[4]]
+    if math.isnan(st[_PITCH]) or glide <= 0.0 or (onset and voiced):
+        st[_PITCH] = target
+        if voiced:
+            st[_ONSET] = 0.0
+    else:
+        st[_PITCH] += (target - st[_PITCH]) * (1.0 - math.exp(-dt / glide))
+    # level: the input's loudness against the reference, gated
+    if values[index[5]] >= 0.5:  # the short window's level too: an onset is heard at once
+        level = max(level_db, short_db)
+        if starting:  # the newest hop alone: the window still holds the silence before
+            level = max(level, hop_db)
+        loud_db = min(max(level - LOUDNESS_REF_DB, LOUDNESS_RANGE_DB[0]), LOUDNESS_RANGE_DB[1])
+        st[_VELOCITY] = min(max(LEVEL_REF_VELOCITY + loud_db / 48.0, 0.1), 1.0)
+    else:
+        loud_db = 0.0
+        st[_VELOCITY] = LEVEL_REF_VELOCITY
+    want = 10.0 ** (loud_db / 20.0) * values[index[6]] if st[_OPEN] > 0.0 else 0.0
+    harm = 1.0 if voiced else 0.0
+    if starting:  # what starts sounds at once (the inverter's pre-roll), not after a ramp
+        st[_GAIN] = max(st[_GAIN], want)
+        st[_HARM] = harm
+    else:
+        st[_GAIN] += (want - st[_GAIN]) * (rates[0] if want > st[_GAIN] else rates[1])
+        st[_HARM] += (harm - st[_HARM]) * rates[2]
+    st[_STARTING] = 1.0 if starting else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _timbre_point(z_pad, z_in, target, rate, blend, out):
+    """The input's point glides towards `target` by `rate`; out = the pad's point moved `blend`
+    of the way to it."""
     for k in range(len(out)):
-        out[k] = a[k] + w * (b[k] - a[k])
+        z_in[k] += rate * (target[k] - z_in[k])
+        out[k] = z_pad[k] + blend * (z_in[k] - z_pad[k])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -465,10 +490,14 @@ def _ar_step(state, fresh, a, b):
 
 @numba.njit(cache=True, nogil=True)
 def _gain_copy(raw, gain, clip, out):
-    """out = raw * gain; returns (peak of raw, how many raw samples reached `clip`)."""
+    """out = raw * gain (non-finite samples: 0); returns (peak of raw, how many raw samples
+    reached `clip`)."""
     peak = 0.0
     clipped = 0
     for k in range(len(raw)):
+        if not math.isfinite(raw[k]):
+            out[k] = 0.0
+            continue
         v = abs(raw[k])
         if v > peak:
             peak = v

@@ -14,7 +14,8 @@ so a test-only source is a few lines (`livegen.engine.fake.FakeSource`). The eng
 - adds `status()` to `/livegen/status` and `header()` to the session log's header, and counts
   `nonfinite` in the status's `nan`.
 
-Live-input encoder (timbre transfer): a source that encodes its input ring's f0/loudness/latent and decodes a voice.
+An audio input's voice: `livegen.engine.input.InputSource` tracks the input's f0, loudness and
+voicing (and encodes its timbre) and decodes one voice.
 Per-voice latent points (MPE): a notes source with one latent point per voice, taking `voice` events (/livegen/voice).
 """
 
