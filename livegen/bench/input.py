@@ -313,8 +313,8 @@ def main(argv=None) -> int:
         print(f"  {'whisper (unvoiced)':32s} output {r['level_db']:.1f} dBFS over the input's loud frames; "
               f"CREPE hears a voice in {100 * r['output_voiced']:.1f} % of them "
               f"(in the input: {100 * r['input_voiced']:.1f} %)")
-        print("  (notes / gaps: the output's RMS dBFS over the input's voiced frames / silent stretches; lag: the "
-              "delay that fits the pitch best; onset: median delay from the input's onsets to the output's)")
+        print("  (notes / gaps: the output's RMS dBFS over the input's notes / silent stretches; lag: the delay that "
+              "fits the pitch best; onset: median delay from the input's onsets to the output's)")
 
     if not args.no_cost:
         best = cost(loaded.model, seconds=args.seconds, repeats=args.repeats)
