@@ -271,8 +271,8 @@ def test_a_fresh_engine_given_the_carry_over_holds_the_presets_notes_and_pedal_o
     """What a new sound server starts with after a lost device or a model switch: the presets the
     old engine stored (its own values, stamped on the applied `store` events), the keys still
     held, the notes the pedal holds and the pedal, as the performer left them (a key let go while
-    no engine heard it too); and an engine that goes on, as a render of the log does, given the
-    same events, ends up holding the same."""
+    no engine heard it too), and what was posted meanwhile after the presets; a key pressed
+    meanwhile is dropped."""
     from livegen.engine.carry import CarryOver
 
     old = spectral_engine(model, samplerate=SR, seed=1)
@@ -287,28 +287,33 @@ def test_a_fresh_engine_given_the_carry_over_holds_the_presets_notes_and_pedal_o
         old.post(event)
         old.step()
     assert _sounding(old) == [(62.0, False, True), (64.0, True, False), (65.0, True, False), (67.0, True, False)]
-    carry.posted(ev.note_off(67))  # while the device is gone: no engine applies it; the pedal holds it
-    handover = carry.handover(voices=4)
-    assert {event.source for event in handover} == {"carry"}
+    # While the device is gone (no engine applies them): a key let go (the pedal holds it), a key
+    # pressed (dropped), a knob turned and a preset stored.
+    late_note = ev.note_on(70, 90)
+    late = [ev.param("x", 0.5, source="osc"), ev.Event("preset", action="store", slot=4, source="osc")]
+    for event in (ev.note_off(67), late_note, *late):
+        carry.posted(event)
+    carry.withdraw(late_note)
+    handover = carry.handover(late, voices=16)  # the posted voice count wins
+    assert [event.source for event in handover].count("osc") == 2 and handover[1:3] == late
     new = spectral_engine(model, samplerate=SR, seed=1)
     applied = []
     new.add_listener(applied.append)
     new.post(ev.param("voices", 4))  # the parameters go as the spec's (`build_engine`)
-    for engine in (new, old):
-        for event in handover:
-            engine.post(event)
-        engine.step()
-    assert new.presets == old.presets and new.presets[3]["x"] == 0.8
-    (stored,) = [e for e in applied if e.type == "preset"]
+    new.post(ev.param("sustain", 1))
+    for event in handover:
+        new.post(event)
+    new.step()
+    assert new.presets[3] == old.presets[3] and new.presets[3]["x"] == 0.8
+    assert new.params.get("x") == 0.5 and new.presets[4]["x"] == 0.5  # posted meanwhile: in order
+    (stored, _) = [e for e in applied if e.type == "preset"]
     assert stored.values == old.presets[3]
-    assert _sounding(new) == _sounding(old) == [(62.0, False, True), (64.0, True, False), (65.0, True, False),
-                                                (67.0, False, True)]
+    assert _sounding(new) == [(62.0, False, True), (64.0, True, False), (65.0, True, False), (67.0, False, True)]
     assert new.params.get("sustain") == 1.0
-    # The pedal let go lets go of the notes it held, in both.
-    for engine in (old, new):
-        engine.post(ev.param("sustain", 0))
-        engine.step()
-    assert _sounding(new) == _sounding(old) == [(64.0, True, False), (65.0, True, False)]
+    # The pedal let go lets go of the notes it held.
+    new.post(ev.param("sustain", 0))
+    new.step()
+    assert _sounding(new) == [(64.0, True, False), (65.0, True, False)]
     # The values a store carries travel in the session log.
     again = ev.event_from_record(json.loads(stored.to_json()))
     assert again.action == "store" and again.values == old.presets[3]

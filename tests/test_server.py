@@ -153,24 +153,34 @@ def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which
     _wait_heard(heard, lambda e: e.type == "note_on", "the note applied")
     (stored,) = [e for e in heard if e.type == "preset"]
     assert stored.values["x"] == 0.8 and stored.sample is not None  # the values the server stored
+    since = first.params.snapshot()  # when the new one's spec was taken
     second = _remote(seed=4).wait_ready()
     assert second.shared[Counter.AUDIO_WRITTEN] == 0  # silent until it takes over
     before = len(heard)
-    server.swap(second)
+    # Turned while the new one loaded, and stored a moment before the swap: both go over.
+    server.post(Event("param", name="y", value=0.4))
+    server.post(Event("preset", action="store", slot=6))
+    server.swap(second, since=since)
     try:
         assert not first.alive and server.engine is second
         server.post(Event("param", name="x", value=0.1))
         _wait_heard(heard, lambda e: e.type == "param" and e.name == "x" and e.value == 0.1,
                     "the listener moved to the new server", before)
         # The preset and the held note came first, as events (a session log of the new one has them).
+        (late_store,) = [e for e in heard[before:] if e.type == "preset" and e.slot == 6 and e.source != "carry"]
+        assert late_store.values["y"] == pytest.approx(0.4) and late_store.values["x"] == pytest.approx(0.3)
         carried = [e for e in heard[before:] if e.source == "carry"]
-        assert [(e.type, e.name or e.pitch) for e in carried] == [
-            ("param", "voices"), ("note_off", 60.0), ("preset", None), ("note_on", 60.0), ("param", "voices")]
-        assert carried[2].values == stored.values and len({e.sample for e in carried}) == 1
+        assert [(e.type, e.name or e.slot or e.pitch) for e in carried] == [
+            ("preset", 5), ("preset", 6), ("param", "y"), ("note_on", 60.0)]
+        assert carried[0].values == stored.values and carried[1].values == late_store.values
+        assert len({e.sample for e in carried}) == 1
         status = server.status()
         assert status["server_pid"] == second.pid and status["callbacks"] > 0 and status["voices"] == 1
         server.post(Event("preset", action="recall", slot=5))
         _wait_heard(heard, lambda e: e.type == "preset" and e.action == "recall", "the recall applied", before)
         assert second.params.get("x") == 0.8 and server.status()["rejected"] == 0
+        server.post(Event("preset", action="recall", slot=6))
+        _wait_heard(heard, lambda e: e.type == "preset" and e.slot == 6 and e.action == "recall", "recall 6", before)
+        assert second.params.get("y") == pytest.approx(0.4) and server.status()["rejected"] == 0
     finally:
         server.stop(fade=False)

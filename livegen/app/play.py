@@ -114,6 +114,7 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
                 break
             if not lost and gone:
                 lost = True
+                server.hold()  # what is posted now goes to the next server
                 engine.extra_status["audio"] = "lost"
                 log("the audio device went away; run `livegen devices` to see what is there "
                     "(--audio-device NAME|INDEX chooses another); waiting for it to return")
@@ -150,10 +151,12 @@ class ModelSwitcher:
 
     A worker thread starts a sound server for the model; once it plays, a fresh session recorder
     is attached to it (its logs then name the new model and start at its first sample) and it
-    takes over: the old one fades out. The parameters' current values, the stored presets, the
-    sounding notes and the pedal go to the new engine as its first events (`SoundServer.carry`),
-    so they carry over and its session logs re-render. A recording under way is not split
-    across models: loading is refused until it stops.
+    takes over: the old one fades out. The parameters' current values (those turned while it
+    loaded too), the stored presets (one stored a moment before the swap too), the sounding notes
+    and the pedal go to the new engine as its first events (`SoundServer.carry`), so they carry
+    over and its session logs re-render. A recording under way is not split across models:
+    loading is refused until it stops. After a lost device the new server's events follow an
+    `engine` `restart` marker in the log under way, where a render starts a fresh engine too.
     """
 
     def __init__(self, server: SoundServer, args, *, session=None, controls=None, error_callbacks=(), seeds=None):
@@ -202,8 +205,8 @@ class ModelSwitcher:
         old = self.server.engine
         if path != "random" and not (pathlib.Path(path) / "config.json").is_file():
             return False, f"cannot load model {path!r}: {path!r} is not a model directory (no config.json there)"
-        params = {key: value for key, value in self.server.params.snapshot().items()
-                  if value != self.server.params.spec(key).default}
+        since = self.server.params.snapshot()
+        params = {key: value for key, value in since.items() if value != self.server.params.spec(key).default}
         spec = engine_spec(self.args, model=path, params=params)
         spec["events"] = spec["seed_audio"] = None  # they were for the first model
         if spec.get("input_device") is not None:  # what plays into the input plays into the new one's
@@ -214,7 +217,7 @@ class ModelSwitcher:
             return False, f"cannot load model {path!r}: {exc}"
         engine.extra_status.update({key: value for key, value in old.extra_status.items() if key in SERVER_STATUS})
         engine.extra_status["model"] = str(path)
-        self._take_over(engine)
+        self._take_over(engine, since)
         log(f"model {path} plays now")
         return True, str(path)
 
@@ -247,6 +250,7 @@ class ModelSwitcher:
         except DeviceError:
             if not old.alive:
                 raise
+        self.server.hold()  # until the new one plays, what is posted waits for it
         old.stop(fade=True)
         return self._ready(spec)
 
@@ -260,7 +264,7 @@ class ModelSwitcher:
             engine.close()
             raise
 
-    def _take_over(self, engine: RemoteEngine) -> None:
+    def _take_over(self, engine: RemoteEngine, since: dict) -> None:
         session = None
         if self.session is not None:
             args = argparse.Namespace(**{**vars(self.args), "record": None})  # --record was for the first model
@@ -270,7 +274,7 @@ class ModelSwitcher:
                 session.error_callbacks += self.error_callbacks
         old_session = self.session
         with self.guard:
-            self.server.swap(engine)
+            self.server.swap(engine, since=since)
         midi = getattr(self.controls, "midi", None)
         if midi is not None:
             midi.mapper.params = engine.params

@@ -58,7 +58,7 @@ def run(args) -> int:
     from livegen.engine.events import write_events
     from livegen.errors import ParameterError
     from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, input_events, input_feed, render_header,
-                                        render_plan)
+                                        render_log, render_plan)
     from livegen.session.replay import trim_to_recording
 
     def warn(text: str) -> None:
@@ -68,7 +68,8 @@ def run(args) -> int:
         raise ParameterError("give an event file or session log, or an input file (--input FILE)")
     header, events = read_events(args.events, tolerate_truncation=True) if args.events else (None, [])
     header = header or {}
-    model_path = args.model or header.get("model_dir") or ("random" if header.get("model") == "random" else None)
+    logged_model = header.get("model_dir") or ("random" if header.get("model") == "random" else None)
+    model_path = args.model or logged_model
     options = continuation_options(args, header, events, model_path, warn=warn)
     events = input_events(events) if args.input else events
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
@@ -82,10 +83,21 @@ def run(args) -> int:
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
     engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed)
+    models = {logged_model: loaded}
+
+    def rebuild(marker):
+        """The fresh engine a sound server started with at an `engine` `restart` marker."""
+        fields = marker.extra
+        path = fields.get("model_dir") or ("random" if fields.get("model") == "random" else None)
+        if path not in models:
+            models[path] = factory.load(path, device=pick_device(args.device), **options)
+        return models[path].engine(samplerate=samplerate, seed=args.seed if args.seed is not None else
+                                   int(fields.get("seed", seed)), lookahead=args.lookahead if args.lookahead is not None
+                                   else fields.get("lookahead", lookahead), input_feed=feed)
+
     applied = []
-    if args.log:
-        engine.add_listener(applied.append)
-    y = engine.render_events(events, seconds=seconds + skip / samplerate, log_path=args.events, warn=warn)
+    y, engine = render_log(engine, events, seconds=seconds + skip / samplerate, rebuild=rebuild, log_path=args.events,
+                           warn=warn, listener=applied.append if args.log else None)
     y = trim_to_recording(y, skip)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     if args.log:

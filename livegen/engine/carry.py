@@ -9,11 +9,11 @@ the client's side instead, from two streams:
   An event posted while the device is gone never reaches an engine, but the performer did it: a
   key let go meanwhile must not sound again.
 - the events the engine applied (`applied`): a preset `store` comes back with the values the
-  engine stored (`Event.values`), so the presets carried are the engine's own, bit for bit; and
-  the keys the engine holds.
+  engine stored (`Event.values`), so the presets carried are the engine's own, bit for bit.
 
 `handover` turns that into events for the new engine, applied at its first hop and logged like any
-other, so a session log still re-renders what was heard.
+other after the log's `engine` `restart` marker, so a render of the log, which starts a fresh
+engine there too, renders what was heard.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ class CarryOver:
         self._lock = threading.Lock()
         self.presets: dict[int, dict[str, float]] = {}
         self._notes: list[list] = []
-        """[pitch, velocity, key down] in the order pressed; key up: the pedal holds it."""
+        """[pitch, velocity, key down, the note-on] in the order pressed; key up: the pedal holds it."""
         self._pedal: bool | None = None
         """The sustain pedal as last posted (None: never touched)."""
-        self._engine_keys: set[float] = set()
-        """Pitches whose key is down in the engine, as applied."""
+        self._voices: int | None = None
+        """The `voices` parameter as last posted (None: never touched)."""
 
     # ----------------------------------------------------------------- what the performer does
     def posted(self, event: Event) -> None:
@@ -50,12 +50,17 @@ class CarryOver:
                 pitch = float(event.pitch)
                 # A key pressed again retriggers: the voice it held rings out through its release.
                 self._notes = [note for note in self._notes if not (note[2] and note[0] == pitch)]
-                self._notes.append([pitch, int(event.velocity), True])
+                self._notes.append([pitch, int(event.velocity), True, event])
                 del self._notes[:-MAX_NOTES]
             elif kind in ("note_on", "note_off"):
                 self._key_up(float(event.pitch))
             elif kind == "param" and event.name == "sustain":
                 self._set_pedal(_down(event.value))
+            elif kind == "param" and event.name == "voices":
+                try:
+                    self._voices = max(int(float(event.value)), 0)
+                except (TypeError, ValueError):
+                    pass
             elif kind == "preset" and event.action == "recall":
                 stored = self.presets.get(int(event.slot), {}) if event.slot is not None else {}
                 if "sustain" in stored:
@@ -77,47 +82,37 @@ class CarryOver:
     # ----------------------------------------------------------------- what the engine did
     def applied(self, event: Event) -> None:
         """A listener: every event the engine applied, stamped, in its order."""
-        kind = event.type
         with self._lock:
-            if kind == "preset" and event.action == "store" and event.values is not None:
+            if event.type == "preset" and event.action == "store" and event.values is not None:
                 self.presets[int(event.slot)] = dict(event.values)
-            elif kind == "note_on" and event.velocity:
-                self._engine_keys.add(float(event.pitch))
-            elif kind in ("note_on", "note_off"):
-                self._engine_keys.discard(float(event.pitch))
+
+    def withdraw(self, event: Event) -> None:
+        """`event`, a note-on posted while no engine played, is dropped: its note is not carried
+        (a performer does not expect a note to start seconds late)."""
+        with self._lock:
+            self._notes = [note for note in self._notes if note[3] is not event]
 
     # ----------------------------------------------------------------- the new engine
-    def handover(self, *, voices: int | None = None) -> list[Event]:
-        """Events that give a fresh engine what the performance holds.
-
-        An engine that goes on across the change, as a render of a session log does, is made to
-        cut the notes it still has (live, they stopped with the device): `voices` 1 steals all
-        but the newest, a note-off for each key it holds and the pedal up release that one, and
-        the first note below, started while `voices` is 1, steals it. Then: the pedal as the
-        performer left it, every stored preset (with its values), the notes in the order pressed
-        (the last `voices` of them: an engine would steal the others; `voices` back after the
-        first), each one the pedal holds let go at once so that the pedal keeps it.
-        """
+    def handover(self, late=(), *, voices: int | None = None) -> list[Event]:
+        """Events that give a fresh engine what the performance holds: every stored preset (with
+        its values), then `late` (what was posted while no engine played: parameters and presets,
+        in order, after the presets they may recall), the pedal as the performer left it, and the
+        notes in the order pressed (the newest the voice count allows: the `voices` posted, else
+        `voices`; an engine stole the others), each one the pedal holds let go at once so that the
+        pedal keeps it. Key presses, releases and pedal moves among `late` are in the notes and pedal
+        already (they were `posted`); leave them out of `late`."""
         with self._lock:
-            events = []
-            if voices is not None:
-                events.append(Event("param", name="voices", value=1.0, source=CARRY_SOURCE))
-            events += [Event("note_off", pitch=pitch, source=CARRY_SOURCE) for pitch in sorted(self._engine_keys)]
+            events = [Event("preset", action="store", slot=slot, values=dict(values), source=CARRY_SOURCE)
+                      for slot, values in sorted(self.presets.items())]
+            events += late
             if self._pedal is not None:
-                events.append(Event("param", name="sustain", value=0.0, source=CARRY_SOURCE))
-                if self._pedal:
-                    events.append(Event("param", name="sustain", value=1.0, source=CARRY_SOURCE))
-            events += [Event("preset", action="store", slot=slot, values=dict(values), source=CARRY_SOURCE)
-                       for slot, values in sorted(self.presets.items())]
-            notes = self._notes if voices is None else self._notes[len(self._notes) - max(int(voices), 0):]
-            for i, (pitch, velocity, down) in enumerate(notes):
+                events.append(Event("param", name="sustain", value=1.0 if self._pedal else 0.0, source=CARRY_SOURCE))
+            count = self._voices if self._voices is not None else voices
+            notes = self._notes if count is None else self._notes[len(self._notes) - count:] if count else []
+            for pitch, velocity, down, _ in notes:
                 events.append(Event("note_on", pitch=pitch, velocity=velocity, source=CARRY_SOURCE))
                 if not down:
                     events.append(Event("note_off", pitch=pitch, source=CARRY_SOURCE))
-                if i == 0 and voices is not None:
-                    events.append(Event("param", name="voices", value=float(voices), source=CARRY_SOURCE))
-            if not notes and voices is not None:
-                events.append(Event("param", name="voices", value=float(voices), source=CARRY_SOURCE))
             return events
 
 

@@ -16,6 +16,7 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 8.0, "type": "preset", "action": "loop", "seconds": 2.0, "slots": [0, 1, 3]}
     {"t": 4.0, "type": "record", "value": 1}
     {"t": 5.0, "type": "seed", "path": "/abs/seed.wav", "sha256": "9f2c..."}
+    {"t": 9.0, "type": "engine", "action": "restart", "sample": 432000, "reason": "device", "model_dir": null, "seed": 0, "lookahead": 2}
 
 A preset `morph` glides every parameter stored in `slot` there over `seconds`; a `loop` glides
 from slot to slot of `slots` (default: every stored slot, in order) and round again, `seconds`
@@ -24,6 +25,11 @@ parameter the morph moves releases that parameter from it (see `Engine._start_mo
 with `values` stores those instead of the parameters' current values; the engine stamps every
 store it applies with the values it stored, so a session log says what each slot holds and a
 new engine (after a lost audio device, or another model) gets the same presets from events.
+
+An `engine` `restart` (session logs only; no engine applies it) marks the output sample at
+which a new engine took over from a fresh start, with what a render needs to build it the same
+way (`model_dir`, `seed`, `lookahead`; `reason`: "device" after a lost audio device or JACK
+server): the events after it in the log are that engine's.
 
 A `seed` event (continuation models) starts a seed audio file playing; live, it carries the
 file's prepared frames in `payload` (never written), and a render re-reads the file by path.
@@ -40,8 +46,9 @@ from typing import Iterable
 
 from livegen.errors import ParameterError
 
-EVENT_TYPES = ("param", "note_on", "note_off", "preset", "record", "seed")
+EVENT_TYPES = ("param", "note_on", "note_off", "preset", "record", "seed", "engine")
 PRESET_ACTIONS = ("store", "recall", "morph", "loop")
+ENGINE_ACTIONS = ("restart",)
 PRESET_SLOTS = 128
 """Preset slots are 0..127 (one MIDI program's range)."""
 
@@ -53,6 +60,7 @@ _REQUIRED = {
     "preset": ("action",),
     "record": ("value",),
     "seed": ("path",),
+    "engine": ("action",),
 }
 
 
@@ -141,6 +149,11 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         _preset_fields(event, record, where)
     if kind == "record":
         event.value = _number(record["value"], "value", where)
+    if kind == "engine":
+        if record["action"] not in ENGINE_ACTIONS:
+            raise ParameterError(f"{where}: field 'action' is {record['action']!r}; an engine event is one of "
+                                 f"{', '.join(ENGINE_ACTIONS)}")
+        event.action = record["action"]
     if kind == "seed" and (not isinstance(record["path"], str) or not record["path"]):
         raise ParameterError(f"{where}: field 'path' must name an audio file, got {record['path']!r}")
     if "sample" in record:

@@ -22,7 +22,8 @@ import threading
 import time
 import types
 
-from livegen.engine.carry import CarryOver
+from livegen.engine.carry import CARRY_SOURCE, CarryOver
+from livegen.engine.events import Event
 from livegen.engine.meters import OutputMeters
 from livegen.engine.params import ParamStore
 from livegen.errors import NOT_CONTINUATION, DeviceError, LivegenError
@@ -78,6 +79,7 @@ class RemoteEngine:
         self._taps: list = []
         self._input_taps: list = []
         self._pending: collections.deque = collections.deque()
+        self._unapplied: list = []
         self._posted = 0
         self._lock = threading.Lock()  # posts come from OSC, MIDI and UI threads: one writer at a time
         self._mirror: threading.Thread | None = None
@@ -102,8 +104,12 @@ class RemoteEngine:
     def relaunch(self, spec: dict, timeout: float = 60.0, *, first=None) -> None:
         """Start a new server process for `spec` in place of this one's (gone with its device),
         continuing the sample clock: listeners, taps and a recording under way carry on.
-        `first()`, called once every event the old one applied has been handed on, gives the
-        events the new one applies before any posted after it (what the old one held)."""
+
+        Once every event the old one applied has been handed on and the new one is ready, the
+        listeners hear an `engine` `restart` event at the sample where the new engine's first
+        sample lands (a session log needs it to render a fresh engine from there), then `first()`
+        runs: it posts what the new one applies before anything posted after (what the old one
+        held, and `take_unapplied`: what was posted to the old one and never applied)."""
         self._mirror_stop.set()
         if self._mirror is not None:
             self._mirror.join(5)
@@ -118,20 +124,57 @@ class RemoteEngine:
             for slot in (Counter.INPUT_WRITTEN, Counter.INPUT_READ):  # the input taps' count goes on too
                 self.shared[slot] = old[Counter.INPUT_READ]
             self.shared[Counter.LEAD] = self.lead
-            while self._pending:
-                self._release(self._pending.popleft())
+            while self._pending:  # never applied: the old server is gone (kept across failed starts)
+                item = self._pending.popleft()
+                self._release(item)
+                self._unapplied.append(item[1])
             self.spec = dict(spec)
             self._launch()
-            for event in first() if first is not None else ():
-                self._post(event)
             old.close(unlink=True)
         try:
             self.wait_ready(timeout)
         except BaseException:
             self.kill()
             raise
+        self.announce(self.restart_event(start, reason="device"))
+        if first is not None:
+            first()
         self._mirror_stop.clear()
         self.start()
+
+    def restart_event(self, sample: int, *, reason: str) -> Event:
+        """The session log's marker of a fresh engine taking over at output `sample`, with what
+        `livegen render` needs to build the same (`livegen.session.render.render_log`)."""
+        model = self.spec.get("model")
+        return Event("engine", action="restart", sample=int(sample), t=sample / self.samplerate, source="server",
+                     extra={"reason": reason, "model_dir": None if model in (None, "random") else str(model),
+                            "model": str(model) if model is not None else None, "seed": self.seed,
+                            "lookahead": self.lookahead})
+
+    def announce(self, event: Event) -> None:
+        """Hand `event` (one the client makes, such as a restart marker) to the listeners, as if
+        applied; only while the mirror is not running (before `start`)."""
+        for callback in list(self._listeners):
+            callback(event)
+
+    def take_unapplied(self) -> list:
+        """The events posted to servers that went away before applying them, in order (once)."""
+        with self._lock:
+            events, self._unapplied = self._unapplied, []
+        return events
+
+    def pending(self) -> list:
+        """The events posted and not yet applied (or refused) as far as the mirror has heard."""
+        with self._lock:
+            return [item[1] for item in self._pending]
+
+    def settle(self, timeout: float = 0.5) -> None:
+        """Wait until the server has applied (or refused) what was posted to it and the mirror has
+        handed that on; no longer than `timeout` (a refused event stays pending until a later
+        one is applied), and not at all for a server that has stopped playing."""
+        deadline = time.monotonic() + timeout
+        while self._pending and self.alive and not self.faded_out and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     # ---------------------------------------------------------------- start-up
     def wait_ready(self, timeout: float = 60.0) -> "RemoteEngine":
@@ -412,7 +455,11 @@ class SoundServer:
 
     Listeners added here move to each new engine; events posted from the moment `swap` is
     called go to the new one. Each new engine starts with the presets, sounding notes and pedal
-    of the one before (`carry`). `model_loader(path, done)` is set by the app (see `load_model`).
+    of the one before (`carry`). While no server plays (`hold`: the device went away), what is
+    posted is kept here and the next one applies it at its first hop: parameter changes and
+    presets in order, key releases and pedal moves in the notes and pedal carried; a key pressed
+    meanwhile is dropped (`notes_dropped`), not started late. `model_loader(path, done)` is set
+    by the app (see `load_model`).
     """
 
     def __init__(self, engine: RemoteEngine):
@@ -421,6 +468,9 @@ class SoundServer:
         self._post_lock = threading.Lock()
         self.carry = CarryOver()
         self.add_listener(self.carry.applied)
+        self._held: list | None = None
+        """Events posted while no server plays (None while one does)."""
+        self.notes_dropped = 0
         self.meters = OutputMeters(engine.samplerate)
         """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
         engine.add_tap(self.meters.feed)
@@ -439,16 +489,49 @@ class SoundServer:
     def post(self, event) -> None:
         with self._post_lock:  # in the order the engines get them (see `swap`)
             self.carry.posted(event)
-            self.engine.post(event)
+            if self._held is not None:
+                self._held.append(event)
+            else:
+                self.engine.post(event)
 
-    def _handover(self, engine: RemoteEngine) -> list:
-        voices = engine.params.get("voices") if "voices" in engine.params.specs else None
-        return self.carry.handover(voices=voices)
+    def hold(self) -> None:
+        """No server plays (its device went away): keep what is posted for the next one."""
+        with self._post_lock:
+            if self._held is None:
+                self._held = []
+
+    def _late(self, events) -> list:
+        """Of `events`, posted while no server played, what the next one applies after the carried
+        presets: a note-on is dropped (and its note not carried), key releases and pedal moves are
+        in the carried notes and pedal."""
+        late = []
+        for event in events:
+            kind = event.type
+            if kind == "note_on" and event.velocity:
+                self.carry.withdraw(event)
+                self.notes_dropped += 1
+            elif kind not in ("note_on", "note_off") and not (kind == "param" and event.name == "sustain"):
+                late.append(event)
+        return late
+
+    def _take_over(self, engine: RemoteEngine, late: list) -> None:
+        """Under the post lock: `engine` gets what the performance holds, then what was held here."""
+        held, self._held = self._held or [], None
+        voices = engine.params.spec("voices").default if "voices" in engine.params.specs else None
+        for event in self.carry.handover([*late, *self._late(held)], voices=voices):
+            engine.post(event)
 
     def relaunch(self, spec: dict) -> None:
-        """The engine again, in a new server process (see `RemoteEngine.relaunch`), with what it held."""
+        """The engine again, in a new server process (see `RemoteEngine.relaunch`), with what it
+        held and what was posted while none played."""
+        self.hold()
         engine = self.engine
-        engine.relaunch(spec, first=lambda: self._handover(engine))
+
+        def first():
+            with self._post_lock:
+                self._take_over(engine, self._late(engine.take_unapplied()))
+
+        engine.relaunch(spec, first=first)
 
     def add_listener(self, callback) -> None:
         self._listeners.append(callback)
@@ -462,6 +545,7 @@ class SoundServer:
     def status(self) -> dict:
         status = self.engine.status()
         status["restarts"] = self.restarts
+        status["notes_dropped"] = self.notes_dropped
         status["uptime"] = round(time.monotonic() - self.started_at, 3)
         return status
 
@@ -478,18 +562,29 @@ class SoundServer:
             return
         self.model_loader(path, done)
 
-    def swap(self, engine: RemoteEngine, *, fade: bool = True) -> RemoteEngine:
+    def swap(self, engine: RemoteEngine, *, fade: bool = True, since: dict | None = None) -> RemoteEngine:
         """Play `engine` (ready, its own listeners and taps attached) instead; the old one fades
-        out and stops. Returns the old one, stopped and closed."""
+        out and stops. `since`: the old one's parameters when `engine`'s spec was taken (those
+        turned since go over too). Returns the old one, stopped and closed."""
         old = self.engine
-        for callback in self._listeners:
-            old.remove_listener(callback)
-            engine.add_listener(callback)
-        old.remove_tap(self.meters.feed)
-        engine.add_tap(self.meters.feed)
         with self._post_lock:  # no event falls between what is carried over and what follows
-            for event in self._handover(engine):
-                engine.post(event)
+            if old.alive and not old.faded_out:
+                old.settle()  # a preset stored in its last milliseconds reaches the carry
+                late = [event for event in old.pending()
+                        if event.type == "preset" or (event.type == "param" and event.name != "sustain")]
+            else:
+                late = self._late(old.pending())
+            if since is not None:
+                late = [Event("param", name=name, value=value, source=CARRY_SOURCE)
+                        for name, value in old.params.snapshot().items()
+                        if name != "sustain" and name in engine.params.specs and value != since.get(name)] + late
+            for callback in self._listeners:
+                old.remove_listener(callback)
+                engine.add_listener(callback)
+            old.remove_tap(self.meters.feed)
+            engine.add_tap(self.meters.feed)
+            engine.announce(engine.restart_event(0, reason="model"))
+            self._take_over(engine, late)
             self.engine = engine
         if old.alive:
             old.stop(fade=fade)

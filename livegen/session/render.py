@@ -6,9 +6,12 @@ virtual clock (`livegen.engine.core.Engine.render_events`).
 
 from __future__ import annotations
 
+import math
 import sys
 
-from livegen.engine.events import Event
+import numpy as np
+
+from livegen.engine.events import Event, check_events
 from livegen.engine.input import FileFeed, feed_from_header
 from livegen.engine.notes import spectral_engine
 from livegen.errors import ParameterError
@@ -54,6 +57,52 @@ def render_events(events, *, model, samplerate: int, seconds: float, seed: int =
     engine = spectral_engine(model, samplerate=samplerate, seed=seed, lookahead=lookahead, device=device,
                              **engine_kwargs)
     return engine.render_events(events, seconds=seconds), engine
+
+
+def split_restarts(events) -> list[tuple[Event | None, list]]:
+    """A log's events by the engine that applied them: (the `engine` `restart` marker it started
+    at, None for the first; its events), in order."""
+    parts: list[tuple[Event | None, list]] = [(None, [])]
+    for event in events:
+        if event.type == "engine" and event.action == "restart":
+            parts.append((event, []))
+        else:
+            parts[-1][1].append(event)
+    return parts
+
+
+def render_log(engine, events, *, seconds: float, rebuild, log_path=None, warn=None, listener=None):
+    """Render `events` as they were played: `engine` from sample 0 and, at each `engine` `restart`
+    marker (a new sound server after a lost device), a fresh engine `rebuild(marker)` from the
+    marker's sample on, as live (fresh inverter, drift walk, output chain and fade-in). `seconds`
+    of output in all; `listener` hears every applied event and the markers. Returns (samples,
+    the last engine)."""
+    rate = engine.samplerate
+    total = int(round(seconds * rate))
+    out = np.zeros(total, dtype=np.float32)
+    parts = split_restarts(events)
+    starts = [0] + [_stamp(marker, rate) for marker, _ in parts[1:]]
+    for i, (marker, part) in enumerate(parts):
+        end = min(starts[i + 1] if i + 1 < len(parts) else total, total)
+        if marker is not None:
+            engine = rebuild(marker)
+            engine.samples_out = starts[i]  # the live server's clock goes on (`livegen.server.process.serve`)
+            if listener is not None:
+                listener(marker)
+        if listener is not None:
+            engine.add_listener(listener)
+        check_events(part, engine.params)
+        engine.schedule(part, log_path=log_path, warn=warn)
+        while engine.samples_out < end:
+            first = engine.samples_out
+            block = engine.step()
+            n = min(len(block), end - first)
+            out[first:first + n] = block[:n]
+    return out, engine
+
+
+def _stamp(event: Event, rate: int) -> int:
+    return int(event.sample) if event.sample is not None else int(math.ceil(event.t * rate - 1e-9))
 
 
 def check_weights(header: dict, model_path) -> None:
