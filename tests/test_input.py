@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+import torch
 
 from conftest import REPO
 from livegen.dsp.tracker import PitchTracker
 from livegen.engine.events import Event
 from livegen.engine.input import FileFeed, InputSource
 from livegen.errors import ParameterError
+from livegen.model.fast import NumpyFrameEncoder
 from livegen.server import factory
 
 SR = 24000
@@ -199,3 +201,17 @@ def test_a_glide_quantised_steps_from_semitone_to_semitone(loaded):
     assert np.mean(np.abs(midi - np.round(midi)) < 0.3) > 0.85  # on semitones, not between
     assert set(np.round(midi).astype(int)) >= {60, 61, 62, 63}
     assert engine.status()["input_onsets"] >= 4  # each new semitone sounds at once
+
+
+def test_numpy_encoder_matches_the_models_encode(loaded):
+    model = loaded.model
+    rng = np.random.default_rng(3)
+    frames = (rng.standard_normal((10, model.config.n_bins)) * 2 - 4).astype(np.float32)
+    encoder = NumpyFrameEncoder(model)
+    rows = np.zeros((10, encoder.features), np.float32)
+    for k in range(10):
+        encoder.frame(frames[k], rows[k])
+    z = encoder.head(rows, 57.0, 0.6).copy()
+    with torch.inference_mode():
+        mu, _ = model.encode(torch.from_numpy(frames)[None], torch.tensor([57.0]), torch.tensor([0.6]))
+    np.testing.assert_allclose(z, mu[0].numpy(), rtol=1e-4, atol=1e-4)
