@@ -61,11 +61,13 @@ def test_no_spectral_change_means_none():
 
 
 @pytest.mark.slow
-def test_input_is_a_clear_not_yet():
-    r = subprocess.run([sys.executable, "-m", "livegen", "bench", "latency", "--input"], capture_output=True,
-                       text=True, cwd=REPO, timeout=120)
-    assert r.returncode == 2
-    assert "not yet: needs the live-input source" in r.stderr
+def test_input_bench_plays_bursts_into_the_input_port_and_finds_the_output():
+    r = subprocess.run([sys.executable, "-m", "livegen", "bench", "latency", "--input", "--events", "4"],
+                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    row = re.search(r"^\s*input\s+256\s+\S+ \(default\)\s+(\d+)/4\s+([\d.]+)", r.stdout, re.M)
+    assert row, r.stdout[-3000:]
+    assert int(row.group(1)) >= 3 and float(row.group(2)) > 0
 
 
 @pytest.mark.slow

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+import torch
 
 from conftest import REPO
 from livegen.dsp.tracker import PitchTracker
 from livegen.engine.events import Event
 from livegen.engine.input import FileFeed, InputSource
 from livegen.errors import ParameterError
+from livegen.model.fast import NumpyFrameEncoder
 from livegen.server import factory
 
 SR = 24000
@@ -188,3 +190,28 @@ def test_non_finite_input_is_silence_and_the_voice_goes_on(loaded):
     out = engine.render_events([Event("param", t=0.0, name="drone", value=0)], seconds=1.0)
     assert np.isfinite(out).all() and engine.status()["nan"] == 0
     assert abs(cents(np.median(track(out)[int(0.5 * SR) // HOP:int(0.75 * SR) // HOP, 0]), 64)) < 20
+
+
+def test_a_glide_quantised_steps_from_semitone_to_semitone(loaded):
+    f = np.linspace(60, 63, 2 * SR)
+    phase = 2 * np.pi * np.cumsum(440 * 2 ** ((f - 69) / 12)) / SR
+    y = (0.1 * (np.sin(phase) + 0.5 * np.sin(2 * phase))).astype(np.float32)
+    out, engine = render_input(loaded, y, events=[Event("param", t=0, name="input_quantise", value=1)])
+    midi = 69 + 12 * np.log2(np.maximum(track(out)[20:-40, 0], 1) / 440)
+    assert np.mean(np.abs(midi - np.round(midi)) < 0.3) > 0.85  # on semitones, not between
+    assert set(np.round(midi).astype(int)) >= {60, 61, 62, 63}
+    assert engine.status()["input_onsets"] >= 4  # each new semitone sounds at once
+
+
+def test_numpy_encoder_matches_the_models_encode(loaded):
+    model = loaded.model
+    rng = np.random.default_rng(3)
+    frames = (rng.standard_normal((10, model.config.n_bins)) * 2 - 4).astype(np.float32)
+    encoder = NumpyFrameEncoder(model)
+    rows = np.zeros((10, encoder.features), np.float32)
+    for k in range(10):
+        encoder.frame(frames[k], rows[k])
+    z = encoder.head(rows, 57.0, 0.6).copy()
+    with torch.inference_mode():
+        mu, _ = model.encode(torch.from_numpy(frames)[None], torch.tensor([57.0]), torch.tensor([0.6]))
+    np.testing.assert_allclose(z, mu[0].numpy(), rtol=1e-4, atol=1e-4)

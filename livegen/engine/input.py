@@ -435,7 +435,10 @@ def _follow(st, f0, periodic, level_db, short_db, hop_db, values, index, rates, 
                 starting = True  # a new note: its frame sounds at once
             st[_FOLLOWED] = followed
             if abs(followed - st[_QUANTISED]) > 0.6 or onset:
-                st[_QUANTISED] = math.floor(followed + 0.5)
+                semitone = math.floor(followed + 0.5)
+                if semitone != st[_QUANTISED] and values[index[1]] >= 0.5:
+                    starting = True  # quantised: each new semitone is a new note
+                st[_QUANTISED] = semitone
     else:
         st[_VOICED] = 0.0
     voiced = st[_VOICED] > 0.0
