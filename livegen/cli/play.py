@@ -35,7 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "is rendered in the callback that plays it, the lowest latency)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or mps")
     parser.add_argument("--seed", type=int, default=0, help="noise and drift seed")
-    parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (0 = lowest latency)")
+    parser.add_argument("--lookahead", type=int,
+                        help="inverter look-ahead frames (0: a parameter sweep is heard one hop sooner; "
+                             "notes sound at once at any look-ahead)")
     parser.add_argument("--events", help="also play this event file on the live clock (t in seconds from start)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")
