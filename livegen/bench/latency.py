@@ -775,6 +775,7 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
         return {"seconds": wall, "period": period, "sent": sent, "ui": ui, "jack_realtime": server.realtime,
                 "jack_warning": server.warning, "jack_xruns": counts["xruns"] - jack_before,
                 "jackd_log_xruns": server.log_text().count("XRun"),
+                "jackd_log_lines": _xrun_lines(server.log_text()),
                 **{key: (after.get(key, 0) or 0) - (before.get(key, 0) or 0) for key in
                    ("xruns", "underflows", "late")},
                 "processes": processes, "scheduling": scheduling, "recorded_bytes": recorded,
@@ -817,6 +818,16 @@ def text_table(rows) -> str:
     return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [TABLE_HEAD, *rows])
 
 
+def _xrun_lines(log: str, *, most: int = 6) -> list[tuple[str, int]]:
+    """jackd's distinct XRun lines with their counts: whether a client (which) was not finished
+    in its cycle, or the cycle itself came late."""
+    counts: dict[str, int] = {}
+    for line in log.splitlines():
+        if "XRun" in line or "not finished" in line:
+            counts[line.strip()] = counts.get(line.strip(), 0) + 1
+    return list(counts.items())[:most]
+
+
 def soak_lines(r: dict) -> list[str]:
     low, high, mean = r["load"]
     lines = [f"soak {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
@@ -826,6 +837,8 @@ def soak_lines(r: dict) -> list[str]:
              f"xruns: play {r['xruns']} (underflows {r['underflows']}, late renders {r['late']}); "
              f"JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log (whole run) {r['jackd_log_xruns']}",
              f"play's threads: {r['scheduling']}"]
+    for line, count in r.get("jackd_log_lines", ()):
+        lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
     if r["jack_warning"]:
         lines.append(r["jack_warning"])
     lines.append("share of one core over the soak:")

@@ -36,7 +36,7 @@ from livegen.engine.params import ParamSpec
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.errors import ParameterError
 from livegen.model.fast import NumpyFrameDecoder, NumpyFrameEncoder
-from livegen.model.spectral import LEVEL_REF_VELOCITY, SpectralModel
+from livegen.model.spectral import LEVEL_REF_VELOCITY, PLAYING_DEFAULTS, SpectralModel
 
 LOUDNESS_REF_DB = -20.0
 """Input RMS (dBFS, after `input_gain`) that plays at the model's reference level (a velocity-100
@@ -245,10 +245,9 @@ class InputSource(Source):
         self._velocity = np.zeros(1)
         self._t_on = np.zeros(1)
         self._t_off = np.full(1, -1.0)
-        self._state = np.zeros(8)
         self._consumers: list = []
         self._no_onset = np.zeros(0, np.float32)
-        target_db = cfg.level_dbfs if cfg.level_dbfs is not None else -12.5
+        target_db = cfg.level_dbfs if cfg.level_dbfs is not None else PLAYING_DEFAULTS["level_dbfs"]
         self._target_rms = 10.0 ** (target_db / 20.0)
         self._st = np.zeros(_STATE)
         self._st[_FOLLOWED] = self._st[_QUANTISED] = 60.0
