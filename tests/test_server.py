@@ -3,10 +3,15 @@ applied events and audio come back to the client exactly as an offline render gi
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
+import soundfile
+
+from conftest import REPO
 
 from livegen.engine.notes import spectral_engine
 from livegen.engine.events import Event
@@ -14,6 +19,7 @@ from livegen.engine.setup import load_engine_model
 from livegen.server.client import RemoteEngine, SoundServer
 from livegen.server.shm import Counter, SharedBlock
 from livegen.server.wire import decode_applied, decode_posted, encode_applied, encode_posted
+from livegen.session.wiring import SessionControl, engine_header
 
 
 @pytest.fixture
@@ -141,9 +147,14 @@ def _wait_heard(heard, predicate, what, start=0):
     assert any(predicate(event) for event in heard[start:]), (what, heard[start:])
 
 
-def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which_stops(jack_server):
+def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which_stops(jack_server, tmp_path):
+    """A model switch: the new server starts with the old one's presets (one stored a moment
+    before the swap too), the parameters turned since its spec was taken and the held note; a
+    take recorded on the old one ends before its fade-out and re-renders exactly."""
     first = _remote().wait_ready()
     server = SoundServer(first)
+    session = SessionControl(first, directory=tmp_path, header=engine_header(first, model_name="random")).attach()
+    session.record(True)
     heard = []
     server.add_listener(heard.append)
     first.start()
@@ -161,6 +172,7 @@ def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which
     server.post(Event("param", name="y", value=0.4))
     server.post(Event("preset", action="store", slot=6))
     server.swap(second, since=since)
+    session.close()
     try:
         assert not first.alive and server.engine is second
         server.post(Event("param", name="x", value=0.1))
@@ -184,3 +196,11 @@ def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which
         assert second.params.get("y") == pytest.approx(0.4) and server.status()["rejected"] == 0
     finally:
         server.stop(fade=False)
+    (wav,) = tmp_path.glob("*.wav")
+    recorded, _ = soundfile.read(wav, dtype="float32")
+    again = tmp_path / "again.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")), "-o", str(again)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    rendered, _ = soundfile.read(again, dtype="float32")
+    assert len(recorded) > 4800 and np.array_equal(rendered, recorded)

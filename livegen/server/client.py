@@ -341,6 +341,12 @@ class RemoteEngine:
     def faded_out(self) -> bool:
         return bool(self.shared[Counter.STOPPED])
 
+    @property
+    def fading_out(self) -> bool:
+        """Told to stop: blocks from now on may carry the de-click fade, which no event makes, so
+        a take under way ends here (`livegen.session.wiring.SessionControl`) and renders exactly."""
+        return bool(self.shared[Counter.STOP])
+
     def fade_out(self) -> None:
         self.shared[Counter.STOP] = 1
 
