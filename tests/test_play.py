@@ -191,7 +191,8 @@ def test_engine_survives_the_jack_server_dying_with_its_presets_notes_and_pedal(
     jack_server.stop()  # PortAudio's JACK client dies with it: only the audio child may go
     play.wait_status(lambda pairs: pairs.get("audio") == "lost", 30, "the engine to notice the server going away")
     assert play.process.poll() is None, "the engine server died with its JACK server"
-    for address, args in [("/livegen/param/y", 0.7), ("/livegen/preset/store", 4), ("/livegen/note", [72, 100])]:
+    for address, args in [("/livegen/param/y", 0.3), ("/livegen/param/y", 0.7), ("/livegen/preset/store", 4),
+                          ("/livegen/note", [72, 100])]:
         play.client.send_message(address, args)
     assert play.status()["audio"] == "lost"  # answered after the messages before it were taken
     jack_server.start(tmp_path)
@@ -225,6 +226,8 @@ def test_engine_survives_the_jack_server_dying_with_its_presets_notes_and_pedal(
     stored, carried, late = [e for e in events if e.type == "preset" and e.action == "store"]
     assert stored.values["x"] == pytest.approx(0.8) and carried.values == stored.values  # both the server's own
     assert carried.sample == late.sample == restart and late.slot == 4 and late.values["y"] == pytest.approx(0.7)
+    turned = [e.value for e in events if e.name == "y" and e.sample == restart]
+    assert turned[-1] == pytest.approx(0.7) and not any(abs(v - 0.3) < 1e-3 for v in turned)  # its last value, once
     assert [(e.type, e.pitch) for e in events if e.sample == restart and e.pitch is not None] == [
         ("note_on", 60.0), ("note_on", 64.0), ("note_off", 64.0)]
     again_path = tmp_path / "again.wav"

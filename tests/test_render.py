@@ -68,3 +68,36 @@ def test_log_played_with_other_weights_is_warned(tmp_path):
         result = render(str(events), "-o", str(tmp_path / "x.wav"), "--seconds", "0.2")
         assert result.returncode == 0, result.stderr
         assert ("warning" in result.stderr and "--model" in result.stderr) == warned, result.stderr
+
+
+def test_a_restart_marker_starts_a_fresh_engine_at_its_sample(tmp_path):
+    """A session log that went on across a lost audio device: before the `engine` `restart`
+    marker the first engine plays, from its sample on a fresh one built as the marker says (its
+    seed), continuing the sample clock; the render's own log keeps the marker."""
+    from livegen.engine.events import Event, read_events
+    from livegen.server import factory
+
+    at, total = 9600, 28800
+    log = tmp_path / "take.jsonl"
+    log.write_text('{"type": "header", "seed": 2, "model": "random"}\n'
+                   '{"t": 0.0, "sample": 0, "type": "note_on", "pitch": 62, "velocity": 90}\n'
+                   f'{{"t": 0.2, "sample": {at}, "type": "engine", "action": "restart", "reason": "device", '
+                   '"model_dir": null, "model": "random", "seed": 5, "lookahead": null}\n'
+                   f'{{"t": 0.2, "sample": {at}, "type": "note_on", "pitch": 62, "velocity": 90}}\n')
+    result = render(str(log), "-o", str(tmp_path / "out.wav"), "--seconds", "0.6", "--log", str(tmp_path / "again.jsonl"))
+    assert result.returncode == 0, result.stderr
+    y, _ = sf.read(tmp_path / "out.wav", dtype="float32")
+
+    loaded = factory.load("random", log=lambda text: None)
+    first = loaded.engine(samplerate=48000, seed=2)
+    first.schedule([Event("note_on", pitch=62, velocity=90, sample=0)])
+    fresh = loaded.engine(samplerate=48000, seed=5)
+    fresh.samples_out = at
+    fresh.schedule([Event("note_on", pitch=62, velocity=90, sample=at)])
+    expected = np.concatenate([first.render(at / 48000), fresh.render((total - at) / 48000)])
+    assert np.array_equal(y, expected)
+    first = loaded.engine(samplerate=48000, seed=2)
+    first.schedule([Event("note_on", pitch=62, velocity=90, sample=0), Event("note_on", pitch=62, velocity=90, sample=at)])
+    assert not np.array_equal(y[at:], first.render(total / 48000)[at:])  # one engine throughout is not it
+    _, logged = read_events(tmp_path / "again.jsonl")
+    assert [(e.type, e.sample) for e in logged] == [("note_on", 0), ("engine", at), ("note_on", at)]

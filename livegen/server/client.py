@@ -469,7 +469,8 @@ class SoundServer:
         self.carry = CarryOver()
         self.add_listener(self.carry.applied)
         self._held: list | None = None
-        """Events posted while no server plays (None while one does)."""
+        """Events posted while no server plays, as `_late` passes them on (None while one plays)."""
+        self._held_params: dict[str, int] = {}
         self.notes_dropped = 0
         self.meters = OutputMeters(engine.samplerate)
         """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
@@ -490,7 +491,7 @@ class SoundServer:
         with self._post_lock:  # in the order the engines get them (see `swap`)
             self.carry.posted(event)
             if self._held is not None:
-                self._held.append(event)
+                self._hold(event)
             else:
                 self.engine.post(event)
 
@@ -499,6 +500,21 @@ class SoundServer:
         with self._post_lock:
             if self._held is None:
                 self._held = []
+                self._held_params = {}
+
+    def _hold(self, event) -> None:
+        """Keep `event` for the next server (under the post lock), as `_late` would pass it on; a
+        parameter moved again replaces its value since the last preset event (a knob turned for
+        an hour while the device is gone is one event)."""
+        for late in self._late([event]):
+            if late.type == "param" and late.name in self._held_params:
+                self._held[self._held_params[late.name]] = late
+                continue
+            if late.type == "param":
+                self._held_params[late.name] = len(self._held)
+            else:  # a preset stored or recalled sees the values before it
+                self._held_params = {}
+            self._held.append(late)
 
     def _late(self, events) -> list:
         """Of `events`, posted while no server played, what the next one applies after the carried
@@ -518,7 +534,7 @@ class SoundServer:
         """Under the post lock: `engine` gets what the performance holds, then what was held here."""
         held, self._held = self._held or [], None
         voices = engine.params.spec("voices").default if "voices" in engine.params.specs else None
-        for event in self.carry.handover([*late, *self._late(held)], voices=voices):
+        for event in self.carry.handover([*late, *held], voices=voices):
             engine.post(event)
 
     def relaunch(self, spec: dict) -> None:
