@@ -780,6 +780,7 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
                    ("xruns", "underflows", "late")},
                 "processes": processes, "scheduling": scheduling, "recorded_bytes": recorded,
                 "recording": after.get("recording"), "voices": after.get("voices"),
+                "render_max_ms": after.get("render_max_ms"), "audio_gap_ms": after.get("audio_gap_ms"),
                 "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3}
     finally:
         if viewer is not None:
@@ -836,7 +837,9 @@ def soak_lines(r: dict) -> list[str]:
              f"load average {mean:.1f} (from {low:.1f} to {high:.1f})",
              f"xruns: play {r['xruns']} (underflows {r['underflows']}, late renders {r['late']}); "
              f"JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log (whole run) {r['jackd_log_xruns']}",
-             f"play's threads: {r['scheduling']}"]
+             f"play's threads: {r['scheduling']}",
+             f"sound server's callback (whole run): longest {r.get('render_max_ms')} ms of work, longest gap "
+             f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms)"]
     for line, count in r.get("jackd_log_lines", ()):
         lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
     if r["jack_warning"]:

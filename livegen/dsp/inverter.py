@@ -202,6 +202,10 @@ class StreamingInverter:
         # Compile (first use after install: seconds) or load the kernels now, not on the first
         # live push: one silent push, then back to a clean state.
         self.push(self._zeros_in)
+        # The onset kernels too: a performance's first note must not load them.
+        K.clean_onset(self._onset_mag, self._steady)
+        K.add_onset(self._mags, self._onset_mag, False)
+        self._preroll(cut=True)
         self.reset()
 
     # -- knobs -------------------------------------------------------------------------------
