@@ -88,7 +88,7 @@ def run(args) -> int:
     def rebuild(marker):
         """The fresh engine a sound server started with at an `engine` `restart` marker."""
         fields = marker.extra
-        path = fields.get("model_dir") or ("random" if fields.get("model") == "random" else None)
+        path = fields.get("model_dir") or ("random" if fields.get("model") == "random" else logged_model)
         if path not in models:
             models[path] = factory.load(path, device=pick_device(args.device), **options)
         return models[path].engine(samplerate=samplerate, seed=args.seed if args.seed is not None else
