@@ -70,9 +70,9 @@ def cents(a: float, b: float) -> float:
     return abs(1200 * math.log2(a / b))
 
 
-def test_a_sine_into_the_input_port_moves_the_pitch_and_the_take_re_renders(live_play, jack_server, tmp_path):
+def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live_play, jack_server, tmp_path):
     takes = tmp_path / "takes"
-    play = live_play("--input-device", "system", "--record", str(takes))
+    play = live_play("--input-device", "system", "--record", str(takes), "--record-dir", str(takes))
     midi = jack_midi_out("inputctl")  # before the voice's client: its callback would wait for rtmidi's start
     voice = SineClient(jack_server)
     try:
@@ -97,6 +97,10 @@ def test_a_sine_into_the_input_port_moves_the_pitch_and_the_take_re_renders(live
 
         status = play.status()
         assert status["input_ports"] == "livegen-audio:input" and "input_device_clips" in status
+        play.send("/livegen/record", 0)
+        wait_for(lambda: len(_takes(takes)) == 1, 60, "the first take's log naming its input file")
+        play.send("/livegen/record", 1)  # mid-performance: its input file holds the input from the first hop on
+        play.wait_status(lambda s: s.get("recording"), 20, "the second take recording")
         play.send("/livegen/learn", "input_gain")  # MIDI learn reaches the input's settings as parameters
         play.wait_status(lambda s: s.get("midi_learn") == "input_gain", 20, "MIDI learn armed for input_gain")
         midi.send_message([0xB0, 21, 64])
@@ -106,32 +110,39 @@ def test_a_sine_into_the_input_port_moves_the_pitch_and_the_take_re_renders(live
         midi.send_message([0xB0, 21, 127])
         assert play.get_when("input_gain", 36.0, 20) == pytest.approx(36.0)
         play.send("/livegen/record", 0)
-        logs = wait_for(lambda: [p for p in takes.glob("*.jsonl") if _header(p).get("input", {}).get("sha256")],
-                        60, "the take's log naming its input file")
+        logs = wait_for(lambda: len(_takes(takes)) == 2 and _takes(takes), 60, "the second take's log")
     finally:
         voice.close()
         midi.close_port()
     assert play.stop(30) == 0, play.log
-    log = logs[0]
-    header = _header(log)
-    input_wav = log.with_name(header["input"]["file"])
-    assert input_wav.name.endswith(".input.wav") and input_wav.is_file()
-    take, _ = soundfile.read(log.with_name(header["wav"]), dtype="float32")
-    fed, rate = soundfile.read(input_wav, dtype="float32")
-    assert rate == header["model_samplerate"] and np.abs(fed).max() > 0.2  # the sine, at the model rate
-
-    out = tmp_path / "render.wav"
-    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(log), "-o", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    rendered, _ = soundfile.read(out, dtype="float32")
-    assert len(rendered) == len(take)
-    assert np.array_equal(rendered, take), f"differs at {np.flatnonzero(rendered != take)[:5]}"
+    starts = []
+    for log in logs:
+        header = _header(log)
+        starts.append(header["start_sample"])
+        input_wav = log.with_name(header["input"]["file"])
+        assert input_wav.name == log.stem + ".input.wav"
+        take, _ = soundfile.read(log.with_name(header["wav"]), dtype="float32")
+        fed, rate = soundfile.read(input_wav, dtype="float32")
+        assert rate == header["model_samplerate"] and np.abs(fed).max() > 0.2  # the sine, at the model rate
+        assert len(fed) >= (header["start_sample"] + len(take)) * rate // SR - header["hop"]
+        out = tmp_path / f"{log.stem}.render.wav"
+        done = subprocess.run([sys.executable, "-m", "livegen", "render", str(log), "-o", str(out)], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rendered, _ = soundfile.read(out, dtype="float32")
+        assert len(rendered) == len(take)
+        assert np.array_equal(rendered, take), f"{log.name} differs at {np.flatnonzero(rendered != take)[:5]}"
+    assert sorted(starts)[0] == 0 and sorted(starts)[1] > 0
 
 
 def _header(log) -> dict:
     with open(log) as stream:
         return json.loads(stream.readline())
+
+
+def _takes(directory) -> list:
+    """The takes' logs whose header names their input file (written once the take's files closed)."""
+    return sorted(p for p in directory.glob("*.jsonl") if _header(p).get("input", {}).get("sha256"))
 
 
 def test_a_missing_input_device_is_a_message_and_exit_code_2(jack_server, tmp_path):
