@@ -11,7 +11,8 @@ from livegen.audio.ring import RingBuffer
 
 
 def _feed(device_rate: int = 48000, model_rate: int = 24000) -> LiveFeed:
-    live = types.SimpleNamespace(ring=RingBuffer(2 * device_rate), samplerate=device_rate, info={"name": "test"})
+    live = types.SimpleNamespace(ring=RingBuffer(2 * device_rate), samplerate=device_rate, info={"name": "test"},
+                                 largest_block=256)
     return LiveFeed(live, model_rate=model_rate)
 
 

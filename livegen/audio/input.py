@@ -32,8 +32,9 @@ JACK_INPUT_PORT = "input"
 CLIP_LEVEL = 0.999
 """A block whose peak reaches this (about -0.01 dBFS) counts as clipping."""
 BACKLOG_SECONDS = 0.02
-"""Input older than this when a hop is read is dropped (counted): a stalled or not yet started
-engine must not leave the voice following late for good."""
+"""Input older than this (or than two of the device's blocks, if longer) when a hop is read is
+dropped (counted): a stalled or not yet started engine must not leave the voice following late
+for good."""
 RESAMPLE_QUALITY = "HQ"
 
 
@@ -64,6 +65,7 @@ class LiveInput:
         """Frames heard (by every follower that polled it)."""
         self.overflows = 0
         self.callbacks = 0
+        self.largest_block = 0
         self.clips = 0
         """Blocks whose peak reached `CLIP_LEVEL`."""
         self.peak = 0.0
@@ -96,6 +98,8 @@ class LiveInput:
     def write(self, block: np.ndarray) -> None:
         """Audio thread: copy one block of input samples into the ring (no allocation, no lock)."""
         self.callbacks += 1
+        if len(block) > self.largest_block:
+            self.largest_block = len(block)
         if len(block):
             peak = max(float(block.max()), -float(block.min()))
             if peak > self.peak:
@@ -163,7 +167,7 @@ class LiveFeed:
             self.device_rate, self.samplerate, 1, dtype="float32", quality=RESAMPLE_QUALITY, vr=True)
         self.backlog = max(int(BACKLOG_SECONDS * self.device_rate), 1)
         self._chunk = np.zeros(self.backlog, np.float32)
-        size = 1 << int(np.ceil(np.log2(4 * self.backlog * self.samplerate / self.device_rate + 4096)))
+        size = 1 << int(np.ceil(np.log2(4 * self.backlog * self.samplerate / self.device_rate + 16384)))
         self._fifo = np.zeros(size, np.float32)
         self._fill = 0
         self.frames = 0
@@ -179,7 +183,7 @@ class LiveFeed:
     def read_hop(self, out: np.ndarray) -> int:
         """Fill `out` (float32, model rate) with the next input samples; the count that were real."""
         ring = self.live.ring
-        excess = ring.fill - self.backlog
+        excess = ring.fill - max(self.backlog, 2 * self.live.largest_block)
         if excess > 0:
             ring.skip(excess)
             self.skipped += excess
