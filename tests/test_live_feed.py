@@ -53,3 +53,26 @@ def test_same_rates_pass_the_samples_through_untouched():
     assert feed.read_hop(hop) == 128 and np.array_equal(hop, x[128:256])
     assert feed.read_hop(hop) == 44 and np.array_equal(hop[:44], x[256:300]) and not hop[44:].any()
     assert feed.underruns == 1
+
+
+def test_cycles_lost_under_load_do_not_hold_the_pitch_on_a_subharmonic():
+    """Input cycles lost to xruns can make the tracker read a tone's subharmonic for a moment; its
+    continuity must not hold it there (a pure tone dips as deep at every multiple of its period).
+    This pattern of lost cycles (seed 23) held 330 Hz at 110 Hz before."""
+    import soxr
+
+    from livegen.dsp.tracker import PitchTracker
+
+    rng = np.random.default_rng(23)
+    sr = 48000
+    freq = np.where(np.arange(4 * sr) < 2 * sr, 220.0, 330.0)
+    x = 0.3 * np.sin(2 * np.pi * np.cumsum(freq) / sr)
+    kept = [x[i:i + 256] for i in range(0, len(x), 256)
+            if not (1.5 * sr < i < 1.95 * sr and rng.random() < 0.25)]  # a quarter of the cycles lost
+    y = soxr.resample(np.concatenate(kept), sr, 24000)
+    tracker = PitchTracker(samplerate=24000, window=1024)  # as `InputSource` runs it: pitch every other hop
+    for hop, i in enumerate(range(0, len(y) - 128, 128)):
+        tracker.push(y[i:i + 128], pitch=False)
+        if hop % 2:
+            tracker.analyse()
+    assert abs(tracker.f0 - 330.0) < 2.0, tracker.f0

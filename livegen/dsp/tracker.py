@@ -193,7 +193,12 @@ def _yin(x, cross, cum, d, min_lag, max_lag, span, threshold, hint, out):
         for j in range(lo, hi + 1):
             if d[j] <= d[j - 1] and d[j] <= d[j + 1] and (near < 0 or d[j] < d[near]):
                 near = j
-        if near > 0 and d[near] < d[chosen] + HINT_MARGIN:
+        # A multiple of a clean period is as deep a dip: only the multiple rule's test (above) makes
+        # it the period, else a glitch that once read a subharmonic would hold it for good.
+        ratio = near / chosen if near > 0 else 0.0
+        multiple = ratio > 1.5 and abs(ratio - round(ratio)) < 0.1
+        if near > 0 and (d[near] < MULTIPLE_RATIO * d[chosen] and d[chosen] > 0.02 if multiple
+                         else d[near] < d[chosen] + HINT_MARGIN):
             chosen = near
     period = 0.0
     periodicity = 0.0
