@@ -192,8 +192,9 @@ def test_presets_store_recall_and_morph(fake):
         assert [args for _, args in fake.messages("/livegen/preset/store")] == [(1,), (2,)]
         await pilot.press("1")
         assert await until(pilot, lambda: last_args(fake, "/livegen/preset/recall") == (1,))
-        assert gain.value == -20.0
-        assert app.query_one(XYPad).x == pytest.approx(0.5)
+        # the widgets follow the engine's feedback, which comes after the engine has the message
+        assert await until(pilot, lambda: gain.value == -20.0), gain.value
+        assert await until(pilot, lambda: app.query_one(XYPad).x == pytest.approx(0.5)), app.query_one(XYPad).x
         # morph 1 -> 2 over the shortest time: the engine glides, the widgets follow its feedback
         for _ in range(4):
             await pilot.press("less_than_sign")
