@@ -82,7 +82,7 @@ def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live
         voice.client.connect(voice.out, port)
         for out in voice.ports("^livegen-audio:out_", is_output=True)[:1]:
             voice.client.connect(out, voice.inp)
-        play.send("/livegen/param/drone", 0)
+        assert play.get_when("drone", 0, 20) == 0, "the input is the voice: the drone starts off, as in a render"
         play.send("/livegen/input/gain", 3.0)
         assert play.get_when("input_gain", 3.0, 20) == pytest.approx(3.0)
         error = play.ask("/livegen/input/nosuch", 1.0, want="/livegen/error")

@@ -56,8 +56,9 @@ def run(args) -> int:
     from livegen.continuation.render import continuation_options
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
+    from livegen.engine.input import with_input_defaults
     from livegen.errors import ParameterError
-    from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, input_events, input_feed, render_header,
+    from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, input_feed, render_header,
                                         render_log, render_plan)
     from livegen.session.replay import trim_to_recording
 
@@ -71,7 +72,7 @@ def run(args) -> int:
     logged_model = header.get("model_dir") or ("random" if header.get("model") == "random" else None)
     model_path = args.model or logged_model
     options = continuation_options(args, header, events, model_path, warn=warn)
-    events = input_events(events) if args.input else events
+    events = with_input_defaults(events) if args.input else events
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
     torch.set_num_threads(1)
     loaded = factory.load(model_path, device=pick_device(args.device), **options)

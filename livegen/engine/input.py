@@ -31,6 +31,7 @@ import numpy as np
 
 from livegen.dsp.kernels import rfft_into
 from livegen.dsp.tracker import FLOOR_DB, PitchTracker
+from livegen.engine.events import Event
 from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
 from livegen.engine.source import Hop, Source, SourceContext
@@ -556,3 +557,12 @@ def _mix_voice(whole, noise, harm, breath, rms, n_fft, frame, onset):
         if starts:
             onset[k] += v
     return bad
+
+
+def with_input_defaults(events) -> list:
+    """`events` for an engine that follows an input, live or rendered: the drone off from the
+    start (the input is the voice) unless they set it themselves."""
+    events = list(events)
+    if any(e.type == "param" and e.name == "drone" for e in events):
+        return events
+    return [Event("param", t=0.0, name="drone", value=0, source="input"), *events]

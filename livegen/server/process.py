@@ -30,7 +30,7 @@ from livegen.audio.devices import INPUT_HINT, find_output_device, quiet_stderr, 
 from livegen.audio.input import LiveInput, jack_ports, set_jack_client_name
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
 from livegen.engine.events import Event, read_events
-from livegen.engine.input import FileFeed, InputSource
+from livegen.engine.input import FileFeed, InputSource, with_input_defaults
 from livegen.engine.setup import pick_device
 from livegen.errors import DeviceError, LivegenError, ParameterError
 from livegen.server import factory
@@ -212,8 +212,10 @@ def build_engine(spec: dict, samplerate: int, *, hostapi: str | None = None):
         tone = (0.3 * np.sin(2 * np.pi * 220.0 * np.arange(rate // 2) / rate)).astype(np.float32)
         warm_feed = FileFeed(tone, samplerate=rate, model_rate=rate)
     _warm_up(build(input_feed=warm_feed))
-    if spec.get("events"):
-        _, scheduled = read_events(spec["events"])
+    scheduled = read_events(spec["events"])[1] if spec.get("events") else []
+    if warm_feed is not None and not spec.get("params"):  # a first start (a switch carries the performer's)
+        scheduled = with_input_defaults(scheduled)  # as `livegen render --input` does
+    if scheduled:
         engine.schedule(scheduled)
     for name, value in (spec.get("params") or {}).items():  # what the performer had set (a model switch)
         if name in engine.params.specs:

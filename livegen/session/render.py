@@ -117,14 +117,6 @@ def check_weights(header: dict, model_path) -> None:
               "(give that model with --model)", file=sys.stderr)
 
 
-def input_events(events) -> list:
-    """`events` for a render with an input file: the drone off from the start (the input is the
-    voice) unless they set it themselves."""
-    if any(e.type == "param" and e.name == "drone" for e in events):
-        return list(events)
-    return [Event("param", t=0.0, name="drone", value=0), *events]
-
-
 def input_feed(path, header: dict, *, model_rate: int, log_path=None):
     """The input a render plays: the file given (`--input`), else the one the log's header names
     (its sha256 checked), else None."""
