@@ -53,7 +53,7 @@ GATE_HYSTERESIS_DB = 6.0
 JUMP_SEMITONES = 0.8
 """A voiced pitch that moves this far between two analyses starts a new note (its first frame
 is an onset for the inverter, so the new pitch sounds at once)."""
-PITCH_EVERY = 2
+PITCH_EVERY = 3
 """The pitch is analysed every `PITCH_EVERY` hops (every hop from an onset until it is voiced)."""
 ATTACK_SECONDS = 0.004
 RELEASE_SECONDS = 0.01
