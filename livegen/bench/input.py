@@ -1,7 +1,8 @@
 """`livegen bench input`: an audio input playing the model, measured on `livegen render --input` audio.
 
-Material the model never trained on, made at run time (deterministic): a monophonic FluidR3
-flute melody with gaps (`melody`), the same on a violin (`violin`), espeak-ng singing "laa" at
+Material made at run time (deterministic): a monophonic flute melody with gaps (`melody`), the
+same on a violin (`violin`), played with FluidR3 by default (the default model trained on its
+single notes, not on melodies; `--soundfont` plays them with one it never heard), espeak-ng singing "laa" at
 seven pitches with gaps (`sung`), speaking a sentence (`speech`) and whispering one (`whisper`,
 unvoiced: the model's noise part alone should play). Each is rendered by the
 `livegen render --input FILE -o OUT.wav` command (the default model, the pad at its centre,
@@ -44,6 +45,7 @@ from livegen.data.gm import RenderSettings, _Renderer
 from livegen.data.pitch import hz_to_midi, track_f0
 from livegen.engine.events import Event
 from livegen.engine.input import FileFeed
+from livegen.errors import ParameterError
 from livegen.server import factory
 from livegen.train.evaluate import track_pitch
 
@@ -277,6 +279,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="cost: best of this many")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost figures")
     parser.add_argument("--no-clips", action="store_true", help="skip the clips (the cost figures alone)")
+    parser.add_argument("--soundfont", default=FLUID_R3,
+                        help="SoundFont the melodies are played with (default FluidR3, whose notes the default "
+                             "model trained on; e.g. /usr/share/sounds/sf2/TimGM6mb.sf2, or MuseScore_General for "
+                             "evaluation, for instruments it never heard)")
     args = parser.parse_args(argv)
 
     import soundfile as sf
@@ -286,11 +292,16 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="livegen-input-"))
     out.mkdir(parents=True, exist_ok=True)
     loaded = factory.load(None, log=lambda text: None)
-    print(f"model: {loaded.name}; output {SR} Hz; pad at its centre, default settings; "
+    if not Path(args.soundfont).is_file():
+        raise ParameterError(f"--soundfont {args.soundfont}: no such file (Debian: fluid-soundfont-gm, "
+                             "timgm6mb-soundfont, musescore-general-soundfont)")
+    print(f"model: {loaded.name}; melodies on {Path(args.soundfont).name}; output {SR} Hz; pad at its centre, "
+          "default settings; "
           f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     clips = {} if args.no_clips else {
-        "melody": lambda p: make_melody(p, program=73), "violin": lambda p: make_melody(p, program=40),
+        "melody": lambda p: make_melody(p, program=73, soundfont=args.soundfont),
+        "violin": lambda p: make_melody(p, program=40, soundfont=args.soundfont),
         "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
     if clips:
         print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
