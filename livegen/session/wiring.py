@@ -222,9 +222,6 @@ class SessionControl:
 
     # ---- engine thread ---------------------------------------------------------------------
     def _on_applied(self, event) -> None:
-        # Several hops can share one output sample (the resampler emits in bursts): the hop index
-        # pins the event to the engine step that applied it.
-        event.extra["hop"] = getattr(self.engine, "hops", None)
         if event.type != "record":
             self._requests.append(event)  # for the journal, in order with starts and stops
             active = self._active
