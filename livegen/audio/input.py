@@ -168,8 +168,7 @@ class LiveFeed:
         self.backlog = max(int(BACKLOG_SECONDS * self.device_rate), 1)
         self._chunk = np.zeros(self.backlog, np.float32)
         size = 1 << int(np.ceil(np.log2(4 * self.backlog * self.samplerate / self.device_rate + 16384)))
-        self._fifo = np.zeros(size, np.float32)
-        self._fill = 0
+        self._fifo = RingBuffer(size)
         self.frames = 0
         """Model-rate samples handed out that were real input."""
         self.skipped = 0
@@ -188,35 +187,18 @@ class LiveFeed:
             ring.skip(excess)
             self.skipped += excess
         n = len(out)
-        while self._fill < n and ring.fill > 0:
+        fifo = self._fifo
+        while fifo.fill < n and ring.fill > 0:
             got = ring.read_into(self._chunk[:min(ring.fill, len(self._chunk))])
             x = self._chunk[:got]
             if self._resampler is not None:
                 x = self._resampler.resample_chunk(x)
-            self._push(x)
-        take = min(self._fill, n)
-        fifo = self._fifo
-        out[:take] = fifo[:take]
-        out[take:] = 0.0
-        if take:
-            fifo[:self._fill - take] = fifo[take:self._fill]
-            self._fill -= take
+            self.skipped += len(x) - fifo.write(x)  # none with the backlog bound
+        take = fifo.read_into(out)
         if take < n:
             self.underruns += 1
         self.frames += take
         return take
-
-    def _push(self, x: np.ndarray) -> None:
-        fifo = self._fifo
-        k = len(x)
-        room = len(fifo) - self._fill
-        if k > room:  # cannot happen with the backlog bound; keep the newest if it does
-            drop = k - room
-            fifo[:self._fill - drop] = fifo[drop:self._fill]
-            self._fill -= drop
-            self.skipped += drop
-        fifo[self._fill:self._fill + k] = x
-        self._fill += k
 
 
 # ----------------------------------------------------------------------------- JACK

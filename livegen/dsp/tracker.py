@@ -95,11 +95,6 @@ class PitchTracker:
         """A view of the newest `n` samples pushed (at most `window`; overwritten by the next push)."""
         return self._x[self.window - n:]
 
-    def reset(self) -> None:
-        self._x[:] = 0.0
-        self.f0, self.periodicity, self.peak, self._hint, self._since_confident = 0.0, 0.0, 0.0, 0.0, HINT_ANALYSES
-        self.level_db = self.short_db = self.hop_db = FLOOR_DB
-
     def push(self, samples: np.ndarray, *, pitch: bool = True) -> None:
         """Take the next samples (at most `window`) and update the levels, and with `pitch` the
         pitch (`analyse`; without, `f0` and `periodicity` stay as they were)."""

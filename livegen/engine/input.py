@@ -77,6 +77,9 @@ class InputFeed(Protocol):
         """Fill `out` with the next samples; return how many were real input (the rest are zeros:
         an underrun). Real-time safe: no allocation, no lock, no log."""
 
+    def header(self) -> dict:
+        """Session-log fields a render needs to feed the same input again."""
+
 
 def file_sha256(path) -> str:
     with open(path, "rb") as stream:
@@ -258,7 +261,6 @@ class InputSource(Source):
         self.peak = 0.0
         self.underruns = 0
         self.onsets = 0
-        self.xy = (math.nan, math.nan)
 
     def params(self) -> list[ParamSpec]:
         return input_param_specs()
@@ -280,10 +282,6 @@ class InputSource(Source):
         """`callback(samples)` after each hop's read with the model-rate samples it consumed (a
         reused buffer: copy it). Engine thread: keep it cheap."""
         self._consumers.append(callback)
-
-    def remove_consumer(self, callback) -> None:
-        if callback in self._consumers:
-            self._consumers.remove(callback)
 
     # ----------------------------------------------------------------- the hop
     def add(self, frame: np.ndarray, hop: Hop) -> None:
@@ -324,7 +322,6 @@ class InputSource(Source):
                 if not self._have_timbre:
                     self._z_in[:] = self._z_in_target
                     self._have_timbre = True
-                self.xy = self._plane_xy(self._z_in_target)
         z = self._latent(hop)
         if self._have_timbre:
             _timbre_point(z, self._z_in, self._z_in_target, self._timbre_rate, blend, self._z)
@@ -362,6 +359,7 @@ class InputSource(Source):
         self._row_count += 1
 
     def _plane_xy(self, z) -> tuple[float, float]:
+        """The pad's point of `z` (for the status, off the audio path: it allocates)."""
         plane = self._plane
         coords = (z.astype(np.float32) - plane.origin) @ plane.axes.T
         xy = (coords - plane.lo) / np.maximum(plane.hi - plane.lo, 1e-9)
@@ -370,7 +368,7 @@ class InputSource(Source):
     # ----------------------------------------------------------------- reports
     def status(self) -> dict:
         tracker = self.tracker
-        x, y = self.xy
+        x, y = self._plane_xy(self._z_in_target) if self._have_timbre else (math.nan, math.nan)
         return {
             "input_level_db": round(max(tracker.level_db, FLOOR_DB), 1),
             "input_peak": round(float(self.peak), 4),
@@ -384,8 +382,7 @@ class InputSource(Source):
         }
 
     def header(self) -> dict:
-        describe = getattr(self.feed, "header", None)
-        return {"input": describe() if callable(describe) else {}}
+        return {"input": self.feed.header()}
 
 
 _OPEN, _VOICED, _ONSET, _FOLLOWED, _QUANTISED, _PITCH, _GAIN, _HARM, _VELOCITY, _STARTING, _STATE = range(11)

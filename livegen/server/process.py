@@ -349,7 +349,8 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
     stream.close()
     if live_input is not None:
         live_input.close()
-        _log(f"live input: {live_input.frames} frames heard in {live_input.callbacks} callbacks, "
+        heard = live_input.engine_feed.frames if live_input.engine_feed is not None else live_input.frames
+        _log(f"live input: {heard} frames heard in {live_input.callbacks} callbacks, "
              f"{live_input.overflows} overflows")
     conn.close()
     os._exit(0)
