@@ -274,9 +274,11 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     out = Path(out)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank, world = 0, 1
+    owns_group = False
     if distributed:
         if not dist.is_initialized():
             dist.init_process_group("gloo")
+            owns_group = True
         rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(cfg.seed + rank)
     is_baseline = cfg.kind == KIND
@@ -348,4 +350,8 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     summary = run_loop(cfg, task, out, resume=resume, dev=torch.device("cpu"), rank=rank, world=world,
                        progress=progress, finish=True, max_minutes=max_minutes, stop_after=stop_after, log=log)
     summary.pop("last", None)
+    if distributed:  # rank 0 still saves: a rank that exits with gloo up before it can abort (SIGABRT)
+        dist.barrier()
+        if owns_group:
+            dist.destroy_process_group()
     return summary

@@ -154,8 +154,11 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
             task = NoteTask(cfg, mcfg, train_s, valid_s)
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-        return run_loop(cfg, task, out, resume=resume, dev=dev, rank=rank, world=world, progress=progress,
-                        finish=finish, max_minutes=max_minutes)
+        summary = run_loop(cfg, task, out, resume=resume, dev=dev, rank=rank, world=world, progress=progress,
+                           finish=finish, max_minutes=max_minutes)
+        if distributed:  # rank 0 still saves: a rank that tears gloo down before it can abort (SIGABRT)
+            dist.barrier()
+        return summary
     finally:
         if distributed:
             dist.destroy_process_group()
