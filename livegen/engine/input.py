@@ -21,7 +21,6 @@ render fed the same samples gives the same output.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Protocol
@@ -36,6 +35,7 @@ from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.errors import ParameterError
+from livegen.filehash import file_sha256
 from livegen.model.fast import NumpyFrameDecoder, NumpyFrameEncoder
 from livegen.model.spectral import LEVEL_REF_VELOCITY, PLAYING_DEFAULTS, SpectralModel
 
@@ -79,11 +79,6 @@ class InputFeed(Protocol):
 
     def header(self) -> dict:
         """Session-log fields a render needs to feed the same input again."""
-
-
-def file_sha256(path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 class FileFeed:
