@@ -34,6 +34,7 @@ from livegen.engine.events import Event
 from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
 from livegen.engine.source import Hop, Source, SourceContext
+from livegen.engine.voices import ar_noise_step
 from livegen.errors import ParameterError
 from livegen.filehash import file_sha256
 from livegen.model.fast import NumpyFrameDecoder, NumpyFrameEncoder
@@ -228,6 +229,7 @@ class InputSource(Source):
         self._fresh = np.zeros((1, max(self.noise_dim, 1)), np.float32)
         self._rho = float(cfg.noise_rho)
         self._rho_b = math.sqrt(max(0.0, 1.0 - self._rho ** 2))
+        self._slot = np.zeros(1, np.int64)  # the one voice's noise row, for `ar_noise_step`
         self._raw = np.zeros(self.hop, np.float32)
         self._gained = np.zeros(self.hop, np.float64)
         self._windowed = np.zeros(self.n_fft, np.float64)
@@ -328,7 +330,7 @@ class InputSource(Source):
         # the voice: one decoded frame, normalised, whole or noise alone
         if self.noise_dim:
             self._rng.standard_normal(out=self._fresh, dtype=np.float32)
-            _ar_step(self._noise[0], self._fresh[0], self._rho, self._rho_b)
+            ar_noise_step(self._slot, self._fresh, self._rho, self._rho_b, self._noise, self._noise)
         self._pitch[0] = st[_PITCH]
         self._velocity[0] = st[_VELOCITY]
         whole = self._decode(z, self._pitch, self._velocity, self._t_on, self._t_off,
@@ -474,13 +476,6 @@ def _timbre_point(z_pad, z_in, target, rate, blend, out):
     for k in range(len(out)):
         z_in[k] += rate * (target[k] - z_in[k])
         out[k] = z_pad[k] + blend * (z_in[k] - z_pad[k])
-
-
-@numba.njit(cache=True, nogil=True)
-def _ar_step(state, fresh, a, b):
-    """state = a state + b fresh: the model's `advance_noise`, in place."""
-    for k in range(len(state)):
-        state[k] = a * state[k] + b * fresh[k]
 
 
 @numba.njit(cache=True, nogil=True)
