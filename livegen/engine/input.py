@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 from livegen.dsp.kernels import rfft_into
+from livegen.dsp.stft import add_bin_energy, frame_mean_square
 from livegen.dsp.tracker import FLOOR_DB, PitchTracker
 from livegen.engine.events import Event
 from livegen.engine.latent import LatentPoint
@@ -504,9 +505,8 @@ def _log_abs(spectrum, out, n_fft, target_rms):
     n = len(out)
     energy = 0.0
     for i in range(n):
-        e = spectrum[i].real * spectrum[i].real + spectrum[i].imag * spectrum[i].imag
-        energy += e if i == 0 or i == n - 1 else 2.0 * e
-    rms = math.sqrt(max(energy, 1e-30) / (n_fft * n_fft * 0.375))
+        energy = add_bin_energy(energy, spectrum[i].real * spectrum[i].real + spectrum[i].imag * spectrum[i].imag, i, n)
+    rms = math.sqrt(frame_mean_square(max(energy, 1e-30), n_fft))
     shift = math.log(target_rms / rms) if rms > 1e-9 else 0.0
     for i in range(n):
         m = abs(spectrum[i])
@@ -518,9 +518,8 @@ def _frame_rms(m, n_fft):
     n = len(m)
     energy = 0.0
     for i in range(n):
-        e = np.float64(m[i]) * m[i]
-        energy += e if i == 0 or i == n - 1 else 2.0 * e
-    return math.sqrt(energy / (n_fft * n_fft * 0.375))
+        energy = add_bin_energy(energy, np.float64(m[i]) * m[i], i, n)
+    return math.sqrt(frame_mean_square(energy, n_fft))
 
 
 @numba.njit(cache=True, nogil=True)
