@@ -800,6 +800,58 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
         shutil.rmtree(record_dir, ignore_errors=True)
 
 
+def baseline_soak(seconds: float, *, period: int = 256, realtime: bool = True) -> dict:
+    """The same jackd and passive xrun counter with no livegen at all: a C client
+    (`jack_simple_client`, a sine in its process callback) alone. The xruns this machine gives
+    a trivial client, the floor the soak's own figure stands on."""
+    server = JackServer(period, realtime=realtime)
+    passive = simple = None
+    try:
+        passive = server.client("livegen-latency-xruns")
+        counts = {"xruns": 0}
+        passive.set_xrun_callback(lambda delay: counts.__setitem__("xruns", counts["xruns"] + 1))
+        passive.activate()
+        tool = shutil.which("jack_simple_client")
+        if tool is None:
+            raise RuntimeError("jack_simple_client not found: install Debian's jackd2 example clients")
+        simple = subprocess.Popen([tool], env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10.0
+        while not any(p.name.startswith("jack_simple_client:") for p in passive.get_ports()):
+            if simple.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("jack_simple_client did not join the server")
+            time.sleep(0.05)
+        loads, start = [], time.monotonic()
+        while (now := time.monotonic()) < start + seconds:
+            loads.append(os.getloadavg()[0])
+            time.sleep(min(10.0, start + seconds - now))
+        return {"seconds": time.monotonic() - start, "period": period, "jack_realtime": server.realtime,
+                "jack_warning": server.warning, "jack_xruns": counts["xruns"],
+                "jackd_log_xruns": server.log_text().count("XRun"),
+                "jackd_log_lines": _xrun_lines(server.log_text()),
+                "load": (min(loads), max(loads), sum(loads) / len(loads))}
+    finally:
+        if simple is not None:
+            simple.terminate()
+            simple.wait(5)
+        if passive is not None:
+            passive.deactivate()
+            passive.close()
+        server.stop()
+
+
+def baseline_lines(r: dict) -> list[str]:
+    low, high, mean = r["load"]
+    lines = [f"baseline {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
+             f"-r 48000 -p {r['period']}, no livegen: jack_simple_client alone; load average {mean:.1f} "
+             f"(from {low:.1f} to {high:.1f})",
+             f"xruns: JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log {r['jackd_log_xruns']}"]
+    for line, count in r.get("jackd_log_lines", ()):
+        lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
+    if r["jack_warning"]:
+        lines.append(r["jack_warning"])
+    return lines
+
+
 # ------------------------------------------------------------------------- report
 TABLE_HEAD = ("control", "period", "look-ahead", "found", "median ms", "p95 ms", "max ms", "jitter ms",
               "floor ms", "median/floor", "p95/floor")
@@ -869,6 +921,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-period", type=int, default=256, help="JACK period of the soak")
     parser.add_argument("--ui", action="store_true", help="attach the Textual UI during the soak")
     parser.add_argument("--no-latency", action="store_true", help="only the soak")
+    parser.add_argument("--baseline", action="store_true",
+                        help="before the soak, soak as long with no livegen (jack_simple_client alone on the same "
+                             "jackd): the xruns the machine itself gives")
     parser.add_argument("--no-realtime", action="store_true", help="jackd --no-realtime (default: -R)")
     parser.add_argument("--play-args", default="", help="extra `play --headless` options")
     parser.add_argument("--input", action="store_true",
@@ -927,6 +982,10 @@ def main(argv: list[str] | None = None) -> int:
         if not settings:
             return 1
     result = None
+    if args.soak_seconds > 0 and args.baseline:
+        print()
+        print("\n".join(baseline_lines(baseline_soak(args.soak_seconds, period=args.soak_period,
+                                                     realtime=realtime))))
     if args.soak_seconds > 0:
         result = soak(args.soak_seconds, period=args.soak_period, ui=args.ui, realtime=realtime, extra=extra)
         print()
