@@ -551,13 +551,14 @@ class Setting:
     hop_ms: float
     latencies_ms: list
     sent: int
+    lead_ms: float = 0.0
 
     @property
     def floor_ms(self) -> float:
-        """The longest wait for the hop that applies the event (a hop, or a period if longer):
-        a note's onset and a timbre jump without glide sound in that hop, whatever the
-        look-ahead (docs/sound-server.md)."""
-        return max(self.hop_ms, 1000 * self.period / SR)
+        """The longest wait for the hop that applies the event (a hop, or a period if longer),
+        plus the sound server's lead: a note's onset and a timbre jump without glide sound in
+        that hop, whatever the look-ahead (docs/sound-server.md)."""
+        return max(self.hop_ms, 1000 * self.period / SR) + self.lead_ms
 
     def stats(self) -> dict | None:
         if not self.latencies_ms:
@@ -599,11 +600,13 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
             + (f"; tone bursts into {info['input_port']}" if voice else ""))
         probe.wait_silence(timeout=10)
         first = play.status() or {}
+        lead_ms = 1000 * float(first.get("lead") or 0) / SR
+        info["lead_ms"] = lead_ms
         jack_first, gaps_first = probe.xruns, probe.gaps
         settings = []
         for kind in kinds:
             if kind == "midi" and midi_target is None:
-                settings.append(Setting(kind, period, la, lookahead is None, hop_ms, [], 0))
+                settings.append(Setting(kind, period, la, lookahead is None, hop_ms, [], 0, lead_ms))
                 continue
             stamps = []
             for _ in range(events):
@@ -614,7 +617,7 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
                 found = (detect_change if kind == "xy" else detect_onset)(segment, start)
                 if found is not None:
                     lat.append(1000 * found / SR)
-            settings.append(Setting(kind, period, la, lookahead is None, hop_ms, lat, events))
+            settings.append(Setting(kind, period, la, lookahead is None, hop_ms, lat, events, lead_ms))
             log(f"    {kind}: {len(lat)} of {events} onsets found"
                 + (f" ({events - len(measured)} not sent: no silence before, or no capture after)"
                    if len(measured) < events else ""))
@@ -960,12 +963,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\ncontrol-to-sound latency, end to end (send frame -> first captured frame)")
         print(text_table(table_rows(settings)))
         print("floor: the longest wait for the next hop (one hop, or one period if longer; the hop from play's "
-              "status)")
+              "status) plus play's lead (its status; `--play-args '--ahead-periods 0'` for none)")
         if "input" in kinds:
             print(f"input: a {TONE_HZ:.0f} Hz burst ({20 * np.log10(TONE_LEVEL):.1f} dBFS peak) from silence into play's "
                   "input port; its first sample's frame -> the first captured output frame 30 dB over the silence")
         for info in infos:
-            print(f"period {info['period']}, look-ahead {info['lookahead']}, while the events ran: play xruns "
+            print(f"period {info['period']}, look-ahead {info['lookahead']}, lead {info['lead_ms']:.2f} ms, while the events ran: play xruns "
                   f"{info['xruns']} (underflows {info['underflows']}); JACK xruns {info['jack_xruns']} (the capture "
                   f"client's xrun callback), capture gaps {info['capture_gaps']} (its callback's longest run "
                   f"{info['capture_longest_ms']:.2f} ms); load average "
