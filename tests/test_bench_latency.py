@@ -54,6 +54,28 @@ def test_spectral_change_found_at_known_delay(delay):
     assert found is not None and delay <= found < delay + 256
 
 
+def _held_note(t, brightness):
+    """A steady note whose two partials at 700 and 800 Hz both leak into the band that holds one
+    FFT bin (750 Hz): where they cancel, that band drops for a single frame (as the bundled
+    model's note did); `brightness` adds three upper partials."""
+    return (np.sin(2 * np.pi * 262 * t) + 0.3 * np.sin(2 * np.pi * 524 * t) + 0.05 * np.sin(2 * np.pi * 700 * t)
+            + 0.05 * np.sin(2 * np.pi * 800 * t + 0.3)
+            + brightness * sum(np.sin(2 * np.pi * f * t) for f in (1048, 2096, 4192)))
+
+
+@pytest.mark.parametrize("delay", [0, 300, 1700])
+def test_a_lone_frame_before_the_send_does_not_hide_a_change_that_holds(delay):
+    """Before the send one frame lies far from the rest (8 dB; three in a row never pass 3 dB);
+    a change that settles 12 dB away is found (taking that lone frame as the noise hid it)."""
+    start = int(0.3 * SR)
+    n = start + int(0.4 * SR)
+    t = np.arange(n) / SR
+    x = np.where(np.arange(n) < start + delay, _held_note(t, 0.0), _held_note(t, 0.01)) + _noise(n, 1e-4)
+    found = latency.detect_change(x, start)
+    assert found is not None and delay <= found < delay + 256
+    assert latency.detect_change(_held_note(t, 0.0) + _noise(n, 1e-4), start) is None
+
+
 def test_no_spectral_change_means_none():
     start = int(0.3 * SR)
     t = np.arange(start + int(0.4 * SR)) / SR

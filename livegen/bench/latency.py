@@ -24,9 +24,11 @@ the captured frame the detector finds minus the send frame:
 - timbre (`/livegen/xy f f` jump from (0.1, 0.1) to (0.9, 0.9) while one note holds, glide 0):
   16 log-spaced band levels (100 Hz-16 kHz) of 256-sample Hann frames every 16 samples; each
   frame's distance is the RMS dB difference from the mean bands of the 150 ms before the send.
-  The change is the first frame, of three in a row, above the largest distance before the send
-  plus a quarter of the settled change (median distance 150-300 ms after); the onset is that
-  frame's last sample (a listener has heard it by then; at most one frame late).
+  The change is the first frame, of three in a row, above the noise plus a quarter of the
+  settled change (median distance 150-300 ms after); the noise is the largest distance that
+  three frames in a row reached before the send (the same rule, so one odd frame before the
+  send does not hide the change); the onset is that frame's last sample (a listener has heard
+  it by then; at most one frame late).
 
 Every event starts from silence (note-off, then the capture stays under -80 dBFS for 100 ms).
 The figures per (control, period, look-ahead): median, p95, max, jitter (p95 - p5), beside the
@@ -133,19 +135,23 @@ def detect_change(signal_, start: int, *, sr: int = SR, frame: int = 256, step: 
     levels = band_levels(x[first:start + int(settled[1] * sr) + frame], sr=sr, frame=frame, step=step)
     ends = first + np.arange(len(levels)) * step + frame  # one past each frame's last sample
     before = ends <= start
-    if before.sum() < 4:
+    if before.sum() < run + 1:
         return None
     distance = np.sqrt(np.mean((levels - levels[before].mean(axis=0)) ** 2, axis=1))
-    noise = float(distance[before].max())
+    # held[i]: the distance frames i .. i + run - 1 all reach. The noise is measured by the rule
+    # the change must pass, so a lone frame before the send (a band that holds one FFT bin, where
+    # the leakage of neighbouring partials cancels for a frame) cannot raise the bar above a
+    # change that holds.
+    held = np.lib.stride_tricks.sliding_window_view(distance, run).min(axis=1)
+    noise = float(held[:int(before.sum()) - run + 1].max())
     late = (ends - start >= settled[0] * sr) & (ends - start <= settled[1] * sr)
     if not late.any():
         return None
     full = float(np.median(distance[late]))
     if full < 2 * noise:
         return None
-    above = distance > noise + 0.25 * (full - noise)
-    for i in np.flatnonzero(above & ~before):
-        if above[i:i + run].all():
+    for i in np.flatnonzero(held > noise + 0.25 * (full - noise)):
+        if not before[i]:
             return int(ends[i] - 1 - start)
     return None
 

@@ -29,8 +29,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "continuation model follows it): index or part of its name (see `livegen devices`); "
                              "on JACK give `system` and connect what you play to livegen-audio:input")
     parser.add_argument("--samplerate", type=int, help="output sample rate (default: the device's)")
-    parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's)")
-    parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds")
+    parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's; on JACK its period sets it)")
+    parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds (not on JACK: its periods set it)")
     parser.add_argument("--ahead-periods", type=int, default=AHEAD_PERIODS,
                         help="device periods the sound server renders ahead, on a thread beside the audio "
                              "callback: a render late by up to that much is no dropout; the latency grows by the lead "

@@ -7,7 +7,6 @@ on the decoder thread; the prepared result travels in a `seed` event's payload.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from livegen.data.features import load_audio, log_magnitude
 from livegen.engine.events import Event
 from livegen.errors import ParameterError
+from livegen.filehash import file_sha256
 
 SEED_SECONDS = 30.0
 """A seed file is read up to this long (a whole song would only delay the model's turn)."""
@@ -93,9 +93,7 @@ def seed_event(prepared: PreparedSeed, *, t: float = 0.0, source: str = ""):
 def seed_audio_header(path) -> dict:
     """Session-log header fields naming a `--seed-audio` file: its absolute path and sha256."""
     path = Path(path).resolve()
-    with open(path, "rb") as stream:
-        digest = hashlib.file_digest(stream, "sha256").hexdigest()
-    return {"seed_audio": str(path), "seed_audio_sha256": digest}
+    return {"seed_audio": str(path), "seed_audio_sha256": file_sha256(path)}
 
 
 def seed_audio_from_header(header: dict, *, log_path=None, warn=None) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 
 from livegen.errors import ParameterError
@@ -39,6 +40,24 @@ def hann(n_fft: int) -> np.ndarray:
     w = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
     w.flags.writeable = False
     return w
+
+
+HANN_MEAN_SQUARE = 0.375
+"""The periodic Hann window's mean square (3/8)."""
+
+
+@numba.njit(cache=True, nogil=True)
+def add_bin_energy(energy, e, i, n):
+    """`energy` plus `e`, the power of bin `i` of an `n`-bin rfft frame, counted for the whole
+    spectrum (Parseval): the DC and Nyquist bins once, every other bin twice."""
+    return energy + e if i == 0 or i == n - 1 else energy + 2.0 * e
+
+
+@numba.njit(cache=True, nogil=True)
+def frame_mean_square(energy, n_fft):
+    """Mean square of the signal whose periodic-Hann frame has whole-spectrum `energy`
+    (`add_bin_energy`): Parseval's 1 / n_fft^2, divided by the window's mean square."""
+    return energy / (n_fft * n_fft * HANN_MEAN_SQUARE)
 
 
 def frames_for(n_samples: int, *, n_fft: int, hop: int) -> int:

@@ -21,7 +21,6 @@ render fed the same samples gives the same output.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Protocol
@@ -30,12 +29,15 @@ import numba
 import numpy as np
 
 from livegen.dsp.kernels import rfft_into
+from livegen.dsp.stft import add_bin_energy, frame_mean_square
 from livegen.dsp.tracker import FLOOR_DB, PitchTracker
 from livegen.engine.events import Event
 from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
 from livegen.engine.source import Hop, Source, SourceContext
+from livegen.engine.voices import ar_noise_step
 from livegen.errors import ParameterError
+from livegen.filehash import file_sha256
 from livegen.model.fast import NumpyFrameDecoder, NumpyFrameEncoder
 from livegen.model.spectral import LEVEL_REF_VELOCITY, PLAYING_DEFAULTS, SpectralModel
 
@@ -79,11 +81,6 @@ class InputFeed(Protocol):
 
     def header(self) -> dict:
         """Session-log fields a render needs to feed the same input again."""
-
-
-def file_sha256(path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 class FileFeed:
@@ -233,6 +230,7 @@ class InputSource(Source):
         self._fresh = np.zeros((1, max(self.noise_dim, 1)), np.float32)
         self._rho = float(cfg.noise_rho)
         self._rho_b = math.sqrt(max(0.0, 1.0 - self._rho ** 2))
+        self._slot = np.zeros(1, np.int64)  # the one voice's noise row, for `ar_noise_step`
         self._raw = np.zeros(self.hop, np.float32)
         self._gained = np.zeros(self.hop, np.float64)
         self._windowed = np.zeros(self.n_fft, np.float64)
@@ -333,7 +331,7 @@ class InputSource(Source):
         # the voice: one decoded frame, normalised, whole or noise alone
         if self.noise_dim:
             self._rng.standard_normal(out=self._fresh, dtype=np.float32)
-            _ar_step(self._noise[0], self._fresh[0], self._rho, self._rho_b)
+            ar_noise_step(self._slot, self._fresh, self._rho, self._rho_b, self._noise, self._noise)
         self._pitch[0] = st[_PITCH]
         self._velocity[0] = st[_VELOCITY]
         whole = self._decode(z, self._pitch, self._velocity, self._t_on, self._t_off,
@@ -482,13 +480,6 @@ def _timbre_point(z_pad, z_in, target, rate, blend, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _ar_step(state, fresh, a, b):
-    """state = a state + b fresh: the model's `advance_noise`, in place."""
-    for k in range(len(state)):
-        state[k] = a * state[k] + b * fresh[k]
-
-
-@numba.njit(cache=True, nogil=True)
 def _gain_copy(raw, gain, clip, out):
     """out = raw * gain (non-finite samples: 0); returns (peak of raw, how many raw samples
     reached `clip`)."""
@@ -514,9 +505,8 @@ def _log_abs(spectrum, out, n_fft, target_rms):
     n = len(out)
     energy = 0.0
     for i in range(n):
-        e = spectrum[i].real * spectrum[i].real + spectrum[i].imag * spectrum[i].imag
-        energy += e if i == 0 or i == n - 1 else 2.0 * e
-    rms = math.sqrt(max(energy, 1e-30) / (n_fft * n_fft * 0.375))
+        energy = add_bin_energy(energy, spectrum[i].real * spectrum[i].real + spectrum[i].imag * spectrum[i].imag, i, n)
+    rms = math.sqrt(frame_mean_square(max(energy, 1e-30), n_fft))
     shift = math.log(target_rms / rms) if rms > 1e-9 else 0.0
     for i in range(n):
         m = abs(spectrum[i])
@@ -528,9 +518,8 @@ def _frame_rms(m, n_fft):
     n = len(m)
     energy = 0.0
     for i in range(n):
-        e = np.float64(m[i]) * m[i]
-        energy += e if i == 0 or i == n - 1 else 2.0 * e
-    return math.sqrt(energy / (n_fft * n_fft * 0.375))
+        energy = add_bin_energy(energy, np.float64(m[i]) * m[i], i, n)
+    return math.sqrt(frame_mean_square(energy, n_fft))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -138,7 +138,7 @@ class VoiceBank:
 
     def advance_noise(self, slots: np.ndarray, fresh: np.ndarray, rho: float, out: np.ndarray) -> None:
         """AR(1) noise step of `slots` (the model's `advance_noise`), in place; `out` gets a copy."""
-        _advance_noise(slots, fresh, np.float32(rho), np.float32(np.sqrt(max(0.0, 1.0 - rho * rho))), self.noise, out)
+        ar_noise_step(slots, fresh, np.float32(rho), np.float32(np.sqrt(max(0.0, 1.0 - rho * rho))), self.noise, out)
 
     def fade_gains(self, slots: np.ndarray) -> np.ndarray:
         """Per-slot gain of the steal fade (and the drone's ducking), for the coming hop."""
@@ -232,7 +232,9 @@ def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, out_pitch, ou
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance_noise(slots, fresh, a, b, noise, out):
+def ar_noise_step(slots, fresh, a, b, noise, out):
+    """noise[slots[j]] = a noise[slots[j]] + b fresh[j], copied into out[j]: the AR(1) step of the
+    model's `advance_noise`, in place (the notes' voices and the input's voice alike)."""
     for j in range(len(slots)):
         s = slots[j]
         for i in range(noise.shape[1]):

@@ -15,6 +15,7 @@ import math
 import numba
 import numpy as np
 
+from livegen.dsp.stft import add_bin_energy, frame_mean_square
 from livegen.model.spectral import (
     _LN2_12, _LN10_20, _LOBE_STEPS, _LOG_F0_BIN0, LEVEL_GAIN_DB, LEVEL_REF_SECONDS, LEVEL_REF_VELOCITY, VIBRATO_ONSET,
 )
@@ -145,9 +146,8 @@ def _level_gain(params, env, harm, n_fft, target, lo, hi, n_env, at_harmonics):
         for i in range(n):
             h = harm[v, i] if at_harmonics else np.float32(math.exp(env[v, 0, i])) * harm[v, i]
             m = np.float64(h + np.float32(math.exp(env[v, 1, i])))
-            e = m * m
-            energy += e if i == 0 or i == n - 1 else 2.0 * e
-        g = target - 0.5 * math.log(max(energy, 1e-30) / (n_fft * n_fft * 0.375))
+            energy = add_bin_energy(energy, m * m, i, n)
+        g = target - 0.5 * math.log(frame_mean_square(max(energy, 1e-30), n_fft))
         g = np.float32(min(max(g, lo), hi))
         for j in range(n_env):
             params[v, j] += g

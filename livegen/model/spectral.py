@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from livegen.dsp.stft import HANN_MEAN_SQUARE
 from livegen.model.config import ModelConfig
 from livegen.model.plane import XYPlane
 
@@ -53,7 +54,7 @@ def frame_rms_log(frames: torch.Tensor, n_fft: int) -> torch.Tensor:
     """
     e = frames.square()
     energy = 2.0 * e.sum(1) - e[:, 0] - e[:, -1]
-    return 0.5 * torch.log(energy.clamp(min=1e-30) / (n_fft * n_fft * 0.375))
+    return 0.5 * torch.log(energy.clamp(min=1e-30) / (n_fft * n_fft * HANN_MEAN_SQUARE))
 
 
 def life_tables(max_harmonics: int):

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from livegen.audio.devices import INPUT_HINT, find_output_device, quiet_stderr, sounddevice
-from livegen.audio.input import LiveInput, jack_ports, set_jack_client_name
+from livegen.audio.input import JACK_CLIENT, LiveInput, end_portaudio, jack_ports, set_jack_client_name
+from livegen.audio.jackstream import JackStream
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
 from livegen.engine.events import Event, read_events
 from livegen.engine.input import FileFeed, InputSource, with_input_defaults
@@ -239,6 +240,8 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
     live = renderer.live_input
     if live is not None:
         status.update(live.status())
+        if isinstance(stream, JackStream) and live.duplex:
+            status["input_sources"] = stream.input_sources()
         feed = live.engine_feed
         if feed is not None:
             status["input_skipped"] = feed.skipped
@@ -309,7 +312,9 @@ def _open_input(loaded, spec: dict, *, samplerate: int, hostapi: str | None):
     return live
 
 
-def _start_input(live_input, connect=()) -> None:
+def _start_input(live_input, stream, connect=()) -> None:
+    """Start the live input's own stream (unless the output's carries it) and, on JACK, name
+    its port `input` and connect `connect` to it (what played into the server before this one)."""
     if not live_input.duplex:
         try:
             live_input.start()
@@ -318,7 +323,9 @@ def _start_input(live_input, connect=()) -> None:
             raise DeviceError(f"--input-device {live_input.device}: cannot start {live_input.info['name']!r} "
                               f"({exc}); {INPUT_HINT}") from None
     ports = []
-    if live_input.on_jack:
+    if isinstance(stream, JackStream) and live_input.duplex:
+        ports = live_input.ports = stream.connect_input(connect)
+    elif live_input.on_jack:
         try:
             ports = jack_ports(live_input, connect=connect)
         except Exception as exc:  # the input plays; only its port keeps PortAudio's name and connection
@@ -394,7 +401,7 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
         renderer.start_ahead()
         stream.start()
         if live_input is not None:
-            _start_input(live_input, connect=spec.get("input_connect") or ())
+            _start_input(live_input, stream, connect=spec.get("input_connect") or ())
     except LivegenError as exc:
         conn.send(("error", type(exc).__name__, str(exc)))
         conn.close()
@@ -431,9 +438,13 @@ def _output_latency(stream) -> float:
 
 
 def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int, channels: int):
-    """The output stream; with a live input on the same host API, one duplex stream carries both."""
-    sd = sounddevice()
+    """The output stream; with a live input on the same host API, one duplex stream carries both.
+    On JACK the server's own client (`JackStream`): PortAudio's JACK duplex stream plays its
+    output a period late."""
     live = renderer.live_input
+    if "jack" in str(info.get("hostapi", "")).lower():
+        return _open_jack(renderer, info, options, samplerate, channels)
+    sd = sounddevice()
     common = {"samplerate": samplerate, "blocksize": int(options.get("blocksize") or 0),
               "latency": options.get("latency", "low"), "dtype": "float32"}
     refused = None
@@ -454,6 +465,25 @@ def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int,
             raise DeviceError(f"cannot open audio device {info['name']!r} at {samplerate} Hz: {exc}") from None
 
 
+def _open_jack(renderer: Renderer, info: dict, options: dict, samplerate: int, channels: int) -> JackStream:
+    """One JACK client for the outputs and the live input on JACK. PortAudio's own JACK client
+    (open since it initialised, under the name the ports must have) ends first; an input on
+    another host API keeps PortAudio, whose client is then renamed."""
+    live = renderer.live_input
+    if live is not None and not live.duplex:
+        set_jack_client_name(f"{JACK_CLIENT}-portaudio")
+    else:
+        end_portaudio()
+    stream = JackStream(name=JACK_CLIENT, device=info["name"], samplerate=samplerate, channels=channels,
+                        callback=renderer.callback,
+                        duplex_callback=renderer.duplex_callback if live is not None and live.duplex else None)
+    asked = int(options.get("blocksize") or 0)
+    if asked and asked != stream.client.blocksize:
+        _log(f"--blocksize {asked}: JACK's period ({stream.client.blocksize}) sets the block; restart jackd with "
+             f"-p {asked} for that block")
+    return stream
+
+
 def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info: dict, options: dict) -> None:
     """Until told to stop: answer status requests, keep this thread at the callback's priority,
     report errors. Runs every few milliseconds for microseconds."""
@@ -467,6 +497,9 @@ def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info:
         if shared[Counter.STOPPED] and shared[Counter.STOP]:
             break
         if os.getppid() != parent:  # the client is gone: nobody will ask us to stop
+            break
+        if isinstance(stream, JackStream) and stream.shut_down is not None:  # the client sees this process
+            _log(f"the JACK server ended its client ({stream.shut_down})")  # end, as when PortAudio aborted
             break
         if renderer.tid and not raised:
             policy, priority = thread_policy(renderer.tid)

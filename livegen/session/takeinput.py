@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from livegen.engine.input import file_sha256
+from livegen.filehash import file_sha256
 
 INPUT_SUFFIX = ".input.wav"
 INPUT_KEY = "input"

@@ -27,7 +27,6 @@ without loading numpy.
 
 from __future__ import annotations
 
-import hashlib
 import select
 import socket
 import threading
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from livegen.engine.events import Event
+from livegen.filehash import file_sha256
 from livegen.session.recorder import SessionRecorder, event_line
 from livegen.session.replay import output_latency
 from livegen.session.takeinput import InputTakes
@@ -56,11 +56,7 @@ def weights_sha256(model_dir) -> str | None:
     path = Path(model_dir) / "weights.safetensors"
     if not path.is_file():
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) -> dict:
