@@ -710,6 +710,13 @@ def process_tree(pid: int) -> dict[int, tuple[str, float]]:
     return tree
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave other guests while this machine's CPUs wanted it (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = handle.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -763,9 +770,11 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
         cpu_before = process_tree(play.proc.pid)
         jackd_before = _proc_stat(server.proc.pid)
         viewer_before = viewer.cpu_seconds() if viewer is not None else 0.0
+        steal_before = steal_seconds()
         start = time.monotonic()
         sent, loads = xy_walk(lambda x, y: play.send("/livegen/xy", x, y), seconds)
         wall = time.monotonic() - start
+        steal = steal_seconds() - steal_before
         cpu_after = process_tree(play.proc.pid)
         jackd_after = _proc_stat(server.proc.pid)
         after = play.status() or {}
@@ -788,7 +797,7 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
                 **{key: (after.get(key, 0) or 0) - (before.get(key, 0) or 0) for key in
                    ("xruns", "underflows", "late")},
                 "processes": processes, "scheduling": scheduling, "recorded_bytes": recorded,
-                "recording": after.get("recording"), "voices": after.get("voices"),
+                "recording": after.get("recording"), "voices": after.get("voices"), "steal_s": steal,
                 "render_max_ms": after.get("render_max_ms"), "audio_gap_ms": after.get("audio_gap_ms"),
                 "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3}
     finally:
@@ -823,11 +832,12 @@ def baseline_soak(seconds: float, *, period: int = 256, realtime: bool = True) -
             if simple.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("jack_simple_client did not join the server")
             time.sleep(0.05)
-        loads, start = [], time.monotonic()
+        loads, start, steal_before = [], time.monotonic(), steal_seconds()
         while (now := time.monotonic()) < start + seconds:
             loads.append(os.getloadavg()[0])
             time.sleep(min(10.0, start + seconds - now))
         return {"seconds": time.monotonic() - start, "period": period, "jack_realtime": server.realtime,
+                "steal_s": steal_seconds() - steal_before,
                 "jack_warning": server.warning, "jack_xruns": counts["xruns"],
                 "jackd_log_xruns": server.log_text().count("XRun"),
                 "jackd_log_lines": _xrun_lines(server.log_text()),
@@ -847,7 +857,8 @@ def baseline_lines(r: dict) -> list[str]:
     lines = [f"baseline {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
              f"-r 48000 -p {r['period']}, no livegen: jack_simple_client alone; load average {mean:.1f} "
              f"(from {low:.1f} to {high:.1f})",
-             f"xruns: JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log {r['jackd_log_xruns']}"]
+             f"xruns: JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log {r['jackd_log_xruns']}",
+             f"CPU time stolen by the hypervisor (/proc/stat): {r['steal_s']:.2f} s"]
     for line, count in r.get("jackd_log_lines", ()):
         lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
     if r["jack_warning"]:
@@ -900,7 +911,8 @@ def soak_lines(r: dict) -> list[str]:
              f"JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log (whole run) {r['jackd_log_xruns']}",
              f"play's threads: {r['scheduling']}",
              f"sound server's callback (whole run): longest {r.get('render_max_ms')} ms of work, longest gap "
-             f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms)"]
+             f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms)",
+             f"CPU time stolen by the hypervisor (/proc/stat): {r['steal_s']:.2f} s"]
     for line, count in r.get("jackd_log_lines", ()):
         lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
     if r["jack_warning"]:
