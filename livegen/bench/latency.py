@@ -798,6 +798,7 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
                    ("xruns", "underflows", "late")},
                 "processes": processes, "scheduling": scheduling, "recorded_bytes": recorded,
                 "recording": after.get("recording"), "voices": after.get("voices"), "steal_s": steal,
+                "lead": after.get("lead"),
                 "render_max_ms": after.get("render_max_ms"), "audio_gap_ms": after.get("audio_gap_ms"),
                 "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3}
     finally:
@@ -905,7 +906,8 @@ def soak_lines(r: dict) -> list[str]:
     low, high, mean = r["load"]
     lines = [f"soak {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
              f"-r 48000 -p {r['period']}: 8 voices, {r['sent']} OSC xy (every 10 ms), recording on "
-             f"({r['recorded_bytes'] / 1e6:.1f} MB written), UI {'attached' if r['ui'] else 'not attached'}; "
+             f"({r['recorded_bytes'] / 1e6:.1f} MB written), UI {'attached' if r['ui'] else 'not attached'}, "
+             f"play's lead {r.get('lead') or 0} samples; "
              f"load average {mean:.1f} (from {low:.1f} to {high:.1f})",
              f"xruns: play {r['xruns']} (underflows {r['underflows']}, late renders {r['late']}); "
              f"JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log (whole run) {r['jackd_log_xruns']}",
