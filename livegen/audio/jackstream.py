@@ -11,6 +11,7 @@ sound server used (start/stop/close, `latency`, `active`, the same callback sign
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 
 import numpy as np
@@ -21,9 +22,7 @@ OUTPUT_PORT = "out_{}"
 """PortAudio's names for the outputs (out_0, out_1): tests, docs and patchbays know them."""
 INPUT_PORT = "input"
 MAX_FRAMES = 8192
-"""The longest JACK period the preallocated blocks hold (JACK allows 8192 at most here)."""
-
-
+"""The longest JACK period the preallocated blocks hold (JACK 2's largest buffer size)."""
 CAPTURE_LATENCY, PLAYBACK_LATENCY = 0, 1
 """jack_latency_callback_mode_t."""
 
@@ -32,12 +31,18 @@ class _LatencyRange(ctypes.Structure):
     _fields_ = [("min", ctypes.c_uint32), ("max", ctypes.c_uint32)]
 
 
+@functools.cache
+def _latency_range(libname: str):
+    function = ctypes.CDLL(libname).jack_port_get_latency_range
+    function.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_LatencyRange))
+    function.restype = None
+    return function
+
+
 def port_latency(jack, port, mode: int) -> int:
     """The most frames of `port`'s capture or playback latency range: JACK-Client has no call
     for `jack_port_get_latency_range`, so libjack (the library it loaded) is asked directly."""
-    function = ctypes.CDLL(jack._libname).jack_port_get_latency_range
-    function.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_LatencyRange))
-    function.restype = None
+    function = _latency_range(jack._libname)
     found = _LatencyRange()
     function(int(jack._ffi.cast("uintptr_t", port._ptr)), mode, ctypes.byref(found))
     return int(found.max)
