@@ -171,3 +171,37 @@ def test_a_model_switch_keeps_what_plays_into_the_input(live_play, jack_server):
                          "the new model hearing the input")
     finally:
         voice.close()
+
+
+def test_what_played_into_the_input_is_connected_again_when_the_jack_server_comes_back(live_play, jack_server,
+                                                                                       tmp_path):
+    """The input port is the sound server's own JACK client's; when jackd dies and comes back, the
+    new server connects again what played into the input before (here the dummy driver's capture
+    port, there again after the restart, as a sound card's would be)."""
+    import jack
+
+    play = live_play("--input-device", "system", "--no-midi")
+    patch = jack.Client("livegen-test-patch", servername=jack_server.name, no_start_server=True)
+    try:
+        port = wait_for(lambda: patch.get_ports("^livegen-audio:input$", is_audio=True, is_input=True), 30,
+                        "livegen-audio:input")[0]
+        assert patch.get_all_connections(port) == []
+        patch.connect("system:capture_1", port)
+    finally:
+        patch.close()
+    play.wait_status(lambda s: "system:capture_1" in str(s.get("input_sources")), 20,
+                     "the server seeing what plays into its input")
+    jack_server.stop()
+    play.wait_status(lambda s: s.get("audio") == "lost", 30, "the engine to notice the server going away")
+    jack_server.start(tmp_path)
+    play.wait_status(lambda s: s.get("audio") == "ok", 60, "the engine back on the new server")
+    status = play.wait_status(lambda s: "system:capture_1" in str(s.get("input_sources")), 20,
+                              "the input connected again")
+    assert status["input_ports"] == "livegen-audio:input"
+    patch = jack.Client("livegen-test-patch", servername=jack_server.name, no_start_server=True)
+    try:
+        assert [p.name for p in patch.get_all_connections("livegen-audio:input")] == ["system:capture_1"]
+    finally:
+        patch.close()
+    assert play.stop(30) == 0, play.log
+    assert "is back" in play.log and "Traceback" not in play.log

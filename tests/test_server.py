@@ -100,14 +100,17 @@ def test_a_payload_travels_as_a_shared_memory_blob_mapped_without_copying():
         blob.release()
 
 
-def _remote(model="random", seed=3, **options):
-    return RemoteEngine({"samplerate": 48000, "blocksize": 256, **options}, {"model": model, "seed": seed, "device": "cpu"})
+def _remote(model="random", seed=3, lead=0, **options):
+    return RemoteEngine({"samplerate": 48000, "blocksize": 256, **options}, {"model": model, "seed": seed, "device": "cpu"},
+                        lead=lead)
 
 
-def test_the_server_renders_what_an_offline_render_of_its_applied_events_gives(jack_server):
+@pytest.mark.parametrize("lead", [0, -1], ids=["in-callback", "render-thread-one-period"])
+def test_the_server_renders_what_an_offline_render_of_its_applied_events_gives(jack_server, lead):
     """Events posted from the client while the server plays come back stamped; the audio that
-    comes back is, sample for sample, what the offline engine renders from those stamped events."""
-    engine = _remote().wait_ready()
+    comes back is, sample for sample, what the offline engine renders from those stamped events,
+    whether the callback renders or a render thread does, a lead ahead."""
+    engine = _remote(lead=lead).wait_ready()
     applied, audio = [], []
     engine.add_listener(applied.append)
     engine.add_tap(lambda block: audio.append(block.copy()))
@@ -124,12 +127,14 @@ def test_the_server_renders_what_an_offline_render_of_its_applied_events_gives(j
             while engine.samples_out < target and time.monotonic() < deadline:
                 time.sleep(0.005)
         before_stop = engine.samples_out  # the stop fades what follows
+        status = engine.status()
         engine.stop(fade=False)
     finally:
         engine.kill()
         engine.close()
     assert [e.type for e in applied] == [e.type for e in script]
     assert applied[0].source == "test" and applied[2].value == 12.0 and applied[2].extra["clamped_from"] == 99.0
+    assert status["lead"] == (256 if lead else 0), status
     samples = [e.sample for e in applied]
     assert samples == sorted(samples) and all(s % 256 == 0 for s in samples)
     heard = np.concatenate(audio)[:before_stop]

@@ -3,6 +3,11 @@ before it imports the rest of the app)."""
 
 from __future__ import annotations
 
+from livegen.errors import ParameterError
+
+AHEAD_PERIODS = 0
+"""The sound server's default lead, in device periods (docs/sound-server.md: the soak that chose it)."""
+
 
 def _latency(value):
     try:
@@ -28,6 +33,15 @@ def engine_spec(args, *, model=None, params=None) -> dict:
 
 
 def lead_samples(args, samplerate: int) -> int:
-    """`--ahead-ms` in samples (0 when not given: each hop is rendered in the callback that plays it)."""
+    """The sound server's lead: `--ahead-ms` in samples, else minus `--ahead-periods` (the
+    server counts those in device periods; 0: each hop is rendered in the callback that plays it)."""
     ahead_ms = getattr(args, "ahead_ms", None)
-    return int(round(ahead_ms * samplerate / 1000)) if ahead_ms else 0
+    if ahead_ms is not None:
+        if not 0 <= ahead_ms <= 1000:
+            raise ParameterError(f"--ahead-ms {ahead_ms:g}: give 0 to 1000 ms (0: render in the callback)")
+        return int(round(ahead_ms * samplerate / 1000))
+    periods = int(getattr(args, "ahead_periods", None) or 0)
+    if not 0 <= periods <= 16:
+        raise ParameterError(f"--ahead-periods {periods}: give 0 to 16 (default {AHEAD_PERIODS}; 0: render in the "
+                             "callback)")
+    return -periods

@@ -3,7 +3,7 @@
 The engine renders in the sound server process (`livegen.server`), inside the audio callback.
 This process runs everything that may hold an interpreter lock for long: OSC and MIDI, the
 session recorder's disk writes, model loading for a switch. When the audio device or the JACK
-server goes away (PortAudio then ends the server process), this process keeps the parameters
+server goes away (the server process then ends), this process keeps the parameters
 and the recording, says what happened, and starts a new server when the device is back.
 """
 
@@ -229,6 +229,9 @@ class ModelSwitcher:
         spec = dict(engine.spec)
         spec["events"] = None
         spec["params"] = engine.params.snapshot()
+        if spec.get("input_device") is not None:  # what played into the input before the loss (the
+            # lost server's last look; a failed try's server has none, the spec kept it)
+            spec["input_connect"] = engine.status().get("input_sources", spec.get("input_connect") or [])
         try:
             with self.guard:
                 self.server.relaunch(spec)

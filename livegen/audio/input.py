@@ -7,10 +7,11 @@ drains the ring, resamples to the model rate with a soxr `ResampleStream` and fi
 the contract of `livegen.engine.input.InputFeed`. The continuation model polls the ring at the
 device rate instead (`LiveInput.poll`).
 
-On JACK the stream's ports belong to the sound server's client (`JACK_CLIENT`); `jack_ports`
-renames the input port to `input` and undoes PortAudio's automatic connection to the first
-capture port, so the performer connects what they play (jack_connect, qjackctl, Carla:
-docs/live-input.md).
+On JACK the input port belongs to the sound server's own client (`JACK_CLIENT`,
+`livegen.audio.jackstream`), unconnected, so the performer connects what they play
+(jack_connect, qjackctl, Carla: docs/live-input.md). Through PortAudio (an input opened as its
+own stream on JACK) `jack_ports` renames the port to `input` and undoes PortAudio's automatic
+connection to the first capture port.
 """
 
 from __future__ import annotations
@@ -219,6 +220,15 @@ def set_jack_client_name(name: str = JACK_CLIENT) -> None:
 
 
 _CLIENT_NAME = None
+
+
+def end_portaudio() -> None:
+    """End PortAudio in this process: its JACK host API holds a client under the name
+    `set_jack_client_name` gave from initialisation on, which the sound server's own JACK
+    client (`livegen.audio.jackstream`) takes instead. Devices are looked up before."""
+    sd = sounddevice()
+    if sd._initialized:
+        sd._terminate()
 
 
 def jack_client_name() -> str | None:

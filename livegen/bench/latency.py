@@ -557,13 +557,14 @@ class Setting:
     hop_ms: float
     latencies_ms: list
     sent: int
+    lead_ms: float = 0.0
 
     @property
     def floor_ms(self) -> float:
-        """The longest wait for the hop that applies the event (a hop, or a period if longer):
-        a note's onset and a timbre jump without glide sound in that hop, whatever the
-        look-ahead (docs/sound-server.md)."""
-        return max(self.hop_ms, 1000 * self.period / SR)
+        """The longest wait for the hop that applies the event (a hop, or a period if longer),
+        plus the sound server's lead: a note's onset and a timbre jump without glide sound in
+        that hop, whatever the look-ahead (docs/sound-server.md)."""
+        return max(self.hop_ms, 1000 * self.period / SR) + self.lead_ms
 
     def stats(self) -> dict | None:
         if not self.latencies_ms:
@@ -605,11 +606,13 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
             + (f"; tone bursts into {info['input_port']}" if voice else ""))
         probe.wait_silence(timeout=10)
         first = play.status() or {}
+        lead_ms = 1000 * float(first.get("lead") or 0) / SR
+        info["lead_ms"] = lead_ms
         jack_first, gaps_first = probe.xruns, probe.gaps
         settings = []
         for kind in kinds:
             if kind == "midi" and midi_target is None:
-                settings.append(Setting(kind, period, la, lookahead is None, hop_ms, [], 0))
+                settings.append(Setting(kind, period, la, lookahead is None, hop_ms, [], 0, lead_ms))
                 continue
             stamps = []
             for _ in range(events):
@@ -620,7 +623,7 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
                 found = (detect_change if kind == "xy" else detect_onset)(segment, start)
                 if found is not None:
                     lat.append(1000 * found / SR)
-            settings.append(Setting(kind, period, la, lookahead is None, hop_ms, lat, events))
+            settings.append(Setting(kind, period, la, lookahead is None, hop_ms, lat, events, lead_ms))
             log(f"    {kind}: {len(lat)} of {events} onsets found"
                 + (f" ({events - len(measured)} not sent: no silence before, or no capture after)"
                    if len(measured) < events else ""))
@@ -707,6 +710,13 @@ def process_tree(pid: int) -> dict[int, tuple[str, float]]:
     return tree
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave other guests while this machine's CPUs wanted it (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        fields = handle.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -760,9 +770,11 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
         cpu_before = process_tree(play.proc.pid)
         jackd_before = _proc_stat(server.proc.pid)
         viewer_before = viewer.cpu_seconds() if viewer is not None else 0.0
+        steal_before = steal_seconds()
         start = time.monotonic()
         sent, loads = xy_walk(lambda x, y: play.send("/livegen/xy", x, y), seconds)
         wall = time.monotonic() - start
+        steal = steal_seconds() - steal_before
         cpu_after = process_tree(play.proc.pid)
         jackd_after = _proc_stat(server.proc.pid)
         after = play.status() or {}
@@ -785,7 +797,8 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
                 **{key: (after.get(key, 0) or 0) - (before.get(key, 0) or 0) for key in
                    ("xruns", "underflows", "late")},
                 "processes": processes, "scheduling": scheduling, "recorded_bytes": recorded,
-                "recording": after.get("recording"), "voices": after.get("voices"),
+                "recording": after.get("recording"), "voices": after.get("voices"), "steal_s": steal,
+                "lead": after.get("lead"),
                 "render_max_ms": after.get("render_max_ms"), "audio_gap_ms": after.get("audio_gap_ms"),
                 "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3}
     finally:
@@ -820,11 +833,12 @@ def baseline_soak(seconds: float, *, period: int = 256, realtime: bool = True) -
             if simple.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("jack_simple_client did not join the server")
             time.sleep(0.05)
-        loads, start = [], time.monotonic()
+        loads, start, steal_before = [], time.monotonic(), steal_seconds()
         while (now := time.monotonic()) < start + seconds:
             loads.append(os.getloadavg()[0])
             time.sleep(min(10.0, start + seconds - now))
         return {"seconds": time.monotonic() - start, "period": period, "jack_realtime": server.realtime,
+                "steal_s": steal_seconds() - steal_before,
                 "jack_warning": server.warning, "jack_xruns": counts["xruns"],
                 "jackd_log_xruns": server.log_text().count("XRun"),
                 "jackd_log_lines": _xrun_lines(server.log_text()),
@@ -844,7 +858,8 @@ def baseline_lines(r: dict) -> list[str]:
     lines = [f"baseline {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
              f"-r 48000 -p {r['period']}, no livegen: jack_simple_client alone; load average {mean:.1f} "
              f"(from {low:.1f} to {high:.1f})",
-             f"xruns: JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log {r['jackd_log_xruns']}"]
+             f"xruns: JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log {r['jackd_log_xruns']}",
+             f"CPU time stolen by the hypervisor (/proc/stat): {r['steal_s']:.2f} s"]
     for line, count in r.get("jackd_log_lines", ()):
         lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
     if r["jack_warning"]:
@@ -891,13 +906,15 @@ def soak_lines(r: dict) -> list[str]:
     low, high, mean = r["load"]
     lines = [f"soak {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
              f"-r 48000 -p {r['period']}: 8 voices, {r['sent']} OSC xy (every 10 ms), recording on "
-             f"({r['recorded_bytes'] / 1e6:.1f} MB written), UI {'attached' if r['ui'] else 'not attached'}; "
+             f"({r['recorded_bytes'] / 1e6:.1f} MB written), UI {'attached' if r['ui'] else 'not attached'}, "
+             f"play's lead {r.get('lead') or 0} samples; "
              f"load average {mean:.1f} (from {low:.1f} to {high:.1f})",
              f"xruns: play {r['xruns']} (underflows {r['underflows']}, late renders {r['late']}); "
              f"JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log (whole run) {r['jackd_log_xruns']}",
              f"play's threads: {r['scheduling']}",
              f"sound server's callback (whole run): longest {r.get('render_max_ms')} ms of work, longest gap "
-             f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms)"]
+             f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms)",
+             f"CPU time stolen by the hypervisor (/proc/stat): {r['steal_s']:.2f} s"]
     for line, count in r.get("jackd_log_lines", ()):
         lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
     if r["jack_warning"]:
@@ -966,12 +983,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\ncontrol-to-sound latency, end to end (send frame -> first captured frame)")
         print(text_table(table_rows(settings)))
         print("floor: the longest wait for the next hop (one hop, or one period if longer; the hop from play's "
-              "status)")
+              "status) plus play's lead (its status; `--play-args '--ahead-periods 0'` for none)")
         if "input" in kinds:
             print(f"input: a {TONE_HZ:.0f} Hz burst ({20 * np.log10(TONE_LEVEL):.1f} dBFS peak) from silence into play's "
                   "input port; its first sample's frame -> the first captured output frame 30 dB over the silence")
         for info in infos:
-            print(f"period {info['period']}, look-ahead {info['lookahead']}, while the events ran: play xruns "
+            print(f"period {info['period']}, look-ahead {info['lookahead']}, lead {info['lead_ms']:.2f} ms, while the events ran: play xruns "
                   f"{info['xruns']} (underflows {info['underflows']}); JACK xruns {info['jack_xruns']} (the capture "
                   f"client's xrun callback), capture gaps {info['capture_gaps']} (its callback's longest run "
                   f"{info['capture_longest_ms']:.2f} ms); load average "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.app.options import AHEAD_PERIODS
 from livegen.audio.realtime import REALTIME_PRIORITY
 from livegen.cli.render import add_continuation_arguments
 from livegen.control.setup import add_control_arguments
@@ -28,11 +29,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "continuation model follows it): index or part of its name (see `livegen devices`); "
                              "on JACK give `system` and connect what you play to livegen-audio:input")
     parser.add_argument("--samplerate", type=int, help="output sample rate (default: the device's)")
-    parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's)")
-    parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds")
+    parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's; on JACK its period sets it)")
+    parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds (not on JACK: its periods set it)")
+    parser.add_argument("--ahead-periods", type=int, default=AHEAD_PERIODS,
+                        help="device periods the sound server renders ahead, on a thread beside the audio "
+                             "callback: a render late by up to that much is no dropout; the latency grows by the lead "
+                             f"plus one period (default {AHEAD_PERIODS}: each hop is rendered in "
+                             "the callback that plays it, the lowest latency)")
     parser.add_argument("--ahead-ms", type=float, default=None,
-                        help="audio the sound server renders ahead of the device's need (ms; default 0: each hop "
-                             "is rendered in the callback that plays it, the lowest latency)")
+                        help="the same lead in milliseconds (instead of --ahead-periods)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or mps")
     parser.add_argument("--seed", type=int, default=0, help="noise and drift seed")
     parser.add_argument("--lookahead", type=int,
@@ -64,7 +69,7 @@ def _rebuild_argv(args) -> list[str]:
     """The parsed `play` options as command-line words, for the engine child the UI starts
     when it was called without a `play` command line (e.g. `main([...])` from Python)."""
     out: list[str] = []
-    for name in ("model", "audio_device", "input_device", "samplerate", "blocksize", "latency", "ahead_ms", "device", "seed",
+    for name in ("model", "audio_device", "input_device", "samplerate", "blocksize", "latency", "ahead_periods", "ahead_ms", "device", "seed",
                  "lookahead", "events", "duration", "threads", "nice", "realtime_priority", "osc_port", "osc_host", "midi_map",
                  "midi_channel", "seed_audio", "temperature"):
         value = getattr(args, name, None)

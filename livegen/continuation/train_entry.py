@@ -9,29 +9,14 @@ for comparison (`livegen.continuation.baseline`).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 
 from livegen.continuation.train import ContinuationTrainConfig, train_continuation
 from livegen.errors import ParameterError
+from livegen.train.config import read_config
 
 KINDS = ("continuation", "seed_lstm")
-
-
-def read_config(path) -> dict:
-    """The raw settings table of a JSON or TOML training config."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-        data = __import__("tomllib").loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except OSError as exc:
-        raise ParameterError(f"cannot read training config {path}: {exc}") from None
-    except ValueError as exc:
-        raise ParameterError(f"training config {path} is not valid {path.suffix or 'JSON'}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ParameterError(f"training config {path} must hold a table/object of settings")
-    return data
 
 
 def maybe_run_continuation(args) -> int | None:

@@ -36,6 +36,15 @@ class OscMessage(NamedTuple):
     """Unix time at which a bundle asks for the message to act; None means now."""
 
 
+_NUMBERS = {
+    "i": (struct.Struct(">i"), "an int32 argument"),
+    "f": (struct.Struct(">f"), "a float32 argument"),
+    "h": (struct.Struct(">q"), "an int64 argument"),
+    "d": (struct.Struct(">d"), "a float64 argument"),
+}
+"""The numeric type tags: their big-endian layout and what a packet that ends inside one lacks."""
+
+
 def _string(data: bytes, index: int, what: str) -> tuple[str, int]:
     end = data.find(b"\x00", index)
     if end < 0:
@@ -73,22 +82,12 @@ def parse_message(data: bytes, time: float | None = None) -> OscMessage:
         raise OscParseError(f"{len(tags)} arguments; at most {MAX_ARGS}")
     args = []
     for tag in tags:
-        if tag == "i":
-            _need(data, index, 4, "an int32 argument")
-            args.append(struct.unpack_from(">i", data, index)[0])
-            index += 4
-        elif tag == "f":
-            _need(data, index, 4, "a float32 argument")
-            args.append(struct.unpack_from(">f", data, index)[0])
-            index += 4
-        elif tag == "h":
-            _need(data, index, 8, "an int64 argument")
-            args.append(struct.unpack_from(">q", data, index)[0])
-            index += 8
-        elif tag == "d":
-            _need(data, index, 8, "a float64 argument")
-            args.append(struct.unpack_from(">d", data, index)[0])
-            index += 8
+        number = _NUMBERS.get(tag)
+        if number is not None:
+            layout, what = number
+            _need(data, index, layout.size, what)
+            args.append(layout.unpack_from(data, index)[0])
+            index += layout.size
         elif tag in "sS":
             text, index = _string(data, index, "a string argument")
             args.append(text)

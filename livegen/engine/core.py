@@ -172,8 +172,7 @@ class Engine:
             except LivegenError as exc:
                 warn(str(exc))
                 continue
-            due = event.sample if event.sample is not None else int(math.ceil(event.t * self.samplerate - 1e-9))
-            items.append((int(due), len(items), event))
+            items.append((event.due(self.samplerate), len(items), event))
         items.sort(key=lambda item: (item[0], item[1]))
         self._scheduled = items
         self._next_scheduled = 0
@@ -254,9 +253,10 @@ class Engine:
         self.load = 0.98 * self.load + 0.02 * ratio
         return out
 
-    def render(self, seconds: float) -> np.ndarray:
-        """Run the virtual clock for exactly `seconds` of output (scheduled events apply on time)."""
-        total = int(round(seconds * self.samplerate))
+    def render(self, seconds: float | None = None, *, frames: int | None = None) -> np.ndarray:
+        """Run the virtual clock for exactly `seconds` of output, or `frames` samples (scheduled
+        events apply on time)."""
+        total = int(round(seconds * self.samplerate)) if frames is None else int(frames)
         out = np.zeros(total, dtype=np.float32)
         filled = self.samples_out
         start = filled
@@ -267,12 +267,13 @@ class Engine:
             filled += len(block)
         return out
 
-    def render_events(self, events, *, seconds: float, log_path=None, warn=None) -> np.ndarray:
+    def render_events(self, events, *, seconds: float | None = None, frames: int | None = None, log_path=None,
+                      warn=None) -> np.ndarray:
         """Check `events` (unknown parameter names are refused before anything plays), schedule
-        them (see `schedule`) and `render` `seconds` of output."""
+        them (see `schedule`) and `render` `seconds` (or `frames` samples) of output."""
         check_events(events, self.params)
         self.schedule(events, log_path=log_path, warn=warn)
-        return self.render(seconds)
+        return self.render(seconds, frames=frames)
 
     def fade_out(self) -> None:
         self.chain.fade_out()

@@ -89,6 +89,11 @@ class Event:
     values: dict | None = None
     """A preset `store`'s values ({name: value}); None: the parameters' current values."""
 
+    def due(self, samplerate: int) -> int:
+        """The output sample this event is due at: its `sample` when stamped (a session log), else
+        `t * samplerate` rounded up. The engine applies it at the first hop boundary from there."""
+        return int(self.sample) if self.sample is not None else int(math.ceil(self.t * samplerate - 1e-9))
+
     def to_json(self) -> str:
         """One line of the event file / session log (no source, empty fields left out)."""
         record = {"t": self.t, "type": self.type}

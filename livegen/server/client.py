@@ -293,7 +293,7 @@ class RemoteEngine:
             "callbacks": int(shared[Counter.CALLBACKS]),
             "samplerate": self.samplerate,
             "recording": int(self.recording),
-            "latency_ms": round(1000 * (self.lead / self.samplerate + self.output_latency), 2),
+            "latency_ms": round(1000 * ((status.get("lead") or 0) / self.samplerate + self.output_latency), 2),
             "audio_dropped": int(shared[Counter.AUDIO_DROPPED]),
             "events_dropped": int(shared[Counter.INBOX_DROPPED]) + int(shared[Counter.OUTBOX_DROPPED]),
             "input_dropped": int(shared[Counter.INPUT_DROPPED]),

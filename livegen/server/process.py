@@ -1,4 +1,4 @@
-"""The sound server process: the engine renders inside the audio callback, as scsynth does.
+"""The sound server process: the engine renders beside the audio callback, as scsynth does.
 
 Nothing else in this process can hold its interpreter lock for long: it loads the model before
 the stream opens, then runs only the callback and a housekeeping thread at the callback's
@@ -6,10 +6,12 @@ priority that answers status requests and watches for the stop flag. OSC and MID
 disk writes, model loading for a switch and the terminal UI all live in the client process,
 which talks to this one through `livegen.server.shm.SharedBlock`.
 
-Each callback drains the inbox into the engine, renders hops until it holds the samples the
-device asks for plus the lead (0 by default: the hop is rendered in the callback that plays
-it), writes every rendered sample and every applied event back for the client, and copies its
-samples out. An event that arrives between hops takes effect at the next hop rendered.
+With no lead, each callback drains the inbox into the engine, renders hops until it holds the
+samples the device asks for, writes every rendered sample and every applied event back for the
+client, and copies its samples out. With a lead (`livegen play --ahead-periods`, `--ahead-ms`)
+a render thread does the same one lead ahead, woken by each callback, and the callback only
+copies out: a render that comes late by less than the lead costs no dropout. An event that
+arrives between hops takes effect at the next hop rendered.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import dataclasses
 import gc
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -27,7 +30,8 @@ import numpy as np
 import torch
 
 from livegen.audio.devices import INPUT_HINT, find_output_device, quiet_stderr, sounddevice
-from livegen.audio.input import LiveInput, jack_ports, set_jack_client_name
+from livegen.audio.input import JACK_CLIENT, LiveInput, end_portaudio, jack_ports, set_jack_client_name
+from livegen.audio.jackstream import JackStream
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
 from livegen.engine.events import Event, read_events
 from livegen.engine.input import FileFeed, InputSource, with_input_defaults
@@ -42,7 +46,13 @@ STATUS_EVERY_SECONDS = 0.25
 
 
 class Renderer:
-    """The audio callback: events in, hops rendered on demand, samples out and back."""
+    """The audio callback: events in, hops rendered, samples out and back.
+
+    Lead 0: the hop is rendered in the callback that plays it. A lead > 0 (samples; < 0: that
+    many device periods) moves the rendering to a thread of its own at the callback's priority,
+    which keeps the buffer `lead` samples past the callback's need: the callback only copies, and
+    a render that comes late by up to the lead costs no dropout (the cost: the lead's latency).
+    """
 
     def __init__(self, engine, shared: SharedBlock, *, lead: int):
         self.engine = engine
@@ -50,6 +60,7 @@ class Renderer:
         self.counters = shared.counters
         self.names = engine.params.names
         self.lead = int(lead)
+        self.ahead = self.lead != 0
         self.fifo = np.zeros(1 << 16, dtype=np.float32)
         self.fifo_written = 0
         self.fifo_read = 0
@@ -58,7 +69,56 @@ class Renderer:
         self.error: BaseException | None = None
         self.live_input = None
         """A `LiveInput` carried by this stream (duplex): `duplex_callback` hands it each block."""
+        self.frames = 0
+        """The device's last block: what the render thread keeps ready past the lead."""
+        self.primed = False
+        self.render_tid = 0
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK) if self.ahead else -1
+        self._quit = False
+        self._thread: threading.Thread | None = None
         engine.add_listener(self._applied)
+
+    def start_ahead(self) -> None:
+        """The render thread (a lead > 0 only); it waits for the callback to wake it."""
+        if self.ahead and self._thread is None:
+            self._thread = threading.Thread(target=self._run_ahead, name="livegen-render", daemon=True)
+            self._thread.start()
+
+    def stop_ahead(self) -> None:
+        if self._thread is not None:
+            self._quit = True
+            os.eventfd_write(self._wake, 1)
+            self._thread.join(2.0)
+            self._thread = None
+        if self._wake >= 0:
+            os.close(self._wake)
+            self._wake = -1
+
+    def _run_ahead(self) -> None:
+        self.render_tid = threading.get_native_id()
+        self.engine.bind_thread()
+        waiting = select.poll()
+        waiting.register(self._wake, select.POLLIN)
+        while not self._quit:
+            waiting.poll()  # sleeps outside the interpreter lock until the callback writes
+            try:
+                os.eventfd_read(self._wake)
+            except BlockingIOError:
+                continue
+            if self._quit or not self.counters[Counter.GO] or self.error is not None or not self.frames:
+                continue
+            try:
+                self._render(self.frames)
+            except BaseException as exc:  # the callback plays silence; the housekeeping thread reports it
+                self.error = exc
+
+    def lead_samples(self) -> int:
+        """The lead in samples (for periods: once the device has said its block)."""
+        return self.need(self.frames) - self.frames if self.lead >= 0 or self.frames else 0
+
+    def need(self, frames: int) -> int:
+        """Samples to hold before copying `frames` out: the block plus the lead."""
+        return frames + (self.lead if self.lead > 0 else -self.lead * frames)
 
     def _applied(self, event) -> None:
         self.shared.outbox.put(encode_applied(event))
@@ -87,6 +147,14 @@ class Renderer:
             self.tid = threading.get_native_id()
         if not counters[Counter.GO] or self.error is not None:
             outdata.fill(0.0)
+        elif self.ahead:
+            self.frames = frames
+            if self.primed or self.fifo_written - self.fifo_read >= self.need(frames):
+                self.primed = True
+                self._copy_out(outdata, frames)
+            else:  # the first blocks, before the render thread has filled the lead: not late
+                outdata.fill(0.0)
+            os.eventfd_write(self._wake, 1)
         else:
             try:
                 self._render(frames)
@@ -118,7 +186,7 @@ class Renderer:
         if not self.stopping and self.counters[Counter.STOP]:
             self.stopping = True
             engine.fade_out()
-        need = frames + self.lead
+        need = self.need(frames)
         fifo = self.fifo
         size = len(fifo)
         while self.fifo_written - self.fifo_read < need:
@@ -158,7 +226,7 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
         "underflows": int(counters[Counter.UNDERFLOWS]),
         "late": int(counters[Counter.LATE]),
         "blocksize": int(options.get("blocksize") or 0),
-        "lead": renderer.lead,
+        "lead": renderer.lead_samples(),
         "audio_device": info["name"],
         "audio_gap_ms": round(counters[Counter.MAX_GAP_NS] / 1e6, 2),
         "render_max_ms": round(counters[Counter.MAX_RENDER_NS] / 1e6, 2),
@@ -172,6 +240,8 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
     live = renderer.live_input
     if live is not None:
         status.update(live.status())
+        if isinstance(stream, JackStream) and live.duplex:
+            status["input_sources"] = stream.input_sources()
         feed = live.engine_feed
         if feed is not None:
             status["input_skipped"] = feed.skipped
@@ -242,7 +312,9 @@ def _open_input(loaded, spec: dict, *, samplerate: int, hostapi: str | None):
     return live
 
 
-def _start_input(live_input, connect=()) -> None:
+def _start_input(live_input, stream, connect=()) -> None:
+    """Start the live input's own stream (unless the output's carries it) and, on JACK, name
+    its port `input` and connect `connect` to it (what played into the server before this one)."""
     if not live_input.duplex:
         try:
             live_input.start()
@@ -251,7 +323,9 @@ def _start_input(live_input, connect=()) -> None:
             raise DeviceError(f"--input-device {live_input.device}: cannot start {live_input.info['name']!r} "
                               f"({exc}); {INPUT_HINT}") from None
     ports = []
-    if live_input.on_jack:
+    if isinstance(stream, JackStream) and live_input.duplex:
+        ports = live_input.ports = stream.connect_input(connect)
+    elif live_input.on_jack:
         try:
             ports = jack_ports(live_input, connect=connect)
         except Exception as exc:  # the input plays; only its port keeps PortAudio's name and connection
@@ -324,9 +398,10 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
             source.add_consumer(renderer.consumed)
         renderer.live_input = live_input
         stream = _open_stream(renderer, info, options, samplerate, channels)
+        renderer.start_ahead()
         stream.start()
         if live_input is not None:
-            _start_input(live_input, connect=spec.get("input_connect") or ())
+            _start_input(live_input, stream, connect=spec.get("input_connect") or ())
     except LivegenError as exc:
         conn.send(("error", type(exc).__name__, str(exc)))
         conn.close()
@@ -347,6 +422,7 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
     _housekeeping(engine, renderer, stream, shared, info, options)
     stream.stop()
     stream.close()
+    renderer.stop_ahead()
     if live_input is not None:
         live_input.close()
         heard = live_input.engine_feed.frames if live_input.engine_feed is not None else live_input.frames
@@ -362,9 +438,13 @@ def _output_latency(stream) -> float:
 
 
 def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int, channels: int):
-    """The output stream; with a live input on the same host API, one duplex stream carries both."""
-    sd = sounddevice()
+    """The output stream; with a live input on the same host API, one duplex stream carries both.
+    On JACK the server's own client (`JackStream`): PortAudio's JACK duplex stream plays its
+    output a period late."""
     live = renderer.live_input
+    if "jack" in str(info.get("hostapi", "")).lower():
+        return _open_jack(renderer, info, options, samplerate, channels)
+    sd = sounddevice()
     common = {"samplerate": samplerate, "blocksize": int(options.get("blocksize") or 0),
               "latency": options.get("latency", "low"), "dtype": "float32"}
     refused = None
@@ -385,6 +465,25 @@ def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int,
             raise DeviceError(f"cannot open audio device {info['name']!r} at {samplerate} Hz: {exc}") from None
 
 
+def _open_jack(renderer: Renderer, info: dict, options: dict, samplerate: int, channels: int) -> JackStream:
+    """One JACK client for the outputs and the live input on JACK. PortAudio's own JACK client
+    (open since it initialised, under the name the ports must have) ends first; an input on
+    another host API keeps PortAudio, whose client is then renamed."""
+    live = renderer.live_input
+    if live is not None and not live.duplex:
+        set_jack_client_name(f"{JACK_CLIENT}-portaudio")
+    else:
+        end_portaudio()
+    stream = JackStream(name=JACK_CLIENT, device=info["name"], samplerate=samplerate, channels=channels,
+                        callback=renderer.callback,
+                        duplex_callback=renderer.duplex_callback if live is not None and live.duplex else None)
+    asked = int(options.get("blocksize") or 0)
+    if asked and asked != stream.client.blocksize:
+        _log(f"--blocksize {asked}: JACK's period ({stream.client.blocksize}) sets the block; restart jackd with "
+             f"-p {asked} for that block")
+    return stream
+
+
 def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info: dict, options: dict) -> None:
     """Until told to stop: answer status requests, keep this thread at the callback's priority,
     report errors. Runs every few milliseconds for microseconds."""
@@ -399,17 +498,22 @@ def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info:
             break
         if os.getppid() != parent:  # the client is gone: nobody will ask us to stop
             break
+        if isinstance(stream, JackStream) and stream.shut_down is not None:  # the client sees this process
+            _log(f"the JACK server ended its client ({stream.shut_down})")  # end, as when PortAudio aborted
+            break
         if renderer.tid and not raised:
             policy, priority = thread_policy(renderer.tid)
+            if policy not in ("fifo", "rr") and int(options.get("realtime_priority") or 0) > 0 \
+                    and "jack" not in str(info.get("hostapi", "")).lower():
+                set_realtime(int(options["realtime_priority"]), tid=renderer.tid)
+                policy, priority = thread_policy(renderer.tid)
             if policy in ("fifo", "rr"):
                 # Preempted while it holds the interpreter lock, this thread would make the callback
                 # late; at the callback's own priority nothing that would not delay it preempts it.
+                # The render thread (a lead) too: the callback waits for it whenever it holds the lock.
                 set_realtime(priority)
-            elif int(options.get("realtime_priority") or 0) > 0 and "jack" not in str(info.get("hostapi", "")).lower():
-                set_realtime(int(options["realtime_priority"]), tid=renderer.tid)
-                policy, priority = thread_policy(renderer.tid)
-                if policy in ("fifo", "rr"):
-                    set_realtime(priority)
+                if renderer.render_tid:
+                    set_realtime(priority, tid=renderer.render_tid)
             shared[Counter.CB_TID] = renderer.tid
             shared[Counter.CB_POLICY] = codes.get(policy, -1)
             shared[Counter.CB_PRIORITY] = priority

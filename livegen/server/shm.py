@@ -39,7 +39,7 @@ class Counter(enum.IntEnum):
     AUDIO_DROPPED = 8  # server: samples the client had not read when the ring came round
     CALLBACKS = 9  # server
     LAST_CALLBACK_NS = 10  # server (CLOCK_MONOTONIC)
-    UNDERFLOWS = 11  # server: PortAudio's output-underflow flags
+    UNDERFLOWS = 11  # server: callbacks after a JACK xrun (PortAudio's output-underflow flags elsewhere)
     LATE = 12  # server: callbacks that found less rendered than asked (0 with lead 0 by construction)
     STOP = 13  # client: 1 = fade out and stop
     STOPPED = 14  # server: the fade is done (the stream keeps playing silence until closed)

@@ -6,12 +6,11 @@ virtual clock (`livegen.engine.core.Engine.render_events`).
 
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np
 
-from livegen.engine.events import Event, check_events
+from livegen.engine.events import Event
 from livegen.engine.input import FileFeed, feed_from_header
 from livegen.engine.notes import spectral_engine
 from livegen.errors import ParameterError
@@ -81,28 +80,19 @@ def render_log(engine, events, *, seconds: float, rebuild, log_path=None, warn=N
     total = int(round(seconds * rate))
     out = np.zeros(total, dtype=np.float32)
     parts = split_restarts(events)
-    starts = [0] + [_stamp(marker, rate) for marker, _ in parts[1:]]
+    starts = [0] + [marker.due(rate) for marker, _ in parts[1:]]
     for i, (marker, part) in enumerate(parts):
-        end = min(starts[i + 1] if i + 1 < len(parts) else total, total)
+        start, end = starts[i], min(starts[i + 1] if i + 1 < len(parts) else total, total)
         if marker is not None:
             engine = rebuild(marker)
-            engine.samples_out = starts[i]  # the live server's clock goes on (`livegen.server.process.serve`)
+            engine.samples_out = start  # the live server's clock goes on (`livegen.server.process.serve`)
             if listener is not None:
                 listener(marker)
         if listener is not None:
             engine.add_listener(listener)
-        check_events(part, engine.params)
-        engine.schedule(part, log_path=log_path, warn=warn)
-        while engine.samples_out < end:
-            first = engine.samples_out
-            block = engine.step()
-            n = min(len(block), end - first)
-            out[first:first + n] = block[:n]
+        block = engine.render_events(part, frames=max(end - start, 0), log_path=log_path, warn=warn)
+        out[start:start + len(block)] = block
     return out, engine
-
-
-def _stamp(event: Event, rate: int) -> int:
-    return int(event.sample) if event.sample is not None else int(math.ceil(event.t * rate - 1e-9))
 
 
 def check_weights(header: dict, model_path) -> None:

@@ -10,6 +10,27 @@ from pathlib import Path
 from livegen.errors import ParameterError
 
 
+def read_config(path) -> dict:
+    """The raw settings table of a JSON or TOML training config (any kind of model)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ParameterError(f"cannot read training config {path}: {exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib  # Python 3.11 on; JSON configs work on 3.10 too
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as exc:
+        raise ParameterError(f"training config {path} is not valid {path.suffix or 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParameterError(f"training config {path} must hold a table/object of settings")
+    return data
+
+
 def checked_config(cls, data: dict, *, label: str, positive: tuple[str, ...] = ()):
     """Build a config dataclass from a dict, refusing unknown keys and counts below 1."""
     known = {f.name for f in dataclasses.fields(cls)}
@@ -61,20 +82,4 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ParameterError(f"cannot read training config {path}: {exc}") from None
-        try:
-            if path.suffix.lower() == ".toml":
-                import tomllib
-
-                data = tomllib.loads(text)
-            else:
-                data = json.loads(text)
-        except ValueError as exc:
-            raise ParameterError(f"training config {path} is not valid {path.suffix or 'JSON'}: {exc}") from None
-        if not isinstance(data, dict):
-            raise ParameterError(f"training config {path} must hold a table/object of settings")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config(path))

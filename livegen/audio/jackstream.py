@@ -1,0 +1,202 @@
+"""The sound server's own JACK client: its output ports and the live input's port in one client.
+
+PortAudio's JACK host API declares its host buffer size unknown, and PortAudio's buffer
+processor then pre-fills a full-duplex stream's output with one buffer: with a live input
+every note sounded one period late. Two PortAudio streams are two JACK clients, run in either
+order in a cycle. One client with one process callback hands the renderer this cycle's input
+and takes this cycle's output; `JackStream` has the surface of the sounddevice stream the
+sound server used (start/stop/close, `latency`, `active`, the same callback signatures).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+
+import numpy as np
+
+from livegen.errors import DeviceError
+
+OUTPUT_PORT = "out_{}"
+"""PortAudio's names for the outputs (out_0, out_1): tests, docs and patchbays know them."""
+INPUT_PORT = "input"
+MAX_FRAMES = 8192
+"""The longest JACK period the preallocated blocks hold (JACK allows 8192 at most here)."""
+
+
+CAPTURE_LATENCY, PLAYBACK_LATENCY = 0, 1
+"""jack_latency_callback_mode_t."""
+
+
+class _LatencyRange(ctypes.Structure):
+    _fields_ = [("min", ctypes.c_uint32), ("max", ctypes.c_uint32)]
+
+
+def port_latency(jack, port, mode: int) -> int:
+    """The most frames of `port`'s capture or playback latency range: JACK-Client has no call
+    for `jack_port_get_latency_range`, so libjack (the library it loaded) is asked directly."""
+    function = ctypes.CDLL(jack._libname).jack_port_get_latency_range
+    function.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_LatencyRange))
+    function.restype = None
+    found = _LatencyRange()
+    function(int(jack._ffi.cast("uintptr_t", port._ptr)), mode, ctypes.byref(found))
+    return int(found.max)
+
+
+class CallbackStatus:
+    """What sounddevice's `CallbackFlags` told the renderer: JACK reported an xrun since the last cycle."""
+
+    __slots__ = ("output_underflow",)
+
+    def __init__(self):
+        self.output_underflow = False
+
+
+class JackStream:
+    """A JACK client with `channels` outputs and, with `duplex_callback`, one input port.
+
+    `callback(outdata, frames, time_info, status)` or `duplex_callback(indata, outdata, frames,
+    time_info, status)` fills a preallocated interleaved block (`time_info` is None); the
+    process callback copies its columns to the ports. The outputs connect to `device`'s playback
+    ports at `start`, as PortAudio connected them; the input stays unconnected until
+    `connect_input`. When the JACK server goes away the callbacks stop and `active` turns False
+    (`shut_down` says why); from then on only `close` touches the client (it frees it).
+    """
+
+    def __init__(self, *, name: str, device: str, samplerate: int, channels: int, callback=None,
+                 duplex_callback=None):
+        import jack  # JACK-Client: only where the output's host API is JACK
+
+        self._jack = jack
+        try:
+            client = jack.Client(name, no_start_server=True)
+        except jack.JackError as exc:
+            raise DeviceError(f"cannot open a JACK client for {device!r} ({exc}); is the JACK server running? "
+                              "(`jack_lsp` lists its ports)") from None
+        if client.samplerate != samplerate:
+            rate = client.samplerate
+            client.close()
+            raise DeviceError(f"cannot open audio device {device!r} at {samplerate} Hz: the JACK server runs at "
+                              f"{rate} Hz; give --samplerate {rate} (or restart jackd with -r {samplerate})")
+        self.client = client
+        self.name = client.name
+        self.device = device
+        self.samplerate = samplerate
+        self.channels = int(channels)
+        self._callback = callback
+        self._duplex = duplex_callback
+        try:
+            self._outports = [client.outports.register(OUTPUT_PORT.format(i)) for i in range(self.channels)]
+            self._inport = client.inports.register(INPUT_PORT) if duplex_callback is not None else None
+        except jack.JackError as exc:
+            client.close()
+            raise DeviceError(f"cannot register the JACK ports of {self.name!r} ({exc})") from None
+        self.input_ports = [self._inport.name] if self._inport is not None else []
+        self._out = np.zeros((MAX_FRAMES, self.channels), np.float32)
+        self._in = np.zeros((MAX_FRAMES, 1), np.float32)
+        self._views = self._prepare(client.blocksize)
+        self._status = CallbackStatus()
+        self.xruns = 0
+        self._xruns_seen = 0
+        self.shut_down: str | None = None
+        """Why the JACK server ended this client (None while it runs)."""
+        self._started = False
+        self._sources: list[str] = []
+        self._latency = 0.0 if duplex_callback is None else (0.0, 0.0)
+        client.set_process_callback(self._process)
+        client.set_xrun_callback(self._xrun)
+        client.set_shutdown_callback(self._shutdown)
+        client.set_blocksize_callback(self._blocksize)
+
+    # ---------------------------------------------------------------- the audio thread
+    def _prepare(self, frames: int) -> tuple:
+        """The views one period uses, made outside the process callback (JACK calls the blocksize
+        callback before a period of another length)."""
+        if frames > MAX_FRAMES:
+            raise DeviceError(f"JACK period {frames}: the sound server takes at most {MAX_FRAMES} frames")
+        out = self._out[:frames]
+        return frames, out, [out[:, i] for i in range(self.channels)], self._in[:frames], self._in[:frames, 0]
+
+    def _process(self, frames: int) -> None:
+        views = self._views
+        if views[0] != frames:  # the blocksize callback did not come first: views made here, once
+            views = self._views = self._prepare(frames)
+        _, out, columns, block, column = views
+        status = self._status
+        xruns = self.xruns
+        status.output_underflow = xruns != self._xruns_seen
+        self._xruns_seen = xruns
+        if self._inport is not None:
+            np.copyto(column, self._inport.get_array())
+            self._duplex(block, out, frames, None, status)
+        else:
+            self._callback(out, frames, None, status)
+        for port, samples in zip(self._outports, columns):
+            np.copyto(port.get_array(), samples)
+
+    def _xrun(self, delayed_usecs: float) -> None:
+        self.xruns += 1  # the next process callback tells the renderer (it counts underflows)
+
+    def _blocksize(self, frames: int) -> None:
+        self._views = self._prepare(frames)
+
+    def _shutdown(self, status, reason: str) -> None:
+        self.shut_down = reason or "the JACK server went away"
+
+    # ---------------------------------------------------------------- the stream's surface
+    @property
+    def active(self) -> bool:
+        return self._started and self.shut_down is None
+
+    @property
+    def latency(self):
+        """Seconds from this cycle's output to the sound at the playback ports (JACK's playback
+        latency range of the outputs, as PortAudio gave it), and with an input (input, output),
+        as sounddevice's duplex stream: the input's from the capture ports' sound."""
+        if self.shut_down is not None:
+            return self._latency
+        jack = self._jack
+        output = max((port_latency(jack, port, PLAYBACK_LATENCY) for port in self._outports), default=0)
+        latency = output / self.samplerate
+        if self._inport is not None:
+            latency = (port_latency(jack, self._inport, CAPTURE_LATENCY) / self.samplerate, latency)
+        self._latency = latency
+        return latency
+
+    def start(self) -> None:
+        """Activate the client and connect the outputs to the device's playback ports."""
+        client = self.client
+        client.activate()
+        self._started = True
+        playback = client.get_ports(f"^{re.escape(self.device)}:", is_audio=True, is_input=True)
+        if not playback:
+            playback = client.get_ports(is_audio=True, is_input=True, is_physical=True)
+        for port, target in zip(self._outports, playback):
+            try:
+                client.connect(port, target)
+            except self._jack.JackError:
+                pass  # connected meanwhile by a session manager, or gone
+
+    def connect_input(self, sources=()) -> list[str]:
+        """Connect the output ports `sources` (those that exist) to the input port; its names."""
+        for source in sources:
+            try:
+                self.client.connect(source, self._inport)
+            except self._jack.JackError:
+                pass  # not there (yet): the performer connects it
+        return list(self.input_ports)
+
+    def input_sources(self) -> list[str]:
+        """The ports connected to the input now (while the JACK server runs), else the last seen:
+        what a new server after a lost JACK server connects again."""
+        if self._inport is not None and self.active:
+            self._sources = [port.name for port in self._inport.connections]
+        return list(self._sources)
+
+    def stop(self) -> None:
+        if self.active:
+            self.client.deactivate()
+        self._started = False
+
+    def close(self) -> None:
+        self.client.close()  # a shut-down client too: JACK leaves its resources to the owner
