@@ -60,7 +60,7 @@ class JackStream:
     process callback copies its columns to the ports. The outputs connect to `device`'s playback
     ports at `start`, as PortAudio connected them; the input stays unconnected until
     `connect_input`. When the JACK server goes away the callbacks stop and `active` turns False
-    (`shut_down` says why); nothing here touches the dead client afterwards.
+    (`shut_down` says why); from then on only `close` touches the client (it frees it).
     """
 
     def __init__(self, *, name: str, device: str, samplerate: int, channels: int, callback=None,
@@ -199,5 +199,4 @@ class JackStream:
         self._started = False
 
     def close(self) -> None:
-        if self.shut_down is None:  # a shut-down client is left alone: the process ends next
-            self.client.close()
+        self.client.close()  # a shut-down client too: JACK leaves its resources to the owner

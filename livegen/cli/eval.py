@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import time
 
 from livegen.data.datasets import open_dataset
 from livegen.errors import ParameterError
@@ -41,8 +43,6 @@ TARGETS = {"pitch_50c": 0.97, "pitch_20c": 0.90, "lsd_db": 4.5, "life_ratio": 0.
 
 
 def run(args) -> int:
-    import json
-    import time
     from pathlib import Path
 
     import numpy as np
@@ -85,11 +85,7 @@ def run(args) -> int:
             "pitch_audio_20c": (a["pitch"]["within_20c"] or 0) >= TARGETS["pitch_20c"],
         })
     if args.data is None:
-        report["seconds"] = round(time.perf_counter() - started, 1)
-        (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        (out / "report.md").write_text(markdown(report))
-        print(markdown(report))
-        return 0
+        return _write_report(report, out, started)
     from livegen.train.data import default_cache_dir
 
     cache = Path(args.cache) if args.cache else default_cache_dir()
@@ -165,6 +161,11 @@ def run(args) -> int:
         "morph_ratio": report["morph"]["ratio"] <= TARGETS["morph_ratio"],
     })
     report["pitch_step"] = args.pitch_step
+    return _write_report(report, out, started)
+
+
+def _write_report(report: dict, out, started: float) -> int:
+    """Stamp the run's seconds, write `report.json` and `report.md` into `out`, print the markdown."""
     report["seconds"] = round(time.perf_counter() - started, 1)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "report.md").write_text(markdown(report))

@@ -8,12 +8,8 @@ from pathlib import Path
 
 from livegen.continuation.baseline import SeedLSTMConfig, SeedLSTMModel
 from livegen.continuation.model import ContinuationConfig, ContinuationModel, FORMAT, FORMAT_VERSION
-from livegen.model.io import _read_config, load_checked_weights, write_model_dir
+from livegen.model.io import CONFIG_NAME, _read_config, load_checked_weights, write_model_dir
 from livegen.paths import bundled_model_dir
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "weights.safetensors"
-CARD_NAME = "card.md"
 
 
 def default_continuation_path() -> Path:

@@ -131,16 +131,25 @@ def write_model_dir(model, path, *, fmt: str, version: int, card_text: str | Non
     return path
 
 
-def init_projections(model: SpectralModel, generator: torch.Generator) -> None:
-    """Fill the fixed random projections that turn noise draws into per-bin fluctuations.
+def init_noise_projection(model, generator: torch.Generator) -> None:
+    """Fill the fixed random projection that turns noise draws into per-bin fluctuations (a
+    spectral or a texture model's `noise_proj`).
 
-    Columns have unit norm, so each bin's (re, im) pair is standard normal when the draws are;
-    the noise projection is scaled so the resulting Rayleigh factor has geometric mean 1.
+    Columns have unit norm, so each bin's (re, im) pair is standard normal when the draws are,
+    scaled so the resulting Rayleigh factor has geometric mean 1.
     """
     cfg = model.config
     with torch.no_grad():
         p = torch.randn(cfg.noise_dim, 2 * cfg.n_bins, generator=generator)
         model.noise_proj.copy_(p / p.norm(dim=0, keepdim=True) * math.exp(-RAYLEIGH_LOG_MEAN))
+
+
+def init_projections(model: SpectralModel, generator: torch.Generator) -> None:
+    """Fill the fixed random projections: the noise projection (`init_noise_projection`), then the
+    harmonic jitter's (unit-norm columns)."""
+    cfg = model.config
+    init_noise_projection(model, generator)
+    with torch.no_grad():
         j = torch.randn(cfg.noise_dim, cfg.max_harmonics, generator=generator)
         model.jitter_proj.copy_(j / j.norm(dim=0, keepdim=True))
 

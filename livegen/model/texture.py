@@ -27,8 +27,8 @@ from torch import nn
 
 from livegen.errors import ModelError
 from livegen.model.config import FrameConfig
-from livegen.model.io import _read_config, load_checked_weights, write_model_dir
-from livegen.model.spectral import (_LN10_20, LEVEL_GAIN_DB, RAYLEIGH_LOG_MEAN, SpectralModel, frame_rms_log,
+from livegen.model.io import _read_config, init_noise_projection, load_checked_weights, write_model_dir
+from livegen.model.spectral import (_LN10_20, LEVEL_GAIN_DB, SpectralModel, frame_rms_log,
                                     rayleigh_log, register_plane_buffers)
 
 TEXTURE_FORMAT = "livegen-texture-vae"
@@ -165,9 +165,8 @@ def init_texture(model: TextureModel, generator: torch.Generator, sample: torch.
     """Noise projection (unit columns, Rayleigh factor of geometric mean 1), encoder input
     statistics and the decoder's output bias from `sample` frames `[N, n_bins]` (natural log)."""
     cfg = model.config
+    init_noise_projection(model, generator)
     with torch.no_grad():
-        p = torch.randn(cfg.noise_dim, 2 * cfg.n_bins, generator=generator)
-        model.noise_proj.copy_(p / p.norm(dim=0, keepdim=True) * math.exp(-RAYLEIGH_LOG_MEAN))
         if sample is not None and sample.numel():
             s = sample.clamp(min=math.log(cfg.floor))
             model.logmag_mean.copy_(s.mean(0))

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livegen.dsp import invert
 from livegen.model.io import CARD_NAME
 from livegen.train import evaluate as ev
 from livegen.train.losses import DB, FLOOR_DB
@@ -50,17 +49,8 @@ def pitch_sweep(model, pitches, *, heard, seconds: float = 0.5, method: str | No
     z = model.xy_to_z(torch.tensor([0.5, 0.5]))
     n = int(round(seconds / cfg.hop_seconds))
     mags = [ev.generate_frames(model, z, float(p), 0.8, n, -1, noise_seed=k) for k, p in enumerate(pitches)]
-    audio = invert(np.stack(mags).astype(np.float32), n_fft=cfg.n_fft, hop=cfg.hop)
-    sr = cfg.sample_rate
-    if method == "crepe":
-        import soxr
-
-        audio = np.stack([soxr.resample(a, sr, 16000) for a in audio])
-        sr = 16000
     per = {}
-    for a, p in zip(audio, pitches):
-        midi, voiced = ev.track_pitch(a, sr, method=method)
-        c = ev._score(midi, voiced, float(p), skip=5)
+    for c, p in zip(ev.tracked_cents(mags, [float(p) for p in pitches], cfg, method=method), pitches):
         per[int(p)] = (int((c <= 50).sum()), int(c.size))
 
     def share(sel):

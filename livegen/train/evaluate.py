@@ -241,6 +241,19 @@ def _score(midi, voiced, asked, skip):
     return cents
 
 
+def tracked_cents(mags, asked, cfg, *, method: str) -> list[np.ndarray]:
+    """Notes' magnitude frames `mags` inverted and tracked with `method`: per note, how many cents
+    each voiced frame (after the first 5) is off its `asked` pitch."""
+    audio = invert(np.stack(mags).astype(np.float32), n_fft=cfg.n_fft, hop=cfg.hop)
+    sr = cfg.sample_rate
+    if method == "crepe":
+        import soxr
+
+        audio = np.stack([soxr.resample(a, sr, 16000) for a in audio])
+        sr = 16000
+    return [_score(*track_pitch(a, sr, method=method), p, skip=5) for a, p in zip(audio, asked)]
+
+
 def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds: float = 0.5, seed: int = 0,
                              method: str | None = None, per_pitch: int = 2) -> dict:
     """Generate, invert and track notes from `n_points` latent points spread over the plane."""
@@ -262,16 +275,7 @@ def pitch_accuracy_generated(model, *, n_points: int = 20, pitches=None, seconds
             idx = (k * per_pitch + r) % len(zs)
             mags.append(generate_frames(model, zs[idx], p, 0.8, n_frames, -1, noise_seed=seed + k * per_pitch + r))
             asked.append(p)
-    audio = invert(np.stack(mags).astype(np.float32), n_fft=cfg.n_fft, hop=cfg.hop)
-    sr = cfg.sample_rate
-    if method == "crepe":
-        import soxr
-
-        audio = np.stack([soxr.resample(a, sr, 16000) for a in audio])
-        sr = 16000
-    for a, p in zip(audio, asked):
-        midi, voiced = track_pitch(a, sr, method=method)
-        c = _score(midi, voiced, p, skip=5)
+    for c, p in zip(tracked_cents(mags, asked, cfg, method=method), asked):
         cents_all.append(c)
         on_grid.append(np.full(c.size, float(p) == round(p)))
     c = np.concatenate(cents_all)
