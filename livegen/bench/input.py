@@ -20,7 +20,10 @@ default settings) and measured on the 48 kHz file it writes:
   (frames within 30 dB of the input's loudest, now and 30 ms before) (target >= 30 dB below);
 - timbre: the mean log-mel envelope (64 bands to 11 kHz) of the output's and the input's
   note frames, each levelled to 0 dB mean, RMS difference over the bands (target >= 3 dB:
-  the output is the model's timbre, not the input passed through).
+  the output is the model's timbre, not the input passed through); beside it (the melodies),
+  the same distance from the model's own voice playing the melody's notes as note events
+  (`livegen render EVENTS`, the pad at its centre, over the same frames): small against the
+  input's when the output is the model's timbre.
 - unvoiced (`whisper`): the output's RMS over the input's loud frames (it sounds) and the share
   of them in which CREPE hears a voice (it should not: harmonics are off);
 - cost: the engine's offline render at 48 kHz on one thread, best of `--repeats`: nothing
@@ -43,7 +46,7 @@ import numpy as np
 from livegen.bench._report import REPO
 from livegen.data.gm import RenderSettings, _Renderer
 from livegen.data.pitch import hz_to_midi, track_f0
-from livegen.engine.events import Event
+from livegen.engine.events import Event, note_off, note_on, param, write_events
 from livegen.engine.input import FileFeed
 from livegen.errors import ParameterError
 from livegen.server import factory
@@ -96,17 +99,51 @@ def make_espeak(path: Path, *, sung: bool = False, whisper: bool = False) -> Non
     sf.write(path, np.concatenate(parts), rate, subtype="FLOAT")
 
 
-def render(input_path: Path, out: Path, *extra: str) -> np.ndarray:
-    """`livegen render --input` in a process of its own; the 48 kHz mono output."""
+def _render(out: Path, *args: str) -> np.ndarray:
+    """`livegen render ARGS -o OUT` in a process of its own; the 48 kHz mono output."""
     import soundfile as sf
 
-    result = subprocess.run([sys.executable, "-m", "livegen", "render", "--input", str(input_path), "-o", str(out),
-                             *extra], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "livegen", "render", *args, "-o", str(out)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
     if result.returncode:
-        raise RuntimeError(f"livegen render --input {input_path} failed: {result.stderr.strip()}")
+        raise RuntimeError(f"livegen render {' '.join(args)} failed: {result.stderr.strip()}")
     y, sr = sf.read(out, dtype="float32")
     assert sr == SR
     return y
+
+
+def render(input_path: Path, out: Path, *extra: str) -> np.ndarray:
+    """`livegen render --input` in a process of its own; the 48 kHz mono output."""
+    return _render(out, "--input", str(input_path), *extra)
+
+
+def render_notes(notes: list, events_path: Path, out: Path, *, seconds: float) -> np.ndarray:
+    """The model's own voice playing `notes` ([(onset s, MIDI)], each held `NOTE_S`, velocity 100,
+    as `make_melody` plays them) as note events through `livegen render`, drone off, the pad at
+    its centre (the defaults, as for `render`); the 48 kHz mono output, `seconds` long."""
+    events = [param("drone", 0)]
+    for t, midi in notes:
+        events += [note_on(midi, 100, t=t), note_off(midi, t=t + NOTE_S)]
+    write_events(events_path, events)
+    return _render(out, str(events_path), "--seconds", f"{seconds:.3f}")
+
+
+def mel_envelope(y: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The mean log-mel envelope (dB, 64 bands to 11 kHz, levelled to 0 dB mean) of the 10 ms
+    frames of `y` (48 kHz) where `frames` is true."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=2048, hop_length=int(FRAME_S * SR), n_mels=64,
+                                         fmax=11000, center=False)
+    mel_db = 10 * np.log10(np.maximum(mel, 1e-12))
+    k = min(mel_db.shape[1], len(frames))
+    env = 10 * np.log10(np.mean(10 ** (mel_db[:, :k][:, frames[:k]] / 10), axis=1))
+    return env - env.mean()
+
+
+def envelope_distance(a: np.ndarray, b: np.ndarray, frames: np.ndarray) -> float:
+    """RMS difference (dB) over the bands of the mel envelopes of `a` and `b` over `frames`."""
+    return float(np.sqrt(np.mean((mel_envelope(a, frames) - mel_envelope(b, frames)) ** 2)))
 
 
 def frame_db(y: np.ndarray, sr: int, *, seconds: float = FRAME_S) -> np.ndarray:
@@ -159,9 +196,10 @@ def input_pitch(x: np.ndarray):
     return midi, voiced
 
 
-def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None) -> dict:
-    """Pitch, gap and timbre figures of output `y` (48 kHz) against input `x` (see the module's note)."""
-    import librosa
+def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None,
+                 own: np.ndarray | None = None) -> dict:
+    """Pitch, gap and timbre figures of output `y` (48 kHz) against input `x` (see the module's
+    note); `own`: the model's own voice playing the same notes (48 kHz), for the timbre beside it."""
     import soxr
 
     x48 = soxr.resample(x, x_sr, SR).astype(np.float32)
@@ -214,19 +252,10 @@ def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None)
     note_db = power(ys[loud])
     gap_db = power(ys[gap]) if gap.any() else float("nan")
 
-    def envelope(sig, frames):
-        mel = librosa.feature.melspectrogram(y=sig, sr=SR, n_fft=2048, hop_length=int(FRAME_S * SR), n_mels=64,
-                                             fmax=11000, center=False)
-        mel_db = 10 * np.log10(np.maximum(mel, 1e-12))
-        k = min(mel_db.shape[1], len(frames))
-        env = 10 * np.log10(np.mean(10 ** (mel_db[:, :k][:, frames[:k]] / 10), axis=1))
-        return env - env.mean()
-
-    env_x = envelope(x48, loud)
-    env_y = envelope(y, loud)
-    timbre = float(np.sqrt(np.mean((env_x - env_y) ** 2)))
+    timbre = envelope_distance(x48, y, loud)
+    own_timbre = envelope_distance(own, y, loud) if own is not None else float("nan")
     return {"voiced_frames": int(y_voiced.sum()), "within_50c": within, "note_db": note_db, "gap_db": gap_db,
-            "gap_below_db": note_db - gap_db, "timbre_db": timbre, "lag_ms": lag_ms,
+            "gap_below_db": note_db - gap_db, "timbre_db": timbre, "own_timbre_db": own_timbre, "lag_ms": lag_ms,
             "onset_ms": latency_ms(x48, y)}
 
 
@@ -307,16 +336,19 @@ def main(argv=None) -> int:
         print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
               "timbre >= 3 dB)")
         print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
-              f"{'timbre':>7s} {'lag':>6s} {'onset':>6s}")
+              f"{'timbre':>7s} {'own':>7s} {'lag':>6s} {'onset':>6s}")
         for name, make in clips.items():
             path = out / f"{name}.wav"
             notes = make(path)
             x, x_sr = sf.read(path, dtype="float32")
             y = render(path, out / f"{name}.out.wav")
-            r = measure_clip(x, x_sr, y, notes=notes)
+            own = None if notes is None else render_notes(notes, out / f"{name}.notes.jsonl",
+                                                          out / f"{name}.notes.wav", seconds=len(y) / SR)
+            r = measure_clip(x, x_sr, y, notes=notes, own=own)
+            own_text = f"{r['own_timbre_db']:5.1f}dB" if own is not None else f"{'-':>7s}"
             print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
-                  f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {r['lag_ms']:4.0f}ms "
-                  f"{r['onset_ms']:4.0f}ms")
+                  f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {own_text} "
+                  f"{r['lag_ms']:4.0f}ms {r['onset_ms']:4.0f}ms")
         path = out / "whisper.wav"
         make_espeak(path, whisper=True)
         x, x_sr = sf.read(path, dtype="float32")
@@ -324,8 +356,10 @@ def main(argv=None) -> int:
         print(f"  {'whisper (unvoiced)':32s} output {r['level_db']:.1f} dBFS over the input's loud frames; "
               f"CREPE hears a voice in {100 * r['output_voiced']:.1f} % of them "
               f"(in the input: {100 * r['input_voiced']:.1f} %)")
-        print("  (notes / gaps: the output's RMS dBFS over the input's notes / silent stretches; lag: the delay that "
-              "fits the pitch best; onset: median delay from the input's onsets to the output's)")
+        print("  (notes / gaps: the output's RMS dBFS over the input's notes / silent stretches; timbre / own: the "
+              "output's mel envelope from the input's / from the model's own voice playing the same notes as note "
+              "events; lag: the delay that fits the pitch best; onset: median delay from the input's onsets to the "
+              "output's)")
 
     if not args.no_cost:
         best = cost(loaded.model, seconds=args.seconds, repeats=args.repeats)

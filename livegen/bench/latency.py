@@ -853,17 +853,20 @@ def baseline_soak(seconds: float, *, period: int = 256, realtime: bool = True) -
         server.stop()
 
 
+def _machine_lines(r: dict) -> list[str]:
+    """What the machine did over a soak: stolen CPU time, jackd's XRun lines, its warning."""
+    lines = [f"CPU time stolen by the hypervisor (/proc/stat): {r['steal_s']:.2f} s"]
+    lines += [f"  jackd: {line}" + (f" (x{count})" if count > 1 else "") for line, count in r.get("jackd_log_lines", ())]
+    return lines + ([r["jack_warning"]] if r["jack_warning"] else [])
+
+
 def baseline_lines(r: dict) -> list[str]:
     low, high, mean = r["load"]
     lines = [f"baseline {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
              f"-r 48000 -p {r['period']}, no livegen: jack_simple_client alone; load average {mean:.1f} "
              f"(from {low:.1f} to {high:.1f})",
              f"xruns: JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log {r['jackd_log_xruns']}",
-             f"CPU time stolen by the hypervisor (/proc/stat): {r['steal_s']:.2f} s"]
-    for line, count in r.get("jackd_log_lines", ()):
-        lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
-    if r["jack_warning"]:
-        lines.append(r["jack_warning"])
+             *_machine_lines(r)]
     return lines
 
 
@@ -914,11 +917,7 @@ def soak_lines(r: dict) -> list[str]:
              f"play's threads: {r['scheduling']}",
              f"sound server's callback (whole run): longest {r.get('render_max_ms')} ms of work, longest gap "
              f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms)",
-             f"CPU time stolen by the hypervisor (/proc/stat): {r['steal_s']:.2f} s"]
-    for line, count in r.get("jackd_log_lines", ()):
-        lines.append(f"  jackd: {line}" + (f" (x{count})" if count > 1 else ""))
-    if r["jack_warning"]:
-        lines.append(r["jack_warning"])
+             *_machine_lines(r)]
     lines.append("share of one core over the soak:")
     for pid, role, name, cmd, share in r["processes"]:
         lines.append(f"  {role:12s} pid {pid:<7d} {name:16s} {100 * share:6.1f} %  {cmd}")

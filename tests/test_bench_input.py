@@ -1,0 +1,38 @@
+"""`livegen bench input`'s timbre figures: the mel-envelope distance, and the model's own voice
+playing the melody's notes that the output is compared with beside the input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from livegen.bench import input as bench
+
+SR = bench.SR
+
+
+def _tone(partials, seconds=1.0):
+    """Partials over a little noise (every mel band above the envelope's -120 dB floor)."""
+    t = np.arange(int(seconds * SR)) / SR
+    noise = 1e-3 * np.random.default_rng(0).standard_normal(len(t))
+    return (sum(a * np.sin(2 * np.pi * f * t) for f, a in partials) + noise).astype(np.float32)
+
+
+def test_envelope_distance_ignores_the_level_and_hears_the_timbre():
+    dull = _tone([(220, 1.0), (440, 0.3), (660, 0.1)])
+    bright = _tone([(220, 1.0), (440, 0.8), (660, 0.7), (880, 0.6), (1100, 0.5)])
+    frames = np.ones(100, bool)
+    assert bench.envelope_distance(dull, 0.1 * dull, frames) == pytest.approx(0.0, abs=1e-3)
+    assert bench.envelope_distance(dull, bright, frames) > 3.0
+
+
+@pytest.mark.slow  # renders with the bundled model in a process of its own
+def test_the_models_own_voice_plays_the_notes_when_the_melody_does(tmp_path):
+    notes = [(0.2, 67.0), (0.9, 60.0)]
+    y = bench.render_notes(notes, tmp_path / "notes.jsonl", tmp_path / "notes.wav", seconds=1.6)
+    assert len(y) == int(1.6 * SR)
+    db = bench.frame_db(y, SR)
+    assert db[:15].max() < -80  # nothing before the first note (the drone is off)
+    for onset, _ in notes:  # each note sounds while it is held
+        k = int(onset / bench.FRAME_S)
+        assert db[k + 5:k + 40].min() > db.max() - 30, (onset, db[k:k + 45].round(1))
