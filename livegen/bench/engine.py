@@ -27,6 +27,7 @@ import time
 import uuid
 
 from livegen.audio.devices import quiet_stderr
+from livegen.audio.input import JACK_CLIENT
 from livegen.audio.realtime import describe_process
 from livegen.bench.latency import xy_walk
 from livegen.bench.ui import _status
@@ -240,7 +241,7 @@ class _Jack:
 
     def connect(self) -> bool:
         for port in self.client.get_ports(is_audio=True, is_output=True):
-            if port.name.startswith("PortAudio"):
+            if port.name.startswith(f"{JACK_CLIENT}:"):  # the sound server's outputs
                 try:
                     self.client.connect(port, self.port)
                 except Exception:
