@@ -510,10 +510,12 @@ def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info:
             if policy in ("fifo", "rr"):
                 # Preempted while it holds the interpreter lock, this thread would make the callback
                 # late; at the callback's own priority nothing that would not delay it preempts it.
-                # The render thread (a lead) too: the callback waits for it whenever it holds the lock.
                 set_realtime(priority)
                 if renderer.render_tid:
-                    set_realtime(priority, tid=renderer.render_tid)
+                    # The render thread (a lead) one under it: on a CPU both want, the callback
+                    # preempts it (at the same priority it would wait for a whole hop's render);
+                    # the render thread still preempts everything that is not real-time.
+                    set_realtime(max(1, priority - 1), tid=renderer.render_tid)
             shared[Counter.CB_TID] = renderer.tid
             shared[Counter.CB_POLICY] = codes.get(policy, -1)
             shared[Counter.CB_PRIORITY] = priority
