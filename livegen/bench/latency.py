@@ -813,10 +813,11 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
         shutil.rmtree(record_dir, ignore_errors=True)
 
 
-def baseline_soak(seconds: float, *, period: int = 256, realtime: bool = True) -> dict:
-    """The same jackd and passive xrun counter with no livegen at all: a C client
-    (`jack_simple_client`, a sine in its process callback) alone. The xruns this machine gives
-    a trivial client, the floor the soak's own figure stands on."""
+def baseline_soak(seconds: float, *, period: int = 256, realtime: bool = True, cpu_percent: int = 0) -> dict:
+    """The same jackd and passive xrun counter with no livegen at all: a C client alone,
+    `jack_simple_client` (a sine) or, with `cpu_percent`, `jack_cpu` (busy that share of every
+    period, as long as livegen's callback works). The xruns this machine gives such a client:
+    the floor the soak's own figure stands on."""
     server = JackServer(period, realtime=realtime)
     passive = simple = None
     try:
@@ -824,20 +825,22 @@ def baseline_soak(seconds: float, *, period: int = 256, realtime: bool = True) -
         counts = {"xruns": 0}
         passive.set_xrun_callback(lambda delay: counts.__setitem__("xruns", counts["xruns"] + 1))
         passive.activate()
-        tool = shutil.which("jack_simple_client")
+        name, args = ("jack-cpu", ["-c", str(cpu_percent)]) if cpu_percent else ("jack_simple_client", [])
+        tool = shutil.which("jack_cpu" if cpu_percent else "jack_simple_client")
         if tool is None:
-            raise RuntimeError("jack_simple_client not found: install Debian's jackd2 example clients")
-        simple = subprocess.Popen([tool], env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            raise RuntimeError("jack_simple_client / jack_cpu not found: install Debian's jackd2 (example clients)")
+        simple = subprocess.Popen([tool, *args], env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10.0
-        while not any(p.name.startswith("jack_simple_client:") for p in passive.get_ports()):
+        while not any(p.name.startswith(f"{name}:") for p in passive.get_ports()):
             if simple.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("jack_simple_client did not join the server")
+                raise RuntimeError(f"{name} did not join the server")
             time.sleep(0.05)
         loads, start, steal_before = [], time.monotonic(), steal_seconds()
         while (now := time.monotonic()) < start + seconds:
             loads.append(os.getloadavg()[0])
             time.sleep(min(10.0, start + seconds - now))
         return {"seconds": time.monotonic() - start, "period": period, "jack_realtime": server.realtime,
+                "cpu_percent": cpu_percent,
                 "steal_s": steal_seconds() - steal_before,
                 "jack_warning": server.warning, "jack_xruns": counts["xruns"],
                 "jackd_log_xruns": server.log_text().count("XRun"),
@@ -863,7 +866,9 @@ def _machine_lines(r: dict) -> list[str]:
 def baseline_lines(r: dict) -> list[str]:
     low, high, mean = r["load"]
     lines = [f"baseline {r['seconds']:.0f} s on jackd {'-R' if r['jack_realtime'] else '--no-realtime'} -d dummy "
-             f"-r 48000 -p {r['period']}, no livegen: jack_simple_client alone; load average {mean:.1f} "
+             f"-r 48000 -p {r['period']}, no livegen: "
+             + (f"jack_cpu -c {r['cpu_percent']} (busy {r['cpu_percent']} % of every period)" if r["cpu_percent"]
+                else "jack_simple_client") + f" alone; load average {mean:.1f} "
              f"(from {low:.1f} to {high:.1f})",
              f"xruns: JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log {r['jackd_log_xruns']}",
              *_machine_lines(r)]
@@ -940,6 +945,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", action="store_true",
                         help="before the soak, soak as long with no livegen (jack_simple_client alone on the same "
                              "jackd): the xruns the machine itself gives")
+    parser.add_argument("--baseline-cpu", type=int, default=0, metavar="PERCENT",
+                        help="the baseline's client is jack_cpu, busy PERCENT of every period (livegen's callback "
+                             "works about 15-25 %%) instead of the idle jack_simple_client")
     parser.add_argument("--no-realtime", action="store_true", help="jackd --no-realtime (default: -R)")
     parser.add_argument("--play-args", default="", help="extra `play --headless` options")
     parser.add_argument("--input", action="store_true",
@@ -1001,7 +1009,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak_seconds > 0 and args.baseline:
         print()
         print("\n".join(baseline_lines(baseline_soak(args.soak_seconds, period=args.soak_period,
-                                                     realtime=realtime))))
+                                                     realtime=realtime, cpu_percent=args.baseline_cpu))))
     if args.soak_seconds > 0:
         result = soak(args.soak_seconds, period=args.soak_period, ui=args.ui, realtime=realtime, extra=extra)
         print()
