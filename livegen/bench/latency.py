@@ -800,6 +800,8 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
                 "recording": after.get("recording"), "voices": after.get("voices"), "steal_s": steal,
                 "lead": after.get("lead"),
                 "render_max_ms": after.get("render_max_ms"), "audio_gap_ms": after.get("audio_gap_ms"),
+                "slow_callbacks": (after.get("slow_callbacks") or 0) - (before.get("slow_callbacks") or 0),
+                "gc": [a - b for a, b in zip(after.get("gc_collections") or (), before.get("gc_collections") or ())],
                 "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3}
     finally:
         if viewer is not None:
@@ -921,7 +923,9 @@ def soak_lines(r: dict) -> list[str]:
              f"JACK (passive client's xrun callback) {r['jack_xruns']}; jackd's log (whole run) {r['jackd_log_xruns']}",
              f"play's threads: {r['scheduling']}",
              f"sound server's callback (whole run): longest {r.get('render_max_ms')} ms of work, longest gap "
-             f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms)",
+             f"between two callbacks {r.get('audio_gap_ms')} ms (one period is {1000 * r['period'] / SR:.2f} ms); "
+             f"over the soak {r.get('slow_callbacks')} callbacks worked longer than half a period, and the sound "
+             f"server's garbage collector ran {'/'.join(map(str, r.get('gc') or [])) or '?'} times (generations 0/1/2)",
              *_machine_lines(r)]
     lines.append("share of one core over the soak:")
     for pid, role, name, cmd, share in r["processes"]:

@@ -69,6 +69,7 @@ class Renderer:
         self.error: BaseException | None = None
         self.live_input = None
         """A `LiveInput` carried by this stream (duplex): `duplex_callback` hands it each block."""
+        self.samplerate = int(engine.samplerate)
         self.frames = 0
         """The device's last block: what the render thread keeps ready past the lead."""
         self.primed = False
@@ -168,6 +169,8 @@ class Renderer:
         spent = time.monotonic_ns() - started
         if spent > counters[Counter.MAX_RENDER_NS]:
             counters[Counter.MAX_RENDER_NS] = spent
+        if spent * self.samplerate > frames * 500_000_000:  # over half the period
+            counters[Counter.SLOW_CALLBACKS] += 1
 
     def _render(self, frames: int) -> None:
         engine = self.engine
@@ -230,6 +233,8 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
         "audio_device": info["name"],
         "audio_gap_ms": round(counters[Counter.MAX_GAP_NS] / 1e6, 2),
         "render_max_ms": round(counters[Counter.MAX_RENDER_NS] / 1e6, 2),
+        "slow_callbacks": int(counters[Counter.SLOW_CALLBACKS]),
+        "gc_collections": [generation["collections"] for generation in gc.get_stats()],
         "event_wait_ms": round(counters[Counter.EVENT_WAIT_NS] / 1e6, 2),
         "event_wait_max_ms": round(counters[Counter.EVENT_WAIT_MAX_NS] / 1e6, 2),
         "audio_policy": f"{policy} {priority}",

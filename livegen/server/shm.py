@@ -60,9 +60,10 @@ class Counter(enum.IntEnum):
     INPUT_WRITTEN = 29  # server: live-input samples the engine consumed (model rate)
     INPUT_READ = 30  # client
     INPUT_DROPPED = 31  # server: input samples the client had not read when the ring came round
+    SLOW_CALLBACKS = 32  # server: callbacks that worked longer than half their period
 
 
-_COUNTERS = 32
+_COUNTERS = 40
 INBOX_BYTES = 1 << 18
 OUTBOX_BYTES = 1 << 20
 AUDIO_SECONDS = 10.0
