@@ -801,7 +801,7 @@ def soak(seconds: float, *, period: int = 256, ui: bool = False, realtime: bool 
                 "lead": after.get("lead"),
                 "render_max_ms": after.get("render_max_ms"), "audio_gap_ms": after.get("audio_gap_ms"),
                 "slow_callbacks": (after.get("slow_callbacks") or 0) - (before.get("slow_callbacks") or 0),
-                "gc": [a - b for a, b in zip(after.get("gc_collections") or (), before.get("gc_collections") or ())],
+                "gc": [int(after.get(f"gc_runs_{i}") or 0) - int(before.get(f"gc_runs_{i}") or 0) for i in range(3)],
                 "load": (min(loads), max(loads), sum(loads) / len(loads)) if loads else (os.getloadavg()[0],) * 3}
     finally:
         if viewer is not None:

@@ -234,7 +234,7 @@ def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict
         "audio_gap_ms": round(counters[Counter.MAX_GAP_NS] / 1e6, 2),
         "render_max_ms": round(counters[Counter.MAX_RENDER_NS] / 1e6, 2),
         "slow_callbacks": int(counters[Counter.SLOW_CALLBACKS]),
-        "gc_collections": [generation["collections"] for generation in gc.get_stats()],
+        **{f"gc_runs_{i}": generation["collections"] for i, generation in enumerate(gc.get_stats())},
         "event_wait_ms": round(counters[Counter.EVENT_WAIT_NS] / 1e6, 2),
         "event_wait_max_ms": round(counters[Counter.EVENT_WAIT_MAX_NS] / 1e6, 2),
         "audio_policy": f"{policy} {priority}",
