@@ -289,6 +289,8 @@ def test_play_input_device_follows_a_real_jack_input(jack_server, live_play, tmp
     words = log[log.index("frames heard") - 40:].split()
     heard = int(words[words.index("frames") - 1])
     assert f"live input: {name!r}" in log and heard > 50, log[-3000:]
+    line = log[log.index("live input: "):].splitlines()[0]
+    assert "own JACK client" in line and "output stream" not in line, line  # a port of the server's client
     base = [sys.executable, "-m", "livegen", "play", "--headless", "--osc-port", "0", "--no-midi", "--nice", "0"]
     proc = subprocess.run([*base, "--model", "random", "--input-device", name, "--duration", "1"], cwd=repo,
                           env=jack_server.env, capture_output=True, text=True, timeout=180)

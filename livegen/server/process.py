@@ -337,8 +337,17 @@ def _start_input(live_input, stream, connect=()) -> None:
             _log(f"live input: could not name or disconnect its JACK port ({type(exc).__name__}: {exc})")
     where = (f"JACK port {', '.join(ports)}: connect what you play to it (jack_connect, qjackctl, Carla)"
              if ports else "")
-    _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz"
-         f"{' in the output stream' if live_input.duplex else ''}{'; ' + where if where else ''}")
+    _log(f"live input: {live_input.info['name']!r} at {live_input.samplerate} Hz, {_input_path(live_input, stream)}"
+         f"{'; ' + where if where else ''}")
+
+
+def _input_path(live_input, stream) -> str:
+    """How the live input's samples arrive, for the log: each case says what is true of it."""
+    if isinstance(stream, JackStream) and live_input.duplex:
+        return f"an input port of the sound server's own JACK client {stream.name!r}"
+    if live_input.duplex:
+        return "in the output stream (one duplex PortAudio stream)"
+    return "in its own PortAudio input stream"
 
 
 def _warm_up(spare) -> None:
