@@ -155,6 +155,33 @@ def test_a_missing_input_device_is_a_message_and_exit_code_2(jack_server, tmp_pa
     assert "Traceback" not in done.stderr
 
 
+COUNT_INPUTS = """
+import sounddevice as sd
+from livegen.audio import input as audio_input
+from livegen.server import process
+made = []
+class Counted(audio_input.LiveInput):
+    def __init__(self, **kwargs):
+        made.append(kwargs)
+        super().__init__(**kwargs)
+process.LiveInput = Counted
+info = sd.query_devices(kind="input")
+hostapi = sd.query_hostapis(info["hostapi"])["name"]
+engine, live = process.build_engine({"model": "random", "input_device": "system", "input_required": True},
+                                    48000, hostapi=hostapi)
+print("made", len(made), "duplex", live.duplex, "rate", live.samplerate, "jack", live.on_jack)
+"""
+
+
+def test_the_input_device_is_found_once_at_start(jack_server, tmp_path):
+    """The sound server queries the input device once and the output stream carries that one."""
+    proc = subprocess.run([sys.executable, "-c", COUNT_INPUTS], cwd=tmp_path, capture_output=True, text=True,
+                          env=dict(jack_server.env, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-8:] == ["made", "1", "duplex", "True", "rate", "48000", "jack", "True"], \
+        proc.stdout + proc.stderr[-2000:]
+
+
 def test_a_model_switch_keeps_what_plays_into_the_input(live_play, jack_server):
     play = live_play("--input-device", "system", "--no-midi")
     voice = SineClient(jack_server)

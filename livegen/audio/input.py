@@ -58,10 +58,9 @@ class LiveInput:
         self.info = info
         self.index = int(info["index"])
         self.hostapi = sd.query_hostapis(info["hostapi"])["name"]
-        self.samplerate = int(samplerate or info["default_samplerate"])
         self.blocksize = int(blocksize)
-        self.ring = RingBuffer(int(buffer_seconds * self.samplerate))
-        self._scratch = np.zeros(self.ring.capacity, np.float32)
+        self._buffer_seconds = float(buffer_seconds)
+        self._size(int(samplerate or info["default_samplerate"]))
         self.frames = 0
         """Frames heard (by every follower that polled it)."""
         self.overflows = 0
@@ -77,6 +76,20 @@ class LiveInput:
         self.stream = None
         self.engine_feed: LiveFeed | None = None
         """The feed a spectral engine reads (set by whoever builds it)."""
+
+    def _size(self, samplerate: int) -> None:
+        self.samplerate = int(samplerate)
+        self.ring = RingBuffer(int(self._buffer_seconds * self.samplerate))
+        self._scratch = np.zeros(self.ring.capacity, np.float32)
+
+    def carry(self, samplerate: int) -> "LiveInput":
+        """Let the output stream carry this input (`duplex`) at its `samplerate`: the device
+        found once serves, no second query (before `start`; its ring is sized anew)."""
+        if self.stream is not None:
+            raise RuntimeError("LiveInput.carry after its own stream was opened")
+        self.duplex = True
+        self._size(samplerate)
+        return self
 
     @property
     def on_jack(self) -> bool:

@@ -263,11 +263,11 @@ def build_engine(spec: dict, samplerate: int, *, hostapi: str | None = None):
     (`duplex`: its input arrives in the callback that renders), else it opens its own."""
     threads = max(1, int(spec.get("threads") or 1))
     torch.set_num_threads(threads)
-    if spec.get("input_device") is not None:
-        LiveInput(device=spec["input_device"])  # a missing device is said before the model loads
+    # queried once, before the model loads: a missing device is said at once
+    found = LiveInput(device=spec["input_device"]) if spec.get("input_device") is not None else None
     loaded = factory.load(spec.get("model"), device=pick_device(spec.get("device") or "auto"),
                           seed_audio=spec.get("seed_audio"), temperature=spec.get("temperature"), log=_log)
-    live_input = _open_input(loaded, spec, samplerate=samplerate, hostapi=hostapi)
+    live_input = _open_input(loaded, spec, found, samplerate=samplerate, hostapi=hostapi)
 
     def build(live_input=None, input_feed=None):
         kwargs = {}
@@ -299,21 +299,20 @@ def build_engine(spec: dict, samplerate: int, *, hostapi: str | None = None):
     return engine, live_input
 
 
-def _open_input(loaded, spec: dict, *, samplerate: int, hostapi: str | None):
-    """`--input-device`: a `LiveInput` (its callback only copies into a ring) for the engine to
-    follow, not started yet. A model that follows no input refuses it at start; after a model
-    switch it just goes without (None)."""
+def _open_input(loaded, spec: dict, live, *, samplerate: int, hostapi: str | None):
+    """`--input-device`: the `LiveInput` `live` found (its callback only copies into a ring) for
+    the engine to follow, not started yet. A model that follows no input refuses it at start;
+    after a model switch it just goes without (None)."""
     name = spec.get("input_device")
-    if name is None:
+    if live is None:
         return None
     if not (loaded.follows_input or loaded.plays_input):
         if spec.get("input_required"):
             raise ParameterError(f"--input-device {name}: model {spec.get('model')} does not follow live input; "
                                  "give a spectral model (the default) or a continuation model")
         return None
-    live = LiveInput(device=name)
     if hostapi is not None and live.hostapi == hostapi:
-        live = LiveInput(device=name, samplerate=samplerate, duplex=True)
+        live.carry(samplerate)
     return live
 
 
