@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -176,6 +177,18 @@ def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which
     # Turned while the new one loaded, and stored a moment before the swap: both go over.
     server.post(Event("param", name="y", value=0.4))
     server.post(Event("preset", action="store", slot=6))
+    # A thread that posts while the swap waits for the old one to apply those does not wait too.
+    posted = threading.Event()
+    during = []
+    settle = first.settle
+
+    def settle_with_a_post(*args, **kwargs):
+        threading.Thread(target=lambda: (server.post(Event("param", name="x", value=0.55)), posted.set()),
+                         daemon=True).start()
+        during.append(posted.wait(10))  # before: the post waited on the lock the swap held while settling
+        settle(*args, **kwargs)
+
+    first.settle = settle_with_a_post
     server.swap(second, since=since)
     session.close()
     try:
@@ -191,6 +204,9 @@ def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which
             ("preset", 5), ("preset", 6), ("param", "y"), ("note_on", 60.0)]
         assert carried[0].values == stored.values and carried[1].values == late_store.values
         assert len({e.sample for e in carried}) == 1
+        assert during == [True], "a post during the swap's settle returned at once"
+        (meanwhile,) = [i for i, e in enumerate(heard) if e.type == "param" and e.name == "x" and e.value == 0.55]
+        assert meanwhile > heard.index(carried[-1]), "posted during the swap: to the new one, after the carried"
         status = server.status()
         assert status["server_pid"] == second.pid and status["callbacks"] > 0 and status["voices"] == 1
         server.post(Event("preset", action="recall", slot=5))

@@ -477,6 +477,9 @@ class SoundServer:
         self._held: list | None = None
         """Events posted while no server plays, as `_late` passes them on (None while one plays)."""
         self._held_params: dict[str, int] = {}
+        self._swapping: list | None = None
+        """Events posted while `swap` waits for the old engine, in order, for the new one (None
+        outside a swap)."""
         self.notes_dropped = 0
         self.meters = OutputMeters(engine.samplerate)
         """Peak/RMS and spectrum of the output; the OSC server sends them to subscribers."""
@@ -494,12 +497,20 @@ class SoundServer:
         return self.engine.samplerate
 
     def post(self, event) -> None:
+        """Thread-safe and never waits for a swap: posted meanwhile, it goes to the new engine."""
         with self._post_lock:  # in the order the engines get them (see `swap`)
-            self.carry.posted(event)
-            if self._held is not None:
-                self._hold(event)
+            if self._swapping is not None:
+                self._swapping.append(event)
             else:
-                self.engine.post(event)
+                self._deliver(event)
+
+    def _deliver(self, event) -> None:
+        """Under the post lock: `event` to the engine playing (or held while none plays)."""
+        self.carry.posted(event)
+        if self._held is not None:
+            self._hold(event)
+        else:
+            self.engine.post(event)
 
     def hold(self) -> None:
         """No server plays (its device went away): keep what is posted for the next one."""
@@ -589,25 +600,31 @@ class SoundServer:
         out and stops. `since`: the old one's parameters when `engine`'s spec was taken (those
         turned since go over too). Returns the old one, stopped and closed."""
         old = self.engine
-        with self._post_lock:  # no event falls between what is carried over and what follows
+        with self._post_lock:  # from here what is posted waits for the new engine, in order
+            self._swapping = []
+        try:
             if old.alive and not old.faded_out:
-                old.settle()  # a preset stored in its last milliseconds reaches the carry
-                late = [event for event in old.pending()
-                        if event.type == "preset" or (event.type == "param" and event.name != "sustain")]
-            else:
-                late = self._late(old.pending())
-            if since is not None:
-                late = [Event("param", name=name, value=value, source=CARRY_SOURCE)
-                        for name, value in old.params.snapshot().items()
-                        if name != "sustain" and name in engine.params.specs and value != since.get(name)] + late
-            for callback in self._listeners:
-                old.remove_listener(callback)
-                engine.add_listener(callback)
-            old.remove_tap(self.meters.feed)
-            engine.add_tap(self.meters.feed)
-            engine.announce(engine.restart_event(0, reason="model"))
-            self._take_over(engine, late)
-            self.engine = engine
+                old.settle()  # a preset stored in its last milliseconds reaches the carry (no lock held)
+            with self._post_lock:  # no event falls between what is carried over and what follows
+                if old.alive and not old.faded_out:
+                    late = [event for event in old.pending()
+                            if event.type == "preset" or (event.type == "param" and event.name != "sustain")]
+                else:
+                    late = self._late(old.pending())
+                if since is not None:
+                    late = [Event("param", name=name, value=value, source=CARRY_SOURCE)
+                            for name, value in old.params.snapshot().items()
+                            if name != "sustain" and name in engine.params.specs and value != since.get(name)] + late
+                for callback in self._listeners:
+                    old.remove_listener(callback)
+                    engine.add_listener(callback)
+                old.remove_tap(self.meters.feed)
+                engine.add_tap(self.meters.feed)
+                engine.announce(engine.restart_event(0, reason="model"))
+                self._take_over(engine, late)
+                self.engine = engine
+        finally:
+            self._end_swap()  # to the new engine (the old one if the swap failed): nothing is lost
         if old.alive:
             old.stop(fade=fade)
         else:
@@ -615,6 +632,13 @@ class SoundServer:
         engine.start()
         old.close()
         return old
+
+    def _end_swap(self) -> None:
+        """Hand what was posted during the swap to the engine that plays now, in order."""
+        with self._post_lock:
+            waiting, self._swapping = self._swapping or [], None
+            for event in waiting:
+                self._deliver(event)
 
     def stop(self, *, fade: bool = True) -> None:
         self.engine.stop(fade=fade)
