@@ -14,10 +14,12 @@ import soundfile
 
 from conftest import REPO
 
+from livegen.continuation.source import ContinuationSource
 from livegen.engine.notes import spectral_engine
 from livegen.engine.events import Event
 from livegen.engine.setup import load_engine_model
 from livegen.server.client import RemoteEngine, SoundServer
+from livegen.server.process import audio_lead
 from livegen.server.shm import Counter, SharedBlock
 from livegen.server.wire import decode_applied, decode_posted, encode_applied, encode_posted
 from livegen.session.wiring import SessionControl, engine_header
@@ -225,3 +227,13 @@ def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
     rendered, _ = soundfile.read(again, dtype="float32")
     assert len(recorded) > 4800 and np.array_equal(rendered, recorded)
+
+
+def test_an_engine_that_runs_torch_every_hop_renders_beside_the_callback():
+    """torch never runs in the audio callback: a model decoding with torch (a GPU, a continuation
+    model) gets one period ahead unless a lead was given; the CPU numpy decoder keeps lead 0."""
+    assert audio_lead(0, False) == 0 and audio_lead(0, True) == -1
+    assert audio_lead(-2, True) == -2 and audio_lead(480, True) == 480 and audio_lead(480, False) == 480
+    model, _ = load_engine_model("random", device="cpu")
+    assert not spectral_engine(model, samplerate=48000, seed=3).calls_torch
+    assert ContinuationSource.calls_torch

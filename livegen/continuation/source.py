@@ -52,6 +52,7 @@ class ContinuationSource(Source):
 
     events = ("seed",)
     reacts_to = ("temperature", "follow", "return")
+    calls_torch = True  # its recurrent step's network stages, one per hop
 
     def __init__(self, model, *, seed: int = 0, temperature: float | None = None, seed_logmag=None,
                  live_input=None, header: dict | None = None):

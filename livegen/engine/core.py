@@ -120,6 +120,11 @@ class Engine:
         for source in self.sources:
             source.bind(context)
 
+    @property
+    def calls_torch(self) -> bool:
+        """A source's hop runs a torch network (see `Source.calls_torch`)."""
+        return any(source.calls_torch for source in self.sources)
+
     def find(self, kind: type):
         """The first source that is a `kind` (None when there is none)."""
         return next((source for source in self.sources if isinstance(source, kind)), None)

@@ -67,6 +67,7 @@ class NotesSource(Source):
         self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1))
         fast = NumpyFrameDecoder if spectral else NumpyTextureDecoder if isinstance(model, TextureModel) else None
         self._numpy_decode = torch.device(device).type == "cpu" and fast is not None
+        self.calls_torch = not self._numpy_decode
         if self._numpy_decode:
             self._decode = fast(model, max_voices=self.voices.size)
         else:  # `decode`'s signature and output, at about half the per-call cost when traced

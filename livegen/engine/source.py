@@ -74,6 +74,9 @@ class Source:
     """Parameters whose change it acts on at once (`param_changed`); the rest it reads from `Hop.values`."""
     nonfinite: int = 0
     """Non-finite magnitudes it zeroed so far (counted in the status's `nan`)."""
+    calls_torch: bool = False
+    """Its `add` runs a torch network (a GPU decoder, a recurrent step): a live server then
+    renders it on a thread beside the audio callback, never in it."""
 
     def params(self) -> list[ParamSpec]:
         """Parameters it adds to the engine's store (a name every engine has, or another source
@@ -85,7 +88,7 @@ class Source:
 
     def add(self, frame: np.ndarray, hop: Hop) -> None:
         """Add this hop's linear magnitudes into `frame` (float32 ``[n_bins]``). Real-time: no
-        torch call, no lock, no big allocation, no log."""
+        lock, no big allocation, no log, and no torch call unless it says `calls_torch`."""
         raise NotImplementedError
 
     def handle(self, event: Event) -> bool:

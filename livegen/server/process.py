@@ -221,6 +221,13 @@ class Renderer:
         self.fifo_read += n
 
 
+def audio_lead(lead: int, calls_torch: bool) -> int:
+    """The lead the server renders with: as asked, except that an engine whose hop runs a torch
+    network (a GPU decoder, a continuation model) gets at least one period, so torch runs on the
+    render thread, never in the audio callback."""
+    return -1 if lead == 0 and calls_torch else lead
+
+
 def _engine_status(engine, renderer: Renderer, stream, info: dict, options: dict) -> dict:
     counters = renderer.counters
     status = engine.status()
@@ -405,7 +412,11 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
         shared[Counter.AUDIO_WRITTEN] = start
         shared[Counter.AUDIO_READ] = start
         channels = int(options.get("channels") or min(2, info["channels"]))
-        renderer = Renderer(engine, shared, lead=int(shared[Counter.LEAD]))
+        lead = audio_lead(int(shared[Counter.LEAD]), engine.calls_torch)
+        if lead != int(shared[Counter.LEAD]):
+            _log(f"the model runs torch every hop (on {engine.device}): rendering one period ahead, on a thread "
+                 "beside the audio callback, which never calls torch")
+        renderer = Renderer(engine, shared, lead=lead)
         source = engine.find(InputSource)
         if source is not None:
             source.add_consumer(renderer.consumed)
