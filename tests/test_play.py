@@ -244,6 +244,58 @@ def test_engine_survives_the_jack_server_dying_with_its_presets_notes_and_pedal(
     assert np.array_equal(again, recorded), np.flatnonzero(again != recorded)[:5]
 
 
+def test_a_running_loop_goes_on_from_where_it_was_when_the_jack_server_comes_back(jack_server, live_play, tmp_path):
+    """A preset loop running when the JACK server dies resumes at the same point of its path on the
+    engine that takes over (the carry's `resume` event, logged), and the take re-renders sample
+    for sample over its whole length."""
+    import soundfile
+
+    from livegen.engine.events import read_events
+
+    takes = tmp_path / "takes"
+    play = live_play("--no-midi", "--model", "random", "--seed", "2", "--samplerate", "48000", "--record", str(takes))
+    for address, args in [("/livegen/xy", [0.1, 0.5]), ("/livegen/preset/store", 2), ("/livegen/xy", [0.9, 0.5]),
+                          ("/livegen/preset/store", 5), ("/livegen/note", [60, 100]),
+                          ("/livegen/preset/loop", [0.5, 2, 5])]:
+        play.client.send_message(address, args)
+
+    def x_now():
+        got = play.ask("/livegen/get/x", want="/livegen/param/x")
+        return got[0] if got else None
+
+    play.wait_for(lambda: 0.1 < (x_now() or 0) < 0.9, 30, "the loop moving x")
+    play.played(0.3)
+    jack_server.stop()
+    play.wait_status(lambda pairs: pairs.get("audio") == "lost", 30, "the engine to notice the server going away")
+    jack_server.start(tmp_path)
+    play.wait_status(lambda pairs: pairs.get("audio") == "ok", 30, "the engine to reconnect when the server came back")
+    values = set()
+    play.wait_for(lambda: values.add(round(x_now() or 0, 3)) or len(values) > 5, 30, "the loop moving x again")
+    play.played(0.3)
+    assert play.status()["rejected"] == 0
+    assert play.stop(30) == 0, play.log
+
+    (wav,) = takes.glob("*.wav")
+    recorded, rate = soundfile.read(wav, dtype="float32")
+    header, events = read_events(wav.with_suffix(".jsonl"))
+    (marker,) = [e for e in events if e.type == "engine"]
+    restart = marker.sample
+    loops = [e for e in events if e.type == "preset" and e.action == "loop"]
+    assert ["resume" in e.extra for e in loops] == [False, True]  # the performer's, then the carry's
+    started, resumed = loops
+    assert resumed.sample == restart and resumed.extra["resume"]["elapsed"] == restart - started.sample
+    assert resumed.extra["resume"]["rows"]["x"] == started.extra["moves"]["rows"]["x"]
+    assert resumed.extra["moves"]["start"] == started.sample  # the same path, on the same clock
+    again_path = tmp_path / "again.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")),
+                           "-o", str(again_path)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    again, _ = soundfile.read(again_path, dtype="float32")
+    cut = restart - header["start_sample"]
+    assert len(again) == len(recorded) and 0 < cut < len(recorded) - rate // 4
+    assert np.array_equal(again, recorded), np.flatnonzero(again != recorded)[:5]
+
+
 def test_devices_lists_the_jack_output_and_midi_apis(jack_server):
     result = subprocess.run([sys.executable, "-m", "livegen", "devices"], cwd=REPO, env=jack_server.env,
                             capture_output=True, text=True, timeout=60)

@@ -4,6 +4,7 @@ rules, determinism and exact re-render of a session, the events file and the OSC
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import threading
@@ -17,7 +18,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from conftest import require_binary
 from helpers import ask, listen, stepped_osc, wait_for
 from livegen.control.oscwire import parse_packet
-from livegen.engine.events import Event, param, read_events, write_events
+from livegen.engine.events import Event, event_from_record, param, read_events, write_events
 from livegen.errors import ParameterError
 
 RATE = 48000
@@ -147,6 +148,53 @@ def test_a_param_event_releases_that_parameter_only(model):
     _run_until(engine, int(1.1 * RATE))
     assert engine.params.get("y") != y_before  # the rest keeps moving
     assert engine.morphing
+
+
+@pytest.mark.parametrize("running", [Event("preset", t=0.02, action="morph", slot=1, seconds=0.5),
+                                     Event("preset", t=0.02, action="loop", seconds=0.15, slots=(1, 0, 3))])
+def test_a_fresh_engine_resumes_a_running_morph_or_loop_at_the_same_point_of_its_path(model, running):
+    """A lost device or a model switch: the carry hands a fresh engine the morph or loop the old
+    one ran (its path from the applied event's `moves`) and it goes on from the same point, the
+    parameters the performer released staying released; so does the logged event (a render)."""
+    from livegen.engine.carry import CarryOver
+
+    old = _engine(model)
+    carry = CarryOver()
+    old.add_listener(carry.applied)
+    old.schedule(_store_events() + [Event("preset", t=0.01, action="recall", slot=0), running])
+    _run_until(old, int(0.15 * RATE))
+    old.post(param("y", 0.42))  # the performer grabs the pad's y: released for the rest
+    _run_until(old, int(0.3 * RATE) + 77)  # mid-block on purpose: the clock goes on from here
+    assert old.morphing
+    at = old.samples_out
+    (resume,) = [e for e in carry.handover(at=at) if e.type == "preset" and e.action == running.action]
+    assert resume.source == "carry" and "y" not in resume.extra["resume"]["rows"]
+    assert {"x", "gain", "z0", "voices"} <= set(resume.extra["resume"]["rows"])
+    names = ["x", "y", "gain", "z0", "voices"]
+
+    def path(engine, blocks=60):  # each block's parameter values, and whether it still moves them
+        moved = []
+        for _ in range(blocks):
+            engine.step()
+            moved.append(([engine.params.get(name) for name in names], engine.morphing))
+        return moved
+
+    def fresh(event):
+        new = _engine(model, seed=4)
+        applied = []
+        new.add_listener(applied.append)
+        new.samples_out = at  # a server after a lost device goes on with the sample clock
+        new.post(param("y", 0.42))  # the parameters as the spec carries them
+        new.post(event)
+        return new, applied
+
+    new, applied = fresh(resume)
+    resumed = path(new)
+    (stamped,) = [e for e in applied if e.type == "preset"]
+    logged, _ = fresh(event_from_record(json.loads(stamped.to_json())))  # what a render of the log gets
+    expected = path(old)
+    assert resumed == expected and path(logged) == expected
+    assert expected[0][1] and expected[0][0][1] == 0.42 and len({tuple(v) for v, _ in expected}) > 20
 
 
 @pytest.mark.parametrize("stop", [Event("preset", action="recall", slot=3),

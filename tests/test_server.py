@@ -13,6 +13,7 @@ import pytest
 import soundfile
 
 from conftest import REPO
+from helpers import wait_for
 
 from livegen.continuation.source import ContinuationSource
 from livegen.engine.notes import spectral_engine
@@ -153,6 +154,36 @@ def _wait_heard(heard, predicate, what, start=0):
     while not any(predicate(event) for event in heard[start:]) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert any(predicate(event) for event in heard[start:]), (what, heard[start:])
+
+
+def test_a_model_switch_resumes_a_running_loop_where_the_old_server_had_it(jack_server):
+    """A loop running at a model switch goes on in the new server from the point of its path the
+    old one had reached when it took over (the carry's `resume`), and keeps moving there."""
+    first = _remote().wait_ready()
+    server = SoundServer(first)
+    heard = []
+    server.add_listener(heard.append)
+    first.start()
+    for event in (Event("param", name="x", value=0.1), Event("preset", action="store", slot=2),
+                  Event("param", name="x", value=0.9), Event("preset", action="store", slot=5),
+                  Event("preset", action="loop", seconds=0.5, slots=(2, 5))):
+        server.post(event)
+    _wait_heard(heard, lambda e: e.type == "preset" and e.action == "loop", "the loop applied")
+    (started,) = [e for e in heard if e.type == "preset" and e.action == "loop"]
+    second = _remote(seed=4).wait_ready()
+    before, earliest = len(heard), first.samples_out
+    server.swap(second, since=first.params.snapshot())
+    try:
+        _wait_heard(heard, lambda e: e.type == "preset" and "resume" in e.extra, "the loop resumed", before)
+        (resumed,) = [e for e in heard[before:] if e.type == "preset" and e.action == "loop"]
+        elapsed = resumed.extra["resume"]["elapsed"]
+        assert earliest - started.sample <= elapsed <= first.samples_out - started.sample
+        assert resumed.extra["resume"]["rows"]["x"] == started.extra["moves"]["rows"]["x"]
+        assert resumed.extra["moves"]["start"] == resumed.sample - elapsed  # on the new server's clock
+        seen = set()
+        wait_for(lambda: seen.add(second.params.get("x")) or len(seen) >= 5, 20, "x moving on the new server")
+    finally:
+        server.stop(fade=False)
 
 
 def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which_stops(jack_server, tmp_path):

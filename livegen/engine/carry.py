@@ -9,7 +9,9 @@ the client's side instead, from two streams:
   An event posted while the device is gone never reaches an engine, but the performer did it: a
   key let go meanwhile must not sound again.
 - the events the engine applied (`applied`): a preset `store` comes back with the values the
-  engine stored (`Event.values`), so the presets carried are the engine's own, bit for bit.
+  engine stored (`Event.values`), so the presets carried are the engine's own, bit for bit; a
+  preset `morph` or `loop` comes back with its path (`moves`), so a new engine resumes it at the
+  same point (a `resume`), and the parameter events applied after it release what they move.
 
 `handover` turns that into events for the new engine, applied at its first hop and logged like any
 other after the log's `engine` `restart` marker, so a render of the log, which starts a fresh
@@ -40,6 +42,8 @@ class CarryOver:
         """The sustain pedal as last posted (None: never touched)."""
         self._voices: int | None = None
         """The `voices` parameter as last posted (None: never touched)."""
+        self._morph: tuple[Event, dict] | None = None
+        """The running preset morph or loop as applied, and its `moves` (None: none runs)."""
 
     # ----------------------------------------------------------------- what the performer does
     def posted(self, event: Event) -> None:
@@ -85,6 +89,11 @@ class CarryOver:
         with self._lock:
             if event.type == "preset" and event.action == "store" and event.values is not None:
                 self.presets[int(event.slot)] = dict(event.values)
+            elif event.type == "preset" and event.action in ("morph", "loop", "recall"):
+                moves = event.extra.get("moves")  # a loop of 0 seconds and a recall stop it
+                self._morph = (event, {**moves, "rows": dict(moves["rows"])}) if moves else None
+            elif event.type == "param" and self._morph is not None:  # the performer's hand wins
+                self._morph[1]["rows"].pop(event.name, None)
 
     def withdraw(self, event: Event) -> None:
         """`event`, a note-on posted while no engine played, is dropped: its note is not carried
@@ -93,10 +102,12 @@ class CarryOver:
             self._notes = [note for note in self._notes if note[3] is not event]
 
     # ----------------------------------------------------------------- the new engine
-    def handover(self, late=(), *, voices: int | None = None) -> list[Event]:
+    def handover(self, late=(), *, voices: int | None = None, at: int | None = None, settled=()) -> list[Event]:
         """Events that give a fresh engine what the performance holds: every stored preset (with
-        its values), then `late` (what was posted while no engine played: parameters and presets,
-        in order, after the presets they may recall), the pedal as the performer left it, and the
+        its values), then `settled` (the parameters as the old engine left them), a running morph
+        or loop resumed where it was at the old engine's output sample `at` (not given: none), then
+        `late` (what was posted while no engine played: parameters and presets, in order, after the
+        presets they may recall; they may release or stop that morph), the pedal as the performer left it, and the
         notes in the order pressed (the newest the voice count allows: the `voices` posted, else
         `voices`; an engine stole the others), each one the pedal holds let go at once so that the
         pedal keeps it. Key presses, releases and pedal moves among `late` are in the notes and pedal
@@ -104,6 +115,12 @@ class CarryOver:
         with self._lock:
             events = [Event("preset", action="store", slot=slot, values=dict(values), source=CARRY_SOURCE)
                       for slot, values in sorted(self.presets.items())]
+            events += settled
+            if self._morph is not None and at is not None:
+                resumed = self._resume(at)
+                if resumed is not None:
+                    events.append(resumed)
+            self._morph = None  # the new engine's applied resume says it again
             events += late
             if self._pedal is not None:
                 events.append(Event("param", name="sustain", value=1.0 if self._pedal else 0.0, source=CARRY_SOURCE))
@@ -114,6 +131,17 @@ class CarryOver:
                 if not down:
                     events.append(Event("note_off", pitch=pitch, source=CARRY_SOURCE))
             return events
+
+
+    def _resume(self, at: int) -> Event | None:
+        """The running morph as an event that resumes it `at` (None when it is over or moves nothing)."""
+        event, moves = self._morph
+        elapsed = max(int(at) - int(moves["start"]), 0)
+        if not moves["rows"] or (event.action == "morph" and elapsed >= moves["span"]):
+            return None
+        return Event("preset", action=event.action, slot=event.slot, slots=event.slots, seconds=event.seconds,
+                     source=CARRY_SOURCE, extra={"resume": {"rows": dict(moves["rows"]), "span": int(moves["span"]),
+                                                            "elapsed": elapsed}})
 
 
 def _down(value) -> bool:

@@ -322,6 +322,8 @@ class Engine:
                     if not self._start_morph(event):
                         self.rejected += 1
                         return
+                    if self._morph is not None:  # where it goes: what a new engine needs to resume it
+                        applied.extra["moves"] = self._morph_moves()
                 elif int(event.slot) in self.presets:
                     self._morph = None
                     before = self.params.targets[self._side_index]
@@ -373,10 +375,12 @@ class Engine:
         seconds = float(event.seconds or 0.0)
         if not math.isfinite(seconds) or seconds < 0:
             return False
+        if event.action == "loop" and seconds == 0:
+            self._morph = None
+            return True
+        if "resume" in event.extra:
+            return self._resume_morph(event.action == "loop", event.extra["resume"])
         if event.action == "loop":
-            if seconds == 0:
-                self._morph = None
-                return True
             slots = list(event.slots) if event.slots else sorted(self.presets)
             if len(slots) < 2 or any(int(slot) not in self.presets for slot in slots):
                 return False
@@ -394,13 +398,47 @@ class Engine:
                 if name in store.index:  # presets move between models: others are ignored
                     rows[row, store.index[name]] = store.check(name, value)[0]
                     control[store.index[name]] = True
+        self._begin_morph(rows, control, loop=event.action == "loop", start=self.samples_out,
+                          span=max(int(round(seconds * self.samplerate)), 1 if event.action == "loop" else 0))
+        return True
+
+    def _begin_morph(self, rows, control, *, loop: bool, start: int, span: int) -> None:
+        store = self.params
         specs = list(store.specs.values())
         self._morph = _Morph(
-            rows=rows, control=control, loop=event.action == "loop", start=self.samples_out,
-            span=max(int(round(seconds * self.samplerate)), 1 if event.action == "loop" else 0),
+            rows=rows, control=control, loop=loop, start=start, span=span,
             integer=np.array([spec.integer for spec in specs], dtype=np.bool_),
             jump=np.array([spec.smoothing == 0.0 for spec in specs], dtype=np.bool_),
             side=self._side, side_index=self._side_index, side_last=store.targets[self._side_index].copy())
+
+    def _morph_moves(self) -> dict:
+        """The running morph's path, by parameter name (an applied morph's `moves`): each moved
+        parameter's value at the start and at each slot, the samples per leg and the start sample."""
+        morph = self._morph
+        names = self.params.names
+        return {"rows": {names[i]: [float(v) for v in morph.rows[:, i]] for i in np.flatnonzero(morph.control)},
+                "span": int(morph.span), "start": int(morph.start)}
+
+    def _resume_morph(self, loop: bool, resume) -> bool:
+        """Go on with a morph or loop another engine ran (a `resume`: its `moves` rows and span,
+        and the samples it had run), at the same point of its path, so that the parameters move
+        as they would have there; parameters this model lacks are left out. False if malformed."""
+        if not isinstance(resume, dict) or not isinstance(resume.get("rows"), dict):
+            return False
+        span, elapsed = int(resume.get("span", -1)), int(resume.get("elapsed", -1))
+        moved = resume["rows"]
+        lengths = {len(row) if isinstance(row, list) else 0 for row in moved.values()}
+        if span < (1 if loop else 0) or elapsed < 0 or len(lengths) != 1 or min(lengths) < (3 if loop else 2):
+            return False
+        store = self.params
+        rows = np.tile(store.targets, (lengths.pop(), 1))
+        control = np.zeros(len(store.names), dtype=np.bool_)
+        for name, row in moved.items():
+            if name in store.index:  # presets move between models: others are ignored
+                i = store.index[name]
+                rows[:, i] = [store.check(name, value)[0] for value in row]
+                control[i] = True
+        self._begin_morph(rows, control, loop=loop, start=self.samples_out - elapsed, span=span)
         return True
 
     def _morph_advance(self) -> None:

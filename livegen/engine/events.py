@@ -25,6 +25,8 @@ parameter the morph moves releases that parameter from it (see `Engine._start_mo
 with `values` stores those instead of the parameters' current values; the engine stamps every
 store it applies with the values it stored, so a session log says what each slot holds and a
 new engine (after a lost audio device, or another model) gets the same presets from events.
+Likewise it stamps each `morph`/`loop` with its path (`moves`), and a `morph`/`loop` with
+`resume` (that path and the samples it had run) goes on with one where another engine left it.
 
 An `engine` `restart` (session logs only; no engine applies it) marks the output sample at
 which a new engine took over from a fresh start, with what a render needs to build it the same

@@ -547,11 +547,12 @@ class SoundServer:
                 late.append(event)
         return late
 
-    def _take_over(self, engine: RemoteEngine, late: list) -> None:
-        """Under the post lock: `engine` gets what the performance holds, then what was held here."""
+    def _take_over(self, engine: RemoteEngine, late: list, *, at: int, settled=()) -> None:
+        """Under the post lock: `engine` gets what the performance holds (a running morph where it
+        was at the old engine's output sample `at`), then what was held here."""
         held, self._held = self._held or [], None
         voices = engine.params.spec("voices").default if "voices" in engine.params.specs else None
-        for event in self.carry.handover([*late, *held], voices=voices):
+        for event in self.carry.handover([*late, *held], voices=voices, at=at, settled=settled):
             engine.post(event)
 
     def relaunch(self, spec: dict) -> None:
@@ -562,7 +563,8 @@ class SoundServer:
 
         def first():
             with self._post_lock:
-                self._take_over(engine, self._late(engine.take_unapplied()))
+                # the new engine's clock goes on from the old one's: its first sample is `at`
+                self._take_over(engine, self._late(engine.take_unapplied()), at=engine.samples_out)
 
         engine.relaunch(spec, first=first)
 
@@ -611,17 +613,17 @@ class SoundServer:
                             if event.type == "preset" or (event.type == "param" and event.name != "sustain")]
                 else:
                     late = self._late(old.pending())
-                if since is not None:
-                    late = [Event("param", name=name, value=value, source=CARRY_SOURCE)
-                            for name, value in old.params.snapshot().items()
-                            if name != "sustain" and name in engine.params.specs and value != since.get(name)] + late
+                settled = [] if since is None else [
+                    Event("param", name=name, value=value, source=CARRY_SOURCE)
+                    for name, value in old.params.snapshot().items()
+                    if name != "sustain" and name in engine.params.specs and value != since.get(name)]
                 for callback in self._listeners:
                     old.remove_listener(callback)
                     engine.add_listener(callback)
                 old.remove_tap(self.meters.feed)
                 engine.add_tap(self.meters.feed)
                 engine.announce(engine.restart_event(0, reason="model"))
-                self._take_over(engine, late)
+                self._take_over(engine, late, at=old.samples_out, settled=settled)
                 self.engine = engine
         finally:
             self._end_swap()  # to the new engine (the old one if the swap failed): nothing is lost
