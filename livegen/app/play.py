@@ -96,7 +96,8 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
     server.model_loader = switcher.load
     status = engine.status()
     log(f"playing on {engine.info['name']!r} at {engine.samplerate} Hz, block {engine.blocksize or 'host'}, "
-        f"lead {1000 * engine.lead / engine.samplerate:.1f} ms, audio thread {status.get('audio_policy', '?')}, "
+        f"lead {1000 * (status.get('lead') or 0) / engine.samplerate:.1f} ms"
+        f"{f' ({-engine.lead} period ahead)' if engine.lead < 0 else ''}, audio thread {status.get('audio_policy', '?')}, "
         f"OSC {controls.osc.port if controls.osc is not None else 'off'} ({controls.describe()}), "
         f"start-up {time.monotonic() - started:.2f} s")
     code = 0
