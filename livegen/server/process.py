@@ -20,7 +20,6 @@ import dataclasses
 import gc
 import json
 import os
-import select
 import signal
 import sys
 import threading
@@ -49,8 +48,8 @@ class Renderer:
     """The audio callback: events in, hops rendered, samples out and back.
 
     Lead 0: the hop is rendered in the callback that plays it. A lead > 0 (samples; < 0: that
-    many device periods) moves the rendering to a thread of its own at the callback's priority,
-    which keeps the buffer `lead` samples past the callback's need: the callback only copies, and
+    many device periods) moves the rendering to a thread of its own one real-time priority under
+    the callback's, which keeps the buffer `lead` samples past the callback's need: the callback only copies, and
     a render that comes late by up to the lead costs no dropout (the cost: the lead's latency).
     """
 
@@ -74,7 +73,8 @@ class Renderer:
         """The device's last block: what the render thread keeps ready past the lead."""
         self.primed = False
         self.render_tid = 0
-        self._wake = os.eventfd(0, os.EFD_NONBLOCK) if self.ahead else -1
+        self._wake = os.eventfd(0) if self.ahead else -1
+        """Written by the callback (never blocks: the count only adds), read by the render thread."""
         self._quit = False
         self._thread: threading.Thread | None = None
         engine.add_listener(self._applied)
@@ -98,14 +98,8 @@ class Renderer:
     def _run_ahead(self) -> None:
         self.render_tid = threading.get_native_id()
         self.engine.bind_thread()
-        waiting = select.poll()
-        waiting.register(self._wake, select.POLLIN)
         while not self._quit:
-            waiting.poll()  # sleeps outside the interpreter lock until the callback writes
-            try:
-                os.eventfd_read(self._wake)
-            except BlockingIOError:
-                continue
+            os.eventfd_read(self._wake)  # sleeps outside the interpreter lock until the callback writes
             if self._quit or not self.counters[Counter.GO] or self.error is not None or not self.frames:
                 continue
             try:
@@ -113,13 +107,14 @@ class Renderer:
             except BaseException as exc:  # the callback plays silence; the housekeeping thread reports it
                 self.error = exc
 
-    def lead_samples(self) -> int:
-        """The lead in samples (for periods: once the device has said its block)."""
-        return self.need(self.frames) - self.frames if self.lead >= 0 or self.frames else 0
+    def lead_samples(self, frames: int | None = None) -> int:
+        """The lead in samples for blocks of `frames` (default: the device's last; a lead in
+        periods is 0 until the device has said its block)."""
+        return self.lead if self.lead >= 0 else -self.lead * (self.frames if frames is None else frames)
 
     def need(self, frames: int) -> int:
         """Samples to hold before copying `frames` out: the block plus the lead."""
-        return frames + (self.lead if self.lead > 0 else -self.lead * frames)
+        return frames + self.lead_samples(frames)
 
     def _applied(self, event) -> None:
         self.shared.outbox.put(encode_applied(event))
@@ -466,7 +461,7 @@ def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int,
     On JACK the server's own client (`JackStream`): PortAudio's JACK duplex stream plays its
     output a period late."""
     live = renderer.live_input
-    if "jack" in str(info.get("hostapi", "")).lower():
+    if _on_jack(info):
         return _open_jack(renderer, info, options, samplerate, channels)
     sd = sounddevice()
     common = {"samplerate": samplerate, "blocksize": int(options.get("blocksize") or 0),
@@ -487,6 +482,11 @@ def _open_stream(renderer: Renderer, info: dict, options: dict, samplerate: int,
             return sd.OutputStream(device=info["index"], channels=channels, callback=renderer.callback, **common)
         except Exception as exc:
             raise DeviceError(f"cannot open audio device {info['name']!r} at {samplerate} Hz: {exc}") from None
+
+
+def _on_jack(info: dict) -> bool:
+    """The output device is JACK's (JACK runs its callback on its own real-time thread)."""
+    return "jack" in str(info.get("hostapi", "")).lower()
 
 
 def _open_jack(renderer: Renderer, info: dict, options: dict, samplerate: int, channels: int) -> JackStream:
@@ -527,8 +527,7 @@ def _housekeeping(engine, renderer: Renderer, stream, shared: SharedBlock, info:
             break
         if renderer.tid and not raised:
             policy, priority = thread_policy(renderer.tid)
-            if policy not in ("fifo", "rr") and int(options.get("realtime_priority") or 0) > 0 \
-                    and "jack" not in str(info.get("hostapi", "")).lower():
+            if policy not in ("fifo", "rr") and int(options.get("realtime_priority") or 0) > 0 and not _on_jack(info):
                 set_realtime(int(options["realtime_priority"]), tid=renderer.tid)
                 policy, priority = thread_policy(renderer.tid)
             if policy in ("fifo", "rr"):
