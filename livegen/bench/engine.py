@@ -26,6 +26,8 @@ import sys
 import time
 import uuid
 
+import numpy as np
+
 from livegen.audio.devices import quiet_stderr
 from livegen.audio.input import JACK_CLIENT
 from livegen.audio.realtime import describe_process
@@ -63,6 +65,26 @@ def _rtf(model, voices: int, seconds: float, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
     y = engine.render(seconds)
     return seconds / (time.perf_counter() - start), (engine, y)
+
+
+def _hop_costs(model, hops: int) -> np.ndarray:
+    """Milliseconds of each `Engine.step` with the soak's load (8 voices, an xy change every other
+    hop): what a callback that renders needs when nothing else delays it."""
+    engine = _engine(model)
+    engine.schedule(_script(8))
+    engine.render(0.2)
+    rng = np.random.default_rng(0)
+    xy = np.array([0.5, 0.5])
+    costs = np.empty(hops)
+    for k in range(hops):
+        if k % 2 == 0:
+            xy = np.clip(xy + rng.normal(0, 0.02, 2), 0, 1)
+            engine.post(ev.param("x", float(xy[0])))
+            engine.post(ev.param("y", float(xy[1])))
+        start = time.perf_counter_ns()
+        engine.step()
+        costs[k] = (time.perf_counter_ns() - start) / 1e6
+    return costs
 
 
 def _decode_only(model, voices: int, seconds: float) -> float:
@@ -373,6 +395,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
     parser.add_argument("--soak-seconds", type=float, default=10.0, help="length of the xrun soak (0 skips)")
+    parser.add_argument("--hops", type=int, default=5000, help="hops timed one by one for the per-hop cost")
     parser.add_argument("--no-live", action="store_true", help="skip the jackd start-up and soak figures")
     parser.add_argument("--play-args", default="", help="extra `play --headless` options for the live figures")
     parser.add_argument("--switch-seconds", type=float, default=0.0,
@@ -406,6 +429,11 @@ def main(argv=None) -> int:
         target = 20 if voices == 1 else 4
         print(f"  {voices} voice{'s' if voices > 1 else ' '}: engine {rtf:6.1f}x  (target {target}x)   "
               f"decode-only {dec:6.1f}x   inverter-only {inv:6.1f}x   engine/decode-only {rtf / dec:.2f}")
+    costs = _hop_costs(model, args.hops)
+    hop_ms = 1000 * cfg.hop / cfg.sample_rate
+    print(f"  one hop, 8 voices, xy every other hop ({len(costs)} hops): median {np.median(costs):.2f} ms, "
+          f"p99.9 {np.percentile(costs, 99.9):.2f} ms, max {costs.max():.2f} ms; the hop is {hop_ms:.2f} ms "
+          f"(max/hop {costs.max() / hop_ms:.2f})")
     sc_sum = _spectral_convergence_of_mix(model, 8, 2.0)
     print(f"  spectral convergence vs the summed voice magnitudes (8 voices; lower is better): "
           f"summed stream {sc_sum:.1f} dB")
