@@ -15,10 +15,10 @@ import soundfile
 from conftest import REPO
 from helpers import wait_for
 
-from livegen.continuation.source import ContinuationSource
 from livegen.engine.notes import spectral_engine
 from livegen.engine.events import Event
 from livegen.engine.setup import load_engine_model
+from livegen.server import factory
 from livegen.server.client import RemoteEngine, SoundServer
 from livegen.server.process import audio_lead
 from livegen.server.shm import Counter, SharedBlock
@@ -267,4 +267,5 @@ def test_an_engine_that_runs_torch_every_hop_renders_beside_the_callback():
     assert audio_lead(-2, True) == -2 and audio_lead(480, True) == 480 and audio_lead(480, False) == 480
     model, _ = load_engine_model("random", device="cpu")
     assert not spectral_engine(model, samplerate=48000, seed=3).calls_torch
-    assert ContinuationSource.calls_torch
+    continuation = factory.load(str(REPO / "models" / "continuation"), device="cpu", log=lambda text: None)
+    assert continuation.engine(samplerate=48000, seed=0, lookahead=None, threads=1).calls_torch
