@@ -62,6 +62,19 @@ def test_event_file_round_trip(tmp_path):
     assert read[1].pitch == 60 and read[1].velocity == 100
 
 
+def test_voice_events_round_trip_with_their_voice_ids(tmp_path):
+    path = tmp_path / "events.jsonl"
+    written = [events.voice_control(2, "bend", -0.5, t=0.9), events.note_on(64, 90, t=1.0, voice=2),
+               events.voice_control(2, "pressure", 0.75, t=1.5), events.note_off(64, t=2.0, voice=2)]
+    events.write_events(path, written)
+    _, read = events.read_events(path)
+    assert [(e.type, e.voice, e.name, e.value) for e in read] == [
+        ("voice", 2, "bend", -0.5), ("note_on", 2, None, None), ("voice", 2, "pressure", 0.75), ("note_off", 2, None, None)]
+    assert read[1].pitch == 64 and read[1].extra == {}
+    plain = events.event_from_record(json.loads(events.note_on(60, 100).to_json()))
+    assert plain.voice is None and "voice" not in events.note_on(60, 100).to_json()
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"t": 1, "type": "nope"}', "field 'type'"),
     ('{"t": -1, "type": "note_off", "pitch": 60}', "field 't'"),
@@ -73,6 +86,11 @@ def test_event_file_round_trip(tmp_path):
     ('{"t": 1, "type": "preset", "action": "store", "slot": 1, "values": {"x": "high"}}', "field 'values.x'"),
     ('{"t": 1, "type": "preset", "action": "store", "slot": 1, "values": [0.5]}', "field 'values'"),
     ('{"t": 1, "type": "preset", "action": "recall", "slot": 1, "values": {"x": 0.5}}', "belongs to a preset store"),
+    ('{"t": 1, "type": "voice", "voice": 2, "name": "bend"}', "field 'value'"),
+    ('{"t": 1, "type": "voice", "voice": 128, "name": "bend", "value": 1}', "ids are whole numbers 0..127"),
+    ('{"t": 1, "type": "voice", "voice": 2, "name": "z0", "value": 1}', "moves one of bend, x, y, pressure"),
+    ('{"t": 1, "type": "voice", "voice": 2, "name": "x", "value": 1.5}', "voice x 1.5 is out of range; give -1..1"),
+    ('{"t": 1, "type": "param", "name": "x", "value": 1, "voice": 3}', "belongs to a note or voice event"),
 ])
 def test_bad_line_names_file_line_and_field(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"

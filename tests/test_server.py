@@ -74,14 +74,16 @@ def test_event_records_round_trip_with_their_numbers():
     index = {name: i for i, name in enumerate(names)}
     posted = [Event("param", name="x", value=0.25, source="osc"), Event("note_on", pitch=61.5, velocity=90),
               Event("note_off", pitch=61.5), Event("preset", action="loop", seconds=2.0, slots=(1, 3)),
-              Event("param", name="gain", value="loud"), Event("param", name="nope", value=1.0)]
+              Event("param", name="gain", value="loud"), Event("param", name="nope", value=1.0),
+              Event("note_on", pitch=64.0, velocity=80, voice=3), Event("note_off", pitch=64.0, voice=3),
+              Event("voice", voice=3, name="bend", value=-0.25), Event("voice", voice=70000, name="x", value=0.5)]
     for number, event in enumerate(posted, start=10):
         record, blob = encode_posted(number, event, index)
         assert blob is None
         back = decode_posted(record, names)
         assert back.extra.pop("_wire_id") == number
-        assert (back.type, back.name, back.value, back.pitch, back.velocity, back.action, back.slots) == \
-            (event.type, event.name, event.value, event.pitch, event.velocity, event.action, event.slots)
+        assert (back.type, back.name, back.value, back.pitch, back.velocity, back.voice, back.action, back.slots) == \
+            (event.type, event.name, event.value, event.pitch, event.velocity, event.voice, event.action, event.slots)
         applied = Event(back.type, name=back.name, value=0.5 if back.type == "param" else back.value, pitch=back.pitch,
                         sample=1280, extra={"_wire_id": number, **({"clamped_from": 0.9} if number == 10 else {})})
         kind, *fields = decode_applied(encode_applied(applied))

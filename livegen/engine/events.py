@@ -10,6 +10,9 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 0.5, "type": "param", "name": "z0", "value": -1.2}
     {"t": 1.0, "type": "note_on", "pitch": 60, "velocity": 100}
     {"t": 2.0, "type": "note_off", "pitch": 60}
+    {"t": 2.1, "type": "note_on", "pitch": 64, "velocity": 90, "voice": 2}
+    {"t": 2.2, "type": "voice", "voice": 2, "name": "bend", "value": 0.5}
+    {"t": 2.6, "type": "note_off", "pitch": 64, "voice": 2}
     {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
     {"t": 3.2, "type": "preset", "action": "store", "slot": 4, "values": {"x": 0.5, "y": -0.2}}
     {"t": 3.5, "type": "preset", "action": "morph", "slot": 3, "seconds": 4.0}
@@ -27,6 +30,13 @@ store it applies with the values it stored, so a session log says what each slot
 new engine (after a lost audio device, or another model) gets the same presets from events.
 Likewise it stamps each `morph`/`loop` with its path (`moves`), and a `morph`/`loop` with
 `resume` (that path and the samples it had run) goes on with one where another engine left it.
+
+A note may carry a `voice` id (0..127: an MPE keyboard's member channel, a touch of an OSC
+client's): a `voice` event moves that voice alone, by name (`VOICE_CONTROLS`): `bend` in
+semitones (added to the pitch and the global bend), `x` and `y` offsets from the performer's
+point in pad widths, `pressure` 0..1. An id's controls hold until changed, before and after its
+notes (an MPE keyboard sets a channel's bend before the note it starts); a note_off with a
+`voice` releases that voice's note, whatever pitch it was bent to.
 
 An `engine` `restart` (session logs only; no engine applies it) marks the output sample at
 which a new engine took over from a fresh start, with what a render needs to build it the same
@@ -48,17 +58,22 @@ from typing import Iterable
 
 from livegen.errors import ParameterError
 
-EVENT_TYPES = ("param", "note_on", "note_off", "preset", "record", "seed", "engine")
+EVENT_TYPES = ("param", "note_on", "note_off", "voice", "preset", "record", "seed", "engine")
 PRESET_ACTIONS = ("store", "recall", "morph", "loop")
 ENGINE_ACTIONS = ("restart",)
 PRESET_SLOTS = 128
 """Preset slots are 0..127 (one MIDI program's range)."""
+VOICE_IDS = 128
+"""Voice ids are 0..127."""
+VOICE_CONTROLS = {"bend": (-96.0, 96.0), "x": (-1.0, 1.0), "y": (-1.0, 1.0), "pressure": (0.0, 1.0)}
+"""A `voice` event's names and their ranges: semitones, pad widths, pad widths, 0..1."""
 
 # Fields each event type must carry, with the check each must pass.
 _REQUIRED = {
     "param": ("name", "value"),
     "note_on": ("pitch", "velocity"),
     "note_off": ("pitch",),
+    "voice": ("voice", "name", "value"),
     "preset": ("action",),
     "record": ("value",),
     "seed": ("path",),
@@ -76,6 +91,8 @@ class Event:
     value: float | None = None
     pitch: float | None = None
     velocity: int | None = None
+    voice: int | None = None
+    """The voice a note starts or ends, or a `voice` event moves (None: a note known by its pitch)."""
     action: str | None = None
     slot: int | None = None
     source: str = ""
@@ -112,12 +129,17 @@ def param(name: str, value: float, *, t: float = 0.0, source: str = "") -> Event
     return Event("param", t=t, name=name, value=float(value), source=source)
 
 
-def note_on(pitch: float, velocity: int, *, t: float = 0.0, source: str = "") -> Event:
-    return Event("note_on", t=t, pitch=pitch, velocity=int(velocity), source=source)
+def note_on(pitch: float, velocity: int, *, t: float = 0.0, source: str = "", voice: int | None = None) -> Event:
+    return Event("note_on", t=t, pitch=pitch, velocity=int(velocity), source=source, voice=voice)
 
 
-def note_off(pitch: float, *, t: float = 0.0, source: str = "") -> Event:
-    return Event("note_off", t=t, pitch=pitch, source=source)
+def note_off(pitch: float, *, t: float = 0.0, source: str = "", voice: int | None = None) -> Event:
+    return Event("note_off", t=t, pitch=pitch, source=source, voice=voice)
+
+
+def voice_control(voice: int, name: str, value: float, *, t: float = 0.0, source: str = "") -> Event:
+    """A `voice` event: `name` (one of `VOICE_CONTROLS`) of voice `voice` to `value`."""
+    return Event("voice", t=t, voice=int(voice), name=name, value=float(value), source=source)
 
 
 def _where(path: str | Path, line: int) -> str:
@@ -147,6 +169,20 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         event.pitch = _number(record["pitch"], "pitch", where)
         if not 0 <= event.pitch <= 127:
             raise ParameterError(f"{where}: field 'pitch' is {event.pitch}; MIDI pitch must be 0..127")
+    if "voice" in record:
+        if kind not in ("note_on", "note_off", "voice"):
+            raise ParameterError(f"{where}: field 'voice' belongs to a note or voice event, not a {kind}")
+        event.voice = _whole(record["voice"], "voice", VOICE_IDS, where)
+    if kind == "voice":
+        name = record["name"]
+        if name not in VOICE_CONTROLS:
+            raise ParameterError(f"{where}: field 'name' is {name!r}; a voice event moves one of "
+                                 f"{', '.join(VOICE_CONTROLS)}")
+        low, high = VOICE_CONTROLS[name]
+        value = _number(record["value"], "value", where)
+        if not low <= value <= high:
+            raise ParameterError(f"{where}: voice {name} {value:g} is out of range; give {low:g}..{high:g}")
+        event.name, event.value = name, value
     if kind == "note_on":
         velocity = _number(record["velocity"], "velocity", where)
         if not 0 <= velocity <= 127:
@@ -165,7 +201,7 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         raise ParameterError(f"{where}: field 'path' must name an audio file, got {record['path']!r}")
     if "sample" in record:
         event.sample = int(_number(record["sample"], "sample", where))
-    known = {"t", "type", "name", "value", "pitch", "velocity", "action", "slot", "sample", "seconds", "slots", "values"}
+    known = {"t", "type", "name", "value", "pitch", "velocity", "voice", "action", "slot", "sample", "seconds", "slots", "values"}
     event.extra = {k: v for k, v in record.items() if k not in known}
     return event
 
@@ -206,10 +242,15 @@ def _preset_fields(event: Event, record: dict, where: str) -> None:
 
 
 def _slot(value, field_name: str, where: str) -> int:
+    return _whole(value, field_name, PRESET_SLOTS, where, what="slot")
+
+
+def _whole(value, field_name: str, count: int, where: str, *, what: str = "id") -> int:
+    """A whole number 0..count-1 from field `field_name`."""
     number = _number(value, field_name, where)
-    if number != int(number) or not 0 <= number < PRESET_SLOTS:
-        raise ParameterError(f"{where}: field {field_name!r} has slot {value!r}; "
-                             f"slots are whole numbers 0..{PRESET_SLOTS - 1}")
+    if number != int(number) or not 0 <= number < count:
+        raise ParameterError(f"{where}: field {field_name!r} has {what} {value!r}; "
+                             f"{what}s are whole numbers 0..{count - 1}")
     return int(number)
 
 

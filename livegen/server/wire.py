@@ -20,18 +20,21 @@ import pickle
 import struct
 from multiprocessing import shared_memory
 
-from livegen.engine.events import Event
+from livegen.engine.events import VOICE_CONTROLS, Event
 
 ID_KEY = "_wire_id"
 """Where a posted event's number rides through the engine (`Event.extra`), removed on the way back."""
 
 _PARAM = struct.Struct("<BqHd")
-_NOTE_ON = struct.Struct("<Bqdd")
-_NOTE_OFF = struct.Struct("<Bqd")
+_NOTE_ON = struct.Struct("<Bqddh")
+_NOTE_OFF = struct.Struct("<Bqdh")
+_VOICE = struct.Struct("<BqhBd")
+_NO_VOICE = -1
+_VOICE_NAMES = tuple(VOICE_CONTROLS)
 _ACK = struct.Struct("<Bqqd?d")
 ARRIVAL = struct.Struct("<q")
 """Every inbox record starts with its arrival time (CLOCK_MONOTONIC ns, stamped as it is queued)."""
-_OTHER, _P, _ON, _OFF, _APPLIED = 0, 1, 2, 3, 4
+_OTHER, _P, _ON, _OFF, _APPLIED, _V = 0, 1, 2, 3, 4, 5
 
 
 class Blob:
@@ -76,18 +79,28 @@ def encode_posted(number: int, event: Event, index: dict[str, int]) -> tuple[byt
             return _PARAM.pack(_P, number, index[event.name], float(event.value)), None
         except (TypeError, ValueError):
             pass  # a malformed value: the engine rejects it from the pickled record
-    elif kind == "note_on" and _plain(event.pitch) and isinstance(event.velocity, int):
-        return _NOTE_ON.pack(_ON, number, float(event.pitch), float(event.velocity)), None
-    elif kind == "note_off" and _plain(event.pitch):
-        return _NOTE_OFF.pack(_OFF, number, float(event.pitch)), None
+    elif kind == "note_on" and _plain(event.pitch) and isinstance(event.velocity, int) and _voice_id(event):
+        return _NOTE_ON.pack(_ON, number, float(event.pitch), float(event.velocity), _voice_id(event)[0]), None
+    elif kind == "note_off" and _plain(event.pitch) and _voice_id(event):
+        return _NOTE_OFF.pack(_OFF, number, float(event.pitch), _voice_id(event)[0]), None
+    elif kind == "voice" and event.name in _VOICE_NAMES and _plain(event.value) and _voice_id(event):
+        return _VOICE.pack(_V, number, _voice_id(event)[0], _VOICE_NAMES.index(event.name), float(event.value)), None
     bare = Event(event.type, t=event.t, name=event.name, value=event.value, pitch=event.pitch,
-                 velocity=event.velocity, action=event.action, slot=event.slot, seconds=event.seconds,
+                 velocity=event.velocity, voice=event.voice, action=event.action, slot=event.slot, seconds=event.seconds,
                  slots=event.slots, values=event.values, extra=dict(event.extra), payload=event.payload)
     buffers: list = []
     data = pickle.dumps((number, bare), protocol=5, buffer_callback=buffers.append)
     blob = Blob(buffers) if buffers else None
     where = (blob.shm.name, blob.spans) if blob is not None else None
     return bytes([_OTHER]) + pickle.dumps((where, data), protocol=pickle.HIGHEST_PROTOCOL), blob
+
+
+def _voice_id(event: Event) -> tuple[int] | None:
+    """(the event's voice id, or `_NO_VOICE`) when it fits a flat record; None when it does not."""
+    voice = event.voice
+    if voice is None:
+        return (_NO_VOICE,)
+    return (voice,) if isinstance(voice, int) and 0 <= voice < 32768 else None
 
 
 def _plain(value) -> bool:
@@ -101,11 +114,15 @@ def decode_posted(record: bytes, names: list[str]) -> Event:
         _, number, slot, value = _PARAM.unpack(record)
         return Event("param", name=names[slot], value=value, extra={ID_KEY: number})
     if kind == _ON:
-        _, number, pitch, velocity = _NOTE_ON.unpack(record)
-        return Event("note_on", pitch=pitch, velocity=int(velocity), extra={ID_KEY: number})
+        _, number, pitch, velocity, voice = _NOTE_ON.unpack(record)
+        return Event("note_on", pitch=pitch, velocity=int(velocity), voice=None if voice == _NO_VOICE else voice,
+                     extra={ID_KEY: number})
     if kind == _OFF:
-        _, number, pitch = _NOTE_OFF.unpack(record)
-        return Event("note_off", pitch=pitch, extra={ID_KEY: number})
+        _, number, pitch, voice = _NOTE_OFF.unpack(record)
+        return Event("note_off", pitch=pitch, voice=None if voice == _NO_VOICE else voice, extra={ID_KEY: number})
+    if kind == _V:
+        _, number, voice, name, value = _VOICE.unpack(record)
+        return Event("voice", voice=voice, name=_VOICE_NAMES[name], value=value, extra={ID_KEY: number})
     where, data = pickle.loads(record[1:])
     number, event = pickle.loads(data, buffers=_map_blob(*where) if where is not None else None)
     event.extra[ID_KEY] = number
