@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from livegen.control.mapping import Mapping, MidiMapper
 from livegen.control.osc import OscServer
 from livegen.control.oscwire import OscParseError, encode_bundle, encode_message, parse_packet
-from livegen.engine.events import EVENT_TYPES, VOICE_CONTROLS
+from livegen.engine.events import EVENT_TYPES, VOICE_CONTROLS, VOICE_IDS
 from livegen.engine.params import ParamStore
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -44,14 +44,15 @@ def assert_valid(target):
             assert math.isfinite(event.value) and spec.minimum <= event.value <= spec.maximum, event
         elif event.type in ("note_on", "note_off"):
             assert 0 <= event.pitch <= 127
-            assert event.voice is None or 0 <= event.voice <= 127, event
             if event.type == "note_on":
                 assert 1 <= event.velocity <= 127
-        elif event.type == "voice":
-            lo, hi = VOICE_CONTROLS[event.name]
-            assert 0 <= event.voice <= 127 and math.isfinite(event.value) and lo <= event.value <= hi, event
         elif event.type == "preset":
             assert event.action in ("store", "recall") and 0 <= event.slot <= 127
+        if event.type in ("note_on", "note_off", "voice") and event.voice is not None:
+            assert 0 <= event.voice < VOICE_IDS, event
+        if event.type == "voice":
+            low, high = VOICE_CONTROLS[event.name]
+            assert math.isfinite(event.value) and low <= event.value <= high, event
     for name, spec in target.params.specs.items():
         assert spec.minimum <= target.params.get(name) <= spec.maximum
 
@@ -59,7 +60,9 @@ def assert_valid(target):
 ADDRESSES = ["/livegen/xy", "/livegen/z/0", "/livegen/z/7", "/livegen/z/-1", "/livegen/param/gain",
              "/livegen/param/voices", "/livegen/note", "/livegen/record", "/livegen/preset/store",
              "/livegen/preset/recall", "/livegen/learn", "/livegen/get/gain", "/livegen/status",
-             "/livegen/subscribe", "/livegen/unsubscribe", "/livegen/params", "/livegen/", "/x"]
+             "/livegen/subscribe", "/livegen/unsubscribe", "/livegen/params", "/livegen/", "/x",
+             "/livegen/voice/0/note", "/livegen/voice/3/bend", "/livegen/voice/127/xy", "/livegen/voice/9/pressure",
+             "/livegen/voice/128/x", "/livegen/voice/3/slide"]
 ARGS = st.one_of(
     st.integers(-2**31, 2**31 - 1), st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.floats(allow_nan=True, allow_infinity=True), st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8), st.booleans(),
