@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from livegen.control.mapping import Mapping, MidiMapper
 from livegen.control.osc import OscServer
 from livegen.control.oscwire import OscParseError, encode_bundle, encode_message, parse_packet
-from livegen.engine.events import EVENT_TYPES
+from livegen.engine.events import EVENT_TYPES, VOICE_CONTROLS, VOICE_IDS
 from livegen.engine.params import ParamStore
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -48,6 +48,11 @@ def assert_valid(target):
                 assert 1 <= event.velocity <= 127
         elif event.type == "preset":
             assert event.action in ("store", "recall") and 0 <= event.slot <= 127
+        if event.type in ("note_on", "note_off", "voice") and event.voice is not None:
+            assert 0 <= event.voice < VOICE_IDS, event
+        if event.type == "voice":
+            low, high = VOICE_CONTROLS[event.name]
+            assert math.isfinite(event.value) and low <= event.value <= high, event
     for name, spec in target.params.specs.items():
         assert spec.minimum <= target.params.get(name) <= spec.maximum
 
@@ -55,7 +60,9 @@ def assert_valid(target):
 ADDRESSES = ["/livegen/xy", "/livegen/z/0", "/livegen/z/7", "/livegen/z/-1", "/livegen/param/gain",
              "/livegen/param/voices", "/livegen/note", "/livegen/record", "/livegen/preset/store",
              "/livegen/preset/recall", "/livegen/learn", "/livegen/get/gain", "/livegen/status",
-             "/livegen/subscribe", "/livegen/unsubscribe", "/livegen/params", "/livegen/", "/x"]
+             "/livegen/subscribe", "/livegen/unsubscribe", "/livegen/params", "/livegen/", "/x",
+             "/livegen/voice/0/note", "/livegen/voice/3/bend", "/livegen/voice/127/xy", "/livegen/voice/9/pressure",
+             "/livegen/voice/128/x", "/livegen/voice/3/slide"]
 ARGS = st.one_of(
     st.integers(-2**31, 2**31 - 1), st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.floats(allow_nan=True, allow_infinity=True), st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8), st.booleans(),
@@ -145,3 +152,42 @@ def test_midi_mapper_fuzz(messages, learn):
         for event in mapper.feed(message, source="midi:fuzz"):
             target.post(event)
     assert_valid(target)
+
+
+MPE_MESSAGE = st.one_of(
+    MIDI_MESSAGE,
+    st.tuples(st.sampled_from([0, 15]), st.integers(0, 127)).map(  # MPE Configuration Messages
+        lambda t: [[0xB0 | t[0], 101, 0], [0xB0 | t[0], 100, 6], [0xB0 | t[0], 6, t[1]]]),
+    st.tuples(st.integers(0, 15), st.integers(0, 127), st.integers(0, 127)).map(  # member bend range
+        lambda t: [[0xB0 | t[0], 101, 0], [0xB0 | t[0], 100, 0], [0xB0 | t[0], 6, t[1]], [0xB0 | t[0], 38, t[2]]]),
+    st.tuples(st.sampled_from([0xA0, 0xB0, 0xD0, 0xE0]), st.integers(0, 15), st.integers(0, 127)).map(
+        lambda t: [t[0] | t[1], 74 if t[0] == 0xB0 else t[2], t[2]][: 2 if t[0] == 0xD0 else 3]),
+)
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(st.lists(MPE_MESSAGE, max_size=40), st.sampled_from([None, "lower", "upper", "lower:3", "upper:14"]),
+       st.booleans())
+def test_midi_mapper_mpe_fuzz(messages, zone, learn):
+    target = CapturingTarget()
+    mapper = MidiMapper(target.params, [Mapping("z4", cc=74), Mapping("x", cc=16)], mpe=zone)
+    if learn:
+        mapper.arm("z5")
+    held: set[tuple[int, float]] = set()
+
+    def post(events):
+        for event in events:
+            target.post(event)
+            if event.voice is not None and event.type == "note_on":
+                held.add((event.voice, event.pitch))
+            elif event.voice is not None and event.type == "note_off":
+                held.discard((event.voice, event.pitch))
+
+    for message in messages:
+        for one in (message if message and isinstance(message[0], list) else [message]):
+            post(mapper.feed(one, source="midi:fuzz"))
+    assert_valid(target)
+    assert set(mapper.zones) <= {"lower", "upper"} and sum(mapper.zones.values()) <= 15
+    post(mapper.set_zone("lower", 0) + mapper.set_zone("upper", 0))
+    assert not held, held  # ending the zones let every voice's note go: none is left sounding

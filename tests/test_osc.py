@@ -100,6 +100,63 @@ def test_notes_record_and_presets(target, server, client):
     assert target.wait_for(lambda: target.params.get("drift") == pytest.approx(0.3))
 
 
+def test_voice_addresses_post_per_voice_events(target, server, client):
+    """Each `/livegen/voice/<id>/...` address, ints and floats alike, posts that voice's event."""
+    client.send_message("/livegen/voice/2/bend", 2)  # an int: semitones
+    client.send_message("/livegen/voice/2/x", 0.25)
+    client.send_message("/livegen/voice/2/y", -0.5)
+    client.send_message("/livegen/voice/7/xy", [-0.125, 1])
+    client.send_message("/livegen/voice/7/pressure", 0.75)
+    client.send_message("/livegen/voice/2/note", [64, 90])
+    client.send_message("/livegen/voice/127/note", [60.5, 100.0])  # a float pitch and velocity
+    client.send_message("/livegen/voice/0/note", [48, 80])
+    client.send_message("/livegen/voice/2/note", [64, 0])  # velocity 0: that voice's note off
+    client.send_message("/livegen/note", [62, 70])  # a plain note is still known by its pitch
+    assert target.wait_for(lambda: len(target.applied) == 11)
+    got = [(e.type, e.voice, e.name, e.value, e.pitch, e.velocity) for e in target.applied]
+    assert got == [
+        ("voice", 2, "bend", 2.0, None, None),
+        ("voice", 2, "x", 0.25, None, None),
+        ("voice", 2, "y", -0.5, None, None),
+        ("voice", 7, "x", -0.125, None, None),
+        ("voice", 7, "y", 1.0, None, None),
+        ("voice", 7, "pressure", 0.75, None, None),
+        ("note_on", 2, None, None, 64.0, 90),
+        ("note_on", 127, None, None, 60.5, 100),
+        ("note_on", 0, None, None, 48.0, 80),
+        ("note_off", 2, None, None, 64.0, None),
+        ("note_on", None, None, None, 62.0, 70),
+    ]
+    assert all(e.source.startswith("osc:127.0.0.1:") for e in target.applied)
+    assert target.voices == {60.5: 100, 48.0: 80, 62.0: 70}
+
+
+@pytest.mark.parametrize("address, args, name, value, message", [
+    ("/livegen/voice/4/bend", [200.0], "bend", 96.0, "200 clamped to 96 (voice bend range -96..96)"),
+    ("/livegen/voice/4/bend", [-97], "bend", -96.0, "-97 clamped to -96 (voice bend range -96..96)"),
+    ("/livegen/voice/4/x", [1.5], "x", 1.0, "1.5 clamped to 1 (voice x range -1..1)"),
+    ("/livegen/voice/4/y", [-2], "y", -1.0, "-2 clamped to -1 (voice y range -1..1)"),
+    ("/livegen/voice/4/pressure", [1.2], "pressure", 1.0, "1.2 clamped to 1 (voice pressure range 0..1)"),
+    ("/livegen/voice/4/pressure", [-0.1], "pressure", 0.0, "-0.1 clamped to 0 (voice pressure range 0..1)"),
+])
+def test_voice_values_out_of_range_are_clamped_and_reported(target, server, client, address, args, name, value, message):
+    """As a parameter's: the clamped value is played and the sender told, naming the range."""
+    client.send_message(address, args)
+    got = replies(client, until=lambda a: a == "/livegen/error")
+    assert got and got[-1] == ("/livegen/error", (f"{address}: {message}",)), got
+    assert target.wait_for(lambda: target.applied)
+    (event,) = target.applied
+    assert (event.type, event.voice, event.name, event.value) == ("voice", 4, name, value)
+
+
+def test_voice_xy_clamps_each_axis_and_posts_both(target, server, client):
+    client.send_message("/livegen/voice/5/xy", [3.0, 0.5])
+    got = replies(client, until=lambda a: a == "/livegen/error")
+    assert got[-1] == ("/livegen/error", ("/livegen/voice/5/xy: 3 clamped to 1 (voice x range -1..1)",))
+    assert target.wait_for(lambda: len(target.applied) == 2)
+    assert [(e.voice, e.name, e.value) for e in target.applied] == [(5, "x", 1.0), (5, "y", 0.5)]
+
+
 @pytest.mark.parametrize("payload, fragment", [
     (b"\x00\x01garbage!!!", "neither an OSC message"),
     (b"\x00\x01garbage", "not a multiple of 4"),
@@ -118,9 +175,19 @@ def test_notes_record_and_presets(target, server, client):
     (b"/livegen/xy\x00,qq\x00" + b"\x00" * 8, "unsupported type tag"),
     (encode_message("/livegen/xy", (0.5, 0.5)) + b"\x00" * 9000, "exceeds"),
     (b"#bundle\x00" + b"\x00" * 7 + b"\x01" + struct.pack(">i", -4), "positive multiple of 4"),
+    (encode_message("/livegen/voice/128/bend", (1.0,)), "voice id '128' refused; ids are whole numbers 0..127"),
+    (encode_message("/livegen/voice/-1/note", (60, 100)), "voice id '-1' refused; ids are whole numbers 0..127"),
+    (encode_message("/livegen/voice/two/x", (0.1,)), "voice id 'two' refused"),
+    (encode_message("/livegen/voice/1.5/y", (0.1,)), "voice id '1.5' refused"),
+    (encode_message("/livegen/voice/3/bend", ("up",)), "must be numbers (int or float), got str"),
+    (encode_message("/livegen/voice/3/pressure", (float("nan"),)), "not finite"),
+    (encode_message("/livegen/voice/3/xy", (0.5,)), "expected 2 numbers"),
+    (encode_message("/livegen/voice/3/note", (130, 100)), "pitch 130 outside 0..127"),
+    (encode_message("/livegen/voice/3/slide", (0.5,)), "a voice takes /livegen/voice/<id>/note|bend|x|y|xy|pressure"),
 ], ids=lambda value: value if isinstance(value, str) else "")
 def test_malformed_input_changes_nothing_and_is_reported(target, server, client, payload, fragment):
     before = target.params.snapshot()
+    posted = server.stats["posted"]
     client._sock.sendto(payload, ("127.0.0.1", server.port))
     got = replies(client, until=lambda a: a == "/livegen/error")
     assert got, "no /livegen/error reply"
@@ -128,6 +195,7 @@ def test_malformed_input_changes_nothing_and_is_reported(target, server, client,
     client.send_message("/livegen/status", [])  # answered after all that came before it
     assert replies(client, until=lambda a: a == "/livegen/status")[-1][0] == "/livegen/status"
     assert target.params.snapshot() == before
+    assert server.stats["posted"] == posted, "nothing reaches the engine"
 
 
 def test_bundle_with_future_time_tag_acts_at_its_time(target, server, client):
@@ -467,6 +535,7 @@ def test_every_table_address_reaches_its_handler(target):
     errors = []
     server.wire.error = lambda sender, text: errors.append(text)
     for entry in ADDRESSES:
-        server.handle_message(entry.pattern.replace("<i>", "0").replace("<name>", "gain"), (), ("127.0.0.1", 1))
+        address = entry.pattern.replace("<i>", "0").replace("<name>", "gain").replace("<id>", "1")
+        server.handle_message(address, (), ("127.0.0.1", 1))
     assert len(server.dispatch.handlers) == len({entry.handler for entry in ADDRESSES})
     assert not [e for e in errors if "unknown address" in e], errors

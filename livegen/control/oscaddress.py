@@ -13,7 +13,8 @@ PREFIX = "/livegen/"
 
 @dataclass(frozen=True)
 class OscAddress:
-    """One address: `pattern` (a trailing `<i>` or `<name>` matches any rest), its arguments as
+    """One address: `pattern` (a `<i>`, `<name>` or `<id>` matches any rest, or one path element
+    when the pattern goes on after it: `/livegen/voice/<id>/bend`), its arguments as
     OSC type tags (`[...]` optional), the name of its handler in `OscDispatcher` (empty for what
     the engine sends), a one-line `help` and optional `more` for the reference."""
 
@@ -31,6 +32,11 @@ class OscAddress:
         head, bracket, _ = self.pattern.partition("<")
         return head if bracket else None
 
+    @property
+    def suffix(self) -> str:
+        """`/bend` for `/livegen/voice/<id>/bend`; "" when the pattern ends in its `<...>`."""
+        return self.pattern.partition(">")[2]
+
 
 ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/xy", "f f", "xy", "x, y on the latent plane (the XY pad), 0..1 each"),
@@ -42,6 +48,24 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "their ranges): the same as `/livegen/param/input_<name>`. MIDI learn takes them by "
                "their parameter names (`/livegen/learn input_gain`)."),
     OscAddress("/livegen/note", "i i", "note", "pitch 0..127, velocity 0..127 (0 = note off)"),
+    OscAddress("/livegen/voice/<id>/note", "i i", "voice_note",
+               "voice id 0..127 plays pitch 0..127 at velocity 0..127 (0 = off) with its own controls",
+               "Per-touch control (docs/mpe.md): a client picks any id, one per finger or touch. The "
+               "pitch may be an int or a float; the note plays with the id's current `bend`, `x`, `y` "
+               "and `pressure`, and velocity 0 releases that id's note of that pitch, wherever it was "
+               "bent to. An MPE keyboard's member channel c is voice c, so pick other ids beside one."),
+    OscAddress("/livegen/voice/<id>/bend", "f", "voice",
+               "the voice's pitch bend in semitones, -96..96, on top of the global `bend`"),
+    OscAddress("/livegen/voice/<id>/x", "f", "voice",
+               "the voice's offset from the pad point along x, in pad widths, -1..1"),
+    OscAddress("/livegen/voice/<id>/y", "f", "voice",
+               "the voice's offset from the pad point along y, in pad widths, -1..1"),
+    OscAddress("/livegen/voice/<id>/xy", "f f", "voice_xy", "both offsets at once, -1..1 each"),
+    OscAddress("/livegen/voice/<id>/pressure", "f", "voice",
+               "the voice's pressure 0..1: its velocity moves towards full (level and brightness)",
+               "A voice's controls hold until changed, before and after its notes: send them before "
+               "the note that uses them (as an MPE keyboard does) or while it sounds. Out of range "
+               "values are clamped and reported; an id outside 0..127 is refused."),
     OscAddress("/livegen/record", "i", "record", "1 starts, 0 stops recording"),
     OscAddress("/livegen/preset/store", "i", "preset_store", "store every parameter in slot 0..127"),
     OscAddress("/livegen/preset/recall", "i", "preset_recall", "recall slot 0..127 (stops a morph or loop)"),
@@ -158,14 +182,15 @@ def find(address: str) -> tuple[OscAddress | None, str]:
     entry = _EXACT.get(address)
     if entry is not None:
         return entry, ""
-    for prefix, entry in _PREFIXED:
-        if address.startswith(prefix) and len(address) > len(prefix):
-            return entry, address[len(prefix):]
+    for prefix, suffix, entry in _PREFIXED:
+        rest = address[len(prefix):len(address) - len(suffix)]
+        if address.startswith(prefix) and address.endswith(suffix) and rest and not (suffix and "/" in rest):
+            return entry, rest
     return None, ""
 
 
 _EXACT = {entry.pattern: entry for entry in ADDRESSES if entry.prefix is None}
-_PREFIXED = [(entry.prefix, entry) for entry in ADDRESSES if entry.prefix is not None]
+_PREFIXED = [(entry.prefix, entry.suffix, entry) for entry in ADDRESSES if entry.prefix is not None]
 
 
 def _cell(text: str) -> str:

@@ -13,8 +13,13 @@ from typing import NamedTuple
 from livegen.control.mapping import RECORD
 from livegen.control.oscaddress import ADDRESSES, PREFIX, find, param_rows
 from livegen.control.oscsocket import source_of
-from livegen.engine.events import PRESET_SLOTS, Event
+from livegen.engine.events import PRESET_SLOTS, VOICE_CONTROLS, VOICE_IDS, Event, note_off, note_on, voice_control
 from livegen.errors import ParameterError
+
+
+VOICE_PREFIX = f"{PREFIX}voice/"
+VOICE_ADDRESSES = [entry.suffix[1:] for entry in ADDRESSES if entry.prefix == VOICE_PREFIX]
+"""`note`, `bend`, ...: what `/livegen/voice/<id>/` takes, for the error that names them."""
 
 
 class Request(NamedTuple):
@@ -74,6 +79,8 @@ class OscDispatcher:
             self.last_address = address[:64]
         if entry is None:
             where = "docs/osc.md lists the addresses" if address.startswith(PREFIX) else f"livegen listens under {PREFIX}"
+            if address.startswith(VOICE_PREFIX):
+                where = f"a voice takes {VOICE_PREFIX}<id>/{'|'.join(VOICE_ADDRESSES)} (docs/osc.md)"
             self.wire.error(sender, f"unknown address {address!r}; {where}")
             return
         self.handlers[entry.handler](Request(address, rest, tuple(args), sender, source_of(sender)))
@@ -103,8 +110,12 @@ class OscDispatcher:
             return None
         if moved:
             spec = params.spec(name)
-            self.wire.error(m.sender, f"{m.address}: {value:g} clamped to {clamped:g} ({name} range {spec.minimum:g}..{spec.maximum:g})")
+            self._clamped(m, name, value, clamped, spec.minimum, spec.maximum)
         return clamped
+
+    def _clamped(self, m: Request, name: str, value: float, clamped: float, low: float, high: float) -> None:
+        """Tell the sender a value was clamped: the value, where it went, the range."""
+        self.wire.error(m.sender, f"{m.address}: {value:g} clamped to {clamped:g} ({name} range {low:g}..{high:g})")
 
     def _slot(self, m: Request, slot: float) -> bool:
         if slot != int(slot) or not 0 <= slot < PRESET_SLOTS:
@@ -166,6 +177,9 @@ class OscDispatcher:
         self._set(m, name)
 
     def on_note(self, m: Request) -> None:
+        self._note(m, None)
+
+    def _note(self, m: Request, voice: int | None) -> None:
         values = self._numbers(m, 2)
         if values is None:
             return
@@ -178,8 +192,43 @@ class OscDispatcher:
             self.wire.error(m.sender, f"{m.address}: velocity {velocity:g} clamped to {clamped:g} (0..127)")
             velocity = clamped
         velocity = int(round(velocity))
-        event = Event("note_on", pitch=pitch, velocity=velocity) if velocity > 0 else Event("note_off", pitch=pitch)
+        event = note_on(pitch, velocity, voice=voice) if velocity > 0 else note_off(pitch, voice=voice)
         self._post(event, m.source)
+
+    # -- voices (per-touch control) ------------------------------------------------------------
+    def _voice_id(self, m: Request) -> int | None:
+        """The id in `/livegen/voice/<id>/...`, or None (the sender is told the range)."""
+        if m.rest.isascii() and m.rest.isdigit() and int(m.rest) < VOICE_IDS:
+            return int(m.rest)
+        self.wire.error(m.sender, f"{m.address}: voice id {m.rest!r} refused; ids are whole numbers 0..{VOICE_IDS - 1}")
+        return None
+
+    def _voice_value(self, m: Request, name: str, value: float) -> float:
+        low, high = VOICE_CONTROLS[name]
+        clamped = min(max(value, low), high)
+        if clamped != value:
+            self._clamped(m, f"voice {name}", value, clamped, low, high)
+        return clamped
+
+    def on_voice_note(self, m: Request) -> None:
+        voice = self._voice_id(m)
+        if voice is not None:
+            self._note(m, voice)
+
+    def on_voice(self, m: Request) -> None:
+        """`bend`, `x`, `y` or `pressure`: the last element of the address."""
+        voice = self._voice_id(m)
+        values = self._numbers(m, 1) if voice is not None else None
+        if values is not None:
+            name = m.address.rpartition("/")[2]
+            self._post(voice_control(voice, name, self._voice_value(m, name, values[0])), m.source)
+
+    def on_voice_xy(self, m: Request) -> None:
+        voice = self._voice_id(m)
+        values = self._numbers(m, 2) if voice is not None else None
+        if values is not None:
+            for name, value in zip(("x", "y"), values):
+                self._post(voice_control(voice, name, self._voice_value(m, name, value)), m.source)
 
     def on_record(self, m: Request) -> None:
         values = self._numbers(m, 1)
