@@ -152,3 +152,42 @@ def test_midi_mapper_fuzz(messages, learn):
         for event in mapper.feed(message, source="midi:fuzz"):
             target.post(event)
     assert_valid(target)
+
+
+MPE_MESSAGE = st.one_of(
+    MIDI_MESSAGE,
+    st.tuples(st.sampled_from([0, 15]), st.integers(0, 127)).map(  # MPE Configuration Messages
+        lambda t: [[0xB0 | t[0], 101, 0], [0xB0 | t[0], 100, 6], [0xB0 | t[0], 6, t[1]]]),
+    st.tuples(st.integers(0, 15), st.integers(0, 127), st.integers(0, 127)).map(  # member bend range
+        lambda t: [[0xB0 | t[0], 101, 0], [0xB0 | t[0], 100, 0], [0xB0 | t[0], 6, t[1]], [0xB0 | t[0], 38, t[2]]]),
+    st.tuples(st.sampled_from([0xA0, 0xB0, 0xD0, 0xE0]), st.integers(0, 15), st.integers(0, 127)).map(
+        lambda t: [t[0] | t[1], 74 if t[0] == 0xB0 else t[2], t[2]][: 2 if t[0] == 0xD0 else 3]),
+)
+
+
+@pytest.mark.slow
+@SETTINGS
+@given(st.lists(MPE_MESSAGE, max_size=40), st.sampled_from([None, "lower", "upper", "lower:3", "upper:14"]),
+       st.booleans())
+def test_midi_mapper_mpe_fuzz(messages, zone, learn):
+    target = CapturingTarget()
+    mapper = MidiMapper(target.params, [Mapping("z4", cc=74), Mapping("x", cc=16)], mpe=zone)
+    if learn:
+        mapper.arm("z5")
+    held: set[tuple[int, float]] = set()
+
+    def post(events):
+        for event in events:
+            target.post(event)
+            if event.voice is not None and event.type == "note_on":
+                held.add((event.voice, event.pitch))
+            elif event.voice is not None and event.type == "note_off":
+                held.discard((event.voice, event.pitch))
+
+    for message in messages:
+        for one in (message if message and isinstance(message[0], list) else [message]):
+            post(mapper.feed(one, source="midi:fuzz"))
+    assert_valid(target)
+    assert set(mapper.zones) <= {"lower", "upper"} and sum(mapper.zones.values()) <= 15
+    post(mapper.set_zone("lower", 0) + mapper.set_zone("upper", 0))
+    assert not held, held  # ending the zones let every voice's note go: none is left sounding

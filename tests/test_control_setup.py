@@ -30,15 +30,17 @@ def test_osc_and_midi_come_up_together(jack_server, target, tmp_path, monkeypatc
     monkeypatch.setenv("LIVEGEN_MIDI_API", "jack")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # the user's map file lives here
     logs = []
-    controls = start_controls(target, parse("--osc-port", "0", "--midi-in", "nothing-plugged"), log=logs.append)
+    controls = start_controls(target, parse("--osc-port", "0", "--midi-in", "nothing-plugged", "--mpe", "upper:3"),
+                              log=logs.append)
     try:
         assert controls.midi is not None and controls.osc.midi is controls.midi
-        assert "MIDI in 'livegen' (nothing-plugged -> waiting)" in controls.describe()
+        assert "MIDI in 'livegen' (nothing-plugged -> waiting), MPE upper 3" in controls.describe()
         client = SimpleUDPClient("127.0.0.1", controls.osc.port)
         client.send_message("/livegen/status", [])
         args = parse_packet(client.receive(3.0))[0].args
         pairs = dict(zip(args[::2], args[1::2]))
         assert pairs["midi_missing"] == "nothing-plugged" and pairs["midi_virtual"] == "livegen"
+        assert pairs["midi_mpe"] == "upper 3"
     finally:
         controls.stop()
     assert logs == []

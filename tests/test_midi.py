@@ -160,3 +160,52 @@ def test_osc_learn_arms_midi_and_reports_the_control(jack_server, rtmidi_jack, t
         out.close_port()
         osc.stop()
         midi.stop()
+
+
+def test_mpe_keyboard_through_jack(jack_server, rtmidi_jack, target, tmp_path):
+    """An MPE stream as a keyboard sends it (configuration message, then per channel: bend,
+    slide and pressure before each note) reaches the engine as voice events and voiced notes."""
+    midi = MidiInput(target, api=rtmidi_jack.API_UNIX_JACK, map_path=tmp_path / "m.toml").start()
+    out = open_out(rtmidi_jack, "seaboard")
+    try:
+        assert midi.status()["mpe"] == ""
+        for cc in ([0xB0, 101, 0], [0xB0, 100, 6], [0xB0, 6, 15]):  # MCM: lower zone, 15 members
+            out.send_message(cc)
+        for channel, bend, slide, pressure, pitch in ((2, 9216, 96, 40, 60), (3, 7680, 32, 127, 64)):
+            out.send_message([0xE0 | (channel - 1), bend & 0x7F, bend >> 7])
+            out.send_message([0xB0 | (channel - 1), 74, slide])
+            out.send_message([0xD0 | (channel - 1), pressure])
+            out.send_message([0x90 | (channel - 1), pitch, 100])
+        out.send_message([0xE1, 0, 64])  # voice 2's bend back to 0 while it sounds
+        out.send_message([0x81, 60, 0])
+        out.send_message([0x92, 64, 0])
+        out.send_message([0xE0, 0, 96])  # the manager channel: the global bend, as ever
+        assert target.wait_for(lambda: any(e.type == "param" for e in target.applied), 10)
+        got = [(e.type, e.voice, e.name, e.pitch if e.name is None else e.value) for e in target.applied]
+        assert got == [
+            ("voice", 2, "bend", 6.0), ("voice", 2, "y", 0.25), ("voice", 2, "pressure", 40 / 127),
+            ("note_on", 2, None, 60.0),
+            ("voice", 3, "bend", -3.0), ("voice", 3, "y", -0.25), ("voice", 3, "pressure", 1.0),
+            ("note_on", 3, None, 64.0),
+            ("voice", 2, "bend", 0.0), ("note_off", 2, None, 60.0), ("note_off", 3, None, 64.0),
+            ("param", None, "bend", 32 * 128 / 8191)], got
+        assert all(e.source == "midi:livegen" for e in target.applied)
+        assert midi.status()["mpe"] == "lower 15" and midi.status()["last"] == "ch1 bend 4096"
+    finally:
+        out.close_port()
+        midi.stop()
+
+
+def test_mpe_zone_from_the_options_and_the_map_file(target, tmp_path):
+    parser = argparse.ArgumentParser()
+    add_midi_arguments(parser)
+    map_path = tmp_path / "m.toml"
+    map_path.write_text('mpe = "upper:4"\n')
+    built = midi_input_from_args(target, parser.parse_args(["--midi-map", str(map_path)]))
+    assert built.status()["mpe"] == "upper 4"
+    built = midi_input_from_args(target, parser.parse_args(["--midi-map", str(map_path), "--mpe"]))
+    assert built.status()["mpe"] == "lower 15"
+    built = midi_input_from_args(target, parser.parse_args(["--midi-map", str(map_path), "--mpe", "off"]))
+    assert built.status()["mpe"] == ""
+    with pytest.raises(ParameterError, match="--midi-channel 3"):
+        midi_input_from_args(target, parser.parse_args(["--mpe", "--midi-channel", "3", "--midi-map", str(map_path)]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from livegen.cli import build_parser
 from livegen.cli.play import _rebuild_argv
 
@@ -14,9 +16,19 @@ def test_rebuilt_argv_parses_back_to_the_same_options():
     args = parse("--model", "models/default", "--seed", "3", "--nice", "-5", "--osc-port", "9100",
                  "--osc-host", "0.0.0.0", "--osc-allow", "10.0.0.0/8", "127.0.0.1", "--midi-in", "nano",
                  "--midi-in", "Launch", "--midi-map", "map.toml", "--midi-channel", "2",
+                 "--mpe", "upper:7",
                  "--record-dir", "takes", "--record-format", "PCM_24", "--duration", "4")
     again = parse(*_rebuild_argv(args))
     assert vars(again) == vars(args)
     off = parse("--no-osc", "--no-midi")
     again = parse(*_rebuild_argv(off))
     assert again.no_osc and again.no_midi and vars(again) == vars(off)
+
+
+def test_mpe_zone_option(capsys):
+    assert parse("--mpe").mpe == "lower" and parse("--mpe", "lower:5").mpe == "lower:5"
+    assert parse().mpe is None
+    assert parse(*_rebuild_argv(parse("--mpe"))).mpe == "lower"
+    with pytest.raises(SystemExit):
+        parse("--mpe", "lower:16")
+    assert "zone 'lower:16': give lower, upper, lower:N or upper:N with N = 1..15" in capsys.readouterr().err

@@ -128,6 +128,7 @@ def test_meter_spectrum_and_status_line(fake):
         fake.push("/livegen/meter", -0.05, -9.0)
         fake.push("/livegen/spectrum", *[float(-100 + i) for i in range(64)])
         fake.status["xruns"] = 3
+        fake.status["midi_mpe"] = "lower 15"
         meter = app.query_one(OutputMeter)
         waterfall = app.query_one(Waterfall)
         assert await until(pilot, lambda: meter.peak_db is not None and waterfall.rows)
@@ -138,7 +139,7 @@ def test_meter_spectrum_and_status_line(fake):
         text = status.render().plain
         assert "48000Hz" in text and "blk 256" in text and "10.7ms" in text and "load 12%" in text
         assert "xruns 3" in text
-        assert "OSC :" in text
+        assert "MIDI livegen MPE lower 15" in text and "OSC :" in text
         fake.status["record_error"] = "disk full: recording stopped"
         assert await until(pilot, lambda: "rec ✕ disk full" in status.render().plain)
 

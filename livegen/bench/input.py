@@ -23,7 +23,9 @@ default settings) and measured on the 48 kHz file it writes:
   the output is the model's timbre, not the input passed through); beside it (the melodies),
   the same distance from the model's own voice playing the melody's notes as note events
   (`livegen render EVENTS`, the pad at its centre, over the same frames): small against the
-  input's when the output is the model's timbre.
+  input's when the output is the model's timbre; and (`own-in`) that voice's own distance from
+  the input: how far the model's timbre at the pad's centre is from the input's instrument, the
+  most an output that is the model's timbre can reach there.
 - unvoiced (`whisper`): the output's RMS over the input's loud frames (it sounds) and the share
   of them in which CREPE hears a voice (it should not: harmonics are off);
 - cost: the engine's offline render at 48 kHz on one thread, best of `--repeats`: nothing
@@ -254,8 +256,10 @@ def measure_clip(x: np.ndarray, x_sr: int, y: np.ndarray, *, notes: list | None,
 
     timbre = envelope_distance(x48, y, loud)
     own_timbre = envelope_distance(own, y, loud) if own is not None else float("nan")
+    own_input = envelope_distance(own, x48, loud) if own is not None else float("nan")
     return {"voiced_frames": int(y_voiced.sum()), "within_50c": within, "note_db": note_db, "gap_db": gap_db,
-            "gap_below_db": note_db - gap_db, "timbre_db": timbre, "own_timbre_db": own_timbre, "lag_ms": lag_ms,
+            "gap_below_db": note_db - gap_db, "timbre_db": timbre, "own_timbre_db": own_timbre,
+            "own_input_db": own_input, "lag_ms": lag_ms,
             "onset_ms": latency_ms(x48, y)}
 
 
@@ -336,7 +340,7 @@ def main(argv=None) -> int:
         print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
               "timbre >= 3 dB)")
         print(f"  {'input':32s} {'voiced':>7s} {'<=50c':>7s} {'notes':>8s} {'gaps':>8s} {'below':>7s} "
-              f"{'timbre':>7s} {'own':>7s} {'lag':>6s} {'onset':>6s}")
+              f"{'timbre':>7s} {'own':>7s} {'own-in':>7s} {'lag':>6s} {'onset':>6s}")
         for name, make in clips.items():
             path = out / f"{name}.wav"
             notes = make(path)
@@ -345,7 +349,8 @@ def main(argv=None) -> int:
             own = None if notes is None else render_notes(notes, out / f"{name}.notes.jsonl",
                                                           out / f"{name}.notes.wav", seconds=len(y) / SR)
             r = measure_clip(x, x_sr, y, notes=notes, own=own)
-            own_text = f"{r['own_timbre_db']:5.1f}dB" if own is not None else f"{'-':>7s}"
+            own_text = (f"{r['own_timbre_db']:5.1f}dB {r['own_input_db']:5.1f}dB" if own is not None
+                        else f"{'-':>7s} {'-':>7s}")
             print(f"  {name:32s} {r['voiced_frames']:7d} {100 * r['within_50c']:6.1f}% {r['note_db']:6.1f}dB "
                   f"{r['gap_db']:6.1f}dB {r['gap_below_db']:5.1f}dB {r['timbre_db']:5.1f}dB {own_text} "
                   f"{r['lag_ms']:4.0f}ms {r['onset_ms']:4.0f}ms")
@@ -358,7 +363,7 @@ def main(argv=None) -> int:
               f"(in the input: {100 * r['input_voiced']:.1f} %)")
         print("  (notes / gaps: the output's RMS dBFS over the input's notes / silent stretches; timbre / own: the "
               "output's mel envelope from the input's / from the model's own voice playing the same notes as note "
-              "events; lag: the delay that fits the pitch best; onset: median delay from the input's onsets to the "
+              "events; own-in: the model's own voice from the input's; lag: the delay that fits the pitch best; onset: median delay from the input's onsets to the "
               "output's)")
 
     if not args.no_cost:

@@ -71,7 +71,7 @@ def _rebuild_argv(args) -> list[str]:
     out: list[str] = []
     for name in ("model", "audio_device", "input_device", "samplerate", "blocksize", "latency", "ahead_periods", "ahead_ms", "device", "seed",
                  "lookahead", "events", "duration", "threads", "nice", "realtime_priority", "osc_port", "osc_host", "midi_map",
-                 "midi_channel", "seed_audio", "temperature"):
+                 "midi_channel", "mpe", "seed_audio", "temperature"):
         value = getattr(args, name, None)
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]

@@ -21,6 +21,15 @@ Built in, whatever the map (a map entry for CC 64 takes it over)::
 
 A mapping whose param is `record` (`RECORD`) is a button, not a parameter: each press (the
 control's value rising to 64 or more) starts recording, or stops the recording under way.
+
+MPE (MIDI Polyphonic Expression): an MPE keyboard plays each note on its own member channel so
+each note bends, slides and presses alone. A zone (`mpe="lower"`, `"upper:7"`, or the MPE
+Configuration Message the keyboard sends: RPN 6 on channel 1 or 16) makes its member channels'
+notes voices with ids (the channel, 1..16): note on/off carry `voice`; pitch bend, CC 74 (slide)
+and channel pressure or polyphonic aftertouch become `voice` events (`bend`, `y`, `pressure`).
+The manager channel (1 for the lower zone, 16 for the upper) means what any channel means
+without a zone; RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
+range (48 semitones until then, the MPE default) as the MPE specification has it.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from livegen.engine.events import Event
+from livegen.engine.events import VOICE_CONTROLS, Event
 from livegen.errors import ParameterError
 
 MODES = ("absolute", "relative-twos", "relative-offset", "relative-sign")
@@ -46,6 +55,34 @@ RECORD = "record"
 """Mapping target that toggles recording (a `record` event) instead of setting a parameter."""
 NRPN_SELECT = (98, 99, 100, 101)
 DATA_ENTRY = (6, 38, 96, 97)
+MPE_ZONES = {"lower": 1, "upper": 16}
+"""MPE zones and their manager channels."""
+MPE_MEMBER_BEND = 48.0
+"""Semitones a member channel's full pitch bend moves (the MPE default until RPN 0 on a member)."""
+MPE_SLIDE_CC = 74
+MPE_RPN = 6
+"""RPN 6, the MPE Configuration Message: data entry MSB = member channels (0 ends the zone)."""
+
+
+def parse_mpe(text: str | None, *, where: str = "--mpe") -> dict[str, int]:
+    """Zones from 'lower', 'upper', 'lower:N', 'upper:N' (N = 1..15 member channels) or 'off':
+    {"lower": 15} etc.; {} for off or None."""
+    if text is None or text == "off":
+        return {}
+    zone, colon, count = str(text).partition(":")
+    ok = zone in MPE_ZONES and (not colon or (count.isascii() and count.isdigit() and 1 <= int(count) <= 15))
+    if not ok:
+        raise ParameterError(f"{where} {text!r}: give lower, upper, lower:N or upper:N with N = 1..15 "
+                             "member channels (lower: manager channel 1, members from 2 up; upper: "
+                             "manager 16, members from 15 down), or off")
+    return {zone: int(count) if colon else 15}
+
+
+def mpe_members(zones: dict[str, int]) -> dict[int, str]:
+    """{member channel (1..16): its zone} for zones {"lower": n, "upper": m}."""
+    members = {ch: "upper" for ch in range(15, 15 - zones.get("upper", 0), -1)}
+    members.update({ch: "lower" for ch in range(2, 2 + zones.get("lower", 0))})
+    return members
 
 
 @dataclass
@@ -196,12 +233,19 @@ class MidiMapper:
         Read for ranges and current values (soft takeover, relative encoders).
     mappings : list of Mapping, or None for `DEFAULT_MAP`.
     channel : 1..16 to listen to one channel only; None listens to all.
+    mpe : an MPE zone to start with ('lower', 'upper:7', ...: `parse_mpe`); a controller's MPE
+        Configuration Message sets zones whatever this says.
     """
 
     def __init__(self, params, mappings: list[Mapping] | None = None, *, channel: int | None = None,
-                 clock: Callable[[], float] = _time.monotonic, is_recording: Callable[[], bool] | None = None):
+                 clock: Callable[[], float] = _time.monotonic, is_recording: Callable[[], bool] | None = None,
+                 mpe: str | None = None):
         if channel is not None and not 1 <= channel <= 16:
             raise ParameterError(f"MIDI channel {channel} must be 1..16 (--midi-channel)")
+        zones = parse_mpe(mpe)
+        if zones and channel is not None:
+            raise ParameterError(f"--mpe {mpe} plays on many channels and --midi-channel {channel} (or a MIDI "
+                                 "map's channel) listens to one: give one of them")
         self.params = params
         self.mappings: list[Mapping] = [Mapping(**_fields(m)) for m in (DEFAULT_MAP if mappings is None else mappings)]
         self.channel = channel
@@ -217,6 +261,54 @@ class MidiMapper:
         self._posted: dict[str, tuple[float, float]] = {}
         self._held: dict[tuple[str, int], set[int]] = {}
         self.ignored = 0
+        self.zones: dict[str, int] = {}
+        """MPE zones: {"lower": members, "upper": members}; set with `set_zone`."""
+        self._members: dict[int, str] = {}
+        self._member_bend = {zone: MPE_MEMBER_BEND for zone in MPE_ZONES}
+        for zone, count in zones.items():
+            self.set_zone(zone, count)
+
+    # -- MPE ---------------------------------------------------------------------------------
+    def set_zone(self, zone: str, members: int) -> list[Event]:
+        """Give MPE `zone` ('lower' or 'upper') `members` channels (0 ends it), as the MPE
+        Configuration Message does: a zone that would overlap the other shrinks the other, the
+        zone's member bend range goes back to 48, and notes held on channels that change role are
+        released (their note-offs would no longer name them)."""
+        if zone not in MPE_ZONES:
+            raise ParameterError(f"MPE zone {zone!r}: give one of {', '.join(MPE_ZONES)}")
+        members = max(0, min(int(members), 15))
+        other = "upper" if zone == "lower" else "lower"
+        zones = dict(self.zones, **{zone: members})
+        zones[other] = min(zones.get(other, 0), 14 - members if members else 15)
+        zones = {z: n for z, n in zones.items() if n > 0}
+        before, after = self._members, mpe_members(zones)
+        self.zones, self._members = zones, after
+        self._member_bend[zone] = MPE_MEMBER_BEND
+        events = []
+        for (src, channel), held in list(self._held.items()):
+            if (channel in before) != (channel in after):
+                voice = channel if channel in before else None
+                events += [Event("note_off", pitch=float(p), voice=voice, source=src) for p in sorted(held)]
+                del self._held[(src, channel)]
+        return events
+
+    @property
+    def mpe(self) -> str:
+        """The MPE zones as text for the status: 'lower 15', 'upper 7', 'lower 7, upper 7' or ''."""
+        return ", ".join(f"{zone} {self.zones[zone]}" for zone in MPE_ZONES if zone in self.zones)
+
+    def _member(self, kind: int, channel: int, data: bytes) -> list[Event]:
+        """Events of a message on an MPE member channel; the voice id is the channel."""
+        if kind == 0x90 and data[2] > 0:
+            return [Event("note_on", pitch=float(data[1]), velocity=data[2], voice=channel)]
+        if kind in (0x80, 0x90):
+            return [Event("note_off", pitch=float(data[1]), voice=channel)]
+        if kind == 0xE0:
+            raw = data[1] | (data[2] << 7)
+            return [_voice(channel, "bend", (raw - 8192) / 8192.0 * self._member_bend[self._members[channel]])]
+        if kind in (0xA0, 0xD0):
+            return [_voice(channel, "pressure", data[-1] / 127.0)]
+        return [_voice(channel, "y", (data[2] - 64) / 128.0)]  # CC 74, slide
 
     # -- learn -----------------------------------------------------------------------------
     def arm(self, param: str, on_learned: Callable[[str, str], None] | None = None) -> None:
@@ -275,9 +367,13 @@ class MidiMapper:
         events: list[Event] = []
         if kind == 0x90 and data[2] > 0:
             self._held.setdefault((source, channel), set()).add(data[1])
-            events.append(Event("note_on", pitch=float(data[1]), velocity=data[2]))
         elif kind in (0x80, 0x90):
             self._held.get((source, channel), set()).discard(data[1])
+        if channel in self._members and (kind != 0xB0 or data[1] == MPE_SLIDE_CC) and kind != 0xC0:
+            events += self._member(kind, channel, data)
+        elif kind == 0x90 and data[2] > 0:
+            events.append(Event("note_on", pitch=float(data[1]), velocity=data[2]))
+        elif kind in (0x80, 0x90):
             events.append(Event("note_off", pitch=float(data[1])))
         elif kind == 0xE0:
             raw = data[1] | (data[2] << 7)
@@ -295,7 +391,8 @@ class MidiMapper:
         state = self._states[channel - 1]
         if number in (120, 123):  # all sound off / all notes off
             held = self._held.pop((source, channel), set())
-            return [Event("note_off", pitch=float(p)) for p in sorted(held)]
+            voice = channel if channel in self._members else None
+            return [Event("note_off", pitch=float(p), voice=voice) for p in sorted(held)]
         if number >= 120:
             return []
         if number == 64 and not any(m.cc == 64 and m.matches(channel) for m in self.mappings):
@@ -337,6 +434,17 @@ class MidiMapper:
     def _data_entry(self, channel: int, state: _ChannelState, number: int, value: int) -> list[Event]:
         kind, control = state.selected
         if kind == "rpn":
+            if control == MPE_RPN and number == 6 and channel in (1, 16):  # MPE Configuration Message
+                zone = "lower" if channel == 1 else "upper"
+                return self.set_zone(zone, value)
+            if control == 0 and number in (6, 38) and channel in self._members:  # the members' bend range
+                zone = self._members[channel]
+                if number == 6:
+                    state.data_msb = value
+                    self._member_bend[zone] = float(min(value, 96))
+                elif state.data_msb is not None:
+                    self._member_bend[zone] = min(state.data_msb + value / 100.0, 96.0)
+                return []
             if control == 0 and number in (6, 38):  # pitch bend sensitivity: semitones, cents
                 if number == 6:
                     state.data_msb = value
@@ -441,6 +549,11 @@ class MidiMapper:
         return abs(current - posted[0]) / span <= PICKUP_TOLERANCE / 2
 
 
+def _voice(voice: int, name: str, value: float) -> Event:
+    lo, hi = VOICE_CONTROLS[name]
+    return Event("voice", voice=voice, name=name, value=min(max(value, lo), hi))
+
+
 def _ticks(mode: str, raw: int) -> int:
     if mode == "relative-twos":
         return raw if raw < 64 else raw - 128
@@ -465,6 +578,8 @@ MAP_HEADER = """\
 #   min = -4.0, max = 4.0 range in parameter units (default: the parameter's range; min > max inverts)
 #   curve = "linear"      or "exp", "log", or an exponent like 1.5
 #   takeover = true       soft takeover: the knob acts once it reaches the current value
+# Top level (before the first [[map]]): channel = 1 (listen to one channel), mpe = "lower"
+# (an MPE zone: lower, upper, lower:N, upper:N; as --mpe).
 """
 
 
@@ -476,7 +591,8 @@ def default_map_path() -> Path:
 
 
 def load_map(path: str | Path) -> tuple[list[Mapping], dict]:
-    """Read a TOML map file: (mappings, options). Options: `channel` (1-16)."""
+    """Read a TOML map file: (mappings, options). Options: `channel` (1-16), `mpe` (a zone, as
+    `--mpe` takes it)."""
     import tomllib
 
     path = Path(path)
@@ -492,9 +608,13 @@ def load_map(path: str | Path) -> tuple[list[Mapping], dict]:
     if not isinstance(maps, list):
         raise ParameterError(f"{path}: 'map' must be an array of tables ([[map]])")
     options = {k: v for k, v in record.items()}
-    unknown = set(options) - {"channel"}
+    unknown = set(options) - {"channel", "mpe"}
     if unknown:
-        raise ParameterError(f"{path}: unknown top-level keys {sorted(unknown)}; known: channel, map")
+        raise ParameterError(f"{path}: unknown top-level keys {sorted(unknown)}; known: channel, mpe, map")
+    if "mpe" in options:
+        if not isinstance(options["mpe"], str):
+            raise ParameterError(f"{path}: mpe {options['mpe']!r} must be a string like \"lower\" or \"upper:7\"")
+        parse_mpe(options["mpe"], where=f"{path}: mpe")
     channel = options.get("channel")
     if channel is not None and not (isinstance(channel, int) and 1 <= channel <= 16):
         raise ParameterError(f"{path}: channel {channel!r} must be 1..16")

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from livegen.control.mapping import MidiMapper, default_map_path, load_map, save_map
+from livegen.control.mapping import MidiMapper, default_map_path, load_map, parse_mpe, save_map
 from livegen.errors import DeviceError, ParameterError
 
 VIRTUAL_PORT = "livegen"
@@ -70,11 +70,13 @@ class MidiInput:
     connect : port names or substrings to connect to (and reconnect when they come back).
     virtual : open the virtual input port named `port_name` for other programs to connect to.
     map_path : where learned mappings are saved; None = the user's config file.
+    mpe : an MPE zone ('lower', 'upper:7', 'off'; `parse_mpe`); None: the map file's `mpe`, else none.
     """
 
     def __init__(self, target, *, mapper: MidiMapper | None = None, connect=(), virtual: bool = True,
                  port_name: str = VIRTUAL_PORT, api=None, poll_interval: float = 1.0,
-                 map_path: str | Path | None = None, channel: int | None = None, save_learned: bool = True):
+                 map_path: str | Path | None = None, channel: int | None = None, save_learned: bool = True,
+                 mpe: str | None = None):
         self.target = target
         self.map_path = Path(map_path) if map_path is not None else default_map_path()
         self._options: dict = {}
@@ -82,7 +84,8 @@ class MidiInput:
             mappings = None
             if self.map_path.exists():
                 mappings, self._options = load_map(self.map_path)
-            mapper = MidiMapper(target.params, mappings, channel=channel or self._options.get("channel"))
+            mapper = MidiMapper(target.params, mappings, channel=channel or self._options.get("channel"),
+                                mpe=mpe if mpe is not None else self._options.get("mpe"))
         if mapper.is_recording is None:
             mapper.is_recording = self._recording
         self.mapper = mapper
@@ -211,6 +214,7 @@ class MidiInput:
             "messages": self.messages,
             "learn": self.mapper.armed or "",
             "last": self.last,
+            "mpe": self.mapper.mpe,
         }
 
     # -- threads -------------------------------------------------------------------------------
@@ -299,7 +303,7 @@ def describe_message(message) -> str:
 
 
 def add_midi_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --midi-in, --midi-map, --midi-channel, --no-midi (shared by `play` and `play --headless`)."""
+    """Add --midi-in, --midi-map, --midi-channel, --mpe, --no-midi (shared by `play` and `play --headless`)."""
     group = parser.add_argument_group("MIDI control")
     group.add_argument("--midi-in", action="append", default=[], metavar="NAME",
                        help="connect to the MIDI port with this name, or whose name contains it; "
@@ -310,7 +314,21 @@ def add_midi_arguments(parser: argparse.ArgumentParser) -> None:
                             "else the built-in map)")
     group.add_argument("--midi-channel", type=int, default=None, metavar="N",
                        help="listen to MIDI channel N (1-16) only (default: all)")
+    group.add_argument("--mpe", nargs="?", const="lower", default=None, metavar="ZONE", type=_mpe_zone,
+                       help="an MPE keyboard: each note on its own member channel bends, slides (CC 74) "
+                            "and presses alone. ZONE: lower (manager channel 1, members 2-16; the "
+                            "default), upper (manager 16, members 15-1), lower:N or upper:N for N "
+                            "members, off. An MPE keyboard's configuration message sets zones too")
     group.add_argument("--no-midi", action="store_true", help="no MIDI input")
+
+
+def _mpe_zone(text: str) -> str:
+    """`--mpe`'s value, checked when the command line is read (before a sound server starts)."""
+    try:
+        parse_mpe(text, where="zone")
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def midi_input_from_args(target, args) -> MidiInput | None:
@@ -319,10 +337,11 @@ def midi_input_from_args(target, args) -> MidiInput | None:
         return None
     if args.midi_channel is not None and not 1 <= args.midi_channel <= 16:
         raise ParameterError(f"--midi-channel {args.midi_channel}: give 1..16")
+    mpe = getattr(args, "mpe", None)
     if args.midi_map is not None and not Path(args.midi_map).is_file():
         raise ParameterError(f"--midi-map {args.midi_map}: no such file; give an existing TOML map "
                              "(MIDI learn writes one you can copy)")
-    return MidiInput(target, connect=args.midi_in, map_path=args.midi_map, channel=args.midi_channel)
+    return MidiInput(target, connect=args.midi_in, map_path=args.midi_map, channel=args.midi_channel, mpe=mpe)
 
 
 def wait_for_port(midi_in: MidiInput, spec: str, timeout: float = 5.0) -> bool:

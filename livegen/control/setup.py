@@ -38,7 +38,8 @@ class Controls:
         if self.midi is None:
             return f"{osc}, MIDI off"
         connected = ", ".join(f"{spec} -> {port or 'waiting'}" for spec, port in self.midi.connections.items())
-        return f"{osc}, MIDI in '{self.midi.port_name}'" + (f" ({connected})" if connected else "")
+        mpe = f", MPE {self.midi.mapper.mpe}" if self.midi.mapper.mpe else ""
+        return f"{osc}, MIDI in '{self.midi.port_name}'" + (f" ({connected})" if connected else "") + mpe
 
 
 def start_controls(target, args, *, log=print) -> Controls:

@@ -5,7 +5,9 @@ The engine renders in another process that can vanish with its audio device at a
 model switch starts another; neither can be asked afterwards what it held. `CarryOver` keeps it on
 the client's side instead, from two streams:
 
-- the events the performer posts (`posted`), in order: keys held, notes the pedal holds, the pedal.
+- the events the performer posts (`posted`), in order: keys held (with their voice ids), notes the
+  pedal holds, the pedal, and each voice id's controls (bend, x, y, pressure: an MPE keyboard's
+  channel bent in the middle of a note keeps its bend).
   An event posted while the device is gone never reaches an engine, but the performer did it: a
   key let go meanwhile must not sound again.
 - the events the engine applied (`applied`): a preset `store` comes back with the values the
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import threading
 
-from livegen.engine.events import Event
+from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS, Event, voice_control
 
 CARRY_SOURCE = "carry"
 """The `source` of the events `handover` makes."""
@@ -38,6 +40,8 @@ class CarryOver:
         self.presets: dict[int, dict[str, float]] = {}
         self._notes: list[list] = []
         """[pitch, velocity, key down, the note-on] in the order pressed; key up: the pedal holds it."""
+        self._controls: dict[tuple[int, str], float] = {}
+        """Each voice id's controls as last posted ((id, name): value), in the order first set."""
         self._pedal: bool | None = None
         """The sustain pedal as last posted (None: never touched)."""
         self._voices: int | None = None
@@ -53,11 +57,14 @@ class CarryOver:
             if kind == "note_on" and event.velocity:
                 pitch = float(event.pitch)
                 # A key pressed again retriggers: the voice it held rings out through its release.
-                self._notes = [note for note in self._notes if not (note[2] and note[0] == pitch)]
+                self._notes = [note for note in self._notes if not (note[2] and _same_key(note, pitch, event.voice))]
                 self._notes.append([pitch, int(event.velocity), True, event])
                 del self._notes[:-MAX_NOTES]
             elif kind in ("note_on", "note_off"):
-                self._key_up(float(event.pitch))
+                self._key_up(float(event.pitch), event.voice)
+            elif kind == "voice" and event.name in VOICE_CONTROLS and event.voice in range(VOICE_IDS):
+                if isinstance(event.value, (int, float)):  # what an engine takes (it rejects the rest)
+                    self._controls[(int(event.voice), event.name)] = float(event.value)
             elif kind == "param" and event.name == "sustain":
                 self._set_pedal(_down(event.value))
             elif kind == "param" and event.name == "voices":
@@ -70,13 +77,13 @@ class CarryOver:
                 if "sustain" in stored:
                     self._set_pedal(_down(stored["sustain"]))
 
-    def _key_up(self, pitch: float) -> None:
+    def _key_up(self, pitch: float, voice: int | None) -> None:
         if self._pedal:
             for note in self._notes:
-                if note[2] and note[0] == pitch:
+                if note[2] and _same_key(note, pitch, voice):
                     note[2] = False
         else:
-            self._notes = [note for note in self._notes if not (note[2] and note[0] == pitch)]
+            self._notes = [note for note in self._notes if not (note[2] and _same_key(note, pitch, voice))]
 
     def _set_pedal(self, down: bool) -> None:
         if self._pedal and not down:
@@ -107,11 +114,12 @@ class CarryOver:
         its values), then `settled` (the parameters as the old engine left them), a running morph
         or loop resumed where it was at the old engine's output sample `at` (not given: none), then
         `late` (what was posted while no engine played: parameters and presets, in order, after the
-        presets they may recall; they may release or stop that morph), the pedal as the performer left it, and the
-        notes in the order pressed (the newest the voice count allows: the `voices` posted, else
+        presets they may recall; they may release or stop that morph), the pedal as the performer left it, each
+        voice id's controls as last posted (those not at rest), and the notes in the order pressed
+        (with their voice ids; the newest the voice count allows: the `voices` posted, else
         `voices`; an engine stole the others), each one the pedal holds let go at once so that the
-        pedal keeps it. Key presses, releases and pedal moves among `late` are in the notes and pedal
-        already (they were `posted`); leave them out of `late`."""
+        pedal keeps it. Key presses, releases, pedal moves and voice controls among `late` are in
+        the notes, pedal and controls already (they were `posted`); leave them out of `late`."""
         with self._lock:
             events = [Event("preset", action="store", slot=slot, values=dict(values), source=CARRY_SOURCE)
                       for slot, values in sorted(self.presets.items())]
@@ -124,12 +132,14 @@ class CarryOver:
             events += late
             if self._pedal is not None:
                 events.append(Event("param", name="sustain", value=1.0 if self._pedal else 0.0, source=CARRY_SOURCE))
+            events += [voice_control(voice, name, value, source=CARRY_SOURCE)
+                       for (voice, name), value in self._controls.items() if value]
             count = self._voices if self._voices is not None else voices
             notes = self._notes if count is None else self._notes[len(self._notes) - count:] if count else []
-            for pitch, velocity, down, _ in notes:
-                events.append(Event("note_on", pitch=pitch, velocity=velocity, source=CARRY_SOURCE))
+            for pitch, velocity, down, pressed in notes:
+                events.append(Event("note_on", pitch=pitch, velocity=velocity, voice=pressed.voice, source=CARRY_SOURCE))
                 if not down:
-                    events.append(Event("note_off", pitch=pitch, source=CARRY_SOURCE))
+                    events.append(Event("note_off", pitch=pitch, voice=pressed.voice, source=CARRY_SOURCE))
             return events
 
 
@@ -142,6 +152,11 @@ class CarryOver:
         return Event("preset", action=event.action, slot=event.slot, slots=event.slots, seconds=event.seconds,
                      source=CARRY_SOURCE, extra={"resume": {"rows": dict(moves["rows"]), "span": int(moves["span"]),
                                                             "elapsed": elapsed}})
+
+
+def _same_key(note: list, pitch: float, voice: int | None) -> bool:
+    """Whether a carried note is the key (pitch and voice id) a note event names."""
+    return note[0] == pitch and note[3].voice == voice
 
 
 def _down(value) -> bool:

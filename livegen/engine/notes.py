@@ -6,6 +6,11 @@ The voices' magnitudes are summed before the engine's one inverter (why: `livege
 On CPU a spectral or texture model decodes in numpy/numba (`livegen.model.fast`): no torch call
 per hop. On CUDA/MPS, or for another model, its traced `frame_decoder` (a `SpectralModel`'s) or
 its `decode` runs instead.
+
+Per-voice control (MPE, `/livegen/voice/<id>/...`): a note with a voice id plays with its id's
+bend, pressure and pad offsets (`VoiceBank.control`); a voice with an offset decodes at its own
+latent point, the performer's point moved along the pad's axes, and while none has one every
+voice shares the performer's point in the decoder call, as without ids.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import numpy as np
 import torch
 
 from livegen.engine.core import Engine
+from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS
 from livegen.engine.input import InputSource
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import Hop, Source, SourceContext
-from livegen.engine.voices import DRONE, VoiceBank
+from livegen.engine.voices import DRONE, NO_ID, VoiceBank
 from livegen.model.fast import NumpyFrameDecoder, NumpyTextureDecoder
 from livegen.model.spectral import SpectralModel
 from livegen.model.texture import TextureModel
@@ -40,8 +46,9 @@ def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: st
 
 
 class NotesSource(Source):
-    """Note voices (polyphony, stealing, sustain, release, bend) and the drone voice, which gives
-    way to held notes (fades out while a key or the pedal holds one, returns after; `VoiceBank`).
+    """Note voices (polyphony, stealing, sustain, release, bend, per-voice control) and the drone
+    voice, which gives way to held notes (fades out while a key or the pedal holds one, returns
+    after; `VoiceBank`).
 
     Parameters
     ----------
@@ -54,7 +61,7 @@ class NotesSource(Source):
     drone : whether the drone voice sounds (a continuation stream takes its place when False).
     """
 
-    events = ("note_on", "note_off")
+    events = ("note_on", "note_off", "voice")
     reacts_to = ("sustain", "drone", "voices")
 
     def __init__(self, model, *, seed: int = 0, device: str = "cpu", drone: bool = True):
@@ -75,7 +82,10 @@ class NotesSource(Source):
         self._advance_noise = model.advance_noise
         self._noise_rho = float(cfg.noise_rho)
         self._noise_rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(2)[0])
-        self._plane = model.xy_plane()
+        self._plane = plane = model.xy_plane()
+        # One pad width along each of the pad's axes, in latent units: a voice's x, y offsets
+        # (pad widths) times these move its point.
+        self._pad_axes = np.stack([(plane.hi[k] - plane.lo[k]) * plane.axes[k].astype(np.float64) for k in (0, 1)])
         self._voice_bufs: dict[int, tuple] = {}
         self._starting = np.zeros(self.voices.size, dtype=np.bool_)
         """Slots whose first frame this hop decodes (their magnitudes are the hop's onset)."""
@@ -92,11 +102,18 @@ class NotesSource(Source):
 
     # ----------------------------------------------------------------- events
     def handle(self, event) -> bool:
-        if event.type == "note_on" and event.velocity:
-            self.voices.note_on(float(event.pitch), event.velocity / 127.0,
+        voice = NO_ID if event.voice is None else int(event.voice)
+        if not (voice == NO_ID or 0 <= voice < VOICE_IDS):
+            return False
+        if event.type == "voice":
+            if voice == NO_ID or event.name not in VOICE_CONTROLS or not np.isfinite(event.value):
+                return False
+            self.voices.control(voice, event.name, event.value)
+        elif event.type == "note_on" and event.velocity:
+            self.voices.note_on(float(event.pitch), event.velocity / 127.0, voice=voice,
                                 limit=int(self._params.get("voices")), hop_seconds=self._hop_seconds)
         else:  # note_off, or note_on at velocity 0
-            self.voices.note_off(float(event.pitch), sustain=self._sustain)
+            self.voices.note_off(float(event.pitch), sustain=self._sustain, voice=voice)
         return True
 
     def param_changed(self, name: str, value: float) -> None:
@@ -119,10 +136,24 @@ class NotesSource(Source):
         self._drone_on = on
 
     def status(self) -> dict:
-        status = {"voices": int(len(self.voices.sounding_notes())), "steals": self.voices.steals}
+        bank = self.voices
+        status = {"voices": int(len(bank.sounding_notes())), "steals": bank.steals,
+                  "voices_xy": self.voices_xy()}
         if self.plays_drone:
             status["drone"] = int(self._drone_on)
         return status
+
+    def voices_xy(self) -> list[float]:
+        """The pad points ``[x0, y0, x1, y1, ...]`` of the sounding notes that have a voice id: the
+        performer's x, y plus each one's (glided) offsets, clipped to the pad. Off the hop."""
+        bank = self.voices
+        slots = bank.held_ids()
+        x, y = self._params.value("x"), self._params.value("y")
+        points = []
+        for slot in slots:
+            for value, offset in ((x, bank.smoothed[slot, 1]), (y, bank.smoothed[slot, 2])):
+                points.append(round(min(max(value + float(offset), 0.0), 1.0), 4))
+        return points
 
     # ----------------------------------------------------------------- the hop
     def add(self, frame: np.ndarray, hop: Hop) -> None:
@@ -147,9 +178,11 @@ class NotesSource(Source):
             starting[:] = False
             bank.advance(hop_seconds=hop.seconds, peaks=None, slots=slots)
             return
-        pitch, velocity, t_on, t_off, gains, noise, fresh, peaks = self._buffers(n)
-        bank.gather(slots, bend=values[self._i["bend"]] * values[self._i["bend_range"]], pitch=pitch,
-                    velocity=velocity, t_on=t_on, t_off=t_off, gains=gains)
+        pitch, velocity, t_on, t_off, gains, noise, fresh, peaks, offsets, zs = self._buffers(n)
+        if bank.gather(slots, bend=values[self._i["bend"]] * values[self._i["bend_range"]], pitch=pitch,
+                       velocity=velocity, t_on=t_on, t_off=t_off, gains=gains, hop_seconds=hop.seconds,
+                       offsets=offsets):
+            z = _voice_points(z, offsets, self._pad_axes, zs)  # [n, latent_dim]: each voice's own point
         if self.noise_dim:
             self._noise_rng.standard_normal(out=fresh, dtype=np.float32)
             if self._numpy_decode:  # the model's advance_noise, in place
@@ -174,7 +207,7 @@ class NotesSource(Source):
             dim = max(self.noise_dim, 1)
             bufs = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.float32),
                     np.zeros((n, dim), dtype=np.float32), np.zeros((n, dim), dtype=np.float32),
-                    np.zeros(n, dtype=np.float32))
+                    np.zeros(n, dtype=np.float32), np.zeros((n, 2)), np.zeros((n, self._plane.latent_dim)))
             self._voice_bufs[n] = bufs
         return bufs
 
@@ -184,7 +217,7 @@ class NotesSource(Source):
         n = len(pitch)
         with torch.inference_mode():
             out = self._decode(
-                torch.from_numpy(np.broadcast_to(z, (n, len(z))).astype(np.float32)).to(dev),
+                torch.from_numpy(np.broadcast_to(z, (n, z.shape[-1])).astype(np.float32)).to(dev),
                 torch.from_numpy(pitch.astype(np.float32)).to(dev),
                 torch.from_numpy(velocity.astype(np.float32)).to(dev),
                 torch.from_numpy(t_on.astype(np.float32)).to(dev),
@@ -192,6 +225,15 @@ class NotesSource(Source):
                 None if noise is None else torch.from_numpy(noise).to(dev),
             )
         return out.detach().to("cpu").numpy().astype(np.float32, copy=False)
+
+
+@numba.njit(cache=True, nogil=True)
+def _voice_points(z, offsets, pad_axes, out):
+    """out[j] = z + offsets[j, 0] pad_axes[0] + offsets[j, 1] pad_axes[1]: each voice's latent point."""
+    for j in range(out.shape[0]):
+        for i in range(out.shape[1]):
+            out[j, i] = z[i] + offsets[j, 0] * pad_axes[0, i] + offsets[j, 1] * pad_axes[1, i]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

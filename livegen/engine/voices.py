@@ -9,6 +9,11 @@ notes' release over `DRONE_RETURN_SECONDS`, at its own pitch and still held (no 
 performer who only moves the pad hears the drone at once; one who plays a keyboard hears the
 notes alone, without a pedal tone under every chord, and the drone returns when the hands leave
 the keys.
+
+A note may have a voice id (an MPE keyboard's member channel, an OSC client's touch): the id's
+controls (`control`: bend, pad offsets x/y, pressure; `livegen.engine.events.VOICE_CONTROLS`) live
+in a table of one row per id, held before and after its notes, and every hop `gather` gives each
+slot of that id its bend at once and glides its offsets and pressure towards the id's values.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import math
 
 import numba
 import numpy as np
+
+from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS
 
 DRONE = 0
 """Slot 0 is the drone voice: the latent point sounding without notes."""
@@ -29,6 +36,13 @@ STEAL_SECONDS = 0.02
 """A stolen voice fades out over this long instead of stopping (no click)."""
 
 RELEASE_MAX_SECONDS = 4.0
+CONTROL_SECONDS = 0.015
+"""Time constant (one-pole) of a voice's x, y and pressure following its id's values: an MPE
+stream's steps (a controller's 7-bit CC74, a few per hop) do not zipper; bend follows at once."""
+
+NO_ID = -1
+"""A slot's `vid` when its note has no voice id (a plain note, the drone)."""
+
 SILENCE = 1e-3
 """A released voice is freed once its loudest bin falls under this (linear STFT magnitude;
 a full-scale sine peaks near n_fft/4) or after `RELEASE_MAX_SECONDS`."""
@@ -53,6 +67,12 @@ class VoiceBank:
         """The drone's gain under notes (1: no note sounds)."""
         self.order = np.zeros(n, dtype=np.int64)
         self.noise = np.zeros((n, noise_dim), dtype=np.float32)
+        self.vid = np.full(n, NO_ID, dtype=np.int64)
+        """Each slot's voice id (`NO_ID`: none)."""
+        self.controls = np.zeros((VOICE_IDS, len(VOICE_CONTROLS)))
+        """Each voice id's controls as last set, in `VOICE_CONTROLS` order (bend, x, y, pressure)."""
+        self.smoothed = np.zeros((n, len(VOICE_CONTROLS)))
+        """Each slot's controls as it plays them (x, y and pressure glide; `gather` moves them)."""
         self._counter = 0
         self.steals = 0
         self.started: list[int] = []
@@ -70,24 +90,37 @@ class VoiceBank:
     def active_slots(self) -> np.ndarray:
         return np.flatnonzero(self.active)
 
+    def held_ids(self) -> np.ndarray:
+        """Sounding note slots that have a voice id (see `sounding_notes`)."""
+        slots = self.sounding_notes()
+        return slots[self.vid[slots] != NO_ID]
+
     # ----------------------------------------------------------------- notes
-    def note_on(self, pitch: float, velocity: float, *, limit: int, hop_seconds: float) -> int:
+    def note_on(self, pitch: float, velocity: float, *, limit: int, hop_seconds: float, voice: int = NO_ID) -> int:
+        """Start a note (of voice id `voice`, playing with that id's controls); a key-down note of
+        the same pitch and id retriggers (rings out through its release)."""
         for slot in self.sounding_notes():
-            if self.key_down[slot] and self.pitch[slot] == pitch:
-                self._release(slot)  # retrigger: the old note rings out through its release
+            if self.key_down[slot] and self.pitch[slot] == pitch and self.vid[slot] == voice:
+                self._release(slot)
         self.enforce_limit(limit - 1, hop_seconds=hop_seconds)
         slot = self._free_slot()
-        self._start(slot, pitch, velocity)
+        self._start(slot, pitch, velocity, voice)
         return slot
 
-    def note_off(self, pitch: float, *, sustain: bool) -> None:
+    def note_off(self, pitch: float, *, sustain: bool, voice: int = NO_ID) -> None:
+        """Let go of the key-down note of this pitch and voice id (the pedal may hold it)."""
         for slot in self.sounding_notes():
-            if self.key_down[slot] and self.pitch[slot] == pitch:
+            if self.key_down[slot] and self.pitch[slot] == pitch and self.vid[slot] == voice:
                 self.key_down[slot] = False
                 if sustain:
                     self.sustained[slot] = True
                 else:
                     self._release(slot)
+
+    def control(self, voice: int, name: str, value: float) -> None:
+        """Set voice id `voice`'s control `name` (one of `VOICE_CONTROLS`, clipped to its range)."""
+        low, high = VOICE_CONTROLS[name]
+        self.controls[voice, _CONTROL_INDEX[name]] = min(max(float(value), low), high)
 
     def pedal_up(self) -> None:
         for slot in np.flatnonzero(self.sustained):
@@ -131,10 +164,15 @@ class VoiceBank:
         for i in range(count):
             self._free(int(done[i]))
 
-    def gather(self, slots: np.ndarray, *, bend: float, pitch, velocity, t_on, t_off, gains) -> None:
-        """Copy the decoder inputs of `slots` into the given arrays (pitch with `bend` added)."""
-        _gather(slots, float(bend), self.pitch, self.velocity, self.t_on, self.t_off, self.fade, self.duck[0],
-                pitch, velocity, t_on, t_off, gains)
+    def gather(self, slots: np.ndarray, *, bend: float, pitch, velocity, t_on, t_off, gains, hop_seconds: float,
+               offsets) -> bool:
+        """Copy the decoder inputs of `slots` into the given arrays: pitch with `bend` and the
+        voice's own bend added, velocity moved towards full by its pressure (``v + p (1 - v)``),
+        and its pad offsets (x, y) into `offsets` ``[len(slots), 2]``, after one hop of gliding
+        towards its id's values. True when some slot has an offset (its latent point moves)."""
+        return _gather(slots, float(bend), self.pitch, self.velocity, self.t_on, self.t_off, self.fade, self.duck[0],
+                       self.vid, self.controls, self.smoothed, 1.0 - math.exp(-hop_seconds / CONTROL_SECONDS),
+                       pitch, velocity, t_on, t_off, gains, offsets)
 
     def advance_noise(self, slots: np.ndarray, fresh: np.ndarray, rho: float, out: np.ndarray) -> None:
         """AR(1) noise step of `slots` (the model's `advance_noise`), in place; `out` gets a copy."""
@@ -159,8 +197,11 @@ class VoiceBank:
         self._free(slot)
         return slot
 
-    def _start(self, slot: int, pitch: float, velocity: float) -> None:
+    def _start(self, slot: int, pitch: float, velocity: float, voice: int = NO_ID) -> None:
         self._counter += 1
+        self.vid[slot] = voice
+        # An MPE keyboard sets a channel's controls just before its note: it starts there.
+        self.smoothed[slot] = self.controls[voice] if voice != NO_ID else 0.0
         self.active[slot] = True
         self.pitch[slot] = pitch
         self.velocity[slot] = velocity
@@ -185,6 +226,11 @@ class VoiceBank:
         self.stolen[slot] = False
         self.fade[slot] = 1.0
         self.t_off[slot] = -1.0
+        self.vid[slot] = NO_ID
+
+
+_CONTROL_INDEX = {name: i for i, name in enumerate(VOICE_CONTROLS)}
+_BEND, _X, _Y, _PRESSURE = (_CONTROL_INDEX[name] for name in ("bend", "x", "y", "pressure"))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -220,15 +266,36 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, do
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, out_pitch, out_velocity, out_t_on, out_t_off,
-            out_gains):
+def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls, smoothed, rate, out_pitch,
+            out_velocity, out_t_on, out_t_off, out_gains, out_offsets):
+    moved = False
     for j in range(len(slots)):
         s = slots[j]
-        out_pitch[j] = pitch[s] + bend
-        out_velocity[j] = velocity[s]
+        p = pitch[s] + bend
+        v = velocity[s]
+        out_offsets[j, 0] = 0.0
+        out_offsets[j, 1] = 0.0
+        voice = vid[s]
+        if voice >= 0:
+            smoothed[s, _BEND] = controls[voice, _BEND]
+            for k in (_X, _Y, _PRESSURE):
+                target = controls[voice, k]
+                c = smoothed[s, k] + (target - smoothed[s, k]) * rate
+                if abs(target - c) < 1e-6:  # arrive: a voice back at 0 leaves the shared-point decode
+                    c = target
+                smoothed[s, k] = c
+            p += smoothed[s, _BEND]
+            v += smoothed[s, _PRESSURE] * (1.0 - v)
+            out_offsets[j, 0] = smoothed[s, _X]
+            out_offsets[j, 1] = smoothed[s, _Y]
+            if smoothed[s, _X] != 0.0 or smoothed[s, _Y] != 0.0:
+                moved = True
+        out_pitch[j] = p
+        out_velocity[j] = v
         out_t_on[j] = t_on[s]
         out_t_off[j] = t_off[s]
         out_gains[j] = fade[s] * duck if s == DRONE else fade[s]
+    return moved
 
 
 @numba.njit(cache=True, nogil=True)

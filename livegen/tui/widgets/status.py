@@ -106,6 +106,8 @@ class StatusLine(Widget):
         text = Text(no_wrap=True, overflow="ellipsis")
         midi = s.get("midi_connected") or s.get("midi_virtual") or "—"
         text.append(f"MIDI {midi}")
+        if s.get("midi_mpe"):
+            text.append(f" MPE {s.get('midi_mpe')}")
         if s.get("midi_missing"):
             text.append(f" (missing {s.get('midi_missing')})", style("status--warn"))
         if s.get("midi_learn"):

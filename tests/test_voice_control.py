@@ -1,0 +1,211 @@
+"""Per-voice control (MPE keyboards, per-touch OSC) in the engine's real renders: each note with a
+voice id plays its id's bend and its own latent point, is released by its id, renders the same
+twice, re-renders exactly through the sound server and is carried to a new engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import wait_for
+from livegen.engine import events as ev
+from livegen.engine.carry import CarryOver
+from livegen.engine.notes import NotesSource, spectral_engine
+from livegen.engine.setup import load_engine_model
+from livegen.model import default_model_path, load_model
+from livegen.server.client import RemoteEngine
+
+torch.set_num_threads(1)
+SR = 48000
+SETTLE = 0.3
+"""Seconds of each render left out of the spectra (the notes' attacks)."""
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The bundled model: its pad moves the timbre as a performer hears it."""
+    return load_model(default_model_path())
+
+
+def _render(model, script, seconds=1.2, seed=1):
+    engine = spectral_engine(model, samplerate=SR, seed=seed)
+    engine.schedule([ev.param("drone", 0), *script])
+    return engine.render(seconds), engine
+
+
+def _spectrum(y):
+    """dB magnitude spectrum of `y` after the attacks, zero-padded for fine frequency steps."""
+    y = y[int(SETTLE * SR):]
+    n = 8 * len(y)
+    return np.fft.rfftfreq(n, 1 / SR), 20 * np.log10(np.abs(np.fft.rfft(y * np.hanning(len(y)), n)) + 1e-9)
+
+
+def _peak(spectrum, hz, cents):
+    """(frequency, dB) of the strongest bin within `cents` of `hz`."""
+    freqs, db = spectrum
+    near = (freqs > hz * 2 ** (-cents / 1200)) & (freqs < hz * 2 ** (cents / 1200))
+    i = np.argmax(db[near])
+    return freqs[near][i], db[near][i]
+
+
+def _hz(pitch):
+    return 440.0 * 2 ** ((pitch - 69) / 12)
+
+
+def _harmonics(spectrum, pitch, count=8):
+    """dB of the first `count` partials of a note of `pitch`."""
+    return np.array([_peak(spectrum, _hz(pitch) * k, 30)[1] for k in range(1, count + 1)])
+
+
+def test_a_voice_bend_moves_its_note_alone(model):
+    """Two notes, one voice bent +2 semitones before its note (as an MPE keyboard sends it): the
+    render holds both pitches, the bent one and the other as played, and not the bent one's own."""
+    y, engine = _render(model, [ev.voice_control(2, "bend", 2.0), ev.note_on(60, 100, voice=2),
+                                ev.note_on(69, 100, voice=3)])
+    spectrum = _spectrum(y)
+    for pitch in (62, 69):
+        found, level = _peak(spectrum, _hz(pitch), 100)
+        assert abs(1200 * np.log2(found / _hz(pitch))) < 20, (pitch, found)
+        assert level > _peak(spectrum, _hz(60), 30)[1] + 30  # pitch 60 itself does not sound
+    assert engine.rejected == 0 and engine.status()["voices"] == 2
+
+
+def test_a_voice_offset_changes_its_own_spectrum_not_the_others(model):
+    """A pad offset on one voice moves that voice's latent point: its partials change by many dB,
+    the other voice's (a pitch whose partials do not meet the first's) hardly."""
+    notes = [ev.note_on(48, 100, voice=2), ev.note_on(55.5, 100, voice=3)]
+    plain, _ = _render(model, notes)
+    moved, engine = _render(model, [ev.voice_control(3, "x", 0.5), ev.voice_control(3, "y", -0.4), *notes])
+    before, after = _spectrum(plain), _spectrum(moved)
+    still = np.abs(_harmonics(after, 48) - _harmonics(before, 48)).mean()
+    changed = np.abs(_harmonics(after, 55.5) - _harmonics(before, 55.5)).mean()
+    assert changed > 6 and changed > 3 * still, (changed, still)
+    # The pad shows the moved voice beside the performer's point (0.5, 0.5), clipped to the pad.
+    assert engine.status()["voices_xy"] == [0.5, 0.5, 1.0, 0.1]
+
+
+def test_a_note_off_by_voice_id_releases_the_bent_note_and_no_other(model):
+    """A note-off names its voice: it releases that voice's note (at the pitch it was pressed,
+    whatever its bend), not a plain note of the same pitch nor another voice's."""
+    engine = spectral_engine(model, samplerate=SR, seed=1)
+    bank = engine.find(NotesSource).voices
+    for event in (ev.voice_control(4, "bend", 2.0), ev.note_on(60, 100, voice=4), ev.note_on(60, 90),
+                  ev.note_on(60, 80, voice=5)):
+        engine.post(event)
+    engine.step()
+
+    def held():
+        return sorted((int(bank.vid[s]), bool(bank.key_down[s])) for s in bank.sounding_notes())
+
+    assert held() == [(-1, True), (4, True), (5, True)]
+    engine.post(ev.note_off(62, voice=4))  # the bent pitch is not the note's
+    engine.post(ev.note_off(60, voice=4))
+    engine.step()
+    assert held() == [(-1, True), (4, False), (5, True)]
+    assert engine.status()["voices_xy"] == [0.5, 0.5, 0.5, 0.5]  # the released voice still sounds
+    engine.post(ev.note_off(60))
+    engine.post(ev.note_off(60, voice=5))
+    engine.render(4.5)  # past the longest release
+    assert held() == [] and engine.status()["voices_xy"] == []
+
+
+def test_voice_events_render_the_same_twice(model):
+    """The same events with voice controls moving mid-note (bend, glided x, y, pressure) give the
+    same samples twice; the voices leave the shared point and come back to it."""
+    script = [ev.voice_control(1, "pressure", 0.5), ev.note_on(57, 70, voice=1), ev.note_on(64, 90, voice=2),
+              ev.voice_control(1, "bend", -1.5, t=0.1), ev.voice_control(2, "x", 0.3, t=0.15),
+              ev.voice_control(2, "y", 0.6, t=0.2), ev.voice_control(1, "pressure", 1.0, t=0.25),
+              ev.voice_control(2, "x", 0.0, t=0.3), ev.voice_control(2, "y", 0.0, t=0.3),
+              ev.note_off(57, voice=1, t=0.4)]
+    first, engine = _render(model, script, seconds=0.6)
+    again, _ = _render(model, script, seconds=0.6)
+    assert np.array_equal(first, again) and np.abs(first).max() > 1e-3
+    assert engine.rejected == 0
+    bank = engine.find(NotesSource).voices
+    assert not bank.smoothed[bank.vid == 2, 1:3].any()  # back on the shared point
+
+
+def test_a_voice_event_the_engine_cannot_play_is_rejected(model):
+    """A live client's malformed voice event (no id, an id out of range, an unknown name, a
+    non-finite value) is rejected and counted; a value out of range is held at the range's end."""
+    engine = spectral_engine(model, samplerate=SR, seed=1)
+    for event in (ev.Event("voice", name="bend", value=1.0), ev.Event("voice", voice=128, name="x", value=0.1),
+                  ev.Event("voice", voice=1, name="vibrato", value=0.1), ev.voice_control(1, "x", float("nan")),
+                  ev.note_on(60, 100, voice=200)):
+        engine.post(event)
+    engine.post(ev.voice_control(1, "x", 7.0))
+    engine.step()
+    assert engine.rejected == 5
+    assert engine.find(NotesSource).voices.controls[1, 1] == 1.0
+
+
+def test_a_fresh_engine_given_the_carry_over_keeps_the_voices_and_their_bends(model):
+    """A lost device in the middle of a bent MPE note: the new engine gets each id's controls
+    before the carried notes, which keep their ids, so the note sounds bent as before and its
+    note-off by id still releases it."""
+    old = spectral_engine(model, samplerate=SR, seed=1)
+    carry = CarryOver()
+    old.add_listener(carry.applied)
+    script = [ev.param("drone", 0), ev.voice_control(2, "bend", 2.0), ev.note_on(60, 100, voice=2),
+              ev.note_on(69, 100), ev.voice_control(3, "x", 0.25), ev.note_on(64, 100, voice=3),
+              ev.note_off(64, voice=3), ev.voice_control(2, "pressure", 0.4)]
+    for event in script:
+        carry.posted(event)
+        old.post(event)
+        old.step()
+    handover = carry.handover(voices=16)
+    assert [(e.type, e.voice, e.name) for e in handover if e.type == "voice"] == [
+        ("voice", 2, "bend"), ("voice", 3, "x"), ("voice", 2, "pressure")]
+    assert [(e.pitch, e.voice) for e in handover if e.type == "note_on"] == [(60.0, 2), (69.0, None)]
+    assert max(i for i, e in enumerate(handover) if e.type == "voice") < min(
+        i for i, e in enumerate(handover) if e.type == "note_on")
+    new = spectral_engine(model, samplerate=SR, seed=1)
+    new.post(ev.param("drone", 0))
+    for event in handover:
+        new.post(event)
+    y = new.render(1.2)
+    bank = new.find(NotesSource).voices
+    assert np.array_equal(bank.controls, old.find(NotesSource).voices.controls)
+    spectrum = _spectrum(y)
+    found, _ = _peak(spectrum, _hz(62), 100)
+    assert abs(1200 * np.log2(found / _hz(62))) < 20, found
+    new.post(ev.note_off(60, voice=2))
+    new.step()
+    assert sorted(int(bank.vid[s]) for s in bank.sounding_notes() if bank.key_down[s]) == [-1]
+
+
+def test_the_server_renders_voice_events_as_an_offline_render_of_its_applied_events(jack_server):
+    """Voice events posted to a real sound server on jackd come back stamped; the audio is, sample
+    for sample, what the offline engine renders from them; the status has the voices' pad points."""
+    engine = RemoteEngine({"samplerate": 48000, "blocksize": 256}, {"model": "random", "seed": 3, "device": "cpu"},
+                          lead=0).wait_ready()
+    applied, audio = [], []
+    engine.add_listener(applied.append)
+    engine.add_tap(lambda block: audio.append(block.copy()))
+    try:
+        engine.start()
+        script = [ev.voice_control(2, "bend", 2.0), ev.note_on(60, 100, voice=2), ev.note_on(67, 80, voice=3),
+                  ev.voice_control(3, "x", -0.3), ev.voice_control(2, "pressure", 0.7), ev.voice_control(2, "bend", -1.0),
+                  ev.note_off(60, voice=2)]
+        for event in script:
+            engine.post(event)
+            target = engine.samples_out + 4096
+            wait_for(lambda: engine.samples_out >= target, 10, "4096 samples played after a post")
+        before_stop = engine.samples_out
+        status = engine.status()
+        engine.stop(fade=False)
+    finally:
+        engine.kill()
+        engine.close()
+    assert [(e.type, e.voice) for e in applied] == [(e.type, e.voice) for e in script]
+    points = status["voices_xy"]  # voice 3 moved; voice 2, released, may still ring at the performer's point
+    assert [0.2, 0.5] in [points[i:i + 2] for i in range(0, len(points), 2)], points
+    heard = np.concatenate(audio)[:before_stop]
+    model, _ = load_engine_model("random", device="cpu")
+    offline = spectral_engine(model, samplerate=48000, seed=3)
+    offline.schedule([ev.event_from_record(json.loads(e.to_json())) for e in applied])  # as logged
+    again = offline.render(len(heard) / 48000)
+    assert np.array_equal(again, heard), np.flatnonzero(again != heard)[:3]
