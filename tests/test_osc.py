@@ -242,6 +242,21 @@ def test_subscribe_sends_changes_from_others_but_not_echoes(target, server, clie
 
 
 @pytest.mark.slow
+def test_subscribers_receive_the_voices_points_as_they_move(target, server, client, monkeypatch):
+    """Status `voices_xy` goes out as `/livegen/voices_xy` when it changes; no arguments once none sounds."""
+    points, status = [], target.status
+    monkeypatch.setattr(target, "status", lambda: {**status(), **({"voices_xy": list(points)} if points else {})})
+    client.send_message("/livegen/subscribe", [])
+    assert replies(client, until=lambda a: a == "/livegen/subscribed")
+    points[:] = [0.25, 0.5, 0.75, 1.0]
+    got = replies(client, until=lambda a: a == "/livegen/voices_xy")
+    assert got and got[-1] == ("/livegen/voices_xy", (0.25, 0.5, 0.75, 1.0)), got
+    points[:] = []
+    got = replies(client, until=lambda a: a == "/livegen/voices_xy")
+    assert got and got[-1] == ("/livegen/voices_xy", ()), got
+
+
+@pytest.mark.slow
 def test_subscription_coalesces_to_30_hz(target, server, client):
     from livegen.engine.events import param
     client.send_message("/livegen/subscribe", [])

@@ -1,5 +1,6 @@
 """The XY pad draws what issue 6 asks of it: the cursor, a short trail that fades, and the
-model's family centroids as labelled dots (the snapshots clear the trail, so it is checked here)."""
+model's family centroids as labelled dots (the snapshots clear the trail, so it is checked here);
+and the points of the voices that sound with an id (MPE, per-touch OSC), from the engine's status."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import time
 
 import pytest
 
+from livegen.control.oscaddress import PREFIX
+from livegen.tui.osc import voice_points
 from livegen.tui.widgets import XYPad
 from livegen.tui.widgets.xy_pad import TRAIL_SECONDS
 from helpers import make_app, run, until
@@ -48,3 +51,43 @@ def test_pad_draws_cursor_trail_that_fades_and_labelled_centroids(fake):
         assert _screen(pad).count("◆") == 1
 
     run(app, scenario)
+
+
+def _marks(pad: XYPad, mark: str) -> list[tuple[int, int]]:
+    """(column, row) of each `mark` drawn on the pad."""
+    width, height = pad.content_size
+    return [(col, row) for row in range(height) for col, ch in enumerate(pad.render_line(row).text) if ch == mark]
+
+
+def test_pad_draws_each_sounding_voice_from_the_status(fake):
+    """Status `voices_xy` (polled) and `/livegen/voices_xy` (pushed to subscribers) put a ◇ at each
+    voice's point; once no voice sounds (the key absent, or the push empty) the marks go."""
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        pad = app.query_one(XYPad)
+        width, height = pad.content_size
+        assert not _marks(pad, "◇")
+        fake.status["voices_xy"] = [0.0, 1.0, 1.0, 0.0, 0.5, 0.25]  # three voices, one at each corner and one inside
+        assert await until(pilot, lambda: len(_marks(pad, "◇")) == 3), "the status poll draws them"
+        assert sorted(_marks(pad, "◇")) == sorted([(0, 0), (width - 1, height - 1),
+                                                   (round(0.5 * (width - 1)), round(0.75 * (height - 1)))])
+        assert len(_marks(pad, "◆")) == 1, "the performer's point is drawn too"
+        del fake.status["voices_xy"]
+        assert await until(pilot, lambda: not _marks(pad, "◇")), "no voice sounds: no marks"
+        assert await until(pilot, lambda: bool(fake.subscribers))
+        fake.push(PREFIX + "voices_xy", 0.25, 0.5)
+        assert await until(pilot, lambda: _marks(pad, "◇") == [(round(0.25 * (width - 1)), round(0.5 * (height - 1)))]), \
+            "feedback moves them between polls"
+        fake.push(PREFIX + "voices_xy")
+        assert await until(pilot, lambda: not _marks(pad, "◇"))
+
+    run(app, scenario)
+
+
+def test_voice_points_read_the_status_list_and_its_text():
+    assert voice_points([0.1, 0.2, 0.3, 0.4]) == [(0.1, 0.2), (0.3, 0.4)]
+    assert voice_points("[0.1, 0.2, 0.3, 0.4]") == [(0.1, 0.2), (0.3, 0.4)]  # the status as OSC text
+    assert voice_points("[0.1 0.2]") == [(0.1, 0.2)]  # numpy's text
+    assert voice_points([1.5, -0.5, float("nan"), 0.5]) == [(1.0, 0.0)]  # clipped to the pad; NaN dropped
+    assert voice_points(None) == voice_points("") == voice_points("[]") == voice_points("none") == []

@@ -62,7 +62,8 @@ async def populate(pilot) -> None:
     spectra = [[-95.0 + 80.0 * max(0.0, 1.0 - abs(b - 10 - (r % 7)) / 12.0) - 0.3 * b for b in range(64)]
                for r in range(12)]
     app.apply(EngineDelta(params={"x": 0.3, "y": 0.65, "gain": -3.0, "z2": 1.5, "drift": 0.25},
-                          meter=(-4.5, -14.0), spectra=spectra, status=dict(STATUS), received=1))
+                          meter=(-4.5, -14.0), spectra=spectra, status=dict(STATUS), received=1,
+                          voices_xy=[(0.22, 0.8), (0.45, 0.5)]))  # two voices an MPE keyboard slid apart
     app.pad.trail.clear()
     await pilot.pause()
 

@@ -149,6 +149,10 @@ SENT: tuple[OscAddress, ...] = (
     OscAddress("/livegen/spectrum", "f*64", "", "output level in 64 log-spaced bands, dB, 30 Hz to Nyquist",
                "Hann-windowed rfft of the last 1024 output samples; 0 dB is a full-scale sine."),
     OscAddress("/livegen/meter/<key>", "f", "", "load, xruns, voices, recording, peak, rms as they change"),
+    OscAddress("/livegen/voices_xy", "[f f ...]", "",
+               "the pad points (0..1, x y pairs) of the sounding voices with an id, as they move",
+               "Each voice's point is the performer's point plus its `x`/`y` offsets, clipped to the "
+               "pad (status `voices_xy`); no arguments once none sounds."),
     OscAddress("/livegen/model", "s", "", "a model another client loaded now plays"),
     OscAddress("/livegen/unsubscribed", "i", "", "the lease ran out: subscribe again"),
     OscAddress("/livegen/error", "s", "", "what went wrong: a refused message (to its sender), a failed recording"),

@@ -23,6 +23,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import ThreadingOSCUDPServer
 
 from livegen.control.oscaddress import PREFIX, param_rows
+from livegen.control.oscdispatch import status_pairs
 from livegen.control.oscwire import encode_message, pack_bundles
 from livegen.engine.params import ParamSpec, ParamStore, engine_param_specs, latent_param_specs
 
@@ -75,10 +76,7 @@ class FakeEngine:
             self.changed.notify_all()
         verb = address[len(PREFIX):] if address.startswith(PREFIX) else ""
         if verb == "status":
-            pairs = []
-            for key, value in self.status.items():
-                pairs += [key, value]
-            self.reply(client, PREFIX + "status", *pairs)
+            self.reply(client, PREFIX + "status", *status_pairs(self.status))
         elif verb.startswith("get/"):
             name = verb[4:]
             if name in self.params.specs:

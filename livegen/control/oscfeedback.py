@@ -27,6 +27,7 @@ class _Subscriber:
         self.pending: dict[str, float] = {}
         self.notes: list[tuple[int, int]] = []
         self.meters: dict[str, float] = {}
+        self.voices_xy: tuple[float, ...] = ()
 
 
 class Feedback:
@@ -248,5 +249,10 @@ class Feedback:
             if subscriber.meters.get(key) != value:
                 subscriber.meters[key] = value
                 out.append(encode_message(f"{PREFIX}meter/{key}", (float(value),)))
+        points = status.get("voices_xy")
+        points = tuple(float(v) for v in points) if points is not None and not isinstance(points, str) else ()
+        if points != subscriber.voices_xy:  # the voices' points as they move; no arguments once none sounds
+            subscriber.voices_xy = points
+            out.append(encode_message(f"{PREFIX}voices_xy", points))
         for data in out:
             self.wire.send(subscriber.address, data)

@@ -233,6 +233,8 @@ class LivegenApp(App):
             self.status.update(delta.status)
             status.status = self.status
             self._show_input(self.status)
+        if delta.voices_xy is not None:
+            self.pad.set_voice_points(delta.voices_xy)
         for error in delta.errors:
             self.show_message(f"engine: {error}", severity="warning")
         self.learn.apply(delta)

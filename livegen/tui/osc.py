@@ -10,6 +10,7 @@ its own pace.
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -42,6 +43,8 @@ class EngineDelta:
     seeded: str | None = None
     param_rows: list[tuple[int, int, ParamInfo]] = field(default_factory=list)
     """`/livegen/params` replies: (index, count, parameter)."""
+    voices_xy: list[tuple[float, float]] | None = None
+    """The pad points of the sounding voices with an id (status `voices_xy`); None: not told."""
     received: int = 0
     last_address: str = ""
 
@@ -58,6 +61,26 @@ def param_address(name: str) -> str:
 
 def _pairs(args) -> list[tuple[str, object]]:
     return [(str(args[i]), args[i + 1]) for i in range(0, len(args) - 1, 2)]
+
+
+def status_numbers(value) -> list[float]:
+    """A status value that is a list of numbers, or its text over OSC (`[0.2, 0.5]`; numpy's
+    `[0.2 0.5]`), as floats; [] when it is neither."""
+    if isinstance(value, str):
+        value = value.strip("[]() ").replace(",", " ").split()
+    if not isinstance(value, (list, tuple)):
+        return []
+    try:
+        return [float(part) for part in value]
+    except (TypeError, ValueError):
+        return []
+
+
+def voice_points(value) -> list[tuple[float, float]]:
+    """`voices_xy` (flat x, y, x, y, ...) as points on the pad, clipped to it; non-finite ones dropped."""
+    flat = status_numbers(value)
+    return [(min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0))
+            for x, y in zip(flat[0::2], flat[1::2]) if math.isfinite(x) and math.isfinite(y)]
 
 
 class OscLink:
@@ -175,8 +198,12 @@ class OscLink:
                 del delta.spectra[:-MAX_SPECTRUM_ROWS]
             elif verb == "status":
                 status = delta.status if delta.status is not None else {}
-                status.update(_pairs(args))
+                pairs = dict(_pairs(args))
+                status.update(pairs)
                 delta.status = status
+                delta.voices_xy = voice_points(pairs.get("voices_xy"))  # absent: no voice sounds
+            elif verb == "voices_xy":
+                delta.voices_xy = voice_points(list(args))
             elif verb == "error":
                 delta.errors.append(" ".join(str(a) for a in args))
             elif verb == "learned" and len(args) >= 2:

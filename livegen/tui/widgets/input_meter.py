@@ -13,6 +13,8 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
+from livegen.tui.osc import status_numbers
+
 FLOOR_DB = -60.0
 CLIP_HOLD_SECONDS = 2.0
 CLIP_COUNTS = ("input_clipped", "input_device_clips")
@@ -27,12 +29,10 @@ def _float(value, default: float = math.nan) -> float:
 
 def input_point(status: dict) -> tuple[float, float] | None:
     """The input's point on the pad from the status's `input_xy` (a pair, or its text over OSC)."""
-    value = status.get("input_xy")
-    if isinstance(value, str):
-        value = [part for part in value.strip("[]() ").split(",") if part.strip()]
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
+    value = status_numbers(status.get("input_xy"))
+    if len(value) != 2:
         return None
-    x, y = _float(value[0]), _float(value[1])
+    x, y = value
     return (x, y) if math.isfinite(x) and math.isfinite(y) else None
 
 

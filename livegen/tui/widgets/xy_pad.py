@@ -1,5 +1,6 @@
-"""The XY pad: the model's latent plane, with family centroids as labelled dots (and, while the
-timbre follows an audio input, the input's own point)."""
+"""The XY pad: the model's latent plane, with family centroids as labelled dots, the points of
+the voices an MPE keyboard or a multi-touch OSC client moves off the performer's point, and,
+while the timbre follows an audio input, the input's own point."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class XYPad(Widget, can_focus=True):
     """
 
     COMPONENT_CLASSES = {"xypad--cursor", "xypad--trail", "xypad--centroid", "xypad--label", "xypad--grid",
-                         "xypad--cross", "xypad--input"}
+                         "xypad--cross", "xypad--input", "xypad--voice"}
     BINDINGS = [
         Binding("left", "nudge(-1, 0)", "left", show=False),
         Binding("right", "nudge(1, 0)", "right", show=False),
@@ -54,6 +55,7 @@ class XYPad(Widget, can_focus=True):
         self.centroids = dict(centroids or {})
         self.trail: deque[tuple[float, float, float]] = deque(maxlen=TRAIL_POINTS)
         self.input_point: tuple[float, float] | None = None
+        self.voice_points: list[tuple[float, float]] = []
         self._dragging = False
         self._trail_timer = None
         self._lines: list[Strip] | None = None
@@ -78,6 +80,13 @@ class XYPad(Widget, can_focus=True):
             point = (min(max(float(point[0]), 0.0), 1.0), min(max(float(point[1]), 0.0), 1.0))
         if point != self.input_point:
             self.input_point = point
+            self.redraw()
+
+    def set_voice_points(self, points: list[tuple[float, float]]) -> None:
+        """The sounding voices' points (drawn ◇; 0..1, as status `voices_xy` gives them)."""
+        points = list(points)
+        if points != self.voice_points:
+            self.voice_points = points
             self.redraw()
 
     def set_point(self, x: float, y: float, *, remote: bool = False) -> None:
@@ -164,6 +173,10 @@ class XYPad(Widget, can_focus=True):
         if self.input_point is not None:
             col, row = self._cell(*self.input_point, width, height)
             chars[row][col], styles[row][col] = "◎", style("xypad--input")
+        voice_style = style("xypad--voice")
+        for vx, vy in self.voice_points:
+            col, row = self._cell(vx, vy, width, height)
+            chars[row][col], styles[row][col] = "◇", voice_style
         chars[cy][cx], styles[cy][cx] = "◆", style("xypad--cursor")
         lines = []
         for row in range(height):
