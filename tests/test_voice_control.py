@@ -5,16 +5,12 @@ twice, is carried to a new engine, and a take on the sound server re-renders exa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 
-from conftest import REPO
-from helpers import wait_for
+from helpers import take_rendered_again, wait_for
 from livegen.engine import events as ev
 from livegen.engine.carry import CarryOver
 from livegen.engine.notes import NotesSource, spectral_engine
@@ -89,6 +85,16 @@ def test_a_voice_offset_changes_its_own_spectrum_not_the_others(model):
     assert changed > 6 and changed > 3 * still, (changed, still)
     # The pad shows the moved voice beside the performer's point (0.5, 0.5), clipped to the pad.
     assert engine.status()["voices_xy"] == [0.5, 0.5, 1.0, 0.1]
+
+
+def test_pressure_swells_its_note(model):
+    """Pressure moves a soft note's velocity towards full: the model plays it louder."""
+    def level(pressure):
+        y, _ = _render(model, [ev.voice_control(1, "pressure", pressure), ev.note_on(60, 40, voice=1)], seconds=1.0)
+        return 10 * np.log10(np.mean(y[int(SETTLE * SR):] ** 2))
+
+    soft, half, full = level(0.0), level(0.5), level(1.0)
+    assert soft + 6 < half < full, (soft, half, full)
 
 
 def test_a_note_off_by_voice_id_releases_the_bent_note_and_no_other(model):
@@ -212,10 +218,5 @@ def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_se
     (wav,) = tmp_path.glob("*.wav")
     logged = [json.loads(line) for line in wav.with_suffix(".jsonl").read_text().splitlines()]
     assert [record["voice"] for record in logged if record.get("type") == "voice"] == [2, 3, 2, 2]
-    recorded, _ = soundfile.read(wav, dtype="float32")
-    again = tmp_path / "again.wav"
-    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")), "-o", str(again)],
-                          cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
-    rendered, _ = soundfile.read(again, dtype="float32")
+    recorded, rendered = take_rendered_again(wav)
     assert len(recorded) > 4 * 4096 and np.array_equal(rendered, recorded)
