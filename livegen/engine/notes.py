@@ -146,14 +146,9 @@ class NotesSource(Source):
     def voices_xy(self) -> list[float]:
         """The pad points ``[x0, y0, x1, y1, ...]`` of the sounding notes that have a voice id: the
         performer's x, y plus each one's (glided) offsets, clipped to the pad. Off the hop."""
-        bank = self.voices
-        slots = bank.held_ids()
-        x, y = self._params.value("x"), self._params.value("y")
-        points = []
-        for slot in slots:
-            for value, offset in ((x, bank.smoothed[slot, 1]), (y, bank.smoothed[slot, 2])):
-                points.append(round(min(max(value + float(offset), 0.0), 1.0), 4))
-        return points
+        pad = np.array([self._params.value("x"), self._params.value("y")])
+        points = np.clip(pad + self.voices.id_offsets(), 0.0, 1.0)
+        return [round(float(value), 4) for value in points.ravel()]
 
     # ----------------------------------------------------------------- the hop
     def add(self, frame: np.ndarray, hop: Hop) -> None:

@@ -35,7 +35,6 @@ DRONE_RETURN_SECONDS = 0.6
 STEAL_SECONDS = 0.02
 """A stolen voice fades out over this long instead of stopping (no click)."""
 
-RELEASE_MAX_SECONDS = 4.0
 CONTROL_SECONDS = 0.015
 """Time constant (one-pole) of a voice's x, y and pressure following its id's values: an MPE
 stream's steps (a controller's 7-bit CC74, a few per hop) do not zipper; bend follows at once."""
@@ -43,6 +42,7 @@ stream's steps (a controller's 7-bit CC74, a few per hop) do not zipper; bend fo
 NO_ID = -1
 """A slot's `vid` when its note has no voice id (a plain note, the drone)."""
 
+RELEASE_MAX_SECONDS = 4.0
 SILENCE = 1e-3
 """A released voice is freed once its loudest bin falls under this (linear STFT magnitude;
 a full-scale sine peaks near n_fft/4) or after `RELEASE_MAX_SECONDS`."""
@@ -90,10 +90,12 @@ class VoiceBank:
     def active_slots(self) -> np.ndarray:
         return np.flatnonzero(self.active)
 
-    def held_ids(self) -> np.ndarray:
-        """Sounding note slots that have a voice id (see `sounding_notes`)."""
+    def id_offsets(self) -> np.ndarray:
+        """``[k, 2]``: the glided pad offsets (x, y) of the k sounding notes that have a voice id
+        (see `sounding_notes`), in slot order. Allocates: not for the hop."""
         slots = self.sounding_notes()
-        return slots[self.vid[slots] != NO_ID]
+        slots = slots[self.vid[slots] != NO_ID]
+        return self.smoothed[slots][:, [_X, _Y]]
 
     # ----------------------------------------------------------------- notes
     def note_on(self, pitch: float, velocity: float, *, limit: int, hop_seconds: float, voice: int = NO_ID) -> int:
