@@ -132,7 +132,8 @@ def _phase(target, out, probe: _BendProbe, seconds: float, bends: int, offset: i
     sampler.join()
     status = target.status()
     return {"latency": latencies, "load": statistics.fmean(loads) if loads else float("nan"),
-            "xruns": status.get("xruns", 0) - xruns, "voices": status.get("voices")}
+            "xruns": status.get("xruns", 0) - xruns, "voices": status.get("voices"),
+            "points": len(set(zip(*[iter(status.get("voices_xy") or [])] * 2)))}
 
 
 def main(argv=None) -> int:
@@ -183,7 +184,7 @@ def main(argv=None) -> int:
         time.sleep(1.0)  # the engine's first hops with the notes are slow: warm up
         results = {"still": _phase(target, out, probe, args.seconds, args.bends, 0)}
         for channel in range(2, probe_channel):
-            out.send_message([0xB0 | (channel - 1), 74, 64 + 8 * (channel % 6) - 20])
+            out.send_message([0xB0 | (channel - 1), 74, 30 + 5 * channel])  # a slide of its own, never 64
         time.sleep(0.1)
         results["offsets"] = _phase(target, out, probe, args.seconds, args.bends, 500)
         before = midi.messages
@@ -196,9 +197,12 @@ def main(argv=None) -> int:
         print(f"stream: {sent} messages in {took:.1f} s ({sent / took:,.0f}/s: bend, slide and pressure of each "
               f"finger {args.rate:g}/s) from another process; the MIDI input handled {handled} "
               f"(with the timed bends), errors {len(midi.errors)}")
-        print("\nphase     bend sent -> applied                           load    xruns  voices")
+        print("\nphase     bend sent -> applied                           load    xruns  voices  points")
         for name, r in results.items():
-            print(f"{name:8s}  {_summary(r['latency']):45s}  {r['load']:6.3f}  {r['xruns']:5d}  {r['voices']!s:>6}")
+            print(f"{name:8s}  {_summary(r['latency']):45s}  {r['load']:6.3f}  {r['xruns']:5d}  {r['voices']!s:>6}  "
+                  f"{r['points']:>6}")
+        print("(load: hop cost over hop length, smoothed, sampled every 0.1 s; points: the distinct pad points "
+              "the voices with ids sound at, from the status)")
         base = results["still"]
         for name in ("offsets", "stream"):
             r = results[name]
