@@ -342,6 +342,18 @@ def write_songs(root, n: int = 4, seconds: float = 3.0):
         sf.write(folder / f"{genre}.{i:05d}.wav", music(seconds, 100 + i), MUSIC_SR, subtype="PCM_16")
 
 
+def take_rendered_again(wav: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(the take's recording, `livegen render` of its session log): a take re-renders exactly
+    when the two are equal. Fails if the render fails or warns."""
+    import soundfile as sf
+
+    again = wav.with_name(wav.stem + "-again.wav")
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")), "-o", str(again)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    return sf.read(wav, dtype="float32")[0], sf.read(again, dtype="float32")[0]
+
+
 def default_input_name(env) -> str:
     """The default PortAudio input device's name as a process with `env` sees it."""
     proc = subprocess.run([sys.executable, "-c", "import sounddevice as sd; print(sd.query_devices(kind='input')['name'])"],

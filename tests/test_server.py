@@ -3,17 +3,14 @@ applied events and audio come back to the client exactly as an offline render gi
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
-import soundfile
 
 from conftest import REPO
-from helpers import wait_for
+from helpers import take_rendered_again, wait_for
 
 from livegen.engine.notes import spectral_engine
 from livegen.engine.events import Event
@@ -253,12 +250,7 @@ def test_a_new_server_takes_over_with_the_presets_and_notes_of_the_old_one_which
     finally:
         server.stop(fade=False)
     (wav,) = tmp_path.glob("*.wav")
-    recorded, _ = soundfile.read(wav, dtype="float32")
-    again = tmp_path / "again.wav"
-    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")), "-o", str(again)],
-                          cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
-    rendered, _ = soundfile.read(again, dtype="float32")
+    recorded, rendered = take_rendered_again(wav)
     assert len(recorded) > 4800 and np.array_equal(rendered, recorded)
 
 

@@ -1,6 +1,6 @@
 """Per-voice control (MPE keyboards, per-touch OSC) in the engine's real renders: each note with a
 voice id plays its id's bend and its own latent point, is released by its id, renders the same
-twice, re-renders exactly through the sound server and is carried to a new engine."""
+twice, is carried to a new engine, and a take on the sound server re-renders exactly."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import wait_for
+from helpers import take_rendered_again, wait_for
 from livegen.engine import events as ev
 from livegen.engine.carry import CarryOver
 from livegen.engine.notes import NotesSource, spectral_engine
-from livegen.engine.setup import load_engine_model
 from livegen.model import default_model_path, load_model
 from livegen.server.client import RemoteEngine
+from livegen.session.wiring import SessionControl, engine_header
 
 torch.set_num_threads(1)
 SR = 48000
@@ -85,6 +85,16 @@ def test_a_voice_offset_changes_its_own_spectrum_not_the_others(model):
     assert changed > 6 and changed > 3 * still, (changed, still)
     # The pad shows the moved voice beside the performer's point (0.5, 0.5), clipped to the pad.
     assert engine.status()["voices_xy"] == [0.5, 0.5, 1.0, 0.1]
+
+
+def test_pressure_swells_its_note(model):
+    """Pressure moves a soft note's velocity towards full: the model plays it louder."""
+    def level(pressure):
+        y, _ = _render(model, [ev.voice_control(1, "pressure", pressure), ev.note_on(60, 40, voice=1)], seconds=1.0)
+        return 10 * np.log10(np.mean(y[int(SETTLE * SR):] ** 2))
+
+    soft, half, full = level(0.0), level(0.5), level(1.0)
+    assert soft + 6 < half < full, (soft, half, full)
 
 
 def test_a_note_off_by_voice_id_releases_the_bent_note_and_no_other(model):
@@ -177,16 +187,18 @@ def test_a_fresh_engine_given_the_carry_over_keeps_the_voices_and_their_bends(mo
     assert sorted(int(bank.vid[s]) for s in bank.sounding_notes() if bank.key_down[s]) == [-1]
 
 
-def test_the_server_renders_voice_events_as_an_offline_render_of_its_applied_events(jack_server):
-    """Voice events posted to a real sound server on jackd come back stamped; the audio is, sample
-    for sample, what the offline engine renders from them; the status has the voices' pad points."""
+def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_server, tmp_path):
+    """Voice events posted to a real sound server on jackd are applied, logged in a take and come
+    back stamped; `livegen render` of the take's log gives its recording sample for sample; the
+    status has the sounding voices' pad points."""
     engine = RemoteEngine({"samplerate": 48000, "blocksize": 256}, {"model": "random", "seed": 3, "device": "cpu"},
                           lead=0).wait_ready()
-    applied, audio = [], []
+    session = SessionControl(engine, directory=tmp_path, header=engine_header(engine, model_name="random")).attach()
+    applied = []
     engine.add_listener(applied.append)
-    engine.add_tap(lambda block: audio.append(block.copy()))
     try:
         engine.start()
+        session.record(True)
         script = [ev.voice_control(2, "bend", 2.0), ev.note_on(60, 100, voice=2), ev.note_on(67, 80, voice=3),
                   ev.voice_control(3, "x", -0.3), ev.voice_control(2, "pressure", 0.7), ev.voice_control(2, "bend", -1.0),
                   ev.note_off(60, voice=2)]
@@ -194,18 +206,17 @@ def test_the_server_renders_voice_events_as_an_offline_render_of_its_applied_eve
             engine.post(event)
             target = engine.samples_out + 4096
             wait_for(lambda: engine.samples_out >= target, 10, "4096 samples played after a post")
-        before_stop = engine.samples_out
         status = engine.status()
-        engine.stop(fade=False)
     finally:
+        session.close()  # the take ends here: what the engine played so far is kept
+        engine.stop(fade=False)
         engine.kill()
         engine.close()
-    assert [(e.type, e.voice) for e in applied] == [(e.type, e.voice) for e in script]
+    assert [(e.type, e.voice) for e in applied if e.type != "record"] == [(e.type, e.voice) for e in script]
     points = status["voices_xy"]  # voice 3 moved; voice 2, released, may still ring at the performer's point
     assert [0.2, 0.5] in [points[i:i + 2] for i in range(0, len(points), 2)], points
-    heard = np.concatenate(audio)[:before_stop]
-    model, _ = load_engine_model("random", device="cpu")
-    offline = spectral_engine(model, samplerate=48000, seed=3)
-    offline.schedule([ev.event_from_record(json.loads(e.to_json())) for e in applied])  # as logged
-    again = offline.render(len(heard) / 48000)
-    assert np.array_equal(again, heard), np.flatnonzero(again != heard)[:3]
+    (wav,) = tmp_path.glob("*.wav")
+    logged = [json.loads(line) for line in wav.with_suffix(".jsonl").read_text().splitlines()]
+    assert [record["voice"] for record in logged if record.get("type") == "voice"] == [2, 3, 2, 2]
+    recorded, rendered = take_rendered_again(wav)
+    assert len(recorded) > 4 * 4096 and np.array_equal(rendered, recorded)

@@ -16,7 +16,8 @@ so a test-only source is a few lines (`livegen.engine.fake.FakeSource`). The eng
 
 An audio input's voice: `livegen.engine.input.InputSource` tracks the input's f0, loudness and
 voicing (and encodes its timbre) and decodes one voice.
-Per-voice latent points (MPE): a notes source with one latent point per voice, taking `voice` events (/livegen/voice).
+Per-voice control (MPE, /livegen/voice): `livegen.engine.notes.NotesSource` takes `voice` events
+and decodes a voice with a pad offset at its own latent point.
 """
 
 from __future__ import annotations
