@@ -36,9 +36,10 @@ def _render(model, script, seconds=1.2, seed=1):
     return engine.render(seconds), engine
 
 
-def _spectrum(y):
-    """dB magnitude spectrum of `y` after the attacks, zero-padded for fine frequency steps."""
-    y = y[int(SETTLE * SR):]
+def _spectrum(y, settle=SETTLE):
+    """dB magnitude spectrum of `y` after `settle` seconds (the attacks), zero-padded for fine
+    frequency steps."""
+    y = y[int(settle * SR):]
     n = 8 * len(y)
     return np.fft.rfftfreq(n, 1 / SR), 20 * np.log10(np.abs(np.fft.rfft(y * np.hanning(len(y)), n)) + 1e-9)
 
@@ -220,3 +221,45 @@ def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_se
     assert [record["voice"] for record in logged if record.get("type") == "voice"] == [2, 3, 2, 2]
     recorded, rendered = take_rendered_again(wav)
     assert len(recorded) > 4 * 4096 and np.array_equal(rendered, recorded)
+
+
+def test_a_bent_voice_keeps_its_bend_when_the_jack_server_dies_and_comes_back(jack_server, live_play, tmp_path):
+    """`livegen play` over OSC: a voice bent +2 holds its note when the JACK server dies; bent to +3
+    while no server plays; when it comes back the new engine gets the voice's controls before its
+    note, which keeps its id, the note sounds at the new bend, and the take re-renders sample for
+    sample over its whole length."""
+    takes = tmp_path / "takes"
+    play = live_play("--no-midi", "--model", "random", "--seed", "2", "--samplerate", "48000", "--record", str(takes))
+    play.send("/livegen/voice/2/bend", 2.0)
+    play.send("/livegen/voice/2/note", 60, 100)
+    play.send("/livegen/note", 69, 100)
+    play.wait_status(lambda pairs: pairs.get("voices") == 2, 20, "both notes sounding")
+    play.played(0.3)
+    jack_server.stop()
+    play.wait_status(lambda pairs: pairs.get("audio") == "lost", 30, "the engine to notice the server going away")
+    play.send("/livegen/voice/2/bend", 0.5)
+    play.send("/livegen/voice/2/bend", 3.0)  # only the last value is carried
+    assert play.status()["audio"] == "lost"  # answered after the messages before it were taken
+    jack_server.start(tmp_path)
+    play.wait_status(lambda pairs: pairs.get("audio") == "ok", 30, "the engine to reconnect when the server came back")
+    play.wait_status(lambda pairs: pairs.get("voices") == 2, 20, "both notes sounding again")
+    play.played(0.6)
+    play.send("/livegen/voice/2/note", 60, 0)
+    play.played(0.2)
+    assert play.status()["rejected"] == 0
+    assert play.stop(30) == 0, play.log
+
+    (wav,) = takes.glob("*.wav")
+    header, events = ev.read_events(wav.with_suffix(".jsonl"))
+    (marker,) = [e for e in events if e.type == "engine"]
+    restart = marker.sample
+    assert [(e.type, e.voice, e.value if e.type == "voice" else e.pitch) for e in events if e.sample == restart
+            and e.type in ("voice", "note_on")] == [("voice", 2, 3.0), ("note_on", 2, 60.0), ("note_on", None, 69.0)]
+    (released,) = [e for e in events if e.type in ("note_on", "note_off") and e.voice == 2 and not e.velocity]
+    recorded, rendered = take_rendered_again(wav)
+    assert len(rendered) == len(recorded) and np.array_equal(rendered, recorded)
+    cut = restart - header["start_sample"]
+    after = recorded[cut + int(0.1 * SR):released.sample - header["start_sample"]]
+    spectrum = _spectrum(after, settle=0)
+    found, level = _peak(spectrum, _hz(63), 100)
+    assert abs(1200 * np.log2(found / _hz(63))) < 20 and level > _peak(spectrum, _hz(62), 30)[1] + 20, found
