@@ -9,6 +9,7 @@ import struct
 import subprocess
 import time
 
+import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -554,3 +555,60 @@ def test_every_table_address_reaches_its_handler(target):
         server.handle_message(address, (), ("127.0.0.1", 1))
     assert len(server.dispatch.handlers) == len({entry.handler for entry in ADDRESSES})
     assert not [e for e in errors if "unknown address" in e], errors
+
+
+def _partial(y, hz, cents=40.0, n=16384):
+    """(frequency, dB) of the strongest bin within `cents` of `hz` in `y`'s mean power spectrum
+    (frames with a dropout left out), finely resolved: 2.9 Hz bins."""
+    from test_play import clean_frames
+
+    frames = clean_frames(y, n=n)
+    power = np.mean(np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)) ** 2, axis=0)
+    freqs = np.fft.rfftfreq(n, 1 / 48000)
+    near = (freqs > hz * 2 ** (-cents / 1200)) & (freqs < hz * 2 ** (cents / 1200))
+    i = np.argmax(power[near])
+    return freqs[near][i], 10 * np.log10(power[near][i] + 1e-20)
+
+
+def _cents(found, hz):
+    return abs(1200 * np.log2(found / hz))
+
+
+def test_voice_bend_over_osc_moves_that_voice_alone_in_the_output(jack_server, live_play):
+    """`livegen play` on JACK dummy, two voices from `/livegen/voice/<id>/note`; `/livegen/voice/1/bend 2`
+    moves voice 1 from C4 to D4 in what JACK carries, and voice 2's A4 stays where it was."""
+    from test_play import Capture
+
+    capture = Capture(jack_server)
+    try:
+        play = live_play("--ahead-ms", "300", "--no-midi")
+        play.send("/livegen/param/quality", 0)  # the cheapest phase setting: this machine is shared
+        play.send("/livegen/param/drone", 0)
+        play.send("/livegen/voice/1/note", 60, 100)
+        play.send("/livegen/voice/2/note", 69, 100)
+        status = play.wait_status(lambda s: s.get("voices") == 2, what="two voices sounding")
+        assert len(status["voices_xy"].strip("[]").split(",")) == 4, status  # two points on the pad
+        wait_for(capture.connect_engine, 10, "the engine's JACK output port")
+
+        def window(seconds=2.0):
+            play.played(0.5)  # what the engine rendered before now has reached JACK (300 ms ahead)
+            start = capture.pos
+            wait_for(lambda: capture.pos >= start + seconds * 48000, 30, f"{seconds:g} s captured")
+            return capture.buffer[start:start + int(seconds * 48000)].copy()
+
+        before = window()
+        play.send("/livegen/voice/1/bend", 2)
+        after = window()
+        assert play.stop(30) == 0, play.log
+    finally:
+        capture.close()
+    assert "Traceback" not in play.log
+    c4, d4, a4 = 261.63, 293.66, 440.0
+    (_, c4_before), (_, d4_before), (a4_found_before, _) = (_partial(before, hz) for hz in (c4, d4, a4))
+    (_, c4_after), (d4_found, d4_after), (a4_found, a4_after) = (_partial(after, hz) for hz in (c4, d4, a4))
+    assert c4_before > d4_before + 20, "before the bend voice 1 plays C4"
+    assert _cents(d4_found, d4) < 25 and d4_after > d4_before + 20, "the bend moves voice 1 to D4"
+    assert c4_after < c4_before - 20, "and C4 no longer sounds"
+    # voice 2 sounds at A4 before and after (both notes fade a few dB over the seconds between)
+    assert _cents(a4_found_before, a4) < 25 and _cents(a4_found, a4) < 25, "voice 2 stays at A4"
+    assert a4_after > d4_before + 20, "voice 2 still sounds"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from livegen.cli import build_parser
+from livegen.cli import build_parser, main
 from livegen.cli.play import _rebuild_argv
 
 
@@ -32,3 +32,8 @@ def test_mpe_zone_option(capsys):
     with pytest.raises(SystemExit):
         parse("--mpe", "lower:16")
     assert "zone 'lower:16': give lower, upper, lower:N or upper:N with N = 1..15" in capsys.readouterr().err
+
+
+def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
+    assert main(["play", "--headless", "--mpe", "--midi-channel", "2", "--midi-map", "/nowhere.toml"]) == 2
+    assert "--mpe lower plays on many channels and --midi-channel 2" in capsys.readouterr().err

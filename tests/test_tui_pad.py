@@ -55,7 +55,7 @@ def test_pad_draws_cursor_trail_that_fades_and_labelled_centroids(fake):
 
 def _marks(pad: XYPad, mark: str) -> list[tuple[int, int]]:
     """(column, row) of each `mark` drawn on the pad."""
-    width, height = pad.content_size
+    height = pad.content_size.height
     return [(col, row) for row in range(height) for col, ch in enumerate(pad.render_line(row).text) if ch == mark]
 
 
@@ -91,3 +91,29 @@ def test_voice_points_read_the_status_list_and_its_text():
     assert voice_points("[0.1 0.2]") == [(0.1, 0.2)]  # numpy's text
     assert voice_points([1.5, -0.5, float("nan"), 0.5]) == [(1.0, 0.0)]  # clipped to the pad; NaN dropped
     assert voice_points(None) == voice_points("") == voice_points("[]") == voice_points("none") == []
+
+
+def test_pad_draws_the_voices_a_real_engine_plays(live_play):
+    """Attached to `livegen play` on JACK dummy: a touch client's two voices, one moved off the
+    performer's point by `/livegen/voice/2/xy`, are drawn where the engine's status puts them."""
+    play = live_play("--no-midi")
+    app = make_app(play.port)
+
+    async def scenario(pilot):
+        pad = app.pad
+        touch = play.new_client()
+        touch.send_message("/livegen/voice/2/xy", [0.25, -0.25])  # before its note, as a keyboard sends it
+        touch.send_message("/livegen/voice/1/note", [60, 90])
+        touch.send_message("/livegen/voice/2/note", [67, 90])
+        flat = lambda: sorted(v for point in pad.voice_points for v in point)
+        assert await until(pilot, lambda: flat() == pytest.approx([0.25, 0.5, 0.5, 0.75], abs=1e-3), 30), \
+            f"voices_xy {app.status.get('voices_xy')!r}; play's log:\n{play.log}"
+        width, height = pad.content_size
+        # voice 1 has no offset: it lies under the performer's ◆; voice 2 sits at (0.75, 0.25)
+        assert _marks(pad, "◇") == [(round(0.75 * (width - 1)), round(0.75 * (height - 1)))]
+        touch.send_message("/livegen/voice/1/note", [60, 0])
+        touch.send_message("/livegen/voice/2/note", [67, 0])
+        assert await until(pilot, lambda: not pad.voice_points, 30), app.status.get("voices_xy")
+        assert not _marks(pad, "◇")
+
+    run(app, scenario, size=(100, 30))

@@ -190,7 +190,9 @@ def _fuzz_osc_packets(count: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     addresses = ["/livegen/xy", "/livegen/z/0", "/livegen/z/99", "/livegen/param/gain", "/livegen/param/voices",
                  "/livegen/note", "/livegen/record", "/livegen/preset/recall", "/livegen/preset/store",
-                 "/livegen/get/gain", "/livegen/learn", "/livegen/nope", "/livegen/subscribe"]
+                 "/livegen/get/gain", "/livegen/learn", "/livegen/nope", "/livegen/subscribe",
+                 "/livegen/voice/3/note", "/livegen/voice/3/bend", "/livegen/voice/127/xy", "/livegen/voice/9/pressure",
+                 "/livegen/voice/200/x"]
     specials = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 0.0, 0.5, 1e-40]
     out = []
     for i in range(count):

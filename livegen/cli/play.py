@@ -12,6 +12,7 @@ import argparse
 from livegen.app.options import AHEAD_PERIODS
 from livegen.audio.realtime import REALTIME_PRIORITY
 from livegen.cli.render import add_continuation_arguments
+from livegen.control.midi import check_midi_options
 from livegen.control.setup import add_control_arguments
 from livegen.session.options import add_session_arguments, session_argv
 
@@ -87,6 +88,7 @@ def _rebuild_argv(args) -> list[str]:
 
 
 def run(args) -> int:
+    check_midi_options(args)  # a wrong MIDI option is said before a sound server starts
     if not args.headless:
         from livegen.tui.child import play_argv_from_sys
         from livegen.tui.run import run_ui

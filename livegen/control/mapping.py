@@ -78,6 +78,13 @@ def parse_mpe(text: str | None, *, where: str = "--mpe") -> dict[str, int]:
     return {zone: int(count) if colon else 15}
 
 
+def check_mpe_channel(mpe: str | None, channel: int | None) -> None:
+    """An MPE zone plays on many channels: refuse it beside a one-channel filter."""
+    if parse_mpe(mpe) and channel is not None:
+        raise ParameterError(f"--mpe {mpe} plays on many channels and --midi-channel {channel} (or a MIDI "
+                             "map's channel) listens to one: give one of them")
+
+
 def mpe_members(zones: dict[str, int]) -> dict[int, str]:
     """{member channel (1..16): its zone} for zones {"lower": n, "upper": m}."""
     members = {ch: "upper" for ch in range(15, 15 - zones.get("upper", 0), -1)}
@@ -243,9 +250,7 @@ class MidiMapper:
         if channel is not None and not 1 <= channel <= 16:
             raise ParameterError(f"MIDI channel {channel} must be 1..16 (--midi-channel)")
         zones = parse_mpe(mpe)
-        if zones and channel is not None:
-            raise ParameterError(f"--mpe {mpe} plays on many channels and --midi-channel {channel} (or a MIDI "
-                                 "map's channel) listens to one: give one of them")
+        check_mpe_channel(mpe, channel)
         self.params = params
         self.mappings: list[Mapping] = [Mapping(**_fields(m)) for m in (DEFAULT_MAP if mappings is None else mappings)]
         self.channel = channel

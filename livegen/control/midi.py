@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from livegen.control.mapping import MidiMapper, default_map_path, load_map, parse_mpe, save_map
+from livegen.control.mapping import MidiMapper, check_mpe_channel, default_map_path, load_map, parse_mpe, save_map
 from livegen.errors import DeviceError, ParameterError
 
 VIRTUAL_PORT = "livegen"
@@ -331,17 +331,25 @@ def _mpe_zone(text: str) -> str:
     return text
 
 
+def check_midi_options(args) -> None:
+    """The MIDI options' errors (ParameterError), found before anything starts."""
+    if getattr(args, "no_midi", False):
+        return
+    if args.midi_channel is not None and not 1 <= args.midi_channel <= 16:
+        raise ParameterError(f"--midi-channel {args.midi_channel}: give 1..16")
+    check_mpe_channel(getattr(args, "mpe", None), args.midi_channel)
+    if args.midi_map is not None and not Path(args.midi_map).is_file():
+        raise ParameterError(f"--midi-map {args.midi_map}: no such file; give an existing TOML map "
+                             "(MIDI learn writes one you can copy)")
+
+
 def midi_input_from_args(target, args) -> MidiInput | None:
     """Build (not start) the MIDI input the CLI options ask for; None with --no-midi."""
     if getattr(args, "no_midi", False):
         return None
-    if args.midi_channel is not None and not 1 <= args.midi_channel <= 16:
-        raise ParameterError(f"--midi-channel {args.midi_channel}: give 1..16")
-    mpe = getattr(args, "mpe", None)
-    if args.midi_map is not None and not Path(args.midi_map).is_file():
-        raise ParameterError(f"--midi-map {args.midi_map}: no such file; give an existing TOML map "
-                             "(MIDI learn writes one you can copy)")
-    return MidiInput(target, connect=args.midi_in, map_path=args.midi_map, channel=args.midi_channel, mpe=mpe)
+    check_midi_options(args)
+    return MidiInput(target, connect=args.midi_in, map_path=args.midi_map, channel=args.midi_channel,
+                     mpe=getattr(args, "mpe", None))
 
 
 def wait_for_port(midi_in: MidiInput, spec: str, timeout: float = 5.0) -> bool:

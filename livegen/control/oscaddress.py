@@ -117,7 +117,8 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "port, subscriber count, the last OSC address that acted (`osc_last`; queries are left "
                "out), MIDI connections and last message (`midi_*`), the recording (`record_*`) and, with "
                "`--input-device`, the audio input (`input_*`: level, pitch heard, clip counts, its "
-               "point on the pad, its JACK port; docs/live-input.md).",
+               "point on the pad, its JACK port; docs/live-input.md), and the pad points of the voices "
+               "that sound with an id (`voices_xy`, as text: `[x0, y0, x1, y1, ...]`; docs/mpe.md).",
                query=True),
     OscAddress("/livegen/subscribe", "[i]", "subscribe",
                "feedback to the sender (or port i on its host); replies `/livegen/subscribed i f`",
