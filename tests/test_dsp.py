@@ -187,6 +187,11 @@ def test_defaults_depend_on_overlap():
     ({"n_fft": 1024, "hop": 256, "momentum": 2.5}, r"momentum=2\.5 is not usable: give a number in \[0, 2\)"),
     ({"n_fft": 1024, "hop": 256, "floor": 0}, r"floor=0 is not usable: give a fraction in \(0, 1\]"),
     ({"n_fft": 1024, "hop": 256, "tol": 1}, r"tol=1 is not usable: give a fraction in \(0, 1\)"),
+    ({"n_fft": 1024, "hop": 256, "read": "middle"}, r"read='middle' is unknown: choose one of window, centre"),
+    ({"n_fft": 1024, "hop": 128, "read": "centre", "lookahead": 0},
+     r"read='centre' with method='hybrid' and lookahead=0: .*give lookahead 1 or more"),
+    ({"n_fft": 1024, "hop": 128, "read": "centre", "method": "rtpghi"},
+     r"read='centre' with method='rtpghi' .*method 'hybrid' or 'rtisi-la'"),
 ])
 def test_constructor_errors_name_the_value_and_the_fix(kwargs, message):
     with pytest.raises(ParameterError, match=message):
@@ -274,3 +279,74 @@ def test_a_cut_replaces_the_sound_at_once():
     near = lambda f: spectrum[np.abs(bins - f) < 3].max()  # noqa: E731
     assert near(61.7) > 30 * near(20.3), "the new tone sounds and the old one is gone within a hop"
     assert inv.onsets == 1
+
+
+def _tone_at(x, f_bin: float, n_fft: int) -> float:
+    """Amplitude of the sine at `f_bin` (STFT bins) in `x`, by projection."""
+    n = np.arange(len(x))
+    return float(np.abs(np.sum(x * np.exp(-2j * np.pi * f_bin / n_fft * n))) * 2 / len(x))
+
+
+@pytest.mark.parametrize("lookahead", [1, 2])
+def test_centre_read_hears_a_change_half_a_window_sooner(lookahead):
+    """A change no flag marks (a bend, a glide): read whole windows, the new tone takes over the
+    output about half a window (4 hops) after its first frame is pushed; read at the centres,
+    within a hop or so; the same steady tone either way once settled."""
+    n_fft, hop = 1024, 128
+    a, b = _sine_frames(60, f_bin=20.3, n_fft=n_fft, hop=hop), _sine_frames(60, f_bin=29.1, n_fft=n_fft, hop=hop)
+    start = 30
+    takes_over, settled = {}, {}
+    for read in ("window", "centre"):
+        inv = StreamingInverter(n_fft=n_fft, hop=hop, lookahead=lookahead, read=read)
+        blocks = [inv.push(frame)[0].copy() for frame in np.concatenate([a[:start], b[:30]])]
+        # the first push, from the new frame's on, whose hop holds more of the new tone than the old
+        for m in range(start, len(blocks)):
+            if _tone_at(blocks[m], 29.1, n_fft) > _tone_at(blocks[m], 20.3, n_fft):
+                takes_over[read] = m - start
+                break
+        settled[read] = np.concatenate(blocks[start + 20:start + 28])
+    assert takes_over["window"] >= lookahead + 3
+    assert takes_over["centre"] <= lookahead + 1
+    level = {read: _tone_at(y, 29.1, n_fft) for read, y in settled.items()}
+    assert abs(20 * np.log10(level["centre"] / level["window"])) < 0.5
+
+
+def test_centre_read_keeps_a_clip_close_to_the_window_read(clips):
+    """Reading frames at their centres averages fewer frames: a little less consistent on a
+    real clip (bench phase: 2-3 dB of spectral convergence), never far off; the same frames give
+    the same samples."""
+    y, sr = clips["piano_chords"]
+    S = stft_magnitude(y, n_fft=N_FFT, hop=HOP)
+    sc = {read: spectral_convergence(invert(S, n_fft=N_FFT, hop=HOP, read=read), S, n_fft=N_FFT, hop=HOP)
+          for read in ("window", "centre")}
+    assert sc["centre"] < -18.0 and sc["centre"] < sc["window"] + 5.0, sc
+    assert np.array_equal(invert(S, n_fft=N_FFT, hop=HOP, read="centre"), invert(S, n_fft=N_FFT, hop=HOP, read="centre"))
+
+
+@pytest.mark.parametrize("lookahead", [1, 2])
+def test_centre_read_sounds_an_onset_and_a_cut_at_once(lookahead):
+    n_fft, hop = 1024, 128
+    tone = _sine_frames(40, n_fft=n_fft, hop=hop)
+    other = _sine_frames(40, f_bin=61.7, n_fft=n_fft, hop=hop)
+    silence = np.zeros_like(tone[0])
+    start = 16
+    inv = StreamingInverter(n_fft=n_fft, hop=hop, lookahead=lookahead, read="centre")
+    blocks = [inv.push(silence).copy() for _ in range(start)]
+    blocks.append(inv.push(tone[0], tone[0]).copy())
+    blocks += [inv.push(frame).copy() for frame in tone[1:30]]
+    blocks.append(inv.push(other[0], cut=True).copy())
+    blocks += [inv.push(frame).copy() for frame in other[1:10]]
+    y = np.concatenate(blocks, axis=1)[0]
+
+    def rms(x):
+        return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+
+    level = rms(y[(start + 20) * hop:(start + 24) * hop])
+    assert level > 0.1
+    assert rms(y[:start * hop]) == 0.0
+    assert rms(y[start * hop + hop // 4:(start + 1) * hop]) > 0.7 * level, "the note's first hop at its level"
+    assert abs(np.diff(y[start * hop - 1:(start + 1) * hop])).max() < 0.1 * level * 4, "faded in, no click"
+    cut = (start + 30) * hop
+    after = y[cut + hop // 2:cut + 3 * hop]
+    assert _tone_at(after, 61.7, n_fft) > 20 * _tone_at(after, 20.3, n_fft), "the cut's tone at once, the old gone"
+    assert inv.onsets == 2

@@ -17,12 +17,21 @@ def test_rebuilt_argv_parses_back_to_the_same_options():
                  "--osc-host", "0.0.0.0", "--osc-allow", "10.0.0.0/8", "127.0.0.1", "--midi-in", "nano",
                  "--midi-in", "Launch", "--midi-map", "map.toml", "--midi-channel", "2",
                  "--mpe", "upper:7",
-                 "--record-dir", "takes", "--record-format", "PCM_24", "--duration", "4")
+                 "--record-dir", "takes", "--record-format", "PCM_24", "--duration", "4", "--read", "centre")
     again = parse(*_rebuild_argv(args))
     assert vars(again) == vars(args)
     off = parse("--no-osc", "--no-midi")
     again = parse(*_rebuild_argv(off))
     assert again.no_osc and again.no_midi and vars(again) == vars(off)
+
+
+def test_read_option_offers_what_the_inverter_reads():
+    from livegen.dsp.inverter import READS
+
+    assert parse().read == "window" and parse("--read", "centre").read == "centre"
+    choices = next(a.choices for a in build_parser()._subparsers._group_actions[0].choices["play"]._actions
+                   if a.dest == "read")
+    assert tuple(choices) == READS
 
 
 def test_mpe_zone_option(capsys):

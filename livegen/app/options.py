@@ -26,6 +26,7 @@ def device_options(args) -> dict:
 def engine_spec(args, *, model=None, params=None) -> dict:
     """The sound server's engine settings."""
     return {"model": model if model is not None else args.model, "seed": args.seed, "lookahead": args.lookahead,
+            "read": getattr(args, "read", "window"),
             "device": args.device, "threads": max(1, args.threads), "events": getattr(args, "events", None),
             "seed_audio": getattr(args, "seed_audio", None), "temperature": getattr(args, "temperature", None),
             "input_device": getattr(args, "input_device", None), "input_required": model is None,

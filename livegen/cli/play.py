@@ -44,6 +44,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lookahead", type=int,
                         help="inverter look-ahead frames (0: a parameter sweep is heard one hop sooner; "
                              "notes sound at once at any look-ahead)")
+    parser.add_argument("--read", default="window", choices=("window", "centre"),
+                        help="how the inverter reads its frames: centre makes a bend, slide or glide heard half a "
+                             "synthesis window (~21 ms) sooner, at some cost on sharp transients (docs/glide.md); "
+                             "default window")
     parser.add_argument("--events", help="also play this event file on the live clock (t in seconds from start)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")
@@ -71,7 +75,7 @@ def _rebuild_argv(args) -> list[str]:
     when it was called without a `play` command line (e.g. `main([...])` from Python)."""
     out: list[str] = []
     for name in ("model", "audio_device", "input_device", "samplerate", "blocksize", "latency", "ahead_periods", "ahead_ms", "device", "seed",
-                 "lookahead", "events", "duration", "threads", "nice", "realtime_priority", "osc_port", "osc_host", "midi_map",
+                 "lookahead", "read", "events", "duration", "threads", "nice", "realtime_priority", "osc_port", "osc_host", "midi_map",
                  "midi_channel", "mpe", "seed_audio", "temperature"):
         value = getattr(args, name, None)
         if value is not None:

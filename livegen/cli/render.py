@@ -31,6 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, help="length (default: last event + 2 s)")
     parser.add_argument("--seed", type=int, help="noise and drift seed (default: the log header's, else 0)")
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (default: the inverter's)")
+    parser.add_argument("--read", default=None, choices=("window", "centre"),
+                        help="how the inverter reads its frames (default: the log header's, else window); centre: "
+                             "a bend, slide or glide is heard half a synthesis window (~21 ms) sooner, at some "
+                             "cost on sharp transients (docs/glide.md)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
     parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
     parser.add_argument("--input", metavar="FILE",
@@ -83,7 +87,8 @@ def run(args) -> int:
     feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, log_path=args.events)
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
-    engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed)
+    read = args.read or header.get("read", "window")
+    engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed, read=read)
     models = {logged_model: loaded}
 
     def rebuild(marker):
@@ -94,7 +99,8 @@ def run(args) -> int:
             models[path] = factory.load(path, device=pick_device(args.device), **options)
         return models[path].engine(samplerate=samplerate, seed=args.seed if args.seed is not None else
                                    int(fields.get("seed", seed)), lookahead=args.lookahead if args.lookahead is not None
-                                   else fields.get("lookahead", lookahead), input_feed=feed)
+                                   else fields.get("lookahead", lookahead), input_feed=feed,
+                                   read=args.read or fields.get("read", read))
 
     applied = []
     y, engine = render_log(engine, events, seconds=seconds + skip / samplerate, rebuild=rebuild, log_path=args.events,

@@ -28,6 +28,11 @@ from livegen.dsp.stft import check_stft, hann
 from livegen.errors import ParameterError
 
 METHODS = ("hybrid", "rtisi-la", "rtpghi")
+READS = ("window", "centre")
+"""How the output is read from the frames: "window" overlap-adds whole windows (a frame is heard
+through its window's rising edge, a change half a window later); "centre" crossfades the
+frames' centres hop by hop (a frame is heard as its window starts: a change half a window
+sooner, the same look-ahead)."""
 
 # Defaults per overlap (n_fft // hop), chosen from `livegen bench phase` runs on this 2-core
 # machine (mean spectral convergence over 5 GM/speech clips of 4 s, n_fft 1024):
@@ -43,6 +48,11 @@ METHODS = ("hybrid", "rtisi-la", "rtpghi")
 ONSET_FADE = 32
 """Samples (model rate) over which a pre-rolled onset fades in: 1.3 ms at 24 kHz, short enough
 to keep a struck note's edge, long enough not to click."""
+
+CENTRE_FRAMES = 4
+"""Frames a ``read="centre"`` hop is read from at most (the newest fading in, the rest at full
+weight): more frames average away more of the newest ones' unfinished phases without making a
+change heard later (docs/glide.md)."""
 
 _DEFAULTS = {
     4: {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7},
@@ -82,6 +92,13 @@ class StreamingInverter:
     momentum : fast-Griffin-Lim momentum inside the iterations (0 = plain Griffin-Lim).
     floor : window-square-sum floor, as a fraction of the full-overlap sum.
     tol : RTPGHI ignores (and log-clamps) bins below ``tol`` times the frame maximum.
+    read : "window" (default) or "centre" (`READS`; needs look-ahead >= 1 and not "rtpghi").
+        The phases are found the same way; "centre" reads each hop half a window into the
+        oldest look-ahead frame: from it, the next one fading in over the hop and the committed
+        ones before it (`CENTRE_FRAMES` in all). What a frame holds is then heard from its
+        window's start instead of rising through the window: the stream runs ``n_fft / 2``
+        samples ahead of the frames' windows. An onset or a cut crossfades to the next frame
+        over `ONSET_FADE` samples.
 
     Defaults depend on the overlap; see `default_settings` (measured by `livegen bench phase`).
     The constructor runs one silent push so that the numba kernels are compiled (first use
@@ -94,7 +111,7 @@ class StreamingInverter:
 
     def __init__(self, *, n_fft: int, hop: int, voices: int = 1, method: str | None = None,
                  lookahead: int | None = None, iters: int | None = None, momentum: float | None = None,
-                 floor: float = 0.1, tol: float = 1e-5):
+                 floor: float = 0.1, tol: float = 1e-5, read: str = "window"):
         n_fft, hop = check_stft(n_fft, hop)
         defaults = default_settings(n_fft=n_fft, hop=hop)
         method = defaults["method"] if method is None else method
@@ -108,6 +125,12 @@ class StreamingInverter:
         else:
             lookahead = _check_int("lookahead", lookahead, 0, 16, "frames of look-ahead; 2 is a good start")
         voices = _check_int("voices", voices, 1, None, "rows of magnitudes per push")
+        if read not in READS:
+            raise ParameterError(f"read={read!r} is unknown: choose one of {', '.join(READS)}")
+        if read == "centre" and (lookahead < 1 or method == "rtpghi"):
+            raise ParameterError(f"read='centre' with method={method!r} and lookahead={lookahead}: it reads the "
+                                 "look-ahead frames, which need phases: give lookahead 1 or more and method "
+                                 "'hybrid' or 'rtisi-la', or read='window'")
         if iters is None:
             iters = 0 if method == "rtpghi" else defaults["iters"]
         if momentum is None:
@@ -122,6 +145,7 @@ class StreamingInverter:
         self.n_fft, self.hop, self.voices = n_fft, hop, voices
         self.n_bins = n_fft // 2 + 1
         self.method = method
+        self.read = read
         self.lookahead = lookahead
         self.latency = lookahead * hop
         self.momentum = float(momentum)
@@ -188,6 +212,16 @@ class StreamingInverter:
         fade = min(ONSET_FADE, hop)
         self._onset_fade = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)).astype(f32)
         self.onsets = 0
+        # read="centre": the newest read frame fades in over a hop (an onset or a cut over
+        # `ONSET_FADE` samples), the older ones, up to `CENTRE_FRAMES` in all, at full weight.
+        self._rise = (0.5 - 0.5 * np.cos(np.pi * np.arange(hop) / hop)).astype(f32)
+        self._quick = np.ones(hop, f32)
+        self._quick[:fade] = self._onset_fade
+        kept = max(0, min(CENTRE_FRAMES - 2, n_fft // (2 * hop) - 1))  # committed frames that reach the hop
+        self._hist = np.zeros((V, kept, n_fft), f32)
+        self._since = np.full(V, kept + 1, np.int64)
+        self._fast = np.zeros(V, np.bool_)
+        self._first_onset_slot = 1 if read == "centre" else 0
         # Once a voice has received every frame overlapping its window, the window-square sums
         # (hence the analysis weights) are the same at every hop: compute them once.
         R = n_fft // hop
@@ -204,7 +238,7 @@ class StreamingInverter:
         self.push(self._zeros_in)
         # The onset kernels too: a performance's first note must not load them.
         K.clean_onset(self._onset_mag, self._steady)
-        K.add_onset(self._mags, self._onset_mag, False)
+        K.add_onset(self._mags, self._onset_mag, False, self._first_onset_slot)
         self._preroll(cut=True)
         self.reset()
 
@@ -259,6 +293,9 @@ class StreamingInverter:
         self._iterate()
         if preroll:
             self._preroll(cut)
+            np.greater(self._onset_mx, 0.0, out=self._fast)  # read="centre": these crossfade quickly
+        else:
+            self._fast.fill(False)
         return self._commit()
 
     def _accept_onset(self, onset, cut: bool) -> bool:
@@ -268,9 +305,23 @@ class StreamingInverter:
         np.copyto(self._onset_mag, onset, casting="unsafe")
         ok = K.clean_onset(self._onset_mag, self._steady)
         if ok:
-            K.add_onset(self._mags, self._onset_mag, cut)
+            K.add_onset(self._mags, self._onset_mag, cut, self._first_onset_slot)
             self.onsets += 1
+            if self.read == "centre":
+                self._rephase()
         return ok
+
+    def _rephase(self) -> None:
+        """read="centre": the look-ahead slots between slot 0 and the newest, which now hold the
+        onset and are read at once, get RTPGHI phases for their new magnitudes (every voice's:
+        one batched pass)."""
+        for j in range(1, self._K1 - 1):
+            frame_features(self._mags[:, j], self._tol, self.hop, self.n_fft, self._lam, self._logs[:, j],
+                           self._tg[:, j], self._mx[:, j])
+            np.greater_equal(self._count, 2, out=self._has_prev)
+            self._pghi_into(j - 1, j, False)
+            irfft_into(self._Y[:, j], self._yraw[:, 0])
+            K.window_into(self._yraw[:, :1], self._w, self._ysyn[:, j:j + 1])
 
     def _preroll(self, cut: bool) -> None:
         """Synthesise the onset's frames before the oldest look-ahead frame into the committed sum
@@ -291,6 +342,7 @@ class StreamingInverter:
         """
         H, N = self.hop, self.n_fft
         out = np.empty((self.voices, self.lookahead * H + N - H), np.float32)
+        self._fast.fill(False)
         for i in range(self.lookahead):
             self._advance()
             K.accept(self._mags[:, -1], self._no_w2, self._wss, self._floor, self._w, self._winv, H,
@@ -298,8 +350,11 @@ class StreamingInverter:
             self._start_phase(new_frame=False)
             self._iterate()
             out[:, i * H:(i + 1) * H] = self._commit()
-        K.commit(self._acc_c[:, H:N], self._ysyn[:, 0], self._wss[:, H:N], self._floor,
-                 out[:, self.lookahead * H:], True)
+        if self.read == "centre":  # the last frame's centre faded out with the last hop above
+            out[:, self.lookahead * H:] = 0.0
+        else:
+            K.commit(self._acc_c[:, H:N], self._ysyn[:, 0], self._wss[:, H:N], self._floor,
+                     out[:, self.lookahead * H:], True)
         self.reset()
         return out
 
@@ -316,8 +371,9 @@ class StreamingInverter:
             raise ParameterError(f"voices={voices!r} are not rows of this inverter: give indices in 0..{self.voices - 1}")
         for a in (self._mags, self._Y, self._ysyn, self._tprev, self._logs, self._tg, self._mx,
                   self._prev_mag, self._prev_Y, self._prev_logs, self._prev_tg, self._prev_mx,
-                  self._prev2_logs, self._prev2_mx, self._acc_c, self._wss, self._out, self._count):
+                  self._prev2_logs, self._prev2_mx, self._acc_c, self._wss, self._out, self._count, self._hist):
             a[rows] = 0
+        self._since[rows] = self._hist.shape[1] + 1
 
     # -- internals ---------------------------------------------------------------------------
     def _advance(self) -> None:
@@ -383,6 +439,9 @@ class StreamingInverter:
 
     def _commit(self) -> np.ndarray:
         K.commit(self._acc_c, self._ysyn[:, 0], self._wss, self._floor, self._out, False)
+        if self.read == "centre":
+            K.centre_tap(self._ysyn, self._hist, self._w2, self._rise, self._quick, self._fast, self._since,
+                         self._out)
         return self._out
 
 
@@ -391,7 +450,8 @@ def invert(magnitudes, *, n_fft: int, hop: int, **inverter_kwargs) -> np.ndarray
 
     ``magnitudes`` is ``[frames, bins]`` (or ``[voices, frames, bins]``); the result has
     ``(frames - 1) * hop + n_fft`` samples per voice, time-aligned with the frames (the
-    look-ahead delay removed), and equals the concatenated live output sample for sample.
+    look-ahead delay removed, and for ``read="centre"`` the half window it runs ahead put back),
+    and equals the concatenated live output sample for sample (so shifted).
     """
     S = np.asarray(magnitudes)
     single = S.ndim == 2
@@ -410,4 +470,7 @@ def invert(magnitudes, *, n_fft: int, hop: int, **inverter_kwargs) -> np.ndarray
         out[:, m * H:(m + 1) * H] = inv.push(S[:, m])
     out[:, frames * H:] = inv.flush()
     out = out[:, inv.latency:]
+    if inv.read == "centre":  # its stream runs half a window ahead of the frames' windows
+        half = inv.n_fft // 2
+        out = np.concatenate([np.zeros((voices, half), np.float32), out[:, :-half]], axis=1)
     return out[0] if single else out

@@ -215,12 +215,12 @@ def clean_onset(onset, steady):
 
 
 @numba.njit(cache=True, nogil=True)
-def add_onset(mags, onset, replace):
-    """Add the onset to (or with `replace`, write it over) every look-ahead slot older than the
-    newest (which already holds it)."""
+def add_onset(mags, onset, replace, first):
+    """Add the onset to (or with `replace`, write it over) every look-ahead slot from `first` on
+    older than the newest (which already holds it)."""
     V, K, B = mags.shape
     for v in range(V):
-        for k in range(K - 1):
+        for k in range(first, K - 1):
             for b in range(B):
                 if replace:
                     mags[v, k, b] = onset[v, b]
@@ -275,3 +275,40 @@ def preroll_add(frames, w, fade, hop, acc_c):
                 if i < F:
                     x *= fade[i]
                 acc_c[v, i] += x
+
+
+@numba.njit(cache=True, nogil=True)
+def centre_tap(ysyn, hist, w2, rise, quick, fast, since, out):
+    """``out``: one hop read from the frames at the sample half a window into the oldest
+    look-ahead frame: the newest read frame (look-ahead slot 1) faded in over the hop (`rise`),
+    slot 0 and the ``since[v] - 1`` newest committed frames in `hist` at full weight, divided by
+    the window squares they carry. Voices flagged `fast` (an onset or a cut in slot 1) crossfade
+    over `quick` from that to slot 1 alone and start counting `since` again; then slot 0 is
+    pushed into `hist`."""
+    V, K, N = ysyn.shape
+    J = hist.shape[1]
+    H = out.shape[1]
+    c = N // 2
+    for v in range(V):
+        s = since[v]
+        for i in range(H):
+            num = rise[i] * ysyn[v, 1, c - H + i]
+            den = rise[i] * w2[c - H + i]
+            if s > 0:
+                num += ysyn[v, 0, c + i]
+                den += w2[c + i]
+            for j in range(1, min(s, J + 1)):
+                num += hist[v, j - 1, c + j * H + i]
+                den += w2[c + j * H + i]
+            y = num / den if den > 0.0 else 0.0
+            if fast[v]:
+                q = quick[i]
+                y = (1.0 - q) * y + q * ysyn[v, 1, c - H + i] / w2[c - H + i]
+            out[v, i] = y
+        since[v] = 1 if fast[v] else min(s + 1, J + 1)
+        for j in range(J - 1, 0, -1):
+            for n in range(N):
+                hist[v, j, n] = hist[v, j - 1, n]
+        if J > 0:
+            for n in range(N):
+                hist[v, 0, n] = ysyn[v, 0, n]

@@ -58,10 +58,13 @@ class Engine:
     lookahead : look-ahead frames of the streaming inverter (None: its default).
     device : torch device the sources' models run on (reported in the status and log header).
     threads : torch and BLAS threads of the thread that runs `step` (see `bind_thread`).
+    read : how the inverter reads its frames (`livegen.dsp.inverter.READS`): "centre" makes a
+        sound that moves (a bend, a slide, a glide) heard half a synthesis window sooner.
     """
 
     def __init__(self, sources, *, config, samplerate: int = 48000, seed: int = 0, lookahead: int | None = None,
-                 device: str = "cpu", method: str | None = None, fade_seconds: float = 0.01, threads: int = 1):
+                 device: str = "cpu", method: str | None = None, fade_seconds: float = 0.01, threads: int = 1,
+                 read: str = "window"):
         self.sources: tuple[Source, ...] = tuple(sources)
         self.threads = int(threads)
         # BLAS's threads are process-wide: a second one only adds wake-ups (and stalls on a busy
@@ -81,6 +84,7 @@ class Engine:
             inverter_kwargs["lookahead"] = int(lookahead)
         if method is not None:
             inverter_kwargs["method"] = method
+        inverter_kwargs["read"] = read
         self.inverter = StreamingInverter(**inverter_kwargs)
         self.lookahead = int(self.inverter.lookahead)
         self.chain = OutputChain(in_rate=config.sample_rate, out_rate=self.samplerate, fade_seconds=fade_seconds)

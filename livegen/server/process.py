@@ -280,7 +280,7 @@ def build_engine(spec: dict, samplerate: int, *, hostapi: str | None = None):
         if input_feed is not None:
             kwargs["input_feed"] = input_feed
         return loaded.engine(samplerate=samplerate, seed=spec.get("seed", 0), lookahead=spec.get("lookahead"),
-                             threads=threads, **kwargs)
+                             threads=threads, read=spec.get("read", "window"), **kwargs)
 
     engine = build(live_input)
     warm_feed = None  # never the live input (the spare must not drain it): a tone loads the input's path

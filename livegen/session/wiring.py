@@ -75,6 +75,7 @@ def engine_header(engine, *, model_dir=None, model_name=None, blocksize=None) ->
         "latent_dim": getattr(config, "latent_dim", None),
         "lookahead": engine.lookahead,
         "method": getattr(engine.inverter, "method", None),
+        "read": getattr(engine.inverter, "read", "window"),
         "device": engine.device,
     }
     if getattr(engine, "chain", None) is not None:
