@@ -101,13 +101,13 @@ def test_bench_runs_on_dummy_jackd_and_prints_a_table(tmp_path):
         require(False, f"libjack for the JACK-Client package ({exc})")
     out_md = tmp_path / "latency.md"
     r = subprocess.run([sys.executable, "-m", "livegen", "bench", "latency", "--events", "3", "--periods", "256",
-                        "--lookaheads", "0", "--no-realtime", "--markdown", str(out_md)],
+                        "--lookaheads", "0", "--no-realtime", "--kinds", "osc,midi,xy,mpe", "--markdown", str(out_md)],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     head = re.search(r"^\s*control\s+period\s+look-ahead\s+found\s+median ms\s+p95 ms\s+max ms\s+jitter ms\s+"
                      r"floor ms\s+median/floor\s+p95/floor$", r.stdout, re.M)
     assert head, r.stdout
-    for kind in latency.KINDS:
+    for kind in (*latency.KINDS, "mpe"):  # mpe: play with --mpe, one member channel's note bent
         row = re.search(rf"^\s*{kind}\s+256\s+0\s+(\d)/3\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+5\.33\s+(\S+)\s+(\S+)$",
                         r.stdout, re.M)
         assert row, (kind, r.stdout)

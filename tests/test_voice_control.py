@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from helpers import take_rendered_again, wait_for
+from livegen.bench.latency import detect_change
 from livegen.engine import events as ev
 from livegen.engine.carry import CarryOver
 from livegen.engine.notes import NotesSource, spectral_engine
@@ -282,3 +283,16 @@ def test_a_bent_voice_keeps_its_bend_when_the_jack_server_dies_and_comes_back(ja
     spectrum = _spectrum(after, settle=0)
     found, level = _peak(spectrum, _hz(63), 100)
     assert abs(1200 * np.log2(found / _hz(63))) < 20 and level > _peak(spectrum, _hz(62), 30)[1] + 20, found
+
+
+@pytest.mark.parametrize("jump", ["voice", "global"])
+def test_a_bend_that_jumps_sounds_at_once(model, jump):
+    """A held note bent +12 semitones in one event: its new pitch is pre-rolled as an onset, so
+    the render's spectrum changes within a hop or two of the event's sample (the timbre jump's
+    detector of `livegen bench latency`), not after half a synthesis window."""
+    script = ([ev.note_on(60, 100, voice=2), ev.voice_control(2, "bend", 12.0, t=1.0)] if jump == "voice" else
+              [ev.param("bend_range", 12), ev.note_on(60, 100), ev.param("bend", 1.0, t=1.0)])
+    y, engine = _render(model, script, seconds=1.6)
+    found = detect_change(y[int(0.7 * SR):], int(0.3 * SR))
+    assert found is not None and 1000 * found / SR < 12.0, found  # 29-33 ms without the pre-roll
+    assert engine.rejected == 0

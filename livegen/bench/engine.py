@@ -7,6 +7,7 @@ Figures (all measured in one run, ratios against baselines of the same run):
   summed stream's spectral convergence to the voice magnitudes it was given;
 - per-voice control (MPE): 8 note voices each at its own latent point (a pad offset per voice
   id) against 8 plain voices sharing the performer's point, measured in turns, and their ratio;
+  the per-hop cost with 8 fingers' bend, slide and pressure streaming (24 voice events a hop);
 - control-to-sound latency in the offline render: from an event's sample to the first output
   sample it changes, for the default look-ahead and look-ahead 0, with the algorithmic floor
   printed beside (one block of waiting for the next hop boundary; a parameter the model reads
@@ -78,11 +79,14 @@ def _rtf(model, voices: int, seconds: float, *, per_voice: bool = False, **kwarg
     return seconds / (time.perf_counter() - start), (engine, y)
 
 
-def _hop_costs(model, hops: int) -> np.ndarray:
+def _hop_costs(model, hops: int, *, mpe: bool = False) -> np.ndarray:
     """Milliseconds of each `Engine.step` with the soak's load (8 voices, an xy change every other
-    hop): what a callback that renders needs when nothing else delays it."""
+    hop): what a callback that renders needs when nothing else delays it. `mpe`: the 8 notes have
+    voice ids and each moves its bend, y and pressure every hop as well (24 voice events per hop,
+    4,500 a second: 8 fingers of an MPE keyboard streaming), which also sets each voice at a point
+    of its own."""
     engine = _engine(model)
-    engine.schedule(_script(8))
+    engine.schedule(_script(8, per_voice=mpe))
     engine.render(0.2)
     rng = np.random.default_rng(0)
     xy = np.array([0.5, 0.5])
@@ -92,6 +96,11 @@ def _hop_costs(model, hops: int) -> np.ndarray:
             xy = np.clip(xy + rng.normal(0, 0.02, 2), 0, 1)
             engine.post(ev.param("x", float(xy[0])))
             engine.post(ev.param("y", float(xy[1])))
+        if mpe:
+            for voice in range(1, 9):
+                engine.post(ev.voice_control(voice, "bend", float(rng.uniform(-0.5, 0.5))))
+                engine.post(ev.voice_control(voice, "y", float(rng.uniform(-0.3, 0.3))))
+                engine.post(ev.voice_control(voice, "pressure", float(rng.uniform(0.0, 1.0))))
         start = time.perf_counter_ns()
         engine.step()
         costs[k] = (time.perf_counter_ns() - start) / 1e6
@@ -453,6 +462,10 @@ def main(argv=None) -> int:
     print(f"  one hop, 8 voices, xy every other hop ({len(costs)} hops): median {np.median(costs):.2f} ms, "
           f"p99.9 {np.percentile(costs, 99.9):.2f} ms, max {costs.max():.2f} ms; the hop is {hop_ms:.2f} ms "
           f"(max/hop {costs.max() / hop_ms:.2f})")
+    streamed = _hop_costs(model, args.hops, mpe=True)
+    print(f"  the same with an MPE stream (each voice's bend, y and pressure every hop: 24 voice events a hop): "
+          f"median {np.median(streamed):.2f} ms, p99.9 {np.percentile(streamed, 99.9):.2f} ms, "
+          f"max {streamed.max():.2f} ms; median streamed/still {np.median(streamed) / np.median(costs):.2f}")
     sc_sum = _spectral_convergence_of_mix(model, 8, 2.0)
     print(f"  spectral convergence vs the summed voice magnitudes (8 voices; lower is better): "
           f"summed stream {sc_sum:.1f} dB")

@@ -29,6 +29,9 @@ the captured frame the detector finds minus the send frame:
   three frames in a row reached before the send (the same rule, so one odd frame before the
   send does not hide the change); the onset is that frame's last sample (a listener has heard
   it by then; at most one frame late).
+- one MPE voice's pitch bend (`--kinds ...,mpe`: play runs with `--mpe`, a lower zone): a note
+  held on member channel 2 bends +12 semitones at once (JACK MIDI 0xE1); found by the timbre
+  jump's detector, from the same held note and the same 150 ms before.
 
 Every event starts from silence (note-off, then the capture stays under -80 dBFS for 100 ms).
 The figures per (control, period, look-ahead): median, p95, max, jitter (p95 - p5), beside the
@@ -90,6 +93,13 @@ RING_FRAMES = 1 << 22
 XY_FROM = (0.1, 0.1)
 XY_TO = (0.9, 0.9)
 KINDS = ("osc", "midi", "xy")
+OPTIONAL_KINDS = ("mpe", "input")
+"""Measured when `--kinds` names them: `mpe` (play with `--mpe`), `input` (see `INPUT_KINDS`)."""
+MPE_CHANNEL = 1
+"""Member channel 2 (0-based 1) of a lower zone: the bent voice."""
+MPE_BEND = bytes([0xE0 | MPE_CHANNEL, 0, 80])
+"""+12 semitones of the zone's default 48: 8192 + 8192 / 4 = 10240 = 80 << 7."""
+MPE_CENTRE = bytes([0xE0 | MPE_CHANNEL, 0, 64])
 INPUT_KINDS = ("osc", "input")
 """`--input`: tone bursts into play's input port, beside the OSC note as the same run's baseline."""
 NOTE = 60
@@ -590,8 +600,10 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
     info = {"jack_warning": server.warning}
     try:
         voice = "input" in kinds
-        probe = Probe(server, midi="midi" in kinds, voice=voice)
-        play = Play(server, lookahead=lookahead, extra=(*extra, "--input-device", "system") if voice else extra)
+        midi = "midi" in kinds or "mpe" in kinds
+        probe = Probe(server, midi=midi, voice=voice)
+        extra = (*extra, "--input-device", "system") if voice else tuple(extra)
+        play = Play(server, lookahead=lookahead, extra=(*extra, "--mpe") if "mpe" in kinds else extra)
         status = play.wait_ready()
         outputs, midi_target = connect_play(probe)
         info.update(outputs=outputs, midi_port=midi_target, load=os.getloadavg(),
@@ -602,7 +614,7 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
         hop_ms = _hop_ms(status)
         log(f"  period {period}, look-ahead {la}{' (default)' if lookahead is None else ''}: play answering, "
             f"outputs {', '.join(outputs)}"
-            + (f"; MIDI into {midi_target or 'nothing (no MIDI input port found)'}" if "midi" in kinds else "")
+            + (f"; MIDI into {midi_target or 'nothing (no MIDI input port found)'}" if midi else "")
             + (f"; tone bursts into {info['input_port']}" if voice else ""))
         probe.wait_silence(timeout=10)
         first = play.status() or {}
@@ -611,7 +623,7 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
         jack_first, gaps_first = probe.xruns, probe.gaps
         settings = []
         for kind in kinds:
-            if kind == "midi" and midi_target is None:
+            if kind in ("midi", "mpe") and midi_target is None:
                 settings.append(Setting(kind, period, la, lookahead is None, hop_ms, [], 0, lead_ms))
                 continue
             stamps = []
@@ -620,7 +632,7 @@ def measure(period: int, lookahead: int | None, *, kinds=KINDS, events: int = 24
             lat = []
             measured = [s for s in stamps if s is not None]
             for stamp, segment, start in measured:
-                found = (detect_change if kind == "xy" else detect_onset)(segment, start)
+                found = (detect_change if kind in ("xy", "mpe") else detect_onset)(segment, start)
                 if found is not None:
                     lat.append(1000 * found / SR)
             settings.append(Setting(kind, period, la, lookahead is None, hop_ms, lat, events, lead_ms))
@@ -660,6 +672,14 @@ def _event(kind: str, play: Play, probe: Probe):
         stamp = probe.frame_time
         play.send("/livegen/xy", *XY_TO)
         pre, post = 0.3, 0.4
+    elif kind == "mpe":
+        if probe.send_midi(MPE_CENTRE) is None or probe.send_midi(bytes([0x90 | MPE_CHANNEL, NOTE, 100])) is None:
+            return None
+        time.sleep(0.5)
+        stamp = probe.send_midi(MPE_BEND)
+        if stamp is None:
+            return None
+        pre, post = 0.3, 0.4
     else:
         if kind == "osc":
             stamp = probe.frame_time
@@ -672,6 +692,9 @@ def _event(kind: str, play: Play, probe: Probe):
     ok = probe.wait_for((stamp + int(post * SR)) & 0xFFFFFFFF, timeout=5.0)
     if kind == "midi":
         probe.send_midi(bytes([0x80, NOTE, 0]))
+    elif kind == "mpe":
+        probe.send_midi(bytes([0x80 | MPE_CHANNEL, NOTE, 0]))
+        probe.send_midi(MPE_CENTRE)
     elif kind == "input":
         probe.stop_tone()
     else:
@@ -940,7 +963,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--periods", default="256,128", help="JACK periods, comma-separated (default 256,128)")
     parser.add_argument("--lookaheads", default="default,0",
                         help="play look-aheads: 'default' (play's own) and/or numbers (default: default,0)")
-    parser.add_argument("--kinds", default=",".join(KINDS), help=f"controls to measure (default {','.join(KINDS)})")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"controls to measure (default {','.join(KINDS)}; also {', '.join(OPTIONAL_KINDS)})")
     parser.add_argument("--soak-seconds", type=float, default=0.0,
                         help="also soak this long: 8 voices, xy every 10 ms, recording on (0 skips)")
     parser.add_argument("--soak-period", type=int, default=256, help="JACK period of the soak")
@@ -964,8 +987,8 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, name) == parser.get_default(name):
                 setattr(args, name, value)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if unknown := sorted(set(kinds) - set(KINDS) - {"input"}):
-        raise ParameterError(f"--kinds {','.join(unknown)}: choose from {', '.join(KINDS)}, input")
+    if unknown := sorted(set(kinds) - set(KINDS) - set(OPTIONAL_KINDS)):
+        raise ParameterError(f"--kinds {','.join(unknown)}: choose from {', '.join(KINDS + OPTIONAL_KINDS)}")
     try:
         periods = [int(p) for p in args.periods.split(",")]
         lookaheads = [None if v.strip() == "default" else int(v) for v in args.lookaheads.split(",")]

@@ -34,7 +34,7 @@ from livegen.dsp.tracker import FLOOR_DB, PitchTracker
 from livegen.engine.events import Event
 from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
-from livegen.engine.source import Hop, Source, SourceContext
+from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
 from livegen.engine.voices import ar_noise_step
 from livegen.errors import ParameterError
 from livegen.filehash import file_sha256
@@ -52,9 +52,6 @@ FOLLOW = 0.8
 it turns unvoiced (between: as it was), and above which its pitch is followed (below, the last
 pitch holds: a doubtful reading is often a formant's, octaves up)."""
 GATE_HYSTERESIS_DB = 6.0
-JUMP_SEMITONES = 0.8
-"""A voiced pitch that moves this far between two analyses starts a new note (its first frame
-is an onset for the inverter, so the new pitch sounds at once)."""
 PITCH_EVERY = 3
 """The pitch is analysed every `PITCH_EVERY` hops (every hop from an onset until it is voiced)."""
 ATTACK_SECONDS = 0.004
@@ -426,7 +423,7 @@ def _follow(st, f0, periodic, level_db, short_db, hop_db, values, index, rates, 
         # a pitch is taken from a confident analysis only (a doubtful one keeps the last pitch)
         if st[_VOICED] > 0.0 and (periodic >= FOLLOW or (onset and periodic >= VOICED_ON)):
             followed = 69.0 + 12.0 * math.log2(f0 / 440.0)
-            if abs(followed - st[_FOLLOWED]) > JUMP_SEMITONES:
+            if abs(followed - st[_FOLLOWED]) > PITCH_JUMP_SEMITONES:
                 starting = True  # a new note: its frame sounds at once
             st[_FOLLOWED] = followed
             if abs(followed - st[_QUANTISED]) > 0.6 or onset:

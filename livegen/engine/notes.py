@@ -23,7 +23,7 @@ from livegen.engine.core import Engine
 from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS
 from livegen.engine.input import InputSource
 from livegen.engine.latent import LatentPoint
-from livegen.engine.source import Hop, Source, SourceContext
+from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
 from livegen.engine.voices import DRONE, NO_ID, VoiceBank
 from livegen.model.fast import NumpyFrameDecoder, NumpyTextureDecoder
 from livegen.model.spectral import SpectralModel
@@ -88,7 +88,10 @@ class NotesSource(Source):
         self._pad_axes = np.stack([(plane.hi[k] - plane.lo[k]) * plane.axes[k].astype(np.float64) for k in (0, 1)])
         self._voice_bufs: dict[int, tuple] = {}
         self._starting = np.zeros(self.voices.size, dtype=np.bool_)
-        """Slots whose first frame this hop decodes (their magnitudes are the hop's onset)."""
+        """Slots whose first frame this hop decodes, or whose pitch jumped (their magnitudes are
+        the hop's onset)."""
+        self._played = np.zeros(self.voices.size)
+        """Each slot's pitch in the frame before (a jump from it pre-rolls the new pitch)."""
         self._sustain = False
         self._drone_on = False
 
@@ -178,6 +181,7 @@ class NotesSource(Source):
                        velocity=velocity, t_on=t_on, t_off=t_off, gains=gains, hop_seconds=hop.seconds,
                        offsets=offsets):
             z = _voice_points(z, offsets, self._pad_axes, zs)  # [n, latent_dim]: each voice's own point
+        _mark_pitch_jumps(slots, pitch, self._played, starting, PITCH_JUMP_SEMITONES)
         if self.noise_dim:
             self._noise_rng.standard_normal(out=fresh, dtype=np.float32)
             if self._numpy_decode:  # the model's advance_noise, in place
@@ -229,6 +233,17 @@ def _voice_points(z, offsets, pad_axes, out):
         for i in range(out.shape[1]):
             out[j, i] = z[i] + offsets[j, 0] * pad_axes[0, i] + offsets[j, 1] * pad_axes[1, i]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_pitch_jumps(slots, pitch, played, starting, jump):
+    """Mark the voices whose pitch moved more than `jump` semitones since their last frame as
+    starting (their frame is pre-rolled); remember this frame's pitches."""
+    for j in range(len(slots)):
+        s = slots[j]
+        if abs(pitch[j] - played[s]) > jump:
+            starting[s] = True
+        played[s] = pitch[j]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -31,6 +31,12 @@ from livegen.engine.latent import DriftWalk
 from livegen.engine.params import ParamSpec, ParamStore
 
 
+PITCH_JUMP_SEMITONES = 0.8
+"""A sounding voice whose pitch moves this far from one frame to the next (a bend or a followed
+pitch that jumps) adds its new frame to `Hop.onset`, so the new pitch sounds at once instead of
+rising through the synthesis window (half a window, 21 ms at the default model's, behind)."""
+
+
 @dataclass
 class Hop:
     """What every source gets for one hop (the same object each hop: read it, do not keep it)."""
