@@ -15,7 +15,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
 
 from conftest import require
-from helpers import wait_for
+from helpers import param_names, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.mdns import OSC_TYPE, OSCJSON_TYPE, Advertisement, service_infos
 from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
@@ -255,3 +255,24 @@ def test_mdns_failure_is_one_line():
     finally:
         advert.close()
     assert advert.name is None and len(lines) == 1 and "mDNS advertisement failed" in lines[0], lines
+
+
+def test_play_answers_oscquery_for_the_real_engine(live_play):
+    """`livegen play --headless`: OSCQuery at the OSC port's number, with the real model's latent
+    size and parameters, values that follow OSC, and the start line naming the URL."""
+    play = live_play()
+    url = f"http://127.0.0.1:{play.port}/"
+    play.wait_for(lambda: f"OSCQuery {url}" in play.log, 30, "the start line naming OSCQuery")
+    assert play.status()["osc_query"] == url
+    code, _, root = get(play.port, "/")
+    assert code == 200, play.log
+    listed = methods(root)
+    names = param_names(play.client)
+    latent = [name for name in names if name[:1] == "z" and name[1:].isdigit()]
+    assert latent and {f"/livegen/z/{name[1:]}" for name in latent} == {p for p in listed if p.startswith("/livegen/z/")}
+    assert {f"/livegen/param/{name}" for name in names} == {p for p in listed if p.startswith("/livegen/param/")}
+    assert listed["/livegen/model"]["ACCESS"] == 3 and listed["/livegen/model"]["VALUE"] == [play.status()["model"]]
+    play.send("/livegen/param/glide", 1.25)
+    play.wait_for(lambda: get(play.port, "/livegen/param/glide?VALUE")[2] == {"VALUE": [1.25]}, 30,
+                  "?VALUE of glide to follow /livegen/param/glide 1.25")
+    assert get(play.port, "/?HOST_INFO")[2]["OSC_PORT"] == play.port

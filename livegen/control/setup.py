@@ -36,7 +36,7 @@ class Controls:
     def describe(self) -> str:
         osc = f"OSC {self.osc.host}:{self.osc.port}" if self.osc is not None else "OSC off"
         if self.osc is not None and self.osc.query is not None:
-            osc += f" (OSCQuery {self.osc.query.url})"
+            osc += f", OSCQuery {self.osc.query.url}"
         if self.midi is None:
             return f"{osc}, MIDI off"
         connected = ", ".join(f"{spec} -> {port or 'waiting'}" for spec, port in self.midi.connections.items())
