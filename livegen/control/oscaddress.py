@@ -62,7 +62,7 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "the voice's offset from the pad point along y, in pad widths, -1..1"),
     OscAddress("/livegen/voice/<id>/xy", "f f", "voice_xy", "both offsets at once, -1..1 each"),
     OscAddress("/livegen/voice/<id>/pressure", "f", "voice",
-               "the voice's pressure 0..1: its velocity moves towards full (level and brightness)",
+               "the voice's pressure 0..1: its velocity moves towards full (it plays as a harder-struck note)",
                "A voice's controls hold until changed, before and after its notes: send them before "
                "the note that uses them (as an MPE keyboard does) or while it sounds. Out of range "
                "values are clamped and reported; an id outside 0..127 is refused."),
