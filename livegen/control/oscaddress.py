@@ -211,6 +211,7 @@ OSCQuery package), Chataigne, Vezér, ossia score.
   line: OSC and OSCQuery go on, enter the address and port in the app.
 - If another program holds TCP port P, OSCQuery is off (one log line) and OSC plays on.
   `--no-discovery` turns OSCQuery and mDNS off.
+- What it costs OSC: [benchmarks/control-oscquery.md](benchmarks/control-oscquery.md).
 
 Try it: `curl http://127.0.0.1:9000/livegen/param/gain?VALUE`, `curl http://127.0.0.1:9000/?HOST_INFO`.
 """
