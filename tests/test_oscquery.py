@@ -20,7 +20,7 @@ from livegen.control.fake import FakeTarget
 from livegen.control.mdns import OSC_TYPE, OSCJSON_TYPE, Advertisement, service_infos
 from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
 from livegen.control.oscaddress import ADDRESSES
-from livegen.control.oscquery import VOICES_LISTED, osc_type
+from livegen.control.oscquery import MAX_CLIENTS, VOICES_LISTED, OscQueryServer, osc_type
 from livegen.control.setup import Controls
 from livegen.engine.events import VOICE_CONTROLS
 
@@ -140,6 +140,55 @@ def test_errors_are_clear(server):
     assert code == 400 and "LOUDNESS" in body["ERROR"] and "VALUE" in body["ERROR"]
     assert get(server.port, "/livegen/note?VALUE")[:3:2] == (204, None)  # write-only
     assert get(server.port, "/livegen/preset?TYPE")[::2] == (200, {})  # a container has no type
+    with pytest.raises(urllib.error.HTTPError) as refused:  # nothing changes the engine over HTTP
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{server.port}/livegen/xy", data=b"{}",
+                                                      method="POST"), timeout=5)
+    assert refused.value.code == 501 and refused.value.headers["Content-Type"] == "application/json"
+    assert "GET" in json.loads(refused.value.read())["ERROR"]
+
+
+def test_url_on_all_interfaces_names_an_address(target):
+    """Bound to 0.0.0.0, the URL said names an address an app can reach, not 0.0.0.0."""
+    address = _network_address()
+    require(address is not None, "a non-loopback IPv4 address on this machine")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    query = OscQueryServer(target, "0.0.0.0", port, status=target.status).start()
+    try:
+        assert query.url == f"http://{address}:{port}/"
+        assert get(port, "/?HOST_INFO", host=address)[2]["OSC_IP"] == address  # where the client came in
+    finally:
+        query.stop()
+
+
+def test_http_survives_garbage_and_a_crowd(server):
+    """Garbage, an overlong request line and more idle connections than it serves at once: each
+    is refused or closed, and the next client is answered."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        raw.sendall(b"\x00\xffGARBAGE\r\n\r\n")
+        head, _, body = raw.makefile("rb").read().partition(b"\r\n\r\n")  # read to the close
+        assert head.startswith(b"HTTP/1.1 400 ") and b"application/json" in head, head
+        assert "GET /?HOST_INFO" in json.loads(body)["ERROR"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        raw.sendall(b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n")
+        assert b" 414 " in raw.recv(4096).split(b"\r\n")[0]
+    crowd = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(MAX_CLIENTS)]
+    try:
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # no place left: closed at once
+            get(server.port, "/?HOST_INFO")
+    finally:
+        for idle in crowd:
+            idle.close()
+    wait_for(lambda: _answers(server.port), 10, "OSCQuery to answer once the crowd left")
+    assert server.alive
+
+
+def _answers(port: int) -> bool:
+    try:
+        return get(port, "/?HOST_INFO")[0] == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False
 
 
 def test_taken_tcp_port_warns_and_osc_plays_on(target, lines):
@@ -202,7 +251,7 @@ def test_service_infos_advertised():
 def _network_address() -> str | None:
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
-            if ip.is_IPv4 and not ip.ip.startswith("127."):
+            if ip.is_IPv4 and not ip.ip.startswith(("127.", "169.254.")):
                 return ip.ip
     return None
 

@@ -17,10 +17,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from livegen.control.mdns import advertised_addresses
 from livegen.control.oscaddress import ADDRESSES, PREFIX
 from livegen.engine.events import PRESET_SLOTS, VOICE_CONTROLS, VOICE_IDS
 
 NAME = "livegen"
+MAX_CLIENTS = 32
+"""Connections served at once (a keep-alive one holds its place until closed or idle for
+`_Handler.timeout`); more are closed at once, so a flood of them cannot pile up threads."""
 VOICES_LISTED = 16
 """Voice ids listed under `/livegen/voice/` (0..15: an MPE zone's channels, ten fingers); the
 engine takes any id 0..127, which the container's description says."""
@@ -218,6 +222,8 @@ def answer(url: str, *, params, status, osc_port: int, osc_ip: str | None = None
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"
+    """A request too malformed to name its version still gets a status line with its error."""
     timeout = 10.0
     """Seconds a client may take to send its request: a stalled one frees its thread."""
     server_version = f"{NAME}-oscquery"
@@ -248,6 +254,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(data)
 
+    def send_error(self, code, message=None, explain=None) -> None:
+        """http.server's own refusals (a malformed or overlong request, a method other than GET
+        or HEAD) in JSON too, and then the connection closes."""
+        phrase = HTTPStatus(code).phrase
+        data = json.dumps({"ERROR": f"{message or phrase}; OSCQuery answers GET, e.g. GET /?HOST_INFO"}).encode()
+        self.close_connection = True
+        self.send_response(code, phrase)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
     def log_message(self, format, *args) -> None:  # noqa: A002 (http.server's name)
         """Quiet: a client polling values would fill the log."""
 
@@ -259,10 +279,27 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, sockaddr, family, owner):
         self.address_family = family
         self.owner = owner
+        self.places = threading.BoundedSemaphore(MAX_CLIENTS)
         super().__init__(sockaddr, _Handler)
 
     def verify_request(self, request, client_address) -> bool:
         return self.owner.allows(client_address[0])
+
+    def process_request(self, request, client_address) -> None:
+        if not self.places.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.places.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.places.release()
 
 
 class OscQueryServer:
@@ -282,11 +319,18 @@ class OscQueryServer:
         self.osc_ip = osc_ip
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.url = ""
+        """Where it answers, e.g. `http://127.0.0.1:9000/` (for 0.0.0.0, at this machine's first
+        network address); "" until started."""
 
     def start(self) -> "OscQueryServer":
         """Listen; raises OSError when the TCP port is taken or the host is not this machine's."""
         family, _, _, _, sockaddr = socket.getaddrinfo(self.host, self.osc_port, type=socket.SOCK_STREAM)[0]
         self._server = _Server(sockaddr, family, self)
+        host = sockaddr[0]
+        if host in ("0.0.0.0", "::"):
+            host = (advertised_addresses(host) or ["127.0.0.1"])[0]
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.osc_port}/"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
                                         name="oscquery-http", daemon=True)
         self._thread.start()
@@ -300,8 +344,3 @@ class OscQueryServer:
         if self._thread is not None:
             self._thread.join(2)
             self._thread = None
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.osc_port}/"
