@@ -205,7 +205,8 @@ OSCQuery package), Chataigne, Vezér, ossia score.
   supported, 204 for the `VALUE` of something that only acts (a note, a preset slot).
 - mDNS: bound to an address other machines reach (`--osc-host 0.0.0.0`, or one of this
   machine's addresses), livegen advertises `_oscjson._tcp` and `_osc._udp` at the OSC port,
-  named `livegen` (`livegen-2`, ... when another livegen on the network has that name). On
+  named `livegen` (`livegen-2`, ... when another livegen on the network has that name; two
+  started within the same two seconds may both take it, so start them one after the other). On
   127.0.0.1 (the default) nothing outside this machine can reach it, so nothing is advertised
   and the log says so. An advertisement that fails (a network without multicast) is one log
   line: OSC and OSCQuery go on, enter the address and port in the app.
