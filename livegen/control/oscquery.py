@@ -275,6 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 2 * MAX_CLIENTS
+    """socketserver's 5 made a burst of connections (an app opening several at once) wait for
+    the kernel's 1 s SYN retry."""
 
     def __init__(self, sockaddr, family, owner):
         self.address_family = family
@@ -331,7 +334,7 @@ class OscQueryServer:
         if host in ("0.0.0.0", "::"):
             host = (advertised_addresses(host) or ["127.0.0.1"])[0]
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.osc_port}/"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="oscquery-http", daemon=True)
         self._thread.start()
         return self
