@@ -43,7 +43,7 @@ def test_osc_and_midi_come_up_together(jack_server, target, tmp_path, monkeypatc
         assert pairs["midi_mpe"] == "upper 3"
     finally:
         controls.stop()
-    assert logs == []
+    assert len(logs) == 1 and "reachable from this machine alone" in logs[0], logs  # OSC on loopback: no mDNS
 
 
 def test_midi_failure_is_logged_and_osc_plays_on(target, monkeypatch):

@@ -2,9 +2,10 @@
 
 Latency is measured from the moment a packet (OSC over UDP) or message (MIDI through a JACK
 port) is sent to the moment the engine thread applies the event at a hop boundary (its
-listener fires); sound follows one ring look-ahead later. Each figure is taken idle and
-under load (the engine playing four notes while another client streams 1,000 OSC messages a
-second); the idle figure is the same-run baseline for the loaded one.
+listener fires); sound follows one ring look-ahead later. Each figure is taken idle, while an
+OSCQuery client fetches the whole namespace over HTTP as fast as it can (`polled`: discovery
+must not slow OSC down), and under load (the engine playing four notes while another client
+streams 1,000 OSC messages a second); the idle figure is the same-run baseline for the others.
 
 The flood sends fuzzed OSC packets (random bytes, mutated and hostile messages, NaN/Inf,
 bad bundles, oversized packets) and random MIDI messages while the engine plays, then
@@ -19,6 +20,7 @@ it uses `livegen.control.fake.FakeTarget` and says so.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import random
 import shutil
@@ -186,6 +188,19 @@ def _background_osc(port: int, stop: threading.Event, rate: float = 1000.0):
     sock.close()
 
 
+def _poll_oscquery(port: int, stop: threading.Event, done: list) -> None:
+    """GET / (the whole OSCQuery namespace) over one keep-alive connection until `stop`;
+    appends (requests, bytes of the last, seconds)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    requests, size, start = 0, 0, time.perf_counter()
+    while not stop.is_set():
+        connection.request("GET", "/")
+        size = len(connection.getresponse().read())
+        requests += 1
+    done.append((requests, size, time.perf_counter() - start))
+    connection.close()
+
+
 def _fuzz_osc_packets(count: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     addresses = ["/livegen/xy", "/livegen/z/0", "/livegen/z/99", "/livegen/param/gain", "/livegen/param/voices",
@@ -277,7 +292,7 @@ def main(argv=None) -> int:
 
     probe = _Probe(target.params)
     target.add_listener(probe)
-    osc = OscServer(target, port=0).start()
+    osc = OscServer(target, port=0, discovery=True, log=lambda text: print(text, file=sys.stderr)).start()
     midi = out = None
     if have_jack:
         import rtmidi
@@ -321,9 +336,13 @@ def main(argv=None) -> int:
     if out is not None:
         _latency(lambda v: send_midi(v), _KeyedProbe(probe, midi_key), "z1", midi_values(30), rng)
     results = {}
-    for label in ("idle", "loaded"):
+    polled: list = []
+    for label in ("idle", "polled", "loaded"):
         stop = threading.Event()
         background = None
+        if label == "polled" and osc.query is not None:
+            background = threading.Thread(target=_poll_oscquery, args=(osc.port, stop, polled), daemon=True)
+            background.start()
         if label == "loaded":
             for pitch in (48, 55, 60, 64):
                 target.post(note_on(pitch, 90, source="bench"))
@@ -342,9 +361,14 @@ def main(argv=None) -> int:
     for (kind, label), samples in results.items():
         print(f"  {kind:4s} {label:6s}  {_summary(samples)}")
     for kind in ("OSC", "MIDI"):
-        idle, loaded = results.get((kind, "idle")), results.get((kind, "loaded"))
-        if idle and loaded:
-            print(f"  {kind:4s} loaded/idle median ratio {statistics.median(loaded) / statistics.median(idle):.2f}")
+        idle = results.get((kind, "idle"))
+        for label in ("polled", "loaded"):
+            other = results.get((kind, label))
+            if idle and other:
+                print(f"  {kind:4s} {label}/idle median ratio {statistics.median(other) / statistics.median(idle):.2f}")
+    for requests, size, seconds in polled:
+        print(f"  polled: {requests} OSCQuery GET / ({size / 1024:.0f} KiB each) in {seconds:.1f} s, "
+              f"{1000 * seconds / max(requests, 1):.1f} ms each, on one keep-alive connection")
 
     code = 0
     if args.flood:

@@ -85,7 +85,7 @@ def _rebuild_argv(args) -> list[str]:
         out += ["--osc-allow", *map(str, allow)]
     for spec in getattr(args, "midi_in", None) or []:
         out += ["--midi-in", str(spec)]
-    for flag in ("no_osc", "no_midi"):
+    for flag in ("no_osc", "no_discovery", "no_midi"):
         if getattr(args, flag, False):
             out.append(f"--{flag.replace('_', '-')}")
     return out + session_argv(args)

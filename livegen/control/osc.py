@@ -5,6 +5,9 @@ socket, a receive thread, bundles timed ahead), the dispatch (`oscdispatch.OscDi
 by the address table in `oscaddress`, which also writes `docs/osc.md`), and subscriptions and
 feedback (`oscfeedback.Feedback`: applied changes and meters to subscribers at up to 30 Hz).
 
+With `discovery` it also answers OSCQuery over HTTP on TCP at its port's number (`oscquery`)
+and, bound to an address other machines reach, advertises itself over mDNS (`mdns`).
+
 It talks to the engine only through `livegen.control.target.ControlTarget`: `params` (read),
 `post(event)`, `status()`, `add_listener(callback)`, `remove_listener(callback)`,
 `morph_names()`, `load_model(path, done)`, `load_seed(path, done, source=)` and `meters`.
@@ -14,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import errno
 
+from livegen.control.mdns import Advertisement, is_loopback
 from livegen.control.oscdispatch import OscDispatcher
 from livegen.control.oscfeedback import Feedback
+from livegen.control.oscquery import OscQueryServer
 from livegen.control.oscsocket import OscSocket, parse_allow, source_of
 from livegen.control.oscwire import MAX_PACKET
 from livegen.errors import ParameterError
@@ -24,6 +30,8 @@ from livegen.errors import ParameterError
 MAX_SUBSCRIBERS = 16
 SUBSCRIPTION_LEASE = 60.0
 """Seconds a subscription lasts unless renewed: a tablet that left the network frees its slot."""
+FREE_PORT_TRIES = 8
+"""With port 0 and discovery: UDP ports tried until the same TCP port is free too."""
 
 
 class OscServer:
@@ -38,10 +46,15 @@ class OscServer:
     midi : optional MIDI input with `arm(param, on_learned)` / `disarm()` for `/livegen/learn`.
     lease : seconds a subscription lasts without renewal (`/livegen/subscribe` again, or any
         message from the subscribing socket).
+    discovery : also answer OSCQuery on TCP at the same port number, and advertise both over
+        mDNS when `host` is not loopback; a taken TCP port or a failed advertisement is one
+        `log` line and OSC plays on.
+    log : where those lines go.
     """
 
     def __init__(self, target, host: str = "127.0.0.1", port: int = 9000, allow=None, *,
-                 midi=None, max_packet: int = MAX_PACKET, lease: float = SUBSCRIPTION_LEASE):
+                 midi=None, max_packet: int = MAX_PACKET, lease: float = SUBSCRIPTION_LEASE,
+                 discovery: bool = False, log=print):
         if not lease > 0:
             raise ParameterError(f"subscription lease {lease!r} must be a positive number of seconds")
         self.target = target
@@ -54,17 +67,51 @@ class OscServer:
         self.feedback = Feedback(target, self.wire, self.stats, lease=lease, max_subscribers=MAX_SUBSCRIBERS)
         self.dispatch = OscDispatcher(target, self.wire, self.feedback, self.stats, midi=midi, status=self.status)
         self._listening = False
+        self.discovery = discovery
+        self.log = log
+        self.query: OscQueryServer | None = None
+        """The OSCQuery server while it answers."""
+        self.advertisement: Advertisement | None = None
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "OscServer":
         self.wire.start()
+        if self.discovery:
+            self._start_discovery()
         if not self._listening:
             self.target.add_listener(self.feedback.on_applied)
             self._listening = True
         self.feedback.start()
         return self
 
+    def _start_discovery(self) -> None:
+        for attempt in range(FREE_PORT_TRIES):
+            query = OscQueryServer(self.target, self.host, self.port, status=self.status, allows=self.wire.allows)
+            try:
+                self.query = query.start()
+                break
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE and self.wire.requested_port == 0 and attempt + 1 < FREE_PORT_TRIES:
+                    self.wire.stop()  # any free port was asked for: find one free for both
+                    self.wire.start()
+                    continue
+                self.log(f"OSCQuery is off: cannot listen on TCP {self.host}:{self.port} ({exc.strerror or exc}); "
+                         "OSC over UDP works as before (another program holds that TCP port: "
+                         "choose another --osc-port, or --no-discovery)")
+                break
+        if is_loopback(self.host):
+            self.log(f"OSC on {self.host} is reachable from this machine alone: not advertised over mDNS "
+                     "(--osc-host 0.0.0.0 lets apps on the network find livegen)")
+            return
+        self.advertisement = Advertisement(self.host, self.port, http=self.query is not None, log=self.log).start()
+
     def stop(self) -> None:
+        if self.advertisement is not None:
+            self.advertisement.close()
+            self.advertisement = None
+        if self.query is not None:
+            self.query.stop()
+            self.query = None
         self.feedback.stop()
         self.wire.stop()
         if self._listening:
@@ -124,6 +171,7 @@ class OscServer:
         status["osc_port"] = self.port or 0
         status["osc_subscribers"] = len(self.feedback)
         status["osc_last"] = self.last_address
+        status["osc_query"] = self.query.url if self.query is not None else ""
         if self.midi is not None and hasattr(self.midi, "status"):
             for key, value in self.midi.status().items():
                 status[f"midi_{key}"] = value
@@ -145,10 +193,13 @@ def add_osc_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--osc-allow", nargs="+", default=None, metavar="CIDR",
                        help="only accept OSC from these addresses/networks (e.g. 192.168.1.0/24); others are ignored")
     group.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    group.add_argument("--no-discovery", action="store_true",
+                       help="no OSCQuery (HTTP on TCP at the OSC port's number) and no mDNS advertisement")
 
 
-def osc_server_from_args(target, args, *, midi=None) -> OscServer | None:
+def osc_server_from_args(target, args, *, midi=None, log=print) -> OscServer | None:
     """Build (not start) the server the CLI options ask for; None with --no-osc."""
     if getattr(args, "no_osc", False):
         return None
-    return OscServer(target, host=args.osc_host, port=args.osc_port, allow=args.osc_allow, midi=midi)
+    return OscServer(target, host=args.osc_host, port=args.osc_port, allow=args.osc_allow, midi=midi,
+                     discovery=not getattr(args, "no_discovery", False), log=log)

@@ -62,7 +62,7 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "the voice's offset from the pad point along y, in pad widths, -1..1"),
     OscAddress("/livegen/voice/<id>/xy", "f f", "voice_xy", "both offsets at once, -1..1 each"),
     OscAddress("/livegen/voice/<id>/pressure", "f", "voice",
-               "the voice's pressure 0..1: its velocity moves towards full (level and brightness)",
+               "the voice's pressure 0..1: its velocity moves towards full (it plays as a harder-struck note)",
                "A voice's controls hold until changed, before and after its notes: send them before "
                "the note that uses them (as an MPE keyboard does) or while it sounds. Out of range "
                "values are clamped and reported; an id outside 0..127 is refused."),
@@ -178,7 +178,46 @@ Quick check with liblo's tools: `oscsend localhost 9000 /livegen/xy ff 0.2 0.8`,
 to renew).
 """
 
-NOTES: tuple[str, ...] = ()
+DISCOVERY = """\
+## Discovery (OSCQuery)
+
+While `livegen play` listens for OSC on UDP port P of host H, it also answers
+[OSCQuery](https://github.com/Vidvox/OSCQueryProposal) over HTTP on TCP at the same H:P (the start
+line names it, e.g. `OSCQuery http://127.0.0.1:9000/`; `/livegen/status` gives it as `osc_query`).
+Apps that find OSC devices by themselves read it and list every address of the table above with
+its type tags (`TYPE`), argument ranges (`RANGE`), current values (`VALUE`), `ACCESS` (3 for
+parameters, 2 for what only acts, 0 for queries), `DESCRIPTION`, `UNIT` (a parameter's unit) and
+`CLIPMODE` (`both` where out-of-range values are clamped): TouchOSC, TouchDesigner, Max (its
+OSCQuery package), Chataigne, Vezér, ossia score.
+
+- `GET /` is the whole namespace, `GET /livegen/param` a part of it, `GET /livegen/param/gain?VALUE`
+  one attribute (`{"VALUE": [-6.0]}`), `GET /?HOST_INFO` names `livegen`, `OSC_PORT` (P),
+  `OSC_TRANSPORT` `UDP`, `OSC_IP` and the attributes supported (`EXTENSIONS`). There is no
+  WebSocket, so no `LISTEN`: subscribe over OSC (`/livegen/subscribe`) for values as they change.
+- Every parameter is `/livegen/param/<name>` (integer ones have type `i`), the latent offsets
+  `/livegen/z/0` .. `/livegen/z/<latent size - 1>` of the model playing, the audio input's
+  settings `/livegen/input/<name>` (with `--input-device`). Voices: `/livegen/voice/0/...` to
+  `/livegen/voice/15/...` are listed (an MPE zone's channels, ten fingers); every id 0..127 works.
+  `/livegen/record` and `/livegen/model` have values too (from the status).
+- The namespace is built on each request from this table and the engine's parameters: after
+  `/livegen/model` ask again. `--osc-allow` keeps other addresses out of HTTP too.
+- Errors: 404 with a JSON `ERROR` for a path that is not there, 400 for an attribute not
+  supported, 204 for the `VALUE` of something that only acts (a note, a preset slot).
+- mDNS: bound to an address other machines reach (`--osc-host 0.0.0.0`, or one of this
+  machine's addresses), livegen advertises `_oscjson._tcp` and `_osc._udp` at the OSC port,
+  named `livegen` (`livegen-2`, ... when another livegen on the network has that name; two
+  started within the same two seconds may both take it, so start them one after the other). On
+  127.0.0.1 (the default) nothing outside this machine can reach it, so nothing is advertised
+  and the log says so. An advertisement that fails (a network without multicast) is one log
+  line: OSC and OSCQuery go on, enter the address and port in the app.
+- If another program holds TCP port P, OSCQuery is off (one log line) and OSC plays on.
+  `--no-discovery` turns OSCQuery and mDNS off.
+- What it costs OSC: [benchmarks/control-oscquery.md](benchmarks/control-oscquery.md).
+
+Try it: `curl http://127.0.0.1:9000/livegen/param/gain?VALUE`, `curl http://127.0.0.1:9000/?HOST_INFO`.
+"""
+
+NOTES: tuple[str, ...] = (DISCOVERY,)
 """Further sections of the reference (markdown), after the tables."""
 
 

@@ -107,6 +107,10 @@ class OscSocket:
     def open(self) -> bool:
         return self._sock is not None
 
+    def allows(self, host: str) -> bool:
+        """Whether `--osc-allow` lets `host` in (everyone without it)."""
+        return self.allow is None or _allowed(host, self.allow)
+
     @property
     def alive(self) -> bool:
         """Whether its receive and schedule threads are all still running (none ended on an error)."""

@@ -35,6 +35,8 @@ class Controls:
 
     def describe(self) -> str:
         osc = f"OSC {self.osc.host}:{self.osc.port}" if self.osc is not None else "OSC off"
+        if self.osc is not None and self.osc.query is not None:
+            osc += f", OSCQuery {self.osc.query.url}"
         if self.midi is None:
             return f"{osc}, MIDI off"
         connected = ", ".join(f"{spec} -> {port or 'waiting'}" for spec, port in self.midi.connections.items())
@@ -53,7 +55,7 @@ def start_controls(target, args, *, log=print) -> Controls:
     except DeviceError as exc:
         log(f"MIDI is off: {exc}")
         midi = None
-    osc = osc_server_from_args(target, args, midi=midi)
+    osc = osc_server_from_args(target, args, midi=midi, log=log)
     try:
         if osc is not None:
             osc.start()

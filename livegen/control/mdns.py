@@ -1,0 +1,144 @@
+"""mDNS/DNS-SD advertisement (Bonjour) of the OSC server, with the `zeroconf` package.
+
+Apps list livegen by itself when it is advertised as `_oscjson._tcp` (OSCQuery over HTTP) and
+`_osc._udp` (plain OSC), both at the OSC port's number. Only an OSC server reachable from other
+machines is advertised; the registration (probing takes about 1.5 s) runs on its own thread so
+`play` never waits for it, and any failure (a network without multicast) is one log line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+
+import ifaddr
+from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
+
+OSCJSON_TYPE = "_oscjson._tcp.local."
+OSC_TYPE = "_osc._udp.local."
+NAME = "livegen"
+MAX_INSTANCES = 16
+LOOKUP_MS = 500
+"""How long to wait for an answer from another instance of a name before taking it."""
+
+
+def _resolve(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(socket.getaddrinfo(host or "0.0.0.0", None, type=socket.SOCK_DGRAM)[0][4][0])
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an OSC server bound to `host` can be reached from this machine alone."""
+    return _resolve(host).is_loopback
+
+
+def advertised_addresses(host: str) -> list[str]:
+    """The addresses other machines reach a server bound to `host` at: itself, or for a wildcard
+    (0.0.0.0, ::) this machine's non-loopback ones (IPv6 only for ::)."""
+    address = _resolve(host)
+    if not address.is_unspecified:
+        return [str(address)]
+    found = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv6 and address.version == 4:
+                continue
+            value = ipaddress.ip_address(ip.ip[0] if ip.is_IPv6 else ip.ip)
+            if not (value.is_loopback or value.is_link_local) and str(value) not in found:
+                found.append(str(value))
+    return found
+
+
+def instance_name(number: int) -> str:
+    """`livegen`, then `livegen-2`, `livegen-3` ... when several run on one network."""
+    return NAME if number == 1 else f"{NAME}-{number}"
+
+
+def service_infos(name: str, addresses: list[str], *, osc_port: int, http: bool, server: str) -> list[ServiceInfo]:
+    """What is advertised: `_osc._udp` always, `_oscjson._tcp` when OSCQuery answers (`http`)."""
+    types = ([OSCJSON_TYPE] if http else []) + [OSC_TYPE]
+    return [ServiceInfo(kind, f"{name}.{kind}", port=int(osc_port), parsed_addresses=addresses, server=server)
+            for kind in types]
+
+
+class Advertisement:
+    """Advertise an OSC server bound to `host` (not loopback) on `osc_port` until `close`.
+
+    http: whether OSCQuery answers there (then `_oscjson._tcp` is advertised too);
+    log(text): one line once advertised, or what failed.
+    """
+
+    def __init__(self, host: str, osc_port: int, *, http: bool, log):
+        self.host = host
+        self.osc_port = int(osc_port)
+        self.http = http
+        self.log = log
+        self.name: str | None = None
+        self.infos: list[ServiceInfo] = []
+        self.done = threading.Event()
+        """Set once registered or failed."""
+        self._zeroconf: Zeroconf | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Advertisement":
+        self._thread = threading.Thread(target=self._run, name="mdns-advertise", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            addresses = advertised_addresses(self.host)
+            if not addresses:
+                raise OSError("this machine has no network address besides loopback")
+            address = _resolve(self.host)
+            with self._lock:
+                if self._closed:
+                    return
+                if address.is_unspecified:
+                    self._zeroconf = Zeroconf(interfaces=InterfaceChoice.All,
+                                              ip_version=IPVersion.V4Only if address.version == 4 else IPVersion.All)
+                else:
+                    self._zeroconf = Zeroconf(interfaces=[str(address)],
+                                              ip_version=IPVersion.V4Only if address.version == 4 else IPVersion.V6Only)
+            zeroconf = self._zeroconf
+            name = self._free_name(zeroconf)
+            server = f"{socket.gethostname().split('.')[0] or NAME}.local."
+            infos = service_infos(name, addresses, osc_port=self.osc_port, http=self.http, server=server)
+            with self._lock:
+                if self._closed:
+                    return
+                for info in infos:
+                    zeroconf.register_service(info, allow_name_change=True)
+                self.infos, self.name = infos, name
+            kinds = " and ".join(info.type.removesuffix(".local.") for info in infos)
+            self.log(f"advertised as {name!r} ({kinds}) over mDNS at {', '.join(addresses)} port {self.osc_port}")
+        except Exception as exc:  # no multicast here, an interface gone: play goes on without
+            if not self._closed:
+                self.log(f"mDNS advertisement failed ({type(exc).__name__}: {exc}); apps will not list livegen "
+                         f"by itself, enter its address and port {self.osc_port} in them")
+        finally:
+            self.done.set()
+
+    def _free_name(self, zeroconf: Zeroconf) -> str:
+        """The first instance name no other livegen on the network answers for."""
+        for number in range(1, MAX_INSTANCES + 1):
+            name = instance_name(number)
+            if all(zeroconf.get_service_info(kind, f"{name}.{kind}", timeout=LOOKUP_MS) is None
+                   for kind in (OSCJSON_TYPE, OSC_TYPE)):
+                return name
+        return instance_name(MAX_INSTANCES + 1)
+
+    def close(self) -> None:
+        """Say goodbye (the services leave the apps' lists at once) and stop."""
+        with self._lock:
+            self._closed = True
+            zeroconf, self._zeroconf = self._zeroconf, None
+        if zeroconf is not None:
+            try:
+                zeroconf.unregister_all_services()
+            finally:
+                zeroconf.close()
+        if self._thread is not None:
+            self._thread.join(2)
