@@ -263,3 +263,16 @@ def test_an_engine_that_runs_torch_every_hop_renders_beside_the_callback():
     assert not spectral_engine(model, samplerate=48000, seed=3).calls_torch
     continuation = factory.load(str(REPO / "models" / "continuation"), device="cpu", log=lambda text: None)
     assert continuation.engine(samplerate=48000, seed=0, lookahead=None, threads=1).calls_torch
+
+
+def test_the_reading_the_server_plays_with_reaches_the_session_header_and_restart_marker(jack_server):
+    """`play --read centre` renders in the sound server; a recording's header and a restart
+    marker carry it, so `livegen render` of the log reads the frames the same way."""
+    engine = RemoteEngine({"samplerate": 48000, "blocksize": 256},
+                          {"model": "random", "seed": 3, "device": "cpu", "read": "centre"}).wait_ready()
+    try:
+        assert engine_header(engine)["read"] == "centre"
+        assert engine.restart_event(0, reason="device").extra["read"] == "centre"
+    finally:
+        engine.kill()
+        engine.close()

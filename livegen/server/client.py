@@ -149,7 +149,7 @@ class RemoteEngine:
         return Event("engine", action="restart", sample=int(sample), t=sample / self.samplerate, source="server",
                      extra={"reason": reason, "model_dir": None if model in (None, "random") else str(model),
                             "model": str(model) if model is not None else None, "seed": self.seed,
-                            "lookahead": self.lookahead})
+                            "lookahead": self.lookahead, "read": self.inverter.read})
 
     def announce(self, event: Event) -> None:
         """Hand `event` (one the client makes, such as a restart marker) to the listeners, as if
@@ -208,7 +208,7 @@ class RemoteEngine:
         self.device = describe["device"]
         self.hop_seconds = describe["hop_seconds"]
         self.config = types.SimpleNamespace(**describe["config"])
-        self.inverter = types.SimpleNamespace(method=describe["method"])
+        self.inverter = types.SimpleNamespace(method=describe["method"], read=describe.get("read", "window"))
         self.chain = True  # an output chain is there (the session header asks)
         self.log_header = describe.get("log_header") or {}
         self.seeds = bool(describe.get("seeds"))

@@ -369,7 +369,7 @@ def describe(engine) -> dict:
     return {
         "params": list(engine.params.specs.values()), "seed": engine.seed, "hop": engine.hop,
         "hop_seconds": engine.hop_seconds, "lookahead": engine.lookahead,
-        "device": str(engine.device), "method": engine.inverter.method,
+        "device": str(engine.device), "method": engine.inverter.method, "read": engine.inverter.read,
         "config": {key: value for key, value in fields.items() if isinstance(value, (int, float, str, bool, type(None)))},
         "log_header": engine.log_header,
         "seeds": engine.handles("seed"),
