@@ -6,12 +6,16 @@ Each case is a `livegen render` of the default model at 48 kHz (the engine on it
 
 - vibrato: a held note whose voice bend traces 5.5 Hz vibrato of +-1 semitone, one event a hop;
 - slide: a held note's voice bend sliding up an octave over 200 ms, one event a hop;
-- glide: the pad moved across the plane (x 0.2 -> 0.8) with glide 0.1 s under a held note.
+- glide: the pad moved across the plane (x 0.2 -> 0.8) with glide 0.1 s under a held note;
+- input: an audio input (`livegen render --input`) holding 220 Hz that steps up half a semitone
+  after 1 s.
 
 Figures per case and reading: the lag (ms) from a bend event to the output's pitch that best
 fits the YIN track (1 ms steps) to the commanded pitch, and the error left at that lag (cents
 RMS); for the glide, the lag that best fits the output's spectral centroid to the centroids of
-the frames the engine pushed, each at its hop, and the error left (Hz RMS); the spectral
+the frames the engine pushed, each at its hop, and the error left (Hz RMS); for the input, when
+the output's YIN pitch crosses the middle of its step, after the input's step (the input's own
+track crosses it 2.7 ms early: the tracker's window); the spectral
 convergence of the inverter's output against the frames it was given (dB, lower is better; a
 "centre" stream compared n_fft/2 later, where its frames' windows lie), beside librosa's
 Griffin-Lim (32 iterations, offline) of the same frames; and click measures of the 48 kHz
@@ -30,6 +34,7 @@ import numpy as np
 
 from livegen.dsp import spectral_convergence, stft_magnitude
 from livegen.engine import events as ev
+from livegen.engine.input import FileFeed, with_input_defaults
 from livegen.server import factory
 
 SR = 48000
@@ -47,6 +52,9 @@ def _moving(kind: str, hop_s: float) -> tuple[list, np.ndarray, np.ndarray, floa
     render length."""
     t0 = _hops(START, hop_s) * hop_s  # on a hop boundary: no wait for the next one
     events = [ev.param("drone", 0), ev.note_on(PITCH, 100, t=0.0, voice=1)]
+    if kind == "input":  # the input's follower settled on its tone first
+        t1 = _hops(1.0, hop_s) * hop_s
+        return with_input_defaults([]), np.array([t1]), np.array([PITCH]), t1 + 1.0
     if kind == "glide":
         events += [ev.param("x", 0.2), ev.param("y", 0.5), ev.param("glide", 0.1, t=t0 - hop_s),
                    ev.param("x", 0.8, t=t0)]
@@ -72,10 +80,18 @@ STILL = {
 jump without glide (a cut)."""
 
 
-def render(loaded, events, seconds: float, read: str):
+def stepping_input(at: float, seconds: float) -> np.ndarray:
+    """A held 220 Hz tone (and its octave) at 48 kHz that steps up half a semitone at `at` s."""
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(np.where(t < at, 220.0, 220.0 * 2 ** (0.5 / 12))) / SR
+    return (0.3 * np.sin(phase) + 0.15 * np.sin(2 * phase)).astype(np.float32)
+
+
+def render(loaded, events, seconds: float, read: str, feed_from=None):
     """48 kHz output, the frames pushed and the inverter's output at the model rate, aligned
-    with the frames' windows."""
-    engine = loaded.engine(samplerate=SR, seed=0, read=read)
+    with the frames' windows; `feed_from`: 48 kHz samples an audio input plays."""
+    feed = None if feed_from is None else FileFeed(feed_from, samplerate=SR, model_rate=loaded.config.sample_rate)
+    engine = loaded.engine(samplerate=SR, seed=0, read=read, input_feed=feed)
     inv = engine.inverter
     frames, blocks = [], []
     push = inv.push
@@ -136,6 +152,19 @@ def centroid_lag(y, S, hop_s: float, model_rate: int, times) -> tuple[float, flo
     return 1000 * lag, err
 
 
+def step_lag(y, at: float) -> float:
+    """Milliseconds from `at` to where the YIN pitch of `y` first passes the middle of the step
+    between its medians over the 0.3 s before and after it."""
+    hop, length = SR // 1000, 2048
+    f0 = librosa.yin(y, fmin=100.0, fmax=1200.0, sr=SR, frame_length=length, hop_length=hop, center=False)
+    t = (np.arange(len(f0)) * hop + length / 2) / SR
+    midi = librosa.hz_to_midi(f0)
+    before = np.median(midi[(t > at - 0.35) & (t < at - 0.05)])
+    after = np.median(midi[(t > at + 0.3) & (t < at + 0.6)])
+    past = np.flatnonzero((t > at - 0.1) & (midi > (before + after) / 2))
+    return 1000 * (t[past[0]] - at) if len(past) else float("nan")
+
+
 def clicks(y) -> tuple[float, float]:
     """Largest sample-to-sample step, and the largest spectral-flux rise (dB) between 256-sample
     hops of the 48 kHz output."""
@@ -147,7 +176,7 @@ def clicks(y) -> tuple[float, float]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livegen bench glide", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="vibrato,slide,glide", help="moving cases: vibrato,slide,glide")
+    parser.add_argument("--cases", default="vibrato,slide,glide,input", help="moving cases: vibrato,slide,glide,input")
     return parser
 
 
@@ -171,11 +200,12 @@ def main(argv=None) -> int:
     for kind in args.cases.split(","):
         events, times, asked, seconds = _moving(kind, hop_s)
         start = _hops(times[0], hop_s)
-        stop = _hops(times[-1] if kind != "glide" else times[0] + 0.5, hop_s)
+        stop = _hops(times[-1] if kind not in ("glide", "input") else times[0] + 0.5, hop_s)
         region = slice(max(start - 8, 0), stop + 8)
         rows = {}
+        feed_from = stepping_input(times[0], seconds) if kind == "input" else None
         for read in reads:
-            y, S, ym = render(loaded, events, seconds, read)
+            y, S, ym = render(loaded, events, seconds, read, feed_from)
             sc = spectral_convergence(ym[region.start * hop:], S[region], n_fft=n_fft, hop=hop)
             if read == "window":
                 gl = librosa.griffinlim(S[region].T, n_iter=32, hop_length=hop, n_fft=n_fft, window="hann",
@@ -183,9 +213,11 @@ def main(argv=None) -> int:
                 gl_sc = spectral_convergence(gl, S[region], n_fft=n_fft, hop=hop)
             if kind == "glide":
                 lag, err = centroid_lag(y, S, hop_s, cfg.sample_rate, times)
+            elif kind == "input":
+                lag, err = step_lag(y, times[0]), float("nan")
             else:
                 lag, err = pitch_lag(y, times, asked)
-            end = times[-1] + 0.1 if kind != "glide" else times[0] + 0.5
+            end = times[-1] + 0.1 if kind not in ("glide", "input") else times[0] + 0.5
             step, flux = clicks(y[int((times[0] - 0.02) * SR):int(end * SR)])
             rows[read] = (lag, err, sc, step, flux)
             print(f"{kind:8s} {read:6s}  {lag:6.1f}  {err:5.1f}  {sc:5.1f}  {gl_sc:7.1f}  {step:8.4f}  {flux:7.2f}")
