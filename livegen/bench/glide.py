@@ -1,6 +1,6 @@
 """`livegen bench glide`: how soon a sound that moves continuously is heard moving, with the
-streaming inverter reading its frames at their centres (``read="centre"``) against reading whole
-windows (``read="window"``, the default), in one run.
+streaming inverter reading its frames near their centres (``read="centre"`` or "committed")
+against reading whole windows (``read="window"``, the default), in one run.
 
 Each case is a `livegen render` of the default model at 48 kHz (the engine on its virtual clock):
 
@@ -17,7 +17,7 @@ the frames the engine pushed, each at its hop, and the error left (Hz RMS); for 
 the output's YIN pitch crosses the middle of its step, after the input's step (the input's own
 track crosses it 2.7 ms early: the tracker's window); the spectral
 convergence of the inverter's output against the frames it was given (dB, lower is better; a
-"centre" stream compared n_fft/2 later, where its frames' windows lie), beside librosa's
+"centre" or "committed" stream compared as much later as it runs ahead), beside librosa's
 Griffin-Lim (32 iterations, offline) of the same frames; and click measures of the 48 kHz
 output while it moves: the largest sample-to-sample step and the largest spectral-flux rise
 (dB, mean over bins between 256-sample hops). Where nothing moves (a held note, a chord, the
@@ -33,6 +33,7 @@ import librosa
 import numpy as np
 
 from livegen.dsp import spectral_convergence, stft_magnitude
+from livegen.dsp.inverter import READS
 from livegen.engine import events as ev
 from livegen.engine.input import FileFeed, with_input_defaults
 from livegen.server import factory
@@ -106,8 +107,8 @@ def render(loaded, events, seconds: float, read: str, feed_from=None):
     engine.schedule(events)
     y = engine.render(seconds)
     model_rate = np.concatenate(blocks)[inv.latency:]
-    if read == "centre":  # its stream runs half a window ahead of the frames' windows
-        model_rate = np.concatenate([np.zeros(inv.n_fft // 2, np.float32), model_rate])
+    if inv.ahead:  # its stream runs ahead of the frames' windows
+        model_rate = np.concatenate([np.zeros(inv.ahead, np.float32), model_rate])
     return y, np.array(frames), model_rate
 
 
@@ -193,10 +194,10 @@ def main(argv=None) -> int:
     cfg = loaded.config
     n_fft, hop = cfg.n_fft, cfg.hop
     hop_s = hop / cfg.sample_rate
-    reads = ("window", "centre")
+    reads = READS
     print(f"model {loaded.name}: {cfg.sample_rate} Hz, n_fft {n_fft}, hop {hop} ({1000 * hop_s:.2f} ms); "
           f"output {SR} Hz")
-    print("case     read    lag ms  error  SC dB  GL32 dB  max step  flux dB   (error: cents, glide Hz)")
+    print("case     read       lag ms  error  SC dB  GL32 dB  max step  flux dB   (error: cents, glide Hz)")
     for kind in args.cases.split(","):
         events, times, asked, seconds = _moving(kind, hop_s)
         start = _hops(times[0], hop_s)
@@ -220,9 +221,10 @@ def main(argv=None) -> int:
             end = times[-1] + 0.1 if kind not in ("glide", "input") else times[0] + 0.5
             step, flux = clicks(y[int((times[0] - 0.02) * SR):int(end * SR)])
             rows[read] = (lag, err, sc, step, flux)
-            print(f"{kind:8s} {read:6s}  {lag:6.1f}  {err:5.1f}  {sc:5.1f}  {gl_sc:7.1f}  {step:8.4f}  {flux:7.2f}")
-        print(f"{kind:8s} lag centre/window {rows['centre'][0] / rows['window'][0]:.2f}")
-    print("still    read    SC dB (held part)  max step  flux dB  first sound ms")
+            print(f"{kind:8s} {read:9s}  {lag:6.1f}  {err:5.1f}  {sc:5.1f}  {gl_sc:7.1f}  {step:8.4f}  {flux:7.2f}")
+        print(f"{kind:8s} lag centre/window {rows['centre'][0] / rows['window'][0]:.2f}, "
+              f"committed/window {rows['committed'][0] / rows['window'][0]:.2f}")
+    print("still    read       SC dB (held part)  max step  flux dB  first sound ms")
     for name, events in STILL.items():
         for read in reads:
             y, S, ym = render(loaded, events, 1.5, read)
@@ -230,5 +232,5 @@ def main(argv=None) -> int:
             sc = spectral_convergence(ym[held * hop:], S[held:-8], n_fft=n_fft, hop=hop)
             step, flux = clicks(y)
             first = _first_sound(y, START) if name != "drone" else float("nan")
-            print(f"{name:8s} {read:6s}  {sc:16.1f}  {step:8.4f}  {flux:7.2f}  {first:14.2f}")
+            print(f"{name:8s} {read:9s}  {sc:16.1f}  {step:8.4f}  {flux:7.2f}  {first:14.2f}")
     return 0

@@ -131,12 +131,13 @@ CONFIGS = {
         ("hybrid k=0 i2", dict(method="hybrid", lookahead=0, iters=2)),
         ("hybrid k=1 i2", dict(method="hybrid", lookahead=1, iters=2)),
         ("hybrid k=1 i3*", dict()),
-        ("k=1 i3 centre", dict(read="centre")),
+        ("centre k=1 i3", dict(read="centre")),
+        ("committed k=1", dict(read="committed")),
         ("hybrid k=2 i2", dict(method="hybrid", lookahead=2, iters=2)),
         ("hybrid k=2 i4", dict(method="hybrid", lookahead=2, iters=4)),
     ],
 }
-QUICK = {256: ["rtpghi k=0", "hybrid k=0 i4", "hybrid k=2 i8*"], 128: ["hybrid k=1 i3*", "k=1 i3 centre"]}
+QUICK = {256: ["rtpghi k=0", "hybrid k=0 i4", "hybrid k=2 i8*"], 128: ["hybrid k=1 i3*", "centre k=1 i3", "committed k=1"]}
 GEOMETRY = {256: 22050, 128: 24000}  # hop -> clip sample rate (n_fft 1024 for both)
 
 

@@ -44,10 +44,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lookahead", type=int,
                         help="inverter look-ahead frames (0: a parameter sweep is heard one hop sooner; "
                              "notes sound at once at any look-ahead)")
-    parser.add_argument("--read", default="window", choices=("window", "centre"),
+    parser.add_argument("--read", default="window", choices=("window", "centre", "committed"),
                         help="how the inverter reads its frames: centre makes a bend, slide or glide heard half a "
-                             "synthesis window (~21 ms) sooner, at some cost on sharp transients (docs/glide.md); "
-                             "default window")
+                             "synthesis window (~21 ms) sooner, at some cost on sharp transients; committed ~16 ms "
+                             "sooner, transients as with window (docs/glide.md); default window")
     parser.add_argument("--events", help="also play this event file on the live clock (t in seconds from start)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")

@@ -31,10 +31,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, help="length (default: last event + 2 s)")
     parser.add_argument("--seed", type=int, help="noise and drift seed (default: the log header's, else 0)")
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (default: the inverter's)")
-    parser.add_argument("--read", default=None, choices=("window", "centre"),
+    parser.add_argument("--read", default=None, choices=("window", "centre", "committed"),
                         help="how the inverter reads its frames (default: the log header's, else window); centre: "
                              "a bend, slide or glide is heard half a synthesis window (~21 ms) sooner, at some "
-                             "cost on sharp transients (docs/glide.md)")
+                             "cost on sharp transients; committed: ~16 ms sooner (docs/glide.md)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
     parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
     parser.add_argument("--input", metavar="FILE",

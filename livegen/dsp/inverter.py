@@ -28,11 +28,12 @@ from livegen.dsp.stft import check_stft, hann
 from livegen.errors import ParameterError
 
 METHODS = ("hybrid", "rtisi-la", "rtpghi")
-READS = ("window", "centre")
+READS = ("window", "centre", "committed")
 """How the output is read from the frames: "window" overlap-adds whole windows (a frame is heard
-through its window's rising edge, a change half a window later); "centre" crossfades the
-frames' centres hop by hop (a frame is heard as its window starts: a change half a window
-sooner, the same look-ahead)."""
+through its window's rising edge, a change half a window later); "centre" reads a few frames
+near their centres, the newest one the uncommitted look-ahead frame (a change is heard half a
+window sooner); "committed" the same from committed frames only (half a window less a hop
+sooner, and the look-ahead frame's unfinished phases are not heard)."""
 
 # Defaults per overlap (n_fft // hop), chosen from `livegen bench phase` runs on this 2-core
 # machine (mean spectral convergence over 5 GM/speech clips of 4 s, n_fft 1024):
@@ -50,9 +51,9 @@ ONSET_FADE = 32
 to keep a struck note's edge, long enough not to click."""
 
 CENTRE_FRAMES = 4
-"""Frames a ``read="centre"`` hop is read from at most (the newest fading in, the rest at full
-weight): more frames average away more of the newest ones' unfinished phases without making a
-change heard later (docs/glide.md)."""
+"""Frames a "centre" or "committed" hop is read from at most (the newest fading in, the rest at
+full weight): more frames average away more of the newest ones' unfinished phases without
+making a change heard later (docs/glide.md)."""
 
 _DEFAULTS = {
     4: {"method": "hybrid", "lookahead": 2, "iters": 8, "momentum": 0.7},
@@ -92,13 +93,14 @@ class StreamingInverter:
     momentum : fast-Griffin-Lim momentum inside the iterations (0 = plain Griffin-Lim).
     floor : window-square-sum floor, as a fraction of the full-overlap sum.
     tol : RTPGHI ignores (and log-clamps) bins below ``tol`` times the frame maximum.
-    read : "window" (default) or "centre" (`READS`; needs look-ahead >= 1 and not "rtpghi").
-        The phases are found the same way; "centre" reads each hop half a window into the
-        oldest look-ahead frame: from it, the next one fading in over the hop and the committed
-        ones before it (`CENTRE_FRAMES` in all). What a frame holds is then heard from its
-        window's start instead of rising through the window: the stream runs ``n_fft / 2``
-        samples ahead of the frames' windows. An onset or a cut crossfades to the next frame
-        over `ONSET_FADE` samples.
+    read : "window" (default), "centre" (needs look-ahead >= 1 and not "rtpghi") or "committed"
+        (`READS`). The phases are found the same way; "centre" reads each hop half a window
+        into the oldest look-ahead frame: from it, the next one fading in over the hop, and the
+        committed ones before it (`CENTRE_FRAMES` in all); "committed" a hop earlier in the
+        frames, from the frame committed now and those before it. What a frame holds is then
+        heard from (about) its window's start instead of rising through the window: the stream
+        runs `ahead` samples ahead of the frames' windows. An onset or a cut crossfades to the
+        frame that holds it over `ONSET_FADE` samples.
 
     Defaults depend on the overlap; see `default_settings` (measured by `livegen bench phase`).
     The constructor runs one silent push so that the numba kernels are compiled (first use
@@ -127,10 +129,11 @@ class StreamingInverter:
         voices = _check_int("voices", voices, 1, None, "rows of magnitudes per push")
         if read not in READS:
             raise ParameterError(f"read={read!r} is unknown: choose one of {', '.join(READS)}")
+        newest = {"window": 0, "centre": 1, "committed": 0}[read]
         if read == "centre" and (lookahead < 1 or method == "rtpghi"):
             raise ParameterError(f"read='centre' with method={method!r} and lookahead={lookahead}: it reads the "
                                  "look-ahead frames, which need phases: give lookahead 1 or more and method "
-                                 "'hybrid' or 'rtisi-la', or read='window'")
+                                 "'hybrid' or 'rtisi-la', or read='committed'")
         if iters is None:
             iters = 0 if method == "rtpghi" else defaults["iters"]
         if momentum is None:
@@ -147,6 +150,8 @@ class StreamingInverter:
         self.method = method
         self.read = read
         self.lookahead = lookahead
+        self.ahead = {"window": 0, "centre": n_fft // 2, "committed": n_fft // 2 - hop}[read]
+        """Samples the output runs ahead of the frames' windows (0 when reading whole windows)."""
         self.latency = lookahead * hop
         self.momentum = float(momentum)
         self.iters = iters
@@ -212,16 +217,18 @@ class StreamingInverter:
         fade = min(ONSET_FADE, hop)
         self._onset_fade = (0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)).astype(f32)
         self.onsets = 0
-        # read="centre": the newest read frame fades in over a hop (an onset or a cut over
-        # `ONSET_FADE` samples), the older ones, up to `CENTRE_FRAMES` in all, at full weight.
+        # read="centre"/"committed": the newest read frame (look-ahead slot `newest`) fades in over
+        # a hop (an onset or a cut over `ONSET_FADE` samples), the older ones, up to
+        # `CENTRE_FRAMES` in all and as many as reach the hop, at full weight.
+        self._newest = newest
         self._rise = (0.5 - 0.5 * np.cos(np.pi * np.arange(hop) / hop)).astype(f32)
         self._quick = np.ones(hop, f32)
         self._quick[:fade] = self._onset_fade
-        kept = max(0, min(CENTRE_FRAMES - 2, n_fft // (2 * hop) - 1))  # committed frames that reach the hop
+        kept = 0 if read == "window" else max(0, min(CENTRE_FRAMES - 1, n_fft // (2 * hop)) - newest)
         self._hist = np.zeros((V, kept, n_fft), f32)
-        self._since = np.full(V, kept + 1, np.int64)
+        self._since = np.full(V, kept + newest, np.int64)
         self._fast = np.zeros(V, np.bool_)
-        self._first_onset_slot = 1 if read == "centre" else 0
+        self._first_onset_slot = newest
         # Once a voice has received every frame overlapping its window, the window-square sums
         # (hence the analysis weights) are the same at every hop: compute them once.
         R = n_fft // hop
@@ -307,15 +314,15 @@ class StreamingInverter:
         if ok:
             K.add_onset(self._mags, self._onset_mag, cut, self._first_onset_slot)
             self.onsets += 1
-            if self.read == "centre":
+            if self.read != "window":
                 self._rephase()
         return ok
 
     def _rephase(self) -> None:
-        """read="centre": the look-ahead slots between slot 0 and the newest, which now hold the
-        onset and are read at once, get RTPGHI phases for their new magnitudes (every voice's:
-        one batched pass)."""
-        for j in range(1, self._K1 - 1):
+        """read="centre"/"committed": the look-ahead slots older than the newest that now hold
+        the onset, read at once, get RTPGHI phases for their new magnitudes (every voice's: one
+        batched pass)."""
+        for j in range(self._first_onset_slot, self._K1 - 1):
             frame_features(self._mags[:, j], self._tol, self.hop, self.n_fft, self._lam, self._logs[:, j],
                            self._tg[:, j], self._mx[:, j])
             np.greater_equal(self._count, 2, out=self._has_prev)
@@ -350,7 +357,7 @@ class StreamingInverter:
             self._start_phase(new_frame=False)
             self._iterate()
             out[:, i * H:(i + 1) * H] = self._commit()
-        if self.read == "centre":  # the last frame's centre faded out with the last hop above
+        if self.read != "window":  # the last frame's centre faded out with the last hop above
             out[:, self.lookahead * H:] = 0.0
         else:
             K.commit(self._acc_c[:, H:N], self._ysyn[:, 0], self._wss[:, H:N], self._floor,
@@ -373,7 +380,7 @@ class StreamingInverter:
                   self._prev_mag, self._prev_Y, self._prev_logs, self._prev_tg, self._prev_mx,
                   self._prev2_logs, self._prev2_mx, self._acc_c, self._wss, self._out, self._count, self._hist):
             a[rows] = 0
-        self._since[rows] = self._hist.shape[1] + 1
+        self._since[rows] = self._hist.shape[1] + self._newest
 
     # -- internals ---------------------------------------------------------------------------
     def _advance(self) -> None:
@@ -439,9 +446,9 @@ class StreamingInverter:
 
     def _commit(self) -> np.ndarray:
         K.commit(self._acc_c, self._ysyn[:, 0], self._wss, self._floor, self._out, False)
-        if self.read == "centre":
-            K.centre_tap(self._ysyn, self._hist, self._w2, self._rise, self._quick, self._fast, self._since,
-                         self._out)
+        if self.read != "window":
+            K.centre_tap(self._ysyn, self._newest, self._hist, self._w2, self._rise, self._quick, self._fast,
+                         self._since, self._out)
         return self._out
 
 
@@ -450,7 +457,7 @@ def invert(magnitudes, *, n_fft: int, hop: int, **inverter_kwargs) -> np.ndarray
 
     ``magnitudes`` is ``[frames, bins]`` (or ``[voices, frames, bins]``); the result has
     ``(frames - 1) * hop + n_fft`` samples per voice, time-aligned with the frames (the
-    look-ahead delay removed, and for ``read="centre"`` the half window it runs ahead put back),
+    look-ahead delay removed, and for a "centre" or "committed" reading its `ahead` put back),
     and equals the concatenated live output sample for sample (so shifted).
     """
     S = np.asarray(magnitudes)
@@ -470,7 +477,6 @@ def invert(magnitudes, *, n_fft: int, hop: int, **inverter_kwargs) -> np.ndarray
         out[:, m * H:(m + 1) * H] = inv.push(S[:, m])
     out[:, frames * H:] = inv.flush()
     out = out[:, inv.latency:]
-    if inv.read == "centre":  # its stream runs half a window ahead of the frames' windows
-        half = inv.n_fft // 2
-        out = np.concatenate([np.zeros((voices, half), np.float32), out[:, :-half]], axis=1)
+    if inv.ahead:
+        out = np.concatenate([np.zeros((voices, inv.ahead), np.float32), out[:, :-inv.ahead]], axis=1)
     return out[0] if single else out

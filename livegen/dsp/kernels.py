@@ -278,13 +278,14 @@ def preroll_add(frames, w, fade, hop, acc_c):
 
 
 @numba.njit(cache=True, nogil=True)
-def centre_tap(ysyn, hist, w2, rise, quick, fast, since, out):
-    """``out``: one hop read from the frames at the sample half a window into the oldest
-    look-ahead frame: the newest read frame (look-ahead slot 1) faded in over the hop (`rise`),
-    slot 0 and the ``since[v] - 1`` newest committed frames in `hist` at full weight, divided by
-    the window squares they carry. Voices flagged `fast` (an onset or a cut in slot 1) crossfade
-    over `quick` from that to slot 1 alone and start counting `since` again; then slot 0 is
-    pushed into `hist`."""
+def centre_tap(ysyn, newest, hist, w2, rise, quick, fast, since, out):
+    """``out``: one hop read half a window into the frame before look-ahead slot `newest` (1: the
+    uncommitted frame after the one committed now; 0: the one committed now): slot `newest`
+    fading in over the hop (`rise`) a hop before its centre, then at full weight the ``since[v]``
+    frames before it that may be read (slot 0 when `newest` is 1, then `hist`, newest first),
+    divided by the window squares they carry. Voices flagged `fast` (an onset or a cut) crossfade
+    over `quick` from that to slot `newest` alone and start counting `since` again; then slot 0
+    is pushed into `hist`."""
     V, K, N = ysyn.shape
     J = hist.shape[1]
     H = out.shape[1]
@@ -292,20 +293,21 @@ def centre_tap(ysyn, hist, w2, rise, quick, fast, since, out):
     for v in range(V):
         s = since[v]
         for i in range(H):
-            num = rise[i] * ysyn[v, 1, c - H + i]
+            num = rise[i] * ysyn[v, newest, c - H + i]
             den = rise[i] * w2[c - H + i]
-            if s > 0:
-                num += ysyn[v, 0, c + i]
-                den += w2[c + i]
-            for j in range(1, min(s, J + 1)):
-                num += hist[v, j - 1, c + j * H + i]
-                den += w2[c + j * H + i]
+            for j in range(min(s, J + newest)):
+                n = c + j * H + i
+                if newest == 1 and j == 0:
+                    num += ysyn[v, 0, n]
+                else:
+                    num += hist[v, j - newest, n]
+                den += w2[n]
             y = num / den if den > 0.0 else 0.0
             if fast[v]:
                 q = quick[i]
-                y = (1.0 - q) * y + q * ysyn[v, 1, c - H + i] / w2[c - H + i]
+                y = (1.0 - q) * y + q * ysyn[v, newest, c - H + i] / w2[c - H + i]
             out[v, i] = y
-        since[v] = 1 if fast[v] else min(s + 1, J + 1)
+        since[v] = 1 if fast[v] else min(s + 1, J + newest)
         for j in range(J - 1, 0, -1):
             for n in range(N):
                 hist[v, j, n] = hist[v, j - 1, n]

@@ -58,8 +58,8 @@ class Engine:
     lookahead : look-ahead frames of the streaming inverter (None: its default).
     device : torch device the sources' models run on (reported in the status and log header).
     threads : torch and BLAS threads of the thread that runs `step` (see `bind_thread`).
-    read : how the inverter reads its frames (`livegen.dsp.inverter.READS`): "centre" makes a
-        sound that moves (a bend, a slide, a glide) heard half a synthesis window sooner.
+    read : how the inverter reads its frames (`livegen.dsp.inverter.READS`): "centre" or
+        "committed" make a sound that moves (a bend, a slide, a glide) heard sooner.
     """
 
     def __init__(self, sources, *, config, samplerate: int = 48000, seed: int = 0, lookahead: int | None = None,
