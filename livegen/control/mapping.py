@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from livegen.engine.events import VOICE_CONTROLS, Event
+from livegen.engine.events import VOICE_CONTROLS, Event, note_off, note_on, voice_control
 from livegen.errors import ParameterError
 
 MODES = ("absolute", "relative-twos", "relative-offset", "relative-sign")
@@ -305,10 +305,12 @@ class MidiMapper:
     def _member(self, kind: int, channel: int, data: bytes) -> list[Event]:
         """Events of a message on an MPE member channel; the voice id is the channel."""
         if kind == 0x90 and data[2] > 0:
-            return [Event("note_on", pitch=float(data[1]), velocity=data[2], voice=channel)]
+            return [note_on(float(data[1]), data[2], voice=channel)]
         if kind in (0x80, 0x90):
-            return [Event("note_off", pitch=float(data[1]), voice=channel)]
+            return [note_off(float(data[1]), voice=channel)]
         if kind == 0xE0:
+            # 8192 steps a side, as an MPE keyboard computes them (8192 + semitones / range x 8192),
+            # so its bends land on their semitones; the wheel's full up is 1 instead (`feed`).
             raw = data[1] | (data[2] << 7)
             return [_voice(channel, "bend", (raw - 8192) / 8192.0 * self._member_bend[self._members[channel]])]
         if kind in (0xA0, 0xD0):
@@ -389,7 +391,7 @@ class MidiMapper:
         elif kind == 0xB0:
             events += self._control_change(channel, data[1], data[2], source)
         for event in events:
-            event.source = source
+            event.source = event.source or source  # a zone's releases keep their notes' own
         return events
 
     def _control_change(self, channel: int, number: int, value: int, source: str) -> list[Event]:
@@ -555,8 +557,9 @@ class MidiMapper:
 
 
 def _voice(voice: int, name: str, value: float) -> Event:
+    """`name` of `voice`, clipped to its range."""
     lo, hi = VOICE_CONTROLS[name]
-    return Event("voice", voice=voice, name=name, value=min(max(value, lo), hi))
+    return voice_control(voice, name, min(max(value, lo), hi))
 
 
 def _ticks(mode: str, raw: int) -> int:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from typing import TYPE_CHECKING
 
-import ifaddr
-from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
+if TYPE_CHECKING:
+    from zeroconf import ServiceInfo, Zeroconf
+
 
 OSCJSON_TYPE = "_oscjson._tcp.local."
 OSC_TYPE = "_osc._udp.local."
@@ -39,6 +41,8 @@ def advertised_addresses(host: str) -> list[str]:
     if not address.is_unspecified:
         return [str(address)]
     found = []
+    import ifaddr  # here: zeroconf and ifaddr cost every livegen command ~40 ms to import
+
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
             if ip.is_IPv6 and address.version == 4:
@@ -56,6 +60,8 @@ def instance_name(number: int) -> str:
 
 def service_infos(name: str, addresses: list[str], *, osc_port: int, http: bool, server: str) -> list[ServiceInfo]:
     """What is advertised: `_osc._udp` always, `_oscjson._tcp` when OSCQuery answers (`http`)."""
+    from zeroconf import ServiceInfo
+
     types = ([OSCJSON_TYPE] if http else []) + [OSC_TYPE]
     return [ServiceInfo(kind, f"{name}.{kind}", port=int(osc_port), parsed_addresses=addresses, server=server)
             for kind in types]
@@ -88,6 +94,8 @@ class Advertisement:
         return self
 
     def _run(self) -> None:
+        from zeroconf import InterfaceChoice, IPVersion, Zeroconf
+
         try:
             addresses = advertised_addresses(self.host)
             if not addresses:

@@ -197,7 +197,8 @@ OSCQuery package), Chataigne, Vezér, ossia score.
 - Every parameter is `/livegen/param/<name>` (integer ones have type `i`), the latent offsets
   `/livegen/z/0` .. `/livegen/z/<latent size - 1>` of the model playing, the audio input's
   settings `/livegen/input/<name>` (with `--input-device`). Voices: `/livegen/voice/0/...` to
-  `/livegen/voice/15/...` are listed (an MPE zone's channels, ten fingers); every id 0..127 works.
+  `/livegen/voice/16/...` are listed (an MPE zone's member channels 1-16 are voices 1-16); every
+  id 0..127 works.
   `/livegen/record` and `/livegen/model` have values too (from the status).
 - The namespace is built on each request from this table and the engine's parameters: after
   `/livegen/model` ask again. `--osc-allow` keeps other addresses out of HTTP too.

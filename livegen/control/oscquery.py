@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import socket
+import socketserver
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,9 +26,9 @@ NAME = "livegen"
 MAX_CLIENTS = 32
 """Connections served at once (a keep-alive one holds its place until closed or idle for
 `_Handler.timeout`); more are closed at once, so a flood of them cannot pile up threads."""
-VOICES_LISTED = 16
-"""Voice ids listed under `/livegen/voice/` (0..15: an MPE zone's channels, ten fingers); the
-engine takes any id 0..127, which the container's description says."""
+VOICES_LISTED = 17
+"""Voice ids listed under `/livegen/voice/` (0..16: an MPE zone's member channels 1-16 are voices
+1-16); the engine takes any id 0..127, which the container's description says."""
 
 EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "UNIT": True,
               "CLIPMODE": True, "TAGS": False, "EXTENDED_TYPE": False, "CRITICAL": False,
@@ -284,6 +285,12 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         self.places = threading.BoundedSemaphore(MAX_CLIENTS)
         super().__init__(sockaddr, _Handler)
+
+    def server_bind(self) -> None:
+        """http.server's, but without its reverse DNS lookup of the host (`socket.getfqdn`),
+        which on a stage network with no DNS can hold `play`'s start for seconds."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
     def verify_request(self, request, client_address) -> bool:
         return self.owner.allows(client_address[0])
