@@ -41,7 +41,8 @@ def lead_samples(args, samplerate: int) -> int:
         if not 0 <= ahead_ms <= 1000:
             raise ParameterError(f"--ahead-ms {ahead_ms:g}: give 0 to 1000 ms (0: render in the callback)")
         return int(round(ahead_ms * samplerate / 1000))
-    periods = int(getattr(args, "ahead_periods", None) or 0)
+    periods = getattr(args, "ahead_periods", None)
+    periods = AHEAD_PERIODS if periods is None else int(periods)
     if not 0 <= periods <= 16:
         raise ParameterError(f"--ahead-periods {periods}: give 0 to 16 (default {AHEAD_PERIODS}; 0: render in the "
                              "callback)")

@@ -43,11 +43,11 @@ class LiveInput:
     """An audio input device (mono: its first channel) whose samples wait in a ring for the engine.
 
     `stream` is an own sounddevice `InputStream` (`start()` opens it) unless the sound server
-    carries the input in its duplex stream (`duplex=True`: it calls `write` with each block).
+    carries the input in its duplex stream (`carry`: it then calls `write` with each block).
     """
 
     def __init__(self, *, device=None, samplerate: int | None = None, blocksize: int = 0,
-                 buffer_seconds: float = 2.0, duplex: bool = False):
+                 buffer_seconds: float = 2.0):
         sd = sounddevice()
         spec = None if device in (None, "", "default") else (int(device) if str(device).isdigit() else device)
         try:
@@ -72,7 +72,8 @@ class LiveInput:
         """Largest |sample| since the status last took it (`take_peak`)."""
         self.ports: list[str] = []
         """Its JACK port names (set by `jack_ports`)."""
-        self.duplex = bool(duplex)
+        self.duplex = False
+        """Carried by the output stream (`carry`) instead of a stream of its own."""
         self.stream = None
         self.engine_feed: LiveFeed | None = None
         """The feed a spectral engine reads (set by whoever builds it)."""

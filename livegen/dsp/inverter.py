@@ -130,6 +130,9 @@ class StreamingInverter:
         if read not in READS:
             raise ParameterError(f"read={read!r} is unknown: choose one of {', '.join(READS)}")
         newest = {"window": 0, "centre": 1, "committed": 0}[read]
+        if read != "window" and n_fft // hop < 4:  # the read divides by window squares a hop in
+            raise ParameterError(f"read={read!r} with n_fft {n_fft} and hop {hop}: it needs a hop of at most "
+                                 "n_fft / 4 (75 % overlap or more); use read='window'")
         if read == "centre" and (lookahead < 1 or method == "rtpghi"):
             raise ParameterError(f"read='centre' with method={method!r} and lookahead={lookahead}: it reads the "
                                  "look-ahead frames, which need phases: give lookahead 1 or more and method "
@@ -228,7 +231,6 @@ class StreamingInverter:
         self._hist = np.zeros((V, kept, n_fft), f32)
         self._since = np.full(V, kept + newest, np.int64)
         self._fast = np.zeros(V, np.bool_)
-        self._first_onset_slot = newest
         # Once a voice has received every frame overlapping its window, the window-square sums
         # (hence the analysis weights) are the same at every hop: compute them once.
         R = n_fft // hop
@@ -245,7 +247,7 @@ class StreamingInverter:
         self.push(self._zeros_in)
         # The onset kernels too: a performance's first note must not load them.
         K.clean_onset(self._onset_mag, self._steady)
-        K.add_onset(self._mags, self._onset_mag, False, self._first_onset_slot)
+        K.add_onset(self._mags, self._onset_mag, False, self._newest)
         self._preroll(cut=True)
         self.reset()
 
@@ -312,7 +314,7 @@ class StreamingInverter:
         np.copyto(self._onset_mag, onset, casting="unsafe")
         ok = K.clean_onset(self._onset_mag, self._steady)
         if ok:
-            K.add_onset(self._mags, self._onset_mag, cut, self._first_onset_slot)
+            K.add_onset(self._mags, self._onset_mag, cut, self._newest)
             self.onsets += 1
             if self.read != "window":
                 self._rephase()
@@ -322,10 +324,10 @@ class StreamingInverter:
         """read="centre"/"committed": the look-ahead slots older than the newest that now hold
         the onset, read at once, get RTPGHI phases for their new magnitudes (every voice's: one
         batched pass)."""
-        for j in range(self._first_onset_slot, self._K1 - 1):
+        np.greater_equal(self._count, 2, out=self._has_prev)
+        for j in range(self._newest, self._K1 - 1):
             frame_features(self._mags[:, j], self._tol, self.hop, self.n_fft, self._lam, self._logs[:, j],
                            self._tg[:, j], self._mx[:, j])
-            np.greater_equal(self._count, 2, out=self._has_prev)
             self._pghi_into(j - 1, j, False)
             irfft_into(self._Y[:, j], self._yraw[:, 0])
             K.window_into(self._yraw[:, :1], self._w, self._ysyn[:, j:j + 1])

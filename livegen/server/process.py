@@ -42,6 +42,9 @@ from livegen.server.wire import ARRIVAL, decode_posted, encode_applied
 
 HOUSEKEEPING_SECONDS = 0.005
 STATUS_EVERY_SECONDS = 0.25
+FIFO_SAMPLES = 1 << 18
+"""Rendered samples kept ahead of the device: the largest lead the options allow (1000 ms at 192 kHz,
+16 periods of 8192) and a block on top."""
 
 
 class Renderer:
@@ -60,7 +63,7 @@ class Renderer:
         self.names = engine.params.names
         self.lead = int(lead)
         self.ahead = self.lead != 0
-        self.fifo = np.zeros(1 << 16, dtype=np.float32)
+        self.fifo = np.zeros(FIFO_SAMPLES, dtype=np.float32)
         self.fifo_written = 0
         self.fifo_read = 0
         self.stopping = False
@@ -84,6 +87,7 @@ class Renderer:
         if self.ahead and self._thread is None:
             self._thread = threading.Thread(target=self._run_ahead, name="livegen-render", daemon=True)
             self._thread.start()
+            self.render_tid = self._thread.native_id  # known before the callback raises its priority
 
     def stop_ahead(self) -> None:
         if self._thread is not None:
@@ -96,7 +100,6 @@ class Renderer:
             self._wake = -1
 
     def _run_ahead(self) -> None:
-        self.render_tid = threading.get_native_id()
         self.engine.bind_thread()
         while not self._quit:
             os.eventfd_read(self._wake)  # sleeps outside the interpreter lock until the callback writes

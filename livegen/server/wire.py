@@ -74,17 +74,18 @@ def encode_posted(number: int, event: Event, index: dict[str, int]) -> tuple[byt
     """One inbox record for `event` and the blob of its payload (None when it has none);
     `index` maps parameter names to the server's slots."""
     kind = event.type
+    voice = _voice_id(event)
     if kind == "param" and event.name in index:
         try:
             return _PARAM.pack(_P, number, index[event.name], float(event.value)), None
         except (TypeError, ValueError):
             pass  # a malformed value: the engine rejects it from the pickled record
-    elif kind == "note_on" and _plain(event.pitch) and isinstance(event.velocity, int) and _voice_id(event):
-        return _NOTE_ON.pack(_ON, number, float(event.pitch), float(event.velocity), _voice_id(event)[0]), None
-    elif kind == "note_off" and _plain(event.pitch) and _voice_id(event):
-        return _NOTE_OFF.pack(_OFF, number, float(event.pitch), _voice_id(event)[0]), None
-    elif kind == "voice" and event.name in _VOICE_NAMES and _plain(event.value) and _voice_id(event):
-        return _VOICE.pack(_V, number, _voice_id(event)[0], _VOICE_NAMES.index(event.name), float(event.value)), None
+    elif kind == "note_on" and _plain(event.pitch) and isinstance(event.velocity, int) and voice:
+        return _NOTE_ON.pack(_ON, number, float(event.pitch), float(event.velocity), voice[0]), None
+    elif kind == "note_off" and _plain(event.pitch) and voice:
+        return _NOTE_OFF.pack(_OFF, number, float(event.pitch), voice[0]), None
+    elif kind == "voice" and event.name in _VOICE_NAMES and _plain(event.value) and voice:
+        return _VOICE.pack(_V, number, voice[0], _VOICE_NAMES.index(event.name), float(event.value)), None
     bare = Event(event.type, t=event.t, name=event.name, value=event.value, pitch=event.pitch,
                  velocity=event.velocity, voice=event.voice, action=event.action, slot=event.slot, seconds=event.seconds,
                  slots=event.slots, values=event.values, extra=dict(event.extra), payload=event.payload)
