@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from helpers import wait_for
+from helpers import take_rendered_again, wait_for
 
 CEILING = 10 ** (-0.3 / 20)
 
@@ -286,11 +286,7 @@ def test_a_running_loop_goes_on_from_where_it_was_when_the_jack_server_comes_bac
     assert resumed.sample == restart and resumed.extra["resume"]["elapsed"] == restart - started.sample
     assert resumed.extra["resume"]["rows"]["x"] == started.extra["moves"]["rows"]["x"]
     assert resumed.extra["moves"]["start"] == started.sample  # the same path, on the same clock
-    again_path = tmp_path / "again.wav"
-    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(wav.with_suffix(".jsonl")),
-                           "-o", str(again_path)], cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
-    again, _ = soundfile.read(again_path, dtype="float32")
+    _, again = take_rendered_again(wav)
     cut = restart - header["start_sample"]
     assert len(again) == len(recorded) and 0 < cut < len(recorded) - rate // 4
     assert np.array_equal(again, recorded), np.flatnonzero(again != recorded)[:5]

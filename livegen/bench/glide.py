@@ -36,6 +36,7 @@ from livegen.dsp import spectral_convergence, stft_magnitude
 from livegen.dsp.inverter import READS
 from livegen.engine import events as ev
 from livegen.engine.input import FileFeed, with_input_defaults
+from livegen.errors import ParameterError
 from livegen.server import factory
 
 SR = 48000
@@ -175,9 +176,12 @@ def clicks(y) -> tuple[float, float]:
     return step, float(flux.max())
 
 
+CASES = ("vibrato", "slide", "glide", "input")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livegen bench glide", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default="vibrato,slide,glide,input", help="moving cases: vibrato,slide,glide,input")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"moving cases: {','.join(CASES)}")
     return parser
 
 
@@ -194,21 +198,26 @@ def main(argv=None) -> int:
     cfg = loaded.config
     n_fft, hop = cfg.n_fft, cfg.hop
     hop_s = hop / cfg.sample_rate
-    reads = READS
+    cases = [kind.strip() for kind in args.cases.split(",") if kind.strip()]
+    if unknown := sorted(set(cases) - set(CASES)):
+        raise ParameterError(f"--cases {','.join(unknown)}: choose from {', '.join(CASES)}")
     print(f"model {loaded.name}: {cfg.sample_rate} Hz, n_fft {n_fft}, hop {hop} ({1000 * hop_s:.2f} ms); "
           f"output {SR} Hz")
     print("case     read       lag ms  error  SC dB  GL32 dB  max step  flux dB   (error: cents, glide Hz)")
-    for kind in args.cases.split(","):
+    for kind in cases:
         events, times, asked, seconds = _moving(kind, hop_s)
+        once = kind in ("glide", "input")  # one step at times[0], followed for half a second
         start = _hops(times[0], hop_s)
-        stop = _hops(times[-1] if kind not in ("glide", "input") else times[0] + 0.5, hop_s)
+        end = times[0] + 0.5 if once else times[-1] + 0.1
+        stop = _hops(times[0] + 0.5 if once else times[-1], hop_s)
         region = slice(max(start - 8, 0), stop + 8)
         rows = {}
         feed_from = stepping_input(times[0], seconds) if kind == "input" else None
-        for read in reads:
+        gl_sc = None
+        for read in READS:
             y, S, ym = render(loaded, events, seconds, read, feed_from)
             sc = spectral_convergence(ym[region.start * hop:], S[region], n_fft=n_fft, hop=hop)
-            if read == "window":
+            if gl_sc is None:  # the magnitudes are the same for every reading
                 gl = librosa.griffinlim(S[region].T, n_iter=32, hop_length=hop, n_fft=n_fft, window="hann",
                                         center=False, init=None, random_state=0)
                 gl_sc = spectral_convergence(gl, S[region], n_fft=n_fft, hop=hop)
@@ -218,7 +227,6 @@ def main(argv=None) -> int:
                 lag, err = step_lag(y, times[0]), float("nan")
             else:
                 lag, err = pitch_lag(y, times, asked)
-            end = times[-1] + 0.1 if kind not in ("glide", "input") else times[0] + 0.5
             step, flux = clicks(y[int((times[0] - 0.02) * SR):int(end * SR)])
             rows[read] = (lag, err, sc, step, flux)
             print(f"{kind:8s} {read:9s}  {lag:6.1f}  {err:5.1f}  {sc:5.1f}  {gl_sc:7.1f}  {step:8.4f}  {flux:7.2f}")
@@ -226,7 +234,7 @@ def main(argv=None) -> int:
               f"committed/window {rows['committed'][0] / rows['window'][0]:.2f}")
     print("still    read       SC dB (held part)  max step  flux dB  first sound ms")
     for name, events in STILL.items():
-        for read in reads:
+        for read in READS:
             y, S, ym = render(loaded, events, 1.5, read)
             held = _hops(START + 0.3, hop_s)  # the held part, after the onset
             sc = spectral_convergence(ym[held * hop:], S[held:-8], n_fft=n_fft, hop=hop)

@@ -5,7 +5,8 @@ timed from send to the engine applying its `voice` event. Three phases of the sa
 long, the first the baseline: `still` (the notes held, no expression: every voice decodes at the
 shared point), `offsets` (each finger's slide set once: each voice at its own point, no stream),
 `stream` (bend, slide and pressure of every finger moving `--rate` times a second each, sent
-from another process as a keyboard would). Printed per phase: the bend's latency, the engine's
+from another process as a keyboard would). Printed per phase: the bend's send-to-applied time
+(the engine's stamp: a diagnostic; what is heard is `livegen bench latency --kinds mpe`), the engine's
 render load (its hop cost over the hop's length, smoothed) and xruns; then the ratios to `still`.
 """
 
@@ -209,7 +210,7 @@ def main(argv=None) -> int:
             if base["latency"] and r["latency"]:
                 ratio = statistics.median(r["latency"]) / statistics.median(base["latency"])
                 load = f", load {r['load'] / base['load']:.2f}" if base["load"] else ""
-                print(f"{name}/still: bend latency median {ratio:.2f}{load}")
+                print(f"{name}/still: bend sent -> applied median {ratio:.2f}{load}")
         if any(not r["latency"] for r in results.values()) or midi.errors:
             code = 1
     finally:
