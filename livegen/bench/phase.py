@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from livegen.data.gm import RenderSettings, _Renderer
 from livegen.dsp import StreamingInverter, invert, spectral_convergence, stft_magnitude
 
 GM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -35,17 +38,11 @@ SPEECH = ("The quick brown fox jumps over the lazy dog. Streaming phase reconstr
 
 
 def _fluid_clip(events, *, sr: int, seconds: float, program: int | None, channel: int = 0):
-    """Render (time_s, 'on'|'off', pitch, velocity) events with pyfluidsynth; mono float32."""
-    import fluidsynth
-    import numpy as np
-
-    synth = fluidsynth.Synth(gain=0.5, samplerate=float(sr))
-    synth.setting("synth.reverb.active", 0)
-    synth.setting("synth.chorus.active", 0)
-    synth.setting("synth.cpu-cores", 1)
-    sfid = synth.sfload(str(GM_SOUNDFONT))
-    if sfid < 0:
-        raise RuntimeError(f"FluidSynth could not load {GM_SOUNDFONT}")
+    """Render (time_s, 'on'|'off', pitch, velocity) events with FluidSynth's float output (its
+    16-bit output dithers from a table that depends on the C library's rand() state, so the same
+    clip came out different in different processes); mono float32."""
+    renderer = _Renderer(RenderSettings(soundfont=str(GM_SOUNDFONT), sample_rate=sr, gain=0.5))
+    synth, sfid = renderer.synth, renderer.sfid
     if channel == 9:
         synth.program_select(9, sfid, 128, 0)
     else:
@@ -54,15 +51,14 @@ def _fluid_clip(events, *, sr: int, seconds: float, program: int | None, channel
     for t, kind, pitch, vel in sorted(events) + [(seconds, "end", 0, 0)]:
         n = int(round(t * sr)) - t_now
         if n > 0:
-            out.append(synth.get_samples(n))
+            out.append(renderer._render(n))
             t_now += n
         if kind == "on":
             synth.noteon(channel, pitch, vel)
         elif kind == "off":
             synth.noteoff(channel, pitch)
     synth.delete()
-    stereo = np.concatenate(out).astype(np.float32).reshape(-1, 2) / 32768.0
-    return stereo.mean(axis=1)
+    return np.concatenate(out).mean(axis=1).astype(np.float32)
 
 
 def _notes(seq, *, step: float, dur: float, vel: int = 90):
