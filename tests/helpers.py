@@ -429,21 +429,30 @@ class SteppedEngine:
 
 
 @contextlib.contextmanager
-def stepped_osc(engine):
-    """`engine` stepped on its own thread (as the live decoder does) behind an `OscServer`."""
+def stepped(engine, pause: float = 0.001):
+    """`engine`'s virtual clock stepped on its own thread, as the live decoder does."""
     stop = threading.Event()
 
     def run():
         while not stop.is_set():
             engine.step()
-            time.sleep(0.001)
+            time.sleep(pause)
 
     stepper = threading.Thread(target=run, daemon=True)
     stepper.start()
-    server = OscServer(SteppedEngine(engine), port=0).start()
     try:
-        yield server
+        yield engine
     finally:
-        server.stop()
         stop.set()
         stepper.join(5)
+
+
+@contextlib.contextmanager
+def stepped_osc(engine):
+    """`engine` stepped on its own thread (as the live decoder does) behind an `OscServer`."""
+    with stepped(engine):
+        server = OscServer(SteppedEngine(engine), port=0).start()
+        try:
+            yield server
+        finally:
+            server.stop()
