@@ -82,12 +82,12 @@ class Advertisement:
         self.http = http
         self.log = log
         self.name: str | None = None
+        """The instance name as registered for every kind (None until then, or when it failed)."""
         self.infos: list[ServiceInfo] = []
         self.done = threading.Event()
         """Set once registered or failed."""
         self._zeroconf: Zeroconf | None = None
         self._lock = threading.Lock()
-        self._closed = False
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -105,7 +105,7 @@ class Advertisement:
                 raise OSError("this machine has no network address besides loopback")
             address = _resolve(self.host)
             with self._lock:
-                if self._closed:
+                if self._closing.is_set():
                     return
                 if address.is_unspecified:
                     self._zeroconf = Zeroconf(interfaces=InterfaceChoice.All,
@@ -122,7 +122,7 @@ class Advertisement:
             kinds = " and ".join(info.type.removesuffix(".local.") for info in infos)
             self.log(f"advertised as {name!r} ({kinds}) over mDNS at {', '.join(addresses)} port {self.osc_port}")
         except Exception as exc:  # no multicast here, an interface gone: play goes on without
-            if not self._closed:
+            if not self._closing.is_set():
                 self.log(f"mDNS advertisement failed ({type(exc).__name__}: {exc}); apps will not list livegen "
                          f"by itself, enter its address and port {self.osc_port} in them")
         finally:
@@ -146,7 +146,7 @@ class Advertisement:
             held = []
             try:
                 for info in infos:
-                    if self._closed:
+                    if self._closing.is_set():
                         return None
                     zeroconf.register_service(info)  # probes first; raises when the name is answered for
                     held.append(info)
@@ -155,7 +155,7 @@ class Advertisement:
             else:
                 if not self._contested(zeroconf, infos, server):
                     with self._lock:
-                        if self._closed:
+                        if self._closing.is_set():
                             return None
                         self.infos = infos  # the names as registered: what zeroconf answers for
                         self.name = infos[0].name.removesuffix(f".{infos[0].type}")
@@ -195,9 +195,8 @@ class Advertisement:
 
     def close(self) -> None:
         """Say goodbye (the services leave the apps' lists at once) and stop."""
-        self._closing.set()
         with self._lock:
-            self._closed = True
+            self._closing.set()
             zeroconf, self._zeroconf = self._zeroconf, None
         if zeroconf is not None:
             try:
