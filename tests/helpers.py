@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import ifaddr
 import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
@@ -113,6 +114,15 @@ async def settle(pilot, count: Callable[[], int], *, quiet: float = 0.15, timeou
         elif time.monotonic() - since >= quiet:
             return
     raise AssertionError(f"still changing after {timeout:g} s (last count {last})")
+
+
+def network_address() -> str | None:
+    """This machine's first IPv4 address other machines could reach (not loopback or link-local)."""
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4 and not ip.ip.startswith(("127.", "169.254.")):
+                return ip.ip
+    return None
 
 
 def free_udp_port() -> int:
