@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import ifaddr
 import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
@@ -129,6 +130,15 @@ async def settle(pilot, count: Callable[[], int], *, quiet: float = 0.15, timeou
         elif time.monotonic() - since >= quiet:
             return
     raise AssertionError(f"still changing after {timeout:g} s (last count {last})")
+
+
+def network_address() -> str | None:
+    """This machine's first IPv4 address other machines could reach (not loopback or link-local)."""
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4 and not ip.ip.startswith(("127.", "169.254.")):
+                return ip.ip
+    return None
 
 
 def free_udp_port() -> int:
@@ -435,21 +445,30 @@ class SteppedEngine:
 
 
 @contextlib.contextmanager
-def stepped_osc(engine):
-    """`engine` stepped on its own thread (as the live decoder does) behind an `OscServer`."""
+def stepped(engine, pause: float = 0.001):
+    """`engine`'s virtual clock stepped on its own thread, as the live decoder does."""
     stop = threading.Event()
 
     def run():
         while not stop.is_set():
             engine.step()
-            time.sleep(0.001)
+            time.sleep(pause)
 
     stepper = threading.Thread(target=run, daemon=True)
     stepper.start()
-    server = OscServer(SteppedEngine(engine), port=0).start()
     try:
-        yield server
+        yield engine
     finally:
-        server.stop()
         stop.set()
         stepper.join(5)
+
+
+@contextlib.contextmanager
+def stepped_osc(engine):
+    """`engine` stepped on its own thread (as the live decoder does) behind an `OscServer`."""
+    with stepped(engine):
+        server = OscServer(SteppedEngine(engine), port=0).start()
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -36,3 +36,14 @@ def test_the_models_own_voice_plays_the_notes_when_the_melody_does(tmp_path):
     for onset, _ in notes:  # each note sounds while it is held
         k = int(onset / bench.FRAME_S)
         assert db[k + 5:k + 40].min() > db.max() - 30, (onset, db[k:k + 45].round(1))
+
+
+def test_settings_are_parameter_events_and_a_bad_one_is_named():
+    events = bench.parse_settings(["input_dynamics=0", "input_gain=6"])
+    assert [(e.type, e.name, e.value, e.t) for e in events] == [
+        ("param", "input_dynamics", 0.0, 0.0), ("param", "input_gain", 6.0, 0.0)]
+    for bad, said in (("input_dynamic=0", "not an input parameter"), ("input_gain=loud", "NAME=NUMBER"),
+                      ("input_dynamics=2", "0..1")):
+        with pytest.raises(bench.ParameterError, match=said) as caught:
+            bench.parse_settings([bad])
+        assert bad in str(caught.value)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
 from conftest import require
-from helpers import REPO, ask, get_when, jack_midi_out, listen, status_of, wait_for
+from helpers import REPO, ask, get_when, jack_midi_out, listen, status_of, stepped, wait_for
 from livegen.control.oscwire import parse_packet
 
 
@@ -62,43 +60,34 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
     from livegen.model import ModelConfig, random_model
 
     engine = spectral_engine(random_model(ModelConfig(), seed=0), samplerate=48000)
-    stop = threading.Event()
     applied = []
     engine.add_listener(applied.append)
-
-    def run():  # the engine's virtual clock, stepped on one thread as the live decoder does
-        while not stop.is_set():
-            engine.step()
-            time.sleep(0.0005)
-
-    stepper = threading.Thread(target=run, daemon=True)
-    stepper.start()
     mapper = MidiMapper(engine.params, [Mapping("z0", cc=70, takeover=False), Mapping("x", cc=16, takeover=False)])
     midi = MidiInput(engine, mapper=mapper, api=rtmidi.API_UNIX_JACK, map_path=tmp_path / "m.toml").start()
     out = None
-    try:
-        out = jack_midi_out()
-        for message in ([0xB0, 70, 0], [0xB0, 16, 127], [0xB0, 48, 127], [0x90, 60, 100], [0x90, 67, 80],
-                        [0xE0, 0, 0], [0xB0, 64, 127], [0xF8], [0xB0, 7], [0xF0, 1, 0xF7]):
-            out.send_message(message)
-        wait_for(lambda: any(e.name == "sustain" for e in list(applied)), 30, "the sustain pedal applied")
-        assert engine.params.get("z0") == -4.0
-        assert engine.params.get("x") == 1.0
-        assert engine.params.get("bend") == -1.0
-        assert engine.params.get("sustain") == 1.0
-        assert engine.status()["voices"] == 2
-        out.send_message([0x80, 60, 0])  # held by the sustain pedal
-        out.send_message([0xB0, 64, 0])  # pedal up: 60 releases
-        out.send_message([0x90, 67, 0])
-        # the release tails play out on the engine's clock
-        wait_for(lambda: engine.status()["voices"] == 0, 60, lambda: f"no voices left ({engine.status()['voices']})")
-        assert all(e.source == "midi:livegen" for e in applied)
-    finally:
-        if out is not None:
-            out.close_port()
-        midi.stop()
-        stop.set()
-        stepper.join(5)
+    with stepped(engine, 0.0005):
+        try:
+            out = jack_midi_out()
+            for message in ([0xB0, 70, 0], [0xB0, 16, 127], [0xB0, 48, 127], [0x90, 60, 100], [0x90, 67, 80],
+                            [0xE0, 0, 0], [0xB0, 64, 127], [0xF8], [0xB0, 7], [0xF0, 1, 0xF7]):
+                out.send_message(message)
+            wait_for(lambda: any(e.name == "sustain" for e in list(applied)), 30, "the sustain pedal applied")
+            assert engine.params.get("z0") == -4.0
+            assert engine.params.get("x") == 1.0
+            assert engine.params.get("bend") == -1.0
+            assert engine.params.get("sustain") == 1.0
+            assert engine.status()["voices"] == 2
+            out.send_message([0x80, 60, 0])  # held by the sustain pedal
+            out.send_message([0xB0, 64, 0])  # pedal up: 60 releases
+            out.send_message([0x90, 67, 0])
+            # the release tails play out on the engine's clock
+            wait_for(lambda: engine.status()["voices"] == 0, 60,
+                     lambda: f"no voices left ({engine.status()['voices']})")
+            assert all(e.source == "midi:livegen" for e in applied)
+        finally:
+            if out is not None:
+                out.close_port()
+            midi.stop()
 
 
 def test_failed_recording_is_told_to_subscribers(live_play, tmp_path):

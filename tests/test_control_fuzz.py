@@ -132,7 +132,8 @@ MIDI_MESSAGE = st.one_of(
     st.lists(st.integers(0, 255), max_size=6),
     st.tuples(st.sampled_from([0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0, 0xE0]), st.integers(0, 15),
               st.integers(0, 127), st.integers(0, 127)).map(lambda t: [t[0] | t[1], t[2], t[3]]),
-    st.tuples(st.integers(0, 15), st.sampled_from([0, 6, 16, 32, 38, 48, 64, 70, 96, 97, 98, 99, 100, 101, 120, 123]),
+    st.tuples(st.integers(0, 15),
+              st.sampled_from([0, 6, 16, 32, 38, 48, 64, 70, 96, 97, 98, 99, 100, 101, 120, 121, 123]),
               st.integers(0, 127)).map(lambda t: [0xB0 | t[0], t[1], t[2]]),
 )
 

@@ -351,3 +351,55 @@ def test_centre_read_sounds_an_onset_and_a_cut_at_once(read, lookahead):
     after = y[cut + hop // 2:cut + 3 * hop]
     assert _tone_at(after, 61.7, n_fft) > 20 * _tone_at(after, 20.3, n_fft), "the cut's tone at once, the old gone"
     assert inv.onsets == 2
+
+
+
+def _notes_one_after_another(n_fft: int, hop: int):
+    """STFT magnitudes of 12 decaying sines starting 14 hops apart, and each frame's onset (where
+    the magnitudes rise as a note starts: the rise; else None)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(199 * hop + n_fft)
+    y = np.zeros(len(t), np.float32)
+    starts = [10 + 14 * k for k in range(12)]
+    for start in starts:
+        late = t - start * hop
+        y += (0.2 * np.sin(2 * np.pi * rng.uniform(10, 80) / n_fft * late) * np.exp(-late / 4000.0)
+              * (late >= 0)).astype(np.float32)
+    S = stft_magnitude(y, n_fft=n_fft, hop=hop)
+    return S, [np.maximum(S[m] - S[m - 1], 0.0) if m in starts else None for m in range(len(S))]
+
+
+@pytest.mark.parametrize("read, lookahead", [("centre", 2), ("committed", 1), ("committed", 2)])
+def test_rtisi_la_reads_re_phase_an_onset_from_the_frames_before_it(read, lookahead):
+    """"rtisi-la" with a "centre" or "committed" reading: the look-ahead frames a note's onset
+    changes get RTPGHI phases integrated from the frames before them, so those frames need their
+    features although "rtisi-la" starts its phases without them. Integrated from frames without
+    features, these cases were 2.9-6.2 dB of spectral convergence worse than the window reading
+    of the same frames (one iteration a hop); with them, within 0.3 dB of it."""
+    n_fft, hop = 1024, 128
+    S, onsets = _notes_one_after_another(n_fft, hop)
+    sc = {}
+    for way in ("window", read):
+        inv = StreamingInverter(n_fft=n_fft, hop=hop, method="rtisi-la", lookahead=lookahead, iters=1, read=way)
+        blocks = [inv.push(frame, onset)[0].copy() for frame, onset in zip(S, onsets)]
+        assert inv.onsets >= 10  # the first starts while the stream fills its first window
+        out = np.concatenate(blocks + [inv.flush()[0]])[inv.latency:]  # as `invert` aligns it
+        out = np.concatenate([np.zeros(inv.ahead, np.float32), out])[:(len(S) - 1) * hop + n_fft]
+        sc[way] = spectral_convergence(out, S, n_fft=n_fft, hop=hop)
+    assert sc[read] < sc["window"] + 1.5, sc
+
+
+@pytest.mark.parametrize("read, lookahead", [("window", 1), ("centre", 1), ("centre", 2), ("committed", 0), ("committed", 1)])
+def test_an_inversion_ends_falling_to_zero_whatever_the_reading(read, lookahead):
+    """`invert` (and `flush`) of a held tone: the window reading ends on its last frames' falling
+    window edges; a centre or committed reading reads on as the frames run out (it stopped at the
+    last frame's centre: a step of half the tone's peak or more). No step larger than the tone's
+    own, and the last hop silent."""
+    n_fft, hop = 1024, 128
+    y = invert(_sine_frames(41, n_fft=n_fft, hop=hop), n_fft=n_fft, hop=hop, lookahead=lookahead, read=read)
+    steady = y[2 * n_fft:3 * n_fft]
+    level, own_step = np.abs(steady).max(), np.abs(np.diff(steady)).max()
+    assert level > 0.25
+    tail = y[-n_fft:]
+    assert np.abs(np.diff(tail)).max() < 1.1 * own_step, "no step at the end"
+    assert np.abs(tail[-hop:]).max() < 0.05 * level, "fallen to 0"

@@ -108,6 +108,21 @@ def test_quantise_transpose_and_a_fixed_note_move_the_voice(loaded):
     assert abs(cents(np.median(track(fixed)[15:-15, 0]), 67.0)) < 15
 
 
+def test_dynamics_off_the_inputs_loudness_moves_the_level_alone(loaded):
+    """input_dynamics 0: an input 6 dB louder plays the same frames twice as loud; 1 (the default):
+    it also plays the model's louder dynamics, another timbre."""
+    soft, loud = tone(62, 0.6, amp=0.03), tone(62, 0.6, amp=0.06)
+    gate = Event("param", t=0, name="input_gate_db", value=-90)  # both open in the same hop
+    level_only = [gate, Event("param", t=0, name="input_dynamics", value=0)]
+    a, _ = render_input(loaded, soft, events=level_only)
+    b, _ = render_input(loaded, loud, events=level_only)
+    assert np.abs(a).max() > 1e-3
+    assert np.abs(b - 2 * a).max() < 0.01 * np.abs(b).max()
+    c, _ = render_input(loaded, soft, events=[gate])
+    d, _ = render_input(loaded, loud, events=[gate])
+    assert np.abs(d - 2 * c).max() > 0.05 * np.abs(d).max()
+
+
 def test_unvoiced_input_plays_noise_alone_and_silence_plays_nothing(loaded):
     breath = (np.random.default_rng(1).standard_normal(int(0.6 * SR)) * 0.05).astype(np.float32)
     out, _ = render_input(loaded, breath)

@@ -7,11 +7,13 @@ import argparse
 import pytest
 
 from conftest import require
-from helpers import jack_midi_out, wait_for
+from helpers import jack_midi_out, stepped, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.mapping import Mapping, MidiMapper, load_map
 from livegen.errors import ParameterError
 from livegen.control.midi import MidiInput, add_midi_arguments, midi_input_from_args, wait_for_port
+from livegen.engine.notes import spectral_engine
+from livegen.model import ModelConfig, random_model
 
 
 @pytest.fixture
@@ -180,9 +182,11 @@ def test_mpe_keyboard_through_jack(jack_server, rtmidi_jack, target, tmp_path):
         out.send_message([0x81, 60, 0])
         out.send_message([0x92, 64, 0])
         out.send_message([0xE0, 0, 96])  # the manager channel: the global bend, as ever
-        assert target.wait_for(lambda: any(e.type == "param" for e in target.applied), 10)
+        assert target.wait_for(lambda: any(e.name == "bend" and e.type == "param" for e in target.applied), 10)
         got = [(e.type, e.voice, e.name, e.pitch if e.name is None else e.value) for e in target.applied]
-        assert got == [
+        configured = [("voice", ch, name, 0.0) for ch in range(2, 17) for name in ("bend", "y", "pressure")]
+        assert got[:46] == configured + [("param", None, "bend_range", 2.0)], got[:46]  # the MCM's resets
+        assert got[46:] == [
             ("voice", 2, "bend", 6.0), ("voice", 2, "y", 0.25), ("voice", 2, "pressure", 40 / 127),
             ("note_on", 2, None, 60.0),
             ("voice", 3, "bend", -3.0), ("voice", 3, "y", -0.25), ("voice", 3, "pressure", 1.0),
@@ -191,6 +195,34 @@ def test_mpe_keyboard_through_jack(jack_server, rtmidi_jack, target, tmp_path):
             ("param", None, "bend", 32 * 128 / 8191)], got
         assert all(e.source == "midi:livegen" for e in target.applied)
         assert midi.status()["mpe"] == "lower 15" and midi.status()["last"] == "ch1 bend 4096"
+    finally:
+        out.close_port()
+        midi.stop()
+
+
+def test_mpe_manager_all_notes_off_releases_member_voices_in_the_engine(jack_server, rtmidi_jack, tmp_path):
+    """All Notes Off on the zone's manager channel, through a JACK MIDI port into the real engine,
+    lets go of the notes held on the member channels (MPE voices) as well as the manager's own."""
+    engine = spectral_engine(random_model(ModelConfig(), seed=0), samplerate=48000)
+    applied = []
+    engine.add_listener(applied.append)
+    midi = MidiInput(engine, mapper=MidiMapper(engine.params, [], mpe="lower"), api=rtmidi_jack.API_UNIX_JACK,
+                     map_path=tmp_path / "m.toml").start()
+    out = open_out(rtmidi_jack, "seaboard")
+    try:
+        with stepped(engine, 0.0005):
+            for message in ([0x90, 48, 100], [0xE1, 0, 80], [0x91, 60, 100], [0xE2, 0, 40], [0x92, 64, 100]):
+                out.send_message(message)  # a plain note on the manager, two bent MPE voices on 2 and 3
+            wait_for(lambda: sum(e.type == "note_on" for e in list(applied)) == 3, 30, "the three notes applied")
+            assert engine.status()["voices"] == 3
+            out.send_message([0xB0, 123, 0])  # all notes off on the manager channel: the whole zone
+            wait_for(lambda: sum(e.type == "note_off" for e in list(applied)) == 3, 30, "the zone's note-offs")
+            offs = [(e.pitch, e.voice) for e in applied if e.type == "note_off"]
+            assert offs == [(48.0, None), (60.0, 2), (64.0, 3)], offs
+            # the release tails play out on the engine's clock
+            wait_for(lambda: engine.status()["voices"] == 0, 60,
+                     lambda: f"no voices left ({engine.status()['voices']})")
+        assert all(e.source == "midi:livegen" for e in applied)
     finally:
         out.close_port()
         midi.stop()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from livegen.control.mapping import MidiMapper, Mapping, load_map, mpe_members, parse_mpe, save_map
+from livegen.control.mapping import (MPE_VOICE_RESET, MidiMapper, Mapping, load_map, mpe_members, parse_mpe,
+                                     save_map)
 from livegen.engine.params import ParamStore
 from livegen.errors import ParameterError
 
@@ -25,8 +26,33 @@ def mcm(mapper, channel, members):
     return events
 
 
+def rpn0(mapper, channel, semitones):
+    events = []
+    for number, value in ((101, 0), (100, 0), (6, semitones)):
+        events += mapper.feed([0xB0 | (channel - 1), number, value])
+    return events
+
+
 def voice_events(events):
     return [(e.voice, e.name, round(e.value, 4)) for e in events if e.type == "voice"]
+
+
+def released(events):
+    return [(e.pitch, e.voice) for e in events if e.type == "note_off"]
+
+
+def param_events(events):
+    return [(e.name, e.value) for e in events if e.type == "param"]
+
+
+def reset(events):
+    """The voices `events` put at rest, each with all of its controls (and nothing else)."""
+    voices: dict[int, list] = {}
+    for e in events:
+        if e.type == "voice":
+            voices.setdefault(e.voice, []).append((e.name, e.value))
+    assert all(controls == list(MPE_VOICE_RESET) for controls in voices.values()), voices
+    return sorted(voices)
 
 
 def test_zones_from_the_flag(params):
@@ -104,24 +130,90 @@ def test_no_zone_changes_nothing(params):
 
 def test_configuration_message_sets_shrinks_and_ends_zones(params):
     m = MidiMapper(params)
-    assert mcm(m, 1, 15) == [] and m.mpe == "lower 15"
+    assert param_events(rpn0(m, 1, 12)) == [("bend_range", 12.0)]  # no zone yet: channel 1's range
+    events = mcm(m, 1, 15)  # the zone's ranges go to the MPE defaults; its new members' voices at rest
+    assert param_events(events) == [("bend_range", 2.0)] and released(events) == []
+    assert reset(events) == list(range(2, 17)) and m.mpe == "lower 15"
     assert m.feed([0x9F, 60, 100])[0].voice == 16  # channel 16 is lower's 15th member
-    assert [(e.type, e.voice) for e in mcm(m, 16, 7)] == [("note_off", 16)]  # 16 is the upper manager now
-    assert m.mpe == "lower 7, upper 7"
+    events = mcm(m, 16, 7)  # 16 is the upper manager now; 9-15 stay members (of the upper zone)
+    assert released(events) == [(60.0, 16)] and reset(events) == [16] and m.mpe == "lower 7, upper 7"
     assert m.feed([0x98, 62, 100])[0].voice == 9 and m.feed([0x9E, 63, 100])[0].voice == 15
     assert m.feed([0x8F, 62, 0])[0].voice is None  # the upper manager: a plain note
     m.feed([0x91, 64, 100])
     for cc in ([0xB1, 101, 0], [0xB1, 100, 0], [0xB1, 6, 2]):
         m.feed(cc)
     assert voice_events(m.feed([0xE1, 0, 0])) == [(2, "bend", -2.0)]
-    released = mcm(m, 1, 0)  # the lower zone ends: its held notes are let go by their voices
-    assert [(e.type, e.pitch, e.voice) for e in released] == [("note_off", 64.0, 2)]
+    events = mcm(m, 1, 0)  # the lower zone ends: its held notes are let go by their voices
+    assert released(events) == [(64.0, 2)] and reset(events) == list(range(2, 9))
     assert m.mpe == "upper 7" and m.feed([0x81, 64, 0])[0].voice is None
     mcm(m, 1, 3)
     assert voice_events(m.feed([0xE1, 0, 0])) == [(2, "bend", -48.0)]  # a new zone: bend range 48 again
-    assert mcm(m, 1, 99) == []  # the held notes on 9 and 15 stay members' (of lower now): same voices
+    events = mcm(m, 1, 99)  # the held notes on 9 and 15 stay members' (of lower now): same voices
+    assert released(events) == [] and reset(events) == [5, 6, 7, 8, 16]
     assert m.mpe == "lower 15"  # more than 15 members is 15, and the upper zone has no room left
-    assert mcm(m, 16, 0) == [] and m.mpe == "lower 15"
+    assert param_events(mcm(m, 16, 0)) == [("bend_range", 2.0)] and m.mpe == "lower 15"
+    assert param_events(mcm(m, 5, 3)) == [] and m.mpe == "lower 15"  # RPN 6 off a manager channel: nothing
+
+
+def test_all_notes_off_on_a_manager_releases_its_zone(params):
+    m = MidiMapper(params, mpe="lower:7")
+    for message in ([0x90, 48, 100], [0x91, 60, 100], [0x92, 64, 100], [0x92, 67, 100], [0x99, 70, 100]):
+        m.feed(message, source="midi:k")  # the manager's own note, members 2 and 3, channel 10 outside
+    m.feed([0x93, 72, 100], source="midi:other")  # another port's note: not this stream's to end
+    offs = m.feed([0xB0, 123, 0], source="midi:k")
+    assert [(e.type, e.pitch, e.voice, e.source) for e in offs] == [
+        ("note_off", 48.0, None, "midi:k"), ("note_off", 60.0, 2, "midi:k"),
+        ("note_off", 64.0, 3, "midi:k"), ("note_off", 67.0, 3, "midi:k")]
+    assert m.feed([0xB0, 123, 0], source="midi:k") == []  # nothing of the zone's left held
+    assert released(m.feed([0xB0, 123, 0], source="midi:other")) == [(72.0, 4)]
+    m.feed([0x94, 50, 100])
+    assert released(m.feed([0xB0, 120, 0])) == [(50.0, 5)]  # all sound off: the same
+    m.feed([0x94, 51, 100]), m.feed([0x95, 52, 100])
+    assert released(m.feed([0xB4, 123, 0])) == [(51.0, 5)]  # on a member: that member's notes
+    assert released(m.feed([0xB9, 123, 0], source="midi:k")) == [(70.0, None)]  # outside the zone: its own
+
+
+def test_reset_all_controllers(params):
+    m = MidiMapper(params, mpe="lower:3")
+    events = m.feed([0xB2, 121, 0])  # on a member: its voice at rest (bend 0, CC 74 centre, pressure 0)
+    assert voice_events(events) == [(3, "bend", 0.0), (3, "y", 0.0), (3, "pressure", 0.0)]
+    assert param_events(events) == []
+    events = m.feed([0xB0, 121, 0])  # on the manager: its own controllers and every member's voice
+    assert param_events(events) == [("bend", 0.0), ("sustain", 0.0)] and reset(events) == [2, 3, 4]
+    for cc in ([0xB0, 101, 0], [0xB0, 100, 0], [0xB0, 121, 0]):
+        m.feed(cc)
+    assert m.feed([0xB0, 6, 12]) == []  # the reset deselected the RPN: its data entry sets nothing
+    plain = MidiMapper(params)
+    assert [(e.type, e.name, e.value) for e in plain.feed([0xB4, 121, 0])] == [
+        ("param", "bend", 0.0), ("param", "sustain", 0.0)]
+
+
+def test_rpn0_on_any_member_sets_its_zone_members(params):
+    m = MidiMapper(params, mpe="lower:7")
+    mcm(m, 16, 7)  # both zones: lower 2-8, upper 15 down to 9
+    assert rpn0(m, 5, 12) == []  # on a lower member: every lower member's range
+    assert voice_events(m.feed([0xE1, 0, 0]) + m.feed([0xE7, 0, 0])) == [(2, "bend", -12.0), (8, "bend", -12.0)]
+    assert voice_events(m.feed([0xE8, 0, 0])) == [(9, "bend", -48.0)]  # the upper zone keeps its own
+    assert rpn0(m, 14, 24) == []
+    assert voice_events(m.feed([0xE8, 0, 0]) + m.feed([0xE1, 0, 0])) == [(9, "bend", -24.0), (2, "bend", -12.0)]
+    assert param_events(rpn0(m, 16, 7)) == [("bend_range", 7.0)]  # on a manager: the manager's range
+    assert voice_events(m.feed([0xE8, 0, 0])) == [(9, "bend", -24.0)]
+
+
+def test_two_zones_route_and_end_their_own_notes(params):
+    m = MidiMapper(params, mpe="lower:7")
+    mcm(m, 16, 7)
+    voices = {ch: m.feed([0x90 | (ch - 1), 40 + ch, 100])[0].voice for ch in range(1, 17)}
+    assert voices == {ch: None if ch in (1, 16) else ch for ch in range(1, 17)}
+    assert mpe_members(m.zones) == {**{ch: "lower" for ch in range(2, 9)}, **{ch: "upper" for ch in range(9, 16)}}
+    assert released(m.feed([0xBF, 123, 0])) == [(56.0, None)] + [(40.0 + ch, ch) for ch in range(9, 16)]
+    assert reset(m.feed([0xBF, 121, 0])) == list(range(9, 16))  # upper's reset: upper's voices only
+    assert released(m.feed([0xB0, 123, 0])) == [(41.0, None)] + [(40.0 + ch, ch) for ch in range(2, 9)]
+    assert released(m.feed([0xB0, 123, 0]) + m.feed([0xBF, 123, 0])) == []
+    mcm(m, 1, 15)  # one zone, lower 15: channel 16 is a member and its all notes off is its own
+    m.feed([0x9F, 60, 100]), m.feed([0x91, 61, 100])
+    assert released(m.feed([0xBF, 123, 0])) == [(60.0, 16)]
+    assert reset(m.feed([0xBF, 121, 0])) == [16]
 
 
 def test_learn_leaves_member_slide_alone(params):

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 from contextlib import closing
+from functools import partial
 import socket
 import urllib.error
 import urllib.request
 
-import ifaddr
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 from zeroconf import IPVersion, ServiceBrowser, ServiceStateChange, Zeroconf
 
 from conftest import require
-from helpers import param_names, wait_for
+from helpers import free_udp_port, network_address, param_names, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.mdns import OSC_TYPE, OSCJSON_TYPE, Advertisement, service_infos
 from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
@@ -81,6 +81,9 @@ def test_namespace_lists_every_table_address_and_parameter(target, server, lines
             paths = []  # no audio input on this engine: no settings to list
         else:
             paths = [entry.pattern.replace("<name>", name) for name in specs]
+        if entry.pattern == "/livegen/get/<name>":
+            assert not [path for path in listed if path.startswith("/livegen/get/")], "get nodes listed"
+            continue
         for path in paths:
             assert path in listed, f"{path} ({entry.pattern}) missing from the namespace"
             assert listed[path].get("TYPE", "") == ("".join("i" if specs[path.rpartition("/")[2]].integer else "f")
@@ -88,7 +91,12 @@ def test_namespace_lists_every_table_address_and_parameter(target, server, lines
                                                     listed[path].get("TYPE", "") if entry.handler in ("xy", "latent")
                                                     else osc_type(entry.args)), path
     assert not any("/livegen/input/" in path for path in listed)
+    getter = listed["/livegen/get"]  # a method (its name as a string), not a container of one query per parameter
+    assert getter["TYPE"] == "s" and "CONTENTS" not in getter
     for name, spec in specs.items():
+        if not (name[:1] == "z" and name[1:].isdigit() or name in ("x", "y")):  # also /livegen/z/<i>, /livegen/xy
+            assert [path for path in listed if path.rpartition("/")[2] == name  # a voice's own bend is another
+                    and not path.startswith("/livegen/voice/")] == [f"/livegen/param/{name}"], name
         node = listed[f"/livegen/param/{name}"]
         assert node["TYPE"] == ("i" if spec.integer else "f")
         assert node["RANGE"] == [{"MIN": spec.minimum, "MAX": spec.maximum}]
@@ -149,7 +157,7 @@ def test_errors_are_clear(server):
 
 def test_url_on_all_interfaces_names_an_address(target):
     """Bound to 0.0.0.0, the URL said names an address an app can reach, not 0.0.0.0."""
-    address = _network_address()
+    address = network_address()
     require(address is not None, "a non-loopback IPv4 address on this machine")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("0.0.0.0", 0))
@@ -248,19 +256,11 @@ def test_service_infos_advertised():
     assert only.type == OSC_TYPE  # OSCQuery off: only plain OSC is advertised
 
 
-def _network_address() -> str | None:
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if ip.is_IPv4 and not ip.ip.startswith(("127.", "169.254.")):
-                return ip.ip
-    return None
-
-
 @pytest.mark.slow
 def test_mdns_browse_finds_two_instances(target):
     """A real zeroconf browse on this machine's network address finds `_oscjson._tcp` and
     `_osc._udp`, a second instance under another name, and HOST_INFO at the advertised place."""
-    address = _network_address()
+    address = network_address()
     require(address is not None, "a non-loopback IPv4 address on this machine")
     lines: list[str] = []
     first = OscServer(target, host=address, port=0, discovery=True, log=lines.append).start()
@@ -294,6 +294,63 @@ def test_mdns_browse_finds_two_instances(target):
         browser_zc.close()
         first.stop()
         second.stop()
+
+
+@pytest.mark.slow
+def test_mdns_two_started_at_once_take_true_distinct_names():
+    """Two advertisers started in the same instant (as two livegens started together) end up
+    with different instance names, each the same for `_oscjson._tcp` and `_osc._udp`, and the
+    name each reports is the one a browse finds at its own port."""
+    address = network_address()
+    require(address is not None, "a non-loopback IPv4 address on this machine")
+    lines: list[str] = []
+    ports = [free_udp_port(), free_udp_port()]
+    while ports[1] == ports[0]:
+        ports[1] = free_udp_port()
+    adverts = [Advertisement(address, port, http=True, log=lines.append) for port in ports]
+    for advert in adverts:  # no waiting between them: both look the name up before either holds it
+        advert.start()
+    browser_zc = Zeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
+    try:
+        for advert in adverts:
+            assert advert.done.wait(60), lines
+            assert advert.name is not None and advert.name.startswith("livegen"), lines
+        names = [advert.name for advert in adverts]
+        assert names[0] != names[1], lines
+        for advert in adverts:
+            assert [info.name for info in advert.infos] == [f"{advert.name}.{kind}" for kind in (OSCJSON_TYPE, OSC_TYPE)]
+            assert f"advertised as {advert.name!r}" in " ".join(lines), lines
+            for name in (f"{advert.name}.{kind}" for kind in (OSCJSON_TYPE, OSC_TYPE)):
+                info = wait_for(partial(browser_zc.get_service_info, name.partition(".")[2], name, timeout=3000), 30,
+                                f"{name} to resolve (log {lines})")
+                assert info.port == advert.osc_port, (name, info.port, advert.osc_port)
+    finally:
+        browser_zc.close()
+        for advert in adverts:
+            advert.close()
+
+
+@pytest.mark.slow
+def test_mdns_name_held_by_two_goes_to_the_smaller_host_and_port():
+    """Two holders of one name (both probed before either answered): each asks for it again, and
+    the one with the greater (host, port) sees the other and gives way; the smaller keeps it."""
+    address = network_address()
+    require(address is not None, "a non-loopback IPv4 address on this machine")
+    lines: list[str] = []
+    advert = Advertisement(address, 40100, http=True, log=lines.append).start()
+    rival = Zeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
+    try:
+        assert advert.done.wait(60) and advert.name is not None, lines
+        server = advert.infos[0].server
+        for port, yields in ((40101, False), (40099, True)):  # a goodbye leaves the cache 1 s later: larger first
+            infos = service_infos(advert.name, [address], osc_port=port, http=True, server=server)
+            for info in infos:
+                rival.register_service(info, cooperating_responders=True)  # no probe: it holds the name too
+            assert advert._contested(advert._zeroconf, advert.infos, server) is yields, port
+            rival.unregister_all_services()
+    finally:
+        rival.close()
+        advert.close()
 
 
 def test_mdns_failure_is_one_line():

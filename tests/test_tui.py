@@ -10,8 +10,11 @@ import json
 import sys
 
 import pytest
+from zeroconf import IPVersion, Zeroconf
 
-from helpers import last_args, make_app, run, shown_values, until
+from conftest import require
+from helpers import last_args, make_app, network_address, run, shown_values, until
+from livegen.control.mdns import OSC_TYPE, OSCJSON_TYPE
 from livegen.tui.child import EngineProcess, engine_argv
 from livegen.tui.model_info import read_model_info
 from livegen.tui.notes import GATE_SECONDS
@@ -407,3 +410,34 @@ def test_input_meter_shows_level_pitch_clip_and_the_pad_the_inputs_point(fake):
         assert await until(pilot, lambda: pad.input_point == (0.25, 0.75))
 
     run(app, scenario)
+
+
+def test_status_line_says_where_controllers_reach_a_real_engine(live_play):
+    """`livegen play --headless --osc-host 0.0.0.0`: the UI, only an OSC client of it, shows the
+    OSC port, the OSCQuery URL at this machine's address and the instance name the server was
+    advertised under over mDNS, the one a browse finds at that port."""
+    address = network_address()
+    require(address is not None, "a non-loopback IPv4 address on this machine")
+    play = live_play("--no-midi", "--osc-host", "0.0.0.0")
+    app = make_app(play.port)
+    url = f"http://{address}:{play.port}/"
+
+    async def scenario(pilot):
+        status = app.query_one(StatusLine)
+        assert await until(pilot, lambda: "mDNS livegen" in status.render().plain, 60), \
+            f"status line {status.render().plain!r}; status {app.status}; play's log:\n{play.log}"
+        text = status.render().plain
+        name = str(app.status["osc_name"])
+        assert f"OSC :{play.port}" in text and f"OSCQuery {url} mDNS {name}" in text, text
+        assert f"advertised as {name!r}" in play.log
+        shown.append(name)
+
+    shown: list[str] = []
+    run(app, scenario, size=(140, 32))
+    zeroconf = Zeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
+    try:
+        for kind in (OSCJSON_TYPE, OSC_TYPE):
+            info = zeroconf.get_service_info(kind, f"{shown[0]}.{kind}", timeout=5000)
+            assert info is not None and info.port == play.port, (kind, shown, info)
+    finally:
+        zeroconf.close()

@@ -6,7 +6,7 @@ single notes, not on melodies; `--soundfont` plays them with one it never heard)
 seven pitches with gaps (`sung`), speaking a sentence (`speech`) and whispering one (`whisper`,
 unvoiced: the model's noise part alone should play). Each is rendered by the
 `livegen render --input FILE -o OUT.wav` command (the default model, the pad at its centre,
-default settings) and measured on the 48 kHz file it writes:
+default settings, or those `--set NAME=VALUE` gives) and measured on the 48 kHz file it writes:
 
 - pitch: CREPE (torchcrepe "tiny", 10 ms hop, periodicity > 0.5 = voiced, as `livegen eval`)
   on the output; each voiced output frame is compared with the input's note `lag` earlier (the
@@ -49,7 +49,7 @@ from livegen.bench._report import REPO
 from livegen.data.gm import RenderSettings, _Renderer
 from livegen.data.pitch import hz_to_midi, track_f0
 from livegen.engine.events import Event, note_off, note_on, param, write_events
-from livegen.engine.input import FileFeed
+from livegen.engine.input import FileFeed, input_param_specs
 from livegen.errors import ParameterError, ranged
 from livegen.server import factory
 from livegen.train.evaluate import track_pitch
@@ -304,6 +304,25 @@ def cost(model, *, seconds: float, repeats: int) -> dict:
     return best
 
 
+def parse_settings(items: list[str]) -> list[Event]:
+    """`NAME=VALUE` items as parameter events at 0 s (checked against the input's parameters)."""
+    known = {spec.name: spec for spec in input_param_specs()}
+    events = []
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise ParameterError(f"--set {item!r}: not an input parameter; one of {', '.join(sorted(known))}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ParameterError(f"--set {item!r}: give NAME=NUMBER, e.g. input_dynamics=1") from None
+        spec = known[name]
+        if not spec.minimum <= number <= spec.maximum:
+            raise ParameterError(f"--set {item!r}: {name} takes {spec.minimum:g}..{spec.maximum:g}")
+        events.append(param(name, number))
+    return events
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench input", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -312,6 +331,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=ranged(int, 1), default=3, help="cost: best of this many")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost figures")
     parser.add_argument("--no-clips", action="store_true", help="skip the clips (the cost figures alone)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter the clips are rendered with (e.g. input_dynamics=1); repeatable "
+                             "(default: the defaults)")
     parser.add_argument("--soundfont", default=FLUID_R3,
                         help="SoundFont the melodies are played with (default FluidR3, whose notes the default "
                              "model trained on; e.g. /usr/share/sounds/sf2/TimGM6mb.sf2, or MuseScore_General for "
@@ -325,17 +347,22 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="livegen-input-"))
     out.mkdir(parents=True, exist_ok=True)
     loaded = factory.load(None, log=lambda text: None)
+    settings = parse_settings(args.set)
     if not Path(args.soundfont).is_file():
         raise ParameterError(f"--soundfont {args.soundfont}: no such file (Debian: fluid-soundfont-gm, "
                              "timgm6mb-soundfont, musescore-general-soundfont)")
     print(f"model: {loaded.name}; melodies on {Path(args.soundfont).name}; output {SR} Hz; pad at its centre, "
-          "default settings; "
+          f"{'settings ' + ', '.join(args.set) if args.set else 'default settings'}; "
           f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     clips = {} if args.no_clips else {
         "melody": lambda p: make_melody(p, program=73, soundfont=args.soundfont),
         "violin": lambda p: make_melody(p, program=40, soundfont=args.soundfont),
         "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
+    extra = ()
+    if settings:
+        write_events(out / "settings.jsonl", settings)
+        extra = (str(out / "settings.jsonl"),)
     if clips:
         print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
               "timbre >= 3 dB)")
@@ -345,7 +372,7 @@ def main(argv=None) -> int:
             path = out / f"{name}.wav"
             notes = make(path)
             x, x_sr = sf.read(path, dtype="float32")
-            y = render(path, out / f"{name}.out.wav")
+            y = render(path, out / f"{name}.out.wav", *extra)
             own = None if notes is None else render_notes(notes, out / f"{name}.notes.jsonl",
                                                           out / f"{name}.notes.wav", seconds=len(y) / SR)
             r = measure_clip(x, x_sr, y, notes=notes, own=own)
@@ -357,7 +384,7 @@ def main(argv=None) -> int:
         path = out / "whisper.wav"
         make_espeak(path, whisper=True)
         x, x_sr = sf.read(path, dtype="float32")
-        r = measure_unvoiced(x, x_sr, render(path, out / "whisper.out.wav"))
+        r = measure_unvoiced(x, x_sr, render(path, out / "whisper.out.wav", *extra))
         print(f"  {'whisper (unvoiced)':32s} output {r['level_db']:.1f} dBFS over the input's loud frames; "
               f"CREPE hears a voice in {100 * r['output_voiced']:.1f} % of them "
               f"(in the input: {100 * r['input_voiced']:.1f} %)")

@@ -17,6 +17,7 @@ Default map (used when no map file exists; see `DEFAULT_MAP`)::
 Built in, whatever the map (a map entry for CC 64 takes it over)::
 
     CC 64 (sustain pedal) -> sustain (>= 64 down); CC 120/123 -> all held notes off
+    CC 121 (reset all controllers) -> bend 0, sustain off
     pitch bend -> bend; RPN 0 (bend sensitivity) -> bend_range; program change -> preset recall
 
 A mapping whose param is `record` (`RECORD`) is a button, not a parameter: each press (the
@@ -29,7 +30,11 @@ notes voices with ids (the channel, 1..16): note on/off carry `voice`; pitch ben
 and channel pressure or polyphonic aftertouch become `voice` events (`bend`, `y`, `pressure`).
 The manager channel (1 for the lower zone, 16 for the upper) means what any channel means
 without a zone; RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
-range (48 semitones until then, the MPE default) as the MPE specification has it.
+range (48 semitones until then, the MPE default) as the MPE specification has it. Zone-wide
+messages on the manager reach the zone's members too: All Notes Off / All Sound Off releases
+their notes, Reset All Controllers resets their voices. A configuration message sets the bend
+ranges back to the specification's defaults (members 48, `bend_range` 2) and resets the voices
+of channels that join or leave the zone.
 """
 
 from __future__ import annotations
@@ -59,6 +64,10 @@ MPE_ZONES = {"lower": 1, "upper": 16}
 """MPE zones and their manager channels."""
 MPE_MEMBER_BEND = 48.0
 """Semitones a member channel's full pitch bend moves (the MPE default until RPN 0 on a member)."""
+MPE_MANAGER_BEND = 2.0
+"""`bend_range` a configuration message sets: the manager channel's default in the MPE specification."""
+MPE_VOICE_RESET = (("bend", 0.0), ("y", 0.0), ("pressure", 0.0))
+"""A member's voice controls at rest: no bend, CC 74 at its centre (64), no pressure."""
 MPE_SLIDE_CC = 74
 MPE_RPN = 6
 """RPN 6, the MPE Configuration Message: data entry MSB = member channels (0 ends the zone)."""
@@ -277,8 +286,9 @@ class MidiMapper:
     def set_zone(self, zone: str, members: int) -> list[Event]:
         """Give MPE `zone` ('lower' or 'upper') `members` channels (0 ends it), as the MPE
         Configuration Message does: a zone that would overlap the other shrinks the other, the
-        zone's member bend range goes back to 48, and notes held on channels that change role are
-        released (their note-offs would no longer name them)."""
+        zone's member bend range goes back to 48, and channels that join or leave the zones have
+        their held notes released (their note-offs would no longer name them) and their voices
+        reset, as the specification asks of a receiver."""
         if zone not in MPE_ZONES:
             raise ParameterError(f"MPE zone {zone!r}: give one of {', '.join(MPE_ZONES)}")
         members = max(0, min(int(members), 15))
@@ -289,13 +299,22 @@ class MidiMapper:
         before, after = self._members, mpe_members(zones)
         self.zones, self._members = zones, after
         self._member_bend[zone] = MPE_MEMBER_BEND
+        moved = set(before) ^ set(after)
+        events = self._let_go([key for key in self._held if key[1] in moved], before)
+        return events + _voice_resets(sorted(moved))
+
+    def _let_go(self, keys, members: dict[int, str]) -> list[Event]:
+        """Note-offs for the notes held under `keys` ((source, channel)), voiced as `members` had them."""
         events = []
-        for (src, channel), held in list(self._held.items()):
-            if (channel in before) != (channel in after):
-                voice = channel if channel in before else None
-                events += [Event("note_off", pitch=float(p), voice=voice, source=src) for p in sorted(held)]
-                del self._held[(src, channel)]
+        for src, channel in keys:
+            voice = channel if channel in members else None
+            events += [note_off(float(p), voice=voice, source=src) for p in sorted(self._held.pop((src, channel), ()))]
         return events
+
+    def _zone_channels(self, channel: int) -> list[int]:
+        """`channel` and, when it is a zone's manager, that zone's member channels."""
+        zone = next((z for z, manager in MPE_ZONES.items() if manager == channel and z in self.zones), None)
+        return [channel] + sorted(ch for ch, z in self._members.items() if z == zone)
 
     @property
     def mpe(self) -> str:
@@ -396,10 +415,15 @@ class MidiMapper:
 
     def _control_change(self, channel: int, number: int, value: int, source: str) -> list[Event]:
         state = self._states[channel - 1]
-        if number in (120, 123):  # all sound off / all notes off
-            held = self._held.pop((source, channel), set())
-            voice = channel if channel in self._members else None
-            return [Event("note_off", pitch=float(p), voice=voice) for p in sorted(held)]
+        if number in (120, 123):  # all sound off / all notes off: on a manager, the whole zone's
+            return self._let_go([(source, ch) for ch in self._zone_channels(channel)], self._members)
+        if number == 121:  # reset all controllers: on a manager, its zone's member voices too
+            channels = self._zone_channels(channel)
+            for ch in channels:
+                self._states[ch - 1].selected = None
+            if channel in self._members:
+                return _voice_resets(channels)
+            return self._set("bend", 0.0) + self._set("sustain", 0.0) + _voice_resets(channels[1:])
         if number >= 120:
             return []
         if number == 64 and not any(m.cc == 64 and m.matches(channel) for m in self.mappings):
@@ -443,7 +467,7 @@ class MidiMapper:
         if kind == "rpn":
             if control == MPE_RPN and number == 6 and channel in (1, 16):  # MPE Configuration Message
                 zone = "lower" if channel == 1 else "upper"
-                return self.set_zone(zone, value)
+                return self.set_zone(zone, value) + self._set("bend_range", MPE_MANAGER_BEND)
             if control == 0 and number in (6, 38) and channel in self._members:  # the members' bend range
                 zone = self._members[channel]
                 if number == 6:
@@ -560,6 +584,11 @@ def _voice(voice: int, name: str, value: float) -> Event:
     """`name` of `voice`, clipped to its range."""
     lo, hi = VOICE_CONTROLS[name]
     return voice_control(voice, name, min(max(value, lo), hi))
+
+
+def _voice_resets(channels) -> list[Event]:
+    """The voice events that put each of `channels`' voices at rest (`MPE_VOICE_RESET`)."""
+    return [voice_control(ch, name, value) for ch in channels for name, value in MPE_VOICE_RESET]
 
 
 def _ticks(mode: str, raw: int) -> int:

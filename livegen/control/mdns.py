@@ -23,6 +23,8 @@ NAME = "livegen"
 MAX_INSTANCES = 16
 LOOKUP_MS = 500
 """How long to wait for an answer from another instance of a name before taking it."""
+_FLAGS_QUERY, _TYPE_SRV, _CLASS_IN = 0x0000, 33, 1
+"""A DNS query's flags, the SRV record type and the Internet class (RFC 1035, RFC 2782)."""
 
 
 def _resolve(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -80,12 +82,13 @@ class Advertisement:
         self.http = http
         self.log = log
         self.name: str | None = None
+        """The instance name as registered for every kind (None until then, or when it failed)."""
         self.infos: list[ServiceInfo] = []
         self.done = threading.Event()
         """Set once registered or failed."""
         self._zeroconf: Zeroconf | None = None
         self._lock = threading.Lock()
-        self._closed = False
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> "Advertisement":
@@ -102,7 +105,7 @@ class Advertisement:
                 raise OSError("this machine has no network address besides loopback")
             address = _resolve(self.host)
             with self._lock:
-                if self._closed:
+                if self._closing.is_set():
                     return
                 if address.is_unspecified:
                     self._zeroconf = Zeroconf(interfaces=InterfaceChoice.All,
@@ -111,37 +114,89 @@ class Advertisement:
                     self._zeroconf = Zeroconf(interfaces=[str(address)],
                                               ip_version=IPVersion.V4Only if address.version == 4 else IPVersion.V6Only)
             zeroconf = self._zeroconf
-            name = self._free_name(zeroconf)
             server = f"{socket.gethostname().split('.')[0] or NAME}.local."
-            infos = service_infos(name, addresses, osc_port=self.osc_port, http=self.http, server=server)
-            with self._lock:
-                if self._closed:
-                    return
-                for info in infos:
-                    zeroconf.register_service(info, allow_name_change=True)
-                self.infos, self.name = infos, name
+            infos = self._register(zeroconf, addresses, server)
+            if infos is None:
+                return
+            name = self.name
             kinds = " and ".join(info.type.removesuffix(".local.") for info in infos)
             self.log(f"advertised as {name!r} ({kinds}) over mDNS at {', '.join(addresses)} port {self.osc_port}")
         except Exception as exc:  # no multicast here, an interface gone: play goes on without
-            if not self._closed:
+            if not self._closing.is_set():
                 self.log(f"mDNS advertisement failed ({type(exc).__name__}: {exc}); apps will not list livegen "
                          f"by itself, enter its address and port {self.osc_port} in them")
         finally:
             self.done.set()
 
-    def _free_name(self, zeroconf: Zeroconf) -> str:
-        """The first instance name no other livegen on the network answers for."""
+    def _register(self, zeroconf: Zeroconf, addresses: list[str], server: str) -> list[ServiceInfo] | None:
+        """Register every kind under one instance name that no other responder holds; the infos
+        as registered (None once closed).
+
+        zeroconf's own renaming (`allow_name_change`) renames each kind apart and appends to the
+        name asked (`livegen-2-2`), so names are taken here, number by number, and a name another
+        responder holds moves on to the next. zeroconf does not settle two probes of one name at
+        once (RFC 6762's tie-break), so once registered the name is asked for again: of two
+        holders, the one with the greater (host, port) leaves it for the next number."""
+        from zeroconf import NonUniqueNameException
+
+        first = self._first_free(zeroconf)
+        for number in range(first, first + MAX_INSTANCES):
+            infos = service_infos(instance_name(number), addresses, osc_port=self.osc_port, http=self.http,
+                                  server=server)
+            held = []
+            try:
+                for info in infos:
+                    if self._closing.is_set():
+                        return None
+                    zeroconf.register_service(info)  # probes first; raises when the name is answered for
+                    held.append(info)
+            except NonUniqueNameException:
+                pass
+            else:
+                if not self._contested(zeroconf, infos, server):
+                    with self._lock:
+                        if self._closing.is_set():
+                            return None
+                        self.infos = infos  # the names as registered: what zeroconf answers for
+                        self.name = infos[0].name.removesuffix(f".{infos[0].type}")
+                    return infos
+            for info in held:
+                zeroconf.unregister_service(info)
+        raise OSError(f"instance names {instance_name(1)!r} to {instance_name(first + MAX_INSTANCES - 1)!r} are "
+                      "all taken on this network")
+
+    def _first_free(self, zeroconf: Zeroconf) -> int:
+        """The number of the first instance name no other livegen on the network answers for."""
         for number in range(1, MAX_INSTANCES + 1):
             name = instance_name(number)
             if all(zeroconf.get_service_info(kind, f"{name}.{kind}", timeout=LOOKUP_MS) is None
                    for kind in (OSCJSON_TYPE, OSC_TYPE)):
-                return name
-        return instance_name(MAX_INSTANCES + 1)
+                return number
+        return MAX_INSTANCES + 1
+
+    def _contested(self, zeroconf: Zeroconf, infos: list[ServiceInfo], server: str) -> bool:
+        """Whether another responder answers for one of these names and wins the tie: its
+        (host, port) is the smaller. Both holders reach the same verdict, so one name stays."""
+        from zeroconf import DNSOutgoing, DNSQuestion, current_time_millis
+
+        query = DNSOutgoing(_FLAGS_QUERY)
+        for info in infos:
+            query.add_question(DNSQuestion(info.name, _TYPE_SRV, _CLASS_IN))
+        zeroconf.send(query)
+        self._closing.wait(LOOKUP_MS / 1000)  # answers land in the cache meanwhile
+        ours = (server.lower(), self.osc_port)
+        now = current_time_millis()
+        for info in infos:
+            for record in zeroconf.cache.get_all_by_details(info.name, _TYPE_SRV, _CLASS_IN):
+                theirs = (record.server.lower(), record.port)
+                if theirs != ours and theirs < ours and not record.is_expired(now):
+                    return True
+        return False
 
     def close(self) -> None:
         """Say goodbye (the services leave the apps' lists at once) and stop."""
         with self._lock:
-            self._closed = True
+            self._closing.set()
             zeroconf, self._zeroconf = self._zeroconf, None
         if zeroconf is not None:
             try:

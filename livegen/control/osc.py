@@ -172,6 +172,8 @@ class OscServer:
         status["osc_subscribers"] = len(self.feedback)
         status["osc_last"] = self.last_address
         status["osc_query"] = self.query.url if self.query is not None else ""
+        advertisement = self.advertisement
+        status["osc_name"] = (advertisement.name or "") if advertisement is not None else ""
         if self.midi is not None and hasattr(self.midi, "status"):
             for key, value in self.midi.status().items():
                 status[f"midi_{key}"] = value

@@ -115,7 +115,8 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/status", "", "status", "replies `/livegen/status s ? s ? ...` (name/value pairs)",
                "The engine's (`xruns samplerate blocksize voices recording load peak ...`), the OSC "
                "port, subscriber count, the last OSC address that acted (`osc_last`; queries are left "
-               "out), MIDI connections and last message (`midi_*`), the recording (`record_*`) and, with "
+               "out), where apps find it (`osc_query`: the OSCQuery URL, `osc_name`: the name advertised "
+               "over mDNS, \"\" until advertised or when not; the UI's status line shows both), MIDI connections and last message (`midi_*`), the recording (`record_*`) and, with "
                "`--input-device`, the audio input (`input_*`: level, pitch heard, clip counts, its "
                "point on the pad, its JACK port; docs/live-input.md), and the pad points of the voices "
                "that sound with an id (`voices_xy`, as text: `[x0, y0, x1, y1, ...]`; docs/mpe.md).",
@@ -188,7 +189,12 @@ Apps that find OSC devices by themselves read it and list every address of the t
 its type tags (`TYPE`), argument ranges (`RANGE`), current values (`VALUE`), `ACCESS` (3 for
 parameters, 2 for what only acts, 0 for queries), `DESCRIPTION`, `UNIT` (a parameter's unit) and
 `CLIPMODE` (`both` where out-of-range values are clamped): TouchOSC, TouchDesigner, Max (its
-OSCQuery package), Chataigne, Vezér, ossia score.
+OSCQuery package), Chataigne, Vezér, ossia score. One address is left out of the tree:
+`/livegen/get/<name>` (it works over OSC as the table says). A parameter's value is its node's
+`VALUE`, read over HTTP; a query node per parameter, with no type and no value, only listed every
+parameter a second time in the apps' browsers (Chataigne makes a control of each node by its
+`TYPE` and names it by its `DESCRIPTION`: these had no type and all one description) and made
+`/livegen/get` a container rather than the method that takes a name.
 
 - `GET /` is the whole namespace, `GET /livegen/param` a part of it, `GET /livegen/param/gain?VALUE`
   one attribute (`{"VALUE": [-6.0]}`), `GET /?HOST_INFO` names `livegen`, `OSC_PORT` (P),
@@ -206,8 +212,12 @@ OSCQuery package), Chataigne, Vezér, ossia score.
   supported, 204 for the `VALUE` of something that only acts (a note, a preset slot).
 - mDNS: bound to an address other machines reach (`--osc-host 0.0.0.0`, or one of this
   machine's addresses), livegen advertises `_oscjson._tcp` and `_osc._udp` at the OSC port,
-  named `livegen` (`livegen-2`, ... when another livegen on the network has that name; two
-  started within the same two seconds may both take it, so start them one after the other). On
+  both under one instance name: `livegen`, or `livegen-2`, `livegen-3` ... when another livegen
+  on the network holds it. The name is the one registered, read back: the start log line
+  (`advertised as 'livegen-2'`), `/livegen/status` (`osc_name`) and the UI's status line give it.
+  Two started at the same moment both probe the name before either holds it; each then asks for
+  its name again, and of two holders the one with the greater host name and port moves on to the
+  next number (about a second more), so both end with names of their own. On
   127.0.0.1 (the default) nothing outside this machine can reach it, so nothing is advertised
   and the log says so. An advertisement that fails (a network without multicast) is one log
   line: OSC and OSCQuery go on, enter the address and port in the app.

@@ -53,6 +53,11 @@ RANGES = {
 }
 """Argument ranges of the methods that are not parameters, by handler (parameters' come from
 their specs, a voice control's from `VOICE_CONTROLS`)."""
+UNLISTED = frozenset({f"{PREFIX}get/<name>"})
+"""Table addresses the tree leaves out; they still work over OSC (docs/osc.md lists them). A
+parameter's value is its node's `VALUE` (`GET /livegen/param/gain?VALUE`), so one query node per
+parameter, with no type and no value, only repeated every parameter in apps' browsers, and
+turned `/livegen/get` (a method taking the name) into a container."""
 STATUS_VALUES = {"record": "recording", "model": "model"}
 """Methods whose current value the engine's status gives, by handler."""
 _PARAM_HANDLERS = ("xy", "latent", "param", "input")
@@ -139,6 +144,8 @@ def namespace(params, status, *, under: str = "/") -> dict:
     root = {"FULL_PATH": "/", "ACCESS": 0, "CONTENTS": {},
             "DESCRIPTION": "livegen, a live neural instrument: send OSC over UDP to these addresses"}
     for entry in ADDRESSES:
+        if entry.pattern in UNLISTED:
+            continue
         for path, rest in _instances(entry, specs):
             if path != under and not path.startswith(within):
                 continue

@@ -159,6 +159,10 @@ class StreamingInverter:
         self.momentum = float(momentum)
         self.iters = iters
         self.sanitized = 0
+        # RTPGHI phases start every new frame (not "rtisi-la"), and with a "centre" or "committed"
+        # reading re-phase the look-ahead frames an onset changes (`_rephase`) from the frames
+        # before them, "rtisi-la"'s too: every frame needs its features then.
+        self._features = method != "rtisi-la" or read != "window"
         self._floor = float(floor) * float(np.sum(hann(n_fft).astype(np.float64) ** 2) / hop)
         self._tol = float(tol)
         self._lam = HANN_GAMMA * n_fft * n_fft
@@ -294,7 +298,7 @@ class StreamingInverter:
         np.greater(self._count, self._steady_after, out=self._steady)
         self.sanitized += K.accept(slot, self._w2, self._wss, self._floor, self._w, self._winv, self.hop,
                                    self._steady, self._winv_steady)
-        if self.method != "rtisi-la":
+        if self._features:
             frame_features(slot, self._tol, self.hop, self.n_fft, self._lam, self._logs[:, -1],
                            self._tg[:, -1], self._mx[:, -1])
         self._start_phase(new_frame=True)
@@ -346,22 +350,25 @@ class StreamingInverter:
     def flush(self) -> np.ndarray:
         """Return the ``lookahead*hop + n_fft - hop`` samples still owed after the last push.
 
-        The look-ahead frames are finished with the same iterations (no new frames arrive);
-        afterwards every voice is reset, ready for a new stream.
+        The look-ahead frames are finished with the same iterations (no new frames arrive). The
+        window reading ends with its last frames' falling window edges; a "centre" or "committed"
+        reading reads on as the frames run out (what silence pushed would give), so that it too
+        falls to 0 instead of stopping at the last frame's centre. Afterwards every voice is
+        reset, ready for a new stream.
         """
         H, N = self.hop, self.n_fft
         out = np.empty((self.voices, self.lookahead * H + N - H), np.float32)
         self._fast.fill(False)
-        for i in range(self.lookahead):
+        hops = self.lookahead if self.read == "window" else self.lookahead + N // H - 1
+        for i in range(hops):
             self._advance()
             K.accept(self._mags[:, -1], self._no_w2, self._wss, self._floor, self._w, self._winv, H,
                      self._no_steady, self._winv_steady)
-            self._start_phase(new_frame=False)
-            self._iterate()
+            if i < self.lookahead:  # afterwards every frame left is silence: nothing to refine
+                self._start_phase(new_frame=False)
+                self._iterate()
             out[:, i * H:(i + 1) * H] = self._commit()
-        if self.read != "window":  # the last frame's centre faded out with the last hop above
-            out[:, self.lookahead * H:] = 0.0
-        else:
+        if self.read == "window":
             K.commit(self._acc_c[:, H:N], self._ysyn[:, 0], self._wss[:, H:N], self._floor,
                      out[:, self.lookahead * H:], True)
         self.reset()

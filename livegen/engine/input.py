@@ -182,6 +182,9 @@ def input_param_specs() -> list[ParamSpec]:
         ParamSpec("input_glide", 0.0, 1.0, 0.0, "s", 0.0, description="time constant of the followed pitch"),
         ParamSpec("input_loudness", 0, 1, 1, "", 0.0, integer=True,
                   description="the voice's level follows the input's loudness (1) or stays at the model's level (0)"),
+        ParamSpec("input_dynamics", 0.0, 1.0, 1.0, "", 0.0,
+                  description="how far the input's loudness also moves the model's dynamics (softer input, the "
+                              "model's softer timbre); 0: the level alone follows"),
         ParamSpec("input_timbre", 0.0, 1.0, 0.0, "", 0.05,
                   description="latent point: 0 the pad's, 1 the input's own timbre encoded by the model"),
         ParamSpec("input_gate_db", -90.0, 0.0, -50.0, "dBFS", 0.0, description="input below this is silence (gated)"),
@@ -385,7 +388,7 @@ _OPEN, _VOICED, _ONSET, _FOLLOWED, _QUANTISED, _PITCH, _GAIN, _HARM, _VELOCITY, 
 the last pitch followed and its semitone, the voice's pitch, gain, harmonic share and velocity,
 and whether something starts this hop."""
 _FOLLOW_PARAMS = ("input_pitch", "input_quantise", "input_note", "input_transpose", "input_glide", "input_loudness",
-                  "input_level")
+                  "input_level", "input_dynamics")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -452,7 +455,7 @@ def _follow(st, f0, periodic, level_db, short_db, hop_db, values, index, rates, 
         if starting:  # the newest hop alone: the window still holds the silence before
             level = max(level, hop_db)
         loud_db = min(max(level - LOUDNESS_REF_DB, LOUDNESS_RANGE_DB[0]), LOUDNESS_RANGE_DB[1])
-        st[_VELOCITY] = min(max(LEVEL_REF_VELOCITY + loud_db / 48.0, 0.1), 1.0)
+        st[_VELOCITY] = min(max(LEVEL_REF_VELOCITY + values[index[7]] * loud_db / 48.0, 0.1), 1.0)
     else:
         loud_db = 0.0
         st[_VELOCITY] = LEVEL_REF_VELOCITY

@@ -1,4 +1,5 @@
-"""Two status lines: audio health, then MIDI, OSC, recording and the keyboard's octave."""
+"""Two status lines: audio health, then MIDI, OSC, recording, the keyboard's octave and where
+controllers reach the instrument (OSCQuery URL, mDNS name)."""
 
 from __future__ import annotations
 
@@ -145,7 +146,17 @@ class StatusLine(Widget):
             text.append("rec ○", style("status--dim"))
         if self.keyboard:
             text.append(f" │ {self.keyboard}")
+        reach = self.reach()
+        if reach:
+            text.append(f" │ {reach}")
         return text
+
+    def reach(self) -> str:
+        """Where controllers find the instrument besides the OSC port, as the server reports it:
+        its OSCQuery URL and the name it is advertised under over mDNS (last on the line, so a
+        narrow terminal cuts this rather than the recording and the keyboard)."""
+        url, name = self.status.get("osc_query") or "", self.status.get("osc_name") or ""
+        return " ".join(part for part in (f"OSCQuery {url}" if url else "", f"mDNS {name}" if name else "") if part)
 
     def render(self) -> Text:
         text = self._line1()
