@@ -1,6 +1,7 @@
 """Per-voice control (MPE keyboards, per-touch OSC) in the engine's real renders: each note with a
-voice id plays its id's bend and its own latent point, is released by its id, renders the same
-twice, is carried to a new engine, and a take on the sound server re-renders exactly."""
+voice id plays its id's bend and its own latent point, is released by its id, leaves its id when
+the id starts another note while it rings, renders the same twice, is carried to a new engine, and
+a take on the sound server re-renders exactly."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import torch
 
 from helpers import take_rendered_again, wait_for
 from livegen.bench.latency import detect_change
+from livegen.data.pitch import TRACK_HOP, TRACK_RATE, track_f0
 from livegen.engine import events as ev
 from livegen.engine.carry import CarryOver
+from livegen.engine.core import Engine
 from livegen.engine.notes import NotesSource, spectral_engine
+from livegen.engine.voices import DETACHED
+from livegen.errors import ParameterError
 from livegen.model import default_model_path, load_model
 from livegen.server.client import RemoteEngine
 from livegen.session.wiring import SessionControl, engine_header
@@ -143,6 +148,74 @@ def test_a_note_off_by_voice_id_releases_the_bent_note_and_no_other(model):
     assert held() == [] and engine.status()["voices_xy"] == []
 
 
+HOP_SECONDS = 256 / SR
+"""The engine's hop at `SR`: events at multiples of it land on hop boundaries."""
+
+
+def _tail_script(setup_hops_early):
+    """Voice 2's note 48 released at 0.5 s and bent +2 while it rings; at hop 132 (0.704 s) voice 2
+    starts note 86, its channel's bend set to +7 `setup_hops_early` hops before."""
+    start = 132 * HOP_SECONDS
+    return [ev.note_on(48, 110, voice=2), ev.note_off(48, voice=2, t=0.5), ev.voice_control(2, "bend", 2.0, t=0.55),
+            ev.voice_control(2, "bend", 7.0, t=start - setup_hops_early * HOP_SECONDS),
+            ev.note_on(86, 60, voice=2, t=start)]
+
+
+def _low_pitch(y, start, end):
+    """Median MIDI pitch of `y` between `start` and `end` seconds, tracked by the project's tracker
+    (`livegen.data.pitch`) under 900 Hz: the tail (partials of pitch 48-55) without note 86 (1175 Hz
+    and up)."""
+    spectrum = np.fft.rfft(y)
+    spectrum[np.fft.rfftfreq(len(y), 1 / SR) > 900] = 0
+    low = np.fft.irfft(spectrum, len(y))[::SR // TRACK_RATE]  # nothing above 900 Hz to alias
+    f0, voiced, _ = track_f0(low, sr=TRACK_RATE, hop=TRACK_HOP)
+    frames = np.arange(len(f0)) * TRACK_HOP / TRACK_RATE
+    chosen = f0[(frames >= start) & (frames <= end) & voiced]
+    assert len(chosen) >= 3, (start, end, f0)
+    return float(np.median(69 + 12 * np.log2(chosen / 440.0)))
+
+
+@pytest.mark.parametrize("setup_hops_early", [0, 1])
+def test_a_release_tail_leaves_its_id_when_the_id_starts_a_new_note(model, setup_hops_early):
+    """An MPE keyboard reuses a member channel while its last note still rings: the tail follows
+    the channel's bend while it rings alone (48 bent +2: 50), and keeps that pitch once the new
+    note starts, not the new note's bend (+7: 55), also when the new note's controls come a hop
+    before it. Fails without the detaching: the tail sounds at 55."""
+    y, engine = _render(model, _tail_script(setup_hops_early), seconds=0.9)
+    assert abs(_low_pitch(y, 0.64, 0.69) - 50) < 0.3
+    assert abs(_low_pitch(y, 0.76, 0.84) - 50) < 0.3
+    bank = engine.find(NotesSource).voices
+    assert engine.rejected == 0 and sorted(int(bank.vid[s]) for s in bank.sounding_notes()) == [DETACHED, 2]
+    (tail,) = np.flatnonzero(bank.active & (bank.vid == DETACHED))
+    assert list(bank.smoothed[tail]) == [2.0, 0.0, 0.0, 0.0]  # frozen as it played before the new note
+    assert engine.status()["voices_xy"] == [0.5, 0.5, 0.5, 0.5]  # the tail still shows while it rings
+
+
+def test_a_tail_follows_its_id_until_a_new_note_of_that_id(model):
+    """Only a note-on of the same id detaches a released note: another id's note leaves it on its
+    channel, a key still down stays on it too, and a plain note (no id) detaches nothing."""
+    engine = spectral_engine(model, samplerate=SR, seed=1)
+    bank = engine.find(NotesSource).voices
+    for event in (ev.note_on(48, 100, voice=2), ev.note_on(55, 100, voice=2), ev.note_off(48, voice=2),
+                  ev.note_on(60, 100, voice=3), ev.note_on(62, 100)):
+        engine.post(event)
+    engine.step()
+
+    def ids():
+        return sorted((float(bank.pitch[s]), int(bank.vid[s])) for s in bank.sounding_notes())
+
+    assert ids() == [(48.0, 2), (55.0, 2), (60.0, 3), (62.0, -1)]
+    engine.post(ev.voice_control(2, "bend", 1.0))
+    engine.post(ev.note_on(67, 100, voice=2))
+    engine.step()
+    assert ids() == [(48.0, DETACHED), (55.0, 2), (60.0, 3), (62.0, -1), (67.0, 2)]
+    for name, value in (("bend", -3.0), ("x", 0.2), ("y", 0.3), ("pressure", 0.5)):
+        engine.post(ev.voice_control(2, name, value))
+    engine.render(0.2)
+    assert bank.smoothed[bank.vid == DETACHED].tolist() == [[0.0, 0.0, 0.0, 0.0]]
+    assert bank.smoothed[bank.vid == 2].tolist() == [[-3.0, 0.2, 0.3, 0.5]] * 2
+
+
 def test_voice_events_render_the_same_twice(model):
     """The same events with voice controls moving mid-note (bend, glided x, y, pressure) give the
     same samples twice; the voices leave the shared point and come back to it."""
@@ -157,6 +230,37 @@ def test_voice_events_render_the_same_twice(model):
     assert engine.rejected == 0
     bank = engine.find(NotesSource).voices
     assert not bank.id_offsets().any()  # back on the shared point
+
+
+def test_the_torch_decoder_path_matches_numpy_with_voices_at_their_own_points(model):
+    """The path a GPU takes (the model's traced torch decoder, one latent point per voice once one
+    has an offset), run on the CPU: the mixed magnitudes of every hop match the numpy decoder's,
+    with the voices sharing the performer's point, at points of their own, and back."""
+    script = [ev.note_on(48, 100, voice=1), ev.note_on(55, 90, voice=2), ev.note_on(64, 70), ev.param("x", 0.3),
+              ev.voice_control(1, "x", 0.4, t=0.1), ev.voice_control(2, "y", -0.5, t=0.1),
+              ev.voice_control(1, "pressure", 0.6, t=0.15), ev.voice_control(2, "bend", 1.5, t=0.15),
+              ev.note_off(48, voice=1, t=0.2), ev.voice_control(2, "y", 0.0, t=0.25),
+              ev.voice_control(1, "x", 0.0, t=0.25)]
+    frames, onsets = {}, {}
+    for decoder in ("auto", "torch"):
+        source = NotesSource(model, seed=1, decoder=decoder)
+        assert source.calls_torch == (decoder == "torch")
+        engine = Engine([source], config=model.config, samplerate=SR, seed=1)
+        engine.schedule([ev.param("drone", 0), *script])
+        seen, push = [], engine.inverter.push
+        engine.inverter.push = lambda frame, onset=None, cut=False, seen=seen, push=push: (
+            seen.append((frame[0].copy(), None if onset is None else onset[0].copy())), push(frame, onset, cut))[1]
+        engine.render(0.4)
+        frames[decoder] = np.array([frame for frame, _ in seen])
+        onsets[decoder] = [onset is not None for _, onset in seen]
+        assert engine.rejected == 0 and engine.status()["nan"] == 0
+    numpy_frames, torch_frames = frames["auto"], frames["torch"]
+    assert onsets["auto"] == onsets["torch"] and numpy_frames.shape == torch_frames.shape
+    scale = np.abs(numpy_frames).max(axis=1, keepdims=True) + 1e-9
+    assert float((np.abs(torch_frames - numpy_frames) / scale).max()) < 1e-4
+    assert float(numpy_frames.max()) > 1.0  # the notes sound
+    with pytest.raises(ParameterError, match="decoder 'gpu': use one of auto, torch"):
+        NotesSource(model, decoder="gpu")
 
 
 def test_a_voice_event_the_engine_cannot_play_is_rejected(model):
@@ -210,6 +314,39 @@ def test_a_fresh_engine_given_the_carry_over_keeps_the_voices_and_their_bends(mo
     assert sorted(int(bank.vid[s]) for s in bank.sounding_notes() if bank.key_down[s]) == [-1]
 
 
+def test_the_carry_over_keeps_a_pedal_held_tail_off_its_reused_id(model):
+    """A note the pedal holds whose channel then started another note has left its id; a new
+    engine gets it with the bend it kept (+2: 50), then the id's new bend for the newer note
+    (+7: 60 sounds at 67), and the held tail's pitch does not move to the new bend (55)."""
+    old = spectral_engine(model, samplerate=SR, seed=1)
+    carry = CarryOver()
+    old.add_listener(carry.applied)
+    script = [ev.param("drone", 0), ev.param("sustain", 1), ev.voice_control(2, "bend", 2.0),
+              ev.note_on(48, 110, voice=2), ev.note_off(48, voice=2), ev.voice_control(2, "bend", 7.0),
+              ev.note_on(60, 100, voice=2)]
+    for event in script:
+        carry.posted(event)
+        old.post(event)
+        old.step()
+    handover = carry.handover(voices=16)
+    assert [(e.type, e.value if e.type == "voice" else e.pitch) for e in handover if e.voice == 2] == [
+        ("voice", 7.0), ("voice", 2.0), ("note_on", 48.0), ("note_off", 48.0), ("voice", 7.0), ("note_on", 60.0)]
+    new = spectral_engine(model, samplerate=SR, seed=1)
+    new.post(ev.param("drone", 0))
+    for event in handover:
+        new.post(event)
+    y = new.render(1.2)
+
+    def voices(engine):
+        bank = engine.find(NotesSource).voices
+        return sorted((float(bank.pitch[s]), int(bank.vid[s]), float(bank.smoothed[s, 0])) for s in bank.sounding_notes())
+
+    assert voices(new) == voices(old) == [(48.0, DETACHED, 2.0), (60.0, 2, 7.0)]
+    spectrum = _spectrum(y)
+    found, level = _peak(spectrum, _hz(50), 100)
+    assert abs(1200 * np.log2(found / _hz(50))) < 20 and level > _peak(spectrum, _hz(55), 30)[1] + 20, found
+
+
 def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_server, tmp_path):
     """Voice events posted to a real sound server on jackd are applied, logged in a take and come
     back stamped; `livegen render` of the take's log gives its recording sample for sample; the
@@ -243,6 +380,48 @@ def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_se
     assert [record["voice"] for record in logged if record.get("type") == "voice"] == [2, 3, 2, 2]
     recorded, rendered = take_rendered_again(wav)
     assert len(recorded) > 4 * 4096 and np.array_equal(rendered, recorded)
+
+
+def test_a_take_with_a_reused_voice_id_re_renders_exactly(jack_server, tmp_path):
+    """On a real sound server (the bundled model): a released note's tail bent while it rings,
+    then its id starts another note with another bend; the tail keeps its pitch in the recording
+    (48 bent +2: 50, not the new note's +7: 55) and `livegen render` of the take's log gives the
+    recording sample for sample."""
+    engine = RemoteEngine({"samplerate": 48000, "blocksize": 256}, {"model": None, "seed": 3, "device": "cpu"},
+                          lead=0).wait_ready()
+    session = SessionControl(engine, directory=tmp_path, header=engine_header(engine, model_name="models/default")).attach()
+    applied = []
+    engine.add_listener(applied.append)
+
+    def post_then_play(events, samples):
+        for event in events:
+            engine.post(event)
+        wait_for(lambda target=engine.samples_out + samples: engine.samples_out >= target, 10,
+                 f"{samples} samples played after {events}")
+
+    try:
+        engine.start()
+        session.record(True)
+        post_then_play([ev.param("drone", 0), ev.note_on(48, 110, voice=2)], 12000)
+        post_then_play([ev.note_off(48, voice=2)], 1024)
+        post_then_play([ev.voice_control(2, "bend", 2.0)], 4096)
+        post_then_play([ev.voice_control(2, "bend", 7.0), ev.note_on(86, 60, voice=2)], 12000)
+        post_then_play([ev.note_off(86, voice=2)], 4096)
+    finally:
+        session.close()
+        engine.stop(fade=False)
+        engine.kill()
+        engine.close()
+    (wav,) = tmp_path.glob("*.wav")
+    header, events = ev.read_events(wav.with_suffix(".jsonl"))
+    (second,) = [e for e in events if e.type == "note_on" and e.pitch == 86]
+    (bent,) = [e for e in events if e.type == "voice" and e.value == 2.0]
+    recorded, rendered = take_rendered_again(wav)
+    assert len(recorded) > 24000 and np.array_equal(rendered, recorded)
+    at = (second.sample - header["start_sample"]) / SR
+    following = (bent.sample - header["start_sample"]) / SR
+    assert abs(_low_pitch(recorded, following + 0.04, at) - 50) < 0.3  # the tail follows its bend alone
+    assert abs(_low_pitch(recorded, at + 0.06, at + 0.12) - 50) < 0.3  # and keeps it after the new note
 
 
 def test_a_bent_voice_keeps_its_bend_when_the_jack_server_dies_and_comes_back(jack_server, live_play, tmp_path):

@@ -7,7 +7,10 @@ the client's side instead, from two streams:
 
 - the events the performer posts (`posted`), in order: keys held (with their voice ids), notes the
   pedal holds, the pedal, and each voice id's controls (bend, x, y, pressure: an MPE keyboard's
-  channel bent in the middle of a note keeps its bend).
+  channel bent in the middle of a note keeps its bend). A note the pedal holds whose id started
+  another note has left its id (`livegen.engine.voices`): it keeps the id's controls as they were
+  at the id's last note event before that one (a keyboard sets the channel for the new note just
+  before it), and the new engine starts it with those.
   An event posted while the device is gone never reaches an engine, but the performer did it: a
   key let go meanwhile must not sound again.
 - the events the engine applied (`applied`): a preset `store` comes back with the values the
@@ -39,9 +42,13 @@ class CarryOver:
         self._lock = threading.Lock()
         self.presets: dict[int, dict[str, float]] = {}
         self._notes: list[list] = []
-        """[pitch, velocity, key down, the note-on] in the order pressed; key up: the pedal holds it."""
+        """[pitch, velocity, key down, the note-on, frozen] in the order pressed; key up: the pedal
+        holds it; frozen: the controls it kept when its id started another note (None: it follows
+        its id)."""
         self._controls: dict[tuple[int, str], float] = {}
         """Each voice id's controls as last posted ((id, name): value), in the order first set."""
+        self._at_note: dict[int, dict[str, float]] = {}
+        """Each voice id's controls at its last note event ({name: value}; names not set: 0)."""
         self._pedal: bool | None = None
         """The sustain pedal as last posted (None: never touched)."""
         self._voices: int | None = None
@@ -58,10 +65,16 @@ class CarryOver:
                 pitch = float(event.pitch)
                 # A key pressed again retriggers: the voice it held rings out through its release.
                 self._notes = [note for note in self._notes if not (note[2] and _same_key(note, pitch, event.voice))]
-                self._notes.append([pitch, int(event.velocity), True, event])
+                if event.voice is not None:  # the id's notes the pedal holds leave it
+                    for note in self._notes:
+                        if not note[2] and note[4] is None and note[3].voice == event.voice:
+                            note[4] = dict(self._at_note.get(event.voice, {}))
+                self._notes.append([pitch, int(event.velocity), True, event, None])
                 del self._notes[:-MAX_NOTES]
+                self._note_event(event.voice)
             elif kind in ("note_on", "note_off"):
                 self._key_up(float(event.pitch), event.voice)
+                self._note_event(event.voice)
             elif kind == "voice" and event.name in VOICE_CONTROLS and event.voice in range(VOICE_IDS):
                 if isinstance(event.value, (int, float)):  # what an engine takes (it rejects the rest)
                     self._controls[(int(event.voice), event.name)] = float(event.value)
@@ -76,6 +89,10 @@ class CarryOver:
                 stored = self.presets.get(int(event.slot), {}) if event.slot is not None else {}
                 if "sustain" in stored:
                     self._set_pedal(_down(stored["sustain"]))
+
+    def _note_event(self, voice: int | None) -> None:
+        if voice is not None:
+            self._at_note[voice] = {name: value for (vid, name), value in self._controls.items() if vid == voice}
 
     def _key_up(self, pitch: float, voice: int | None) -> None:
         if self._pedal:
@@ -132,14 +149,21 @@ class CarryOver:
             events += late
             if self._pedal is not None:
                 events.append(Event("param", name="sustain", value=1.0 if self._pedal else 0.0, source=CARRY_SOURCE))
-            events += [voice_control(voice, name, value, source=CARRY_SOURCE)
-                       for (voice, name), value in self._controls.items() if value]
+            held = {key: value for key, value in self._controls.items() if value}
+            events += [voice_control(voice, name, value, source=CARRY_SOURCE) for (voice, name), value in held.items()]
             count = self._voices if self._voices is not None else voices
             notes = self._notes if count is None else self._notes[len(self._notes) - count:] if count else []
-            for pitch, velocity, down, pressed in notes:
-                events.append(Event("note_on", pitch=pitch, velocity=velocity, voice=pressed.voice, source=CARRY_SOURCE))
+            for pitch, velocity, down, pressed, frozen in notes:
+                voice = pressed.voice
+                if voice is not None:  # the controls it starts with: its frozen ones, else its id's
+                    events += _set_controls(voice, frozen if frozen is not None else {
+                        name: value for (vid, name), value in self._controls.items() if vid == voice}, held)
+                events.append(Event("note_on", pitch=pitch, velocity=velocity, voice=voice, source=CARRY_SOURCE))
                 if not down:
-                    events.append(Event("note_off", pitch=pitch, voice=pressed.voice, source=CARRY_SOURCE))
+                    events.append(Event("note_off", pitch=pitch, voice=voice, source=CARRY_SOURCE))
+            for voice in {pressed.voice for _, _, _, pressed, frozen in notes if frozen is not None}:
+                events += _set_controls(voice, {name: value for (vid, name), value in self._controls.items()
+                                                if vid == voice}, held)
             return events
 
 
@@ -152,6 +176,18 @@ class CarryOver:
         return Event("preset", action=event.action, slot=event.slot, slots=event.slots, seconds=event.seconds,
                      source=CARRY_SOURCE, extra={"resume": {"rows": dict(moves["rows"]), "span": int(moves["span"]),
                                                             "elapsed": elapsed}})
+
+
+def _set_controls(voice: int, values: dict[str, float], held: dict[tuple[int, str], float]) -> list[Event]:
+    """Voice events that bring id `voice` from `held` (what the new engine holds, updated) to
+    `values` (names left out: 0)."""
+    events = []
+    for name in VOICE_CONTROLS:
+        value = values.get(name, 0.0)
+        if held.get((voice, name), 0.0) != value:
+            held[(voice, name)] = value
+            events.append(voice_control(voice, name, value, source=CARRY_SOURCE))
+    return events
 
 
 def _same_key(note: list, pitch: float, voice: int | None) -> bool:

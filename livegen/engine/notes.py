@@ -27,11 +27,14 @@ from livegen.engine.input import InputSource
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
 from livegen.engine.voices import DRONE, NO_ID, VoiceBank
+from livegen.errors import ParameterError
 from livegen.model.fast import NumpyFrameDecoder, NumpyTextureDecoder
 from livegen.model.spectral import SpectralModel
 from livegen.model.texture import TextureModel
 
 MAX_VOICES = 16
+DECODERS = ("auto", "torch")
+"""`NotesSource`'s decoder choices."""
 
 
 def spectral_engine(model, *, samplerate: int = 48000, seed: int = 0, device: str = "cpu", input_feed=None,
@@ -61,12 +64,17 @@ class NotesSource(Source):
         takes child 1), so the same events, model and seed give the same samples.
     device : torch device of the model ("cpu": the numpy decoder).
     drone : whether the drone voice sounds (a continuation stream takes its place when False).
+    decoder : "auto" (numpy on the CPU where the model has a numpy decoder, else its torch one)
+        or "torch": the model's own (traced) decoder on `device` even on the CPU, the path a GPU
+        takes (tests check it against numpy on machines without one).
     """
 
     events = ("note_on", "note_off", "voice")
     reacts_to = ("sustain", "drone", "voices")
 
-    def __init__(self, model, *, seed: int = 0, device: str = "cpu", drone: bool = True):
+    def __init__(self, model, *, seed: int = 0, device: str = "cpu", drone: bool = True, decoder: str = "auto"):
+        if decoder not in DECODERS:
+            raise ParameterError(f"decoder {decoder!r}: use one of {', '.join(DECODERS)}")
         self.model = model
         self.device = device
         self.plays_drone = bool(drone)
@@ -75,7 +83,7 @@ class NotesSource(Source):
         self.noise_dim = int(cfg.noise_dim)
         self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1))
         fast = NumpyFrameDecoder if spectral else NumpyTextureDecoder if isinstance(model, TextureModel) else None
-        self._numpy_decode = torch.device(device).type == "cpu" and fast is not None
+        self._numpy_decode = decoder == "auto" and torch.device(device).type == "cpu" and fast is not None
         self.calls_torch = not self._numpy_decode
         if self._numpy_decode:
             self._decode = fast(model, max_voices=self.voices.size)

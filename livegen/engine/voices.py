@@ -14,6 +14,10 @@ A note may have a voice id (an MPE keyboard's member channel, an OSC client's to
 controls (`control`: bend, pad offsets x/y, pressure; `livegen.engine.events.VOICE_CONTROLS`) live
 in a table of one row per id, held before and after its notes, and every hop `gather` gives each
 slot of that id its bend at once and glides its offsets and pressure towards the id's values.
+
+A released note follows its id while it rings, until a new note of that id starts: then it
+detaches (`DETACHED`) and keeps what it played, as MPE asks of a release tail once its member
+channel is reused (a keyboard sets the channel for the new note just before it).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ stream's steps (a controller's 7-bit CC74, a few per hop) do not zipper; bend fo
 
 NO_ID = -1
 """A slot's `vid` when its note has no voice id (a plain note, the drone)."""
+DETACHED = -2
+"""A slot's `vid` once a new note took its id while it rang: it plays its own controls, frozen."""
 
 RELEASE_MAX_SECONDS = 4.0
 SILENCE = 1e-3
@@ -73,6 +79,9 @@ class VoiceBank:
         """Each voice id's controls as last set, in `VOICE_CONTROLS` order (bend, x, y, pressure)."""
         self.smoothed = np.zeros((n, len(VOICE_CONTROLS)))
         """Each slot's controls as it plays them (x, y and pressure glide; `gather` moves them)."""
+        self.before = np.zeros((n, len(VOICE_CONTROLS)))
+        """Each slot's `smoothed` before `gather`'s last move: what a detached tail keeps, so the
+        new note's controls, sent just before it, do not stay on the tail if they came a hop early."""
         self._counter = 0
         self.steals = 0
         self.started: list[int] = []
@@ -100,10 +109,13 @@ class VoiceBank:
     # ----------------------------------------------------------------- notes
     def note_on(self, pitch: float, velocity: float, *, limit: int, hop_seconds: float, voice: int = NO_ID) -> int:
         """Start a note (of voice id `voice`, playing with that id's controls); a key-down note of
-        the same pitch and id retriggers (rings out through its release)."""
+        the same pitch and id retriggers (rings out through its release). Released notes of the
+        id detach from it (see the module's docstring)."""
         for slot in self.sounding_notes():
             if self.key_down[slot] and self.pitch[slot] == pitch and self.vid[slot] == voice:
                 self._release(slot)
+        if voice != NO_ID:
+            _detach(voice, self.vid, self.active, self.key_down, self.smoothed, self.before)
         self.enforce_limit(limit - 1, hop_seconds=hop_seconds)
         slot = self._free_slot()
         self._start(slot, pitch, velocity, voice)
@@ -173,7 +185,8 @@ class VoiceBank:
         and its pad offsets (x, y) into `offsets` ``[len(slots), 2]``, after one hop of gliding
         towards its id's values. True when some slot has an offset (its latent point moves)."""
         return _gather(slots, float(bend), self.pitch, self.velocity, self.t_on, self.t_off, self.fade, self.duck[0],
-                       self.vid, self.controls, self.smoothed, 1.0 - math.exp(-hop_seconds / CONTROL_SECONDS),
+                       self.vid, self.controls, self.smoothed, self.before,
+                       1.0 - math.exp(-hop_seconds / CONTROL_SECONDS),
                        pitch, velocity, t_on, t_off, gains, offsets)
 
     def advance_noise(self, slots: np.ndarray, fresh: np.ndarray, rho: float, out: np.ndarray) -> None:
@@ -204,6 +217,7 @@ class VoiceBank:
         self.vid[slot] = voice
         # An MPE keyboard sets a channel's controls just before its note: it starts there.
         self.smoothed[slot] = self.controls[voice] if voice != NO_ID else 0.0
+        self.before[slot] = self.smoothed[slot]
         self.active[slot] = True
         self.pitch[slot] = pitch
         self.velocity[slot] = velocity
@@ -268,7 +282,7 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, do
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls, smoothed, rate, out_pitch,
+def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls, smoothed, before, rate, out_pitch,
             out_velocity, out_t_on, out_t_off, out_gains, out_offsets):
     moved = False
     for j in range(len(slots)):
@@ -279,6 +293,8 @@ def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls
         out_offsets[j, 1] = 0.0
         voice = vid[s]
         if voice >= 0:
+            for k in range(smoothed.shape[1]):
+                before[s, k] = smoothed[s, k]
             smoothed[s, _BEND] = controls[voice, _BEND]
             for k in (_X, _Y, _PRESSURE):
                 target = controls[voice, k]
@@ -286,6 +302,7 @@ def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls
                 if abs(target - c) < 1e-6:  # arrive: a voice back at 0 leaves the shared-point decode
                     c = target
                 smoothed[s, k] = c
+        if voice != NO_ID:  # an id's voice, or a detached one playing its frozen controls
             p += smoothed[s, _BEND]
             v += smoothed[s, _PRESSURE] * (1.0 - v)
             out_offsets[j, 0] = smoothed[s, _X]
@@ -298,6 +315,16 @@ def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls
         out_t_off[j] = t_off[s]
         out_gains[j] = fade[s] * duck if s == DRONE else fade[s]
     return moved
+
+
+@numba.njit(cache=True, nogil=True)
+def _detach(voice, vid, active, key_down, smoothed, before):
+    """Released slots of id `voice` leave it, keeping the controls they played a hop before."""
+    for s in range(len(vid)):
+        if vid[s] == voice and active[s] and not key_down[s]:
+            vid[s] = DETACHED
+            for k in range(smoothed.shape[1]):
+                smoothed[s, k] = before[s, k]
 
 
 @numba.njit(cache=True, nogil=True)

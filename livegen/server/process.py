@@ -360,6 +360,8 @@ def _warm_up(spare) -> None:
     its samples must be the ones a render of the session log gives)."""
     for pitch in (48, 60, 64, 67, 72, 76, 79, 84):
         spare.post(Event("note_on", pitch=pitch, velocity=100))
+    for velocity in (100, 0, 100):  # a voice id's note, released, and its id's next one (which detaches it)
+        spare.post(Event("note_on", pitch=55, velocity=velocity, voice=1))
     spare.post(Event("param", name="x", value=0.3))
     for _ in range(24):
         spare.step()
