@@ -163,3 +163,15 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     events = tmp_path / "bad.jsonl"
     events.write_text('{"t": 0, "type": "param", "name": "x", "value": 0.3}\n' + line + "\n")
     assert_refused(livegen("render", events, "-o", tmp_path / "x.wav", "--model", "random"), *named)
+
+
+@pytest.mark.parametrize("header, named", [
+    ('{"type": "header", "samplerate": "abc"}', ["log.jsonl:1", "'samplerate'", "'abc'"]),
+    ('{"type": "header", "seed": -4}', ["log.jsonl:1", "'seed'", "-4", ">= 0"]),
+    ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
+    ('{"type": "header", "model_dir": "/nowhere/model"}', ["/nowhere/model", "is not there", "--model"]),
+])
+def test_edited_log_header_exits_2_naming_the_field(tmp_path, header, named):
+    log = tmp_path / "log.jsonl"
+    log.write_text(header + '\n{"t": 0.1, "type": "param", "name": "x", "value": 0.3}\n')
+    assert_refused(livegen("render", log, "-o", tmp_path / "x.wav"), *named)

@@ -56,6 +56,7 @@ def run(args) -> int:
     """Render with the engine `livegen.server.factory` builds for the model (the log header's, else
     --model's); a continuation model takes its seed audio, temperature and voice model from the
     options, else the header."""
+    import os
     import sys
     import warnings
 
@@ -89,6 +90,9 @@ def run(args) -> int:
     header = header or {}
     logged_model = header.get("model_dir") or ("random" if header.get("model") == "random" else None)
     model_path = args.model or logged_model
+    if not args.model and logged_model not in (None, "random") and not os.path.isdir(logged_model):
+        raise ParameterError(f"{args.events}: the model it was played with, {logged_model}, is not there; give the "
+                             "model folder with --model")
     options = continuation_options(args, header, events, model_path, warn=warn)
     events = with_input_defaults(events) if args.input else events
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)

@@ -15,6 +15,10 @@ import numpy as np
 
 from livegen.errors import ParameterError
 
+MAX_N_FFT = 65536
+MAX_OVERLAP = 64
+"""Bounds of `check_stft`: beyond them the inverter's window of frames would fill the memory."""
+
 
 def check_stft(n_fft, hop) -> tuple[int, int]:
     """Validate an STFT geometry the streaming inverter can run, return it as ints.
@@ -22,14 +26,15 @@ def check_stft(n_fft, hop) -> tuple[int, int]:
     The inverter slides by whole hops over a window of ``n_fft // hop`` overlapping frames, so
     the hop must divide ``n_fft`` and leave at least 50 % overlap.
     """
-    if isinstance(n_fft, bool) or not isinstance(n_fft, (int, np.integer)) or n_fft < 16 or n_fft % 2:
-        raise ParameterError(f"n_fft={n_fft!r} is not usable: give an even integer >= 16 (e.g. 1024)")
+    if (isinstance(n_fft, bool) or not isinstance(n_fft, (int, np.integer)) or n_fft < 16 or n_fft % 2
+            or n_fft > MAX_N_FFT):
+        raise ParameterError(f"n_fft={n_fft!r} is not usable: give an even integer in 16..{MAX_N_FFT} (e.g. 1024)")
     if isinstance(hop, bool) or not isinstance(hop, (int, np.integer)) or hop < 1:
         raise ParameterError(f"hop={hop!r} is not usable: give a positive integer (e.g. n_fft // 4)")
-    if n_fft % hop or n_fft // hop < 2:
+    if n_fft % hop or not 2 <= n_fft // hop <= MAX_OVERLAP:
         raise ParameterError(
             f"hop={hop} does not suit n_fft={n_fft}: the hop must divide n_fft with at least 50 % "
-            f"overlap; use n_fft // 4 = {n_fft // 4} (75 %) or n_fft // 8 = {n_fft // 8} (87.5 %)"
+            f"overlap and at most {MAX_OVERLAP} frames over each sample; use n_fft // 4 = {n_fft // 4} (75 %) or n_fft // 8 = {n_fft // 8} (87.5 %)"
         )
     return int(n_fft), int(hop)
 

@@ -272,6 +272,24 @@ def _number(value, field_name: str, where: str) -> float:
     return float(value)
 
 
+HEADER_NUMBERS = {"samplerate": (True, 1), "model_samplerate": (True, 1), "seed": (True, 0), "start_sample": (True, None),
+                  "lookahead": (True, 0), "seconds": (False, 0), "output_latency": (False, None)}
+"""Header fields that are numbers: (whole, lowest); a log livegen wrote has them right, an edited one may not."""
+
+
+def _checked_header(record: dict, where: str) -> dict:
+    for key, (whole, low) in HEADER_NUMBERS.items():
+        value = record.get(key)
+        if value is None:
+            continue
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or (whole and value != int(value)) or (low is not None and value < low)):
+            wanted = ("an integer" if whole else "a number") + (f" >= {low}" if low is not None else "")
+            raise ParameterError(f"{where}: header field {key!r} is {value!r}; it must be {wanted}; fix that "
+                                 "field of the header line")
+    return record
+
+
 def read_events(path: str | Path, *, tolerate_truncation: bool = False) -> tuple[dict | None, list[Event]]:
     """Read an event file or session log: (header or None, events sorted by time).
 
@@ -303,7 +321,7 @@ def read_events(path: str | Path, *, tolerate_truncation: bool = False) -> tuple
         if isinstance(record, dict) and record.get("type") == "header":
             if events or header is not None:
                 raise ParameterError(f"{where}: the header must be the first line")
-            header = record
+            header = _checked_header(record, where)
             continue
         events.append(event_from_record(record, where=where))
     events.sort(key=lambda event: event.t)  # stable: simultaneous events keep file order
