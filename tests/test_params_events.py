@@ -1,5 +1,6 @@
 """Parameter registry and event files."""
 
+import dataclasses
 import json
 import math
 
@@ -32,6 +33,20 @@ def test_non_numbers_are_refused_with_the_name(bad):
     with pytest.raises(ParameterError, match="gain"):
         store.set("gain", bad)
     assert store.get("gain") == -6.0
+
+
+def test_a_stamped_event_is_a_copy_with_its_own_extra():
+    """What the engine hands its listeners: the event's fields with the sample it took effect at;
+    stamping the copy (a clamp, a morph's path) leaves the event as it was."""
+    event = events.Event("param", t=0.5, name="x", value=1.7, source="osc", extra={"id": 7}, payload=object())
+    applied = event.stamped(24064, 24064 / 48000)
+    assert applied == dataclasses.replace(event, sample=24064, t=24064 / 48000, extra={"id": 7})
+    assert applied.payload is event.payload and applied.source == "osc"
+    applied.value = 1.0
+    applied.extra["clamped_from"] = 1.7
+    assert event.value == 1.7 and event.extra == {"id": 7} and event.sample is None
+    assert json.loads(applied.to_json()) == {"t": 24064 / 48000, "type": "param", "name": "x", "value": 1.0,
+                                             "sample": 24064, "id": 7, "clamped_from": 1.7}
 
 
 def test_unknown_parameter_lists_known_ones():

@@ -265,15 +265,17 @@ def test_the_torch_decoder_path_matches_numpy_with_voices_at_their_own_points(mo
 
 def test_a_voice_event_the_engine_cannot_play_is_rejected(model):
     """A live client's malformed voice event (no id, an id out of range, an unknown name, a
-    non-finite value) is rejected and counted; a value out of range is held at the range's end."""
+    non-finite value, a number no float holds) is rejected and counted, as is a parameter given
+    such a number; a value out of range is held at the range's end."""
     engine = spectral_engine(model, samplerate=SR, seed=1)
     for event in (ev.Event("voice", name="bend", value=1.0), ev.Event("voice", voice=128, name="x", value=0.1),
                   ev.Event("voice", voice=1, name="vibrato", value=0.1), ev.voice_control(1, "x", float("nan")),
-                  ev.note_on(60, 100, voice=200)):
+                  ev.note_on(60, 100, voice=200), ev.Event("voice", voice=1, name="bend", value=10**400),
+                  ev.Event("param", name="x", value=10**400)):
         engine.post(event)
     engine.post(ev.voice_control(1, "x", 7.0))
     engine.step()
-    assert engine.rejected == 5
+    assert engine.rejected == 7
     assert engine.find(NotesSource).voices.controls[1, list(ev.VOICE_CONTROLS).index("x")] == 1.0
 
 

@@ -127,6 +127,19 @@ def _engine_target(model_path, *, realtime_priority: int):
     return server, f"real engine (model {model_path or 'models/default'}) on jackd dummy, {engine.samplerate} Hz, in the sound server"
 
 
+def _midi_out(client: str, port: str = "livegen:livegen", *, seconds: float = 5.0):
+    """A JACK MIDI output named `client`, connected to `port` (the engine's MIDI input, which
+    appears once it has started: waited for up to `seconds`)."""
+    import rtmidi
+
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=client)
+    deadline = time.monotonic() + seconds
+    while port not in out.get_ports() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out.open_port(out.get_ports().index(port))
+    return out
+
+
 # -- measuring ---------------------------------------------------------------------------------
 class _Probe:
     """Listener that timestamps applied events of one parameter (engine thread: only stores)."""
@@ -149,19 +162,25 @@ class _Probe:
             self.applied[round(float(event.value), 3)] = time.perf_counter()
 
 
+def _until_applied(applied, key, send, *args) -> float | None:
+    """Milliseconds from `send(*args)` to a listener stamping `key` into `applied` (key -> the
+    `time.perf_counter()` at which the engine applied it); None when 2 s pass without."""
+    applied.pop(key, None)
+    sent = time.perf_counter()
+    send(*args)
+    deadline = sent + 2.0
+    while key not in applied and time.perf_counter() < deadline:
+        time.sleep(0.0002)
+    return 1000 * (applied[key] - sent) if key in applied else None
+
+
 def _latency(send, probe: _Probe, name: str, values, rng) -> list[float]:
     probe.name = name
     out = []
     for value in values:
-        key = round(float(value), 3)
-        probe.applied.pop(key, None)
-        sent = time.perf_counter()
-        send(value)
-        deadline = sent + 2.0
-        while key not in probe.applied and time.perf_counter() < deadline:
-            time.sleep(0.0002)
-        if key in probe.applied:
-            out.append(1000 * (probe.applied[key] - sent))
+        ms = _until_applied(probe.applied, round(float(value), 3), send, value)
+        if ms is not None:
+            out.append(ms)
         time.sleep(rng.uniform(0.002, 0.008))
     return out
 
@@ -305,11 +324,7 @@ def main(argv=None) -> int:
         mapper = MidiMapper(target.params, [Mapping("z1", cc=20, takeover=False)])
         midi = MidiInput(target, mapper=mapper, api=rtmidi.API_UNIX_JACK, save_learned=False,
                          map_path=os.path.join(tempfile.gettempdir(), "livegen-bench-map.toml")).start()
-        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-controller")
-        deadline = time.monotonic() + 5
-        while "livegen:livegen" not in out.get_ports() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        out.open_port(out.get_ports().index("livegen:livegen"))
+        out = _midi_out("bench-controller")
         time.sleep(0.2)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -442,10 +457,7 @@ def _flood_sender(port: int, args: dict, midi: bool, conn) -> None:
     messages = _fuzz_midi(args["midi_messages"], args["seed"] + 1) if midi else []
     out = None
     if messages:
-        import rtmidi
-
-        out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-flood")
-        out.open_port(out.get_ports().index("livegen:livegen"))
+        out = _midi_out("bench-flood")
     conn.send("ready")
     conn.recv()
     status_checks = []

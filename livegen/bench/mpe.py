@@ -22,7 +22,7 @@ import threading
 import time
 
 from livegen.audio.realtime import REALTIME_PRIORITY
-from livegen.bench.control import _engine_target, _Jack, _summary
+from livegen.bench.control import _engine_target, _Jack, _midi_out, _summary, _until_applied
 from livegen.control.fake import FakeTarget
 from livegen.control.mapping import MidiMapper
 from livegen.control.midi import MidiInput
@@ -76,13 +76,7 @@ class _BendProbe:
 def _stream(conn, fingers: int, rate: float, seconds: float) -> None:
     """Another process: the keyboard. Every finger's bend (a 5 Hz vibrato of half a semitone),
     slide and pressure, `rate` times a second each, until `seconds` have passed."""
-    import rtmidi
-
-    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-mpe-keyboard")
-    deadline = time.monotonic() + 10
-    while PORT not in out.get_ports() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    out.open_port(out.get_ports().index(PORT))
+    out = _midi_out("bench-mpe-keyboard", PORT, seconds=10.0)
     conn.send("ready")
     conn.recv()
     total = 3 * fingers * rate
@@ -118,14 +112,10 @@ def _phase(target, out, probe: _BendProbe, seconds: float, bends: int, offset: i
     latencies, start = [], time.perf_counter()
     for i in range(bends):
         raw = 8192 + 1 + (offset + 37 * i) % 2000
-        key = round((raw - 8192) / 8192 * 48, 3)
-        probe.applied.pop(key, None)
-        sent = time.perf_counter()
-        out.send_message(_bend(probe.voice, raw))
-        while key not in probe.applied and time.perf_counter() < sent + 2.0:
-            time.sleep(0.0002)
-        if key in probe.applied:
-            latencies.append(1000 * (probe.applied[key] - sent))
+        ms = _until_applied(probe.applied, round((raw - 8192) / 8192 * 48, 3), out.send_message,
+                            _bend(probe.voice, raw))
+        if ms is not None:
+            latencies.append(ms)
         pause = start + (i + 1) * seconds / bends - time.perf_counter()
         if pause > 0:
             time.sleep(pause)
@@ -163,11 +153,7 @@ def main(argv=None) -> int:
     target.add_listener(probe)
     midi = MidiInput(target, mapper=MidiMapper(target.params, [], mpe="lower"), api=rtmidi.API_UNIX_JACK,
                      save_learned=False, map_path=os.path.join(tempfile.gettempdir(), "livegen-bench-mpe.toml")).start()
-    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-mpe-timer")
-    deadline = time.monotonic() + 5
-    while PORT not in out.get_ports() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    out.open_port(out.get_ports().index(PORT))
+    out = _midi_out("bench-mpe-timer", PORT)
     context = multiprocessing.get_context("spawn")
     here, there = context.Pipe()
     keyboard = context.Process(target=_stream, args=(there, fingers, args.rate, args.seconds), daemon=True)

@@ -89,7 +89,12 @@ class Engine:
         self.lookahead = int(self.inverter.lookahead)
         self.chain = OutputChain(in_rate=config.sample_rate, out_rate=self.samplerate, fade_seconds=fade_seconds)
         self._drift = DriftWalk(self.latent_dim, np.random.default_rng(np.random.SeedSequence(self.seed).spawn(2)[1]))
-        self._idx = {name: self.params.index[name] for name in self.params.names}
+        self._names = self.params.names
+        specs = list(self.params.specs.values())
+        self._integer = np.array([spec.integer for spec in specs], dtype=np.bool_)
+        self._jump = np.array([spec.smoothing == 0.0 for spec in specs], dtype=np.bool_)
+        """Which parameters are whole numbers, and which follow a new value at once (a morph's)."""
+        self._idx = {name: self.params.index[name] for name in self._names}
         self._onset = np.zeros((1, config.n_bins), dtype=np.float32)
         self._hop = Hop(values=self.params.values, drift=self._drift.offset, seconds=self.hop_seconds,
                         onset=self._onset[0])
@@ -303,8 +308,7 @@ class Engine:
             self._morph_advance()
 
     def _apply(self, event: Event) -> None:
-        applied = dataclasses.replace(event, sample=self.samples_out, t=self.samples_out / self.samplerate,
-                                      extra=dict(event.extra))
+        applied = event.stamped(self.samples_out, self.samples_out / self.samplerate)
         kind = event.type
         try:
             if kind == "param":
@@ -346,7 +350,7 @@ class Engine:
                 if not taken:
                     self.rejected += 1
                     return
-        except (ValueError, TypeError):  # unknown parameter or a malformed value from a live source
+        except (ValueError, TypeError, OverflowError):  # unknown parameter or a malformed value from a live source
             self.rejected += 1
             return
         for callback in self._listeners:
@@ -407,20 +411,17 @@ class Engine:
         return True
 
     def _begin_morph(self, rows, control, *, loop: bool, start: int, span: int) -> None:
-        store = self.params
-        specs = list(store.specs.values())
         self._morph = _Morph(
-            rows=rows, control=control, loop=loop, start=start, span=span,
-            integer=np.array([spec.integer for spec in specs], dtype=np.bool_),
-            jump=np.array([spec.smoothing == 0.0 for spec in specs], dtype=np.bool_),
-            side=self._side, side_index=self._side_index, side_last=store.targets[self._side_index].copy())
+            rows=rows, control=control, loop=loop, start=start, span=span, integer=self._integer, jump=self._jump,
+            side=self._side, side_index=self._side_index, side_last=self.params.targets[self._side_index].copy())
 
     def _morph_moves(self) -> dict:
         """The running morph's path, by parameter name (an applied morph's `moves`): each moved
         parameter's value at the start and at each slot, the samples per leg and the start sample."""
         morph = self._morph
-        names = self.params.names
-        return {"rows": {names[i]: [float(v) for v in morph.rows[:, i]] for i in np.flatnonzero(morph.control)},
+        moved = np.flatnonzero(morph.control)
+        names = self._names
+        return {"rows": dict(zip([names[i] for i in moved], morph.rows[:, moved].T.tolist())),
                 "span": int(morph.span), "start": int(morph.start)}
 
     def _resume_morph(self, loop: bool, resume) -> bool:

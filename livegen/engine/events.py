@@ -108,6 +108,18 @@ class Event:
     values: dict | None = None
     """A preset `store`'s values ({name: value}); None: the parameters' current values."""
 
+    def stamped(self, sample: int, t: float) -> Event:
+        """A copy applied at output sample `sample` (`t` seconds), with an `extra` of its own to
+        stamp. The fields are copied directly: `dataclasses.replace` costs several times more,
+        and the engine stamps every event it applies (thousands a second from an MPE keyboard)."""
+        applied = object.__new__(type(self))
+        state = applied.__dict__
+        state.update(self.__dict__)
+        state["sample"] = sample
+        state["t"] = t
+        state["extra"] = dict(self.extra)
+        return applied
+
     def due(self, samplerate: int) -> int:
         """The output sample this event is due at: its `sample` when stamped (a session log), else
         `t * samplerate` rounded up. The engine applies it at the first hop boundary from there."""

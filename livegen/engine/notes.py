@@ -15,6 +15,8 @@ voice shares the performer's point in the decoder call, as without ids.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 import torch
@@ -117,7 +119,7 @@ class NotesSource(Source):
         if not (voice == NO_ID or 0 <= voice < VOICE_IDS):
             return False
         if event.type == "voice":
-            if voice == NO_ID or event.name not in VOICE_CONTROLS or not np.isfinite(event.value):
+            if voice == NO_ID or event.name not in VOICE_CONTROLS or not math.isfinite(event.value):
                 return False
             self.voices.control(voice, event.name, event.value)
         elif event.type == "note_on" and event.velocity:
