@@ -1,5 +1,8 @@
 """One error root, so the CLI can print a clear message instead of a traceback."""
 
+import argparse
+import math
+
 
 class LivegenError(Exception):
     """Base of every error livegen raises on purpose; its message says what to do."""
@@ -20,3 +23,34 @@ class DeviceError(LivegenError):
 NOT_CONTINUATION = ("/livegen/seed: the model playing is not a continuation model; load one first "
                     "(/livegen/model models/continuation)")
 """What a seed sent to a model that takes none is told (by every control target alike)."""
+
+
+def ranged(kind=float, low=None, high=None, *, above=None, hint: str = ""):
+    """An argparse `type` for a number option: NaN, infinities and values outside low..high (or
+    not above `above`) are refused with the value and the range, so argparse exits with code 2
+    before anything starts instead of a NaN or a negative count failing deep inside."""
+    noun = "an integer" if kind is int else "a number"
+    if above is not None:
+        wanted = f"{noun} > {above:g}" + (f" and <= {high:g}" if high is not None else "")
+    elif low is not None and high is not None:
+        wanted = f"{noun} in {low:g}..{high:g}"
+    elif low is not None:
+        wanted = f"{noun} >= {low:g}"
+    else:
+        wanted = f"{noun} <= {high:g}" if high is not None else noun
+    wanted += f" ({hint})" if hint else ""
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; give {wanted}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number; give {wanted}")
+        if ((low is not None and value < low) or (high is not None and value > high)
+                or (above is not None and value <= above)):
+            raise argparse.ArgumentTypeError(f"{text} is out of range; give {wanted}")
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type by it in its own messages
+    return convert

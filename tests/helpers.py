@@ -34,6 +34,22 @@ from livegen.tui.osc import OscLink
 REPO = Path(__file__).resolve().parent.parent
 
 
+def livegen(*args, env=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `livegen ARGS...` as a user does: its own process, output captured, stdin closed."""
+    return subprocess.run([sys.executable, "-m", "livegen", *map(str, args)], cwd=REPO, env=env, check=False,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_refused(result: subprocess.CompletedProcess, *named: str) -> None:
+    """The command refused its input as the CLI's convention says: exit code 2, one `error:`
+    line naming each of `named` (the value, the option), no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    line = next((line for line in result.stderr.splitlines() if "error:" in line), "")
+    for text in named:
+        assert text in line, (text, result.stderr)
+
+
 def _describe(what: str | Callable[[], str]) -> str:
     return what() if callable(what) else what
 

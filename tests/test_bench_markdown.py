@@ -4,6 +4,7 @@ machine and load, as the pages in docs/benchmarks/ are."""
 from __future__ import annotations
 
 import pytest
+from helpers import assert_refused, livegen
 
 from livegen.bench._report import split_markdown_option
 from livegen.cli import main
@@ -33,3 +34,14 @@ def test_bench_model_writes_a_stamped_page(tmp_path, capsys):
 def test_markdown_into_a_folder_is_refused_with_a_clear_message(tmp_path, capsys):
     assert main(["bench", "--markdown", str(tmp_path), "model"]) == 2
     assert "that is a folder; give a file name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, extra, named", [
+    ("phase", ["--seconds", "-1"], ["--seconds", "-1", "> 0"]),
+    ("model", ["--repeats", "0"], ["--repeats", "0", ">= 1"]),
+    ("engine", ["--hops", "0"], ["--hops", "0"]),
+    ("latency", ["--events", "0"], ["--events", "0"]),
+    ("session", ["--seconds", "nan"], ["--seconds", "nan", "finite"]),
+])
+def test_bench_option_out_of_range_exits_2_naming_it(name, extra, named):
+    assert_refused(livegen("bench", name, *extra, timeout=60), *named)

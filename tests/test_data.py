@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO
+from helpers import assert_refused, livegen
 from livegen.data.datasets import Example, open_dataset
 from livegen.data.features import compute_features, release_frame
 from livegen.data.gm import parse_spec, program_family, program_split, render_gm_dataset
@@ -391,6 +392,23 @@ def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
     assert "--pitches" in bad.stderr and "'60-200'" in bad.stderr and "Traceback" not in bad.stderr
     empty = _cli("info", str(tmp_path))
     assert empty.returncode == 2 and "no dataset found" in empty.stderr and "Traceback" not in empty.stderr
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["gm", "--soundfont", "{sf2}", "--out", "{file}"], ["--out {file}", "not a folder"]),
+    (["gm-songs", "--soundfont", "{sf2}", "--out", "{file}/songs"], ["--out {file}/songs", "not a folder"]),
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--sample-rate", "0"], ["--sample-rate", "0", "8000..192000"]),
+    (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--seconds", "nan"], ["--seconds", "nan"]),
+    (["features", "{tmp}", "--cache", "{file}"], ["--cache {file}", "not a folder"]),
+])
+def test_cli_bad_output_or_number_exits_2_before_rendering(gm_soundfont, tmp_path, extra, named):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    def fill(text):
+        return text.replace("{sf2}", str(gm_soundfont)).replace("{file}", str(taken)).replace("{tmp}", str(tmp_path))
+
+    assert_refused(livegen("dataset", *map(fill, extra)), *map(fill, named))
+    assert taken.read_text() == "mine"
 
 
 def test_example_is_a_plain_record():

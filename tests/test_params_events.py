@@ -126,6 +126,14 @@ def test_truncated_last_line_is_dropped_with_a_warning_when_tolerated(tmp_path):
         events.read_events(path)
 
 
+def test_whole_bad_last_line_is_refused_even_when_truncation_is_tolerated(tmp_path):
+    """A crash cuts a line before its newline; a bad line that ends with one was written so."""
+    path = tmp_path / "typo.jsonl"
+    path.write_text('{"t": 0.1, "type": "note_on", "pitch": 60, "velocity": 90}\nhello world\n')
+    with pytest.raises(ParameterError, match=f"{path}:2: not valid JSON"):
+        events.read_events(path, tolerate_truncation=True)
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ParameterError, match="cannot read event file"):
         events.read_events(tmp_path / "missing.jsonl")

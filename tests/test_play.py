@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from helpers import take_rendered_again, wait_for
+from helpers import assert_refused, livegen, take_rendered_again, wait_for
 
 CEILING = 10 ** (-0.3 / 20)
 
@@ -159,6 +159,15 @@ def test_missing_audio_device_is_told_without_traceback(jack_server):
     assert proc.returncode == 2
     assert "nosuch" in err and "livegen devices" in err and "--audio-device" in err
     assert "Traceback" not in err
+
+
+def test_event_file_naming_an_unknown_parameter_is_refused_before_it_plays(jack_server, tmp_path):
+    """As `livegen render` refuses it: the file is not played with its event silently dropped."""
+    events = tmp_path / "show.jsonl"
+    events.write_text('{"t": 0.5, "type": "param", "name": "loudness", "value": 3}\n')
+    result = livegen("play", "--headless", "--no-midi", "--model", "random", "--osc-port", "0", "--events", events,
+                     "--duration", "30", env=jack_server.env, timeout=60)
+    assert_refused(result, "'loudness'", "known parameters")
 
 
 @pytest.mark.live

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import assert_refused, livegen
 
 from livegen.cli import build_parser, main
 from livegen.cli.play import _rebuild_argv
@@ -46,3 +47,31 @@ def test_mpe_zone_option(capsys):
 def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
     assert main(["play", "--headless", "--mpe", "--midi-channel", "2", "--midi-map", "/nowhere.toml"]) == 2
     assert "--mpe lower plays on many channels and --midi-channel 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--duration", "nan"], ["--duration", "nan", "finite"]),
+    (["--duration", "-1"], ["--duration", "-1", "> 0"]),
+    (["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
+    (["--blocksize", "-5"], ["--blocksize", "-5"]),
+    (["--latency", "bogus"], ["--latency", "'bogus'", "low, high or seconds"]),
+    (["--seed", "-1"], ["--seed", "-1", ">= 0"]),
+    (["--threads", "0"], ["--threads", "0", "1..256"]),
+    (["--nice", "100"], ["--nice", "100", "-20..19"]),
+    (["--realtime-priority", "-7"], ["--realtime-priority", "-7"]),
+    (["--osc-port", "70000"], ["--osc-port", "70000", "0..65535"]),
+    (["--osc-port", "-1"], ["--osc-port", "-1", "0..65535"]),
+    (["--temperature", "nan"], ["--temperature", "nan"]),
+    (["--record", "{file}"], ["--record {file}", "not a folder"]),
+    (["--record-dir", "{file}/takes"], ["--record-dir {file}/takes", "not a folder"]),
+])
+def test_bad_option_exits_2_naming_it_before_a_sound_server_starts(tmp_path, extra, named):
+    """Refused by the parser or the checks before the sound server: no JACK is needed to hear it."""
+    taken = tmp_path / "take.wav"
+    taken.write_bytes(b"RIFF")
+    def fill(text):
+        return text.replace("{file}", str(taken))
+
+    result = livegen("play", "--headless", "--no-midi", *map(fill, extra), timeout=60)
+    assert_refused(result, *map(fill, named))
+    assert taken.read_bytes() == b"RIFF"

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO
+from helpers import assert_refused, livegen
 
 pytestmark = pytest.mark.slow  # each test runs the CLI or a benchmark in a process of its own
 
@@ -126,3 +127,39 @@ def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     assert result.returncode == 0, result.stderr
     again, _ = sf.read(tmp_path / "again.wav", dtype="float32")
     assert np.array_equal(again, outs["centre"])
+
+
+@pytest.mark.parametrize("case, extra, named", [
+    ("output a folder", ["-o", "{tmp}"], ["-o {tmp}", "that is a folder"]),
+    ("output in no folder", ["-o", "{tmp}/no/x.wav"], ["{tmp}/no/x.wav", "does not exist"]),
+    ("unknown subtype", ["--subtype", "BOGUS"], ["--subtype BOGUS", "choose one of"]),
+    ("subtype the format lacks", ["-o", "{tmp}/x.mp3", "--subtype", "FLOAT"], ["--subtype FLOAT", "MP3"]),
+    ("log a folder", ["--log", "{tmp}"], ["--log {tmp}", "that is a folder"]),
+    ("NaN length", ["--seconds", "nan"], ["--seconds", "nan", "finite"]),
+    ("endless length", ["--seconds", "inf"], ["--seconds", "inf"]),
+    ("length beyond memory", ["--seconds", "1e12"], ["--seconds", "1e+12", "shorter"]),
+    ("rate 0", ["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
+    ("negative seed", ["--seed", "-1"], ["--seed", "-1", ">= 0"]),
+    ("temperature below 0", ["--temperature", "-1"], ["--temperature", "-1", "0..1.5"]),
+])
+def test_bad_option_exits_2_naming_it_and_writes_nothing(tmp_path, case, extra, named):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"t": 0.05, "type": "note_on", "pitch": 62, "velocity": 90}\n')
+    def fill(text):
+        return text.replace("{tmp}", str(tmp_path))
+
+    extra = [fill(word) for word in extra]
+    output = [] if "-o" in extra else ["-o", str(tmp_path / "out.wav")]
+    result = livegen("render", events, *output, "--model", "random", *extra)
+    assert_refused(result, *map(fill, named))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # nothing half-written
+
+
+@pytest.mark.parametrize("line, named", [
+    ('{"t": 1e300, "type": "param", "name": "x", "value": 0.2}', ["t=1e+300", "shorter"]),
+    ("hello world", ["bad.jsonl:2", "not valid JSON"]),  # a whole bad last line is no crash's cut
+])
+def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
+    events = tmp_path / "bad.jsonl"
+    events.write_text('{"t": 0, "type": "param", "name": "x", "value": 0.3}\n' + line + "\n")
+    assert_refused(livegen("render", events, "-o", tmp_path / "x.wav", "--model", "random"), *named)

@@ -103,7 +103,7 @@ def test_flac_input_and_short_input(inputs, tmp_path):
 
 @pytest.mark.parametrize("which, extra, message", [
     ("junk", [], r"cannot read audio from '.*junk\.wav' .*give a WAV, FLAC, OGG or MP3 file"),
-    ("missing", [], r"'.*missing\.wav' does not exist: check the path"),
+    ("missing", [], r"input .*missing\.wav: no such file; give the path of an audio file"),
     ("empty", [], r"'.*empty\.wav' holds no samples: give a file with audio in it"),
     ("speech16", ["--n-fft", "1000", "--hop", "300"], r"hop=300 does not suit n_fft=1000: the hop must divide n_fft"),
     ("speech16", ["--n-fft", "1023"], r"n_fft=1023 is not usable: give an even integer >= 16"),
@@ -111,7 +111,9 @@ def test_flac_input_and_short_input(inputs, tmp_path):
     ("speech16", ["--method", "griffin"], r"method='griffin' is unknown: choose one of hybrid, rtisi-la, rtpghi"),
     ("speech16", ["--method", "rtpghi", "--lookahead", "3"], r"lookahead=3 .*'rtpghi' supports look-ahead 0 or 1"),
     ("speech16", ["--iters", "-1"], r"iters=-1 is not usable"),
-    ("speech16", ["-o", "/nonexistent-dir/x.wav"], r"cannot write '/nonexistent-dir/x\.wav' .*check the folder exists"),
+    ("speech16", ["-o", "/nonexistent-dir/x.wav"], r"-o /nonexistent-dir/x\.wav: the folder /nonexistent-dir does not exist"),
+    ("speech16", ["-o", "/"], r"-o /: that is a folder; give a file name"),
+    ("folder", [], r"input .* is a folder: give an audio file"),
 ])
 def test_errors_exit_2_with_a_clear_message(inputs, tmp_path, which, extra, message):
     src = inputs["folder"] / "missing.wav" if which == "missing" else inputs[which]

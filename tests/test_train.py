@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_refused, livegen
 
 from livegen.errors import ParameterError
 from livegen.model import load_model
@@ -75,6 +76,35 @@ def test_resume_without_checkpoint_and_bad_config(tiny_gm, tmp_path):
     bad.write_text("steps = [")
     with pytest.raises(ParameterError, match="not valid"):
         TrainConfig.load(bad)
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["train", "--data", "{tmp}", "--out", "{file}"], ["--out {file}", "not a folder"]),
+    (["train", "--data", "{tmp}", "--out", "{file}/run"], ["--out {file}/run", "not a folder"]),
+    (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--cache", "{file}"], ["--cache {file}", "not a folder"]),
+    (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--threads", "0"], ["--threads", "0", "1..256"]),
+    (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--seed", "-1"], ["--seed", "-1", ">= 0"]),
+    (["eval", "--model", "models/default", "--out", "{file}"], ["--out {file}", "not a folder"]),
+    (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--notes", "-5"], ["--notes", "-5", ">= 1"]),
+])
+def test_cli_bad_output_or_number_exits_2_before_any_work(tmp_path, extra, named):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    def fill(text):
+        return text.replace("{file}", str(taken)).replace("{tmp}", str(tmp_path))
+
+    assert_refused(livegen(*map(fill, extra)), *map(fill, named))
+    assert taken.read_text() == "mine" and not (tmp_path / "run").exists()
+
+
+def test_cli_train_into_a_finished_run_is_refused_and_leaves_it_alone(tmp_path):
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text("{}\n")
+    result = livegen("train", "--data", tmp_path, "--out", run)
+    assert_refused(result, f"--out {run}", "already holds a training run", "--resume")
+    assert (run / "metrics.jsonl").read_text() == "{}\n" and (run / "model" / "config.json").read_text() == "{}"
 
 
 @pytest.mark.slow

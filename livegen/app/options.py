@@ -3,6 +3,8 @@ before it imports the rest of the app)."""
 
 from __future__ import annotations
 
+import argparse
+
 from livegen.errors import ParameterError
 
 AHEAD_PERIODS = 0
@@ -14,6 +16,14 @@ def _latency(value):
         return float(value)
     except (TypeError, ValueError):
         return value
+
+
+def latency_option(text: str):
+    """`--latency`'s argparse type: low, high or seconds (PortAudio's suggested latency)."""
+    value = _latency(text.strip().lower())
+    if value in ("low", "high") or (isinstance(value, float) and 0 < value <= 2):
+        return value
+    raise argparse.ArgumentTypeError(f"{text!r} is not a latency; give low, high or seconds (0 < s <= 2, e.g. 0.01)")
 
 
 def device_options(args) -> dict:

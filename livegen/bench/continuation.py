@@ -43,6 +43,7 @@ from livegen.data.songs import render_songs
 from livegen.dsp.stft import stft_magnitude
 from livegen.engine.events import Event
 from livegen.model import ModelConfig, random_model
+from livegen.errors import ranged
 
 
 FROZEN_DB = 2.0  # real music: 3.3 dB at the least (80 second pairs); a steady sound with noise: about 1 dB
@@ -169,14 +170,14 @@ def main(argv=None) -> int:
                         help="continuation model directory (default models/continuation); again to compare models")
     parser.add_argument("--data", default=None, help="music folder for held-out seeds (GTZAN layout; default: render "
                                                      "16 pieces with `gm-songs --seed 99` into a temporary folder)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="autonomous length (default 60)")
-    parser.add_argument("--seed-seconds", type=float, default=4.0, help="seed length (default 4)")
-    parser.add_argument("--pieces", type=int, default=16, help="seed pieces (default 16)")
-    parser.add_argument("--drift", type=float, default=0.3, help="drift amount of the autonomous run (default 0.3)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iters", type=int, default=2000, help="hops per timing repeat")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--notes-hops", type=int, default=3000, help="timed engine hops per notes case (default 3000)")
+    parser.add_argument("--seconds", type=ranged(float, above=0), default=60.0, help="autonomous length (default 60)")
+    parser.add_argument("--seed-seconds", type=ranged(float, above=0), default=4.0, help="seed length (default 4)")
+    parser.add_argument("--pieces", type=ranged(int, 1), default=16, help="seed pieces (default 16)")
+    parser.add_argument("--drift", type=ranged(float, 0, 1), default=0.3, help="drift amount of the autonomous run (default 0.3)")
+    parser.add_argument("--seed", type=ranged(int, 0), default=0)
+    parser.add_argument("--iters", type=ranged(int, 1), default=2000, help="hops per timing repeat")
+    parser.add_argument("--repeats", type=ranged(int, 1), default=5)
+    parser.add_argument("--notes-hops", type=ranged(int, 1), default=3000, help="timed engine hops per notes case (default 3000)")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: collapse,fit,cost,notes")
     args = parser.parse_args(argv)
 

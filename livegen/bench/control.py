@@ -42,6 +42,7 @@ from livegen.control.midi import MidiInput
 from livegen.control.osc import OscServer
 from livegen.control.oscwire import encode_message, parse_packet
 from livegen.engine.events import note_on
+from livegen.errors import ranged
 from livegen.server.client import RemoteEngine, SoundServer
 
 
@@ -50,14 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("engine", "fake"), default="engine",
                    help="the real engine on jackd dummy (default) or the fake control target")
     p.add_argument("--model", help="model directory for the engine (default: models/default or a random model)")
-    p.add_argument("--count", type=int, default=200, help="latency samples per case (default 200)")
+    p.add_argument("--count", type=ranged(int, 1), default=200, help="latency samples per case (default 200)")
     p.add_argument("--flood", action="store_true", help="also run the flood test")
-    p.add_argument("--osc-packets", type=int, default=100_000)
-    p.add_argument("--osc-rate", type=float, default=5_000.0, help="fuzzed OSC packets per second")
-    p.add_argument("--midi-messages", type=int, default=50_000)
-    p.add_argument("--midi-rate", type=float, default=5_000.0, help="fuzzed MIDI messages per second")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--realtime-priority", type=int, default=None, metavar="N",
+    p.add_argument("--osc-packets", type=ranged(int, 0), default=100_000)
+    p.add_argument("--osc-rate", type=ranged(float, above=0), default=5_000.0, help="fuzzed OSC packets per second")
+    p.add_argument("--midi-messages", type=ranged(int, 0), default=50_000)
+    p.add_argument("--midi-rate", type=ranged(float, above=0), default=5_000.0, help="fuzzed MIDI messages per second")
+    p.add_argument("--seed", type=ranged(int, 0), default=0)
+    p.add_argument("--realtime-priority", type=ranged(int, 0, 94), default=None, metavar="N",
                    help="decoder SCHED_FIFO priority as in `play` (default: play's; 0 = off)")
     return p
 

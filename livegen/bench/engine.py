@@ -42,6 +42,7 @@ from livegen.engine import events as ev
 from livegen.server import factory
 from livegen.engine.notes import spectral_engine
 from livegen.model import default_model_path
+from livegen.errors import ranged
 
 SR = 48000
 
@@ -413,15 +414,15 @@ def _switches(seconds: float, every: float, extra) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
-    parser.add_argument("--soak-seconds", type=float, default=10.0, help="length of the xrun soak (0 skips)")
-    parser.add_argument("--hops", type=int, default=5000, help="hops timed one by one for the per-hop cost")
+    parser.add_argument("--seconds", type=ranged(float, above=0), default=5.0, help="audio rendered per cost figure")
+    parser.add_argument("--soak-seconds", type=ranged(float, 0), default=10.0, help="length of the xrun soak (0 skips)")
+    parser.add_argument("--hops", type=ranged(int, 1), default=5000, help="hops timed one by one for the per-hop cost")
     parser.add_argument("--no-live", action="store_true", help="skip the jackd start-up and soak figures")
     parser.add_argument("--play-args", default="", help="extra `play --headless` options for the live figures")
-    parser.add_argument("--switch-seconds", type=float, default=0.0,
+    parser.add_argument("--switch-seconds", type=ranged(float, 0), default=0.0,
                         help="xruns over this long with model switches (default <-> continuation), against the "
                              "same time without (0 skips)")
-    parser.add_argument("--switch-every", type=float, default=4.0, help="seconds between model switches")
+    parser.add_argument("--switch-every", type=ranged(float, above=0), default=4.0, help="seconds between model switches")
     parser.add_argument("--no-realtime", action="store_true",
                         help="baseline without real-time scheduling: jackd --no-realtime and play "
                              "--realtime-priority 0 (the set-up before real-time scheduling)")

@@ -50,7 +50,7 @@ from livegen.data.gm import RenderSettings, _Renderer
 from livegen.data.pitch import hz_to_midi, track_f0
 from livegen.engine.events import Event, note_off, note_on, param, write_events
 from livegen.engine.input import FileFeed, input_param_specs
-from livegen.errors import ParameterError
+from livegen.errors import ParameterError, ranged
 from livegen.server import factory
 from livegen.train.evaluate import track_pitch
 
@@ -327,8 +327,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench input", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None, help="folder for the inputs and renders (default: a temporary one)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="audio rendered per cost figure")
-    parser.add_argument("--repeats", type=int, default=3, help="cost: best of this many")
+    parser.add_argument("--seconds", type=ranged(float, above=0), default=5.0, help="audio rendered per cost figure")
+    parser.add_argument("--repeats", type=ranged(int, 1), default=3, help="cost: best of this many")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost figures")
     parser.add_argument("--no-clips", action="store_true", help="skip the clips (the cost figures alone)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",

@@ -74,7 +74,7 @@ from livegen.audio.devices import quiet_stderr
 from livegen.audio.realtime import describe_process
 from livegen.bench._report import REPO, commit, load, machine
 from livegen.bench.ui import PtyProcess, _status
-from livegen.errors import ParameterError
+from livegen.errors import ParameterError, ranged
 from livegen.paths import bundled_model_dir
 from livegen.tui.child import free_udp_port
 
@@ -959,20 +959,20 @@ def soak_lines(r: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench latency", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=24, help="events per control kind and setting (default 24)")
+    parser.add_argument("--events", type=ranged(int, 1), default=24, help="events per control kind and setting (default 24)")
     parser.add_argument("--periods", default="256,128", help="JACK periods, comma-separated (default 256,128)")
     parser.add_argument("--lookaheads", default="default,0",
                         help="play look-aheads: 'default' (play's own) and/or numbers (default: default,0)")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"controls to measure (default {','.join(KINDS)}; also {', '.join(OPTIONAL_KINDS)})")
-    parser.add_argument("--soak-seconds", type=float, default=0.0,
+    parser.add_argument("--soak-seconds", type=ranged(float, 0), default=0.0,
                         help="also soak this long: 8 voices, xy every 10 ms, recording on (0 skips)")
-    parser.add_argument("--soak-period", type=int, default=256, help="JACK period of the soak")
+    parser.add_argument("--soak-period", type=ranged(int, 16, 8192), default=256, help="JACK period of the soak")
     parser.add_argument("--ui", action="store_true", help="attach the Textual UI during the soak")
     parser.add_argument("--no-latency", action="store_true", help="only the soak")
     parser.add_argument("--baseline", action="store_true",
                         help="before the soak, soak as long with no livegen (jack_simple_client alone on the same "
                              "jackd): the xruns the machine itself gives")
-    parser.add_argument("--baseline-cpu", type=int, default=0, metavar="PERCENT",
+    parser.add_argument("--baseline-cpu", type=ranged(int, 0, 100), default=0, metavar="PERCENT",
                         help="the baseline's client is jack_cpu, busy PERCENT of every period (livegen's callback "
                              "works about 15-25 %%) instead of the idle jack_simple_client")
     parser.add_argument("--no-realtime", action="store_true", help="jackd --no-realtime (default: -R)")

@@ -16,6 +16,7 @@ import time
 from livegen.data.datasets import open_dataset
 from livegen.data.features import load_audio
 from livegen.dsp import invert, spectral_convergence, stft_magnitude
+from livegen.errors import ranged
 from livegen.model import default_model_path, load_model, random_model
 from livegen.train.evaluate import UNPITCHED_FAMILIES, track_pitch
 
@@ -37,9 +38,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench model", description=__doc__)
     parser.add_argument("--model", default=None, help="model directory (default: the bundled model, else a random one)")
     parser.add_argument("--voices", default="1,8", help="comma-separated voice counts (default 1,8)")
-    parser.add_argument("--iters", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
+    parser.add_argument("--iters", type=ranged(int, 1), default=300)
+    parser.add_argument("--repeats", type=ranged(int, 1), default=7)
+    parser.add_argument("--threads", type=ranged(int, 1, 256), default=1, help="torch threads (default 1: one core)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--stft-tradeoff", metavar="DATA", default=None,
                         help="instead: measure the STFT trade-off on real notes of a `livegen dataset gm` folder")

@@ -27,6 +27,7 @@ from livegen.control.fake import FakeTarget
 from livegen.control.mapping import MidiMapper
 from livegen.control.midi import MidiInput
 from livegen.engine.events import param
+from livegen.errors import ranged
 
 PORT = "livegen:livegen"
 LOWEST = 48
@@ -38,13 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("engine", "fake"), default="engine",
                    help="the real engine in the sound server on jackd dummy (default) or the fake target")
     p.add_argument("--model", help="model directory (default: models/default or a random model)")
-    p.add_argument("--fingers", type=int, default=7, help="notes held and moved, 1-13 (default 7; with the "
+    p.add_argument("--fingers", type=ranged(int, 1, 13), default=7, help="notes held and moved, 1-13 (default 7; with the "
                                                           "timed finger, 8 voices)")
-    p.add_argument("--rate", type=float, default=100.0,
+    p.add_argument("--rate", type=ranged(float, above=0), default=100.0,
                    help="updates per second of each finger's bend, slide and pressure in the stream (default 100)")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of each phase (default 10)")
-    p.add_argument("--bends", type=int, default=100, help="timed bends per phase (default 100)")
-    p.add_argument("--realtime-priority", type=int, default=None, metavar="N",
+    p.add_argument("--seconds", type=ranged(float, above=0), default=10.0, help="length of each phase (default 10)")
+    p.add_argument("--bends", type=ranged(int, 1), default=100, help="timed bends per phase (default 100)")
+    p.add_argument("--realtime-priority", type=ranged(int, 0, 94), default=None, metavar="N",
                    help="audio thread priority as in `play` (default: play's; 0 = off)")
     return p
 

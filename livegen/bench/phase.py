@@ -31,6 +31,7 @@ import numpy as np
 
 from livegen.data.gm import RenderSettings, _Renderer
 from livegen.dsp import StreamingInverter, invert, spectral_convergence, stft_magnitude
+from livegen.errors import ranged
 
 GM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SPEECH = ("The quick brown fox jumps over the lazy dog. Streaming phase reconstruction "
@@ -341,7 +342,7 @@ def _targets(res: dict, out=print) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench phase", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two short clips, few configurations (seconds)")
-    parser.add_argument("--seconds", type=float, default=None, help="clip length (default 4, quick 1.5)")
+    parser.add_argument("--seconds", type=ranged(float, above=0), default=None, help="clip length (default 4, quick 1.5)")
     parser.add_argument("--hop", type=int, choices=(256, 128), action="append",
                         help="geometry to run (default both)")
     parser.add_argument("--no-visqol", action="store_true", help="skip the ViSQOL figures (about 3 s per clip and row)")

@@ -24,6 +24,7 @@ from livegen.bench.ui import _status
 from livegen.engine.events import Event, param
 from livegen.session.recorder import SessionRecorder
 from livegen.session.wiring import SessionControl, engine_header
+from livegen.errors import ranged
 
 
 def _percentiles(values, scale=1e6):
@@ -37,20 +38,20 @@ def main(argv=None) -> int:
     import numpy as np
 
     parser = argparse.ArgumentParser(prog="livegen bench session", description=__doc__)
-    parser.add_argument("--samplerate", type=int, default=48000)
-    parser.add_argument("--blocksize", type=int, default=256)
-    parser.add_argument("--channels", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=20.0, help="audio recorded per measurement")
+    parser.add_argument("--samplerate", type=ranged(int, 8000, 192000), default=48000)
+    parser.add_argument("--blocksize", type=ranged(int, 1, 8192), default=256)
+    parser.add_argument("--channels", type=ranged(int, 1, 64), default=2)
+    parser.add_argument("--seconds", type=ranged(float, above=0), default=20.0, help="audio recorded per measurement")
     parser.add_argument("--subtype", default="FLOAT", choices=["FLOAT", "PCM_24"])
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
-    parser.add_argument("--engine-seconds", type=float, default=4.0,
+    parser.add_argument("--engine-seconds", type=ranged(float, above=0), default=4.0,
                         help="per trial of the engine-step comparison (0 skips it)")
     parser.add_argument("--model", default=None, help="model directory for the engine comparison")
-    parser.add_argument("--live-seconds", type=float, default=0.0,
+    parser.add_argument("--live-seconds", type=ranged(float, 0), default=0.0,
                         help="also count xruns of `play --headless --record` with a normal and a stalling disk "
                              "on jackd dummy, this long each (0 skips)")
-    parser.add_argument("--stall", type=float, default=1.0, help="seconds each stalled write blocks (live check)")
-    parser.add_argument("--stall-every", type=float, default=5.0, help="seconds between stalls (live check)")
+    parser.add_argument("--stall", type=ranged(float, 0), default=1.0, help="seconds each stalled write blocks (live check)")
+    parser.add_argument("--stall-every", type=ranged(float, above=0), default=5.0, help="seconds between stalls (live check)")
     args = parser.parse_args(argv)
 
     sr, bs, ch = args.samplerate, args.blocksize, args.channels

@@ -34,6 +34,7 @@ import time
 from livegen.bench.control import _Jack
 from livegen.control.oscfake import PREFIX, FakeEngine
 from livegen.control.oscwire import encode_message
+from livegen.errors import ranged
 from livegen.tui.child import free_udp_port
 
 BASELINE_APP = """
@@ -221,12 +222,12 @@ def soak(seconds: float, *, cols: int, rows: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench ui", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each CPU measurement")
-    parser.add_argument("--cols", type=int, default=100)
-    parser.add_argument("--rows", type=int, default=30)
-    parser.add_argument("--meter-hz", type=float, default=30.0, help="feedback rate of the stand-in engine")
+    parser.add_argument("--seconds", type=ranged(float, above=0), default=10.0, help="length of each CPU measurement")
+    parser.add_argument("--cols", type=ranged(int, 20), default=100)
+    parser.add_argument("--rows", type=ranged(int, 5), default=30)
+    parser.add_argument("--meter-hz", type=ranged(float, above=0), default=30.0, help="feedback rate of the stand-in engine")
     parser.add_argument("--profile", metavar="FILE", help="run the UI under cProfile, stats to FILE")
-    parser.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--soak", type=ranged(float, 0), default=0.0, metavar="SECONDS",
                         help="also measure engine xruns with and without the UI on jackd dummy (e.g. 300)")
     args = parser.parse_args(argv)
 

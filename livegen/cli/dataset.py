@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from livegen.data.datasets import open_dataset
+from livegen.data.files import check_output_folder
 from livegen.data.gm import GM_GROUPS, parse_spec, program_split, render_gm_dataset
 from livegen.data.songs import GENRES, render_songs
+from livegen.errors import ranged
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -29,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     gm.add_argument("--soundfont", required=True, help="a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
     gm.add_argument("--out", required=True, help="output folder (examples.json + audio/)")
-    gm.add_argument("--sample-rate", type=int, default=24000, help="Hz (default 24000, the model's)")
+    gm.add_argument("--sample-rate", type=ranged(int, 8000, 192000), default=24000, help="Hz (default 24000, the model's)")
     gm.add_argument("--programs", default="0-127", metavar="SPEC", help="GM programs 0-127 (default 0-127)")
     gm.add_argument("--pitches", default="21-108", metavar="SPEC", help="MIDI notes (default 21-108)")
     gm.add_argument("--velocities", default="25,50,75,100,127", metavar="SPEC", help="1-127 (default 25,50,75,100,127)")
@@ -39,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--subsample", type=float, default=1.0, metavar="FRACTION",
                     help="keep this random share of the notes (default 1 = all); each program keeps "
                          "different pitches, so every pitch stays covered")
-    gm.add_argument("--seed", type=int, default=0, help="seed of --subsample (default 0)")
+    gm.add_argument("--seed", type=ranged(int, 0), default=0, help="seed of --subsample (default 0)")
     gm.add_argument("--banks", default="0", metavar="SPEC",
                     help="SoundFont banks 0-127 (default 0; FluidR3 has variation presets in 8 and 16; "
                          "absent bank:program pairs are skipped)")
@@ -47,7 +49,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--release", type=float, default=1.0, help="seconds after note-off (default 1.0)")
     gm.add_argument("--gain", type=float, default=0.7, help="FluidSynth master gain (default 0.7: the loudest FluidR3 notes peak near -4 dBFS)")
     gm.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="WAV sample format")
-    gm.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    gm.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
     gm.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     songs = sub.add_parser(
@@ -59,12 +61,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     songs.add_argument("--soundfont", required=True, help="a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
     songs.add_argument("--out", required=True, help="output folder")
-    songs.add_argument("--songs", type=int, default=80, help="number of pieces (default 80)")
-    songs.add_argument("--seconds", type=float, default=30.0, help="length of each piece (default 30, like GTZAN)")
-    songs.add_argument("--seed", type=int, default=0, help="generation seed (default 0)")
-    songs.add_argument("--sample-rate", type=int, default=24000, help="Hz (default 24000, the model's)")
+    songs.add_argument("--songs", type=ranged(int, 1), default=80, help="number of pieces (default 80)")
+    songs.add_argument("--seconds", type=ranged(float, above=0), default=30.0, help="length of each piece (default 30, like GTZAN)")
+    songs.add_argument("--seed", type=ranged(int, 0), default=0, help="generation seed (default 0)")
+    songs.add_argument("--sample-rate", type=ranged(int, 8000, 192000), default=24000, help="Hz (default 24000, the model's)")
     songs.add_argument("--gain", type=float, default=0.5, help="FluidSynth master gain (default 0.5)")
-    songs.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    songs.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
     songs.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     info = sub.add_parser("info", help="detect a dataset folder's layout and count its examples per split")
@@ -73,11 +75,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     feats = sub.add_parser("features", help="compute (or re-use) the cached log-magnitude STFT features")
     feats.add_argument("path", help="dataset folder")
     feats.add_argument("--cache", required=True, help="cache folder")
-    feats.add_argument("--sample-rate", type=int, default=24000)
+    feats.add_argument("--sample-rate", type=ranged(int, 8000, 192000), default=24000)
     feats.add_argument("--n-fft", type=int, default=1024)
     feats.add_argument("--hop", type=int, default=128)
-    feats.add_argument("--max-seconds", type=float, default=None, help="cut each example to this length")
-    feats.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    feats.add_argument("--max-seconds", type=ranged(float, above=0), default=None, help="cut each example to this length")
+    feats.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
     feats.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -110,6 +112,7 @@ def run(args) -> int:
 
 
 def _run_gm(args) -> int:
+    check_output_folder(args.out, "--out")
     programs = _spec(args.programs, "programs", 0, 127)
     pitches = _spec(args.pitches, "pitches", 0, 127)
     velocities = _spec(args.velocities, "velocities", 1, 127)
@@ -136,6 +139,7 @@ def _run_gm(args) -> int:
 def _run_songs(args) -> int:
     from collections import Counter
 
+    check_output_folder(args.out, "--out")
     report = render_songs(args.out, soundfont=args.soundfont, songs=args.songs, seconds=args.seconds, seed=args.seed,
                           sample_rate=args.sample_rate, gain=args.gain, jobs=args.jobs, progress=not args.no_progress)
     genres = Counter(p["genre"] for p in report["pieces"])
@@ -163,6 +167,7 @@ def _run_info(args) -> int:
 def _run_features(args) -> int:
     from livegen.data.features import compute_features
 
+    check_output_folder(args.cache, "--cache")
     ds = open_dataset(args.path)
     fs = compute_features(
         ds, sample_rate=args.sample_rate, n_fft=args.n_fft, hop=args.hop, cache_dir=args.cache,

@@ -7,7 +7,8 @@ import json
 import time
 
 from livegen.data.datasets import open_dataset
-from livegen.errors import ParameterError
+from livegen.data.files import check_output_folder
+from livegen.errors import ParameterError, ranged
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,14 +27,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-audio", action="store_true", help="skip the final-audio figures (levels, life, pitch)")
     parser.add_argument("--out", default=None, help="report folder (default MODEL/eval)")
     parser.add_argument("--cache", default=None, help="feature cache folder (default: the user cache, livegen/features)")
-    parser.add_argument("--notes", type=int, default=300, help="held-out notes for LSD (default 300)")
-    parser.add_argument("--life-notes", type=int, default=40, help="notes for the life metric (default 40)")
-    parser.add_argument("--pitch-points", type=int, default=20, help="latent points for the pitch test (default 20)")
-    parser.add_argument("--per-pitch", type=int, default=2, help="latent points playing each tested pitch (default 2)")
-    parser.add_argument("--pitch-step", type=float, default=0.5, help="semitones between tested pitches (default 0.5: quarter tones)")
-    parser.add_argument("--real-pitch-notes", type=int, default=80, help="real notes tracked for comparison (default 80)")
+    parser.add_argument("--notes", type=ranged(int, 1), default=300, help="held-out notes for LSD (default 300)")
+    parser.add_argument("--life-notes", type=ranged(int, 1), default=40, help="notes for the life metric (default 40)")
+    parser.add_argument("--pitch-points", type=ranged(int, 1), default=20, help="latent points for the pitch test (default 20)")
+    parser.add_argument("--per-pitch", type=ranged(int, 1), default=2, help="latent points playing each tested pitch (default 2)")
+    parser.add_argument("--pitch-step", type=ranged(float, above=0), default=0.5, help="semitones between tested pitches (default 0.5: quarter tones)")
+    parser.add_argument("--real-pitch-notes", type=ranged(int, 1), default=80, help="real notes tracked for comparison (default 80)")
     parser.add_argument("--tracker", choices=("auto", "crepe", "yin"), default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=ranged(int, 0), default=0)
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -54,10 +55,14 @@ def run(args) -> int:
 
     if not args.pitch_step > 0:
         raise ParameterError(f"--pitch-step {args.pitch_step} must be > 0")
+    out = Path(args.out) if args.out else Path(args.model) / "eval"
+    if args.out:  # a model folder's own eval/ is checked once the model is known to be there
+        check_output_folder(out, "--out")
     started = time.perf_counter()
     model = load_model(args.model)
     cfg = model.config
-    out = Path(args.out) if args.out else Path(args.model) / "eval"
+    if not args.out:
+        check_output_folder(out, "--out (default MODEL/eval)")
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"model": str(args.model), "data": args.data and str(args.data), "targets": TARGETS,
                     "stft": {"sample_rate": cfg.sample_rate, "n_fft": cfg.n_fft, "hop": cfg.hop,

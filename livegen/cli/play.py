@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-from livegen.app.options import AHEAD_PERIODS
+from livegen.app.options import AHEAD_PERIODS, latency_option
 from livegen.audio.realtime import REALTIME_PRIORITY
-from livegen.cli.render import add_continuation_arguments
+from livegen.cli.render import SAMPLERATES, SEEDS, add_continuation_arguments
 from livegen.control.midi import check_midi_options
 from livegen.control.setup import add_control_arguments
-from livegen.session.options import add_session_arguments, session_argv
+from livegen.errors import ranged
+from livegen.session.options import (
+    add_session_arguments,
+    check_session_options,
+    session_argv,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -29,18 +34,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="audio input that plays a voice of the model (its pitch, loudness and timbre; a "
                              "continuation model follows it): index or part of its name (see `livegen devices`); "
                              "on JACK give `system` and connect what you play to livegen-audio:input")
-    parser.add_argument("--samplerate", type=int, help="output sample rate (default: the device's)")
-    parser.add_argument("--blocksize", type=int, default=0, help="audio block size in frames (default: the host's; on JACK its period sets it)")
-    parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds (not on JACK: its periods set it)")
-    parser.add_argument("--ahead-periods", type=int, default=AHEAD_PERIODS,
+    parser.add_argument("--samplerate", type=SAMPLERATES, help="output sample rate (default: the device's)")
+    parser.add_argument("--blocksize", type=ranged(int, 0, 8192), default=0, help="audio block size in frames (default: the host's; on JACK its period sets it)")
+    parser.add_argument("--latency", type=latency_option, default="low", help="PortAudio output latency: low, high or seconds (not on JACK: its periods set it)")
+    parser.add_argument("--ahead-periods", type=ranged(int, 0, 16), default=AHEAD_PERIODS,
                         help="device periods the sound server renders ahead, on a thread beside the audio "
                              "callback: a render late by up to that much is no dropout; the latency grows by the lead "
                              f"plus one period (default {AHEAD_PERIODS}: each hop is rendered in "
                              "the callback that plays it, the lowest latency)")
-    parser.add_argument("--ahead-ms", type=float, default=None,
+    parser.add_argument("--ahead-ms", type=ranged(float, 0, 1000), default=None,
                         help="the same lead in milliseconds (instead of --ahead-periods)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or mps")
-    parser.add_argument("--seed", type=int, default=0, help="noise and drift seed")
+    parser.add_argument("--seed", type=SEEDS, default=0, help="noise and drift seed")
     parser.add_argument("--lookahead", type=int,
                         help="inverter look-ahead frames (0: a parameter sweep is heard one hop sooner; "
                              "notes sound at once at any look-ahead)")
@@ -49,14 +54,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "synthesis window (~21 ms) sooner, at some cost on sharp transients; committed ~16 ms "
                              "sooner, transients as with window (docs/glide.md); default window")
     parser.add_argument("--events", help="also play this event file on the live clock (t in seconds from start)")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the decoder")
+    parser.add_argument("--duration", type=ranged(float, above=0), help="stop after this many seconds")
+    parser.add_argument("--threads", type=ranged(int, 1, 256), default=1, help="torch CPU threads for the decoder")
     parser.add_argument("--no-supervisor", action="store_true",
                         help="accepted for compatibility: the engine always runs in a sound server process "
                              "that play restarts itself")
-    parser.add_argument("--nice", type=int, default=-10,
+    parser.add_argument("--nice", type=ranged(int, -20, 19), default=-10,
                         help="CPU priority of the engine server (negative = more; needs privileges; 0 = leave)")
-    parser.add_argument("--realtime-priority", type=int, default=REALTIME_PRIORITY, metavar="N",
+    parser.add_argument("--realtime-priority", type=ranged(int, 0, 94), default=REALTIME_PRIORITY, metavar="N",
                         help="where the host API is not JACK (JACK gives its own), the audio thread that renders "
                              "asks for SCHED_FIFO priority N+5; needs privileges, falls back to normal "
                              f"scheduling when refused; 0 = off (default {REALTIME_PRIORITY})")
@@ -93,6 +98,7 @@ def _rebuild_argv(args) -> list[str]:
 
 def run(args) -> int:
     check_midi_options(args)  # a wrong MIDI option is said before a sound server starts
+    check_session_options(args)
     if not args.headless:
         from livegen.tui.child import play_argv_from_sys
         from livegen.tui.run import run_ui

@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import read_events
+from livegen.errors import ranged
+
+SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
+"""What `--samplerate` takes (`render` and `play`)."""
+SEEDS = ranged(int, 0, hint="the noise and drift seed")
 
 
 def add_continuation_arguments(parser) -> None:
@@ -14,7 +19,7 @@ def add_continuation_arguments(parser) -> None:
         parser.add_argument("--seed-audio", help="audio file whose frames start a continuation model; "
                                                  "the model takes over where it ends")
     if "--temperature" not in have:
-        parser.add_argument("--temperature", type=float, default=None,
+        parser.add_argument("--temperature", type=ranged(float, 0.0, 1.5), default=None,
                             help="sampling temperature of a continuation model (default: the model's)")
 
 
@@ -27,9 +32,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("events", nargs="?", help="event file (JSON lines) or session log (optional with --input)")
     parser.add_argument("-o", "--output", required=True, help="output WAV file")
     parser.add_argument("--model", help="model directory, or 'random' (default: the log header's, else models/default)")
-    parser.add_argument("--samplerate", type=int, help="output sample rate (default: the log header's, else 48000)")
-    parser.add_argument("--seconds", type=float, help="length (default: last event + 2 s)")
-    parser.add_argument("--seed", type=int, help="noise and drift seed (default: the log header's, else 0)")
+    parser.add_argument("--samplerate", type=SAMPLERATES, help="output sample rate (default: the log header's, else 48000)")
+    parser.add_argument("--seconds", type=ranged(float, above=0), help="length (default: last event + 2 s)")
+    parser.add_argument("--seed", type=SEEDS, help="noise and drift seed (default: the log header's, else 0)")
     parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (default: the inverter's)")
     parser.add_argument("--read", default=None, choices=("window", "centre", "committed"),
                         help="how the inverter reads its frames (default: the log header's, else window); centre: "
@@ -52,12 +57,14 @@ def run(args) -> int:
     --model's); a continuation model takes its seed audio, temperature and voice model from the
     options, else the header."""
     import sys
+    import warnings
 
     import soundfile as sf
     import torch
 
     from livegen.server import factory
     from livegen.continuation.render import continuation_options
+    from livegen.data.files import check_audio_output, check_output_file
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
     from livegen.engine.input import with_input_defaults
@@ -71,7 +78,14 @@ def run(args) -> int:
 
     if args.events is None and not args.input:
         raise ParameterError("give an event file or session log, or an input file (--input FILE)")
-    header, events = read_events(args.events, tolerate_truncation=True) if args.events else (None, [])
+    check_audio_output(args.output, "-o", subtype=args.subtype)  # before the render, not after it
+    if args.log:
+        check_output_file(args.log, "--log", example="out.jsonl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        header, events = read_events(args.events, tolerate_truncation=True) if args.events else (None, [])
+    for warning in caught:
+        warn(str(warning.message))
     header = header or {}
     logged_model = header.get("model_dir") or ("random" if header.get("model") == "random" else None)
     model_path = args.model or logged_model

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from livegen.data.files import check_input_file
 from livegen.errors import ParameterError
 
 
@@ -40,8 +41,7 @@ def read_audio(path: str):
     import numpy as np
     import soundfile as sf
 
-    if not os.path.isfile(path):
-        raise ParameterError(f"{path!r} does not exist: check the path")
+    check_input_file(path, "input")
     try:
         y, sr = sf.read(path, dtype="float32", always_2d=True)
     except Exception as sf_exc:  # noqa: BLE001 - any reader failure becomes one clear message
@@ -70,6 +70,7 @@ def run(args) -> int:
     import numpy as np
     import soundfile as sf
 
+    from livegen.data.files import check_audio_output
     from livegen.dsp import StreamingInverter, check_stft, frames_for, invert, spectral_convergence, stft_magnitude
 
     hop = args.hop if args.hop is not None else (args.n_fft // 4 if isinstance(args.n_fft, int) else None)
@@ -78,6 +79,7 @@ def run(args) -> int:
                                 ("iters", args.iters), ("momentum", args.momentum)) if v is not None}
     probe = StreamingInverter(n_fft=n_fft, hop=hop, **kwargs)  # validates before any reading
 
+    check_audio_output(args.output, "-o")
     y, sr = read_audio(args.input)
     length, channels = y.shape
     frames = frames_for(length, n_fft=n_fft, hop=hop)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from livegen.errors import ParameterError
+from livegen.data.files import check_output_folder
+from livegen.errors import ParameterError, ranged
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,12 +27,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--config", default=None, help="training settings, JSON or TOML (keys of TrainConfig, `model` table; "
                              "kind = \"continuation\" trains the continuation model instead)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
-    parser.add_argument("--steps", type=int, default=None, help="total steps (overrides the config)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (overrides the config)")
+    parser.add_argument("--steps", type=ranged(int, 1), default=None, help="total steps (overrides the config)")
+    parser.add_argument("--seed", type=ranged(int, 0), default=None, help="random seed (overrides the config)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--cache", default=None, help="feature cache folder (default: the user cache, livegen/features)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--max-minutes", type=float, default=None,
+    parser.add_argument("--threads", type=ranged(int, 1, 256), default=None, help="torch CPU threads")
+    parser.add_argument("--max-minutes", type=ranged(float, above=0), default=None,
                         help="stop after this much training time (checkpoint + finished model); for a folder of "
                              "recordings without --steps the learning rate follows this budget")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,12 +41,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     import json
+    from pathlib import Path
 
     import torch
 
     from livegen.continuation.train_entry import maybe_run_continuation
     from livegen.train import TrainConfig, train
+    from livegen.train.loop import CHECKPOINT
 
+    check_output_folder(args.out, "--out")
+    if args.cache:
+        check_output_folder(args.cache, "--cache")
+    held = [name for name in (CHECKPOINT, "model") if (Path(args.out) / name).exists()]
+    if held and not args.resume:  # a new run would overwrite the trained model and its checkpoint
+        raise ParameterError(f"--out {args.out} already holds a training run ({' and '.join(held)}); continue it with "
+                             "--resume, or give another --out (nothing there was changed)")
     code = maybe_run_continuation(args)  # a config with kind = "continuation" trains that model
     if code is not None:
         return code

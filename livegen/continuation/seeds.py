@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from livegen.data.features import load_audio, log_magnitude
+from livegen.data.files import check_input_file
 from livegen.engine.events import Event
 from livegen.errors import ParameterError
 from livegen.filehash import file_sha256
@@ -28,12 +29,12 @@ def seed_frames(path, *, sample_rate: int, n_fft: int, hop: int, max_seconds: fl
 
     `what` names the option or address the path came from in the error messages.
     """
-    if not Path(path).is_file():
-        raise ParameterError(f"{what} {path}: no such file; give the path of an audio file (WAV, FLAC, ...)")
+    check_input_file(path, what)
     try:
         y, _ = load_audio(str(path), sample_rate=sample_rate, max_seconds=max_seconds)
     except OSError as exc:
-        raise ParameterError(f"{what} {path}: cannot read it as audio ({exc})") from None
+        raise ParameterError(f"{what} {path}: cannot read it as audio ({exc}); give a WAV, FLAC, OGG or MP3 "
+                             "file") from None
     if y.size < n_fft + hop:
         raise ParameterError(f"{what} {path}: {y.size / sample_rate:.3f} s is too short; give at least "
                              f"{(n_fft + hop) / sample_rate:.3f} s of audio")

@@ -25,7 +25,7 @@ from livegen.control.oscfeedback import Feedback
 from livegen.control.oscquery import OscQueryServer
 from livegen.control.oscsocket import OscSocket, parse_allow, source_of
 from livegen.control.oscwire import MAX_PACKET
-from livegen.errors import ParameterError
+from livegen.errors import ParameterError, ranged
 
 MAX_SUBSCRIBERS = 16
 SUBSCRIPTION_LEASE = 60.0
@@ -188,7 +188,7 @@ class OscServer:
 def add_osc_arguments(parser: argparse.ArgumentParser) -> None:
     """Add --osc-port, --osc-host, --osc-allow, --no-osc (shared by `play` and `play --headless`)."""
     group = parser.add_argument_group("OSC control")
-    group.add_argument("--osc-port", type=int, default=9000, metavar="PORT",
+    group.add_argument("--osc-port", type=ranged(int, 0, 65535, hint="0 picks a free port"), default=9000, metavar="PORT",
                        help="UDP port for OSC control (default 9000; 0 picks a free port)")
     group.add_argument("--osc-host", default="127.0.0.1", metavar="HOST",
                        help="address to listen on (default 127.0.0.1, loopback only; 0.0.0.0 for all interfaces)")

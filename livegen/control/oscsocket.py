@@ -65,14 +65,14 @@ class OscSocket:
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
+        if not 0 <= self.requested_port <= 65535:  # before getaddrinfo, which blames the host for it
+            raise ParameterError(f"OSC port {self.requested_port} is out of range; choose 0..65535 with --osc-port")
         try:
             infos = socket.getaddrinfo(self.host, self.requested_port, type=socket.SOCK_DGRAM)
         except socket.gaierror as exc:
             raise ParameterError(
                 f"cannot listen for OSC on host {self.host!r}: {exc.strerror}; give an address "
                 "of this machine with --osc-host (127.0.0.1 for loopback, 0.0.0.0 for all)") from None
-        if not 0 <= self.requested_port <= 65535:
-            raise ParameterError(f"OSC port {self.requested_port} is out of range; choose 0..65535 with --osc-port")
         family, _, _, _, sockaddr = infos[0]
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:

@@ -103,7 +103,7 @@ def _native_chunks(path: str, max_seconds: float | None):
                 warnings.simplefilter("ignore")
                 y, native = librosa.load(path, sr=None, mono=False, duration=max_seconds)
         except Exception as second:  # audioread raises many kinds; report both reasons
-            raise OSError(f"soundfile: {first}; librosa: {second}") from None
+            raise OSError(f"soundfile: {first}; librosa: {str(second) or type(second).__name__}") from None
         y = np.atleast_2d(y).T.astype(np.float32)
         return int(native), y.shape[1], iter([y])
 

@@ -275,12 +275,13 @@ def _number(value, field_name: str, where: str) -> float:
 def read_events(path: str | Path, *, tolerate_truncation: bool = False) -> tuple[dict | None, list[Event]]:
     """Read an event file or session log: (header or None, events sorted by time).
 
-    With `tolerate_truncation`, a last line cut by a crash is dropped with a warning instead of
-    raising, so a session log renders up to its last whole event.
+    With `tolerate_truncation`, a last line cut by a crash (no newline after it) is dropped with a
+    warning instead of raising, so a session log renders up to its last whole event.
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
     except OSError as exc:
         raise ParameterError(f"cannot read event file {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -295,7 +296,7 @@ def read_events(path: str | Path, *, tolerate_truncation: bool = False) -> tuple
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            if tolerate_truncation and i == last:
+            if tolerate_truncation and i == last and not text.endswith("\n"):  # a whole bad line is no crash
                 warnings.warn(f"{where}: last line is incomplete (cut by a crash?); rendering up to the event before it")
                 break
             raise ParameterError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None

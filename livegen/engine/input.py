@@ -28,6 +28,7 @@ from typing import Protocol
 import numba
 import numpy as np
 
+from livegen.data.files import check_input_file
 from livegen.dsp.kernels import rfft_into
 from livegen.dsp.stft import add_bin_energy, frame_mean_square
 from livegen.dsp.tracker import FLOOR_DB, PitchTracker
@@ -101,8 +102,7 @@ class FileFeed:
         self.sha256 = None
         if isinstance(samples_or_path, (str, Path)):
             path = Path(samples_or_path)
-            if not path.is_file():
-                raise ParameterError(f"input file {path} not found: give an existing sound file")
+            check_input_file(path, "input file")
             self.sha256 = file_sha256(path)
             if sha256 and sha256 != self.sha256:
                 raise ParameterError(f"input file {path} has changed since it was recorded (sha256 {self.sha256[:12]}, "

@@ -52,7 +52,8 @@ def load_model(path, device="cpu") -> SpectralModel:
     """
     path = Path(os.fspath(path))
     if not path.is_dir():
-        raise ModelError(f"model directory {path} does not exist (give a folder with {CONFIG_NAME} + {WEIGHTS_NAME})")
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise ModelError(f"model directory {path} {what} (give a folder with {CONFIG_NAME} + {WEIGHTS_NAME})")
     data = _read_config(path)
     config = ModelConfig.from_dict(data.get("config", {}))
     model = SpectralModel(config)

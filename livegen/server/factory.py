@@ -88,6 +88,9 @@ def load(path, *, device: str = "cpu", seed_audio=None, temperature: float | Non
     else `models/default`; None: notes are rejected). `log(text)` hears what was loaded.
     """
     log = log or (lambda text: print(text, file=sys.stderr))
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not 0.0 <= temperature <= 1.5):  # also NaN, e.g. from a log header
+        raise ParameterError(f"temperature {temperature!r} is out of range; give --temperature 0..1.5")
     if not is_continuation_model(path):
         if seed_audio:
             raise ParameterError(f"--seed-audio needs a continuation model (--model models/continuation); "

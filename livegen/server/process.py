@@ -32,7 +32,7 @@ from livegen.audio.devices import INPUT_HINT, find_output_device, quiet_stderr, 
 from livegen.audio.input import JACK_CLIENT, LiveInput, end_portaudio, jack_ports, set_jack_client_name
 from livegen.audio.jackstream import JackStream
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
-from livegen.engine.events import Event, read_events
+from livegen.engine.events import Event, check_events, read_events
 from livegen.engine.input import FileFeed, InputSource, with_input_defaults
 from livegen.engine.setup import pick_device
 from livegen.errors import DeviceError, LivegenError, ParameterError
@@ -293,6 +293,8 @@ def build_engine(spec: dict, samplerate: int, *, hostapi: str | None = None):
         warm_feed = FileFeed(tone, samplerate=rate, model_rate=rate)
     _warm_up(build(input_feed=warm_feed))
     scheduled = read_events(spec["events"])[1] if spec.get("events") else []
+    if not spec.get("params"):  # a first start: an unknown name is refused as `livegen render` refuses it
+        check_events(scheduled, engine.params)
     if warm_feed is not None and not spec.get("params"):  # a first start (a switch carries the performer's)
         scheduled = with_input_defaults(scheduled)  # as `livegen render --input` does
     if scheduled:

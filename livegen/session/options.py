@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from livegen.data.files import check_output_folder
+
 FORMATS = ("FLOAT", "PCM_24")
 
 
@@ -29,3 +31,11 @@ def session_argv(args) -> list[str]:
     if getattr(args, "record_format", "FLOAT") != "FLOAT":
         out += ["--record-format", args.record_format]
     return out
+
+
+def check_session_options(args) -> None:
+    """Refuse a recording folder that is a file or cannot be written, before anything plays: a
+    take found missing after the show is lost."""
+    for option in ("record", "record_dir"):
+        if getattr(args, option, None):
+            check_output_folder(getattr(args, option), "--" + option.replace("_", "-"))

@@ -6,6 +6,8 @@ virtual clock (`livegen.engine.core.Engine.render_events`).
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 
 import numpy as np
@@ -30,9 +32,25 @@ def render_settings(args, header: dict, events) -> tuple[int, int, int | None, f
         raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
     last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
     seconds = args.seconds if args.seconds is not None else float(header.get("seconds") or last + 2.0)
-    if seconds <= 0:
-        raise ParameterError(f"--seconds {seconds}: give a positive length")
+    where = ("--seconds" if args.seconds is not None else "the log header's seconds" if header.get("seconds")
+             else f"the last event (t={last:g} s) + 2 s")
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise ParameterError(f"{where}: length {seconds:g} s; give a positive, finite length with --seconds")
+    check_render_memory(seconds, samplerate, where)
     return samplerate, seed, lookahead, seconds
+
+
+def check_render_memory(seconds: float, samplerate: int, where: str = "--seconds") -> None:
+    """Refuse a render whose output alone would need more than half of this machine's memory."""
+    need = seconds * samplerate * np.dtype(np.float32).itemsize
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have / 2:
+        raise ParameterError(f"{where}: {seconds:g} s at {samplerate} Hz needs {need / 2**30:.3g} GiB for the output, "
+                             f"more than half of this machine's {have / 2**30:.3g} GiB; render a shorter piece "
+                             "with --seconds")
 
 
 def render_plan(args, header: dict, events):
