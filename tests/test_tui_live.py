@@ -146,3 +146,24 @@ def test_ui_attached_to_the_real_engine_shows_its_meters_and_loads_a_model(live_
         assert len(waterfall.rows) > before
 
     run(app, scenario, size=(100, 30))
+
+
+def test_engine_refusing_its_model_is_shown_and_play_exits_2(jack_server, tmp_path):
+    """The engine child refuses a model folder that is not there: the UI shows its error line
+    (not only an exit code) and `livegen play` exits 2 when the performer quits."""
+    exit_file = tmp_path / "exit"
+    missing = tmp_path / "no-such-model"
+    command = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(sys.executable)} -m livegen play --no-midi "
+               f"--osc-port {free_udp_port()} --model {shlex.quote(str(missing))} "
+               f"--ui-log {shlex.quote(str(tmp_path / 'engine.log'))}; echo $? > {shlex.quote(str(exit_file))}")
+    tmux = Tmux(dict(jack_server.env, TERM="xterm-256color"))
+    tmux.run("new-session", "-d", "-s", "ui", "-x", "160", "-y", "30", command)
+    try:
+        screen = tmux.wait_for("The engine stopped (exit code 2)", timeout=90)
+        assert "no-such-model" in screen and "does not exist" in screen, screen
+        tmux.run("send-keys", "-t", "ui", "q")
+        wait_for(lambda: exit_file.exists() and exit_file.read_text().strip(), 30,
+                 lambda: f"livegen play to exit; screen:\n{tmux.screen()}", interval=0.2)
+        assert exit_file.read_text().strip() == "2", tmux.screen()
+    finally:
+        tmux.kill()

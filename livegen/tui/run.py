@@ -57,5 +57,8 @@ def run_ui(args, argv: list[str] | None = None) -> int:
         code = engine.stop()
         link.close()
     if code not in (0, None, -15):
+        said = [line for line in engine.log_tail().splitlines() if line.startswith("livegen play: error:")]
+        if said:  # what the engine refused (a model, an event file...), said again once the screen is gone
+            print(said[-1], file=sys.stderr)
         print(f"livegen play: the engine exited with code {code}; its log: {log_path}", file=sys.stderr)
-    return 0
+    return 2 if code == 2 else 0  # 2: the engine refused what it was given
