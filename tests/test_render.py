@@ -175,3 +175,15 @@ def test_edited_log_header_exits_2_naming_the_field(tmp_path, header, named):
     log = tmp_path / "log.jsonl"
     log.write_text(header + '\n{"t": 0.1, "type": "param", "name": "x", "value": 0.3}\n')
     assert_refused(livegen("render", log, "-o", tmp_path / "x.wav"), *named)
+
+
+def test_render_over_its_own_take_or_log_is_refused_and_leaves_them_alone(tmp_path):
+    take, log = tmp_path / "take.wav", tmp_path / "take.jsonl"
+    sf.write(take, np.full(4800, 0.25, np.float32), 48000)
+    log.write_text('{"type": "header", "model": "random", "samplerate": 48000, "start_sample": 0, "wav": "take.wav"}\n'
+                   '{"t": 0.05, "type": "param", "name": "x", "value": 0.3, "sample": 2400}\n')
+    before = (take.read_bytes(), log.read_bytes())
+    assert_refused(livegen("render", log, "-o", take), f"-o {take}", "the take this log records")
+    assert_refused(livegen("render", log, "-o", tmp_path / "again.wav", "--log", log), f"--log {log}", "the event file")
+    assert_refused(livegen("render", "--input", take, "-o", take, "--model", "random"), "the --input file")
+    assert (take.read_bytes(), log.read_bytes()) == before

@@ -123,3 +123,11 @@ def test_errors_exit_2_with_a_clear_message(inputs, tmp_path, which, extra, mess
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert re.search(r"livegen resynth: error: " + message, r.stderr), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_resynth_over_its_own_input_is_refused(inputs, tmp_path):
+    source = tmp_path / "mine.wav"
+    source.write_bytes(inputs["speech16"].read_bytes())
+    result = _resynth(source, "-o", source)
+    assert result.returncode == 2 and f"-o {source} is the input" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and source.read_bytes() == inputs["speech16"].read_bytes()

@@ -65,7 +65,7 @@ def run(args) -> int:
 
     from livegen.server import factory
     from livegen.continuation.render import continuation_options
-    from livegen.data.files import check_audio_output, check_output_file
+    from livegen.data.files import check_audio_output, check_not_an_input, check_output_file
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
     from livegen.engine.input import with_input_defaults
@@ -87,6 +87,13 @@ def run(args) -> int:
         header, events = read_events(args.events, tolerate_truncation=True) if args.events else (None, [])
     for warning in caught:
         warn(str(warning.message))
+    recorded = (header or {}).get("wav")
+    inputs = {"the event file": args.events, "the --input file": args.input, "the --seed-audio file": args.seed_audio,
+              "the take this log records": (os.path.join(os.path.dirname(args.events), recorded)
+                                            if isinstance(recorded, str) and recorded else None)}
+    for option, target in (("-o", args.output), ("--log", args.log)):
+        if target:
+            check_not_an_input(target, option, inputs)
     header = header or {}
     logged_model = header.get("model_dir") or ("random" if header.get("model") == "random" else None)
     model_path = args.model or logged_model

@@ -70,7 +70,7 @@ def run(args) -> int:
     import numpy as np
     import soundfile as sf
 
-    from livegen.data.files import check_audio_output
+    from livegen.data.files import check_audio_output, check_not_an_input
     from livegen.dsp import StreamingInverter, check_stft, frames_for, invert, spectral_convergence, stft_magnitude
 
     hop = args.hop if args.hop is not None else (args.n_fft // 4 if isinstance(args.n_fft, int) else None)
@@ -80,6 +80,7 @@ def run(args) -> int:
     probe = StreamingInverter(n_fft=n_fft, hop=hop, **kwargs)  # validates before any reading
 
     check_audio_output(args.output, "-o")
+    check_not_an_input(args.output, "-o", {"the input": args.input})
     y, sr = read_audio(args.input)
     length, channels = y.shape
     frames = frames_for(length, n_fft=n_fft, hop=hop)

@@ -50,6 +50,15 @@ def check_output_file(path, option: str, *, example: str = "out.wav") -> None:
         raise ParameterError(f"{option} {path}: cannot be written there; give a file in a folder you can write to")
 
 
+def check_not_an_input(path, option: str, inputs: dict) -> None:
+    """`path` (to be written) is none of `inputs` ({what it is: its path or None}): a render over its
+    own take or a resynth over its source would destroy what the user made."""
+    target = os.path.realpath(os.fspath(path))
+    for what, source in inputs.items():
+        if source is not None and os.path.realpath(os.fspath(source)) == target:
+            raise ParameterError(f"{option} {path} is {what}: writing it would destroy it; give another file name")
+
+
 def check_audio_output(path, option: str, *, subtype: str = "FLOAT") -> None:
     """`check_output_file`, and soundfile can write `subtype` in the format the name's extension asks for."""
     import soundfile as sf
