@@ -54,3 +54,23 @@ def ranged(kind=float, low=None, high=None, *, above=None, hint: str = ""):
 
     convert.__name__ = kind.__name__  # argparse names the type by it in its own messages
     return convert
+
+
+def one_of(*choices: str):
+    """An argparse `type` for one word of `choices` (inside `comma_list`, where `choices=` cannot serve)."""
+    def convert(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is unknown; choose from {', '.join(choices)}")
+        return text
+
+    convert.__name__ = "choice"
+    return convert
+
+
+def comma_list(item):
+    """An argparse `type` for comma-separated values, each converted and checked by `item`."""
+    def convert(text: str) -> list:
+        return [item(part.strip()) for part in text.split(",") if part.strip()]
+
+    convert.__name__ = "list"
+    return convert

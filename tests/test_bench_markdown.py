@@ -45,3 +45,21 @@ def test_markdown_into_a_folder_is_refused_with_a_clear_message(tmp_path, capsys
 ])
 def test_bench_option_out_of_range_exits_2_naming_it(name, extra, named):
     assert_refused(livegen("bench", name, *extra, timeout=60), *named)
+
+
+@pytest.mark.parametrize("name, extra, named", [
+    ("model", ["--voices", "1,a"], ["--voices", "'a'", "an integer"]),
+    ("model", ["--voices", "0"], ["--voices", "0", "1..16"]),
+    ("continuation", ["--skip", "fit,bogus"], ["--skip", "'bogus'", "collapse, fit, cost, notes"]),
+])
+def test_bench_list_option_with_a_bad_item_exits_2_naming_it(name, extra, named):
+    assert_refused(livegen("bench", name, *extra, timeout=60), *named)
+
+
+@pytest.mark.parametrize("name, option", [("session", "--dir"), ("input", "--out"), ("ui", "--profile")])
+def test_bench_output_that_is_a_file_or_folder_exits_2(tmp_path, name, option):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    target = tmp_path if option == "--profile" else taken
+    assert_refused(livegen("bench", name, option, target, timeout=60), f"{option} {target}")
+    assert taken.read_text() == "mine"

@@ -43,7 +43,7 @@ from livegen.data.songs import render_songs
 from livegen.dsp.stft import stft_magnitude
 from livegen.engine.events import Event
 from livegen.model import ModelConfig, random_model
-from livegen.errors import ranged
+from livegen.errors import comma_list, one_of, ranged
 
 
 FROZEN_DB = 2.0  # real music: 3.3 dB at the least (80 second pairs); a steady sound with noise: about 1 dB
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=ranged(int, 1), default=2000, help="hops per timing repeat")
     parser.add_argument("--repeats", type=ranged(int, 1), default=5)
     parser.add_argument("--notes-hops", type=ranged(int, 1), default=3000, help="timed engine hops per notes case (default 3000)")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: collapse,fit,cost,notes")
+    parser.add_argument("--skip", type=comma_list(one_of("collapse", "fit", "cost", "notes")), default="", help="comma list of parts to skip: collapse,fit,cost,notes")
     args = parser.parse_args(argv)
 
     import tempfile
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    skip = set(filter(None, args.skip.split(",")))
+    skip = set(args.skip)
     paths = args.model or [None]
     models = [load_continuation(p or default_continuation_path()) for p in paths]
     ok = True

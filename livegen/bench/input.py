@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from livegen.bench._report import REPO
+from livegen.data.files import check_output_folder
 from livegen.data.gm import RenderSettings, _Renderer
 from livegen.data.pitch import hz_to_midi, track_f0
 from livegen.engine.events import Event, note_off, note_on, param, write_events
@@ -339,6 +340,8 @@ def main(argv=None) -> int:
                              "model trained on; e.g. /usr/share/sounds/sf2/TimGM6mb.sf2, or MuseScore_General for "
                              "evaluation, for instruments it never heard)")
     args = parser.parse_args(argv)
+    if args.out:
+        check_output_folder(args.out, "--out")
 
     import soundfile as sf
     import torch

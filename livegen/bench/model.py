@@ -16,7 +16,7 @@ import time
 from livegen.data.datasets import open_dataset
 from livegen.data.features import load_audio
 from livegen.dsp import invert, spectral_convergence, stft_magnitude
-from livegen.errors import ranged
+from livegen.errors import comma_list, ranged
 from livegen.model import default_model_path, load_model, random_model
 from livegen.train.evaluate import UNPITCHED_FAMILIES, track_pitch
 
@@ -37,7 +37,7 @@ def _time(fn, *, iters: int, repeats: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench model", description=__doc__)
     parser.add_argument("--model", default=None, help="model directory (default: the bundled model, else a random one)")
-    parser.add_argument("--voices", default="1,8", help="comma-separated voice counts (default 1,8)")
+    parser.add_argument("--voices", type=comma_list(ranged(int, 1, 16)), default="1,8", help="comma-separated voice counts (default 1,8)")
     parser.add_argument("--iters", type=ranged(int, 1), default=300)
     parser.add_argument("--repeats", type=ranged(int, 1), default=7)
     parser.add_argument("--threads", type=ranged(int, 1, 256), default=1, help="torch threads (default 1: one core)")
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     print(f"{'voices':>6} {'decode µs':>10} {'traced µs':>10} {'MLP-only µs':>12} {'ratio':>6} {'traced ratio':>12} "
           f"{'target µs':>10} {'traced % of hop':>15}")
     gen = torch.Generator(device="cpu").manual_seed(0)
-    for v in [int(x) for x in args.voices.split(",") if x.strip()]:
+    for v in args.voices:
         z = torch.randn(v, cfg.latent_dim, generator=gen).to(args.device)
         pitch = torch.linspace(36.0, 84.5, v).to(args.device)
         vel = torch.full((v,), 0.7, device=args.device)

@@ -24,6 +24,7 @@ from livegen.bench.ui import _status
 from livegen.engine.events import Event, param
 from livegen.session.recorder import SessionRecorder
 from livegen.session.wiring import SessionControl, engine_header
+from livegen.data.files import check_output_folder
 from livegen.errors import ranged
 
 
@@ -53,6 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--stall", type=ranged(float, 0), default=1.0, help="seconds each stalled write blocks (live check)")
     parser.add_argument("--stall-every", type=ranged(float, above=0), default=5.0, help="seconds between stalls (live check)")
     args = parser.parse_args(argv)
+    if args.dir:
+        check_output_folder(args.dir, "--dir")
 
     sr, bs, ch = args.samplerate, args.blocksize, args.channels
     blocks = int(args.seconds * sr / bs)

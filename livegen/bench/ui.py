@@ -34,6 +34,7 @@ import time
 from livegen.bench.control import _Jack
 from livegen.control.oscfake import PREFIX, FakeEngine
 from livegen.control.oscwire import encode_message
+from livegen.data.files import check_output_file
 from livegen.errors import ranged
 from livegen.tui.child import free_udp_port
 
@@ -230,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=ranged(float, 0), default=0.0, metavar="SECONDS",
                         help="also measure engine xruns with and without the UI on jackd dummy (e.g. 300)")
     args = parser.parse_args(argv)
+    if args.profile:
+        check_output_file(args.profile, "--profile", example="ui.prof")
 
     engine = FakeEngine().start()
     feeding = threading.Event()
