@@ -7,12 +7,13 @@ move when it pushes feedback. Quit and crash handling run a real child process.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
 from zeroconf import IPVersion, Zeroconf
 
-from conftest import require
+from conftest import REPO, require
 from helpers import last_args, make_app, network_address, run, shown_values, until
 from livegen.control.mdns import OSC_TYPE, OSCJSON_TYPE
 from livegen.tui.child import EngineProcess, engine_argv
@@ -441,3 +442,14 @@ def test_status_line_says_where_controllers_reach_a_real_engine(live_play):
             assert info is not None and info.port == play.port, (kind, shown, info)
     finally:
         zeroconf.close()
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--connect", "70000"], ["--connect", "70000", "1..65535"]),
+    (["--connect", "9000"], ["needs a terminal"]),  # stdin is not one here: refused, not a Textual crash
+])
+def test_attached_ui_refuses_bad_input_with_exit_2(argv, named):
+    result = subprocess.run([sys.executable, "-m", "livegen.tui", *argv], cwd=REPO, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert all(text in result.stderr for text in named), result.stderr

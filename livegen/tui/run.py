@@ -30,15 +30,19 @@ def model_roots(model_path: str) -> list:
     return unique
 
 
+def need_terminal(instead: str) -> None:
+    """Refuse to draw the UI without a terminal on stdin and stderr (Textual would fail inside)."""
+    if not (sys.stdin.isatty() and sys.__stderr__.isatty()):
+        raise ParameterError(f"this draws a terminal UI and needs a terminal on stdin and stderr; {instead}")
+
+
 def run_ui(args, argv: list[str] | None = None) -> int:
     """Start the engine child with the same `play` options, run the UI, stop the child on quit.
 
     `argv` is what followed `play` on the command line (default: taken from `sys.argv`).
     Returns 0 on a normal quit.
     """
-    if not (sys.stdin.isatty() and sys.__stderr__.isatty()):
-        raise ParameterError("livegen play draws a terminal UI and needs a terminal on stdin and stderr; "
-                             "run `livegen play --headless` for the engine alone")
+    need_terminal("run `livegen play --headless` for the engine alone")
     port = getattr(args, "osc_port", None) or free_udp_port()
     host = getattr(args, "osc_host", None) or "127.0.0.1"
     if host in ("0.0.0.0", "::", ""):
