@@ -187,3 +187,10 @@ def test_render_over_its_own_take_or_log_is_refused_and_leaves_them_alone(tmp_pa
     assert_refused(livegen("render", log, "-o", tmp_path / "again.wav", "--log", log), f"--log {log}", "the event file")
     assert_refused(livegen("render", "--input", take, "-o", take, "--model", "random"), "the --input file")
     assert (take.read_bytes(), log.read_bytes()) == before
+
+
+def test_input_file_without_samples_is_refused(tmp_path):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 48000)
+    assert_refused(livegen("render", "--input", empty, "-o", tmp_path / "x.wav", "--model", "random"),
+                   f"input file {empty}", "holds no samples")

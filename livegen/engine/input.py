@@ -112,6 +112,8 @@ class FileFeed:
             except (RuntimeError, soundfile.LibsndfileError) as exc:
                 raise ParameterError(f"input file {path} cannot be read as audio ({exc}): give a WAV, FLAC or "
                                      "OGG file") from None
+            if not len(data):
+                raise ParameterError(f"input file {path} holds no samples: give a file with audio in it")
             data = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
             self.path = path
         else:
