@@ -399,6 +399,8 @@ def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
     (["gm-songs", "--soundfont", "{sf2}", "--out", "{file}/songs"], ["--out {file}/songs", "not a folder"]),
     (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--sample-rate", "0"], ["--sample-rate", "0", "8000..192000"]),
     (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--seconds", "nan"], ["--seconds", "nan"]),
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--gain", "nan"], ["--gain", "nan", "0..10"]),
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--release", "nan"], ["--release", "nan"]),
     (["features", "{tmp}", "--cache", "{file}"], ["--cache {file}", "not a folder"]),
 ])
 def test_cli_bad_output_or_number_exits_2_before_rendering(gm_soundfont, tmp_path, extra, named):

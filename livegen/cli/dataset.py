@@ -38,16 +38,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--cents", default="0", metavar="SPEC",
                     help="detune every note by these cents with pitch bend, -100..100 (default 0; e.g. "
                          "'-50-50:25' for quarter-tone neighbours); note_str gets a '_+25c' suffix")
-    gm.add_argument("--subsample", type=float, default=1.0, metavar="FRACTION",
+    gm.add_argument("--subsample", type=ranged(float, above=0, high=1), default=1.0, metavar="FRACTION",
                     help="keep this random share of the notes (default 1 = all); each program keeps "
                          "different pitches, so every pitch stays covered")
     gm.add_argument("--seed", type=ranged(int, 0), default=0, help="seed of --subsample (default 0)")
     gm.add_argument("--banks", default="0", metavar="SPEC",
                     help="SoundFont banks 0-127 (default 0; FluidR3 has variation presets in 8 and 16; "
                          "absent bank:program pairs are skipped)")
-    gm.add_argument("--hold", type=float, default=3.0, help="seconds before note-off (default 3.0)")
-    gm.add_argument("--release", type=float, default=1.0, help="seconds after note-off (default 1.0)")
-    gm.add_argument("--gain", type=float, default=0.7, help="FluidSynth master gain (default 0.7: the loudest FluidR3 notes peak near -4 dBFS)")
+    gm.add_argument("--hold", type=ranged(float, above=0), default=3.0, help="seconds before note-off (default 3.0)")
+    gm.add_argument("--release", type=ranged(float, 0), default=1.0, help="seconds after note-off (default 1.0)")
+    gm.add_argument("--gain", type=ranged(float, 0, 10, hint="FluidSynth's synth.gain"), default=0.7, help="FluidSynth master gain (default 0.7: the loudest FluidR3 notes peak near -4 dBFS)")
     gm.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="WAV sample format")
     gm.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
     gm.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,7 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     songs.add_argument("--seconds", type=ranged(float, above=0), default=30.0, help="length of each piece (default 30, like GTZAN)")
     songs.add_argument("--seed", type=ranged(int, 0), default=0, help="generation seed (default 0)")
     songs.add_argument("--sample-rate", type=ranged(int, 8000, 192000), default=24000, help="Hz (default 24000, the model's)")
-    songs.add_argument("--gain", type=float, default=0.5, help="FluidSynth master gain (default 0.5)")
+    songs.add_argument("--gain", type=ranged(float, 0, 10, hint="FluidSynth's synth.gain"), default=0.5, help="FluidSynth master gain (default 0.5)")
     songs.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
     songs.add_argument("--no-progress", action="store_true", help="no progress bar")
 
