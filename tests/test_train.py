@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -189,3 +190,14 @@ def test_sampler_pitch_includes_the_rendered_detune(gm_soundfont, tmp_path):
     features = open_features(out, cache_dir=tmp_path / "cache", sample_rate=24000, n_fft=1024, hop=128, progress=False)
     pitches = sorted(set(NoteSampler(features, "train").pitch.round(3).tolist()))
     assert pitches == [59.75, 60.5]
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"lr": "fast"}, "lr='fast'; give a number >= 0"),
+    ({"lr": -1}, "lr=-1; give a number >= 0"),
+    ({"steps": 2.5}, "steps=2.5; give a whole number >= 0"),
+    ({"rec_loss": 3}, "rec_loss=3; give a string"),
+])
+def test_config_value_of_the_wrong_type_is_refused_naming_it(settings, named):
+    with pytest.raises(ParameterError, match=re.escape(named)):
+        TrainConfig.from_dict(settings)

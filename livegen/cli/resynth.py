@@ -79,7 +79,7 @@ def run(args) -> int:
                                 ("iters", args.iters), ("momentum", args.momentum)) if v is not None}
     probe = StreamingInverter(n_fft=n_fft, hop=hop, **kwargs)  # validates before any reading
 
-    check_audio_output(args.output, "-o")
+    check_audio_output(args.output, "-o", subtype_option=None)
     check_not_an_input(args.output, "-o", {"the input": args.input})
     y, sr = read_audio(args.input)
     length, channels = y.shape

@@ -1,5 +1,6 @@
-"""Checks of the files and folders a command will write, made before it works, so that a long
-render, training run or take is never lost to a path that cannot be written at its end."""
+"""Checks of the files a command reads and of the files and folders it will write, made before it
+works, so that a long render, training run or take is never lost to a path that cannot be
+written at its end."""
 
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ def check_not_an_input(path, option: str, inputs: dict) -> None:
             raise ParameterError(f"{option} {path} is {what}: writing it would destroy it; give another file name")
 
 
-def check_audio_output(path, option: str, *, subtype: str = "FLOAT") -> None:
-    """`check_output_file`, and soundfile can write `subtype` in the format the name's extension asks for."""
+def check_audio_output(path, option: str, *, subtype: str = "FLOAT", subtype_option: str | None = "--subtype") -> None:
+    """`check_output_file`, and soundfile can write `subtype` in the format the name's extension
+    asks for (`subtype_option`: the option that chose it, None where the command has none)."""
     import soundfile as sf
 
     check_output_file(path, option)
@@ -71,4 +73,6 @@ def check_audio_output(path, option: str, *, subtype: str = "FLOAT") -> None:
                              "format soundfile writes; end the name with .wav (or .flac, .ogg)")
     if subtype.upper() not in sf.available_subtypes(ext) or not sf.check_format(ext, subtype.upper()):
         good = ", ".join(s for s in sf.available_subtypes(ext) if sf.check_format(ext, s))
-        raise ParameterError(f"--subtype {subtype}: {ext} files cannot hold it; choose one of {good}")
+        if subtype_option is None:
+            raise ParameterError(f"{option} {path}: {ext} files cannot hold {subtype} samples; end the name with .wav")
+        raise ParameterError(f"{subtype_option} {subtype}: {ext} files cannot hold it; choose one of {good}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +32,33 @@ def read_config(path) -> dict:
     return data
 
 
+def _wanted(kind: str, value) -> str | None:
+    """What a field of type `kind` (the dataclass's annotation) needs, or None if `value` is that."""
+    if value is None and "None" in kind:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind.startswith("int"):
+        return None if number and isinstance(value, int) and value >= 0 else "a whole number >= 0"
+    if kind.startswith("float"):
+        return None if number and value >= 0 else "a number >= 0"
+    if kind == "str":
+        return None if isinstance(value, str) else "a string"
+    if kind == "dict":
+        return None if isinstance(value, dict) else "a table of settings"
+    return None
+
+
 def checked_config(cls, data: dict, *, label: str, positive: tuple[str, ...] = ()):
-    """Build a config dataclass from a dict, refusing unknown keys and counts below 1."""
+    """Build a config dataclass from a dict, refusing unknown keys, values of the wrong type or
+    negative, and counts below 1."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ParameterError(f"{label}: unknown keys {unknown}; known: {sorted(known)}")
+    for f in dataclasses.fields(cls):
+        wanted = _wanted(str(f.type), data[f.name]) if f.name in data else None
+        if wanted:
+            raise ParameterError(f"{label}: {f.name}={data[f.name]!r}; give {wanted}")
     cfg = cls(**data)
     for name in positive:
         if int(getattr(cfg, name)) < 1:
