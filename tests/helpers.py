@@ -34,9 +34,9 @@ from livegen.tui.osc import OscLink
 REPO = Path(__file__).resolve().parent.parent
 
 
-def livegen(*args, env=None, timeout: float = 120) -> subprocess.CompletedProcess:
+def livegen(*args, env=None, timeout: float = 120, cwd=REPO) -> subprocess.CompletedProcess:
     """Run `livegen ARGS...` as a user does: its own process, output captured, stdin closed."""
-    return subprocess.run([sys.executable, "-m", "livegen", *map(str, args)], cwd=REPO, env=env, check=False,
+    return subprocess.run([sys.executable, "-m", "livegen", *map(str, args)], cwd=cwd, env=env, check=False,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 

@@ -63,3 +63,11 @@ def test_bench_output_that_is_a_file_or_folder_exits_2(tmp_path, name, option):
     target = tmp_path if option == "--profile" else taken
     assert_refused(livegen("bench", name, option, target, timeout=60), f"{option} {target}")
     assert taken.read_text() == "mine"
+
+
+def test_a_module_of_definitions_is_no_benchmark(capsys):
+    """`livegen.bench.sound` holds what `livegen eval` measures: `livegen bench --help` does not
+    offer it, and asking for it names the benchmarks instead of failing with a traceback."""
+    assert main(["bench", "sound"]) == 2
+    err = capsys.readouterr().err
+    assert "no benchmark named 'sound'" in err and "model" in err and "Traceback" not in err

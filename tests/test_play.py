@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import soundfile
 
 from conftest import REPO
 from helpers import assert_refused, livegen, take_rendered_again, wait_for
+
+from livegen.paths import bundled_model_dir
 
 CEILING = 10 ** (-0.3 / 20)
 
@@ -168,6 +172,27 @@ def test_event_file_naming_an_unknown_parameter_is_refused_before_it_plays(jack_
     result = livegen("play", "--headless", "--no-midi", "--model", "random", "--osc-port", "0", "--events", events,
                      "--duration", "30", env=jack_server.env, timeout=60)
     assert_refused(result, "'loudness'", "known parameters")
+
+
+def test_a_take_recorded_in_any_folder_renders_again_from_any_other(jack_server, tmp_path):
+    """The README's `livegen render TAKE.jsonl -o again.wav`: the log names its model's folder
+    absolutely (the bundled default here), so the render finds it wherever either command ran."""
+    gig, later = tmp_path / "gig", tmp_path / "later"
+    gig.mkdir()
+    later.mkdir()
+    (gig / "show.jsonl").write_text('{"t": 0.2, "type": "note_on", "pitch": 60, "velocity": 100}\n')
+    env = dict(jack_server.env, PYTHONPATH=str(REPO))  # this checkout's livegen from any folder
+    played = livegen("play", "--headless", "--no-midi", "--osc-port", "0", "--events", "show.jsonl", "--duration", "1",
+                     "--record", ".", env=env, cwd=gig)
+    assert played.returncode == 0, played.stderr
+    (log,) = gig.glob("livegen-*.jsonl")
+    header = json.loads(log.read_text().splitlines()[0])
+    assert header["model_dir"] == str(bundled_model_dir("default")) and header["weights_sha256"], header
+    again = livegen("render", log, "-o", "again.wav", env=env, cwd=later)
+    assert again.returncode == 0 and "warning" not in again.stderr, again.stderr
+    recorded, _ = soundfile.read(log.with_suffix(".wav"), dtype="float32")
+    rendered, _ = soundfile.read(later / "again.wav", dtype="float32")
+    assert np.array_equal(recorded, rendered)
 
 
 @pytest.mark.live

@@ -23,6 +23,7 @@ from livegen.control.setup import start_controls
 from livegen.app.options import engine_spec
 from livegen.app.seeds import SeedLoader
 from livegen.errors import DeviceError, LivegenError
+from livegen.paths import bundled_model_dir
 from livegen.server.client import RemoteEngine, SoundServer
 from livegen.session.wiring import attach_session
 
@@ -78,7 +79,8 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
     seeds = SeedLoader()
     engine.seed_loader = seeds
     server = SoundServer(engine)
-    session = _attach_session(engine, args, model_name=model_name, blocksize=engine.blocksize or None)
+    session = _attach_session(engine, args, model_name=model_name, model_dir=_model_dir(args.model),
+                              blocksize=engine.blocksize or None)
     engine.start()
     try:
         controls = start_controls(server, args, log=log)
@@ -272,8 +274,9 @@ class ModelSwitcher:
         session = None
         if self.session is not None:
             args = argparse.Namespace(**{**vars(self.args), "record": None})  # --record was for the first model
-            session = _attach_session(engine, args, model_name=str(engine.spec.get("model") or "models/default"),
-                                      blocksize=engine.blocksize or None)
+            model = engine.spec.get("model")
+            session = _attach_session(engine, args, model_name=str(model or "models/default"),
+                                      model_dir=_model_dir(model), blocksize=engine.blocksize or None)
             if session is not None:
                 session.error_callbacks += self.error_callbacks
         old_session = self.session
@@ -299,8 +302,16 @@ def _summary(status: dict, seconds: float) -> None:
           f"longest render {status.get('render_max_ms', '?')} ms)", flush=True)
 
 
-def _attach_session(engine, args, *, model_name, blocksize=None):
+def _model_dir(model) -> str | None:
+    """The model folder a take's log names, absolute so that `livegen render LOG` finds it from
+    any folder (the bundled default without `--model`); None for a random model."""
+    if model == "random":
+        return None
+    return str(pathlib.Path(model).resolve() if model else bundled_model_dir("default"))
+
+
+def _attach_session(engine, args, *, model_name, model_dir=None, blocksize=None):
     """A session recorder on `engine` (a `RemoteEngine`, or an in-process engine in tests)."""
-    model_dir = None if model_name == "random" else model_name
+    model_dir = None if model_name == "random" else (model_dir or model_name)
     return attach_session(engine, args, model_dir=model_dir, model_name=model_name,  # its header has the
                           blocksize=blocksize, log=log)                             # engine's log_header

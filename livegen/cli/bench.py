@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
+from pathlib import Path
 
 import livegen.bench
 from livegen.bench._report import run_with_markdown, split_markdown_option
@@ -16,7 +18,10 @@ from livegen.errors import ParameterError
 
 
 def _available() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(livegen.bench.__path__) if not m.name.startswith("_"))
+    """The modules of `livegen.bench` that run as a benchmark (a `main`); read, not imported, so
+    that `--help` stays quick. Others, such as `sound`, hold definitions `livegen eval` uses."""
+    return sorted(m.name for m in pkgutil.iter_modules(livegen.bench.__path__) if not m.name.startswith("_")
+                  and re.search(r"^def main\(", (Path(m.module_finder.path) / f"{m.name}.py").read_text(), re.M))
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

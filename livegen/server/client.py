@@ -21,6 +21,7 @@ import multiprocessing
 import threading
 import time
 import types
+from pathlib import Path
 
 from livegen.engine.carry import CARRY_SOURCE, CarryOver
 from livegen.engine.events import Event
@@ -147,7 +148,7 @@ class RemoteEngine:
         `livegen render` needs to build the same (`livegen.session.render.render_log`)."""
         model = self.spec.get("model")
         return Event("engine", action="restart", sample=int(sample), t=sample / self.samplerate, source="server",
-                     extra={"reason": reason, "model_dir": None if model in (None, "random") else str(model),
+                     extra={"reason": reason, "model_dir": None if model in (None, "random") else str(Path(model).resolve()),
                             "model": str(model) if model is not None else None, "seed": self.seed,
                             "lookahead": self.lookahead, "read": self.inverter.read})
 
