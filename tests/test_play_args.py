@@ -75,3 +75,7 @@ def test_bad_option_exits_2_naming_it_before_a_sound_server_starts(tmp_path, ext
     result = livegen("play", "--headless", "--no-midi", *map(fill, extra), timeout=60)
     assert_refused(result, *map(fill, named))
     assert taken.read_bytes() == b"RIFF"
+
+
+def test_ui_log_that_is_a_folder_is_refused_before_the_ui_starts(tmp_path):
+    assert_refused(livegen("play", "--no-midi", "--ui-log", tmp_path, timeout=60), f"--ui-log {tmp_path}", "folder")
