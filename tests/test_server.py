@@ -3,6 +3,7 @@ applied events and audio come back to the client exactly as an offline render gi
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -89,6 +90,24 @@ def test_event_records_round_trip_with_their_numbers():
             assert fields[3] == (number == 10) and (fields[4] == 0.9 if number == 10 else True)
         else:
             assert fields[0].extra["_wire_id"] == number and fields[0].sample == 1280
+
+
+def test_events_the_server_makes_come_back_equal_and_plain_ones_flat():
+    """A MIDI keyboard's notes, voice controls and parameter moves are made in the server: they
+    come back as the same events (the session log's bytes), flat instead of pickled."""
+    plain = [Event("note_on", pitch=64.0, velocity=100, voice=3, source="midi:Seaboard Block"),
+             Event("note_off", pitch=64.0, source="midi"), Event("voice", voice=3, name="bend", value=-0.25),
+             Event("param", name="x", value=0.5, source="midi:ü"), Event("voice", voice=0, name="pressure", value=1.0)]
+    whole = [Event("param", name="x", value=1, source="midi"), Event("param", name="x", value=math.nan),
+             Event("preset", action="recall", slot=2), Event("param", name="", value=0.5),
+             Event("note_on", pitch=60.0, velocity=True), Event("param", name="x", value=0.5, extra={"clamped_from": 2.0})]
+    for k, event in enumerate(plain + whole):
+        applied = event.stamped(1280 + k, (1280 + k) / 48000)
+        record = encode_applied(applied)
+        assert (record[0] == 6) == (event in plain), event
+        kind, back = decode_applied(record)
+        assert kind == "event" and type(back.value) is type(applied.value), event
+        assert back.to_json() == applied.to_json() and (back == applied or event.value != event.value)
 
 
 def test_a_payload_travels_as_a_shared_memory_blob_mapped_without_copying():

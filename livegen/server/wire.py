@@ -5,7 +5,9 @@ record carries only what the engine needs to apply it (a parameter travels as it
 the server's table). Server -> client: an applied event comes back as that number with the
 output sample at which it took effect and the value applied (clamped), so the client rebuilds
 the stamped event without the server pickling anything on the audio path. Events the server
-makes itself (an event file's, scheduled at start) come back whole.
+makes itself come back flat too when they are a plain note, voice control or parameter change
+(a MIDI keyboard's, thousands a second from an MPE one); others (an event file's preset moves)
+come back whole.
 
 A payload prepared off the audio path (a seed file's analysed frames, megabytes) does not go
 through the ring: pickle's out-of-band buffers put its arrays into a shared-memory blob of their
@@ -34,7 +36,11 @@ _VOICE_NAMES = tuple(VOICE_CONTROLS)
 _ACK = struct.Struct("<Bqqd?d")
 ARRIVAL = struct.Struct("<q")
 """Every inbox record starts with its arrival time (CLOCK_MONOTONIC ns, stamped as it is queued)."""
-_OTHER, _P, _ON, _OFF, _APPLIED, _V = 0, 1, 2, 3, 4, 5
+_MADE = struct.Struct("<BBqddddhH")
+"""An applied event the server made: kind, type, sample, t, value, pitch, velocity (NaN: none),
+voice (-1: none), the name's length; then the name and the source, UTF-8."""
+_MADE_TYPES = ("param", "note_on", "note_off", "voice")
+_OTHER, _P, _ON, _OFF, _APPLIED, _V, _M = 0, 1, 2, 3, 4, 5, 6
 
 
 class Blob:
@@ -144,8 +150,28 @@ def encode_applied(event: Event) -> bytes:
         return _ACK.pack(_APPLIED, number, event.sample, float(event.value), True, asked)
     if number is not None:
         event.extra[ID_KEY] = number
+    elif _flat_made(event):
+        name = (event.name or "").encode()
+        return _MADE.pack(_M, _MADE_TYPES.index(event.type), event.sample, event.t,
+                          math.nan if event.value is None else event.value,
+                          math.nan if event.pitch is None else event.pitch,
+                          math.nan if event.velocity is None else event.velocity,
+                          _NO_VOICE if event.voice is None else event.voice, len(name)) + name + event.source.encode()
     event = dataclasses.replace(event, payload=None)  # the client has it (posted) or never needs it
     return bytes([_OTHER]) + pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _flat_made(event: Event) -> bool:
+    """Whether an applied event the server made goes back flat, unchanged by the trip: a note,
+    voice control or parameter with float values, an int velocity and no other fields."""
+    return (event.type in _MADE_TYPES and not event.extra and event.payload is None and event.values is None
+            and event.action is None and event.slot is None and event.seconds is None and event.slots is None
+            and isinstance(event.sample, int) and type(event.t) is float
+            and (event.value is None or type(event.value) is float and math.isfinite(event.value))
+            and (event.pitch is None or type(event.pitch) is float and math.isfinite(event.pitch))
+            and (event.velocity is None or type(event.velocity) is int and 0 <= event.velocity < 2 ** 53)
+            and (event.voice is None or type(event.voice) is int and 0 <= event.voice < 32768)
+            and (event.name is None or 0 < len(event.name) < 16384))  # its UTF-8 under 65536 bytes
 
 
 def decode_applied(record: bytes):
@@ -153,4 +179,13 @@ def decode_applied(record: bytes):
     if record[0] == _APPLIED:
         _, number, sample, value, clamped, asked = _ACK.unpack(record)
         return "ack", number, sample, value, clamped, asked
+    if record[0] == _M:
+        _, kind, sample, t, value, pitch, velocity, voice, size = _MADE.unpack_from(record)
+        head = _MADE.size
+        name = record[head:head + size].decode() if size else None
+        return "event", Event(_MADE_TYPES[kind], t=t, name=name, value=None if math.isnan(value) else value,
+                              pitch=None if math.isnan(pitch) else pitch,
+                              velocity=None if math.isnan(velocity) else int(velocity),
+                              voice=None if voice == _NO_VOICE else voice, source=record[head + size:].decode(),
+                              sample=sample)
     return "event", pickle.loads(record[1:])
