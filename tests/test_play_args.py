@@ -62,6 +62,7 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
     (["--osc-port", "70000"], ["--osc-port", "70000", "0..65535"]),
     (["--osc-port", "-1"], ["--osc-port", "-1", "0..65535"]),
     (["--temperature", "nan"], ["--temperature", "nan"]),
+    (["--temperature", "0.5"], ["--temperature", "needs a continuation model"]),  # the default model has none
     (["--record", "{file}"], ["--record {file}", "not a folder"]),
     (["--record-dir", "{file}/takes"], ["--record-dir {file}/takes", "not a folder"]),
 ])
