@@ -80,3 +80,8 @@ def test_bad_option_exits_2_naming_it_before_a_sound_server_starts(tmp_path, ext
 
 def test_ui_log_that_is_a_folder_is_refused_before_the_ui_starts(tmp_path):
     assert_refused(livegen("play", "--no-midi", "--ui-log", tmp_path, timeout=60), f"--ui-log {tmp_path}", "folder")
+
+
+def test_midi_map_that_is_a_folder_is_refused_as_one(tmp_path):
+    assert_refused(livegen("play", "--headless", "--midi-map", tmp_path, timeout=60), f"--midi-map {tmp_path}",
+                   "a folder")
