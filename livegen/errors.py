@@ -1,4 +1,5 @@
-"""One error root, so the CLI can print a clear message instead of a traceback."""
+"""One error root, so the CLI can print a clear message instead of a traceback, and the argparse
+types that refuse a bad number or list where it enters (argparse then exits with code 2)."""
 
 import argparse
 import math

@@ -91,9 +91,11 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
 
 
 def test_failed_recording_is_told_to_subscribers(live_play, tmp_path):
+    """A record folder refused at start is said before anything plays (tests/test_play_args.py);
+    one that goes bad during the show is told when a recording starts."""
     blocked = tmp_path / "not-a-directory"
-    blocked.write_text("a file where the recordings should go")
     play = live_play("--no-midi", "--record-dir", str(blocked / "takes"))
+    blocked.write_text("a file where the recordings should go")
     watcher = play.subscriber()
     play.new_client().send_message("/livegen/record", 1)
     heard = listen(watcher, lambda address, args: address == "/livegen/error")

@@ -179,4 +179,7 @@ def test_map_file_round_trip_and_errors(tmp_path, params):
         load_map(path)
     with pytest.raises(ParameterError, match="--midi-map"):
         load_map(tmp_path / "missing.toml")
+    path.write_bytes(b"RIFF\x80\xff not text")  # a WAV given by mistake
+    with pytest.raises(ParameterError, match="not a UTF-8 text file"):
+        load_map(path)
     assert len(DEFAULT_MAP) >= 8

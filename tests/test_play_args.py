@@ -62,6 +62,7 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
     (["--osc-port", "70000"], ["--osc-port", "70000", "0..65535"]),
     (["--osc-port", "-1"], ["--osc-port", "-1", "0..65535"]),
     (["--temperature", "nan"], ["--temperature", "nan"]),
+    (["--temperature", "0.5"], ["--temperature", "needs a continuation model"]),  # the default model has none
     (["--record", "{file}"], ["--record {file}", "not a folder"]),
     (["--record-dir", "{file}/takes"], ["--record-dir {file}/takes", "not a folder"]),
 ])
@@ -75,3 +76,12 @@ def test_bad_option_exits_2_naming_it_before_a_sound_server_starts(tmp_path, ext
     result = livegen("play", "--headless", "--no-midi", *map(fill, extra), timeout=60)
     assert_refused(result, *map(fill, named))
     assert taken.read_bytes() == b"RIFF"
+
+
+def test_ui_log_that_is_a_folder_is_refused_before_the_ui_starts(tmp_path):
+    assert_refused(livegen("play", "--no-midi", "--ui-log", tmp_path, timeout=60), f"--ui-log {tmp_path}", "folder")
+
+
+def test_midi_map_that_is_a_folder_is_refused_as_one(tmp_path):
+    assert_refused(livegen("play", "--headless", "--midi-map", tmp_path, timeout=60), f"--midi-map {tmp_path}",
+                   "a folder")

@@ -141,6 +141,7 @@ def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     ("rate 0", ["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
     ("negative seed", ["--seed", "-1"], ["--seed", "-1", ">= 0"]),
     ("temperature below 0", ["--temperature", "-1"], ["--temperature", "-1", "0..1.5"]),
+    ("temperature of a spectral model", ["--temperature", "0.5"], ["--temperature", "needs a continuation model"]),
 ])
 def test_bad_option_exits_2_naming_it_and_writes_nothing(tmp_path, case, extra, named):
     events = tmp_path / "events.jsonl"

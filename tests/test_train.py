@@ -77,6 +77,9 @@ def test_resume_without_checkpoint_and_bad_config(tiny_gm, tmp_path):
     bad.write_text("steps = [")
     with pytest.raises(ParameterError, match="not valid"):
         TrainConfig.load(bad)
+    bad.write_bytes(b"RIFF\x80\xff")  # a WAV given by mistake
+    with pytest.raises(ParameterError, match="not a UTF-8 text file"):
+        TrainConfig.load(bad)
 
 
 @pytest.mark.parametrize("extra, named", [

@@ -14,7 +14,7 @@ from livegen.audio.realtime import REALTIME_PRIORITY
 from livegen.cli.render import SAMPLERATES, SEEDS, add_continuation_arguments
 from livegen.control.midi import check_midi_options
 from livegen.control.setup import add_control_arguments
-from livegen.errors import ranged
+from livegen.errors import ParameterError, ranged
 from livegen.session.options import (
     add_session_arguments,
     check_session_options,
@@ -99,6 +99,12 @@ def _rebuild_argv(args) -> list[str]:
 def run(args) -> int:
     check_midi_options(args)  # a wrong MIDI option is said before a sound server starts
     check_session_options(args)
+    if args.temperature is not None:  # a spectral model has no temperature: say so instead of ignoring it
+        from livegen.tui.model_info import read_model_info
+
+        if not read_model_info(args.model).continuation:
+            raise ParameterError(f"--temperature needs a continuation model (--model models/continuation); "
+                                 f"{args.model or 'the default model'} is not one")
     if not args.headless:
         from livegen.tui.child import play_argv_from_sys
         from livegen.tui.run import run_ui

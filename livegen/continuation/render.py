@@ -22,9 +22,10 @@ def continuation_options(args, header: dict, events, model_dir, *, warn) -> dict
     `warn(text)` hears of files that are missing or changed."""
     seed_audio = getattr(args, "seed_audio", None)
     if not is_continuation_model(model_dir):
-        if seed_audio:
-            raise ParameterError(f"--seed-audio needs a continuation model (--model models/continuation); "
-                                 f"{model_dir or 'the default model'} is not one")
+        for option in ("seed_audio", "temperature"):
+            if getattr(args, option, None) is not None:
+                raise ParameterError(f"--{option.replace('_', '-')} needs a continuation model (--model "
+                                     f"models/continuation); {model_dir or 'the default model'} is not one")
         warn_seed_events(events, model_dir)
         return {}
     if not seed_audio:  # a session log names the seed audio it was played with

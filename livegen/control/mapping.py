@@ -637,6 +637,9 @@ def load_map(path: str | Path) -> tuple[list[Mapping], dict]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ParameterError(f"cannot read MIDI map {path}: {exc.strerror or exc}; check --midi-map") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"MIDI map {path} is not a UTF-8 text file: give a TOML map (MIDI learn writes one "
+                             "you can copy)") from None
     try:
         record = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -339,7 +339,8 @@ def check_midi_options(args) -> None:
         raise ParameterError(f"--midi-channel {args.midi_channel}: give 1..16")
     check_mpe_channel(getattr(args, "mpe", None), args.midi_channel)
     if args.midi_map is not None and not Path(args.midi_map).is_file():
-        raise ParameterError(f"--midi-map {args.midi_map}: no such file; give an existing TOML map "
+        what = "a folder" if Path(args.midi_map).is_dir() else "no such file"
+        raise ParameterError(f"--midi-map {args.midi_map}: {what}; give an existing TOML map "
                              "(MIDI learn writes one you can copy)")
 
 

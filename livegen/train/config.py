@@ -15,9 +15,11 @@ def read_config(path) -> dict:
     """The raw settings table of a JSON or TOML training config (any kind of model)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ParameterError(f"cannot read training config {path}: {exc}") from None
+        raise ParameterError(f"cannot read training config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ParameterError(f"training config {path} is not a UTF-8 text file: give a JSON or TOML file") from None
     try:
         if path.suffix.lower() == ".toml":
             import tomllib  # Python 3.11 on; JSON configs work on 3.10 too

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import platformdirs
 
+from livegen.data.files import check_output_file
 from livegen.errors import ParameterError
 from livegen.tui.app import LivegenApp
 from livegen.tui.child import EngineProcess, engine_argv, free_udp_port, play_argv_from_sys
@@ -42,6 +43,8 @@ def run_ui(args, argv: list[str] | None = None) -> int:
     `argv` is what followed `play` on the command line (default: taken from `sys.argv`).
     Returns 0 on a normal quit.
     """
+    if getattr(args, "ui_log", None):
+        check_output_file(args.ui_log, "--ui-log", example="engine.log")
     need_terminal("run `livegen play --headless` for the engine alone")
     port = getattr(args, "osc_port", None) or free_udp_port()
     host = getattr(args, "osc_host", None) or "127.0.0.1"
