@@ -26,6 +26,17 @@ NOT_CONTINUATION = ("/livegen/seed: the model playing is not a continuation mode
 """What a seed sent to a model that takes none is told (by every control target alike)."""
 
 
+def finite_number(value) -> bool:
+    """Whether `value` is an int or float (not a bool) that a float holds, finite: an integer too
+    large for one (JSON and argparse read any size) would raise OverflowError where it is used."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def ranged(kind=float, low=None, high=None, *, above=None, hint: str = ""):
     """An argparse `type` for a number option: NaN, infinities and values outside low..high (or
     not above `above`) are refused with the value and the range, so argparse exits with code 2
@@ -46,8 +57,8 @@ def ranged(kind=float, low=None, high=None, *, above=None, hint: str = ""):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; give {wanted}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{text} is not a finite number; give {wanted}")
+        if not finite_number(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number or too large; give {wanted}")
         if ((low is not None and value < low) or (high is not None and value > high)
                 or (above is not None and value <= above)):
             raise argparse.ArgumentTypeError(f"{text} is out of range; give {wanted}")

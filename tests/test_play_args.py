@@ -56,6 +56,7 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
     (["--blocksize", "-5"], ["--blocksize", "-5"]),
     (["--latency", "bogus"], ["--latency", "'bogus'", "low, high or seconds"]),
     (["--seed", "-1"], ["--seed", "-1", ">= 0"]),
+    (["--seed", "1" + "0" * 400], ["--seed", "too large"]),  # a float cannot hold it: no OverflowError
     (["--threads", "0"], ["--threads", "0", "1..256"]),
     (["--nice", "100"], ["--nice", "100", "-20..19"]),
     (["--realtime-priority", "-7"], ["--realtime-priority", "-7"]),

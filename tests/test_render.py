@@ -158,6 +158,7 @@ def test_bad_option_exits_2_naming_it_and_writes_nothing(tmp_path, case, extra, 
 
 @pytest.mark.parametrize("line, named", [
     ('{"t": 1e300, "type": "param", "name": "x", "value": 0.2}', ["t=1e+300", "shorter"]),
+    ('{"t": 1' + "0" * 400 + ', "type": "param", "name": "x", "value": 0.2}', ["bad.jsonl:2", "field 't'"]),
     ("hello world", ["bad.jsonl:2", "not valid JSON"]),  # a whole bad last line is no crash's cut
 ])
 def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
@@ -169,6 +170,7 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
 @pytest.mark.parametrize("header, named", [
     ('{"type": "header", "samplerate": "abc"}', ["log.jsonl:1", "'samplerate'", "'abc'"]),
     ('{"type": "header", "seed": -4}', ["log.jsonl:1", "'seed'", "-4", ">= 0"]),
+    ('{"type": "header", "seed": 1' + "0" * 400 + "}", ["log.jsonl:1", "'seed'"]),  # too large for a float
     ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
     ('{"type": "header", "model_dir": "/nowhere/model"}', ["/nowhere/model", "is not there", "--model"]),
 ])

@@ -199,6 +199,7 @@ def test_sampler_pitch_includes_the_rendered_detune(gm_soundfont, tmp_path):
     ({"lr": "fast"}, "lr='fast'; give a number >= 0"),
     ({"lr": -1}, "lr=-1; give a number >= 0"),
     ({"steps": 2.5}, "steps=2.5; give a whole number >= 0"),
+    ({"lr": 10 ** 400}, "lr=1000"),  # too large for a float: refused, not an OverflowError
     ({"rec_loss": 3}, "rec_loss=3; give a string"),
 ])
 def test_config_value_of_the_wrong_type_is_refused_naming_it(settings, named):

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
-from livegen.errors import ParameterError
+from livegen.errors import ParameterError, finite_number
 
 EVENT_TYPES = ("param", "note_on", "note_off", "voice", "preset", "record", "seed", "engine")
 PRESET_ACTIONS = ("store", "recall", "morph", "loop")
@@ -166,7 +166,7 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
     if kind not in EVENT_TYPES:
         raise ParameterError(f"{where}: field 'type' is {kind!r}; use one of {', '.join(EVENT_TYPES)}")
     t = record.get("t", 0.0)
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t < 0:
+    if not finite_number(t) or t < 0:
         raise ParameterError(f"{where}: field 't' is {t!r}; give seconds from the start as a number >= 0")
     for key in _REQUIRED[kind]:
         if key not in record:
@@ -267,7 +267,7 @@ def _whole(value, field_name: str, count: int, where: str, *, what: str = "id") 
 
 
 def _number(value, field_name: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not finite_number(value):
         raise ParameterError(f"{where}: field {field_name!r} is {value!r}; it must be a finite number")
     return float(value)
 
@@ -282,8 +282,7 @@ def _checked_header(record: dict, where: str) -> dict:
         value = record.get(key)
         if value is None:
             continue
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                or (whole and value != int(value)) or (low is not None and value < low)):
+        if (not finite_number(value) or (whole and value != int(value)) or (low is not None and value < low)):
             wanted = ("an integer" if whole else "a number") + (f" >= {low}" if low is not None else "")
             raise ParameterError(f"{where}: header field {key!r} is {value!r}; it must be {wanted}; fix that "
                                  "field of the header line")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livegen.errors import ParameterError
+from livegen.errors import ParameterError, finite_number
 
 
 def read_config(path) -> dict:
@@ -38,7 +37,7 @@ def _wanted(kind: str, value) -> str | None:
     """What a field of type `kind` (the dataclass's annotation) needs, or None if `value` is that."""
     if value is None and "None" in kind:
         return None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    number = finite_number(value)
     if kind.startswith("int"):
         return None if number and isinstance(value, int) and value >= 0 else "a whole number >= 0"
     if kind.startswith("float"):
