@@ -557,6 +557,25 @@ def test_every_table_address_reaches_its_handler(target):
     assert not [e for e in errors if "unknown address" in e], errors
 
 
+
+def test_every_table_address_takes_the_arguments_the_table_gives(target):
+    """Sent with the arguments docs/osc.md gives it (its required ones: numbers for `i`/`f`, a
+    parameter name or path for `s`), no address answers that they are of the wrong type or count.
+    (Some refuse for another reason here: this engine has no MIDI, input or other models.)"""
+    from livegen.control.oscaddress import ADDRESSES
+
+    server = OscServer(target)
+    for entry in ADDRESSES:
+        if not entry.handler:
+            continue
+        errors = []
+        server.wire.error = lambda sender, text: errors.append(text)
+        address = entry.pattern.replace("<i>", "0").replace("<name>", "gain").replace("<id>", "1")
+        tags = entry.args.partition("[")[0].split()  # the required ones
+        args = tuple({"f": 0.5, "i": 1, "s": "random" if entry.handler == "model" else "gain"}[tag] for tag in tags)
+        server.handle_message(address, args, ("127.0.0.1", 1))
+        assert not [e for e in errors if "expected" in e or "must be" in e], (entry.pattern, entry.args, errors)
+
 def _partial(y, hz, cents=40.0, n=16384):
     """(frequency, dB) of the strongest bin within `cents` of `hz` in `y`'s mean power spectrum
     (frames with a dropout left out), finely resolved: 2.9 Hz bins."""

@@ -15,7 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "eval",
         help="measure a model: timbre LSD on unseen instruments, pitch accuracy, life, morphs, latent plane",
-        description="Writes report.json, report.md, plane.png and notes.png into --out. Pitch is tracked with CREPE "
+        description="Writes report.json and report.md into --out, with plane.png (given --data) and notes.png "
+                    "(unless --no-audio). Pitch is tracked with CREPE "
                     "(torchcrepe, the `eval` extra) when installed, else librosa's YIN. The final-audio figures "
                     "(note level over the pad, the 8-note peak, life and pitch of what `livegen render` writes) "
                     "need no dataset: without --data only they are measured.",
