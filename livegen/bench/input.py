@@ -342,6 +342,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.out:
         check_output_folder(args.out, "--out")
+    settings = parse_settings(args.set)  # a bad --set is said before the model loads
 
     import soundfile as sf
     import torch
@@ -350,7 +351,6 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="livegen-input-"))
     out.mkdir(parents=True, exist_ok=True)
     loaded = factory.load(None, log=lambda text: None)
-    settings = parse_settings(args.set)
     if not Path(args.soundfont).is_file():
         raise ParameterError(f"--soundfont {args.soundfont}: no such file (Debian: fluid-soundfont-gm, "
                              "timgm6mb-soundfont, musescore-general-soundfont)")
