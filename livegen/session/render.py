@@ -40,7 +40,8 @@ def render_settings(args, header: dict, events) -> tuple[int, int, int | None, f
     return samplerate, seed, lookahead, seconds
 
 
-def check_render_memory(seconds: float, samplerate: int, where: str = "--seconds") -> None:
+def check_render_memory(seconds: float, samplerate: int, where: str = "--seconds", *,
+                        advice: str = "render a shorter piece with --seconds") -> None:
     """Refuse a render whose output alone would need more than half of this machine's memory."""
     need = seconds * samplerate * np.dtype(np.float32).itemsize
     try:
@@ -49,8 +50,7 @@ def check_render_memory(seconds: float, samplerate: int, where: str = "--seconds
         return
     if need > have / 2:
         raise ParameterError(f"{where}: {seconds:g} s at {samplerate} Hz needs {need / 2**30:.3g} GiB for the output, "
-                             f"more than half of this machine's {have / 2**30:.3g} GiB; render a shorter piece "
-                             "with --seconds")
+                             f"more than half of this machine's {have / 2**30:.3g} GiB; {advice}")
 
 
 def render_plan(args, header: dict, events):
@@ -65,6 +65,11 @@ def render_plan(args, header: dict, events):
                                            allow_negative=True)
         if args.seconds is None and frames:
             seconds = frames / samplerate
+        if skip > 0:  # the replay before the take is rendered too, into the same output
+            check_render_memory(seconds + skip / samplerate, samplerate,
+                                f"{args.events}: the replay from the session's start (the take starts "
+                                f"{skip / samplerate:g} s into it) and the take",
+                                advice="render it on a machine with more memory")
     return events, (samplerate, seed, lookahead, seconds), skip
 
 
