@@ -191,6 +191,8 @@ def test_render_over_its_own_take_or_log_is_refused_and_leaves_them_alone(tmp_pa
     assert_refused(livegen("render", log, "-o", take), f"-o {take}", "the take this log records")
     assert_refused(livegen("render", log, "-o", tmp_path / "again.wav", "--log", log), f"--log {log}", "the event file")
     assert_refused(livegen("render", "--input", take, "-o", take, "--model", "random"), "the --input file")
+    assert_refused(livegen("render", log, "-o", tmp_path / "again.wav", "--log", tmp_path / "again.wav"),
+                   "--log", "the -o file")
     assert (take.read_bytes(), log.read_bytes()) == before
 
 
