@@ -172,6 +172,8 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     ('{"type": "header", "seed": -4}', ["log.jsonl:1", "'seed'", "-4", ">= 0"]),
     ('{"type": "header", "seed": 1' + "0" * 400 + "}", ["log.jsonl:1", "'seed'"]),  # too large for a float
     ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
+    ('{"type": "header", "model": "random", "samplerate": 4000}', ["the log header's samplerate 4000", "8000..192000"]),
+    ('{"type": "header", "model": "random", "samplerate": 10000000}', ["the log header's samplerate 10000000"]),
     ('{"type": "header", "start_sample": 0, "wav": "takes/a.wav"}', ["log.jsonl:1", "'wav'", "takes/a.wav"]),
     ('{"type": "header", "start_sample": 0, "wav": 5}', ["log.jsonl:1", "'wav'"]),
     # a take 2e12 samples into its session: the replay before it would not fit in memory

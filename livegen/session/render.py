@@ -28,8 +28,9 @@ def render_settings(args, header: dict, events) -> tuple[int, int, int | None, f
     samplerate = args.samplerate or int(header.get("samplerate", 48000))
     seed = args.seed if args.seed is not None else int(header.get("seed", 0))
     lookahead = args.lookahead if args.lookahead is not None else header.get("lookahead")
-    if samplerate < 8000:
-        raise ParameterError(f"--samplerate {samplerate}: give an output rate of at least 8000 Hz")
+    if not 8000 <= samplerate <= 768000:  # a take's device may run above --samplerate's 192000
+        where = "--samplerate" if args.samplerate else "the log header's samplerate"
+        raise ParameterError(f"{where} {samplerate}: give an output rate of 8000..192000 Hz with --samplerate")
     last = max((e.sample / samplerate if e.sample is not None else e.t for e in events), default=0.0)
     seconds = args.seconds if args.seconds is not None else float(header.get("seconds") or last + 2.0)
     where = ("--seconds" if args.seconds is not None else "the log header's seconds" if header.get("seconds")
