@@ -71,3 +71,12 @@ def test_a_module_of_definitions_is_no_benchmark(capsys):
     assert main(["bench", "sound"]) == 2
     err = capsys.readouterr().err
     assert "no benchmark named 'sound'" in err and "model" in err and "Traceback" not in err
+
+
+def test_engine_seconds_zero_skips_the_engine_comparison_as_its_help_says(tmp_path):
+    """`bench session --engine-seconds 0` skips the engine-step comparison (its help says so); a
+    negative length is refused."""
+    result = livegen("bench", "session", "--engine-seconds", "0", "--seconds", "0.2", "--dir", tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "engine step" not in result.stdout and "disk keeping up" in result.stdout, result.stdout
+    assert_refused(livegen("bench", "session", "--engine-seconds", "-1", timeout=60), "--engine-seconds", "-1")

@@ -15,7 +15,11 @@ import pytest
 
 from conftest import REPO
 
+from livegen.cli import COMMANDS, build_parser
+from livegen.cli.bench import _available
+from livegen.engine.input import input_param_specs
 from livegen.engine.params import engine_param_specs, latent_param_specs
+from livegen.tui.__main__ import main as tui_main
 
 README = (REPO / "README.md").read_text()
 
@@ -102,9 +106,6 @@ def _shown_commands(prefix: str) -> list[tuple[str, str]]:
 def test_every_option_a_shown_livegen_command_gives_is_an_option_of_that_command():
     """`livegen play --osc-port 9000`, `livegen bench latency --kinds mpe --play-args "--read R"`:
     each option is one of that command's (its action's for `dataset`, its benchmark's for `bench`)."""
-    from livegen.cli import COMMANDS, build_parser
-    from livegen.cli.bench import _available
-
     parser = build_parser()
     benches = _available()
     known: dict[tuple[str, ...], set[str]] = {}
@@ -138,10 +139,6 @@ def test_every_option_a_shown_livegen_command_gives_is_an_option_of_that_command
 def test_every_option_the_pages_name_is_an_option_of_livegen_or_its_scripts():
     """Options named in prose (`--audio-device NAME`, `--ahead-ms MS`) exist somewhere: in a
     livegen command, `python -m livegen.tui`, or the scripts/ commands the pages show."""
-    from livegen.cli import COMMANDS, build_parser
-    from livegen.cli.bench import _available
-    from livegen.tui.__main__ import main as tui_main
-
     parser = build_parser()
     options = _help_options([], tui_main) | {"--markdown"}
     for name in COMMANDS:
@@ -164,8 +161,6 @@ def test_every_option_the_pages_name_is_an_option_of_livegen_or_its_scripts():
 
 def test_input_settings_table_matches_the_registry():
     """docs/input.md's table of `input_*` settings gives each one's range and default as the engine defines them."""
-    from livegen.engine.input import input_param_specs
-
     specs = {spec.name: spec for spec in input_param_specs()}
     rows = re.findall(r"^\| `(input_\w+)` \| (-?[\d.]+)(?:\.\.|/)(-?[\d.]+)[^|]* \| (-?[\d.]+) \|",
                       (REPO / "docs" / "input.md").read_text(), re.M)

@@ -172,6 +172,8 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     ('{"type": "header", "seed": -4}', ["log.jsonl:1", "'seed'", "-4", ">= 0"]),
     ('{"type": "header", "seed": 1' + "0" * 400 + "}", ["log.jsonl:1", "'seed'"]),  # too large for a float
     ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
+    ('{"type": "header", "start_sample": 0, "wav": "takes/a.wav"}', ["log.jsonl:1", "'wav'", "takes/a.wav"]),
+    ('{"type": "header", "start_sample": 0, "wav": 5}', ["log.jsonl:1", "'wav'"]),
     # a take 2e12 samples into its session: the replay before it would not fit in memory
     ('{"type": "header", "model": "random", "start_sample": 2000000000000}', ["log.jsonl", "session's start", "GiB"]),
     ('{"type": "header", "model_dir": "/nowhere/model"}', ["/nowhere/model", "is not there", "--model"]),
@@ -191,6 +193,8 @@ def test_render_over_its_own_take_or_log_is_refused_and_leaves_them_alone(tmp_pa
     assert_refused(livegen("render", log, "-o", take), f"-o {take}", "the take this log records")
     assert_refused(livegen("render", log, "-o", tmp_path / "again.wav", "--log", log), f"--log {log}", "the event file")
     assert_refused(livegen("render", "--input", take, "-o", take, "--model", "random"), "the --input file")
+    assert_refused(livegen("render", log, "-o", tmp_path / "again.wav", "--log", tmp_path / "again.wav"),
+                   "--log", "the -o file")
     assert (take.read_bytes(), log.read_bytes()) == before
 
 

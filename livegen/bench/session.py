@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=ranged(float, above=0), default=20.0, help="audio recorded per measurement")
     parser.add_argument("--subtype", default="FLOAT", choices=["FLOAT", "PCM_24"])
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
-    parser.add_argument("--engine-seconds", type=ranged(float, above=0), default=4.0,
+    parser.add_argument("--engine-seconds", type=ranged(float, 0), default=4.0,
                         help="per trial of the engine-step comparison (0 skips it)")
     parser.add_argument("--model", default=None, help="model directory for the engine comparison")
     parser.add_argument("--live-seconds", type=ranged(float, 0), default=0.0,

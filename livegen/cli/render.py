@@ -94,6 +94,8 @@ def run(args) -> int:
     for option, target in (("-o", args.output), ("--log", args.log)):
         if target:
             check_not_an_input(target, option, inputs)
+    if args.log:  # the log would be written over the render
+        check_not_an_input(args.log, "--log", {"the -o file": args.output})
     header = header or {}
     logged_model = header.get("model_dir") or ("random" if header.get("model") == "random" else None)
     model_path = args.model or logged_model

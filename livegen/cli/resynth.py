@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from livegen.data.files import check_input_file
+from livegen.data.files import check_audio_output, check_input_file, check_not_an_input
 from livegen.errors import ParameterError
 
 
@@ -70,7 +70,6 @@ def run(args) -> int:
     import numpy as np
     import soundfile as sf
 
-    from livegen.data.files import check_audio_output, check_not_an_input
     from livegen.dsp import StreamingInverter, check_stft, frames_for, invert, spectral_convergence, stft_magnitude
 
     hop = args.hop if args.hop is not None else (args.n_fft // 4 if isinstance(args.n_fft, int) else None)

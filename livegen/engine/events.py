@@ -286,6 +286,10 @@ def _checked_header(record: dict, where: str) -> dict:
             wanted = ("an integer" if whole else "a number") + (f" >= {low}" if low is not None else "")
             raise ParameterError(f"{where}: header field {key!r} is {value!r}; it must be {wanted}; fix that "
                                  "field of the header line")
+    wav = record.get("wav")  # the take's file name, beside the log (`livegen.session.replay`)
+    if wav is not None and (not isinstance(wav, str) or wav in ("", ".", "..") or "/" in wav):
+        raise ParameterError(f"{where}: header field 'wav' is {wav!r}; it must be the name of the take's WAV "
+                             "beside the log (e.g. \"take.wav\"); fix that field of the header line")
     return record
 
 
