@@ -10,24 +10,43 @@ seconds of compute per minute of audio.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from livegen.errors import ranged
 
-def main() -> None:
-    folder = Path(sys.argv[1])
-    n_files = int(sys.argv[sys.argv.index("--files") + 1]) if "--files" in sys.argv else 6
+METHODS = ("pyin", "yin", "crepe")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path,
+                        help="a `make_material.py melodies` output folder (its note list FOLDER_notes.json beside it)")
+    parser.add_argument("--files", type=ranged(int, 1), default=6, help="melodies to score, from the first (default 6)")
+    args = parser.parse_args(argv)
+    notes = args.folder.parent / f"{args.folder.name}_notes.json"
+    if not args.folder.is_dir():
+        parser.error(f"folder {str(args.folder)!r} does not exist; give the --out folder of `make_material.py melodies`")
+    if not notes.is_file():
+        parser.error(f"{str(notes)!r} is missing: {args.folder} needs the note list `make_material.py melodies` "
+                     "writes beside it (render the melodies with it first)")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    folder, n_files = args.folder, args.files
     meta = json.loads((folder.parent / f"{folder.name}_notes.json").read_text())
     from livegen.data.features import load_audio
     from livegen.data.pitch import track_f0
 
     sr, hop = 16000, 160
     results = {}
-    for method in ("pyin", "yin", "crepe"):
+    for method in METHODS:
         ok = voiced_ok = truth_voiced = false_alarm = truth_unvoiced = 0
         seconds = spent = 0.0
         for line in meta["lines"][:n_files]:

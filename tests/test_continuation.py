@@ -79,21 +79,29 @@ def test_save_load_roundtrip_and_errors(tmp_path, tiny_model):
 
 
 @pytest.mark.slow
-def test_tiny_training_run(tmp_path):
+def test_tiny_training_run(tmp_path, capsys):
     _write_songs(tmp_path / "data")
     cfg = ContinuationTrainConfig(steps=6, batch=4, seq_blocks=8, style_frames=64, val_every=3, log_every=3,
                                   val_batches=1, basis_frames=2000, warmup=2, sched_start=2, model=dict(TINY))
     # through `livegen train` itself: the config's kind selects the continuation trainer
-    import argparse
-
-    from livegen.cli.train import run as train_cli
+    from livegen.cli import main
 
     config = tmp_path / "cont.json"
     config.write_text(json.dumps(cfg.to_dict()))
-    args = argparse.Namespace(data=str(tmp_path / "data"), out=str(tmp_path / "run"), config=str(config), resume=False,
-                              steps=None, seed=None, device="auto", cache=str(tmp_path / "cache"), threads=None,
-                              max_minutes=None, no_progress=True)
-    assert train_cli(args) == 0
+    argv = ["train", "--config", str(config), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+            "--cache", str(tmp_path / "cache"), "--no-progress"]
+    assert main(argv) == 0
+    # the model folder has its card: the data, the exact command, the figures training measured, how to play it
+    card = (tmp_path / "run" / "model" / "card.md").read_text()
+    assert card in capsys.readouterr().out  # printed at the end, as the spectral trainer's card is
+    command = (f"livegen train --config {config} --data {tmp_path / 'data'} --out {tmp_path / 'run'} "
+               f"--cache {tmp_path / 'cache'}")
+    assert f"Trained by `{command}`" in card
+    assert f"`{(tmp_path / 'data').resolve()}` (gtzan layout)" in card and "genres alpha, beta" in card
+    val = load_continuation(tmp_path / "run" / "model").metadata["val_nll"]
+    assert f"| validation NLL | NLL {val:.4f} nats per whitened dimension" in card
+    assert "| step | train NLL | validation NLL |" in card and "\n| 3 | " in card and "\n| 6 | " in card
+    assert f"livegen play --model {tmp_path / 'run' / 'model'} --seed-audio SEED.wav" in card
     summary = load_continuation(tmp_path / "run" / "model").metadata
     assert summary["steps"] == 6 and np.isfinite(summary["val_nll"])
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -57,6 +57,10 @@ def test_baseline_trains_and_its_checkpoint_and_model_load(songs, tmp_path):
     assert isinstance(model, SeedLSTMModel) and model.config.hidden == 16 and model.config.window == 8
     assert model.metadata["steps"] == 4 and "baseline" in model.metadata
     assert 0.0 < model.metadata["levels"]["share_at_floor"] < 1.0
+    card = (model_dir / "card.md").read_text()  # its card names the recipe, the command and the figure
+    assert card.startswith("# livegen seed_lstm baseline: data") and "seed-recipe baseline: LSTM 1x16" in card
+    assert f"`livegen train --config {config} --data {data} --out {tmp_path / 'full'} --cache {cache}`" in card
+    assert f"| validation MSE | MSE {model.metadata['val_mse']:.5f}" in card
     # the weights moved from their start and the trained ones are what the directory holds
     saved = load_file(str(model_dir / "weights.safetensors"))
     ckpt = load_file(str(tmp_path / "full" / "checkpoint" / "model.safetensors"))

@@ -118,6 +118,7 @@ def test_pitched_folder_auto_trains_renders_and_writes_a_card(pitched_dir, tmp_p
     card = (model_dir / "card.md").read_text()
     assert "pitch accuracy" in card and "held-out LSD" in card and f"livegen play --model {model_dir}" in card
     assert "never-heard pitches" in card  # 61, 63, 66, 68, 70 lie inside the range and are never played
+    assert f"--data {pitched_dir} --out {tmp_path / 'run'} --steps 4 --device cpu --cache" in card  # the exact command
     y = _render(tmp_path, model_dir)
     assert np.abs(y).max() > 1e-3
 

@@ -47,6 +47,7 @@ def run(args) -> int:
 
     from livegen.continuation.train_entry import maybe_run_continuation
     from livegen.train import TrainConfig, train
+    from livegen.train.card import train_command
     from livegen.train.loop import CHECKPOINT
 
     check_output_folder(args.out, "--out")
@@ -71,7 +72,7 @@ def run(args) -> int:
         cfg.seed = args.seed
     summary = train(args.data, args.out, config=cfg, resume=args.resume, steps=args.steps, device=args.device,
                     cache_dir=args.cache, progress=not args.no_progress,
-                    max_minutes=args.max_minutes, kind=args.kind)
+                    max_minutes=args.max_minutes, kind=args.kind, command=train_command(args))
     if summary:
         summary.pop("card", None)
         print(json.dumps(summary, indent=1, default=str))

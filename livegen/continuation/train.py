@@ -41,6 +41,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 from livegen.continuation.baseline import KIND, SeedLSTMConfig, SeedLSTMModel, fit_levels, window_loss
+from livegen.continuation.card import split_figures, write_continuation_card
 from livegen.continuation.io import save_continuation
 from livegen.continuation.model import ContinuationConfig, ContinuationModel, fit_basis
 from livegen.data.datasets import open_dataset
@@ -256,18 +257,20 @@ class ContinuationTask(Task):
         return {"genres": self.mcfg.genres}
 
     def finish(self, model, out_dir, *, train_seconds: float, world: int) -> dict:
-        return self._finish(model, out_dir, train_seconds=train_seconds)
+        return self._finish(model, out_dir, train_seconds=train_seconds, world=world)
 
 
 def train_continuation(data, out, *, config: ContinuationTrainConfig | None = None, steps: int | None = None,
                        max_minutes: float | None = None, cache_dir=None, progress: bool = True,
-                       log=print, resume: bool = False, stop_after: int | None = None) -> dict:
+                       log=print, resume: bool = False, stop_after: int | None = None,
+                       command: str | None = None) -> dict:
     """Train on the dataset folder `data`; write `out/model` (+ metrics.jsonl, checkpoint/). Returns a summary.
 
     The steps run in `livegen.train.loop.run_loop`, the loop every model kind shares. `resume`
     continues from `out/checkpoint` (`livegen train --resume`). `stop_after` ends the run after
     that many steps as an interruption would (checkpoint written, no model), with the schedules
-    still those of `steps`: what a resume test needs.
+    still those of `steps`: what a resume test needs. `command` is the command line the model's
+    card names as how it was made (`livegen train` passes its own).
     """
     cfg = config or ContinuationTrainConfig()
     cfg.steps = int(steps or cfg.steps)
@@ -310,13 +313,18 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
     min_frames = max(frames, 64)
     train_set = load_split(model, feats, "train", min_frames=min_frames)
     valid_set = load_split(model, feats, "valid", min_frames=min_frames)
+    hop_s = mcfg.hop_seconds
+    pieces = {"layout": ds.layout, "train": split_figures(train_set.coefs, len(train_rows), hop_seconds=hop_s),
+              "valid": split_figures(valid_set.coefs, len(feats.split("valid")), hop_seconds=hop_s),
+              "test": len(feats.split("test")), "unreadable": len(feats.report.get("skipped", []))}
     if not len(valid_set.coefs):
         valid_set = train_set
+        pieces["valid"] = None
     if rank == 0:
         log(f"continuation: {len(train_set.coefs)} train / {len(valid_set.coefs)} valid pieces, genres {genres}, "
             + (mcfg.describe() if is_baseline else f"PCA {mcfg.n_components} explains {basis_info['explained_variance']:.3f}"))
 
-    def finish(model, out_dir, *, train_seconds):
+    def finish(model, out_dir, *, train_seconds, world):
         summary = {"pieces": len(train_set.coefs)}
         loss_name = "mse" if is_baseline else "nll"
         summary["val_" + loss_name] = round(task.validate(task.wrapper, torch.device("cpu")), 5 if is_baseline else 4)
@@ -341,6 +349,9 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
             meta.update(val_nll=summary["val_nll"], explained_variance=summary["explained_variance"])
         model.metadata = meta
         save_continuation(model, out_dir)
+        write_continuation_card(model, out_dir, cfg=cfg, data=data, pieces=pieces, command=command,
+                                basis_info=basis_info, val_loss=summary["val_" + loss_name],
+                                train_seconds=train_seconds, world=world, metrics_path=out / "metrics.jsonl", log=log)
         summary["model"] = str(out_dir)
         return summary
 

@@ -14,6 +14,7 @@ import torch
 
 from livegen.continuation.train import ContinuationTrainConfig, train_continuation
 from livegen.errors import ParameterError
+from livegen.train.card import train_command
 from livegen.train.config import read_config
 
 KINDS = ("continuation", "seed_lstm")
@@ -36,6 +37,6 @@ def maybe_run_continuation(args) -> int | None:
     summary = train_continuation(args.data, args.out, config=cfg, steps=getattr(args, "steps", None),
                                  max_minutes=getattr(args, "max_minutes", None), cache_dir=getattr(args, "cache", None),
                                  progress=not getattr(args, "no_progress", False),
-                                 resume=bool(getattr(args, "resume", False)))
+                                 resume=bool(getattr(args, "resume", False)), command=train_command(args))
     print(json.dumps(summary, indent=1, default=str))
     return 0

@@ -25,6 +25,7 @@ from livegen.data.gm import FLUID_BLOCK, RenderSettings, _Renderer
 from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
 
+REPORT_NAME = "songs.json"
 DRUM_CHANNEL = 9  # GM channel 10
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
@@ -304,5 +305,15 @@ def render_songs(out, *, soundfont, songs: int = 80, seconds: float = 30.0, seed
     report = {"soundfont": soundfont.name, "songs": songs, "seconds": seconds, "seed": seed,
               "sample_rate": sample_rate, "gain": gain, "genres": list(GENRES), "pieces": results,
               }
-    (out / "songs.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / REPORT_NAME).write_text(json.dumps(report, indent=1) + "\n")
     return {**report, "render_seconds": round(elapsed, 2)}
+
+
+def read_songs_report(root) -> dict | None:
+    """The `songs.json` that `render_songs` left in `root` (how its pieces were made), or None for
+    a folder it did not write."""
+    try:
+        report = json.loads((Path(root) / REPORT_NAME).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return report if isinstance(report, dict) else None

@@ -1,4 +1,5 @@
-"""The report card of a model trained on recordings: printed at the end and written to card.md.
+"""Model cards: the shared writer (`card_markdown`, `save_card`, `train_command`) every trainer's
+`card.md` goes through, and the report card of a model trained on recordings, printed at the end.
 
 Figures on the held-out part of the folder:
 - LSD: per frame sqrt(mean over bins of (dB_gen - dB_real)^2), both floored 80 dB under the
@@ -12,6 +13,7 @@ Figures on the held-out part of the folder:
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +91,7 @@ def write_card(model, out_dir, *, info: dict, held, train, mu, families, log=pri
                                        what="Notes" if kind == "pitched" else "Events")
     command = f"livegen play --model {out_dir}"
     figures["command"] = command
-    text = render_card(model, info, figures)
-    (out_dir / CARD_NAME).write_text(text)
-    log(text)
+    save_card(out_dir, render_card(model, info, figures), log=log)
     return figures
 
 
@@ -99,12 +99,9 @@ def render_card(model, info: dict, figures: dict) -> str:
     cfg = model.config
     kind = info["kind"]
     meta = model.metadata
-    lines = [f"# livegen {kind} model: {Path(info['data']).name}", ""]
-    lines.append(f"Trained by `livegen train --data {info['data']}` ({info['layout']} layout), kind **{kind}** "
-                 f"({info['decision'].get('why', '')}).")
-    lines.append("")
-    lines.append("| | |")
-    lines.append("|---|---|")
+    command = info.get("command") or f"livegen train --data {info['data']}"
+    intro = (f"Trained by `{command}` ({info['layout']} layout), kind **{kind}** "
+             f"({info['decision'].get('why', '')}).")
     rows = [
         ("files", f"{info['files_used']} used of {info['files_found']} found"
                   + (f"; skipped: " + ", ".join(f"{Path(s['path']).name} ({s['reason']})" for s in info["skipped"][:8])
@@ -140,17 +137,49 @@ def render_card(model, info: dict, figures: dict) -> str:
         rows += [("notes", f"a note starts an event at its velocity; held (and the drone) it repeats every "
                            f"{cfg.cycle_s:.2f} s ({why}); MIDI {cfg.root_pitch:g} plays it as recorded, each "
                            "semitone scales the frequency axis by 2^(1/12)")]
-    for name, value in rows:
-        lines.append(f"| {name} | {value} |")
+    sections = ["![plane](plane.png)"] if figures.get("plane_png") else []
+    return card_markdown(f"livegen {kind} model: {Path(info['data']).name}", intro, rows, sections=sections,
+                         play=[figures["command"]])
+
+
+def card_markdown(title: str, intro: str, rows, *, sections=(), play) -> str:
+    """A `card.md`: title, how the model was made, a table of its data and figures, further
+    Markdown sections, and the commands that play it. One shape for every kind of model, so a
+    card reads the same whichever trainer wrote it."""
+    lines = [f"# {title}", "", intro, "", "| | |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
     lines.append("")
-    if figures.get("plane_png"):
-        lines += ["![plane](plane.png)", ""]
-    lines += ["Play it:", "```", figures["command"], "```", ""]
+    for section in sections:
+        lines += [section, ""]
+    lines += ["Play it:", "```", *play, "```", ""]
     return "\n".join(lines)
+
+
+def save_card(out_dir, text: str, *, log=print) -> Path:
+    """Write `text` as the model folder's `card.md` and print it: the card is the run's last word."""
+    path = Path(out_dir) / CARD_NAME
+    path.write_text(text)
+    log(text)
+    return path
+
+
+def train_command(args) -> str:
+    """The `livegen train` command line of parsed options `args` (those given, defaults left out),
+    for a card to say exactly how its model was made."""
+    words = ["livegen", "train"]
+    for dest in ("config", "data", "out", "kind", "steps", "seed", "device", "cache", "threads", "max_minutes"):
+        value = getattr(args, dest, None)
+        if value is None or (dest in ("kind", "device") and value == "auto"):
+            continue
+        words += ["--" + dest.replace("_", "-"), f"{value:g}" if isinstance(value, float) else str(value)]
+    if getattr(args, "resume", False):
+        words.append("--resume")
+    return shlex.join(words)
 
 
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
-__all__ = ["pitch_sweep", "render_card", "texture_lsd", "write_card"]
+__all__ = ["card_markdown", "pitch_sweep", "render_card", "save_card", "texture_lsd", "train_command",
+           "write_card"]

@@ -108,11 +108,12 @@ def _out_of_time(t0: float, max_minutes: float, world: int, dev) -> bool:
 # ------------------------------------------------------------------ the loop
 def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool = False, steps: int | None = None,
           device: str = "auto", cache_dir=None, progress: bool = True, finish: bool = True,
-          max_minutes: float | None = None, kind: str = "auto", log=print) -> dict:
+          max_minutes: float | None = None, kind: str = "auto", log=print, command: str | None = None) -> dict:
     """Train (or resume) a model on `data_dir`; returns a summary dict.
 
     Note datasets (NSynth, `livegen dataset gm`) train the spectral VAE on their labelled notes;
-    any other folder goes through `livegen.train.own` (`kind`: auto, pitched or texture).
+    any other folder goes through `livegen.train.own` (`kind`: auto, pitched or texture), whose
+    card names `command` as how the model was made.
     """
     cfg = config or TrainConfig()
     if steps is not None:
@@ -134,7 +135,7 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
         if dataset.layout not in ("nsynth", "gm") or kind == "texture":
             task = own.prepare(dataset, cfg, kind=kind, cache=cache, rank=rank, distributed=distributed,
                                progress=progress, log=log, steps_given=steps is not None,
-                               max_minutes=max_minutes)
+                               max_minutes=max_minutes, command=command)
         else:
             mcfg = ModelConfig.from_dict(cfg.model) if cfg.model else ModelConfig()
             if rank == 0:

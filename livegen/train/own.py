@@ -36,8 +36,9 @@ TRADE_OFFS = {
 
 
 def prepare(dataset, cfg, *, kind: str, cache: Path, rank: int, distributed: bool, progress: bool, log,
-            steps_given: bool, max_minutes: float | None):
-    """The training task for `dataset` (see the module docstring); `cfg` gets the run's steps."""
+            steps_given: bool, max_minutes: float | None, command: str | None = None):
+    """The training task for `dataset` (see the module docstring); `cfg` gets the run's steps;
+    `command` is the command line the card names (None: `livegen train --data` the folder)."""
     if kind not in KINDS:
         raise ParameterError(f"--kind {kind!r}: use one of {', '.join(KINDS)}")
     say = log if rank == 0 else (lambda *_a, **_k: None)
@@ -106,6 +107,7 @@ def prepare(dataset, cfg, *, kind: str, cache: Path, rank: int, distributed: boo
     heard = sorted({int(round(p)) for p in train_s.pitch}) if kind == "pitched" else []
     info = {
         "kind": kind, "decision": decision, "layout": dataset.layout, "data": str(Path(dataset.root).resolve()),
+        "command": command or f"livegen train --data {Path(dataset.root).resolve()}",
         "files_found": len(dataset), "files_used": len(features), "skipped": report["skipped"],
         "clipped_files": [f["id"] for f in clipped], "rates_found": {str(k): v for k, v in rates.items()},
         "minutes_of_audio": round(material.seconds_of(features) / 60.0, 2),
