@@ -60,6 +60,14 @@ def test_sustain_bend_program_and_rpn_bend_range(params):
     assert values(m.feed([0xB0, 38, 50])) == [("bend_range", 12.5)]
 
 
+def test_reset_all_controllers_leaves_a_mapped_cc64_alone(params):
+    m = MidiMapper(params, [Mapping("drift", cc=64, takeover=False)])
+    assert values(m.feed([0xB0, 64, 127])) == [("drift", 1.0)]
+    assert values(m.feed([0xB0, 121, 0])) == [("bend", 0.0)]  # sustain is not the pedal's here
+    only_ch2 = MidiMapper(params, [Mapping("drift", cc=64, channel=2, takeover=False)])
+    assert values(only_ch2.feed([0xB0, 121, 0])) == [("bend", 0.0), ("sustain", 0.0)]
+
+
 def test_default_map_latent_knobs_with_soft_takeover(params):
     clock = Clock()
     m = MidiMapper(params, clock=clock)

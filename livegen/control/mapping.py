@@ -17,7 +17,7 @@ Default map (used when no map file exists; see `DEFAULT_MAP`)::
 Built in, whatever the map (a map entry for CC 64 takes it over)::
 
     CC 64 (sustain pedal) -> sustain (>= 64 down); CC 120/123 -> all held notes off
-    CC 121 (reset all controllers) -> bend 0, sustain off
+    CC 121 (reset all controllers) -> bend 0, sustain off (unless CC 64 is mapped)
     pitch bend -> bend; RPN 0 (bend sensitivity) -> bend_range; program change -> preset recall
 
 A mapping whose param is `record` (`RECORD`) is a button, not a parameter: each press (the
@@ -423,10 +423,11 @@ class MidiMapper:
                 self._states[ch - 1].selected = None
             if channel in self._members:
                 return _voice_resets(channels)
-            return self._set("bend", 0.0) + self._set("sustain", 0.0) + _voice_resets(channels[1:])
+            sustain = self._set("sustain", 0.0) if self._builtin_sustain(channel) else []
+            return self._set("bend", 0.0) + sustain + _voice_resets(channels[1:])
         if number >= 120:
             return []
-        if number == 64 and not any(m.cc == 64 and m.matches(channel) for m in self.mappings):
+        if number == 64 and self._builtin_sustain(channel):
             if self.armed is not None:
                 self._learn(cc=number, channel=channel)
                 return []
@@ -461,6 +462,10 @@ class MidiMapper:
             if number in state.lsb_seen:
                 return self._apply_cc(channel, number, (value << 7) / 16383.0, value)
         return self._apply_cc(channel, number, value / 127.0, value)
+
+    def _builtin_sustain(self, channel: int) -> bool:
+        """CC 64 drives `sustain` only while no map entry has taken it over on this channel."""
+        return not any(m.cc == 64 and m.matches(channel) for m in self.mappings)
 
     def _data_entry(self, channel: int, state: _ChannelState, number: int, value: int) -> list[Event]:
         kind, control = state.selected
