@@ -15,6 +15,7 @@ import soundfile as sf
 from conftest import REPO
 from helpers import assert_refused, livegen
 from livegen.data.datasets import Example, open_dataset
+from livegen.data.files import check_not_an_input
 from livegen.data.features import compute_features, release_frame
 from livegen.data.gm import parse_spec, program_family, program_split, render_gm_dataset
 from livegen.errors import ParameterError
@@ -411,6 +412,18 @@ def test_cli_bad_output_or_number_exits_2_before_rendering(gm_soundfont, tmp_pat
 
     assert_refused(livegen("dataset", *map(fill, extra)), *map(fill, named))
     assert taken.read_text() == "mine"
+
+
+def test_an_output_that_is_an_input_is_refused_through_links(tmp_path):
+    source = write_wav(tmp_path / "take.wav")
+    os.link(source, tmp_path / "hard.wav")
+    os.symlink(source, tmp_path / "soft.wav")
+    for name in ("take.wav", "hard.wav", "soft.wav"):
+        with pytest.raises(ParameterError, match=rf"-o .*{name} is the input: writing it would destroy it"):
+            check_not_an_input(tmp_path / name, "-o", {"the input": source})
+    write_wav(tmp_path / "copy.wav")
+    check_not_an_input(tmp_path / "copy.wav", "-o", {"the input": source})  # equal bytes, another file
+    check_not_an_input(tmp_path / "new.wav", "-o", {"the input": source, "the log": None})
 
 
 def test_example_is_a_plain_record():

@@ -53,10 +53,17 @@ def check_output_file(path, option: str, *, example: str = "out.wav") -> None:
 
 def check_not_an_input(path, option: str, inputs: dict) -> None:
     """`path` (to be written) is none of `inputs` ({what it is: its path or None}): a render over its
-    own take or a resynth over its source would destroy what the user made."""
+    own take or a resynth over its source would destroy what the user made. Where both exist the
+    files themselves are compared, so a hard link of an input is caught too."""
     target = os.path.realpath(os.fspath(path))
     for what, source in inputs.items():
-        if source is not None and os.path.realpath(os.fspath(source)) == target:
+        if source is None:
+            continue
+        if os.path.exists(path) and os.path.exists(source):
+            same = os.path.samefile(path, source)
+        else:
+            same = os.path.realpath(os.fspath(source)) == target
+        if same:
             raise ParameterError(f"{option} {path} is {what}: writing it would destroy it; give another file name")
 
 
