@@ -175,7 +175,9 @@ def test_defaults_depend_on_overlap():
     ({"n_fft": 1023, "hop": 256}, r"n_fft=1023 is not usable: give an even integer in 16\.\.65536"),
     ({"n_fft": 8, "hop": 2}, r"n_fft=8 is not usable"),
     ({"n_fft": 2**30, "hop": 2**28}, r"n_fft=1073741824 is not usable"),  # its frames would fill the memory
-    ({"n_fft": 1024, "hop": 1}, r"hop=1 does not suit n_fft=1024: .*at most 64 frames"),
+    ({"n_fft": 4096, "hop": 1}, r"hop=1 does not suit n_fft=4096: 4096 overlapping frames .* fill the memory"
+                                r".* use a hop of 4 or more"),
+    ({"n_fft": 65536, "hop": 512}, r"hop=512 does not suit n_fft=65536: .* use a hop of 1024 or more"),
     ({"n_fft": "1024", "hop": 256}, r"n_fft='1024' is not usable"),
     ({"n_fft": 1024, "hop": 0}, r"hop=0 is not usable: give a positive integer"),
     ({"n_fft": 1024, "hop": 100}, r"hop=100 does not suit n_fft=1024: the hop must divide n_fft .* use n_fft // 4 = 256"),

@@ -125,6 +125,18 @@ def test_errors_exit_2_with_a_clear_message(inputs, tmp_path, which, extra, mess
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("n_fft, hop", [(4096, 32), (1024, 8)])
+def test_fine_hops_resynthesise_a_tone(tmp_path, n_fft, hop):
+    sr = 16000
+    t = np.arange(sr * 3 // 4) / sr  # a few windows of the longest frame
+    sf.write(tmp_path / "tone.wav", (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), sr)
+    r = _resynth(tmp_path / "tone.wav", "-o", tmp_path / "out.wav", "--n-fft", n_fft, "--hop", hop)
+    assert r.returncode == 0, r.stderr
+    out, out_sr = sf.read(tmp_path / "out.wav")
+    assert (out_sr, len(out)) == (sr, len(t)) and np.all(np.isfinite(out))
+    assert _sc(r.stdout) < -10.0  # a steady tone comes back close to its magnitudes
+
+
 def test_resynth_over_its_own_input_is_refused(inputs, tmp_path):
     source = tmp_path / "mine.wav"
     source.write_bytes(inputs["speech16"].read_bytes())

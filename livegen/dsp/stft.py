@@ -16,8 +16,11 @@ import numpy as np
 from livegen.errors import ParameterError
 
 MAX_N_FFT = 65536
-MAX_OVERLAP = 64
-"""Bounds of `check_stft`: beyond them the inverter's window of frames would fill the memory."""
+MAX_OVERLAP_SAMPLES = 64 * MAX_N_FFT
+"""Bound of `check_stft` on ``(n_fft // hop) * n_fft``: the inverter keeps an onset pre-roll of
+``n_fft // hop - 1`` frames per voice (each frame's samples and bins), so the memory grows with
+overlap times frame size, not with either alone; this bound keeps a fine hop at a small n_fft
+(4096/32, 1024/8) while refusing one at a large n_fft that would fill the memory."""
 
 
 def check_stft(n_fft, hop) -> tuple[int, int]:
@@ -31,10 +34,16 @@ def check_stft(n_fft, hop) -> tuple[int, int]:
         raise ParameterError(f"n_fft={n_fft!r} is not usable: give an even integer in 16..{MAX_N_FFT} (e.g. 1024)")
     if isinstance(hop, bool) or not isinstance(hop, (int, np.integer)) or hop < 1:
         raise ParameterError(f"hop={hop!r} is not usable: give a positive integer (e.g. n_fft // 4)")
-    if n_fft % hop or not 2 <= n_fft // hop <= MAX_OVERLAP:
+    if n_fft % hop or n_fft // hop < 2:
         raise ParameterError(
             f"hop={hop} does not suit n_fft={n_fft}: the hop must divide n_fft with at least 50 % "
-            f"overlap and at most {MAX_OVERLAP} frames over each sample; use n_fft // 4 = {n_fft // 4} (75 %) or n_fft // 8 = {n_fft // 8} (87.5 %)"
+            f"overlap; use n_fft // 4 = {n_fft // 4} (75 %) or n_fft // 8 = {n_fft // 8} (87.5 %)"
+        )
+    if (n_fft // hop) * n_fft > MAX_OVERLAP_SAMPLES:
+        finest = next(h for h in range(-(-n_fft * n_fft // MAX_OVERLAP_SAMPLES), n_fft) if n_fft % h == 0)
+        raise ParameterError(
+            f"hop={hop} does not suit n_fft={n_fft}: {n_fft // hop} overlapping frames of {n_fft} samples would "
+            f"fill the memory (overlap times n_fft at most {MAX_OVERLAP_SAMPLES}); use a hop of {finest} or more"
         )
     return int(n_fft), int(hop)
 
