@@ -54,8 +54,6 @@ def run(args) -> int:
     from livegen.train import evaluate as ev
     from livegen.train.data import NoteSampler, open_features
 
-    if not args.pitch_step > 0:
-        raise ParameterError(f"--pitch-step {args.pitch_step} must be > 0")
     out = Path(args.out) if args.out else Path(args.model) / "eval"
     if args.out:  # a model folder's own eval/ is checked once the model is known to be there
         check_output_folder(out, "--out")

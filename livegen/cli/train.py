@@ -61,10 +61,6 @@ def run(args) -> int:
     if code is not None:
         return code
 
-    if args.steps is not None and args.steps < 1:
-        raise ParameterError(f"--steps {args.steps} must be >= 1")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise ParameterError(f"--max-minutes {args.max_minutes} must be > 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
