@@ -93,7 +93,10 @@ def test_tiny_training_run(tmp_path, capsys):
     assert main(argv) == 0
     # the model folder has its card: the data, the exact command, the figures training measured, how to play it
     card = (tmp_path / "run" / "model" / "card.md").read_text()
-    assert card in capsys.readouterr().out  # printed at the end, as the spectral trainer's card is
+    out = capsys.readouterr().out
+    assert card in out  # printed at the end, as the spectral trainer's card is
+    # four songs leave no validation piece: the log says validation uses the training pieces
+    assert "continuation: 3 train / no valid pieces (validating on the train pieces)," in out
     command = (f"livegen train --config {config} --data {tmp_path / 'data'} --out {tmp_path / 'run'} "
                f"--cache {tmp_path / 'cache'}")
     assert f"Trained by `{command}`" in card

@@ -321,7 +321,9 @@ def train_continuation(data, out, *, config: ContinuationTrainConfig | None = No
         valid_set = train_set
         pieces["valid"] = None
     if rank == 0:
-        log(f"continuation: {len(train_set.coefs)} train / {len(valid_set.coefs)} valid pieces, genres {genres}, "
+        valid_note = (f"{len(valid_set.coefs)} valid pieces" if pieces["valid"] is not None
+                      else "no valid pieces (validating on the train pieces)")
+        log(f"continuation: {len(train_set.coefs)} train / {valid_note}, genres {genres}, "
             + (mcfg.describe() if is_baseline else f"PCA {mcfg.n_components} explains {basis_info['explained_variance']:.3f}"))
 
     def finish(model, out_dir, *, train_seconds, world):
