@@ -43,10 +43,21 @@ def _rows(path):
 @pytest.mark.slow
 def test_tiny_run_writes_everything_and_resumes_exactly(tiny_gm, tmp_path):
     cache = tmp_path / "cache"
+    command = f"livegen train --data {tiny_gm} --out {tmp_path / 'full'} --steps 6"
+    printed = []
     full = train(tiny_gm, tmp_path / "full", config=TrainConfig.from_dict(dict(TINY)), steps=6, device="cpu",
-                 cache_dir=cache, progress=False)
+                 cache_dir=cache, progress=False, command=command, log=printed.append)
     assert full["steps"] == 6
     rows = _rows(tmp_path / "full" / "metrics.jsonl")
+    # the card: its data, the exact command, the losses training measured, how to play it
+    card = (tmp_path / "full" / "model" / "card.md").read_text()
+    assert printed[-1] == card
+    assert f"Trained by `{command}`" in card
+    assert f"`{Path(tiny_gm).resolve()}` (gm layout): " in card and " instruments trained on" in card
+    last = {r["split"]: r for r in rows}
+    assert f"| final train loss | loss {last['train']['loss']:.4f}: " in card and "; step 6 " in card
+    assert f"| validation loss | loss {last['valid']['loss']:.4f}: " in card and "held out for validation" in card
+    assert f"livegen play --model {tmp_path / 'full' / 'model'}" in card
     assert [r["step"] for r in rows if r["split"] == "train"] == [2, 4, 6]
     assert [r["step"] for r in rows if r["split"] == "valid"] == [2, 4, 6]
     assert all(r["loss"] == r["loss"] and r["loss"] > 0 for r in rows)

@@ -25,6 +25,7 @@ from livegen.model import ModelConfig
 from livegen.train import own
 from livegen.train.config import TrainConfig
 from livegen.train.data import NoteSampler, default_cache_dir, open_features
+from livegen.train.finish import finish_model
 from livegen.train.tasks import NoteTask
 
 CHECKPOINT = "checkpoint"
@@ -112,8 +113,8 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
     """Train (or resume) a model on `data_dir`; returns a summary dict.
 
     Note datasets (NSynth, `livegen dataset gm`) train the spectral VAE on their labelled notes;
-    any other folder goes through `livegen.train.own` (`kind`: auto, pitched or texture), whose
-    card names `command` as how the model was made.
+    any other folder goes through `livegen.train.own` (`kind`: auto, pitched or texture). Either
+    model's card names `command` as how it was made (None: called from Python).
     """
     cfg = config or TrainConfig()
     if steps is not None:
@@ -152,7 +153,13 @@ def train(data_dir, out_dir, *, config: TrainConfig | None = None, resume: bool 
                 valid_s = NoteSampler(features, "valid")
             except ParameterError:
                 valid_s = None
-            task = NoteTask(cfg, mcfg, train_s, valid_s)
+
+            def finish_notes(model, model_dir, *, train_seconds, world):
+                return finish_model(model, train_s, cfg, model_dir, train_seconds=train_seconds, world=world,
+                                    data=data_dir, layout=dataset.layout, valid=valid_s, command=command,
+                                    metrics_path=out / "metrics.jsonl", log=log)
+
+            task = NoteTask(cfg, mcfg, train_s, valid_s, finish=finish_notes)
         if rank == 0:
             out.mkdir(parents=True, exist_ok=True)
         summary = run_loop(cfg, task, out, resume=resume, dev=dev, rank=rank, world=world, progress=progress,

@@ -20,7 +20,6 @@ from livegen.model.spectral import SpectralModel
 from livegen.model.texture import TextureModel, init_texture
 from livegen.train.config import TrainConfig
 from livegen.train.data import NoteSampler
-from livegen.train.finish import finish_model
 from livegen.train.losses import VAELoss, envelope_l1, floored_db
 
 
@@ -103,7 +102,7 @@ class NoteTask(Task):
 
     kind = "pitched"
 
-    def __init__(self, cfg: TrainConfig, mcfg: ModelConfig, train_s, valid_s, *, finish=None):
+    def __init__(self, cfg: TrainConfig, mcfg: ModelConfig, train_s, valid_s, *, finish):
         self.cfg, self.mcfg, self.train_s, self.valid_s = cfg, mcfg, train_s, valid_s
         self.latent_dim = mcfg.latent_dim
         self.model = build_model(mcfg, cfg.seed, train_s)
@@ -121,9 +120,8 @@ class NoteTask(Task):
                                   self.cfg.frames_per_note, self.cfg.enc_frames)
 
     def finish(self, model, out_dir, *, train_seconds: float, world: int) -> dict:
-        if self._finish is not None:
-            return self._finish(model, out_dir, train_seconds=train_seconds, world=world)
-        return finish_model(model, self.train_s, self.cfg, out_dir, train_seconds=train_seconds, world=world)
+        """Save the trained model with its card (`finish`: the caller's, which knows the data and command)."""
+        return self._finish(model, out_dir, train_seconds=train_seconds, world=world)
 
 
 class NoteLoss(torch.nn.Module):
