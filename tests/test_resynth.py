@@ -137,6 +137,23 @@ def test_fine_hops_resynthesise_a_tone(tmp_path, n_fft, hop):
     assert _sc(r.stdout) < -10.0  # a steady tone comes back close to its magnitudes
 
 
+@pytest.mark.parametrize("n_fft, hop", [(4096, 32), (1024, 8)])
+def test_a_tone_shorter_than_the_window_at_fine_hops(tmp_path, n_fft, hop):
+    """Once a 0.25 s tone under a 4096 window came back as one frame at a ninth of its level."""
+    sr = 16000
+    t = np.arange(sr // 4) / sr
+    sf.write(tmp_path / "tone.wav", (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), sr)
+    scs, levels = {}, {}
+    for h in (hop, n_fft // 4):  # the fine hop, then the default one
+        r = _resynth(tmp_path / "tone.wav", "-o", tmp_path / f"out{h}.wav", "--n-fft", n_fft, "--hop", h)
+        assert r.returncode == 0, r.stderr
+        out, _ = sf.read(tmp_path / f"out{h}.wav")
+        assert len(out) == len(t)
+        scs[h], levels[h] = _sc(r.stdout), np.sqrt(np.mean(out ** 2)) / (0.3 / np.sqrt(2))
+    assert scs[hop] < -18.0 and scs[hop] < scs[n_fft // 4] + 6.0, scs
+    assert 0.8 < levels[hop] < 1.2, levels
+
+
 def test_resynth_over_its_own_input_is_refused(inputs, tmp_path):
     source = tmp_path / "mine.wav"
     source.write_bytes(inputs["speech16"].read_bytes())

@@ -19,7 +19,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "resynth",
         help="rebuild an audio file from its STFT magnitude with the streaming phase reconstructor",
-        description="Takes the input's magnitude STFT (periodic Hann, center=False), streams it through "
+        description="Takes the input's magnitude STFT (periodic Hann, center=False, n_fft - hop zeros "
+                    "padded at each end), streams it through "
                     "the inverter, writes a float WAV aligned with the input and prints the spectral "
                     "convergence reached (dB, lower is better). Defaults depend on the overlap and were "
                     "chosen with `livegen bench phase`.",
@@ -82,15 +83,19 @@ def run(args) -> int:
     check_not_an_input(args.output, "-o", {"the input": args.input})
     y, sr = read_audio(args.input)
     length, channels = y.shape
-    frames = frames_for(length, n_fft=n_fft, hop=hop)
+    # n_fft - hop zeros on each side: every input sample lies under n_fft / hop frames, as in a
+    # stream's middle. Without them a file shorter than the window is one frame (whose phases
+    # no magnitude can tell) and a file's first and last window are weighed by few frames.
+    edge = n_fft - hop
+    frames = frames_for(length + 2 * edge, n_fft=n_fft, hop=hop)
     padded = np.zeros(((frames - 1) * hop + n_fft, channels), np.float32)
-    padded[:length] = y
+    padded[edge:edge + length] = y
     S = np.stack([stft_magnitude(padded[:, c], n_fft=n_fft, hop=hop) for c in range(channels)])
     out = invert(S, n_fft=n_fft, hop=hop, **kwargs)  # [channels, padded length]
     scs = [spectral_convergence(out[c], S[c], n_fft=n_fft, hop=hop)
            for c in range(channels) if np.any(S[c])]
     try:
-        sf.write(args.output, out[:, :length].T, sr, subtype="FLOAT")
+        sf.write(args.output, out[:, edge:edge + length].T, sr, subtype="FLOAT")
     except Exception as exc:  # noqa: BLE001
         raise ParameterError(f"cannot write {args.output!r} ({exc}): check the folder exists and is writable") from None
     sc = f"{np.mean(scs):.2f} dB" if scs else "n/a (silent input)"

@@ -8,8 +8,8 @@ neighbours ("rtisi-la") or from phase-gradient heap integration ("rtpghi", `live
 "hybrid" starts from RTPGHI and refines with RTISI-LA iterations using fast-Griffin-Lim momentum.
 
 Inside the iterations the overlap-add is divided by the window-square sum of the frames
-received so far, floored at ``floor`` times the full-overlap value, not by the full-overlap
-constant: the look-ahead frames' right edges are then not pulled towards zero, which is the
+received so far, floored at ``floor`` times the full-overlap value (at most 8x overlap's,
+`FLOOR_OVERLAP`), not by the full-overlap constant: the look-ahead frames' right edges are then not pulled towards zero, which is the
 largest single gain over classic RTISI-LA (+1..6 dB). Updates are Jacobi-style (all frames of
 the window from the same estimate) so that one batched FFT pair per iteration serves every
 frame of every voice, and momentum near 1 stays stable.
@@ -49,6 +49,13 @@ sooner, and the look-ahead frame's unfinished phases are not heard)."""
 ONSET_FADE = 32
 """Samples (model rate) over which a pre-rolled onset fades in: 1.3 ms at 24 kHz, short enough
 to keep a struck note's edge, long enough not to click."""
+
+FLOOR_OVERLAP = 8
+"""The window-square-sum floor is ``floor`` times the full-overlap sum at this overlap at most
+(n_fft / hop = 8: 3 Hann window peaks). Finer hops keep that floor: scaled with the overlap it
+would outgrow the few frames that cover a stream's first and last window (at hop n_fft/128 it is
+4.8 window peaks, so a stream of one frame came back at a ninth of its level and the look-ahead
+frames' right edges were pulled towards zero)."""
 
 CENTRE_FRAMES = 4
 """Frames a "centre" or "committed" hop is read from at most (the newest fading in, the rest at
@@ -91,7 +98,8 @@ class StreamingInverter:
     lookahead : frames kept uncommitted; adds ``lookahead * hop`` samples of latency.
     iters : projections per hop (may be changed between pushes: a quality/cost knob).
     momentum : fast-Griffin-Lim momentum inside the iterations (0 = plain Griffin-Lim).
-    floor : window-square-sum floor, as a fraction of the full-overlap sum.
+    floor : window-square-sum floor, as a fraction of the full-overlap sum (of 8x overlap's for
+        finer hops, `FLOOR_OVERLAP`).
     tol : RTPGHI ignores (and log-clamps) bins below ``tol`` times the frame maximum.
     read : "window" (default), "centre" (needs look-ahead >= 1 and not "rtpghi") or "committed"
         (`READS`). The phases are found the same way; "centre" reads each hop half a window
@@ -163,7 +171,7 @@ class StreamingInverter:
         # reading re-phase the look-ahead frames an onset changes (`_rephase`) from the frames
         # before them, "rtisi-la"'s too: every frame needs its features then.
         self._features = method != "rtisi-la" or read != "window"
-        self._floor = float(floor) * float(np.sum(hann(n_fft).astype(np.float64) ** 2) / hop)
+        self._floor = float(floor) * float(np.sum(hann(n_fft).astype(np.float64) ** 2) / max(hop, n_fft / FLOOR_OVERLAP))
         self._tol = float(tol)
         self._lam = HANN_GAMMA * n_fft * n_fft
 
