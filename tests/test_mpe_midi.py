@@ -75,8 +75,8 @@ def test_zones_from_the_flag(params):
 
 def test_member_channel_messages_are_voice_events(params):
     m = MidiMapper(params, mpe="lower:7")
-    on, = m.feed([0x92, 60, 100], source="midi:k")  # channel 3
-    assert (on.type, on.pitch, on.velocity, on.voice, on.source) == ("note_on", 60.0, 100, 3, "midi:k")
+    on, = m.feed([0x92, 60, 100], source="midi")  # channel 3
+    assert (on.type, on.pitch, on.velocity, on.voice, on.source) == ("note_on", 60.0, 100, 3, "midi")
     assert voice_events(m.feed([0xE2, 0, 0])) == [(3, "bend", -48.0)]
     assert voice_events(m.feed([0xE2, 0, 64])) == [(3, "bend", 0.0)]
     assert voice_events(m.feed([0xE2, 0, 96])) == [(3, "bend", 24.0)]
@@ -165,11 +165,11 @@ def test_all_notes_off_on_a_manager_releases_its_zone(params):
         ("note_off", 48.0, None, "midi:k"), ("note_off", 60.0, 2, "midi:k"),
         ("note_off", 64.0, 3, "midi:k"), ("note_off", 67.0, 3, "midi:k")]
     assert m.feed([0xB0, 123, 0], source="midi:k") == []  # nothing of the zone's left held
-    assert released(m.feed([0xB0, 123, 0], source="midi:other")) == [(72.0, 4)]
+    assert released(m.feed([0xB0, 123, 0], source="midi:other")) == [(72.0, 20)]  # the second port: ids 16 + channel
     m.feed([0x94, 50, 100])
-    assert released(m.feed([0xB0, 120, 0])) == [(50.0, 5)]  # all sound off: the same
+    assert released(m.feed([0xB0, 120, 0])) == [(50.0, 37)]  # all sound off: the same (a third port: 32 + channel)
     m.feed([0x94, 51, 100]), m.feed([0x95, 52, 100])
-    assert released(m.feed([0xB4, 123, 0])) == [(51.0, 5)]  # on a member: that member's notes
+    assert released(m.feed([0xB4, 123, 0])) == [(51.0, 37)]  # on a member: that member's notes
     assert released(m.feed([0xB9, 123, 0], source="midi:k")) == [(70.0, None)]  # outside the zone: its own
 
 
@@ -237,3 +237,45 @@ def test_map_file_keeps_the_zone(tmp_path, params):
         path.write_text(text)
         with pytest.raises(ParameterError, match=error):
             load_map(path)
+
+
+def test_manager_pressure_and_slide_act_on_every_voice_of_the_zone(params):
+    m = MidiMapper(params, [], mpe="lower:3")  # a map without CC 74: the manager's CC 74 is the zone's slide
+    assert voice_events(m.feed([0xD1, 64])) == [(2, "pressure", 0.5039)]  # member 2's own pressure
+    assert voice_events(m.feed([0xD0, 32])) == [  # the manager's: added to each member's
+        (2, "pressure", 0.7559), (3, "pressure", 0.252), (4, "pressure", 0.252)]
+    assert voice_events(m.feed([0xD0, 32])) == []  # no change, no events
+    assert voice_events(m.feed([0xD0, 127])) == [(ch, "pressure", 1.0) for ch in (2, 3, 4)]  # clipped to 1
+    assert voice_events(m.feed([0xD0, 120])) == [(3, "pressure", 0.9449), (4, "pressure", 0.9449)]  # 2 stays 1
+    m.feed([0xD0, 0])
+    assert voice_events(m.feed([0xB0, 74, 96])) == [(2, "y", 0.25), (3, "y", 0.25), (4, "y", 0.25)]
+    assert voice_events(m.feed([0xB2, 74, 96])) == [(3, "y", 0.5)]  # the member's slide on top of the zone's
+    assert voice_events(m.feed([0xB0, 74, 64])) == [(2, "y", 0.0), (3, "y", 0.25), (4, "y", 0.0)]  # 3: its own
+    assert voice_events(m.feed([0xB0, 74, 96])) == [(2, "y", 0.25), (3, "y", 0.5), (4, "y", 0.25)]
+    events = m.feed([0xB2, 121, 0])  # a member's reset keeps the zone's part
+    assert voice_events(events) == [(3, "bend", 0.0), (3, "y", 0.25), (3, "pressure", 0.0)]
+    events = m.feed([0xB0, 121, 0])  # the manager's reset: the zone's too
+    assert param_events(events) == [("bend", 0.0), ("sustain", 0.0)] and reset(events) == [2, 3, 4]
+    assert {value for _, _, value in voice_events(events)} == {0.0}
+    assert param_events(m.feed([0xE0, 0, 96])) == [("bend", 32 * 128 / 8191)]  # the manager's bend: global, as ever
+    assert voice_events(m.feed([0xD9, 64])) == []  # outside the zone: nothing
+    bound = MidiMapper(params, mpe="lower:3")  # the default map binds CC 74 (z4): that wins
+    assert param_events(bound.feed([0xB0, 74, 127])) + voice_events(bound.feed([0xB0, 74, 127])) == []  # takeover
+    assert voice_events(bound.feed([0xB0, 74, 64])) == [] and param_events(bound.feed([0xB0, 74, 65]))[0][0] == "z4"
+
+
+def test_two_keyboards_get_their_own_voice_ids(params):
+    m = MidiMapper(params, [], mpe="lower")
+    a = m.feed([0x91, 60, 100], source="midi:a") + m.feed([0xE1, 0, 80], source="midi:a")
+    b = m.feed([0x91, 64, 100], source="midi:b") + m.feed([0xE1, 0, 48], source="midi:b")
+    assert [(e.type, e.voice) for e in a] == [("note_on", 2), ("voice", 2)]  # the first keeps the channel
+    assert [(e.type, e.voice) for e in b] == [("note_on", 18), ("voice", 18)]  # the second: 16 + channel
+    assert voice_events(m.feed([0xD0, 127], source="midi:b")) == [(16 + ch, "pressure", 1.0) for ch in range(2, 17)]
+    assert released(m.feed([0x81, 64, 0], source="midi:b")) == [(64.0, 18)]
+    assert released(m.feed([0xB0, 123, 0], source="midi:a")) == [(60.0, 2)]
+    for port in range(2, 7):
+        assert m.feed([0x9F, 60, 100], source=f"midi:{port}")[0].voice == 16 * port + 16  # up to 112
+    assert m.feed([0x9F, 60, 100], source="midi:eighth")[0].voice == 16  # past 7 ports: the first's ids
+    events = mcm(m, 1, 14)  # channel 16 leaves the zone: its notes end and every port's voice rests
+    assert released(events) == [(60.0, 16 * p + 16) for p in range(2, 7)] + [(60.0, 16)]
+    assert reset(events) == [16 * p + 16 for p in range(7)]

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from livegen.engine.events import VOICE_CONTROLS, Event, note_off, note_on, voice_control
+from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS, Event, note_off, note_on, voice_control
 from livegen.errors import ParameterError
 
 MODES = ("absolute", "relative-twos", "relative-offset", "relative-sign")
@@ -70,6 +70,9 @@ MPE_VOICE_RESET = (("bend", 0.0), ("y", 0.0), ("pressure", 0.0))
 """A member's voice controls at rest: no bend, CC 74 at its centre (64), no pressure."""
 MPE_SLIDE_CC = 74
 MPE_RPN = 6
+MPE_PORTS = VOICE_IDS // 16 - 1
+"""Input ports that get voice ids of their own: port k (in the order they first send to a zone)
+plays member channel c as voice 16 k + c, under `VOICE_IDS`; later ports share the first's ids."""
 """RPN 6, the MPE Configuration Message: data entry MSB = member channels (0 ends the zone)."""
 
 
@@ -279,6 +282,14 @@ class MidiMapper:
         """MPE zones: {"lower": members, "upper": members}; set with `set_zone`."""
         self._members: dict[int, str] = {}
         self._member_bend = {zone: MPE_MEMBER_BEND for zone in MPE_ZONES}
+        self._blocks: dict[str, int] = {}
+        """Each input port's first voice id less one (0, 16, 32, ...: `MPE_PORTS`)."""
+        self._own: dict[tuple[int, str], float] = {}
+        """A member voice's own `y` and `pressure` (its channel's CC 74 and pressure)."""
+        self._zone_values: dict[tuple[str, str, str], float] = {}
+        """(port, zone, "y" or "pressure"): the manager's CC 74 and pressure, added to each member's."""
+        self._sent: dict[tuple[int, str], float] = {}
+        """The `y` and `pressure` last posted for each voice id, so a zone-wide move posts only changes."""
         for zone, count in zones.items():
             self.set_zone(zone, count)
 
@@ -301,19 +312,67 @@ class MidiMapper:
         self._member_bend[zone] = MPE_MEMBER_BEND
         moved = set(before) ^ set(after)
         events = self._let_go([key for key in self._held if key[1] in moved], before)
-        return events + _voice_resets(sorted(moved))
+        for base in sorted(set(self._blocks.values())) or [0]:
+            events += self._rest(base, sorted(moved), zone=None)
+        return events
 
     def _let_go(self, keys, members: dict[int, str]) -> list[Event]:
         """Note-offs for the notes held under `keys` ((source, channel)), voiced as `members` had them."""
         events = []
         for src, channel in keys:
-            voice = channel if channel in members else None
+            voice = self._base(src) + channel if channel in members else None
             events += [note_off(float(p), voice=voice, source=src) for p in sorted(self._held.pop((src, channel), ()))]
         return events
 
+    def _base(self, source: str) -> int:
+        """`source`'s voice ids less their channel: 0 for the first port to play, 16 for the
+        second, ... (`MPE_PORTS`), so two keyboards' notes on one channel are two voices."""
+        base = self._blocks.get(source)
+        if base is None:
+            base = self._blocks[source] = 16 * len(self._blocks) if len(self._blocks) < MPE_PORTS else 0
+        return base
+
+    def _post(self, voice: int, name: str, value: float) -> Event:
+        """`voice`'s `name` set to `value` (clipped), remembered for `_zone_move`."""
+        event = _voice(voice, name, value)
+        self._sent[voice, name] = event.value
+        return event
+
+    def _combined(self, source: str, voice: int, name: str) -> float:
+        """A member voice's `y` or `pressure`: its own plus its zone's (the manager channel's)."""
+        zone = self._members.get(voice - self._base(source))
+        return self._own.get((voice, name), 0.0) + self._zone_values.get((source, zone, name), 0.0)
+
+    def _zone_move(self, source: str, zone: str, name: str, value: float) -> list[Event]:
+        """The manager's `name` (`y` or `pressure`) of `zone` set to `value` for `source`'s voices:
+        each member voice whose sum with it changes is posted (a voice event per member)."""
+        self._zone_values[source, zone, name] = value
+        base, events = self._base(source), []
+        for channel in sorted(ch for ch, z in self._members.items() if z == zone):
+            voice = base + channel
+            lo, hi = VOICE_CONTROLS[name]
+            if min(max(self._combined(source, voice, name), lo), hi) != self._sent.get((voice, name), 0.0):
+                events.append(self._post(voice, name, self._combined(source, voice, name)))
+        return events
+
+    def _rest(self, base: int, channels, *, zone: str | None) -> list[Event]:
+        """The voice events that put `channels`' voices (ids `base` + channel) at rest
+        (`MPE_VOICE_RESET`); with `zone` a source, each keeps its zone's y and pressure."""
+        events = []
+        for channel in channels:
+            voice = base + channel
+            for name, value in MPE_VOICE_RESET:
+                self._own.pop((voice, name), None)
+                events.append(self._post(voice, name, value if zone is None else self._combined(zone, voice, name)))
+        return events
+
+    def _manager_zone(self, channel: int) -> str | None:
+        """The zone `channel` manages, if any."""
+        return next((z for z, manager in MPE_ZONES.items() if manager == channel and z in self.zones), None)
+
     def _zone_channels(self, channel: int) -> list[int]:
         """`channel` and, when it is a zone's manager, that zone's member channels."""
-        zone = next((z for z, manager in MPE_ZONES.items() if manager == channel and z in self.zones), None)
+        zone = self._manager_zone(channel)
         return [channel] + sorted(ch for ch, z in self._members.items() if z == zone)
 
     @property
@@ -321,20 +380,22 @@ class MidiMapper:
         """The MPE zones as text for the status: 'lower 15', 'upper 7', 'lower 7, upper 7' or ''."""
         return ", ".join(f"{zone} {self.zones[zone]}" for zone in MPE_ZONES if zone in self.zones)
 
-    def _member(self, kind: int, channel: int, data: bytes) -> list[Event]:
-        """Events of a message on an MPE member channel; the voice id is the channel."""
+    def _member(self, kind: int, channel: int, data: bytes, source: str) -> list[Event]:
+        """Events of a message on an MPE member channel; the voice id is the channel plus the
+        port's block (`_base`). Slide and pressure add the zone's (the manager's) to the channel's."""
+        voice = self._base(source) + channel
         if kind == 0x90 and data[2] > 0:
-            return [note_on(float(data[1]), data[2], voice=channel)]
+            return [note_on(float(data[1]), data[2], voice=voice)]
         if kind in (0x80, 0x90):
-            return [note_off(float(data[1]), voice=channel)]
+            return [note_off(float(data[1]), voice=voice)]
         if kind == 0xE0:
             # 8192 steps a side, as an MPE keyboard computes them (8192 + semitones / range x 8192),
             # so its bends land on their semitones; the wheel's full up is 1 instead (`feed`).
             raw = data[1] | (data[2] << 7)
-            return [_voice(channel, "bend", (raw - 8192) / 8192.0 * self._member_bend[self._members[channel]])]
-        if kind in (0xA0, 0xD0):
-            return [_voice(channel, "pressure", data[-1] / 127.0)]
-        return [_voice(channel, "y", (data[2] - 64) / 128.0)]  # CC 74, slide
+            return [_voice(voice, "bend", (raw - 8192) / 8192.0 * self._member_bend[self._members[channel]])]
+        name, value = ("pressure", data[-1] / 127.0) if kind in (0xA0, 0xD0) else ("y", (data[2] - 64) / 128.0)
+        self._own[voice, name] = value  # CC 74 (slide) or pressure
+        return [self._post(voice, name, self._combined(source, voice, name))]
 
     # -- learn -----------------------------------------------------------------------------
     def arm(self, param: str, on_learned: Callable[[str, str], None] | None = None) -> None:
@@ -396,7 +457,9 @@ class MidiMapper:
         elif kind in (0x80, 0x90):
             self._held.get((source, channel), set()).discard(data[1])
         if channel in self._members and (kind != 0xB0 or data[1] == MPE_SLIDE_CC) and kind != 0xC0:
-            events += self._member(kind, channel, data)
+            events += self._member(kind, channel, data, source)
+        elif kind == 0xD0 and self._manager_zone(channel):  # zone-wide pressure
+            events += self._zone_move(source, self._manager_zone(channel), "pressure", data[1] / 127.0)
         elif kind == 0x90 and data[2] > 0:
             events.append(Event("note_on", pitch=float(data[1]), velocity=data[2]))
         elif kind in (0x80, 0x90):
@@ -422,9 +485,13 @@ class MidiMapper:
             for ch in channels:
                 self._states[ch - 1].selected = None
             if channel in self._members:
-                return _voice_resets(channels)
+                return self._rest(self._base(source), channels, zone=source)
             sustain = self._set("sustain", 0.0) if self._builtin_sustain(channel) else []
-            return self._set("bend", 0.0) + sustain + _voice_resets(channels[1:])
+            zone = self._manager_zone(channel)
+            for name in ("y", "pressure"):
+                self._zone_values.pop((source, zone, name), None)
+            rest = self._rest(self._base(source), channels[1:], zone=None) if zone else []
+            return self._set("bend", 0.0) + sustain + rest
         if number >= 120:
             return []
         if number == 64 and self._builtin_sustain(channel):
@@ -447,6 +514,9 @@ class MidiMapper:
             return []
         if number in DATA_ENTRY and state.selected is not None:
             return self._data_entry(channel, state, number, value)
+        if (number == MPE_SLIDE_CC and self.armed is None and self._manager_zone(channel)
+                and not any(m.cc == number and m.matches(channel) for m in self.mappings)):
+            return self._zone_move(source, self._manager_zone(channel), "y", (value - 64) / 128.0)  # zone-wide slide
         if 32 <= number < 64 and any(m.cc == number - 32 and m.matches(channel) and m.mode == "absolute"
                                      for m in self.mappings):
             msb = state.msb.get(number - 32)
@@ -589,11 +659,6 @@ def _voice(voice: int, name: str, value: float) -> Event:
     """`name` of `voice`, clipped to its range."""
     lo, hi = VOICE_CONTROLS[name]
     return voice_control(voice, name, min(max(value, lo), hi))
-
-
-def _voice_resets(channels) -> list[Event]:
-    """The voice events that put each of `channels`' voices at rest (`MPE_VOICE_RESET`)."""
-    return [voice_control(ch, name, value) for ch in channels for name, value in MPE_VOICE_RESET]
 
 
 def _ticks(mode: str, raw: int) -> int:
