@@ -53,7 +53,7 @@ def test_unknown_parameter_is_refused_before_rendering(tmp_path):
     events.write_text('{"t": 0.5, "type": "param", "name": "loudness", "value": 3}\n')
     result = render(str(events), "-o", str(tmp_path / "x.wav"), "--model", "random")
     assert result.returncode == 2
-    assert "loudness" in result.stderr and "gain" in result.stderr
+    assert "loudness" in result.stderr and "gain" in result.stderr and str(events) in result.stderr
     assert not (tmp_path / "x.wav").exists()
 
 

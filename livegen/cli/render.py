@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from livegen.engine.events import read_events
+from livegen.engine.events import check_events, read_events
 from livegen.errors import ranged
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
@@ -116,6 +116,7 @@ def run(args) -> int:
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
     read = args.read or header.get("read", "window")
     engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed, read=read)
+    check_events(events, engine.params, origin=args.events)
     models = {logged_model: loaded}
 
     def rebuild(marker):

@@ -339,9 +339,11 @@ def write_events(path: str | Path, events: Iterable[Event], *, header: dict | No
             out.write(event.to_json() + "\n")
 
 
-def check_events(events, params) -> None:
-    """Refuse unknown parameter names before rendering (the file's line numbers are gone by now)."""
+def check_events(events, params, *, origin=None) -> None:
+    """Refuse unknown parameter names before rendering (the file's line numbers are gone by now;
+    `origin`, the file the events came from, is named in the message)."""
+    where = f"{origin}: " if origin else ""
     for event in events:
         if event.type == "param" and event.name not in params.specs:
-            raise ParameterError(f"event at t={event.t}: unknown parameter {event.name!r}; "
+            raise ParameterError(f"{where}event at t={event.t}: unknown parameter {event.name!r}; "
                                  f"known parameters: {', '.join(params.names)}")
