@@ -26,10 +26,12 @@ control's value rising to 64 or more) starts recording, or stops the recording u
 MPE (MIDI Polyphonic Expression): an MPE keyboard plays each note on its own member channel so
 each note bends, slides and presses alone. A zone (`mpe="lower"`, `"upper:7"`, or the MPE
 Configuration Message the keyboard sends: RPN 6 on channel 1 or 16) makes its member channels'
-notes voices with ids (the channel, 1..16): note on/off carry `voice`; pitch bend, CC 74 (slide)
-and channel pressure or polyphonic aftertouch become `voice` events (`bend`, `y`, `pressure`).
-The manager channel (1 for the lower zone, 16 for the upper) means what any channel means
-without a zone; RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
+notes voices with ids (the channel, 1..16, for the first input port to play; 16 + channel for the
+second, ...: `MPE_PORTS`): note on/off carry `voice`; pitch bend, CC 74 (slide) and channel
+pressure or polyphonic aftertouch become `voice` events (`bend`, `y`, `pressure`). The manager
+channel (1 for the lower zone, 16 for the upper) means what any channel means without a zone,
+except that its channel pressure, and its CC 74 where no mapping binds it, are the zone's: added
+to each member voice's own pressure and `y` (one voice event per member it changes); RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
 range (48 semitones until then, the MPE default) as the MPE specification has it. Zone-wide
 messages on the manager reach the zone's members too: All Notes Off / All Sound Off releases
 their notes, Reset All Controllers resets their voices. A configuration message sets the bend
