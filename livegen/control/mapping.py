@@ -72,10 +72,10 @@ MPE_VOICE_RESET = (("bend", 0.0), ("y", 0.0), ("pressure", 0.0))
 """A member's voice controls at rest: no bend, CC 74 at its centre (64), no pressure."""
 MPE_SLIDE_CC = 74
 MPE_RPN = 6
+"""RPN 6, the MPE Configuration Message: data entry MSB = member channels (0 ends the zone)."""
 MPE_PORTS = VOICE_IDS // 16 - 1
 """Input ports that get voice ids of their own: port k (in the order they first send to a zone)
 plays member channel c as voice 16 k + c, under `VOICE_IDS`; later ports share the first's ids."""
-"""RPN 6, the MPE Configuration Message: data entry MSB = member channels (0 ends the zone)."""
 
 
 def parse_mpe(text: str | None, *, where: str = "--mpe") -> dict[str, int]:
