@@ -294,7 +294,7 @@ def build_engine(spec: dict, samplerate: int, *, hostapi: str | None = None):
     _warm_up(build(input_feed=warm_feed))
     scheduled = read_events(spec["events"])[1] if spec.get("events") else []
     if not spec.get("params"):  # a first start: an unknown name is refused as `livegen render` refuses it
-        check_events(scheduled, engine.params, origin=spec["events"])
+        check_events(scheduled, engine.params, origin=spec.get("events"))
     if warm_feed is not None and not spec.get("params"):  # a first start (a switch carries the performer's)
         scheduled = with_input_defaults(scheduled)  # as `livegen render --input` does
     if scheduled:
