@@ -290,8 +290,6 @@ class MidiMapper:
         """A member voice's own `y` and `pressure` (its channel's CC 74 and pressure)."""
         self._zone_values: dict[tuple[str, str, str], float] = {}
         """(port, zone, "y" or "pressure"): the manager's CC 74 and pressure, added to each member's."""
-        self._sent: dict[tuple[int, str], float] = {}
-        """The `y` and `pressure` last posted for each voice id, so a zone-wide move posts only changes."""
         for zone, count in zones.items():
             self.set_zone(zone, count)
 
@@ -334,12 +332,6 @@ class MidiMapper:
             base = self._blocks[source] = 16 * len(self._blocks) if len(self._blocks) < MPE_PORTS else 0
         return base
 
-    def _post(self, voice: int, name: str, value: float) -> Event:
-        """`voice`'s `name` set to `value` (clipped), remembered for `_zone_move`."""
-        event = _voice(voice, name, value)
-        self._sent[voice, name] = event.value
-        return event
-
     def _combined(self, source: str, voice: int, name: str) -> float:
         """A member voice's `y` or `pressure`: its own plus its zone's (the manager channel's)."""
         zone = self._members.get(voice - self._base(source))
@@ -347,14 +339,17 @@ class MidiMapper:
 
     def _zone_move(self, source: str, zone: str, name: str, value: float) -> list[Event]:
         """The manager's `name` (`y` or `pressure`) of `zone` set to `value` for `source`'s voices:
-        each member voice whose sum with it changes is posted (a voice event per member)."""
+        each member voice whose sum with it changes is posted (a voice event per member; one
+        clipped before and after the move is not)."""
+        lo, hi = VOICE_CONTROLS[name]
+        before = self._zone_values.get((source, zone, name), 0.0)
         self._zone_values[source, zone, name] = value
         base, events = self._base(source), []
         for channel in sorted(ch for ch, z in self._members.items() if z == zone):
             voice = base + channel
-            lo, hi = VOICE_CONTROLS[name]
-            if min(max(self._combined(source, voice, name), lo), hi) != self._sent.get((voice, name), 0.0):
-                events.append(self._post(voice, name, self._combined(source, voice, name)))
+            own = self._own.get((voice, name), 0.0)
+            if min(max(own + before, lo), hi) != min(max(own + value, lo), hi):
+                events.append(_voice(voice, name, own + value))
         return events
 
     def _rest(self, base: int, channels, *, zone: str | None) -> list[Event]:
@@ -365,7 +360,7 @@ class MidiMapper:
             voice = base + channel
             for name, value in MPE_VOICE_RESET:
                 self._own.pop((voice, name), None)
-                events.append(self._post(voice, name, value if zone is None else self._combined(zone, voice, name)))
+                events.append(_voice(voice, name, value if zone is None else self._combined(zone, voice, name)))
         return events
 
     def _manager_zone(self, channel: int) -> str | None:
@@ -397,7 +392,7 @@ class MidiMapper:
             return [_voice(voice, "bend", (raw - 8192) / 8192.0 * self._member_bend[self._members[channel]])]
         name, value = ("pressure", data[-1] / 127.0) if kind in (0xA0, 0xD0) else ("y", (data[2] - 64) / 128.0)
         self._own[voice, name] = value  # CC 74 (slide) or pressure
-        return [self._post(voice, name, self._combined(source, voice, name))]
+        return [_voice(voice, name, self._combined(source, voice, name))]
 
     # -- learn -----------------------------------------------------------------------------
     def arm(self, param: str, on_learned: Callable[[str, str], None] | None = None) -> None:
