@@ -278,4 +278,31 @@ def test_two_keyboards_get_their_own_voice_ids(params):
     assert m.feed([0x9F, 60, 100], source="midi:eighth")[0].voice == 16  # past 7 ports: the first's ids
     events = mcm(m, 1, 14)  # channel 16 leaves the zone: its notes end and every port's voice rests
     assert released(events) == [(60.0, 16 * p + 16) for p in range(2, 7)] + [(60.0, 16)]
-    assert reset(events) == [16 * p + 16 for p in range(7)]
+    assert reset([e for e in events if e.voice is None or e.voice % 16 == 0]) == [16 * p + 16 for p in range(7)]
+    assert [e for e in voice_events(events) if e[0] % 16] == [(16 + ch, "pressure", 0.0) for ch in range(2, 16)]  # b's
+
+
+def test_configuration_message_resets_its_zone_pressure_and_slide(params):
+    m = MidiMapper(params, [], mpe="lower:3")
+    mcm(m, 16, 3)  # upper: 15, 14, 13
+    m.feed([0xD2, 64], source="midi:a")  # member 3's own pressure
+    m.feed([0xD0, 32], source="midi:a"), m.feed([0xB0, 74, 96], source="midi:a")  # lower's pressure and slide
+    m.feed([0xD0, 127], source="midi:b")  # a second port's lower pressure (its voices 18-20)
+    m.feed([0xDF, 64], source="midi:a")  # upper's pressure
+    events = mcm(m, 1, 3)  # the same layout again: nothing moves, lower's pressure and slide go to 0
+    assert released(events) == [] and param_events(events) == [("bend_range", 2.0)]
+    assert voice_events(events) == [
+        (2, "y", 0.0), (2, "pressure", 0.0), (3, "y", 0.0), (3, "pressure", 0.5039), (4, "y", 0.0),
+        (4, "pressure", 0.0), (18, "pressure", 0.0), (19, "pressure", 0.0), (20, "pressure", 0.0)]
+    assert voice_events(m.feed([0xD3, 0], source="midi:a")) == [(4, "pressure", 0.0)]  # the zone's part is gone
+    assert voice_events(m.feed([0xD0, 0], source="midi:a")) == []
+    assert voice_events(m.feed([0xDD, 0], source="midi:a")) == [(14, "pressure", 0.5039)]  # upper kept its own
+    m.feed([0xD0, 64], source="midi:a")
+    events = mcm(m, 1, 13)  # lower grows over upper: 5-12 join it, 13 and 14 move from upper to lower
+    voices = [e for e in events if e.type == "voice"]
+    assert reset(voices[:-5]) == [*range(5, 13), *range(21, 29)]
+    assert voice_events(voices[-5:]) == [  # lower's pressure (and upper's on 13, 14) gone from its members
+        (2, "pressure", 0.0), (3, "pressure", 0.5039), (4, "pressure", 0.0), (13, "pressure", 0.0),
+        (14, "pressure", 0.0)]
+    assert voice_events(m.feed([0xD0, 0], source="midi:a")) == []
+    assert voice_events(m.feed([0xDF, 0], source="midi:a")) == [(15, "pressure", 0.0)]  # upper's: not this zone's
