@@ -85,7 +85,7 @@ def test_member_channel_messages_are_voice_events(params):
     assert voice_events(m.feed([0xB2, 74, 64])) == [(3, "y", 0.0)]
     assert voice_events(m.feed([0xB2, 74, 127])) == [(3, "y", round(63 / 128, 4))]
     assert voice_events(m.feed([0xD2, 127])) == [(3, "pressure", 1.0)]
-    assert voice_events(m.feed([0xA2, 60, 0])) == [(3, "pressure", 0.0)]  # polyphonic aftertouch
+    assert m.feed([0xA2, 60, 0]) == []  # polyphonic key pressure: not on a member (see the test below)
     off, = m.feed([0x92, 60, 0])  # note-on velocity 0
     assert (off.type, off.pitch, off.voice) == ("note_off", 60.0, 3)
     off, = m.feed([0x88, 61, 30])  # channel 9 is not a member of lower:7: a plain note
@@ -306,3 +306,16 @@ def test_configuration_message_resets_its_zone_pressure_and_slide(params):
         (14, "pressure", 0.0)]
     assert voice_events(m.feed([0xD0, 0], source="midi:a")) == []
     assert voice_events(m.feed([0xDF, 0], source="midi:a")) == [(15, "pressure", 0.0)]  # upper's: not this zone's
+
+
+def test_polyphonic_key_pressure_changes_nothing(params):
+    """MPE keeps polyphonic key pressure off member channels (a receiver drops it there); on the
+    manager and plain channels it would need a control per key, and a voice id is a channel's."""
+    m = MidiMapper(params, [], mpe="lower:3")
+    m.feed([0x91, 60, 100]), m.feed([0x90, 48, 100]), m.feed([0x98, 50, 100])  # a member, the manager, channel 9
+    assert voice_events(m.feed([0xD1, 64])) == [(2, "pressure", 0.5039)]
+    for status in (0xA1, 0xA0, 0xA8):  # on the member, the manager, a channel outside the zone
+        assert m.feed([status, 60, 127]) == [] and m.feed([status, 48, 0]) == [] and m.feed([status, 50, 9]) == []
+    assert voice_events(m.feed([0xD0, 32])) == [  # the member's own pressure is still the channel's
+        (2, "pressure", 0.7559), (3, "pressure", 0.252), (4, "pressure", 0.252)]
+    assert m.ignored == 0  # well-formed: not counted as junk
