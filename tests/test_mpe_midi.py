@@ -319,3 +319,19 @@ def test_polyphonic_key_pressure_changes_nothing(params):
     assert voice_events(m.feed([0xD0, 32])) == [  # the member's own pressure is still the channel's
         (2, "pressure", 0.7559), (3, "pressure", 0.252), (4, "pressure", 0.252)]
     assert m.ignored == 0  # well-formed: not counted as junk
+
+
+def test_merged_keyboards_share_ids_unless_their_zones_differ(params):
+    """Two keyboards merged into one port are one stream: on one zone their channel 2 is one
+    voice; set to the two zones, their channels (and managers) differ and so do their voices."""
+    m = MidiMapper(params, [], mpe="lower")
+    a = m.feed([0x91, 60, 100], source="midi:merge") + m.feed([0xE1, 0, 80], source="midi:merge")
+    b = m.feed([0x91, 64, 100], source="midi:merge") + m.feed([0xE1, 0, 48], source="midi:merge")
+    assert {e.voice for e in a + b} == {2}  # one voice: b's bend moves a's note
+    assert released(m.feed([0xB0, 123, 0], source="midi:merge")) == [(60.0, 2), (64.0, 2)]  # either ends both
+    mcm(m, 1, 7), mcm(m, 16, 7)  # keyboard a on the lower zone (2-8), b on the upper (15-9)
+    a = m.feed([0x91, 60, 100], source="midi:merge")[0]
+    b = m.feed([0x9E, 64, 100], source="midi:merge")[0]
+    assert (a.voice, b.voice) == (2, 15)
+    assert voice_events(m.feed([0xDF, 127], source="midi:merge")) == [(ch, "pressure", 1.0) for ch in range(9, 16)]
+    assert released(m.feed([0xB0, 123, 0], source="midi:merge")) == [(60.0, 2)]  # a's All Notes Off: a's notes
