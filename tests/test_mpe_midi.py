@@ -85,7 +85,7 @@ def test_member_channel_messages_are_voice_events(params):
     assert voice_events(m.feed([0xB2, 74, 64])) == [(3, "y", 0.0)]
     assert voice_events(m.feed([0xB2, 74, 127])) == [(3, "y", round(63 / 128, 4))]
     assert voice_events(m.feed([0xD2, 127])) == [(3, "pressure", 1.0)]
-    assert voice_events(m.feed([0xA2, 60, 0])) == [(3, "pressure", 0.0)]  # polyphonic aftertouch
+    assert m.feed([0xA2, 60, 0]) == []  # polyphonic key pressure: not on a member (see the test below)
     off, = m.feed([0x92, 60, 0])  # note-on velocity 0
     assert (off.type, off.pitch, off.voice) == ("note_off", 60.0, 3)
     off, = m.feed([0x88, 61, 30])  # channel 9 is not a member of lower:7: a plain note
@@ -306,3 +306,32 @@ def test_configuration_message_resets_its_zone_pressure_and_slide(params):
         (14, "pressure", 0.0)]
     assert voice_events(m.feed([0xD0, 0], source="midi:a")) == []
     assert voice_events(m.feed([0xDF, 0], source="midi:a")) == [(15, "pressure", 0.0)]  # upper's: not this zone's
+
+
+def test_polyphonic_key_pressure_changes_nothing(params):
+    """MPE keeps polyphonic key pressure off member channels (a receiver drops it there); on the
+    manager and plain channels it would need a control per key, and a voice id is a channel's."""
+    m = MidiMapper(params, [], mpe="lower:3")
+    m.feed([0x91, 60, 100]), m.feed([0x90, 48, 100]), m.feed([0x98, 50, 100])  # a member, the manager, channel 9
+    assert voice_events(m.feed([0xD1, 64])) == [(2, "pressure", 0.5039)]
+    for status in (0xA1, 0xA0, 0xA8):  # on the member, the manager, a channel outside the zone
+        assert m.feed([status, 60, 127]) == [] and m.feed([status, 48, 0]) == [] and m.feed([status, 50, 9]) == []
+    assert voice_events(m.feed([0xD0, 32])) == [  # the member's own pressure is still the channel's
+        (2, "pressure", 0.7559), (3, "pressure", 0.252), (4, "pressure", 0.252)]
+    assert m.ignored == 0  # well-formed: not counted as junk
+
+
+def test_merged_keyboards_share_ids_unless_their_zones_differ(params):
+    """Two keyboards merged into one port are one stream: on one zone their channel 2 is one
+    voice; set to the two zones, their channels (and managers) differ and so do their voices."""
+    m = MidiMapper(params, [], mpe="lower")
+    a = m.feed([0x91, 60, 100], source="midi:merge") + m.feed([0xE1, 0, 80], source="midi:merge")
+    b = m.feed([0x91, 64, 100], source="midi:merge") + m.feed([0xE1, 0, 48], source="midi:merge")
+    assert {e.voice for e in a + b} == {2}  # one voice: b's bend moves a's note
+    assert released(m.feed([0xB0, 123, 0], source="midi:merge")) == [(60.0, 2), (64.0, 2)]  # either ends both
+    mcm(m, 1, 7), mcm(m, 16, 7)  # keyboard a on the lower zone (2-8), b on the upper (15-9)
+    a = m.feed([0x91, 60, 100], source="midi:merge")[0]
+    b = m.feed([0x9E, 64, 100], source="midi:merge")[0]
+    assert (a.voice, b.voice) == (2, 15)
+    assert voice_events(m.feed([0xDF, 127], source="midi:merge")) == [(ch, "pressure", 1.0) for ch in range(9, 16)]
+    assert released(m.feed([0xB0, 123, 0], source="midi:merge")) == [(60.0, 2)]  # a's All Notes Off: a's notes

@@ -28,7 +28,9 @@ each note bends, slides and presses alone. A zone (`mpe="lower"`, `"upper:7"`, o
 Configuration Message the keyboard sends: RPN 6 on channel 1 or 16) makes its member channels'
 notes voices with ids (the channel, 1..16, for the first input port to play; 16 + channel for the
 second, ...: `MPE_PORTS`): note on/off carry `voice`; pitch bend, CC 74 (slide) and channel
-pressure or polyphonic aftertouch become `voice` events (`bend`, `y`, `pressure`). The manager
+pressure become `voice` events (`bend`, `y`, `pressure`). Polyphonic key pressure changes nothing
+on any channel: MPE keeps it off member channels (a receiver drops it there), and elsewhere it
+would need a control per key, where a voice id is a whole channel's. The manager
 channel (1 for the lower zone, 16 for the upper) means what any channel means without a zone,
 except that its channel pressure, and its CC 74 where no mapping binds it, are the zone's: added
 to each member voice's own pressure and `y` (one voice event per member it changes); RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
@@ -409,7 +411,7 @@ class MidiMapper:
             # so its bends land on their semitones; the wheel's full up is 1 instead (`feed`).
             raw = data[1] | (data[2] << 7)
             return [_voice(voice, "bend", (raw - 8192) / 8192.0 * self._member_bend[self._members[channel]])]
-        name, value = ("pressure", data[-1] / 127.0) if kind in (0xA0, 0xD0) else ("y", (data[2] - 64) / 128.0)
+        name, value = ("pressure", data[1] / 127.0) if kind == 0xD0 else ("y", (data[2] - 64) / 128.0)
         self._own[voice, name] = value  # CC 74 (slide) or pressure
         return [_voice(voice, name, self._combined(source, voice, name))]
 
@@ -472,6 +474,8 @@ class MidiMapper:
             self._held.setdefault((source, channel), set()).add(data[1])
         elif kind in (0x80, 0x90):
             self._held.get((source, channel), set()).discard(data[1])
+        if kind == 0xA0:  # polyphonic key pressure: no per-key control here (see the module's docstring)
+            return []
         if channel in self._members and (kind != 0xB0 or data[1] == MPE_SLIDE_CC) and kind != 0xC0:
             events += self._member(kind, channel, data, source)
         elif kind == 0xD0 and self._manager_zone(channel):  # zone-wide pressure
