@@ -205,3 +205,12 @@ def test_input_file_without_samples_is_refused(tmp_path):
     sf.write(empty, np.zeros(0, np.float32), 48000)
     assert_refused(livegen("render", "--input", empty, "-o", tmp_path / "x.wav", "--model", "random"),
                    f"input file {empty}", "holds no samples")
+
+
+def test_input_file_shorter_than_a_hop_is_refused_with_its_length(tmp_path):
+    """8 samples would be heard as nothing at all in a 2 s render that reported 'input 0.000 s'."""
+    tiny = tmp_path / "tiny.wav"
+    sf.write(tiny, np.full(8, 0.1, np.float32), 48000)
+    assert_refused(livegen("render", "--input", tiny, "-o", tmp_path / "x.wav"),
+                   f"input file {tiny} is 0.17 ms long (8 samples at 48000 Hz)", "shorter than one hop")
+    assert not (tmp_path / "x.wav").exists()

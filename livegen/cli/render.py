@@ -111,7 +111,8 @@ def run(args) -> int:
     if header.get("mix") == "voices":
         warn("this log was played with each voice inverted separately (mix 'voices'), which is gone; its voices "
              "render as one summed stream, so the render will differ from the recording")
-    feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, log_path=args.events)
+    feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, hop=loaded.config.hop,
+                      log_path=args.events)
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
     read = args.read or header.get("read", "window")
