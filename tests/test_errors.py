@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from livegen.bench import glide, latency
+from livegen.cli import build_parser
 
 
 @pytest.mark.parametrize("argv, named", [
@@ -41,3 +42,32 @@ def test_glide_bench_refuses_an_unknown_case_before_loading_the_model(argv, name
 def test_glide_bench_reads_its_cases_as_a_list():
     assert glide._parser().parse_args(["--cases", " slide , input "]).cases == ["slide", "input"]
     assert glide._parser().parse_args([]).cases == list(glide.CASES)
+
+
+BIG = str(10 ** 400)  # a float holds no such number
+HUGE = "9" * 5000  # past Python's 4300-digit limit on reading an integer
+
+
+@pytest.mark.parametrize("argv", [
+    ["render", "ev.jsonl", "-o", "x.wav"], ["play", "--headless"], ["train", "--data", "d", "--out", "run"], ["eval", "--model", "models/default"],
+    ["dataset", "gm-songs", "--soundfont", "x.sf2", "--out", "o"],
+])
+@pytest.mark.parametrize("seed, said", [
+    (str(2 ** 32), f"{2 ** 32} is out of range; give an integer in 0..4294967295"),
+    ("-1", "-1 is out of range; give an integer in 0..4294967295"),
+    (BIG, f"--seed: {BIG[:20]}... (401 characters) is too large; give an integer in 0..4294967295"),
+    (HUGE, f"--seed: {HUGE[:20]}... (5000 characters) is out of range; give an integer in 0..4294967295"),
+])
+def test_a_seed_past_32_bits_is_refused_naming_the_range(argv, seed, said, capsys):
+    """numpy takes any seed, but torch stops at 64 bits and training seeds it with seed * 1000 plus
+    the step: every --seed stops at 2**32 - 1, and a 400-digit one is quoted short."""
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args([*argv, "--seed", seed])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.splitlines()[-1]) < 250, err
+
+
+def test_the_largest_seed_is_taken():
+    args = build_parser().parse_args(["render", "ev.jsonl", "-o", "x.wav", "--seed", str(2 ** 32 - 1)])
+    assert args.seed == 2 ** 32 - 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import ranged
+from livegen.errors import ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
-SEEDS = ranged(int, 0, hint="the noise and drift seed")
+SEEDS = seed_type("the noise and drift seed")
 
 
 def add_continuation_arguments(parser) -> None:
