@@ -47,3 +47,14 @@ def test_settings_are_parameter_events_and_a_bad_one_is_named():
         with pytest.raises(bench.ParameterError, match=said) as caught:
             bench.parse_settings([bad])
         assert bad in str(caught.value)
+
+
+def test_melodies_are_named_gm_programs_and_a_bad_one_is_refused_before_anything_runs(capsys):
+    assert bench.melody_program("clarinet=71") == ("clarinet", 71)
+    assert bench.melody_program(" oboe = 68 ") == ("oboe", 68)
+    for bad in ("clarinet", "clarinet=128", "=71", "a/b=71", "sung=71", "flute=seventy"):
+        with pytest.raises(bench.argparse.ArgumentTypeError, match="NAME=PROGRAM|espeak-ng"):
+            bench.melody_program(bad)
+    with pytest.raises(SystemExit) as exited:
+        bench.main(["--melodies", "a=71,a=72", "--no-cost"])
+    assert exited.value.code == 2 and "a name of its own" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def test_member_channel_messages_are_voice_events(params):
     assert voice_events(m.feed([0xB2, 74, 64])) == [(3, "y", 0.0)]
     assert voice_events(m.feed([0xB2, 74, 127])) == [(3, "y", round(63 / 128, 4))]
     assert voice_events(m.feed([0xD2, 127])) == [(3, "pressure", 1.0)]
-    assert voice_events(m.feed([0xA2, 60, 0])) == [(3, "pressure", 0.0)]  # polyphonic aftertouch
+    assert m.feed([0xA2, 60, 0]) == []  # polyphonic key pressure: not on a member (see the test below)
     off, = m.feed([0x92, 60, 0])  # note-on velocity 0
     assert (off.type, off.pitch, off.voice) == ("note_off", 60.0, 3)
     off, = m.feed([0x88, 61, 30])  # channel 9 is not a member of lower:7: a plain note
@@ -278,4 +278,60 @@ def test_two_keyboards_get_their_own_voice_ids(params):
     assert m.feed([0x9F, 60, 100], source="midi:eighth")[0].voice == 16  # past 7 ports: the first's ids
     events = mcm(m, 1, 14)  # channel 16 leaves the zone: its notes end and every port's voice rests
     assert released(events) == [(60.0, 16 * p + 16) for p in range(2, 7)] + [(60.0, 16)]
-    assert reset(events) == [16 * p + 16 for p in range(7)]
+    assert reset([e for e in events if e.voice is None or e.voice % 16 == 0]) == [16 * p + 16 for p in range(7)]
+    assert [e for e in voice_events(events) if e[0] % 16] == [(16 + ch, "pressure", 0.0) for ch in range(2, 16)]  # b's
+
+
+def test_configuration_message_resets_its_zone_pressure_and_slide(params):
+    m = MidiMapper(params, [], mpe="lower:3")
+    mcm(m, 16, 3)  # upper: 15, 14, 13
+    m.feed([0xD2, 64], source="midi:a")  # member 3's own pressure
+    m.feed([0xD0, 32], source="midi:a"), m.feed([0xB0, 74, 96], source="midi:a")  # lower's pressure and slide
+    m.feed([0xD0, 127], source="midi:b")  # a second port's lower pressure (its voices 18-20)
+    m.feed([0xDF, 64], source="midi:a")  # upper's pressure
+    events = mcm(m, 1, 3)  # the same layout again: nothing moves, lower's pressure and slide go to 0
+    assert released(events) == [] and param_events(events) == [("bend_range", 2.0)]
+    assert voice_events(events) == [
+        (2, "y", 0.0), (2, "pressure", 0.0), (3, "y", 0.0), (3, "pressure", 0.5039), (4, "y", 0.0),
+        (4, "pressure", 0.0), (18, "pressure", 0.0), (19, "pressure", 0.0), (20, "pressure", 0.0)]
+    assert voice_events(m.feed([0xD3, 0], source="midi:a")) == [(4, "pressure", 0.0)]  # the zone's part is gone
+    assert voice_events(m.feed([0xD0, 0], source="midi:a")) == []
+    assert voice_events(m.feed([0xDD, 0], source="midi:a")) == [(14, "pressure", 0.5039)]  # upper kept its own
+    m.feed([0xD0, 64], source="midi:a")
+    events = mcm(m, 1, 13)  # lower grows over upper: 5-12 join it, 13 and 14 move from upper to lower
+    voices = [e for e in events if e.type == "voice"]
+    assert reset(voices[:-5]) == [*range(5, 13), *range(21, 29)]
+    assert voice_events(voices[-5:]) == [  # lower's pressure (and upper's on 13, 14) gone from its members
+        (2, "pressure", 0.0), (3, "pressure", 0.5039), (4, "pressure", 0.0), (13, "pressure", 0.0),
+        (14, "pressure", 0.0)]
+    assert voice_events(m.feed([0xD0, 0], source="midi:a")) == []
+    assert voice_events(m.feed([0xDF, 0], source="midi:a")) == [(15, "pressure", 0.0)]  # upper's: not this zone's
+
+
+def test_polyphonic_key_pressure_changes_nothing(params):
+    """MPE keeps polyphonic key pressure off member channels (a receiver drops it there); on the
+    manager and plain channels it would need a control per key, and a voice id is a channel's."""
+    m = MidiMapper(params, [], mpe="lower:3")
+    m.feed([0x91, 60, 100]), m.feed([0x90, 48, 100]), m.feed([0x98, 50, 100])  # a member, the manager, channel 9
+    assert voice_events(m.feed([0xD1, 64])) == [(2, "pressure", 0.5039)]
+    for status in (0xA1, 0xA0, 0xA8):  # on the member, the manager, a channel outside the zone
+        assert m.feed([status, 60, 127]) == [] and m.feed([status, 48, 0]) == [] and m.feed([status, 50, 9]) == []
+    assert voice_events(m.feed([0xD0, 32])) == [  # the member's own pressure is still the channel's
+        (2, "pressure", 0.7559), (3, "pressure", 0.252), (4, "pressure", 0.252)]
+    assert m.ignored == 0  # well-formed: not counted as junk
+
+
+def test_merged_keyboards_share_ids_unless_their_zones_differ(params):
+    """Two keyboards merged into one port are one stream: on one zone their channel 2 is one
+    voice; set to the two zones, their channels (and managers) differ and so do their voices."""
+    m = MidiMapper(params, [], mpe="lower")
+    a = m.feed([0x91, 60, 100], source="midi:merge") + m.feed([0xE1, 0, 80], source="midi:merge")
+    b = m.feed([0x91, 64, 100], source="midi:merge") + m.feed([0xE1, 0, 48], source="midi:merge")
+    assert {e.voice for e in a + b} == {2}  # one voice: b's bend moves a's note
+    assert released(m.feed([0xB0, 123, 0], source="midi:merge")) == [(60.0, 2), (64.0, 2)]  # either ends both
+    mcm(m, 1, 7), mcm(m, 16, 7)  # keyboard a on the lower zone (2-8), b on the upper (15-9)
+    a = m.feed([0x91, 60, 100], source="midi:merge")[0]
+    b = m.feed([0x9E, 64, 100], source="midi:merge")[0]
+    assert (a.voice, b.voice) == (2, 15)
+    assert voice_events(m.feed([0xDF, 127], source="midi:merge")) == [(ch, "pressure", 1.0) for ch in range(9, 16)]
+    assert released(m.feed([0xB0, 123, 0], source="midi:merge")) == [(60.0, 2)]  # a's All Notes Off: a's notes

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -51,7 +52,7 @@ from livegen.data.gm import RenderSettings, _Renderer
 from livegen.data.pitch import hz_to_midi, track_f0
 from livegen.engine.events import Event, note_off, note_on, param, write_events
 from livegen.engine.input import FileFeed, input_param_specs
-from livegen.errors import ParameterError, ranged
+from livegen.errors import ParameterError, comma_list, ranged
 from livegen.server import factory
 from livegen.train.evaluate import track_pitch
 
@@ -60,6 +61,7 @@ FLUID_R3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 MELODY = (67, 69, 71, 72, 74, 72, 71, 69, 67, 64, 62, 60, 55, 60)
 NOTE_S = 0.45
 GAP_S = 0.25
+ESPEAK_CLIPS = ("sung", "speech", "whisper")
 SUNG_PITCHES = (20, 35, 50, 65, 80, 50, 35)
 SPEECH = "Play it with your voice, and hear the model sing along."
 WHISPER = "Whisper it and hear the model breathe."
@@ -305,6 +307,17 @@ def cost(model, *, seconds: float, repeats: int) -> dict:
     return best
 
 
+def melody_program(item: str) -> tuple[str, int]:
+    """An argparse `type`: one `NAME=PROGRAM` of `--melodies` (a GM program 0..127 played as a melody)."""
+    name, equals, program = (part.strip() for part in item.partition("="))
+    if not equals or not program.isdigit() or not 0 <= int(program) <= 127 or not re.fullmatch(r"[\w-]+", name):
+        raise argparse.ArgumentTypeError(f"{item!r}: give NAME=PROGRAM, a name of letters, digits, _ or -, and a "
+                                         "GM program 0..127, e.g. clarinet=71")
+    if name in ESPEAK_CLIPS:
+        raise argparse.ArgumentTypeError(f"{item!r}: {name} is an espeak-ng clip's name; call the melody otherwise")
+    return name, int(program)
+
+
 def parse_settings(items: list[str]) -> list[Event]:
     """`NAME=VALUE` items as parameter events at 0 s (checked against the input's parameters)."""
     known = {spec.name: spec for spec in input_param_specs()}
@@ -339,7 +352,13 @@ def main(argv=None) -> int:
                         help="SoundFont the melodies are played with (default FluidR3, whose notes the default "
                              "model trained on; e.g. /usr/share/sounds/sf2/TimGM6mb.sf2, or MuseScore_General for "
                              "evaluation, for instruments it never heard)")
+    parser.add_argument("--melodies", type=comma_list(melody_program), default=[("melody", 73), ("violin", 40)],
+                        metavar="NAME=PROGRAM,...",
+                        help="the melody clips: a name and the GM program (0-127) that plays the melody, "
+                             "e.g. clarinet=71,trumpet=56 (default melody=73,violin=40: flute and violin)")
     args = parser.parse_args(argv)
+    if len({name for name, _ in args.melodies}) != len(args.melodies) or not args.melodies:
+        parser.error(f"--melodies: give each melody a name of its own (got {', '.join(n for n, _ in args.melodies)})")
     if args.out:
         check_output_folder(args.out, "--out")
     settings = parse_settings(args.set)  # a bad --set is said before the model loads
@@ -359,8 +378,8 @@ def main(argv=None) -> int:
           f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     clips = {} if args.no_clips else {
-        "melody": lambda p: make_melody(p, program=73, soundfont=args.soundfont),
-        "violin": lambda p: make_melody(p, program=40, soundfont=args.soundfont),
+        **{name: (lambda p, program=program: make_melody(p, program=program, soundfont=args.soundfont))
+           for name, program in args.melodies},
         "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
     extra = ()
     if settings:

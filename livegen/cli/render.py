@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import ranged
+from livegen.errors import ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
-SEEDS = ranged(int, 0, hint="the noise and drift seed")
+SEEDS = seed_type("the noise and drift seed")
 
 
 def add_continuation_arguments(parser) -> None:
@@ -111,7 +111,8 @@ def run(args) -> int:
     if header.get("mix") == "voices":
         warn("this log was played with each voice inverted separately (mix 'voices'), which is gone; its voices "
              "render as one summed stream, so the render will differ from the recording")
-    feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, log_path=args.events)
+    feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, hop=loaded.config.hop,
+                      log_path=args.events)
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
     read = args.read or header.get("read", "window")

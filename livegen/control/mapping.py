@@ -28,15 +28,17 @@ each note bends, slides and presses alone. A zone (`mpe="lower"`, `"upper:7"`, o
 Configuration Message the keyboard sends: RPN 6 on channel 1 or 16) makes its member channels'
 notes voices with ids (the channel, 1..16, for the first input port to play; 16 + channel for the
 second, ...: `MPE_PORTS`): note on/off carry `voice`; pitch bend, CC 74 (slide) and channel
-pressure or polyphonic aftertouch become `voice` events (`bend`, `y`, `pressure`). The manager
+pressure become `voice` events (`bend`, `y`, `pressure`). Polyphonic key pressure changes nothing
+on any channel: MPE keeps it off member channels (a receiver drops it there), and elsewhere it
+would need a control per key, where a voice id is a whole channel's. The manager
 channel (1 for the lower zone, 16 for the upper) means what any channel means without a zone,
 except that its channel pressure, and its CC 74 where no mapping binds it, are the zone's: added
 to each member voice's own pressure and `y` (one voice event per member it changes); RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
 range (48 semitones until then, the MPE default) as the MPE specification has it. Zone-wide
 messages on the manager reach the zone's members too: All Notes Off / All Sound Off releases
 their notes, Reset All Controllers resets their voices. A configuration message sets the bend
-ranges back to the specification's defaults (members 48, `bend_range` 2) and resets the voices
-of channels that join or leave the zone.
+ranges back to the specification's defaults (members 48, `bend_range` 2), the zone's pressure and
+slide to 0, and resets the voices of channels that join or leave the zone.
 """
 
 from __future__ import annotations
@@ -279,6 +281,8 @@ class MidiMapper:
         self._states = [_ChannelState() for _ in range(16)]
         self._posted: dict[str, tuple[float, float]] = {}
         self._held: dict[tuple[str, int], set[int]] = {}
+        self._pedal_down: set[str] = set()
+        """The sources whose sustain pedal (CC 64, built in) is down."""
         self.ignored = 0
         self.zones: dict[str, int] = {}
         """MPE zones: {"lower": members, "upper": members}; set with `set_zone`."""
@@ -297,9 +301,9 @@ class MidiMapper:
     def set_zone(self, zone: str, members: int) -> list[Event]:
         """Give MPE `zone` ('lower' or 'upper') `members` channels (0 ends it), as the MPE
         Configuration Message does: a zone that would overlap the other shrinks the other, the
-        zone's member bend range goes back to 48, and channels that join or leave the zones have
-        their held notes released (their note-offs would no longer name them) and their voices
-        reset, as the specification asks of a receiver."""
+        zone's member bend range goes back to 48, its pressure and slide (the manager's) to 0, and
+        channels that join or leave the zones have their held notes released (their note-offs
+        would no longer name them) and their voices reset, as the specification asks of a receiver."""
         if zone not in MPE_ZONES:
             raise ParameterError(f"MPE zone {zone!r}: give one of {', '.join(MPE_ZONES)}")
         members = max(0, min(int(members), 15))
@@ -314,7 +318,30 @@ class MidiMapper:
         events = self._let_go([key for key in self._held if key[1] in moved], before)
         for base in sorted(set(self._blocks.values())) or [0]:
             events += self._rest(base, sorted(moved), zone=None)
+        return events + self._zone_reset(zone, before, moved)
+
+    def _zone_reset(self, zone: str, before: dict[int, str], moved: set[int]) -> list[Event]:
+        """`zone`'s pressure and slide (every port's manager's) back to 0, as a configuration
+        message sets the zone up afresh: each member voice that stays a member and whose sum
+        changes is posted (the voices of channels that joined or left are at rest already)."""
+        old = self._zone_values
+        self._zone_values = {key: value for key, value in old.items() if key[1] != zone}
+        kept = sorted(ch for ch, z in self._members.items() if z == zone and ch not in moved)
+        events = []
+        for source, base in self._blocks.items():
+            for channel in kept:
+                for name in ("y", "pressure"):
+                    events += self._changed(base + channel, name, old.get((source, before[channel], name), 0.0), 0.0)
         return events
+
+    def _changed(self, voice: int, name: str, was: float, now: float) -> list[Event]:
+        """Member `voice`'s `name` (its own plus its zone's) when its zone's part goes from `was` to
+        `now`: one event, or none when the sum, clipped, stays the same."""
+        lo, hi = VOICE_CONTROLS[name]
+        own = self._own.get((voice, name), 0.0)
+        if min(max(own + was, lo), hi) == min(max(own + now, lo), hi):
+            return []
+        return [_voice(voice, name, own + now)]
 
     def _let_go(self, keys, members: dict[int, str]) -> list[Event]:
         """Note-offs for the notes held under `keys` ((source, channel)), voiced as `members` had them."""
@@ -322,6 +349,19 @@ class MidiMapper:
         for src, channel in keys:
             voice = self._base(src) + channel if channel in members else None
             events += [note_off(float(p), voice=voice, source=src) for p in sorted(self._held.pop((src, channel), ()))]
+        return events
+
+    def release(self, source: str) -> list[Event]:
+        """`source` went away (a controller unplugged mid-note): no note-off will come from it, so
+        the notes it held are let go and its sustain pedal let up (unless another one holds it
+        down), as if its keys and pedal had been released."""
+        events = self._let_go([key for key in self._held if key[0] == source], self._members)
+        if source in self._pedal_down:
+            self._pedal_down.discard(source)
+            if not self._pedal_down:
+                events += self._set("sustain", 0.0)
+        for event in events:
+            event.source = event.source or source
         return events
 
     def _base(self, source: str) -> int:
@@ -341,15 +381,11 @@ class MidiMapper:
         """The manager's `name` (`y` or `pressure`) of `zone` set to `value` for `source`'s voices:
         each member voice whose sum with it changes is posted (a voice event per member; one
         clipped before and after the move is not)."""
-        lo, hi = VOICE_CONTROLS[name]
         before = self._zone_values.get((source, zone, name), 0.0)
         self._zone_values[source, zone, name] = value
         base, events = self._base(source), []
         for channel in sorted(ch for ch, z in self._members.items() if z == zone):
-            voice = base + channel
-            own = self._own.get((voice, name), 0.0)
-            if min(max(own + before, lo), hi) != min(max(own + value, lo), hi):
-                events.append(_voice(voice, name, own + value))
+            events += self._changed(base + channel, name, before, value)
         return events
 
     def _rest(self, base: int, channels, *, zone: str | None) -> list[Event]:
@@ -390,7 +426,7 @@ class MidiMapper:
             # so its bends land on their semitones; the wheel's full up is 1 instead (`feed`).
             raw = data[1] | (data[2] << 7)
             return [_voice(voice, "bend", (raw - 8192) / 8192.0 * self._member_bend[self._members[channel]])]
-        name, value = ("pressure", data[-1] / 127.0) if kind in (0xA0, 0xD0) else ("y", (data[2] - 64) / 128.0)
+        name, value = ("pressure", data[1] / 127.0) if kind == 0xD0 else ("y", (data[2] - 64) / 128.0)
         self._own[voice, name] = value  # CC 74 (slide) or pressure
         return [_voice(voice, name, self._combined(source, voice, name))]
 
@@ -453,6 +489,8 @@ class MidiMapper:
             self._held.setdefault((source, channel), set()).add(data[1])
         elif kind in (0x80, 0x90):
             self._held.get((source, channel), set()).discard(data[1])
+        if kind == 0xA0:  # polyphonic key pressure: no per-key control here (see the module's docstring)
+            return []
         if channel in self._members and (kind != 0xB0 or data[1] == MPE_SLIDE_CC) and kind != 0xC0:
             events += self._member(kind, channel, data, source)
         elif kind == 0xD0 and self._manager_zone(channel):  # zone-wide pressure
@@ -483,7 +521,10 @@ class MidiMapper:
                 self._states[ch - 1].selected = None
             if channel in self._members:
                 return self._rest(self._base(source), channels, zone=source)
-            sustain = self._set("sustain", 0.0) if self._builtin_sustain(channel) else []
+            sustain = []
+            if self._builtin_sustain(channel):
+                self._pedal_down.discard(source)
+                sustain = self._set("sustain", 0.0)
             zone = self._manager_zone(channel)
             for name in ("y", "pressure"):
                 self._zone_values.pop((source, zone, name), None)
@@ -495,6 +536,10 @@ class MidiMapper:
             if self.armed is not None:
                 self._learn(cc=number, channel=channel)
                 return []
+            if value >= 64:
+                self._pedal_down.add(source)
+            else:
+                self._pedal_down.discard(source)
             return self._set("sustain", 1.0 if value >= 64 else 0.0)
         if number in NRPN_SELECT:
             if number == 99:

@@ -131,15 +131,24 @@ def check_weights(header: dict, model_path) -> None:
               "(give that model with --model)", file=sys.stderr)
 
 
-def input_feed(path, header: dict, *, model_rate: int, log_path=None):
+def input_feed(path, header: dict, *, model_rate: int, hop: int, log_path=None):
     """The input a render plays: the file given (`--input`), else the one the log's header names
-    (its sha256 checked), else None."""
-    if path:
-        return FileFeed(path, model_rate=model_rate)
+    (its sha256 checked), else None. One shorter than a hop is refused: the voice it plays would
+    never sound, and the render would say nothing of it."""
     fields = header.get("input")
-    if fields:
-        return feed_from_header(fields, model_rate=model_rate, log_path=log_path)
-    return None
+    if path:
+        feed = FileFeed(path, model_rate=model_rate)
+    elif fields:
+        feed = feed_from_header(fields, model_rate=model_rate, log_path=log_path)
+    else:
+        return None
+    if len(feed.samples) < hop:
+        seconds = len(feed.samples) / model_rate
+        raise ParameterError(f"input file {feed.path} is {1000 * seconds:.2f} ms long ({round(seconds * feed.source_samplerate)} "
+                             f"samples at {feed.source_samplerate} Hz), shorter than one hop of the model ({hop} "
+                             f"samples at {model_rate} Hz, {1000 * hop / model_rate:.2f} ms): give an input at least "
+                             "that long")
+    return feed
 
 
 def render_header(engine, loaded, *, samplerate: int, seconds: float) -> dict:
