@@ -37,35 +37,59 @@ def finite_number(value) -> bool:
         return False
 
 
+def _bound(value) -> str:
+    """A range's end as the message shows it: an integer in full (a seed's 4294967295), a float short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _shown(text: str) -> str:
+    """A value as a message quotes it: a 400-digit number as its start and its length, not in full."""
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
 def ranged(kind=float, low=None, high=None, *, above=None, hint: str = ""):
     """An argparse `type` for a number option: NaN, infinities and values outside low..high (or
     not above `above`) are refused with the value and the range, so argparse exits with code 2
     before anything starts instead of a NaN or a negative count failing deep inside."""
     noun = "an integer" if kind is int else "a number"
     if above is not None:
-        wanted = f"{noun} > {above:g}" + (f" and <= {high:g}" if high is not None else "")
+        wanted = f"{noun} > {_bound(above)}" + (f" and <= {_bound(high)}" if high is not None else "")
     elif low is not None and high is not None:
-        wanted = f"{noun} in {low:g}..{high:g}"
+        wanted = f"{noun} in {_bound(low)}..{_bound(high)}"
     elif low is not None:
-        wanted = f"{noun} >= {low:g}"
+        wanted = f"{noun} >= {_bound(low)}"
     else:
-        wanted = f"{noun} <= {high:g}" if high is not None else noun
+        wanted = f"{noun} <= {_bound(high)}" if high is not None else noun
     wanted += f" ({hint})" if hint else ""
 
     def convert(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}; give {wanted}") from None
+            if kind is int and text.strip().lstrip("+-").isdigit():  # past Python's 4300-digit limit
+                raise argparse.ArgumentTypeError(f"{_shown(text)} is out of range; give {wanted}") from None
+            raise argparse.ArgumentTypeError(f"{_shown(text)!r} is not {noun}; give {wanted}") from None
         if not finite_number(value):
-            raise argparse.ArgumentTypeError(f"{text} is not a finite number or too large; give {wanted}")
+            what = "is too large" if kind is int else "is not a finite number or too large"
+            raise argparse.ArgumentTypeError(f"{_shown(text)} {what}; give {wanted}")
         if ((low is not None and value < low) or (high is not None and value > high)
                 or (above is not None and value <= above)):
-            raise argparse.ArgumentTypeError(f"{text} is out of range; give {wanted}")
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is out of range; give {wanted}")
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type by it in its own messages
     return convert
+
+
+SEED_MAX = 2**32 - 1
+"""The largest seed an option takes. numpy's generators take any size, but its legacy seeding and
+many tools take 32 bits, torch's 64, and training seeds torch with its seed * 1000 plus the step:
+32 bits fit every one of them (and are seeds enough)."""
+
+
+def seed_type(hint: str = "the random seed"):
+    """The argparse `type` of every `--seed`: an integer in 0..SEED_MAX."""
+    return ranged(int, 0, SEED_MAX, hint=hint)
 
 
 def one_of(*choices: str):

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import soundfile
+from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import REPO
-from helpers import assert_refused, livegen, take_rendered_again, wait_for
+from helpers import (
+    assert_refused,
+    free_udp_port,
+    livegen,
+    status_of,
+    stop_process,
+    take_rendered_again,
+    wait_for,
+    wait_played,
+)
 
 from livegen.paths import bundled_model_dir
 
@@ -332,3 +344,54 @@ def test_devices_lists_the_jack_output_and_midi_apis(jack_server):
     assert result.returncode == 0, result.stderr
     assert "JACK Audio Connection Kit" in result.stdout and "system" in result.stdout
     assert "MIDI ports" in result.stdout and "Jack:" in result.stdout
+
+
+def test_a_closed_terminal_ends_the_take_whole_as_sigterm_does(jack_server, tmp_path):
+    """The terminal play runs in is closed (a laptop lid, a dropped ssh connection): the kernel
+    sends SIGHUP to play and its sound server. Play closes the take (everything played up to the
+    hang-up, header right, log complete) and exits 0, as on SIGTERM; SIGHUP's default killed it at
+    once with up to half a second of the take not in the WAV's header."""
+    port = free_udp_port()
+    master, slave = pty.openpty()
+
+    # A session of its own whose controlling terminal is the pty, as a shell in a terminal gives.
+    own_terminal = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                    "os.execv(sys.executable, [sys.executable, '-m', 'livegen', *sys.argv[1:]])")
+    try:
+        process = subprocess.Popen([sys.executable, "-c", own_terminal, "play", "--headless", "--nice", "0", "--no-midi",
+                                    "--model", "random", "--osc-port", str(port), "--record", str(tmp_path)],
+                                   cwd=REPO, env=jack_server.env, stdin=slave, stdout=slave, stderr=slave,
+                                   start_new_session=True)
+    finally:
+        os.close(slave)
+    said = bytearray()
+
+    def read_terminal():
+        while select.select([master], [], [], 0)[0]:
+            try:
+                said.extend(os.read(master, 4096))
+            except OSError:
+                break
+        return bytes(said)
+
+    client = SimpleUDPClient("127.0.0.1", port)
+    try:
+        wait_for(lambda: read_terminal() and status_of(client, timeout=0.5).get("recording"), 90,
+                 lambda: f"play recording: {bytes(said).decode(errors='replace')}")
+        client.send_message("/livegen/note", [60, 100])
+        wait_played(client, 1.0)
+        played = status_of(client)["seconds"]
+        read_terminal()
+    finally:
+        os.close(master)  # the hang-up
+    try:
+        code = process.wait(30)
+    finally:
+        stop_process(process)
+    assert code == 0, bytes(said).decode(errors="replace")
+    (log,) = tmp_path.glob("livegen-*.jsonl")
+    lines = log.read_text().splitlines()
+    assert any(json.loads(line).get("type") == "note_on" for line in lines[1:]), lines
+    recorded, again = take_rendered_again(log.with_suffix(".wav"))
+    assert len(recorded) >= played * 48000, "the take ends before the hang-up"
+    assert np.array_equal(recorded, again)

@@ -55,8 +55,9 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
     (["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
     (["--blocksize", "-5"], ["--blocksize", "-5"]),
     (["--latency", "bogus"], ["--latency", "'bogus'", "low, high or seconds"]),
-    (["--seed", "-1"], ["--seed", "-1", ">= 0"]),
-    (["--seed", "1" + "0" * 400], ["--seed", "too large"]),  # a float cannot hold it: no OverflowError
+    (["--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
+    (["--seed", "1" + "0" * 400], ["--seed", "too large", "0..4294967295"]),  # a float cannot hold it: no OverflowError
+    (["--seed", str(2 ** 32)], ["--seed", str(2 ** 32), "0..4294967295"]),  # torch would refuse past 2 ** 64
     (["--threads", "0"], ["--threads", "0", "1..256"]),
     (["--nice", "100"], ["--nice", "100", "-20..19"]),
     (["--realtime-priority", "-7"], ["--realtime-priority", "-7"]),

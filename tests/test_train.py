@@ -98,7 +98,7 @@ def test_resume_without_checkpoint_and_bad_config(tiny_gm, tmp_path):
     (["train", "--data", "{tmp}", "--out", "{file}/run"], ["--out {file}/run", "not a folder"]),
     (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--cache", "{file}"], ["--cache {file}", "not a folder"]),
     (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--threads", "0"], ["--threads", "0", "1..256"]),
-    (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--seed", "-1"], ["--seed", "-1", ">= 0"]),
+    (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
     (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--steps", "0"], ["--steps", "0", ">= 1"]),
     (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--max-minutes", "0"], ["--max-minutes", "0", "> 0"]),
     (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--pitch-step", "0"], ["--pitch-step", "0", "> 0"]),

@@ -17,23 +17,27 @@ import sys
 import threading
 import time
 
-from livegen.audio.input import jack_sources
-from livegen.audio.realtime import set_realtime
-from livegen.control.setup import start_controls
 from livegen.app.options import engine_spec
 from livegen.app.seeds import SeedLoader
+from livegen.audio.input import jack_sources
+from livegen.audio.realtime import set_realtime
+from livegen.console import say
+from livegen.control.setup import start_controls
 from livegen.errors import DeviceError, LivegenError
 from livegen.paths import bundled_model_dir
 from livegen.server.client import RemoteEngine, SoundServer
 from livegen.session.wiring import attach_session
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that end a performance as the end of `--duration` does, the take closed: SIGHUP too,
+which a closed terminal or a dropped ssh connection sends (by default it kills at once)."""
 WATCHDOG_SECONDS = 2.0
 """A server whose callback has not run for this long has lost its device (or JACK server)."""
 RETRY_SECONDS = 1.0
 
 
 def log(text: str) -> None:
-    print(f"livegen play: {text}", file=sys.stderr, flush=True)
+    say(f"livegen play: {text}")
 
 
 def _raise_priority(nice: int) -> None:
@@ -51,8 +55,8 @@ def serve(args, engine: RemoteEngine) -> int:
     """Play until stopped; `engine` is the sound server the CLI started (it loads meanwhile)."""
     started = time.monotonic()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: stop.set())
     _raise_priority(args.nice)
     code = 1
     try:
@@ -63,12 +67,15 @@ def serve(args, engine: RemoteEngine) -> int:
             raise
         code = _play(args, engine, started, stop)
     except LivegenError as exc:  # said here: the exit below skips the CLI's handler
-        print(f"livegen play: error: {exc}", file=sys.stderr)
+        log(f"error: {exc}")
         code = 2
     # Everything is stopped, closed and flushed: leave without interpreter teardown, where a C++
     # thread pool can abort the process (seen here: "terminate called without an active exception").
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # the terminal is gone: nobody reads it
+            pass
     os._exit(code)
 
 
@@ -295,11 +302,11 @@ SERVER_STATUS = ("audio", "audio_restarts")
 
 
 def _summary(status: dict, seconds: float) -> None:
-    print(f"livegen play: stopped after {seconds:.1f} s, xruns {status.get('xruns', '?')} "
+    say(f"livegen play: stopped after {seconds:.1f} s, xruns {status.get('xruns', '?')} "
           f"(underflows {status.get('underflows', '?')}, late {status.get('late', '?')}), "
           f"NaN {status.get('nan', '?')}, clamped {status.get('clamped', '?')}, render load {status.get('load', 0):.2f}; "
           f"audio thread {status.get('audio_policy', '?')} (longest callback interval {status.get('audio_gap_ms', '?')} ms, "
-          f"longest render {status.get('render_max_ms', '?')} ms)", flush=True)
+          f"longest render {status.get('render_max_ms', '?')} ms)", sys.stdout)
 
 
 def _model_dir(model) -> str | None:

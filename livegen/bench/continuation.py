@@ -43,7 +43,7 @@ from livegen.data.songs import render_songs
 from livegen.dsp.stft import stft_magnitude
 from livegen.engine.events import Event
 from livegen.model import ModelConfig, random_model
-from livegen.errors import comma_list, one_of, ranged
+from livegen.errors import comma_list, one_of, ranged, seed_type
 
 
 FROZEN_DB = 2.0  # real music: 3.3 dB at the least (80 second pairs); a steady sound with noise: about 1 dB
@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-seconds", type=ranged(float, above=0), default=4.0, help="seed length (default 4)")
     parser.add_argument("--pieces", type=ranged(int, 1), default=16, help="seed pieces (default 16)")
     parser.add_argument("--drift", type=ranged(float, 0, 1), default=0.3, help="drift amount of the autonomous run (default 0.3)")
-    parser.add_argument("--seed", type=ranged(int, 0), default=0)
+    parser.add_argument("--seed", type=seed_type(), default=0)
     parser.add_argument("--iters", type=ranged(int, 1), default=2000, help="hops per timing repeat")
     parser.add_argument("--repeats", type=ranged(int, 1), default=5)
     parser.add_argument("--notes-hops", type=ranged(int, 1), default=3000, help="timed engine hops per notes case (default 3000)")

@@ -42,7 +42,7 @@ from livegen.control.midi import MidiInput
 from livegen.control.osc import OscServer
 from livegen.control.oscwire import encode_message, parse_packet
 from livegen.engine.events import note_on
-from livegen.errors import ranged
+from livegen.errors import ranged, seed_type
 from livegen.server.client import RemoteEngine, SoundServer
 
 
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--osc-rate", type=ranged(float, above=0), default=5_000.0, help="fuzzed OSC packets per second")
     p.add_argument("--midi-messages", type=ranged(int, 0), default=50_000)
     p.add_argument("--midi-rate", type=ranged(float, above=0), default=5_000.0, help="fuzzed MIDI messages per second")
-    p.add_argument("--seed", type=ranged(int, 0), default=0)
+    p.add_argument("--seed", type=seed_type(), default=0)
     p.add_argument("--realtime-priority", type=ranged(int, 0, 94), default=None, metavar="N",
                    help="decoder SCHED_FIFO priority as in `play` (default: play's; 0 = off)")
     return p

@@ -36,7 +36,7 @@ from livegen.dsp import spectral_convergence, stft_magnitude
 from livegen.dsp.inverter import READS
 from livegen.engine import events as ev
 from livegen.engine.input import FileFeed, with_input_defaults
-from livegen.errors import ParameterError
+from livegen.errors import comma_list, one_of
 from livegen.server import factory
 
 SR = 48000
@@ -181,7 +181,8 @@ CASES = ("vibrato", "slide", "glide", "input")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livegen bench glide", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", default=",".join(CASES), help=f"moving cases: {','.join(CASES)}")
+    parser.add_argument("--cases", type=comma_list(one_of(*CASES)), default=",".join(CASES),
+                        help=f"moving cases, comma-separated (default {','.join(CASES)})")
     return parser
 
 
@@ -198,9 +199,7 @@ def main(argv=None) -> int:
     cfg = loaded.config
     n_fft, hop = cfg.n_fft, cfg.hop
     hop_s = hop / cfg.sample_rate
-    cases = [kind.strip() for kind in args.cases.split(",") if kind.strip()]
-    if unknown := sorted(set(cases) - set(CASES)):
-        raise ParameterError(f"--cases {','.join(unknown)}: choose from {', '.join(CASES)}")
+    cases = args.cases
     print(f"model {loaded.name}: {cfg.sample_rate} Hz, n_fft {n_fft}, hop {hop} ({1000 * hop_s:.2f} ms); "
           f"output {SR} Hz")
     print("case     read       lag ms  error  SC dB  GL32 dB  max step  flux dB   (error: cents, glide Hz)")

@@ -74,7 +74,7 @@ from livegen.audio.devices import quiet_stderr
 from livegen.audio.realtime import describe_process
 from livegen.bench._report import REPO, commit, load, machine
 from livegen.bench.ui import PtyProcess, _status
-from livegen.errors import ParameterError, ranged
+from livegen.errors import comma_list, one_of, ranged
 from livegen.paths import bundled_model_dir
 from livegen.tui.child import free_udp_port
 
@@ -956,14 +956,24 @@ def soak_lines(r: dict) -> list[str]:
     return lines
 
 
+def _lookahead(text: str) -> int | None:
+    """One `--lookaheads` item: 'default' (None: play's own) or a look-ahead in frames."""
+    return None if text == "default" else ranged(int, 0, hint="or 'default'")(text)
+
+
+_lookahead.__name__ = "look-ahead"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench latency", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=ranged(int, 1), default=24, help="events per control kind and setting (default 24)")
-    parser.add_argument("--periods", default="256,128", help="JACK periods, comma-separated (default 256,128)")
-    parser.add_argument("--lookaheads", default="default,0",
+    parser.add_argument("--periods", type=comma_list(ranged(int, 16, 8192)), default=None,
+                        help="JACK periods, comma-separated (default 256,128)")
+    parser.add_argument("--lookaheads", type=comma_list(_lookahead), default=None,
                         help="play look-aheads: 'default' (play's own) and/or numbers (default: default,0)")
-    parser.add_argument("--kinds", default=",".join(KINDS), help=f"controls to measure (default {','.join(KINDS)}; also {', '.join(OPTIONAL_KINDS)})")
+    parser.add_argument("--kinds", type=comma_list(one_of(*KINDS, *OPTIONAL_KINDS)), default=None,
+                        help=f"controls to measure (default {','.join(KINDS)}; also {', '.join(OPTIONAL_KINDS)})")
     parser.add_argument("--soak-seconds", type=ranged(float, 0), default=0.0,
                         help="also soak this long: 8 voices, xy every 10 ms, recording on (0 skips)")
     parser.add_argument("--soak-period", type=ranged(int, 16, 8192), default=256, help="JACK period of the soak")
@@ -982,21 +992,13 @@ def main(argv: list[str] | None = None) -> int:
                              f"onset to output onset, beside the OSC note (--kinds {','.join(INPUT_KINDS)}; "
                              "default --periods 256 --lookaheads default)")
     args = parser.parse_args(argv)
-    if args.input:
-        for name, value in (("kinds", ",".join(INPUT_KINDS)), ("periods", "256"), ("lookaheads", "default")):
-            if getattr(args, name) == parser.get_default(name):
-                setattr(args, name, value)
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if unknown := sorted(set(kinds) - set(KINDS) - set(OPTIONAL_KINDS)):
-        raise ParameterError(f"--kinds {','.join(unknown)}: choose from {', '.join(KINDS + OPTIONAL_KINDS)}")
-    try:
-        periods = [int(p) for p in args.periods.split(",")]
-        lookaheads = [None if v.strip() == "default" else int(v) for v in args.lookaheads.split(",")]
-    except ValueError:
-        raise ParameterError(f"--periods {args.periods!r} / --lookaheads {args.lookaheads!r}: use comma-separated "
-                             "integers ('default' allowed among the look-aheads), e.g. --periods 256,128") from None
-    if args.events < 1:
-        raise ParameterError(f"--events {args.events}: at least 1 (24 for the reported figures)")
+    for name, usual, with_input in (("kinds", list(KINDS), list(INPUT_KINDS)), ("periods", [256, 128], [256]),
+                                    ("lookaheads", [None, 0], [None])):
+        if getattr(args, name) == []:
+            parser.error(f"argument --{name}: give at least one value, e.g. --{name} {usual[0] or 'default'}")
+        if getattr(args, name) is None:
+            setattr(args, name, with_input if args.input else usual)
+    kinds, periods, lookaheads = args.kinds, args.periods, args.lookaheads
     extra = args.play_args.split()
     realtime = not args.no_realtime
     print(f"livegen bench latency: {machine()}; load average {load()}; commit {commit()}")

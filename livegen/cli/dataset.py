@@ -8,7 +8,7 @@ from livegen.data.datasets import open_dataset
 from livegen.data.files import check_output_folder
 from livegen.data.gm import GM_GROUPS, parse_spec, program_split, render_gm_dataset
 from livegen.data.songs import GENRES, render_songs
-from livegen.errors import ranged
+from livegen.errors import ranged, seed_type
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--subsample", type=ranged(float, above=0, high=1), default=1.0, metavar="FRACTION",
                     help="keep this random share of the notes (default 1 = all); each program keeps "
                          "different pitches, so every pitch stays covered")
-    gm.add_argument("--seed", type=ranged(int, 0), default=0, help="seed of --subsample (default 0)")
+    gm.add_argument("--seed", type=seed_type(), default=0, help="seed of --subsample (default 0)")
     gm.add_argument("--banks", default="0", metavar="SPEC",
                     help="SoundFont banks 0-127 (default 0; FluidR3 has variation presets in 8 and 16; "
                          "absent bank:program pairs are skipped)")
@@ -63,7 +63,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     songs.add_argument("--out", required=True, help="output folder")
     songs.add_argument("--songs", type=ranged(int, 1), default=80, help="number of pieces (default 80)")
     songs.add_argument("--seconds", type=ranged(float, above=0), default=30.0, help="length of each piece (default 30, like GTZAN)")
-    songs.add_argument("--seed", type=ranged(int, 0), default=0, help="generation seed (default 0)")
+    songs.add_argument("--seed", type=seed_type(), default=0, help="generation seed (default 0)")
     songs.add_argument("--sample-rate", type=ranged(int, 8000, 192000), default=24000, help="Hz (default 24000, the model's)")
     songs.add_argument("--gain", type=ranged(float, 0, 10, hint="FluidSynth's synth.gain"), default=0.5, help="FluidSynth master gain (default 0.5)")
     songs.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")

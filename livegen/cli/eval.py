@@ -8,7 +8,7 @@ import time
 
 from livegen.data.datasets import open_dataset
 from livegen.data.files import check_output_folder
-from livegen.errors import ParameterError, ranged
+from livegen.errors import ParameterError, ranged, seed_type
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--pitch-step", type=ranged(float, above=0), default=0.5, help="semitones between tested pitches (default 0.5: quarter tones)")
     parser.add_argument("--real-pitch-notes", type=ranged(int, 1), default=80, help="real notes tracked for comparison (default 80)")
     parser.add_argument("--tracker", choices=("auto", "crepe", "yin"), default="auto")
-    parser.add_argument("--seed", type=ranged(int, 0), default=0)
+    parser.add_argument("--seed", type=seed_type(), default=0)
     parser.add_argument("--no-progress", action="store_true")
     return parser
 

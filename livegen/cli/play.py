@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "play", help="play the instrument (--headless: the engine server alone, controlled over OSC)",
         description="Play the instrument. --headless runs the engine server without the terminal UI: "
-                    "audio out, decoder, OSC control. SIGINT/SIGTERM stop it cleanly.")
+                    "audio out, decoder, OSC control. SIGINT, SIGTERM and SIGHUP (a closed terminal) stop it cleanly.")
     parser.add_argument("--headless", action="store_true", help="engine server only (no terminal UI)")
     parser.add_argument("--model", help="model directory (default: models/default)")
     parser.add_argument("--audio-device", help="output device index or part of its name (see `livegen devices`)")

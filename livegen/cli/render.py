@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import ranged
+from livegen.errors import ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
-SEEDS = ranged(int, 0, hint="the noise and drift seed")
+SEEDS = seed_type("the noise and drift seed")
 
 
 def add_continuation_arguments(parser) -> None:
@@ -70,8 +70,8 @@ def run(args) -> int:
     from livegen.engine.events import write_events
     from livegen.engine.input import with_input_defaults
     from livegen.errors import ParameterError
-    from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, input_feed, render_header,
-                                        render_log, render_plan)
+    from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, fade_end, input_feed,
+                                        render_header, render_log, render_plan)
     from livegen.session.replay import trim_to_recording
 
     def warn(text: str) -> None:
@@ -111,7 +111,8 @@ def run(args) -> int:
     if header.get("mix") == "voices":
         warn("this log was played with each voice inverted separately (mix 'voices'), which is gone; its voices "
              "render as one summed stream, so the render will differ from the recording")
-    feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, log_path=args.events)
+    feed = input_feed(args.input, header, model_rate=loaded.config.sample_rate, hop=loaded.config.hop,
+                      log_path=args.events)
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
     read = args.read or header.get("read", "window")
@@ -134,6 +135,8 @@ def run(args) -> int:
     y, engine = render_log(engine, events, seconds=seconds + skip / samplerate, rebuild=rebuild, log_path=args.events,
                            warn=warn, listener=applied.append if args.log else None)
     y = trim_to_recording(y, skip)
+    if "start_sample" not in header:  # an event file: end as a stopped performance does, not on a click
+        fade_end(y, engine.chain.fade_samples)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     if args.log:
         write_events(args.log, applied, header=render_header(engine, loaded, samplerate=samplerate, seconds=seconds))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from livegen.data.files import check_output_folder
-from livegen.errors import ParameterError, ranged
+from livegen.errors import ParameterError, ranged, seed_type
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "kind = \"continuation\" trains the continuation model instead)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     parser.add_argument("--steps", type=ranged(int, 1), default=None, help="total steps (overrides the config)")
-    parser.add_argument("--seed", type=ranged(int, 0), default=None, help="random seed (overrides the config)")
+    parser.add_argument("--seed", type=seed_type(), default=None, help="random seed (overrides the config)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--cache", default=None, help="feature cache folder (default: the user cache, livegen/features)")
     parser.add_argument("--threads", type=ranged(int, 1, 256), default=None, help="torch CPU threads")

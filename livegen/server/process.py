@@ -32,6 +32,7 @@ from livegen.audio.devices import INPUT_HINT, find_output_device, quiet_stderr, 
 from livegen.audio.input import JACK_CLIENT, LiveInput, end_portaudio, jack_ports, set_jack_client_name
 from livegen.audio.jackstream import JackStream
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
+from livegen.console import say
 from livegen.engine.events import Event, check_events, read_events
 from livegen.engine.input import FileFeed, InputSource, with_input_defaults
 from livegen.engine.setup import pick_device
@@ -385,7 +386,7 @@ def describe(engine) -> dict:
 
 
 def _log(text: str) -> None:
-    print(f"livegen sound server: {text}", file=sys.stderr, flush=True)
+    say(f"livegen sound server: {text}")
 
 
 def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spec: dict, conn) -> None:
@@ -393,7 +394,8 @@ def serve(block_name: str, n_params_max: int, ring_rate: int, options: dict, spe
     the device settings, `spec` the engine's (see `build_engine`)."""
     # No PR_SET_PDEATHSIG: it fires when the *thread* that started this process ends (a model
     # switch starts it from a worker thread); the housekeeping loop watches the parent instead.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client decides when to stop
+    for signum in (signal.SIGINT, signal.SIGHUP):  # the client decides when to stop: a Ctrl-C or a
+        signal.signal(signum, signal.SIG_IGN)       # closed terminal reaches the whole process group
     shared = SharedBlock(n_params=n_params_max, samplerate=ring_rate, name=block_name)
     try:
         set_jack_client_name()  # before any stream: its ports are named after it

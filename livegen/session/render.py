@@ -119,6 +119,17 @@ def render_log(engine, events, *, seconds: float, rebuild, log_path=None, warn=N
     return out, engine
 
 
+def fade_end(y: np.ndarray, samples: int) -> np.ndarray:
+    """Fade the last `samples` of a render to silence in place, with the ramp the live stop fade
+    (`OutputChain.fade_out`) plays: a file that stopped on a sounding drone or chord would click.
+    A session log's render is left as it is, since it must match the take recorded live, which
+    ends on the last block heard before the stop (`SessionControl._on_block`)."""
+    n = min(int(samples), len(y))
+    if n > 0:
+        y[len(y) - n:] *= np.clip(1.0 - np.arange(1, n + 1) / samples, 0.0, 1.0).astype(y.dtype)
+    return y
+
+
 def check_weights(header: dict, model_path) -> None:
     """Warn when the model's weights are not the ones the session log was played with."""
     expected = header.get("weights_sha256")
@@ -131,15 +142,24 @@ def check_weights(header: dict, model_path) -> None:
               "(give that model with --model)", file=sys.stderr)
 
 
-def input_feed(path, header: dict, *, model_rate: int, log_path=None):
+def input_feed(path, header: dict, *, model_rate: int, hop: int, log_path=None):
     """The input a render plays: the file given (`--input`), else the one the log's header names
-    (its sha256 checked), else None."""
-    if path:
-        return FileFeed(path, model_rate=model_rate)
+    (its sha256 checked), else None. One shorter than a hop is refused: the voice it plays would
+    never sound, and the render would say nothing of it."""
     fields = header.get("input")
-    if fields:
-        return feed_from_header(fields, model_rate=model_rate, log_path=log_path)
-    return None
+    if path:
+        feed = FileFeed(path, model_rate=model_rate)
+    elif fields:
+        feed = feed_from_header(fields, model_rate=model_rate, log_path=log_path)
+    else:
+        return None
+    if len(feed.samples) < hop:
+        seconds = len(feed.samples) / model_rate
+        raise ParameterError(f"input file {feed.path} is {1000 * seconds:.2f} ms long ({round(seconds * feed.source_samplerate)} "
+                             f"samples at {feed.source_samplerate} Hz), shorter than one hop of the model ({hop} "
+                             f"samples at {model_rate} Hz, {1000 * hop / model_rate:.2f} ms): give an input at least "
+                             "that long")
+    return feed
 
 
 def render_header(engine, loaded, *, samplerate: int, seconds: float) -> dict:
