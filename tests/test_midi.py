@@ -136,6 +136,39 @@ def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, 
         midi_input_from_args(target, parser.parse_args(["--midi-map", str(tmp_path / "missing.toml")]))
 
 
+def test_a_controller_unplugged_mid_note_lets_its_notes_and_pedal_go(jack_server, rtmidi_jack, target, tmp_path):
+    """No note-off can come from a keyboard whose cable was pulled: the notes it held and its
+    sustain pedal are released when its port goes away (they sounded on for good), and only its
+    own: a note another controller holds sounds on."""
+    rtmidi = rtmidi_jack
+    (tmp_path / "none.toml").write_text("")
+    midi = MidiInput(target, connect=["keys"], map_path=tmp_path / "none.toml", api=rtmidi.API_UNIX_JACK,
+                     poll_interval=0.2, save_learned=False)
+    midi.start()
+    hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
+    other = open_out(rtmidi, "other")
+    try:
+        hw.open_virtual_port("Stage Keys")
+        assert wait_for_port(midi, "keys")
+        hw.send_message([0xB0, 64, 127])  # pedal down
+        hw.send_message([0x90, 60, 100])
+        hw.send_message([0x91, 64, 90])
+        other.send_message([0x90, 67, 80])  # through the virtual port: stays plugged
+        assert target.wait_for(lambda: sum(e.type == "note_on" for e in target.applied) == 3)
+        assert target.params.get("sustain") == 1
+        hw.close_port()  # unplugged, keys and pedal still down
+        wait_for(lambda: midi.connections["keys"] is None, 5, "the unplugged keyboard to be let go")
+        assert target.wait_for(lambda: target.params.get("sustain") == 0
+                               and {e.pitch for e in target.applied if e.type == "note_off"} == {60.0, 64.0})
+        released = [e for e in target.applied if e.type == "note_off"]
+        assert all(e.source == "midi:hw:Stage Keys" for e in released), released
+        assert 67.0 not in {e.pitch for e in released}
+    finally:
+        hw.delete()
+        other.close_port()
+        midi.stop()
+
+
 def test_osc_learn_arms_midi_and_reports_the_control(jack_server, rtmidi_jack, target, tmp_path):
     from pythonosc.udp_client import SimpleUDPClient
 

@@ -281,6 +281,8 @@ class MidiMapper:
         self._states = [_ChannelState() for _ in range(16)]
         self._posted: dict[str, tuple[float, float]] = {}
         self._held: dict[tuple[str, int], set[int]] = {}
+        self._pedal_down: set[str] = set()
+        """The sources whose sustain pedal (CC 64, built in) is down."""
         self.ignored = 0
         self.zones: dict[str, int] = {}
         """MPE zones: {"lower": members, "upper": members}; set with `set_zone`."""
@@ -347,6 +349,19 @@ class MidiMapper:
         for src, channel in keys:
             voice = self._base(src) + channel if channel in members else None
             events += [note_off(float(p), voice=voice, source=src) for p in sorted(self._held.pop((src, channel), ()))]
+        return events
+
+    def release(self, source: str) -> list[Event]:
+        """`source` went away (a controller unplugged mid-note): no note-off will come from it, so
+        the notes it held are let go and its sustain pedal let up (unless another one holds it
+        down), as if its keys and pedal had been released."""
+        events = self._let_go([key for key in self._held if key[0] == source], self._members)
+        if source in self._pedal_down:
+            self._pedal_down.discard(source)
+            if not self._pedal_down:
+                events += self._set("sustain", 0.0)
+        for event in events:
+            event.source = event.source or source
         return events
 
     def _base(self, source: str) -> int:
@@ -506,7 +521,10 @@ class MidiMapper:
                 self._states[ch - 1].selected = None
             if channel in self._members:
                 return self._rest(self._base(source), channels, zone=source)
-            sustain = self._set("sustain", 0.0) if self._builtin_sustain(channel) else []
+            sustain = []
+            if self._builtin_sustain(channel):
+                self._pedal_down.discard(source)
+                sustain = self._set("sustain", 0.0)
             zone = self._manager_zone(channel)
             for name in ("y", "pressure"):
                 self._zone_values.pop((source, zone, name), None)
@@ -518,6 +536,10 @@ class MidiMapper:
             if self.armed is not None:
                 self._learn(cc=number, channel=channel)
                 return []
+            if value >= 64:
+                self._pedal_down.add(source)
+            else:
+                self._pedal_down.discard(source)
             return self._set("sustain", 1.0 if value >= 64 else 0.0)
         if number in NRPN_SELECT:
             if number == 99:

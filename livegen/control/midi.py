@@ -109,6 +109,8 @@ class MidiInput:
         self._virtual_in = None
         self._scanner = None
         self._lock = threading.Lock()
+        self._gone: list[str] = []
+        """Sources of ports that went away, for the worker to release what they held."""
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "MidiInput":
@@ -229,6 +231,9 @@ class MidiInput:
     def _worker_loop(self) -> None:
         post = self.target.post
         while not self._stop.is_set():
+            while self._gone:  # on this thread: the mapper is fed here alone
+                for event in self.mapper.release(self._gone.pop(0)):
+                    post(event)
             batch = self._drain()
             if not batch:
                 time.sleep(DRAIN_SECONDS)
@@ -269,6 +274,7 @@ class MidiInput:
                     if midi_in is not None:
                         self._forget(midi_in)
                         _close_port(midi_in)
+                    self._gone.append(f"midi:{port}")  # its held notes would sound on for good
                     self.connections[spec] = None
                 if self.connections[spec] is None:
                     index = _match(spec, ports)

@@ -242,6 +242,9 @@ def _preset_fields(event: Event, record: dict, where: str) -> None:
         if not isinstance(slots, list) or len(slots) < 2:
             raise ParameterError(f"{where}: field 'slots' is {slots!r}; give a list of at least 2 slots "
                                  f"0..{PRESET_SLOTS - 1} (or leave it out for every stored slot)")
+        if len(slots) > PRESET_SLOTS:
+            raise ParameterError(f"{where}: field 'slots' has {len(slots)} slots; a loop goes through at most "
+                                 f"{PRESET_SLOTS} (repeat the loop instead)")
         event.slots = tuple(_slot(slot, "slots", where) for slot in slots)
     if "values" in record:
         values = record["values"]

@@ -111,9 +111,7 @@ class VoiceBank:
         """Start a note (of voice id `voice`, playing with that id's controls); a key-down note of
         the same pitch and id retriggers (rings out through its release). Released notes of the
         id detach from it (see the module's docstring)."""
-        for slot in self.sounding_notes():
-            if self.key_down[slot] and self.pitch[slot] == pitch and self.vid[slot] == voice:
-                self._release(slot)
+        self._let_go(pitch, voice, sustain=False)
         if voice != NO_ID:
             _detach(voice, self.vid, self.active, self.key_down, self.smoothed, self.before)
         self.enforce_limit(limit - 1, hop_seconds=hop_seconds)
@@ -123,13 +121,11 @@ class VoiceBank:
 
     def note_off(self, pitch: float, *, sustain: bool, voice: int = NO_ID) -> None:
         """Let go of the key-down note of this pitch and voice id (the pedal may hold it)."""
-        for slot in self.sounding_notes():
-            if self.key_down[slot] and self.pitch[slot] == pitch and self.vid[slot] == voice:
-                self.key_down[slot] = False
-                if sustain:
-                    self.sustained[slot] = True
-                else:
-                    self._release(slot)
+        self._let_go(pitch, voice, sustain=sustain)
+
+    def _let_go(self, pitch: float, voice: int, *, sustain: bool) -> None:
+        _let_go(float(pitch), int(voice), bool(sustain), self.active, self.stolen, self.key_down, self.sustained,
+                self.t_off, self.pitch, self.vid)
 
     def control(self, voice: int, name: str, value: float) -> None:
         """Set voice id `voice`'s control `name` (one of `VOICE_CONTROLS`, clipped to its range)."""
@@ -137,21 +133,11 @@ class VoiceBank:
         self.controls[voice, _CONTROL_INDEX[name]] = min(max(float(value), low), high)
 
     def pedal_up(self) -> None:
-        for slot in np.flatnonzero(self.sustained):
-            self.sustained[slot] = False
-            self._release(slot)
+        _pedal_up(self.sustained, self.key_down, self.t_off)
 
     def enforce_limit(self, limit: int, *, hop_seconds: float) -> None:
         """Steal the oldest voices (released ones first) until at most `limit` remain."""
-        notes = self.sounding_notes()
-        excess = len(notes) - max(limit, 0)
-        if excess <= 0:
-            return
-        released = self.t_off[notes] >= 0
-        ranked = notes[np.lexsort((self.order[notes], ~released))]
-        for slot in ranked[:excess]:
-            self.stolen[slot] = True
-            self.steals += 1
+        self.steals += _steal(int(limit), self.active, self.stolen, self.t_off, self.order)
 
     # ----------------------------------------------------------------- drone
     def drone_on(self, pitch: float, velocity: float) -> None:
@@ -201,23 +187,16 @@ class VoiceBank:
 
     # ----------------------------------------------------------------- internals
     def _free_slot(self) -> int:
-        free = np.flatnonzero(~self.active[1:]) + 1
-        if len(free):
-            return int(free[0])
-        # Every slot is busy (many steals in a row): drop the most faded stolen voice.
-        candidates = np.flatnonzero(self.stolen)
-        if not len(candidates):
-            candidates = np.arange(1, self.size)
-        slot = int(candidates[np.argmin(self.fade[candidates] * 1e9 + self.order[candidates])])
-        self._free(slot)
+        slot = _free_slot(self.active, self.stolen, self.fade, self.order)
+        if self.active[slot]:  # every slot was busy (many steals in a row): the most faded stolen voice
+            self._free(slot)
         return slot
 
     def _start(self, slot: int, pitch: float, velocity: float, voice: int = NO_ID) -> None:
         self._counter += 1
         self.vid[slot] = voice
         # An MPE keyboard sets a channel's controls just before its note: it starts there.
-        self.smoothed[slot] = self.controls[voice] if voice != NO_ID else 0.0
-        self.before[slot] = self.smoothed[slot]
+        _start_controls(slot, voice, self.controls, self.smoothed, self.before)
         self.active[slot] = True
         self.pitch[slot] = pitch
         self.velocity[slot] = velocity
@@ -315,6 +294,86 @@ def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls
         out_t_off[j] = t_off[s]
         out_gains[j] = fade[s] * duck if s == DRONE else fade[s]
     return moved
+
+
+# Event bookkeeping below runs on the audio path (the callback applies events at lead 0): loops
+# over the slot arrays, no temporary arrays (`livegen bench alloc`).
+@numba.njit(cache=True, nogil=True)
+def _let_go(pitch, voice, sustain, active, stolen, key_down, sustained, t_off, pitches, vid):
+    """The key-down sounding notes of `pitch` and id `voice` let go: released, or held by the
+    pedal (`sustain`)."""
+    for s in range(1, len(active)):
+        if active[s] and not stolen[s] and key_down[s] and pitches[s] == pitch and vid[s] == voice:
+            key_down[s] = False
+            if sustain:
+                sustained[s] = True
+            elif t_off[s] < 0:
+                t_off[s] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _pedal_up(sustained, key_down, t_off):
+    """The notes the pedal held are released."""
+    for s in range(len(sustained)):
+        if sustained[s]:
+            sustained[s] = False
+            key_down[s] = False
+            if t_off[s] < 0:
+                t_off[s] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _steal(limit, active, stolen, t_off, order):
+    """Mark the oldest sounding notes stolen (released ones first) until at most `limit` sound;
+    returns how many."""
+    sounding = 0
+    for s in range(1, len(active)):
+        if active[s] and not stolen[s]:
+            sounding += 1
+    excess = sounding - max(limit, 0)
+    for k in range(max(excess, 0)):
+        best = -1
+        for s in range(1, len(active)):
+            if active[s] and not stolen[s]:
+                if best < 0:
+                    best = s
+                else:
+                    held, best_held = int(t_off[s] < 0), int(t_off[best] < 0)
+                    if held < best_held or (held == best_held and order[s] < order[best]):
+                        best = s
+        stolen[best] = True
+    return max(excess, 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _free_slot(active, stolen, fade, order):
+    """The first free note slot; when none is free, the most faded stolen one (any note slot when
+    none is stolen), which the caller frees."""
+    for s in range(1, len(active)):
+        if not active[s]:
+            return s
+    any_stolen = False
+    for s in range(len(stolen)):
+        if stolen[s]:
+            any_stolen = True
+            break
+    best, best_key = -1, np.inf
+    for s in range(0 if any_stolen else 1, len(active)):
+        if any_stolen and not stolen[s]:
+            continue
+        key = fade[s] * 1e9 + order[s]
+        if key < best_key:
+            best, best_key = s, key
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _start_controls(slot, voice, controls, smoothed, before):
+    """A starting slot plays id `voice`'s controls as they stand (none: zeros)."""
+    for k in range(smoothed.shape[1]):
+        value = controls[voice, k] if voice != NO_ID else 0.0
+        smoothed[slot, k] = value
+        before[slot, k] = value
 
 
 @numba.njit(cache=True, nogil=True)
