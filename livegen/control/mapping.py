@@ -353,12 +353,12 @@ class MidiMapper:
         return events
 
     def _cut(self, source: str, channels: list[int]) -> list[Event]:
-        """All Sound Off on `channels` of `source`: a `sound_off` for each member's voice, and one
-        for the notes without an id when a channel outside the zones is among them (the engine
-        knows no channels: plain notes of every channel are one pool, as their note-offs are)."""
-        events = []
+        """All Sound Off on `channels` of `source`: note-offs for their held notes (what OSC
+        subscribers and the carry follow), then a `sound_off` for each member's voice, and one for
+        the notes without an id when a channel outside the zones is among them (the engine knows
+        no channels: plain notes of every channel are one pool, as their note-offs are)."""
+        events = self._let_go([(source, channel) for channel in channels], self._members)
         for channel in channels:
-            self._held.pop((source, channel), None)
             events.append(sound_off(voice=self._base(source) + channel if channel in self._members else None))
         return events
 
