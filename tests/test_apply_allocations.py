@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livegen.bench.alloc import EVENT_KINDS, NumpyAllocations, apply_kind, server_engine
+from livegen.bench.alloc import EVENT_KINDS, NumpyAllocations, apply_kind, seed_kind, server_engine
+from livegen.continuation.io import default_continuation_path
 from livegen.engine.events import Event
 
 
@@ -35,6 +36,17 @@ def test_the_counter_sees_temporaries_and_not_views():
 
 @pytest.mark.parametrize("label, make", EVENT_KINDS, ids=[label for label, _ in EVENT_KINDS])
 def test_applying_an_event_makes_no_numpy_array(engine, label, make):
+    _check_no_arrays(engine, label, make)
+
+
+def test_a_seed_event_makes_no_numpy_array(tmp_path):
+    """A continuation model's seed event (its file prepared off the audio path) only hands the
+    prepared frames over."""
+    engine = server_engine(default_continuation_path())
+    _check_no_arrays(engine, *seed_kind(engine, tmp_path))
+
+
+def _check_no_arrays(engine, label, make):
     counter = NumpyAllocations()
     for i in range(6):  # the first applications may compile or grow what they keep
         apply_kind(engine, make, i)

@@ -3,8 +3,8 @@
 At lead 0 the sound server applies events inside the JACK callback (`livegen.server.process`),
 so an event's cost there is the engine's `_apply` plus the server's listener, which encodes the
 applied event for the client (`livegen.server.wire.encode_applied`). For each event kind, on a
-warmed engine of the default model, this applies the event many times (a hop rendered between
-applications, not counted) and prints per event:
+warmed engine of the default model (the continuation model for a `seed` event), this applies
+the event many times (a hop rendered between applications, not counted) and prints per event:
 
 - numpy arrays allocated and their bytes, counted by a numpy memory handler that sees every
   array's data buffer (temporaries too, which a tracemalloc snapshot misses), and the lines
@@ -20,15 +20,19 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import dataclasses
 import ctypes
 import re
 import sys
+import tempfile
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import soundfile
 from numpy._core import _multiarray_umath
 
+from livegen.continuation.io import default_continuation_path
 from livegen.engine.events import Event
 from livegen.errors import ranged
 from livegen.server import factory
@@ -215,6 +219,9 @@ EVENT_KINDS = (
     ("preset morph, resumed", lambda i: ((), _preset("morph", slot=1, seconds=1.0, extra={"resume": {
         "rows": {"x": [0.2, 0.8], "gain": [-12.0, -6.0]}, "span": 48000, "elapsed": 100 * i}}))),
     ("record", lambda i: ((), Event("record", value=float(i % 2)))),
+    ("sound_off, voice id", lambda i: ((Event("note_on", pitch=82, velocity=100, voice=21),
+                                        Event("note_on", pitch=84, velocity=100, voice=21)), Event("sound_off", voice=21))),
+    ("sound_off, plain notes", lambda i: ((Event("note_on", pitch=83, velocity=100),), Event("sound_off"))),
 )
 """Every kind of event the spectral engine applies, with what it needs in place to do its work."""
 
@@ -237,16 +244,27 @@ def _made(make, i: int):
     return first, event
 
 
-def server_engine():
-    """An engine of the default model, warmed, with the sound server's listener (the applied
-    event encoded for the client, as the JACK callback does at lead 0)."""
-    loaded = factory.load(None, log=lambda text: None)
+def server_engine(model=None):
+    """An engine of `model` (None: the default one), warmed, with the sound server's listener (the
+    applied event encoded for the client, as the audio callback does at lead 0)."""
+    loaded = factory.load(model, log=lambda text: None)
     engine = loaded.engine(samplerate=48000, seed=0)
     engine.add_listener(encode_applied)
     for event in setup_events():
         engine._apply(event)
     engine.render(0.2)
     return engine
+
+
+def seed_kind(engine, folder) -> tuple:
+    """The `EVENT_KINDS` entry of a continuation engine's `seed` event: a second of a chord
+    written to `folder` and prepared (off the audio path, as `Engine.submit` does), then applied."""
+    rate = engine.config.sample_rate
+    t = np.arange(rate) / rate
+    path = Path(folder) / "seed.wav"
+    soundfile.write(path, sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)), rate)
+    prepared = engine.prepare(Event("seed", extra={"path": str(path)}), warn=lambda text: None)
+    return ("seed (continuation)", lambda i: ((), dataclasses.replace(prepared, extra=dict(prepared.extra))))
 
 
 def _measure(engine, make, n: int, warm: int) -> dict:
@@ -299,10 +317,13 @@ def main(argv=None) -> int:
     print("| event | numpy arrays | numpy bytes | Python peak bytes | Python blocks held | allocated at |")
     print("|---|---:|---:|---:|---:|---|")
     engine = server_engine()
-    for label, make in EVENT_KINDS:
-        r = _measure(engine, make, args.count, args.warm)
-        where = ", ".join(f"{place} ({count / args.count:g})" for place, count in r["where"].most_common(4))
-        print(f"| {label} | {r['arrays']:.2f} | {r['bytes']:.0f} | {r['peak']:.0f} | {r['held']:.2f} | {where} |")
+    with tempfile.TemporaryDirectory() as folder:
+        continuation = server_engine(default_continuation_path())
+        kinds = [(engine, kind) for kind in EVENT_KINDS] + [(continuation, seed_kind(continuation, folder))]
+        for on, (label, make) in kinds:
+            r = _measure(on, make, args.count, args.warm)
+            where = ", ".join(f"{place} ({count / args.count:g})" for place, count in r["where"].most_common(4))
+            print(f"| {label} | {r['arrays']:.2f} | {r['bytes']:.0f} | {r['peak']:.0f} | {r['held']:.2f} | {where} |")
     base = _baseline(engine, args.count)
     where = ", ".join(f"{place} ({count / args.count:g})" for place, count in base["where"].most_common(4))
     print(f"\nbaseline: one hop with no event (4 notes held): {base['arrays']:.2f} numpy arrays, "
