@@ -242,12 +242,13 @@ def _made(make, i: int):
     return first, event
 
 
-def server_engine(model=None):
+def server_engine(model=None, *, wire: bool = True):
     """An engine of `model` (None: the default one), warmed, with the sound server's listener (the
-    applied event encoded for the client, as the audio callback does at lead 0)."""
+    applied event encoded for the client, as the audio callback does at lead 0) unless not `wire`."""
     loaded = factory.load(model, log=lambda text: None)
     engine = loaded.engine(samplerate=48000, seed=0)
-    engine.add_listener(encode_applied)
+    if wire:
+        engine.add_listener(encode_applied)
     for event in setup_events():
         engine._apply(event)
     engine.render(0.2)
@@ -312,18 +313,21 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=ranged(int, 1), default=200, help="applications counted per event kind")
     parser.add_argument("--warm", type=ranged(int, 0), default=20, help="applications first, not counted")
+    parser.add_argument("--no-wire", action="store_true",
+                        help="the engine's apply alone, without the server's encoding of the applied event")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     print(f"numpy {np.__version__}; per event, over {args.count} applications after {args.warm} not counted; "
-          "the engine's apply and the server's encoding of the applied event")
+          + ("the engine's apply alone" if args.no_wire else
+             "the engine's apply and the server's encoding of the applied event"))
     print()
     print("| event | numpy arrays | numpy bytes | Python peak bytes | arrays allocated at |")
     print("|---|---:|---:|---:|---|")
-    engine = server_engine()
+    engine = server_engine(wire=not args.no_wire)
     with tempfile.TemporaryDirectory() as folder:
-        continuation = server_engine(default_continuation_path())
+        continuation = server_engine(default_continuation_path(), wire=not args.no_wire)
         kinds = [(engine, kind) for kind in EVENT_KINDS] + [(continuation, seed_kind(continuation, folder))]
         for on, (label, make) in kinds:
             r = _measure(on, make, args.count, args.warm)
