@@ -220,6 +220,9 @@ EVENT_KINDS = (
     ("preset morph, resumed", lambda i: ((), _preset("morph", slot=1, seconds=1.0, extra={"resume": {
         "rows": {"x": [0.2, 0.8], "gain": [-12.0, -6.0]}, "span": 48000, "elapsed": 100 * i}}))),
     ("record", lambda i: ((), Event("record", value=float(i % 2)))),
+    ("sound_off, voice id", lambda i: ((Event("note_on", pitch=82, velocity=100, voice=21),
+                                        Event("note_on", pitch=84, velocity=100, voice=21)), Event("sound_off", voice=21))),
+    ("sound_off, plain notes", lambda i: ((Event("note_on", pitch=83, velocity=100),), Event("sound_off"))),
 )
 """Every kind of event the spectral engine applies, with what it needs in place to do its work."""
 

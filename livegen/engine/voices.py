@@ -39,6 +39,11 @@ DRONE_RETURN_SECONDS = 0.6
 STEAL_SECONDS = 0.02
 """A stolen voice fades out over this long instead of stopping (no click)."""
 
+CUT_SECONDS = 0.005
+"""A cut voice's gain falls to 0 over this long (`sound_off`): within the hop it is cut at, so
+its frames stop at once, and the synthesis window's overlap fades what it already played out
+without a click."""
+
 CONTROL_SECONDS = 0.015
 """Time constant (one-pole) of a voice's x, y and pressure following its id's values: an MPE
 stream's steps (a controller's 7-bit CC74, a few per hop) do not zipper; bend follows at once."""
@@ -75,6 +80,10 @@ class VoiceBank:
         self.noise = np.zeros((n, noise_dim), dtype=np.float32)
         self.vid = np.full(n, NO_ID, dtype=np.int64)
         """Each slot's voice id (`NO_ID`: none)."""
+        self.owner = np.full(n, NO_ID, dtype=np.int64)
+        """The voice id each slot's note started with (kept when it detaches): what `sound_off` cuts."""
+        self.cut = np.zeros(n, dtype=bool)
+        """Slots fading out over `CUT_SECONDS` (`sound_off`) rather than a steal's `STEAL_SECONDS`."""
         self.controls = np.zeros((VOICE_IDS, len(VOICE_CONTROLS)))
         """Each voice id's controls as last set, in `VOICE_CONTROLS` order (bend, x, y, pressure)."""
         self.smoothed = np.zeros((n, len(VOICE_CONTROLS)))
@@ -127,6 +136,17 @@ class VoiceBank:
         _let_go(float(pitch), int(voice), bool(sustain), self.active, self.stolen, self.key_down, self.sustained,
                 self.t_off, self.pitch, self.vid)
 
+    def sound_off(self, voice: int = NO_ID, *, hop_seconds: float) -> None:
+        """Cut every note that started with voice id `voice` (`NO_ID`: every note without one),
+        held, pedal-held or releasing: each fades out over `CUT_SECONDS`, from this hop on."""
+        for slot in range(1, self.size):
+            if self.active[slot] and self.owner[slot] == voice:
+                self.key_down[slot] = False
+                self.sustained[slot] = False
+                self.stolen[slot] = True
+                self.cut[slot] = True
+                self.fade[slot] = max(self.fade[slot] - hop_seconds / CUT_SECONDS, 0.0)
+
     def control(self, voice: int, name: str, value: float) -> None:
         """Set voice id `voice`'s control `name` (one of `VOICE_CONTROLS`, clipped to its range)."""
         low, high = VOICE_CONTROLS[name]
@@ -160,7 +180,8 @@ class VoiceBank:
         """
         done = self._done
         count = _advance(slots, self._no_peaks if peaks is None else peaks, peaks is not None, float(hop_seconds),
-                         self.t_on, self.t_off, self.stolen, self.fade, done, self.key_down, self.sustained, self.duck)
+                         self.t_on, self.t_off, self.stolen, self.cut, self.fade, done, self.key_down, self.sustained,
+                         self.duck)
         for i in range(count):
             self._free(int(done[i]))
 
@@ -195,6 +216,7 @@ class VoiceBank:
     def _start(self, slot: int, pitch: float, velocity: float, voice: int = NO_ID) -> None:
         self._counter += 1
         self.vid[slot] = voice
+        self.owner[slot] = voice
         # An MPE keyboard sets a channel's controls just before its note: it starts there.
         _start_controls(slot, voice, self.controls, self.smoothed, self.before)
         self.active[slot] = True
@@ -205,6 +227,7 @@ class VoiceBank:
         self.key_down[slot] = slot != DRONE
         self.sustained[slot] = False
         self.stolen[slot] = False
+        self.cut[slot] = False
         self.fade[slot] = 1.0
         self.order[slot] = self._counter
         self.started.append(slot)
@@ -219,9 +242,11 @@ class VoiceBank:
         self.key_down[slot] = False
         self.sustained[slot] = False
         self.stolen[slot] = False
+        self.cut[slot] = False
         self.fade[slot] = 1.0
         self.t_off[slot] = -1.0
         self.vid[slot] = NO_ID
+        self.owner[slot] = NO_ID
 
 
 _CONTROL_INDEX = {name: i for i, name in enumerate(VOICE_CONTROLS)}
@@ -229,10 +254,11 @@ _BEND, _X, _Y, _PRESSURE = (_CONTROL_INDEX[name] for name in ("bend", "x", "y", 
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, done, key_down, sustained, duck):
+def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fade, done, key_down, sustained, duck):
     """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count.
     Moves the drone's `duck[0]` towards 0 while any note is held, else towards 1."""
     step = hop_seconds / STEAL_SECONDS
+    cut_step = hop_seconds / CUT_SECONDS
     notes = False
     for s in range(1, len(key_down)):
         if (key_down[s] or sustained[s]) and not stolen[s]:
@@ -250,7 +276,7 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, do
             t_off[s] += hop_seconds
         finished = False
         if stolen[s]:
-            fade[s] = max(fade[s] - step, 0.0)
+            fade[s] = max(fade[s] - (cut_step if cut[s] else step), 0.0)
             finished = fade[s] <= 0.0
         if use_peaks and (t_off[s] > RELEASE_MAX_SECONDS or (t_off[s] > 2 * hop_seconds and peaks[j] < SILENCE)):
             finished = True
