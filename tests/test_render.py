@@ -57,6 +57,21 @@ def test_a_render_that_stops_on_a_sounding_chord_ends_without_a_click(tmp_path):
     assert np.array_equal(sf.read(tmp_path / "again.wav", dtype="float64")[0], y)
 
 
+def test_a_released_note_ends_in_digital_silence(tmp_path):
+    """A loud high note's release settles on the model's noise floor (-65 dBFS RMS, held until the
+    4 s release limit before); the voice fades out once it is 60 dB under its loudest, and the
+    take is silent 1.5 s after the note-off."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"t": 0.0, "type": "param", "name": "drone", "value": 0}\n'
+                      '{"t": 0.1, "type": "note_on", "pitch": 108, "velocity": 127}\n'
+                      '{"t": 0.7, "type": "note_off", "pitch": 108}\n')
+    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", "3")
+    assert result.returncode == 0, result.stderr
+    y, sr = sf.read(tmp_path / "out.wav", dtype="float64")
+    assert np.abs(y[int(0.3 * sr):int(0.6 * sr)]).max() > 0.05
+    assert np.abs(y[int(2.2 * sr):]).max() < 1e-6  # -120 dBFS
+
+
 def test_bad_event_file_names_file_line_and_field(tmp_path):
     events = tmp_path / "bad.jsonl"
     events.write_text('{"t": 0, "type": "param", "name": "x", "value": 0.3}\n'
