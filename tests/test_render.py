@@ -72,6 +72,22 @@ def test_a_released_note_ends_in_digital_silence(tmp_path):
     assert np.abs(y[int(2.2 * sr):]).max() < 1e-6  # -120 dBFS
 
 
+def test_silence_after_a_note_holds_no_subnormal_samples(tmp_path):
+    """After a second of silence the DC blocker's decaying tail passed through float32's subnormal
+    range into the file (which slows whatever processes it next); now it ends in exact zeros."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"t": 0.0, "type": "param", "name": "drone", "value": 0}\n'
+                      '{"t": 0.1, "type": "note_on", "pitch": 60, "velocity": 100}\n'
+                      '{"t": 0.4, "type": "note_off", "pitch": 60}\n')
+    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", "3.5")
+    assert result.returncode == 0, result.stderr
+    y, sr = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert np.abs(y).max() > 0.05 and np.isfinite(y).all()
+    subnormal = (y != 0) & (np.abs(y) < np.finfo(np.float32).tiny)
+    assert not subnormal.any(), np.flatnonzero(subnormal)[:5] / sr
+    assert not y[int(3.0 * sr):].any()
+
+
 def test_bad_event_file_names_file_line_and_field(tmp_path):
     events = tmp_path / "bad.jsonl"
     events.write_text('{"t": 0, "type": "param", "name": "x", "value": 0.3}\n'
