@@ -214,3 +214,29 @@ def test_input_file_shorter_than_a_hop_is_refused_with_its_length(tmp_path):
     assert_refused(livegen("render", "--input", tiny, "-o", tmp_path / "x.wav"),
                    f"input file {tiny} is 0.17 ms long (8 samples at 48000 Hz)", "shorter than one hop")
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_killed_take_renders_as_its_wav_and_its_log_gives_back_the_lost_tail(tmp_path):
+    """`kill -9` (or a power cut) leaves the WAV's header up to half a second behind the log, which
+    is flushed line by line. `livegen render LOG` renders what the WAV holds, sample for sample,
+    and says the log goes on, with the --seconds that renders all of it: a render that starts
+    with the WAV and holds the tail its header lost."""
+    header = ('{"type": "header", "samplerate": 48000, "channels": 1, "subtype": "FLOAT", "wav": "take.wav", '
+              '"model": "random", "model_dir": null, "seed": 0, "start_sample": 0}\n')
+    log = tmp_path / "take.jsonl"
+    log.write_text(header + '{"t": 0.5, "type": "note_on", "pitch": 60, "velocity": 100, "sample": 24000}\n'
+                            '{"t": 1.25, "type": "note_on", "pitch": 67, "velocity": 90, "sample": 60000}\n')
+    heard = tmp_path / "heard.wav"  # what the performer heard: the log rendered on past the kill
+    result = render(str(log), "-o", str(heard), "--seconds", "1.5")
+    assert result.returncode == 0, result.stderr
+    y, _ = sf.read(heard, dtype="float32")
+    sf.write(tmp_path / "take.wav", y[:48000], 48000, subtype="FLOAT")  # the header had reached 1.0 s
+    result = render(str(log), "-o", str(tmp_path / "again.wav"))
+    assert result.returncode == 0, result.stderr
+    again, _ = sf.read(tmp_path / "again.wav", dtype="float32")
+    assert np.array_equal(again, y[:48000])
+    assert "goes on 0.25 s past the end of take.wav" in result.stderr and "--seconds 1.8" in result.stderr, result.stderr
+    result = render(str(log), "-o", str(tmp_path / "whole.wav"), "--seconds", "1.8")
+    assert result.returncode == 0, result.stderr
+    whole, _ = sf.read(tmp_path / "whole.wav", dtype="float32")
+    assert len(whole) == 86400 and np.array_equal(whole[:72000], y)

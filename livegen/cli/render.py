@@ -104,7 +104,8 @@ def run(args) -> int:
                              "model folder with --model")
     options = continuation_options(args, header, events, model_path, warn=warn)
     events = with_input_defaults(events) if args.input else events
-    events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
+    events, (samplerate, seed, lookahead, seconds), skip = render_plan(
+        args, header, events, note=lambda text: print(f"livegen render: {text}", file=sys.stderr))
     torch.set_num_threads(1)
     loaded = factory.load(model_path, device=pick_device(args.device), **options)
     check_weights(header, loaded.name)
