@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from contextlib import closing
 from functools import partial
 import socket
@@ -19,10 +20,13 @@ from helpers import free_udp_port, network_address, param_names, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.mdns import OSC_TYPE, OSCJSON_TYPE, Advertisement, service_infos
 from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
-from livegen.control.oscaddress import ADDRESSES
-from livegen.control.oscquery import MAX_CLIENTS, VOICES_LISTED, OscQueryServer, osc_type
+from livegen.control.oscaddress import ADDRESSES, PREFIX
+from livegen.control.oscquery import (MAX_CLIENTS, UNLISTED, VOICES_LISTED, OscQueryServer, _find, answer,
+                                      namespace, osc_type)
 from livegen.control.setup import Controls
 from livegen.engine.events import VOICE_CONTROLS
+from livegen.engine.input import input_param_specs
+from livegen.engine.params import ParamStore, engine_param_specs, latent_param_specs
 
 
 @pytest.fixture
@@ -75,28 +79,25 @@ def test_namespace_lists_every_table_address_and_parameter(target, server, lines
             paths = [entry.pattern]
         elif "<id>" in entry.pattern:
             paths = [entry.pattern.replace("<id>", str(voice)) for voice in (0, VOICES_LISTED - 1)]
-        elif "<i>" in entry.pattern:
-            paths = [entry.pattern.replace("<i>", str(i)) for i in range(8)]
-        elif entry.handler == "input":
-            paths = []  # no audio input on this engine: no settings to list
         else:
             paths = [entry.pattern.replace("<name>", name) for name in specs]
-        if entry.pattern == "/livegen/get/<name>":
-            assert not [path for path in listed if path.startswith("/livegen/get/")], "get nodes listed"
+        if entry.pattern in UNLISTED:  # other names of parameters listed under /livegen/param/, and get
+            assert not [path for path in listed if path.startswith(entry.prefix)], f"{entry.pattern} listed"
+            assert "CONTENTS" not in (_find(root, entry.prefix) or {}), entry.prefix  # no container of them
             continue
         for path in paths:
             assert path in listed, f"{path} ({entry.pattern}) missing from the namespace"
             assert listed[path].get("TYPE", "") == ("".join("i" if specs[path.rpartition("/")[2]].integer else "f")
                                                     if entry.handler == "param" else
-                                                    listed[path].get("TYPE", "") if entry.handler in ("xy", "latent")
+                                                    listed[path].get("TYPE", "") if entry.handler == "xy"
                                                     else osc_type(entry.args)), path
-    assert not any("/livegen/input/" in path for path in listed)
+    assert {f"{PREFIX}get/<name>", f"{PREFIX}z/<i>", f"{PREFIX}input/<name>"} <= UNLISTED
     getter = listed["/livegen/get"]  # a method (its name as a string), not a container of one query per parameter
     assert getter["TYPE"] == "s" and "CONTENTS" not in getter
+    assert once_each(listed, specs)
     for name, spec in specs.items():
-        if not (name[:1] == "z" and name[1:].isdigit() or name in ("x", "y")):  # also /livegen/z/<i>, /livegen/xy
-            assert [path for path in listed if path.rpartition("/")[2] == name  # a voice's own bend is another
-                    and not path.startswith("/livegen/voice/")] == [f"/livegen/param/{name}"], name
+        assert [path for path in listed if path.rpartition("/")[2] == name  # a voice's own bend is another
+                and not path.startswith("/livegen/voice/")] == [f"/livegen/param/{name}"], name
         node = listed[f"/livegen/param/{name}"]
         assert node["TYPE"] == ("i" if spec.integer else "f")
         assert node["RANGE"] == [{"MIN": spec.minimum, "MAX": spec.maximum}]
@@ -104,7 +105,7 @@ def test_namespace_lists_every_table_address_and_parameter(target, server, lines
         assert node.get("UNIT") == ([spec.unit] if spec.unit else None), name
         assert node["DESCRIPTION"] == spec.description
     assert listed["/livegen/param/gain"]["UNIT"] == ["dB"]
-    assert listed["/livegen/xy"]["TYPE"] == "ff" and listed["/livegen/z/7"]["RANGE"] == [{"MIN": -4.0, "MAX": 4.0}]
+    assert listed["/livegen/xy"]["TYPE"] == "ff" and listed["/livegen/param/z7"]["RANGE"] == [{"MIN": -4.0, "MAX": 4.0}]
     assert listed["/livegen/note"]["ACCESS"] == 2 and "VALUE" not in listed["/livegen/note"]
     bend = listed[f"/livegen/voice/{VOICES_LISTED - 1}/bend"]
     assert bend["RANGE"] == [{"MIN": VOICE_CONTROLS["bend"][0], "MAX": VOICE_CONTROLS["bend"][1]}]
@@ -127,6 +128,32 @@ def test_value_follows_osc_over_udp(target, server):
              "?VALUE of gain to follow the OSC message")
     wait_for(lambda: get(server.port, "/livegen/xy?VALUE")[2] == {"VALUE": [0.25, 0.75]}, 10, "?VALUE of xy")
     assert get(server.port, "/livegen/param/quality?RANGE")[2] == {"RANGE": [{"MIN": 0, "MAX": 16}]}
+    client.send_message("/livegen/z/3", 1.5)  # unlisted, still an address: the listed z3 follows it
+    wait_for(lambda: get(server.port, "/livegen/param/z3?VALUE")[2] == {"VALUE": [1.5]}, 10, "?VALUE of z3")
+    assert get(server.port, "/livegen/z/3")[0] == 404
+
+
+def once_each(listed: dict, specs: dict) -> bool:
+    """What an app browsing the tree shows (a control per node with a TYPE, named by its
+    DESCRIPTION): each parameter once, at /livegen/param/<name>; none of them a second time."""
+    shown = Counter(node.get("DESCRIPTION") for path, node in listed.items()
+                    if node.get("TYPE") and not path.startswith("/livegen/voice/"))
+    assert len({spec.description for spec in specs.values()}) == len(specs)  # a description names one
+    twice = {name: shown[spec.description] for name, spec in specs.items() if shown[spec.description] != 1}
+    assert not twice, twice
+    return {path for path in listed if path.startswith("/livegen/param/")} == {f"/livegen/param/{n}" for n in specs}
+
+
+def test_audio_input_settings_are_listed_once_under_param():
+    """With an audio input (`--input-device`) its settings are parameters `input_*`: listed at
+    /livegen/param/input_<name> alone, /livegen/input/<name> working over OSC only."""
+    params = ParamStore(engine_param_specs() + latent_param_specs(8) + input_param_specs())
+    root = namespace(params, dict)
+    listed = methods(root)
+    assert "/livegen/param/input_gain" in listed and _find(root, "/livegen/input") is None
+    assert once_each(listed, params.specs)
+    code, body = answer("/livegen/input/gain?VALUE", params=params, status=dict, osc_port=9000)
+    assert code == 404 and "GET / lists" in body["ERROR"]
 
 
 def test_host_info_names_the_udp_port(server):
@@ -375,7 +402,7 @@ def test_play_answers_oscquery_for_the_real_engine(live_play):
     listed = methods(root)
     names = param_names(play.client)
     latent = [name for name in names if name[:1] == "z" and name[1:].isdigit()]
-    assert latent and {f"/livegen/z/{name[1:]}" for name in latent} == {p for p in listed if p.startswith("/livegen/z/")}
+    assert latent and not [p for p in listed if p.startswith("/livegen/z/")]  # z<i> once, under /livegen/param/
     assert {f"/livegen/param/{name}" for name in names} == {p for p in listed if p.startswith("/livegen/param/")}
     assert listed["/livegen/model"]["ACCESS"] == 3 and listed["/livegen/model"]["VALUE"] == [play.status()["model"]]
     play.send("/livegen/param/glide", 1.25)

@@ -315,6 +315,8 @@ def test_the_per_block_morph_work_allocates_no_arrays(model):
     ('{"t": 1, "type": "preset", "action": "loop", "seconds": "fast"}', "field 'seconds' is 'fast'"),
     ('{"t": 1, "type": "preset", "action": "loop", "seconds": 1, "slots": [3]}', "at least 2 slots"),
     ('{"t": 1, "type": "preset", "action": "loop", "seconds": 1, "slots": [3, -1]}', "field 'slots' has slot -1"),
+    ('{"t": 1, "type": "preset", "action": "loop", "seconds": 1, "slots": [' + ", ".join(["0, 1"] * 65) + ']}',
+     "field 'slots' has 130 slots; a loop goes through at most 128"),
     ('{"t": 1, "type": "preset", "action": "morph", "slot": 1, "seconds": 1, "slots": [1, 2]}', "belongs to a preset loop"),
     ('{"t": 1, "type": "preset", "action": "glide", "slot": 1}', "store, recall, morph, loop"),
 ])
@@ -401,6 +403,7 @@ def test_osc_morph_and_loop_drive_the_engine(served):
     ("/livegen/preset/loop", [1.0, 4], "at least 2 slots"),
     ("/livegen/preset/loop", [1.0, 4, 130], "slot 130 must be a whole number 0..127"),
     ("/livegen/preset/loop", [float("inf")], "not finite"),
+    ("/livegen/preset/loop", [1.0] + [0, 1] * 65, "a loop goes through at most 128 slots, got 130"),
 ])
 def test_osc_bad_values_are_answered_with_an_error(served, address, args, message):
     engine, server = served

@@ -38,6 +38,21 @@ def test_render_writes_the_same_samples_twice_and_another_seed_differs(tmp_path)
     assert np.abs(outs[0]).max() > 1e-3 and np.abs(outs[0]).max() <= 10 ** (-0.3 / 20)
 
 
+def test_a_render_that_stops_on_a_sounding_chord_ends_without_a_click(tmp_path):
+    """The drone and a chord still sound when the file ends: its last samples fade to silence as
+    a stopped performance does, so no step larger than the take's own sample-to-sample changes."""
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(f'{{"t": 0.1, "type": "note_on", "pitch": {p}, "velocity": 110}}\n'
+                              for p in (48, 55, 64, 67)))
+    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", "0.8")
+    assert result.returncode == 0, result.stderr
+    y, sr = sf.read(tmp_path / "out.wav", dtype="float64")
+    steps = np.abs(np.diff(y))
+    assert np.abs(y[-int(0.05 * sr):-int(0.01 * sr)]).max() > 0.05  # still sounding 10 ms before the end
+    assert y[0] == 0.0 and y[-1] == 0.0
+    assert steps[-int(0.02 * sr):].max() <= np.percentile(steps, 99)
+
+
 def test_bad_event_file_names_file_line_and_field(tmp_path):
     events = tmp_path / "bad.jsonl"
     events.write_text('{"t": 0, "type": "param", "name": "x", "value": 0.3}\n'
@@ -96,7 +111,9 @@ def test_a_restart_marker_starts_a_fresh_engine_at_its_sample(tmp_path):
     fresh.samples_out = at
     fresh.schedule([Event("note_on", pitch=62, velocity=90, sample=at)])
     expected = np.concatenate([first.render(at / 48000), fresh.render((total - at) / 48000)])
-    assert np.array_equal(y, expected)
+    fade = fresh.chain.fade_samples  # no take's header (`start_sample`): the render ends with the stop fade
+    assert np.array_equal(y[:-fade], expected[:-fade])
+    assert np.array_equal(y[-fade:], expected[-fade:] * (1 - np.arange(1, fade + 1) / fade).astype(np.float32))
     first = loaded.engine(samplerate=48000, seed=2)
     first.schedule([Event("note_on", pitch=62, velocity=90, sample=0), Event("note_on", pitch=62, velocity=90, sample=at)])
     assert not np.array_equal(y[at:], first.render(total / 48000)[at:])  # one engine throughout is not it

@@ -189,20 +189,24 @@ Apps that find OSC devices by themselves read it and list every address of the t
 its type tags (`TYPE`), argument ranges (`RANGE`), current values (`VALUE`), `ACCESS` (3 for
 parameters, 2 for what only acts, 0 for queries), `DESCRIPTION`, `UNIT` (a parameter's unit) and
 `CLIPMODE` (`both` where out-of-range values are clamped): TouchOSC, TouchDesigner, Max (its
-OSCQuery package), Chataigne, Vezér, ossia score. One address is left out of the tree:
-`/livegen/get/<name>` (it works over OSC as the table says). A parameter's value is its node's
-`VALUE`, read over HTTP; a query node per parameter, with no type and no value, only listed every
-parameter a second time in the apps' browsers (Chataigne makes a control of each node by its
-`TYPE` and names it by its `DESCRIPTION`: these had no type and all one description) and made
-`/livegen/get` a container rather than the method that takes a name.
+OSCQuery package), Chataigne, Vezér, ossia score. Three addresses are left out of the tree, and
+work over OSC as the table says: `/livegen/z/<i>` and `/livegen/input/<name>`, other names of the
+parameters `z<i>` and `input_<name>`, which the tree lists once, under `/livegen/param/` (listed
+twice, each of them showed as two controls in the apps' browsers), and `/livegen/get/<name>`. A
+parameter's value is its node's `VALUE`, read over HTTP; a query node per parameter, with no type
+and no value, only listed every parameter a second time in the apps' browsers (Chataigne makes a
+control of each node by its `TYPE` and names it by its `DESCRIPTION`: these had no type and all
+one description) and made `/livegen/get` a container rather than the method that takes a name.
 
 - `GET /` is the whole namespace, `GET /livegen/param` a part of it, `GET /livegen/param/gain?VALUE`
   one attribute (`{"VALUE": [-6.0]}`), `GET /?HOST_INFO` names `livegen`, `OSC_PORT` (P),
   `OSC_TRANSPORT` `UDP`, `OSC_IP` and the attributes supported (`EXTENSIONS`). There is no
   WebSocket, so no `LISTEN`: subscribe over OSC (`/livegen/subscribe`) for values as they change.
-- Every parameter is `/livegen/param/<name>` (integer ones have type `i`), the latent offsets
-  `/livegen/z/0` .. `/livegen/z/<latent size - 1>` of the model playing, the audio input's
-  settings `/livegen/input/<name>` (with `--input-device`). Voices: `/livegen/voice/0/...` to
+- Every parameter is listed once, as `/livegen/param/<name>` (integer ones have type `i`): the
+  latent offsets of the model playing (`/livegen/param/z0` ..), and the audio input's settings
+  with `--input-device` (`/livegen/param/input_gain` ..). `/livegen/xy` is listed beside
+  `/livegen/param/x` and `/livegen/param/y`: it moves the pad's two in one message (an XY
+  control's). Voices: `/livegen/voice/0/...` to
   `/livegen/voice/16/...` are listed (an MPE zone's member channels 1-16 are voices 1-16); every
   id 0..127 works.
   `/livegen/record` and `/livegen/model` have values too (from the status).

@@ -267,6 +267,10 @@ class OscDispatcher:
             self.wire.error(m.sender, f"{m.address}: a loop needs at least 2 slots (or none: every stored slot), "
                                       f"got slot {slots[0]:g}; refused")
             return
+        if len(slots) > PRESET_SLOTS:
+            self.wire.error(m.sender, f"{m.address}: a loop goes through at most {PRESET_SLOTS} slots, got "
+                                      f"{len(slots)}; refused")
+            return
         if not self._seconds(m, seconds, " (0 stops the loop)") or not all(self._slot(m, slot) for slot in slots):
             return
         self._post(Event("preset", action="loop", seconds=seconds,

@@ -53,14 +53,17 @@ RANGES = {
 }
 """Argument ranges of the methods that are not parameters, by handler (parameters' come from
 their specs, a voice control's from `VOICE_CONTROLS`)."""
-UNLISTED = frozenset({f"{PREFIX}get/<name>"})
-"""Table addresses the tree leaves out; they still work over OSC (docs/osc.md lists them). A
-parameter's value is its node's `VALUE` (`GET /livegen/param/gain?VALUE`), so one query node per
-parameter, with no type and no value, only repeated every parameter in apps' browsers, and
-turned `/livegen/get` (a method taking the name) into a container."""
+UNLISTED = frozenset({f"{PREFIX}get/<name>", f"{PREFIX}z/<i>", f"{PREFIX}input/<name>"})
+"""Table addresses the tree leaves out; they still work over OSC (docs/osc.md lists them). Every
+parameter is listed once, at `/livegen/param/<name>`: `/livegen/z/<i>` and `/livegen/input/<name>`
+are other names of `z<i>` and `input_<name>`, and listing them too showed those parameters twice
+in apps' browsers (two controls for one value). A parameter's value is its node's `VALUE`
+(`GET /livegen/param/gain?VALUE`), so one query node per parameter, with no type and no value,
+only repeated every parameter, and turned `/livegen/get` (a method taking the name) into a
+container."""
 STATUS_VALUES = {"record": "recording", "model": "model"}
 """Methods whose current value the engine's status gives, by handler."""
-_PARAM_HANDLERS = ("xy", "latent", "param", "input")
+_PARAM_HANDLERS = ("xy", "param")
 
 
 def osc_type(args: str) -> str:
@@ -78,20 +81,9 @@ def _instances(entry, specs) -> list[tuple[str, str]]:
     prefix = entry.prefix
     if prefix is None:
         return [(entry.pattern, "")]
-    hole = entry.pattern[len(prefix):].partition(">")[0]
-    if hole == "<id":
-        names = [str(voice) for voice in range(VOICES_LISTED)]
-    elif hole == "<i":
-        names = [name[1:] for name in specs if name[:1] == "z" and name[1:].isdigit()]
-    elif entry.handler == "input":
-        names = [name[len("input_"):] for name in specs if name.startswith("input_")]
-    else:
-        names = list(specs)
+    voices = entry.pattern[len(prefix):].startswith("<id>")
+    names = [str(voice) for voice in range(VOICES_LISTED)] if voices else list(specs)
     return [(f"{prefix}{name}{entry.suffix}", name) for name in names]
-
-
-def _param_name(entry, rest: str) -> str:
-    return {"latent": f"z{rest}", "input": f"input_{rest}"}.get(entry.handler, rest)
 
 
 def _param_node(names: list[str], specs, params, description: str) -> dict:
@@ -150,7 +142,7 @@ def namespace(params, status, *, under: str = "/") -> dict:
             if path != under and not path.startswith(within):
                 continue
             if entry.handler in _PARAM_HANDLERS:
-                names = ["x", "y"] if entry.handler == "xy" else [_param_name(entry, rest)]
+                names = ["x", "y"] if entry.handler == "xy" else [rest]
                 description = entry.help if entry.handler == "xy" else specs[names[0]].description
                 node = _param_node(names, specs, params, description)
             else:

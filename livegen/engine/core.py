@@ -18,6 +18,9 @@ magnitude wherever voices do not share a bin, which notes of different pitch rar
 A hop on CPU makes no torch call and only a few small allocations: the latent point
 (`livegen.engine.latent`), the notes source's decode (`livegen.model.fast`), voice bookkeeping
 and the output chain are numpy and numba over reused buffers (docs/benchmarks/engine.md).
+Applying an event makes no numpy array either (the sound server applies them in the audio
+callback): a morph fills buffers made here, the voices' bookkeeping loops in numba
+(`livegen bench alloc`, docs/realtime.md).
 """
 
 from __future__ import annotations
@@ -35,12 +38,16 @@ from threadpoolctl import threadpool_limits
 
 from livegen.audio.chain import OutputChain
 from livegen.dsp import StreamingInverter
-from livegen.engine.events import Event, check_events
+from livegen.engine.events import PRESET_SLOTS, Event, check_events
 from livegen.engine.latent import DriftWalk
 from livegen.engine.params import ParamStore, engine_param_specs, latent_param_specs
 from livegen.engine.prepare import Preparer
 from livegen.engine.source import Hop, Source, SourceContext
 from livegen.errors import LivegenError
+
+MORPH_ROWS = PRESET_SLOTS + 1
+"""Rows of a morph's or loop's path: where it starts, then one per slot (a loop names at most
+`PRESET_SLOTS`)."""
 
 
 class Engine:
@@ -117,6 +124,14 @@ class Engine:
         self._preparer = Preparer(threads=self.threads)
         self.presets: dict[int, dict[str, float]] = {}
         self._morph: _Morph | None = None
+        n = len(self._names)
+        self._morphs = tuple(_Morph(rows=np.zeros((MORPH_ROWS, n)), legs=0, control=np.zeros(n, dtype=np.bool_),
+                                    loop=False, start=0, span=0, integer=self._integer, jump=self._jump,
+                                    side=self._side, side_index=self._side_index,
+                                    side_last=np.zeros(len(self._side))) for _ in range(2))
+        """Two morphs' buffers, made here: a new morph or loop (applied in the audio callback) fills
+        the one the running morph does not use, so one refused half-way leaves that one intact."""
+        self._side_before = np.zeros(len(self._side))
         self.samples_out = 0
         self.hops = 0
         self.clamped = 0
@@ -334,10 +349,13 @@ class Engine:
                         applied.extra["moves"] = self._morph_moves()
                 elif int(event.slot) in self.presets:
                     self._morph = None
-                    before = self.params.targets[self._side_index]
+                    targets, before = self.params.targets, self._side_before
+                    for k, i in enumerate(self._side_index):
+                        before[k] = targets[i]
                     self.params.restore(self.presets[int(event.slot)])
-                    for k in np.flatnonzero(self.params.targets[self._side_index] != before):
-                        self._param_changed(self._side[k])
+                    for k, i in enumerate(self._side_index):
+                        if targets[i] != before[k]:
+                            self._param_changed(self._side[k])
                 else:
                     self.rejected += 1
                     return
@@ -389,39 +407,49 @@ class Engine:
         if "resume" in event.extra:
             return self._resume_morph(event.action == "loop", event.extra["resume"])
         if event.action == "loop":
-            slots = list(event.slots) if event.slots else sorted(self.presets)
-            if len(slots) < 2 or any(int(slot) not in self.presets for slot in slots):
+            slots = event.slots if event.slots else sorted(self.presets)
+            if not 2 <= len(slots) <= PRESET_SLOTS or any(int(slot) not in self.presets for slot in slots):
                 return False
         else:
             if event.slot is None or int(event.slot) not in self.presets:
                 return False
-            slots = [int(event.slot)]
+            slots = (int(event.slot),)
         store = self.params
-        rows = np.empty((len(slots) + 1, len(store.names)))
+        morph = self._spare_morph()
+        rows, control = morph.rows, morph.control
         rows[0] = store.targets
-        control = np.zeros(len(store.names), dtype=np.bool_)
+        control.fill(False)
         for row, slot in enumerate(slots, start=1):
             rows[row] = store.targets
             for name, value in self.presets[int(slot)].items():
                 if name in store.index:  # presets move between models: others are ignored
                     rows[row, store.index[name]] = store.check(name, value)[0]
                     control[store.index[name]] = True
-        self._begin_morph(rows, control, loop=event.action == "loop", start=self.samples_out,
+        self._begin_morph(morph, len(slots), loop=event.action == "loop", start=self.samples_out,
                           span=max(int(round(seconds * self.samplerate)), 1 if event.action == "loop" else 0))
         return True
 
-    def _begin_morph(self, rows, control, *, loop: bool, start: int, span: int) -> None:
-        self._morph = _Morph(
-            rows=rows, control=control, loop=loop, start=start, span=span, integer=self._integer, jump=self._jump,
-            side=self._side, side_index=self._side_index, side_last=self.params.targets[self._side_index].copy())
+    def _spare_morph(self) -> _Morph:
+        """The morph buffers the running morph does not use (a new one is filled there)."""
+        return self._morphs[1] if self._morph is self._morphs[0] else self._morphs[0]
+
+    def _begin_morph(self, morph: _Morph, legs: int, *, loop: bool, start: int, span: int) -> None:
+        """Run `morph` (its `rows` and `control` filled): `legs` legs of `span` samples from `start`."""
+        morph.legs, morph.loop, morph.start, morph.span = legs, loop, start, span
+        targets = self.params.targets
+        for k, i in enumerate(self._side_index):
+            morph.side_last[k] = targets[i]
+        self._morph = morph
 
     def _morph_moves(self) -> dict:
         """The running morph's path, by parameter name (an applied morph's `moves`): each moved
-        parameter's value at the start and at each slot, the samples per leg and the start sample."""
+        parameter's value at the start and at each slot, the samples per leg and the start sample.
+        Plain lists read from its buffers (made in the audio callback: no temporary arrays)."""
         morph = self._morph
-        moved = np.flatnonzero(morph.control)
+        rows = morph.rows[:morph.legs + 1].tolist()
+        control = morph.control
         names = self._names
-        return {"rows": dict(zip([names[i] for i in moved], morph.rows[:, moved].T.tolist())),
+        return {"rows": {names[i]: [row[i] for row in rows] for i in range(len(names)) if control[i]},
                 "span": int(morph.span), "start": int(morph.start)}
 
     def _resume_morph(self, loop: bool, resume) -> bool:
@@ -433,17 +461,23 @@ class Engine:
         span, elapsed = int(resume.get("span", -1)), int(resume.get("elapsed", -1))
         moved = resume["rows"]
         lengths = {len(row) if isinstance(row, list) else 0 for row in moved.values()}
-        if span < (1 if loop else 0) or elapsed < 0 or len(lengths) != 1 or min(lengths) < (3 if loop else 2):
+        if (span < (1 if loop else 0) or elapsed < 0 or len(lengths) != 1
+                or not (3 if loop else 2) <= min(lengths) <= MORPH_ROWS):
             return False
+        n_rows = lengths.pop()
         store = self.params
-        rows = np.tile(store.targets, (lengths.pop(), 1))
-        control = np.zeros(len(store.names), dtype=np.bool_)
+        morph = self._spare_morph()
+        rows, control = morph.rows, morph.control
+        for r in range(n_rows):
+            rows[r] = store.targets
+        control.fill(False)
         for name, row in moved.items():
             if name in store.index:  # presets move between models: others are ignored
                 i = store.index[name]
-                rows[:, i] = [store.check(name, value)[0] for value in row]
+                for r, value in enumerate(row):
+                    rows[r, i] = store.check(name, value)[0]
                 control[i] = True
-        self._begin_morph(rows, control, loop=loop, start=self.samples_out - elapsed, span=span)
+        self._begin_morph(morph, n_rows - 1, loop=loop, start=self.samples_out - elapsed, span=span)
         return True
 
     def _morph_advance(self) -> None:
@@ -451,7 +485,7 @@ class Engine:
         morph = self._morph
         store = self.params
         elapsed = self.samples_out - morph.start
-        legs = len(morph.rows) - 1
+        legs = morph.legs
         if not morph.loop and elapsed >= morph.span:
             a, b, w, done = 0, 1, 1.0, True
         else:
@@ -497,10 +531,12 @@ def _merged_store(sources, latent_dim: int) -> ParamStore:
 
 @dataclasses.dataclass
 class _Morph:
-    """A running preset morph or loop: its endpoints, made when it starts and reused each block."""
+    """A preset morph or loop: its endpoints, in buffers the engine makes once and fills when one starts."""
 
     rows: np.ndarray
-    """[1 + slots, params]: row 0 the targets when it started, then each slot's values."""
+    """[MORPH_ROWS, params]: row 0 the targets when it started, then each slot's values (rows
+    1..legs are this morph's)."""
+    legs: int
     control: np.ndarray
     """Which parameters it still moves (a `param` event for one releases it)."""
     loop: bool

@@ -13,6 +13,7 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 2.1, "type": "note_on", "pitch": 64, "velocity": 90, "voice": 2}
     {"t": 2.2, "type": "voice", "voice": 2, "name": "bend", "value": 0.5}
     {"t": 2.6, "type": "note_off", "pitch": 64, "voice": 2}
+    {"t": 2.7, "type": "sound_off", "voice": 2}
     {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
     {"t": 3.2, "type": "preset", "action": "store", "slot": 4, "values": {"x": 0.5, "y": -0.2}}
     {"t": 3.5, "type": "preset", "action": "morph", "slot": 3, "seconds": 4.0}
@@ -38,6 +39,11 @@ point in pad widths, `pressure` 0..1. An id's controls hold until changed, befor
 notes (an MPE keyboard sets a channel's bend before the note it starts); a note_off with a
 `voice` releases that voice's note, whatever pitch it was bent to.
 
+A `sound_off` (MIDI's All Sound Off) silences notes at once instead of releasing them: with a
+`voice`, every note of that id, held, pedal-held or in its release tail (one that left the id
+for a newer note too); without one, every note that has no id (the drone is no note). Each fades
+out over `livegen.engine.voices.CUT_SECONDS` so that it does not click.
+
 An `engine` `restart` (session logs only; no engine applies it) marks the output sample at
 which a new engine took over from a fresh start, with what a render needs to build it the same
 way (`model_dir`, `seed`, `lookahead`; `reason`: "device" after a lost audio device or JACK
@@ -58,7 +64,7 @@ from typing import Iterable
 
 from livegen.errors import ParameterError, finite_number
 
-EVENT_TYPES = ("param", "note_on", "note_off", "voice", "preset", "record", "seed", "engine")
+EVENT_TYPES = ("param", "note_on", "note_off", "voice", "sound_off", "preset", "record", "seed", "engine")
 PRESET_ACTIONS = ("store", "recall", "morph", "loop")
 ENGINE_ACTIONS = ("restart",)
 PRESET_SLOTS = 128
@@ -74,6 +80,7 @@ _REQUIRED = {
     "note_on": ("pitch", "velocity"),
     "note_off": ("pitch",),
     "voice": ("voice", "name", "value"),
+    "sound_off": (),
     "preset": ("action",),
     "record": ("value",),
     "seed": ("path",),
@@ -149,6 +156,11 @@ def note_off(pitch: float, *, t: float = 0.0, source: str = "", voice: int | Non
     return Event("note_off", t=t, pitch=pitch, source=source, voice=voice)
 
 
+def sound_off(*, voice: int | None = None, t: float = 0.0, source: str = "") -> Event:
+    """A `sound_off` event: voice id `voice`'s notes (None: the notes without an id) cut at once."""
+    return Event("sound_off", t=t, voice=voice, source=source)
+
+
 def voice_control(voice: int, name: str, value: float, *, t: float = 0.0, source: str = "") -> Event:
     """A `voice` event: `name` (one of `VOICE_CONTROLS`) of voice `voice` to `value`."""
     return Event("voice", t=t, voice=int(voice), name=name, value=float(value), source=source)
@@ -182,8 +194,8 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         if not 0 <= event.pitch <= 127:
             raise ParameterError(f"{where}: field 'pitch' is {event.pitch}; MIDI pitch must be 0..127")
     if "voice" in record:
-        if kind not in ("note_on", "note_off", "voice"):
-            raise ParameterError(f"{where}: field 'voice' belongs to a note or voice event, not a {kind}")
+        if kind not in ("note_on", "note_off", "voice", "sound_off"):
+            raise ParameterError(f"{where}: field 'voice' belongs to a note, voice or sound_off event, not a {kind}")
         event.voice = _whole(record["voice"], "voice", VOICE_IDS, where)
     if kind == "voice":
         name = record["name"]
@@ -242,6 +254,9 @@ def _preset_fields(event: Event, record: dict, where: str) -> None:
         if not isinstance(slots, list) or len(slots) < 2:
             raise ParameterError(f"{where}: field 'slots' is {slots!r}; give a list of at least 2 slots "
                                  f"0..{PRESET_SLOTS - 1} (or leave it out for every stored slot)")
+        if len(slots) > PRESET_SLOTS:
+            raise ParameterError(f"{where}: field 'slots' has {len(slots)} slots; a loop goes through at most "
+                                 f"{PRESET_SLOTS} (repeat the loop instead)")
         event.slots = tuple(_slot(slot, "slots", where) for slot in slots)
     if "values" in record:
         values = record["values"]

@@ -39,6 +39,11 @@ DRONE_RETURN_SECONDS = 0.6
 STEAL_SECONDS = 0.02
 """A stolen voice fades out over this long instead of stopping (no click)."""
 
+CUT_SECONDS = 0.005
+"""A cut voice's gain falls to 0 over this long (`sound_off`): within the hop it is cut at, so
+its frames stop at once, and the synthesis window's overlap fades what it already played out
+without a click."""
+
 CONTROL_SECONDS = 0.015
 """Time constant (one-pole) of a voice's x, y and pressure following its id's values: an MPE
 stream's steps (a controller's 7-bit CC74, a few per hop) do not zipper; bend follows at once."""
@@ -75,6 +80,10 @@ class VoiceBank:
         self.noise = np.zeros((n, noise_dim), dtype=np.float32)
         self.vid = np.full(n, NO_ID, dtype=np.int64)
         """Each slot's voice id (`NO_ID`: none)."""
+        self.owner = np.full(n, NO_ID, dtype=np.int64)
+        """The voice id each slot's note started with (kept when it detaches): what `sound_off` cuts."""
+        self.cut = np.zeros(n, dtype=bool)
+        """Slots fading out over `CUT_SECONDS` (`sound_off`) rather than a steal's `STEAL_SECONDS`."""
         self.controls = np.zeros((VOICE_IDS, len(VOICE_CONTROLS)))
         """Each voice id's controls as last set, in `VOICE_CONTROLS` order (bend, x, y, pressure)."""
         self.smoothed = np.zeros((n, len(VOICE_CONTROLS)))
@@ -111,9 +120,7 @@ class VoiceBank:
         """Start a note (of voice id `voice`, playing with that id's controls); a key-down note of
         the same pitch and id retriggers (rings out through its release). Released notes of the
         id detach from it (see the module's docstring)."""
-        for slot in self.sounding_notes():
-            if self.key_down[slot] and self.pitch[slot] == pitch and self.vid[slot] == voice:
-                self._release(slot)
+        self._let_go(pitch, voice, sustain=False)
         if voice != NO_ID:
             _detach(voice, self.vid, self.active, self.key_down, self.smoothed, self.before)
         self.enforce_limit(limit - 1, hop_seconds=hop_seconds)
@@ -123,13 +130,22 @@ class VoiceBank:
 
     def note_off(self, pitch: float, *, sustain: bool, voice: int = NO_ID) -> None:
         """Let go of the key-down note of this pitch and voice id (the pedal may hold it)."""
-        for slot in self.sounding_notes():
-            if self.key_down[slot] and self.pitch[slot] == pitch and self.vid[slot] == voice:
+        self._let_go(pitch, voice, sustain=sustain)
+
+    def _let_go(self, pitch: float, voice: int, *, sustain: bool) -> None:
+        _let_go(float(pitch), int(voice), bool(sustain), self.active, self.stolen, self.key_down, self.sustained,
+                self.t_off, self.pitch, self.vid)
+
+    def sound_off(self, voice: int = NO_ID, *, hop_seconds: float) -> None:
+        """Cut every note that started with voice id `voice` (`NO_ID`: every note without one),
+        held, pedal-held or releasing: each fades out over `CUT_SECONDS`, from this hop on."""
+        for slot in range(1, self.size):
+            if self.active[slot] and self.owner[slot] == voice:
                 self.key_down[slot] = False
-                if sustain:
-                    self.sustained[slot] = True
-                else:
-                    self._release(slot)
+                self.sustained[slot] = False
+                self.stolen[slot] = True
+                self.cut[slot] = True
+                self.fade[slot] = max(self.fade[slot] - hop_seconds / CUT_SECONDS, 0.0)
 
     def control(self, voice: int, name: str, value: float) -> None:
         """Set voice id `voice`'s control `name` (one of `VOICE_CONTROLS`, clipped to its range)."""
@@ -137,21 +153,11 @@ class VoiceBank:
         self.controls[voice, _CONTROL_INDEX[name]] = min(max(float(value), low), high)
 
     def pedal_up(self) -> None:
-        for slot in np.flatnonzero(self.sustained):
-            self.sustained[slot] = False
-            self._release(slot)
+        _pedal_up(self.sustained, self.key_down, self.t_off)
 
     def enforce_limit(self, limit: int, *, hop_seconds: float) -> None:
         """Steal the oldest voices (released ones first) until at most `limit` remain."""
-        notes = self.sounding_notes()
-        excess = len(notes) - max(limit, 0)
-        if excess <= 0:
-            return
-        released = self.t_off[notes] >= 0
-        ranked = notes[np.lexsort((self.order[notes], ~released))]
-        for slot in ranked[:excess]:
-            self.stolen[slot] = True
-            self.steals += 1
+        self.steals += _steal(int(limit), self.active, self.stolen, self.t_off, self.order)
 
     # ----------------------------------------------------------------- drone
     def drone_on(self, pitch: float, velocity: float) -> None:
@@ -174,7 +180,8 @@ class VoiceBank:
         """
         done = self._done
         count = _advance(slots, self._no_peaks if peaks is None else peaks, peaks is not None, float(hop_seconds),
-                         self.t_on, self.t_off, self.stolen, self.fade, done, self.key_down, self.sustained, self.duck)
+                         self.t_on, self.t_off, self.stolen, self.cut, self.fade, done, self.key_down, self.sustained,
+                         self.duck)
         for i in range(count):
             self._free(int(done[i]))
 
@@ -201,23 +208,17 @@ class VoiceBank:
 
     # ----------------------------------------------------------------- internals
     def _free_slot(self) -> int:
-        free = np.flatnonzero(~self.active[1:]) + 1
-        if len(free):
-            return int(free[0])
-        # Every slot is busy (many steals in a row): drop the most faded stolen voice.
-        candidates = np.flatnonzero(self.stolen)
-        if not len(candidates):
-            candidates = np.arange(1, self.size)
-        slot = int(candidates[np.argmin(self.fade[candidates] * 1e9 + self.order[candidates])])
-        self._free(slot)
+        slot = _free_slot(self.active, self.stolen, self.fade, self.order)
+        if self.active[slot]:  # every slot was busy (many steals in a row): the most faded stolen voice
+            self._free(slot)
         return slot
 
     def _start(self, slot: int, pitch: float, velocity: float, voice: int = NO_ID) -> None:
         self._counter += 1
         self.vid[slot] = voice
+        self.owner[slot] = voice
         # An MPE keyboard sets a channel's controls just before its note: it starts there.
-        self.smoothed[slot] = self.controls[voice] if voice != NO_ID else 0.0
-        self.before[slot] = self.smoothed[slot]
+        _start_controls(slot, voice, self.controls, self.smoothed, self.before)
         self.active[slot] = True
         self.pitch[slot] = pitch
         self.velocity[slot] = velocity
@@ -226,6 +227,7 @@ class VoiceBank:
         self.key_down[slot] = slot != DRONE
         self.sustained[slot] = False
         self.stolen[slot] = False
+        self.cut[slot] = False
         self.fade[slot] = 1.0
         self.order[slot] = self._counter
         self.started.append(slot)
@@ -240,9 +242,11 @@ class VoiceBank:
         self.key_down[slot] = False
         self.sustained[slot] = False
         self.stolen[slot] = False
+        self.cut[slot] = False
         self.fade[slot] = 1.0
         self.t_off[slot] = -1.0
         self.vid[slot] = NO_ID
+        self.owner[slot] = NO_ID
 
 
 _CONTROL_INDEX = {name: i for i, name in enumerate(VOICE_CONTROLS)}
@@ -250,10 +254,11 @@ _BEND, _X, _Y, _PRESSURE = (_CONTROL_INDEX[name] for name in ("bend", "x", "y", 
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, done, key_down, sustained, duck):
+def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fade, done, key_down, sustained, duck):
     """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count.
     Moves the drone's `duck[0]` towards 0 while any note is held, else towards 1."""
     step = hop_seconds / STEAL_SECONDS
+    cut_step = hop_seconds / CUT_SECONDS
     notes = False
     for s in range(1, len(key_down)):
         if (key_down[s] or sustained[s]) and not stolen[s]:
@@ -271,7 +276,7 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, do
             t_off[s] += hop_seconds
         finished = False
         if stolen[s]:
-            fade[s] = max(fade[s] - step, 0.0)
+            fade[s] = max(fade[s] - (cut_step if cut[s] else step), 0.0)
             finished = fade[s] <= 0.0
         if use_peaks and (t_off[s] > RELEASE_MAX_SECONDS or (t_off[s] > 2 * hop_seconds and peaks[j] < SILENCE)):
             finished = True
@@ -315,6 +320,86 @@ def _gather(slots, bend, pitch, velocity, t_on, t_off, fade, duck, vid, controls
         out_t_off[j] = t_off[s]
         out_gains[j] = fade[s] * duck if s == DRONE else fade[s]
     return moved
+
+
+# Event bookkeeping below runs on the audio path (the callback applies events at lead 0): loops
+# over the slot arrays, no temporary arrays (`livegen bench alloc`).
+@numba.njit(cache=True, nogil=True)
+def _let_go(pitch, voice, sustain, active, stolen, key_down, sustained, t_off, pitches, vid):
+    """The key-down sounding notes of `pitch` and id `voice` let go: released, or held by the
+    pedal (`sustain`)."""
+    for s in range(1, len(active)):
+        if active[s] and not stolen[s] and key_down[s] and pitches[s] == pitch and vid[s] == voice:
+            key_down[s] = False
+            if sustain:
+                sustained[s] = True
+            elif t_off[s] < 0:
+                t_off[s] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _pedal_up(sustained, key_down, t_off):
+    """The notes the pedal held are released."""
+    for s in range(len(sustained)):
+        if sustained[s]:
+            sustained[s] = False
+            key_down[s] = False
+            if t_off[s] < 0:
+                t_off[s] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _steal(limit, active, stolen, t_off, order):
+    """Mark the oldest sounding notes stolen (released ones first) until at most `limit` sound;
+    returns how many."""
+    sounding = 0
+    for s in range(1, len(active)):
+        if active[s] and not stolen[s]:
+            sounding += 1
+    excess = sounding - max(limit, 0)
+    for k in range(max(excess, 0)):
+        best = -1
+        for s in range(1, len(active)):
+            if active[s] and not stolen[s]:
+                if best < 0:
+                    best = s
+                else:
+                    held, best_held = int(t_off[s] < 0), int(t_off[best] < 0)
+                    if held < best_held or (held == best_held and order[s] < order[best]):
+                        best = s
+        stolen[best] = True
+    return max(excess, 0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _free_slot(active, stolen, fade, order):
+    """The first free note slot; when none is free, the most faded stolen one (any note slot when
+    none is stolen), which the caller frees."""
+    for s in range(1, len(active)):
+        if not active[s]:
+            return s
+    any_stolen = False
+    for s in range(len(stolen)):
+        if stolen[s]:
+            any_stolen = True
+            break
+    best, best_key = -1, np.inf
+    for s in range(0 if any_stolen else 1, len(active)):
+        if any_stolen and not stolen[s]:
+            continue
+        key = fade[s] * 1e9 + order[s]
+        if key < best_key:
+            best, best_key = s, key
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _start_controls(slot, voice, controls, smoothed, before):
+    """A starting slot plays id `voice`'s controls as they stand (none: zeros)."""
+    for k in range(smoothed.shape[1]):
+        value = controls[voice, k] if voice != NO_ID else 0.0
+        smoothed[slot, k] = value
+        before[slot, k] = value
 
 
 @numba.njit(cache=True, nogil=True)

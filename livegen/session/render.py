@@ -136,6 +136,17 @@ def render_log(engine, events, *, seconds: float, rebuild, log_path=None, warn=N
     return out, engine
 
 
+def fade_end(y: np.ndarray, samples: int) -> np.ndarray:
+    """Fade the last `samples` of a render to silence in place, with the ramp the live stop fade
+    (`OutputChain.fade_out`) plays: a file that stopped on a sounding drone or chord would click.
+    A session log's render is left as it is, since it must match the take recorded live, which
+    ends on the last block heard before the stop (`SessionControl._on_block`)."""
+    n = min(int(samples), len(y))
+    if n > 0:
+        y[len(y) - n:] *= np.clip(1.0 - np.arange(1, n + 1) / samples, 0.0, 1.0).astype(y.dtype)
+    return y
+
+
 def check_weights(header: dict, model_path) -> None:
     """Warn when the model's weights are not the ones the session log was played with."""
     expected = header.get("weights_sha256")

@@ -1,0 +1,347 @@
+"""`livegen bench alloc`: what applying each kind of event allocates on the audio path.
+
+At lead 0 the sound server applies events inside the JACK callback (`livegen.server.process`),
+so an event's cost there is the engine's `_apply` plus the server's listener, which encodes the
+applied event for the client (`livegen.server.wire.encode_applied`). For each event kind, on a
+warmed engine of the default model (the continuation model for a `seed` event), this applies
+the event many times (a hop rendered between applications, not counted) and prints per event:
+
+- numpy arrays allocated and their bytes, counted by a numpy memory handler that sees every
+  array's data buffer (temporaries too, which a tracemalloc snapshot misses), and the lines
+  that allocated them;
+- the Python heap's high-water mark above where it stood (tracemalloc's peak), less what the
+  measuring itself makes. (Blocks still held say little: freed floats, tuples and dicts stay
+  on the interpreter's free lists.)
+
+The baseline of the same run: one hop (`Engine.step`) with no event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import dataclasses
+import ctypes
+import re
+import sys
+import tempfile
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from numpy._core import _multiarray_umath
+
+from livegen.continuation.io import default_continuation_path
+from livegen.engine.events import Event
+from livegen.errors import ranged
+from livegen.server import factory
+from livegen.server.wire import ID_KEY, encode_applied
+
+_MALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+_CALLOC = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
+
+
+class _Allocator(ctypes.Structure):
+    _fields_ = [("ctx", ctypes.c_void_p), ("malloc", ctypes.c_void_p), ("calloc", ctypes.c_void_p),
+                ("realloc", ctypes.c_void_p), ("free", ctypes.c_void_p)]
+
+
+class _Handler(ctypes.Structure):
+    """numpy's `PyDataMem_Handler` (NEP 49), version 1."""
+    _fields_ = [("name", ctypes.c_char * 127), ("version", ctypes.c_uint8), ("allocator", _Allocator)]
+
+
+_NUMPY_DIR = str(Path(np.__file__).parent)
+_THIS_FILE = __file__
+
+
+class NumpyAllocations:
+    """Counts the numpy arrays whose data is allocated in this thread while it is installed
+    (`with NumpyAllocations() as counted:`; `counted.paused()` leaves work out).
+
+    Installed through numpy's memory-handler API (NEP 49): the handler delegates to numpy's
+    default one and counts each data allocation, with the first line outside numpy that asked.
+    Arrays keep the handler they were made with: theirs frees through numpy's own code, so they
+    may outlive the count. A view allocates no data and is not counted.
+    """
+
+    def __init__(self):
+        self.count = 0
+        self.bytes = 0
+        self.where: collections.Counter = collections.Counter()
+        self._counting = True
+        self._old = None
+        api = _array_api()
+        default = api["PyDataMem_DefaultHandler"]
+        handler = ctypes.cast(_capsule_pointer(ctypes.cast(default, ctypes.POINTER(ctypes.py_object))[0]),
+                              ctypes.POINTER(_Handler))[0]
+        if handler.version != 1:
+            raise RuntimeError(f"numpy {np.__version__}'s memory handler is version {handler.version}; "
+                               "NumpyAllocations knows version 1")
+        own = handler.allocator
+        # Called with the interpreter lock held (numpy's calloc releases it itself while zeroing).
+        malloc = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)(own.malloc)
+        calloc = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)(own.calloc)
+
+        def on_malloc(ctx, size):
+            self._seen(size)
+            return malloc(own.ctx, size)
+
+        def on_calloc(ctx, count, size):
+            self._seen(count * size)
+            return calloc(own.ctx, count, size)
+
+        self._callbacks = (_MALLOC(on_malloc), _CALLOC(on_calloc))
+        # realloc and free go straight to numpy's own: arrays made while counting may be freed at
+        # any time later, even while the interpreter shuts down.
+        allocator = _Allocator(own.ctx, ctypes.cast(self._callbacks[0], ctypes.c_void_p).value,
+                               ctypes.cast(self._callbacks[1], ctypes.c_void_p).value, own.realloc, own.free)
+        # Arrays hold the capsule; the struct it points to must outlive them: it is never freed.
+        memory = ctypes.pythonapi.PyMem_RawMalloc
+        memory.restype, memory.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        address = memory(ctypes.sizeof(_Handler))
+        ctypes.memmove(address, ctypes.addressof(_Handler(b"livegen_counting", 1, allocator)), ctypes.sizeof(_Handler))
+        _KEPT.append(self._callbacks)
+        new = ctypes.pythonapi.PyCapsule_New
+        new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        self._capsule = new(address, b"mem_handler", None)
+        self._set = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.py_object)(api["PyDataMem_SetHandler"])
+
+    def _seen(self, size: int) -> None:
+        if not self._counting:
+            return
+        self.count += 1
+        self.bytes += size
+        frame = sys._getframe(1)
+        while frame is not None and (frame.f_code.co_filename.startswith(_NUMPY_DIR)
+                                     or frame.f_code.co_filename == _THIS_FILE):
+            frame = frame.f_back
+        self.where[f"{_short(frame.f_code.co_filename)}:{frame.f_lineno}" if frame is not None else "?"] += 1
+
+    def __enter__(self) -> NumpyAllocations:
+        self._old = self._set(self._capsule)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._set(self._old)
+        self._old = None
+
+    def reset(self) -> None:
+        self.count = self.bytes = 0
+        self.where.clear()
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Leave out what runs inside (the counter stays installed)."""
+        self._counting = False
+        try:
+            yield
+        finally:
+            self._counting = True
+
+
+_KEPT: list = []
+"""The callbacks of every counting handler made (arrays made under one may call it later)."""
+
+
+def _short(path: str) -> str:
+    marker = "/livegen/"
+    return "livegen/" + path.rsplit(marker, 1)[1] if marker in path else Path(path).name
+
+
+def _capsule_pointer(capsule, name: bytes | None = b"mem_handler") -> int:
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return get(capsule, name)
+
+
+def _array_api() -> dict:
+    """numpy's C-API table entries for its memory handlers, found by the indices its own header gives."""
+    header = Path(np.get_include(), "numpy", "__multiarray_api.h")
+    try:
+        text = header.read_text()
+    except OSError as exc:
+        raise RuntimeError(f"cannot read numpy's C-API header {header} ({exc}); NumpyAllocations needs it") from None
+    table = ctypes.cast(_capsule_pointer(_multiarray_umath._ARRAY_API, None), ctypes.POINTER(ctypes.c_void_p))
+    found = {}
+    for name in ("PyDataMem_SetHandler", "PyDataMem_DefaultHandler"):
+        match = re.search(rf"#define {name}\b[^#]*?PyArray_API\[(\d+)\]", text)
+        if match is None:
+            raise RuntimeError(f"{header} does not define {name}; NumpyAllocations needs numpy >= 1.22")
+        found[name] = table[int(match.group(1))]
+    return found
+
+
+STORED = {0: {"x": 0.1, "y": 0.9, "gain": -20.0, "z0": -1.0, "voices": 4},
+          1: {"x": 0.9, "y": 0.2, "gain": -4.0, "z0": 2.0, "voices": 12},
+          2: {"x": 0.5, "y": 0.5, "gain": -10.0, "z1": 1.5, "quality": 2}}
+"""Presets stored before the kinds are applied (and a few notes held: see `setup_events`)."""
+
+
+def setup_events() -> list[Event]:
+    """What the engine holds before the kinds are applied: three stored presets, four notes."""
+    events = [Event("preset", action="store", slot=slot, values=dict(values)) for slot, values in STORED.items()]
+    return events + [Event("note_on", pitch=pitch, velocity=90) for pitch in (40, 43, 47, 50)]
+
+
+def _p(name, value):
+    return Event("param", name=name, value=float(value))
+
+
+def _preset(action, **fields):
+    return Event("preset", action=action, **fields)
+
+
+EVENT_KINDS = (
+    # label: application i -> (events applied first, not counted; the event counted)
+    ("param x (the pad)", lambda i: ((), _p("x", (i % 10) / 10))),
+    ("param z0, clamped", lambda i: ((), _p("z0", 9.0 if i % 2 else -9.0))),
+    ("param voices (steals)", lambda i: ((), _p("voices", 1 + i % 8))),
+    ("param sustain up (releases)", lambda i: ((_p("sustain", 1), Event("note_on", pitch=60, velocity=80),
+                                                Event("note_off", pitch=60)), _p("sustain", 0))),
+    ("param quality", lambda i: ((), _p("quality", 2 + i % 3))),
+    ("param drone", lambda i: ((), _p("drone", i % 2))),
+    ("note_on", lambda i: ((), Event("note_on", pitch=52 + i % 24, velocity=100))),
+    ("note_off", lambda i: ((Event("note_on", pitch=80, velocity=100),), Event("note_off", pitch=80))),
+    ("note_on, voice id", lambda i: ((), Event("note_on", pitch=52 + i % 24, velocity=100, voice=1 + i % 15))),
+    ("note_off, voice id", lambda i: ((Event("note_on", pitch=81, velocity=100, voice=20),),
+                                      Event("note_off", pitch=81, voice=20))),
+    ("voice (MPE bend)", lambda i: ((), Event("voice", voice=1 + i % 15, name="bend", value=(i % 7) / 7))),
+    ("preset store", lambda i: ((), _preset("store", slot=10 + i % 4))),
+    ("preset store, values", lambda i: ((), _preset("store", slot=14, values={"x": (i % 10) / 10, "y": 0.5}))),
+    ("preset recall", lambda i: ((), _preset("recall", slot=i % 3))),
+    ("preset morph", lambda i: ((), _preset("morph", slot=i % 3, seconds=0.5))),
+    ("preset loop, 3 slots", lambda i: ((), _preset("loop", seconds=0.5, slots=(0, 1, 2)))),
+    ("preset loop, every slot", lambda i: ((), _preset("loop", seconds=0.5))),
+    ("preset loop 0 s (stop)", lambda i: ((_preset("loop", seconds=0.5, slots=(0, 2)),), _preset("loop", seconds=0.0))),
+    ("param during a morph", lambda i: ((_preset("morph", slot=1, seconds=2.0),), _p("x", (i % 10) / 10))),
+    ("preset morph, resumed", lambda i: ((), _preset("morph", slot=1, seconds=1.0, extra={"resume": {
+        "rows": {"x": [0.2, 0.8], "gain": [-12.0, -6.0]}, "span": 48000, "elapsed": 100 * i}}))),
+    ("record", lambda i: ((), Event("record", value=float(i % 2)))),
+    ("sound_off, voice id", lambda i: ((Event("note_on", pitch=82, velocity=100, voice=21),
+                                        Event("note_on", pitch=84, velocity=100, voice=21)), Event("sound_off", voice=21))),
+    ("sound_off, plain notes", lambda i: ((Event("note_on", pitch=83, velocity=100),), Event("sound_off"))),
+)
+"""Every kind of event the spectral engine applies, with what it needs in place to do its work."""
+
+
+def apply_kind(engine, make, i: int, counter: NumpyAllocations | None = None) -> None:
+    """Application `i` of an `EVENT_KINDS` entry: its first events and a hop (paused in `counter`,
+    which the caller installs), then its event."""
+    first, event = _made(make, i)
+    with counter.paused() if counter is not None else contextlib.nullcontext():
+        for before in first:
+            engine._apply(before)
+        engine.step()
+    engine._apply(event)
+
+
+def _made(make, i: int):
+    """Application `i`'s events; the counted one carries a client's number, as a posted event does."""
+    first, event = make(i)
+    event.extra[ID_KEY] = i
+    return first, event
+
+
+def server_engine(model=None, *, wire: bool = True):
+    """An engine of `model` (None: the default one), warmed, with the sound server's listener (the
+    applied event encoded for the client, as the audio callback does at lead 0) unless not `wire`."""
+    loaded = factory.load(model, log=lambda text: None)
+    engine = loaded.engine(samplerate=48000, seed=0)
+    if wire:
+        engine.add_listener(encode_applied)
+    for event in setup_events():
+        engine._apply(event)
+    engine.render(0.2)
+    return engine
+
+
+def seed_kind(engine, folder) -> tuple:
+    """The `EVENT_KINDS` entry of a continuation engine's `seed` event: a second of a chord
+    written to `folder` and prepared (off the audio path, as `Engine.submit` does), then applied."""
+    rate = engine.config.sample_rate
+    t = np.arange(rate) / rate
+    path = Path(folder) / "seed.wav"
+    soundfile.write(path, sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)), rate)
+    prepared = engine.prepare(Event("seed", extra={"path": str(path)}), warn=lambda text: None)
+    return ("seed (continuation)", lambda i: ((), dataclasses.replace(prepared, extra=dict(prepared.extra))))
+
+
+def _measure(engine, make, n: int, warm: int) -> dict:
+    counter = NumpyAllocations()
+    for i in range(warm):
+        apply_kind(engine, make, i)
+    with counter:
+        for i in range(warm, warm + n):
+            apply_kind(engine, make, i, counter)
+    peak = 0
+    tracemalloc.start()
+    try:
+        for i in range(warm + n, warm + 2 * n):
+            first, event = _made(make, i)
+            for before in first:
+                engine._apply(before)
+            engine.step()
+            peak += _python_peak(engine._apply, event) - _python_peak(_nothing, event)
+    finally:
+        tracemalloc.stop()
+    return {"arrays": counter.count / n, "bytes": counter.bytes / n, "peak": peak / n,
+            "where": counter.where}
+
+
+def _python_peak(work, event) -> int:
+    """The Python heap's high-water mark above where it stood in `work(event)`, tracemalloc running."""
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    work(event)
+    return tracemalloc.get_traced_memory()[1] - base
+
+
+def _nothing(event) -> None:
+    return None
+
+
+def _baseline(engine, n: int) -> dict:
+    counter = NumpyAllocations()
+    with counter:
+        for _ in range(n):
+            engine.step()
+    return {"arrays": counter.count / n, "bytes": counter.bytes / n, "where": counter.where}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="livegen bench alloc", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=ranged(int, 1), default=200, help="applications counted per event kind")
+    parser.add_argument("--warm", type=ranged(int, 0), default=20, help="applications first, not counted")
+    parser.add_argument("--no-wire", action="store_true",
+                        help="the engine's apply alone, without the server's encoding of the applied event")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    print(f"numpy {np.__version__}; per event, over {args.count} applications after {args.warm} not counted; "
+          + ("the engine's apply alone" if args.no_wire else
+             "the engine's apply and the server's encoding of the applied event"))
+    print()
+    print("| event | numpy arrays | numpy bytes | Python peak bytes | arrays allocated at |")
+    print("|---|---:|---:|---:|---|")
+    engine = server_engine(wire=not args.no_wire)
+    with tempfile.TemporaryDirectory() as folder:
+        continuation = server_engine(default_continuation_path(), wire=not args.no_wire)
+        kinds = [(engine, kind) for kind in EVENT_KINDS] + [(continuation, seed_kind(continuation, folder))]
+        for on, (label, make) in kinds:
+            r = _measure(on, make, args.count, args.warm)
+            where = ", ".join(f"{place} ({count / args.count:g})" for place, count in r["where"].most_common(4))
+            print(f"| {label} | {r['arrays']:.2f} | {r['bytes']:.0f} | {r['peak']:.0f} | {where} |")
+    base = _baseline(engine, args.count)
+    where = ", ".join(f"{place} ({count / args.count:g})" for place, count in base["where"].most_common(4))
+    print(f"\nbaseline: one hop with no event (4 notes held): {base['arrays']:.2f} numpy arrays, "
+          f"{base['bytes']:.0f} bytes a hop; at {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
