@@ -136,11 +136,19 @@ def render_log(engine, events, *, seconds: float, rebuild, log_path=None, warn=N
     return out, engine
 
 
+def ends_with_fade(header: dict, events) -> bool:
+    """Whether a render ends with the live stop fade (`fade_end`): an event file (no event stamped
+    with its `sample`) does, as does the log of such a render (`fade_end` in its header); a take's
+    log or an engine's log is rendered as it was played, since it must match what was recorded,
+    which ends on the last block heard before the stop (`SessionControl._on_block`)."""
+    if "start_sample" in header:
+        return False
+    return bool(header.get("fade_end", all(event.sample is None for event in events)))
+
+
 def fade_end(y: np.ndarray, samples: int) -> np.ndarray:
     """Fade the last `samples` of a render to silence in place, with the ramp the live stop fade
-    (`OutputChain.fade_out`) plays: a file that stopped on a sounding drone or chord would click.
-    A session log's render is left as it is, since it must match the take recorded live, which
-    ends on the last block heard before the stop (`SessionControl._on_block`)."""
+    (`OutputChain.fade_out`) plays: a file that stopped on a sounding drone or chord would click."""
     n = min(int(samples), len(y))
     if n > 0:
         y[len(y) - n:] *= np.clip(1.0 - np.arange(1, n + 1) / samples, 0.0, 1.0).astype(y.dtype)
@@ -179,8 +187,9 @@ def input_feed(path, header: dict, *, model_rate: int, hop: int, log_path=None):
     return feed
 
 
-def render_header(engine, loaded, *, samplerate: int, seconds: float) -> dict:
-    """The header of a render's log (`--log`): what `livegen render LOG` needs to render it again."""
+def render_header(engine, loaded, *, samplerate: int, seconds: float, faded: bool = False) -> dict:
+    """The header of a render's log (`--log`): what `livegen render LOG` needs to render it again
+    (`faded`: the render ended with the stop fade, see `ends_with_fade`)."""
     model_dir = None if loaded.name == "random" else loaded.name
-    return {"samplerate": samplerate, "seconds": seconds,
+    return {"samplerate": samplerate, "seconds": seconds, **({"fade_end": True} if faded else {}),
             **engine_header(engine, model_dir=model_dir, model_name=loaded.name)}
