@@ -289,6 +289,8 @@ def test_mpe_manager_all_sound_off_cuts_the_zone_in_the_engine_and_renders_again
             wait_for(lambda: sum(e.type == "sound_off" for e in list(applied)) == 16, 30, "the zone's sound-offs")
             cuts = [e for e in applied if e.type == "sound_off"]
             assert [e.voice for e in cuts] == [None, *range(2, 17)] and len({e.sample for e in cuts}) == 1
+            offs = [(e.pitch, e.voice) for e in applied if e.type == "note_off" and e.sample == cuts[0].sample]
+            assert offs == [(48.0, None), (60.0, 2)], offs  # the held notes' note-offs come first
             at = cuts[0].sample
             wait_for(lambda: engine.samples_out > at + 4800, 30, "0.1 s played after the cut")
         assert engine.status()["voices"] == 0 and all(e.source == "midi:livegen" for e in applied if e.type != "param")

@@ -445,9 +445,9 @@ def test_the_carry_over_drops_the_notes_a_sound_off_cut():
 
 
 def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_server, tmp_path):
-    """Voice events posted to a real sound server on jackd are applied, logged in a take and come
-    back stamped; `livegen render` of the take's log gives its recording sample for sample; the
-    status has the sounding voices' pad points."""
+    """Voice events and sound-offs posted to a real sound server on jackd are applied, logged in a
+    take and come back stamped; `livegen render` of the take's log gives its recording sample for
+    sample; the status has the sounding voices' pad points, and none once they are cut."""
     engine = RemoteEngine({"samplerate": 48000, "blocksize": 256}, {"model": "random", "seed": 3, "device": "cpu"},
                           lead=0).wait_ready()
     session = SessionControl(engine, directory=tmp_path, header=engine_header(engine, model_name="random")).attach()
@@ -464,17 +464,26 @@ def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_se
             wait_for(lambda target=engine.samples_out + 4096: engine.samples_out >= target, 10,
                      "4096 samples played after a post")
         status = engine.status()
+        engine.post(ev.note_on(64, 90))
+        for event in (ev.sound_off(voice=3), ev.sound_off(voice=2), ev.sound_off()):  # held 3, 2's tail, the plain
+            engine.post(event)
+            wait_for(lambda target=engine.samples_out + 4096: engine.samples_out >= target, 10,
+                     "4096 samples played after a sound-off")
+        cut_status = engine.status()
     finally:
         session.close()  # the take ends here: what the engine played so far is kept
         engine.stop(fade=False)
         engine.kill()
         engine.close()
-    assert [(e.type, e.voice) for e in applied if e.type != "record"] == [(e.type, e.voice) for e in script]
+    assert [(e.type, e.voice) for e in applied if e.type != "record"] == [(e.type, e.voice) for e in script] + [
+        ("note_on", None), ("sound_off", 3), ("sound_off", 2), ("sound_off", None)]
+    assert cut_status["voices_xy"] == [] and cut_status["voices"] == 0
     points = status["voices_xy"]  # voice 3 moved; voice 2, released, may still ring at the performer's point
     assert [0.2, 0.5] in [points[i:i + 2] for i in range(0, len(points), 2)], points
     (wav,) = tmp_path.glob("*.wav")
     logged = [json.loads(line) for line in wav.with_suffix(".jsonl").read_text().splitlines()]
     assert [record["voice"] for record in logged if record.get("type") == "voice"] == [2, 3, 2, 2]
+    assert [record.get("voice") for record in logged if record.get("type") == "sound_off"] == [3, 2, None]
     recorded, rendered = take_rendered_again(wav)
     assert len(recorded) > 4 * 4096 and np.array_equal(rendered, recorded)
 

@@ -31,15 +31,16 @@ notes voices with ids (the channel, 1..16, for the first input port to play; 16 
 second, ...: `MPE_PORTS`): note on/off carry `voice`; pitch bend, CC 74 (slide) and channel
 pressure become `voice` events (`bend`, `y`, `pressure`). Polyphonic key pressure changes nothing
 on any channel: MPE keeps it off member channels (a receiver drops it there), and elsewhere it
-would need a control per key, where a voice id is a whole channel's. The manager
-channel (1 for the lower zone, 16 for the upper) means what any channel means without a zone,
+would need a control per key, where a voice id is a whole channel's. The manager channel (1 for
+the lower zone, 16 for the upper) means what any channel means without a zone,
 except that its channel pressure, and its CC 74 where no mapping binds it, are the zone's: added
 to each member voice's own pressure and `y` (one voice event per member it changes); RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
 range (48 semitones until then, the MPE default) as the MPE specification has it. Zone-wide
 messages on the manager reach the zone's members too: All Notes Off releases their notes, All
-Sound Off cuts them (`sound_off` events), Reset All Controllers resets their voices. A configuration message sets the bend
-ranges back to the specification's defaults (members 48, `bend_range` 2), the zone's pressure and
-slide to 0, and resets the voices of channels that join or leave the zone.
+Sound Off cuts them (`sound_off` events), Reset All Controllers resets their voices. A
+configuration message sets the bend ranges back to the specification's defaults (members 48,
+`bend_range` 2), the zone's pressure and slide to 0, and resets the voices of channels that join
+or leave the zone.
 """
 
 from __future__ import annotations
@@ -353,12 +354,12 @@ class MidiMapper:
         return events
 
     def _cut(self, source: str, channels: list[int]) -> list[Event]:
-        """All Sound Off on `channels` of `source`: a `sound_off` for each member's voice, and one
-        for the notes without an id when a channel outside the zones is among them (the engine
-        knows no channels: plain notes of every channel are one pool, as their note-offs are)."""
-        events = []
+        """All Sound Off on `channels` of `source`: note-offs for their held notes (what OSC
+        subscribers and the carry follow), then a `sound_off` for each member's voice, and one for
+        the notes without an id when a channel outside the zones is among them (the engine knows
+        no channels: plain notes of every channel are one pool, as their note-offs are)."""
+        events = self._let_go([(source, channel) for channel in channels], self._members)
         for channel in channels:
-            self._held.pop((source, channel), None)
             events.append(sound_off(voice=self._base(source) + channel if channel in self._members else None))
         return events
 
