@@ -44,13 +44,17 @@ def test_a_render_that_stops_on_a_sounding_chord_ends_without_a_click(tmp_path):
     events = tmp_path / "events.jsonl"
     events.write_text("".join(f'{{"t": 0.1, "type": "note_on", "pitch": {p}, "velocity": 110}}\n'
                               for p in (48, 55, 64, 67)))
-    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", "0.8")
+    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", "0.8", "--log", str(tmp_path / "out.jsonl"))
     assert result.returncode == 0, result.stderr
     y, sr = sf.read(tmp_path / "out.wav", dtype="float64")
     steps = np.abs(np.diff(y))
     assert np.abs(y[-int(0.05 * sr):-int(0.01 * sr)]).max() > 0.05  # still sounding 10 ms before the end
     assert y[0] == 0.0 and y[-1] == 0.0
     assert steps[-int(0.02 * sr):].max() <= np.percentile(steps, 99)
+    # its log renders the same samples again, fade included
+    result = render(str(tmp_path / "out.jsonl"), "-o", str(tmp_path / "again.wav"))
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(sf.read(tmp_path / "again.wav", dtype="float64")[0], y)
 
 
 def test_bad_event_file_names_file_line_and_field(tmp_path):
@@ -111,9 +115,7 @@ def test_a_restart_marker_starts_a_fresh_engine_at_its_sample(tmp_path):
     fresh.samples_out = at
     fresh.schedule([Event("note_on", pitch=62, velocity=90, sample=at)])
     expected = np.concatenate([first.render(at / 48000), fresh.render((total - at) / 48000)])
-    fade = fresh.chain.fade_samples  # no take's header (`start_sample`): the render ends with the stop fade
-    assert np.array_equal(y[:-fade], expected[:-fade])
-    assert np.array_equal(y[-fade:], expected[-fade:] * (1 - np.arange(1, fade + 1) / fade).astype(np.float32))
+    assert np.array_equal(y, expected)
     first = loaded.engine(samplerate=48000, seed=2)
     first.schedule([Event("note_on", pitch=62, velocity=90, sample=0), Event("note_on", pitch=62, velocity=90, sample=at)])
     assert not np.array_equal(y[at:], first.render(total / 48000)[at:])  # one engine throughout is not it
@@ -193,6 +195,7 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     ('{"type": "header", "model": "random", "samplerate": 10000000}', ["the log header's samplerate 10000000"]),
     ('{"type": "header", "start_sample": 0, "wav": "takes/a.wav"}', ["log.jsonl:1", "'wav'", "takes/a.wav"]),
     ('{"type": "header", "start_sample": 0, "wav": 5}', ["log.jsonl:1", "'wav'"]),
+    ('{"type": "header", "model": "random", "fade_end": "yes"}', ["log.jsonl:1", "'fade_end'", "true or false"]),
     # a take 2e12 samples into its session: the replay before it would not fit in memory
     ('{"type": "header", "model": "random", "start_sample": 2000000000000}', ["log.jsonl", "session's start", "GiB"]),
     ('{"type": "header", "model_dir": "/nowhere/model"}', ["/nowhere/model", "is not there", "--model"]),
@@ -231,3 +234,29 @@ def test_input_file_shorter_than_a_hop_is_refused_with_its_length(tmp_path):
     assert_refused(livegen("render", "--input", tiny, "-o", tmp_path / "x.wav"),
                    f"input file {tiny} is 0.17 ms long (8 samples at 48000 Hz)", "shorter than one hop")
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_killed_take_renders_as_its_wav_and_its_log_gives_back_the_lost_tail(tmp_path):
+    """`kill -9` (or a power cut) leaves the WAV's header up to half a second behind the log, which
+    is flushed line by line. `livegen render LOG` renders what the WAV holds, sample for sample,
+    and says the log goes on, with the --seconds that renders all of it: a render that starts
+    with the WAV and holds the tail its header lost."""
+    header = ('{"type": "header", "samplerate": 48000, "channels": 1, "subtype": "FLOAT", "wav": "take.wav", '
+              '"model": "random", "model_dir": null, "seed": 0, "start_sample": 0}\n')
+    log = tmp_path / "take.jsonl"
+    log.write_text(header + '{"t": 0.5, "type": "note_on", "pitch": 60, "velocity": 100, "sample": 24000}\n'
+                            '{"t": 1.25, "type": "note_on", "pitch": 67, "velocity": 90, "sample": 60000}\n')
+    heard = tmp_path / "heard.wav"  # what the performer heard: the log rendered on past the kill
+    result = render(str(log), "-o", str(heard), "--seconds", "1.5")
+    assert result.returncode == 0, result.stderr
+    y, _ = sf.read(heard, dtype="float32")
+    sf.write(tmp_path / "take.wav", y[:48000], 48000, subtype="FLOAT")  # the header had reached 1.0 s
+    result = render(str(log), "-o", str(tmp_path / "again.wav"))
+    assert result.returncode == 0, result.stderr
+    again, _ = sf.read(tmp_path / "again.wav", dtype="float32")
+    assert np.array_equal(again, y[:48000])
+    assert "goes on 0.25 s past the end of take.wav" in result.stderr and "--seconds 1.8" in result.stderr, result.stderr
+    result = render(str(log), "-o", str(tmp_path / "whole.wav"), "--seconds", "1.8")
+    assert result.returncode == 0, result.stderr
+    whole, _ = sf.read(tmp_path / "whole.wav", dtype="float32")
+    assert len(whole) == 86400 and np.array_equal(whole[:72000], y)

@@ -305,6 +305,10 @@ def _checked_header(record: dict, where: str) -> dict:
     if wav is not None and (not isinstance(wav, str) or wav in ("", ".", "..") or "/" in wav):
         raise ParameterError(f"{where}: header field 'wav' is {wav!r}; it must be the name of the take's WAV "
                              "beside the log (e.g. \"take.wav\"); fix that field of the header line")
+    fade = record.get("fade_end")  # a render's log: that render ended with the stop fade
+    if fade is not None and not isinstance(fade, bool):
+        raise ParameterError(f"{where}: header field 'fade_end' is {fade!r}; it must be true or false; fix that "
+                             "field of the header line")
     return record
 
 
