@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -123,6 +124,14 @@ def test_a_restart_marker_starts_a_fresh_engine_at_its_sample(tmp_path):
     assert [(e.type, e.sample) for e in logged] == [("note_on", 0), ("engine", at), ("note_on", at)]
 
 
+@pytest.mark.parametrize("field, value", [("lookahead", 40), ("lookahead", -2), ("seed", -1), ("seed", "x")])
+def test_a_restart_marker_with_a_bad_field_exits_2_naming_its_line(tmp_path, field, value):
+    marker = {"t": 0.2, "sample": 9600, "type": "engine", "action": "restart", "model": "random", field: value}
+    log = tmp_path / "take.jsonl"
+    log.write_text('{"type": "header", "model": "random"}\n' + json.dumps(marker) + "\n")
+    assert_refused(livegen("render", log, "-o", tmp_path / "x.wav"), "take.jsonl:2", repr(field), repr(value))
+
+
 def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     """`--read centre` changes the samples (a bend heard sooner), is written to the render's log
     header, and rendering that log again reads the same way: the same samples."""
@@ -159,6 +168,8 @@ def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     ("length beyond memory", ["--seconds", "1e12"], ["--seconds", "1e+12", "shorter"]),
     ("rate 0", ["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
     ("negative seed", ["--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
+    ("negative look-ahead", ["--lookahead", "-1"], ["--lookahead", "-1", "0..16"]),
+    ("huge look-ahead", ["--lookahead", "9" * 30], ["--lookahead", "9" * 30, "0..16"]),
     ("temperature below 0", ["--temperature", "-1"], ["--temperature", "-1", "0..1.5"]),
     ("temperature of a spectral model", ["--temperature", "0.5"], ["--temperature", "needs a continuation model"]),
 ])
@@ -191,6 +202,8 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     ('{"type": "header", "seed": -4}', ["log.jsonl:1", "'seed'", "-4", ">= 0"]),
     ('{"type": "header", "seed": 1' + "0" * 400 + "}", ["log.jsonl:1", "'seed'"]),  # too large for a float
     ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
+    ('{"type": "header", "lookahead": -1}', ["log.jsonl:1", "'lookahead'", "-1", "0..16"]),
+    ('{"type": "header", "lookahead": 17}', ["log.jsonl:1", "'lookahead'", "17", "0..16"]),
     ('{"type": "header", "model": "random", "samplerate": 4000}', ["the log header's samplerate 4000", "8000..192000"]),
     ('{"type": "header", "model": "random", "samplerate": 10000000}', ["the log header's samplerate 10000000"]),
     ('{"type": "header", "start_sample": 0, "wav": "takes/a.wav"}', ["log.jsonl:1", "'wav'", "takes/a.wav"]),
