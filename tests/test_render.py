@@ -132,6 +132,29 @@ def test_a_restart_marker_with_a_bad_field_exits_2_naming_its_line(tmp_path, fie
     assert_refused(livegen("render", log, "-o", tmp_path / "x.wav"), "take.jsonl:2", repr(field), repr(value))
 
 
+def test_a_header_seed_past_32_bits_renders_with_it(tmp_path):
+    """An older run's log header may hold a seed above the 32 bits `--seed` takes: every seed of
+    the engine and its sources is a numpy `SeedSequence`, which takes any size, so it renders
+    as that seed (not refused, not cut to 32 bits)."""
+    from livegen.engine.events import Event
+    from livegen.server import factory
+
+    seed = 2 ** 40
+    log = tmp_path / "old.jsonl"
+    log.write_text(f'{{"type": "header", "model": "random", "seed": {seed}}}\n'
+                   '{"t": 0.0, "sample": 0, "type": "note_on", "pitch": 62, "velocity": 90}\n')
+    result = render(str(log), "-o", str(tmp_path / "out.wav"), "--seconds", "0.3")
+    assert result.returncode == 0, result.stderr
+    y, _ = sf.read(tmp_path / "out.wav", dtype="float32")
+    loaded = factory.load("random", log=lambda text: None)
+    for s, same in ((seed, True), (seed % 2 ** 32, False)):
+        engine = loaded.engine(samplerate=48000, seed=s)
+        engine.schedule([Event("note_on", pitch=62, velocity=90, sample=0)])
+        expected = engine.render(0.3)
+        fade = engine.chain.fade_samples
+        assert np.array_equal(y[:-fade], expected[:-fade]) == same
+
+
 def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     """`--read centre` changes the samples (a bend heard sooner), is written to the render's log
     header, and rendering that log again reads the same way: the same samples."""
