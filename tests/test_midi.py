@@ -144,8 +144,9 @@ def test_a_controller_unplugged_mid_note_lets_its_notes_and_pedal_go(jack_server
     own: a note another controller holds sounds on."""
     rtmidi = rtmidi_jack
     (tmp_path / "none.toml").write_text("")
+    said = []
     midi = MidiInput(target, connect=["keys"], map_path=tmp_path / "none.toml", api=rtmidi.API_UNIX_JACK,
-                     poll_interval=0.2, save_learned=False)
+                     poll_interval=0.2, save_learned=False, log=said.append)
     midi.start()
     hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
     other = open_out(rtmidi, "other")
@@ -165,6 +166,9 @@ def test_a_controller_unplugged_mid_note_lets_its_notes_and_pedal_go(jack_server
         released = [e for e in target.applied if e.type == "note_off"]
         assert all(e.source == "midi:hw:Stage Keys" for e in released), released
         assert 67.0 not in {e.pitch for e in released}
+        assert said == ["MIDI hw:Stage Keys (--midi-in keys) connected",  # the performer is told both
+                        "MIDI hw:Stage Keys (--midi-in keys) went away: its notes and pedal are let go; it is "
+                        "connected again when it comes back"], said
     finally:
         hw.delete()
         other.close_port()

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
-from livegen.errors import ParameterError, finite_number
+from livegen.errors import LOOKAHEAD_MAX, ParameterError, finite_number
 
 EVENT_TYPES = ("param", "note_on", "note_off", "voice", "sound_off", "preset", "record", "seed", "engine")
 PRESET_ACTIONS = ("store", "recall", "morph", "loop")
@@ -221,6 +221,8 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
             raise ParameterError(f"{where}: field 'action' is {record['action']!r}; an engine event is one of "
                                  f"{', '.join(ENGINE_ACTIONS)}")
         event.action = record["action"]
+        if event.action == "restart":
+            _check_numbers(record, RESTART_NUMBERS, where, "field", "fix that field of the restart marker")
     if kind == "seed" and (not isinstance(record["path"], str) or not record["path"]):
         raise ParameterError(f"{where}: field 'path' must name an audio file, got {record['path']!r}")
     if "sample" in record:
@@ -287,20 +289,32 @@ def _number(value, field_name: str, where: str) -> float:
     return float(value)
 
 
-HEADER_NUMBERS = {"samplerate": (True, 1), "model_samplerate": (True, 1), "seed": (True, 0), "start_sample": (True, None),
-                  "lookahead": (True, 0), "seconds": (False, 0), "output_latency": (False, None)}
-"""Header fields that are numbers: (whole, lowest); a log livegen wrote has them right, an edited one may not."""
+HEADER_NUMBERS = {"samplerate": (True, 1, None), "model_samplerate": (True, 1, None), "seed": (True, 0, None),
+                  "start_sample": (True, None, None), "lookahead": (True, 0, LOOKAHEAD_MAX), "seconds": (False, 0, None),
+                  "output_latency": (False, None, None)}
+"""Header fields that are numbers: (whole, lowest, highest); a log livegen wrote has them right, an
+edited one may not. A seed has no highest: an older run's, past `SEED_MAX`, still renders."""
+
+RESTART_NUMBERS = ("seed", "lookahead")
+"""Fields of an `engine` `restart` marker that build the fresh engine, checked as a header's are."""
 
 
-def _checked_header(record: dict, where: str) -> dict:
-    for key, (whole, low) in HEADER_NUMBERS.items():
+def _check_numbers(record: dict, keys, where: str, what: str, fix: str) -> None:
+    for key in keys:
         value = record.get(key)
         if value is None:
             continue
-        if (not finite_number(value) or (whole and value != int(value)) or (low is not None and value < low)):
-            wanted = ("an integer" if whole else "a number") + (f" >= {low}" if low is not None else "")
-            raise ParameterError(f"{where}: header field {key!r} is {value!r}; it must be {wanted}; fix that "
-                                 "field of the header line")
+        whole, low, high = HEADER_NUMBERS[key]
+        if (not finite_number(value) or (whole and value != int(value)) or (low is not None and value < low)
+                or (high is not None and value > high)):
+            noun = "an integer" if whole else "a number"
+            wanted = (f"{noun} in {low}..{high}" if low is not None and high is not None
+                      else noun + (f" >= {low}" if low is not None else ""))
+            raise ParameterError(f"{where}: {what} {key!r} is {value!r}; it must be {wanted}; {fix}")
+
+
+def _checked_header(record: dict, where: str) -> dict:
+    _check_numbers(record, HEADER_NUMBERS, where, "header field", "fix that field of the header line")
     wav = record.get("wav")  # the take's file name, beside the log (`livegen.session.replay`)
     if wav is not None and (not isinstance(wav, str) or wav in ("", ".", "..") or "/" in wav):
         raise ParameterError(f"{where}: header field 'wav' is {wav!r}; it must be the name of the take's WAV "

@@ -104,6 +104,8 @@ class VoiceBank:
         self.started: list[int] = []
         """Slots (re)started since the engine last looked: their inverter state is reset."""
         self._done = np.zeros(n, dtype=np.int64)
+        self._rho, self._ar = None, None
+        """The AR(1) noise's last rho and its coefficients as float32 (see `advance_noise`)."""
         self._no_peaks = np.zeros(0, dtype=np.float32)
 
     # ----------------------------------------------------------------- queries
@@ -206,7 +208,9 @@ class VoiceBank:
 
     def advance_noise(self, slots: np.ndarray, fresh: np.ndarray, rho: float, out: np.ndarray) -> None:
         """AR(1) noise step of `slots` (the model's `advance_noise`), in place; `out` gets a copy."""
-        ar_noise_step(slots, fresh, np.float32(rho), np.float32(np.sqrt(max(0.0, 1.0 - rho * rho))), self.noise, out)
+        if rho != self._rho:  # numpy makes a scalar through a temporary array: once, not every hop
+            self._rho, self._ar = rho, (np.float32(rho), np.float32(math.sqrt(max(0.0, 1.0 - rho * rho))))
+        ar_noise_step(slots, fresh, self._ar[0], self._ar[1], self.noise, out)
 
     def fade_gains(self, slots: np.ndarray) -> np.ndarray:
         """Per-slot gain of the steal fade (and the drone's ducking), for the coming hop."""
