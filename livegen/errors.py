@@ -87,6 +87,12 @@ many tools take 32 bits, torch's 64, and training seeds torch with its seed * 10
 32 bits fit every one of them (and are seeds enough)."""
 
 
+LOOKAHEAD_MAX = 16
+"""The most look-ahead frames the streaming inverter keeps uncommitted (each adds a hop of latency
+and a hop's work per push); here, not in `livegen.dsp`, so that the CLI bounds `--lookahead`
+without importing numba."""
+
+
 def seed_type(hint: str = "the random seed"):
     """The argparse `type` of every `--seed`: an integer in 0..SEED_MAX."""
     return ranged(int, 0, SEED_MAX, hint=hint)

@@ -48,7 +48,7 @@ def assert_valid(target):
                 assert 1 <= event.velocity <= 127
         elif event.type == "preset":
             assert event.action in ("store", "recall") and 0 <= event.slot <= 127
-        if event.type in ("note_on", "note_off", "voice") and event.voice is not None:
+        if event.type in ("note_on", "note_off", "voice", "sound_off") and event.voice is not None:
             assert 0 <= event.voice < VOICE_IDS, event
         if event.type == "voice":
             low, high = VOICE_CONTROLS[event.name]
@@ -184,6 +184,8 @@ def test_midi_mapper_mpe_fuzz(messages, zone, learn):
                 held.add((event.voice, event.pitch))
             elif event.voice is not None and event.type == "note_off":
                 held.discard((event.voice, event.pitch))
+            elif event.type == "sound_off":  # All Sound Off cuts the voice's notes
+                held.difference_update({key for key in held if key[0] == event.voice})
 
     for message in messages:
         for one in (message if message and isinstance(message[0], list) else [message]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import pytest
 
 from conftest import require
@@ -12,6 +13,7 @@ from livegen.control.fake import FakeTarget
 from livegen.control.mapping import Mapping, MidiMapper, load_map
 from livegen.errors import ParameterError
 from livegen.control.midi import MidiInput, add_midi_arguments, midi_input_from_args, wait_for_port
+from livegen.engine.events import param, read_events, write_events
 from livegen.engine.notes import spectral_engine
 from livegen.model import ModelConfig, random_model
 
@@ -142,8 +144,9 @@ def test_a_controller_unplugged_mid_note_lets_its_notes_and_pedal_go(jack_server
     own: a note another controller holds sounds on."""
     rtmidi = rtmidi_jack
     (tmp_path / "none.toml").write_text("")
+    said = []
     midi = MidiInput(target, connect=["keys"], map_path=tmp_path / "none.toml", api=rtmidi.API_UNIX_JACK,
-                     poll_interval=0.2, save_learned=False)
+                     poll_interval=0.2, save_learned=False, log=said.append)
     midi.start()
     hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
     other = open_out(rtmidi, "other")
@@ -163,6 +166,9 @@ def test_a_controller_unplugged_mid_note_lets_its_notes_and_pedal_go(jack_server
         released = [e for e in target.applied if e.type == "note_off"]
         assert all(e.source == "midi:hw:Stage Keys" for e in released), released
         assert 67.0 not in {e.pitch for e in released}
+        assert said == ["MIDI hw:Stage Keys (--midi-in keys) connected",  # the performer is told both
+                        "MIDI hw:Stage Keys (--midi-in keys) went away: its notes and pedal are let go; it is "
+                        "connected again when it comes back"], said
     finally:
         hw.delete()
         other.close_port()
@@ -259,6 +265,51 @@ def test_mpe_manager_all_notes_off_releases_member_voices_in_the_engine(jack_ser
     finally:
         out.close_port()
         midi.stop()
+
+
+def test_mpe_manager_all_sound_off_cuts_the_zone_in_the_engine_and_renders_again(jack_server, rtmidi_jack, tmp_path):
+    """All Sound Off on the zone's manager channel, through a JACK MIDI port into the real engine,
+    cuts the manager's note, a member's held note and another member's release tail at the hop it
+    applies (no voices left, where All Notes Off leaves tails ringing; 60 dB down 60 ms on), and
+    the events the engine applied, written as a session log, render again to the samples it played."""
+    engine = spectral_engine(random_model(ModelConfig(), seed=0), samplerate=48000)
+    applied, played = [], []
+    engine.add_listener(applied.append)
+    engine.add_tap(lambda block: played.append(np.array(block, copy=True)))
+    midi = MidiInput(engine, mapper=MidiMapper(engine.params, [], mpe="lower"), api=rtmidi_jack.API_UNIX_JACK,
+                     map_path=tmp_path / "m.toml").start()
+    out = open_out(rtmidi_jack, "seaboard")
+    try:
+        engine.post(param("drone", 0))  # before the first hop: no drone (not a note: no sound-off cuts it)
+        with stepped(engine, 0.0005):
+            for message in ([0x90, 48, 100], [0xE1, 0, 80], [0x91, 60, 100], [0x92, 64, 100]):
+                out.send_message(message)  # the manager's note, voice 2 bent, voice 3
+            wait_for(lambda: sum(e.type == "note_on" for e in list(applied)) == 3, 30, "the notes applied")
+            wait_for(lambda at=engine.samples_out: engine.samples_out > at + 12000, 30, "0.25 s of them")
+            out.send_message([0x82, 64, 0])  # voice 3 let go: its release tail rings
+            wait_for(lambda: any(e.type == "note_off" for e in list(applied)), 30, "the note-off applied")
+            assert engine.status()["voices"] == 3
+            out.send_message([0xB0, 120, 0])  # all sound off on the manager channel: the whole zone
+            wait_for(lambda: sum(e.type == "sound_off" for e in list(applied)) == 16, 30, "the zone's sound-offs")
+            cuts = [e for e in applied if e.type == "sound_off"]
+            assert [e.voice for e in cuts] == [None, *range(2, 17)] and len({e.sample for e in cuts}) == 1
+            offs = [(e.pitch, e.voice) for e in applied if e.type == "note_off" and e.sample == cuts[0].sample]
+            assert offs == [(48.0, None), (60.0, 2)], offs  # the held notes' note-offs come first
+            at = cuts[0].sample
+            wait_for(lambda: engine.samples_out > at + 4800, 30, "0.1 s played after the cut")
+        assert engine.status()["voices"] == 0 and all(e.source == "midi:livegen" for e in applied if e.type != "param")
+    finally:
+        out.close_port()
+        midi.stop()
+    y = np.concatenate(played)
+    before = np.mean(y[at - 2400:at] ** 2)
+    assert before > 1e-8 and np.mean(y[at + 2880:at + 4800] ** 2) < before * 1e-6
+    log = tmp_path / "take.jsonl"
+    write_events(log, applied)
+    _, logged = read_events(log)
+    again = spectral_engine(random_model(ModelConfig(), seed=0), samplerate=48000)
+    again.schedule(logged)
+    assert np.array_equal(again.render(frames=len(y)), y)
 
 
 def test_mpe_zone_from_the_options_and_the_map_file(target, tmp_path):

@@ -57,6 +57,15 @@ def _saved(tmp_path):
     return path
 
 
+def test_weights_cut_short_are_named_with_what_to_do(tmp_path):
+    """A copy to the stage laptop that did not finish: the file and the remedy are named."""
+    path = _saved(tmp_path)
+    weights = path / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelError, match="weights.safetensors as safetensors: .*copy the model folder again"):
+        load_model(path)
+
+
 def test_loader_rejects_missing_things(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         load_model(tmp_path / "nope")

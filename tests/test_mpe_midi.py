@@ -166,11 +166,42 @@ def test_all_notes_off_on_a_manager_releases_its_zone(params):
         ("note_off", 64.0, 3, "midi:k"), ("note_off", 67.0, 3, "midi:k")]
     assert m.feed([0xB0, 123, 0], source="midi:k") == []  # nothing of the zone's left held
     assert released(m.feed([0xB0, 123, 0], source="midi:other")) == [(72.0, 20)]  # the second port: ids 16 + channel
-    m.feed([0x94, 50, 100])
-    assert released(m.feed([0xB0, 120, 0])) == [(50.0, 37)]  # all sound off: the same (a third port: 32 + channel)
-    m.feed([0x94, 51, 100]), m.feed([0x95, 52, 100])
-    assert released(m.feed([0xB4, 123, 0])) == [(51.0, 37)]  # on a member: that member's notes
+    m.feed([0x94, 50, 100]), m.feed([0x95, 52, 100])
+    assert released(m.feed([0xB4, 123, 0])) == [(50.0, 37)]  # on a member: that member's notes (a third port)
     assert released(m.feed([0xB9, 123, 0], source="midi:k")) == [(70.0, None)]  # outside the zone: its own
+
+
+def cut(events):
+    """The voices `events` cut (All Sound Off's `sound_off`s, after the note-offs of the held
+    notes; None: the notes without an id)."""
+    offs = [e for e in events if e.type == "note_off"]
+    assert events[len(offs):] and all(e.type == "sound_off" for e in events[len(offs):]), events
+    return [e.voice for e in events[len(offs):]]
+
+
+def test_all_sound_off_cuts_instead_of_releasing(params):
+    """All Sound Off (CC 120) lets the held notes go (their note-offs, for OSC subscribers and the
+    carry) and posts `sound_off`s, which cut at once (release tails too) where All Notes Off
+    releases: on a member its voice, on a manager the manager's notes (the notes without an id)
+    and every member's voice, on a plain channel the notes without an id."""
+    m = MidiMapper(params, mpe="lower:3")
+    for message in ([0x90, 48, 100], [0x91, 60, 100], [0x92, 64, 100], [0x99, 70, 100]):
+        m.feed(message, source="midi:k")
+    events = m.feed([0xB2, 120, 0], source="midi:k")
+    assert released(events) == [(64.0, 3)] and cut(events) == [3] and events[1].source == "midi:k"
+    assert released(m.feed([0xB2, 123, 0], source="midi:k")) == []  # its held note is gone
+    events = m.feed([0xB0, 120, 0], source="midi:k")
+    assert released(events) == [(48.0, None), (60.0, 2)] and cut(events) == [None, 2, 3, 4]  # the manager: the zone
+    assert released(m.feed([0xB0, 123, 0], source="midi:k")) == []
+    assert cut(m.feed([0xB0, 120, 0], source="midi:other")) == [None, 18, 19, 20]  # a second port's ids
+    events = m.feed([0xB9, 120, 0], source="midi:k")
+    assert released(events) == [(70.0, None)] and cut(events) == [None]  # outside the zone: the plain notes
+    assert released(mcm(m, 1, 0)) == []  # nothing left held to let go when the zone ends
+    assert cut(MidiMapper(params).feed([0xB4, 120, 0])) == [None]  # no zone
+    assert m.feed([0xB4, 120, 0], source="midi:k")[0].to_json() == '{"t": 0.0, "type": "sound_off"}'
+    assert m.feed([0xB1, 120, 0], source="midi:k")[0].to_json() == '{"t": 0.0, "type": "sound_off"}'
+    mcm(m, 1, 3)
+    assert m.feed([0xB1, 120, 0], source="midi:k")[0].to_json() == '{"t": 0.0, "type": "sound_off", "voice": 2}'
 
 
 def test_reset_all_controllers(params):

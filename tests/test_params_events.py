@@ -105,7 +105,7 @@ def test_voice_events_round_trip_with_their_voice_ids(tmp_path):
     ('{"t": 1, "type": "voice", "voice": 128, "name": "bend", "value": 1}', "ids are whole numbers 0..127"),
     ('{"t": 1, "type": "voice", "voice": 2, "name": "z0", "value": 1}', "moves one of bend, x, y, pressure"),
     ('{"t": 1, "type": "voice", "voice": 2, "name": "x", "value": 1.5}', "voice x 1.5 is out of range; give -1..1"),
-    ('{"t": 1, "type": "param", "name": "x", "value": 1, "voice": 3}', "belongs to a note or voice event"),
+    ('{"t": 1, "type": "param", "name": "x", "value": 1, "voice": 3}', "belongs to a note, voice or sound_off event"),
 ])
 def test_bad_line_names_file_line_and_field(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"

@@ -59,6 +59,8 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
     (["--seed", "1" + "0" * 400], ["--seed", "too large", "0..4294967295"]),  # a float cannot hold it: no OverflowError
     (["--seed", str(2 ** 32)], ["--seed", str(2 ** 32), "0..4294967295"]),  # torch would refuse past 2 ** 64
     (["--threads", "0"], ["--threads", "0", "1..256"]),
+    (["--lookahead", "-1"], ["--lookahead", "-1", "0..16"]),  # the inverter's range, before a sound server starts
+    (["--lookahead", "17"], ["--lookahead", "17", "0..16"]),
     (["--nice", "100"], ["--nice", "100", "-20..19"]),
     (["--realtime-priority", "-7"], ["--realtime-priority", "-7"]),
     (["--osc-port", "70000"], ["--osc-port", "70000", "0..65535"]),

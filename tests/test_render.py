@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -44,13 +45,17 @@ def test_a_render_that_stops_on_a_sounding_chord_ends_without_a_click(tmp_path):
     events = tmp_path / "events.jsonl"
     events.write_text("".join(f'{{"t": 0.1, "type": "note_on", "pitch": {p}, "velocity": 110}}\n'
                               for p in (48, 55, 64, 67)))
-    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", "0.8")
+    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", "0.8", "--log", str(tmp_path / "out.jsonl"))
     assert result.returncode == 0, result.stderr
     y, sr = sf.read(tmp_path / "out.wav", dtype="float64")
     steps = np.abs(np.diff(y))
     assert np.abs(y[-int(0.05 * sr):-int(0.01 * sr)]).max() > 0.05  # still sounding 10 ms before the end
     assert y[0] == 0.0 and y[-1] == 0.0
     assert steps[-int(0.02 * sr):].max() <= np.percentile(steps, 99)
+    # its log renders the same samples again, fade included
+    result = render(str(tmp_path / "out.jsonl"), "-o", str(tmp_path / "again.wav"))
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(sf.read(tmp_path / "again.wav", dtype="float64")[0], y)
 
 
 def test_bad_event_file_names_file_line_and_field(tmp_path):
@@ -111,14 +116,43 @@ def test_a_restart_marker_starts_a_fresh_engine_at_its_sample(tmp_path):
     fresh.samples_out = at
     fresh.schedule([Event("note_on", pitch=62, velocity=90, sample=at)])
     expected = np.concatenate([first.render(at / 48000), fresh.render((total - at) / 48000)])
-    fade = fresh.chain.fade_samples  # no take's header (`start_sample`): the render ends with the stop fade
-    assert np.array_equal(y[:-fade], expected[:-fade])
-    assert np.array_equal(y[-fade:], expected[-fade:] * (1 - np.arange(1, fade + 1) / fade).astype(np.float32))
+    assert np.array_equal(y, expected)
     first = loaded.engine(samplerate=48000, seed=2)
     first.schedule([Event("note_on", pitch=62, velocity=90, sample=0), Event("note_on", pitch=62, velocity=90, sample=at)])
     assert not np.array_equal(y[at:], first.render(total / 48000)[at:])  # one engine throughout is not it
     _, logged = read_events(tmp_path / "again.jsonl")
     assert [(e.type, e.sample) for e in logged] == [("note_on", 0), ("engine", at), ("note_on", at)]
+
+
+@pytest.mark.parametrize("field, value", [("lookahead", 40), ("lookahead", -2), ("seed", -1), ("seed", "x")])
+def test_a_restart_marker_with_a_bad_field_exits_2_naming_its_line(tmp_path, field, value):
+    marker = {"t": 0.2, "sample": 9600, "type": "engine", "action": "restart", "model": "random", field: value}
+    log = tmp_path / "take.jsonl"
+    log.write_text('{"type": "header", "model": "random"}\n' + json.dumps(marker) + "\n")
+    assert_refused(livegen("render", log, "-o", tmp_path / "x.wav"), "take.jsonl:2", repr(field), repr(value))
+
+
+def test_a_header_seed_past_32_bits_renders_with_it(tmp_path):
+    """An older run's log header may hold a seed above the 32 bits `--seed` takes: every seed of
+    the engine and its sources is a numpy `SeedSequence`, which takes any size, so it renders
+    as that seed (not refused, not cut to 32 bits)."""
+    from livegen.engine.events import Event
+    from livegen.server import factory
+
+    seed = 2 ** 40
+    log = tmp_path / "old.jsonl"
+    log.write_text(f'{{"type": "header", "model": "random", "seed": {seed}}}\n'
+                   '{"t": 0.0, "sample": 0, "type": "note_on", "pitch": 62, "velocity": 90}\n')
+    result = render(str(log), "-o", str(tmp_path / "out.wav"), "--seconds", "0.3")
+    assert result.returncode == 0, result.stderr
+    y, _ = sf.read(tmp_path / "out.wav", dtype="float32")
+    loaded = factory.load("random", log=lambda text: None)
+    for s, same in ((seed, True), (seed % 2 ** 32, False)):
+        engine = loaded.engine(samplerate=48000, seed=s)
+        engine.schedule([Event("note_on", pitch=62, velocity=90, sample=0)])
+        expected = engine.render(0.3)
+        fade = engine.chain.fade_samples
+        assert np.array_equal(y[:-fade], expected[:-fade]) == same
 
 
 def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
@@ -157,6 +191,8 @@ def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     ("length beyond memory", ["--seconds", "1e12"], ["--seconds", "1e+12", "shorter"]),
     ("rate 0", ["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
     ("negative seed", ["--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
+    ("negative look-ahead", ["--lookahead", "-1"], ["--lookahead", "-1", "0..16"]),
+    ("huge look-ahead", ["--lookahead", "9" * 30], ["--lookahead", "9" * 30, "0..16"]),
     ("temperature below 0", ["--temperature", "-1"], ["--temperature", "-1", "0..1.5"]),
     ("temperature of a spectral model", ["--temperature", "0.5"], ["--temperature", "needs a continuation model"]),
 ])
@@ -189,10 +225,13 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     ('{"type": "header", "seed": -4}', ["log.jsonl:1", "'seed'", "-4", ">= 0"]),
     ('{"type": "header", "seed": 1' + "0" * 400 + "}", ["log.jsonl:1", "'seed'"]),  # too large for a float
     ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
+    ('{"type": "header", "lookahead": -1}', ["log.jsonl:1", "'lookahead'", "-1", "0..16"]),
+    ('{"type": "header", "lookahead": 17}', ["log.jsonl:1", "'lookahead'", "17", "0..16"]),
     ('{"type": "header", "model": "random", "samplerate": 4000}', ["the log header's samplerate 4000", "8000..192000"]),
     ('{"type": "header", "model": "random", "samplerate": 10000000}', ["the log header's samplerate 10000000"]),
     ('{"type": "header", "start_sample": 0, "wav": "takes/a.wav"}', ["log.jsonl:1", "'wav'", "takes/a.wav"]),
     ('{"type": "header", "start_sample": 0, "wav": 5}', ["log.jsonl:1", "'wav'"]),
+    ('{"type": "header", "model": "random", "fade_end": "yes"}', ["log.jsonl:1", "'fade_end'", "true or false"]),
     # a take 2e12 samples into its session: the replay before it would not fit in memory
     ('{"type": "header", "model": "random", "start_sample": 2000000000000}', ["log.jsonl", "session's start", "GiB"]),
     ('{"type": "header", "model_dir": "/nowhere/model"}', ["/nowhere/model", "is not there", "--model"]),
@@ -231,3 +270,29 @@ def test_input_file_shorter_than_a_hop_is_refused_with_its_length(tmp_path):
     assert_refused(livegen("render", "--input", tiny, "-o", tmp_path / "x.wav"),
                    f"input file {tiny} is 0.17 ms long (8 samples at 48000 Hz)", "shorter than one hop")
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_killed_take_renders_as_its_wav_and_its_log_gives_back_the_lost_tail(tmp_path):
+    """`kill -9` (or a power cut) leaves the WAV's header up to half a second behind the log, which
+    is flushed line by line. `livegen render LOG` renders what the WAV holds, sample for sample,
+    and says the log goes on, with the --seconds that renders all of it: a render that starts
+    with the WAV and holds the tail its header lost."""
+    header = ('{"type": "header", "samplerate": 48000, "channels": 1, "subtype": "FLOAT", "wav": "take.wav", '
+              '"model": "random", "model_dir": null, "seed": 0, "start_sample": 0}\n')
+    log = tmp_path / "take.jsonl"
+    log.write_text(header + '{"t": 0.5, "type": "note_on", "pitch": 60, "velocity": 100, "sample": 24000}\n'
+                            '{"t": 1.25, "type": "note_on", "pitch": 67, "velocity": 90, "sample": 60000}\n')
+    heard = tmp_path / "heard.wav"  # what the performer heard: the log rendered on past the kill
+    result = render(str(log), "-o", str(heard), "--seconds", "1.5")
+    assert result.returncode == 0, result.stderr
+    y, _ = sf.read(heard, dtype="float32")
+    sf.write(tmp_path / "take.wav", y[:48000], 48000, subtype="FLOAT")  # the header had reached 1.0 s
+    result = render(str(log), "-o", str(tmp_path / "again.wav"))
+    assert result.returncode == 0, result.stderr
+    again, _ = sf.read(tmp_path / "again.wav", dtype="float32")
+    assert np.array_equal(again, y[:48000])
+    assert "goes on 0.25 s past the end of take.wav" in result.stderr and "--seconds 1.8" in result.stderr, result.stderr
+    result = render(str(log), "-o", str(tmp_path / "whole.wav"), "--seconds", "1.8")
+    assert result.returncode == 0, result.stderr
+    whole, _ = sf.read(tmp_path / "whole.wav", dtype="float32")
+    assert len(whole) == 86400 and np.array_equal(whole[:72000], y)

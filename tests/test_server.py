@@ -93,11 +93,12 @@ def test_event_records_round_trip_with_their_numbers():
 
 
 def test_events_the_server_makes_come_back_equal_and_plain_ones_flat():
-    """A MIDI keyboard's notes, voice controls and parameter moves are made in the server: they
+    """A MIDI keyboard's notes, voice controls, sound-offs and parameter moves are made in the server: they
     come back as the same events (the session log's bytes), flat instead of pickled."""
     plain = [Event("note_on", pitch=64.0, velocity=100, voice=3, source="midi:Seaboard Block"),
              Event("note_off", pitch=64.0, source="midi"), Event("voice", voice=3, name="bend", value=-0.25),
-             Event("param", name="x", value=0.5, source="midi:ü"), Event("voice", voice=0, name="pressure", value=1.0)]
+             Event("param", name="x", value=0.5, source="midi:ü"), Event("voice", voice=0, name="pressure", value=1.0),
+             Event("sound_off", voice=18, source="midi"), Event("sound_off", source="midi")]
     whole = [Event("param", name="x", value=1, source="midi"), Event("param", name="x", value=math.nan),
              Event("preset", action="recall", slot=2), Event("param", name="", value=0.5),
              Event("note_on", pitch=60.0, velocity=True), Event("param", name="x", value=0.5, extra={"clamped_from": 2.0})]

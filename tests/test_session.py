@@ -131,6 +131,18 @@ def test_unwritable_directory_is_a_clear_error(tmp_path):
         locked.chmod(0o700)
 
 
+def test_a_take_folder_that_became_a_file_is_named_as_one(tmp_path):
+    """The folder a show records into was replaced by a file (a mount gone, a slip in another
+    terminal): the next take is refused saying so, not with mkdir's "File exists"."""
+    from livegen.errors import ParameterError
+
+    takes = tmp_path / "takes"
+    takes.write_text("not a folder")
+    with pytest.raises(ParameterError, match="takes: that is a file, not a folder; make it a folder") as refused:
+        SessionRecorder(takes, samplerate=8000, channels=1).start()
+    assert "--record-dir" in str(refused.value)
+
+
 _CHILD = textwrap.dedent("""
     import sys, time, numpy as np
     from livegen.engine.events import param

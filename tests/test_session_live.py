@@ -16,7 +16,7 @@ import soundfile
 
 from livegen.engine.events import read_events
 from conftest import REPO, require, require_binary
-from helpers import jack_midi_out, status_of, wait_for, wait_played
+from helpers import jack_midi_out, listen, status_of, take_rendered_again, wait_for, wait_played
 
 # The engine server's live stack (as `livegen play --headless` builds it) with recording attached.
 _SERVER = textwrap.dedent("""
@@ -296,3 +296,28 @@ def test_record_toggles_hammered_over_udp_leave_every_take_whole(jack_server, tm
         again, _ = render_events(events, model=model, samplerate=rate, seed=header["seed"],
                                  lookahead=header["lookahead"], seconds=(start + len(audio)) / rate)
         assert np.abs(again[start:start + len(audio)] - audio).max() <= 1e-6, path
+
+
+def test_a_take_that_hits_the_file_size_limit_stops_alone_and_says_so(live_play, tmp_path):
+    """The disk fills up mid-take (here the file-size limit, set on the running play with
+    prlimit): the music plays on, the performer is told over OSC and in the status, and what was
+    written is a valid WAV whose log `livegen render` renders to the same samples."""
+    prlimit = require_binary("prlimit")
+    takes = tmp_path / "takes"
+    play = live_play("--record-dir", str(takes), "--model", "random", "--no-midi")
+    watcher = play.subscriber()
+    play.send("/livegen/note", 60, 100)
+    play.send("/livegen/record", 1)
+    play.wait_status(lambda s: s.get("record_bytes", 0) > 100_000, 30, "a take on disk")
+    (wav,) = takes.glob("*.wav")
+    subprocess.run([prlimit, f"--pid={play.process.pid}", f"--fsize={wav.stat().st_size + 100_000}"], check=True)
+    heard = listen(watcher, lambda address, args: address == "/livegen/error", 60)
+    assert heard and heard[-1][0] == "/livegen/error", heard
+    message = heard[-1][1][0]
+    assert "recording stopped: file too large" in message and wav.name in message and "kept" in message, message
+    status = play.wait_status(lambda s: not s.get("recording"), 20, "the take stopped")
+    assert status["record_error"] == message
+    play.played(0.5)  # the music goes on
+    assert play.stop(60) == 0, play.log
+    recorded, again = take_rendered_again(wav)
+    assert len(recorded) > 48000 and np.array_equal(recorded, again)

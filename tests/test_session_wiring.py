@@ -153,7 +153,9 @@ def test_unwritable_record_dir_is_reported_and_play_goes_on(model, tmp_path):
     assert "cannot create a recording" in errors[0] and "--record-dir" in errors[0]
     wait_for(lambda: (_play(engine, 0.05) is not None) and not engine.recording)
     assert session.recorder is None
-    session.close()
+    session.close()  # its control thread handles every request before it ends
+    # The stop that ended the failed take is no "stopped in the block it started": the reason stays shown.
+    assert errors == [errors[0]] and session.last_error == errors[0], errors
 
 
 def test_full_disk_mid_recording_keeps_the_engine_and_the_file(model, tmpfs):

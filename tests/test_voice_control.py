@@ -18,7 +18,7 @@ from livegen.engine import events as ev
 from livegen.engine.carry import CarryOver
 from livegen.engine.core import Engine
 from livegen.engine.notes import NotesSource, spectral_engine
-from livegen.engine.voices import DETACHED
+from livegen.engine.voices import DETACHED, DRONE
 from livegen.errors import ParameterError
 from livegen.model import default_model_path, load_model
 from livegen.server.client import RemoteEngine
@@ -216,6 +216,89 @@ def test_a_tail_follows_its_id_until_a_new_note_of_that_id(model):
     assert bank.smoothed[bank.vid == 2] == pytest.approx(np.array([[-3.0, 0.2, 0.3, 0.5]] * 2), abs=0.01)
 
 
+CUT_AT = 150 * HOP_SECONDS
+"""0.8 s, a hop boundary: where the sound-off tests cut."""
+
+
+def _cut_script(end):
+    """Voice 2 holds 48 and 55; 55 is let go at 0.6 s and 62 starts at 0.75 s on the same id
+    (55's tail leaves the id), 48 is let go at 0.7 s (a tail on the id); then `end` at `CUT_AT`."""
+    return [ev.note_on(48, 100, voice=2), ev.note_on(55, 100, voice=2, t=0.2), ev.note_off(55, voice=2, t=0.6),
+            ev.note_off(48, voice=2, t=0.7), ev.note_on(62, 100, voice=2, t=0.75), *end]
+
+
+def _db(y, start, end):
+    return 10 * np.log10(np.mean(y[int(start * SR):int(end * SR)] ** 2) + 1e-20)
+
+
+def _high(y):
+    """`y` above 8 kHz (where a click's energy would show: the notes have little there)."""
+    spectrum = np.fft.rfft(y)
+    spectrum[np.fft.rfftfreq(len(y), 1 / SR) < 8000] = 0
+    return np.fft.irfft(spectrum, len(y))
+
+
+def test_sound_off_cuts_every_note_of_its_voice_without_a_click(model):
+    """A `sound_off` of voice 2 (All Sound Off on its member channel) cuts its held note, the tail
+    that follows it and the tail that left it for that note: 60 dB down 60 ms after the cut (the
+    synthesis window's overlap is the fade), where the same notes let go ring within 20 dB; no
+    click (nothing above 8 kHz louder than while they played); its slots are free at once."""
+    cut, engine = _render(model, _cut_script([ev.sound_off(voice=2, t=CUT_AT)]), seconds=1.0)
+    released, _ = _render(model, _cut_script([ev.note_off(62, voice=2, t=CUT_AT)]), seconds=1.0)
+    before = _db(cut, CUT_AT - 0.05, CUT_AT)
+    assert _db(released, CUT_AT - 0.05, CUT_AT) == before  # the same until the cut
+    assert _db(cut, CUT_AT + 0.06, CUT_AT + 0.1) < before - 60
+    assert _db(released, CUT_AT + 0.06, CUT_AT + 0.1) > before - 20
+    high = _high(cut)
+    assert _db(high, CUT_AT, CUT_AT + 0.1) < max(_db(high, t, t + 0.01) for t in np.arange(0.3, CUT_AT, 0.01))
+    bank = engine.find(NotesSource).voices
+    assert engine.rejected == 0 and not bank.active[1:].any() and engine.status()["voices"] == 0
+
+
+def test_sound_off_cuts_its_own_notes_alone(model):
+    """A voice's `sound_off` leaves other ids' notes and plain notes; one without a voice (All
+    Sound Off on a plain or manager channel) cuts the plain notes, held or pedal-held, and no
+    voice's, nor the drone; a key let go after its note was cut changes nothing."""
+    engine = spectral_engine(model, samplerate=SR, seed=1)
+    bank = engine.find(NotesSource).voices
+    for event in (ev.param("drone", 1), ev.note_on(60, 100, voice=2), ev.note_on(64, 100, voice=3),
+                  ev.note_on(67, 100), ev.param("sustain", 1), ev.note_on(69, 100), ev.note_off(69)):
+        engine.post(event)
+    engine.step()
+
+    def sounding():
+        return sorted((int(bank.owner[s]), float(bank.pitch[s])) for s in bank.sounding_notes())
+
+    assert sounding() == [(-1, 67.0), (-1, 69.0), (2, 60.0), (3, 64.0)]
+    engine.post(ev.sound_off(voice=2))
+    engine.step()
+    assert sounding() == [(-1, 67.0), (-1, 69.0), (3, 64.0)]
+    engine.post(ev.sound_off())
+    engine.post(ev.param("sustain", 0))
+    engine.post(ev.note_off(67))
+    engine.step()
+    assert sounding() == [(3, 64.0)] and bank.active[DRONE] and not bank.active[bank.owner == -1][1:].any()
+    assert engine.rejected == 0
+
+
+def test_sound_off_renders_again_from_its_session_log(model, tmp_path):
+    """The applied events, stamped, written as a session log and rendered by a fresh engine, give
+    the same samples: a cut re-renders exactly."""
+    engine = spectral_engine(model, samplerate=SR, seed=1)
+    applied = []
+    engine.add_listener(applied.append)
+    engine.schedule([ev.param("drone", 0), *_cut_script([ev.sound_off(voice=2, t=CUT_AT), ev.note_on(60, 90, t=0.85),
+                                                         ev.sound_off(t=0.95)])])
+    first = engine.render(1.1)
+    log = tmp_path / "take.jsonl"
+    ev.write_events(log, applied)
+    _, logged = ev.read_events(log)
+    assert [(e.type, e.voice) for e in logged if e.type == "sound_off"] == [("sound_off", 2), ("sound_off", None)]
+    again = spectral_engine(model, samplerate=SR, seed=1)
+    again.schedule(logged)
+    assert np.array_equal(again.render(1.1), first) and np.abs(first).max() > 1e-3
+
+
 def test_voice_events_render_the_same_twice(model):
     """The same events with voice controls moving mid-note (bend, glided x, y, pressure) give the
     same samples twice; the voices leave the shared point and come back to it."""
@@ -347,10 +430,24 @@ def test_the_carry_over_keeps_a_pedal_held_tail_off_its_reused_id(model):
     assert abs(1200 * np.log2(found / _hz(50))) < 20 and level > _peak(spectrum, _hz(55), 30)[1] + 20, found
 
 
+def test_the_carry_over_drops_the_notes_a_sound_off_cut():
+    """Notes cut by a `sound_off` (held or pedal-held) are not started again in a new engine; the
+    notes it did not name are."""
+    carry = CarryOver()
+    for event in (ev.param("sustain", 1), ev.note_on(48, 100, voice=2), ev.note_off(48, voice=2),
+                  ev.note_on(55, 100, voice=2), ev.note_on(60, 100, voice=3), ev.note_on(64, 100), ev.note_on(67, 100),
+                  ev.note_off(67), ev.sound_off(voice=2), ev.note_on(72, 100, voice=2)):
+        carry.posted(event)
+    assert [(e.pitch, e.voice) for e in carry.handover(voices=16) if e.type == "note_on"] == [
+        (60.0, 3), (64.0, None), (67.0, None), (72.0, 2)]
+    carry.posted(ev.sound_off())
+    assert [(e.pitch, e.voice) for e in carry.handover(voices=16) if e.type == "note_on"] == [(60.0, 3), (72.0, 2)]
+
+
 def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_server, tmp_path):
-    """Voice events posted to a real sound server on jackd are applied, logged in a take and come
-    back stamped; `livegen render` of the take's log gives its recording sample for sample; the
-    status has the sounding voices' pad points."""
+    """Voice events and sound-offs posted to a real sound server on jackd are applied, logged in a
+    take and come back stamped; `livegen render` of the take's log gives its recording sample for
+    sample; the status has the sounding voices' pad points, and none once they are cut."""
     engine = RemoteEngine({"samplerate": 48000, "blocksize": 256}, {"model": "random", "seed": 3, "device": "cpu"},
                           lead=0).wait_ready()
     session = SessionControl(engine, directory=tmp_path, header=engine_header(engine, model_name="random")).attach()
@@ -367,17 +464,26 @@ def test_a_take_with_voice_events_on_the_sound_server_re_renders_exactly(jack_se
             wait_for(lambda target=engine.samples_out + 4096: engine.samples_out >= target, 10,
                      "4096 samples played after a post")
         status = engine.status()
+        engine.post(ev.note_on(64, 90))
+        for event in (ev.sound_off(voice=3), ev.sound_off(voice=2), ev.sound_off()):  # held 3, 2's tail, the plain
+            engine.post(event)
+            wait_for(lambda target=engine.samples_out + 4096: engine.samples_out >= target, 10,
+                     "4096 samples played after a sound-off")
+        cut_status = engine.status()
     finally:
         session.close()  # the take ends here: what the engine played so far is kept
         engine.stop(fade=False)
         engine.kill()
         engine.close()
-    assert [(e.type, e.voice) for e in applied if e.type != "record"] == [(e.type, e.voice) for e in script]
+    assert [(e.type, e.voice) for e in applied if e.type != "record"] == [(e.type, e.voice) for e in script] + [
+        ("note_on", None), ("sound_off", 3), ("sound_off", 2), ("sound_off", None)]
+    assert cut_status["voices_xy"] == [] and cut_status["voices"] == 0
     points = status["voices_xy"]  # voice 3 moved; voice 2, released, may still ring at the performer's point
     assert [0.2, 0.5] in [points[i:i + 2] for i in range(0, len(points), 2)], points
     (wav,) = tmp_path.glob("*.wav")
     logged = [json.loads(line) for line in wav.with_suffix(".jsonl").read_text().splitlines()]
     assert [record["voice"] for record in logged if record.get("type") == "voice"] == [2, 3, 2, 2]
+    assert [record.get("voice") for record in logged if record.get("type") == "sound_off"] == [3, 2, None]
     recorded, rendered = take_rendered_again(wav)
     assert len(recorded) > 4 * 4096 and np.array_equal(rendered, recorded)
 

@@ -9,8 +9,9 @@ the event many times (a hop rendered between applications, not counted) and prin
 - numpy arrays allocated and their bytes, counted by a numpy memory handler that sees every
   array's data buffer (temporaries too, which a tracemalloc snapshot misses), and the lines
   that allocated them;
-- the Python heap's high-water mark above where it stood (tracemalloc's peak) and the Python
-  blocks still held after it (`sys.getallocatedblocks`).
+- the Python heap's high-water mark above where it stood (tracemalloc's peak), less what the
+  measuring itself makes. (Blocks still held say little: freed floats, tuples and dicts stay
+  on the interpreter's free lists.)
 
 The baseline of the same run: one hop (`Engine.step`) with no event.
 """
@@ -219,6 +220,9 @@ EVENT_KINDS = (
     ("preset morph, resumed", lambda i: ((), _preset("morph", slot=1, seconds=1.0, extra={"resume": {
         "rows": {"x": [0.2, 0.8], "gain": [-12.0, -6.0]}, "span": 48000, "elapsed": 100 * i}}))),
     ("record", lambda i: ((), Event("record", value=float(i % 2)))),
+    ("sound_off, voice id", lambda i: ((Event("note_on", pitch=82, velocity=100, voice=21),
+                                        Event("note_on", pitch=84, velocity=100, voice=21)), Event("sound_off", voice=21))),
+    ("sound_off, plain notes", lambda i: ((Event("note_on", pitch=83, velocity=100),), Event("sound_off"))),
 )
 """Every kind of event the spectral engine applies, with what it needs in place to do its work."""
 
@@ -241,12 +245,13 @@ def _made(make, i: int):
     return first, event
 
 
-def server_engine(model=None):
+def server_engine(model=None, *, wire: bool = True):
     """An engine of `model` (None: the default one), warmed, with the sound server's listener (the
-    applied event encoded for the client, as the audio callback does at lead 0)."""
+    applied event encoded for the client, as the audio callback does at lead 0) unless not `wire`."""
     loaded = factory.load(model, log=lambda text: None)
     engine = loaded.engine(samplerate=48000, seed=0)
-    engine.add_listener(encode_applied)
+    if wire:
+        engine.add_listener(encode_applied)
     for event in setup_events():
         engine._apply(event)
     engine.render(0.2)
@@ -271,7 +276,7 @@ def _measure(engine, make, n: int, warm: int) -> dict:
     with counter:
         for i in range(warm, warm + n):
             apply_kind(engine, make, i, counter)
-    peak = held = 0
+    peak = 0
     tracemalloc.start()
     try:
         for i in range(warm + n, warm + 2 * n):
@@ -279,16 +284,23 @@ def _measure(engine, make, n: int, warm: int) -> dict:
             for before in first:
                 engine._apply(before)
             engine.step()
-            blocks = sys.getallocatedblocks()
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            engine._apply(event)
-            peak += tracemalloc.get_traced_memory()[1] - base
-            held += sys.getallocatedblocks() - blocks
+            peak += _python_peak(engine._apply, event) - _python_peak(_nothing, event)
     finally:
         tracemalloc.stop()
-    return {"arrays": counter.count / n, "bytes": counter.bytes / n, "peak": peak / n, "held": held / n,
+    return {"arrays": counter.count / n, "bytes": counter.bytes / n, "peak": peak / n,
             "where": counter.where}
+
+
+def _python_peak(work, event) -> int:
+    """The Python heap's high-water mark above where it stood in `work(event)`, tracemalloc running."""
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    work(event)
+    return tracemalloc.get_traced_memory()[1] - base
+
+
+def _nothing(event) -> None:
+    return None
 
 
 def _baseline(engine, n: int) -> dict:
@@ -304,23 +316,26 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=ranged(int, 1), default=200, help="applications counted per event kind")
     parser.add_argument("--warm", type=ranged(int, 0), default=20, help="applications first, not counted")
+    parser.add_argument("--no-wire", action="store_true",
+                        help="the engine's apply alone, without the server's encoding of the applied event")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     print(f"numpy {np.__version__}; per event, over {args.count} applications after {args.warm} not counted; "
-          "the engine's apply and the server's encoding of the applied event")
+          + ("the engine's apply alone" if args.no_wire else
+             "the engine's apply and the server's encoding of the applied event"))
     print()
-    print("| event | numpy arrays | numpy bytes | Python peak bytes | Python blocks held | allocated at |")
-    print("|---|---:|---:|---:|---:|---|")
-    engine = server_engine()
+    print("| event | numpy arrays | numpy bytes | Python peak bytes | arrays allocated at |")
+    print("|---|---:|---:|---:|---|")
+    engine = server_engine(wire=not args.no_wire)
     with tempfile.TemporaryDirectory() as folder:
-        continuation = server_engine(default_continuation_path())
+        continuation = server_engine(default_continuation_path(), wire=not args.no_wire)
         kinds = [(engine, kind) for kind in EVENT_KINDS] + [(continuation, seed_kind(continuation, folder))]
         for on, (label, make) in kinds:
             r = _measure(on, make, args.count, args.warm)
             where = ", ".join(f"{place} ({count / args.count:g})" for place, count in r["where"].most_common(4))
-            print(f"| {label} | {r['arrays']:.2f} | {r['bytes']:.0f} | {r['peak']:.0f} | {r['held']:.2f} | {where} |")
+            print(f"| {label} | {r['arrays']:.2f} | {r['bytes']:.0f} | {r['peak']:.0f} | {where} |")
     base = _baseline(engine, args.count)
     where = ", ".join(f"{place} ({count / args.count:g})" for place, count in base["where"].most_common(4))
     print(f"\nbaseline: one hop with no event (4 notes held): {base['arrays']:.2f} numpy arrays, "

@@ -11,7 +11,7 @@ import argparse
 
 from livegen.app.options import AHEAD_PERIODS, latency_option
 from livegen.audio.realtime import REALTIME_PRIORITY
-from livegen.cli.render import SAMPLERATES, SEEDS, add_continuation_arguments
+from livegen.cli.render import LOOKAHEADS, SAMPLERATES, SEEDS, add_continuation_arguments
 from livegen.control.midi import check_midi_options
 from livegen.control.setup import add_control_arguments
 from livegen.errors import ParameterError, ranged
@@ -46,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="the same lead in milliseconds (instead of --ahead-periods)")
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda or mps")
     parser.add_argument("--seed", type=SEEDS, default=0, help="noise and drift seed")
-    parser.add_argument("--lookahead", type=int,
+    parser.add_argument("--lookahead", type=LOOKAHEADS,
                         help="inverter look-ahead frames (0: a parameter sweep is heard one hop sooner; "
                              "notes sound at once at any look-ahead)")
     parser.add_argument("--read", default="window", choices=("window", "centre", "committed"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import ranged, seed_type
+from livegen.errors import LOOKAHEAD_MAX, ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
 SEEDS = seed_type("the noise and drift seed")
+LOOKAHEADS = ranged(int, 0, LOOKAHEAD_MAX, hint="inverter look-ahead frames")
+"""What `--lookahead` takes (`render`, `play`, `resynth`): what the streaming inverter keeps."""
 
 
 def add_continuation_arguments(parser) -> None:
@@ -35,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--samplerate", type=SAMPLERATES, help="output sample rate (default: the log header's, else 48000)")
     parser.add_argument("--seconds", type=ranged(float, above=0), help="length (default: last event + 2 s)")
     parser.add_argument("--seed", type=SEEDS, help="noise and drift seed (default: the log header's, else 0)")
-    parser.add_argument("--lookahead", type=int, help="inverter look-ahead frames (default: the inverter's)")
+    parser.add_argument("--lookahead", type=LOOKAHEADS, help="inverter look-ahead frames (default: the inverter's)")
     parser.add_argument("--read", default=None, choices=("window", "centre", "committed"),
                         help="how the inverter reads its frames (default: the log header's, else window); centre: "
                              "a bend, slide or glide is heard half a synthesis window (~21 ms) sooner, at some "
@@ -70,8 +72,8 @@ def run(args) -> int:
     from livegen.engine.events import write_events
     from livegen.engine.input import with_input_defaults
     from livegen.errors import ParameterError
-    from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, fade_end, input_feed,
-                                        render_header, render_log, render_plan)
+    from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, ends_with_fade, fade_end,
+                                        input_feed, render_header, render_log, render_plan)
     from livegen.session.replay import trim_to_recording
 
     def warn(text: str) -> None:
@@ -104,7 +106,8 @@ def run(args) -> int:
                              "model folder with --model")
     options = continuation_options(args, header, events, model_path, warn=warn)
     events = with_input_defaults(events) if args.input else events
-    events, (samplerate, seed, lookahead, seconds), skip = render_plan(args, header, events)
+    events, (samplerate, seed, lookahead, seconds), skip = render_plan(
+        args, header, events, note=lambda text: print(f"livegen render: {text}", file=sys.stderr))
     torch.set_num_threads(1)
     loaded = factory.load(model_path, device=pick_device(args.device), **options)
     check_weights(header, loaded.name)
@@ -135,11 +138,13 @@ def run(args) -> int:
     y, engine = render_log(engine, events, seconds=seconds + skip / samplerate, rebuild=rebuild, log_path=args.events,
                            warn=warn, listener=applied.append if args.log else None)
     y = trim_to_recording(y, skip)
-    if "start_sample" not in header:  # an event file: end as a stopped performance does, not on a click
+    faded = ends_with_fade(header, events)
+    if faded:  # end as a stopped performance does, not on a click
         fade_end(y, engine.chain.fade_samples)
     sf.write(args.output, y, samplerate, subtype=args.subtype)
     if args.log:
-        write_events(args.log, applied, header=render_header(engine, loaded, samplerate=samplerate, seconds=seconds))
+        write_events(args.log, applied, header=render_header(engine, loaded, samplerate=samplerate, seconds=seconds,
+                                                                  faded=faded))
     status = engine.status()
     stream = f", seed hops {status['seed_hops']}, model steps {status['model_steps']}" if "model_steps" in status else ""
     heard = (f", input {feed.seconds:.3f} s (clipped samples {status['input_clipped']})" if feed is not None else "")

@@ -16,7 +16,8 @@ Default map (used when no map file exists; see `DEFAULT_MAP`)::
     CC 7      -> gain   (volume)
 Built in, whatever the map (a map entry for CC 64 takes it over)::
 
-    CC 64 (sustain pedal) -> sustain (>= 64 down); CC 120/123 -> all held notes off
+    CC 64 (sustain pedal) -> sustain (>= 64 down); CC 123 -> all held notes off;
+    CC 120 -> all sound off (`sound_off`: cut at once, release tails too)
     CC 121 (reset all controllers) -> bend 0, sustain off (unless CC 64 is mapped)
     pitch bend -> bend; RPN 0 (bend sensitivity) -> bend_range; program change -> preset recall
 
@@ -30,15 +31,16 @@ notes voices with ids (the channel, 1..16, for the first input port to play; 16 
 second, ...: `MPE_PORTS`): note on/off carry `voice`; pitch bend, CC 74 (slide) and channel
 pressure become `voice` events (`bend`, `y`, `pressure`). Polyphonic key pressure changes nothing
 on any channel: MPE keeps it off member channels (a receiver drops it there), and elsewhere it
-would need a control per key, where a voice id is a whole channel's. The manager
-channel (1 for the lower zone, 16 for the upper) means what any channel means without a zone,
+would need a control per key, where a voice id is a whole channel's. The manager channel (1 for
+the lower zone, 16 for the upper) means what any channel means without a zone,
 except that its channel pressure, and its CC 74 where no mapping binds it, are the zone's: added
 to each member voice's own pressure and `y` (one voice event per member it changes); RPN 0 there sets `bend_range`, RPN 0 on a member channel sets the members' bend
 range (48 semitones until then, the MPE default) as the MPE specification has it. Zone-wide
-messages on the manager reach the zone's members too: All Notes Off / All Sound Off releases
-their notes, Reset All Controllers resets their voices. A configuration message sets the bend
-ranges back to the specification's defaults (members 48, `bend_range` 2), the zone's pressure and
-slide to 0, and resets the voices of channels that join or leave the zone.
+messages on the manager reach the zone's members too: All Notes Off releases their notes, All
+Sound Off cuts them (`sound_off` events), Reset All Controllers resets their voices. A
+configuration message sets the bend ranges back to the specification's defaults (members 48,
+`bend_range` 2), the zone's pressure and slide to 0, and resets the voices of channels that join
+or leave the zone.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS, Event, note_off, note_on, voice_control
+from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS, Event, note_off, note_on, sound_off, voice_control
 from livegen.errors import ParameterError
 
 MODES = ("absolute", "relative-twos", "relative-offset", "relative-sign")
@@ -351,6 +353,16 @@ class MidiMapper:
             events += [note_off(float(p), voice=voice, source=src) for p in sorted(self._held.pop((src, channel), ()))]
         return events
 
+    def _cut(self, source: str, channels: list[int]) -> list[Event]:
+        """All Sound Off on `channels` of `source`: note-offs for their held notes (what OSC
+        subscribers and the carry follow), then a `sound_off` for each member's voice, and one for
+        the notes without an id when a channel outside the zones is among them (the engine knows
+        no channels: plain notes of every channel are one pool, as their note-offs are)."""
+        events = self._let_go([(source, channel) for channel in channels], self._members)
+        for channel in channels:
+            events.append(sound_off(voice=self._base(source) + channel if channel in self._members else None))
+        return events
+
     def release(self, source: str) -> list[Event]:
         """`source` went away (a controller unplugged mid-note): no note-off will come from it, so
         the notes it held are let go and its sustain pedal let up (unless another one holds it
@@ -513,7 +525,9 @@ class MidiMapper:
 
     def _control_change(self, channel: int, number: int, value: int, source: str) -> list[Event]:
         state = self._states[channel - 1]
-        if number in (120, 123):  # all sound off / all notes off: on a manager, the whole zone's
+        if number == 120:  # all sound off: cut at once; on a manager, the whole zone
+            return self._cut(source, self._zone_channels(channel))
+        if number == 123:  # all notes off: released; on a manager, the whole zone's
             return self._let_go([(source, ch) for ch in self._zone_channels(channel)], self._members)
         if number == 121:  # reset all controllers: on a manager, its zone's member voices too
             channels = self._zone_channels(channel)

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from livegen.control.mapping import MidiMapper, check_mpe_channel, default_map_path, load_map, parse_mpe, save_map
 from livegen.errors import DeviceError, ParameterError
@@ -71,13 +72,17 @@ class MidiInput:
     virtual : open the virtual input port named `port_name` for other programs to connect to.
     map_path : where learned mappings are saved; None = the user's config file.
     mpe : an MPE zone ('lower', 'upper:7', 'off'; `parse_mpe`); None: the map file's `mpe`, else none.
+    log : told (from the poll thread) when a `connect` port goes away or is connected again.
     """
 
     def __init__(self, target, *, mapper: MidiMapper | None = None, connect=(), virtual: bool = True,
                  port_name: str = VIRTUAL_PORT, api=None, poll_interval: float = 1.0,
                  map_path: str | Path | None = None, channel: int | None = None, save_learned: bool = True,
-                 mpe: str | None = None):
+                 mpe: str | None = None, log: Callable[[str], None] | None = None):
         self.target = target
+        self.log = log
+        self._told = False
+        """Whether connections are news (not the first look at start-up, which play's summary line says)."""
         self.map_path = Path(map_path) if map_path is not None else default_map_path()
         self._options: dict = {}
         if mapper is None:
@@ -133,6 +138,7 @@ class MidiInput:
                 "(e.g. a JACK server) or run with --no-midi") from None
         self._stop.clear()
         self._poll_once()
+        self._told = self.log is not None
         for name, loop in (("midi-worker", self._worker_loop), ("midi-poll", self._poll_loop)):
             thread = threading.Thread(target=loop, name=name, daemon=True)
             thread.start()
@@ -276,6 +282,9 @@ class MidiInput:
                         _close_port(midi_in)
                     self._gone.append(f"midi:{port}")  # its held notes would sound on for good
                     self.connections[spec] = None
+                    if self._told:
+                        self.log(f"MIDI {port} (--midi-in {spec}) went away: its notes and pedal are let go; "
+                                 "it is connected again when it comes back")
                 if self.connections[spec] is None:
                     index = _match(spec, ports)
                     if index is None:
@@ -289,6 +298,8 @@ class MidiInput:
                     self._prepare(midi_in, f"midi:{ports[index]}")
                     self._inputs[spec] = midi_in
                     self.connections[spec] = ports[index]
+                    if self._told:
+                        self.log(f"MIDI {ports[index]} (--midi-in {spec}) connected")
 
 
 _KINDS = {0x80: "off", 0x90: "note", 0xA0: "aftertouch", 0xB0: "CC", 0xC0: "program", 0xD0: "pressure",
@@ -350,13 +361,13 @@ def check_midi_options(args) -> None:
                              "(MIDI learn writes one you can copy)")
 
 
-def midi_input_from_args(target, args) -> MidiInput | None:
+def midi_input_from_args(target, args, *, log=None) -> MidiInput | None:
     """Build (not start) the MIDI input the CLI options ask for; None with --no-midi."""
     if getattr(args, "no_midi", False):
         return None
     check_midi_options(args)
     return MidiInput(target, connect=args.midi_in, map_path=args.midi_map, channel=args.midi_channel,
-                     mpe=getattr(args, "mpe", None))
+                     mpe=getattr(args, "mpe", None), log=log)
 
 
 def wait_for_port(midi_in: MidiInput, spec: str, timeout: float = 5.0) -> bool:

@@ -49,7 +49,7 @@ def start_controls(target, args, *, log=print) -> Controls:
     `target` is a `livegen.control.target.ControlTarget`."""
     midi = None
     try:
-        midi = midi_input_from_args(target, args)
+        midi = midi_input_from_args(target, args, log=log)
         if midi is not None:
             midi.start()
     except DeviceError as exc:

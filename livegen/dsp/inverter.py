@@ -25,7 +25,7 @@ from livegen.dsp import kernels as K
 from livegen.dsp.kernels import irfft_into, rfft_into
 from livegen.dsp.pghi import HANN_GAMMA, PghiWorkspace, frame_features, rtpghi_frames
 from livegen.dsp.stft import check_stft, hann
-from livegen.errors import ParameterError
+from livegen.errors import LOOKAHEAD_MAX, ParameterError
 
 METHODS = ("hybrid", "rtisi-la", "rtpghi")
 READS = ("window", "centre", "committed")
@@ -133,7 +133,7 @@ class StreamingInverter:
             lookahead = _check_int("lookahead", lookahead, 0, 1, "method 'rtpghi' supports look-ahead 0 or 1; "
                                    "use 'hybrid' for more")
         else:
-            lookahead = _check_int("lookahead", lookahead, 0, 16, "frames of look-ahead; 2 is a good start")
+            lookahead = _check_int("lookahead", lookahead, 0, LOOKAHEAD_MAX, "frames of look-ahead; 2 is a good start")
         voices = _check_int("voices", voices, 1, None, "rows of magnitudes per push")
         if read not in READS:
             raise ParameterError(f"read={read!r} is unknown: choose one of {', '.join(READS)}")

@@ -6,11 +6,11 @@ model switch starts another; neither can be asked afterwards what it held. `Carr
 the client's side instead, from two streams:
 
 - the events the performer posts (`posted`), in order: keys held (with their voice ids), notes the
-  pedal holds, the pedal, and each voice id's controls (bend, x, y, pressure: an MPE keyboard's
-  channel bent in the middle of a note keeps its bend). A note the pedal holds whose id started
-  another note has left its id (`livegen.engine.voices`): it keeps the id's controls as they were
-  at the id's last note event before that one (a keyboard sets the channel for the new note just
-  before it), and the new engine starts it with those.
+  pedal holds (a `sound_off` drops its notes from both), the pedal, and each voice id's controls
+  (bend, x, y, pressure: an MPE keyboard's channel bent in the middle of a note keeps its bend).
+  A note the pedal holds whose id started another note has left its id (`livegen.engine.voices`):
+  it keeps the id's controls as they were at the id's last note event before that one (a keyboard
+  sets the channel for the new note just before it), and the new engine starts it with those.
   An event posted while the device is gone never reaches an engine, but the performer did it: a
   key let go meanwhile must not sound again.
 - the events the engine applied (`applied`): a preset `store` comes back with the values the
@@ -75,6 +75,8 @@ class CarryOver:
             elif kind in ("note_on", "note_off"):
                 self._key_up(float(event.pitch), event.voice)
                 self._note_event(event.voice)
+            elif kind == "sound_off":  # its notes are cut, held or not
+                self._notes = [note for note in self._notes if note[3].voice != event.voice]
             elif kind == "voice" and event.name in VOICE_CONTROLS and event.voice in range(VOICE_IDS):
                 if isinstance(event.value, (int, float)):  # what an engine takes (it rejects the rest)
                     self._controls[(int(event.voice), event.name)] = float(event.value)

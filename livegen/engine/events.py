@@ -13,6 +13,7 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 2.1, "type": "note_on", "pitch": 64, "velocity": 90, "voice": 2}
     {"t": 2.2, "type": "voice", "voice": 2, "name": "bend", "value": 0.5}
     {"t": 2.6, "type": "note_off", "pitch": 64, "voice": 2}
+    {"t": 2.7, "type": "sound_off", "voice": 2}
     {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
     {"t": 3.2, "type": "preset", "action": "store", "slot": 4, "values": {"x": 0.5, "y": -0.2}}
     {"t": 3.5, "type": "preset", "action": "morph", "slot": 3, "seconds": 4.0}
@@ -38,6 +39,11 @@ point in pad widths, `pressure` 0..1. An id's controls hold until changed, befor
 notes (an MPE keyboard sets a channel's bend before the note it starts); a note_off with a
 `voice` releases that voice's note, whatever pitch it was bent to.
 
+A `sound_off` (MIDI's All Sound Off) silences notes at once instead of releasing them: with a
+`voice`, every note of that id, held, pedal-held or in its release tail (one that left the id
+for a newer note too); without one, every note that has no id (the drone is no note). Each fades
+out over `livegen.engine.voices.CUT_SECONDS` so that it does not click.
+
 An `engine` `restart` (session logs only; no engine applies it) marks the output sample at
 which a new engine took over from a fresh start, with what a render needs to build it the same
 way (`model_dir`, `seed`, `lookahead`; `reason`: "device" after a lost audio device or JACK
@@ -56,9 +62,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
-from livegen.errors import ParameterError, finite_number
+from livegen.errors import LOOKAHEAD_MAX, ParameterError, finite_number
 
-EVENT_TYPES = ("param", "note_on", "note_off", "voice", "preset", "record", "seed", "engine")
+EVENT_TYPES = ("param", "note_on", "note_off", "voice", "sound_off", "preset", "record", "seed", "engine")
 PRESET_ACTIONS = ("store", "recall", "morph", "loop")
 ENGINE_ACTIONS = ("restart",)
 PRESET_SLOTS = 128
@@ -74,6 +80,7 @@ _REQUIRED = {
     "note_on": ("pitch", "velocity"),
     "note_off": ("pitch",),
     "voice": ("voice", "name", "value"),
+    "sound_off": (),
     "preset": ("action",),
     "record": ("value",),
     "seed": ("path",),
@@ -149,6 +156,11 @@ def note_off(pitch: float, *, t: float = 0.0, source: str = "", voice: int | Non
     return Event("note_off", t=t, pitch=pitch, source=source, voice=voice)
 
 
+def sound_off(*, voice: int | None = None, t: float = 0.0, source: str = "") -> Event:
+    """A `sound_off` event: voice id `voice`'s notes (None: the notes without an id) cut at once."""
+    return Event("sound_off", t=t, voice=voice, source=source)
+
+
 def voice_control(voice: int, name: str, value: float, *, t: float = 0.0, source: str = "") -> Event:
     """A `voice` event: `name` (one of `VOICE_CONTROLS`) of voice `voice` to `value`."""
     return Event("voice", t=t, voice=int(voice), name=name, value=float(value), source=source)
@@ -182,8 +194,8 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         if not 0 <= event.pitch <= 127:
             raise ParameterError(f"{where}: field 'pitch' is {event.pitch}; MIDI pitch must be 0..127")
     if "voice" in record:
-        if kind not in ("note_on", "note_off", "voice"):
-            raise ParameterError(f"{where}: field 'voice' belongs to a note or voice event, not a {kind}")
+        if kind not in ("note_on", "note_off", "voice", "sound_off"):
+            raise ParameterError(f"{where}: field 'voice' belongs to a note, voice or sound_off event, not a {kind}")
         event.voice = _whole(record["voice"], "voice", VOICE_IDS, where)
     if kind == "voice":
         name = record["name"]
@@ -209,6 +221,8 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
             raise ParameterError(f"{where}: field 'action' is {record['action']!r}; an engine event is one of "
                                  f"{', '.join(ENGINE_ACTIONS)}")
         event.action = record["action"]
+        if event.action == "restart":
+            _check_numbers(record, RESTART_NUMBERS, where, "field", "fix that field of the restart marker")
     if kind == "seed" and (not isinstance(record["path"], str) or not record["path"]):
         raise ParameterError(f"{where}: field 'path' must name an audio file, got {record['path']!r}")
     if "sample" in record:
@@ -275,24 +289,40 @@ def _number(value, field_name: str, where: str) -> float:
     return float(value)
 
 
-HEADER_NUMBERS = {"samplerate": (True, 1), "model_samplerate": (True, 1), "seed": (True, 0), "start_sample": (True, None),
-                  "lookahead": (True, 0), "seconds": (False, 0), "output_latency": (False, None)}
-"""Header fields that are numbers: (whole, lowest); a log livegen wrote has them right, an edited one may not."""
+HEADER_NUMBERS = {"samplerate": (True, 1, None), "model_samplerate": (True, 1, None), "seed": (True, 0, None),
+                  "start_sample": (True, None, None), "lookahead": (True, 0, LOOKAHEAD_MAX), "seconds": (False, 0, None),
+                  "output_latency": (False, None, None)}
+"""Header fields that are numbers: (whole, lowest, highest); a log livegen wrote has them right, an
+edited one may not. A seed has no highest: an older run's, past `SEED_MAX`, still renders."""
+
+RESTART_NUMBERS = ("seed", "lookahead")
+"""Fields of an `engine` `restart` marker that build the fresh engine, checked as a header's are."""
 
 
-def _checked_header(record: dict, where: str) -> dict:
-    for key, (whole, low) in HEADER_NUMBERS.items():
+def _check_numbers(record: dict, keys, where: str, what: str, fix: str) -> None:
+    for key in keys:
         value = record.get(key)
         if value is None:
             continue
-        if (not finite_number(value) or (whole and value != int(value)) or (low is not None and value < low)):
-            wanted = ("an integer" if whole else "a number") + (f" >= {low}" if low is not None else "")
-            raise ParameterError(f"{where}: header field {key!r} is {value!r}; it must be {wanted}; fix that "
-                                 "field of the header line")
+        whole, low, high = HEADER_NUMBERS[key]
+        if (not finite_number(value) or (whole and value != int(value)) or (low is not None and value < low)
+                or (high is not None and value > high)):
+            noun = "an integer" if whole else "a number"
+            wanted = (f"{noun} in {low}..{high}" if low is not None and high is not None
+                      else noun + (f" >= {low}" if low is not None else ""))
+            raise ParameterError(f"{where}: {what} {key!r} is {value!r}; it must be {wanted}; {fix}")
+
+
+def _checked_header(record: dict, where: str) -> dict:
+    _check_numbers(record, HEADER_NUMBERS, where, "header field", "fix that field of the header line")
     wav = record.get("wav")  # the take's file name, beside the log (`livegen.session.replay`)
     if wav is not None and (not isinstance(wav, str) or wav in ("", ".", "..") or "/" in wav):
         raise ParameterError(f"{where}: header field 'wav' is {wav!r}; it must be the name of the take's WAV "
                              "beside the log (e.g. \"take.wav\"); fix that field of the header line")
+    fade = record.get("fade_end")  # a render's log: that render ended with the stop fade
+    if fade is not None and not isinstance(fade, bool):
+        raise ParameterError(f"{where}: header field 'fade_end' is {fade!r}; it must be true or false; fix that "
+                             "field of the header line")
     return record
 
 

@@ -69,7 +69,7 @@ class NotesSource(Source):
         takes (tests check it against numpy on machines without one).
     """
 
-    events = ("note_on", "note_off", "voice")
+    events = ("note_on", "note_off", "voice", "sound_off")
     reacts_to = ("sustain", "drone", "voices")
 
     def __init__(self, model, *, seed: int = 0, device: str = "cpu", drone: bool = True, decoder: str = "auto"):
@@ -122,6 +122,8 @@ class NotesSource(Source):
             if voice == NO_ID or event.name not in VOICE_CONTROLS or not math.isfinite(event.value):
                 return False
             self.voices.control(voice, event.name, event.value)
+        elif event.type == "sound_off":
+            self.voices.sound_off(voice, hop_seconds=self._hop_seconds)
         elif event.type == "note_on" and event.velocity:
             self.voices.note_on(float(event.pitch), event.velocity / 127.0, voice=voice,
                                 limit=int(self._params.get("voices")), hop_seconds=self._hop_seconds)

@@ -39,6 +39,11 @@ DRONE_RETURN_SECONDS = 0.6
 STEAL_SECONDS = 0.02
 """A stolen voice fades out over this long instead of stopping (no click)."""
 
+CUT_SECONDS = 0.005
+"""A cut voice's gain falls to 0 over this long (`sound_off`): within the hop it is cut at, so
+its frames stop at once, and the synthesis window's overlap fades what it already played out
+without a click."""
+
 CONTROL_SECONDS = 0.015
 """Time constant (one-pole) of a voice's x, y and pressure following its id's values: an MPE
 stream's steps (a controller's 7-bit CC74, a few per hop) do not zipper; bend follows at once."""
@@ -75,6 +80,10 @@ class VoiceBank:
         self.noise = np.zeros((n, noise_dim), dtype=np.float32)
         self.vid = np.full(n, NO_ID, dtype=np.int64)
         """Each slot's voice id (`NO_ID`: none)."""
+        self.owner = np.full(n, NO_ID, dtype=np.int64)
+        """The voice id each slot's note started with (kept when it detaches): what `sound_off` cuts."""
+        self.cut = np.zeros(n, dtype=bool)
+        """Slots fading out over `CUT_SECONDS` (`sound_off`) rather than a steal's `STEAL_SECONDS`."""
         self.controls = np.zeros((VOICE_IDS, len(VOICE_CONTROLS)))
         """Each voice id's controls as last set, in `VOICE_CONTROLS` order (bend, x, y, pressure)."""
         self.smoothed = np.zeros((n, len(VOICE_CONTROLS)))
@@ -87,6 +96,8 @@ class VoiceBank:
         self.started: list[int] = []
         """Slots (re)started since the engine last looked: their inverter state is reset."""
         self._done = np.zeros(n, dtype=np.int64)
+        self._rho, self._ar = None, None
+        """The AR(1) noise's last rho and its coefficients as float32 (see `advance_noise`)."""
         self._no_peaks = np.zeros(0, dtype=np.float32)
 
     # ----------------------------------------------------------------- queries
@@ -127,6 +138,17 @@ class VoiceBank:
         _let_go(float(pitch), int(voice), bool(sustain), self.active, self.stolen, self.key_down, self.sustained,
                 self.t_off, self.pitch, self.vid)
 
+    def sound_off(self, voice: int = NO_ID, *, hop_seconds: float) -> None:
+        """Cut every note that started with voice id `voice` (`NO_ID`: every note without one),
+        held, pedal-held or releasing: each fades out over `CUT_SECONDS`, from this hop on."""
+        for slot in range(1, self.size):
+            if self.active[slot] and self.owner[slot] == voice:
+                self.key_down[slot] = False
+                self.sustained[slot] = False
+                self.stolen[slot] = True
+                self.cut[slot] = True
+                self.fade[slot] = max(self.fade[slot] - hop_seconds / CUT_SECONDS, 0.0)
+
     def control(self, voice: int, name: str, value: float) -> None:
         """Set voice id `voice`'s control `name` (one of `VOICE_CONTROLS`, clipped to its range)."""
         low, high = VOICE_CONTROLS[name]
@@ -162,7 +184,8 @@ class VoiceBank:
         """
         done = self._done
         count = _advance(slots, self._no_peaks if peaks is None else peaks, peaks is not None, float(hop_seconds),
-                         self.t_on, self.t_off, self.stolen, self.fade, done, self.key_down, self.sustained, self.duck)
+                         self.t_on, self.t_off, self.stolen, self.cut, self.fade, done, self.key_down, self.sustained,
+                         self.duck)
         for i in range(count):
             self._free(int(done[i]))
 
@@ -179,7 +202,9 @@ class VoiceBank:
 
     def advance_noise(self, slots: np.ndarray, fresh: np.ndarray, rho: float, out: np.ndarray) -> None:
         """AR(1) noise step of `slots` (the model's `advance_noise`), in place; `out` gets a copy."""
-        ar_noise_step(slots, fresh, np.float32(rho), np.float32(np.sqrt(max(0.0, 1.0 - rho * rho))), self.noise, out)
+        if rho != self._rho:  # numpy makes a scalar through a temporary array: once, not every hop
+            self._rho, self._ar = rho, (np.float32(rho), np.float32(math.sqrt(max(0.0, 1.0 - rho * rho))))
+        ar_noise_step(slots, fresh, self._ar[0], self._ar[1], self.noise, out)
 
     def fade_gains(self, slots: np.ndarray) -> np.ndarray:
         """Per-slot gain of the steal fade (and the drone's ducking), for the coming hop."""
@@ -197,6 +222,7 @@ class VoiceBank:
     def _start(self, slot: int, pitch: float, velocity: float, voice: int = NO_ID) -> None:
         self._counter += 1
         self.vid[slot] = voice
+        self.owner[slot] = voice
         # An MPE keyboard sets a channel's controls just before its note: it starts there.
         _start_controls(slot, voice, self.controls, self.smoothed, self.before)
         self.active[slot] = True
@@ -207,6 +233,7 @@ class VoiceBank:
         self.key_down[slot] = slot != DRONE
         self.sustained[slot] = False
         self.stolen[slot] = False
+        self.cut[slot] = False
         self.fade[slot] = 1.0
         self.order[slot] = self._counter
         self.started.append(slot)
@@ -221,9 +248,11 @@ class VoiceBank:
         self.key_down[slot] = False
         self.sustained[slot] = False
         self.stolen[slot] = False
+        self.cut[slot] = False
         self.fade[slot] = 1.0
         self.t_off[slot] = -1.0
         self.vid[slot] = NO_ID
+        self.owner[slot] = NO_ID
 
 
 _CONTROL_INDEX = {name: i for i, name in enumerate(VOICE_CONTROLS)}
@@ -240,11 +269,12 @@ def _any_note_held(key_down, sustained, stolen):
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, done, key_down, sustained, duck):
+def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fade, done, key_down, sustained, duck):
     """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count.
     Moves the drone's `duck[0]` towards 0 while any note is held, else, while the drone is held,
     towards 1; the drone's release ends when what is heard of it (ducked) is silence."""
     step = hop_seconds / STEAL_SECONDS
+    cut_step = hop_seconds / CUT_SECONDS
     notes = _any_note_held(key_down, sustained, stolen)
     if notes:
         duck[0] *= math.exp(-hop_seconds / DRONE_DUCK_SECONDS)
@@ -258,7 +288,7 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, fade, do
             t_off[s] += hop_seconds
         finished = False
         if stolen[s]:
-            fade[s] = max(fade[s] - step, 0.0)
+            fade[s] = max(fade[s] - (cut_step if cut[s] else step), 0.0)
             finished = fade[s] <= 0.0
         heard = peaks[j] * duck[0] if s == DRONE else peaks[j]
         if use_peaks and (t_off[s] > RELEASE_MAX_SECONDS or (t_off[s] > 2 * hop_seconds and heard < SILENCE)):

@@ -74,7 +74,8 @@ def load_checked_weights(model, path: Path, data: dict) -> None:
     try:
         tensors = load_file(str(weights_path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"cannot read {weights_path} as safetensors: {exc}") from None
+        raise ModelError(f"cannot read {weights_path} as safetensors: {exc}; the file is damaged or cut short "
+                         "(an unfinished copy?): copy the model folder again") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -536,15 +536,16 @@ class SoundServer:
 
     def _late(self, events) -> list:
         """Of `events`, posted while no server played, what the next one applies after the carried
-        presets: a note-on is dropped (and its note not carried), key releases, pedal moves and
-        voice controls are in the carried notes, pedal and controls."""
+        presets: a note-on is dropped (and its note not carried), key releases, sound-offs, pedal
+        moves and voice controls are in the carried notes, pedal and controls."""
         late = []
         for event in events:
             kind = event.type
             if kind == "note_on" and event.velocity:
                 self.carry.withdraw(event)
                 self.notes_dropped += 1
-            elif kind not in ("note_on", "note_off", "voice") and not (kind == "param" and event.name == "sustain"):
+            elif (kind not in ("note_on", "note_off", "voice", "sound_off")
+                  and not (kind == "param" and event.name == "sustain")):
                 late.append(event)
         return late
 

@@ -6,7 +6,7 @@ the server's table). Server -> client: an applied event comes back as that numbe
 output sample at which it took effect and the value applied (clamped), so the client rebuilds
 the stamped event without the server pickling anything on the audio path. Events the server
 makes itself come back flat too when they are a plain note, voice control or parameter change
-(a MIDI keyboard's, thousands a second from an MPE one); others (an event file's preset moves)
+(a MIDI keyboard's, thousands a second from an MPE one), or a sound-off; others (an event file's preset moves)
 come back whole.
 
 A payload prepared off the audio path (a seed file's analysed frames, megabytes) does not go
@@ -39,7 +39,7 @@ ARRIVAL = struct.Struct("<q")
 _MADE = struct.Struct("<BBqddddhH")
 """An applied event the server made: kind, type, sample, t, value, pitch, velocity (NaN: none),
 voice (-1: none), the name's length; then the name and the source, UTF-8."""
-_MADE_TYPES = ("param", "note_on", "note_off", "voice")
+_MADE_TYPES = ("param", "note_on", "note_off", "voice", "sound_off")
 _OTHER, _P, _ON, _OFF, _APPLIED, _V, _M = 0, 1, 2, 3, 4, 5, 6
 
 

@@ -167,9 +167,12 @@ class SessionRecorder:
             stem = self.name or "livegen-" + time.strftime("%Y%m%d-%H%M%S")
             fd, self.path, self.log_path = _exclusive_pair(self.directory, stem)
         except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if self.directory.exists() and not self.directory.is_dir():  # mkdir said "File exists"
+                reason = "that is a file, not a folder"
             raise ParameterError(
-                f"cannot create a recording in {self.directory}: {exc.strerror or exc}; "
-                "choose a writable directory with --record-dir"
+                f"cannot create a recording in {self.directory}: {reason}; make it a folder you can write to "
+                "(the next recording goes there) or choose another with --record-dir"
             ) from None
         try:
             self._sf = soundfile.SoundFile(fd, "w", samplerate=self.samplerate, channels=self.channels,

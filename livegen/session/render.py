@@ -54,11 +54,11 @@ def check_render_memory(seconds: float, samplerate: int, where: str = "--seconds
                              f"more than half of this machine's {have / 2**30:.3g} GiB; {advice}")
 
 
-def render_plan(args, header: dict, events):
+def render_plan(args, header: dict, events, note=None):
     """(events, (samplerate, seed, lookahead, seconds), skip): `render_settings`, and for a session
     log (`start_sample` in its header) the replay from sample 0 whose first `skip` samples are
     dropped (negative: silence put in front, `trim_to_recording`), `seconds` then being the WAV's
-    length unless --seconds says otherwise."""
+    length unless --seconds says otherwise. `note(text)` hears of a log that goes on past its WAV."""
     samplerate, seed, lookahead, seconds = render_settings(args, header, events)
     skip = 0
     if "start_sample" in header:  # a session log: render what the WAV beside it holds
@@ -66,12 +66,29 @@ def render_plan(args, header: dict, events):
                                            allow_negative=True)
         if args.seconds is None and frames:
             seconds = frames / samplerate
+            _note_log_past_wav(header, events, seconds, samplerate, args.events, note)
         if skip > 0:  # the replay before the take is rendered too, into the same output
             check_render_memory(seconds + skip / samplerate, samplerate,
                                 f"{args.events}: the replay from the session's start (the take starts "
                                 f"{skip / samplerate:g} s into it) and the take",
                                 advice="render it on a machine with more memory")
     return events, (samplerate, seed, lookahead, seconds), skip
+
+
+def _note_log_past_wav(header: dict, events, seconds: float, samplerate: int, log_path, note) -> None:
+    """A take whose player was killed (or lost power) has a WAV header up to half a second behind
+    the log, which is flushed line by line: the render stops where the WAV does (the take to
+    compare with), and the performer is told how to render what the log holds past it."""
+    stamped = [e.sample for e in events if e.sample is not None]
+    if note is None or not stamped:
+        return
+    start = int(header.get("start_sample") or 0) * samplerate / int(header.get("samplerate") or samplerate)
+    last = (max(stamped) - start) / samplerate
+    if last > seconds:
+        whole = math.ceil((last + 0.5) * 10) / 10
+        note(f"{log_path}: the log goes on {last - seconds:.2f} s past the end of {header.get('wav')} (the take was "
+             f"not closed: play was killed or lost power); this render stops where the WAV does; give --seconds "
+             f"{whole:g} to render all the log holds (its last event and half a second more)")
 
 
 def render_events(events, *, model, samplerate: int, seconds: float, seed: int = 0,
@@ -119,11 +136,19 @@ def render_log(engine, events, *, seconds: float, rebuild, log_path=None, warn=N
     return out, engine
 
 
+def ends_with_fade(header: dict, events) -> bool:
+    """Whether a render ends with the live stop fade (`fade_end`): an event file (no event stamped
+    with its `sample`) does, as does the log of such a render (`fade_end` in its header); a take's
+    log or an engine's log is rendered as it was played, since it must match what was recorded,
+    which ends on the last block heard before the stop (`SessionControl._on_block`)."""
+    if "start_sample" in header:
+        return False
+    return bool(header.get("fade_end", all(event.sample is None for event in events)))
+
+
 def fade_end(y: np.ndarray, samples: int) -> np.ndarray:
     """Fade the last `samples` of a render to silence in place, with the ramp the live stop fade
-    (`OutputChain.fade_out`) plays: a file that stopped on a sounding drone or chord would click.
-    A session log's render is left as it is, since it must match the take recorded live, which
-    ends on the last block heard before the stop (`SessionControl._on_block`)."""
+    (`OutputChain.fade_out`) plays: a file that stopped on a sounding drone or chord would click."""
     n = min(int(samples), len(y))
     if n > 0:
         y[len(y) - n:] *= np.clip(1.0 - np.arange(1, n + 1) / samples, 0.0, 1.0).astype(y.dtype)
@@ -162,8 +187,9 @@ def input_feed(path, header: dict, *, model_rate: int, hop: int, log_path=None):
     return feed
 
 
-def render_header(engine, loaded, *, samplerate: int, seconds: float) -> dict:
-    """The header of a render's log (`--log`): what `livegen render LOG` needs to render it again."""
+def render_header(engine, loaded, *, samplerate: int, seconds: float, faded: bool = False) -> dict:
+    """The header of a render's log (`--log`): what `livegen render LOG` needs to render it again
+    (`faded`: the render ended with the stop fade, see `ends_with_fade`)."""
     model_dir = None if loaded.name == "random" else loaded.name
-    return {"samplerate": samplerate, "seconds": seconds,
+    return {"samplerate": samplerate, "seconds": seconds, **({"fade_end": True} if faded else {}),
             **engine_header(engine, model_dir=model_dir, model_name=loaded.name)}

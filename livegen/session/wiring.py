@@ -306,7 +306,9 @@ class SessionControl:
                     if self.inputs is not None and item.path is not None and item.error is None:
                         self.inputs.start(item)
                 elif kind == "stop":
-                    if item.cancelled and item.rearm():
+                    # A recorder that failed to start (it took no audio either) is dropped, not
+                    # armed again as one stopped in its first block, which would hide the reason.
+                    if item.cancelled and item.error is None and item.rearm():
                         self._spares.appendleft(item)
                         self._error(f"record at sample {item.header.get('start_sample')}: stopped in the block it "
                                     "started; nothing recorded")
