@@ -115,6 +115,17 @@ def test_cli_bad_output_or_number_exits_2_before_any_work(tmp_path, extra, named
     assert taken.read_text() == "mine" and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("settings", [{"seed": 2 ** 40}, {"kind": "continuation", "seed": 2 ** 32}])
+def test_config_seed_past_what_seed_takes_is_refused_naming_the_file(tmp_path, settings):
+    """A config's own seed has --seed's bound: a larger one overflowed torch's seeding deep in a run."""
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps(settings))
+    result = livegen("train", "--config", config, "--data", tmp_path, "--out", tmp_path / "run")
+    assert_refused(result, str(config), f"seed={settings['seed']}", "0..4294967295")
+    assert not (tmp_path / "run").exists()
+    assert TrainConfig.from_dict({"seed": 2 ** 32 - 1}).seed == 2 ** 32 - 1
+
+
 def test_cli_train_into_a_finished_run_is_refused_and_leaves_it_alone(tmp_path):
     run = tmp_path / "run"
     (run / "model").mkdir(parents=True)

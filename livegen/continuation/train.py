@@ -79,8 +79,7 @@ class ContinuationTrainConfig:
     model: dict = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ContinuationTrainConfig":
-        label = "continuation training config"
+    def from_dict(cls, data: dict, *, label: str = "continuation training config") -> "ContinuationTrainConfig":
         cfg = checked_config(cls, data, label=label,
                              positive=("steps", "batch", "seq_blocks", "style_frames", "val_every", "log_every",
                                        "ckpt_every"))

@@ -31,7 +31,7 @@ def maybe_run_continuation(args) -> int | None:
         raise ParameterError(f"--device {args.device}: the continuation model trains on the CPU (it is small); use cpu or auto")
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    cfg = ContinuationTrainConfig.from_dict(data)
+    cfg = ContinuationTrainConfig.from_dict(data, label=f"continuation training config {args.config}")
     if getattr(args, "seed", None) is not None:
         cfg.seed = args.seed
     summary = train_continuation(args.data, args.out, config=cfg, steps=getattr(args, "steps", None),

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livegen.errors import ParameterError, finite_number
+from livegen.errors import SEED_MAX, ParameterError, finite_number
 
 
 def read_config(path) -> dict:
@@ -51,7 +51,8 @@ def _wanted(kind: str, value) -> str | None:
 
 def checked_config(cls, data: dict, *, label: str, positive: tuple[str, ...] = ()):
     """Build a config dataclass from a dict, refusing unknown keys, values of the wrong type or
-    negative, and counts below 1."""
+    negative, counts below 1 and a `seed` past `SEED_MAX` (the bound `--seed` has: training seeds
+    torch with it times 1000, which a larger one overflows deep inside a run)."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -60,6 +61,8 @@ def checked_config(cls, data: dict, *, label: str, positive: tuple[str, ...] = (
         wanted = _wanted(str(f.type), data[f.name]) if f.name in data else None
         if wanted:
             raise ParameterError(f"{label}: {f.name}={data[f.name]!r}; give {wanted}")
+    if "seed" in data and data["seed"] > SEED_MAX:
+        raise ParameterError(f"{label}: seed={data['seed']!r}; give a whole number in 0..{SEED_MAX}, the range --seed takes")
     cfg = cls(**data)
     for name in positive:
         if int(getattr(cfg, name)) < 1:
@@ -95,14 +98,14 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        cfg = checked_config(cls, data, label="training config",
+    def from_dict(cls, data: dict, *, label: str = "training config") -> "TrainConfig":
+        cfg = checked_config(cls, data, label=label,
                              positive=("steps", "batch_notes", "frames_per_note", "enc_frames",
                                        "log_every", "val_every", "ckpt_every"))
         if cfg.rec_loss not in ("l1", "rms"):
-            raise ParameterError(f"training config: rec_loss={cfg.rec_loss!r}; use \"l1\" or \"rms\"")
+            raise ParameterError(f"{label}: rec_loss={cfg.rec_loss!r}; use \"l1\" or \"rms\"")
         return cfg
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
-        return cls.from_dict(read_config(path))
+        return cls.from_dict(read_config(path), label=f"training config {path}")
