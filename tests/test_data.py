@@ -409,6 +409,8 @@ def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
     (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
     (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
     (["features", "{tmp}", "--cache", "{tmp}/c", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
+    # every piece's task is listed before the first renders: 10**12 of them would fill the memory
+    (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--songs", str(10 ** 12)], ["--songs", "1..100000"]),
     (["features", "{tmp}", "--cache", "{file}"], ["--cache {file}", "not a folder"]),
 ])
 def test_cli_bad_output_or_number_exits_2_before_rendering(gm_soundfont, tmp_path, extra, named):

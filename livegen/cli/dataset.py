@@ -66,7 +66,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     songs.add_argument("--soundfont", required=True, help="a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
     songs.add_argument("--out", required=True, help="output folder")
-    songs.add_argument("--songs", type=ranged(int, 1), default=80, help="number of pieces (default 80)")
+    songs.add_argument("--songs", type=ranged(int, 1, 100000), default=80, help="number of pieces (default 80)")
     songs.add_argument("--seconds", type=ranged(float, above=0), default=30.0, help="length of each piece (default 30, like GTZAN)")
     songs.add_argument("--seed", type=seed_type(), default=0, help="generation seed (default 0)")
     songs.add_argument("--sample-rate", type=ranged(int, 8000, 192000), default=24000, help="Hz (default 24000, the model's)")
