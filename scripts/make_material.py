@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from livegen.errors import ranged, seed_type
+
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
+SEEDS = seed_type()
+PROGRAMS = ranged(int, 0, 127, hint="a General MIDI program")
+PITCHES = ranged(int, 0, 127, hint="a MIDI pitch")
+FILES = ranged(int, 1)
+SECONDS = ranged(float, above=0, high=3600)
 
 
 def _synth(soundfont: str, sr: int, program: int):
@@ -150,31 +157,34 @@ def grooves(args) -> None:
     print(f"{args.files} grooves x {args.seconds:g} s from {kit.name} in {out}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     m = sub.add_parser("melodies")
     m.add_argument("--soundfont", required=True)
-    m.add_argument("--program", type=int, default=71)
-    m.add_argument("--low", type=int, default=60)
-    m.add_argument("--high", type=int, default=84)
-    m.add_argument("--files", type=int, default=18)
-    m.add_argument("--seconds", type=float, default=10.0)
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--program", type=PROGRAMS, default=71)
+    m.add_argument("--low", type=PITCHES, default=60)
+    m.add_argument("--high", type=PITCHES, default=84)
+    m.add_argument("--files", type=FILES, default=18)
+    m.add_argument("--seconds", type=SECONDS, default=10.0)
+    m.add_argument("--seed", type=SEEDS, default=0)
     m.add_argument("--out", required=True)
     n = sub.add_parser("notes")
     n.add_argument("--soundfont", required=True)
-    n.add_argument("--program", type=int, default=71)
+    n.add_argument("--program", type=PROGRAMS, default=71)
     n.add_argument("--pitches", default="60-84")
     n.add_argument("--out", required=True)
     g = sub.add_parser("grooves")
     g.add_argument("--kit", required=True)
-    g.add_argument("--files", type=int, default=12)
-    g.add_argument("--seconds", type=float, default=10.0)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--swing", type=float, default=0.0)
+    g.add_argument("--files", type=FILES, default=12)
+    g.add_argument("--seconds", type=SECONDS, default=10.0)
+    g.add_argument("--seed", type=SEEDS, default=0)
+    g.add_argument("--swing", type=ranged(float, 0, 1, hint="0: straight sixteenths"), default=0.0,
+                   help="swing of the off-beat sixteenths (0: straight, 1: the most)")
     g.add_argument("--out", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.what == "melodies" and not [p for p in range(args.low, args.high + 1) if p % 12 in MAJOR]:
+        parser.error(f"--low {args.low} --high {args.high} hold no pitch of C major; give --low <= --high")
     if "musescore" in str(getattr(args, "soundfont", "")).lower():
         raise SystemExit("musescore-general-soundfont is reserved for evaluation; render from another SoundFont")
     {"melodies": melodies, "notes": notes, "grooves": grooves}[args.what](args)

@@ -402,6 +402,15 @@ def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
     (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--seconds", "nan"], ["--seconds", "nan"]),
     (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--gain", "nan"], ["--gain", "nan", "0..10"]),
     (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--release", "nan"], ["--release", "nan"]),
+    # a note is rendered whole in memory: 1e300 s was a numpy ValueError (maximum dimension exceeded)
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--hold", "1e300"], ["--hold", "1e300", "<= 60"]),
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--release", "1e300"], ["--release", "1e300", "0..60"]),
+    # each job is a process: a mistyped count would have started that many
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
+    (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
+    (["features", "{tmp}", "--cache", "{tmp}/c", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
+    # every piece's task is listed before the first renders: 10**12 of them would fill the memory
+    (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--songs", str(10 ** 12)], ["--songs", "1..100000"]),
     (["features", "{tmp}", "--cache", "{file}"], ["--cache {file}", "not a folder"]),
 ])
 def test_cli_bad_output_or_number_exits_2_before_rendering(gm_soundfont, tmp_path, extra, named):
@@ -464,3 +473,21 @@ def test_read_midi_tempo_change_running_status_and_pedal(tmp_path):
     assert [(n.pitch, n.onset_s, n.offset_s) for n in plain] == [(60, 0.0, 1.5), (62, 0.5, 1.5)]
     pedal = read_midi_notes(tmp_path / "p.mid", pedal=True)
     assert [(n.pitch, n.offset_s) for n in pedal] == [(60, 2.5), (62, 2.5)]
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["melodies", "--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
+    (["grooves", "--seed", str(2 ** 32)], ["--seed", str(2 ** 32), "0..4294967295"]),
+    (["grooves", "--swing", "9"], ["--swing", "9", "0..1"]),  # a step went backwards: it never ended
+    (["melodies", "--low", "70", "--high", "60"], ["--low 70 --high 60"]),
+    (["melodies", "--seconds", "nan"], ["--seconds", "nan"]),
+])
+def test_make_material_refuses_a_bad_number_before_rendering(tmp_path, argv, named):
+    """scripts/make_material.py takes its seed as every `--seed` does, and refuses numbers that
+    crashed or hung it, before a SoundFont or kit is read."""
+    where = ["--soundfont", "x.sf2"] if argv[0] == "melodies" else ["--kit", str(tmp_path)]
+    result = subprocess.run([sys.executable, "scripts/make_material.py", *argv, *where, "--out", str(tmp_path / "o")],
+                            cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_refused(result, *named)
+    assert not (tmp_path / "o").exists()

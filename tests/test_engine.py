@@ -207,6 +207,28 @@ def test_the_drone_gives_way_to_notes_and_returns_after_them(model):
 
 
 @pytest.mark.slow
+def test_a_drone_switched_off_under_notes_does_not_come_back_after_them(model):
+    """The drone, ducked under a held note, is switched off; once the note ends, its release must
+    not return with the drone's gain (the test model's release rings on, so it would be heard)."""
+    engine = spectral_engine(model, samplerate=SR, seed=0)
+    engine.schedule([ev.note_on(72, 100, t=1.0), ev.param("drone", 0, t=2.0), ev.note_off(72, t=3.0)])
+    y = engine.render(6.0)
+
+    def drone_db(t0, t1):
+        seg = y[int(t0 * SR):int(t1 * SR)]
+        spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+        freqs = np.fft.rfftfreq(len(seg), 1 / SR)
+        return 10 * np.log10(spec[(freqs > 120) & (freqs < 142)].sum() + 1e-20)
+
+    assert drone_db(4.5, 5.5) < drone_db(0.5, 1.0) - 40.0, (drone_db(0.5, 1.0), drone_db(4.5, 5.5))
+    again = spectral_engine(model, samplerate=SR, seed=0)  # on again just after the note: heard at once
+    again.schedule([ev.note_on(72, 100, t=1.0), ev.param("drone", 0, t=2.0), ev.note_off(72, t=3.0),
+                    ev.param("drone", 1, t=3.05)])
+    z = again.render(3.2)
+    assert np.sqrt(np.mean(z[int(3.08 * SR):int(3.15 * SR)] ** 2)) > 0.5 * np.sqrt(np.mean(y[int(0.5 * SR):SR] ** 2))
+
+
+@pytest.mark.slow
 def test_a_48_khz_model_plays_full_band_without_a_resampler():
     """A model at the output rate (n_fft 2048, hop 256: the same 5.33 ms hop) is played as it is,
     with energy above 12 kHz, where a 24 kHz model has none."""

@@ -232,3 +232,35 @@ def test_what_played_into_the_input_is_connected_again_when_the_jack_server_come
         patch.close()
     assert play.stop(30) == 0, play.log
     assert "is back" in play.log and "Traceback" not in play.log
+
+
+def test_the_input_unplugged_and_plugged_again_mid_take_leaves_the_take_whole(live_play, jack_server, tmp_path):
+    """What plays into the input is disconnected mid-take, its JACK client goes away and another
+    connects: the input falls silent and is heard again, play and the take go on, and the take
+    re-renders from its log and input file bit for bit."""
+    takes = tmp_path / "takes"
+    play = live_play("--input-device", "system", "--no-midi", "--record", str(takes))
+    voice = SineClient(jack_server)
+    try:
+        port = wait_for(lambda: voice.ports("^livegen-audio:input$", is_input=True), 30, "livegen-audio:input")[0]
+        voice.client.connect(voice.out, port)
+        play.wait_status(lambda s: s.get("input_voiced"), 60, "the input heard")
+        voice.client.disconnect(voice.out, port)  # the cable pulled
+        play.wait_status(lambda s: not s.get("input_voiced"), 60, "the input silent")
+    finally:
+        voice.close()  # the source's client gone too
+    voice = SineClient(jack_server)
+    try:
+        voice.client.connect(voice.out, port)  # plugged again
+        play.wait_status(lambda s: s.get("input_voiced") and s.get("recording"), 60, "the input heard again")
+    finally:
+        voice.close()
+    assert play.stop(30) == 0, play.log
+    (log,) = _takes(takes)
+    take, _ = soundfile.read(log.with_suffix(".wav"), dtype="float32")
+    out = tmp_path / "again.wav"
+    done = subprocess.run([sys.executable, "-m", "livegen", "render", str(log), "-o", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rendered, _ = soundfile.read(out, dtype="float32")
+    assert np.array_equal(rendered, take)

@@ -173,6 +173,8 @@ class VoiceBank:
     def drone_on(self, pitch: float, velocity: float) -> None:
         if self.active[DRONE] and self.t_off[DRONE] < 0:
             return
+        if not _any_note_held(self.key_down, self.sustained, self.stolen):
+            self.duck[0] = 1.0  # heard at once, even where a drone let go under notes left it ducked
         self._start(DRONE, pitch, velocity)
 
     def drone_off(self) -> None:
@@ -267,22 +269,28 @@ _BEND, _X, _Y, _PRESSURE = (_CONTROL_INDEX[name] for name in ("bend", "x", "y", 
 
 
 @numba.njit(cache=True, nogil=True)
+def _any_note_held(key_down, sustained, stolen):
+    """Whether a note (not the drone, not being stolen) is held by its key or the pedal."""
+    for s in range(1, len(key_down)):
+        if (key_down[s] or sustained[s]) and not stolen[s]:
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
 def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fade, done, key_down, sustained, duck,
              loudest, level_peak, floor_ratio):
     """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count.
-    Moves the drone's `duck[0]` towards 0 while any note is held, else towards 1; starts the fade
-    of released voices past `RELEASE_MAX_SECONDS` or under `floor_ratio` x their loudest bin (at
-    least `level_peak`)."""
+    Moves the drone's `duck[0]` towards 0 while any note is held, else, while the drone is held,
+    towards 1; the drone's release ends when what is heard of it (ducked) is silence. Starts the
+    fade of released voices past `RELEASE_MAX_SECONDS` or under `floor_ratio` x their loudest bin
+    (at least `level_peak`)."""
     step = hop_seconds / STEAL_SECONDS
     cut_step = hop_seconds / CUT_SECONDS
-    notes = False
-    for s in range(1, len(key_down)):
-        if (key_down[s] or sustained[s]) and not stolen[s]:
-            notes = True
-            break
+    notes = _any_note_held(key_down, sustained, stolen)
     if notes:
         duck[0] *= math.exp(-hop_seconds / DRONE_DUCK_SECONDS)
-    else:
+    elif t_off[DRONE] < 0:  # a drone let go under the notes stays where they left it: it does not return
         duck[0] = 1.0 - (1.0 - duck[0]) * math.exp(-hop_seconds / DRONE_RETURN_SECONDS)
     count = 0
     for j in range(len(slots)):
@@ -295,11 +303,12 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fad
             fade[s] = max(fade[s] - (cut_step if cut[s] else step), 0.0)
             finished = fade[s] <= 0.0
         if use_peaks:
+            heard = peaks[j] * duck[0] if s == DRONE else peaks[j]
             loudest[s] = max(loudest[s], peaks[j])
-            if t_off[s] > 2 * hop_seconds and peaks[j] < SILENCE:
+            if t_off[s] > 2 * hop_seconds and heard < SILENCE:
                 finished = True
             elif t_off[s] > RELEASE_MAX_SECONDS or (t_off[s] > 2 * hop_seconds
-                                                    and peaks[j] < floor_ratio * max(loudest[s], level_peak)):
+                                                    and heard < floor_ratio * max(loudest[s], level_peak)):
                 stolen[s] = True  # its fade starts with the next hop
         if finished:
             done[count] = s
