@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--seconds", type=SECONDS, default=10.0)
     g.add_argument("--seed", type=SEEDS, default=0)
     g.add_argument("--swing", type=ranged(float, 0, 1, hint="0: straight sixteenths"), default=0.0,
-                   help="share of the most swing (past 8.3 a step went backwards and the script never ended)")
+                   help="swing of the off-beat sixteenths (0: straight, 1: the most)")
     g.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.what == "melodies" and not [p for p in range(args.low, args.high + 1) if p % 12 in MAJOR]:

@@ -402,6 +402,15 @@ def test_cli_bad_spec_and_bad_folder_exit_2(gm_soundfont, tmp_path):
     (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--seconds", "nan"], ["--seconds", "nan"]),
     (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--gain", "nan"], ["--gain", "nan", "0..10"]),
     (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--release", "nan"], ["--release", "nan"]),
+    # a note is rendered whole in memory: 1e300 s was a numpy ValueError (maximum dimension exceeded)
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--hold", "1e300"], ["--hold", "1e300", "<= 60"]),
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--release", "1e300"], ["--release", "1e300", "0..60"]),
+    # each job is a process: a mistyped count would have started that many
+    (["gm", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
+    (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
+    (["features", "{tmp}", "--cache", "{tmp}/c", "--jobs", "100000"], ["--jobs", "100000", "1..256"]),
+    # every piece's task is listed before the first renders: 10**12 of them would fill the memory
+    (["gm-songs", "--soundfont", "{sf2}", "--out", "{tmp}/x", "--songs", str(10 ** 12)], ["--songs", "1..100000"]),
     (["features", "{tmp}", "--cache", "{file}"], ["--cache {file}", "not a folder"]),
 ])
 def test_cli_bad_output_or_number_exits_2_before_rendering(gm_soundfont, tmp_path, extra, named):

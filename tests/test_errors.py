@@ -15,7 +15,8 @@ from livegen.cli import build_parser
     (["--kinds", ","], "--kinds: give at least one value"),
     (["--periods", "256,x"], "--periods: 'x' is not an integer; give an integer in 16..8192"),
     (["--periods", "3"], "--periods: 3 is out of range"),
-    (["--lookaheads", "default,-1"], "--lookaheads: -1 is out of range; give an integer >= 0 (or 'default')"),
+    (["--lookaheads", "default,-1"], "--lookaheads: -1 is out of range; give an integer in 0..16 (or 'default')"),
+    (["--lookaheads", "17"], "--lookaheads: 17 is out of range; give an integer in 0..16 (or 'default')"),
     (["--lookaheads", "dflt"], "--lookaheads: 'dflt' is not an integer"),
     (["--input", "--periods", "99999"], "--periods: 99999 is out of range"),
 ])

@@ -58,6 +58,36 @@ def test_a_render_that_stops_on_a_sounding_chord_ends_without_a_click(tmp_path):
     assert np.array_equal(sf.read(tmp_path / "again.wav", dtype="float64")[0], y)
 
 
+def render_note(tmp_path, pitch: int, velocity: int, off: float, seconds: float, dtype="float64"):
+    """Render one note from t=0.1 to `off` with the bundled model, drone off: (samples, rate)."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"t": 0.0, "type": "param", "name": "drone", "value": 0}\n'
+                      f'{{"t": 0.1, "type": "note_on", "pitch": {pitch}, "velocity": {velocity}}}\n'
+                      f'{{"t": {off}, "type": "note_off", "pitch": {pitch}}}\n')
+    result = render(str(events), "-o", str(tmp_path / "out.wav"), "--seconds", str(seconds))
+    assert result.returncode == 0, result.stderr
+    return sf.read(tmp_path / "out.wav", dtype=dtype)
+
+
+def test_a_released_note_ends_in_digital_silence(tmp_path):
+    """A loud high note's release settles on the model's noise floor (-65 dBFS RMS, held until the
+    4 s release limit before); the voice fades out once it is 60 dB under its loudest, and the
+    take is silent 1.5 s after the note-off."""
+    y, sr = render_note(tmp_path, 108, 127, off=0.7, seconds=3)
+    assert np.abs(y[int(0.3 * sr):int(0.6 * sr)]).max() > 0.05
+    assert np.abs(y[int(2.2 * sr):]).max() < 1e-6  # -120 dBFS
+
+
+def test_silence_after_a_note_holds_no_subnormal_samples(tmp_path):
+    """After a second of silence the DC blocker's decaying tail passed through float32's subnormal
+    range into the file (which slows whatever processes it next); now it ends in exact zeros."""
+    y, sr = render_note(tmp_path, 60, 100, off=0.4, seconds=3.5, dtype="float32")
+    assert np.abs(y).max() > 0.05 and np.isfinite(y).all()
+    subnormal = (y != 0) & (np.abs(y) < np.finfo(np.float32).tiny)
+    assert not subnormal.any(), np.flatnonzero(subnormal)[:5] / sr
+    assert not y[int(3.0 * sr):].any()
+
+
 def test_bad_event_file_names_file_line_and_field(tmp_path):
     events = tmp_path / "bad.jsonl"
     events.write_text('{"t": 0, "type": "param", "name": "x", "value": 0.3}\n'

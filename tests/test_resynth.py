@@ -112,6 +112,7 @@ def test_flac_input_and_short_input(inputs, tmp_path):
     ("speech16", ["--method", "griffin"], r"method='griffin' is unknown: choose one of hybrid, rtisi-la, rtpghi"),
     ("speech16", ["--method", "rtpghi", "--lookahead", "3"], r"lookahead=3 .*'rtpghi' supports look-ahead 0 or 1"),
     ("speech16", ["--iters", "-1"], r"iters=-1 is not usable"),
+    ("speech16", ["--lookahead", "-1"], r"argument --lookahead: -1 is out of range; give an integer in 0\.\.16"),
     ("speech16", ["-o", "/nonexistent-dir/x.wav"], r"-o /nonexistent-dir/x\.wav: the folder /nonexistent-dir does not exist"),
     ("speech16", ["-o", "/"], r"-o /: that is a folder; give a file name"),
     ("folder", [], r"input .* is a folder: give an audio file"),

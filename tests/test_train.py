@@ -101,9 +101,14 @@ def test_resume_without_checkpoint_and_bad_config(tiny_gm, tmp_path):
     (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
     (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--steps", "0"], ["--steps", "0", ">= 1"]),
     (["train", "--data", "{tmp}", "--out", "{tmp}/run", "--max-minutes", "0"], ["--max-minutes", "0", "> 0"]),
-    (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--pitch-step", "0"], ["--pitch-step", "0", "> 0"]),
+    (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--pitch-step", "0"], ["--pitch-step", "0", "0.05..48"]),
     (["eval", "--model", "models/default", "--out", "{file}"], ["--out {file}", "not a folder"]),
     (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--notes", "-5"], ["--notes", "-5", ">= 1"]),
+    # the pitches tested are numpy.arange(36, 84, step): 1e-300 was a ValueError after the LSD and life figures
+    (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--pitch-step", "1e-300"], ["--pitch-step", "0.05..48"]),
+    (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--pitch-points", str(10 ** 9)],
+     ["--pitch-points", str(10 ** 9), "1..1000"]),
+    (["eval", "--model", "models/default", "--out", "{tmp}/ev", "--per-pitch", "1000"], ["--per-pitch", "1000", "1..20"]),
 ])
 def test_cli_bad_output_or_number_exits_2_before_any_work(tmp_path, extra, named):
     taken = tmp_path / "notes.txt"

@@ -14,6 +14,10 @@ import soxr
 
 DC_POLE = 0.9985
 """DC blocker pole: the -3 dB corner sits near 11 Hz at 48 kHz (below any musical content)."""
+FLUSH = 1e-20
+"""The DC blocker's decaying state is set to 0 under this (-400 dBFS): after a second of silence
+its tail would pass through float32's subnormal range into the output, and float64's later."""
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 LIMITER_RELEASE_S = 0.12
 LIMITER_KNEE_DB = 3.0
@@ -106,7 +110,8 @@ def _upsample(x, ext, phases, y):
 def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limiter_gain, fade, fade_target,
             fade_step, lev):
     """DC blocker, gain ramp, leveller, limiter (block-peak gain, soft clip over the knee, hard
-    clip) and fade, sample by sample in float64, into `out` (float32). Non-finite input counts as 0.
+    clip) and fade, sample by sample in float64, into `out` (float32). Non-finite input counts as 0;
+    no subnormal number stays in the DC blocker's state or reaches `out`.
     `lev` = [smoothed mean square, gain, threshold RMS, rms coeff, attack coeff, release coeff]
     (first two updated in place).
 
@@ -123,6 +128,8 @@ def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limite
             v = 0.0
             bad += 1
         dc_y = v - dc_x + DC_POLE * dc_y  # y[n] = x[n] - x[n-1] + R y[n-1]
+        if abs(dc_y) < FLUSH:
+            dc_y = 0.0
         dc_x = v
         g = gain_start + (gain - gain_start) * i / n if ramp else gain
         s = dc_y * g
@@ -161,6 +168,8 @@ def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limite
         if fading:
             s *= min(max(fade + direction * fade_step * (i + 1), 0.0), 1.0)
         elif fade == 0.0:
+            s = 0.0
+        if abs(s) < FLOAT32_TINY:  # no subnormal sample leaves the chain
             s = 0.0
         o = np.float32(s)
         out[i] = o

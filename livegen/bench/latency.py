@@ -74,7 +74,7 @@ from livegen.audio.devices import quiet_stderr
 from livegen.audio.realtime import describe_process
 from livegen.bench._report import REPO, commit, load, machine
 from livegen.bench.ui import PtyProcess, _status
-from livegen.errors import comma_list, one_of, ranged
+from livegen.errors import LOOKAHEAD_MAX, comma_list, one_of, ranged
 from livegen.paths import bundled_model_dir
 from livegen.tui.child import free_udp_port
 
@@ -958,7 +958,7 @@ def soak_lines(r: dict) -> list[str]:
 
 def _lookahead(text: str) -> int | None:
     """One `--lookaheads` item: 'default' (None: play's own) or a look-ahead in frames."""
-    return None if text == "default" else ranged(int, 0, hint="or 'default'")(text)
+    return None if text == "default" else ranged(int, 0, LOOKAHEAD_MAX, hint="or 'default'")(text)
 
 
 _lookahead.__name__ = "look-ahead"

@@ -10,6 +10,11 @@ from livegen.data.gm import GM_GROUPS, parse_spec, program_split, render_gm_data
 from livegen.data.songs import GENRES, render_songs
 from livegen.errors import ranged, seed_type
 
+JOBS = ranged(int, 1, 256, hint="worker processes")
+"""What `--jobs` takes: each job is a process, so a mistyped 100000 would fill the machine with them."""
+NOTE_SECONDS = 60.0
+"""The longest --hold or --release: a note is rendered whole, in memory, before it is written."""
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -45,11 +50,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     gm.add_argument("--banks", default="0", metavar="SPEC",
                     help="SoundFont banks 0-127 (default 0; FluidR3 has variation presets in 8 and 16; "
                          "absent bank:program pairs are skipped)")
-    gm.add_argument("--hold", type=ranged(float, above=0), default=3.0, help="seconds before note-off (default 3.0)")
-    gm.add_argument("--release", type=ranged(float, 0), default=1.0, help="seconds after note-off (default 1.0)")
+    gm.add_argument("--hold", type=ranged(float, above=0, high=NOTE_SECONDS), default=3.0, help="seconds before note-off (default 3.0)")
+    gm.add_argument("--release", type=ranged(float, 0, NOTE_SECONDS), default=1.0, help="seconds after note-off (default 1.0)")
     gm.add_argument("--gain", type=ranged(float, 0, 10, hint="FluidSynth's synth.gain"), default=0.7, help="FluidSynth master gain (default 0.7: the loudest FluidR3 notes peak near -4 dBFS)")
     gm.add_argument("--subtype", default="PCM_16", choices=("PCM_16", "PCM_24", "FLOAT"), help="WAV sample format")
-    gm.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
+    gm.add_argument("--jobs", type=JOBS, default=1, help="worker processes (default 1)")
     gm.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     songs = sub.add_parser(
@@ -61,12 +66,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     songs.add_argument("--soundfont", required=True, help="a .sf2 file, e.g. /usr/share/sounds/sf2/FluidR3_GM.sf2")
     songs.add_argument("--out", required=True, help="output folder")
-    songs.add_argument("--songs", type=ranged(int, 1), default=80, help="number of pieces (default 80)")
+    songs.add_argument("--songs", type=ranged(int, 1, 100000), default=80, help="number of pieces (default 80)")
     songs.add_argument("--seconds", type=ranged(float, above=0), default=30.0, help="length of each piece (default 30, like GTZAN)")
     songs.add_argument("--seed", type=seed_type(), default=0, help="generation seed (default 0)")
     songs.add_argument("--sample-rate", type=ranged(int, 8000, 192000), default=24000, help="Hz (default 24000, the model's)")
     songs.add_argument("--gain", type=ranged(float, 0, 10, hint="FluidSynth's synth.gain"), default=0.5, help="FluidSynth master gain (default 0.5)")
-    songs.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
+    songs.add_argument("--jobs", type=JOBS, default=1, help="worker processes (default 1)")
     songs.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     info = sub.add_parser("info", help="detect a dataset folder's layout and count its examples per split")
@@ -79,7 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     feats.add_argument("--n-fft", type=int, default=1024)
     feats.add_argument("--hop", type=int, default=128)
     feats.add_argument("--max-seconds", type=ranged(float, above=0), default=None, help="cut each example to this length")
-    feats.add_argument("--jobs", type=ranged(int, 1), default=1, help="worker processes (default 1)")
+    feats.add_argument("--jobs", type=JOBS, default=1, help="worker processes (default 1)")
     feats.add_argument("--no-progress", action="store_true")
     return parser
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from livegen.cli.render import LOOKAHEADS
 from livegen.data.files import check_audio_output, check_input_file, check_not_an_input
 from livegen.errors import ParameterError
 
@@ -28,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("input", help="audio file (anything soundfile or librosa reads)")
     parser.add_argument("-o", "--output", required=True, help="WAV file to write")
     parser.add_argument("--method", default=None, help="hybrid (default), rtisi-la or rtpghi")
-    parser.add_argument("--lookahead", type=int, default=None, metavar="K",
+    parser.add_argument("--lookahead", type=LOOKAHEADS, default=None, metavar="K",
                         help="frames of look-ahead (latency K*hop; default by overlap, 2)")
     parser.add_argument("--iters", type=int, default=None, metavar="I", help="iterations per hop (default by overlap)")
     parser.add_argument("--momentum", type=float, default=None, help="fast Griffin-Lim momentum (default 0.7)")

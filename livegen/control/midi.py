@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from livegen.control.mapping import MidiMapper, check_mpe_channel, default_map_path, load_map, parse_mpe, save_map
-from livegen.errors import DeviceError, ParameterError
+from livegen.errors import DeviceError, ParameterError, ranged
 
 VIRTUAL_PORT = "livegen"
 DRAIN_SECONDS = 0.001
@@ -351,7 +351,7 @@ def add_midi_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--midi-map", metavar="FILE", default=None,
                        help="TOML CC/NRPN map (default: the user's midi-map.toml, created by MIDI learn, "
                             "else the built-in map)")
-    group.add_argument("--midi-channel", type=int, default=None, metavar="N",
+    group.add_argument("--midi-channel", type=ranged(int, 1, 16), default=None, metavar="N",
                        help="listen to MIDI channel N (1-16) only (default: all)")
     group.add_argument("--mpe", nargs="?", const="lower", default=None, metavar="ZONE", type=_mpe_zone,
                        help="an MPE keyboard: each note on its own member channel bends, slides (CC 74) "

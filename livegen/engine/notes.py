@@ -81,7 +81,9 @@ class NotesSource(Source):
         cfg = model.config
         spectral = isinstance(model, SpectralModel)
         self.noise_dim = int(cfg.noise_dim)
-        self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1))
+        level = getattr(cfg, "level_dbfs", None)  # a sine at the model's level peaks near n_fft/4 x its amplitude
+        self.voices = VoiceBank(note_slots=MAX_VOICES, noise_dim=max(self.noise_dim, 1),
+                                level_peak=0.0 if level is None else cfg.n_fft / 4 * 10.0 ** (level / 20.0))
         fast = NumpyFrameDecoder if spectral else NumpyTextureDecoder if isinstance(model, TextureModel) else None
         self._numpy_decode = decoder == "auto" and torch.device(device).type == "cpu" and fast is not None
         self.calls_torch = not self._numpy_decode

@@ -56,13 +56,18 @@ DETACHED = -2
 RELEASE_MAX_SECONDS = 4.0
 SILENCE = 1e-3
 """A released voice is freed once its loudest bin falls under this (linear STFT magnitude;
-a full-scale sine peaks near n_fft/4) or after `RELEASE_MAX_SECONDS`."""
+a full-scale sine peaks near n_fft/4); after `RELEASE_MAX_SECONDS` it fades out as a stolen one does."""
+RELEASE_FLOOR_DB = 60.0
+"""A released voice also fades out (as a stolen one does) once its loudest bin is this far under
+the loudest it reached, or under a note at the model's level (`VoiceBank`'s `level_peak`) for a
+quieter note: a model's release can settle on a steady noise floor instead of on silence, which
+then played on under everything until `RELEASE_MAX_SECONDS` (docs/sound.md)."""
 
 
 class VoiceBank:
     """Slot arrays for `note_slots` note voices plus the drone and spare slots for fades."""
 
-    def __init__(self, *, note_slots: int, noise_dim: int, spare: int = 4):
+    def __init__(self, *, note_slots: int, noise_dim: int, spare: int = 4, level_peak: float = 0.0):
         self.size = 1 + note_slots + spare
         n = self.size
         self.active = np.zeros(n, dtype=bool)
@@ -73,6 +78,9 @@ class VoiceBank:
         self.key_down = np.zeros(n, dtype=bool)
         self.sustained = np.zeros(n, dtype=bool)
         self.stolen = np.zeros(n, dtype=bool)
+        self.loudest = np.zeros(n, dtype=np.float64)
+        self.level_peak = float(level_peak)
+        """The loudest bin each voice has reached since its note-on (`RELEASE_FLOOR_DB`)."""
         self.fade = np.ones(n, dtype=np.float64)
         self.duck = np.ones(1, dtype=np.float64)
         """The drone's gain under notes (1: no note sounds)."""
@@ -185,7 +193,7 @@ class VoiceBank:
         done = self._done
         count = _advance(slots, self._no_peaks if peaks is None else peaks, peaks is not None, float(hop_seconds),
                          self.t_on, self.t_off, self.stolen, self.cut, self.fade, done, self.key_down, self.sustained,
-                         self.duck)
+                         self.duck, self.loudest, self.level_peak, 10.0 ** (-RELEASE_FLOOR_DB / 20.0))
         for i in range(count):
             self._free(int(done[i]))
 
@@ -235,6 +243,7 @@ class VoiceBank:
         self.stolen[slot] = False
         self.cut[slot] = False
         self.fade[slot] = 1.0
+        self.loudest[slot] = 0.0
         self.order[slot] = self._counter
         self.started.append(slot)
 
@@ -269,10 +278,13 @@ def _any_note_held(key_down, sustained, stolen):
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fade, done, key_down, sustained, duck):
+def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fade, done, key_down, sustained, duck,
+             loudest, level_peak, floor_ratio):
     """VoiceBank.advance's arithmetic; writes the slots to free into `done`, returns their count.
     Moves the drone's `duck[0]` towards 0 while any note is held, else, while the drone is held,
-    towards 1; the drone's release ends when what is heard of it (ducked) is silence."""
+    towards 1; the drone's release ends when what is heard of it (ducked) is silence. Starts the
+    fade of released voices past `RELEASE_MAX_SECONDS` or under `floor_ratio` x their loudest bin
+    (at least `level_peak`)."""
     step = hop_seconds / STEAL_SECONDS
     cut_step = hop_seconds / CUT_SECONDS
     notes = _any_note_held(key_down, sustained, stolen)
@@ -290,9 +302,14 @@ def _advance(slots, peaks, use_peaks, hop_seconds, t_on, t_off, stolen, cut, fad
         if stolen[s]:
             fade[s] = max(fade[s] - (cut_step if cut[s] else step), 0.0)
             finished = fade[s] <= 0.0
-        heard = peaks[j] * duck[0] if s == DRONE else peaks[j]
-        if use_peaks and (t_off[s] > RELEASE_MAX_SECONDS or (t_off[s] > 2 * hop_seconds and heard < SILENCE)):
-            finished = True
+        if use_peaks:
+            heard = peaks[j] * duck[0] if s == DRONE else peaks[j]
+            loudest[s] = max(loudest[s], peaks[j])
+            if t_off[s] > 2 * hop_seconds and heard < SILENCE:
+                finished = True
+            elif t_off[s] > RELEASE_MAX_SECONDS or (t_off[s] > 2 * hop_seconds
+                                                    and heard < floor_ratio * max(loudest[s], level_peak)):
+                stolen[s] = True  # its fade starts with the next hop
         if finished:
             done[count] = s
             count += 1
