@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -325,3 +326,43 @@ def test_mpe_zone_from_the_options_and_the_map_file(target, tmp_path):
     assert built.status()["mpe"] == ""
     with pytest.raises(ParameterError, match="--midi-channel 3"):
         midi_input_from_args(target, parser.parse_args(["--mpe", "--midi-channel", "3", "--midi-map", str(map_path)]))
+
+
+def test_midi_comes_back_with_a_restarted_jack_server(jack_server, live_play, tmp_path):
+    """JACK MIDI ports die with the JACK server. When it is restarted mid-take, the audio came
+    back but MIDI stayed dead: the virtual port gone, the `--midi-in` controller never found
+    again. Now both are opened again with the audio, a note the lost controller held is let go
+    (not carried to the new server), and the take goes on."""
+    import rtmidi
+
+    takes = tmp_path / "takes"
+    play = live_play("--model", "random", "--midi-in", "keys", "--record", str(takes))
+    hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
+    hw.open_virtual_port("Stage Keys")
+    play.wait_status(lambda s: s.get("midi_connected"), 30, "the keyboard connected")
+    hw.send_message([0x90, 60, 100])
+    play.wait_status(lambda s: s.get("midi_messages", 0) >= 1, 30, "the note heard")
+    hw.delete()
+    jack_server.stop()
+    play.wait_status(lambda s: s.get("audio") == "lost", 30, "the engine to notice the server going away")
+    jack_server.start(tmp_path)
+    play.wait_status(lambda s: s.get("audio") == "ok", 60, "the engine back on the new server")
+    hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
+    hw.open_virtual_port("Stage Keys")
+    try:
+        play.wait_status(lambda s: s.get("midi_connected") == "keys=hw:Stage Keys", 30, "the keyboard connected again")
+        hw.send_message([0x90, 64, 100])
+        play.wait_status(lambda s: s.get("midi_messages", 0) >= 2, 30, "a note from the keyboard again")
+        other = jack_midi_out("other")  # the virtual port is there again
+        other.send_message([0x90, 67, 100])
+        play.wait_status(lambda s: s.get("midi_messages", 0) >= 3, 30, "a note through the virtual port")
+        other.close_port()
+    finally:
+        hw.delete()
+    assert play.stop(30) == 0, play.log
+    assert "MIDI ports open again" in play.log and "Traceback" not in play.log, play.log
+    (log,) = takes.glob("*.jsonl")
+    events = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    (restart,) = [i for i, e in enumerate(events) if e["type"] == "engine" and e.get("action") == "restart"]
+    after = {e["pitch"] for e in events[restart:] if e["type"] == "note_on"}
+    assert after == {64.0, 67.0}, events  # the lost keyboard's held note was not carried over

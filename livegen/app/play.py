@@ -130,6 +130,8 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
                     "(--audio-device NAME|INDEX chooses another); waiting for it to return")
             if lost and not stop.wait(RETRY_SECONDS):
                 lost = not switcher.restart()
+                if not lost:
+                    _reopen_midi(controls)
     finally:
         controls.stop()
         switcher.wait()
@@ -139,6 +141,21 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
         server.stop(fade=not lost)
     _summary(status, time.monotonic() - server.started_at)
     return code
+
+
+def _reopen_midi(controls) -> None:
+    """The audio is back after a loss. When that was a JACK server restart, JACK MIDI ports died
+    with the old server (the virtual port gone, no controller ever found again): open them anew."""
+    midi = controls.midi
+    if midi is None or not midi.on_jack:
+        return
+    try:
+        midi.reopen()
+    except DeviceError as exc:
+        log(f"MIDI is off: {exc}")
+        return
+    waiting = f"; --midi-in {', '.join(midi.connect)} connected when seen" if midi.connect else ""
+    log(f"MIDI ports open again on the new JACK server (virtual port '{midi.port_name}'{waiting})")
 
 
 CONTROL_THREADS = ("osc-receive", "osc-schedule", "midi-worker")

@@ -119,23 +119,9 @@ class MidiInput:
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> "MidiInput":
-        import rtmidi
-
         if self.api is None:
             self.api = choose_api()
-        try:
-            self._scanner = rtmidi.MidiIn(self.api, name=f"{self.port_name}-scan")
-            if self.virtual:
-                midi_in = rtmidi.MidiIn(self.api, name=self.port_name, queue_size_limit=QUEUE_SIZE)
-                self._prepare(midi_in, f"midi:{self.port_name}")
-                midi_in.open_virtual_port(self.port_name)
-                self._virtual_in = midi_in
-        except (rtmidi.SystemError, rtmidi.InvalidUseError, rtmidi.NoDevicesError, RuntimeError) as exc:
-            self._close_all()
-            api_name = rtmidi.get_api_name(self.api)
-            raise DeviceError(
-                f"cannot open MIDI input ({api_name}): {exc}; start the MIDI system "
-                "(e.g. a JACK server) or run with --no-midi") from None
+        self._open()
         self._stop.clear()
         self._poll_once()
         self._told = self.log is not None
@@ -144,6 +130,42 @@ class MidiInput:
             thread.start()
             self._threads.append(thread)
         return self
+
+    @property
+    def on_jack(self) -> bool:
+        """Whether the ports are JACK MIDI ports (they die with the JACK server)."""
+        import rtmidi
+
+        return self.api == rtmidi.API_UNIX_JACK
+
+    def reopen(self) -> None:
+        """Open the ports again on a JACK server that was restarted: every rtmidi client of the old
+        one is dead, the virtual port gone and the port list empty for good. What the old ports
+        held is let go (their note-offs cannot come); the poll connects `connect` ports anew."""
+        held = [port for port in self.connections.values() if port]
+        if self._virtual_in is not None:
+            held.append(self.port_name)
+        self._close_all()
+        self._gone.extend(f"midi:{port}" for port in held)
+        self._open()
+
+    def _open(self) -> None:
+        import rtmidi
+
+        try:
+            with self._lock:
+                self._scanner = rtmidi.MidiIn(self.api, name=f"{self.port_name}-scan")
+                if self.virtual:
+                    midi_in = rtmidi.MidiIn(self.api, name=self.port_name, queue_size_limit=QUEUE_SIZE)
+                    self._prepare(midi_in, f"midi:{self.port_name}")
+                    midi_in.open_virtual_port(self.port_name)
+                    self._virtual_in = midi_in
+        except (rtmidi.SystemError, rtmidi.InvalidUseError, rtmidi.NoDevicesError, RuntimeError) as exc:
+            self._close_all()
+            api_name = rtmidi.get_api_name(self.api)
+            raise DeviceError(
+                f"cannot open MIDI input ({api_name}): {exc}; start the MIDI system "
+                "(e.g. a JACK server) or run with --no-midi") from None
 
     @property
     def alive(self) -> bool:
