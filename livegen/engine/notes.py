@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from livegen.engine.core import Engine
-from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS
+from livegen.engine.events import SOUND_OFF_ALL, VOICE_CONTROLS, VOICE_IDS
 from livegen.engine.input import InputSource
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
@@ -131,6 +131,8 @@ class NotesSource(Source):
             if voice == NO_ID or event.name not in VOICE_CONTROLS or not math.isfinite(event.value):
                 return False
             self.voices.control(voice, event.name, event.value)
+        elif event.type == "sound_off" and event.action == SOUND_OFF_ALL:
+            self.voices.sound_off_all(hop_seconds=self._hop_seconds)
         elif event.type == "sound_off":
             self.voices.sound_off(voice, hop_seconds=self._hop_seconds)
         elif event.type == "note_on" and event.velocity:

@@ -154,11 +154,21 @@ class VoiceBank:
         held, pedal-held or releasing: each fades out over `CUT_SECONDS`, from this hop on."""
         for slot in range(1, self.size):
             if self.active[slot] and self.owner[slot] == voice:
-                self.key_down[slot] = False
-                self.sustained[slot] = False
-                self.stolen[slot] = True
-                self.cut[slot] = True
-                self.fade[slot] = max(self.fade[slot] - hop_seconds / CUT_SECONDS, 0.0)
+                self._cut(slot, hop_seconds)
+
+    def sound_off_all(self, *, hop_seconds: float) -> None:
+        """Cut every note whatever its id, held, pedal-held or releasing, and the drone's release
+        tail (a drone still held plays on: `drone` says whether it sounds), as `sound_off` cuts."""
+        for slot in range(self.size):
+            if self.active[slot] and (slot != DRONE or self.t_off[slot] >= 0):
+                self._cut(slot, hop_seconds)
+
+    def _cut(self, slot: int, hop_seconds: float) -> None:
+        self.key_down[slot] = False
+        self.sustained[slot] = False
+        self.stolen[slot] = True
+        self.cut[slot] = True
+        self.fade[slot] = max(self.fade[slot] - hop_seconds / CUT_SECONDS, 0.0)
 
     def control(self, voice: int, name: str, value: float) -> None:
         """Set voice id `voice`'s control `name` (one of `VOICE_CONTROLS`, clipped to its range)."""
