@@ -13,7 +13,9 @@ the event many times (a hop rendered between applications, not counted) and prin
   measuring itself makes. (Blocks still held say little: freed floats, tuples and dicts stay
   on the interpreter's free lists.)
 
-The baseline of the same run: one hop (`Engine.step`) with no event.
+The baseline of the same run: one hop (`Engine.step`) with no event. Then per hop, for each of
+`HOP_SITUATIONS` (and a continuation engine, its model's forward pass left out): the numpy arrays
+a hop makes, its events applied first and counted with it.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ import soundfile
 from numpy._core import _multiarray_umath
 
 from livegen.continuation.io import default_continuation_path
-from livegen.engine.catalogue import EVENT_KINDS, setup_events
+from livegen.continuation.source import ContinuationSource
+from livegen.engine.catalogue import EVENT_KINDS, STORED, setup_events
 from livegen.engine.events import Event
+from livegen.engine.input import FileFeed
 from livegen.errors import ranged
+from livegen.paths import bundled_model_dir
 from livegen.server import factory
 from livegen.server.wire import ID_KEY, encode_applied
 
@@ -149,7 +154,9 @@ _KEPT: list = []
 
 def _short(path: str) -> str:
     marker = "/livegen/"
-    return "livegen/" + path.rsplit(marker, 1)[1] if marker in path else Path(path).name
+    if marker in path:
+        return "livegen/" + path.rsplit(marker, 1)[1]
+    return f"{Path(path).parent.name}/{Path(path).name}"  # a library's own: soxr/__init__.py
 
 
 def _capsule_pointer(capsule, name: bytes | None = b"mem_handler") -> int:
@@ -261,6 +268,124 @@ def _baseline(engine, n: int) -> dict:
     return {"arrays": counter.count / n, "bytes": counter.bytes / n, "where": counter.where}
 
 
+def held_notes(pitches, **fields) -> list[Event]:
+    return [Event("note_on", pitch=pitch, velocity=90, **fields) for pitch in pitches]
+
+
+def _voice_ids(n: int) -> list[Event]:
+    return [Event("note_on", pitch=40 + 3 * k, velocity=90, voice=1 + k) for k in range(n)]
+
+
+def _moving_voices(i: int) -> list[Event]:
+    return [Event("voice", voice=1 + k, name=name, value=((i + 3 * k) % 11) / 11)
+            for k in range(4) for name in ("bend", "x", "y")]
+
+
+def pad_moves(i: int) -> list[Event]:
+    return [Event("param", name="x", value=(i % 37) / 37), Event("param", name="y", value=1.0 - (i % 23) / 23)]
+
+
+def _morph(i: int) -> list[Event]:
+    return [Event("preset", action="morph", slot=i // 40 % 3, seconds=0.5)] if i % 40 == 0 else []
+
+
+def _onsets(i: int) -> list[Event]:
+    if i % 7 == 0:
+        return [Event("note_on", pitch=50 + i % 12, velocity=100)]
+    return [Event("note_off", pitch=50 + (i - 3) % 12)] if i % 7 == 3 else []
+
+
+def _none(i: int) -> list[Event]:
+    return []
+
+
+HOP_SITUATIONS = (
+    # label, engine options (`LoadedModel.engine`'s; "input": an input voice fed by a FileFeed),
+    # events before the counted hops, events applied before hop i (counted with the hop)
+    ("nothing sounding", {}, [Event("param", name="drone", value=0.0)], _none),
+    ("drone alone", {}, [Event("param", name="drone", value=1.0)], _none),
+    ("4 notes held", {}, held_notes((40, 43, 47, 50)), _none),
+    ("16 notes held", {}, [Event("param", name="voices", value=16.0)] + held_notes(range(36, 84, 3)), _none),
+    ("4 voice ids, controls moving", {}, _voice_ids(4), _moving_voices),
+    ("notes starting and ending", {}, held_notes((40, 43)), _onsets),
+    ("pad moving (x, y every hop)", {}, held_notes((40, 43, 47, 50)), pad_moves),
+    ("preset morph running", {}, [Event("preset", action="store", slot=s, values=dict(v)) for s, v in STORED.items()]
+     + held_notes((40, 43, 47, 50)), _morph),
+    ("input voice (FileFeed)", {"input": True}, held_notes((40, 47)), _none),
+) + tuple(
+    (f"read {read}, look-ahead {ahead}", {"read": read, "lookahead": ahead}, held_notes((40, 43, 47, 50)), pad_moves)
+    for read in ("window", "centre", "committed") for ahead in (0, 1, 2) if not (read == "centre" and ahead == 0)
+) + (
+    ("output at 44.1 kHz (soxr)", {"samplerate": 44100}, held_notes((40, 43, 47, 50)), _none),
+)
+"""Every situation a performer meets, for the per-hop count (`hop_engine`, `count_hops`)."""
+
+
+def _input_feed(rate: int):
+    t = np.arange(2 * rate) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 196.0 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t))).astype(np.float32)
+    return FileFeed(np.tile(samples, 30), samplerate=rate, model_rate=rate)
+
+
+def hop_engine(options: dict, setup, model=None, loaded=None):
+    """A warmed engine for a `HOP_SITUATIONS` entry (`loaded`: a `factory.load` result to reuse)."""
+    loaded = loaded if loaded is not None else factory.load(model, log=lambda text: None)
+    kwargs = dict(options)
+    if kwargs.pop("input", False):
+        kwargs["input_feed"] = _input_feed(loaded.config.sample_rate)
+    kwargs.setdefault("samplerate", 48000)
+    engine = loaded.engine(seed=0, **kwargs)
+    engine.add_listener(encode_applied)
+    for event in setup:
+        engine._apply(event)
+    engine.render(0.2)
+    return engine
+
+
+def count_hops(engine, events, hops: int, start: int = 0, counter: NumpyAllocations | None = None,
+               outside=None) -> NumpyAllocations:
+    """Count what `hops` hops allocate, each after applying `events(i)`; `outside(counter)` wraps
+    what is left out (a continuation model's forward pass)."""
+    counter = counter if counter is not None else NumpyAllocations()
+    with counter:
+        for i in range(start, start + hops):
+            for event in events(i):
+                engine._apply(event)
+            engine.step()
+    return counter
+
+
+def continuation_hops(engine, counter: NumpyAllocations) -> None:
+    """Leave a continuation engine's model out of `counter`: its stream's `next_frame` (the
+    network's forward pass and its own buffers) runs torch and is outside the no-allocation rule."""
+    source = engine.find(ContinuationSource)
+    step = source.stream.next_frame
+
+    def paused(z):
+        with counter.paused():
+            return step(z)
+
+    source.stream.next_frame = paused
+
+
+def _hop_rows(hops: int, warm: int) -> list[tuple[str, NumpyAllocations]]:
+    loaded = factory.load(None, log=lambda text: None)
+    rows = []
+    for label, options, setup, events in HOP_SITUATIONS:
+        engine = hop_engine(options, setup, loaded=loaded)
+        count_hops(engine, events, warm)
+        rows.append((label, count_hops(engine, events, hops, warm)))
+    engine = hop_engine({}, held_notes((40, 43, 47, 50)), bundled_model_dir("hydrogen-kits"))
+    count_hops(engine, pad_moves, warm)
+    rows.append(("texture model (hydrogen-kits), 4 notes, the pad moving", count_hops(engine, pad_moves, hops, warm)))
+    engine = hop_engine({}, held_notes((40, 43, 47, 50)), default_continuation_path())
+    counter = NumpyAllocations()
+    continuation_hops(engine, counter)
+    count_hops(engine, pad_moves, warm)
+    rows.append(("continuation model, 4 notes (its forward pass left out)", count_hops(engine, pad_moves, hops, warm, counter)))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench alloc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -289,7 +414,14 @@ def main(argv=None) -> int:
     base = _baseline(engine, args.count)
     where = ", ".join(f"{place} ({count / args.count:g})" for place, count in base["where"].most_common(4))
     print(f"\nbaseline: one hop with no event (4 notes held): {base['arrays']:.2f} numpy arrays, "
-          f"{base['bytes']:.0f} bytes a hop; at {where}")
+          f"{base['bytes']:.0f} bytes a hop; at {where or '-'}")
+    print(f"\nPer hop (`Engine.step`, the events of each hop applied first and counted), over {args.count} hops "
+          f"after {args.warm}:\n")
+    print("| situation | numpy arrays a hop | numpy bytes a hop | arrays allocated at |")
+    print("|---|---:|---:|---|")
+    for label, counted in _hop_rows(args.count, args.warm):
+        where = ", ".join(f"{place} ({count / args.count:g})" for place, count in counted.where.most_common(4))
+        print(f"| {label} | {counted.count / args.count:.2f} | {counted.bytes / args.count:.0f} | {where or '-'} |")
     return 0
 
 

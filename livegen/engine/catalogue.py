@@ -62,5 +62,8 @@ EVENT_KINDS = (
     ("sound_off, voice id", lambda i: ((Event("note_on", pitch=82, velocity=100, voice=21),
                                         Event("note_on", pitch=84, velocity=100, voice=21)), Event("sound_off", voice=21))),
     ("sound_off, plain notes", lambda i: ((Event("note_on", pitch=83, velocity=100),), Event("sound_off"))),
+    ("sound_off, every note (panic)", lambda i: ((Event("note_on", pitch=85, velocity=100, voice=22),
+                                                  Event("note_on", pitch=86, velocity=100), _p("drone", 0)),
+                                                 Event("sound_off", action="all"))),
 )
 """Every kind of event the spectral engine applies, with what it needs in place to do its work."""
