@@ -30,7 +30,7 @@ def test_the_counter_sees_temporaries_and_not_views():
         float((a + 1.0).sum())  # a temporary, freed at once
         np.flatnonzero(a > 0)
     assert counted.count >= 3 and counted.bytes >= 16 * 8
-    assert any(place.startswith("test_apply_allocations.py:") for place in counted.where), counted.where
+    assert any(place.startswith("tests/test_apply_allocations.py:") for place in counted.where), counted.where
     assert b.base is a
 
 

@@ -33,7 +33,7 @@ def test_ring_wraps_and_reports_underruns():
 def test_chain_hands_out_exact_block_sizes_without_gaps(rate):
     chain = OutputChain(in_rate=24000, out_rate=rate)
     x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(128 * 400) / 24000)).astype(np.float32)
-    blocks = [chain.process(x[i:i + 128], gain_db=0.0, ceiling_db=-0.3) for i in range(0, len(x), 128)]
+    blocks = [chain.process(x[i:i + 128], gain_db=0.0, ceiling_db=-0.3).copy() for i in range(0, len(x), 128)]
     total = 0
     for k, block in enumerate(blocks, 1):
         total += len(block)
@@ -49,7 +49,7 @@ def test_sanitiser_zeroes_and_counts_non_finite_samples():
     chain = OutputChain(in_rate=24000, out_rate=48000)
     block = np.full(128, 0.1, dtype=np.float32)
     block[[3, 50]] = [np.nan, np.inf]
-    out = np.concatenate([chain.process(block, gain_db=0, ceiling_db=-0.3) for _ in range(20)])
+    out = np.concatenate([chain.process(block, gain_db=0, ceiling_db=-0.3).copy() for _ in range(20)])
     assert np.all(np.isfinite(out))
     assert chain.nan_count == 40
 
@@ -57,7 +57,7 @@ def test_sanitiser_zeroes_and_counts_non_finite_samples():
 def test_limiter_holds_the_ceiling_and_dc_is_blocked():
     chain = OutputChain(in_rate=24000, out_rate=48000)
     loud = (3.0 + np.sin(np.arange(128 * 200) * 0.3)).astype(np.float32)  # +DC, far over full scale
-    out = np.concatenate([chain.process(loud[i:i + 128], gain_db=12, ceiling_db=-6) for i in range(0, len(loud), 128)])
+    out = np.concatenate([chain.process(loud[i:i + 128], gain_db=12, ceiling_db=-6).copy() for i in range(0, len(loud), 128)])
     assert np.abs(out).max() <= 10 ** (-6 / 20)
     assert abs(out[-9600:].mean()) < 0.05 * np.abs(out[-9600:]).max()
 
@@ -71,7 +71,7 @@ def test_leveller_settles_a_loud_steady_sound_so_the_limiter_holds_still():
     loud = loud.astype(np.float32)
     out, reductions = [], []
     for i in range(0, len(loud), 128):
-        out.append(chain.process(loud[i:i + 128], gain_db=0, ceiling_db=-0.3))
+        out.append(chain.process(loud[i:i + 128], gain_db=0, ceiling_db=-0.3).copy())
         reductions.append(chain.reduction_db)
     out = np.concatenate(out)
     reductions = np.array(reductions)

@@ -136,7 +136,7 @@ def test_start_fades_in_and_stop_fades_out(model):
     y = engine.render(0.3)
     assert np.abs(y[:48]).max() < 0.05 * np.abs(y).max()  # no click at the start
     engine.fade_out()
-    tail = np.concatenate([engine.step() for _ in range(6)])
+    tail = np.concatenate([engine.step().copy() for _ in range(6)])
     assert engine.faded_out
     assert np.all(tail[-256:] == 0)
     steps = np.abs(np.diff(tail[:480]))

@@ -17,6 +17,7 @@ from conftest import require_binary
 from helpers import free_udp_port, udp_port_taken, wait_for
 from livegen.control.fake import FakeTarget
 from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
+from livegen.control.oscdispatch import UNKNOWN_REPLY_SECONDS, nearest_address
 from livegen.control.oscwire import encode_bundle, encode_message, parse_packet
 from livegen.errors import DeviceError, ParameterError
 
@@ -631,3 +632,82 @@ def test_voice_bend_over_osc_moves_that_voice_alone_in_the_output(jack_server, l
     # voice 2 sounds at A4 before and after (both notes fade a few dB over the seconds between)
     assert _cents(a4_found_before, a4) < 25 and _cents(a4_found, a4) < 25, "voice 2 stays at A4"
     assert a4_after > d4_before + 20, "voice 2 still sounds"
+
+
+def errors_then_status(client):
+    """The error texts answered to what was sent before, then the status (the server answers in order)."""
+    client.send_message("/livegen/status", [])
+    got = replies(client, until=lambda a: a == "/livegen/status")
+    assert got and got[-1][0] == "/livegen/status", got
+    status = dict(zip(got[-1][1][::2], got[-1][1][1::2]))
+    return [args[0] for address, args in got if address == "/livegen/error"], status
+
+
+# -- the panic, a voice cut, unknown addresses ------------------------------------------------
+def test_panic_posts_the_stop_the_pedal_the_drone_and_a_cut_of_every_note(target, server, client):
+    target.params.set("drone", 1)
+    client.send_message("/livegen/subscribe", [])
+    assert replies(client, until=lambda a: a == "/livegen/subscribed")
+    client.send_message("/livegen/panic", [])
+    assert target.wait_for(lambda: len(target.applied) == 4)
+    assert [(e.type, e.action, e.name, e.value, e.seconds, e.voice) for e in target.applied] == [
+        ("preset", "loop", None, None, 0.0, None), ("param", None, "sustain", 0.0, None, None),
+        ("param", None, "drone", 0.0, None, None), ("sound_off", "all", None, None, None, None)]
+    assert {e.source for e in target.applied} == {"panic"}  # every subscriber hears it, its sender too
+    assert target.params.get("drone") == 0
+    heard = []
+    while ("/livegen/param/drone", (0.0,)) not in heard:
+        got = replies(client, timeout=5.0, until=lambda a: a == "/livegen/param/drone")
+        assert got, f"the sender of the panic never heard drone 0: {heard}"
+        heard += got
+
+
+def test_a_voice_off_cuts_that_voice_and_bad_ones_are_refused(target, server, client):
+    client.send_message("/livegen/voice/5/off", [])
+    assert target.wait_for(lambda: len(target.applied) == 1)
+    assert [(e.type, e.voice, e.action) for e in target.applied] == [("sound_off", 5, None)]
+    client.send_message("/livegen/voice/128/off", [])
+    client.send_message("/livegen/voice/5/off", [1])
+    client.send_message("/livegen/panic", [1.0])
+    errors, _ = errors_then_status(client)
+    assert errors == ["/livegen/voice/128/off: voice id '128' refused; ids are whole numbers 0..127",
+                      "/livegen/voice/5/off: takes no arguments, got 1; refused",
+                      "/livegen/panic: takes no arguments, got 1; refused"]
+    assert len(target.applied) == 1 and server.stats["posted"] == 1
+
+
+def test_unknown_addresses_are_answered_with_the_nearest_once_a_second_and_counted(target, server, client):
+    clock = [100.0]
+    server.dispatch.clock = lambda: clock[0]
+    for _ in range(5):  # a flood of one typo is answered once
+        client.send_message("/livegen/note_on", [60, 100])
+    client.send_message("/livegen/parm/x", [0.5])
+    client.send_message("/livegen/voice/3/bnd", [1.0])
+    client.send_message("/livegen/nothing_like_it", [])
+    client.send_message("/other/thing", [1.0])  # not ours: answered as before, not counted
+    errors, status = errors_then_status(client)
+    assert errors == [
+        "unknown address '/livegen/note_on'; did you mean /livegen/note? docs/osc.md lists the addresses",
+        "unknown address '/livegen/parm/x'; did you mean /livegen/param/x? docs/osc.md lists the addresses",
+        ("unknown address '/livegen/voice/3/bnd'; did you mean /livegen/voice/3/bend? a voice takes "
+         "/livegen/voice/<id>/note|bend|x|y|xy|pressure|off (docs/osc.md)"),
+        "unknown address '/livegen/nothing_like_it'; docs/osc.md lists the addresses",
+        "unknown address '/other/thing'; livegen listens under /livegen/"]
+    assert status["osc_unknown"] == 8 and server.stats["unknown_unanswered"] == 4
+    other = SimpleUDPClient("127.0.0.1", server.port)  # another client's same typo is its own
+    other.send_message("/livegen/note_on", [60, 100])
+    assert errors_then_status(other)[0] == [
+        "unknown address '/livegen/note_on'; did you mean /livegen/note? docs/osc.md lists the addresses"]
+    clock[0] += UNKNOWN_REPLY_SECONDS  # a second on: the same typo is answered again
+    client.send_message("/livegen/note_on", [60, 100])
+    errors, status = errors_then_status(client)
+    assert errors == ["unknown address '/livegen/note_on'; did you mean /livegen/note? docs/osc.md lists the addresses"]
+    assert status["osc_unknown"] == 10 and target.applied == []
+
+
+@pytest.mark.parametrize("address, nearest", [
+    ("/livegen/pnaic", "/livegen/panic"), ("/livegen/preset/recal", "/livegen/preset/recall"),
+    ("/livegen/zz/1", "/livegen/z/1"), ("/livegen/voice/3/of", "/livegen/voice/3/off"),
+    ("/livegen/statu", "/livegen/status"), ("/livegen/gain", None), ("/livegen/", None), ("/livegen/a/b/c/d", None)])
+def test_the_nearest_address(address, nearest):
+    assert nearest_address(address) == nearest

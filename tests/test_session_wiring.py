@@ -47,7 +47,7 @@ def _play(engine, seconds):
     """Step the engine for `seconds` of output, keeping every sample (as the live decoder does)."""
     blocks, target = [], engine.samples_out + int(seconds * engine.samplerate)
     while engine.samples_out < target:
-        blocks.append(engine.step())
+        blocks.append(engine.step().copy())
     return np.concatenate(blocks)
 
 

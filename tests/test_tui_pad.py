@@ -11,7 +11,8 @@ import pytest
 from livegen.control.oscaddress import PREFIX
 from livegen.tui.osc import voice_points
 from livegen.tui.widgets import XYPad
-from livegen.tui.widgets.xy_pad import TRAIL_SECONDS
+from livegen.tui.model_info import read_model_info
+from livegen.tui.widgets.xy_pad import LABEL_MIN, TRAIL_SECONDS, _label_places
 from helpers import make_app, run, until
 
 pytestmark = pytest.mark.slow  # a Pilot scenario of seconds
@@ -27,11 +28,12 @@ def test_pad_draws_cursor_trail_that_fades_and_labelled_centroids(fake):
 
     async def scenario(pilot):
         pad = app.query_one(XYPad)
-        pad.set_centroids({"strings": (0.2, 0.8), "organ": (0.7, 0.2)})
+        pad.set_centroids({"strings": (0.2, 0.8), "organ": (0.7, 0.2), "reed": (0.2, 0.3), "brass": (0.23, 0.3)})
         await pilot.pause()
         text = _screen(pad)
         assert text.count("◆") == 1 and "•" not in text, "a cursor and, before any move, no trail"
-        assert text.count("●") == 2 and "strings" in text and "organ" in text
+        assert text.count("●") == 4 and "strings" in text and "organ" in text
+        assert "reed" in text and "brass" in text, f"two families side by side each keep a label:\n{text}"
         left, pressed = [], []  # the points the cursor left, in order, and when each key went
         for _ in range(5):
             left.append((pad.x, pad.y))
@@ -117,3 +119,26 @@ def test_pad_draws_the_voices_a_real_engine_plays(live_play):
         assert not _marks(pad, "◇")
 
     run(app, scenario, size=(100, 30))
+
+
+def test_family_labels_overwrite_no_dot_and_no_other_label():
+    """The bundled model's 16 families on pads of several sizes: every dot stays a dot, labels
+    keep a blank cell from dots and from each other, and a label is its family's name or a cut of
+    it no shorter than LABEL_MIN."""
+    centroids = read_model_info(None).centroids
+    assert len(centroids) >= 10
+    for width, height in ((95, 28), (60, 18), (40, 12), (150, 40)):
+        dots = {}
+        for name, (fx, fy) in sorted(centroids.items()):
+            dots[(round(fx * (width - 1)), round((1.0 - fy) * (height - 1)))] = name
+        placed = _label_places(dots, width)
+        cells = {}
+        for (col, row), text, start in placed:
+            assert dots[(col, row)].replace("_", " ").startswith(text) and len(text) >= LABEL_MIN
+            assert start + len(text) <= width and start >= 0
+            for c in range(start, start + len(text)):
+                assert (c, row) not in dots, (text, c, row)
+                assert all((n, row) not in cells for n in (c - 1, c, c + 1)), (text, cells.get((c, row)))
+            for c in range(start, start + len(text)):
+                cells[(c, row)] = text
+        assert len(placed) >= 0.75 * len(dots), (width, height, [d for d in dots.values()])

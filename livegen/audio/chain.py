@@ -66,17 +66,20 @@ class IntegerUpsampler:
         self.phases = np.ascontiguousarray(np.stack([h[p::self.factor][::-1] for p in range(self.factor)]),
                                            dtype=np.float32)
         self._ext = np.zeros(UPSAMPLE_TAPS_PER_PHASE - 1 + 256, dtype=np.float32)  # history + block
+        self._y = np.zeros(256 * self.factor, dtype=np.float32)
         self.delay = (taps - 1) / 2
         self.nan_count = 0
         """Non-finite input samples, replaced by 0 before filtering."""
 
     def resample_chunk(self, x: np.ndarray) -> np.ndarray:
+        """`x` upsampled: a view of a buffer the next call overwrites (grown only for a longer `x`)."""
         hist = UPSAMPLE_TAPS_PER_PHASE - 1
         if hist + len(x) > len(self._ext):
             ext = np.zeros(hist + len(x), dtype=np.float32)
             ext[:hist] = self._ext[:hist]
             self._ext = ext
-        y = np.empty(len(x) * self.factor, dtype=np.float32)
+            self._y = np.zeros(len(x) * self.factor, dtype=np.float32)
+        y = self._y[:len(x) * self.factor]
         self.nan_count += _upsample(x, self._ext, self.phases, y)
         return y
 
@@ -107,18 +110,18 @@ def _upsample(x, ext, phases, y):
 
 
 @numba.njit(cache=True, nogil=True)
-def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limiter_gain, fade, fade_target,
+def _finish(x, out, y, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limiter_gain, fade, fade_target,
             fade_step, lev):
     """DC blocker, gain ramp, leveller, limiter (block-peak gain, soft clip over the knee, hard
-    clip) and fade, sample by sample in float64, into `out` (float32). Non-finite input counts as 0;
-    no subnormal number stays in the DC blocker's state or reaches `out`.
+    clip) and fade, sample by sample in float64 (in `y`, as long as `x` or longer), into `out`
+    (float32). Non-finite input counts as 0; no subnormal number stays in the DC blocker's state
+    or reaches `out`.
     `lev` = [smoothed mean square, gain, threshold RMS, rms coeff, attack coeff, release coeff]
     (first two updated in place).
 
     Returns (dc_x, dc_y, limiter_gain, fade, nan_count, block_peak, sum_of_squares).
     """
     n = len(x)
-    y = np.empty(n)
     bad = 0
     ramp = gain_start != gain
     ms = 0.0
@@ -181,6 +184,34 @@ def _finish(x, out, dc_x, dc_y, gain_start, gain, ceiling, knee, release, limite
     return dc_x, dc_y, target, fade, bad, out_peak, sumsq
 
 
+@numba.njit(cache=True, nogil=True)
+def _finite_copy(x, out):
+    """`x` into `out` (float32) with non-finite samples as 0; returns how many there were."""
+    bad = 0
+    for i in range(len(x)):
+        v = np.float32(x[i])
+        if not np.isfinite(v):
+            v = np.float32(0.0)
+            bad += 1
+        out[i] = v
+    return bad
+
+
+@numba.njit(cache=True, nogil=True)
+def _fifo_take(fifo, held, x, n, out):
+    """Append `x` to the `held` samples waiting in `fifo`, hand the first `n` out into `out`
+    (zeros where there are fewer), keep the rest at the front; returns how many are left."""
+    for i in range(len(x)):
+        fifo[held + i] = x[i]
+    held += len(x)
+    for i in range(n):
+        out[i] = fifo[i] if i < held else np.float32(0.0)
+    left = max(held - n, 0)
+    for i in range(left):
+        fifo[i] = fifo[n + i]
+    return left
+
+
 def _burst_margin(resampler_factory, *, in_rate: int, out_rate: int, hop: int = 128, chunks: int = 64) -> int:
     """How far a streaming resampler's output count falls behind the ideal (probed on zeros)."""
     probe = resampler_factory()
@@ -236,8 +267,15 @@ class OutputChain:
         """Recent level (peak falls about 20 dB a second, rms is a 100 ms average): for meters."""
         self._in_total = 0
         self._out_total = 0
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._fifo = np.zeros(0, dtype=np.float32)
+        self._regular_out = np.zeros(0, dtype=np.float32)
+        self._held = 0
+        """`_regular`'s FIFO (its first `_held` samples wait) and the buffer it hands out."""
+        self._clean = np.zeros(0, dtype=np.float32)
         self._primed = False
+        self._out = np.zeros(0, dtype=np.float32)
+        self._work = np.zeros(0)
+        """`process`'s output (it hands out a view the next call overwrites) and its float64 work."""
 
     @property
     def reduction_db(self) -> tuple[float, float]:
@@ -254,32 +292,35 @@ class OutputChain:
         return self._fade_target == 0.0 and self._fade == 0.0
 
     def process(self, block: np.ndarray, *, gain_db: float, ceiling_db: float) -> np.ndarray:
-        """One hop of mono model-rate samples -> output-rate samples (length may vary by one)."""
+        """One hop of mono model-rate samples -> output-rate samples (length may vary by one): a
+        view of a buffer the next call overwrites."""
         x = block
         if isinstance(self.resampler, IntegerUpsampler):
             before = self.resampler.nan_count
             x = self._regular(self.resampler.resample_chunk(x), len(block))
             self.nan_count += self.resampler.nan_count - before
         elif self.resampler is not None:
-            x = x.astype(np.float32, copy=False)
-            bad = ~np.isfinite(x)
-            if bad.any():
-                self.nan_count += int(bad.sum())
-                x = np.where(bad, np.float32(0.0), x)
-            x = self._regular(self.resampler.resample_chunk(x), len(block))
+            if len(x) > len(self._clean):
+                self._clean = np.zeros(len(x), dtype=np.float32)
+            clean = self._clean[:len(x)]
+            self.nan_count += _finite_copy(x, clean)
+            # soxr hands out a new array per chunk: the one array this path still makes a hop
+            x = self._regular(self.resampler.resample_chunk(clean), len(block))
         gain = db_to_gain(gain_db)
         start_gain = gain if self._gain is None else self._gain
         self._gain = gain
         ceiling = db_to_gain(ceiling_db)
         n = len(x)
-        out = np.empty(n, dtype=np.float32)
+        if n > len(self._out):  # a longer hop than before: grown once
+            self._out, self._work = np.zeros(n, dtype=np.float32), np.zeros(n)
+        out = self._out[:n]
         lev = self._leveller
         if n != self._leveller_rate or lev[2] != ceiling * db_to_gain(-LEVELLER_HEADROOM_DB):
             self._leveller_rate = n
             lev[2:] = (ceiling * db_to_gain(-LEVELLER_HEADROOM_DB), math.exp(-n / (LEVELLER_RMS_S * self.out_rate)),
                        math.exp(-n / (LEVELLER_ATTACK_S * self.out_rate)), math.exp(-n / (LEVELLER_RELEASE_S * self.out_rate)))
         self._dc_x, self._dc_y, self._limiter_gain, self._fade, bad, block_peak, sumsq = _finish(
-            x, out, self._dc_x, self._dc_y, start_gain, gain, ceiling, ceiling * db_to_gain(-LIMITER_KNEE_DB),
+            x, out, self._work, self._dc_x, self._dc_y, start_gain, gain, ceiling, ceiling * db_to_gain(-LIMITER_KNEE_DB),
             math.exp(-n / (LIMITER_RELEASE_S * self.out_rate)), self._limiter_gain, self._fade, self._fade_target,
             1.0 / self.fade_samples, lev)
         self.nan_count += bad
@@ -300,15 +341,19 @@ class OutputChain:
         self._in_total += n_in
         target = -(-self._in_total * self.out_rate // self.in_rate)
         n = target - self._out_total
-        if self._primed and not len(self._pending) and len(x) == n:  # the integer ratio's every hop
+        if self._primed and not self._held and len(x) == n:  # the integer ratio's every hop
             self._out_total = target
             return x
         if not self._primed:
-            x = np.concatenate([np.zeros(self._margin, dtype=np.float32), x])
+            self._held = self._margin  # as many zeros as the resampler falls behind
             self._primed = True
-        pending = np.concatenate([self._pending, x]) if len(self._pending) else x
-        if len(pending) < n:  # cannot happen after priming unless soxr stalls; keep the count exact
-            pending = np.concatenate([pending, np.zeros(n - len(pending), dtype=np.float32)])
-        self._pending = pending[n:].copy()
+        need = max(self._held + len(x), n)
+        if need > len(self._fifo):  # grown a few times at most, early on
+            fifo = np.zeros(2 * need, dtype=np.float32)
+            kept = min(self._held, len(self._fifo))  # beyond it: the priming zeros
+            fifo[:kept] = self._fifo[:kept]
+            self._fifo, self._regular_out = fifo, np.zeros(2 * need, dtype=np.float32)
+        # short of n samples: cannot happen after priming unless soxr stalls; zeros keep the count exact
+        self._held = _fifo_take(self._fifo, self._held, x, n, self._regular_out)
         self._out_total = target
-        return pending[:n]
+        return self._regular_out[:n]

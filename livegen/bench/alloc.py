@@ -13,7 +13,9 @@ the event many times (a hop rendered between applications, not counted) and prin
   measuring itself makes. (Blocks still held say little: freed floats, tuples and dicts stay
   on the interpreter's free lists.)
 
-The baseline of the same run: one hop (`Engine.step`) with no event.
+The baseline of the same run: one hop (`Engine.step`) with no event. Then per hop, for each of
+`HOP_SITUATIONS` (and a continuation engine, its model's forward pass left out): the numpy arrays
+a hop makes, its events applied first and counted with it.
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ import soundfile
 from numpy._core import _multiarray_umath
 
 from livegen.continuation.io import default_continuation_path
+from livegen.continuation.source import ContinuationSource
+from livegen.engine.catalogue import EVENT_KINDS, STORED, setup_events
 from livegen.engine.events import Event
+from livegen.engine.input import FileFeed
 from livegen.errors import ranged
+from livegen.paths import bundled_model_dir
 from livegen.server import factory
 from livegen.server.wire import ID_KEY, encode_applied
 
@@ -148,7 +154,9 @@ _KEPT: list = []
 
 def _short(path: str) -> str:
     marker = "/livegen/"
-    return "livegen/" + path.rsplit(marker, 1)[1] if marker in path else Path(path).name
+    if marker in path:
+        return "livegen/" + path.rsplit(marker, 1)[1]
+    return f"{Path(path).parent.name}/{Path(path).name}"  # a library's own: soxr/__init__.py
 
 
 def _capsule_pointer(capsule, name: bytes | None = b"mem_handler") -> int:
@@ -174,57 +182,6 @@ def _array_api() -> dict:
     return found
 
 
-STORED = {0: {"x": 0.1, "y": 0.9, "gain": -20.0, "z0": -1.0, "voices": 4},
-          1: {"x": 0.9, "y": 0.2, "gain": -4.0, "z0": 2.0, "voices": 12},
-          2: {"x": 0.5, "y": 0.5, "gain": -10.0, "z1": 1.5, "quality": 2}}
-"""Presets stored before the kinds are applied (and a few notes held: see `setup_events`)."""
-
-
-def setup_events() -> list[Event]:
-    """What the engine holds before the kinds are applied: three stored presets, four notes."""
-    events = [Event("preset", action="store", slot=slot, values=dict(values)) for slot, values in STORED.items()]
-    return events + [Event("note_on", pitch=pitch, velocity=90) for pitch in (40, 43, 47, 50)]
-
-
-def _p(name, value):
-    return Event("param", name=name, value=float(value))
-
-
-def _preset(action, **fields):
-    return Event("preset", action=action, **fields)
-
-
-EVENT_KINDS = (
-    # label: application i -> (events applied first, not counted; the event counted)
-    ("param x (the pad)", lambda i: ((), _p("x", (i % 10) / 10))),
-    ("param z0, clamped", lambda i: ((), _p("z0", 9.0 if i % 2 else -9.0))),
-    ("param voices (steals)", lambda i: ((), _p("voices", 1 + i % 8))),
-    ("param sustain up (releases)", lambda i: ((_p("sustain", 1), Event("note_on", pitch=60, velocity=80),
-                                                Event("note_off", pitch=60)), _p("sustain", 0))),
-    ("param quality", lambda i: ((), _p("quality", 2 + i % 3))),
-    ("param drone", lambda i: ((), _p("drone", i % 2))),
-    ("note_on", lambda i: ((), Event("note_on", pitch=52 + i % 24, velocity=100))),
-    ("note_off", lambda i: ((Event("note_on", pitch=80, velocity=100),), Event("note_off", pitch=80))),
-    ("note_on, voice id", lambda i: ((), Event("note_on", pitch=52 + i % 24, velocity=100, voice=1 + i % 15))),
-    ("note_off, voice id", lambda i: ((Event("note_on", pitch=81, velocity=100, voice=20),),
-                                      Event("note_off", pitch=81, voice=20))),
-    ("voice (MPE bend)", lambda i: ((), Event("voice", voice=1 + i % 15, name="bend", value=(i % 7) / 7))),
-    ("preset store", lambda i: ((), _preset("store", slot=10 + i % 4))),
-    ("preset store, values", lambda i: ((), _preset("store", slot=14, values={"x": (i % 10) / 10, "y": 0.5}))),
-    ("preset recall", lambda i: ((), _preset("recall", slot=i % 3))),
-    ("preset morph", lambda i: ((), _preset("morph", slot=i % 3, seconds=0.5))),
-    ("preset loop, 3 slots", lambda i: ((), _preset("loop", seconds=0.5, slots=(0, 1, 2)))),
-    ("preset loop, every slot", lambda i: ((), _preset("loop", seconds=0.5))),
-    ("preset loop 0 s (stop)", lambda i: ((_preset("loop", seconds=0.5, slots=(0, 2)),), _preset("loop", seconds=0.0))),
-    ("param during a morph", lambda i: ((_preset("morph", slot=1, seconds=2.0),), _p("x", (i % 10) / 10))),
-    ("preset morph, resumed", lambda i: ((), _preset("morph", slot=1, seconds=1.0, extra={"resume": {
-        "rows": {"x": [0.2, 0.8], "gain": [-12.0, -6.0]}, "span": 48000, "elapsed": 100 * i}}))),
-    ("record", lambda i: ((), Event("record", value=float(i % 2)))),
-    ("sound_off, voice id", lambda i: ((Event("note_on", pitch=82, velocity=100, voice=21),
-                                        Event("note_on", pitch=84, velocity=100, voice=21)), Event("sound_off", voice=21))),
-    ("sound_off, plain notes", lambda i: ((Event("note_on", pitch=83, velocity=100),), Event("sound_off"))),
-)
-"""Every kind of event the spectral engine applies, with what it needs in place to do its work."""
 
 
 def apply_kind(engine, make, i: int, counter: NumpyAllocations | None = None) -> None:
@@ -311,6 +268,124 @@ def _baseline(engine, n: int) -> dict:
     return {"arrays": counter.count / n, "bytes": counter.bytes / n, "where": counter.where}
 
 
+def held_notes(pitches, **fields) -> list[Event]:
+    return [Event("note_on", pitch=pitch, velocity=90, **fields) for pitch in pitches]
+
+
+def _voice_ids(n: int) -> list[Event]:
+    return [Event("note_on", pitch=40 + 3 * k, velocity=90, voice=1 + k) for k in range(n)]
+
+
+def _moving_voices(i: int) -> list[Event]:
+    return [Event("voice", voice=1 + k, name=name, value=((i + 3 * k) % 11) / 11)
+            for k in range(4) for name in ("bend", "x", "y")]
+
+
+def pad_moves(i: int) -> list[Event]:
+    return [Event("param", name="x", value=(i % 37) / 37), Event("param", name="y", value=1.0 - (i % 23) / 23)]
+
+
+def _morph(i: int) -> list[Event]:
+    return [Event("preset", action="morph", slot=i // 40 % 3, seconds=0.5)] if i % 40 == 0 else []
+
+
+def _onsets(i: int) -> list[Event]:
+    if i % 7 == 0:
+        return [Event("note_on", pitch=50 + i % 12, velocity=100)]
+    return [Event("note_off", pitch=50 + (i - 3) % 12)] if i % 7 == 3 else []
+
+
+def _none(i: int) -> list[Event]:
+    return []
+
+
+HOP_SITUATIONS = (
+    # label, engine options (`LoadedModel.engine`'s; "input": an input voice fed by a FileFeed),
+    # events before the counted hops, events applied before hop i (counted with the hop)
+    ("nothing sounding", {}, [Event("param", name="drone", value=0.0)], _none),
+    ("drone alone", {}, [Event("param", name="drone", value=1.0)], _none),
+    ("4 notes held", {}, held_notes((40, 43, 47, 50)), _none),
+    ("16 notes held", {}, [Event("param", name="voices", value=16.0)] + held_notes(range(36, 84, 3)), _none),
+    ("4 voice ids, controls moving", {}, _voice_ids(4), _moving_voices),
+    ("notes starting and ending", {}, held_notes((40, 43)), _onsets),
+    ("pad moving (x, y every hop)", {}, held_notes((40, 43, 47, 50)), pad_moves),
+    ("preset morph running", {}, [Event("preset", action="store", slot=s, values=dict(v)) for s, v in STORED.items()]
+     + held_notes((40, 43, 47, 50)), _morph),
+    ("input voice (FileFeed)", {"input": True}, held_notes((40, 47)), _none),
+) + tuple(
+    (f"read {read}, look-ahead {ahead}", {"read": read, "lookahead": ahead}, held_notes((40, 43, 47, 50)), pad_moves)
+    for read in ("window", "centre", "committed") for ahead in (0, 1, 2) if not (read == "centre" and ahead == 0)
+) + (
+    ("output at 44.1 kHz (soxr)", {"samplerate": 44100}, held_notes((40, 43, 47, 50)), _none),
+)
+"""Every situation a performer meets, for the per-hop count (`hop_engine`, `count_hops`)."""
+
+
+def _input_feed(rate: int):
+    t = np.arange(2 * rate) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 196.0 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t))).astype(np.float32)
+    return FileFeed(np.tile(samples, 30), samplerate=rate, model_rate=rate)
+
+
+def hop_engine(options: dict, setup, model=None, loaded=None):
+    """A warmed engine for a `HOP_SITUATIONS` entry (`loaded`: a `factory.load` result to reuse)."""
+    loaded = loaded if loaded is not None else factory.load(model, log=lambda text: None)
+    kwargs = dict(options)
+    if kwargs.pop("input", False):
+        kwargs["input_feed"] = _input_feed(loaded.config.sample_rate)
+    kwargs.setdefault("samplerate", 48000)
+    engine = loaded.engine(seed=0, **kwargs)
+    engine.add_listener(encode_applied)
+    for event in setup:
+        engine._apply(event)
+    engine.render(0.2)
+    return engine
+
+
+def count_hops(engine, events, hops: int, start: int = 0, counter: NumpyAllocations | None = None,
+               outside=None) -> NumpyAllocations:
+    """Count what `hops` hops allocate, each after applying `events(i)`; `outside(counter)` wraps
+    what is left out (a continuation model's forward pass)."""
+    counter = counter if counter is not None else NumpyAllocations()
+    with counter:
+        for i in range(start, start + hops):
+            for event in events(i):
+                engine._apply(event)
+            engine.step()
+    return counter
+
+
+def continuation_hops(engine, counter: NumpyAllocations) -> None:
+    """Leave a continuation engine's model out of `counter`: its stream's `next_frame` (the
+    network's forward pass and its own buffers) runs torch and is outside the no-allocation rule."""
+    source = engine.find(ContinuationSource)
+    step = source.stream.next_frame
+
+    def paused(z):
+        with counter.paused():
+            return step(z)
+
+    source.stream.next_frame = paused
+
+
+def _hop_rows(hops: int, warm: int) -> list[tuple[str, NumpyAllocations]]:
+    loaded = factory.load(None, log=lambda text: None)
+    rows = []
+    for label, options, setup, events in HOP_SITUATIONS:
+        engine = hop_engine(options, setup, loaded=loaded)
+        count_hops(engine, events, warm)
+        rows.append((label, count_hops(engine, events, hops, warm)))
+    engine = hop_engine({}, held_notes((40, 43, 47, 50)), bundled_model_dir("hydrogen-kits"))
+    count_hops(engine, pad_moves, warm)
+    rows.append(("texture model (hydrogen-kits), 4 notes, the pad moving", count_hops(engine, pad_moves, hops, warm)))
+    engine = hop_engine({}, held_notes((40, 43, 47, 50)), default_continuation_path())
+    counter = NumpyAllocations()
+    continuation_hops(engine, counter)
+    count_hops(engine, pad_moves, warm)
+    rows.append(("continuation model, 4 notes (its forward pass left out)", count_hops(engine, pad_moves, hops, warm, counter)))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="livegen bench alloc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -339,7 +414,14 @@ def main(argv=None) -> int:
     base = _baseline(engine, args.count)
     where = ", ".join(f"{place} ({count / args.count:g})" for place, count in base["where"].most_common(4))
     print(f"\nbaseline: one hop with no event (4 notes held): {base['arrays']:.2f} numpy arrays, "
-          f"{base['bytes']:.0f} bytes a hop; at {where}")
+          f"{base['bytes']:.0f} bytes a hop; at {where or '-'}")
+    print(f"\nPer hop (`Engine.step`, the events of each hop applied first and counted), over {args.count} hops "
+          f"after {args.warm}:\n")
+    print("| situation | numpy arrays a hop | numpy bytes a hop | arrays allocated at |")
+    print("|---|---:|---:|---|")
+    for label, counted in _hop_rows(args.count, args.warm):
+        where = ", ".join(f"{place} ({count / args.count:g})" for place, count in counted.where.most_common(4))
+        print(f"| {label} | {counted.count / args.count:.2f} | {counted.bytes / args.count:.0f} | {where or '-'} |")
     return 0
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from livegen.continuation.live_input import InputFollower
@@ -140,15 +141,11 @@ class ContinuationSource(Source):
         np.add(self._latent(hop), self._style_offset, out=self._z)
         stream = self.stream
         out = stream.next_frame(self._z)
-        finite = np.isfinite(out)
-        if not finite.all():
-            self.nonfinite += int(out.size - finite.sum())
-            out = np.where(finite, out, np.float32(0.0))
         if stream.seeding or stream.seeded_hops == stream.hops:
             level = 1.0                      # the seed plays as it is
         else:
             level = values[self._level] / 0.7 if values[self._drone] >= 0.5 else 0.0
-        frame += out * np.float32(level)
+        self.nonfinite += _add_finite(frame, out, float(level))
 
 
 def continuation_engine(model, *, voice_model=None, samplerate: int = 48000, seed: int = 0,
@@ -173,3 +170,18 @@ def render_continuation(events, *, model, samplerate: int, seconds: float, seed:
                                  temperature=temperature, seed_logmag=seed_logmag(seed_audio, model.config),
                                  **engine_kwargs)
     return engine.render_events(events, seconds=seconds, log_path=log_path, warn=warn), engine
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_finite(frame, out, level):
+    """``frame += out * float32(level)`` with non-finite bins of `out` as 0 (in float32, as numpy
+    did, without its temporaries: the hop makes no array); returns how many were not finite."""
+    gain = np.float32(level)
+    bad = 0
+    for i in range(len(frame)):
+        v = out[i]
+        if not np.isfinite(v):
+            v = np.float32(0.0)
+            bad += 1
+        frame[i] += v * gain
+    return bad

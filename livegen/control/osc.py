@@ -171,6 +171,7 @@ class OscServer:
         status["osc_port"] = self.port or 0
         status["osc_subscribers"] = len(self.feedback)
         status["osc_last"] = self.last_address
+        status["osc_unknown"] = self.stats["unknown"]
         status["osc_query"] = self.query.url if self.query is not None else ""
         advertisement = self.advertisement
         status["osc_name"] = (advertisement.name or "") if advertisement is not None else ""

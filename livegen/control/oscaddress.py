@@ -66,6 +66,21 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "A voice's controls hold until changed, before and after its notes: send them before "
                "the note that uses them (as an MPE keyboard does) or while it sounds. Out of range "
                "values are clamped and reported; an id outside 0..127 is refused."),
+    OscAddress("/livegen/voice/<id>/off", "", "voice_off",
+               "cut the voice's notes at once, held, pedal-held or releasing (a touch surface's \"cut this voice\")",
+               "A `sound_off` of that id (MIDI's All Sound Off, for one voice): each note fades out within a "
+               "few milliseconds, wherever it was bent to; its controls stay as they were."),
+    OscAddress("/livegen/panic", "", "panic",
+               "silence now: every note cut, the pedal up, a morph or loop stopped, the drone off",
+               "A performer's panic button: every note, with or without a voice id, held, pedal-held or in "
+               "its release tail, fades out within a few milliseconds; `sustain` goes to 0, a running "
+               "preset morph or loop stops where it is, and `drone` goes to 0 (the drone is silenced "
+               "too: a panic means silence; every subscriber, its sender too, receives `sustain` and "
+               "`drone` 0, and `drone` 1 brings it back). The UI sends it on F5. Logged as the events it is made of (a `preset` `loop` of 0 s, `sustain` 0, `drone` "
+               "0 (and `input_level` 0), a `sound_off` of every note), so a take re-renders it exactly. Other parameters stay where "
+               "they are; a recording goes on. A continuation model's stream is its drone: it falls "
+               "silent too. With `--input-device`, `input_level` goes to 0 as well: the input's voice "
+               "falls silent (a feedback loop through a microphone stops) until it is raised again."),
     OscAddress("/livegen/record", "i", "record", "1 starts, 0 stops recording"),
     OscAddress("/livegen/preset/store", "i", "preset_store", "store every parameter in slot 0..127"),
     OscAddress("/livegen/preset/recall", "i", "preset_recall", "recall slot 0..127 (stops a morph or loop)"),
@@ -115,7 +130,7 @@ ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/status", "", "status", "replies `/livegen/status s ? s ? ...` (name/value pairs)",
                "The engine's (`xruns samplerate blocksize voices recording load peak ...`), the OSC "
                "port, subscriber count, the last OSC address that acted (`osc_last`; queries are left "
-               "out), where apps find it (`osc_query`: the OSCQuery URL, `osc_name`: the name advertised "
+               "out), the unknown addresses received under `/livegen/` (`osc_unknown`), where apps find it (`osc_query`: the OSCQuery URL, `osc_name`: the name advertised "
                "over mDNS, \"\" until advertised or when not; the UI's status line shows both), MIDI connections and last message (`midi_*`), the recording (`record_*`) and, with "
                "`--input-device`, the audio input (`input_*`: level, pitch heard, clip counts, its "
                "point on the pad, its JACK port; docs/live-input.md), and the pad points of the voices "
@@ -168,7 +183,10 @@ floats are both accepted (`i`, `h`, `f`, `d`; `T`/`F` count as 1/0). Values outs
 parameter's range are clamped and the sender is told so with `/livegen/error s`; NaN/Inf, wrong
 types, unknown addresses, malformed or oversized packets (> 8192 bytes) change nothing and are
 answered with `/livegen/error s` naming what was wrong (at most 50 errors a second per sender).
-Replies go to the sender's address and port.
+An unknown address under `/livegen/` (`/livegen/note_on`) is answered with the nearest known
+one (`did you mean /livegen/note?`) once a second per sender and address, however often it
+comes, and counted (`osc_unknown` in `/livegen/status`). Replies go to the sender's address and
+port.
 
 Bundles are accepted: a bundle whose time tag lies ahead (at most 60 s) is held by a scheduler
 thread and posted at its time; the engine applies it at its next hop. Immediate or past time tags

@@ -7,19 +7,32 @@ slow work (a model, a seed file) answers later through a `done` callback.
 
 from __future__ import annotations
 
+import difflib
 import math
+import time
 from typing import NamedTuple
 
 from livegen.control.mapping import RECORD
 from livegen.control.oscaddress import ADDRESSES, PREFIX, find, param_rows
 from livegen.control.oscsocket import source_of
-from livegen.engine.events import PRESET_SLOTS, VOICE_CONTROLS, VOICE_IDS, Event, note_off, note_on, voice_control
+from livegen.engine.events import (PRESET_SLOTS, VOICE_CONTROLS, VOICE_IDS, Event, note_off, note_on, sound_off,
+                                   voice_control)
 from livegen.errors import ParameterError
 
 
 VOICE_PREFIX = f"{PREFIX}voice/"
 VOICE_ADDRESSES = [entry.suffix[1:] for entry in ADDRESSES if entry.prefix == VOICE_PREFIX]
 """`note`, `bend`, ...: what `/livegen/voice/<id>/` takes, for the error that names them."""
+UNKNOWN_REPLY_SECONDS = 1.0
+"""An unknown address is answered at most once in this long (per sender and address)."""
+UNKNOWN_REMEMBERED = 1024
+"""Unknown addresses held back at once; past that, new ones go unanswered until some expire."""
+PANIC_ZEROES = ("sustain", "drone", "input_level")
+"""The parameters a panic sets to 0 (those the engine has): the pedal let up, the drone (a
+continuation model's stream) and the audio input's voice silenced, as the UI then shows."""
+PANIC_SOURCE = "panic"
+"""The source of a panic's events: not its sender's, so every subscriber, the sender too (a UI
+whose key sent it), hears `sustain` and `drone` go to 0."""
 
 
 class Request(NamedTuple):
@@ -29,6 +42,25 @@ class Request(NamedTuple):
     args: tuple
     sender: tuple
     source: str
+
+
+def nearest_address(address: str) -> str | None:
+    """The known address nearest `address` (difflib), a `<...>` filled from the path element in
+    its place (`/livegen/parm/x` -> `/livegen/param/x`); None when none is near."""
+    parts = address.split("/")
+    candidates = []
+    for entry in ADDRESSES:
+        if entry.prefix is None:
+            candidates.append(entry.pattern)
+            continue
+        pattern = entry.pattern.split("/")
+        hole = next(i for i, part in enumerate(pattern) if part.startswith("<"))
+        if len(parts) == len(pattern) and parts[hole]:  # as deep: the element in its place fills it
+            pattern[hole] = parts[hole]
+            candidates.append("/".join(pattern))
+    tails = {candidate[len(PREFIX):]: candidate for candidate in candidates}  # the shared prefix is no likeness
+    match = difflib.get_close_matches(address[len(PREFIX):], tails, n=1, cutoff=0.6)
+    return tails[match[0]] if match else None
 
 
 def _number(value) -> float | None:
@@ -70,6 +102,10 @@ class OscDispatcher:
         self.midi = midi
         self.status = status or target.status
         self.last_address = ""
+        self.clock = time.monotonic
+        """Seconds, for the replies to unknown addresses (a test sets its own)."""
+        self._unknown_quiet: dict[tuple, float] = {}
+        """(sender, unknown address) -> until when it is not answered again."""
         self.handlers = {entry.handler: getattr(self, f"on_{entry.handler}") for entry in ADDRESSES}
 
     def handle(self, address: str, args: tuple, sender: tuple) -> None:
@@ -78,12 +114,37 @@ class OscDispatcher:
         if entry is None or not entry.query:  # the UI's own polling would hide what was played
             self.last_address = address[:64]
         if entry is None:
-            where = "docs/osc.md lists the addresses" if address.startswith(PREFIX) else f"livegen listens under {PREFIX}"
-            if address.startswith(VOICE_PREFIX):
-                where = f"a voice takes {VOICE_PREFIX}<id>/{'|'.join(VOICE_ADDRESSES)} (docs/osc.md)"
-            self.wire.error(sender, f"unknown address {address!r}; {where}")
+            if address.startswith(PREFIX):
+                self._unknown(address, sender)
+            else:
+                self.wire.error(sender, f"unknown address {address!r}; livegen listens under {PREFIX}")
             return
         self.handlers[entry.handler](Request(address, rest, tuple(args), sender, source_of(sender)))
+
+    def _unknown(self, address: str, sender: tuple) -> None:
+        """Answer an unknown address under `/livegen/` with the nearest known one, at most once
+        per `UNKNOWN_REPLY_SECONDS` per sender and address: a client that floods one typo hears
+        of it once a second (every one is counted: status `osc_unknown`)."""
+        self.stats["unknown"] += 1
+        now = self.clock()
+        address = address[:128]
+        key = (sender, address)
+        if now < self._unknown_quiet.get(key, -math.inf):
+            self.stats["unknown_unanswered"] += 1
+            return
+        if len(self._unknown_quiet) >= UNKNOWN_REMEMBERED:
+            self._unknown_quiet = {held: until for held, until in self._unknown_quiet.items() if until > now}
+            if len(self._unknown_quiet) >= UNKNOWN_REMEMBERED:
+                self.stats["unknown_unanswered"] += 1
+                return
+        self._unknown_quiet[key] = now + UNKNOWN_REPLY_SECONDS
+        nearest = nearest_address(address)
+        where = f"did you mean {nearest}? " if nearest else ""
+        if address.startswith(VOICE_PREFIX):
+            where += f"a voice takes {VOICE_PREFIX}<id>/{'|'.join(VOICE_ADDRESSES)} (docs/osc.md)"
+        else:
+            where += "docs/osc.md lists the addresses"
+        self.wire.error(sender, f"unknown address {address!r}; {where}")
 
     # -- helpers -------------------------------------------------------------------------------
     def _numbers(self, m: Request, count: int) -> list[float] | None:
@@ -229,6 +290,30 @@ class OscDispatcher:
         if values is not None:
             for name, value in zip(("x", "y"), values):
                 self._post(voice_control(voice, name, self._voice_value(m, name, value)), m.source)
+
+    def on_voice_off(self, m: Request) -> None:
+        voice = self._voice_id(m)
+        if voice is not None and self._no_arguments(m):
+            self._post(sound_off(voice=voice), m.source)
+
+    def on_panic(self, m: Request) -> None:
+        """Silence now, as events the engine already applies (each logged, so a take re-renders it):
+        the morph or loop stopped first (it would move what follows), the pedal up, the drone off,
+        then every note and release tail cut."""
+        if not self._no_arguments(m):
+            return
+        self._post(Event("preset", action="loop", seconds=0.0), PANIC_SOURCE)
+        specs = self.target.params.specs
+        for name in PANIC_ZEROES:
+            if name in specs:
+                self._post(Event("param", name=name, value=0.0), PANIC_SOURCE)
+        self._post(sound_off(every=True), PANIC_SOURCE)
+
+    def _no_arguments(self, m: Request) -> bool:
+        if m.args:
+            self.wire.error(m.sender, f"{m.address}: takes no arguments, got {len(m.args)}; refused")
+            return False
+        return True
 
     def on_record(self, m: Request) -> None:
         values = self._numbers(m, 1)

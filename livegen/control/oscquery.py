@@ -110,7 +110,7 @@ def _number(value: float, integer: bool):
 def _method_node(entry, status) -> dict:
     """A method that is not a parameter: type, range and (from the status) value where known."""
     tags = osc_type(entry.args)
-    node = {"DESCRIPTION": entry.help, "ACCESS": WRITE if tags else 0}
+    node = {"DESCRIPTION": entry.help, "ACCESS": WRITE if tags or not entry.query else 0}  # a panic acts with none
     if tags:
         node["TYPE"] = tags
     name = entry.suffix[1:]

@@ -28,6 +28,10 @@ from livegen.dsp.stft import check_stft, hann
 from livegen.errors import LOOKAHEAD_MAX, ParameterError
 
 METHODS = ("hybrid", "rtisi-la", "rtpghi")
+_COUNTS = tuple(np.array(k, np.int64) for k in range(4))
+_ZERO32 = np.array(0.0, np.float32)
+"""Numbers the hop compares with, as 0-d arrays: a Python number in a ufunc makes an array."""
+
 READS = ("window", "centre", "committed")
 """How the output is read from the frames: "window" overlap-adds whole windows (a frame is heard
 through its window's rising edge, a change half a window later); "centre" reads a few frames
@@ -218,6 +222,7 @@ class StreamingInverter:
         self._zeros_in = np.zeros((V, B), f32)
         self._out = np.zeros((V, H), f32)
         self._count = np.zeros(V, np.int64)
+        self._beta, self._beta_of = np.float32(0.0), None
         self._has_prev = np.zeros(V, np.bool_)
         self._pghi = PghiWorkspace(B)
         # Onset pre-roll (see `push`): the frames a starting sound would have had before it.
@@ -253,7 +258,7 @@ class StreamingInverter:
         self._winv_steady = np.stack(
             [self._w / np.maximum(full[j * hop:j * hop + n_fft], self._floor) for j in range(K1)]
         ).astype(f32)
-        self._steady_after = R + K1
+        self._steady_after = np.array(R + K1, np.int64)
         # Compile (first use after install: seconds) or load the kernels now, not on the first
         # live push: one silent push, then back to a clean state.
         self.push(self._zeros_in)
@@ -302,7 +307,7 @@ class StreamingInverter:
         self._advance()
         slot = self._mags[:, -1]
         np.copyto(slot, S, casting="unsafe")
-        self._count += 1
+        np.add(self._count, _COUNTS[1], out=self._count)
         np.greater(self._count, self._steady_after, out=self._steady)
         self.sanitized += K.accept(slot, self._w2, self._wss, self._floor, self._w, self._winv, self.hop,
                                    self._steady, self._winv_steady)
@@ -314,7 +319,7 @@ class StreamingInverter:
         self._iterate()
         if preroll:
             self._preroll(cut)
-            np.greater(self._onset_mx, 0.0, out=self._fast)  # read="centre": these crossfade quickly
+            np.greater(self._onset_mx, _ZERO32, out=self._fast)  # read="centre": these crossfade quickly
         else:
             self._fast.fill(False)
         return self._commit()
@@ -336,7 +341,7 @@ class StreamingInverter:
         """read="centre"/"committed": the look-ahead slots older than the newest that now hold
         the onset, read at once, get RTPGHI phases for their new magnitudes (every voice's: one
         batched pass)."""
-        np.greater_equal(self._count, 2, out=self._has_prev)
+        np.greater_equal(self._count, _COUNTS[2], out=self._has_prev)
         for j in range(self._newest, self._K1 - 1):
             frame_features(self._mags[:, j], self._tol, self.hop, self.n_fft, self._lam, self._logs[:, j],
                            self._tg[:, j], self._mx[:, j])
@@ -410,7 +415,7 @@ class StreamingInverter:
         k = self._K1 - 1
         if self.method == "rtpghi" and k == 1:
             # Slot 0 is committed this push: centred time derivative when its successor exists.
-            np.greater_equal(self._count, 3 if new_frame else 2, out=self._has_prev)
+            np.greater_equal(self._count, _COUNTS[3 if new_frame else 2], out=self._has_prev)
             self._pghi_into(-1, 0, new_frame)
         elif not new_frame:
             return
@@ -423,10 +428,10 @@ class StreamingInverter:
             K.project(self._X1, self._zero_c1, self._mag1, self._Y1, 0.0)
             self._Y[:, k] = self._Y1
         elif k:
-            np.greater_equal(self._count, 2, out=self._has_prev)
+            np.greater_equal(self._count, _COUNTS[2], out=self._has_prev)
             self._pghi_into(k - 1, k, False)
         else:
-            np.greater_equal(self._count, 2, out=self._has_prev)
+            np.greater_equal(self._count, _COUNTS[2], out=self._has_prev)
             self._pghi_into(-1, k, False)
         j = 0 if self.method == "rtpghi" else k
         irfft_into(self._Y[:, j], self._yraw[:, 0])
@@ -445,14 +450,16 @@ class StreamingInverter:
         else:
             prev2 = (self._prev2_logs, self._prev2_mx)
         n = j + 1 if centred else j
-        np.greater_equal(self._count, 3, out=self._has_prev2)
+        np.greater_equal(self._count, _COUNTS[3], out=self._has_prev2)
         rtpghi_frames(*prev, self._mags[:, j], self._logs[:, j], self._tg[:, j], self._mx[:, j],
                       self._logs[:, n], self._mx[:, n], *prev2, self._has_prev2, centred, self._has_prev, self._Y[:, j],
                       self.hop, self.n_fft, self._lam, self._tol, self._pghi.work, self._pghi.src)
 
     def _iterate(self) -> None:
         mom = self.momentum
-        beta = np.float32(mom / (1.0 + mom))
+        if mom != self._beta_of:  # made once, not every hop (np.float32 makes an array)
+            self._beta, self._beta_of = np.float32(mom / (1.0 + mom)), mom
+        beta = self._beta
         tprev = self._tprevf if mom > 0.0 else self._zero_cf
         for _ in range(self._iters):
             K.analysis_frames(self._ysyn, self._K1, self._acc_c, self.hop, self._winv, self._acc_t, self._frames)

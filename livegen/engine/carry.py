@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 
-from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS, Event, voice_control
+from livegen.engine.events import SOUND_OFF_ALL, VOICE_CONTROLS, VOICE_IDS, Event, voice_control
 
 CARRY_SOURCE = "carry"
 """The `source` of the events `handover` makes."""
@@ -75,8 +75,9 @@ class CarryOver:
             elif kind in ("note_on", "note_off"):
                 self._key_up(float(event.pitch), event.voice)
                 self._note_event(event.voice)
-            elif kind == "sound_off":  # its notes are cut, held or not
-                self._notes = [note for note in self._notes if note[3].voice != event.voice]
+            elif kind == "sound_off":  # its notes are cut, held or not (every note: a panic)
+                every = event.action == SOUND_OFF_ALL
+                self._notes = [note for note in self._notes if not every and note[3].voice != event.voice]
             elif kind == "voice" and event.name in VOICE_CONTROLS and event.voice in range(VOICE_IDS):
                 if isinstance(event.value, (int, float)):  # what an engine takes (it rejects the rest)
                     self._controls[(int(event.voice), event.name)] = float(event.value)

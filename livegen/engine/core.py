@@ -253,7 +253,8 @@ class Engine:
 
     # ----------------------------------------------------------------- the hop
     def step(self) -> np.ndarray:
-        """Apply due events, mix one hop of every source, return output samples."""
+        """Apply due events, mix one hop of every source, return output samples (a view of a
+        buffer the next step overwrites: the audio path makes no array)."""
         started = time.perf_counter()
         self._apply_due()
         self.params.advance(self.hop_seconds)
@@ -264,9 +265,9 @@ class Engine:
         hop.values = values
         hop.sample = self.samples_out
         frame = self._frame[0]
-        frame[:] = 0.0
+        frame.fill(0.0)  # fill, not frame[:] = 0.0: that makes an array of the 0
         if hop.onsets:
-            hop.onset[:] = 0.0
+            hop.onset.fill(0.0)
             hop.onsets = 0
         hop.cuts = 0
         for source in self.sources:

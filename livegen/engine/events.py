@@ -14,6 +14,7 @@ File format (one JSON object per line, time `t` in seconds from the start)::
     {"t": 2.2, "type": "voice", "voice": 2, "name": "bend", "value": 0.5}
     {"t": 2.6, "type": "note_off", "pitch": 64, "voice": 2}
     {"t": 2.7, "type": "sound_off", "voice": 2}
+    {"t": 2.8, "type": "sound_off", "action": "all"}
     {"t": 3.0, "type": "preset", "action": "recall", "slot": 2}
     {"t": 3.2, "type": "preset", "action": "store", "slot": 4, "values": {"x": 0.5, "y": -0.2}}
     {"t": 3.5, "type": "preset", "action": "morph", "slot": 3, "seconds": 4.0}
@@ -41,8 +42,10 @@ notes (an MPE keyboard sets a channel's bend before the note it starts); a note_
 
 A `sound_off` (MIDI's All Sound Off) silences notes at once instead of releasing them: with a
 `voice`, every note of that id, held, pedal-held or in its release tail (one that left the id
-for a newer note too); without one, every note that has no id (the drone is no note). Each fades
-out over `livegen.engine.voices.CUT_SECONDS` so that it does not click.
+for a newer note too); without one, every note that has no id (the drone is no note). With
+`action` "all" (a panic, `/livegen/panic`), every note of every id and every release tail, the
+drone's too once `drone` is 0 (a held drone plays on). Each fades out over
+`livegen.engine.voices.CUT_SECONDS` so that it does not click.
 
 An `engine` `restart` (session logs only; no engine applies it) marks the output sample at
 which a new engine took over from a fresh start, with what a render needs to build it the same
@@ -67,6 +70,8 @@ from livegen.errors import LOOKAHEAD_MAX, ParameterError, finite_number
 EVENT_TYPES = ("param", "note_on", "note_off", "voice", "sound_off", "preset", "record", "seed", "engine")
 PRESET_ACTIONS = ("store", "recall", "morph", "loop")
 ENGINE_ACTIONS = ("restart",)
+SOUND_OFF_ALL = "all"
+"""A `sound_off`'s `action` that cuts every note, with or without an id, and every release tail."""
 PRESET_SLOTS = 128
 """Preset slots are 0..127 (one MIDI program's range)."""
 VOICE_IDS = 128
@@ -156,9 +161,12 @@ def note_off(pitch: float, *, t: float = 0.0, source: str = "", voice: int | Non
     return Event("note_off", t=t, pitch=pitch, source=source, voice=voice)
 
 
-def sound_off(*, voice: int | None = None, t: float = 0.0, source: str = "") -> Event:
-    """A `sound_off` event: voice id `voice`'s notes (None: the notes without an id) cut at once."""
-    return Event("sound_off", t=t, voice=voice, source=source)
+def sound_off(*, voice: int | None = None, every: bool = False, t: float = 0.0, source: str = "") -> Event:
+    """A `sound_off` event: voice id `voice`'s notes (None: the notes without an id; `every`: all
+    notes and release tails, whatever their id) cut at once."""
+    if every and voice is not None:
+        raise ParameterError(f"sound_off: voice {voice} and every=True ask for two things; give one")
+    return Event("sound_off", t=t, voice=voice, source=source, action=SOUND_OFF_ALL if every else None)
 
 
 def voice_control(voice: int, name: str, value: float, *, t: float = 0.0, source: str = "") -> Event:
@@ -216,6 +224,11 @@ def event_from_record(record: dict, *, where: str = "event") -> Event:
         _preset_fields(event, record, where)
     if kind == "record":
         event.value = _number(record["value"], "value", where)
+    if kind == "sound_off" and "action" in record:
+        if record["action"] != SOUND_OFF_ALL or "voice" in record:
+            raise ParameterError(f"{where}: a sound_off's field 'action' is {record['action']!r}; give "
+                                 f"{SOUND_OFF_ALL!r} (every note, with no 'voice' field) or leave it out")
+        event.action = SOUND_OFF_ALL
     if kind == "engine":
         if record["action"] not in ENGINE_ACTIONS:
             raise ParameterError(f"{where}: field 'action' is {record['action']!r}; an engine event is one of "

@@ -139,7 +139,7 @@ class FileFeed:
         start = self.position
         self.position += n
         lo, hi = max(start, 0), min(start + n, len(self.samples))
-        out[:] = 0.0
+        out.fill(0.0)
         if hi <= lo:
             return 0
         out[lo - start:hi - start] = self.samples[lo:hi]

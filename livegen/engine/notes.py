@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from livegen.engine.core import Engine
-from livegen.engine.events import VOICE_CONTROLS, VOICE_IDS
+from livegen.engine.events import SOUND_OFF_ALL, VOICE_CONTROLS, VOICE_IDS
 from livegen.engine.input import InputSource
 from livegen.engine.latent import LatentPoint
 from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
@@ -98,7 +98,14 @@ class NotesSource(Source):
         # One pad width along each of the pad's axes, in latent units: a voice's x, y offsets
         # (pad widths) times these move its point.
         self._pad_axes = np.stack([(plane.hi[k] - plane.lo[k]) * plane.axes[k].astype(np.float64) for k in (0, 1)])
+        dim, size = max(self.noise_dim, 1), self.voices.size
+        self._voice_full = (np.zeros(size), np.zeros(size), np.zeros(size), np.zeros(size),
+                            np.zeros(size, dtype=np.float32), np.zeros((size, dim), dtype=np.float32),
+                            np.zeros((size, dim), dtype=np.float32), np.zeros(size, dtype=np.float32),
+                            np.zeros((size, 2)), np.zeros((size, self._plane.latent_dim)))
         self._voice_bufs: dict[int, tuple] = {}
+        self._fresh64 = np.zeros(dim)
+        """A starting voice's noise as the generator draws it (float64), before it is stored."""
         self._starting = np.zeros(self.voices.size, dtype=np.bool_)
         """Slots whose first frame this hop decodes, or whose pitch jumped (their magnitudes are
         the hop's onset)."""
@@ -124,6 +131,8 @@ class NotesSource(Source):
             if voice == NO_ID or event.name not in VOICE_CONTROLS or not math.isfinite(event.value):
                 return False
             self.voices.control(voice, event.name, event.value)
+        elif event.type == "sound_off" and event.action == SOUND_OFF_ALL:
+            self.voices.sound_off_all(hop_seconds=self._hop_seconds)
         elif event.type == "sound_off":
             self.voices.sound_off(voice, hop_seconds=self._hop_seconds)
         elif event.type == "note_on" and event.velocity:
@@ -178,7 +187,9 @@ class NotesSource(Source):
         if bank.started:
             for slot in bank.started:
                 if self.noise_dim:
-                    bank.noise[slot] = self._noise_rng.standard_normal(self.noise_dim)
+                    fresh = self._fresh64[:self.noise_dim]
+                    self._noise_rng.standard_normal(out=fresh)
+                    bank.noise[slot, :self.noise_dim] = fresh
                 starting[slot] = True
             bank.started.clear()
         z = self._latent(hop)  # every hop: the glide goes on while no voice sounds
@@ -187,7 +198,7 @@ class NotesSource(Source):
         slots = bank.active_slots()
         n = len(slots)
         if n == 0:
-            starting[:] = False
+            starting.fill(False)
             bank.advance(hop_seconds=hop.seconds, peaks=None, slots=slots)
             return
         pitch, velocity, t_on, t_off, gains, noise, fresh, peaks, offsets, zs = self._buffers(n)
@@ -216,11 +227,8 @@ class NotesSource(Source):
     def _buffers(self, n: int) -> tuple:
         """Per-voice-count input buffers for the decoder (made once per count, reused every hop)."""
         bufs = self._voice_bufs.get(n)
-        if bufs is None:
-            dim = max(self.noise_dim, 1)
-            bufs = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.float32),
-                    np.zeros((n, dim), dtype=np.float32), np.zeros((n, dim), dtype=np.float32),
-                    np.zeros(n, dtype=np.float32), np.zeros((n, 2)), np.zeros((n, self._plane.latent_dim)))
+        if bufs is None:  # views of buffers made for every slot: no array data made on the hop
+            bufs = tuple(full[:n] for full in self._voice_full)
             self._voice_bufs[n] = bufs
         return bufs
 

@@ -107,6 +107,7 @@ class VoiceBank:
         self._rho, self._ar = None, None
         """The AR(1) noise's last rho and its coefficients as float32 (see `advance_noise`)."""
         self._no_peaks = np.zeros(0, dtype=np.float32)
+        self._slots = np.zeros(n, dtype=np.int64)
 
     # ----------------------------------------------------------------- queries
     def sounding_notes(self) -> np.ndarray:
@@ -116,7 +117,9 @@ class VoiceBank:
         return np.flatnonzero(mask)
 
     def active_slots(self) -> np.ndarray:
-        return np.flatnonzero(self.active)
+        """The active slots, in order: a view of a buffer the next call overwrites (the hop calls
+        it, so it makes no array)."""
+        return self._slots[:_active_into(self.active, self._slots)]
 
     def id_offsets(self) -> np.ndarray:
         """``[k, 2]``: the glided pad offsets (x, y) of the k sounding notes that have a voice id
@@ -151,11 +154,21 @@ class VoiceBank:
         held, pedal-held or releasing: each fades out over `CUT_SECONDS`, from this hop on."""
         for slot in range(1, self.size):
             if self.active[slot] and self.owner[slot] == voice:
-                self.key_down[slot] = False
-                self.sustained[slot] = False
-                self.stolen[slot] = True
-                self.cut[slot] = True
-                self.fade[slot] = max(self.fade[slot] - hop_seconds / CUT_SECONDS, 0.0)
+                self._cut(slot, hop_seconds)
+
+    def sound_off_all(self, *, hop_seconds: float) -> None:
+        """Cut every note whatever its id, held, pedal-held or releasing, and the drone's release
+        tail (a drone still held plays on: `drone` says whether it sounds), as `sound_off` cuts."""
+        for slot in range(self.size):
+            if self.active[slot] and (slot != DRONE or self.t_off[slot] >= 0):
+                self._cut(slot, hop_seconds)
+
+    def _cut(self, slot: int, hop_seconds: float) -> None:
+        self.key_down[slot] = False
+        self.sustained[slot] = False
+        self.stolen[slot] = True
+        self.cut[slot] = True
+        self.fade[slot] = max(self.fade[slot] - hop_seconds / CUT_SECONDS, 0.0)
 
     def control(self, voice: int, name: str, value: float) -> None:
         """Set voice id `voice`'s control `name` (one of `VOICE_CONTROLS`, clipped to its range)."""
@@ -266,6 +279,17 @@ class VoiceBank:
 
 _CONTROL_INDEX = {name: i for i, name in enumerate(VOICE_CONTROLS)}
 _BEND, _X, _Y, _PRESSURE = (_CONTROL_INDEX[name] for name in ("bend", "x", "y", "pressure"))
+
+
+@numba.njit(cache=True, nogil=True)
+def _active_into(active, out):
+    """Write the indices of `active`'s true entries into `out`; returns how many."""
+    n = 0
+    for i in range(len(active)):
+        if active[i]:
+            out[n] = i
+            n += 1
+    return n
 
 
 @numba.njit(cache=True, nogil=True)

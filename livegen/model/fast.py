@@ -227,6 +227,8 @@ class NumpyFrameDecoder:
         self._out = np.zeros((n, cfg.n_bins), np.float32)
         self._ref = (np.full(n, LEVEL_REF_VELOCITY), np.full(n, LEVEL_REF_SECONDS), np.full(n, -1.0))
         self._drawn = np.zeros(n)
+        for v in range(1, n + 1):  # every voice count's views now: the first hop of a count makes no array
+            self._views(v)
 
     def _views(self, v: int):
         """The buffers cut to `v` voices, built once per voice count (slicing costs per call)."""
@@ -440,6 +442,10 @@ class NumpyTextureDecoder:
         self.neg_inv_tau = arr(model.neg_inv_tau)
         self.proj = arr(model.noise_proj)
         self._empty = np.zeros((0, cfg.n_bins), np.float32)
+        # The kernels' float32 constants, made once (np.float32 makes an array: not on every hop).
+        self._cycle = np.float32(cfg.cycle_s)
+        self._frame_constants = (np.float32(cfg.root_pitch), np.float32(cfg.release_s), np.float32(math.log(cfg.floor)))
+        self._noise_gain, self._gain = np.float32(cfg.noise_gain), np.float32(cfg.gain_db * _LN10_20)
         self._allocate(max(1, int(max_voices)))
         one = np.zeros(1)
         self(np.zeros(cfg.latent_dim), one + cfg.root_pitch, one + 0.5, one, one - 1.0)
@@ -462,7 +468,7 @@ class NumpyTextureDecoder:
             self._allocate(v)
         z2 = z.reshape(1, -1) if z.ndim == 1 else z
         x = self._x[:v]
-        _texture_inputs(z2, velocity, t_on, np.float32(cfg.cycle_s), self.neg_inv_tau, x)
+        _texture_inputs(z2, velocity, t_on, self._cycle, self.neg_inv_tau, x)
         h_in = x
         for (wt, b, slope), h in zip(self.layers, self._h):
             out = h[:v]
@@ -476,7 +482,5 @@ class NumpyTextureDecoder:
             power = self._power[:v]
             _power(c, power)
         out = self._out[:v]
-        _texture_frame(h_in, pitch, t_off, np.float32(cfg.root_pitch), np.float32(cfg.release_s),
-                       np.float32(math.log(cfg.floor)), power, np.float32(cfg.noise_gain),
-                       np.float32(cfg.gain_db * _LN10_20), out)
+        _texture_frame(h_in, pitch, t_off, *self._frame_constants, power, self._noise_gain, self._gain, out)
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 
@@ -40,8 +41,16 @@ class XYPlane:
         return len(self.origin)
 
     def z(self, x: float, y: float, out: np.ndarray) -> np.ndarray:
-        """Write the latent point of pad position (x, y) into `out` (float64 [latent_dim])."""
-        c0 = np.float32(self.lo[0] + np.float32(x) * (self.hi[0] - self.lo[0]))
-        c1 = np.float32(self.lo[1] + np.float32(y) * (self.hi[1] - self.lo[1]))
-        out[:] = self.origin + (c0 * self.axes[0] + c1 * self.axes[1])
+        """Write the latent point of pad position (x, y) into `out` (float64 [latent_dim]); the
+        audio path calls it, so it makes no array."""
+        _plane_z(self.origin, self.axes, self.lo, self.hi, float(x), float(y), out)
         return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _plane_z(origin, axes, lo, hi, x, y, out):
+    """`XYPlane.z` in float32 throughout, as numpy computed it on the float32 arrays."""
+    c0 = np.float32(lo[0] + np.float32(x) * (hi[0] - lo[0]))
+    c1 = np.float32(lo[1] + np.float32(y) * (hi[1] - lo[1]))
+    for k in range(len(origin)):
+        out[k] = origin[k] + (c0 * axes[0, k] + c1 * axes[1, k])

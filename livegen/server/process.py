@@ -33,6 +33,7 @@ from livegen.audio.input import JACK_CLIENT, LiveInput, end_portaudio, jack_port
 from livegen.audio.jackstream import JackStream
 from livegen.audio.realtime import POLICIES, set_realtime, thread_policy
 from livegen.console import say
+from livegen.engine.catalogue import EVENT_KINDS, setup_events
 from livegen.engine.events import Event, check_events, read_events
 from livegen.engine.input import FileFeed, InputSource, with_input_defaults
 from livegen.engine.setup import pick_device
@@ -358,9 +359,19 @@ def _input_path(live_input, stream) -> str:
 
 
 def _warm_up(spare) -> None:
-    """Run a throwaway engine of the same model through notes and moves, so that the first
-    callbacks find the compiled kernels loaded and the buffers made (not the engine that plays:
-    its samples must be the ones a render of the session log gives)."""
+    """Run a throwaway engine of the same model through every kind of event it applies
+    (`livegen.engine.catalogue`), so that the first callbacks, and the first pedal lift or morph
+    of the show, find the compiled kernels loaded and the buffers made (not the engine that
+    plays: its samples must be the ones a render of the session log gives)."""
+    for event in setup_events():
+        spare.post(event)
+    spare.step()
+    for _, make in EVENT_KINDS:
+        for i in range(2):
+            first, event = make(i)
+            for each in (*first, event):
+                spare.post(each)
+            spare.step()
     for pitch in (48, 60, 64, 67, 72, 76, 79, 84):
         spare.post(Event("note_on", pitch=pitch, velocity=100))
     for velocity in (100, 0, 100):  # a voice id's note, released, and its id's next one (which detaches it)

@@ -107,6 +107,10 @@ class LivegenApp(App):
         Binding("f3,ctrl+o", "pick_model", "model"),
         Binding("f4,ctrl+e", "seed", "seed"),
         Binding("r,ctrl+r", "record", "rec"),
+        # Not Escape (it closes every overlay: one press too many would silence a show), not `!`
+        # (Shift+1 stores preset 1 while the presets have the focus); a priority, so that it
+        # silences with any overlay open too.
+        Binding("f5", "panic", "panic", priority=True),
         Binding("ctrl+q", "quit", "quit", priority=True),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
@@ -475,6 +479,17 @@ class LivegenApp(App):
         status = self.status_line
         status.status = self.status
         status.refresh()
+
+    def action_panic(self) -> None:
+        """Silence now (`/livegen/panic`): the engine cuts every note, lets the pedal up, stops a
+        morph and turns the drone off; the keyboard's own notes (latched ones too) are let go."""
+        self.link.send(PREFIX + "panic")
+        self.notes.held.clear()
+        status = self.status_line
+        status.keyboard = self.notes.describe()
+        status.osc_last = PREFIX + "panic"
+        status.refresh()
+        self.show_message("panic: every note cut, pedal up, morph stopped, drone off", 3)
 
     def action_quit(self) -> None:
         if self._stopping:

@@ -28,6 +28,8 @@ KEYS = [
     ("F3 or Ctrl+O", "model picker: load another model directory (a VAE or a continuation model)"),
     ("F4 or Ctrl+E", "seed a continuation model with an audio file: it plays, then the model takes over"),
     ("r or Ctrl+R", "start / stop recording"),
+    ("F5", ("panic, from any screen: silence now (every note cut, pedal up, morph or loop stopped, drone off; "
+            "`/livegen/panic`)")),
     ("Ctrl+Q or Ctrl+C", "quit: stops the engine, finalises any recording"),
 ]
 

@@ -160,12 +160,12 @@ class XYPad(Widget, can_focus=True):
         for row in range(height):
             chars[row][cx], styles[row][cx] = "│", cross_style
         label_style, dot_style = style("xypad--label"), style("xypad--centroid")
-        for name, (fx, fy) in sorted(self.centroids.items()):
-            col, row = self._cell(fx, fy, width, height)
+        dots = {self._cell(fx, fy, width, height): name for name, (fx, fy) in sorted(self.centroids.items())}
+        for col, row in dots:
             chars[row][col], styles[row][col] = "●", dot_style
-            label = name.replace("_", " ")[: max(0, min(9, width - col - 2))]
-            for i, ch in enumerate(label):
-                chars[row][col + 2 + i], styles[row][col + 2 + i] = ch, label_style
+        for (col, row), name, start in _label_places(dots, width):
+            for i, ch in enumerate(name):
+                chars[row][start + i], styles[row][start + i] = ch, label_style
         trail_style = style("xypad--trail")
         for tx, ty, _ in self.trail:
             col, row = self._cell(tx, ty, width, height)
@@ -200,3 +200,42 @@ class XYPad(Widget, can_focus=True):
             self._lines = self._build(width, height)
             self._lines_key = (width, height)
         return self._lines[y] if y < len(self._lines) else Strip.blank(width, self.rich_style)
+
+
+LABEL_CHARS = 9
+"""A family label's longest text on the pad; a label finds room right of its dot, else left of it,
+else it is cut to the room there is (at least `LABEL_MIN` characters) or left out."""
+LABEL_MIN = 3
+
+
+def _label_places(dots: dict[tuple[int, int], str], width: int) -> list[tuple[tuple[int, int], str, int]]:
+    """(dot cell, label text, first column) for each dot's label: labels overwrite neither a dot
+    nor another label and keep one blank cell from each (two families close on the plane would
+    otherwise read as one garbled word)."""
+    taken: dict[int, set[int]] = {}
+    for col, row in dots:
+        taken.setdefault(row, set()).update((col - 1, col, col + 1))
+    placed = []
+    for (col, row), name in sorted(dots.items(), key=lambda item: (item[0][1], item[0][0])):
+        text = name.replace("_", " ")[:LABEL_CHARS]
+        busy = taken.setdefault(row, set())
+
+        def room(first: int, step: int) -> int:
+            n = 0
+            while n < len(text) and 0 <= first + step * n < width and first + step * n not in busy:
+                n += 1
+            return n
+
+        right, left = room(col + 2, 1), room(col - 2, -1)
+        if right == len(text):
+            start, text = col + 2, text
+        elif left == len(text):
+            start = col - 1 - len(text)
+        elif max(right, left) >= LABEL_MIN:
+            text = text[:max(right, left)]
+            start = col + 2 if right >= left else col - 1 - len(text)
+        else:
+            continue
+        placed.append(((col, row), text, start))
+        busy.update(range(start - 1, start + len(text) + 1))
+    return placed
