@@ -16,7 +16,9 @@ from livegen.control.osc import OscServer
 from livegen.control.oscdispatch import OscDispatcher
 from livegen.engine import events as ev
 from livegen.engine.carry import CarryOver
+from livegen.engine.input import input_param_specs
 from livegen.engine.notes import NotesSource, spectral_engine
+from livegen.engine.params import ParamStore
 from livegen.engine.voices import DRONE
 from livegen.errors import ParameterError
 from livegen.model import default_model_path, load_model
@@ -84,6 +86,13 @@ def _panic_events(engine) -> list:
     for event in collect.posted:
         event.t = PANIC_AT
     return collect.posted
+
+
+def test_with_an_audio_input_the_panic_silences_its_voice_too():
+    """`input_level` 0 as well, where the engine has one (a microphone's feedback loop stops)."""
+    engine = type("Engine", (), {"params": ParamStore([*ParamStore.for_model(4).specs.values(), *input_param_specs()])})
+    assert [(e.type, e.name) for e in _panic_events(engine)] == [
+        ("preset", None), ("param", "sustain"), ("param", "drone"), ("param", "input_level"), ("sound_off", None)]
 
 
 def _performance():

@@ -77,8 +77,10 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "preset morph or loop stops where it is, and `drone` goes to 0 (the drone is silenced "
                "too: a panic means silence; every subscriber, its sender too, receives `sustain` and "
                "`drone` 0, and `drone` 1 brings it back). The UI sends it on F5. Logged as the events it is made of (a `preset` `loop` of 0 s, `sustain` 0, `drone` "
-               "0, a `sound_off` of every note), so a take re-renders it exactly. Parameters stay where "
-               "they are; a recording goes on."),
+               "0 (and `input_level` 0), a `sound_off` of every note), so a take re-renders it exactly. Other parameters stay where "
+               "they are; a recording goes on. A continuation model's stream is its drone: it falls "
+               "silent too. With `--input-device`, `input_level` goes to 0 as well: the input's voice "
+               "falls silent (a feedback loop through a microphone stops) until it is raised again."),
     OscAddress("/livegen/record", "i", "record", "1 starts, 0 stops recording"),
     OscAddress("/livegen/preset/store", "i", "preset_store", "store every parameter in slot 0..127"),
     OscAddress("/livegen/preset/recall", "i", "preset_recall", "recall slot 0..127 (stops a morph or loop)"),

@@ -27,8 +27,9 @@ UNKNOWN_REPLY_SECONDS = 1.0
 """An unknown address is answered at most once in this long (per sender and address)."""
 UNKNOWN_REMEMBERED = 1024
 """Unknown addresses held back at once; past that, new ones go unanswered until some expire."""
-PANIC_ZEROES = ("sustain", "drone")
-"""The parameters a panic sets to 0: the pedal let up, the drone silenced (the UI shows it off)."""
+PANIC_ZEROES = ("sustain", "drone", "input_level")
+"""The parameters a panic sets to 0 (those the engine has): the pedal let up, the drone (a
+continuation model's stream) and the audio input's voice silenced, as the UI then shows."""
 PANIC_SOURCE = "panic"
 """The source of a panic's events: not its sender's, so every subscriber, the sender too (a UI
 whose key sent it), hears `sustain` and `drone` go to 0."""
