@@ -107,6 +107,8 @@ def test_namespace_lists_every_table_address_and_parameter(target, server, lines
     assert listed["/livegen/param/gain"]["UNIT"] == ["dB"]
     assert listed["/livegen/xy"]["TYPE"] == "ff" and listed["/livegen/param/z7"]["RANGE"] == [{"MIN": -4.0, "MAX": 4.0}]
     assert listed["/livegen/note"]["ACCESS"] == 2 and "VALUE" not in listed["/livegen/note"]
+    for acts in ("/livegen/panic", "/livegen/voice/3/off"):  # no arguments, yet they act: not queries
+        assert listed[acts]["ACCESS"] == 2 and "TYPE" not in listed[acts] and "VALUE" not in listed[acts], acts
     bend = listed[f"/livegen/voice/{VOICES_LISTED - 1}/bend"]
     assert bend["RANGE"] == [{"MIN": VOICE_CONTROLS["bend"][0], "MAX": VOICE_CONTROLS["bend"][1]}]
     assert f"/livegen/voice/{VOICES_LISTED}/bend" not in listed
