@@ -58,7 +58,7 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
     client = SimpleUDPClient("127.0.0.1", osc.port)
 
     def reply(address, *args, want):
-        got = ask(client, address, args, want=want, timeout=3.0)
+        got = ask(client, address, args, want=want, timeout=10.0)
         assert got is not None, f"no {want} after {address}"
         return got
 
@@ -74,9 +74,9 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
         assert "no MIDI binding" in reply("/livegen/unlearn", "gain", want="/livegen/error")[0]
 
         client.send_message("/livegen/learn", RECORD)
-        wait_for(lambda: midi.armed == RECORD, 3, "MIDI learn armed for the record button")
+        wait_for(lambda: midi.armed == RECORD, 10, "MIDI learn armed for the record button")
         out.send_message([0xB0, 22, 127])
-        message = parse_packet(client.receive(3.0))[0]
+        message = parse_packet(client.receive(10.0))[0]
         assert (message.address, message.args) == ("/livegen/learned", (RECORD, "CC 22 ch 1"))
         out.send_message([0xB0, 22, 0])
         out.send_message([0xB0, 22, 127])  # press: record

@@ -44,7 +44,7 @@ def test_play_headless_over_osc(live_play):
     assert heard and heard[-1][0] == "/livegen/param/drift", heard
 
     client._sock.sendto(b"\xff" * 64, ("127.0.0.1", play.port))
-    got = client.receive(2.0)
+    got = client.receive(10.0)
     assert parse_packet(got)[0].address == "/livegen/error"
     assert ask(client, "/livegen/status", want="/livegen/status") is not None
     assert play.process.poll() is None

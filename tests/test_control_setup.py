@@ -37,7 +37,7 @@ def test_osc_and_midi_come_up_together(jack_server, target, tmp_path, monkeypatc
         assert "MIDI in 'livegen' (nothing-plugged -> waiting), MPE upper 3" in controls.describe()
         client = SimpleUDPClient("127.0.0.1", controls.osc.port)
         client.send_message("/livegen/status", [])
-        args = parse_packet(client.receive(3.0))[0].args
+        args = parse_packet(client.receive(10.0))[0].args
         pairs = dict(zip(args[::2], args[1::2]))
         assert pairs["midi_missing"] == "nothing-plugged" and pairs["midi_virtual"] == "livegen"
         assert pairs["midi_mpe"] == "upper 3"

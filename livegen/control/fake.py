@@ -71,7 +71,7 @@ class FakeTarget:
         self._stop.set()
         self._thread.join(2)
 
-    def wait_for(self, predicate, timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
         """Block until `predicate()` holds after some block was applied (or the timeout)."""
         deadline = time.monotonic() + timeout
         with self._changed:
