@@ -2,9 +2,9 @@
 
 Under CI=true a missing component fails the test; locally it skips with the reason.
 Markers: `live` (the test starts jackd, `livegen play` or another long-running process: given
-here to every test that uses `jack_server`, by hand to the others) and `slow` (a second or more
-on a loaded machine; every live test is slow too). `pytest -m "not slow"` is the inner loop,
-`pytest -m "not live"` runs without any server or child process.
+here to every test that uses `jack_server` or `jack_server_sync`, by hand to the others) and
+`slow` (a second or more on a loaded machine; every live test is slow too). `pytest -m "not slow"`
+is the inner loop, `pytest -m "not live"` runs without any server or child process.
 """
 
 from __future__ import annotations
@@ -91,10 +91,11 @@ def reclaim_dead_test_servers() -> list[str]:
 class JackServer:
     """A `jackd -d dummy` server under a unique name; its clients find it via JACK_DEFAULT_SERVER."""
 
-    def __init__(self, rate: int = 48000, period: int = 256):
+    def __init__(self, rate: int = 48000, period: int = 256, *, sync: bool = False):
         self.name = f"livegen-test-{uuid.uuid4().hex[:8]}"
         self.rate = rate
         self.period = period
+        self.sync = sync
         self.process: subprocess.Popen | None = None
         self.log_path: Path | None = None
 
@@ -117,8 +118,8 @@ class JackServer:
                 self.process = subprocess.Popen(
                     # clients get 10 s (not 500 ms) to answer: on a loaded machine a new client's
                     # first answer can take longer, and PortAudio then sees no JACK devices at all
-                    [jackd, "--no-realtime", "-t", "10000", "-n", self.name, "-d", "dummy", "-r", str(self.rate),
-                     "-p", str(self.period)],
+                    [jackd, "--no-realtime", "-t", "10000", "-n", self.name, *(["--sync"] if self.sync else []),
+                     "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
                     stdout=log, stderr=subprocess.STDOUT, env=self.env,
                 )
 
@@ -154,17 +155,32 @@ class JackServer:
                 self.process.wait()
 
 
-@pytest.fixture
-def jack_server(tmp_path, monkeypatch):
-    """A fresh dummy JACK server for one test; the test's environment points at it."""
+def _serve(server: JackServer, tmp_path, monkeypatch) -> JackServer:
     try:
         import jack  # noqa: F401
     except OSError as exc:  # libjack missing
         require(False, f"libjack for the JACK-Client package ({exc})")
-    server = JackServer().start(tmp_path)
+    server.start(tmp_path)
     for key, value in server.env.items():
         if key.startswith("JACK_"):
             monkeypatch.setenv(key, value)
+    return server
+
+
+@pytest.fixture
+def jack_server(tmp_path, monkeypatch):
+    """A fresh dummy JACK server for one test; the test's environment points at it."""
+    server = _serve(JackServer(), tmp_path, monkeypatch)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def jack_server_sync(tmp_path, monkeypatch):
+    """`jack_server` in synchronous mode: each cycle waits for every client's callback, so clients
+    see one cycle's frame time together however loaded the machine is (asynchronous mode goes on
+    without a late client, which then runs in the next cycle)."""
+    server = _serve(JackServer(sync=True), tmp_path, monkeypatch)
     yield server
     server.stop()
 
@@ -251,7 +267,7 @@ def live_play(jack_server, tmp_path):
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if "jack_server" in getattr(item, "fixturenames", ()):
+        if {"jack_server", "jack_server_sync"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
         if item.get_closest_marker("live") is not None:
             item.add_marker(pytest.mark.slow)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -237,20 +238,38 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int:
 
 
 def jack_midi_out(name: str = "ctl", *, port: str = "livegen:livegen", timeout: float = 10.0):
-    """An rtmidi JACK MIDI output connected to `port`, returned once JACK shows the connection."""
+    """An rtmidi JACK MIDI output connected to `port`, returned once JACK shows the connection.
+
+    Close it with `delete()` before the test's JACK server stops: `close_port()` leaves its JACK
+    client open, and a client outliving its server makes libjack tear down its process-wide state
+    ("Jack server was closed but clients are still allocated, cleanup...") when the next test opens
+    a client, on that test's own server.
+    """
     import jack
     import rtmidi
 
     out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
     wait_for(lambda: port in out.get_ports(), timeout, lambda: f"MIDI port {port} (ports: {out.get_ports()})")
     out.open_port(out.get_ports().index(port))
-    probe = jack.Client(f"{name}-probe", no_start_server=True)
+    wait_jack_connected(port, name, timeout)
+    return out
+
+
+def wait_jack_connected(port: str, peer: str = "", timeout: float = 10.0) -> None:
+    """Wait until JACK shows `port` connected to a port whose name starts with `peer`.
+
+    A connection rtmidi (or `livegen play`'s `--midi-in`) has asked for carries messages only
+    from the cycle JACK's graph takes it in: a message sent before is lost, so a test sends none
+    until the connection shows.
+    """
+    import jack
+
+    probe = jack.Client(f"probe-{uuid.uuid4().hex[:8]}", no_start_server=True)
     try:
-        wait_for(lambda: any(p.name.startswith(name) for p in probe.get_all_connections(port)),
-                 timeout, f"JACK to connect {name} to {port}")
+        wait_for(lambda: any(p.name.startswith(peer) for p in probe.get_all_connections(port)),
+                 timeout, f"JACK to connect {port} to {peer or 'a port'}")
     finally:
         probe.close()
-    return out
 
 
 class LivePlay:

@@ -87,6 +87,6 @@ def test_bindings_unlearn_and_record_button_over_osc_and_jack_midi(jack_server, 
         assert any(m.param == RECORD and m.cc == 22 for m in load_map(map_path)[0])
     finally:
         if out is not None:
-            out.close_port()
+            out.delete()
         osc.stop()
         midi.stop()

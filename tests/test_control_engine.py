@@ -86,7 +86,7 @@ def test_midi_into_the_real_engine(jack_server, tmp_path):
             assert all(e.source == "midi:livegen" for e in applied)
         finally:
             if out is not None:
-                out.close_port()
+                out.delete()
             midi.stop()
 
 
@@ -129,7 +129,7 @@ def test_subscribers_get_meters_spectrum_and_last_controls(live_play, tmp_path):
         assert len(pairs) > 32 and {"steals", "underflows", "rejected", "midi_virtual"} <= set(pairs), pairs
     finally:
         if midi is not None:
-            midi.close_port()
+            midi.delete()
 
 
 def test_load_another_model_while_playing_then_record_and_render_it(live_play, tmp_path):

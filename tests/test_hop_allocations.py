@@ -2,8 +2,9 @@
 performer meets (`livegen.bench.alloc.HOP_SITUATIONS`: silence, the drone, 4 and 16 notes,
 voice ids with moving controls, notes starting and ending, the pad moving, a preset morph, the
 input voice, each read mode and look-ahead, the output chain at 48 and 44.1 kHz), a texture
-model's hop, a continuation engine's hop (its model's forward pass runs torch and is left out),
-and the sound server's audio callback at lead 0 in a real JACK process callback. Counted by `livegen.bench.alloc.NumpyAllocations`."""
+model's hop, a continuation engine's hop (its model's step runs torch and is left out), and the
+sound server's audio callback at lead 0 in a real JACK process callback. Counted by
+`livegen.bench.alloc.NumpyAllocations`."""
 
 from __future__ import annotations
 

@@ -113,7 +113,7 @@ def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live
         logs = wait_for(lambda: len(_takes(takes)) == 2 and _takes(takes), 60, "the second take's log")
     finally:
         voice.close()
-        midi.close_port()
+        midi.delete()
     assert play.stop(30) == 0, play.log
     starts = []
     for log in logs:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import require
-from helpers import jack_midi_out, stepped, wait_for
+from helpers import jack_midi_out, stepped, wait_for, wait_jack_connected
 from livegen.control.fake import FakeTarget
 from livegen.control.mapping import Mapping, MidiMapper, load_map
 from livegen.errors import ParameterError
@@ -74,7 +74,7 @@ def test_controller_on_the_virtual_port(jack_server, rtmidi_jack, target, tmp_pa
         assert all(e.source == "midi:livegen" for e in target.applied)
         assert midi.status()["virtual"] == "livegen"
     finally:
-        out.close_port()
+        out.delete()
         midi.stop()
 
 
@@ -93,7 +93,7 @@ def test_soft_takeover_and_learn_through_jack(jack_server, rtmidi_jack, target, 
         learned = []
         midi.arm("glide", lambda p, c: learned.append((p, c)))
         out.send_message([0xB5, 30, 0])
-        wait_for(lambda: learned, 3, "MIDI learn to bind glide")
+        wait_for(lambda: learned, 10, "MIDI learn to bind glide")
         assert learned == [("glide", "CC 30 ch 6")]
         mappings, _ = load_map(map_path)
         assert any(m.param == "glide" and m.cc == 30 and m.channel == 6 for m in mappings)
@@ -101,7 +101,7 @@ def test_soft_takeover_and_learn_through_jack(jack_server, rtmidi_jack, target, 
         out.send_message([0xB5, 30, 127])
         assert target.wait_for(lambda: target.params.get("glide") == 5.0)
     finally:
-        out.close_port()
+        out.delete()
         midi.stop()
 
 
@@ -120,6 +120,7 @@ def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, 
         hw.open_virtual_port("Knobs Controller")  # "plugged in"
         assert wait_for_port(midi, "knobs")
         assert midi.connections["knobs"] == "hw:Knobs Controller"
+        wait_jack_connected("hw:Knobs Controller")
         hw.send_message([0xB0, 21, 127])
         assert target.wait_for(lambda: target.params.get("z3") == 4.0)
         hw.close_port()  # "unplugged"
@@ -129,11 +130,12 @@ def test_connects_by_substring_and_reconnects(jack_server, rtmidi_jack, target, 
         hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
         hw.open_virtual_port("Knobs Controller")  # plugged back: reconnected by name
         assert wait_for_port(midi, "knobs")
+        wait_jack_connected("hw:Knobs Controller")
         hw.send_message([0xB0, 21, 0])
         assert target.wait_for(lambda: target.params.get("z3") == -4.0)
         assert target.applied[-1].source == "midi:hw:Knobs Controller"
     finally:
-        hw.close_port()
+        hw.delete()
         midi.stop()
     with pytest.raises(ParameterError, match="--midi-map"):
         midi_input_from_args(target, parser.parse_args(["--midi-map", str(tmp_path / "missing.toml")]))
@@ -154,6 +156,7 @@ def test_a_controller_unplugged_mid_note_lets_its_notes_and_pedal_go(jack_server
     try:
         hw.open_virtual_port("Stage Keys")
         assert wait_for_port(midi, "keys")
+        wait_jack_connected("hw:Stage Keys")
         hw.send_message([0xB0, 64, 127])  # pedal down
         hw.send_message([0x90, 60, 100])
         hw.send_message([0x91, 64, 90])
@@ -172,7 +175,7 @@ def test_a_controller_unplugged_mid_note_lets_its_notes_and_pedal_go(jack_server
                         "connected again when it comes back"], said
     finally:
         hw.delete()
-        other.close_port()
+        other.delete()
         midi.stop()
 
 
@@ -188,18 +191,18 @@ def test_osc_learn_arms_midi_and_reports_the_control(jack_server, rtmidi_jack, t
     try:
         client = SimpleUDPClient("127.0.0.1", osc.port)
         client.send_message("/livegen/learn", "drift")
-        wait_for(lambda: midi.armed == "drift", 3, "MIDI learn armed for drift")
+        wait_for(lambda: midi.armed == "drift", 10, "MIDI learn armed for drift")
         out.send_message([0xB0, 99, 0])  # NRPN 0/5 moved: learned as an NRPN control
         out.send_message([0xB0, 98, 5])
         out.send_message([0xB0, 6, 0])
-        message = parse_packet(client.receive(3.0))[0]
+        message = parse_packet(client.receive(10.0))[0]
         assert (message.address, message.args) == ("/livegen/learned", ("drift", "NRPN 5 ch 1"))
         client.send_message("/livegen/status", [])
-        status = parse_packet(client.receive(3.0))[0].args
+        status = parse_packet(client.receive(10.0))[0].args
         pairs = dict(zip(status[::2], status[1::2]))
         assert pairs["midi_virtual"] == "livegen" and pairs["midi_learn"] == ""
     finally:
-        out.close_port()
+        out.delete()
         osc.stop()
         midi.stop()
 
@@ -236,7 +239,7 @@ def test_mpe_keyboard_through_jack(jack_server, rtmidi_jack, target, tmp_path):
         assert all(e.source == "midi:livegen" for e in target.applied)
         assert midi.status()["mpe"] == "lower 15" and midi.status()["last"] == "ch1 bend 4096"
     finally:
-        out.close_port()
+        out.delete()
         midi.stop()
 
 
@@ -264,7 +267,7 @@ def test_mpe_manager_all_notes_off_releases_member_voices_in_the_engine(jack_ser
                      lambda: f"no voices left ({engine.status()['voices']})")
         assert all(e.source == "midi:livegen" for e in applied)
     finally:
-        out.close_port()
+        out.delete()
         midi.stop()
 
 
@@ -300,7 +303,7 @@ def test_mpe_manager_all_sound_off_cuts_the_zone_in_the_engine_and_renders_again
             wait_for(lambda: engine.samples_out > at + 4800, 30, "0.1 s played after the cut")
         assert engine.status()["voices"] == 0 and all(e.source == "midi:livegen" for e in applied if e.type != "param")
     finally:
-        out.close_port()
+        out.delete()
         midi.stop()
     y = np.concatenate(played)
     before = np.mean(y[at - 2400:at] ** 2)
@@ -340,6 +343,7 @@ def test_midi_comes_back_with_a_restarted_jack_server(jack_server, live_play, tm
     hw = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="hw")
     hw.open_virtual_port("Stage Keys")
     play.wait_status(lambda s: s.get("midi_connected"), 30, "the keyboard connected")
+    wait_jack_connected("hw:Stage Keys")
     hw.send_message([0x90, 60, 100])
     play.wait_status(lambda s: s.get("midi_messages", 0) >= 1, 30, "the note heard")
     hw.delete()
@@ -351,12 +355,13 @@ def test_midi_comes_back_with_a_restarted_jack_server(jack_server, live_play, tm
     hw.open_virtual_port("Stage Keys")
     try:
         play.wait_status(lambda s: s.get("midi_connected") == "keys=hw:Stage Keys", 30, "the keyboard connected again")
+        wait_jack_connected("hw:Stage Keys")
         hw.send_message([0x90, 64, 100])
         play.wait_status(lambda s: s.get("midi_messages", 0) >= 2, 30, "a note from the keyboard again")
         other = jack_midi_out("other")  # the virtual port is there again
         other.send_message([0x90, 67, 100])
         play.wait_status(lambda s: s.get("midi_messages", 0) >= 3, 30, "a note through the virtual port")
-        other.close_port()
+        other.delete()
     finally:
         hw.delete()
     assert play.stop(30) == 0, play.log

@@ -9,7 +9,7 @@ import numpy as np
 import soundfile
 
 from conftest import require
-from helpers import jack_midi_out, take_rendered_again
+from helpers import jack_midi_out, take_rendered_again, wait_jack_connected
 from livegen.engine.events import read_events
 
 SR = 48000
@@ -48,7 +48,7 @@ def test_two_mpe_notes_bent_apart_sound_at_their_bent_pitches(live_play, tmp_pat
             lambda: [out.send_message(message) for message in ([0x81, 60, 0], [0x82, 69, 0])])
         assert status["midi_mpe"] == "lower 15", status
     finally:
-        out.close_port()
+        out.delete()
     wav, header, events, voiced = _take(play, takes)
     assert voiced[:8] == [("voice", 2, "bend", 2.0), ("voice", 2, "y", 0.0), ("voice", 2, "pressure", 0.47),
                           ("note_on", 2, None, 60.0), ("voice", 3, "bend", -3.0), ("voice", 3, "y", 0.0),
@@ -124,6 +124,8 @@ def test_two_mpe_keyboards_on_one_channel_are_two_voices(live_play, tmp_path):
                          "--samplerate", str(SR))
         play.wait_status(lambda s: s.get("midi_missing") == "" and "kbd-b" in s.get("midi_connected", ""), 30,
                          "both keyboards connected")
+        for name in keyboards:
+            wait_jack_connected(f"{name}:{name}")
         a, b = keyboards["kbd-a"], keyboards["kbd-b"]
         # 60 up 2 -> 62 on one keyboard; 69 down 3 -> 66 on the other; then the first keyboard's
         # manager pressure: its zone's voices alone
@@ -132,7 +134,7 @@ def test_two_mpe_keyboards_on_one_channel_are_two_voices(live_play, tmp_path):
             lambda: (a.send_message([0x81, 60, 0]), b.send_message([0x81, 69, 0])))
     finally:
         for out in keyboards.values():
-            out.close_port()
+            out.delete()
     wav, header, events, voiced = _take(play, takes)
     # the port whose message arrives first keeps ids = channels; the two ports race, so either may
     ids = {pitch: next(v[1] for v in voiced if v[0] == "note_on" and v[3] == pitch) for pitch in (60.0, 69.0)}

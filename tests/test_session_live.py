@@ -112,7 +112,7 @@ def test_live_session_rerenders_sample_for_sample(jack_server, tmp_path):
         wait_played(osc, 0.3)
         osc.send_message("/livegen/record", 0)
         wait_for(lambda: status_of(osc).get("recording") == 0, 30, "the recording to stop")
-        midi.close_port()
+        midi.delete()
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=60)

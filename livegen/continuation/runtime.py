@@ -60,6 +60,16 @@ class ContinuationStream:
         self._tex_rho = hann_frame_correlation(cfg.n_fft, cfg.hop)
         self._eps = self.rng.standard_normal(self.k).astype(np.float32)           # AR(1) sampling noise
         self._tex = self.tex_rng.standard_normal(cfg.n_bins).astype(np.float32)       # AR(1) texture noise
+        # The hop's float32 factors and buffers, made once: the hop makes no array.
+        # (0-d arrays: a numpy scalar or Python number in a ufunc makes an array)
+        self._tex_r = np.array(self._tex_rho, np.float32)
+        self._tex_q = np.array((1.0 - self._tex_rho * self._tex_rho) ** 0.5, np.float32)
+        self._smooth_of = None
+        self._smooth_f = (np.zeros((), np.float32), np.zeros((), np.float32))
+        self._fresh = np.zeros(cfg.n_bins, np.float32)
+        self._coef_t = np.zeros(self.k, np.float32)
+        self._frame = np.zeros(cfg.n_bins, np.float32)
+        self._limits = (np.array(12.0, np.float32), np.array(1e-5, np.float32), np.array(0.0, np.float32))
         self._h = [torch.zeros(1, cfg.hidden) for _ in range(cfg.layers)]
         self._pending = np.zeros((0, self.k), np.float32)  # frames of the block being played
         self._pending_pos = 0
@@ -197,7 +207,8 @@ class ContinuationStream:
 
     # ----------------------------------------------------------------- the hop
     def next_frame(self, z) -> np.ndarray:
-        """The next magnitude frame ``[n_bins]`` float32 (librosa STFT scale)."""
+        """The next magnitude frame ``[n_bins]`` float32 (librosa STFT scale): a buffer the next
+        call overwrites."""
         self.hops += 1
         self.last_work = ""
         if self._stage >= 0:
@@ -225,17 +236,25 @@ class ContinuationStream:
         if self.smooth > 0.0:
             if self._coef_s is None:
                 self._coef_s = coef.copy()
-            self._coef_s *= np.float32(self.smooth)
-            self._coef_s += np.float32(1.0 - self.smooth) * coef
+            if self.smooth != self._smooth_of:
+                self._smooth_of = self.smooth
+                self._smooth_f = (np.array(self.smooth, np.float32), np.array(1.0 - self.smooth, np.float32))
+            self._coef_s *= self._smooth_f[0]
+            self._coef_s += np.multiply(self._smooth_f[1], coef, out=self._coef_t)
             coef = self._coef_s
-        r = self._tex_rho
-        self._tex *= np.float32(r)
-        self._tex += np.float32((1.0 - r * r) ** 0.5) * self.tex_rng.standard_normal(self.config.n_bins, dtype=np.float32)
-        logmag = coef @ self._w + self._b + self._tex * self._tex_scale
-        np.minimum(logmag, 12.0, out=logmag)
-        out = np.exp(logmag) - np.float32(1e-5)
-        return np.maximum(out, 0.0, out=out)
+        # The same float32 operations as `coef @ w + b + tex * scale`, in buffers kept for the hop.
+        self._tex *= self._tex_r
+        self.tex_rng.standard_normal(out=self._fresh, dtype=np.float32)
+        self._tex += np.multiply(self._tex_q, self._fresh, out=self._fresh)
+        logmag = np.matmul(coef, self._w, out=self._frame)
+        logmag += self._b
+        logmag += np.multiply(self._tex, self._tex_scale, out=self._fresh)
+        top, floor, zero = self._limits
+        np.minimum(logmag, top, out=logmag)
+        out = np.exp(logmag, out=logmag)
+        np.subtract(out, floor, out=out)
+        return np.maximum(out, zero, out=out)
 
     def run(self, z, hops: int) -> np.ndarray:
         """`hops` frames at a fixed z: ``[hops, n_bins]`` (offline use and tests)."""
-        return np.stack([self.next_frame(z) for _ in range(hops)])
+        return np.stack([self.next_frame(z).copy() for _ in range(hops)])

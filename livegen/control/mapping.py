@@ -460,10 +460,10 @@ class MidiMapper:
         self.mappings = [m for m in self.mappings if not m.same_control(mapping)] + [mapping]
         callback, param = self._on_learned, self.armed
         self.disarm()
+        if self.on_change is not None:
+            self.on_change()  # saved before it is announced: who hears of it may read the map file
         if callback is not None:
             callback(param, mapping.control)
-        if self.on_change is not None:
-            self.on_change()
 
     def bindings(self) -> list[tuple[str, str]]:
         """(parameter, control) for every mapping, e.g. ('z0', 'CC 70 any ch')."""
