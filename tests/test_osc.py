@@ -648,7 +648,7 @@ def test_panic_posts_the_stop_the_pedal_the_drone_and_a_cut_of_every_note(target
     target.params.set("drone", 1)
     client.send_message("/livegen/subscribe", [])
     assert replies(client, until=lambda a: a == "/livegen/subscribed")
-    client.send_message("/livegen/panic", [])
+    client.send_message("/livegen/panic", [1])  # a touch surface's button press
     assert target.wait_for(lambda: len(target.applied) == 4)
     assert [(e.type, e.action, e.name, e.value, e.seconds, e.voice) for e in target.applied] == [
         ("preset", "loop", None, None, 0.0, None), ("param", None, "sustain", 0.0, None, None),
@@ -667,13 +667,18 @@ def test_a_voice_off_cuts_that_voice_and_bad_ones_are_refused(target, server, cl
     assert target.wait_for(lambda: len(target.applied) == 1)
     assert [(e.type, e.voice, e.action) for e in target.applied] == [("sound_off", 5, None)]
     client.send_message("/livegen/voice/128/off", [])
-    client.send_message("/livegen/voice/5/off", [1])
-    client.send_message("/livegen/panic", [1.0])
+    client.send_message("/livegen/voice/5/off", [1, 2])
+    client.send_message("/livegen/panic", ["now"])
+    client.send_message("/livegen/voice/6/off", [0])  # a button's release: nothing
+    client.send_message("/livegen/panic", [0.0])
     errors, _ = errors_then_status(client)
     assert errors == ["/livegen/voice/128/off: voice id '128' refused; ids are whole numbers 0..127",
-                      "/livegen/voice/5/off: takes no arguments, got 1; refused",
-                      "/livegen/panic: takes no arguments, got 1; refused"]
+                      "/livegen/voice/5/off: expected 1 number, got 2 arguments",
+                      "/livegen/panic: arguments must be numbers (int or float), got str"]
     assert len(target.applied) == 1 and server.stats["posted"] == 1
+    client.send_message("/livegen/voice/7/off", [1])  # its press: cut
+    assert target.wait_for(lambda: len(target.applied) == 2)
+    assert (target.applied[-1].type, target.applied[-1].voice) == ("sound_off", 7)
 
 
 def test_unknown_addresses_are_answered_with_the_nearest_once_a_second_and_counted(target, server, client):

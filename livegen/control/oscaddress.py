@@ -66,11 +66,13 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "A voice's controls hold until changed, before and after its notes: send them before "
                "the note that uses them (as an MPE keyboard does) or while it sounds. Out of range "
                "values are clamped and reported; an id outside 0..127 is refused."),
-    OscAddress("/livegen/voice/<id>/off", "", "voice_off",
+    OscAddress("/livegen/voice/<id>/off", "[i]", "voice_off",
                "cut the voice's notes at once, held, pedal-held or releasing (a touch surface's \"cut this voice\")",
                "A `sound_off` of that id (MIDI's All Sound Off, for one voice): each note fades out within a "
-               "few milliseconds, wherever it was bent to; its controls stay as they were."),
-    OscAddress("/livegen/panic", "", "panic",
+               "few milliseconds, wherever it was bent to; its controls stay as they were. Sent with no "
+               "argument, or as a touch surface's button sends it: its press (1) cuts, its release (0) "
+               "does nothing; the same for `/livegen/panic`."),
+    OscAddress("/livegen/panic", "[i]", "panic",
                "silence now: every note cut, the pedal up, a morph or loop stopped, the drone off",
                "A performer's panic button: every note, with or without a voice id, held, pedal-held or in "
                "its release tail, fades out within a few milliseconds; `sustain` goes to 0, a running "

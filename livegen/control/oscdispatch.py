@@ -293,14 +293,14 @@ class OscDispatcher:
 
     def on_voice_off(self, m: Request) -> None:
         voice = self._voice_id(m)
-        if voice is not None and self._no_arguments(m):
+        if voice is not None and self._pressed(m):
             self._post(sound_off(voice=voice), m.source)
 
     def on_panic(self, m: Request) -> None:
         """Silence now, as events the engine already applies (each logged, so a take re-renders it):
         the morph or loop stopped first (it would move what follows), the pedal up, the drone off,
         then every note and release tail cut."""
-        if not self._no_arguments(m):
+        if not self._pressed(m):
             return
         self._post(Event("preset", action="loop", seconds=0.0), PANIC_SOURCE)
         specs = self.target.params.specs
@@ -309,11 +309,13 @@ class OscDispatcher:
                 self._post(Event("param", name=name, value=0.0), PANIC_SOURCE)
         self._post(sound_off(every=True), PANIC_SOURCE)
 
-    def _no_arguments(self, m: Request) -> bool:
-        if m.args:
-            self.wire.error(m.sender, f"{m.address}: takes no arguments, got {len(m.args)}; refused")
-            return False
-        return True
+    def _pressed(self, m: Request) -> bool:
+        """Whether a trigger acts: with no arguments, or a touch surface's button (one number): its
+        press (1) acts, its release (0) does nothing."""
+        if not m.args:
+            return True
+        values = self._numbers(m, 1)
+        return values is not None and values[0] >= 0.5
 
     def on_record(self, m: Request) -> None:
         values = self._numbers(m, 1)
