@@ -132,7 +132,7 @@ class NotesSource(Source):
                 return False
             self.voices.control(voice, event.name, event.value)
         elif event.type == "sound_off" and event.action == SOUND_OFF_ALL:
-            self.voices.sound_off_all(hop_seconds=self._hop_seconds)
+            self.voices.sound_off(hop_seconds=self._hop_seconds, every=True)
         elif event.type == "sound_off":
             self.voices.sound_off(voice, hop_seconds=self._hop_seconds)
         elif event.type == "note_on" and event.velocity:

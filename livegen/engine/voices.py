@@ -149,18 +149,17 @@ class VoiceBank:
         _let_go(float(pitch), int(voice), bool(sustain), self.active, self.stolen, self.key_down, self.sustained,
                 self.t_off, self.pitch, self.vid)
 
-    def sound_off(self, voice: int = NO_ID, *, hop_seconds: float) -> None:
-        """Cut every note that started with voice id `voice` (`NO_ID`: every note without one),
-        held, pedal-held or releasing: each fades out over `CUT_SECONDS`, from this hop on."""
-        for slot in range(1, self.size):
-            if self.active[slot] and self.owner[slot] == voice:
-                self._cut(slot, hop_seconds)
-
-    def sound_off_all(self, *, hop_seconds: float) -> None:
-        """Cut every note whatever its id, held, pedal-held or releasing, and the drone's release
-        tail (a drone still held plays on: `drone` says whether it sounds), as `sound_off` cuts."""
+    def sound_off(self, voice: int = NO_ID, *, hop_seconds: float, every: bool = False) -> None:
+        """Cut every note that started with voice id `voice` (`NO_ID`: every note without one), or
+        with `every` every note whatever its id and the drone's release tail (a drone still held
+        plays on: `drone` says whether it sounds); held, pedal-held or releasing, each fades out
+        over `CUT_SECONDS`, from this hop on."""
         for slot in range(self.size):
-            if self.active[slot] and (slot != DRONE or self.t_off[slot] >= 0):
+            if slot == DRONE:
+                cut = every and self.t_off[slot] >= 0
+            else:
+                cut = every or self.owner[slot] == voice
+            if cut and self.active[slot]:
                 self._cut(slot, hop_seconds)
 
     def _cut(self, slot: int, hop_seconds: float) -> None:
