@@ -39,6 +39,25 @@ def test_render_writes_the_same_samples_twice_and_another_seed_differs(tmp_path)
     assert np.abs(outs[0]).max() > 1e-3 and np.abs(outs[0]).max() <= 10 ** (-0.3 / 20)
 
 
+def test_a_16_bit_render_is_dithered_and_renders_again_the_same(tmp_path):
+    """--subtype PCM_16 adds TPDF dither (+-1 LSB triangular) before rounding, seeded by the
+    render's seed: the file is the same each time, and its error from the float render is
+    noise of about half an LSB, not rounding's signal-following error."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"t": 0.05, "type": "note_on", "pitch": 62, "velocity": 90}\n'
+                      '{"t": 0.4, "type": "note_off", "pitch": 62}\n')
+    for name, subtype in (("float", "FLOAT"), ("a", "PCM_16"), ("b", "PCM_16")):
+        result = render(str(events), "-o", str(tmp_path / f"{name}.wav"), "--seconds", "0.6", "--model", "random",
+                        "--subtype", subtype)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    y, _ = sf.read(tmp_path / "float.wav", dtype="float64")
+    ints, _ = sf.read(tmp_path / "a.wav", dtype="int16")
+    error = ints - y * 32768
+    assert np.abs(error).max() <= 1.5
+    assert 0.4 < np.std(error) < 0.6, np.std(error)  # rounding alone: 0.29 at most
+
+
 def test_a_render_that_stops_on_a_sounding_chord_ends_without_a_click(tmp_path):
     """The drone and a chord still sound when the file ends: its last samples fade to silence as
     a stopped performance does, so no step larger than the take's own sample-to-sample changes."""

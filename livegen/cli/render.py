@@ -43,7 +43,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "a bend, slide or glide is heard half a synthesis window (~21 ms) sooner, at some "
                              "cost on sharp transients; committed: ~16 ms sooner (docs/glide.md)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
-    parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
+    parser.add_argument("--subtype", default="FLOAT",
+                        help="WAV sample format (FLOAT, PCM_24, PCM_16; PCM_16 is written with TPDF dither, seeded by --seed)")
     parser.add_argument("--input", metavar="FILE",
                         help="audio file that plays a voice of the model (its pitch, loudness and timbre; the "
                              "input_* parameters set how); the drone is off unless the events turn it on")
@@ -62,12 +63,12 @@ def run(args) -> int:
     import sys
     import warnings
 
-    import soundfile as sf
     import torch
 
     from livegen.server import factory
     from livegen.continuation.render import continuation_options
     from livegen.data.files import check_audio_output, check_not_an_input, check_output_file
+    from livegen.data.pcm import write_audio
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
     from livegen.engine.input import with_input_defaults
@@ -141,7 +142,7 @@ def run(args) -> int:
     faded = ends_with_fade(header, events)
     if faded:  # end as a stopped performance does, not on a click
         fade_end(y, engine.chain.fade_samples)
-    sf.write(args.output, y, samplerate, subtype=args.subtype)
+    write_audio(args.output, y, samplerate, subtype=args.subtype, seed=seed)  # 16-bit: dithered, the same each time
     if args.log:
         write_events(args.log, applied, header=render_header(engine, loaded, samplerate=samplerate, seconds=seconds,
                                                                   faded=faded))
