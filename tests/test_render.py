@@ -242,6 +242,8 @@ def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     ("negative seed", ["--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
     ("negative look-ahead", ["--lookahead", "-1"], ["--lookahead", "-1", "0..16"]),
     ("huge look-ahead", ["--lookahead", "9" * 30], ["--lookahead", "9" * 30, "0..16"]),
+    ("centre read without look-ahead", ["--read", "centre", "--lookahead", "0"],
+     ["--read centre", "--lookahead 0", "--lookahead 1 or more", "--read committed"]),
     ("temperature below 0", ["--temperature", "-1"], ["--temperature", "-1", "0..1.5"]),
     ("temperature of a spectral model", ["--temperature", "0.5"], ["--temperature", "needs a continuation model"]),
 ])
@@ -276,6 +278,8 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
     ('{"type": "header", "lookahead": -1}', ["log.jsonl:1", "'lookahead'", "-1", "0..16"]),
     ('{"type": "header", "lookahead": 17}', ["log.jsonl:1", "'lookahead'", "17", "0..16"]),
+    ('{"type": "header", "model": "random", "lookahead": 0, "read": "centre"}',
+     ["the log header's read centre", "the log header's lookahead 0", "--lookahead 1 or more"]),
     ('{"type": "header", "model": "random", "samplerate": 4000}', ["the log header's samplerate 4000", "8000..192000"]),
     ('{"type": "header", "model": "random", "samplerate": 10000000}', ["the log header's samplerate 10000000"]),
     ('{"type": "header", "start_sample": 0, "wav": "takes/a.wav"}', ["log.jsonl:1", "'wav'", "takes/a.wav"]),

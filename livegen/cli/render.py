@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import LOOKAHEAD_MAX, ranged, seed_type
+from livegen.errors import LOOKAHEAD_MAX, ParameterError, ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
 SEEDS = seed_type("the noise and drift seed")
 LOOKAHEADS = ranged(int, 0, LOOKAHEAD_MAX, hint="inverter look-ahead frames")
 """What `--lookahead` takes (`render`, `play`, `resynth`): what the streaming inverter keeps."""
+
+
+def check_read(read, lookahead, *, read_from: str = "--read", lookahead_from: str = "--lookahead") -> None:
+    """A centre read with no look-ahead frame, refused with the options' names before a model
+    loads (`render`, `play`): the inverter would refuse it only once the engine is built."""
+    if read == "centre" and lookahead == 0:
+        raise ParameterError(f"{read_from} centre with {lookahead_from} 0: a centre read reads the look-ahead frame, "
+                             "and there is none; give --lookahead 1 or more, or --read committed (no look-ahead "
+                             "needed)")
 
 
 def add_continuation_arguments(parser) -> None:
@@ -72,7 +81,6 @@ def run(args) -> int:
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
     from livegen.engine.input import with_input_defaults
-    from livegen.errors import ParameterError
     from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, ends_with_fade, fade_end,
                                         input_feed, render_header, render_log, render_plan)
     from livegen.session.replay import trim_to_recording
@@ -82,6 +90,7 @@ def run(args) -> int:
 
     if args.events is None and not args.input:
         raise ParameterError("give an event file or session log, or an input file (--input FILE)")
+    check_read(args.read, args.lookahead)
     check_audio_output(args.output, "-o", subtype=args.subtype)  # before the render, not after it
     if args.log:
         check_output_file(args.log, "--log", example="out.jsonl")
@@ -109,6 +118,9 @@ def run(args) -> int:
     events = with_input_defaults(events) if args.input else events
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(
         args, header, events, note=lambda text: print(f"livegen render: {text}", file=sys.stderr))
+    read = args.read or header.get("read", "window")
+    check_read(read, lookahead, read_from="--read" if args.read else "the log header's read",
+               lookahead_from="--lookahead" if args.lookahead is not None else "the log header's lookahead")
     torch.set_num_threads(1)
     loaded = factory.load(model_path, device=pick_device(args.device), **options)
     check_weights(header, loaded.name)
@@ -119,7 +131,6 @@ def run(args) -> int:
                       log_path=args.events)
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
-    read = args.read or header.get("read", "window")
     engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed, read=read)
     check_events(events, engine.params, origin=args.events)
     models = {logged_model: loaded}
