@@ -11,7 +11,7 @@ import argparse
 
 from livegen.app.options import AHEAD_PERIODS, latency_option
 from livegen.audio.realtime import REALTIME_PRIORITY
-from livegen.cli.render import LOOKAHEADS, SAMPLERATES, SEEDS, add_continuation_arguments
+from livegen.cli.render import LOOKAHEADS, SAMPLERATES, SEEDS, add_continuation_arguments, check_read
 from livegen.control.midi import check_midi_options
 from livegen.control.setup import add_control_arguments
 from livegen.errors import ParameterError, ranged
@@ -98,6 +98,7 @@ def _rebuild_argv(args) -> list[str]:
 
 def run(args) -> int:
     check_midi_options(args)  # a wrong MIDI option is said before a sound server starts
+    check_read(args.read, args.lookahead)
     check_session_options(args)
     if args.temperature is not None:  # a spectral model has no temperature: say so instead of ignoring it
         from livegen.tui.model_info import read_model_info

@@ -5,13 +5,22 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import LOOKAHEAD_MAX, ranged, seed_type
+from livegen.errors import LOOKAHEAD_MAX, ParameterError, ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
 SEEDS = seed_type("the noise and drift seed")
 LOOKAHEADS = ranged(int, 0, LOOKAHEAD_MAX, hint="inverter look-ahead frames")
 """What `--lookahead` takes (`render`, `play`, `resynth`): what the streaming inverter keeps."""
+
+
+def check_read(read, lookahead, *, read_from: str = "--read", lookahead_from: str = "--lookahead") -> None:
+    """A centre read with no look-ahead frame, refused with the options' names before a model
+    loads (`render`, `play`): the inverter would refuse it only once the engine is built."""
+    if read == "centre" and lookahead == 0:
+        raise ParameterError(f"{read_from} centre with {lookahead_from} 0: a centre read reads the look-ahead frame, "
+                             "and there is none; give --lookahead 1 or more, or --read committed (no look-ahead "
+                             "needed)")
 
 
 def add_continuation_arguments(parser) -> None:
@@ -43,7 +52,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "a bend, slide or glide is heard half a synthesis window (~21 ms) sooner, at some "
                              "cost on sharp transients; committed: ~16 ms sooner (docs/glide.md)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
-    parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
+    parser.add_argument("--subtype", default="FLOAT",
+                        help="WAV sample format (FLOAT, PCM_24, PCM_16; PCM_16 is written with TPDF dither, seeded by --seed)")
     parser.add_argument("--input", metavar="FILE",
                         help="audio file that plays a voice of the model (its pitch, loudness and timbre; the "
                              "input_* parameters set how); the drone is off unless the events turn it on")
@@ -65,17 +75,16 @@ def run(args) -> int:
     import sys
     import warnings
 
-    import soundfile as sf
     import torch
 
     from livegen.server import factory
     from livegen.continuation.render import continuation_options
     from livegen.data.files import check_audio_output, check_not_an_input, check_output_file
+    from livegen.data.pcm import write_audio
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
     from livegen.engine.events import Event
     from livegen.engine.input import SOUND_CHECK_SOURCE, sound_check, with_input_defaults
-    from livegen.errors import ParameterError
     from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, ends_with_fade, fade_end,
                                         input_feed, render_header, render_log, render_plan)
     from livegen.session.replay import trim_to_recording
@@ -87,6 +96,7 @@ def run(args) -> int:
         raise ParameterError("give an event file or session log, or an input file (--input FILE)")
     if args.soundcheck and not args.input:
         raise ParameterError("--soundcheck listens to the --input file: give --input FILE with it")
+    check_read(args.read, args.lookahead)
     check_audio_output(args.output, "-o", subtype=args.subtype)  # before the render, not after it
     if args.log:
         check_output_file(args.log, "--log", example="out.jsonl")
@@ -114,6 +124,9 @@ def run(args) -> int:
     events = with_input_defaults(events) if args.input else events
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(
         args, header, events, note=lambda text: print(f"livegen render: {text}", file=sys.stderr))
+    read = args.read or header.get("read", "window")
+    check_read(read, lookahead, read_from="--read" if args.read else "the log header's read",
+               lookahead_from="--lookahead" if args.lookahead is not None else "the log header's lookahead")
     torch.set_num_threads(1)
     loaded = factory.load(model_path, device=pick_device(args.device), **options)
     check_weights(header, loaded.name)
@@ -134,7 +147,6 @@ def run(args) -> int:
             raise ParameterError(f"--soundcheck: {args.input}: {exc}") from None
         events = [Event("param", t=0.0, name="input_gain", value=checked.gain_db, source=SOUND_CHECK_SOURCE), *events]
         print(f"livegen render: sound check: {checked.describe()}", file=sys.stderr)
-    read = args.read or header.get("read", "window")
     engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed, read=read)
     check_events(events, engine.params, origin=args.events)
     models = {logged_model: loaded}
@@ -157,7 +169,7 @@ def run(args) -> int:
     faded = ends_with_fade(header, events)
     if faded:  # end as a stopped performance does, not on a click
         fade_end(y, engine.chain.fade_samples)
-    sf.write(args.output, y, samplerate, subtype=args.subtype)
+    write_audio(args.output, y, samplerate, subtype=args.subtype, seed=seed)  # 16-bit: dithered, the same each time
     if args.log:
         write_events(args.log, applied, header=render_header(engine, loaded, samplerate=samplerate, seconds=seconds,
                                                                   faded=faded))
