@@ -95,6 +95,11 @@ and a hop's work per push); here, not in `livegen.dsp`, so that the CLI bounds `
 without importing numba."""
 
 
+SECONDS_MIN = 0.01
+"""The shortest `render --seconds` and `play --duration`: about two hops of the bundled models
+(a shorter render would be silence or empty), here so that the CLI bounds it at parsing."""
+
+
 def seed_type(hint: str = "the random seed"):
     """The argparse `type` of every `--seed`: an integer in 0..SEED_MAX."""
     return ranged(int, 0, SEED_MAX, hint=hint)

@@ -51,7 +51,8 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
 
 @pytest.mark.parametrize("extra, named", [
     (["--duration", "nan"], ["--duration", "nan", "finite"]),
-    (["--duration", "-1"], ["--duration", "-1", "> 0"]),
+    (["--duration", "-1"], ["--duration", "-1", ">= 0.01"]),
+    (["--duration", "1e-300"], ["--duration", "1e-300", ">= 0.01"]),
     (["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
     (["--blocksize", "-5"], ["--blocksize", "-5"]),
     (["--latency", "bogus"], ["--latency", "'bogus'", "low, high or seconds"]),

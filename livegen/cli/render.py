@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import LOOKAHEAD_MAX, ParameterError, ranged, seed_type
+from livegen.errors import LOOKAHEAD_MAX, SECONDS_MIN, ParameterError, ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
 SEEDS = seed_type("the noise and drift seed")
 LOOKAHEADS = ranged(int, 0, LOOKAHEAD_MAX, hint="inverter look-ahead frames")
 """What `--lookahead` takes (`render`, `play`, `resynth`): what the streaming inverter keeps."""
+LENGTHS = ranged(float, SECONDS_MIN, hint="seconds")
+"""What `render --seconds` and `play --duration` take."""
 
 
 def check_read(read, lookahead, *, read_from: str = "--read", lookahead_from: str = "--lookahead") -> None:
@@ -44,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, help="output WAV file")
     parser.add_argument("--model", help="model directory, or 'random' (default: the log header's, else models/default)")
     parser.add_argument("--samplerate", type=SAMPLERATES, help="output sample rate (default: the log header's, else 48000)")
-    parser.add_argument("--seconds", type=ranged(float, above=0), help="length (default: last event + 2 s)")
+    parser.add_argument("--seconds", type=LENGTHS, help=f"length, at least {SECONDS_MIN:g} s (default: last event + 2 s)")
     parser.add_argument("--seed", type=SEEDS, help="noise and drift seed (default: the log header's, else 0)")
     parser.add_argument("--lookahead", type=LOOKAHEADS, help="inverter look-ahead frames (default: the inverter's)")
     parser.add_argument("--read", default=None, choices=("window", "centre", "committed"),
