@@ -499,6 +499,8 @@ class LivegenApp(App):
         sets `input_gain` for it; it answers with the gain, or `/livegen/error` saying why not."""
         self.link.send(PREFIX + "input/soundcheck", SOUND_CHECK_SECONDS)
         self.status_line.osc_last = PREFIX + "input/soundcheck"
+        if "input_level_db" not in self.status:  # no audio input: the engine's answer says so
+            return
         self.show_message(f"sound check: play as loud as you will on stage for {SOUND_CHECK_SECONDS:g} s…",
                           SOUND_CHECK_SECONDS)
 
