@@ -24,6 +24,8 @@ class DeviceError(LivegenError):
 NOT_CONTINUATION = ("/livegen/seed: the model playing is not a continuation model; load one first "
                     "(/livegen/model models/continuation)")
 """What a seed sent to a model that takes none is told (by every control target alike)."""
+NO_INPUT = "no audio input to check; start play with --input-device NAME"
+"""What a sound check asked of an engine with no audio input is told (by every control target alike)."""
 
 
 def finite_number(value) -> bool:

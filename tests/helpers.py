@@ -27,7 +27,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from livegen.control.osc import OscServer, listening_port
 from livegen.control.oscwire import parse_packet
 from livegen.engine.events import Event
-from livegen.errors import NOT_CONTINUATION
+from livegen.errors import NO_INPUT, NOT_CONTINUATION
 from livegen.tui.app import LivegenApp
 from livegen.tui.model_info import ModelInfo
 from livegen.tui.osc import OscLink
@@ -471,6 +471,9 @@ class SteppedEngine:
             return
         # read and analysed on a worker thread, then posted; `done` names the file or what was wrong
         self.engine.submit(Event("seed", source=source, extra={"path": path}), done, what=f"/livegen/seed {path}: ")
+
+    def sound_check(self, seconds: float, done) -> None:
+        done(False, NO_INPUT)
 
 
 @contextlib.contextmanager

@@ -59,6 +59,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--input", metavar="FILE",
                         help="audio file that plays a voice of the model (its pitch, loudness and timbre; the "
                              "input_* parameters set how); the drone is off unless the events turn it on")
+    parser.add_argument("--soundcheck", action="store_true",
+                        help="with --input: set input_gain as a live sound check would over the file (its loud playing "
+                             "at the level a velocity-100 note plays at) before the first hop; logged with --log")
     parser.add_argument("--log", metavar="LOG",
                         help="also write the applied events and a header naming the model and the input (file and "
                              "sha256), so that `livegen render LOG` renders the same samples")
@@ -82,7 +85,8 @@ def run(args) -> int:
     from livegen.data.pcm import write_audio
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
-    from livegen.engine.input import with_input_defaults
+    from livegen.engine.events import Event
+    from livegen.engine.input import SOUND_CHECK_SOURCE, sound_check, with_input_defaults
     from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, ends_with_fade, fade_end,
                                         input_feed, render_header, render_log, render_plan)
     from livegen.session.replay import trim_to_recording
@@ -92,6 +96,8 @@ def run(args) -> int:
 
     if args.events is None and not args.input:
         raise ParameterError("give an event file or session log, or an input file (--input FILE)")
+    if args.soundcheck and not args.input:
+        raise ParameterError("--soundcheck listens to the --input file: give --input FILE with it")
     check_read(args.read, args.lookahead)
     check_audio_output(args.output, "-o", subtype=args.subtype)  # before the render, not after it
     if args.log:
@@ -133,6 +139,16 @@ def run(args) -> int:
                       log_path=args.events)
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
+    if args.soundcheck:
+        if "start_sample" in header:
+            raise ParameterError(f"{args.events}: a session log plays the input_gain it was played with; --soundcheck "
+                                 "is for a render from an input file and an event file (or none)")
+        try:
+            checked = sound_check(feed.samples, samplerate=feed.samplerate, hop=loaded.config.hop)
+        except ParameterError as exc:
+            raise ParameterError(f"--soundcheck: {args.input}: {exc}") from None
+        events = [Event("param", t=0.0, name="input_gain", value=checked.gain_db, source=SOUND_CHECK_SOURCE), *events]
+        print(f"livegen render: sound check: {checked.describe()}", file=sys.stderr)
     engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed, read=read)
     check_events(events, engine.params, origin=args.events)
     models = {logged_model: loaded}
