@@ -2,7 +2,7 @@
 
 `livegen play --input-device system` on a dummy JACK server: the port appears unconnected, a
 sine played into it moves the output's pitch (220 Hz, then 330 Hz), `/livegen/input/<setting>`
-reaches the input's parameters, and the take re-renders from its log bit for bit (its input
+reaches the input's parameters, a sound check sets `input_gain` for the sine's level, and the take re-renders from its log bit for bit (its input
 file beside it). A missing input device is a message and exit code 2.
 """
 
@@ -87,6 +87,10 @@ def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live
         assert play.get_when("input_gain", 3.0, 20) == pytest.approx(3.0)
         error = play.ask("/livegen/input/nosuch", 1.0, want="/livegen/error")
         assert error is not None and "no input setting 'nosuch'" in error[0] and "gain" in error[0], error
+        # A sound check: the 0.3 sine (-13.5 dBFS RMS) is brought to the -20 dBFS reference.
+        checked = play.ask("/livegen/input/soundcheck", 1.0, timeout=30)
+        assert checked is not None and checked[0].startswith("input_gain -6.5 dB"), (checked, play.log)
+        assert play.get_when("input_gain", -6.5, 20) == pytest.approx(-6.5)
 
         for freq in (220.0, 330.0):
             voice.freq = freq

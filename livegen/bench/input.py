@@ -348,6 +348,9 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter the clips are rendered with (e.g. input_dynamics=1); repeatable "
                              "(default: the defaults)")
+    parser.add_argument("--soundcheck", action="store_true",
+                        help="render each clip with `--soundcheck` (input_gain set from the clip, as a performer's "
+                             "sound check would) instead of input_gain 0")
     parser.add_argument("--soundfont", default=FLUID_R3,
                         help="SoundFont the melodies are played with (default FluidR3, whose notes the default "
                              "model trained on; e.g. /usr/share/sounds/sf2/TimGM6mb.sf2, or MuseScore_General for "
@@ -374,17 +377,18 @@ def main(argv=None) -> int:
         raise ParameterError(f"--soundfont {args.soundfont}: no such file (Debian: fluid-soundfont-gm, "
                              "timgm6mb-soundfont, musescore-general-soundfont)")
     print(f"model: {loaded.name}; melodies on {Path(args.soundfont).name}; output {SR} Hz; pad at its centre, "
-          f"{'settings ' + ', '.join(args.set) if args.set else 'default settings'}; "
+          f"{'settings ' + ', '.join(args.set) if args.set else 'default settings'}"
+          f"{', input_gain from a sound check of each clip' if args.soundcheck else ''}; "
           f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
     clips = {} if args.no_clips else {
         **{name: (lambda p, program=program: make_melody(p, program=program, soundfont=args.soundfont))
            for name, program in args.melodies},
         "sung": lambda p: make_espeak(p, sung=True), "speech": lambda p: make_espeak(p, sung=False)}
-    extra = ()
+    extra = ("--soundcheck",) if args.soundcheck else ()
     if settings:
         write_events(out / "settings.jsonl", settings)
-        extra = (str(out / "settings.jsonl"),)
+        extra = (str(out / "settings.jsonl"), *extra)
     if clips:
         print("\nfollowing an input, on `livegen render --input` audio (targets: pitch >= 95 %, gaps >= 30 dB, "
               "timbre >= 3 dB)")

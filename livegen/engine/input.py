@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numba
 import numpy as np
@@ -174,9 +174,12 @@ def feed_from_header(fields: dict, *, model_rate: int, log_path=None) -> FileFee
     return FileFeed(path, model_rate=model_rate, sha256=fields.get("sha256"), offset=int(fields.get("offset", 0)))
 
 
+_GAIN_RANGE = (-24.0, 36.0)
+
+
 def input_param_specs() -> list[ParamSpec]:
     return [
-        ParamSpec("input_gain", -24.0, 36.0, 0.0, "dB", 0.02, description="gain of the audio input before analysis"),
+        ParamSpec("input_gain", *_GAIN_RANGE, 0.0, "dB", 0.02, description="gain of the audio input before analysis"),
         ParamSpec("input_level", 0.0, 1.0, 1.0, "", 0.02, description="level of the input's voice (0 mutes it)"),
         ParamSpec("input_pitch", 0, 1, 1, "", 0.0, integer=True,
                   description="the voice follows the input's pitch (1) or plays input_note (0)"),
@@ -196,6 +199,70 @@ def input_param_specs() -> list[ParamSpec]:
         ParamSpec("input_breath", -24.0, 24.0, 0.0, "dB", 0.02,
                   description="level of the noise the unvoiced input (breath, consonants) plays"),
     ]
+
+
+SOUND_CHECK_PERCENTILE = 95.0
+SOUND_CHECK_SPREAD_DB = 40.0
+SOUND_CHECK_QUIET_DB = -80.0
+SOUND_CHECK_MIN_SECONDS = 0.25
+SOUND_CHECK_SOURCE = "soundcheck"
+"""A sound check reads the level of the hops within `SOUND_CHECK_SPREAD_DB` of the loudest (what
+was played, not the silence or the noise floor between), needs `SOUND_CHECK_MIN_SECONDS` of
+them over `SOUND_CHECK_QUIET_DB`, and takes their `SOUND_CHECK_PERCENTILE`th percentile as the
+loud playing. The `input_gain` it sets comes from `SOUND_CHECK_SOURCE` (not the asker's), so
+every subscriber, the asker too, hears it."""
+
+
+class SoundCheck(NamedTuple):
+    gain_db: float
+    """The `input_gain` that brings the loud playing to `LOUDNESS_REF_DB` (0.5 dB steps, in range)."""
+    loud_db: float
+    """The loud playing's level with no gain (RMS dBFS over the tracker's window)."""
+    playing_seconds: float
+    clamped: bool
+    """The gain wanted lay outside `input_gain`'s range: the input is too quiet or too loud."""
+
+    def describe(self) -> str:
+        text = (f"input_gain {self.gain_db:+.1f} dB: the loud playing ({self.loud_db:.1f} dBFS over "
+                f"{self.playing_seconds:.1f} s of playing) now sits at {LOUDNESS_REF_DB:g} dBFS, where the model "
+                "plays a velocity-100 note")
+        if self.clamped:
+            text += (f" (clamped to the gain's range: the input is too {'quiet' if self.gain_db > 0 else 'loud'}; "
+                     f"{'raise' if self.gain_db > 0 else 'lower'} the interface's gain)")
+        return text
+
+
+def sound_check(samples: np.ndarray, *, samplerate: int, hop: int) -> SoundCheck:
+    """The `input_gain` that makes the input's own loud playing play the model at full velocity.
+
+    A performer's input level depends on the microphone and the interface's gain; the voice's
+    loudness and dynamics read it against a fixed reference (`LOUDNESS_REF_DB`). Played the same
+    way in a live sound check (`/livegen/input/soundcheck`) and offline (`livegen render
+    --soundcheck`), over the raw samples at the model's rate, levelled by the same tracker the
+    input's voice uses. Raises `ParameterError` when too little was played to judge.
+    """
+    x = np.nan_to_num(np.asarray(samples, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    count = len(x) // hop
+    tracker = PitchTracker(samplerate=samplerate)
+    levels = np.empty(count)
+    for i in range(count):
+        tracker.push(x[i * hop:(i + 1) * hop], pitch=False)
+        levels[i] = tracker.level_db
+    heard = count * hop / samplerate
+    loudest = float(levels.max()) if count else FLOOR_DB
+    if loudest < SOUND_CHECK_QUIET_DB:
+        raise ParameterError(f"the input stayed under {SOUND_CHECK_QUIET_DB:g} dBFS for {heard:.1f} s "
+                             "(nothing played, or nothing connected): check the input's connection and play")
+    playing = levels[levels >= max(loudest - SOUND_CHECK_SPREAD_DB, SOUND_CHECK_QUIET_DB)]
+    playing_seconds = len(playing) * hop / samplerate
+    if playing_seconds < SOUND_CHECK_MIN_SECONDS:
+        raise ParameterError(f"only {playing_seconds:.2f} s of {heard:.1f} s was played: play "
+                             f"for at least {SOUND_CHECK_MIN_SECONDS:g} s, as loud as you will on stage")
+    loud_db = float(np.percentile(playing, SOUND_CHECK_PERCENTILE))
+    low, high = _GAIN_RANGE
+    wanted = round(2.0 * (LOUDNESS_REF_DB - loud_db)) / 2.0
+    gain = min(max(wanted, low), high)
+    return SoundCheck(float(gain), round(loud_db, 2), round(playing_seconds, 3), gain != wanted)
 
 
 class InputSource(Source):
