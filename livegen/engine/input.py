@@ -33,7 +33,6 @@ from livegen.dsp.kernels import rfft_into
 from livegen.dsp.stft import add_bin_energy, frame_mean_square
 from livegen.dsp.tracker import FLOOR_DB, HOP_DB, LEVEL_DB, PERIODICITY, SHORT_DB, F0, PitchTracker, push_levels
 from livegen.engine.events import Event
-from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
 from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
 from livegen.engine.voices import ar_noise_step
@@ -312,6 +311,7 @@ class InputSource(Source):
         self._hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft))
         self._rows = np.zeros((ENCODE_FRAMES, self._encoder.features), np.float32)
         self._row_count = 0
+        self._taken = False
         self._z_in = np.zeros(cfg.latent_dim)
         self._z_in_target = np.zeros(cfg.latent_dim)
         self._z = np.zeros(cfg.latent_dim)
@@ -340,7 +340,7 @@ class InputSource(Source):
         self._rates = np.array([1.0 - math.exp(-dt / tau) for tau in taus])
         self._timbre_rate = 1.0 - math.exp(-dt / TIMBRE_SECONDS)
         params = context.params
-        self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
+        self._latent = context.latent_point(self._plane)
         self._index = np.array([params.index[name] for name in _FOLLOW_PARAMS], dtype=np.int64)
         self._gate_index = params.index["input_gate_db"]
         self._timbre_index = params.index["input_timbre"]
@@ -374,8 +374,9 @@ class InputSource(Source):
         if st[_VOICED] and values[self._timbre_index] > 0.0:
             phase = self._hops % ENCODE_EVERY
             if phase == 0:
-                self._encode_frame()
+                self._take_frame()
             elif phase == ENCODE_EVERY // 2 and self._row_count:
+                self._encode_taken()
                 n = min(self._row_count, ENCODE_FRAMES)
                 self._z_in_target[:] = self._encoder.head(self._rows[:n], st[_FOLLOWED], LEVEL_REF_VELOCITY)
                 if not self._have_timbre:
@@ -400,13 +401,22 @@ class InputSource(Source):
             hop.onsets += 1
             self.onsets += 1
 
-    def _encode_frame(self) -> None:
+    def _take_frame(self) -> None:
+        """The input's log-magnitude frame now; its encoder row waits for `_encode_taken`."""
+        self._encode_taken()
         np.multiply(self.tracker.recent(self.n_fft), self._hann, out=self._windowed)
         rfft_into(self._windowed, self._spectrum)
         _log_abs(self._spectrum, self._logmag, self.n_fft, self._target_rms)
-        slot = self._row_count % ENCODE_FRAMES
-        self._encoder.frame(self._logmag, self._rows[slot])
         self._row_count += 1
+        self._taken = True
+
+    def _encode_taken(self) -> None:
+        """The taken frame's encoder row, just before the head reads the rows: the encoder's two
+        networks (weights larger than the cache, read from memory each time) then run in the same
+        hop, and the decoder and inverter lose their cache to them once a cycle rather than twice."""
+        if self._taken:
+            self._encoder.frame(self._logmag, self._rows[(self._row_count - 1) % ENCODE_FRAMES])
+            self._taken = False
 
     def _plane_xy(self, z) -> tuple[float, float]:
         """The pad's point of `z` (for the status, off the audio path: it allocates)."""
