@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import re
+import time
 
 import numpy as np
 
@@ -46,6 +47,81 @@ def port_latency(jack, port, mode: int) -> int:
     found = _LatencyRange()
     function(int(jack._ffi.cast("uintptr_t", port._ptr)), mode, ctypes.byref(found))
     return int(found.max)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+@functools.cache
+def _thread_calls(libname: str):
+    """libjack's `jack_client_thread_id` (JACK-Client has no call for it) and glibc's
+    `pthread_timedjoin_np`; ctypes releases the interpreter lock around both."""
+    thread_id = ctypes.CDLL(libname).jack_client_thread_id
+    thread_id.argtypes = (ctypes.c_void_p,)
+    thread_id.restype = ctypes.c_ulong
+    join = ctypes.CDLL(None).pthread_timedjoin_np
+    join.argtypes = (ctypes.c_ulong, ctypes.c_void_p, ctypes.POINTER(_Timespec))
+    join.restype = ctypes.c_int
+    return thread_id, join
+
+
+class ProcessCallback:
+    """`callback(frames)` as `client`'s process callback, and a `deactivate` that never cancels
+    the process thread while it runs Python.
+
+    JACK 2's `jack_deactivate` ends the process thread with an asynchronous `pthread_cancel`; when
+    that lands inside the Python callback, the thread dies holding the interpreter lock and the
+    deactivating thread waits for the lock for ever (a hang at stop). Here `deactivate` has the
+    next callback raise `CallbackExit` instead: libjack then finishes the cycle (a synchronous
+    server is not kept waiting), deactivates the client from the process thread and ends that
+    thread with `pthread_exit`, in C; `deactivate` joins it. Every JACK client with a Python
+    process callback (tests' and benches' too) is activated and deactivated through this.
+    """
+
+    JOIN_TIMEOUT = 10.0
+    """Seconds `deactivate` waits for a callback to end the thread; without one (no cycles: a
+    stalled server) it falls back to `jack_deactivate`, as before."""
+
+    def __init__(self, client, callback):
+        import jack  # JACK-Client: only where a JACK client runs
+
+        self.client = client
+        self._exit = jack.CallbackExit
+        self._ffi = jack._ffi
+        self._libname = jack._libname
+        self._callback = callback
+        self._stopping = False
+        self._active = False
+        client.set_process_callback(self._process)
+
+    def _process(self, frames: int) -> None:
+        if self._stopping:
+            raise self._exit  # libjack ends this thread itself, outside Python
+        self._callback(frames)
+
+    def activate(self) -> None:
+        self._stopping = False
+        self.client.activate()
+        self._active = True
+
+    def deactivate(self, timeout: float | None = None) -> bool:
+        """Deactivate the client; True when its process thread ended itself (joined here)."""
+        if not self._active:
+            return False
+        self._active = False
+        thread_id, join = _thread_calls(self._libname)
+        thread = thread_id(int(self._ffi.cast("uintptr_t", self.client._ptr)))
+        self._stopping = True
+        ended = False
+        if thread:
+            wait = self.JOIN_TIMEOUT if timeout is None else timeout
+            at = time.clock_gettime(time.CLOCK_REALTIME) + wait
+            deadline = _Timespec(int(at), int((at % 1) * 1e9))
+            ended = join(thread, None, ctypes.byref(deadline)) == 0
+        if not ended:
+            self.client.deactivate()  # no cycle came: the thread waits in libjack, not in Python
+        return ended
 
 
 class CallbackStatus:
@@ -108,7 +184,7 @@ class JackStream:
         self._started = False
         self._sources: list[str] = []
         self._latency = 0.0 if duplex_callback is None else (0.0, 0.0)
-        client.set_process_callback(self._process)
+        self._process_callback = ProcessCallback(client, self._process)
         client.set_xrun_callback(self._xrun)
         client.set_shutdown_callback(self._shutdown)
         client.set_blocksize_callback(self._blocksize)
@@ -171,7 +247,7 @@ class JackStream:
     def start(self) -> None:
         """Activate the client and connect the outputs to the device's playback ports."""
         client = self.client
-        client.activate()
+        self._process_callback.activate()
         self._started = True
         playback = client.get_ports(f"^{re.escape(self.device)}:", is_audio=True, is_input=True)
         if not playback:
@@ -200,7 +276,7 @@ class JackStream:
 
     def stop(self) -> None:
         if self.active:
-            self.client.deactivate()
+            self._process_callback.deactivate()
         self._started = False
 
     def close(self) -> None:
