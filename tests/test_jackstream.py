@@ -176,19 +176,29 @@ def test_another_sample_rate_than_the_jack_servers_is_a_clear_error(jack_server)
     assert f"runs at {jack_server.rate} Hz" in text and f"--samplerate {jack_server.rate}" in text
 
 
-def test_stopping_never_hangs_in_libjack_while_the_process_callback_runs_python(jack_server):
-    """jack_deactivate cancels the process thread; landing in Python that thread died holding the
-    interpreter lock and stop() waited for it for ever. The loop runs in a child, so a hang fails
-    the test at the deadline instead of hanging the run."""
-    cycles = 20
-    child = subprocess.Popen([sys.executable, "-c", STOP_LOOP, str(cycles), str(jack_server.rate),
-                              str(jack_server.period)], cwd=REPO, env=jack_server.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+def start_stop_loop(server, cycles: int = 20) -> None:
+    """STOP_LOOP in a child: a hang fails the test at a generous deadline instead of hanging the run."""
+    child = subprocess.Popen([sys.executable, "-c", STOP_LOOP, str(cycles), str(server.rate), str(server.period)],
+                             cwd=REPO, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = child.communicate(timeout=300)
     except subprocess.TimeoutExpired:
         child.kill()
         out, err = child.communicate()
         done = out.split()[-1] if out.split() else "0"
-        pytest.fail(f"start/stop hung after {done} of {cycles} cycles (a process thread cancelled in Python)")
+        pytest.fail(f"start/stop hung after {done} of {cycles} cycles")
     assert child.returncode == 0 and out.split()[-1:] == [str(cycles)], err[-2000:]
+
+
+def test_stopping_never_hangs_in_libjack_while_the_process_callback_runs_python(jack_server):
+    """jack_deactivate cancels the process thread; on an asynchronous server, which does not wait
+    for a late callback, that landed in Python: the thread died holding the interpreter lock and
+    stop() waited for it for ever."""
+    start_stop_loop(jack_server)
+
+
+def test_stopping_on_a_synchronous_server_does_not_stall_it(jack_server_sync):
+    """A process thread that ended itself at stop left a synchronous server waiting for the client
+    in its next cycle (up to ten client time-outs: 100 s here)."""
+    start_stop_loop(jack_server_sync)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import re
+import threading
 import time
 
 import numpy as np
@@ -67,21 +68,28 @@ def _thread_calls(libname: str):
 
 
 class ProcessCallback:
-    """`callback(frames)` as `client`'s process callback, and a `deactivate` that never cancels
-    the process thread while it runs Python.
+    """`callback(frames)` as `client`'s process callback, and a `deactivate` that never has libjack
+    cancel the process thread while it runs Python.
 
-    JACK 2's `jack_deactivate` ends the process thread with an asynchronous `pthread_cancel`; when
-    that lands inside the Python callback, the thread dies holding the interpreter lock and the
-    deactivating thread waits for the lock for ever (a hang at stop). Here `deactivate` has the
-    next callback raise `CallbackExit` instead: libjack then finishes the cycle (a synchronous
-    server is not kept waiting), deactivates the client from the process thread and ends that
-    thread with `pthread_exit`, in C; `deactivate` joins it. Every JACK client with a Python
-    process callback (tests' and benches' too) is activated and deactivated through this.
+    JACK 2's `jack_deactivate` ends the process thread with an asynchronous `pthread_cancel` once
+    the server has taken the client out of its graph; an asynchronous server (jackd's default) does
+    not wait for a late callback, so the cancel can land inside Python: the thread dies holding
+    the interpreter lock and the deactivating thread waits for the lock for ever (a hang at stop).
+    `deactivate` first parks the next callback (waiting, the lock free) and watches the server:
+    - its cycles go on (asynchronous): the callback raises `CallbackExit`; libjack deactivates the
+      client from the process thread and ends that thread with `pthread_exit`, in C; it is joined;
+    - they stop (`jackd --sync` waits for every client): the callback is let go and returns, and
+      `jack_deactivate` cancels the thread only after the server's last cycle with it, which
+      waited for the callback. Ending the thread itself there would stall that server: its next
+      cycle, begun before the deactivation, waits for the client up to ten client time-outs.
     """
 
     JOIN_TIMEOUT = 10.0
-    """Seconds `deactivate` waits for a callback to end the thread; without one (no cycles: a
-    stalled server) it falls back to `jack_deactivate`, as before."""
+    """Seconds `deactivate` waits for a callback to park and for the thread to end; with no
+    callback (no cycles: a stalled or gone server) it falls back to `jack_deactivate`."""
+    SYNC_WAIT = 0.25
+    """Seconds (plus four periods) a parked callback waits for the server's next cycle before the
+    server counts as synchronous: the cost of a stop on `jackd --sync`."""
 
     def __init__(self, client, callback):
         import jack  # JACK-Client: only where a JACK client runs
@@ -92,36 +100,61 @@ class ProcessCallback:
         self._libname = jack._libname
         self._callback = callback
         self._stopping = False
+        self._end_thread = False
+        self._parked = threading.Event()
+        self._release = threading.Event()
         self._active = False
         client.set_process_callback(self._process)
 
     def _process(self, frames: int) -> None:
         if self._stopping:
+            self._park()
+        else:
+            self._callback(frames)
+
+    def _park(self) -> None:
+        if not self._release.is_set():
+            self._parked.set()
+            self._release.wait(self.JOIN_TIMEOUT)  # the interpreter lock free: a cancel lands in C
+        if self._end_thread:
             raise self._exit  # libjack ends this thread itself, outside Python
-        self._callback(frames)
 
     def activate(self) -> None:
-        self._stopping = False
+        self._stopping = self._end_thread = False
+        self._parked.clear()
+        self._release.clear()
         self.client.activate()
         self._active = True
+
+    def _server_waits(self) -> bool:
+        """True when the server's cycles stand still while the callback is parked."""
+        client = self.client
+        start = client.last_frame_time
+        period = client.blocksize / client.samplerate
+        deadline = time.monotonic() + self.SYNC_WAIT + 4 * period
+        while time.monotonic() < deadline:
+            if client.last_frame_time != start:
+                return False
+            time.sleep(period / 4)
+        return True
 
     def deactivate(self, timeout: float | None = None) -> bool:
         """Deactivate the client; True when its process thread ended itself (joined here)."""
         if not self._active:
             return False
         self._active = False
+        wait = self.JOIN_TIMEOUT if timeout is None else timeout
         thread_id, join = _thread_calls(self._libname)
         thread = thread_id(int(self._ffi.cast("uintptr_t", self.client._ptr)))
         self._stopping = True
-        ended = False
-        if thread:
-            wait = self.JOIN_TIMEOUT if timeout is None else timeout
+        if thread and self._parked.wait(wait) and not self._server_waits():
+            self._end_thread = True
+            self._release.set()
             at = time.clock_gettime(time.CLOCK_REALTIME) + wait
-            deadline = _Timespec(int(at), int((at % 1) * 1e9))
-            ended = join(thread, None, ctypes.byref(deadline)) == 0
-        if not ended:
-            self.client.deactivate()  # no cycle came: the thread waits in libjack, not in Python
-        return ended
+            return join(thread, None, ctypes.byref(_Timespec(int(at), int(at % 1 * 1e9)))) == 0
+        self._release.set()
+        self.client.deactivate()  # the callback returned, or none came: the thread waits in libjack
+        return False
 
 
 class CallbackStatus:
