@@ -91,7 +91,9 @@ class ProcessCallback:
     """Seconds (plus four periods) a parked callback waits for the server's next cycle before the
     server counts as synchronous: the cost of a stop on `jackd --sync`."""
 
-    def __init__(self, client, callback):
+    def __init__(self, client, callback, silence=None):
+        """`silence()` (optional) quiets the client's outputs before the callback parks: the server
+        goes on reading what the last cycle left in them meanwhile."""
         import jack  # JACK-Client: only where a JACK client runs
 
         self.client = client
@@ -99,6 +101,7 @@ class ProcessCallback:
         self._ffi = jack._ffi
         self._libname = jack._libname
         self._callback = callback
+        self._silence = silence
         self._stopping = False
         self._end_thread = False
         self._parked = threading.Event()
@@ -114,6 +117,8 @@ class ProcessCallback:
 
     def _park(self) -> None:
         if not self._release.is_set():
+            if self._silence is not None:
+                self._silence()
             self._parked.set()
             self._release.wait(self.JOIN_TIMEOUT)  # the interpreter lock free: a cancel lands in C
         if self._end_thread:
@@ -217,7 +222,7 @@ class JackStream:
         self._started = False
         self._sources: list[str] = []
         self._latency = 0.0 if duplex_callback is None else (0.0, 0.0)
-        self._process_callback = ProcessCallback(client, self._process)
+        self._process_callback = ProcessCallback(client, self._process, self._quiet)
         client.set_xrun_callback(self._xrun)
         client.set_shutdown_callback(self._shutdown)
         client.set_blocksize_callback(self._blocksize)
@@ -247,6 +252,10 @@ class JackStream:
             self._callback(out, frames, None, status)
         for port, samples in zip(self._outports, columns):
             np.copyto(port.get_array(), samples)
+
+    def _quiet(self) -> None:
+        for port in self._outports:
+            port.get_array().fill(0.0)
 
     def _xrun(self, delayed_usecs: float) -> None:
         self.xruns += 1  # the next process callback tells the renderer (it counts underflows)
