@@ -70,7 +70,13 @@ def cents(a: float, b: float) -> float:
     return abs(1200 * math.log2(a / b))
 
 
-def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live_play, jack_server, tmp_path):
+def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live_play_sync, jack_server_sync,
+                                                                          tmp_path):
+    """Synchronous JACK: the sine's player and the output's capture are this test's own client
+    (Python, in a loaded process). Asynchronous JACK goes on without a late client, so play read
+    the sine's blocks repeated or missed (another pitch), and the capture read play's last block
+    again (a 256-frame block repeated reads as 48000 / 256 = 187.5 Hz)."""
+    live_play, jack_server = live_play_sync, jack_server_sync
     takes = tmp_path / "takes"
     play = live_play("--input-device", "system", "--record", str(takes), "--record-dir", str(takes))
     midi = jack_midi_out("inputctl")  # before the voice's client: its callback would wait for rtmidi's start
