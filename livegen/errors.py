@@ -24,6 +24,8 @@ class DeviceError(LivegenError):
 NOT_CONTINUATION = ("/livegen/seed: the model playing is not a continuation model; load one first "
                     "(/livegen/model models/continuation)")
 """What a seed sent to a model that takes none is told (by every control target alike)."""
+NO_INPUT = "no audio input to check; start play with --input-device NAME"
+"""What a sound check asked of an engine with no audio input is told (by every control target alike)."""
 
 
 def finite_number(value) -> bool:
@@ -91,6 +93,11 @@ LOOKAHEAD_MAX = 16
 """The most look-ahead frames the streaming inverter keeps uncommitted (each adds a hop of latency
 and a hop's work per push); here, not in `livegen.dsp`, so that the CLI bounds `--lookahead`
 without importing numba."""
+
+
+SECONDS_MIN = 0.01
+"""The shortest `render --seconds` and `play --duration`: about two hops of the bundled models
+(a shorter render would be silence or empty), here so that the CLI bounds it at parsing."""
 
 
 def seed_type(hint: str = "the random seed"):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from livegen.data.pcm import write_audio
 from livegen.errors import ranged, seed_type
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -73,7 +74,7 @@ def melodies(args) -> None:
         sub = out / ("take_a" if i % 2 else "take_b")
         sub.mkdir(parents=True, exist_ok=True)
         ext = ("wav", "flac", "ogg")[i % 3]
-        sf.write(sub / f"line_{i:02d}.{ext}", y, sr)
+        write_audio(sub / f"line_{i:02d}.{ext}", y, sr, seed=(args.seed, i))  # 16-bit WAV/FLAC: dithered
         meta.append({"file": f"{sub.name}/line_{i:02d}.{ext}", "notes": notes})
     (out.parent / f"{out.name}_notes.json").write_text(json.dumps({"scale_pitches": scale, "lines": meta}) + "\n")
     print(f"{args.files} lines x {args.seconds:g} s in {out}; pitches {scale}")
@@ -90,7 +91,7 @@ def notes(args) -> None:
         y = _render(synth, 1.0)
         synth.noteoff(0, p)
         y = np.concatenate([y, _render(synth, 0.3)])
-        sf.write(out / f"note_{p:03d}.wav", y, sr)
+        write_audio(out / f"note_{p:03d}.wav", y, sr, seed=p)
     print(f"notes {lo}-{hi} in {out}")
 
 
@@ -153,7 +154,7 @@ def grooves(args) -> None:
             k += 1
         y = y[:n]
         y *= 0.5 / max(float(np.abs(y).max()), 1e-6)
-        sf.write(out / f"groove_{args.seed:03d}_{i:02d}.flac", y, sr)
+        write_audio(out / f"groove_{args.seed:03d}_{i:02d}.flac", y, sr, seed=(args.seed, i))
     print(f"{args.files} grooves x {args.seconds:g} s from {kit.name} in {out}")
 
 

@@ -251,6 +251,18 @@ def live_play(jack_server, tmp_path):
     """Starts `livegen play --headless ARGS...` on the test's dummy JACK server and returns a
     `LivePlay` handle once it answers `/livegen/status`; every play started is stopped after
     the test. MIDI goes through JACK, and the configuration (MIDI map) stays in `tmp_path`."""
+    yield from _live_play(jack_server, tmp_path)
+
+
+@pytest.fixture
+def live_play_sync(jack_server_sync, tmp_path):
+    """`live_play` on `jack_server_sync`: for a test that measures audio a client of its own
+    plays into or takes from play's ports, which a late client in asynchronous mode would
+    find repeated or dropped."""
+    yield from _live_play(jack_server_sync, tmp_path)
+
+
+def _live_play(jack_server, tmp_path):
     started: list[LivePlay] = []
     env = dict(jack_server.env, LIVEGEN_MIDI_API="jack", XDG_CONFIG_HOME=str(tmp_path / "config"))
 

@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from livegen.control.osc import OscServer
+from livegen.control.osc import OscServer, listening_port
 from livegen.control.oscwire import parse_packet
 from livegen.engine.events import Event
-from livegen.errors import NOT_CONTINUATION
+from livegen.errors import NO_INPUT, NOT_CONTINUATION
 from livegen.tui.app import LivegenApp
 from livegen.tui.model_info import ModelInfo
 from livegen.tui.osc import OscLink
@@ -273,26 +273,36 @@ def wait_jack_connected(port: str, peer: str = "", timeout: float = 10.0) -> Non
 
 
 class LivePlay:
-    """`livegen play --headless` on a free OSC port, its output in a log file.
+    """`livegen play --headless --osc-port 0`, its output in a log file: play binds a port of
+    the system's choosing and logs it (`listening_port` reads it back), so no port is picked
+    here, released and taken by another suite before play binds it.
 
     `start` returns once it answers `/livegen/status`; `client` is a python-osc client on its
     own socket, so replies come back to it.
     """
 
     def __init__(self, args, *, env: dict, log_path: Path):
-        self.port = free_udp_port()
-        self.args = ["--headless", "--osc-port", str(self.port), *args]
+        self.port: int | None = None
+        """The OSC port play bound, once `start` has read it from the log."""
+        self.args = ["--headless", "--osc-port", "0", *args]
         self.env = env
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
-        self.client = SimpleUDPClient("127.0.0.1", self.port)
+        self.client: SimpleUDPClient | None = None
 
     def start(self, timeout: float = 90.0) -> "LivePlay":
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "livegen", "play", *self.args], cwd=REPO,
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
+        while self.port is None and time.monotonic() < deadline and self.process.poll() is None:
+            self.port = listening_port(self.log)
+            if self.port is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(0.1)  # until the line is logged, or play exits
+        if self.port is not None:
+            self.client = SimpleUDPClient("127.0.0.1", self.port)
+        while self.client is not None and time.monotonic() < deadline and self.process.poll() is None:
             if self.ask("/livegen/status", timeout=0.5) is not None:
                 return self
         self.stop()
@@ -461,6 +471,9 @@ class SteppedEngine:
             return
         # read and analysed on a worker thread, then posted; `done` names the file or what was wrong
         self.engine.submit(Event("seed", source=source, extra={"path": path}), done, what=f"/livegen/seed {path}: ")
+
+    def sound_check(self, seconds: float, done) -> None:
+        done(False, NO_INPUT)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,9 @@ def test_play_headless_over_osc(live_play):
     pairs = play.status()
     for key in ("xruns", "samplerate", "blocksize", "voices", "recording", "load"):
         assert key in pairs, pairs
+    # started with --osc-port 0: the port play bound, read back from its log, is the one it answers on
+    assert play.args[play.args.index("--osc-port") + 1] == "0"
+    assert play.port > 0 and pairs["osc_port"] == play.port
 
     client.send_message("/livegen/param/gain", -3)
     client.send_message("/livegen/xy", [0.1, 0.9])

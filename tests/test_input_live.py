@@ -2,7 +2,7 @@
 
 `livegen play --input-device system` on a dummy JACK server: the port appears unconnected, a
 sine played into it moves the output's pitch (220 Hz, then 330 Hz), `/livegen/input/<setting>`
-reaches the input's parameters, and the take re-renders from its log bit for bit (its input
+reaches the input's parameters, a sound check sets `input_gain` for the sine's level, and the take re-renders from its log bit for bit (its input
 file beside it). A missing input device is a message and exit code 2.
 """
 
@@ -71,7 +71,13 @@ def cents(a: float, b: float) -> float:
     return abs(1200 * math.log2(a / b))
 
 
-def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live_play, jack_server, tmp_path):
+def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live_play_sync, jack_server_sync,
+                                                                          tmp_path):
+    """Synchronous JACK: the sine's player and the output's capture are this test's own client
+    (Python, in a loaded process). Asynchronous JACK goes on without a late client, so play read
+    the sine's blocks repeated or missed (another pitch), and the capture read play's last block
+    again (a 256-frame block repeated reads as 48000 / 256 = 187.5 Hz)."""
+    live_play, jack_server = live_play_sync, jack_server_sync
     takes = tmp_path / "takes"
     play = live_play("--input-device", "system", "--record", str(takes), "--record-dir", str(takes))
     midi = jack_midi_out("inputctl")  # before the voice's client: its callback would wait for rtmidi's start
@@ -88,6 +94,10 @@ def test_a_sine_into_the_input_port_moves_the_pitch_and_the_takes_re_render(live
         assert play.get_when("input_gain", 3.0, 20) == pytest.approx(3.0)
         error = play.ask("/livegen/input/nosuch", 1.0, want="/livegen/error")
         assert error is not None and "no input setting 'nosuch'" in error[0] and "gain" in error[0], error
+        # A sound check: the 0.3 sine (-13.5 dBFS RMS) is brought to the -20 dBFS reference.
+        checked = play.ask("/livegen/input/soundcheck", 1.0, timeout=30)
+        assert checked is not None and checked[0].startswith("input_gain -6.5 dB"), (checked, play.log)
+        assert play.get_when("input_gain", -6.5, 20) == pytest.approx(-6.5)
 
         for freq in (220.0, 330.0):
             voice.freq = freq

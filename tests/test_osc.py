@@ -16,7 +16,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from conftest import require_binary
 from helpers import free_udp_port, udp_port_taken, wait_for
 from livegen.control.fake import FakeTarget
-from livegen.control.osc import OscServer, add_osc_arguments, osc_server_from_args
+from livegen.control.osc import OscServer, add_osc_arguments, listening_line, listening_port, osc_server_from_args
 from livegen.control.oscdispatch import UNKNOWN_REPLY_SECONDS, nearest_address
 from livegen.control.oscwire import encode_bundle, encode_message, parse_packet
 from livegen.errors import DeviceError, ParameterError
@@ -716,3 +716,12 @@ def test_unknown_addresses_are_answered_with_the_nearest_once_a_second_and_count
     ("/livegen/statu", "/livegen/status"), ("/livegen/gain", None), ("/livegen/", None), ("/livegen/a/b/c/d", None)])
 def test_the_nearest_address(address, nearest):
     assert nearest_address(address) == nearest
+
+
+def test_the_port_a_server_bound_for_port_0_is_told_in_a_line_read_back():
+    """`play --osc-port 0` logs `listening_line`; a program that started it finds the port with
+    `listening_port` (the tests' `LivePlay` does)."""
+    with OscServer(FakeTarget(), port=0) as server:
+        log = f"livegen play: loading\nlivegen play: {listening_line(server.host, server.port)}\nlivegen play: playing\n"
+        assert server.port > 0 and listening_port(log) == server.port
+    assert listening_port("livegen play: OSC 9000 (OSC 127.0.0.1:9000)\n") is None

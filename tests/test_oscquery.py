@@ -82,8 +82,11 @@ def test_namespace_lists_every_table_address_and_parameter(target, server, lines
         else:
             paths = [entry.pattern.replace("<name>", name) for name in specs]
         if entry.pattern in UNLISTED:  # other names of parameters listed under /livegen/param/, and get
-            assert not [path for path in listed if path.startswith(entry.prefix)], f"{entry.pattern} listed"
-            assert "CONTENTS" not in (_find(root, entry.prefix) or {}), entry.prefix  # no container of them
+            exact = {other.pattern for other in ADDRESSES if other.prefix is None}  # /livegen/input/soundcheck
+            assert not [path for path in listed if path.startswith(entry.prefix) and path not in exact], \
+                f"{entry.pattern} listed"
+            container = (_find(root, entry.prefix) or {}).get("CONTENTS", {})  # none of them, only exact addresses
+            assert {child["FULL_PATH"] for child in container.values()} <= exact, entry.prefix
             continue
         for path in paths:
             assert path in listed, f"{path} ({entry.pattern}) missing from the namespace"
@@ -148,11 +151,13 @@ def once_each(listed: dict, specs: dict) -> bool:
 
 def test_audio_input_settings_are_listed_once_under_param():
     """With an audio input (`--input-device`) its settings are parameters `input_*`: listed at
-    /livegen/param/input_<name> alone, /livegen/input/<name> working over OSC only."""
+    /livegen/param/input_<name> alone, /livegen/input/<name> working over OSC only (the sound check,
+an action, is listed under /livegen/input/)."""
     params = ParamStore(engine_param_specs() + latent_param_specs(8) + input_param_specs())
     root = namespace(params, dict)
     listed = methods(root)
-    assert "/livegen/param/input_gain" in listed and _find(root, "/livegen/input") is None
+    assert "/livegen/param/input_gain" in listed
+    assert set(_find(root, "/livegen/input")["CONTENTS"]) == {"soundcheck"}  # an action, not a parameter
     assert once_each(listed, params.specs)
     code, body = answer("/livegen/input/gain?VALUE", params=params, status=dict, osc_port=9000)
     assert code == 404 and "GET / lists" in body["ERROR"]

@@ -51,7 +51,8 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
 
 @pytest.mark.parametrize("extra, named", [
     (["--duration", "nan"], ["--duration", "nan", "finite"]),
-    (["--duration", "-1"], ["--duration", "-1", "> 0"]),
+    (["--duration", "-1"], ["--duration", "-1", ">= 0.01"]),
+    (["--duration", "1e-300"], ["--duration", "1e-300", ">= 0.01"]),
     (["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
     (["--blocksize", "-5"], ["--blocksize", "-5"]),
     (["--latency", "bogus"], ["--latency", "'bogus'", "low, high or seconds"]),
@@ -61,6 +62,7 @@ def test_mpe_beside_one_channel_is_refused_before_anything_starts(capsys):
     (["--threads", "0"], ["--threads", "0", "1..256"]),
     (["--lookahead", "-1"], ["--lookahead", "-1", "0..16"]),  # the inverter's range, before a sound server starts
     (["--lookahead", "17"], ["--lookahead", "17", "0..16"]),
+    (["--read", "centre", "--lookahead", "0"], ["--read centre", "--lookahead 0", "--lookahead 1 or more"]),
     (["--midi-channel", "17"], ["--midi-channel", "17", "1..16"]),
     (["--nice", "100"], ["--nice", "100", "-20..19"]),
     (["--realtime-priority", "-7"], ["--realtime-priority", "-7"]),

@@ -39,6 +39,25 @@ def test_render_writes_the_same_samples_twice_and_another_seed_differs(tmp_path)
     assert np.abs(outs[0]).max() > 1e-3 and np.abs(outs[0]).max() <= 10 ** (-0.3 / 20)
 
 
+def test_a_16_bit_render_is_dithered_and_renders_again_the_same(tmp_path):
+    """--subtype PCM_16 adds TPDF dither (+-1 LSB triangular) before rounding, seeded by the
+    render's seed: the file is the same each time, and its error from the float render is
+    noise of about half an LSB, not rounding's signal-following error."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"t": 0.05, "type": "note_on", "pitch": 62, "velocity": 90}\n'
+                      '{"t": 0.4, "type": "note_off", "pitch": 62}\n')
+    for name, subtype in (("float", "FLOAT"), ("a", "PCM_16"), ("b", "PCM_16")):
+        result = render(str(events), "-o", str(tmp_path / f"{name}.wav"), "--seconds", "0.6", "--model", "random",
+                        "--subtype", subtype)
+        assert result.returncode == 0, result.stderr
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    y, _ = sf.read(tmp_path / "float.wav", dtype="float64")
+    ints, _ = sf.read(tmp_path / "a.wav", dtype="int16")
+    error = ints - y * 32768
+    assert np.abs(error).max() <= 1.5
+    assert 0.4 < np.std(error) < 0.6, np.std(error)  # rounding alone: 0.29 at most
+
+
 def test_a_render_that_stops_on_a_sounding_chord_ends_without_a_click(tmp_path):
     """The drone and a chord still sound when the file ends: its last samples fade to silence as
     a stopped performance does, so no step larger than the take's own sample-to-sample changes."""
@@ -218,11 +237,16 @@ def test_read_centre_is_logged_and_renders_again_the_same(tmp_path):
     ("log a folder", ["--log", "{tmp}"], ["--log {tmp}", "that is a folder"]),
     ("NaN length", ["--seconds", "nan"], ["--seconds", "nan", "finite"]),
     ("endless length", ["--seconds", "inf"], ["--seconds", "inf"]),
+    ("length under a hop", ["--seconds", "1e-300"], ["--seconds", "1e-300", ">= 0.01"]),
+    ("length 0", ["--seconds", "0"], ["--seconds", "0", ">= 0.01"]),
+    ("negative length", ["--seconds", "-2"], ["--seconds", "-2", ">= 0.01"]),
     ("length beyond memory", ["--seconds", "1e12"], ["--seconds", "1e+12", "shorter"]),
     ("rate 0", ["--samplerate", "0"], ["--samplerate", "0", "8000..192000"]),
     ("negative seed", ["--seed", "-1"], ["--seed", "-1", "0..4294967295"]),
     ("negative look-ahead", ["--lookahead", "-1"], ["--lookahead", "-1", "0..16"]),
     ("huge look-ahead", ["--lookahead", "9" * 30], ["--lookahead", "9" * 30, "0..16"]),
+    ("centre read without look-ahead", ["--read", "centre", "--lookahead", "0"],
+     ["--read centre", "--lookahead 0", "--lookahead 1 or more", "--read committed"]),
     ("temperature below 0", ["--temperature", "-1"], ["--temperature", "-1", "0..1.5"]),
     ("temperature of a spectral model", ["--temperature", "0.5"], ["--temperature", "needs a continuation model"]),
 ])
@@ -257,6 +281,9 @@ def test_bad_last_event_line_exits_2_naming_it(tmp_path, line, named):
     ('{"type": "header", "start_sample": "z"}', ["log.jsonl:1", "'start_sample'"]),
     ('{"type": "header", "lookahead": -1}', ["log.jsonl:1", "'lookahead'", "-1", "0..16"]),
     ('{"type": "header", "lookahead": 17}', ["log.jsonl:1", "'lookahead'", "17", "0..16"]),
+    ('{"type": "header", "model": "random", "seconds": 1e-300}', ["the log header's seconds", "1e-300", "0.01 s"]),
+    ('{"type": "header", "model": "random", "lookahead": 0, "read": "centre"}',
+     ["the log header's read centre", "the log header's lookahead 0", "--lookahead 1 or more"]),
     ('{"type": "header", "model": "random", "samplerate": 4000}', ["the log header's samplerate 4000", "8000..192000"]),
     ('{"type": "header", "model": "random", "samplerate": 10000000}', ["the log header's samplerate 10000000"]),
     ('{"type": "header", "start_sample": 0, "wav": "takes/a.wav"}', ["log.jsonl:1", "'wav'", "takes/a.wav"]),

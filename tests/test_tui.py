@@ -151,6 +151,23 @@ def test_meter_spectrum_and_status_line(fake):
 
 
 @pytest.mark.slow
+def test_status_line_counts_unknown_osc_addresses_once_there_are_some(fake):
+    """`osc_unknown` (messages to addresses livegen lacks) is shown beside the OSC port when not 0:
+    a controller whose patch sends to a wrong address is seen at once."""
+    app = make_app(fake.port)
+
+    async def scenario(pilot):
+        status = app.query_one(StatusLine)
+        fake.status["osc_unknown"] = 0
+        assert await until(pilot, lambda: "xruns" in status.render().plain)  # the fake's status has come
+        assert "unknown" not in status.render().plain
+        fake.status["osc_unknown"] = 7
+        assert await until(pilot, lambda: "7 unknown" in status.render().plain), status.render().plain
+
+    run(app, scenario)
+
+
+@pytest.mark.slow
 def test_midi_learn_binds_lists_and_deletes(fake):
     app = make_app(fake.port)
 

@@ -22,6 +22,7 @@ from livegen.app.seeds import SeedLoader
 from livegen.audio.input import jack_sources
 from livegen.audio.realtime import set_realtime
 from livegen.console import say
+from livegen.control.osc import listening_line
 from livegen.control.setup import start_controls
 from livegen.errors import DeviceError, LivegenError
 from livegen.paths import bundled_model_dir
@@ -94,6 +95,8 @@ def _play(args, engine: RemoteEngine, started, stop) -> int:
     except BaseException:
         server.stop()
         raise
+    if controls.osc is not None:
+        log(listening_line(controls.osc.host, controls.osc.port))
     _raise_control_threads(int(getattr(args, "realtime_priority", 0) or 0))
     told = []
     if controls.osc is not None:

@@ -221,7 +221,7 @@ def seed_kind(engine, folder) -> tuple:
     rate = engine.config.sample_rate
     t = np.arange(rate) / rate
     path = Path(folder) / "seed.wav"
-    soundfile.write(path, sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)), rate)
+    soundfile.write(path, sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)), rate, subtype="FLOAT")
     prepared = engine.prepare(Event("seed", extra={"path": str(path)}), warn=lambda text: None)
     return ("seed (continuation)", lambda i: ((), dataclasses.replace(prepared, extra=dict(prepared.extra))))
 

@@ -11,7 +11,7 @@ import argparse
 
 from livegen.app.options import AHEAD_PERIODS, latency_option
 from livegen.audio.realtime import REALTIME_PRIORITY
-from livegen.cli.render import LOOKAHEADS, SAMPLERATES, SEEDS, add_continuation_arguments
+from livegen.cli.render import LENGTHS, LOOKAHEADS, SAMPLERATES, SEEDS, add_continuation_arguments, check_read
 from livegen.control.midi import check_midi_options
 from livegen.control.setup import add_control_arguments
 from livegen.errors import ParameterError, ranged
@@ -54,7 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "synthesis window (~21 ms) sooner, at some cost on sharp transients; committed ~16 ms "
                              "sooner, transients as with window (docs/glide.md); default window")
     parser.add_argument("--events", help="also play this event file on the live clock (t in seconds from start)")
-    parser.add_argument("--duration", type=ranged(float, above=0), help="stop after this many seconds")
+    parser.add_argument("--duration", type=LENGTHS, help="stop after this many seconds")
     parser.add_argument("--threads", type=ranged(int, 1, 256), default=1, help="torch CPU threads for the decoder")
     parser.add_argument("--no-supervisor", action="store_true",
                         help="accepted for compatibility: the engine always runs in a sound server process "
@@ -98,6 +98,7 @@ def _rebuild_argv(args) -> list[str]:
 
 def run(args) -> int:
     check_midi_options(args)  # a wrong MIDI option is said before a sound server starts
+    check_read(args.read, args.lookahead)
     check_session_options(args)
     if args.temperature is not None:  # a spectral model has no temperature: say so instead of ignoring it
         from livegen.tui.model_info import read_model_info

@@ -5,13 +5,24 @@ from __future__ import annotations
 import argparse
 
 from livegen.engine.events import check_events, read_events
-from livegen.errors import LOOKAHEAD_MAX, ranged, seed_type
+from livegen.errors import LOOKAHEAD_MAX, SECONDS_MIN, ParameterError, ranged, seed_type
 
 SAMPLERATES = ranged(int, 8000, 192000, hint="Hz")
 """What `--samplerate` takes (`render` and `play`)."""
 SEEDS = seed_type("the noise and drift seed")
 LOOKAHEADS = ranged(int, 0, LOOKAHEAD_MAX, hint="inverter look-ahead frames")
 """What `--lookahead` takes (`render`, `play`, `resynth`): what the streaming inverter keeps."""
+LENGTHS = ranged(float, SECONDS_MIN, hint="seconds")
+"""What `render --seconds` and `play --duration` take."""
+
+
+def check_read(read, lookahead, *, read_from: str = "--read", lookahead_from: str = "--lookahead") -> None:
+    """A centre read with no look-ahead frame, refused with the options' names before a model
+    loads (`render`, `play`): the inverter would refuse it only once the engine is built."""
+    if read == "centre" and lookahead == 0:
+        raise ParameterError(f"{read_from} centre with {lookahead_from} 0: a centre read reads the look-ahead frame, "
+                             "and there is none; give --lookahead 1 or more, or --read committed (no look-ahead "
+                             "needed)")
 
 
 def add_continuation_arguments(parser) -> None:
@@ -35,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", required=True, help="output WAV file")
     parser.add_argument("--model", help="model directory, or 'random' (default: the log header's, else models/default)")
     parser.add_argument("--samplerate", type=SAMPLERATES, help="output sample rate (default: the log header's, else 48000)")
-    parser.add_argument("--seconds", type=ranged(float, above=0), help="length (default: last event + 2 s)")
+    parser.add_argument("--seconds", type=LENGTHS, help=f"length, at least {SECONDS_MIN:g} s (default: last event + 2 s)")
     parser.add_argument("--seed", type=SEEDS, help="noise and drift seed (default: the log header's, else 0)")
     parser.add_argument("--lookahead", type=LOOKAHEADS, help="inverter look-ahead frames (default: the inverter's)")
     parser.add_argument("--read", default=None, choices=("window", "centre", "committed"),
@@ -43,10 +54,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "a bend, slide or glide is heard half a synthesis window (~21 ms) sooner, at some "
                              "cost on sharp transients; committed: ~16 ms sooner (docs/glide.md)")
     parser.add_argument("--device", default="cpu", help="torch device: auto, cpu, cuda or mps (default cpu)")
-    parser.add_argument("--subtype", default="FLOAT", help="WAV sample format (FLOAT, PCM_24, PCM_16)")
+    parser.add_argument("--subtype", default="FLOAT",
+                        help="WAV sample format (FLOAT, PCM_24, PCM_16; PCM_16 is written with TPDF dither, seeded by --seed)")
     parser.add_argument("--input", metavar="FILE",
                         help="audio file that plays a voice of the model (its pitch, loudness and timbre; the "
                              "input_* parameters set how); the drone is off unless the events turn it on")
+    parser.add_argument("--soundcheck", action="store_true",
+                        help="with --input: set input_gain as a live sound check would over the file (its loud playing "
+                             "at the level a velocity-100 note plays at) before the first hop; logged with --log")
     parser.add_argument("--log", metavar="LOG",
                         help="also write the applied events and a header naming the model and the input (file and "
                              "sha256), so that `livegen render LOG` renders the same samples")
@@ -62,16 +77,16 @@ def run(args) -> int:
     import sys
     import warnings
 
-    import soundfile as sf
     import torch
 
     from livegen.server import factory
     from livegen.continuation.render import continuation_options
     from livegen.data.files import check_audio_output, check_not_an_input, check_output_file
+    from livegen.data.pcm import write_audio
     from livegen.engine.setup import pick_device
     from livegen.engine.events import write_events
-    from livegen.engine.input import with_input_defaults
-    from livegen.errors import ParameterError
+    from livegen.engine.events import Event
+    from livegen.engine.input import SOUND_CHECK_SOURCE, sound_check, with_input_defaults
     from livegen.session.render import (INPUT_TAIL_SECONDS, check_weights, ends_with_fade, fade_end,
                                         input_feed, render_header, render_log, render_plan)
     from livegen.session.replay import trim_to_recording
@@ -81,6 +96,9 @@ def run(args) -> int:
 
     if args.events is None and not args.input:
         raise ParameterError("give an event file or session log, or an input file (--input FILE)")
+    if args.soundcheck and not args.input:
+        raise ParameterError("--soundcheck listens to the --input file: give --input FILE with it")
+    check_read(args.read, args.lookahead)
     check_audio_output(args.output, "-o", subtype=args.subtype)  # before the render, not after it
     if args.log:
         check_output_file(args.log, "--log", example="out.jsonl")
@@ -108,6 +126,9 @@ def run(args) -> int:
     events = with_input_defaults(events) if args.input else events
     events, (samplerate, seed, lookahead, seconds), skip = render_plan(
         args, header, events, note=lambda text: print(f"livegen render: {text}", file=sys.stderr))
+    read = args.read or header.get("read", "window")
+    check_read(read, lookahead, read_from="--read" if args.read else "the log header's read",
+               lookahead_from="--lookahead" if args.lookahead is not None else "the log header's lookahead")
     torch.set_num_threads(1)
     loaded = factory.load(model_path, device=pick_device(args.device), **options)
     check_weights(header, loaded.name)
@@ -118,7 +139,16 @@ def run(args) -> int:
                       log_path=args.events)
     if feed is not None and args.seconds is None and not {"start_sample", "seconds"} & set(header):
         seconds = max(seconds, feed.seconds + INPUT_TAIL_SECONDS)
-    read = args.read or header.get("read", "window")
+    if args.soundcheck:
+        if "start_sample" in header:
+            raise ParameterError(f"{args.events}: a session log plays the input_gain it was played with; --soundcheck "
+                                 "is for a render from an input file and an event file (or none)")
+        try:
+            checked = sound_check(feed.samples, samplerate=feed.samplerate, hop=loaded.config.hop)
+        except ParameterError as exc:
+            raise ParameterError(f"--soundcheck: {args.input}: {exc}") from None
+        events = [Event("param", t=0.0, name="input_gain", value=checked.gain_db, source=SOUND_CHECK_SOURCE), *events]
+        print(f"livegen render: sound check: {checked.describe()}", file=sys.stderr)
     engine = loaded.engine(samplerate=samplerate, seed=seed, lookahead=lookahead, input_feed=feed, read=read)
     check_events(events, engine.params, origin=args.events)
     models = {logged_model: loaded}
@@ -141,7 +171,7 @@ def run(args) -> int:
     faded = ends_with_fade(header, events)
     if faded:  # end as a stopped performance does, not on a click
         fade_end(y, engine.chain.fade_samples)
-    sf.write(args.output, y, samplerate, subtype=args.subtype)
+    write_audio(args.output, y, samplerate, subtype=args.subtype, seed=seed)  # 16-bit: dithered, the same each time
     if args.log:
         write_events(args.log, applied, header=render_header(engine, loaded, samplerate=samplerate, seconds=seconds,
                                                                   faded=faded))

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 
-from livegen.errors import NOT_CONTINUATION
+from livegen.errors import NO_INPUT, NOT_CONTINUATION
 from livegen.engine.events import Event
 from livegen.engine.params import ParamStore
 
@@ -65,6 +65,9 @@ class FakeTarget:
 
     def load_seed(self, path: str, done, *, source: str = "") -> None:
         done(False, NOT_CONTINUATION)
+
+    def sound_check(self, seconds: float, done) -> None:
+        done(False, NO_INPUT)
 
     # -- helpers for tests ------------------------------------------------------------------
     def close(self) -> None:

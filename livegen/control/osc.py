@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import errno
+import re
 
 from livegen.control.mdns import Advertisement, is_loopback
 from livegen.control.oscdispatch import OscDispatcher
@@ -31,6 +32,20 @@ MAX_SUBSCRIBERS = 16
 SUBSCRIPTION_LEASE = 60.0
 """Seconds a subscription lasts unless renewed: a tablet that left the network frees its slot."""
 FREE_PORT_TRIES = 8
+
+_LISTENING = re.compile(r"OSC listening on UDP (\S+):(\d+)$", re.MULTILINE)
+
+
+def listening_line(host: str, port: int) -> str:
+    """The line `play` logs once OSC is bound: with `--osc-port 0` the only place the port chosen
+    is told, so that a program that started it (a test, a script) can find it (`listening_port`)."""
+    return f"OSC listening on UDP {host}:{port}"
+
+
+def listening_port(text: str) -> int | None:
+    """The port the first `listening_line` in `text` (a play log) names, else None."""
+    found = _LISTENING.search(text)
+    return int(found.group(2)) if found else None
 """With port 0 and discovery: UDP ports tried until the same TCP port is free too."""
 
 

@@ -38,6 +38,11 @@ class OscAddress:
         return self.pattern.partition(">")[2]
 
 
+SOUND_CHECK_SECONDS = 4.0
+SOUND_CHECK_RANGE = (1.0, 30.0)
+"""How long `/livegen/input/soundcheck` listens when not told, and the lengths it takes."""
+
+
 ADDRESSES: tuple[OscAddress, ...] = (
     OscAddress("/livegen/xy", "f f", "xy", "x, y on the latent plane (the XY pad), 0..1 each"),
     OscAddress("/livegen/z/<i>", "f", "latent", "latent offset `z<i>` (i = 0 .. latent size - 1), -4..4"),
@@ -47,6 +52,16 @@ ADDRESSES: tuple[OscAddress, ...] = (
                "Every `input_*` parameter (with `--input-device`; `/livegen/params` lists them with "
                "their ranges): the same as `/livegen/param/input_<name>`. MIDI learn takes them by "
                "their parameter names (`/livegen/learn input_gain`)."),
+    OscAddress("/livegen/input/soundcheck", "[f]", "soundcheck",
+               "listen to the audio input for f seconds (1..30, default 4), then set `input_gain` for it",
+               "A sound check: play as loud as you will on stage while it listens. It sets `input_gain` so "
+               "that loud playing (the 95th percentile of the input's level over what was played) sits at "
+               "-20 dBFS, where the input's voice plays the model at a velocity-100 note's level and timbre, "
+               "whatever the microphone and the interface's gain. The asker is answered "
+               "`/livegen/input/soundcheck s` (the gain set, and what was heard), every subscriber hears "
+               "the new `input_gain`, and the take's log holds it as a parameter change. Too little played, or no "
+               "audio input: `/livegen/error`, and the gain stays. The UI sends it on F6; `livegen render "
+               "--input FILE --soundcheck` does the same over the file."),
     OscAddress("/livegen/note", "i i", "note", "pitch 0..127, velocity 0..127 (0 = note off)"),
     OscAddress("/livegen/voice/<id>/note", "i i", "voice_note",
                "voice id 0..127 plays pitch 0..127 at velocity 0..127 (0 = off) with its own controls",

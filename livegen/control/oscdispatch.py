@@ -13,7 +13,7 @@ import time
 from typing import NamedTuple
 
 from livegen.control.mapping import RECORD
-from livegen.control.oscaddress import ADDRESSES, PREFIX, find, param_rows
+from livegen.control.oscaddress import ADDRESSES, PREFIX, SOUND_CHECK_RANGE, SOUND_CHECK_SECONDS, find, param_rows
 from livegen.control.oscsocket import source_of
 from livegen.engine.events import (PRESET_SLOTS, VOICE_CONTROLS, VOICE_IDS, Event, note_off, note_on, sound_off,
                                    voice_control)
@@ -236,6 +236,24 @@ class OscDispatcher:
             self.wire.error(m.sender, f"{m.address}: no input setting {m.rest!r} ({have})")
             return
         self._set(m, name)
+
+    def on_soundcheck(self, m: Request) -> None:
+        values = self._numbers(m, 1) if m.args else [SOUND_CHECK_SECONDS]
+        if values is None:
+            return
+        seconds = values[0]
+        low, high = SOUND_CHECK_RANGE
+        if not low <= seconds <= high:
+            self.wire.error(m.sender, f"{m.address}: {seconds:g} s refused; a sound check listens {low:g}..{high:g} s")
+            return
+
+        def done(ok: bool, text: str) -> None:  # from the thread that listened
+            if ok:
+                self.wire.reply(m.sender, f"{PREFIX}input/soundcheck", (text,))
+            else:
+                self.wire.error(m.sender, f"{m.address}: {text}")
+
+        self.target.sound_check(seconds, done)
 
     def on_note(self, m: Request) -> None:
         self._note(m, None)

@@ -48,3 +48,6 @@ class ControlTarget(Protocol):
     def load_seed(self, path: str, done: Done, *, source: str = "") -> None:
         """Continuation models: play an audio file's frames, then continue; `done` once queued."""
 
+    def sound_check(self, seconds: float, done: Done) -> None:
+        """Listen to the audio input for `seconds`, then set `input_gain` for it; `done` with the result."""
+

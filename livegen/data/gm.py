@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from livegen.data.pcm import write_audio
 from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
 
@@ -261,7 +262,6 @@ def bend_value(cents: float) -> int:
 
 def _render_one(task: tuple[int, int, int, int, int, str, str]) -> dict:
     import numpy as np
-    import soundfile as sf
 
     bank, program, pitch, velocity, cents, name, wav_path = task
     renderer = _WORKER
@@ -272,7 +272,7 @@ def _render_one(task: tuple[int, int, int, int, int, str, str]) -> dict:
     peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
     result = {"note_str": name, "peak": peak, "silent": bool(peak_db < s.silence_db), "clipped": peak > 1.0}
     if not result["silent"]:
-        sf.write(wav_path, np.clip(y, -1.0, 1.0), s.sample_rate, subtype=s.subtype)
+        write_audio(wav_path, np.clip(y, -1.0, 1.0), s.sample_rate, subtype=s.subtype, seed=name)
     return result
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livegen.data.gm import FLUID_BLOCK, RenderSettings, _Renderer
+from livegen.data.pcm import write_audio
 from livegen.data.progress import progress_bar
 from livegen.errors import ParameterError
 
@@ -252,7 +253,6 @@ def render_piece(piece: Piece, *, soundfont: str, sample_rate: int = 24000, seco
 
 def _render_task(task) -> dict:
     import numpy as np
-    import soundfile as sf
 
     index, seed, seconds, soundfont, sample_rate, gain, path = task
     piece = generate_piece(index, seed=seed, seconds=seconds)
@@ -260,7 +260,7 @@ def _render_task(task) -> dict:
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     if peak > 0.98:  # keep the mix unclipped; a fixed rule, so still deterministic
         y = y * np.float32(0.98 / peak)
-    sf.write(path, y, sample_rate, subtype="PCM_16")
+    write_audio(path, y, sample_rate, subtype="PCM_16", seed=(seed, index))
     meta = piece.to_meta()
     meta.update({"index": index, "file": os.path.relpath(path, Path(path).parents[2]), "peak": round(peak, 4)})
     return meta

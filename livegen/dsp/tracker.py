@@ -41,6 +41,8 @@ shorter follows a moving pitch sooner, longer is steadier."""
 SHORT_SECONDS = 0.008
 """The short level window (onsets open the gate within it)."""
 FLOOR_DB = -120.0
+F0, PERIODICITY, LEVEL_DB, SHORT_DB, HOP_DB, PEAK = range(6)
+"""Indices of `PitchTracker.state`."""
 
 
 def _window_for(samplerate: int, fmin: float) -> int:
@@ -55,6 +57,8 @@ class PitchTracker:
     (1 - the normalised difference at that period: near 1 for a clean tone, under ~0.6 for
     breath and noise), `level_db` (RMS dBFS of the window), `short_db` (of the last
     `SHORT_SECONDS`), `hop_db` and `peak` (RMS dBFS and largest |sample| of the hop pushed).
+    They live in `state` (indices `F0` ... `PEAK`), which a per-hop kernel reads without a
+    Python call; `push_levels` is `push` without the pitch for such a kernel (on `buffer`).
     `window`: keep at least this many samples (a caller's STFT frame, read with `recent`).
     """
 
@@ -69,67 +73,71 @@ class PitchTracker:
         self.span = min(self.window - self.max_lag, max(int(SPAN_SECONDS * self.samplerate), self.max_lag // 2))
         self.threshold = float(threshold)
         self.short = max(1, int(round(SHORT_SECONDS * self.samplerate)))
-        self._x = np.zeros(self.window)
+        self.buffer = np.zeros(self.window)
+        """The window's samples, oldest first."""
         # The analysis needs the newest span + max_lag samples; circular correlation over that
         # many (rounded to a fast FFT size) does not wrap.
         n = min(int(scipy.fft.next_fast_len(self.span + self.max_lag, real=True)), self.window)
         self.analysed = n
-        self._tail = self._x[self.window - n:]
-        self._a = np.zeros(n)
-        self._spec_x = np.zeros(n // 2 + 1, np.complex128)
-        self._spec_a = np.zeros(n // 2 + 1, np.complex128)
+        self._tail = self.buffer[self.window - n:]
+        # [the analysed samples, their newest `span` after zeros]: one FFT call transforms both
+        # (pocketfft runs the two rows side by side, the same arithmetic as one at a time)
+        self._rows = np.zeros((2, n))
+        self._spec = np.zeros((2, n // 2 + 1), np.complex128)
+        self._spec_x, self._spec_a = self._spec
         self._cross = np.zeros(n)
         self._cum = np.zeros(n + 1)
         self._d = np.zeros(self.max_lag + 2)
-        self._out = np.zeros(6)
+        self._out = np.zeros(2)
         self._hint = 0.0
         self._since_confident = HINT_ANALYSES
-        self.f0 = 0.0
-        self.periodicity = 0.0
-        self.level_db = FLOOR_DB
-        self.short_db = FLOOR_DB
-        self.hop_db = FLOOR_DB
-        self.peak = 0.0
+        self.state = np.array([0.0, 0.0, FLOOR_DB, FLOOR_DB, FLOOR_DB, 0.0])
+
+    f0 = property(lambda self: float(self.state[F0]))
+    periodicity = property(lambda self: float(self.state[PERIODICITY]))
+    level_db = property(lambda self: float(self.state[LEVEL_DB]))
+    short_db = property(lambda self: float(self.state[SHORT_DB]))
+    hop_db = property(lambda self: float(self.state[HOP_DB]))
+    peak = property(lambda self: float(self.state[PEAK]))
 
     def recent(self, n: int) -> np.ndarray:
         """A view of the newest `n` samples pushed (at most `window`; overwritten by the next push)."""
-        return self._x[self.window - n:]
+        return self.buffer[self.window - n:]
 
     def push(self, samples: np.ndarray, *, pitch: bool = True) -> None:
         """Take the next samples (at most `window`) and update the levels, and with `pitch` the
         pitch (`analyse`; without, `f0` and `periodicity` stay as they were)."""
-        x = self._x
-        h = len(samples)
-        x[:-h] = x[h:]
-        x[-h:] = samples
-        out = self._out
-        _levels(x, self.short, h, out)
-        ms, short_ms, self.peak, hop_ms = out[2], out[3], out[4], out[5]
-        self.level_db = 10.0 * math.log10(ms) if ms > 1e-12 else FLOOR_DB
-        self.short_db = 10.0 * math.log10(short_ms) if short_ms > 1e-12 else FLOOR_DB
-        self.hop_db = 10.0 * math.log10(hop_ms) if hop_ms > 1e-12 else FLOOR_DB
+        push_levels(self.buffer, samples, self.short, self.state)
         if pitch:
             self.analyse()
 
     def analyse(self) -> None:
         """Update `f0` and `periodicity` from the window as it is (the costly part of a hop)."""
-        x = self._tail
-        a = self._a
-        start = self.analysed - self.span
-        a[start:] = x[start:]  # the newest `span` samples; a[:start] stays 0
-        rfft_into(x, self._spec_x)
-        rfft_into(a, self._spec_a)
+        x = self._rows[0]
+        _stage(self._tail, self.span, self._rows)
+        rfft_into(self._rows, self._spec)
         _times_conjugate(self._spec_a, self._spec_x)
         irfft_into(self._spec_a, self._cross)  # cross[tau] = sum_k a_k x_{k - tau}
         out = self._out
         hint = self._hint if self._since_confident < HINT_ANALYSES else 0.0
         _yin(x, self._cross, self._cum, self._d, self.min_lag, self.max_lag, self.span, self.threshold, hint, out)
-        period, self.periodicity = out[0], out[1]
-        self.f0 = self.samplerate / period if period > 0 else 0.0
+        period, periodicity = out[0], out[1]
+        self.state[F0] = self.samplerate / period if period > 0 else 0.0
+        self.state[PERIODICITY] = periodicity
         self._since_confident += 1
-        if self.periodicity >= CONFIDENT:
+        if periodicity >= CONFIDENT:
             self._hint = period
             self._since_confident = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _stage(tail, span, rows):
+    """rows[0] = tail, rows[1] = its newest `span` samples (the rest of the row stays 0)."""
+    n = tail.shape[0]
+    for i in range(n):
+        rows[0, i] = tail[i]
+    for i in range(n - span, n):
+        rows[1, i] = tail[i]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -214,10 +222,15 @@ def _yin(x, cross, cum, d, min_lag, max_lag, span, threshold, hint, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _levels(x, short, hop, out):
-    """out[2] = mean square of window `x`, out[3] = of its last `short` samples, out[4] = peak
-    of its last `hop` samples, out[5] = their mean square."""
+def push_levels(x, samples, short, state):
+    """Shift `samples` into the end of window `x` and write its levels into `state`
+    (`PitchTracker.state`: `LEVEL_DB`, `SHORT_DB`, `HOP_DB`, `PEAK`)."""
     n = x.shape[0]
+    h = samples.shape[0]
+    for i in range(n - h):
+        x[i] = x[i + h]
+    for i in range(h):
+        x[n - h + i] = samples[i]
     total = 0.0
     recent = 0.0
     newest = 0.0
@@ -227,10 +240,15 @@ def _levels(x, short, hop, out):
         total += e
         if i >= n - short:
             recent += e
-        if i >= n - hop:
+        if i >= n - h:
             newest += e
             peak = max(peak, abs(x[i]))
-    out[2] = total / n
-    out[3] = recent / short
-    out[4] = peak
-    out[5] = newest / hop
+    state[LEVEL_DB] = _db(total / n)
+    state[SHORT_DB] = _db(recent / short)
+    state[HOP_DB] = _db(newest / h)
+    state[PEAK] = peak
+
+
+@numba.njit(cache=True, nogil=True)
+def _db(ms):
+    return 10.0 * math.log10(ms) if ms > 1e-12 else FLOOR_DB

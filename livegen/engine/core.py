@@ -264,6 +264,7 @@ class Engine:
         hop = self._hop
         hop.values = values
         hop.sample = self.samples_out
+        hop.index = self.hops
         frame = self._frame[0]
         frame.fill(0.0)  # fill, not frame[:] = 0.0: that makes an array of the 0
         if hop.onsets:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numba
 import numpy as np
@@ -31,9 +31,8 @@ import numpy as np
 from livegen.data.files import check_input_file
 from livegen.dsp.kernels import rfft_into
 from livegen.dsp.stft import add_bin_energy, frame_mean_square
-from livegen.dsp.tracker import FLOOR_DB, PitchTracker
+from livegen.dsp.tracker import FLOOR_DB, HOP_DB, LEVEL_DB, PERIODICITY, SHORT_DB, F0, PitchTracker, push_levels
 from livegen.engine.events import Event
-from livegen.engine.latent import LatentPoint
 from livegen.engine.params import ParamSpec
 from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
 from livegen.engine.voices import ar_noise_step
@@ -138,6 +137,9 @@ class FileFeed:
         n = len(out)
         start = self.position
         self.position += n
+        if 0 <= start and start + n <= len(self.samples):  # the usual hop: no zeros to fill
+            out[:] = self.samples[start:start + n]
+            return n
         lo, hi = max(start, 0), min(start + n, len(self.samples))
         out.fill(0.0)
         if hi <= lo:
@@ -171,9 +173,12 @@ def feed_from_header(fields: dict, *, model_rate: int, log_path=None) -> FileFee
     return FileFeed(path, model_rate=model_rate, sha256=fields.get("sha256"), offset=int(fields.get("offset", 0)))
 
 
+_GAIN_RANGE = (-24.0, 36.0)
+
+
 def input_param_specs() -> list[ParamSpec]:
     return [
-        ParamSpec("input_gain", -24.0, 36.0, 0.0, "dB", 0.02, description="gain of the audio input before analysis"),
+        ParamSpec("input_gain", *_GAIN_RANGE, 0.0, "dB", 0.02, description="gain of the audio input before analysis"),
         ParamSpec("input_level", 0.0, 1.0, 1.0, "", 0.02, description="level of the input's voice (0 mutes it)"),
         ParamSpec("input_pitch", 0, 1, 1, "", 0.0, integer=True,
                   description="the voice follows the input's pitch (1) or plays input_note (0)"),
@@ -193,6 +198,70 @@ def input_param_specs() -> list[ParamSpec]:
         ParamSpec("input_breath", -24.0, 24.0, 0.0, "dB", 0.02,
                   description="level of the noise the unvoiced input (breath, consonants) plays"),
     ]
+
+
+SOUND_CHECK_PERCENTILE = 95.0
+SOUND_CHECK_SPREAD_DB = 40.0
+SOUND_CHECK_QUIET_DB = -80.0
+SOUND_CHECK_MIN_SECONDS = 0.25
+SOUND_CHECK_SOURCE = "soundcheck"
+"""A sound check reads the level of the hops within `SOUND_CHECK_SPREAD_DB` of the loudest (what
+was played, not the silence or the noise floor between), needs `SOUND_CHECK_MIN_SECONDS` of
+them over `SOUND_CHECK_QUIET_DB`, and takes their `SOUND_CHECK_PERCENTILE`th percentile as the
+loud playing. The `input_gain` it sets comes from `SOUND_CHECK_SOURCE` (not the asker's), so
+every subscriber, the asker too, hears it."""
+
+
+class SoundCheck(NamedTuple):
+    gain_db: float
+    """The `input_gain` that brings the loud playing to `LOUDNESS_REF_DB` (0.5 dB steps, in range)."""
+    loud_db: float
+    """The loud playing's level with no gain (RMS dBFS over the tracker's window)."""
+    playing_seconds: float
+    clamped: bool
+    """The gain wanted lay outside `input_gain`'s range: the input is too quiet or too loud."""
+
+    def describe(self) -> str:
+        text = (f"input_gain {self.gain_db:+.1f} dB: the loud playing ({self.loud_db:.1f} dBFS over "
+                f"{self.playing_seconds:.1f} s of playing) now sits at {LOUDNESS_REF_DB:g} dBFS, where the model "
+                "plays a velocity-100 note")
+        if self.clamped:
+            text += (f" (clamped to the gain's range: the input is too {'quiet' if self.gain_db > 0 else 'loud'}; "
+                     f"{'raise' if self.gain_db > 0 else 'lower'} the interface's gain)")
+        return text
+
+
+def sound_check(samples: np.ndarray, *, samplerate: int, hop: int) -> SoundCheck:
+    """The `input_gain` that makes the input's own loud playing play the model at full velocity.
+
+    A performer's input level depends on the microphone and the interface's gain; the voice's
+    loudness and dynamics read it against a fixed reference (`LOUDNESS_REF_DB`). Played the same
+    way in a live sound check (`/livegen/input/soundcheck`) and offline (`livegen render
+    --soundcheck`), over the raw samples at the model's rate, levelled by the same tracker the
+    input's voice uses. Raises `ParameterError` when too little was played to judge.
+    """
+    x = np.nan_to_num(np.asarray(samples, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    count = len(x) // hop
+    tracker = PitchTracker(samplerate=samplerate)
+    levels = np.empty(count)
+    for i in range(count):
+        tracker.push(x[i * hop:(i + 1) * hop], pitch=False)
+        levels[i] = tracker.level_db
+    heard = count * hop / samplerate
+    loudest = float(levels.max()) if count else FLOOR_DB
+    if loudest < SOUND_CHECK_QUIET_DB:
+        raise ParameterError(f"the input stayed under {SOUND_CHECK_QUIET_DB:g} dBFS for {heard:.1f} s "
+                             "(nothing played, or nothing connected): check the input's connection and play")
+    playing = levels[levels >= max(loudest - SOUND_CHECK_SPREAD_DB, SOUND_CHECK_QUIET_DB)]
+    playing_seconds = len(playing) * hop / samplerate
+    if playing_seconds < SOUND_CHECK_MIN_SECONDS:
+        raise ParameterError(f"only {playing_seconds:.2f} s of {heard:.1f} s was played: play "
+                             f"for at least {SOUND_CHECK_MIN_SECONDS:g} s, as loud as you will on stage")
+    loud_db = float(np.percentile(playing, SOUND_CHECK_PERCENTILE))
+    low, high = _GAIN_RANGE
+    wanted = round(2.0 * (LOUDNESS_REF_DB - loud_db)) / 2.0
+    gain = min(max(wanted, low), high)
+    return SoundCheck(float(gain), round(loud_db, 2), round(playing_seconds, 3), gain != wanted)
 
 
 class InputSource(Source):
@@ -225,6 +294,7 @@ class InputSource(Source):
         self.noise_dim = int(cfg.noise_dim)
         self.tracker = PitchTracker(samplerate=cfg.sample_rate, window=self.n_fft)
         self._decode = NumpyFrameDecoder(model, max_voices=1, level=False)  # `_mix_voice` sets the level
+        self._noise_part = self._decode.noise_part(1)[0]
         self._encoder = NumpyFrameEncoder(model)
         self._plane = model.xy_plane()
         self._rng = np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(3)[2])
@@ -241,6 +311,7 @@ class InputSource(Source):
         self._hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(self.n_fft) / self.n_fft))
         self._rows = np.zeros((ENCODE_FRAMES, self._encoder.features), np.float32)
         self._row_count = 0
+        self._taken = False
         self._z_in = np.zeros(cfg.latent_dim)
         self._z_in_target = np.zeros(cfg.latent_dim)
         self._z = np.zeros(cfg.latent_dim)
@@ -257,8 +328,6 @@ class InputSource(Source):
         self._st[_FOLLOWED] = self._st[_QUANTISED] = 60.0
         self._st[_PITCH] = math.nan
         self._hops = 0
-        self.clipped = 0
-        self.peak = 0.0
         self.underruns = 0
         self.onsets = 0
 
@@ -271,7 +340,7 @@ class InputSource(Source):
         self._rates = np.array([1.0 - math.exp(-dt / tau) for tau in taus])
         self._timbre_rate = 1.0 - math.exp(-dt / TIMBRE_SECONDS)
         params = context.params
-        self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
+        self._latent = context.latent_point(self._plane)
         self._index = np.array([params.index[name] for name in _FOLLOW_PARAMS], dtype=np.int64)
         self._gate_index = params.index["input_gate_db"]
         self._timbre_index = params.index["input_timbre"]
@@ -285,38 +354,29 @@ class InputSource(Source):
 
     # ----------------------------------------------------------------- the hop
     def add(self, frame: np.ndarray, hop: Hop) -> None:
+        # Few calls, each a kernel that reads `values` and the state arrays itself: a numba call's
+        # cost is mostly its arguments (a numpy scalar's several times a float's).
         values = hop.values
         raw = self._raw
-        got = self.feed.read_hop(raw)
-        if got < len(raw):
+        if self.feed.read_hop(raw) < len(raw):
             self.underruns += 1
         for callback in self._consumers:
             callback(raw)
-        gain = 10.0 ** (values[self._gain_index] / 20.0)
-        peak, clipped = _gain_copy(raw, gain, CLIP_LEVEL, self._gained)
-        self.peak = peak
-        self.clipped += clipped
-        tracker = self.tracker
-        tracker.push(self._gained, pitch=False)
-        dt = hop.seconds
         self._hops += 1
-
         st = self._st
-        if _gate(st, self._t_on, self._t_off, tracker.short_db, values[self._gate_index]) and (
-                st[_ONSET] or self._hops % PITCH_EVERY == 0):
+        tracker = self.tracker
+        if _take_hop(raw, values, self._gain_index, self._gate_index, self._gained, tracker.buffer, tracker.short,
+                     tracker.state, st, self._t_on, self._t_off, self._hops):
             tracker.analyse()
-        _follow(st, tracker.f0, tracker.periodicity, tracker.level_db, tracker.short_db, tracker.hop_db, values,
-                self._index, self._rates, dt)
-        voiced = st[_VOICED] > 0.0
-        starting = st[_STARTING] > 0.0
+        _follow(st, tracker.state, values, self._index, self._rates, hop.seconds)
 
         # timbre: the input's own latent point, from its voiced frames (while it is asked for)
-        blend = values[self._timbre_index]
-        if voiced and blend > 0.0:
+        if st[_VOICED] and values[self._timbre_index] > 0.0:
             phase = self._hops % ENCODE_EVERY
             if phase == 0:
-                self._encode_frame()
+                self._take_frame()
             elif phase == ENCODE_EVERY // 2 and self._row_count:
+                self._encode_taken()
                 n = min(self._row_count, ENCODE_FRAMES)
                 self._z_in_target[:] = self._encoder.head(self._rows[:n], st[_FOLLOWED], LEVEL_REF_VELOCITY)
                 if not self._have_timbre:
@@ -324,39 +384,39 @@ class InputSource(Source):
                     self._have_timbre = True
         z = self._latent(hop)
         if self._have_timbre:
-            _timbre_point(z, self._z_in, self._z_in_target, self._timbre_rate, blend, self._z)
+            _timbre_point(z, self._z_in, self._z_in_target, self._timbre_rate, values, self._timbre_index, self._z)
             z = self._z
-
-        if st[_GAIN] < SILENT and not st[_OPEN]:
-            self._t_on[0] += dt
-            return
+        if not _voice_inputs(st, self._t_on, hop.seconds, self._pitch, self._velocity):
+            return  # silent (after a gap's release): nothing decoded
         # the voice: one decoded frame, normalised, whole or noise alone
         if self.noise_dim:
             self._rng.standard_normal(out=self._fresh, dtype=np.float32)
             ar_noise_step(self._slot, self._fresh, self._rho, self._rho_b, self._noise, self._noise)
-        self._pitch[0] = st[_PITCH]
-        self._velocity[0] = st[_VELOCITY]
         whole = self._decode(z, self._pitch, self._velocity, self._t_on, self._t_off,
                              self._noise if self.noise_dim else None)
-        noise = self._decode.noise_part(1)
-        breath = 10.0 ** (values[self._breath_index] / 20.0)
-        onset = hop.onset if starting and hop.onset is not None else self._no_onset
-        self.nonfinite += _mix_voice(whole[0], noise[0], st[_HARM], breath, st[_GAIN] * self._target_rms,
-                                     self.n_fft, frame, onset)
+        onset = hop.onset if st[_STARTING] and hop.onset is not None else self._no_onset
+        self.nonfinite += _mix_voice(whole[0], self._noise_part, st, values, self._breath_index, self._target_rms,
+                                     self.n_fft, frame, onset, self._t_on, self._t_off, hop.seconds)
         if len(onset):
             hop.onsets += 1
             self.onsets += 1
-        self._t_on[0] += dt
-        if self._t_off[0] >= 0:
-            self._t_off[0] += dt
 
-    def _encode_frame(self) -> None:
+    def _take_frame(self) -> None:
+        """The input's log-magnitude frame now; its encoder row waits for `_encode_taken`."""
+        self._encode_taken()
         np.multiply(self.tracker.recent(self.n_fft), self._hann, out=self._windowed)
         rfft_into(self._windowed, self._spectrum)
         _log_abs(self._spectrum, self._logmag, self.n_fft, self._target_rms)
-        slot = self._row_count % ENCODE_FRAMES
-        self._encoder.frame(self._logmag, self._rows[slot])
         self._row_count += 1
+        self._taken = True
+
+    def _encode_taken(self) -> None:
+        """The taken frame's encoder row, just before the head reads the rows: the encoder's two
+        networks (weights larger than the cache, read from memory each time) then run in the same
+        hop, and the decoder and inverter lose their cache to them once a cycle rather than twice."""
+        if self._taken:
+            self._encoder.frame(self._logmag, self._rows[(self._row_count - 1) % ENCODE_FRAMES])
+            self._taken = False
 
     def _plane_xy(self, z) -> tuple[float, float]:
         """The pad's point of `z` (for the status, off the audio path: it allocates)."""
@@ -371,8 +431,8 @@ class InputSource(Source):
         x, y = self._plane_xy(self._z_in_target) if self._have_timbre else (math.nan, math.nan)
         return {
             "input_level_db": round(max(tracker.level_db, FLOOR_DB), 1),
-            "input_peak": round(float(self.peak), 4),
-            "input_clipped": int(self.clipped),
+            "input_peak": round(self.peak, 4),
+            "input_clipped": self.clipped,
             "input_f0": round(tracker.f0, 2) if self._st[_VOICED] else 0.0,
             "input_voiced": int(self._st[_VOICED]),
             "input_gate": int(self._st[_OPEN]),
@@ -381,16 +441,40 @@ class InputSource(Source):
             "input_xy": [round(x, 4), round(y, 4)] if math.isfinite(x) else [],
         }
 
+    @property
+    def peak(self) -> float:
+        """The largest |sample| of the last hop read (before `input_gain`)."""
+        return float(self._st[_PEAK])
+
+    @property
+    def clipped(self) -> int:
+        """How many input samples reached full scale (`CLIP_LEVEL`) so far."""
+        return int(self._st[_CLIPPED])
+
     def header(self) -> dict:
         return {"input": self.feed.header()}
 
 
-_OPEN, _VOICED, _ONSET, _FOLLOWED, _QUANTISED, _PITCH, _GAIN, _HARM, _VELOCITY, _STARTING, _STATE = range(11)
+(_OPEN, _VOICED, _ONSET, _FOLLOWED, _QUANTISED, _PITCH, _GAIN, _HARM, _VELOCITY, _STARTING, _PEAK, _CLIPPED,
+ _STATE) = range(13)
 """The follower's state (`InputSource._st`): gate open, voiced, from an onset until voiced,
 the last pitch followed and its semitone, the voice's pitch, gain, harmonic share and velocity,
-and whether something starts this hop."""
+whether something starts this hop, the last hop's peak and the count of clipped samples."""
 _FOLLOW_PARAMS = ("input_pitch", "input_quantise", "input_note", "input_transpose", "input_glide", "input_loudness",
                   "input_level", "input_dynamics")
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_hop(raw, values, gain_index, gate_index, gained, window, short, tracked, st, t_on, t_off, hops):
+    """One hop read: `input_gain` applied (peak and clipped samples counted), the tracker's
+    window and levels moved on (`push_levels`), the gate; returns whether to analyse the pitch
+    (gate open, and every `PITCH_EVERY` hops or from an onset until voiced)."""
+    peak, clipped = _gain_copy(raw, 10.0 ** (values[gain_index] / 20.0), CLIP_LEVEL, gained)
+    st[_PEAK] = peak
+    st[_CLIPPED] += clipped
+    push_levels(window, gained, short, tracked)
+    return _gate(st, t_on, t_off, tracked[SHORT_DB], values[gate_index]) and (
+        st[_ONSET] > 0.0 or hops % PITCH_EVERY == 0)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -412,10 +496,15 @@ def _gate(st, t_on, t_off, short_db, gate_db):
 
 
 @numba.njit(cache=True, nogil=True)
-def _follow(st, f0, periodic, level_db, short_db, hop_db, values, index, rates, dt):
+def _follow(st, tracked, values, index, rates, dt):
     """Voicing, the pitch to play, the level and the harmonic share of this hop (the module's
-    note): `values[index]` are the `_FOLLOW_PARAMS`, `rates` the attack, release and voicing
-    smoothing coefficients per hop."""
+    note) from the tracker's `state`: `values[index]` are the `_FOLLOW_PARAMS`, `rates` the
+    attack, release and voicing smoothing coefficients per hop."""
+    f0 = tracked[F0]
+    periodic = tracked[PERIODICITY]
+    level_db = tracked[LEVEL_DB]
+    short_db = tracked[SHORT_DB]
+    hop_db = tracked[HOP_DB]
     starting = st[_STARTING] > 0.0
     onset = st[_ONSET] > 0.0
     if st[_OPEN] > 0.0:
@@ -473,12 +562,25 @@ def _follow(st, f0, periodic, level_db, short_db, hop_db, values, index, rates, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _timbre_point(z_pad, z_in, target, rate, blend, out):
-    """The input's point glides towards `target` by `rate`; out = the pad's point moved `blend`
-    of the way to it."""
+def _timbre_point(z_pad, z_in, target, rate, values, blend_index, out):
+    """The input's point glides towards `target` by `rate`; out = the pad's point moved
+    `input_timbre` (`values[blend_index]`) of the way to it."""
+    blend = values[blend_index]
     for k in range(len(out)):
         z_in[k] += rate * (target[k] - z_in[k])
         out[k] = z_pad[k] + blend * (z_in[k] - z_pad[k])
+
+
+@numba.njit(cache=True, nogil=True)
+def _voice_inputs(st, t_on, dt, pitch, velocity):
+    """The decoder's pitch and velocity for this hop; False (and the voice's clock moved on)
+    when it is silent: its gain under `SILENT` with the gate shut."""
+    if st[_GAIN] < SILENT and st[_OPEN] == 0.0:
+        t_on[0] += dt
+        return False
+    pitch[0] = st[_PITCH]
+    velocity[0] = st[_VELOCITY]
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -525,16 +627,26 @@ def _frame_rms(m, n_fft):
 
 
 @numba.njit(cache=True, nogil=True)
-def _mix_voice(whole, noise, harm, breath, rms, n_fft, frame, onset):
+def _mix_voice(whole, noise, st, values, breath_index, target_rms, n_fft, frame, onset, t_on, t_off, dt):
     """frame += rms x (harm x whole / RMS(whole) + (1 - harm) x breath x noise / RMS(noise)), but
     for the DC bin (a voice that stops would leave the output's DC blocker a tail 30 dB down),
-    and the same into `onset` when it is not empty; non-finite bins count and add nothing.
-    Returns how many were non-finite."""
+    and the same into `onset` when it is not empty; non-finite bins count and add nothing
+    (rms: the voice's gain x `target_rms`, harm its harmonic share, breath `input_breath`).
+    Then the voice's clocks move on a hop. Returns how many bins were non-finite."""
+    harm = st[_HARM]
+    rms = st[_GAIN] * target_rms
+    t_on[0] += dt
+    if t_off[0] >= 0:
+        t_off[0] += dt
     bad = 0
-    rw = _frame_rms(whole, n_fft)
-    rn = _frame_rms(noise, n_fft)
-    a = rms * harm / rw if rw > 1e-12 and math.isfinite(rw) else 0.0
-    b = rms * (1.0 - harm) * breath / rn if rn > 1e-12 and math.isfinite(rn) else 0.0
+    a = b = 0.0
+    if harm != 0.0:  # else a is 0 whatever RMS(whole) is: skip it
+        rw = _frame_rms(whole, n_fft)
+        a = rms * harm / rw if rw > 1e-12 and math.isfinite(rw) else 0.0
+    if harm != 1.0:
+        rn = _frame_rms(noise, n_fft)
+        b = rms * (1.0 - harm) * (10.0 ** (values[breath_index] / 20.0)) / rn \
+            if rn > 1e-12 and math.isfinite(rn) else 0.0
     starts = len(onset) > 0
     for k in range(1, len(frame)):
         v = a * whole[k] + b * noise[k]

@@ -60,12 +60,17 @@ class LatentPoint:
         self._xy_z = np.zeros(dim)
         self._smooth = np.zeros(dim)
         self._fresh = True
+        self._index = -1
         self.z = np.zeros(dim)
         self.jumped = False
         """Whether this hop's point jumped (no glide) by more than `JUMP` on some dimension."""
 
     def __call__(self, hop) -> np.ndarray:
-        """This hop's point (`self.z`, overwritten next hop)."""
+        """This hop's point (`self.z`, overwritten next hop); a second call in the same hop
+        (`Hop.index`) returns it as it is."""
+        if hop.index == self._index:
+            return self.z
+        self._index = hop.index
         values = hop.values
         key = (values[self._x], values[self._y])
         if key != self._key:

@@ -24,7 +24,6 @@ import torch
 from livegen.engine.core import Engine
 from livegen.engine.events import SOUND_OFF_ALL, VOICE_CONTROLS, VOICE_IDS
 from livegen.engine.input import InputSource
-from livegen.engine.latent import LatentPoint
 from livegen.engine.source import PITCH_JUMP_SEMITONES, Hop, Source, SourceContext
 from livegen.engine.voices import DRONE, NO_ID, VoiceBank
 from livegen.errors import ParameterError
@@ -118,7 +117,7 @@ class NotesSource(Source):
         params = context.params
         self._params = params
         self._hop_seconds = context.hop_seconds
-        self._latent = LatentPoint(self._plane, params, hop_seconds=context.hop_seconds)
+        self._latent = context.latent_point(self._plane)
         self._i = {name: params.index[name] for name in ("drone_pitch", "drone_level", "bend", "bend_range")}
         self._sync_drone()
 

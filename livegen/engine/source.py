@@ -22,12 +22,12 @@ and decodes a voice with a pad offset at its own latent point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from livegen.engine.events import Event
-from livegen.engine.latent import DriftWalk
+from livegen.engine.latent import DriftWalk, LatentPoint
 from livegen.engine.params import ParamSpec, ParamStore
 
 
@@ -49,6 +49,8 @@ class Hop:
     """Hop length in seconds at the model rate."""
     sample: int = 0
     """Output sample at which this hop's events took effect."""
+    index: int = 0
+    """How many hops the engine ran before this one (what work done once a hop is keyed by)."""
     onset: np.ndarray | None = None
     """float32 ``[n_bins]``, zero at the start of each hop: a source adds here (as well as into
     the frame) the magnitudes of what starts this hop (a note's first frame), which then sounds
@@ -70,6 +72,19 @@ class SourceContext:
     n_bins: int
     drift: DriftWalk
     """The shared drift walk (a source may `reset()` it, e.g. on a return to its seed)."""
+    latents: list = field(default_factory=list, repr=False)
+    """The latent points handed out (`latent_point`)."""
+
+    def latent_point(self, plane) -> LatentPoint:
+        """The `LatentPoint` on `plane` that every source asking for an equal plane shares: it
+        moves once a hop, whichever asks first (a model's notes and input voice glide as one,
+        for the cost of one). A source that takes it calls it every hop."""
+        for point in self.latents:
+            if point.plane.equals(plane):
+                return point
+        point = LatentPoint(plane, self.params, hop_seconds=self.hop_seconds)
+        self.latents.append(point)
+        return point
 
 
 class Source:

@@ -40,6 +40,10 @@ class XYPlane:
     def latent_dim(self) -> int:
         return len(self.origin)
 
+    def equals(self, other: "XYPlane") -> bool:
+        """Whether `other` maps every pad position to the same point (the same arrays)."""
+        return all(np.array_equal(getattr(self, name), getattr(other, name)) for name in ("origin", "axes", "lo", "hi"))
+
     def z(self, x: float, y: float, out: np.ndarray) -> np.ndarray:
         """Write the latent point of pad position (x, y) into `out` (float64 [latent_dim]); the
         audio path calls it, so it makes no array."""

@@ -23,11 +23,14 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
+
 from livegen.engine.carry import CARRY_SOURCE, CarryOver
 from livegen.engine.events import Event
+from livegen.engine.input import SOUND_CHECK_SOURCE, sound_check
 from livegen.engine.meters import OutputMeters
 from livegen.engine.params import ParamStore
-from livegen.errors import NOT_CONTINUATION, DeviceError, LivegenError
+from livegen.errors import NO_INPUT, NOT_CONTINUATION, DeviceError, LivegenError
 from livegen.server import spawn
 from livegen.server.shm import Counter, SharedBlock
 from livegen.server.wire import ARRIVAL, ID_KEY, decode_applied, encode_posted
@@ -37,6 +40,8 @@ RING_RATE = 192000
 """The audio ring is sized for this rate (about 11 s of it; longer at lower rates)."""
 MIRROR_SECONDS = 0.002
 STATUS_TIMEOUT = 0.5
+SOUND_CHECK_SPARE_SECONDS = 5.0
+"""How long past its length a sound check waits for the input before it gives up."""
 
 
 class ParamMirror(ParamStore):
@@ -599,6 +604,35 @@ class SoundServer:
             return
         self.model_loader(path, done)
 
+    def sound_check(self, seconds: float, done) -> None:
+        """`/livegen/input/soundcheck`: listen to the live input for `seconds` (the performer plays
+        as loud as they will on stage), then set `input_gain` so that playing sits at the level a
+        velocity-100 note plays at (`livegen.engine.input.sound_check`, as `livegen render
+        --soundcheck` does offline); `done` with what was set, or what was wrong."""
+        engine = self.engine
+        if not engine.takes_input:
+            done(False, NO_INPUT)
+            return
+        take = _InputTake(int(round(seconds * engine.config.sample_rate)))
+        engine.add_input_tap(take.feed)
+
+        def listen() -> None:
+            try:
+                if not take.full.wait(seconds + SOUND_CHECK_SPARE_SECONDS):
+                    done(False, f"the input gave {take.filled / engine.config.sample_rate:.1f} s of "
+                                f"{seconds:g} s (did the sound server stop?); try again")
+                    return
+                result = sound_check(take.samples, samplerate=engine.config.sample_rate, hop=engine.config.hop)
+            except LivegenError as exc:
+                done(False, str(exc))
+                return
+            finally:
+                engine.remove_input_tap(take.feed)
+            self.post(Event("param", name="input_gain", value=result.gain_db, source=SOUND_CHECK_SOURCE))
+            done(True, result.describe())
+
+        threading.Thread(target=listen, name="livegen-soundcheck", daemon=True).start()
+
     def swap(self, engine: RemoteEngine, *, fade: bool = True, since: dict | None = None) -> RemoteEngine:
         """Play `engine` (ready, its own listeners and taps attached) instead; the old one fades
         out and stops. `since`: the old one's parameters when `engine`'s spec was taken (those
@@ -647,3 +681,20 @@ class SoundServer:
     def stop(self, *, fade: bool = True) -> None:
         self.engine.stop(fade=fade)
         self.engine.close()
+
+
+class _InputTake:
+    """The first `frames` live-input samples an input tap hands on (on the mirror thread)."""
+
+    def __init__(self, frames: int):
+        self.samples = np.zeros(max(frames, 1), np.float32)
+        self.filled = 0
+        self.full = threading.Event()
+
+    def feed(self, first: int, block) -> None:
+        n = min(len(block), len(self.samples) - self.filled)
+        if n > 0:
+            self.samples[self.filled:self.filled + n] = block[:n]
+            self.filled += n
+        if self.filled >= len(self.samples):
+            self.full.set()

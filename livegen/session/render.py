@@ -15,7 +15,7 @@ import numpy as np
 from livegen.engine.events import Event
 from livegen.engine.input import FileFeed, feed_from_header
 from livegen.engine.notes import spectral_engine
-from livegen.errors import ParameterError
+from livegen.errors import SECONDS_MIN, ParameterError
 from livegen.session.replay import plan_replay
 from livegen.session.wiring import engine_header, weights_sha256
 
@@ -35,8 +35,9 @@ def render_settings(args, header: dict, events) -> tuple[int, int, int | None, f
     seconds = args.seconds if args.seconds is not None else float(header.get("seconds") or last + 2.0)
     where = ("--seconds" if args.seconds is not None else "the log header's seconds" if header.get("seconds")
              else f"the last event (t={last:g} s) + 2 s")
-    if not seconds > 0 or not math.isfinite(seconds):
-        raise ParameterError(f"{where}: length {seconds:g} s; give a positive, finite length with --seconds")
+    if not seconds >= SECONDS_MIN or not math.isfinite(seconds):
+        raise ParameterError(f"{where}: length {seconds:g} s; give a finite length of at least {SECONDS_MIN:g} s "
+                             "with --seconds")
     check_render_memory(seconds, samplerate, where)
     return samplerate, seed, lookahead, seconds
 

@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Footer
 
-from livegen.control.oscaddress import PREFIX
+from livegen.control.oscaddress import PREFIX, SOUND_CHECK_SECONDS
 from livegen.tui import screens
 from livegen.tui.child import EngineProcess
 from livegen.tui.learn import Learn
@@ -111,6 +111,7 @@ class LivegenApp(App):
         # (Shift+1 stores preset 1 while the presets have the focus); a priority, so that it
         # silences with any overlay open too.
         Binding("f5", "panic", "panic", priority=True),
+        Binding("f6", "sound_check", "soundcheck"),
         Binding("ctrl+q", "quit", "quit", priority=True),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
@@ -246,6 +247,8 @@ class LivegenApp(App):
             self._model_loaded(delta.model)
         if delta.seeded:
             self.show_message(f"seed {Path(delta.seeded).name} plays; the model takes over where it ends")
+        if delta.sound_checked:
+            self.show_message(f"sound check: {delta.sound_checked}", 10)
         if delta.status is not None or status.engine_state != "running":
             status.engine_state = "running"
             status.refresh()
@@ -490,6 +493,16 @@ class LivegenApp(App):
         status.osc_last = PREFIX + "panic"
         status.refresh()
         self.show_message("panic: every note cut, pedal up, morph stopped, drone off", 3)
+
+    def action_sound_check(self) -> None:
+        """A sound check (`/livegen/input/soundcheck`): the engine listens to the audio input and
+        sets `input_gain` for it; it answers with the gain, or `/livegen/error` saying why not."""
+        self.link.send(PREFIX + "input/soundcheck", SOUND_CHECK_SECONDS)
+        self.status_line.osc_last = PREFIX + "input/soundcheck"
+        if "input_level_db" not in self.status:  # no audio input: the engine's answer says so
+            return
+        self.show_message(f"sound check: play as loud as you will on stage for {SOUND_CHECK_SECONDS:g} s…",
+                          SOUND_CHECK_SECONDS)
 
     def action_quit(self) -> None:
         if self._stopping:

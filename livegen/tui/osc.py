@@ -41,6 +41,8 @@ class EngineDelta:
     bindings: list[tuple[str, str]] | None = None
     model: str | None = None
     seeded: str | None = None
+    sound_checked: str | None = None
+    """`/livegen/input/soundcheck`'s answer: the gain it set and what it heard."""
     param_rows: list[tuple[int, int, ParamInfo]] = field(default_factory=list)
     """`/livegen/params` replies: (index, count, parameter)."""
     voices_xy: list[tuple[float, float]] | None = None
@@ -214,6 +216,8 @@ class OscLink:
                 delta.model = str(args[0])
             elif verb == "seed" and args:
                 delta.seeded = str(args[0])
+            elif verb == "input/soundcheck" and args:
+                delta.sound_checked = str(args[0])
             elif verb == "params":
                 delta.param_rows.append(info_from_args(args))
             elif verb in ("subscribed", "note"):

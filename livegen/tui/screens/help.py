@@ -30,6 +30,8 @@ KEYS = [
     ("r or Ctrl+R", "start / stop recording"),
     ("F5", ("panic, from any screen: silence now (every note cut, pedal up, morph or loop stopped, drone off; "
             "`/livegen/panic`)")),
+    ("F6", ("sound check (with an audio input): play as loud as you will on stage for 4 s; `input_gain` is set "
+            "so that playing meets the model's velocity-100 level (`/livegen/input/soundcheck`)")),
     ("Ctrl+Q or Ctrl+C", "quit: stops the engine, finalises any recording"),
 ]
 

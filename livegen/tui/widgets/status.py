@@ -121,6 +121,9 @@ class StatusLine(Widget):
         last = s.get("osc_last") or self.osc_last
         if last:
             text.append(f" {str(last).removeprefix('/livegen/')}", style("status--dim"))
+        unknown = _num(s.get("osc_unknown"), ".0f", "0")
+        if unknown not in ("0", "-0"):  # a controller sends to addresses livegen lacks: a patch to fix
+            text.append(f" {unknown} unknown", style("status--warn"))
         recording = s.get("recording")
         try:
             recording = bool(int(float(recording)))
