@@ -119,11 +119,15 @@ def run_once(args) -> str:
                 jackd.wait(30)
             except subprocess.TimeoutExpired:
                 jackd.kill()
+            log.seek(0)
+            jackd_says = log.read().splitlines()[-8:]
     lines = out.splitlines()
     done = max([int(x) for x in lines if x.isdigit()], default=0)
     fallbacks = sum(line == "deactivated by jack_deactivate" for line in lines)
     other = [line for line in lines if line and not line.isdigit() and line != "deactivated by jack_deactivate"]
     state = "HUNG" if hung else ("ok" if done == args.cycles else f"exit {child.returncode}: {other[-1:]}")
+    if state != "ok":
+        state += f"\n  jackd's last lines: {jackd_says}"
     return f"{done}/{args.cycles} cycles {state}; plain clients deactivated by jack_deactivate: {fallbacks}"
 
 
