@@ -28,6 +28,7 @@ import jack
 from livegen.audio.jackstream import JackStream, ProcessCallback
 
 kind, cycles, busy = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) / 1000
+rate = int(sys.argv[4]) if len(sys.argv) > 4 else 48000
 
 
 def busy_callback(seen):
@@ -45,7 +46,7 @@ def busy_callback(seen):
 
 def stream_cycle():
     seen = threading.Event()
-    stream = JackStream(name="stress", device="system", samplerate=48000, channels=2, callback=busy_callback(seen))
+    stream = JackStream(name="stress", device="system", samplerate=rate, channels=2, callback=busy_callback(seen))
     stream.start()
     assert seen.wait(30), "no callbacks"
     stream.stop()

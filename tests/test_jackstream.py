@@ -8,6 +8,7 @@ and is said.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import time
@@ -24,47 +25,9 @@ pytestmark = pytest.mark.slow
 MARKS = 4096
 """Each cycle's mark: its JACK frame time modulo this, over this (exact in float32)."""
 
-STOP_LOOP = """
-import sys, threading, time
-import jack
-from livegen.audio.jackstream import JackStream, ProcessCallback
-
-cycles, rate, period = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-busy = 0.6 * period / rate  # most of each period in Python: where a cancellation would land
-
-
-def run(start, stop, seen):
-    start()
-    if not seen.wait(60):
-        sys.exit("no process callbacks in 60 s")
-    stop()
-
-
-def busy_callback(seen, calls):
-    def callback(*args):
-        end = time.perf_counter() + busy
-        while time.perf_counter() < end:
-            pass
-        calls.append(1)
-        if len(calls) >= 5:
-            seen.set()
-    return callback
-
-
-for cycle in range(cycles):
-    seen, calls = threading.Event(), []
-    stream = JackStream(name="livegen-stop", device="system", samplerate=rate, channels=2,
-                        callback=busy_callback(seen, calls))
-    run(stream.start, stream.stop, seen)
-    stream.close()
-    seen, calls = threading.Event(), []
-    client = jack.Client("livegen-stop-plain", no_start_server=True)
-    process = ProcessCallback(client, busy_callback(seen, calls))
-    run(process.activate, process.deactivate, seen)
-    client.close()
-    print(cycle + 1, flush=True)
-"""
-"""A JackStream and a plain client with a Python process callback, started and stopped in turn."""
+STRESS = REPO / "scripts" / "jack_stop_stress.py"
+"""Its child loop: a JackStream and a plain client with busy Python process callbacks, started and
+stopped in turn (the loop the figures in docs/sound-server.md come from)."""
 
 
 class Marker:
@@ -178,15 +141,19 @@ def test_another_sample_rate_than_the_jack_servers_is_a_clear_error(jack_server)
 
 
 def start_stop_loop(server, cycles: int = 20) -> None:
-    """STOP_LOOP in a child: a hang fails the test at a generous deadline instead of hanging the run."""
-    child = subprocess.Popen([sys.executable, "-c", STOP_LOOP, str(cycles), str(server.rate), str(server.period)],
+    """The stress loop in a child: a hang fails the test at a generous deadline instead of hanging the run."""
+    spec = importlib.util.spec_from_file_location("jack_stop_stress", STRESS)
+    stress = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stress)
+    busy_ms = 600 * server.period / server.rate  # most of each period in Python: where a cancel would land
+    child = subprocess.Popen([sys.executable, "-c", stress.CHILD, "both", str(cycles), str(busy_ms), str(server.rate)],
                              cwd=REPO, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = child.communicate(timeout=300)
     except subprocess.TimeoutExpired:
         child.kill()
         out, err = child.communicate()
-        done = out.split()[-1] if out.split() else "0"
+        done = max((int(word) for word in out.split() if word.isdigit()), default=0)
         pytest.fail(f"start/stop hung after {done} of {cycles} cycles")
     assert child.returncode == 0 and out.split()[-1:] == [str(cycles)], err[-2000:]
 
