@@ -322,4 +322,7 @@ class JackStream:
         self._started = False
 
     def close(self) -> None:
-        self.client.close()  # a shut-down client too: JACK leaves its resources to the owner
+        """Stop first (`jack_client_close` deactivates an active client by cancelling its thread),
+        then free the client; a shut-down one too: JACK leaves its resources to the owner."""
+        self.stop()
+        self.client.close()
