@@ -77,6 +77,12 @@ TUI_CENTROIDS = {"piano": (0.2, 0.7), "organ": (0.6, 0.3), "strings": (0.8, 0.8)
 TUI_SIZE = (100, 32)
 
 
+def shown_keys(app) -> dict[str, str]:
+    """The keys the footer shows on the app's screen, with what it says they do."""
+    return {key: binding.description for key, (_, binding, _, _) in app.screen.active_bindings.items()
+            if binding.show}
+
+
 def make_app(port: int, *, engine=None, model_roots=None) -> LivegenApp:
     """The UI attached to an engine (or a `FakeEngine`) on `port`, with a test model's info."""
     link = OscLink("127.0.0.1", port)
