@@ -40,5 +40,8 @@ stamp=".venv/.livegen-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing livegen and its Python dependencies"
   $PIP install -q -e ".[dev]"
+  # CREPE pitch tracking for the benchmarks and their tests; --no-deps: its torchaudio requirement
+  # would replace torch (livegen.data.pitch.import_torchcrepe stands in for torchaudio).
+  $PIP install -q --no-deps "torchcrepe==0.0.24" "resampy>=0.4,<0.5" "tqdm>=4"
   touch "$stamp"
 fi

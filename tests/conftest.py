@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from livegen.control.oscfake import FakeEngine
-from helpers import REPO, TINY_CONTINUATION, LivePlay, music, seed_frames_from, wait_for
+from helpers import REPO, TINY_CONTINUATION, LivePlay, die_with_parent, music, seed_frames_from, wait_for
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 GM_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -120,7 +120,7 @@ class JackServer:
                     # first answer can take longer, and PortAudio then sees no JACK devices at all
                     [jackd, "--no-realtime", "-t", "10000", "-n", self.name, *(["--sync"] if self.sync else []),
                      "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-                    stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                    stdout=log, stderr=subprocess.STDOUT, env=self.env, preexec_fn=die_with_parent,
                 )
 
             def up() -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import signal
 import socket
 import subprocess
@@ -74,6 +75,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str | Ca
 # ------------------------------------------------------------------------ the terminal UI
 TUI_CENTROIDS = {"piano": (0.2, 0.7), "organ": (0.6, 0.3), "strings": (0.8, 0.8)}
 TUI_SIZE = (100, 32)
+
+
+def shown_keys(app) -> dict[str, str]:
+    """The keys the footer shows on the app's screen, with what it says they do."""
+    return {key: binding.description for key, (_, binding, _, _) in app.screen.active_bindings.items()
+            if binding.show}
 
 
 def make_app(port: int, *, engine=None, model_roots=None) -> LivegenApp:
@@ -225,6 +232,16 @@ def param_names(client: SimpleUDPClient, timeout: float = 5.0) -> list:
     return [args[2] for _, args in sorted(rows.items())]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` of a process a test starts (jackd, play): the kernel sends it SIGTERM when the
+    test run dies, so a run killed mid-test (a CI timeout, Ctrl+C twice) leaves no server behind
+    to load the machine and hold a JACK slot."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int:
     """SIGTERM, then SIGKILL after `timeout` s; returns the exit code."""
     if process.poll() is None:
@@ -293,7 +310,8 @@ class LivePlay:
     def start(self, timeout: float = 90.0) -> "LivePlay":
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "livegen", "play", *self.args], cwd=REPO,
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while self.port is None and time.monotonic() < deadline and self.process.poll() is None:
             self.port = listening_port(self.log)

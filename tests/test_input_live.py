@@ -18,6 +18,7 @@ import pytest
 import soundfile
 
 from helpers import REPO, jack_midi_out, wait_for
+from livegen.audio.jackstream import ProcessCallback
 
 SR = 48000
 
@@ -35,8 +36,8 @@ class SineClient:
         self.phase = 0.0
         self.buffer = np.zeros(int(seconds * SR), np.float32)
         self.pos = 0
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        self.process = ProcessCallback(self.client, self._process)
+        self.process.activate()
 
     def _process(self, frames):
         step = 2 * math.pi * self.freq / SR
@@ -55,7 +56,7 @@ class SineClient:
         return self.buffer[start:start + int(seconds * SR)].copy()
 
     def close(self):
-        self.client.deactivate()
+        self.process.deactivate()
         self.client.close()
 
 

@@ -8,19 +8,26 @@ and is said.
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
-from helpers import wait_for
-from livegen.audio.jackstream import JackStream
+from helpers import REPO, wait_for
+from livegen.audio.jackstream import JackStream, ProcessCallback
 from livegen.errors import DeviceError
 
 pytestmark = pytest.mark.slow
 
 MARKS = 4096
 """Each cycle's mark: its JACK frame time modulo this, over this (exact in float32)."""
+
+STRESS = REPO / "scripts" / "jack_stop_stress.py"
+"""Its child loop: a JackStream and a plain client with busy Python process callbacks, started and
+stopped in turn (the loop the figures in docs/sound-server.md come from)."""
 
 
 class Marker:
@@ -32,13 +39,13 @@ class Marker:
 
         self.source = jack.Client("livegen-test-source", servername=server.name, no_start_server=True)
         self.voice = self.source.outports.register("voice")
-        self.source.set_process_callback(self._play)
+        self.play = ProcessCallback(self.source, self._play)
         self.capture = jack.Client("livegen-test-capture", servername=server.name, no_start_server=True)
         self.ear = self.capture.inports.register("in")
-        self.capture.set_process_callback(self._hear)
+        self.hear = ProcessCallback(self.capture, self._hear)
         self.heard: list[tuple[float, float]] = []
-        self.source.activate()
-        self.capture.activate()
+        self.play.activate()
+        self.hear.activate()
 
     def _play(self, frames):
         self.voice.get_array()[:] = (self.source.last_frame_time % MARKS) / MARKS
@@ -49,9 +56,9 @@ class Marker:
             self.heard.append((got, (self.capture.last_frame_time % MARKS) / MARKS))
 
     def close(self):
-        for client in (self.source, self.capture):
-            client.deactivate()
-            client.close()
+        for process in (self.play, self.hear):
+            process.deactivate()
+            process.client.close()
 
 
 def test_the_input_of_a_cycle_is_in_that_cycles_output_on_ports_named_as_before(jack_server_sync):
@@ -130,3 +137,35 @@ def test_another_sample_rate_than_the_jack_servers_is_a_clear_error(jack_server)
         JackStream(name="livegen-audio", device="system", samplerate=44100, channels=2, callback=None)
     text = str(caught.value)
     assert f"runs at {jack_server.rate} Hz" in text and f"--samplerate {jack_server.rate}" in text
+
+
+
+def start_stop_loop(server, cycles: int = 20) -> None:
+    """The stress loop in a child: a hang fails the test at a generous deadline instead of hanging the run."""
+    spec = importlib.util.spec_from_file_location("jack_stop_stress", STRESS)
+    stress = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stress)
+    busy_ms = 600 * server.period / server.rate  # most of each period in Python: where a cancel would land
+    child = subprocess.Popen([sys.executable, "-c", stress.CHILD, "both", str(cycles), str(busy_ms), str(server.rate)],
+                             cwd=REPO, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = child.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+        done = max((int(word) for word in out.split() if word.isdigit()), default=0)
+        pytest.fail(f"start/stop hung after {done} of {cycles} cycles")
+    assert child.returncode == 0 and out.split()[-1:] == [str(cycles)], err[-2000:]
+
+
+def test_stopping_never_hangs_in_libjack_while_the_process_callback_runs_python(jack_server):
+    """jack_deactivate cancels the process thread; on an asynchronous server, which does not wait
+    for a late callback, that landed in Python: the thread died holding the interpreter lock and
+    stop() waited for it for ever."""
+    start_stop_loop(jack_server)
+
+
+def test_stopping_on_a_synchronous_server_does_not_stall_it(jack_server_sync):
+    """A process thread that ended itself at stop left a synchronous server waiting for the client
+    in its next cycle (up to ten client time-outs: 100 s here)."""
+    start_stop_loop(jack_server_sync)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from pythonosc.udp_client import SimpleUDPClient
 
-from helpers import make_app, run, take_rendered_again, until, wait_for
+from helpers import make_app, run, shown_keys, take_rendered_again, until, wait_for
 from livegen.control.osc import OscServer
 from livegen.control.oscdispatch import OscDispatcher
 from livegen.engine import events as ev
@@ -199,8 +199,7 @@ def test_f5_sends_the_panic_from_anywhere_lets_the_keyboard_go_and_is_shown(fake
     app = make_app(fake.port)
 
     async def scenario(pilot):
-        shown = {key: binding.description for key, (_, binding, _, _) in app.screen.active_bindings.items()
-                 if binding.show}
+        shown = shown_keys(app)
         assert shown.get("f5") == "panic", shown
         assert "| `F5` | panic" in help_markdown()
         await pilot.press("backslash", "a")  # a latched C

@@ -26,6 +26,7 @@ from helpers import (
     wait_played,
 )
 
+from livegen.audio.jackstream import ProcessCallback
 from livegen.paths import bundled_model_dir
 
 CEILING = 10 ** (-0.3 / 20)
@@ -87,9 +88,9 @@ class Capture:
         self.buffer = np.zeros(int(seconds * self.client.samplerate), dtype=np.float32)
         self.pos = 0
         self.xruns = 0
-        self.client.set_process_callback(self._process)
+        self.process = ProcessCallback(self.client, self._process)
         self.client.set_xrun_callback(self._xrun)
-        self.client.activate()
+        self.process.activate()
 
     def _process(self, frames):
         n = min(frames, len(self.buffer) - self.pos)
@@ -109,7 +110,7 @@ class Capture:
         return False
 
     def close(self):
-        self.client.deactivate()
+        self.process.deactivate()
         self.client.close()
 
 

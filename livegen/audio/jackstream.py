@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import re
+import threading
+import time
 
 import numpy as np
 
@@ -46,6 +48,118 @@ def port_latency(jack, port, mode: int) -> int:
     found = _LatencyRange()
     function(int(jack._ffi.cast("uintptr_t", port._ptr)), mode, ctypes.byref(found))
     return int(found.max)
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+@functools.cache
+def _thread_calls(libname: str):
+    """libjack's `jack_client_thread_id` (JACK-Client has no call for it) and glibc's
+    `pthread_timedjoin_np`; ctypes releases the interpreter lock around both."""
+    thread_id = ctypes.CDLL(libname).jack_client_thread_id
+    thread_id.argtypes = (ctypes.c_void_p,)
+    thread_id.restype = ctypes.c_ulong
+    join = ctypes.CDLL(None).pthread_timedjoin_np
+    join.argtypes = (ctypes.c_ulong, ctypes.c_void_p, ctypes.POINTER(_Timespec))
+    join.restype = ctypes.c_int
+    return thread_id, join
+
+
+class ProcessCallback:
+    """`callback(frames)` as `client`'s process callback, and a `deactivate` that never has libjack
+    cancel the process thread while it runs Python.
+
+    JACK 2's `jack_deactivate` ends the process thread with an asynchronous `pthread_cancel` once
+    the server has taken the client out of its graph; an asynchronous server (jackd's default) does
+    not wait for a late callback, so the cancel can land inside Python: the thread dies holding
+    the interpreter lock and the deactivating thread waits for the lock for ever (a hang at stop).
+    `deactivate` first parks the next callback (waiting, the lock free) and watches the server:
+    - its cycles go on (asynchronous): the callback raises `CallbackExit`; libjack deactivates the
+      client from the process thread and ends that thread with `pthread_exit`, in C; it is joined;
+    - they stop (`jackd --sync` waits for every client): the callback is let go and returns, and
+      `jack_deactivate` cancels the thread only after the server's last cycle with it, which
+      waited for the callback. Ending the thread itself there would stall that server: its next
+      cycle, begun before the deactivation, waits for the client up to ten client time-outs.
+    """
+
+    JOIN_TIMEOUT = 10.0
+    """Seconds `deactivate` waits for a callback to park and for the thread to end; with no
+    callback (no cycles: a stalled or gone server) it falls back to `jack_deactivate`."""
+    SYNC_WAIT = 0.25
+    """Seconds (plus four periods) a parked callback waits for the server's next cycle before the
+    server counts as synchronous: the cost of a stop on `jackd --sync`."""
+
+    def __init__(self, client, callback, silence=None):
+        """`silence()` (optional) quiets the client's outputs before the callback parks: the server
+        goes on reading what the last cycle left in them meanwhile."""
+        import jack  # JACK-Client: only where a JACK client runs
+
+        self.client = client
+        self._exit = jack.CallbackExit
+        self._ffi = jack._ffi
+        self._libname = jack._libname
+        self._callback = callback
+        self._silence = silence
+        self._stopping = False
+        self._end_thread = False
+        self._parked = threading.Event()
+        self._release = threading.Event()
+        self._active = False
+        client.set_process_callback(self._process)
+
+    def _process(self, frames: int) -> None:
+        if self._stopping:
+            self._park()
+        else:
+            self._callback(frames)
+
+    def _park(self) -> None:
+        if not self._release.is_set():
+            if self._silence is not None:
+                self._silence()
+            self._parked.set()
+            self._release.wait(self.JOIN_TIMEOUT)  # the interpreter lock free: a cancel lands in C
+        if self._end_thread:
+            raise self._exit  # libjack ends this thread itself, outside Python
+
+    def activate(self) -> None:
+        self._stopping = self._end_thread = False
+        self._parked.clear()
+        self._release.clear()
+        self.client.activate()
+        self._active = True
+
+    def _server_waits(self) -> bool:
+        """True when the server's cycles stand still while the callback is parked."""
+        client = self.client
+        start = client.last_frame_time
+        period = client.blocksize / client.samplerate
+        deadline = time.monotonic() + self.SYNC_WAIT + 4 * period
+        while time.monotonic() < deadline:
+            if client.last_frame_time != start:
+                return False
+            time.sleep(period / 4)
+        return True
+
+    def deactivate(self, timeout: float | None = None) -> bool:
+        """Deactivate the client; True when its process thread ended itself (joined here)."""
+        if not self._active:
+            return False
+        self._active = False
+        wait = self.JOIN_TIMEOUT if timeout is None else timeout
+        thread_id, join = _thread_calls(self._libname)
+        thread = thread_id(int(self._ffi.cast("uintptr_t", self.client._ptr)))
+        self._stopping = True
+        if thread and self._parked.wait(wait) and not self._server_waits():
+            self._end_thread = True
+            self._release.set()
+            at = time.clock_gettime(time.CLOCK_REALTIME) + wait
+            return join(thread, None, ctypes.byref(_Timespec(int(at), int(at % 1 * 1e9)))) == 0
+        self._release.set()
+        self.client.deactivate()  # the callback returned, or none came: the thread waits in libjack
+        return False
 
 
 class CallbackStatus:
@@ -108,7 +222,7 @@ class JackStream:
         self._started = False
         self._sources: list[str] = []
         self._latency = 0.0 if duplex_callback is None else (0.0, 0.0)
-        client.set_process_callback(self._process)
+        self._process_callback = ProcessCallback(client, self._process, self._quiet)
         client.set_xrun_callback(self._xrun)
         client.set_shutdown_callback(self._shutdown)
         client.set_blocksize_callback(self._blocksize)
@@ -138,6 +252,10 @@ class JackStream:
             self._callback(out, frames, None, status)
         for port, samples in zip(self._outports, columns):
             np.copyto(port.get_array(), samples)
+
+    def _quiet(self) -> None:
+        for port in self._outports:
+            port.get_array().fill(0.0)
 
     def _xrun(self, delayed_usecs: float) -> None:
         self.xruns += 1  # the next process callback tells the renderer (it counts underflows)
@@ -171,7 +289,7 @@ class JackStream:
     def start(self) -> None:
         """Activate the client and connect the outputs to the device's playback ports."""
         client = self.client
-        client.activate()
+        self._process_callback.activate()
         self._started = True
         playback = client.get_ports(f"^{re.escape(self.device)}:", is_audio=True, is_input=True)
         if not playback:
@@ -200,8 +318,11 @@ class JackStream:
 
     def stop(self) -> None:
         if self.active:
-            self.client.deactivate()
+            self._process_callback.deactivate()
         self._started = False
 
     def close(self) -> None:
-        self.client.close()  # a shut-down client too: JACK leaves its resources to the owner
+        """Stop first (`jack_client_close` deactivates an active client by cancelling its thread),
+        then free the client; a shut-down one too: JACK leaves its resources to the owner."""
+        self.stop()
+        self.client.close()

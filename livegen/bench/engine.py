@@ -33,6 +33,7 @@ import numpy as np
 
 from livegen.audio.devices import quiet_stderr
 from livegen.audio.input import JACK_CLIENT
+from livegen.audio.jackstream import ProcessCallback
 from livegen.audio.realtime import describe_process
 from livegen.bench.latency import xy_walk
 from livegen.bench.ui import _status
@@ -256,10 +257,9 @@ class _Jack:
         self.pos = 0
         self.first_sound = None
         self.xruns = 0
-        if capture:
-            self.client.set_process_callback(self._process)
+        self.process = ProcessCallback(self.client, self._process) if capture else self.client
         self.client.set_xrun_callback(self._xrun)
-        self.client.activate()
+        self.process.activate()
         self.realtime = "fifo" in describe_process(self.proc.pid)
         if realtime and not self.realtime and not self.note:
             self.note = "jackd -R got no real-time thread here (no privilege); it runs at normal policy"
@@ -294,7 +294,7 @@ class _Jack:
 
     def close(self):
         try:
-            self.client.deactivate()
+            self.process.deactivate()
             self.client.close()
         finally:
             self.proc.terminate()

@@ -71,6 +71,7 @@ from pathlib import Path
 import numpy as np
 
 from livegen.audio.devices import quiet_stderr
+from livegen.audio.jackstream import ProcessCallback
 from livegen.audio.realtime import describe_process
 from livegen.bench._report import REPO, commit, load, machine
 from livegen.bench.ui import PtyProcess, _status
@@ -278,8 +279,7 @@ def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: in
         head[_END] = (t + frames) & 0xFFFFFFFF
         head[_LONGEST_NS] = max(head[_LONGEST_NS], time.perf_counter_ns() - began)
 
-    capture.set_process_callback(record)
-    clients = [capture]
+    processes = [ProcessCallback(capture, record)]
     if midi:
         sender = jack.Client(MIDI_CLIENT, servername=server, no_start_server=True)
         out = sender.midi_outports.register("out")
@@ -293,8 +293,7 @@ def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: in
                 head[_MIDI_STAMP] = sender.last_frame_time + offset
                 head[_MIDI_DONE] = head[_MIDI_REQ]
 
-        sender.set_process_callback(send)
-        clients.append(sender)
+        processes.append(ProcessCallback(sender, send))
     if voice:
         singer = jack.Client(VOICE_CLIENT, servername=server, no_start_server=True)
         sings = singer.outports.register("out")
@@ -317,18 +316,17 @@ def _probe_run(server: str, shm_name: str, channels: int, midi: bool, parent: in
                 out[start:] = tone[index]
                 state["at"] += frames - start
 
-        singer.set_process_callback(sing)
-        clients.append(singer)
-    for client in clients:
-        client.activate()
+        processes.append(ProcessCallback(singer, sing))
+    for process in processes:
+        process.activate()
     head[_READY] = 1
     try:
         while not head[_STOP] and os.getppid() == parent:
             time.sleep(0.05)
     finally:
-        for client in clients:
-            client.deactivate()
-            client.close()
+        for process in processes:
+            process.deactivate()
+            process.client.close()
         del head, ring
         shm.close()
 

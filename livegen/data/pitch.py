@@ -97,11 +97,17 @@ def hz_to_midi(f0: np.ndarray) -> np.ndarray:
 
 
 def import_torchcrepe():
-    """torchcrepe, with a stand-in for torchaudio when that does not import.
+    """torchcrepe, with a stand-in for torchaudio when that does not import, and without dither.
 
     torchcrepe imports torchaudio at module level but uses it only to read audio files, which we
     never ask of it; the torchaudio wheel does not load beside the CPU torch wheel, so a stub
     module keeps torchaudio out of the path (calling into it raises).
+
+    torchcrepe adds unseeded triangular noise (+-1 bin, 20 cents) to its bins' centres
+    (`convert.dither`); `weighted_argmax` draws it once per process. Every pitch read in a
+    process then sits off by the same random few cents, and a figure such as "within 50 cents"
+    moved from run to run of the same files. The weighted decoder interpolates between bins
+    already, so the dither is taken out: the same audio reads the same pitch in every process.
     """
     import sys
     import types
@@ -118,4 +124,12 @@ def import_torchcrepe():
         sys.modules["torchaudio"] = stub
     import torchcrepe
 
+    if torchcrepe.convert.dither is not _no_dither:
+        torchcrepe.convert.dither = _no_dither
+        if hasattr(torchcrepe.decode.weighted_argmax, "weights"):  # bin centres drawn with the dither
+            del torchcrepe.decode.weighted_argmax.weights
     return torchcrepe
+
+
+def _no_dither(cents):
+    return cents
