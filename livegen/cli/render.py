@@ -144,7 +144,8 @@ def run(args) -> int:
             raise ParameterError(f"{args.events}: a session log plays the input_gain it was played with; --soundcheck "
                                  "is for a render from an input file and an event file (or none)")
         try:
-            checked = sound_check(feed.samples, samplerate=feed.samplerate, hop=loaded.config.hop)
+            checked = sound_check(feed.samples, samplerate=feed.samplerate, hop=loaded.config.hop,
+                                  window=loaded.config.n_fft)
         except ParameterError as exc:
             raise ParameterError(f"--soundcheck: {args.input}: {exc}") from None
         events = [Event("param", t=0.0, name="input_gain", value=checked.gain_db, source=SOUND_CHECK_SOURCE), *events]

@@ -231,18 +231,19 @@ class SoundCheck(NamedTuple):
         return text
 
 
-def sound_check(samples: np.ndarray, *, samplerate: int, hop: int) -> SoundCheck:
+def sound_check(samples: np.ndarray, *, samplerate: int, hop: int, window: int = 0) -> SoundCheck:
     """The `input_gain` that makes the input's own loud playing play the model at full velocity.
 
     A performer's input level depends on the microphone and the interface's gain; the voice's
     loudness and dynamics read it against a fixed reference (`LOUDNESS_REF_DB`). Played the same
     way in a live sound check (`/livegen/input/soundcheck`) and offline (`livegen render
     --soundcheck`), over the raw samples at the model's rate, levelled by the same tracker the
-    input's voice uses. Raises `ParameterError` when too little was played to judge.
+    input's voice uses (`window`: the model's n_fft, as `InputSource` keeps it). Raises
+    `ParameterError` when too little was played to judge.
     """
     x = np.nan_to_num(np.asarray(samples, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     count = len(x) // hop
-    tracker = PitchTracker(samplerate=samplerate)
+    tracker = PitchTracker(samplerate=samplerate, window=window)
     levels = np.empty(count)
     for i in range(count):
         tracker.push(x[i * hop:(i + 1) * hop], pitch=False)

@@ -622,7 +622,8 @@ class SoundServer:
                     done(False, f"the input gave {take.filled / engine.config.sample_rate:.1f} s of "
                                 f"{seconds:g} s (did the sound server stop?); try again")
                     return
-                result = sound_check(take.samples, samplerate=engine.config.sample_rate, hop=engine.config.hop)
+                result = sound_check(take.samples, samplerate=engine.config.sample_rate, hop=engine.config.hop,
+                                     window=engine.config.n_fft)
             except LivegenError as exc:
                 done(False, str(exc))
                 return
