@@ -32,6 +32,7 @@ MAX_SUBSCRIBERS = 16
 SUBSCRIPTION_LEASE = 60.0
 """Seconds a subscription lasts unless renewed: a tablet that left the network frees its slot."""
 FREE_PORT_TRIES = 8
+"""With port 0 and discovery: UDP ports tried until the same TCP port is free too."""
 
 _LISTENING = re.compile(r"OSC listening on UDP (\S+):(\d+)$", re.MULTILINE)
 
@@ -46,7 +47,6 @@ def listening_port(text: str) -> int | None:
     """The port the first `listening_line` in `text` (a play log) names, else None."""
     found = _LISTENING.search(text)
     return int(found.group(2)) if found else None
-"""With port 0 and discovery: UDP ports tried until the same TCP port is free too."""
 
 
 class OscServer:
